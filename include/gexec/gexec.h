@@ -1,0 +1,285 @@
+/*
+ * gexec.h - libgexec, the in-process job execution engine.
+ *
+ * An engine owns devices (CPU workers now; GPUs from the CUDA backend), a
+ * scheduler (per-tenant queues, priorities, weighted fair share by decayed
+ * device time, dependencies, timeouts, placement) and the jobs it was given.
+ * Jobs run kernels from the process-wide registry (gexec_kernel.h) on
+ * reference-counted arrays (gexec_array.h).
+ *
+ * Every call returns 0 or a negative GX_E* code; calls that can fail on bad
+ * input also fill an optional gx_error naming the field and the problem.
+ * Nothing aborts on bad input. All engine calls are thread-safe.
+ *
+ * Lifecycle: gx_engine_create -> gx_tenant_add ... -> gx_submit ... ->
+ * gx_job_wait / gx_job_get / gx_job_take_outputs -> gx_engine_destroy.
+ */
+#ifndef GEXEC_H
+#define GEXEC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "gexec_array.h"
+#include "gexec_err.h"
+#include "gexec_kernel.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define GX_VERSION_STRING "0.1.0"
+
+typedef struct gx_engine gx_engine;
+typedef uint64_t gx_job_id; /* > 0; ids grow with submission order */
+
+/* ---- job states ----------------------------------------------------------- */
+
+typedef enum gx_job_state {
+    GX_JOB_QUEUED = 0,    /* runnable, waiting for its turn */
+    GX_JOB_WAITING = 1,   /* waiting on dependencies */
+    GX_JOB_SCHEDULED = 2, /* placed on a device, about to run */
+    GX_JOB_RUNNING = 3,
+    GX_JOB_RETRYING = 4,  /* failed transiently, waiting for its next attempt */
+    GX_JOB_SUCCEEDED = 5,
+    GX_JOB_FAILED = 6,
+    GX_JOB_CANCELLED = 7,
+    GX_JOB_TIMED_OUT = 8,
+    GX_JOB_DEAD = 9,      /* exhausted its attempts (dead-letter list) */
+    GX_JOB_STATE_COUNT
+} gx_job_state;
+
+const char *gx_job_state_name(int state); /* "queued", ...; "unknown" */
+int gx_job_state_from_name(const char *name); /* -1 if unknown */
+int gx_job_state_is_final(int state);
+
+/* Why a job that is not running yet is not running. */
+typedef enum gx_wait_reason {
+    GX_WAIT_NONE = 0,         /* running or finished */
+    GX_WAIT_QUEUE = 1,        /* behind other jobs (see position) */
+    GX_WAIT_DEPENDENCY = 2,   /* waiting on job wait_on */
+    GX_WAIT_TENANT_LIMIT = 3, /* tenant at its max running jobs */
+    GX_WAIT_NO_DEVICE = 4,    /* no device it fits on has room now */
+    GX_WAIT_BACKOFF = 5,      /* between attempts */
+    GX_WAIT_PLACED = 6        /* placed on a device, queued there */
+} gx_wait_reason;
+const char *gx_wait_reason_name(int r);
+
+/* ---- engine --------------------------------------------------------------- */
+
+/* One job state change, delivered to gx_engine_opts.on_events in batches,
+ * from engine threads, without engine locks held. */
+typedef struct gx_event {
+    gx_job_id job;
+    uint32_t tenant;  /* tenant index */
+    int state;        /* new gx_job_state */
+    int attempt;      /* attempt number (1-based) */
+    int device;       /* device index, -1 if none */
+    int error_code;   /* GX_E* for failures, 0 otherwise */
+    int64_t time_ns;  /* CLOCK_REALTIME of the change */
+} gx_event;
+typedef void (*gx_events_fn)(void *ctx, const gx_event *ev, size_t n);
+
+typedef struct gx_engine_opts {
+    int cpu_workers;          /* CPU worker threads; 0 = number of cores */
+    uint64_t cpu_mem_bytes;   /* memory budget of the CPU device; 0 = half of RAM */
+    const char *placement;    /* "least_loaded" (default) or "round_robin" */
+    double fair_halflife_s;   /* decay half-life of tenant usage (default 60) */
+    int max_batch;            /* most jobs a worker takes at once (default 256) */
+    double batch_quantum_us;  /* max expected work queued per device slot (default 2000) */
+    uint64_t max_jobs;        /* live (non-forgotten) job limit; 0 = 1<<26 */
+    gx_events_fn on_events;   /* optional state-change sink */
+    void *events_ctx;
+    int no_default_tenant;    /* 1: do not create tenant "default" */
+} gx_engine_opts;
+
+void gx_engine_opts_init(gx_engine_opts *o);
+
+/* Create and start an engine. *out is released with gx_engine_destroy. */
+int gx_engine_create(const gx_engine_opts *o, gx_engine **out, gx_error *err);
+
+/* Stop workers (running kernels are told to cancel and are waited for),
+ * fail every unfinished job with GX_ECLOSED, free everything. NULL ok. */
+void gx_engine_destroy(gx_engine *e);
+
+/* Block until every submitted job is final or timeout_ms passes (-1 =
+ * forever). GX_ETIMEDOUT on timeout. */
+int gx_engine_drain(gx_engine *e, int64_t timeout_ms);
+
+/* ---- tenants -------------------------------------------------------------- */
+
+typedef struct gx_tenant_opts {
+    const char *name;   /* [A-Za-z0-9_.-]{1,63} */
+    double weight;      /* share, > 0 (default 1) */
+    int max_running;    /* max jobs placed or running at once; 0 = no limit */
+} gx_tenant_opts;
+
+/* Add a tenant (or update weight and limit of an existing one). *id_out (may
+ * be NULL) receives its index. */
+int gx_tenant_add(gx_engine *e, const gx_tenant_opts *t, uint32_t *id_out,
+                  gx_error *err);
+
+typedef struct gx_tenant_info {
+    uint32_t id;
+    char name[64];
+    double weight;
+    int max_running;
+    int64_t queued;     /* jobs queued, waiting or retrying */
+    int64_t running;    /* jobs placed or running */
+    double usage_s;     /* decayed device-seconds */
+    double device_s;    /* total device-seconds consumed */
+} gx_tenant_info;
+int gx_tenant_get(gx_engine *e, const char *name, gx_tenant_info *out);
+
+/* ---- jobs ----------------------------------------------------------------- */
+
+typedef struct gx_label {
+    const char *key;
+    const char *value;
+} gx_label;
+
+typedef struct gx_job_spec {
+    const char *tenant;          /* NULL = "default" */
+    const char *kernel;          /* "saxpy" or "saxpy@1" */
+    const gx_named_arg *args;
+    int nargs;
+    const gx_named_input *inputs; /* the engine takes its own references */
+    int ninputs;
+    int priority;                /* -100..100, higher runs first */
+    const gx_job_id *deps;       /* jobs that must succeed first */
+    int ndeps;
+    const int *batch_deps;       /* gx_submit_batch only: indices of other
+                                    specs in the same call */
+    int nbatch_deps;
+    int64_t timeout_ms;          /* running wall limit; 0 = none */
+    int64_t queue_timeout_ms;    /* limit on time before running; 0 = none */
+    int max_attempts;            /* 1..100; 0 = 1 */
+    const char *device;          /* "any" (NULL), "cpu", "gpu", "gpu:N", "cpu:N" */
+    const char *idempotency_key; /* same key + tenant -> same job */
+    const gx_label *labels;
+    int nlabels;
+} gx_job_spec;
+
+void gx_job_spec_init(gx_job_spec *s);
+
+/* Submit one job. On success *id is the new job, or the original job when
+ * the idempotency key was seen before (then *dup, if given, is 1). */
+int gx_submit(gx_engine *e, const gx_job_spec *s, gx_job_id *id, int *dup,
+              gx_error *err);
+
+/* Submit n jobs at once (one lock, one wake-up). Each spec is accepted or
+ * refused on its own: codes[i] is 0 (ids[i] set) or a GX_E* code (errs[i]
+ * set when errs is given). A spec depending through batch_deps on a refused
+ * spec is refused with GX_EDEPFAILED; cycles among batch_deps with
+ * GX_ECYCLE. Returns the number accepted, or a negative code if nothing could
+ * be attempted. ids and codes must hold n entries. */
+int64_t gx_submit_batch(gx_engine *e, const gx_job_spec *specs, size_t n,
+                        gx_job_id *ids, int *codes, gx_error *errs);
+
+typedef struct gx_job_info {
+    gx_job_id id;
+    uint32_t tenant;
+    char tenant_name[64];
+    char kernel[64];       /* name@version */
+    int state;
+    int priority;
+    int attempts;          /* attempts started so far */
+    int max_attempts;
+    int device;            /* device index of the last attempt, -1 if none */
+    char device_name[32];
+    int64_t submit_ns;     /* CLOCK_REALTIME, ns */
+    int64_t start_ns;      /* start of the last attempt, 0 if never */
+    int64_t end_ns;        /* 0 until final */
+    int64_t queue_ns;      /* time from submit to last start (or to now) */
+    int64_t run_ns;        /* device time of the last attempt */
+    int error_code;        /* GX_E* for failed/cancelled/timed-out jobs */
+    char error[256];       /* why it failed, naming the culprit */
+    int wait_reason;       /* gx_wait_reason, for jobs not running yet */
+    gx_job_id wait_on;     /* GX_WAIT_DEPENDENCY: the job it waits on */
+    int64_t position;      /* GX_WAIT_QUEUE: jobs of its tenant ahead of it */
+    char reason[160];      /* wait reason as a sentence */
+    int nlabels;
+    uint64_t mem_bytes;    /* device memory the job needs */
+} gx_job_info;
+
+int gx_job_get(gx_engine *e, gx_job_id id, gx_job_info *out, gx_error *err);
+
+/* Label i of a job (key and value copied into the buffers). */
+int gx_job_label(gx_engine *e, gx_job_id id, int i, char *key, size_t keycap,
+                 char *val, size_t valcap);
+
+/* Wait until the job is final or timeout_ms passes (-1 forever, 0 poll).
+ * *state (may be NULL) gets the state seen. GX_ETIMEDOUT if not final. */
+int gx_job_wait(gx_engine *e, gx_job_id id, int64_t timeout_ms, int *state);
+
+/* Outputs of a succeeded job, by the kernel's output spec order. The caller
+ * gets one reference to each array (unref each, then free(outs)); the
+ * engine keeps its own so outputs can be taken more than once. Names point
+ * into the kernel declaration. GX_ESTATE if the job did not succeed. */
+typedef struct gx_output {
+    const char *name;
+    gx_array *array;
+} gx_output;
+int gx_job_outputs(gx_engine *e, gx_job_id id, gx_output **outs, int *n,
+                   gx_error *err);
+void gx_outputs_free(gx_output *outs, int n);
+
+/* Cancel a job: queued/waiting jobs end at once; a running job is told to
+ * stop (its result is discarded). Dependents fail. GX_ESTATE if already
+ * final. */
+int gx_job_cancel(gx_engine *e, gx_job_id id, gx_error *err);
+
+/* Free what the engine holds for a final job (outputs, record). Later calls
+ * on the id answer GX_ENOTFOUND. GX_ESTATE if not final. */
+int gx_job_forget(gx_engine *e, gx_job_id id);
+
+typedef struct gx_list_filter {
+    const char *tenant;   /* NULL = every tenant */
+    unsigned state_mask;  /* bit (1 << state); 0 = every state */
+    const char *kernel;   /* kernel name, NULL = any */
+    const char *label_key;/* with label_value: jobs carrying this label */
+    const char *label_value;
+    gx_job_id after;      /* cursor: ids greater than this */
+} gx_list_filter;
+
+/* List up to cap ids matching f in id order. *n gets the count; *next (may
+ * be NULL) the cursor for the next page, 0 when there is none. */
+int gx_job_list(gx_engine *e, const gx_list_filter *f, gx_job_id *ids,
+                size_t cap, size_t *n, gx_job_id *next);
+
+/* ---- devices -------------------------------------------------------------- */
+
+typedef struct gx_device_info {
+    int index;
+    char name[32];        /* "cpu", "cuda:0" */
+    int kind;             /* gx_dev_kind */
+    char model[96];       /* processor / GPU model */
+    int slots;            /* jobs it runs at once */
+    uint64_t mem_total;
+    uint64_t mem_used;    /* reserved by placed and running jobs */
+    int64_t running;
+    int64_t queued;       /* placed, not yet started */
+    int healthy;
+    char status[128];
+    int64_t jobs_done;
+    double busy_s;        /* device-seconds of work done */
+} gx_device_info;
+
+int gx_device_count(gx_engine *e);
+int gx_device_get(gx_engine *e, int index, gx_device_info *out);
+
+/* ---- stats ---------------------------------------------------------------- */
+
+typedef struct gx_engine_stats {
+    int64_t submitted, succeeded, failed, cancelled, timed_out, dead;
+    int64_t queued;      /* queued + waiting + retrying */
+    int64_t running;     /* scheduled + running */
+    int64_t live_jobs;   /* records held */
+    uint64_t job_bytes;  /* bytes held for job records and queues */
+} gx_engine_stats;
+void gx_engine_stats_get(gx_engine *e, gx_engine_stats *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

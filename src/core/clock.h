@@ -1,0 +1,20 @@
+/*
+ * clock.h - time in nanoseconds: monotonic for intervals, wall for display.
+ */
+#ifndef GX_CLOCK_H
+#define GX_CLOCK_H
+#include <stdint.h>
+#include <time.h>
+
+static inline int64_t gx__now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static inline int64_t gx__wall_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+#endif
