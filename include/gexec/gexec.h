@@ -82,6 +82,8 @@ typedef void (*gx_events_fn)(void *ctx, const gx_event *ev, size_t n);
 
 typedef struct gx_engine_opts {
     int cpu_workers;          /* CPU worker threads; 0 = number of cores */
+    int cpu_devices;          /* CPU devices to split the workers into (tests of
+                                 placement); 0 = 1 */
     uint64_t cpu_mem_bytes;   /* memory budget of the CPU device; 0 = half of RAM */
     const char *placement;    /* "least_loaded" (default) or "round_robin" */
     double fair_halflife_s;   /* decay half-life of tenant usage (default 60) */
@@ -98,8 +100,10 @@ void gx_engine_opts_init(gx_engine_opts *o);
 /* Create and start an engine. *out is released with gx_engine_destroy. */
 int gx_engine_create(const gx_engine_opts *o, gx_engine **out, gx_error *err);
 
-/* Stop workers (running kernels are told to cancel and are waited for),
- * fail every unfinished job with GX_ECLOSED, free everything. NULL ok. */
+/* Stop workers (running kernels are told to cancel and are waited for) and
+ * free everything. Unfinished jobs are dropped without events: a daemon
+ * with a durable store restores them at its next start. No other call may
+ * be in progress or follow. NULL ok. */
 void gx_engine_destroy(gx_engine *e);
 
 /* Block until every submitted job is final or timeout_ms passes (-1 =
@@ -139,6 +143,8 @@ typedef struct gx_label {
 } gx_label;
 
 typedef struct gx_job_spec {
+    gx_job_id id;                /* 0: the engine assigns the next id; else an
+                                    unused id (a daemon restoring its store) */
     const char *tenant;          /* NULL = "default" */
     const char *kernel;          /* "saxpy" or "saxpy@1" */
     const gx_named_arg *args;

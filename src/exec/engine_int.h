@@ -1,0 +1,228 @@
+/*
+ * engine_int.h - the engine's private structures, shared by the engine
+ * (src/exec/engine.c), the scheduler (src/sched/) and the placement
+ * strategies (src/sched/place.c). Everything here is guarded by
+ * gx_engine.mu unless a field says otherwise.
+ */
+#ifndef GX_ENGINE_INT_H
+#define GX_ENGINE_INT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "gexec/gexec.h"
+#include "gexec/gexec_plugin.h"
+#include "hmap.h"
+#include "registry_int.h"
+
+#define GX__NOPOS UINT32_MAX
+#define GX__MAX_DEVICES 32
+
+/* Constraint classes: which devices a job may run on. A job's class picks
+ * which per-tenant queue it waits in. */
+enum { GX__CLS_ANY = 0, GX__CLS_CPU = 1, GX__CLS_GPU = 2, GX__CLS_DEV0 = 3 };
+
+typedef struct gx__label {
+    char *key, *value;
+} gx__label;
+
+typedef struct gx__job {
+    gx_job_id id;
+    const gx_kernel *kernel;
+    uint32_t tenant;
+    uint8_t state;        /* gx_job_state */
+    int8_t priority;
+    uint8_t attempts, max_attempts;
+    uint8_t cls;          /* GX__CLS_* (GX__CLS_DEV0 + d for one device) */
+    uint8_t live;         /* slot in use */
+    int16_t device;       /* device of the last attempt, -1 */
+    uint32_t qpos;        /* position in its tenant queue heap */
+    uint32_t tpos;        /* position in the timer heap */
+    uint32_t deps_pending;
+    uint32_t ndependents, capdependents;
+    gx_job_id *dependents;
+    gx_job_id wait_on;    /* first unfinished dependency (for explain) */
+    int32_t error_code;
+    char *error;          /* malloc'd, NULL */
+    gx__bound bound;      /* args and inputs */
+    gx_array **out;       /* outputs, [kernel->noutputs], NULL until success */
+    int64_t submit_ns, start_ns, end_ns, run_ns; /* monotonic */
+    int64_t timeout_ns, queue_timeout_ns;
+    int64_t deadline;     /* timer: absolute monotonic ns, 0 = none */
+    float cost_us;        /* estimated run time, charged at placement */
+    uint64_t mem;         /* device memory need */
+    atomic_int cancel;    /* read by the running kernel */
+    uint8_t finished_early; /* made final while a worker still runs it */
+    uint8_t busy;         /* in a device ring or running: record must stay */
+    uint8_t nlabels;
+    gx__label *labels;
+    char *idem_key;
+    gx_array **ckpt;      /* last checkpoint state */
+    int nckpt;
+    int64_t ckpt_step;
+} gx__job;
+
+/* Binary max-heap of jobs by (priority desc, id asc). */
+typedef struct gx__jheap {
+    gx__job **v;
+    uint32_t n, cap;
+} gx__jheap;
+
+typedef struct gx__tenant {
+    char name[64];
+    double weight;
+    int max_running;
+    int64_t queued;      /* queued + waiting + retrying */
+    int64_t running;     /* placed + running */
+    double usage;        /* scaled decayed usage (see gx__fair) */
+    double device_s;     /* total device-seconds */
+    gx__jheap *q;        /* [ncls] queues */
+    uint32_t *hpos;      /* [ncls] position in the class tenant heap */
+    int throttled;       /* at max_running: out of every class heap */
+} gx__tenant;
+
+/* Per-kernel measured run time (EWMA), for cost estimates. */
+typedef struct gx__kstat {
+    const gx_kernel *k;
+    double ewma_us;
+    int64_t n;
+    gx_kernel_run_fn impl[GX_DEV_KIND_COUNT]; /* resolved once */
+} gx__kstat;
+
+typedef struct gx__device {
+    int index;
+    gx_dev_kind kind;
+    const gx_backend *be;
+    gx_backend_dev *bdev;
+    gx_device_desc desc;
+    int healthy;
+    char status[128];
+    /* ready ring: placed jobs waiting for a worker */
+    gx__job **ring;
+    uint32_t rhead, rcount, rcap;
+    int64_t running;
+    double pending_cost; /* estimated us of placed + running work */
+    uint64_t mem_used;
+    int64_t jobs_done;
+    double busy_s;
+    int sleepers;        /* workers waiting on cv */
+    pthread_cond_t cv;
+    pthread_t *threads;
+    int nthreads;
+} gx__device;
+
+typedef struct gx__placer {
+    const char *name;
+    /* Pick one of cand[0..n-1] (device indices with room and memory). */
+    int (*pick)(struct gx_engine *e, const int *cand, int n);
+} gx__placer;
+
+struct gx_engine {
+    pthread_mutex_t mu;
+    pthread_cond_t done_cv;   /* broadcast when jobs finish and waiters > 0 */
+    pthread_cond_t timer_cv;
+    int waiters;
+    int stopping;
+    int paused;               /* workers take nothing (benchmarks) */
+    gx_engine_opts o;
+    int64_t wall_offset;      /* wall ns - monotonic ns at start */
+    /* jobs: page table by id */
+    gx__job **pages;
+    uint32_t *page_live;
+    size_t npages;
+    gx_job_id next_id, max_id;
+    int64_t live_jobs;
+    int64_t unfinished;
+    uint64_t aux_bytes;       /* bytes of args/labels/dependents held */
+    /* tenants */
+    gx__tenant *tenants;
+    uint32_t ntenants, captenants;
+    gx__hmap tenant_ix;
+    gx__hmap idem;            /* tenant id + key -> job id */
+    /* classes and fair share */
+    int ncls;
+    gx__tenant ***ch;         /* [ncls] heaps of tenants (by usage/weight) */
+    uint32_t *chn, *chcap;
+    double fair_scale;        /* multiplier for new charges (grows with time) */
+    int64_t fair_epoch;       /* monotonic ns of scale == 1 */
+    double fair_k;            /* ln 2 / half-life, per ns */
+    /* timers */
+    gx__job **timers;
+    uint32_t ntimers, captimers;
+    pthread_t timer_thread;
+    /* devices */
+    gx__device dev[GX__MAX_DEVICES];
+    int ndev;
+    const gx__placer *placer;
+    int rr_next;
+    /* kernel stats */
+    gx__kstat kstats[64];
+    int nkstats;
+    /* counters */
+    gx_engine_stats st;
+    void *cuda_dl;            /* dlopen handle of the CUDA backend */
+};
+
+/* ---- event buffering (delivered without the lock) ---- */
+typedef struct gx__evbuf {
+    gx_event *ev;
+    size_t n, cap;
+    gx_event local[32];
+} gx__evbuf;
+
+/* ---- scheduler (src/sched/sched.c) ---- */
+int gx__sched_init(gx_engine *e);
+void gx__sched_free(gx_engine *e);
+int gx__tenant_new(gx_engine *e, const char *name, double weight, int max_running, uint32_t *id);
+/* Put a runnable job in its tenant's queue. */
+int gx__sched_enqueue(gx_engine *e, gx__job *j);
+/* Take a queued job out (cancel, timeout). */
+void gx__sched_remove(gx_engine *e, gx__job *j);
+/* Place as many jobs as devices have room for; returns the number placed.
+ * `unlimited` ignores device room (benchmarks). */
+int gx__sched_dispatch(gx_engine *e, int limit, int unlimited);
+/* Charge actual device time to a tenant (correcting the estimate). */
+void gx__sched_charge(gx_engine *e, uint32_t tenant, double est_us, double actual_us);
+/* A job of this tenant left a device: maybe unthrottle. */
+void gx__sched_released(gx_engine *e, uint32_t tenant);
+/* Weight or running limit of a tenant changed: re-sort and re-throttle. */
+void gx__sched_tenant_changed(gx_engine *e, uint32_t tenant);
+double gx__sched_usage_s(gx_engine *e, const gx__tenant *t);
+/* Jobs of the same tenant ahead of j in its queue. */
+int64_t gx__sched_position(gx_engine *e, const gx__job *j);
+/* Device room test used by dispatch and explain. */
+int gx__dev_has_room(gx_engine *e, const gx__device *d);
+/* Which classes a device serves. */
+int gx__cls_allows(gx_engine *e, int cls, int dev);
+double gx__cost_estimate(gx_engine *e, const gx__job *j);
+void gx__kstat_record(gx_engine *e, const gx_kernel *k, double us);
+/* Stats entry of a kernel, created on first use (NULL if the table is full). */
+gx__kstat *gx__kinfo(gx_engine *e, const gx_kernel *k);
+
+/* ---- placement (src/sched/place.c) ---- */
+const gx__placer *gx__placer_find(const char *name);
+
+/* ---- engine internals used by the scheduler ---- */
+void gx__dev_push(gx_engine *e, gx__device *d, gx__job *j);
+
+#endif
+
+/* ---- job records and completion (src/exec/engine.c) ---- */
+gx__job *gx__job_get(gx_engine *e, gx_job_id id);      /* live job or NULL */
+gx__job *gx__job_alloc(gx_engine *e, gx_job_id id);    /* id unused; NULL on ENOMEM */
+void gx__job_release(gx_engine *e, gx__job *j);        /* free a final job's record */
+/* Make a job final (not for jobs that succeeded through a worker). Fails
+ * dependents in turn. msg may be NULL. */
+void gx__finish(gx_engine *e, gx__job *j, int state, int code, const char *msg, gx__evbuf *eb);
+/* Dependencies of j are all done: queue it. */
+void gx__make_runnable(gx_engine *e, gx__job *j, gx__evbuf *eb);
+void gx__timer_set(gx_engine *e, gx__job *j, int64_t deadline);
+void gx__timer_clear(gx_engine *e, gx__job *j);
+void gx__ev_push(gx_engine *e, gx__evbuf *eb, const gx__job *j);
+void gx__ev_flush(gx_engine *e, gx__evbuf *eb); /* call without the lock */
+void gx__evbuf_init(gx__evbuf *eb);
+void gx__notify_done(gx_engine *e);             /* wake waiters, lock held */
+static inline int64_t gx__to_wall(const gx_engine *e, int64_t mono) {
+    return mono ? mono + e->wall_offset : 0;
+}

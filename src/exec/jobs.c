@@ -1,0 +1,400 @@
+/*
+ * jobs.c - reading and steering jobs, tenants and devices: get (with the
+ * reason a job waits), wait, outputs, cancel, forget, list, stats.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "clock.h"
+#include "engine_int.h"
+
+static const char *const state_names[GX_JOB_STATE_COUNT] = {
+    "queued", "waiting", "scheduled", "running", "retrying",
+    "succeeded", "failed", "cancelled", "timed_out", "dead",
+};
+
+const char *gx_job_state_name(int s) {
+    return s >= 0 && s < GX_JOB_STATE_COUNT ? state_names[s] : "unknown";
+}
+
+int gx_job_state_from_name(const char *name) {
+    for (int i = 0; name && i < GX_JOB_STATE_COUNT; i++)
+        if (!strcmp(state_names[i], name)) return i;
+    return -1;
+}
+
+int gx_job_state_is_final(int s) { return s >= GX_JOB_SUCCEEDED && s < GX_JOB_STATE_COUNT; }
+
+const char *gx_wait_reason_name(int r) {
+    static const char *const n[] = {"none", "queue", "dependency", "tenant_limit", "no_device", "backoff", "placed"};
+    return r >= 0 && r < (int)(sizeof n / sizeof n[0]) ? n[r] : "unknown";
+}
+
+void gx_job_spec_init(gx_job_spec *s) { memset(s, 0, sizeof *s); }
+
+/* Whether some healthy device that may take the job has the memory for it
+ * once its current work ends. */
+static int device_fits(gx_engine *e, const gx__job *j) {
+    for (int d = 0; d < e->ndev; d++)
+        if (gx__cls_allows(e, j->cls, d) && e->dev[d].healthy &&
+            e->dev[d].mem_used + j->mem <= e->dev[d].desc.mem_total)
+            return 1;
+    return 0;
+}
+
+static void explain(gx_engine *e, const gx__job *j, gx_job_info *o) {
+    const gx__tenant *t = &e->tenants[j->tenant];
+    switch (j->state) {
+    case GX_JOB_WAITING:
+        o->wait_reason = GX_WAIT_DEPENDENCY;
+        o->wait_on = j->wait_on;
+        snprintf(o->reason, sizeof o->reason, "waiting on job %llu (%u dependencies left)",
+                 (unsigned long long)j->wait_on, j->deps_pending);
+        break;
+    case GX_JOB_RETRYING:
+        o->wait_reason = GX_WAIT_BACKOFF;
+        snprintf(o->reason, sizeof o->reason, "attempt %d failed; next attempt in %lld ms", j->attempts,
+                 (long long)((j->deadline - gx__now_ns()) / 1000000));
+        break;
+    case GX_JOB_SCHEDULED:
+        o->wait_reason = GX_WAIT_PLACED;
+        snprintf(o->reason, sizeof o->reason, "placed on %s, about to start", e->dev[j->device].desc.name);
+        break;
+    case GX_JOB_QUEUED:
+        o->position = gx__sched_position(e, j);
+        if (t->throttled) {
+            o->wait_reason = GX_WAIT_TENANT_LIMIT;
+            snprintf(o->reason, sizeof o->reason, "tenant %s is at its limit of %d running jobs", t->name,
+                     t->max_running);
+        } else if (!device_fits(e, j)) {
+            o->wait_reason = GX_WAIT_NO_DEVICE;
+            snprintf(o->reason, sizeof o->reason,
+                     "no healthy device it may use has %llu bytes of memory free now",
+                     (unsigned long long)j->mem);
+        } else {
+            o->wait_reason = GX_WAIT_QUEUE;
+            snprintf(o->reason, sizeof o->reason, "%lld jobs of tenant %s ahead of it; devices busy",
+                     (long long)o->position, t->name);
+        }
+        break;
+    default: break;
+    }
+}
+
+int gx_job_get(gx_engine *e, gx_job_id id, gx_job_info *o, gx_error *err) {
+    if (!e || !o) return gx_error_set(err, GX_EINVAL, NULL, "engine and out are required");
+    memset(o, 0, sizeof *o);
+    pthread_mutex_lock(&e->mu);
+    gx__job *j = gx__job_get(e, id);
+    if (!j) {
+        pthread_mutex_unlock(&e->mu);
+        return gx_error_set(err, GX_ENOTFOUND, "id", "no job %llu", (unsigned long long)id);
+    }
+    o->id = j->id;
+    o->tenant = j->tenant;
+    snprintf(o->tenant_name, sizeof o->tenant_name, "%s", e->tenants[j->tenant].name);
+    snprintf(o->kernel, sizeof o->kernel, "%s@%d", j->kernel->name, j->kernel->version);
+    o->state = j->state;
+    o->priority = j->priority;
+    o->attempts = j->attempts;
+    o->max_attempts = j->max_attempts;
+    o->device = j->device;
+    if (j->device >= 0) snprintf(o->device_name, sizeof o->device_name, "%s", e->dev[j->device].desc.name);
+    o->submit_ns = gx__to_wall(e, j->submit_ns);
+    o->start_ns = gx__to_wall(e, j->start_ns);
+    o->end_ns = gx__to_wall(e, j->end_ns);
+    int64_t qend = j->start_ns ? j->start_ns : (j->end_ns ? j->end_ns : gx__now_ns());
+    o->queue_ns = qend - j->submit_ns;
+    o->run_ns = j->run_ns;
+    if (j->state == GX_JOB_RUNNING) o->run_ns = gx__now_ns() - j->start_ns;
+    o->error_code = j->error_code;
+    if (j->error) snprintf(o->error, sizeof o->error, "%s", j->error);
+    o->wait_on = 0;
+    o->position = 0;
+    explain(e, j, o);
+    o->nlabels = j->nlabels;
+    o->mem_bytes = j->mem;
+    pthread_mutex_unlock(&e->mu);
+    return 0;
+}
+
+int gx_job_label(gx_engine *e, gx_job_id id, int i, char *key, size_t keycap, char *val, size_t valcap) {
+    pthread_mutex_lock(&e->mu);
+    gx__job *j = gx__job_get(e, id);
+    int rc = !j ? GX_ENOTFOUND : (i < 0 || i >= j->nlabels) ? GX_EINVAL : 0;
+    if (!rc) {
+        snprintf(key, keycap, "%s", j->labels[i].key);
+        snprintf(val, valcap, "%s", j->labels[i].value);
+    }
+    pthread_mutex_unlock(&e->mu);
+    return rc;
+}
+
+int gx_job_wait(gx_engine *e, gx_job_id id, int64_t timeout_ms, int *state) {
+    int64_t until = timeout_ms > 0 ? gx__now_ns() + timeout_ms * 1000000 : 0;
+    pthread_mutex_lock(&e->mu);
+    int rc = 0;
+    for (;;) {
+        gx__job *j = gx__job_get(e, id);
+        if (!j) {
+            rc = GX_ENOTFOUND;
+            break;
+        }
+        if (state) *state = j->state;
+        if (gx_job_state_is_final(j->state)) break;
+        if (timeout_ms == 0 || e->stopping) {
+            rc = GX_ETIMEDOUT;
+            break;
+        }
+        e->waiters++;
+        int w;
+        if (timeout_ms < 0) {
+            w = pthread_cond_wait(&e->done_cv, &e->mu);
+        } else {
+            struct timespec ts = {.tv_sec = until / 1000000000, .tv_nsec = until % 1000000000};
+            w = pthread_cond_timedwait(&e->done_cv, &e->mu, &ts);
+        }
+        e->waiters--;
+        if (w == ETIMEDOUT) {
+            j = gx__job_get(e, id);
+            if (j && state) *state = j->state;
+            rc = j && gx_job_state_is_final(j->state) ? 0 : (j ? GX_ETIMEDOUT : GX_ENOTFOUND);
+            break;
+        }
+    }
+    pthread_mutex_unlock(&e->mu);
+    return rc;
+}
+
+int gx_job_outputs(gx_engine *e, gx_job_id id, gx_output **outs, int *n, gx_error *err) {
+    if (!outs || !n) return gx_error_set(err, GX_EINVAL, NULL, "outs and n are required");
+    *outs = NULL;
+    *n = 0;
+    pthread_mutex_lock(&e->mu);
+    gx__job *j = gx__job_get(e, id);
+    int rc = 0;
+    if (!j) {
+        rc = gx_error_set(err, GX_ENOTFOUND, "id", "no job %llu", (unsigned long long)id);
+    } else if (j->state != GX_JOB_SUCCEEDED) {
+        rc = gx_error_set(err, GX_ESTATE, "state", "job %llu is %s; outputs exist only for succeeded jobs",
+                          (unsigned long long)id, gx_job_state_name(j->state));
+    } else {
+        int k = j->kernel->noutputs;
+        gx_output *o = calloc((size_t)(k ? k : 1), sizeof *o);
+        if (!o) {
+            rc = gx_error_set(err, GX_ENOMEM, NULL, "out of memory");
+        } else {
+            for (int i = 0; i < k; i++) {
+                o[i].name = j->kernel->outputs[i].name;
+                o[i].array = gx_array_ref(j->out[i]);
+            }
+            *outs = o;
+            *n = k;
+        }
+    }
+    pthread_mutex_unlock(&e->mu);
+    return rc;
+}
+
+void gx_outputs_free(gx_output *outs, int n) {
+    if (!outs) return;
+    for (int i = 0; i < n; i++) gx_array_unref(outs[i].array);
+    free(outs);
+}
+
+int gx_job_cancel(gx_engine *e, gx_job_id id, gx_error *err) {
+    gx__evbuf eb;
+    gx__evbuf_init(&eb);
+    pthread_mutex_lock(&e->mu);
+    gx__job *j = gx__job_get(e, id);
+    int rc = 0;
+    if (!j)
+        rc = gx_error_set(err, GX_ENOTFOUND, "id", "no job %llu", (unsigned long long)id);
+    else if (gx_job_state_is_final(j->state))
+        rc = gx_error_set(err, GX_ESTATE, "state", "job %llu is already %s", (unsigned long long)id,
+                          gx_job_state_name(j->state));
+    else {
+        gx__finish(e, j, GX_JOB_CANCELLED, GX_ECANCELED, "cancelled by request", &eb);
+        gx__sched_dispatch(e, INT32_MAX, 0);
+    }
+    pthread_mutex_unlock(&e->mu);
+    gx__ev_flush(e, &eb);
+    return rc;
+}
+
+int gx_job_forget(gx_engine *e, gx_job_id id) {
+    pthread_mutex_lock(&e->mu);
+    gx__job *j = gx__job_get(e, id);
+    int rc = !j ? GX_ENOTFOUND : !gx_job_state_is_final(j->state) ? GX_ESTATE : j->busy ? GX_EBUSY : 0;
+    if (!rc) gx__job_release(e, j);
+    pthread_mutex_unlock(&e->mu);
+    return rc;
+}
+
+static int matches(gx_engine *e, const gx__job *j, const gx_list_filter *f, uint64_t tid, int has_tenant) {
+    if (has_tenant && j->tenant != tid) return 0;
+    if (f->state_mask && !(f->state_mask >> j->state & 1)) return 0;
+    if (f->kernel && strcmp(f->kernel, j->kernel->name)) return 0;
+    if (f->label_key) {
+        int ok = 0;
+        for (int i = 0; i < j->nlabels && !ok; i++)
+            ok = !strcmp(j->labels[i].key, f->label_key) &&
+                 (!f->label_value || !strcmp(j->labels[i].value, f->label_value));
+        if (!ok) return 0;
+    }
+    (void)e;
+    return 1;
+}
+
+int gx_job_list(gx_engine *e, const gx_list_filter *f, gx_job_id *ids, size_t cap, size_t *n,
+                gx_job_id *next) {
+    gx_list_filter none;
+    memset(&none, 0, sizeof none);
+    if (!f) f = &none;
+    *n = 0;
+    if (next) *next = 0;
+    pthread_mutex_lock(&e->mu);
+    uint64_t tid = 0;
+    int has_tenant = f->tenant != NULL;
+    if (has_tenant && !gx__hmap_get(&e->tenant_ix, f->tenant, strlen(f->tenant), &tid)) {
+        pthread_mutex_unlock(&e->mu);
+        return GX_ENOTFOUND;
+    }
+    for (gx_job_id id = f->after + 1; id <= e->max_id; id++) {
+        size_t p = (size_t)((id - 1) >> 10);
+        if (!e->pages[p]) {
+            id = ((gx_job_id)(p + 1) << 10); /* skip the whole page */
+            continue;
+        }
+        gx__job *j = gx__job_get(e, id);
+        if (!j || !matches(e, j, f, tid, has_tenant)) continue;
+        if (*n == cap) {
+            if (next) *next = ids[cap - 1];
+            break;
+        }
+        ids[(*n)++] = id;
+    }
+    pthread_mutex_unlock(&e->mu);
+    return 0;
+}
+
+/* ---- tenants ---------------------------------------------------------- */
+
+static int tenant_name_ok(const char *s) {
+    size_t n = s ? strlen(s) : 0;
+    if (n == 0 || n > 63) return 0;
+    for (; *s; s++)
+        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
+              *s == '_' || *s == '-' || *s == '.'))
+            return 0;
+    return 1;
+}
+
+int gx_tenant_add(gx_engine *e, const gx_tenant_opts *t, uint32_t *id_out, gx_error *err) {
+    if (!e || !t) return gx_error_set(err, GX_EINVAL, NULL, "engine and tenant are required");
+    if (!tenant_name_ok(t->name))
+        return gx_error_set(err, GX_EINVAL, "name", "tenant names are 1..63 of [A-Za-z0-9_.-]");
+    double w = t->weight == 0 ? 1 : t->weight;
+    if (!(w > 0) || w > 1e6 || !isfinite(w))
+        return gx_error_set(err, GX_EINVAL, "weight", "weight must be > 0 and <= 1e6; got %g", t->weight);
+    if (t->max_running < 0)
+        return gx_error_set(err, GX_EINVAL, "max_running", "max_running must be >= 0 (0 = no limit)");
+    pthread_mutex_lock(&e->mu);
+    uint64_t tid;
+    int rc = 0;
+    if (gx__hmap_get(&e->tenant_ix, t->name, strlen(t->name), &tid)) {
+        gx__tenant *tt = &e->tenants[tid];
+        tt->weight = w;
+        tt->max_running = t->max_running;
+        gx__sched_tenant_changed(e, (uint32_t)tid);
+        gx__sched_dispatch(e, INT32_MAX, 0);
+    } else {
+        uint32_t nid;
+        rc = gx__tenant_new(e, t->name, w, t->max_running, &nid);
+        tid = nid;
+    }
+    pthread_mutex_unlock(&e->mu);
+    if (rc) return gx_error_set(err, rc, NULL, "cannot add tenant: %s", gx_strerror(rc));
+    if (id_out) *id_out = (uint32_t)tid;
+    return 0;
+}
+
+int gx_tenant_get(gx_engine *e, const char *name, gx_tenant_info *o) {
+    if (!name || !o) return GX_EINVAL;
+    pthread_mutex_lock(&e->mu);
+    uint64_t tid;
+    int rc = GX_ENOTFOUND;
+    if (gx__hmap_get(&e->tenant_ix, name, strlen(name), &tid)) {
+        const gx__tenant *t = &e->tenants[tid];
+        memset(o, 0, sizeof *o);
+        o->id = (uint32_t)tid;
+        snprintf(o->name, sizeof o->name, "%s", t->name);
+        o->weight = t->weight;
+        o->max_running = t->max_running;
+        o->queued = t->queued;
+        o->running = t->running;
+        o->usage_s = gx__sched_usage_s(e, t);
+        o->device_s = t->device_s;
+        rc = 0;
+    }
+    pthread_mutex_unlock(&e->mu);
+    return rc;
+}
+
+/* ---- devices and stats ------------------------------------------------ */
+
+int gx_device_count(gx_engine *e) { return e->ndev; }
+
+int gx_device_get(gx_engine *e, int i, gx_device_info *o) {
+    if (!o || i < 0 || i >= e->ndev) return GX_ENOTFOUND;
+    pthread_mutex_lock(&e->mu);
+    const gx__device *d = &e->dev[i];
+    memset(o, 0, sizeof *o);
+    o->index = i;
+    snprintf(o->name, sizeof o->name, "%s", d->desc.name);
+    o->kind = d->kind;
+    snprintf(o->model, sizeof o->model, "%s", d->desc.model);
+    o->slots = d->desc.slots;
+    o->mem_total = d->desc.mem_total;
+    o->mem_used = d->mem_used;
+    o->running = d->running;
+    o->queued = d->rcount;
+    o->healthy = d->healthy;
+    snprintf(o->status, sizeof o->status, "%s", d->status);
+    o->jobs_done = d->jobs_done;
+    o->busy_s = d->busy_s;
+    pthread_mutex_unlock(&e->mu);
+    return 0;
+}
+
+void gx_engine_stats_get(gx_engine *e, gx_engine_stats *o) {
+    pthread_mutex_lock(&e->mu);
+    *o = e->st;
+    o->live_jobs = e->live_jobs;
+    int64_t running = 0;
+    for (int d = 0; d < e->ndev; d++) running += e->dev[d].running + e->dev[d].rcount;
+    o->running = running;
+    o->queued = e->unfinished - running;
+    uint64_t b = 0;
+    for (size_t p = 0; p < e->npages; p++) {
+        if (!e->pages[p]) continue;
+        b += 1024 * sizeof(gx__job);
+        for (uint32_t i = 0; i < 1024; i++) {
+            const gx__job *j = &e->pages[p][i];
+            if (!j->live) continue;
+            b += j->capdependents * sizeof(gx_job_id);
+            if (j->bound.block)
+                b += (size_t)j->kernel->nargs * sizeof(double) + (size_t)j->kernel->ninputs * sizeof(void *) +
+                     (size_t)j->bound.nall * 2 * sizeof(void *);
+        }
+    }
+    b += e->npages * (sizeof(gx__job *) + sizeof(uint32_t));
+    for (uint32_t t = 0; t < e->ntenants; t++)
+        for (int c = 0; c < e->ncls; c++) b += e->tenants[t].q[c].cap * sizeof(gx__job *);
+    b += e->captimers * sizeof(gx__job *) + gx__hmap_bytes(&e->idem);
+    o->job_bytes = b;
+    pthread_mutex_unlock(&e->mu);
+}

@@ -1,0 +1,444 @@
+/*
+ * submit.c - accepting jobs: validation, dependencies, idempotency.
+ *
+ * Everything that can be checked without the engine lock (kernel, args,
+ * inputs, device constraint, limits) is checked first, per spec; then one
+ * lock covers the whole call (a batch of 10,000 specs takes the lock once)
+ * for tenant lookup, idempotency, dependency wiring and queueing, and the
+ * devices are refilled once at the end.
+ *
+ * A job that can never run (unknown kernel, a device that does not exist,
+ * more memory than any device it may use has) is refused here rather than
+ * left pending.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "clock.h"
+#include "engine_int.h"
+
+#define MAX_DEPS 1024
+#define MAX_LABELS 32
+#define MAX_TIMEOUT_MS (INT64_C(30) * 24 * 3600 * 1000)
+
+typedef struct prep {
+    const gx_kernel *k;
+    gx__bound b;
+    int cls;
+    uint64_t mem;
+    int priority, max_attempts;
+    int64_t timeout_ns, queue_timeout_ns;
+    gx__label *labels;
+    int nlabels;
+} prep;
+
+static void prep_free(prep *p) {
+    gx__bound_free(&p->b);
+    for (int i = 0; i < p->nlabels; i++) {
+        free(p->labels[i].key);
+        free(p->labels[i].value);
+    }
+    free(p->labels);
+    memset(p, 0, sizeof *p);
+}
+
+static int label_key_ok(const char *s) {
+    size_t n = strlen(s);
+    if (n == 0 || n > 63) return 0;
+    for (; *s; s++)
+        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
+              *s == '_' || *s == '-' || *s == '.' || *s == '/'))
+            return 0;
+    return 1;
+}
+
+/* Parse the device constraint into a class; checks the device exists. */
+static int parse_device(gx_engine *e, const char *dev, int *cls, gx_error *err) {
+    int ngpu = 0;
+    for (int i = 0; i < e->ndev; i++) ngpu += e->dev[i].kind == GX_DEV_CUDA;
+    if (!dev || !*dev || !strcmp(dev, "any")) {
+        *cls = GX__CLS_ANY;
+        return 0;
+    }
+    if (!strcmp(dev, "cpu")) {
+        *cls = GX__CLS_CPU;
+        return 0;
+    }
+    if (!strcmp(dev, "gpu")) {
+        if (!ngpu)
+            return gx_error_set(err, GX_ENODEVICE, "device",
+                                "the job requires a GPU and this engine has none (CPU only)");
+        *cls = GX__CLS_GPU;
+        return 0;
+    }
+    int is_gpu = !strncmp(dev, "gpu:", 4), is_cpu = !strncmp(dev, "cpu:", 4);
+    if (is_gpu || is_cpu) {
+        const char *p = dev + 4;
+        long n = 0;
+        if (!*p || strlen(p) > 4) goto bad;
+        for (; *p; p++) {
+            if (*p < '0' || *p > '9') goto bad;
+            n = n * 10 + (*p - '0');
+        }
+        int seen = 0;
+        for (int i = 0; i < e->ndev; i++) {
+            if ((e->dev[i].kind == GX_DEV_CUDA) != is_gpu) continue;
+            if (seen++ == n) {
+                *cls = GX__CLS_DEV0 + i;
+                return 0;
+            }
+        }
+        return gx_error_set(err, GX_ENODEVICE, "device", "no device %s: this engine has %d %s%s",
+                            dev, seen, is_gpu ? "GPU" : "CPU device", seen == 1 ? "" : "s");
+    }
+bad:
+    return gx_error_set(err, GX_EINVAL, "device",
+                        "device must be any, cpu, gpu or gpu:N; got '%.40s'", dev);
+}
+
+/* Per-spec checks that need no lock. */
+static int prepare(gx_engine *e, const gx_job_spec *s, prep *p, gx_error *err) {
+    memset(p, 0, sizeof *p);
+    if (!s->kernel || !*s->kernel) return gx_error_set(err, GX_EINVAL, "kernel", "kernel is required");
+    p->k = gx_kernel_find(s->kernel);
+    if (!p->k)
+        return gx_error_set(err, GX_EINVAL, "kernel", "unknown kernel '%.64s' (GET /v1/kernels lists them)",
+                            s->kernel);
+    if (s->priority < -100 || s->priority > 100)
+        return gx_error_set(err, GX_EINVAL, "priority", "priority must be -100..100; got %d", s->priority);
+    if (s->timeout_ms < 0 || s->timeout_ms > MAX_TIMEOUT_MS)
+        return gx_error_set(err, GX_EINVAL, "timeout_ms", "timeout_ms must be 0..%lld (30 days); got %lld",
+                            (long long)MAX_TIMEOUT_MS, (long long)s->timeout_ms);
+    if (s->queue_timeout_ms < 0 || s->queue_timeout_ms > MAX_TIMEOUT_MS)
+        return gx_error_set(err, GX_EINVAL, "queue_timeout_ms",
+                            "queue_timeout_ms must be 0..%lld (30 days); got %lld",
+                            (long long)MAX_TIMEOUT_MS, (long long)s->queue_timeout_ms);
+    if (s->max_attempts < 0 || s->max_attempts > 100)
+        return gx_error_set(err, GX_EINVAL, "max_attempts", "max_attempts must be 1..100; got %d",
+                            s->max_attempts);
+    if (s->ndeps < 0 || s->nbatch_deps < 0 || s->ndeps + s->nbatch_deps > MAX_DEPS ||
+        (s->ndeps && !s->deps))
+        return gx_error_set(err, GX_EINVAL, "depends_on", "a job may depend on 0..%d jobs", MAX_DEPS);
+    if (s->nlabels < 0 || s->nlabels > MAX_LABELS || (s->nlabels && !s->labels))
+        return gx_error_set(err, GX_EINVAL, "labels", "a job may carry 0..%d labels", MAX_LABELS);
+    if (s->idempotency_key && (!*s->idempotency_key || strlen(s->idempotency_key) > 255))
+        return gx_error_set(err, GX_EINVAL, "idempotency_key", "idempotency_key must be 1..255 bytes");
+    for (int i = 0; i < s->nlabels; i++) {
+        char field[96];
+        const char *k = s->labels[i].key, *v = s->labels[i].value;
+        snprintf(field, sizeof field, "labels.%.40s", k ? k : "");
+        if (!k || !label_key_ok(k))
+            return gx_error_set(err, GX_EINVAL, field, "label keys are 1..63 of [A-Za-z0-9_.-/]");
+        if (!v || strlen(v) > 255) return gx_error_set(err, GX_EINVAL, field, "label values are 0..255 bytes");
+        for (int j = 0; j < i; j++)
+            if (!strcmp(s->labels[j].key, k)) return gx_error_set(err, GX_EINVAL, field, "label '%s' is given twice", k);
+    }
+    int rc = parse_device(e, s->device, &p->cls, err);
+    if (rc) return rc;
+    /* the kernel must have an implementation for a device it may use */
+    int has_cpu = gx_kernel_impl(p->k, GX_DEV_CPU) != NULL, has_gpu = gx_kernel_impl(p->k, GX_DEV_CUDA) != NULL;
+    int ngpu = 0;
+    for (int i = 0; i < e->ndev; i++) ngpu += e->dev[i].kind == GX_DEV_CUDA;
+    if (p->cls == GX__CLS_ANY) {
+        if (!has_gpu || !ngpu) p->cls = GX__CLS_CPU;
+        else if (!has_cpu) p->cls = GX__CLS_GPU;
+    }
+    int wants_gpu = p->cls == GX__CLS_GPU || (p->cls >= GX__CLS_DEV0 && e->dev[p->cls - GX__CLS_DEV0].kind == GX_DEV_CUDA);
+    if (wants_gpu ? !has_gpu : (p->cls != GX__CLS_ANY && !has_cpu))
+        return gx_error_set(err, GX_ENODEVICE, "device", "kernel %s has no %s implementation", p->k->name,
+                            wants_gpu ? "GPU" : "CPU");
+    rc = gx__bind(p->k, s->args, s->nargs, s->inputs, s->ninputs, &p->b, err);
+    if (rc) return rc;
+    if (p->k->mem_bytes) {
+        gx_kcall c;
+        gx__kcall_init(&c, p->k, &p->b, NULL, NULL);
+        p->mem = p->k->mem_bytes(&c);
+    }
+    uint64_t biggest = 0;
+    for (int i = 0; i < e->ndev; i++)
+        if (gx__cls_allows(e, p->cls, i) && e->dev[i].desc.mem_total > biggest) biggest = e->dev[i].desc.mem_total;
+    if (p->mem > biggest) {
+        rc = gx_error_set(err, GX_ENODEVICE, "inputs",
+                          "the job needs %llu bytes of device memory; the largest device it may use has %llu",
+                          (unsigned long long)p->mem, (unsigned long long)biggest);
+        prep_free(p);
+        return rc;
+    }
+    p->priority = s->priority;
+    p->max_attempts = s->max_attempts ? s->max_attempts : 1;
+    p->timeout_ns = s->timeout_ms * 1000000;
+    p->queue_timeout_ns = s->queue_timeout_ms * 1000000;
+    if (s->nlabels) {
+        p->labels = calloc((size_t)s->nlabels, sizeof *p->labels);
+        if (!p->labels) goto nomem;
+        for (int i = 0; i < s->nlabels; i++) {
+            p->labels[i].key = strdup(s->labels[i].key);
+            p->labels[i].value = strdup(s->labels[i].value);
+            p->nlabels = i + 1;
+            if (!p->labels[i].key || !p->labels[i].value) goto nomem;
+        }
+    }
+    return 0;
+nomem:
+    prep_free(p);
+    return gx_error_set(err, GX_ENOMEM, NULL, "out of memory");
+}
+
+static int add_dependent(gx__job *dep, gx_job_id id) {
+    if (dep->ndependents == dep->capdependents) {
+        uint32_t nc = dep->capdependents ? dep->capdependents * 2 : 2;
+        gx_job_id *nv = realloc(dep->dependents, nc * sizeof *nv);
+        if (!nv) return GX_ENOMEM;
+        dep->dependents = nv;
+        dep->capdependents = nc;
+    }
+    dep->dependents[dep->ndependents++] = id;
+    return 0;
+}
+
+/* Insert one prepared job; lock held. deps are resolved ids. On success
+ * the prep's resources belong to the job. */
+static int insert(gx_engine *e, const gx_job_spec *s, prep *p, const gx_job_id *deps, int ndeps,
+                  gx_job_id *id_out, int *dup, gx__evbuf *eb, gx_error *err) {
+    const char *tname = s->tenant ? s->tenant : "default";
+    uint64_t tid;
+    if (!gx__hmap_get(&e->tenant_ix, tname, strlen(tname), &tid))
+        return gx_error_set(err, GX_ENOTFOUND, "tenant", "unknown tenant '%.64s'", tname);
+    char ikey[300];
+    int iklen = 0;
+    if (s->idempotency_key) {
+        iklen = snprintf(ikey, sizeof ikey, "%u/%s", (unsigned)tid, s->idempotency_key);
+        uint64_t orig;
+        if (gx__hmap_get(&e->idem, ikey, (size_t)iklen, &orig)) {
+            *id_out = orig;
+            if (dup) *dup = 1;
+            prep_free(p);
+            return 0;
+        }
+    }
+    if ((uint64_t)e->live_jobs >= e->o.max_jobs)
+        return gx_error_set(err, GX_ELIMIT, NULL, "the engine holds its maximum of %llu jobs",
+                            (unsigned long long)e->o.max_jobs);
+    gx_job_id id = s->id ? s->id : e->next_id;
+    if (s->id && gx__job_get(e, s->id))
+        return gx_error_set(err, GX_EEXIST, "id", "job %llu already exists", (unsigned long long)s->id);
+    for (int i = 0; i < ndeps; i++) {
+        if (!gx__job_get(e, deps[i])) {
+            char field[32];
+            snprintf(field, sizeof field, "depends_on[%d]", i);
+            return gx_error_set(err, GX_EINVAL, field, "job %llu does not exist", (unsigned long long)deps[i]);
+        }
+        if (deps[i] == id)
+            return gx_error_set(err, GX_ECYCLE, "depends_on", "a job cannot depend on itself");
+    }
+    gx__job *j = gx__job_alloc(e, id);
+    if (!j) return gx_error_set(err, GX_ENOMEM, NULL, "out of memory for a job record");
+    j->kernel = p->k;
+    j->tenant = (uint32_t)tid;
+    j->priority = (int8_t)p->priority;
+    j->max_attempts = (uint8_t)p->max_attempts;
+    j->cls = (uint8_t)p->cls;
+    j->bound = p->b;
+    j->mem = p->mem;
+    j->timeout_ns = p->timeout_ns;
+    j->queue_timeout_ns = p->queue_timeout_ns;
+    j->labels = p->labels;
+    j->nlabels = (uint8_t)p->nlabels;
+    j->submit_ns = gx__now_ns();
+    memset(p, 0, sizeof *p);
+    if (iklen) {
+        j->idem_key = strdup(s->idempotency_key);
+        if (j->idem_key) gx__hmap_put(&e->idem, ikey, (size_t)iklen, id);
+    }
+    e->st.submitted++;
+    e->unfinished++;
+    e->tenants[tid].queued++;
+    gx__job *failed_dep = NULL;
+    for (int i = 0; i < ndeps; i++) {
+        gx__job *d = gx__job_get(e, deps[i]);
+        int seen = 0;
+        for (int k = 0; k < i; k++) seen |= deps[k] == deps[i];
+        if (seen || d->state == GX_JOB_SUCCEEDED) continue;
+        if (gx_job_state_is_final(d->state)) {
+            if (!failed_dep) failed_dep = d;
+            continue;
+        }
+        if (add_dependent(d, id)) {
+            j->state = GX_JOB_WAITING;
+            gx__finish(e, j, GX_JOB_FAILED, GX_ENOMEM, "out of memory recording dependencies", eb);
+            *id_out = id;
+            return 0;
+        }
+        if (!j->deps_pending++) j->wait_on = d->id;
+    }
+    if (j->queue_timeout_ns) gx__timer_set(e, j, j->submit_ns + j->queue_timeout_ns);
+    *id_out = id;
+    if (failed_dep) {
+        j->state = GX_JOB_WAITING;
+        j->wait_on = failed_dep->id;
+        gx__ev_push(e, eb, j);
+        char msg[160];
+        snprintf(msg, sizeof msg, "dependency %llu %s", (unsigned long long)failed_dep->id,
+                 gx_job_state_name(failed_dep->state));
+        gx__finish(e, j, GX_JOB_FAILED, GX_EDEPFAILED, msg, eb);
+        return 0;
+    }
+    if (j->deps_pending) {
+        j->state = GX_JOB_WAITING;
+        gx__ev_push(e, eb, j);
+    } else {
+        gx__make_runnable(e, j, eb);
+    }
+    return 0;
+}
+
+int gx_submit(gx_engine *e, const gx_job_spec *s, gx_job_id *id, int *dup, gx_error *err) {
+    gx_error_clear(err);
+    if (dup) *dup = 0;
+    if (!e || !s || !id) return gx_error_set(err, GX_EINVAL, NULL, "engine, spec and id are required");
+    if (s->nbatch_deps)
+        return gx_error_set(err, GX_EINVAL, "batch_deps", "batch_deps are only valid in gx_submit_batch");
+    prep p;
+    int rc = prepare(e, s, &p, err);
+    if (rc) return rc;
+    gx__evbuf eb;
+    gx__evbuf_init(&eb);
+    pthread_mutex_lock(&e->mu);
+    if (e->stopping) {
+        rc = gx_error_set(err, GX_ECLOSED, NULL, "the engine is shutting down");
+    } else {
+        rc = insert(e, s, &p, s->deps, s->ndeps, id, dup, &eb, err);
+        if (!rc) gx__sched_dispatch(e, INT32_MAX, 0);
+    }
+    pthread_mutex_unlock(&e->mu);
+    if (rc) prep_free(&p);
+    gx__ev_flush(e, &eb);
+    return rc;
+}
+
+/* Order batch specs so every spec comes after the specs it depends on;
+ * mark specs in cycles (GX_ECYCLE). Iterative DFS. */
+static int topo_order(const gx_job_spec *specs, size_t n, int *codes, gx_error *errs, size_t *order) {
+    unsigned char *color = calloc(n, 1); /* 0 new, 1 on stack, 2 done */
+    size_t *stack = malloc(n * sizeof *stack);
+    int *edge = malloc(n * sizeof *edge);
+    if (!color || !stack || !edge) {
+        free(color);
+        free(stack);
+        free(edge);
+        return GX_ENOMEM;
+    }
+    size_t no = 0;
+    for (size_t r = 0; r < n; r++) {
+        if (color[r]) continue;
+        size_t sp = 0;
+        stack[sp++] = r;
+        color[r] = 1;
+        edge[r] = 0;
+        while (sp) {
+            size_t v = stack[sp - 1];
+            if (edge[v] < specs[v].nbatch_deps) {
+                int t = specs[v].batch_deps[edge[v]++];
+                if (t < 0 || (size_t)t >= n) continue; /* reported in prepare stage */
+                if (color[t] == 1) {
+                    /* every spec on the stack from t up is in the cycle */
+                    for (size_t k = sp; k-- > 0;) {
+                        size_t c = stack[k];
+                        if (!codes[c]) {
+                            codes[c] = GX_ECYCLE;
+                            if (errs)
+                                gx_error_set(&errs[c], GX_ECYCLE, "depends_on",
+                                             "dependency cycle: spec %zu and spec %d depend on each other", c, t);
+                        }
+                        if (c == (size_t)t) break;
+                    }
+                } else if (color[t] == 0) {
+                    color[t] = 1;
+                    edge[t] = 0;
+                    stack[sp++] = (size_t)t;
+                }
+                continue;
+            }
+            color[v] = 2;
+            order[no++] = v;
+            sp--;
+        }
+    }
+    free(color);
+    free(stack);
+    free(edge);
+    return 0;
+}
+
+int64_t gx_submit_batch(gx_engine *e, const gx_job_spec *specs, size_t n, gx_job_id *ids, int *codes,
+                        gx_error *errs) {
+    if (!e || (n && (!specs || !ids || !codes))) return GX_EINVAL;
+    if (n == 0) return 0;
+    prep *ps = calloc(n, sizeof *ps);
+    size_t *order = malloc(n * sizeof *order);
+    gx_job_id *depbuf = malloc(MAX_DEPS * sizeof *depbuf);
+    if (!ps || !order || !depbuf) {
+        free(ps);
+        free(order);
+        free(depbuf);
+        return GX_ENOMEM;
+    }
+    for (size_t i = 0; i < n; i++) {
+        gx_error *er = errs ? &errs[i] : NULL;
+        gx_error_clear(er);
+        ids[i] = 0;
+        codes[i] = 0;
+        for (int k = 0; k < specs[i].nbatch_deps && !codes[i]; k++) {
+            int t = specs[i].batch_deps ? specs[i].batch_deps[k] : -1;
+            if (t < 0 || (size_t)t >= n || (size_t)t == i) {
+                char field[32];
+                snprintf(field, sizeof field, "depends_on[%d]", k);
+                codes[i] = gx_error_set(er, (size_t)t == i ? GX_ECYCLE : GX_EINVAL, field,
+                                        (size_t)t == i ? "a job cannot depend on itself"
+                                                       : "batch reference %d is outside 0..%zu", t, n - 1);
+            }
+        }
+        if (!codes[i]) codes[i] = prepare(e, &specs[i], &ps[i], er);
+    }
+    int rc = topo_order(specs, n, codes, errs, order);
+    int64_t accepted = 0;
+    gx__evbuf eb;
+    gx__evbuf_init(&eb);
+    if (rc) goto out;
+    pthread_mutex_lock(&e->mu);
+    for (size_t oi = 0; oi < n; oi++) {
+        size_t i = order[oi];
+        const gx_job_spec *s = &specs[i];
+        gx_error *er = errs ? &errs[i] : NULL;
+        if (codes[i]) continue;
+        if (e->stopping) {
+            codes[i] = gx_error_set(er, GX_ECLOSED, NULL, "the engine is shutting down");
+            continue;
+        }
+        int nd = 0;
+        for (int k = 0; k < s->ndeps; k++) depbuf[nd++] = s->deps[k];
+        for (int k = 0; k < s->nbatch_deps && !codes[i]; k++) {
+            int t = s->batch_deps[k];
+            if (codes[t]) {
+                char field[32];
+                snprintf(field, sizeof field, "depends_on[%d]", s->ndeps + k);
+                codes[i] = gx_error_set(er, GX_EDEPFAILED, field, "spec %d of this batch was refused", t);
+            } else {
+                depbuf[nd++] = ids[t];
+            }
+        }
+        if (codes[i]) continue;
+        codes[i] = insert(e, s, &ps[i], depbuf, nd, &ids[i], NULL, &eb, er);
+        if (!codes[i]) accepted++;
+    }
+    gx__sched_dispatch(e, INT32_MAX, 0);
+    pthread_mutex_unlock(&e->mu);
+out:
+    for (size_t i = 0; i < n; i++) prep_free(&ps[i]);
+    gx__ev_flush(e, &eb);
+    free(ps);
+    free(order);
+    free(depbuf);
+    return rc ? rc : accepted;
+}

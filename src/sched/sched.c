@@ -1,0 +1,431 @@
+/*
+ * sched.c - tenant queues, weighted fair share and dispatch.
+ *
+ * Jobs wait in per-tenant queues, one per constraint class (any device, any
+ * CPU, any GPU, one specific device), each a max-heap by (priority, -id).
+ * For every class a min-heap of tenants orders the tenants that have jobs of
+ * that class by usage / weight, where usage is device time decayed with a
+ * half-life. Decay is done without touching every tenant: new charges are
+ * multiplied by a scale that doubles every half-life, which leaves the
+ * ordering of old usage intact; the scale is folded back into the stored
+ * values when it grows large.
+ *
+ * Dispatch takes the best (tenant, job) over the classes whose devices have
+ * room, places the job with the placement strategy, and charges the tenant
+ * the job's estimated cost at once (corrected when the job ends), so a batch
+ * of placements already shares the devices fairly. A tenant at its running
+ * limit leaves every class heap until one of its jobs ends.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "clock.h"
+#include "exec/engine_int.h"
+
+/* ---- job heaps ---------------------------------------------------------- */
+
+static inline int jbefore(const gx__job *a, const gx__job *b) {
+    return a->priority != b->priority ? a->priority > b->priority : a->id < b->id;
+}
+
+static void jset(gx__jheap *h, uint32_t i, gx__job *j) {
+    h->v[i] = j;
+    j->qpos = i;
+}
+
+static void jup(gx__jheap *h, uint32_t i) {
+    gx__job *j = h->v[i];
+    while (i > 0) {
+        uint32_t p = (i - 1) / 2;
+        if (!jbefore(j, h->v[p])) break;
+        jset(h, i, h->v[p]);
+        i = p;
+    }
+    jset(h, i, j);
+}
+
+static void jdown(gx__jheap *h, uint32_t i) {
+    gx__job *j = h->v[i];
+    for (;;) {
+        uint32_t l = 2 * i + 1, r = l + 1, m = i;
+        gx__job *best = j;
+        if (l < h->n && jbefore(h->v[l], best)) m = l, best = h->v[l];
+        if (r < h->n && jbefore(h->v[r], best)) m = r;
+        if (m == i) break;
+        jset(h, i, h->v[m]);
+        i = m;
+    }
+    jset(h, i, j);
+}
+
+static int jpush(gx__jheap *h, gx__job *j) {
+    if (h->n == h->cap) {
+        uint32_t nc = h->cap ? h->cap * 2 : 8;
+        gx__job **nv = realloc(h->v, nc * sizeof *nv);
+        if (!nv) return GX_ENOMEM;
+        h->v = nv;
+        h->cap = nc;
+    }
+    h->v[h->n] = j;
+    j->qpos = h->n++;
+    jup(h, j->qpos);
+    return 0;
+}
+
+static void jremove(gx__jheap *h, gx__job *j) {
+    uint32_t i = j->qpos;
+    j->qpos = GX__NOPOS;
+    h->n--;
+    if (i == h->n) return;
+    gx__job *last = h->v[h->n];
+    jset(h, i, last);
+    jup(h, i);
+    jdown(h, last->qpos);
+}
+
+/* ---- tenant heaps (one per class) ---------------------------------------- */
+
+static inline double tkey(const gx__tenant *t) { return t->usage / t->weight; }
+
+static void tset(gx_engine *e, int c, uint32_t i, gx__tenant *t) {
+    e->ch[c][i] = t;
+    t->hpos[c] = i;
+}
+
+static void tup(gx_engine *e, int c, uint32_t i) {
+    gx__tenant *t = e->ch[c][i];
+    double k = tkey(t);
+    while (i > 0) {
+        uint32_t p = (i - 1) / 2;
+        if (!(k < tkey(e->ch[c][p]))) break;
+        tset(e, c, i, e->ch[c][p]);
+        i = p;
+    }
+    tset(e, c, i, t);
+}
+
+static void tdown(gx_engine *e, int c, uint32_t i) {
+    gx__tenant *t = e->ch[c][i];
+    double k = tkey(t);
+    uint32_t n = e->chn[c];
+    for (;;) {
+        uint32_t l = 2 * i + 1, r = l + 1, m = i;
+        double bk = k;
+        if (l < n && tkey(e->ch[c][l]) < bk) m = l, bk = tkey(e->ch[c][l]);
+        if (r < n && tkey(e->ch[c][r]) < bk) m = r;
+        if (m == i) break;
+        tset(e, c, i, e->ch[c][m]);
+        i = m;
+    }
+    tset(e, c, i, t);
+}
+
+static int tpush(gx_engine *e, int c, gx__tenant *t) {
+    if (e->chn[c] == e->chcap[c]) {
+        uint32_t nc = e->chcap[c] ? e->chcap[c] * 2 : 16;
+        gx__tenant **nv = realloc(e->ch[c], nc * sizeof *nv);
+        if (!nv) return GX_ENOMEM;
+        e->ch[c] = nv;
+        e->chcap[c] = nc;
+    }
+    uint32_t i = e->chn[c]++;
+    tset(e, c, i, t);
+    tup(e, c, i);
+    return 0;
+}
+
+static void tremove(gx_engine *e, int c, gx__tenant *t) {
+    uint32_t i = t->hpos[c];
+    if (i == GX__NOPOS) return;
+    t->hpos[c] = GX__NOPOS;
+    uint32_t n = --e->chn[c];
+    if (i == n) return;
+    gx__tenant *last = e->ch[c][n];
+    tset(e, c, i, last);
+    tup(e, c, i);
+    tdown(e, c, last->hpos[c]);
+}
+
+/* ---- setup ---------------------------------------------------------------- */
+
+int gx__sched_init(gx_engine *e) {
+    e->ncls = GX__CLS_DEV0 + e->ndev;
+    e->ch = calloc((size_t)e->ncls, sizeof *e->ch);
+    e->chn = calloc((size_t)e->ncls, sizeof *e->chn);
+    e->chcap = calloc((size_t)e->ncls, sizeof *e->chcap);
+    if (!e->ch || !e->chn || !e->chcap) return GX_ENOMEM;
+    e->fair_scale = 1;
+    e->fair_epoch = gx__now_ns();
+    double hl = e->o.fair_halflife_s > 0 ? e->o.fair_halflife_s : 60;
+    e->fair_k = log(2.0) / (hl * 1e9);
+    return 0;
+}
+
+void gx__sched_free(gx_engine *e) {
+    for (uint32_t i = 0; i < e->ntenants; i++) {
+        for (int c = 0; c < e->ncls; c++) free(e->tenants[i].q[c].v);
+        free(e->tenants[i].q);
+        free(e->tenants[i].hpos);
+    }
+    free(e->tenants);
+    for (int c = 0; c < e->ncls; c++) free(e->ch[c]);
+    free(e->ch);
+    free(e->chn);
+    free(e->chcap);
+}
+
+int gx__tenant_new(gx_engine *e, const char *name, double weight, int max_running, uint32_t *id) {
+    if (e->ntenants == e->captenants) {
+        uint32_t nc = e->captenants ? e->captenants * 2 : 16;
+        /* tenants are referenced from class heaps by pointer: rebuild them */
+        gx__tenant *nt = realloc(e->tenants, nc * sizeof *nt);
+        if (!nt) return GX_ENOMEM;
+        e->tenants = nt;
+        e->captenants = nc;
+        for (int c = 0; c < e->ncls; c++)
+            for (uint32_t i = 0; i < e->chn[c]; i++) e->ch[c][i] = NULL;
+        for (uint32_t t = 0; t < e->ntenants; t++)
+            for (int c = 0; c < e->ncls; c++)
+                if (nt[t].hpos[c] != GX__NOPOS) e->ch[c][nt[t].hpos[c]] = &nt[t];
+    }
+    gx__tenant *t = &e->tenants[e->ntenants];
+    memset(t, 0, sizeof *t);
+    snprintf(t->name, sizeof t->name, "%s", name);
+    t->weight = weight;
+    t->max_running = max_running;
+    t->q = calloc((size_t)e->ncls, sizeof *t->q);
+    t->hpos = malloc((size_t)e->ncls * sizeof *t->hpos);
+    if (!t->q || !t->hpos) {
+        free(t->q);
+        free(t->hpos);
+        return GX_ENOMEM;
+    }
+    for (int c = 0; c < e->ncls; c++) t->hpos[c] = GX__NOPOS;
+    /* a newcomer starts level with the least-used active tenant, so it gets
+     * its share from now on rather than a burst to "catch up" */
+    double minkey = -1;
+    for (int c = 0; c < e->ncls; c++)
+        if (e->chn[c] && (minkey < 0 || tkey(e->ch[c][0]) < minkey)) minkey = tkey(e->ch[c][0]);
+    if (minkey > 0) t->usage = minkey * weight;
+    if (gx__hmap_put(&e->tenant_ix, name, strlen(name), e->ntenants)) {
+        free(t->q);
+        free(t->hpos);
+        return GX_ENOMEM;
+    }
+    *id = e->ntenants++;
+    return 0;
+}
+
+/* ---- queue operations ----------------------------------------------------- */
+
+int gx__sched_enqueue(gx_engine *e, gx__job *j) {
+    gx__tenant *t = &e->tenants[j->tenant];
+    int c = j->cls;
+    int rc = jpush(&t->q[c], j);
+    if (rc) return rc;
+    if (!t->throttled && t->hpos[c] == GX__NOPOS) {
+        rc = tpush(e, c, t);
+        if (rc) {
+            jremove(&t->q[c], j);
+            return rc;
+        }
+    }
+    return 0;
+}
+
+void gx__sched_remove(gx_engine *e, gx__job *j) {
+    if (j->qpos == GX__NOPOS) return;
+    gx__tenant *t = &e->tenants[j->tenant];
+    int c = j->cls;
+    jremove(&t->q[c], j);
+    if (!t->q[c].n) tremove(e, c, t);
+}
+
+static void refresh_scale(gx_engine *e, int64_t now) {
+    e->fair_scale = exp(e->fair_k * (double)(now - e->fair_epoch));
+    if (e->fair_scale > 1e60) {
+        for (uint32_t i = 0; i < e->ntenants; i++) e->tenants[i].usage /= e->fair_scale;
+        e->fair_epoch = now;
+        e->fair_scale = 1;
+    }
+}
+
+double gx__sched_usage_s(gx_engine *e, const gx__tenant *t) {
+    double scale = exp(e->fair_k * (double)(gx__now_ns() - e->fair_epoch));
+    return t->usage / scale / 1e6;
+}
+
+/* Re-sort a tenant in every class heap after its usage changed. */
+static void tenant_moved(gx_engine *e, gx__tenant *t, int grew) {
+    for (int c = 0; c < e->ncls; c++) {
+        uint32_t p = t->hpos[c];
+        if (p == GX__NOPOS) continue;
+        if (grew)
+            tdown(e, c, p);
+        else
+            tup(e, c, p);
+    }
+}
+
+void gx__sched_charge(gx_engine *e, uint32_t tenant, double est_us, double actual_us) {
+    gx__tenant *t = &e->tenants[tenant];
+    double delta = (actual_us - est_us) * e->fair_scale;
+    t->usage += delta;
+    if (t->usage < 0) t->usage = 0;
+    t->device_s += actual_us / 1e6;
+    tenant_moved(e, t, delta > 0);
+}
+
+void gx__sched_released(gx_engine *e, uint32_t tenant) {
+    gx__tenant *t = &e->tenants[tenant];
+    t->running--;
+    if (t->throttled && (t->max_running <= 0 || t->running < t->max_running)) {
+        t->throttled = 0;
+        for (int c = 0; c < e->ncls; c++)
+            if (t->q[c].n) tpush(e, c, t);
+    }
+}
+
+void gx__sched_tenant_changed(gx_engine *e, uint32_t tenant) {
+    gx__tenant *t = &e->tenants[tenant];
+    for (int c = 0; c < e->ncls; c++)
+        if (t->hpos[c] != GX__NOPOS) {
+            tup(e, c, t->hpos[c]);
+            tdown(e, c, t->hpos[c]);
+        }
+    int over = t->max_running > 0 && t->running >= t->max_running;
+    if (over && !t->throttled) {
+        t->throttled = 1;
+        for (int c = 0; c < e->ncls; c++) tremove(e, c, t);
+    } else if (!over && t->throttled) {
+        t->throttled = 0;
+        for (int c = 0; c < e->ncls; c++)
+            if (t->q[c].n) tpush(e, c, t);
+    }
+}
+
+int gx__cls_allows(gx_engine *e, int cls, int dev) {
+    switch (cls) {
+    case GX__CLS_ANY: return 1;
+    case GX__CLS_CPU: return e->dev[dev].kind == GX_DEV_CPU;
+    case GX__CLS_GPU: return e->dev[dev].kind == GX_DEV_CUDA;
+    default: return cls - GX__CLS_DEV0 == dev;
+    }
+}
+
+int gx__dev_has_room(gx_engine *e, const gx__device *d) {
+    if (!d->healthy) return 0;
+    int64_t inflight = (int64_t)d->rcount + d->running;
+    int64_t slots = d->desc.slots > 0 ? d->desc.slots : 1;
+    if (inflight < slots) return 1;
+    /* beyond one job per slot, queue ahead only small work: long jobs stay
+     * in the tenant queues where priorities and fair share still apply */
+    return d->pending_cost < e->o.batch_quantum_us * (double)slots &&
+           inflight < slots * (int64_t)e->o.max_batch * 2;
+}
+
+gx__kstat *gx__kinfo(gx_engine *e, const gx_kernel *k) {
+    for (int i = 0; i < e->nkstats; i++)
+        if (e->kstats[i].k == k) return &e->kstats[i];
+    if (e->nkstats == (int)(sizeof e->kstats / sizeof e->kstats[0])) return NULL;
+    gx__kstat *s = &e->kstats[e->nkstats++];
+    memset(s, 0, sizeof *s);
+    s->k = k;
+    s->ewma_us = -1;
+    for (int d = 0; d < GX_DEV_KIND_COUNT; d++) s->impl[d] = gx_kernel_impl(k, (gx_dev_kind)d);
+    return s;
+}
+
+double gx__cost_estimate(gx_engine *e, const gx__job *j) {
+    if (j->kernel->cost_us) {
+        gx_kcall c;
+        gx__kcall_init(&c, j->kernel, &j->bound, NULL, NULL);
+        double v = j->kernel->cost_us(&c);
+        if (v >= 0) return v;
+    }
+    gx__kstat *s = gx__kinfo(e, j->kernel);
+    if (s && s->ewma_us >= 0) return s->ewma_us;
+    return 100; /* never measured: assume a small job */
+}
+
+void gx__kstat_record(gx_engine *e, const gx_kernel *k, double us) {
+    gx__kstat *s = gx__kinfo(e, k);
+    if (!s) return;
+    s->ewma_us = s->ewma_us < 0 ? us : s->ewma_us + (us - s->ewma_us) * 0.05;
+    s->n++;
+}
+
+/* ---- dispatch ------------------------------------------------------------- */
+
+int gx__sched_dispatch(gx_engine *e, int limit, int unlimited) {
+    if (e->paused && !unlimited) return 0;
+    int placed = 0;
+    uint64_t skip = 0; /* classes with no device to take their best job */
+    int room[GX__MAX_DEVICES];
+    int any_room = 0;
+    for (int d = 0; d < e->ndev; d++) any_room |= room[d] = unlimited || gx__dev_has_room(e, &e->dev[d]);
+    if (!any_room) return 0;
+    refresh_scale(e, gx__now_ns());
+    while (placed < limit) {
+        int bc = -1;
+        gx__tenant *bt = NULL;
+        gx__job *bj = NULL;
+        double bk = 0;
+        for (int c = 0; c < e->ncls; c++) {
+            if (!e->chn[c] || (skip >> c & 1)) continue;
+            gx__tenant *t = e->ch[c][0];
+            gx__job *j = t->q[c].v[0];
+            double k = tkey(t);
+            if (bc < 0 || k < bk || (k == bk && jbefore(j, bj))) bc = c, bt = t, bj = j, bk = k;
+        }
+        if (bc < 0) break;
+        int cand[GX__MAX_DEVICES], nc = 0;
+        for (int d = 0; d < e->ndev; d++) {
+            gx__device *dv = &e->dev[d];
+            if (!room[d] || !gx__cls_allows(e, bc, d)) continue;
+            if (dv->mem_used + bj->mem > dv->desc.mem_total) continue;
+            cand[nc++] = d;
+        }
+        if (!nc) {
+            skip |= 1ull << bc;
+            continue;
+        }
+        int d = nc == 1 ? cand[0] : e->placer->pick(e, cand, nc);
+        gx__device *dv = &e->dev[d];
+        jremove(&bt->q[bc], bj);
+        if (!bt->q[bc].n) tremove(e, bc, bt);
+        bt->queued--;
+        bt->running++;
+        double cost = gx__cost_estimate(e, bj);
+        bj->cost_us = (float)cost;
+        bt->usage += cost * e->fair_scale;
+        tenant_moved(e, bt, 1);
+        if (bt->max_running > 0 && bt->running >= bt->max_running) {
+            bt->throttled = 1;
+            for (int c = 0; c < e->ncls; c++) tremove(e, c, bt);
+        }
+        bj->state = GX_JOB_SCHEDULED;
+        bj->device = (int16_t)d;
+        dv->pending_cost += cost;
+        dv->mem_used += bj->mem;
+        gx__dev_push(e, dv, bj);
+        placed++;
+        if (!unlimited && !(room[d] = gx__dev_has_room(e, dv))) {
+            int any = 0;
+            for (int i = 0; i < e->ndev; i++) any |= room[i];
+            if (!any) break;
+        }
+    }
+    return placed;
+}
+
+int64_t gx__sched_position(gx_engine *e, const gx__job *j) {
+    const gx__tenant *t = &e->tenants[j->tenant];
+    int64_t ahead = 0;
+    for (int c = 0; c < e->ncls; c++)
+        for (uint32_t i = 0; i < t->q[c].n; i++)
+            if (t->q[c].v[i] != j && jbefore(t->q[c].v[i], j)) ahead++;
+    return ahead;
+}
