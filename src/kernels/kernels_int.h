@@ -7,6 +7,7 @@
 #ifndef GX_KERNELS_INT_H
 #define GX_KERNELS_INT_H
 
+#include <float.h>
 #include <stdio.h>
 
 #include "gexec/gexec_kernel.h"
@@ -29,7 +30,28 @@ static inline uint64_t gx__kin_bytes(const gx_kcall *c) {
     return b;
 }
 
+/* Every valid dtype, for inputs that are only moved around (sort values). */
+#define GX_DTM_ANY (((1u << GX_DT_COUNT) - 1u) & ~GX_DTM(GX_DT_INVALID))
+
+/* Bounds for a FLOAT argument that takes any finite value (the registry
+ * checks [min, max] inclusively, so leaving them 0 would allow only 0). */
+#define GX_KARG_ANY_FLOAT .min = -DBL_MAX, .max = DBL_MAX
+
+/* Elements processed between two polls of the cancel flag in streaming
+ * loops: a few hundred microseconds of work at most. */
+#define GX_KCHUNK ((int64_t)1 << 16)
+
+/* Nonzero once the call has been cancelled or timed out. */
+static inline int gx__kcancelled(const gx_kcall *c) { return c->cancel && *c->cancel; }
+
+/* Report a cancelled call: returns GX_ECANCELED with c->err set. */
+static inline int gx__kcancel(gx_kcall *c) {
+    return gx_error_set(c->err, GX_ECANCELED, NULL, "%s cancelled", c->kernel->name);
+}
+
 #define GX_KERNEL_LIST(X) \
+    X(reduce_sum)         \
+    X(saxpy)              \
     X(spin)
 
 #endif
