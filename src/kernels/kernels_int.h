@@ -49,7 +49,40 @@ static inline int gx__kcancel(gx_kcall *c) {
     return gx_error_set(c->err, GX_ECANCELED, NULL, "%s cancelled", c->kernel->name);
 }
 
+/* ---- dense matrix product (gemm.c), shared with mlp_forward ----------------
+ * C = alpha * op(A) * op(B) + beta * C on row-major matrices, op(X) being X
+ * or its transpose. op(A) is m x k, op(B) is k x n, C is m x n; lda, ldb and
+ * ldc are row strides in elements of the matrices as stored. C is not read
+ * when beta == 0, and A and B are not read when alpha == 0 or k == 0.
+ * Blocked for cache, SIMD where the CPU has it, and split over threads above
+ * a size threshold. Returns 0, GX_ENOMEM or GX_ECANCELED (no message: the
+ * caller words it). */
+typedef struct gx__gemm_op {
+    gx_dtype dt; /* GX_F32 or GX_F64 for all three matrices */
+    int64_t m, n, k;
+    double alpha, beta;
+    const void *a;
+    int64_t lda;
+    int trans_a; /* A is stored k x m */
+    const void *b;
+    int64_t ldb;
+    int trans_b; /* B is stored n x k */
+    void *c;
+    int64_t ldc;
+    const volatile int *cancel; /* polled between blocks; may be NULL */
+    int max_threads;            /* 0: as many as the machine has */
+} gx__gemm_op;
+int gx__gemm(const gx__gemm_op *op);
+/* Scratch bytes gx__gemm allocates for a product of that size. */
+uint64_t gx__gemm_scratch_bytes(gx_dtype dt, int64_t m, int64_t n, int64_t k);
+
+/* SIMD code paths: -1 (default) use them when the CPU supports them, 0 never
+ * (the portable C path; tests use it to cover both). Not thread-safe to
+ * change while kernels run. */
+extern int gx__kernels_simd;
+
 #define GX_KERNEL_LIST(X) \
+    X(gemm)               \
     X(reduce_sum)         \
     X(saxpy)              \
     X(spin)
