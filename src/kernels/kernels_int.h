@@ -82,9 +82,13 @@ uint64_t gx__gemm_scratch_bytes(gx_dtype dt, int64_t m, int64_t n, int64_t k);
 extern int gx__kernels_simd;
 
 #define GX_KERNEL_LIST(X) \
+    X(filter_range)       \
     X(gemm)               \
+    X(histogram)          \
+    X(normalize)          \
     X(reduce_sum)         \
     X(saxpy)              \
+    X(sort)               \
     X(spin)
 
 #endif
