@@ -85,6 +85,8 @@ extern int gx__kernels_simd;
     X(filter_range)       \
     X(gemm)               \
     X(histogram)          \
+    X(linreg_gd)          \
+    X(mlp_forward)        \
     X(normalize)          \
     X(reduce_sum)         \
     X(saxpy)              \
