@@ -16,7 +16,7 @@
  */
 #include <errno.h>
 #include <limits.h>
-#include <math.h>
+#include <math.h> /* isfinite */
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,16 +69,21 @@ static const char *const format_choices[] = {"text", "json", NULL};
 #define FIELD(f, ctype) \
     (offsetof(gx_config, f) + 0 * _Generic(((gx_config *)0)->f, ctype: (size_t)0))
 
-#define STR(n, f, d, fl, chk, doc_) \
-    {.name = n, .type = T_STR, .off = FIELD(f, char *), .def = d, .flags = fl, .check = chk, .doc = doc_}
-#define INT(n, f, d, lo, hi, doc_) \
-    {.name = n, .type = T_INT, .off = FIELD(f, int64_t), .def = d, .min = lo, .max = hi, .doc = doc_}
-#define SIZE(n, f, d, lo, hi, doc_) \
-    {.name = n, .type = T_SIZE, .off = FIELD(f, uint64_t), .def = d, .min = lo, .max = hi, .doc = doc_}
-#define DUR(n, f, d, lo, hi, doc_) \
-    {.name = n, .type = T_DUR, .off = FIELD(f, int64_t), .def = d, .min = lo, .max = hi, .doc = doc_}
-#define DBL(n, f, d, lo, hi, doc_) \
-    {.name = n, .type = T_DOUBLE, .off = FIELD(f, double), .def = d, .dmin = lo, .dmax = hi, .doc = doc_}
+#define STR(n, f, d, fl, chk, doc_)                                                  \
+    {.name = n, .type = T_STR, .off = FIELD(f, char *), .def = d, .flags = fl,      \
+     .check = chk, .doc = doc_}
+#define INT(n, f, d, lo, hi, doc_)                                                   \
+    {.name = n, .type = T_INT, .off = FIELD(f, int64_t), .def = d, .min = lo,       \
+     .max = hi, .doc = doc_}
+#define SIZE(n, f, d, lo, hi, doc_)                                                  \
+    {.name = n, .type = T_SIZE, .off = FIELD(f, uint64_t), .def = d, .min = lo,     \
+     .max = hi, .doc = doc_}
+#define DUR(n, f, d, lo, hi, doc_)                                                   \
+    {.name = n, .type = T_DUR, .off = FIELD(f, int64_t), .def = d, .min = lo,       \
+     .max = hi, .doc = doc_}
+#define DBL(n, f, d, lo, hi, doc_)                                                   \
+    {.name = n, .type = T_DOUBLE, .off = FIELD(f, double), .def = d, .dmin = lo,    \
+     .dmax = hi, .doc = doc_}
 #define BOOL(n, f, d, doc_) \
     {.name = n, .type = T_BOOL, .off = FIELD(f, bool), .def = d, .doc = doc_}
 #define ENUM(n, f, d, ch, doc_) \
@@ -335,7 +340,7 @@ __attribute__((format(printf, 6, 7))) static int fail(gx_error *err, int code, l
     va_start(ap, fmt);
     vsnprintf(detail, sizeof detail, fmt, ap);
     va_end(ap);
-    char pre[64] = "";
+    char pre[112] = "";
     if (line > 0)
         snprintf(pre, sizeof pre, "line %ld: ", line);
     else if (where)
@@ -467,13 +472,16 @@ static pres parse_bool(const char *s, size_t n, bool *out) {
     return P_SYNTAX;
 }
 
-/* Well-formed UTF-8 without control characters. */
+/* Well-formed UTF-8 of characters YAML can print: no C0 or C1 controls,
+ * no line or paragraph separators, no BOM, no noncharacters. Whatever
+ * passes can be written back in a double-quoted YAML scalar escaping only
+ * backslash and double quote, so the dump reads back to the same string. */
 static int clean_utf8(const char *s, size_t n) {
     const unsigned char *p = (const unsigned char *)s;
     for (size_t i = 0; i < n;) {
         unsigned ch = p[i];
-        if (ch < 0x20 || ch == 0x7f) return 0;
         if (ch < 0x80) {
+            if (ch < 0x20 || ch == 0x7f) return 0;
             i++;
             continue;
         }
@@ -483,13 +491,14 @@ static int clean_utf8(const char *s, size_t n) {
         else if (ch >= 0xf0 && ch <= 0xf4) len = 4;
         else return 0;
         if (i + len > n) return 0;
-        unsigned cp = ch & (0xff >> (len + 1));
+        unsigned cp = ch & (0xffu >> (len + 1));
         for (size_t j = 1; j < len; j++) {
             if ((p[i + j] & 0xc0) != 0x80) return 0;
             cp = cp << 6 | (p[i + j] & 0x3f);
         }
         if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
-            (cp >= 0xd800 && cp <= 0xdfff))
+            cp < 0xa0 || (cp >= 0xd800 && cp <= 0xdfff) || cp == 0x2028 || cp == 0x2029 ||
+            cp == 0xfeff || cp == 0xfffe || cp == 0xffff)
             return 0;
         i += len;
     }
@@ -573,7 +582,7 @@ static void fmt_dur(int64_t ms, char *buf, size_t cap) {
 
 /* Shortest %g that reads back as the same double. */
 static void fmt_double(double v, char *buf, size_t cap) {
-    if (v == floor(v) && fabs(v) < 1e15) {
+    if (v > -1e15 && v < 1e15 && v == (double)(int64_t)v) { /* integral */
         snprintf(buf, cap, "%.0f", v);
         return;
     }
@@ -808,7 +817,8 @@ typedef struct loader {
 
 static int syntax_error(loader *L) {
     yaml_parser_t *p = &L->p;
-    if (p->error == YAML_MEMORY_ERROR) return fail(L->err, GX_ENOMEM, 0, NULL, NULL, "out of memory");
+    if (p->error == YAML_MEMORY_ERROR)
+        return fail(L->err, GX_ENOMEM, 0, NULL, NULL, "out of memory");
     size_t line = 1, col = 1;
     if (p->error == YAML_READER_ERROR) {
         /* reader errors carry a byte offset, not a mark */
@@ -1110,7 +1120,8 @@ static int finalize_into(gx_config *c, void *arg, gx_error *err) {
     if (c->tls.key && !c->tls.cert)
         return fail(err, GX_EINVAL, 0, NULL, "tls.cert", "must be set when tls.key is");
     if (c->store.backend == GX_CFG_STORE_POSTGRES && !c->store.dsn)
-        return fail(err, GX_EINVAL, 0, NULL, "store.dsn", "required when store.backend is postgres");
+        return fail(err, GX_EINVAL, 0, NULL, "store.dsn",
+                    "required when store.backend is postgres");
     return 0;
 }
 

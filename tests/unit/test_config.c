@@ -590,6 +590,10 @@ static void strings(void **st) {
     set_bad("data_dir", "/a\xc0\xaf", "not UTF-8");      /* overlong */
     set_bad("data_dir", "/a\xed\xa0\x80", "not UTF-8");  /* surrogate */
     set_bad("data_dir", "/a\xf5\x80\x80\x80", "not UTF-8");
+    set_bad("data_dir", "/a\xc2\x85", "control characters"); /* NEL, a YAML line break */
+    set_bad("data_dir", "/a\xe2\x80\xa8", "control characters"); /* line separator */
+    set_bad("data_dir", "/a\xef\xbb\xbf", "control characters"); /* BOM */
+    set_get("data_dir", "/\xf0\x9f\x98\x80", "/\xf0\x9f\x98\x80");
     char longs[5000];
     memset(longs, 'a', sizeof longs - 1);
     longs[sizeof longs - 1] = '\0';
@@ -730,7 +734,8 @@ static void file_errors_name_key_and_line(void **st) {
     expect_err("data_dir: \"/a\\tb\"\n", GX_EINVAL, "data_dir", 1,
                "line 1: data_dir: '/a?b' has control characters or is not UTF-8", 0);
     /* long values are shortened in messages */
-    expect_err("log:\n  level: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\n",
+    expect_err("log:\n  level: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+               "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\n",
                GX_EINVAL, "log.level", 2,
                "line 2: log.level: 'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa...' is not one of "
                "debug, info, warn, error",
