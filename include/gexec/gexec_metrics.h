@@ -35,6 +35,9 @@
 extern "C" {
 #endif
 
+/* Content-Type of what gx_metrics_render produces. */
+#define GX_METRICS_CONTENT_TYPE "text/plain; version=0.0.4; charset=utf-8"
+
 /* Most label names a family may declare. */
 #define GX_METRICS_MAX_LABELS 4
 /* Most buckets (finite upper bounds) a histogram may declare. */
@@ -104,7 +107,8 @@ gx_metric_family *gx_metrics_find(gx_metrics *reg, const char *name);
  * accepts NULL and does nothing, so an instrumentation miss never crashes).
  * Label values that are not valid UTF-8 have each bad byte replaced by
  * U+FFFD. The handle lives as long as the registry: resolve it once and keep
- * it. Takes the family's lock (a read lock when the series exists). */
+ * it. Finding an existing series takes no lock (a hash lookup, some tens of
+ * ns); creating one takes the family's mutex. */
 #define gx_metrics_series(...) gx_metrics_series_nt(__VA_ARGS__, (const char *)NULL)
 /* What gx_metrics_series expands to: the values end with a NULL. */
 gx_metric_series *gx_metrics_series_nt(gx_metric_family *f, ...);
@@ -138,7 +142,7 @@ double gx_metric_value(const gx_metric_series *s);
 /* Sum of a histogram's observations (0 for other kinds). */
 double gx_hist_sum(const gx_metric_series *s);
 
-/* Hide every series of a gauge family until it is set again. For collect
+/* Hide every series of a gauge family until it is updated again. For collect
  * callbacks that rebuild a labelled view each time (queue depth per tenant):
  * clear, then set the series that exist now; a tenant that went away stops
  * being rendered. Handles stay valid. GX_EINVAL if f is not a gauge. */
@@ -152,11 +156,11 @@ int gx_gauge_clear(gx_metric_family *f);
 typedef void (*gx_metrics_collect_fn)(gx_metrics *reg, void *ctx);
 
 /* Add a collect callback; ctx is passed back and must outlive the registry
- * (or the callback's use). GX_ENOMEM. */
+ * (callbacks cannot be removed). GX_EINVAL (NULL reg or fn), GX_ENOMEM. */
 int gx_metrics_on_collect(gx_metrics *reg, gx_metrics_collect_fn fn, void *ctx);
 
 /* Run the collect callbacks, then render every family in the text format
- * 0.0.4 (Content-Type: text/plain; version=0.0.4; charset=utf-8) into a new
+ * 0.0.4 (Content-Type GX_METRICS_CONTENT_TYPE) into a new
  * NUL-terminated buffer: *buf (free with free()) of *len bytes, not counting
  * the NUL. Families come in registration order with "# HELP" and "# TYPE"
  * lines, series sorted by label values; a histogram has cumulative _bucket
@@ -186,15 +190,15 @@ int gx_metrics_process_collector(gx_metrics *reg, gx_error *err);
 /* The families gexecd exports, registered together so every module uses the
  * same names and labels. Label names in brackets. */
 typedef struct gx_metrics_std {
-    gx_metric_family *jobs_submitted;  /* gexec_jobs_submitted_total [kernel] */
-    gx_metric_family *jobs_finished;   /* gexec_jobs_finished_total [state, kernel] */
-    gx_metric_family *queue_depth;     /* gexec_queue_depth [tenant] gauge (collect) */
-    gx_metric_family *queue_wait;      /* gexec_job_queue_wait_seconds [kernel] */
-    gx_metric_family *run_time;        /* gexec_job_run_seconds [kernel] */
-    gx_metric_family *http_requests;   /* gexec_http_requests_total [route, status] */
-    gx_metric_family *http_latency;    /* gexec_http_request_duration_seconds [route] */
-    gx_metric_family *store_commit;    /* gexec_store_commit_seconds */
-    gx_metric_family *store_batch;     /* gexec_store_commit_batch_size (jobs per commit) */
+    gx_metric_family *jobs_submitted; /* gexec_jobs_submitted_total [kernel] */
+    gx_metric_family *jobs_finished;  /* gexec_jobs_finished_total [state, kernel] */
+    gx_metric_family *queue_depth;    /* gexec_queue_depth [tenant] gauge (collect) */
+    gx_metric_family *queue_wait;     /* gexec_job_queue_wait_seconds [kernel] */
+    gx_metric_family *run_time;       /* gexec_job_run_seconds [kernel] */
+    gx_metric_family *http_requests;  /* gexec_http_requests_total [route, status] */
+    gx_metric_family *http_latency;   /* gexec_http_request_duration_seconds [route] */
+    gx_metric_family *store_commit;   /* gexec_store_commit_seconds */
+    gx_metric_family *store_batch;    /* gexec_store_commit_batch_size (writes per commit) */
 } gx_metrics_std;
 
 /* Register the families above into reg and fill *std. Errors as

@@ -3,12 +3,18 @@
  * the Prometheus text exposition (see gexec_metrics.h).
  *
  * Locking. The registry mutex guards the family and callback lists (appended
- * only). Each family has a read-write lock over its series index (a hash map
- * from the joined label values to the series) and its list of series; both
- * only grow, so a series pointer stays valid until gx_metrics_free. Series
- * values are atomics updated with relaxed ordering: a scrape needs no
- * ordering between series, only untorn values. A render mutex makes renders
- * (and so collect callbacks) run one at a time.
+ * only). Series are never removed, so a series pointer stays valid until
+ * gx_metrics_free, and a family's index (an open-addressing table from the
+ * joined label values to the series) only ever gains entries. Lookups read
+ * it without a lock: the table pointer and each slot are published with
+ * release stores after what they point to is complete. Creating a series
+ * takes the family mutex, inserts into the table, and when the table is half
+ * full copies it into one twice the size and publishes that; old tables are
+ * kept (a lookup may still be reading one) and freed with the family. A
+ * reader that misses on a stale table retries under the mutex. Series values
+ * are atomics updated with relaxed ordering: a scrape needs no ordering
+ * between series, only untorn values. A render mutex makes renders (and so
+ * collect callbacks) run one at a time.
  *
  * Values. A counter keeps whole increments in a uint64 (one atomic add) and
  * anything fractional in a double updated by compare-and-swap; its value is
@@ -26,17 +32,23 @@
 #include <string.h>
 
 #include "gexec/gexec_metrics.h"
-#include "hmap.h"
 
 #define CACHE_LINE 64
 
+typedef struct index index_t; /* lock-free series lookup table, below */
+
 struct gx_metric_series {
-    _Atomic uint64_t u;      /* counter: whole increments */
-    _Atomic uint64_t f;      /* bits of a double: counter fraction, gauge value, histogram sum */
-    _Atomic int hidden;      /* gauge cleared by gx_gauge_clear and not updated since */
-    gx_metric_type type;     /* copy of the family's, checked by every update */
-    gx_metric_family *fam;   /* owner */
-    char *vals[GX_METRICS_MAX_LABELS]; /* label values (sanitized), into one block */
+    _Atomic uint64_t u;    /* counter: whole increments */
+    _Atomic uint64_t f;    /* bits of a double: counter fraction, gauge value, histogram sum */
+    _Atomic int hidden;    /* gauge cleared by gx_gauge_clear and not updated since */
+    gx_metric_type type;   /* copy of the family's, checked by every update */
+    gx_metric_family *fam; /* owner */
+    uint64_t hash;         /* of key */
+    size_t klen;           /* bytes of key */
+    char *key;             /* label values, each NUL-terminated, end to end */
+    char *vals[GX_METRICS_MAX_LABELS]; /* label values (sanitized), into key */
+    char *lbl;                         /* rendered labels, l1="v1",l2="v2" (escaped), or NULL */
+    size_t lbllen;
     _Atomic uint64_t buckets[]; /* histogram: nb + 1 counts, last is +Inf */
 };
 
@@ -47,14 +59,28 @@ struct gx_metric_family {
     char *help;
     size_t nlabels;
     char *labels[GX_METRICS_MAX_LABELS];
-    double *bounds;          /* histogram upper bounds, nb of them */
+    double *bounds; /* histogram upper bounds, nb of them */
     size_t nb;
-    char (*le)[32];          /* bounds formatted for the le label */
-    pthread_rwlock_t lock;   /* over index and series */
-    gx__hmap index;          /* joined label values -> series */
-    gx_metric_series **series;
+    char (*le)[40];            /* le="<bound>" for each bucket, rendered once */
+    pthread_mutex_t lock;      /* taken to add a series, and to copy the list */
+    _Atomic(index_t *) index;  /* lock-free lookup table, NULL until a series */
+    index_t *retired;          /* tables replaced by larger ones, freed with the family */
+    gx_metric_series **series; /* in creation order */
     size_t nseries, cap;
     gx_metric_series *single; /* the series of a family without labels */
+    /* Render's copy of series sorted by label values, and how many series it
+     * holds; re-sorted only when series were added. Guarded by the
+     * registry's render lock. */
+    gx_metric_series **sorted;
+    size_t nsorted;
+};
+
+/* An index table: power-of-two slots, each NULL or a series, filled at most
+ * half so probes stay short. Never shrinks, never loses an entry. */
+struct index {
+    index_t *next_retired;
+    size_t mask;
+    _Atomic(gx_metric_series *) slot[];
 };
 
 typedef struct collect_cb {
@@ -100,16 +126,40 @@ static char *xstrdup(const char *s) {
     return p;
 }
 
-/* Format v as the exposition format wants it: shortest text that reads back
- * as the same double; +Inf, -Inf, NaN spelled as Prometheus does. */
-static int fmt_double(char *buf, size_t cap, double v) {
-    if (isnan(v)) return snprintf(buf, cap, "NaN");
-    if (isinf(v)) return snprintf(buf, cap, v > 0 ? "+Inf" : "-Inf");
-    if (fabs(v) < 9007199254740992.0 && v == (double)(int64_t)v)
-        return snprintf(buf, cap, "%lld", (long long)v);
-    int n = snprintf(buf, cap, "%.15g", v);
-    if (strtod(buf, NULL) != v) n = snprintf(buf, cap, "%.17g", v);
+/* Decimal text of v into t (at least 21 bytes), NUL-terminated; returns the
+ * length. Renders print many integers; snprintf is slow for them. */
+static size_t u64_text(char *t, uint64_t v) {
+    char r[20];
+    size_t n = 0;
+    do {
+        r[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    for (size_t i = 0; i < n; i++) t[i] = r[n - 1 - i];
+    t[n] = '\0';
     return n;
+}
+
+/* Format v as the exposition format wants it into buf (cap >= 32): shortest
+ * text that reads back as the same double; +Inf, -Inf, NaN spelled as
+ * Prometheus does. Returns the length. */
+static size_t fmt_double(char *buf, size_t cap, double v) {
+    int n;
+    if (isnan(v))
+        n = snprintf(buf, cap, "NaN");
+    else if (isinf(v))
+        n = snprintf(buf, cap, v > 0 ? "+Inf" : "-Inf");
+    else if (fabs(v) < 9007199254740992.0 && v == (double)(int64_t)v) {
+        if (v < 0) {
+            buf[0] = '-';
+            return 1 + u64_text(buf + 1, (uint64_t)-v);
+        }
+        return u64_text(buf, (uint64_t)v);
+    } else {
+        n = snprintf(buf, cap, "%.15g", v);
+        if (strtod(buf, NULL) != v) n = snprintf(buf, cap, "%.17g", v);
+    }
+    return (size_t)n;
 }
 
 /* ---- UTF-8 ----------------------------------------------------------------- */
@@ -148,6 +198,20 @@ static bool utf8_valid(const char *s) {
     return true;
 }
 
+/* strlen(s), and in *ok whether s is valid UTF-8; ASCII takes one tight
+ * pass, since label values nearly always are. */
+static size_t scan_value(const char *s, bool *ok) {
+    const unsigned char *p = (const unsigned char *)s;
+    size_t i = 0;
+    while (p[i] && p[i] < 0x80) i++;
+    if (!p[i]) {
+        *ok = true;
+        return i;
+    }
+    *ok = utf8_valid(s + i);
+    return i + strlen(s + i);
+}
+
 /* Bytes needed by s with each invalid byte replaced by U+FFFD (3 bytes). */
 static size_t utf8_fixed_len(const char *s) {
     const unsigned char *p = (const unsigned char *)s;
@@ -176,6 +240,71 @@ static void utf8_fix(const char *s, char *out) {
             p++;
         }
     }
+}
+
+/* ---- text buffer --------------------------------------------------------- */
+
+typedef struct sbuf {
+    char *p;
+    size_t len, cap;
+    bool oom;
+} sbuf;
+
+static bool sb_reserve(sbuf *b, size_t more) {
+    if (b->oom) return false;
+    if (b->len + more + 1 <= b->cap) return true;
+    size_t ncap = b->cap ? b->cap : 4096;
+    while (ncap < b->len + more + 1) ncap *= 2;
+    char *n = realloc(b->p, ncap);
+    if (!n) {
+        b->oom = true;
+        return false;
+    }
+    b->p = n;
+    b->cap = ncap;
+    return true;
+}
+
+static inline void sb_put(sbuf *b, const char *s, size_t n) {
+    if (b->len + n + 1 > b->cap && !sb_reserve(b, n)) return;
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+    b->p[b->len] = '\0';
+}
+
+static void sb_str(sbuf *b, const char *s) { sb_put(b, s, strlen(s)); }
+
+static void sb_double(sbuf *b, double v) {
+    char t[40];
+    size_t n = fmt_double(t, sizeof t, v);
+    sb_put(b, t, n);
+}
+
+static void sb_u64(sbuf *b, uint64_t v) {
+    char t[24];
+    size_t n = u64_text(t, v);
+    sb_put(b, t, n);
+}
+
+/* Escape s: backslash and newline always, double quote when quote is set
+ * (label values; help text leaves quotes alone). */
+static void sb_escaped(sbuf *b, const char *s, bool quote) {
+    const char *run = s;
+    for (; *s; s++) {
+        const char *rep = NULL;
+        if (*s == '\\')
+            rep = "\\\\";
+        else if (*s == '\n')
+            rep = "\\n";
+        else if (*s == '"' && quote)
+            rep = "\\\"";
+        if (rep) {
+            sb_put(b, run, (size_t)(s - run));
+            sb_str(b, rep);
+            run = s + 1;
+        }
+    }
+    sb_put(b, run, (size_t)(s - run));
 }
 
 /* ---- names ----------------------------------------------------------------- */
@@ -233,8 +362,9 @@ static int check_desc(const gx_metric_desc *d, size_t *nlabels, gx_error *err) {
         return gx_error_set(err, GX_EINVAL, "name", "counter name '%s' must end in _total",
                             d->name);
     if (d->type != GX_METRIC_COUNTER && total)
-        return gx_error_set(err, GX_EINVAL, "name", "only counter names end in _total ('%s' is a %s)",
-                            d->name, type_name(d->type));
+        return gx_error_set(err, GX_EINVAL, "name",
+                            "only counter names end in _total ('%s' is a %s)", d->name,
+                            type_name(d->type));
     static const char *const reserved[] = {"_bucket", "_sum", "_count"};
     for (size_t i = 0; i < 3; i++)
         if (ends_with(d->name, reserved[i]))
@@ -267,8 +397,8 @@ static int check_desc(const gx_metric_desc *d, size_t *nlabels, gx_error *err) {
                                 d->name);
         for (size_t j = 0; j < i; j++)
             if (!strcmp(l, d->labels[j]))
-                return gx_error_set(err, GX_EINVAL, "labels", "label name '%s' of '%s' repeats",
-                                    l, d->name);
+                return gx_error_set(err, GX_EINVAL, "labels", "label name '%s' of '%s' repeats", l,
+                                    d->name);
     }
     if (d->type == GX_METRIC_HISTOGRAM && d->buckets) {
         if (d->nbuckets < 1 || d->nbuckets > GX_METRICS_MAX_BUCKETS)
@@ -282,8 +412,8 @@ static int check_desc(const gx_metric_desc *d, size_t *nlabels, gx_error *err) {
                                     d->name);
             if (i > 0 && !(d->buckets[i] > d->buckets[i - 1]))
                 return gx_error_set(err, GX_EINVAL, "buckets",
-                                    "buckets of '%s' must increase strictly (bucket %zu)",
-                                    d->name, i);
+                                    "buckets of '%s' must increase strictly (bucket %zu)", d->name,
+                                    i);
         }
     }
     *nlabels = n;
@@ -294,8 +424,53 @@ static int check_desc(const gx_metric_desc *d, size_t *nlabels, gx_error *err) {
 
 static void series_free(gx_metric_series *s) {
     if (!s) return;
-    free(s->vals[0]);
+    free(s->key);
+    free(s->lbl);
     free(s);
+}
+
+/* Hash of a key, 8 bytes at a time. */
+static uint64_t key_hash(const char *k, size_t n) {
+    uint64_t h = 0x9E3779B97F4A7C15ull ^ n;
+    while (n >= 8) {
+        uint64_t w;
+        memcpy(&w, k, 8);
+        h = (h ^ w) * 0xFF51AFD7ED558CCDull;
+        h ^= h >> 32;
+        k += 8;
+        n -= 8;
+    }
+    uint64_t w = 0;
+    memcpy(&w, k, n);
+    h = (h ^ w) * 0xC4CEB9FE1A85EC53ull;
+    h ^= h >> 29;
+    return h;
+}
+
+/* The series with this key in table t, or NULL. Lock-free. */
+static gx_metric_series *index_find(const index_t *t, uint64_t h, const char *key, size_t klen) {
+    if (!t) return NULL;
+    for (size_t i = h & t->mask;; i = (i + 1) & t->mask) {
+        gx_metric_series *s = atomic_load_explicit(&((index_t *)t)->slot[i], memory_order_acquire);
+        if (!s) return NULL;
+        if (s->hash == h && s->klen == klen && !memcmp(s->key, key, klen)) return s;
+    }
+}
+
+/* Put s into t's first free slot on its probe path; t has room. */
+static void index_put(index_t *t, gx_metric_series *s) {
+    size_t i = s->hash & t->mask;
+    while (atomic_load_explicit(&t->slot[i], memory_order_relaxed)) i = (i + 1) & t->mask;
+    atomic_store_explicit(&t->slot[i], s, memory_order_release);
+}
+
+static index_t *index_new(size_t cap) {
+    index_t *t = malloc(sizeof *t + cap * sizeof t->slot[0]);
+    if (!t) return NULL;
+    t->next_retired = NULL;
+    t->mask = cap - 1;
+    for (size_t i = 0; i < cap; i++) atomic_init(&t->slot[i], NULL);
+    return t;
 }
 
 /* New zeroed series of f with the given (already sanitized) values. */
@@ -316,22 +491,40 @@ static gx_metric_series *series_new(gx_metric_family *f, const char *const *vals
     if (f->nlabels) {
         size_t total = 0;
         for (size_t i = 0; i < f->nlabels; i++) total += strlen(vals[i]) + 1;
-        char *block = malloc(total);
-        if (!block) {
+        char *key = malloc(total);
+        if (!key) {
             free(s);
             return NULL;
         }
+        s->key = key;
+        s->klen = total;
         for (size_t i = 0; i < f->nlabels; i++) {
             size_t n = strlen(vals[i]) + 1;
-            memcpy(block, vals[i], n);
-            s->vals[i] = block;
-            block += n;
+            memcpy(key, vals[i], n);
+            s->vals[i] = key;
+            key += n;
         }
+        s->hash = key_hash(s->key, s->klen);
+        sbuf b = {0};
+        for (size_t i = 0; i < f->nlabels; i++) {
+            if (i) sb_put(&b, ",", 1);
+            sb_str(&b, f->labels[i]);
+            sb_put(&b, "=\"", 2);
+            sb_escaped(&b, s->vals[i], true);
+            sb_put(&b, "\"", 1);
+        }
+        if (b.oom) {
+            free(b.p);
+            series_free(s);
+            return NULL;
+        }
+        s->lbl = b.p;
+        s->lbllen = b.len;
     }
     return s;
 }
 
-/* Add s to f's list; caller holds the write lock. */
+/* Add s to f's list; caller holds the lock. */
 static int family_append(gx_metric_family *f, gx_metric_series *s) {
     if (f->nseries == f->cap) {
         size_t ncap = f->cap ? f->cap * 2 : 8;
@@ -351,12 +544,16 @@ gx_metric_series *gx_metrics_series_a(gx_metric_family *f, const char *const *va
     /* The key is the values, each followed by a NUL (values hold none), with
      * invalid UTF-8 replaced, so two spellings that render alike are one. */
     const char *vals[GX_METRICS_MAX_LABELS];
+    size_t lens[GX_METRICS_MAX_LABELS]; /* of each value as it goes in the key */
     bool fix[GX_METRICS_MAX_LABELS];
     size_t klen = 0;
     for (size_t i = 0; i < n; i++) {
         if (!values[i]) return NULL;
-        fix[i] = !utf8_valid(values[i]);
-        klen += (fix[i] ? utf8_fixed_len(values[i]) : strlen(values[i])) + 1;
+        bool ok;
+        lens[i] = scan_value(values[i], &ok);
+        fix[i] = !ok;
+        if (fix[i]) lens[i] = utf8_fixed_len(values[i]);
+        klen += lens[i] + 1;
     }
     char stack[512];
     char *key = klen <= sizeof stack ? stack : malloc(klen);
@@ -364,36 +561,47 @@ gx_metric_series *gx_metrics_series_a(gx_metric_family *f, const char *const *va
     char *p = key;
     for (size_t i = 0; i < n; i++) {
         vals[i] = p;
-        if (fix[i]) {
+        if (fix[i])
             utf8_fix(values[i], p);
-            p += utf8_fixed_len(values[i]);
-        } else {
-            size_t len = strlen(values[i]);
-            memcpy(p, values[i], len);
-            p += len;
-        }
+        else
+            memcpy(p, values[i], lens[i]);
+        p += lens[i];
         *p++ = '\0';
     }
 
-    gx_metric_series *s = NULL;
-    uint64_t v;
-    pthread_rwlock_rdlock(&f->lock);
-    if (gx__hmap_get(&f->index, key, klen, &v)) s = (gx_metric_series *)(uintptr_t)v;
-    pthread_rwlock_unlock(&f->lock);
+    uint64_t h = key_hash(key, klen);
+    gx_metric_series *s =
+        index_find(atomic_load_explicit(&f->index, memory_order_acquire), h, key, klen);
     if (s) goto out;
 
-    pthread_rwlock_wrlock(&f->lock);
-    if (gx__hmap_get(&f->index, key, klen, &v)) {
-        s = (gx_metric_series *)(uintptr_t)v;
-    } else if ((s = series_new(f, vals)) != NULL) {
-        if (family_append(f, s) ||
-            gx__hmap_put(&f->index, key, klen, (uint64_t)(uintptr_t)s)) {
-            if (f->nseries && f->series[f->nseries - 1] == s) f->nseries--;
+    pthread_mutex_lock(&f->lock);
+    index_t *t = atomic_load_explicit(&f->index, memory_order_relaxed);
+    s = index_find(t, h, key, klen);
+    if (!s && (s = series_new(f, vals)) != NULL) {
+        size_t cap = t ? t->mask + 1 : 0;
+        if (family_append(f, s)) {
             series_free(s);
             s = NULL;
+        } else if (2 * f->nseries > cap) {
+            /* Grow: a new table with every series, published whole. */
+            index_t *nt = index_new(cap ? 2 * cap : 16);
+            if (!nt) {
+                f->nseries--;
+                series_free(s);
+                s = NULL;
+            } else {
+                for (size_t i = 0; i < f->nseries; i++) index_put(nt, f->series[i]);
+                atomic_store_explicit(&f->index, nt, memory_order_release);
+                if (t) {
+                    t->next_retired = f->retired;
+                    f->retired = t;
+                }
+            }
+        } else {
+            index_put(t, s);
         }
     }
-    pthread_rwlock_unlock(&f->lock);
+    pthread_mutex_unlock(&f->lock);
 out:
     if (key != stack) free(key);
     return s;
@@ -506,10 +714,10 @@ double gx_hist_sum(const gx_metric_series *s) {
 
 int gx_gauge_clear(gx_metric_family *f) {
     if (!f || f->type != GX_METRIC_GAUGE) return GX_EINVAL;
-    pthread_rwlock_rdlock(&f->lock);
+    pthread_mutex_lock(&f->lock);
     for (size_t i = 0; i < f->nseries; i++)
         atomic_store_explicit(&f->series[i]->hidden, 1, memory_order_relaxed);
-    pthread_rwlock_unlock(&f->lock);
+    pthread_mutex_unlock(&f->lock);
     return 0;
 }
 
@@ -528,8 +736,13 @@ static void family_free(gx_metric_family *f) {
     if (!f) return;
     for (size_t i = 0; i < f->nseries; i++) series_free(f->series[i]);
     free(f->series);
-    gx__hmap_free(&f->index);
-    pthread_rwlock_destroy(&f->lock);
+    free(f->sorted);
+    free(atomic_load_explicit(&f->index, memory_order_relaxed));
+    for (index_t *t = f->retired, *next; t; t = next) {
+        next = t->next_retired;
+        free(t);
+    }
+    pthread_mutex_destroy(&f->lock);
     for (size_t i = 0; i < f->nlabels; i++) free(f->labels[i]);
     free(f->name);
     free(f->help);
@@ -566,7 +779,8 @@ gx_metric_family *gx_metrics_find(gx_metrics *reg, const char *name) {
 static gx_metric_family *family_new(gx_metrics *reg, const gx_metric_desc *d, size_t nlabels) {
     gx_metric_family *f = calloc(1, sizeof *f);
     if (!f) return NULL;
-    pthread_rwlock_init(&f->lock, NULL);
+    pthread_mutex_init(&f->lock, NULL);
+    atomic_init(&f->index, NULL);
     f->reg = reg;
     f->type = d->type;
     f->nlabels = nlabels;
@@ -583,8 +797,10 @@ static gx_metric_family *family_new(gx_metrics *reg, const gx_metric_desc *d, si
         f->le = malloc(nb * sizeof *f->le);
         ok = f->bounds && f->le;
         for (size_t i = 0; ok && i < nb; i++) {
+            char t[32];
             f->bounds[i] = b[i];
-            fmt_double(f->le[i], sizeof f->le[i], b[i]);
+            fmt_double(t, sizeof t, b[i]);
+            snprintf(f->le[i], sizeof f->le[i], "le=\"%s\"", t);
         }
     }
     if (ok && nlabels == 0) {
@@ -639,8 +855,8 @@ int gx_metrics_register(gx_metrics *reg, const gx_metric_desc *d, gx_metric_fami
 static int register_csv(gx_metrics *reg, gx_metric_type type, const char *name, const char *help,
                         const char *labels, const double *buckets, size_t nbuckets,
                         gx_metric_family **out, gx_error *err) {
-    gx_metric_desc d = {.type = type, .name = name, .help = help, .buckets = buckets,
-                        .nbuckets = nbuckets};
+    gx_metric_desc d = {
+        .type = type, .name = name, .help = help, .buckets = buckets, .nbuckets = nbuckets};
     char names[GX_METRICS_MAX_LABELS][64];
     size_t n = 0;
     const char *p = labels ? labels : "";
@@ -682,8 +898,7 @@ int gx_metrics_gauge(gx_metrics *reg, const char *name, const char *help, const 
 int gx_metrics_histogram(gx_metrics *reg, const char *name, const char *help, const char *labels,
                          const double *buckets, size_t nbuckets, gx_metric_family **out,
                          gx_error *err) {
-    return register_csv(reg, GX_METRIC_HISTOGRAM, name, help, labels, buckets, nbuckets, out,
-                        err);
+    return register_csv(reg, GX_METRIC_HISTOGRAM, name, help, labels, buckets, nbuckets, out, err);
 }
 
 int gx_metrics_on_collect(gx_metrics *reg, gx_metrics_collect_fn fn, void *ctx) {
@@ -738,112 +953,39 @@ int gx_metrics_buckets_exp(double start, double factor, size_t n, double *out) {
 
 /* ---- exposition ----------------------------------------------------------- */
 
-typedef struct sbuf {
-    char *p;
-    size_t len, cap;
-    bool oom;
-} sbuf;
-
-static bool sb_reserve(sbuf *b, size_t more) {
-    if (b->oom) return false;
-    if (b->len + more + 1 <= b->cap) return true;
-    size_t ncap = b->cap ? b->cap : 4096;
-    while (ncap < b->len + more + 1) ncap *= 2;
-    char *n = realloc(b->p, ncap);
-    if (!n) {
-        b->oom = true;
-        return false;
-    }
-    b->p = n;
-    b->cap = ncap;
-    return true;
-}
-
-static void sb_put(sbuf *b, const char *s, size_t n) {
-    if (!sb_reserve(b, n)) return;
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    b->p[b->len] = '\0';
-}
-
-static void sb_str(sbuf *b, const char *s) { sb_put(b, s, strlen(s)); }
-
-static void sb_double(sbuf *b, double v) {
-    char t[40];
-    int n = fmt_double(t, sizeof t, v);
-    sb_put(b, t, (size_t)n);
-}
-
-static void sb_u64(sbuf *b, uint64_t v) {
-    char t[24];
-    int n = snprintf(t, sizeof t, "%llu", (unsigned long long)v);
-    sb_put(b, t, (size_t)n);
-}
-
-/* Escape s: backslash and newline always, double quote when quote is set
- * (label values; help text leaves quotes alone). */
-static void sb_escaped(sbuf *b, const char *s, bool quote) {
-    const char *run = s;
-    for (; *s; s++) {
-        const char *rep = NULL;
-        if (*s == '\\')
-            rep = "\\\\";
-        else if (*s == '\n')
-            rep = "\\n";
-        else if (*s == '"' && quote)
-            rep = "\\\"";
-        if (rep) {
-            sb_put(b, run, (size_t)(s - run));
-            sb_str(b, rep);
-            run = s + 1;
-        }
-    }
-    sb_put(b, run, (size_t)(s - run));
-}
-
+/* Order by label values, the first label first. Comparing the keys (values
+ * each ending in NUL, end to end) bytewise gives that order: a value that
+ * is a prefix of another meets its NUL first and sorts first, as strcmp. */
 static int cmp_series(const void *a, const void *b) {
     const gx_metric_series *x = *(gx_metric_series *const *)a;
     const gx_metric_series *y = *(gx_metric_series *const *)b;
-    for (size_t i = 0; i < x->fam->nlabels; i++) {
-        int c = strcmp(x->vals[i], y->vals[i]);
-        if (c) return c;
-    }
-    return 0;
+    int c = memcmp(x->key, y->key, x->klen < y->klen ? x->klen : y->klen);
+    return c ? c : (x->klen > y->klen) - (x->klen < y->klen);
 }
 
-/* Append `name{l1="v1",l2="v2"` (no closing brace) to b. */
-static void sb_series_open(sbuf *b, const gx_metric_family *f, const gx_metric_series *s,
-                           const char *suffix) {
+/* Start a sample line: `name<suffix>{labels,le} ` with the braces left out
+ * when there are no labels; le may be NULL. */
+static void sb_sample_open(sbuf *b, const gx_metric_family *f, const gx_metric_series *s,
+                           const char *suffix, const char *le) {
     sb_str(b, f->name);
     sb_str(b, suffix);
-    sb_put(b, "{", 1);
-    for (size_t i = 0; i < f->nlabels; i++) {
-        if (i) sb_put(b, ",", 1);
-        sb_str(b, f->labels[i]);
-        sb_put(b, "=\"", 2);
-        sb_escaped(b, s->vals[i], true);
-        sb_put(b, "\"", 1);
+    if (s->lbllen || le) {
+        sb_put(b, "{", 1);
+        if (s->lbllen) sb_put(b, s->lbl, s->lbllen);
+        if (le) {
+            if (s->lbllen) sb_put(b, ",", 1);
+            sb_str(b, le);
+        }
+        sb_put(b, "}", 1);
     }
-}
-
-/* One sample line `name<suffix>{labels} value`; labels omitted when none. */
-static void sb_sample_open(sbuf *b, const gx_metric_family *f, const gx_metric_series *s,
-                           const char *suffix) {
-    if (f->nlabels) {
-        sb_series_open(b, f, s, suffix);
-        sb_put(b, "} ", 2);
-    } else {
-        sb_str(b, f->name);
-        sb_str(b, suffix);
-        sb_put(b, " ", 1);
-    }
+    sb_put(b, " ", 1);
 }
 
 static void render_series(sbuf *b, const gx_metric_family *f, gx_metric_series *s) {
     switch (f->type) {
     case GX_METRIC_COUNTER:
     case GX_METRIC_GAUGE:
-        sb_sample_open(b, f, s, "");
+        sb_sample_open(b, f, s, "", NULL);
         sb_double(b, gx_metric_value(s));
         sb_put(b, "\n", 1);
         return;
@@ -855,17 +997,14 @@ static void render_series(sbuf *b, const gx_metric_family *f, gx_metric_series *
         uint64_t cum = 0;
         for (size_t i = 0; i <= f->nb; i++) {
             cum += counts[i];
-            sb_series_open(b, f, s, "_bucket");
-            sb_str(b, f->nlabels ? ",le=\"" : "le=\"");
-            sb_str(b, i < f->nb ? f->le[i] : "+Inf");
-            sb_put(b, "\"} ", 3);
+            sb_sample_open(b, f, s, "_bucket", i < f->nb ? f->le[i] : "le=\"+Inf\"");
             sb_u64(b, cum);
             sb_put(b, "\n", 1);
         }
-        sb_sample_open(b, f, s, "_sum");
+        sb_sample_open(b, f, s, "_sum", NULL);
         sb_double(b, sum);
         sb_put(b, "\n", 1);
-        sb_sample_open(b, f, s, "_count");
+        sb_sample_open(b, f, s, "_count", NULL);
         sb_u64(b, cum);
         sb_put(b, "\n", 1);
         return;
@@ -873,32 +1012,44 @@ static void render_series(sbuf *b, const gx_metric_family *f, gx_metric_series *
     }
 }
 
-/* Render one family; false when out of memory. */
+/* Render one family; false when out of memory. Caller holds the render
+ * lock. */
 static bool render_family(sbuf *b, gx_metric_family *f) {
-    pthread_rwlock_rdlock(&f->lock);
+    pthread_mutex_lock(&f->lock);
     size_t n = f->nseries;
-    gx_metric_series **v = n ? malloc(n * sizeof *v) : NULL;
-    if (v) memcpy(v, f->series, n * sizeof *v);
-    pthread_rwlock_unlock(&f->lock);
-    if (n && !v) return false;
-
-    size_t shown = 0;
-    for (size_t i = 0; i < n; i++)
-        if (!atomic_load_explicit(&v[i]->hidden, memory_order_relaxed)) v[shown++] = v[i];
-    if (shown) {
-        if (f->nlabels) qsort(v, shown, sizeof *v, cmp_series);
-        sb_str(b, "# HELP ");
-        sb_str(b, f->name);
-        sb_put(b, " ", 1);
-        sb_escaped(b, f->help, false);
-        sb_str(b, "\n# TYPE ");
-        sb_str(b, f->name);
-        sb_put(b, " ", 1);
-        sb_str(b, type_name(f->type));
-        sb_put(b, "\n", 1);
-        for (size_t i = 0; i < shown; i++) render_series(b, f, v[i]);
+    if (n != f->nsorted) {
+        gx_metric_series **v = realloc(f->sorted, n * sizeof *v);
+        if (!v) {
+            pthread_mutex_unlock(&f->lock);
+            return false;
+        }
+        memcpy(v, f->series, n * sizeof *v);
+        f->sorted = v;
     }
-    free(v);
+    pthread_mutex_unlock(&f->lock);
+    if (n != f->nsorted) {
+        if (f->nlabels) qsort(f->sorted, n, sizeof *f->sorted, cmp_series);
+        f->nsorted = n;
+    }
+
+    bool header = false;
+    for (size_t i = 0; i < n; i++) {
+        gx_metric_series *s = f->sorted[i];
+        if (atomic_load_explicit(&s->hidden, memory_order_relaxed)) continue;
+        if (!header) {
+            sb_str(b, "# HELP ");
+            sb_str(b, f->name);
+            sb_put(b, " ", 1);
+            sb_escaped(b, f->help, false);
+            sb_str(b, "\n# TYPE ");
+            sb_str(b, f->name);
+            sb_put(b, " ", 1);
+            sb_str(b, type_name(f->type));
+            sb_put(b, "\n", 1);
+            header = true;
+        }
+        render_series(b, f, s);
+    }
     return !b->oom;
 }
 

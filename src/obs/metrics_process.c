@@ -94,11 +94,19 @@ static void collect(gx_metrics *reg, void *ctx) {
 int gx_metrics_process_collector(gx_metrics *reg, gx_error *err) {
     static const gx_metric_desc descs[] = {
         {GX_METRIC_GAUGE, RSS_NAME, "Resident memory size in bytes.", {NULL}, NULL, 0},
-        {GX_METRIC_COUNTER, CPU_NAME, "Total user and system CPU time spent in seconds.", {NULL},
-         NULL, 0},
+        {GX_METRIC_COUNTER,
+         CPU_NAME,
+         "Total user and system CPU time spent in seconds.",
+         {NULL},
+         NULL,
+         0},
         {GX_METRIC_GAUGE, FDS_NAME, "Number of open file descriptors.", {NULL}, NULL, 0},
-        {GX_METRIC_GAUGE, START_NAME, "Start time of the process since unix epoch in seconds.",
-         {NULL}, NULL, 0},
+        {GX_METRIC_GAUGE,
+         START_NAME,
+         "Start time of the process since unix epoch in seconds.",
+         {NULL},
+         NULL,
+         0},
     };
     gx_metric_family *start = NULL;
     for (size_t i = 0; i < sizeof descs / sizeof descs[0]; i++) {

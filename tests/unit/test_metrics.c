@@ -47,8 +47,7 @@ static void counter_values(void **st) {
     gx_error err;
     gx_metric_family *plain, *lab;
     TU_OK(gx_metrics_counter(r, "t_events_total", "Events seen.", NULL, &plain, &err), err);
-    TU_OK(gx_metrics_counter(r, "t_requests_total", "Requests.", "route, status", &lab, &err),
-          err);
+    TU_OK(gx_metrics_counter(r, "t_requests_total", "Requests.", "route, status", &lab, &err), err);
     gx_metric_series *p = gx_metrics_series(plain);
     assert_non_null(p);
     gx_counter_inc(p);
@@ -193,8 +192,8 @@ static void escaping(void **st) {
     gx_metrics *r = new_reg();
     gx_error err;
     gx_metric_family *g;
-    TU_OK(gx_metrics_gauge(r, "t_info", "Help with \\ backslash,\nnewline and \"quotes\".", "v",
-                           &g, &err),
+    TU_OK(gx_metrics_gauge(r, "t_info", "Help with \\ backslash,\nnewline and \"quotes\".", "v", &g,
+                           &err),
           err);
     gx_gauge_set(gx_metrics_series(g, "a\\b\"c\nd"), 1);
     gx_gauge_set(gx_metrics_series(g, "bad\xff utf8"), 2);
@@ -207,7 +206,8 @@ static void escaping(void **st) {
                      "t_info{v=\"bad\xef\xbf\xbd utf8\"} 2\n"
                      "t_info{v=\"caf\xc3\xa9\"} 3\n");
     /* The replaced spelling and the original are one series. */
-    assert_ptr_equal(gx_metrics_series(g, "bad\xff utf8"), gx_metrics_series(g, "bad\xef\xbf\xbd utf8"));
+    assert_ptr_equal(gx_metrics_series(g, "bad\xff utf8"),
+                     gx_metrics_series(g, "bad\xef\xbf\xbd utf8"));
     gx_metrics_free(r);
 }
 
@@ -220,21 +220,21 @@ static void invalid_names(void **st) {
         gx_metric_type type;
         const char *name, *help, *labels, *field;
     } bad[] = {
-        {GX_METRIC_COUNTER, "t_requests", "h", NULL, "name"},       /* no _total */
-        {GX_METRIC_GAUGE, "t_things_total", "h", NULL, "name"},     /* _total on a gauge */
+        {GX_METRIC_COUNTER, "t_requests", "h", NULL, "name"},   /* no _total */
+        {GX_METRIC_GAUGE, "t_things_total", "h", NULL, "name"}, /* _total on a gauge */
         {GX_METRIC_HISTOGRAM, "t_x_total", "h", NULL, "name"},
-        {GX_METRIC_GAUGE, "t_jobs_count", "h", NULL, "name"},       /* histogram suffix */
-        {GX_METRIC_COUNTER, "1abc_total", "h", NULL, "name"},       /* leading digit */
-        {GX_METRIC_COUNTER, "t-x_total", "h", NULL, "name"},        /* bad char */
+        {GX_METRIC_GAUGE, "t_jobs_count", "h", NULL, "name"}, /* histogram suffix */
+        {GX_METRIC_COUNTER, "1abc_total", "h", NULL, "name"}, /* leading digit */
+        {GX_METRIC_COUNTER, "t-x_total", "h", NULL, "name"},  /* bad char */
         {GX_METRIC_GAUGE, "", "h", NULL, "name"},
-        {GX_METRIC_GAUGE, "t_g", "", NULL, "help"},                 /* help required */
+        {GX_METRIC_GAUGE, "t_g", "", NULL, "help"}, /* help required */
         {GX_METRIC_GAUGE, "t_g", NULL, NULL, "help"},
-        {GX_METRIC_GAUGE, "t_g", "h", "le", "labels"},              /* reserved */
+        {GX_METRIC_GAUGE, "t_g", "h", "le", "labels"}, /* reserved */
         {GX_METRIC_GAUGE, "t_g", "h", "__x", "labels"},
-        {GX_METRIC_GAUGE, "t_g", "h", "a,a", "labels"},             /* repeated */
-        {GX_METRIC_GAUGE, "t_g", "h", "a:b", "labels"},             /* colon only in names */
+        {GX_METRIC_GAUGE, "t_g", "h", "a,a", "labels"}, /* repeated */
+        {GX_METRIC_GAUGE, "t_g", "h", "a:b", "labels"}, /* colon only in names */
         {GX_METRIC_GAUGE, "t_g", "h", "9a", "labels"},
-        {GX_METRIC_GAUGE, "t_g", "h", "a,b,c,d,e", "labels"},       /* too many */
+        {GX_METRIC_GAUGE, "t_g", "h", "a,b,c,d,e", "labels"}, /* too many */
         {GX_METRIC_GAUGE, "t_g", "h", "a,,b", "labels"},
         {GX_METRIC_GAUGE, "t_g", "h", "a,", "labels"},
     };
@@ -243,8 +243,8 @@ static void invalid_names(void **st) {
                      ? gx_metrics_counter(r, bad[i].name, bad[i].help, bad[i].labels, &f, &err)
                  : bad[i].type == GX_METRIC_GAUGE
                      ? gx_metrics_gauge(r, bad[i].name, bad[i].help, bad[i].labels, &f, &err)
-                     : gx_metrics_histogram(r, bad[i].name, bad[i].help, bad[i].labels, NULL, 0,
-                                            &f, &err);
+                     : gx_metrics_histogram(r, bad[i].name, bad[i].help, bad[i].labels, NULL, 0, &f,
+                                            &err);
         if (rc != GX_EINVAL) fail_msg("case %zu (%s) not refused: %d", i, bad[i].name, rc);
         if (strcmp(err.field, bad[i].field))
             fail_msg("case %zu (%s): field '%s', want '%s'", i, bad[i].name, err.field,
@@ -263,8 +263,8 @@ static void invalid_names(void **st) {
     /* A bad type and a gap in the label list. */
     gx_metric_desc d = {.type = 9, .name = "t_h", .help = "h"};
     assert_int_equal(gx_metrics_register(r, &d, &f, &err), GX_EINVAL);
-    d = (gx_metric_desc){.type = GX_METRIC_GAUGE, .name = "t_h", .help = "h",
-                         .labels = {"a", NULL, "c"}};
+    d = (gx_metric_desc){
+        .type = GX_METRIC_GAUGE, .name = "t_h", .help = "h", .labels = {"a", NULL, "c"}};
     assert_int_equal(gx_metrics_register(r, &d, &f, &err), GX_EINVAL);
     /* Names are unique. */
     TU_OK(gx_metrics_gauge(r, "t_once", "h", NULL, &f, &err), err);
@@ -398,6 +398,48 @@ static void concurrency(void **st) {
     gx_metrics_free(r);
 }
 
+/* Threads race to create the same 5000 series (the index grows many times
+ * while others read it); each must end up with one series per key. */
+enum { KEYS = 5000 };
+
+static void *creator(void *arg) {
+    gx_metric_family *f = arg;
+    for (int i = 0; i < KEYS; i++) {
+        char k[16];
+        snprintf(k, sizeof k, "k%d", (i * 7) % KEYS);
+        gx_counter_inc(gx_metrics_series(f, k, "x"));
+    }
+    return NULL;
+}
+
+static void concurrent_creation(void **st) {
+    (void)st;
+    gx_metrics *r = new_reg();
+    gx_error err;
+    gx_metric_family *f;
+    TU_OK(gx_metrics_counter(r, "t_keys_total", "Keys.", "key,other", &f, &err), err);
+    pthread_t th[THREADS];
+    for (int i = 0; i < THREADS; i++)
+        assert_int_equal(pthread_create(&th[i], NULL, creator, f), 0);
+    for (int i = 0; i < THREADS; i++) pthread_join(th[i], NULL);
+    for (int i = 0; i < KEYS; i++) {
+        char k[16];
+        snprintf(k, sizeof k, "k%d", i);
+        if (gx_metric_value(gx_metrics_series(f, k, "x")) != THREADS)
+            fail_msg("series %s: %f", k, gx_metric_value(gx_metrics_series(f, k, "x")));
+    }
+    char *txt = render(r);
+    int lines = 0;
+    for (const char *p = txt; (p = strchr(p, '\n')) != NULL; p++) lines++;
+    assert_int_equal(lines, KEYS + 2);
+    /* Sorted by label value, bytewise: k0, k1, k10, k100, ... */
+    assert_non_null(strstr(txt, "counter\nt_keys_total{key=\"k0\",other=\"x\"} 8\n"
+                                "t_keys_total{key=\"k1\",other=\"x\"} 8\n"
+                                "t_keys_total{key=\"k10\",other=\"x\"} 8\n"));
+    free(txt);
+    gx_metrics_free(r);
+}
+
 /* ---- collect callbacks ---------------------------------------------------- */
 
 typedef struct tenants {
@@ -499,7 +541,8 @@ static void std_families(void **st) {
     gx_counter_inc(gx_metrics_series(m.jobs_finished, "succeeded", "saxpy"));
     gx_hist_observe(gx_metrics_series(m.store_batch), 64);
     char *txt = render(r);
-    assert_non_null(strstr(txt, "gexec_jobs_finished_total{state=\"succeeded\",kernel=\"saxpy\"} 1\n"));
+    assert_non_null(
+        strstr(txt, "gexec_jobs_finished_total{state=\"succeeded\",kernel=\"saxpy\"} 1\n"));
     assert_non_null(strstr(txt, "gexec_store_commit_batch_size_bucket{le=\"100\"} 1\n"));
     assert_non_null(strstr(txt, "gexec_store_commit_batch_size_bucket{le=\"50\"} 0\n"));
     assert_non_null(strstr(txt, "# TYPE gexec_store_commit_seconds histogram\n"));
@@ -511,8 +554,27 @@ static void std_families(void **st) {
 
 /* ---- promtool --------------------------------------------------------------- */
 
-static bool have_promtool(void) {
-    return system("command -v promtool >/dev/null 2>&1") == 0;
+static bool have_promtool(void) { return system("command -v promtool >/dev/null 2>&1") == 0; }
+
+/* Run `promtool check metrics` on text through a temp file; returns its exit
+ * status and what it printed in out. promtool exits non-zero on parse errors
+ * and on lint problems and prints them; a clean run prints nothing. */
+static int promtool(const char *text, char *out, size_t cap) {
+    char path[] = "/tmp/gx_metrics_XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    size_t len = strlen(text);
+    assert_int_equal(write(fd, text, len), (ssize_t)len);
+    close(fd);
+    char cmd[256];
+    snprintf(cmd, sizeof cmd, "promtool check metrics < %s 2>&1", path);
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    size_t n = fread(out, 1, cap - 1, p);
+    out[n] = '\0';
+    int status = pclose(p);
+    unlink(path);
+    return status;
 }
 
 static void promtool_check(void **st) {
@@ -555,26 +617,17 @@ static void promtool_check(void **st) {
     gx_hist_observe(gx_metrics_series(m.store_batch), 37);
 
     char *txt = render(r);
-    char path[] = "/tmp/gx_metrics_XXXXXX";
-    int fd = mkstemp(path);
-    assert_true(fd >= 0);
-    size_t len = strlen(txt);
-    assert_int_equal(write(fd, txt, len), (ssize_t)len);
-    close(fd);
-
-    char cmd[256];
-    snprintf(cmd, sizeof cmd, "promtool check metrics < %s 2>&1", path);
-    FILE *p = popen(cmd, "r");
-    assert_non_null(p);
     char out[4096];
-    size_t n = fread(out, 1, sizeof out - 1, p);
-    out[n] = '\0';
-    int status = pclose(p);
-    unlink(path);
-    /* promtool exits non-zero on parse errors and on lint problems and
-     * prints them; a clean run says nothing. */
-    if (status != 0 || n != 0)
+    int status = promtool(txt, out, sizeof out);
+    if (status != 0 || out[0])
         fail_msg("promtool check metrics (status %d):\n%s\n--- input\n%s", status, out, txt);
+
+    /* The check has teeth: a lint problem and a bad escape both fail. */
+    status = promtool("# HELP t_x h\n# TYPE t_x counter\nt_x 1\n", out, sizeof out);
+    assert_int_not_equal(status, 0);
+    assert_non_null(strstr(out, "_total"));
+    status = promtool("# HELP t_x h\n# TYPE t_x gauge\nt_x{a=\"\\q\"} 1\n", out, sizeof out);
+    assert_int_not_equal(status, 0);
     free(txt);
     gx_metrics_free(r);
 }
@@ -585,6 +638,7 @@ int main(void) {
         cmocka_unit_test(histogram_values),  cmocka_unit_test(default_buckets),
         cmocka_unit_test(escaping),          cmocka_unit_test(invalid_names),
         cmocka_unit_test(series_misuse),     cmocka_unit_test(concurrency),
+        cmocka_unit_test(concurrent_creation),
         cmocka_unit_test(collect_callbacks), cmocka_unit_test(process_collector),
         cmocka_unit_test(std_families),      cmocka_unit_test(promtool_check),
     };
