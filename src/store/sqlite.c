@@ -125,7 +125,6 @@ struct gx_store_backend {
     pthread_cond_t ckcv;
     int ck_wanted, ck_stop;
     int ck_soft, ck_hard; /* WAL frames: wake the checkpointer; checkpoint inline */
-    uint64_t ck_count, ck_inline;
 };
 
 static int db_err(gx_error *err, sqlite3 *db, int rc, const char *what) {
@@ -318,8 +317,8 @@ static int prepare_writer(gx_store_backend *b, gx_error *err) {
 /* ---- checkpoints ---------------------------------------------------------------
  * The WAL is copied back into the database by a thread of its own once it
  * holds CK_SOFT_BYTES; a PASSIVE checkpoint never blocks the writer or the
- * readers. If the WAL still grows past CK_HARD_FRAMES (the checkpointer
- * cannot keep up), the writer checkpoints inline after its commit, which
+ * readers. If the WAL still grows to CK_HARD_FACTOR times that (the
+ * checkpointer cannot keep up), the writer checkpoints inline after its commit, which
  * bounds the WAL and lets the next transaction restart it from the top. */
 #define CK_SOFT_BYTES (16 << 20)
 #define CK_HARD_FACTOR 8
@@ -328,7 +327,6 @@ static int wal_hook(void *arg, sqlite3 *db, const char *name, int frames) {
     gx_store_backend *b = arg;
     if (frames >= b->ck_hard) {
         sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
-        b->ck_inline++;
     } else if (frames >= b->ck_soft) {
         pthread_mutex_lock(&b->ckmu);
         if (!b->ck_wanted) {
@@ -351,7 +349,6 @@ static void *ck_main(void *arg) {
         /* Errors (busy, I/O) are left for the next round or the writer. */
         sqlite3_wal_checkpoint_v2(b->ck, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
         pthread_mutex_lock(&b->ckmu);
-        b->ck_count++;
     }
     pthread_mutex_unlock(&b->ckmu);
     return NULL;

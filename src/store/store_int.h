@@ -17,6 +17,8 @@
 #define GX__STORE_FIRST_FINAL GX_JOB_SUCCEEDED
 _Static_assert(GX_JOB_SUCCEEDED == 5 && GX_JOB_DEAD == 9 && GX_JOB_STATE_COUNT == 10,
                "the store schema encodes final states as state >= 5");
+_Static_assert(GX_JOB_QUEUED == 0 && GX_JOB_SCHEDULED == 2 && GX_JOB_RUNNING == 3,
+               "the restart requeue (sqlite.c) moves states 2 and 3 to 0");
 
 /* [A-Za-z0-9_.-]{1,63}, as gx_tenant_opts.name. */
 int gx__store_tenant_name_ok(const char *s);
