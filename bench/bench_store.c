@@ -6,7 +6,8 @@
  * Each run uses fresh database files in a temporary folder (dir, or
  * $TMPDIR, or /tmp) with the default settings (synchronous=full: every
  * commit is fsync'd) and measures:
- *   - batch inserts: 200,000 jobs in batches of 1,000 and of 10,000 (jobs/s)
+ *   - batch inserts: 200,000 jobs in batches of 1,000 and of 10,000 (jobs/s,
+ *     and CPU microseconds per job: the store's cost, whatever else runs)
  *   - single inserts: 64 threads each inserting one job at a time and waiting
  *     for it to be durable (inserts/s, and jobs per commit from the stats)
  *   - restart: 1,000,000 queued jobs (1% of them running) are written, the
@@ -18,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -28,6 +30,14 @@ static double now_s(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* CPU seconds of the whole process (committer and checkpointer included). */
+static double cpu_s(void) {
+    struct rusage u;
+    getrusage(RUSAGE_SELF, &u);
+    return (double)(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
+           (double)(u.ru_utime.tv_usec + u.ru_stime.tv_usec) * 1e-6;
 }
 
 static void die(const char *what, int rc, const gx_error *e) {
@@ -115,24 +125,27 @@ static void insert_range(gx_store *s, batch *b, uint64_t first, size_t total, si
 }
 
 /* Insert 200,000 jobs in batches of per; jobs/s (filling the records is
- * excluded by timing only the store calls). */
-static double bench_batches(const char *dir, size_t per) {
+ * excluded by timing only the store calls) and *cpu_us, CPU microseconds
+ * per job spent meanwhile (less sensitive to other load on the machine). */
+static double bench_batches(const char *dir, size_t per, double *cpu_us) {
     char name[32];
     snprintf(name, sizeof name, "batch%zu", per);
     gx_store *s = open_store(dir, name);
     const size_t total = 200000;
     batch b = {0};
-    double spent = 0;
+    double spent = 0, cpu = 0;
     gx_error err;
     for (size_t done = 0; done < total; done += per) {
         batch_fill(&b, 1 + done, per, 0);
-        double t0 = now_s();
+        double t0 = now_s(), c0 = cpu_s();
         int64_t rc = gx_store_insert_jobs(s, b.jobs, per, b.res, &err);
         spent += now_s() - t0;
+        cpu += cpu_s() - c0;
         if (rc != (int64_t)per) die("insert", rc < 0 ? (int)rc : GX_EEXIST, &err);
     }
     batch_free(&b);
     gx_store_close(s);
+    *cpu_us = cpu / (double)total * 1e6;
     return (double)total / spent;
 }
 
@@ -233,11 +246,11 @@ int main(int argc, char **argv) {
     int runs = argc > 1 ? atoi(argv[1]) : 3;
     if (runs < 1 || runs > 20) runs = 3;
     const char *base = argc > 2 ? argv[2] : getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
-    enum { B1000, B10000, SINGLE, PERCOMMIT, OPEN, LOAD, NCOL };
+    enum { B1000, CPU1000, B10000, CPU10000, SINGLE, PERCOMMIT, OPEN, LOAD, NCOL };
     double v[NCOL][20];
     printf("store benchmark (sqlite, synchronous=full), %d run(s) in %s\n", runs, base);
-    printf("%-4s %14s %14s %14s %12s %10s %12s\n", "run", "batch1000/s", "batch10000/s",
-           "single64/s", "jobs/commit", "open s", "load 1M s");
+    printf("%-4s %12s %8s %13s %8s %11s %11s %8s %10s\n", "run", "batch1000/s", "cpu us",
+           "batch10000/s", "cpu us", "single64/s", "jobs/commit", "open s", "load 1M s");
     for (int r = 0; r < runs; r++) {
         char dir[512];
         snprintf(dir, sizeof dir, "%s/gx-bench-store-XXXXXX", base);
@@ -249,21 +262,22 @@ int main(int argc, char **argv) {
         /* sync() first: write-back of an earlier phase's files would
          * otherwise slow this phase's fsyncs down */
         sync();
-        v[B1000][r] = bench_batches(dir, 1000);
+        v[B1000][r] = bench_batches(dir, 1000, &v[CPU1000][r]);
         sync();
-        v[B10000][r] = bench_batches(dir, 10000);
+        v[B10000][r] = bench_batches(dir, 10000, &v[CPU10000][r]);
         sync();
         v[SINGLE][r] = bench_single(dir, &v[PERCOMMIT][r]);
         sync();
         v[LOAD][r] = bench_restart(dir, &v[OPEN][r], &requeued);
         rm_dir(dir);
-        printf("%-4d %14.0f %14.0f %14.0f %12.1f %10.3f %12.3f   (%lld re-queued)\n", r + 1,
-               v[B1000][r], v[B10000][r], v[SINGLE][r], v[PERCOMMIT][r], v[OPEN][r], v[LOAD][r],
-               (long long)requeued);
+        printf("%-4d %12.0f %8.2f %13.0f %8.2f %11.0f %11.1f %8.3f %10.3f  (%lld re-queued)\n",
+               r + 1, v[B1000][r], v[CPU1000][r], v[B10000][r], v[CPU10000][r], v[SINGLE][r],
+               v[PERCOMMIT][r], v[OPEN][r], v[LOAD][r], (long long)requeued);
         fflush(stdout);
     }
-    printf("%-4s %14.0f %14.0f %14.0f %12.1f %10.3f %12.3f\n", "med", median(v[B1000], runs),
-           median(v[B10000], runs), median(v[SINGLE], runs), median(v[PERCOMMIT], runs),
+    printf("%-4s %12.0f %8.2f %13.0f %8.2f %11.0f %11.1f %8.3f %10.3f\n", "med",
+           median(v[B1000], runs), median(v[CPU1000], runs), median(v[B10000], runs),
+           median(v[CPU10000], runs), median(v[SINGLE], runs), median(v[PERCOMMIT], runs),
            median(v[OPEN], runs), median(v[LOAD], runs));
     return 0;
 }
