@@ -215,7 +215,8 @@ typedef struct gx_store_write {
         struct {
             const gx_store_job *jobs; /* validated by the store */
             size_t n;
-            gx_store_insert_result *res;
+            gx_store_insert_result *res; /* on entry, code != 0 marks a record
+                                            the store refused: skip it */
         } insert;
         struct {
             const gx_store_update *ups; /* validated; time_ns filled */
