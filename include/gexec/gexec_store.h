@@ -139,9 +139,8 @@ typedef struct gx_store_update {
     unsigned from_mask;      /* 0 = any stored state */
 } gx_store_update;
 
-/* One row of a job's history: a state change after its submission (the
- * submission itself is the job row, at submit_ns, so that inserting a job
- * writes one row, not two). */
+/* One row of a job's history: seq 1 is the submission (written with the
+ * job row), then one row per state change. */
 typedef struct gx_store_event {
     uint64_t job_id;
     int seq;          /* 1, 2, ... per job, in the order applied */

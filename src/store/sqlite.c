@@ -270,7 +270,7 @@ static int prepare_writer(gx_store_backend *b, gx_error *err) {
         {&b->ins_job,
          "INSERT INTO jobs(id, tenant, kernel, spec, state, attempt, priority, submit_ns,"
          " start_ns, end_ns, device, error_code, error, idem_key, labels, result, nevents)"
-         " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, 0)"
+         " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, 1)"
          " ON CONFLICT(tenant, idem_key) WHERE idem_key IS NOT NULL DO NOTHING"},
         {&b->find_idem, "SELECT id FROM jobs WHERE tenant = ?1 AND idem_key = ?2"},
         {&b->ins_event,
@@ -521,6 +521,9 @@ static int w_insert(gx_store_backend *b, gx_store_write *w, const char **what) {
         sqlite3_reset(st);
         if (rc == SQLITE_DONE && sqlite3_changes(b->w) == 1) {
             r->job_id = j->id;
+            /* the submission is the first event of every job */
+            rc = add_event(b, j->id, 1, j->state, j->attempt, j->submit_ns, 0, NULL);
+            if (rc) return *what = "job event", rc;
         } else if (rc == SQLITE_DONE) { /* idempotency key seen: find the original */
             sqlite3_stmt *f = b->find_idem;
             bind_text(f, 1, j->tenant);

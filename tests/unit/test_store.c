@@ -390,12 +390,15 @@ static void update_events_fencing(void **st) {
     gx_store_event *ev = NULL;
     size_t n = 0;
     TU_OK(gx_store_job_events(f->s, 5, &ev, &n, &err), err);
-    assert_int_equal(n, 3);
-    for (size_t i = 0; i < n; i++) {
+    assert_int_equal(n, 4); /* the submission, then the three updates */
+    assert_int_equal(ev[0].seq, 1);
+    assert_int_equal(ev[0].state, GX_JOB_QUEUED);
+    assert_int_equal(ev[0].attempt, 0);
+    for (size_t i = 1; i < n; i++) {
         assert_int_equal(ev[i].job_id, 5);
         assert_int_equal(ev[i].seq, (int)i + 1);
-        assert_int_equal(ev[i].state, u[i].state);
-        assert_int_equal(ev[i].time_ns, u[i].time_ns);
+        assert_int_equal(ev[i].state, u[i - 1].state);
+        assert_int_equal(ev[i].time_ns, u[i - 1].time_ns);
         assert_int_equal(ev[i].attempt, 1);
     }
     gx_store_free(ev);
@@ -418,7 +421,7 @@ static void update_events_fencing(void **st) {
     assert_null(g->error);
     gx_store_free(g);
     TU_OK(gx_store_job_events(f->s, 5, &ev, &n, &err), err);
-    assert_int_equal(n, 3); /* nothing appended */
+    assert_int_equal(n, 4); /* nothing appended */
     gx_store_free(ev);
 
     /* a newer attempt is applied and records its error in the event */
@@ -427,11 +430,11 @@ static void update_events_fencing(void **st) {
                              .error = "device busy"};
     assert_int_equal(gx_store_update_jobs(f->s, &retry, 1, 1, NULL, &err), 1);
     TU_OK(gx_store_job_events(f->s, 5, &ev, &n, &err), err);
-    assert_int_equal(n, 4);
-    assert_int_equal(ev[3].attempt, 2);
-    assert_int_equal(ev[3].error_code, GX_ETRANSIENT);
-    assert_string_equal(ev[3].error, "device busy");
-    assert_true(ev[3].time_ns > 0); /* filled by the store */
+    assert_int_equal(n, 5);
+    assert_int_equal(ev[4].attempt, 2);
+    assert_int_equal(ev[4].error_code, GX_ETRANSIENT);
+    assert_string_equal(ev[4].error, "device busy");
+    assert_true(ev[4].time_ns > 0); /* filled by the store */
     gx_store_free(ev);
 
     /* non-waiting updates land in order; flush waits for them */
@@ -448,7 +451,7 @@ static void update_events_fencing(void **st) {
     assert_string_equal(g->error, "last");
     gx_store_free(g);
     TU_OK(gx_store_job_events(f->s, 5, &ev, &n, &err), err);
-    assert_int_equal(n, 14);
+    assert_int_equal(n, 15);
     gx_store_free(ev);
 
     /* malformed updates refuse the whole call */
@@ -592,10 +595,10 @@ static void restart_recovery(void **st) {
     gx_store_event *ev = NULL;
     size_t n = 0;
     TU_OK(gx_store_job_events(f->s, run_id, &ev, &n, &err), err);
-    assert_int_equal(n, 1);
-    assert_int_equal(ev[0].state, GX_JOB_QUEUED);
-    assert_int_equal(ev[0].attempt, 2);
-    assert_string_equal(ev[0].error, "requeued after restart");
+    assert_int_equal(n, 2); /* submission, requeue */
+    assert_int_equal(ev[1].state, GX_JOB_QUEUED);
+    assert_int_equal(ev[1].attempt, 2);
+    assert_string_equal(ev[1].error, "requeued after restart");
     gx_store_free(ev);
     /* a stale writer of attempt 1 is now fenced off */
     gx_store_update late = {.id = run_id, .state = GX_JOB_SUCCEEDED, .attempt = 1};
