@@ -91,9 +91,9 @@ static void prepare_job(gx_service *s, gx_http_req *r, json_t *obj, gx__admit *a
     if (!rc) {
         rc = gx_job_validate(s->engine, &a->jobs[i].spec, e);
         if (rc && *prefix) {
-            char f[96];
+            char f[sizeof prefix + sizeof e->field];
             snprintf(f, sizeof f, "%s%s", prefix, e->field);
-            snprintf(e->field, sizeof e->field, "%s", f);
+            snprintf(e->field, sizeof e->field, "%.*s", (int)sizeof e->field - 1, f);
         }
     }
     a->codes[i] = rc;

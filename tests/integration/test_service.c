@@ -1,0 +1,508 @@
+/*
+ * test_service.c - a real gexecd on a free port: every endpoint, the error
+ * paths, restart with queued and running jobs, and SIGKILL during a burst
+ * of concurrent submits (every job answered 202 must be there afterwards).
+ */
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "gexec/gexec_array.h"
+#include "itest.h"
+
+static it_daemon D; /* shared by the endpoint tests */
+
+static int setup(void **st) {
+    (void)st;
+    memset(&D, 0, sizeof D);
+    D.extra_env[0] = "GEXEC_HTTP_MAX_BODY=2MiB";
+    D.extra_env[1] = "GEXEC_ENGINE_CPU_WORKERS=2";
+    return it_start(&D);
+}
+
+static int teardown(void **st) {
+    (void)st;
+    int rc = it_stop(&D);
+    it_cleanup(&D);
+    return rc;
+}
+
+static size_t slen(const char *s) { return s ? strlen(s) : 0; }
+#define REQ(m, p, b, r) assert_int_equal(it_req(&D, m, p, b, slen(b), NULL, r), 0)
+
+static void expect_error(const char *method, const char *path, const char *body, const char *ctype, long status,
+                         const char *code, const char *field, const char *msg_part) {
+    it_resp r;
+    assert_int_equal(it_req(&D, method, path, body, body ? strlen(body) : 0, ctype, &r), 0);
+    if (r.status != status || !it_str(&r, "error.code") || strcmp(it_str(&r, "error.code"), code) ||
+        (field && (!it_str(&r, "error.field") || strcmp(it_str(&r, "error.field"), field))) ||
+        (msg_part && !strstr(it_str(&r, "error.message"), msg_part)))
+        fail_msg("%s %s %s: want %ld %s field %s ('%s'); got %ld %s", method, path, body ? body : "", status, code,
+                 field ? field : "-", msg_part ? msg_part : "", r.status, r.body ? r.body : "");
+    it_resp_free(&r);
+}
+
+static void submit_get_result(void **st) {
+    (void)st;
+    it_resp r;
+    REQ("POST", "/v1/jobs",
+        "{\"kernel\":\"saxpy\",\"args\":{\"a\":2},\"inputs\":{\"x\":{\"dtype\":\"f32\",\"shape\":[3],\"data\":[1,2,3]},"
+        "\"y\":{\"dtype\":\"f32\",\"shape\":[3],\"data\":[10,20,30]}},\"labels\":{\"team\":\"vision\"}}",
+        &r);
+    assert_int_equal(r.status, 202);
+    assert_non_null(strstr(r.headers, "Location: /v1/jobs/"));
+    char id[32];
+    snprintf(id, sizeof id, "%s", it_str(&r, "id"));
+    it_resp_free(&r);
+    assert_string_equal(it_wait_job(&D, id, 5000), "succeeded");
+    char path[128];
+    snprintf(path, sizeof path, "/v1/jobs/%s/result", id);
+    REQ("GET", path, NULL, &r);
+    assert_int_equal(r.status, 200);
+    json_t *y = json_object_get(json_object_get(json_object_get(r.json, "outputs"), "y"), "data");
+    assert_int_equal(json_array_size(y), 3);
+    assert_true(json_real_value(json_array_get(y, 2)) == 36.0);
+    it_resp_free(&r);
+    snprintf(path, sizeof path, "/v1/jobs/%s", id);
+    REQ("GET", path, NULL, &r);
+    assert_string_equal(it_str(&r, "labels.team"), "vision");
+    assert_string_equal(it_str(&r, "kernel"), "saxpy@1");
+    assert_string_equal(it_str(&r, "device"), "cpu");
+    it_resp_free(&r);
+    snprintf(path, sizeof path, "/v1/jobs/%s/events", id);
+    REQ("GET", path, NULL, &r);
+    json_t *ev = json_object_get(r.json, "events");
+    assert_int_equal(json_array_size(ev), 3); /* queued, running, succeeded */
+    assert_string_equal(json_string_value(json_object_get(json_array_get(ev, 2), "state")), "succeeded");
+    it_resp_free(&r);
+    /* cancel of a finished job: 409 */
+    snprintf(path, sizeof path, "/v1/jobs/%s", id);
+    expect_error("DELETE", path, NULL, NULL, 409, "GX_ESTATE", "state", "already succeeded");
+}
+
+static void big_output_is_a_blob(void **st) {
+    (void)st;
+    /* upload a 10,000-element input as a blob, saxpy it, get a blob back */
+    int64_t n = 10000;
+    gx_array *x;
+    assert_int_equal(gx_array_new(GX_F32, 1, &n, &x, NULL), 0);
+    for (int i = 0; i < n; i++) ((float *)x->data)[i] = (float)i;
+    void *buf;
+    size_t len;
+    assert_int_equal(gx_npy_write_mem(x, &buf, &len, NULL), 0);
+    it_resp r;
+    assert_int_equal(it_req(&D, "POST", "/v1/blobs", buf, len, "application/octet-stream", &r), 0);
+    assert_int_equal(r.status, 201);
+    char blob[80];
+    snprintf(blob, sizeof blob, "%s", it_str(&r, "id"));
+    assert_string_equal(it_str(&r, "dtype"), "f32");
+    it_resp_free(&r);
+    /* the same bytes again: same id */
+    assert_int_equal(it_req(&D, "POST", "/v1/blobs", buf, len, "application/octet-stream", &r), 0);
+    assert_string_equal(it_str(&r, "id"), blob);
+    it_resp_free(&r);
+    char body[512];
+    snprintf(body, sizeof body, "{\"kernel\":\"saxpy\",\"args\":{\"a\":1},\"inputs\":{\"x\":{\"blob\":\"%s\"},\"y\":{\"blob\":\"%s\"}}}",
+             blob, blob);
+    REQ("POST", "/v1/jobs", body, &r);
+    assert_int_equal(r.status, 202);
+    char id[32], path[200];
+    snprintf(id, sizeof id, "%s", it_str(&r, "id"));
+    it_resp_free(&r);
+    assert_string_equal(it_wait_job(&D, id, 5000), "succeeded");
+    snprintf(path, sizeof path, "/v1/jobs/%s/result", id);
+    REQ("GET", path, NULL, &r);
+    const char *url = it_str(&r, "outputs.y.url");
+    assert_non_null(url);
+    snprintf(path, sizeof path, "%s", url);
+    it_resp_free(&r);
+    REQ("GET", path, NULL, &r);
+    assert_int_equal(r.status, 200);
+    gx_array *y;
+    assert_int_equal(gx_npy_read_mem(r.body, r.len, &y, NULL), 0);
+    assert_int_equal(y->count, n);
+    for (int i = 0; i < n; i++) assert_true(((float *)y->data)[i] == 2.0f * (float)i);
+    gx_array_unref(y);
+    gx_array_unref(x);
+    free(buf);
+    it_resp_free(&r);
+    /* blob errors */
+    expect_error("GET", "/v1/blobs/sha256:..%2F..%2Fetc%2Fpasswd", NULL, NULL, 404, "GX_ENOTFOUND", NULL, NULL);
+    expect_error("GET", "/v1/blobs/sha256:ABCDEF", NULL, NULL, 404, "GX_ENOTFOUND", "id", NULL);
+    expect_error("GET", "/v1/blobs/sha256:0000000000000000000000000000000000000000000000000000000000000000", NULL, NULL,
+                 404, "GX_ENOTFOUND", "id", NULL);
+    expect_error("POST", "/v1/blobs", "not an npy file at all", "application/octet-stream", 400, "GX_EFORMAT", NULL, NULL);
+    expect_error("POST", "/v1/blobs", "x", "text/plain", 415, "GX_EUNSUPPORTED", "Content-Type", NULL);
+    snprintf(body, sizeof body, "{\"kernel\":\"saxpy\",\"args\":{\"a\":1},\"inputs\":{\"x\":{\"blob\":\"sha256:%064d\"},\"y\":{\"blob\":\"%s\"}}}", 0, blob);
+    expect_error("POST", "/v1/jobs", body, NULL, 404, "GX_ENOTFOUND", "inputs.x.blob", NULL);
+}
+
+static void batch_and_list(void **st) {
+    (void)st;
+    it_resp r;
+    REQ("POST", "/v1/jobs:batch",
+        "{\"jobs\":[{\"kernel\":\"spin\",\"args\":{\"us\":2000},\"labels\":{\"b\":\"1\"}},"
+        "{\"kernel\":\"spin\",\"depends_on\":[\"@0\"],\"labels\":{\"b\":\"1\"}},"
+        "{\"kernel\":\"spin\",\"depends_on\":[\"@3\"]},{\"kernel\":\"spin\",\"depends_on\":[\"@2\"]},"
+        "{\"kernel\":\"nope\"},{\"kernel\":\"spin\",\"depends_on\":[\"@4\"]}]}",
+        &r);
+    assert_int_equal(r.status, 200);
+    assert_int_equal(json_integer_value(json_object_get(r.json, "accepted")), 2);
+    json_t *res = json_object_get(r.json, "results");
+    const char *codes[] = {NULL, NULL, "GX_ECYCLE", "GX_ECYCLE", "GX_EINVAL", "GX_EDEPFAILED"};
+    for (int i = 0; i < 6; i++) {
+        json_t *it = json_array_get(res, (size_t)i);
+        if (!codes[i]) {
+            assert_int_equal(json_integer_value(json_object_get(it, "status")), 202);
+        } else {
+            const char *c = json_string_value(json_object_get(json_object_get(it, "error"), "code"));
+            if (!c || strcmp(c, codes[i])) fail_msg("batch item %d: want %s, got %s", i, codes[i], r.body);
+        }
+    }
+    char second[32];
+    snprintf(second, sizeof second, "%s", json_string_value(json_object_get(json_array_get(res, 1), "id")));
+    it_resp_free(&r);
+    assert_string_equal(it_wait_job(&D, second, 5000), "succeeded");
+    /* label filter + paging with a cursor */
+    REQ("GET", "/v1/jobs?label=b=1&limit=1", NULL, &r);
+    assert_int_equal(r.status, 200);
+    assert_int_equal(json_array_size(json_object_get(r.json, "jobs")), 1);
+    const char *cur = it_str(&r, "next_cursor");
+    assert_non_null(cur);
+    char path[128];
+    snprintf(path, sizeof path, "/v1/jobs?label=b=1&limit=1&cursor=%s", cur);
+    it_resp_free(&r);
+    REQ("GET", path, NULL, &r);
+    assert_int_equal(json_array_size(json_object_get(r.json, "jobs")), 1);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(json_object_get(r.json, "jobs"), 0), "id")),
+                        second);
+    it_resp_free(&r);
+    REQ("GET", "/v1/jobs?state=succeeded&kernel=spin&limit=1000", NULL, &r);
+    json_t *jobs = json_object_get(r.json, "jobs");
+    assert_true(json_array_size(jobs) >= 2);
+    for (size_t i = 0; i < json_array_size(jobs); i++)
+        assert_string_equal(json_string_value(json_object_get(json_array_get(jobs, i), "state")), "succeeded");
+    it_resp_free(&r);
+    expect_error("GET", "/v1/jobs?state=bogus", NULL, NULL, 400, "GX_EINVAL", "state", "unknown state");
+    expect_error("GET", "/v1/jobs?limit=0", NULL, NULL, 400, "GX_EINVAL", "limit", NULL);
+    expect_error("GET", "/v1/jobs?cursor=abc", NULL, NULL, 400, "GX_EINVAL", "cursor", NULL);
+    expect_error("POST", "/v1/jobs:batch", "{\"jobs\":[]}", NULL, 400, "GX_EINVAL", "jobs", NULL);
+    REQ("POST", "/v1/jobs:batch", "{\"jobs\":[{\"kernel\":\"spin\",\"depends_on\":[\"@9\"]}]}", &r);
+    assert_int_equal(r.status, 200);
+    assert_int_equal(json_integer_value(json_object_get(r.json, "refused")), 1);
+    assert_non_null(strstr(r.body, "outside @0..@0"));
+    it_resp_free(&r);
+}
+
+static void cancel_and_explain(void **st) {
+    (void)st;
+    it_resp r;
+    /* occupy both workers, then queue one more and look at why it waits */
+    char ids[3][24];
+    for (int i = 0; i < 3; i++) {
+        REQ("POST", "/v1/jobs", "{\"kernel\":\"spin\",\"args\":{\"us\":3000000}}", &r);
+        assert_int_equal(r.status, 202);
+        snprintf(ids[i], sizeof ids[i], "%s", it_str(&r, "id"));
+        it_resp_free(&r);
+    }
+    char path[128];
+    snprintf(path, sizeof path, "/v1/jobs/%s", ids[2]);
+    REQ("GET", path, NULL, &r);
+    assert_string_equal(it_str(&r, "state"), "queued");
+    assert_string_equal(it_str(&r, "wait.reason"), "queue");
+    assert_non_null(it_str(&r, "wait.message"));
+    it_resp_free(&r);
+    for (int i = 0; i < 3; i++) {
+        snprintf(path, sizeof path, "/v1/jobs/%s", ids[i]);
+        REQ("DELETE", path, NULL, &r);
+        assert_int_equal(r.status, 200);
+        assert_string_equal(it_str(&r, "state"), "cancelled");
+        it_resp_free(&r);
+    }
+    snprintf(path, sizeof path, "/v1/jobs/%s/result", ids[0]);
+    expect_error("GET", path, NULL, NULL, 409, "GX_ESTATE", "state", "cancelled");
+}
+
+static void idempotency(void **st) {
+    (void)st;
+    it_resp a, b;
+    const char *body = "{\"kernel\":\"spin\",\"idempotency_key\":\"once-only\"}";
+    REQ("POST", "/v1/jobs", body, &a);
+    REQ("POST", "/v1/jobs", body, &b);
+    assert_int_equal(a.status, 202);
+    assert_int_equal(b.status, 200);
+    assert_string_equal(it_str(&a, "id"), it_str(&b, "id"));
+    it_resp_free(&a);
+    it_resp_free(&b);
+}
+
+static void error_paths(void **st) {
+    (void)st;
+    expect_error("POST", "/v1/jobs", "{\"kernel\":\"saxpy\",", NULL, 400, "GX_EFORMAT", "body", "line 1, column");
+    expect_error("POST", "/v1/jobs", "{\n\"kernel\": \"spin\",\n\"args\": {\"us\": }\n}", NULL, 400, "GX_EFORMAT", "body", "line 3");
+    expect_error("POST", "/v1/jobs", "[1,2]", NULL, 400, "GX_EINVAL", "body", "object");
+    expect_error("POST", "/v1/jobs", "", NULL, 400, "GX_EINVAL", "body", "empty");
+    expect_error("POST", "/v1/jobs", "{\"kernel\":\"spin\"}", "text/plain", 415, "GX_EUNSUPPORTED", "Content-Type", NULL);
+    expect_error("POST", "/v1/jobs", "{\"kernel\":\"nope\"}", NULL, 400, "GX_EINVAL", "kernel", "unknown kernel");
+    expect_error("POST", "/v1/jobs", "{\"kernel\":\"spin\",\"bogus\":1}", NULL, 400, "GX_EINVAL", "bogus", "unknown field");
+    expect_error("POST", "/v1/jobs", "{\"kernel\":\"spin\",\"args\":{\"us\":-1}}", NULL, 400, "GX_EINVAL", "args.us", "range");
+    expect_error("POST", "/v1/jobs", "{\"kernel\":\"spin\",\"args\":{\"us\":[1]}}", NULL, 400, "GX_EINVAL", "args.us", NULL);
+    expect_error("POST", "/v1/jobs", "{\"kernel\":\"spin\",\"priority\":1000}", NULL, 400, "GX_EINVAL", "priority", NULL);
+    expect_error("POST", "/v1/jobs", "{\"kernel\":\"spin\",\"priority\":\"high\"}", NULL, 400, "GX_EINVAL", "priority", "integer");
+    expect_error("POST", "/v1/jobs", "{\"kernel\":\"spin\",\"device\":\"gpu\"}", NULL, 422, "GX_ENODEVICE", "device", "GPU");
+    expect_error("POST", "/v1/jobs", "{\"kernel\":\"spin\",\"device\":\"gpu:7\"}", NULL, 422, "GX_ENODEVICE", "device", NULL);
+    expect_error("POST", "/v1/jobs", "{\"kernel\":\"spin\",\"depends_on\":[\"999999999\"]}", NULL, 400, "GX_EINVAL", "depends_on[0]", "does not exist");
+    expect_error("POST", "/v1/jobs", "{\"kernel\":\"spin\",\"depends_on\":[\"@0\"]}", NULL, 400, "GX_EINVAL", "depends_on[0]", "batch");
+    expect_error("POST", "/v1/jobs",
+                 "{\"kernel\":\"saxpy\",\"args\":{\"a\":1},\"inputs\":{\"x\":{\"dtype\":\"f32\",\"shape\":[1099511627776],\"data\":[]},\"y\":{\"dtype\":\"f32\",\"data\":[1]}}}",
+                 NULL, 400, "GX_EINVAL", "inputs.x.shape[0]", "must be 0..17179869184");
+    expect_error("POST", "/v1/jobs",
+                 "{\"kernel\":\"saxpy\",\"args\":{\"a\":1},\"inputs\":{\"x\":{\"dtype\":\"f32\",\"shape\":[2],\"data\":[1,\"a\"]},\"y\":{\"dtype\":\"f32\",\"data\":[1,2]}}}",
+                 NULL, 400, "GX_EINVAL", "inputs.x.data[1]", "number");
+    expect_error("POST", "/v1/jobs",
+                 "{\"kernel\":\"saxpy\",\"args\":{\"a\":1},\"inputs\":{\"x\":{\"dtype\":\"c64\",\"data\":[1]},\"y\":{\"dtype\":\"f32\",\"data\":[1]}}}",
+                 NULL, 400, "GX_EINVAL", "inputs.x.dtype", "unknown dtype");
+    expect_error("POST", "/v1/jobs", "{\"kernel\":\"spin\",\"args\":{\"us\":1e400}}", NULL, 400, "GX_EFORMAT", "body", NULL);
+    /* deep nesting is refused by the parser, not the stack */
+    char deep[5000];
+    memset(deep, '[', 4000);
+    deep[4000] = '\0';
+    expect_error("POST", "/v1/jobs", deep, NULL, 400, "GX_EFORMAT", "body", NULL);
+    /* invalid UTF-8 */
+    expect_error("POST", "/v1/jobs", "{\"kernel\":\"sp\xffin\"}", NULL, 400, "GX_EFORMAT", "body", NULL);
+    /* routes and methods */
+    expect_error("GET", "/v1/nothing", NULL, NULL, 404, "GX_ENOTFOUND", "path", NULL);
+    expect_error("PUT", "/v1/jobs/1", NULL, NULL, 405, "GX_EUNSUPPORTED", "method", "allowed: GET, DELETE");
+    expect_error("GET", "/v1/jobs/abc", NULL, NULL, 404, "GX_ENOTFOUND", "id", NULL);
+    expect_error("GET", "/v1/jobs/99999999", NULL, NULL, 404, "GX_ENOTFOUND", "id", NULL);
+    expect_error("GET", "/v1/jobs/..%2F..%2Fetc", NULL, NULL, 404, "GX_ENOTFOUND", NULL, NULL);
+    /* a body over the limit (2 MiB in this test) */
+    size_t big = 3u << 20;
+    char *huge = malloc(big + 1);
+    memset(huge, ' ', big);
+    huge[big] = '\0';
+    huge[0] = '{';
+    expect_error("POST", "/v1/jobs", huge, NULL, 413, "GX_ELIMIT", "body", "limit");
+    free(huge);
+    /* the daemon still serves */
+    it_resp r;
+    REQ("GET", "/healthz", NULL, &r);
+    assert_int_equal(r.status, 200);
+    it_resp_free(&r);
+}
+
+static void catalog_devices_health_metrics(void **st) {
+    (void)st;
+    it_resp r;
+    REQ("GET", "/v1/kernels", NULL, &r);
+    json_t *ks = json_object_get(r.json, "kernels");
+    const char *want[] = {"filter_range", "gemm", "histogram", "linreg_gd", "mlp_forward", "normalize", "reduce_sum",
+                          "saxpy", "sort", "spin"};
+    assert_int_equal(json_array_size(ks), 10);
+    for (int i = 0; i < 10; i++)
+        assert_string_equal(json_string_value(json_object_get(json_array_get(ks, (size_t)i), "name")), want[i]);
+    it_resp_free(&r);
+    REQ("GET", "/v1/devices", NULL, &r);
+    assert_int_equal(r.status, 200);
+    assert_false(json_is_true(json_object_get(json_object_get(r.json, "gpu"), "available")));
+    assert_string_equal(it_str(&r, "gpu.message"), "no GPU: the CUDA backend is not loaded; running CPU-only");
+    it_resp_free(&r);
+    REQ("GET", "/readyz", NULL, &r);
+    assert_int_equal(r.status, 200);
+    it_resp_free(&r);
+    REQ("GET", "/metrics", NULL, &r);
+    assert_int_equal(r.status, 200);
+    assert_non_null(strstr(r.body, "gexec_jobs_finished_total{state=\"succeeded\""));
+    assert_non_null(strstr(r.body, "gexec_http_requests_total{route=\"/v1/jobs\""));
+    assert_non_null(strstr(r.body, "gexec_store_commit_seconds_bucket"));
+    assert_non_null(strstr(r.body, "gexec_queue_depth{tenant=\"default\"}"));
+    /* promtool validates the exposition when it is installed */
+    if (!system("command -v promtool >/dev/null 2>&1")) {
+        char path[300];
+        snprintf(path, sizeof path, "%s/metrics.txt", D.dir);
+        FILE *f = fopen(path, "w");
+        fwrite(r.body, 1, r.len, f);
+        fclose(f);
+        char cmd[400];
+        snprintf(cmd, sizeof cmd, "promtool check metrics < %s", path);
+        assert_int_equal(system(cmd), 0);
+    } else {
+        fprintf(stderr, "skipped: promtool not available\n");
+    }
+    it_resp_free(&r);
+}
+
+typedef struct sse_ctx {
+    char buf[65536];
+    size_t len;
+} sse_ctx;
+
+static void events_stream(void **st) {
+    (void)st;
+    /* read the stream with curl in the background while a job runs */
+    char cmd[512], out[300];
+    snprintf(out, sizeof out, "%s/sse.txt", D.dir);
+    snprintf(cmd, sizeof cmd, "curl -s -N --max-time 3 '%s/v1/events?kernel=spin' > %s &", D.url, out);
+    assert_int_equal(system(cmd), 0);
+    struct timespec ts = {0, 300000000};
+    nanosleep(&ts, NULL);
+    it_resp r;
+    REQ("POST", "/v1/jobs", "{\"kernel\":\"spin\",\"args\":{\"us\":1000}}", &r);
+    char id[32];
+    snprintf(id, sizeof id, "%s", it_str(&r, "id"));
+    it_resp_free(&r);
+    REQ("POST", "/v1/jobs", "{\"kernel\":\"reduce_sum\",\"inputs\":{\"x\":{\"dtype\":\"f64\",\"data\":[1,2]}}}", &r);
+    it_resp_free(&r);
+    ts.tv_sec = 3;
+    ts.tv_nsec = 200000000;
+    nanosleep(&ts, NULL);
+    FILE *f = fopen(out, "r");
+    assert_non_null(f);
+    char text[65536];
+    size_t n = fread(text, 1, sizeof text - 1, f);
+    text[n] = '\0';
+    fclose(f);
+    char want[96];
+    snprintf(want, sizeof want, "\"id\":\"%s\",\"state\":\"succeeded\"", id);
+    if (!strstr(text, want) || !strstr(text, "event: job") || strstr(text, "reduce_sum"))
+        fail_msg("event stream: %s", text);
+}
+
+/* ---- durability ------------------------------------------------------------- */
+
+static void restart_keeps_jobs(void **st) {
+    (void)st;
+    it_daemon d;
+    memset(&d, 0, sizeof d);
+    d.extra_env[0] = "GEXEC_ENGINE_CPU_WORKERS=1";
+    assert_int_equal(it_start(&d), 0);
+    char ids[5][32];
+    for (int i = 0; i < 5; i++) {
+        it_resp r;
+        const char *body = "{\"kernel\":\"spin\",\"args\":{\"us\":400000}}";
+        assert_int_equal(it_req(&d, "POST", "/v1/jobs", body, strlen(body), NULL, &r), 0);
+        assert_int_equal(r.status, 202);
+        snprintf(ids[i], sizeof ids[i], "%s", it_str(&r, "id"));
+        it_resp_free(&r);
+    }
+    struct timespec ts = {0, 100000000};
+    nanosleep(&ts, NULL); /* the first one is running now */
+    it_kill9(&d);
+    assert_int_equal(it_start(&d), 0);
+    char path[128];
+    it_resp r;
+    snprintf(path, sizeof path, "/v1/jobs/%s", ids[0]);
+    assert_int_equal(it_req(&d, "GET", path, NULL, 0, NULL, &r), 0);
+    assert_int_equal(r.status, 200);
+    /* the job that was running is a new attempt now */
+    assert_true(json_integer_value(json_object_get(r.json, "attempts")) >= 1);
+    it_resp_free(&r);
+    for (int i = 0; i < 5; i++) assert_string_equal(it_wait_job(&d, ids[i], 10000), "succeeded");
+    snprintf(path, sizeof path, "/v1/jobs/%s/events", ids[0]);
+    assert_int_equal(it_req(&d, "GET", path, NULL, 0, NULL, &r), 0);
+    assert_non_null(strstr(r.body, "requeued after restart"));
+    it_resp_free(&r);
+    /* a graceful stop and start: finished jobs are read from the store */
+    assert_int_equal(it_stop(&d), 0);
+    assert_int_equal(it_start(&d), 0);
+    snprintf(path, sizeof path, "/v1/jobs/%s", ids[4]);
+    assert_int_equal(it_req(&d, "GET", path, NULL, 0, NULL, &r), 0);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(it_str(&r, "state"), "succeeded");
+    it_resp_free(&r);
+    assert_int_equal(it_stop(&d), 0);
+    it_cleanup(&d);
+}
+
+typedef struct burst {
+    it_daemon *d;
+    atomic_int stop;
+    pthread_mutex_t mu;
+    char (*ids)[24];
+    size_t n, cap;
+} burst;
+
+static void *burst_main(void *arg) {
+    burst *b = arg;
+    while (!atomic_load(&b->stop)) {
+        it_resp r;
+        if (it_req(b->d, "POST", "/v1/jobs", "{\"kernel\":\"spin\"}", 17, NULL, &r)) {
+            it_resp_free(&r);
+            break; /* the daemon is gone */
+        }
+        if (r.status == 202) {
+            pthread_mutex_lock(&b->mu);
+            if (b->n < b->cap) snprintf(b->ids[b->n++], 24, "%s", it_str(&r, "id"));
+            pthread_mutex_unlock(&b->mu);
+        }
+        it_resp_free(&r);
+    }
+    return NULL;
+}
+
+static void sigkill_during_burst(void **st) {
+    (void)st;
+    it_daemon d;
+    memset(&d, 0, sizeof d);
+    assert_int_equal(it_start(&d), 0);
+    burst b = {.d = &d, .cap = 200000};
+    b.ids = calloc(b.cap, sizeof *b.ids);
+    pthread_mutex_init(&b.mu, NULL);
+    pthread_t th[8];
+    for (int i = 0; i < 8; i++) pthread_create(&th[i], NULL, burst_main, &b);
+    struct timespec ts = {0, 300000000 + (long)(rand() % 400) * 1000000};
+    nanosleep(&ts, NULL);
+    it_kill9(&d);
+    atomic_store(&b.stop, 1);
+    for (int i = 0; i < 8; i++) pthread_join(th[i], NULL);
+    fprintf(stderr, "burst: %zu jobs acknowledged before SIGKILL\n", b.n);
+    assert_true(b.n > 0);
+    assert_int_equal(it_start(&d), 0);
+    size_t missing = 0;
+    for (size_t i = 0; i < b.n; i++) {
+        char path[128];
+        snprintf(path, sizeof path, "/v1/jobs/%s", b.ids[i]);
+        it_resp r;
+        if (it_req(&d, "GET", path, NULL, 0, NULL, &r) || r.status != 200) missing++;
+        it_resp_free(&r);
+    }
+    assert_int_equal(missing, 0);
+    /* and they all finish */
+    it_resp r;
+    assert_string_equal(it_wait_job(&d, b.ids[b.n - 1], 10000), "succeeded");
+    assert_int_equal(it_req(&d, "GET", "/v1/jobs?state=queued,waiting,scheduled,running&limit=10", NULL, 0, NULL, &r), 0);
+    it_resp_free(&r);
+    assert_int_equal(it_stop(&d), 0);
+    free(b.ids);
+    it_cleanup(&d);
+}
+
+int main(void) {
+    srand((unsigned)time(NULL));
+    const struct CMUnitTest endpoints[] = {
+        cmocka_unit_test(submit_get_result),
+        cmocka_unit_test(big_output_is_a_blob),
+        cmocka_unit_test(batch_and_list),
+        cmocka_unit_test(cancel_and_explain),
+        cmocka_unit_test(idempotency),
+        cmocka_unit_test(error_paths),
+        cmocka_unit_test(events_stream),
+        cmocka_unit_test(catalog_devices_health_metrics),
+    };
+    const struct CMUnitTest durability[] = {
+        cmocka_unit_test(restart_keeps_jobs),
+        cmocka_unit_test(sigkill_during_burst),
+    };
+    int rc = cmocka_run_group_tests_name("endpoints", endpoints, setup, teardown);
+    rc |= cmocka_run_group_tests_name("durability", durability, NULL, NULL);
+    return rc;
+}
