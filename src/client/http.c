@@ -279,7 +279,7 @@ int gx__curl_error(gx_client *c, CURLcode cc, gx_error *err) {
         return gx_error_set(err, GX_ENOMEM, NULL, "out of memory in libcurl");
     case CURLE_COULDNT_CONNECT:
     case CURLE_COULDNT_RESOLVE_HOST:
-        return gx_error_set(err, GX_EIO, "server", "cannot connect to %s: %s", c->server, detail);
+        return gx_error_set(err, GX_EIO, NULL, "cannot connect to %s: %s", c->server, detail);
     case CURLE_URL_MALFORMAT:
     case CURLE_UNSUPPORTED_PROTOCOL:
         return gx_error_set(err, GX_EINVAL, "server", "bad server URL %s: %s", c->server, detail);
