@@ -130,7 +130,7 @@ static void add_opt(cli_args *a, cli_flag_id id, const char *val) {
     a->nopts++;
 }
 
-static int fail(char *msg, size_t cap, const char *fmt, const char *s, const char *t) {
+static int usage_fail(char *msg, size_t cap, const char *fmt, const char *s, const char *t) {
     if (msg && cap) snprintf(msg, cap, fmt, s, t);
     return -1;
 }
@@ -142,7 +142,7 @@ int cli_parse(int argc, char **argv, cli_args *a, char *msg, size_t cap) {
     size_t n = argc > 0 ? (size_t)argc : 1;
     a->opts = calloc(n, sizeof *a->opts);
     a->pos = calloc(n, sizeof *a->pos);
-    if (!a->opts || !a->pos) return fail(msg, cap, "out of memory%s%s", "", "");
+    if (!a->opts || !a->pos) return usage_fail(msg, cap, "out of memory%s%s", "", "");
     int only_pos = 0;
     int help_for = 0; /* the subcommand was "help" */
     for (int i = 1; i < argc; i++) {
@@ -160,8 +160,8 @@ int cli_parse(int argc, char **argv, cli_args *a, char *msg, size_t cap) {
                 if (find_long(name, nl, CMD_SUBMIT) || find_long(name, nl, CMD_LIST) ||
                     find_long(name, nl, CMD_EVENTS) || find_long(name, nl, CMD_RESULT) ||
                     find_long(name, nl, CMD_WAIT))
-                    return fail(msg, cap, "%s does not take option '%s'", cname, s);
-                return fail(msg, cap, "unknown option '%s'%s (see --help)", s, "");
+                    return usage_fail(msg, cap, "%s does not take option '%s'", cname, s);
+                return usage_fail(msg, cap, "unknown option '%s'%s (see --help)", s, "");
             }
             const char *val = NULL;
             if (f->metavar) {
@@ -170,9 +170,9 @@ int cli_parse(int argc, char **argv, cli_args *a, char *msg, size_t cap) {
                 else if (i + 1 < argc)
                     val = argv[++i];
                 else
-                    return fail(msg, cap, "option '--%s' needs a value (%s)", f->lng, f->metavar);
+                    return usage_fail(msg, cap, "option '--%s' needs a value (%s)", f->lng, f->metavar);
             } else if (eq) {
-                return fail(msg, cap, "option '--%s' takes no value%s", f->lng, "");
+                return usage_fail(msg, cap, "option '--%s' takes no value%s", f->lng, "");
             }
             add_opt(a, f->id, val);
             continue;
@@ -182,7 +182,7 @@ int cli_parse(int argc, char **argv, cli_args *a, char *msg, size_t cap) {
             for (const char *p = s + 1; *p; p++) {
                 const cli_flag *f = find_short(*p, a->cmd);
                 char opt[3] = {'-', *p, 0};
-                if (!f) return fail(msg, cap, "unknown option '%s' for %s (see --help)", opt, cname);
+                if (!f) return usage_fail(msg, cap, "unknown option '%s' for %s (see --help)", opt, cname);
                 if (!f->metavar) {
                     add_opt(a, f->id, NULL);
                     continue;
@@ -193,7 +193,7 @@ int cli_parse(int argc, char **argv, cli_args *a, char *msg, size_t cap) {
                 else if (i + 1 < argc)
                     val = argv[++i];
                 else
-                    return fail(msg, cap, "option '%s' needs a value (%s)", opt, f->metavar);
+                    return usage_fail(msg, cap, "option '%s' needs a value (%s)", opt, f->metavar);
                 add_opt(a, f->id, val);
                 break;
             }
@@ -201,7 +201,7 @@ int cli_parse(int argc, char **argv, cli_args *a, char *msg, size_t cap) {
         }
         if (a->cmd < 0 && !help_for) {
             int c = cli_cmd_find(s);
-            if (c < 0) return fail(msg, cap, "unknown command '%s'%s (try gexec --help)", s, "");
+            if (c < 0) return usage_fail(msg, cap, "unknown command '%s'%s (try gexec --help)", s, "");
             if (c == CMD_HELP) {
                 help_for = 1;
                 add_opt(a, FL_HELP, NULL);
@@ -212,14 +212,14 @@ int cli_parse(int argc, char **argv, cli_args *a, char *msg, size_t cap) {
         }
         if (help_for && a->cmd < 0) {
             int c = cli_cmd_find(s);
-            if (c < 0) return fail(msg, cap, "unknown command '%s'%s (try gexec --help)", s, "");
+            if (c < 0) return usage_fail(msg, cap, "unknown command '%s'%s (try gexec --help)", s, "");
             a->cmd = c;
             continue;
         }
         a->pos[a->npos++] = s;
     }
     if (cli_has(a, FL_HELP) || cli_has(a, FL_VERSION)) return 0;
-    if (a->cmd < 0) return fail(msg, cap, "no command given%s%s (try gexec --help)", "", "");
+    if (a->cmd < 0) return usage_fail(msg, cap, "no command given%s%s (try gexec --help)", "", "");
     const cli_cmd *c = &cli_cmds[a->cmd];
     if (a->npos < c->min_pos) {
         if (msg && cap)
@@ -227,7 +227,7 @@ int cli_parse(int argc, char **argv, cli_args *a, char *msg, size_t cap) {
         return -1;
     }
     if (c->max_pos >= 0 && a->npos > c->max_pos)
-        return fail(msg, cap, "%s: unexpected operand '%s'", c->name, a->pos[c->max_pos]);
+        return usage_fail(msg, cap, "%s: unexpected operand '%s'", c->name, a->pos[c->max_pos]);
     return 0;
 }
 

@@ -39,8 +39,9 @@ int cmd_list(cli_ctx *x) {
     for (int i = 0; i < nl; i++) {
         labels[i] = cli_nth(a, FL_LABEL, i);
         if (!strchr(labels[i], '=')) {
+            int rc = cli_usage("--label wants KEY=VALUE, not '%s'", labels[i]);
             free(labels);
-            return cli_usage("--label wants KEY=VALUE, not '%s'", labels[i]);
+            return rc;
         }
     }
     o.labels = labels;

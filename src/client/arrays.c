@@ -483,16 +483,22 @@ int gx_client_parse_inline(const char *text, gx_array **out, gx_error *err) {
         nd = 1;
         shape[0] = n;
     }
-    gx_array *a = NULL;
-    int rc = gx_array_new(dt, nd, shape, &a, err);
-    if (rc) return rc;
-    if (a->count != n) {
-        gx_array_unref(a);
+    /* check the count against the shape before allocating anything */
+    int64_t want = 1;
+    int huge = 0;
+    for (int d = 0; d < nd; d++) {
+        if (shape[d] && want > GX_ARRAY_MAX_ELEMS / shape[d]) huge = 1;
+        want = huge ? 0 : want * shape[d];
+    }
+    if (!huge && want != n) {
         gx_error_set(err, GX_EINVAL, "inline", "%lld values for a shape of %lld elements",
-                     (long long)n, (long long)a->count);
+                     (long long)n, (long long)want);
         if (err) err->pos = (long)(vals - text);
         return GX_EINVAL;
     }
+    gx_array *a = NULL;
+    int rc = gx_array_new(dt, nd, shape, &a, err);
+    if (rc) return rc;
     p = vals;
     for (int64_t i = 0; i < n; i++) {
         while (isspace((unsigned char)*p)) p++;

@@ -131,9 +131,10 @@ static int server_url(const char *in, char **out, gx_error *err) {
         memcpy(s, "http://", 7);
         memcpy(s + 7, in, n + 1);
     }
-    size_t len = strlen(s);
-    while (len && (s[len - 1] == '/' || isspace((unsigned char)s[len - 1]))) s[--len] = '\0';
     const char *host = strstr(s, "://") + 3;
+    size_t len = strlen(s), hostoff = (size_t)(host - s);
+    while (len > hostoff && (s[len - 1] == '/' || isspace((unsigned char)s[len - 1])))
+        s[--len] = '\0';
     if (!*host || *host == '/' || *host == ':' || strpbrk(host, " \t\r\n?#")) {
         gx_error_set(err, GX_EINVAL, "server", "server URL '%s' has no valid host", in);
         free(s);

@@ -181,7 +181,8 @@ int gx_client_events_follow(gx_client *c, const gx_client_stream_opts *o, gx_err
     else if (cc == CURLE_WRITE_ERROR)
         rc = gx_error_set(err, GX_ENOMEM, NULL, "out of memory reading the event stream");
     else {
-        if (s.data.len) dispatch(&s); /* an unterminated last event */
+        if (s.line.len) on_line(&s); /* an unterminated last line */
+        if (s.data.len && !s.stopped) dispatch(&s);
         rc = 0;
     }
     if (rc == 0) gx_error_clear(err);
