@@ -77,6 +77,9 @@ typedef struct gx_event {
     int device;       /* device index, -1 if none */
     int error_code;   /* GX_E* for failures, 0 otherwise */
     int64_t time_ns;  /* CLOCK_REALTIME of the change */
+    const char *kernel; /* kernel name (static) */
+    int64_t run_ns;   /* device time of the attempt (final states) */
+    int64_t queue_ns; /* submit to start (running and final states) */
 } gx_event;
 typedef void (*gx_events_fn)(void *ctx, const gx_event *ev, size_t n);
 
@@ -134,6 +137,8 @@ typedef struct gx_tenant_info {
     double device_s;    /* total device-seconds consumed */
 } gx_tenant_info;
 int gx_tenant_get(gx_engine *e, const char *name, gx_tenant_info *out);
+/* Up to cap tenants in creation order; *n gets how many exist in all. */
+int gx_tenant_list(gx_engine *e, gx_tenant_info *out, size_t cap, size_t *n);
 
 /* ---- jobs ----------------------------------------------------------------- */
 
@@ -164,6 +169,8 @@ typedef struct gx_job_spec {
     const char *idempotency_key; /* same key + tenant -> same job */
     const gx_label *labels;
     int nlabels;
+    int attempts_done;           /* attempts already made (restoring a job
+                                    after a restart); 0 for new jobs */
 } gx_job_spec;
 
 void gx_job_spec_init(gx_job_spec *s);
@@ -172,6 +179,10 @@ void gx_job_spec_init(gx_job_spec *s);
  * the idempotency key was seen before (then *dup, if given, is 1). */
 int gx_submit(gx_engine *e, const gx_job_spec *s, gx_job_id *id, int *dup,
               gx_error *err);
+
+/* Check a spec as gx_submit would (kernel, args, inputs, device, tenant,
+ * dependencies) without submitting it. batch_deps are not checked. */
+int gx_job_validate(gx_engine *e, const gx_job_spec *s, gx_error *err);
 
 /* Submit n jobs at once (one lock, one wake-up). Each spec is accepted or
  * refused on its own: codes[i] is 0 (ids[i] set) or a GX_E* code (errs[i]

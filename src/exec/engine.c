@@ -53,6 +53,9 @@ void gx__ev_push(gx_engine *e, gx__evbuf *eb, const gx__job *j) {
         .device = j->device,
         .error_code = j->error_code,
         .time_ns = gx__wall_ns(),
+        .kernel = j->kernel->name,
+        .run_ns = j->run_ns,
+        .queue_ns = j->start_ns ? j->start_ns - j->submit_ns : 0,
     };
 }
 

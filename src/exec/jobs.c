@@ -322,26 +322,38 @@ int gx_tenant_add(gx_engine *e, const gx_tenant_opts *t, uint32_t *id_out, gx_er
     return 0;
 }
 
+static void tenant_info(gx_engine *e, uint32_t tid, gx_tenant_info *o) {
+    const gx__tenant *t = &e->tenants[tid];
+    memset(o, 0, sizeof *o);
+    o->id = tid;
+    snprintf(o->name, sizeof o->name, "%s", t->name);
+    o->weight = t->weight;
+    o->max_running = t->max_running;
+    o->queued = t->queued;
+    o->running = t->running;
+    o->usage_s = gx__sched_usage_s(e, t);
+    o->device_s = t->device_s;
+}
+
 int gx_tenant_get(gx_engine *e, const char *name, gx_tenant_info *o) {
     if (!name || !o) return GX_EINVAL;
     pthread_mutex_lock(&e->mu);
     uint64_t tid;
     int rc = GX_ENOTFOUND;
     if (gx__hmap_get(&e->tenant_ix, name, strlen(name), &tid)) {
-        const gx__tenant *t = &e->tenants[tid];
-        memset(o, 0, sizeof *o);
-        o->id = (uint32_t)tid;
-        snprintf(o->name, sizeof o->name, "%s", t->name);
-        o->weight = t->weight;
-        o->max_running = t->max_running;
-        o->queued = t->queued;
-        o->running = t->running;
-        o->usage_s = gx__sched_usage_s(e, t);
-        o->device_s = t->device_s;
+        tenant_info(e, (uint32_t)tid, o);
         rc = 0;
     }
     pthread_mutex_unlock(&e->mu);
     return rc;
+}
+
+int gx_tenant_list(gx_engine *e, gx_tenant_info *out, size_t cap, size_t *n) {
+    pthread_mutex_lock(&e->mu);
+    for (uint32_t i = 0; i < e->ntenants && i < cap; i++) tenant_info(e, i, &out[i]);
+    *n = e->ntenants;
+    pthread_mutex_unlock(&e->mu);
+    return 0;
 }
 
 /* ---- devices and stats ------------------------------------------------ */

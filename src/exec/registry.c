@@ -212,6 +212,8 @@ static int check_array(const gx_io_spec *s, const char *name, const gx_array *a,
 int gx__bind(const gx_kernel *k, const gx_named_arg *args, int nargs,
              const gx_named_input *inputs, int ninputs, gx__bound *b, gx_error *err) {
     memset(b, 0, sizeof *b);
+    gx_error_clear(err);
+    if (k->nargs > 256) return gx_error_set(err, GX_ELIMIT, "args", "kernel declares more than 256 arguments");
     if (nargs < 0 || (nargs && !args)) return gx_error_set(err, GX_EINVAL, "args", "bad argument list");
     if (ninputs < 0 || (ninputs && !inputs))
         return gx_error_set(err, GX_EINVAL, "inputs", "bad input list");
@@ -425,7 +427,9 @@ int gx_kernel_validate_call(const gx_kcall *c) {
 int gx_kernel_run_direct(const gx_kernel *k, const gx_named_arg *args, int nargs,
                          const gx_named_input *inputs, int ninputs, gx_array **out,
                          gx_error *err) {
+    gx_error_clear(err);
     if (!k) return gx_error_set(err, GX_EINVAL, "kernel", "kernel is NULL");
+    if (k->noutputs && !out) return gx_error_set(err, GX_EINVAL, "out", "out must hold %d outputs", k->noutputs);
     gx_kernel_run_fn fn = gx_kernel_impl(k, GX_DEV_CPU);
     if (!fn) return gx_error_set(err, GX_EUNSUPPORTED, "device", "kernel %s has no CPU implementation", k->name);
     gx__bound b;

@@ -246,6 +246,8 @@ static int insert(gx_engine *e, const gx_job_spec *s, prep *p, const gx_job_id *
     j->labels = p->labels;
     j->nlabels = (uint8_t)p->nlabels;
     j->submit_ns = gx__now_ns();
+    j->attempts = (uint8_t)(s->attempts_done > 0 ? (s->attempts_done > 200 ? 200 : s->attempts_done) : 0);
+    if (j->max_attempts <= j->attempts) j->max_attempts = (uint8_t)(j->attempts + 1);
     memset(p, 0, sizeof *p);
     if (iklen) {
         j->idem_key = strdup(s->idempotency_key);
@@ -291,6 +293,28 @@ static int insert(gx_engine *e, const gx_job_spec *s, prep *p, const gx_job_id *
         gx__make_runnable(e, j, eb);
     }
     return 0;
+}
+
+int gx_job_validate(gx_engine *e, const gx_job_spec *s, gx_error *err) {
+    gx_error_clear(err);
+    if (!e || !s) return gx_error_set(err, GX_EINVAL, NULL, "engine and spec are required");
+    prep p;
+    int rc = prepare(e, s, &p, err);
+    if (rc) return rc;
+    prep_free(&p);
+    const char *tname = s->tenant ? s->tenant : "default";
+    pthread_mutex_lock(&e->mu);
+    uint64_t tid;
+    if (!gx__hmap_get(&e->tenant_ix, tname, strlen(tname), &tid))
+        rc = gx_error_set(err, GX_ENOTFOUND, "tenant", "unknown tenant '%.64s'", tname);
+    for (int i = 0; !rc && i < s->ndeps; i++)
+        if (!gx__job_get(e, s->deps[i])) {
+            char field[32];
+            snprintf(field, sizeof field, "depends_on[%d]", i);
+            rc = gx_error_set(err, GX_EINVAL, field, "job %llu does not exist", (unsigned long long)s->deps[i]);
+        }
+    pthread_mutex_unlock(&e->mu);
+    return rc;
 }
 
 int gx_submit(gx_engine *e, const gx_job_spec *s, gx_job_id *id, int *dup, gx_error *err) {

@@ -1,0 +1,78 @@
+/*
+ * log.c - see log.h.
+ */
+#include "log.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static int g_level = GX_LOG_INFO;
+static int g_json;
+static const char *const names[] = {"DEBUG", "INFO", "WARN", "ERROR"};
+
+void gx_log_setup(int level, int json) {
+    g_level = level;
+    g_json = json;
+}
+
+int gx_log_level_from_name(const char *name) {
+    static const char *const lower[] = {"debug", "info", "warn", "error"};
+    for (int i = 0; name && i < 4; i++)
+        if (!strcmp(name, lower[i])) return i;
+    return -1;
+}
+
+int gx_log_enabled(int level) { return level >= g_level; }
+
+static size_t json_escape(char *dst, size_t cap, const char *s) {
+    size_t o = 0;
+    for (; *s && o + 7 < cap; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\') {
+            dst[o++] = '\\';
+            dst[o++] = (char)c;
+        } else if (c < 0x20) {
+            o += (size_t)snprintf(dst + o, cap - o, "\\u%04x", c);
+        } else {
+            dst[o++] = (char)c;
+        }
+    }
+    dst[o] = '\0';
+    return o;
+}
+
+void gx_log(int level, const char *req, const char *fmt, ...) {
+    if (level < g_level) return;
+    if (level < 0) level = 0;
+    if (level > 3) level = 3;
+    char msg[2048], line[4608], ts[40];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    struct tm tm;
+    gmtime_r(&now.tv_sec, &tm);
+    size_t n = strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(ts + n, sizeof ts - n, ".%03ldZ", now.tv_nsec / 1000000);
+    int len;
+    if (g_json) {
+        char esc[4200];
+        json_escape(esc, sizeof esc, msg);
+        len = snprintf(line, sizeof line, "{\"ts\":\"%s\",\"level\":\"%s\",%s%s%s\"msg\":\"%s\"}\n", ts,
+                       names[level], req ? "\"req\":\"" : "", req ? req : "", req ? "\"," : "", esc);
+    } else {
+        len = snprintf(line, sizeof line, "%s %-5s %s%s%s%s\n", ts, names[level], req ? "[" : "", req ? req : "",
+                       req ? "] " : "", msg);
+    }
+    if (len > (int)sizeof line - 1) {
+        len = (int)sizeof line - 1;
+        line[len - 1] = '\n';
+    }
+    ssize_t w = write(2, line, (size_t)len);
+    (void)w;
+}
