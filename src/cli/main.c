@@ -27,6 +27,7 @@ int cli_exit_code(gx_client *c, int rc) {
     int st = c ? gx_client_last_status(c) : 0;
     if (st == 404) return CLI_EXIT_NOTFOUND;
     if (st >= 400 && st < 500) return CLI_EXIT_REFUSED;
+    if (st == 0 && rc == GX_EINVAL) return CLI_EXIT_USAGE; /* refused locally */
     return CLI_EXIT_SERVER; /* 5xx, or no answer at all */
 }
 
