@@ -3,6 +3,7 @@
  * shown as tables (or the server's JSON with --json).
  */
 #include <jansson.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -13,7 +14,7 @@ static const char *js(json_t *o, const char *k) {
     return s ? s : "";
 }
 
-static double jn(json_t *o, const char *k) {
+static double jnum(json_t *o, const char *k) {
     json_t *v = json_object_get(o, k);
     return json_is_number(v) ? json_number_value(v) : 0;
 }
@@ -64,14 +65,14 @@ static int show_devices(cli_ctx *x, json_t *root) {
     json_t *d;
     json_array_foreach(devs, i, d) {
         char used[24], total[24], mem[50];
-        human_bytes(jn(d, "memory_used"), used, sizeof used);
-        human_bytes(jn(d, "memory_total"), total, sizeof total);
+        human_bytes(jnum(d, "memory_used"), used, sizeof used);
+        human_bytes(jnum(d, "memory_total"), total, sizeof total);
         snprintf(mem, sizeof mem, "%s/%s", used, total);
         const char *st = js(d, "status");
         if (!*st) st = json_is_true(json_object_get(d, "healthy")) ? "ok" : "unhealthy";
-        printf("%-5.0f %-10s %-6s %-24.24s %5.0f %21s %7.0f %6.0f %-8s %.0f\n", jn(d, "index"),
-               js(d, "name"), js(d, "kind"), js(d, "model"), jn(d, "slots"), mem,
-               jn(d, "running"), jn(d, "queued"), st, jn(d, "jobs_done"));
+        printf("%-5.0f %-10s %-6s %-24.24s %5.0f %21s %7.0f %6.0f %-8s %.0f\n", jnum(d, "index"),
+               js(d, "name"), js(d, "kind"), js(d, "model"), jnum(d, "slots"), mem,
+               jnum(d, "running"), jnum(d, "queued"), st, jnum(d, "jobs_done"));
     }
     json_t *gpu = json_object_get(root, "gpu");
     if (json_is_object(gpu))
@@ -83,7 +84,7 @@ static int show_devices(cli_ctx *x, json_t *root) {
 int cmd_devices(cli_ctx *x) { return info(x, gx_client_devices, show_devices); }
 
 static void show_kernel(json_t *k) {
-    printf("%s@%lld - %s%s\n", js(k, "name"), (long long)jn(k, "version"), js(k, "summary"),
+    printf("%s@%lld - %s%s\n", js(k, "name"), (long long)jnum(k, "version"), js(k, "summary"),
            json_is_true(json_object_get(k, "batchable")) ? " (batchable)" : "");
     size_t i;
     json_t *v;
@@ -99,6 +100,9 @@ static void show_kernel(json_t *k) {
             free(s);
         }
         json_t *lo = json_object_get(v, "min"), *hi = json_object_get(v, "max");
+        /* a float allowed any value has min/max near +-DBL_MAX: not worth showing */
+        if (json_is_number(lo) && fabs(json_number_value(lo)) > 1e300) lo = NULL;
+        if (json_is_number(hi) && fabs(json_number_value(hi)) > 1e300) hi = NULL;
         if (json_is_number(lo) || json_is_number(hi)) {
             char *a = json_dumps(lo, JSON_ENCODE_ANY), *b = json_dumps(hi, JSON_ENCODE_ANY);
             printf(" range %s..%s", a && json_is_number(lo) ? a : "", b && json_is_number(hi) ? b : "");
@@ -119,9 +123,11 @@ static void show_kernel(json_t *k) {
         json_t *list = json_object_get(k, io[w]);
         if (json_array_size(list)) printf("  %s:\n", io[w]);
         json_array_foreach(list, i, v) {
-            char *dt = json_dumps(json_object_get(v, "dtypes"), JSON_COMPACT | JSON_ENCODE_ANY);
-            printf("    %-14s %s", js(v, "name"), dt && strcmp(dt, "null") ? dt : "");
-            free(dt);
+            printf("    %-14s ", js(v, "name"));
+            size_t t;
+            json_t *dt;
+            json_array_foreach(json_object_get(v, "dtypes"), t, dt)
+                printf("%s%s", t ? "|" : "", json_string_value(dt) ? json_string_value(dt) : "?");
             json_t *rank = json_object_get(v, "rank");
             if (json_is_integer(rank)) printf(" rank %lld", (long long)json_integer_value(rank));
             if (json_is_true(json_object_get(v, "optional"))) printf(" optional");
@@ -143,12 +149,12 @@ static int show_kernels(cli_ctx *x, json_t *root) {
     json_array_foreach(ks, i, k) {
         if (kernel_filter) {
             char full[200];
-            snprintf(full, sizeof full, "%s@%lld", js(k, "name"), (long long)jn(k, "version"));
+            snprintf(full, sizeof full, "%s@%lld", js(k, "name"), (long long)jnum(k, "version"));
             if (strcmp(kernel_filter, js(k, "name")) && strcmp(kernel_filter, full)) continue;
             show_kernel(k);
             found = 1;
         } else {
-            printf("%-16s v%-3lld %s\n", js(k, "name"), (long long)jn(k, "version"), js(k, "summary"));
+            printf("%-16s v%-3lld %s\n", js(k, "name"), (long long)jnum(k, "version"), js(k, "summary"));
         }
     }
     if (kernel_filter && !found) {
