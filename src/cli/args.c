@@ -139,7 +139,10 @@ int cli_parse(int argc, char **argv, cli_args *a, char *msg, size_t cap) {
     memset(a, 0, sizeof *a);
     a->cmd = -1;
     if (msg && cap) msg[0] = '\0';
-    size_t n = argc > 0 ? (size_t)argc : 1;
+    /* bundled switches ("-wq") give several options per word: room for
+     * one per character */
+    size_t n = 1;
+    for (int i = 1; i < argc; i++) n += strlen(argv[i]) + 1;
     a->opts = calloc(n, sizeof *a->opts);
     a->pos = calloc(n, sizeof *a->pos);
     if (!a->opts || !a->pos) return usage_fail(msg, cap, "out of memory%s%s", "", "");

@@ -95,6 +95,11 @@ static void test_operands_and_globals(void **state) {
     assert_string_equal(cli_get(&a, FL_KERNEL), "spin");
     cli_args_free(&a);
 
+    /* more options than words (found by fuzz/fuzz_client_parse.c) */
+    PARSE_OK(&a, "submit", "-wwwwwwwwwwwwwwwwwwwwwwwwwwwwq");
+    assert_int_equal(cli_count(&a, FL_WAIT), 29);
+    cli_args_free(&a);
+
     /* the same long name means different flags in different commands */
     PARSE_OK(&a, "events", "--job", "9", "--history", "-k", "saxpy", "-t", "2m");
     assert_int_equal(a.cmd, CMD_EVENTS);
