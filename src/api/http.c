@@ -1,0 +1,507 @@
+/*
+ * http.c - libmicrohttpd glue: body collection with limits, routing from the
+ * route table, responses, suspend/resume for asynchronous handlers and
+ * streams. See http.h.
+ */
+#include "http.h"
+
+#include <arpa/inet.h>
+#include <microhttpd.h>
+#include <netdb.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "log.h"
+
+struct gx_http_server {
+    struct MHD_Daemon *d;
+    gx_http_opts o;
+    int port;
+    atomic_uint_fast64_t next_req;
+    pthread_mutex_t mu; /* guards streams list */
+    struct gx_http_stream *streams;
+    int stopping;
+};
+
+struct gx_http_stream {
+    gx_http_server *srv;
+    struct MHD_Connection *conn;
+    pthread_mutex_t mu;
+    int suspended;
+    int ended;
+    gx_http_reader reader;
+    void *ctx;
+    void (*free_fn)(void *);
+    struct gx_http_stream *prev, *next;
+};
+
+typedef struct gx_http_req_priv {
+    gx_http_server *srv;
+    struct MHD_Connection *conn;
+    char *body;
+    size_t len, cap;
+    int too_large;
+    int dispatched;
+    /* response */
+    int have_resp;
+    int status;
+    char *resp;
+    size_t resp_len;
+    const char *ctype;
+    int fd;
+    uint64_t fd_size;
+    char hname[4][32], hval[4][128];
+    int nh;
+    gx_http_stream *stream;
+    /* async */
+    pthread_mutex_t mu;
+    int async, suspended, done;
+    struct timespec t0;
+    char path[1024];
+    char *segs[GX_HTTP_MAX_PARAMS];
+} priv_t;
+
+int gx_http_status_for(int code) {
+    switch (code) {
+    case GX_OK: return 200;
+    case GX_EINVAL: case GX_EFORMAT: case GX_ECYCLE: case GX_EOVERFLOW: return 400;
+    case GX_ENOTFOUND: return 404;
+    case GX_EEXIST: case GX_ESTATE: case GX_EDEPFAILED: return 409;
+    case GX_ENODEVICE: case GX_EUNSUPPORTED: return 422;
+    case GX_ELIMIT: case GX_EQUOTA: return 429;
+    case GX_EAUTH: return 401;
+    case GX_EPERM: return 403;
+    case GX_ECLOSED: case GX_ESTORE: case GX_EBUSY: case GX_ETRANSIENT: return 503;
+    case GX_ETIMEDOUT: return 504;
+    default: return 500;
+    }
+}
+
+/* ---- replies ---------------------------------------------------------- */
+
+void gx_http_reply(gx_http_req *r, int status, const char *ctype, char *body, size_t len) {
+    priv_t *p = r->priv;
+    free(p->resp);
+    p->resp = body;
+    p->resp_len = len;
+    p->status = status;
+    p->ctype = ctype;
+    p->have_resp = 1;
+    r->status = status;
+}
+
+void gx_http_reply_json(gx_http_req *r, int status, json_t *j) {
+    char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
+    json_decref(j);
+    if (!s) {
+        s = strdup("{\"error\":{\"code\":\"GX_ENOMEM\",\"message\":\"cannot encode the response\"}}");
+        status = 500;
+    }
+    gx_http_reply(r, status, "application/json", s, s ? strlen(s) : 0);
+}
+
+void gx_http_reply_file(gx_http_req *r, int status, const char *ctype, int fd, uint64_t size) {
+    priv_t *p = r->priv;
+    gx_http_reply(r, status, ctype, NULL, 0);
+    p->fd = fd;
+    p->fd_size = size;
+}
+
+void gx_http_error(gx_http_req *r, int status, int code, const char *field, const char *fmt, ...) {
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    json_t *e = json_pack("{s:s,s:s}", "code", gx_err_name(code), "message", msg);
+    if (field && *field) json_object_set_new(e, "field", json_string(field));
+    gx_http_reply_json(r, status, json_pack("{s:o}", "error", e));
+}
+
+void gx_http_header_add(gx_http_req *r, const char *name, const char *value) {
+    priv_t *p = r->priv;
+    if (p->nh == 4) return;
+    snprintf(p->hname[p->nh], sizeof p->hname[0], "%s", name);
+    snprintf(p->hval[p->nh], sizeof p->hval[0], "%s", value);
+    p->nh++;
+}
+
+const char *gx_http_query(gx_http_req *r, const char *key) {
+    return MHD_lookup_connection_value(r->priv->conn, MHD_GET_ARGUMENT_KIND, key);
+}
+
+const char *gx_http_header(gx_http_req *r, const char *name) {
+    return MHD_lookup_connection_value(r->priv->conn, MHD_HEADER_KIND, name);
+}
+
+void gx_http_complete(gx_http_req *r) {
+    priv_t *p = r->priv;
+    pthread_mutex_lock(&p->mu);
+    p->done = 1;
+    if (p->suspended) {
+        p->suspended = 0;
+        MHD_resume_connection(p->conn);
+    }
+    pthread_mutex_unlock(&p->mu);
+}
+
+/* ---- streams ------------------------------------------------------------- */
+
+static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max) {
+    (void)pos;
+    gx_http_stream *s = cls;
+    if (s->srv->stopping) return MHD_CONTENT_READER_END_OF_STREAM;
+    long n = s->reader(s->ctx, buf, max);
+    if (n < 0) return MHD_CONTENT_READER_END_OF_STREAM;
+    if (n > 0) return n;
+    pthread_mutex_lock(&s->mu);
+    /* re-check under the lock: a wake may have come in between */
+    n = s->reader(s->ctx, buf, max);
+    if (n == 0 && !s->srv->stopping) {
+        s->suspended = 1;
+        MHD_suspend_connection(s->conn);
+    }
+    pthread_mutex_unlock(&s->mu);
+    return n < 0 ? MHD_CONTENT_READER_END_OF_STREAM : n;
+}
+
+static void stream_free(void *cls) {
+    gx_http_stream *s = cls;
+    gx_http_server *srv = s->srv;
+    if (s->free_fn) s->free_fn(s->ctx);
+    pthread_mutex_lock(&srv->mu);
+    if (s->prev) s->prev->next = s->next;
+    else srv->streams = s->next;
+    if (s->next) s->next->prev = s->prev;
+    pthread_mutex_unlock(&srv->mu);
+    pthread_mutex_destroy(&s->mu);
+    free(s);
+}
+
+void gx_http_reply_stream(gx_http_req *r, const char *ctype, gx_http_reader reader, void *ctx,
+                          void (*free_fn)(void *)) {
+    priv_t *p = r->priv;
+    gx_http_stream *s = calloc(1, sizeof *s);
+    if (!s) {
+        if (free_fn) free_fn(ctx);
+        gx_http_error(r, 503, GX_ENOMEM, NULL, "out of memory for a stream");
+        return;
+    }
+    s->srv = p->srv;
+    s->conn = p->conn;
+    s->reader = reader;
+    s->ctx = ctx;
+    s->free_fn = free_fn;
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_mutex_lock(&p->srv->mu);
+    s->next = p->srv->streams;
+    if (s->next) s->next->prev = s;
+    p->srv->streams = s;
+    pthread_mutex_unlock(&p->srv->mu);
+    gx_http_reply(r, 200, ctype, NULL, 0);
+    p->stream = s;
+}
+
+gx_http_stream *gx_http_stream_of(gx_http_req *r) { return r->priv->stream; }
+
+void gx_http_stream_wake(gx_http_stream *s) {
+    pthread_mutex_lock(&s->mu);
+    if (s->suspended) {
+        s->suspended = 0;
+        MHD_resume_connection(s->conn);
+    }
+    pthread_mutex_unlock(&s->mu);
+}
+
+/* ---- request handling ---------------------------------------------------- */
+
+static int queue_response(priv_t *p) {
+    struct MHD_Response *resp;
+    if (p->stream)
+        resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024, stream_read, p->stream, stream_free);
+    else if (p->fd >= 0)
+        resp = MHD_create_response_from_fd(p->fd_size, p->fd);
+    else
+        resp = MHD_create_response_from_buffer(p->resp_len, p->resp ? p->resp : (char *)"",
+                                               p->resp ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
+    if (!resp) return MHD_NO;
+    if (!p->stream && p->fd < 0) p->resp = NULL; /* owned by the response now */
+    if (p->stream) p->stream = NULL;            /* freed by stream_free */
+    p->fd = -1;
+    if (p->ctype) MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, p->ctype);
+    for (int i = 0; i < p->nh; i++) MHD_add_response_header(resp, p->hname[i], p->hval[i]);
+    int rc = MHD_queue_response(p->conn, (unsigned)p->status, resp);
+    MHD_destroy_response(resp);
+    return rc;
+}
+
+/* Match path against the route table. 0 found, 404 none, 405 wrong method
+ * (allow gets the methods that would match). */
+static int route(gx_http_server *srv, gx_http_req *r, char *allow, size_t cap) {
+    priv_t *p = r->priv;
+    snprintf(p->path, sizeof p->path, "%s", r->path);
+    char *segs[16];
+    int ns = 0;
+    for (char *s = strtok(p->path, "/"); s && ns < 16; s = strtok(NULL, "/")) segs[ns++] = s;
+    int path_found = 0;
+    allow[0] = '\0';
+    for (int i = 0; i < srv->o.nroutes; i++) {
+        const gx_route *rt = &srv->o.routes[i];
+        char pat[256];
+        snprintf(pat, sizeof pat, "%s", rt->pattern);
+        char *ps[16];
+        int np = 0;
+        char *save;
+        for (char *s = strtok_r(pat, "/", &save); s && np < 16; s = strtok_r(NULL, "/", &save)) ps[np++] = s;
+        if (np != ns) continue;
+        int ok = 1, nparams = 0;
+        const char *params[GX_HTTP_MAX_PARAMS];
+        for (int k = 0; k < np && ok; k++) {
+            if (ps[k][0] == '{') {
+                if (nparams < GX_HTTP_MAX_PARAMS) params[nparams++] = segs[k];
+            } else {
+                ok = !strcmp(ps[k], segs[k]);
+            }
+        }
+        if (!ok) continue;
+        path_found = 1;
+        if (strcmp(rt->method, r->method)) {
+            if (!strstr(allow, rt->method)) {
+                if (allow[0]) strncat(allow, ", ", cap - strlen(allow) - 1);
+                strncat(allow, rt->method, cap - strlen(allow) - 1);
+            }
+            continue;
+        }
+        r->route = rt;
+        r->nparams = nparams;
+        for (int k = 0; k < nparams; k++) r->params[k] = params[k];
+        return 0;
+    }
+    return path_found ? 405 : 404;
+}
+
+static void dispatch(gx_http_server *srv, gx_http_req *r) {
+    priv_t *p = r->priv;
+    if (p->too_large) {
+        gx_http_error(r, 413, GX_ELIMIT, "body", "request body is larger than the limit of %zu bytes",
+                      srv->o.max_body);
+        return;
+    }
+    if (srv->o.pre && srv->o.pre(srv->o.app, r)) return;
+    char allow[64];
+    int rc = route(srv, r, allow, sizeof allow);
+    if (rc == 404) {
+        gx_http_error(r, 404, GX_ENOTFOUND, "path", "no route for %.200s", r->path);
+        return;
+    }
+    if (rc == 405) {
+        gx_http_error(r, 405, GX_EUNSUPPORTED, "method", "%s is not allowed on %.200s (allowed: %s)", r->method,
+                      r->path, allow);
+        gx_http_header_add(r, "Allow", allow);
+        return;
+    }
+    int hr = r->route->fn(srv->o.app, r);
+    if (hr == GX_HTTP_ASYNC) p->async = 1;
+    else if (!p->have_resp)
+        gx_http_error(r, 500, GX_EINVAL, NULL, "handler gave no response");
+}
+
+static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
+                                 const char *version, const char *upload_data, size_t *upload_size,
+                                 void **con_cls) {
+    (void)version;
+    gx_http_server *srv = cls;
+    gx_http_req *r = *con_cls;
+    if (!r) {
+        r = calloc(1, sizeof *r + sizeof(priv_t));
+        if (!r) return MHD_NO;
+        priv_t *p = (priv_t *)(r + 1);
+        r->priv = p;
+        p->srv = srv;
+        p->conn = conn;
+        p->fd = -1;
+        pthread_mutex_init(&p->mu, NULL);
+        clock_gettime(CLOCK_MONOTONIC, &p->t0);
+        r->method = method;
+        r->path = url;
+        r->body = "";
+        snprintf(r->request_id, sizeof r->request_id, "r%llx",
+                 (unsigned long long)atomic_fetch_add(&srv->next_req, 1));
+        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+        if (ci && ci->client_addr) {
+            char host[64] = "";
+            getnameinfo(ci->client_addr,
+                        ci->client_addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                                               : sizeof(struct sockaddr_in),
+                        host, sizeof host, NULL, 0, NI_NUMERICHOST);
+            snprintf(r->remote, sizeof r->remote, "%s", host);
+        }
+        *con_cls = r;
+        return MHD_YES;
+    }
+    priv_t *p = r->priv;
+    if (*upload_size) {
+        if (!p->too_large) {
+            if (p->len + *upload_size > srv->o.max_body) {
+                p->too_large = 1;
+                free(p->body);
+                p->body = NULL;
+                p->len = p->cap = 0;
+            } else {
+                if (p->len + *upload_size + 1 > p->cap) {
+                    size_t nc = p->cap ? p->cap : 4096;
+                    while (nc < p->len + *upload_size + 1) nc *= 2;
+                    char *nb = realloc(p->body, nc);
+                    if (!nb) return MHD_NO;
+                    p->body = nb;
+                    p->cap = nc;
+                }
+                memcpy(p->body + p->len, upload_data, *upload_size);
+                p->len += *upload_size;
+            }
+        }
+        *upload_size = 0;
+        return MHD_YES;
+    }
+    if (!p->dispatched) {
+        p->dispatched = 1;
+        if (p->body) {
+            p->body[p->len] = '\0';
+            r->body = p->body;
+            r->body_len = p->len;
+        }
+        dispatch(srv, r);
+        if (p->async) {
+            pthread_mutex_lock(&p->mu);
+            if (!p->done) {
+                p->suspended = 1;
+                MHD_suspend_connection(conn);
+                pthread_mutex_unlock(&p->mu);
+                return MHD_YES;
+            }
+            pthread_mutex_unlock(&p->mu);
+        }
+    } else if (p->async) {
+        pthread_mutex_lock(&p->mu);
+        int done = p->done;
+        pthread_mutex_unlock(&p->mu);
+        if (!done) return MHD_YES; /* spurious call while waiting */
+    }
+    if (!p->have_resp) gx_http_error(r, 500, GX_EINVAL, NULL, "no response");
+    return queue_response(p) == MHD_YES ? MHD_YES : MHD_NO;
+}
+
+static void completed_cb(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe) {
+    (void)conn;
+    (void)toe;
+    gx_http_server *srv = cls;
+    gx_http_req *r = *con_cls;
+    if (!r) return;
+    priv_t *p = r->priv;
+    if (srv->o.on_done && p->dispatched) {
+        struct timespec t1;
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        double secs = (double)(t1.tv_sec - p->t0.tv_sec) + (double)(t1.tv_nsec - p->t0.tv_nsec) / 1e9;
+        srv->o.on_done(srv->o.app, r, secs);
+    }
+    if (p->stream) stream_free(p->stream); /* reply never queued */
+    free(p->body);
+    free(p->resp);
+    if (p->fd >= 0) close(p->fd);
+    pthread_mutex_destroy(&p->mu);
+    free(r);
+    *con_cls = NULL;
+}
+
+static void log_cb(void *cls, const char *fmt, va_list ap) {
+    (void)cls;
+    char msg[512];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    msg[strcspn(msg, "\n")] = '\0';
+    gx_log(GX_LOG_DEBUG, NULL, "http: %s", msg);
+}
+
+/* Parse "host:port", "[v6]:port" or ":port". */
+static int parse_listen(const char *s, struct sockaddr_storage *ss, socklen_t *len, gx_error *err) {
+    char host[128] = "";
+    const char *colon = strrchr(s ? s : "", ':');
+    if (!s || !colon) return gx_error_set(err, GX_EINVAL, "listen", "listen must be host:port; got '%.80s'", s ? s : "");
+    size_t hl = (size_t)(colon - s);
+    if (hl >= sizeof host) return gx_error_set(err, GX_EINVAL, "listen", "listen host is too long");
+    memcpy(host, s, hl);
+    host[hl] = '\0';
+    char *end;
+    long port = strtol(colon + 1, &end, 10);
+    if (!colon[1] || *end || port < 0 || port > 65535)
+        return gx_error_set(err, GX_EINVAL, "listen", "listen port must be 0..65535; got '%.20s'", colon + 1);
+    if (host[0] == '[' && hl > 1 && host[hl - 1] == ']') {
+        host[hl - 1] = '\0';
+        memmove(host, host + 1, hl);
+    }
+    if (!host[0]) snprintf(host, sizeof host, "0.0.0.0");
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV};
+    struct addrinfo *ai = NULL;
+    char portstr[8];
+    snprintf(portstr, sizeof portstr, "%ld", port);
+    int g = getaddrinfo(host, portstr, &hints, &ai);
+    if (g || !ai) return gx_error_set(err, GX_EINVAL, "listen", "cannot resolve '%s': %s", host, gai_strerror(g));
+    memcpy(ss, ai->ai_addr, ai->ai_addrlen);
+    *len = ai->ai_addrlen;
+    freeaddrinfo(ai);
+    return 0;
+}
+
+int gx_http_start(const gx_http_opts *o, gx_http_server **out, gx_error *err) {
+    struct sockaddr_storage ss;
+    socklen_t sl;
+    int rc = parse_listen(o->listen, &ss, &sl, err);
+    if (rc) return rc;
+    gx_http_server *srv = calloc(1, sizeof *srv);
+    if (!srv) return gx_error_set(err, GX_ENOMEM, NULL, "out of memory");
+    srv->o = *o;
+    pthread_mutex_init(&srv->mu, NULL);
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
+                     MHD_USE_ERROR_LOG | MHD_USE_TURBO;
+    if (ss.ss_family == AF_INET6) flags |= MHD_USE_IPv6;
+    srv->d = MHD_start_daemon(
+        flags, 0, NULL, NULL, access_cb, srv, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)(o->threads > 0 ? o->threads : 2), MHD_OPTION_CONNECTION_LIMIT,
+        o->max_connections ? o->max_connections : 1024u, MHD_OPTION_CONNECTION_TIMEOUT,
+        o->timeout_s ? o->timeout_s : 60u, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+        (size_t)(o->max_header ? o->max_header + 4096 : 36 * 1024), MHD_OPTION_NOTIFY_COMPLETED, completed_cb, srv,
+        MHD_OPTION_EXTERNAL_LOGGER, log_cb, NULL, MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u, MHD_OPTION_END);
+    if (!srv->d) {
+        free(srv);
+        return gx_error_set(err, GX_EIO, "listen", "cannot listen on %s (address in use or not allowed)", o->listen);
+    }
+    const union MHD_DaemonInfo *di = MHD_get_daemon_info(srv->d, MHD_DAEMON_INFO_BIND_PORT);
+    srv->port = di ? di->port : 0;
+    *out = srv;
+    return 0;
+}
+
+int gx_http_port(const gx_http_server *s) { return s->port; }
+
+void gx_http_quiesce(gx_http_server *s) {
+    if (!s || !s->d) return;
+    MHD_socket fd = MHD_quiesce_daemon(s->d);
+    if (fd != MHD_INVALID_SOCKET) close(fd);
+}
+
+void gx_http_stop(gx_http_server *s) {
+    if (!s) return;
+    pthread_mutex_lock(&s->mu);
+    s->stopping = 1;
+    for (gx_http_stream *st = s->streams; st; st = st->next) gx_http_stream_wake(st);
+    pthread_mutex_unlock(&s->mu);
+    MHD_stop_daemon(s->d);
+    pthread_mutex_destroy(&s->mu);
+    free(s);
+}

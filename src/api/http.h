@@ -1,0 +1,116 @@
+/*
+ * http.h - the HTTP layer of gexecd: a libmicrohttpd server (epoll, thread
+ * pool) that turns requests into calls of handlers from a route table.
+ *
+ * Handlers never see sockets or MHD: they get a gx_http_req with the method,
+ * path parameters, query, headers and the whole body, and answer with
+  * gx_http_reply and gx_http_error. A handler that must wait (a durable commit)
+ * returns GX_HTTP_ASYNC and later calls gx_http_complete from any thread;
+ * the connection is suspended meanwhile, so a small thread pool serves
+ * thousands of waiting requests. Streams (server-sent events) pull data
+ * through a reader that may report "nothing yet"; the stream is then
+ * suspended until gx_http_stream_wake.
+ */
+#ifndef GX_HTTP_H
+#define GX_HTTP_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "gexec/gexec_err.h"
+
+#define GX_HTTP_ASYNC 1
+#define GX_HTTP_MAX_PARAMS 4
+
+typedef struct gx_http_server gx_http_server;
+typedef struct gx_http_req gx_http_req;
+
+typedef int (*gx_http_handler)(void *app, gx_http_req *r);
+
+typedef struct gx_route {
+    const char *method;  /* "GET", "POST", "DELETE" */
+    const char *pattern; /* "/v1/jobs/{id}/result"; a segment "{x}" captures */
+    gx_http_handler fn;
+    const char *summary; /* for docs and the OpenAPI check */
+} gx_route;
+
+/* What the auth layer knows about the caller (filled before handlers run;
+ * until keys exist every request acts as the configured tenant). */
+typedef struct gx_req_ctx {
+    char tenant[64];
+    char role[16];  /* admin | operator | submitter | viewer */
+    char key_id[32];
+} gx_req_ctx;
+
+struct gx_http_req {
+    const char *method;
+    const char *path;
+    const gx_route *route;          /* matched route */
+    const char *params[GX_HTTP_MAX_PARAMS]; /* captured path segments */
+    int nparams;
+    const char *body;               /* the whole body ("" when none), NUL-terminated */
+    size_t body_len;
+    char request_id[24];
+    char remote[64];                /* client address */
+    gx_req_ctx ctx;
+    int status;                     /* response status once replied */
+    void *user;                     /* handler's own state across ASYNC */
+    struct gx_http_req_priv *priv;
+};
+
+typedef struct gx_http_opts {
+    const char *listen;     /* "host:port" (port 0 = any free port) */
+    int threads;            /* worker threads (thread pool), >= 1 */
+    size_t max_body;        /* bytes; larger bodies answer 413 */
+    size_t max_header;      /* bytes of request line + headers */
+    unsigned max_connections;
+    unsigned timeout_s;     /* idle connection timeout */
+    const gx_route *routes;
+    int nroutes;
+    void *app;              /* passed to handlers */
+    /* Called once per finished request (metrics, access log). */
+    void (*on_done)(void *app, const gx_http_req *r, double seconds);
+    /* Called before routing; may reply (auth failure) and return nonzero. */
+    int (*pre)(void *app, gx_http_req *r);
+} gx_http_opts;
+
+int gx_http_start(const gx_http_opts *o, gx_http_server **out, gx_error *err);
+/* Stop accepting new connections (graceful drain starts). */
+void gx_http_quiesce(gx_http_server *s);
+/* Stop and free; waits for handler threads. */
+void gx_http_stop(gx_http_server *s);
+int gx_http_port(const gx_http_server *s);
+
+/* Request accessors (valid during the request). */
+const char *gx_http_query(gx_http_req *r, const char *key);
+const char *gx_http_header(gx_http_req *r, const char *name);
+
+/* Responses. Body ownership passes to the server (free()d). */
+void gx_http_reply(gx_http_req *r, int status, const char *ctype, char *body, size_t len);
+void gx_http_reply_json(gx_http_req *r, int status, json_t *j); /* steals j */
+void gx_http_reply_file(gx_http_req *r, int status, const char *ctype, int fd, uint64_t size);
+/* {"error":{"code","message","field"}}; field may be NULL. */
+void gx_http_error(gx_http_req *r, int status, int code, const char *field, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+/* Add a response header (up to 4). */
+void gx_http_header_add(gx_http_req *r, const char *name, const char *value);
+
+/* Finish an ASYNC request after gx_http_reply*: any thread. */
+void gx_http_complete(gx_http_req *r);
+
+/* Streams: reader fills buf and returns bytes, 0 for "nothing now" (the
+ * stream sleeps until gx_http_stream_wake), or -1 to end. free_fn releases
+ * ctx when the client goes away or the stream ends. */
+typedef long (*gx_http_reader)(void *ctx, char *buf, size_t max);
+void gx_http_reply_stream(gx_http_req *r, const char *ctype, gx_http_reader reader, void *ctx,
+                          void (*free_fn)(void *ctx));
+/* Handle for waking a stream from other threads; valid until free_fn. */
+typedef struct gx_http_stream gx_http_stream;
+gx_http_stream *gx_http_stream_of(gx_http_req *r);
+void gx_http_stream_wake(gx_http_stream *s);
+
+/* HTTP status for a GX_E* code at the API edge. */
+int gx_http_status_for(int code);
+
+#endif

@@ -1,0 +1,442 @@
+/*
+ * jobjson.c - decoding job requests and encoding job objects. See jobjson.h.
+ *
+ * Every problem names the field it is in, so a client can point at it:
+ * "inputs.y.data: expected 4 numbers for shape [4], got 3".
+ */
+#include "jobjson.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define MAX_ARGS 64
+#define MAX_INPUTS 1024
+
+json_t *gx_json_parse_body(const char *body, size_t len, gx_error *err) {
+    json_error_t je;
+    if (len == 0) {
+        gx_error_set(err, GX_EINVAL, "body", "the request body is empty; expected a JSON object");
+        return NULL;
+    }
+    json_t *j = json_loadb(body, len, JSON_REJECT_DUPLICATES, &je);
+    if (!j) {
+        gx_error_set(err, GX_EFORMAT, "body", "malformed JSON at line %d, column %d: %s", je.line, je.column,
+                     je.text);
+        if (err) err->pos = je.position;
+        return NULL;
+    }
+    return j;
+}
+
+gx_job_id gx_job_id_parse(const char *s) {
+    if (!s || !*s || strlen(s) > 19) return 0;
+    uint64_t v = 0;
+    for (const char *p = s; *p; p++) {
+        if (*p < '0' || *p > '9') return 0;
+        v = v * 10 + (uint64_t)(*p - '0');
+    }
+    if (s[0] == '0' || v > (uint64_t)INT64_MAX) return 0;
+    return v;
+}
+
+json_t *gx_json_time(int64_t ns) {
+    if (!ns) return json_null();
+    time_t sec = (time_t)(ns / 1000000000);
+    struct tm tm;
+    gmtime_r(&sec, &tm);
+    char buf[40];
+    size_t n = strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(buf + n, sizeof buf - n, ".%06ldZ", (long)(ns % 1000000000 / 1000));
+    return json_string(buf);
+}
+
+static int fail(gx_error *err, int code, const char *prefix, const char *field, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+static int fail(gx_error *err, int code, const char *prefix, const char *field, const char *fmt, ...) {
+    char full[96], msg[256];
+    snprintf(full, sizeof full, "%s%s", prefix ? prefix : "", field);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    return gx_error_set(err, code, full, "%s: %s", full, msg);
+}
+
+static const char *jtype(const json_t *v) {
+    switch (json_typeof(v)) {
+    case JSON_OBJECT: return "an object";
+    case JSON_ARRAY: return "an array";
+    case JSON_STRING: return "a string";
+    case JSON_INTEGER: return "an integer";
+    case JSON_REAL: return "a number";
+    case JSON_TRUE: case JSON_FALSE: return "a boolean";
+    default: return "null";
+    }
+}
+
+/* Integer field within [lo, hi]. */
+static int get_int(json_t *v, const char *prefix, const char *field, int64_t lo, int64_t hi, int64_t *out,
+                   gx_error *err) {
+    if (json_is_real(v)) {
+        double d = json_real_value(v);
+        if (d != floor(d) || fabs(d) > 9e15) return fail(err, GX_EINVAL, prefix, field, "must be an integer; got %g", d);
+        *out = (int64_t)d;
+    } else if (json_is_integer(v)) {
+        *out = json_integer_value(v);
+    } else {
+        return fail(err, GX_EINVAL, prefix, field, "must be an integer; got %s", jtype(v));
+    }
+    if (*out < lo || *out > hi)
+        return fail(err, GX_EINVAL, prefix, field, "must be %lld..%lld; got %lld", (long long)lo, (long long)hi,
+                    (long long)*out);
+    return 0;
+}
+
+static int decode_inline(json_t *in, const char *name, const char *prefix, gx_array **out, gx_error *err) {
+    char f[96];
+    json_t *dt = json_object_get(in, "dtype"), *shape = json_object_get(in, "shape"), *data = json_object_get(in, "data");
+    const char *key;
+    json_t *v;
+    json_object_foreach(in, key, v) {
+        if (strcmp(key, "dtype") && strcmp(key, "shape") && strcmp(key, "data")) {
+            snprintf(f, sizeof f, "inputs.%s.%.30s", name, key);
+            return fail(err, GX_EINVAL, prefix, f, "unknown field (an input is {\"blob\"} or {\"dtype\",\"shape\",\"data\"})");
+        }
+    }
+    snprintf(f, sizeof f, "inputs.%s.dtype", name);
+    if (!json_is_string(dt)) return fail(err, GX_EINVAL, prefix, f, "must be a string such as \"f32\"");
+    gx_dtype d = gx_dtype_from_name(json_string_value(dt));
+    if (!d || d == GX_F16)
+        return fail(err, GX_EINVAL, prefix, f, "unknown dtype '%.20s' (f32, f64, i32, i64, u8, ...)", json_string_value(dt));
+    int64_t sh[GX_MAX_DIMS];
+    int nd = 0;
+    snprintf(f, sizeof f, "inputs.%s.shape", name);
+    if (!shape) {
+        if (!json_is_array(data)) return fail(err, GX_EINVAL, prefix, f, "is required");
+        sh[0] = (int64_t)json_array_size(data);
+        nd = 1;
+    } else {
+        if (!json_is_array(shape)) return fail(err, GX_EINVAL, prefix, f, "must be an array of sizes; got %s", jtype(shape));
+        if (json_array_size(shape) > GX_MAX_DIMS)
+            return fail(err, GX_EINVAL, prefix, f, "has %zu dimensions; at most %d", json_array_size(shape), GX_MAX_DIMS);
+        size_t i;
+        json_array_foreach(shape, i, v) {
+            snprintf(f, sizeof f, "inputs.%s.shape[%zu]", name, i);
+            if (get_int(v, prefix, f, 0, GX_ARRAY_MAX_ELEMS, &sh[i], err)) return err ? err->code : GX_EINVAL;
+            nd++;
+        }
+    }
+    int64_t count = 1;
+    for (int i = 0; i < nd; i++) {
+        if (sh[i] && count > GX_ARRAY_MAX_ELEMS / sh[i]) {
+            snprintf(f, sizeof f, "inputs.%s.shape", name);
+            return fail(err, GX_EOVERFLOW, prefix, f, "describes more than 2^34 elements");
+        }
+        count *= sh[i];
+    }
+    snprintf(f, sizeof f, "inputs.%s.data", name);
+    if (!json_is_array(data)) return fail(err, GX_EINVAL, prefix, f, "must be a flat array of numbers; got %s", data ? jtype(data) : "nothing");
+    if ((int64_t)json_array_size(data) != count)
+        return fail(err, GX_EINVAL, prefix, f, "expected %lld numbers for the shape given; got %zu", (long long)count,
+                    json_array_size(data));
+    gx_array *a;
+    int rc = gx_array_new(d, nd, sh, &a, err);
+    if (rc) return rc;
+    int is_int = d != GX_F32 && d != GX_F64;
+    size_t i;
+    json_array_foreach(data, i, v) {
+        double x;
+        if (json_is_integer(v)) x = (double)json_integer_value(v);
+        else if (json_is_real(v)) x = json_real_value(v);
+        else if (json_is_boolean(v) && d == GX_BOOL) x = json_is_true(v);
+        else {
+            gx_array_unref(a);
+            snprintf(f, sizeof f, "inputs.%s.data[%zu]", name, i);
+            return fail(err, GX_EINVAL, prefix, f, "must be a number; got %s", jtype(v));
+        }
+        if (is_int && x != floor(x)) {
+            gx_array_unref(a);
+            snprintf(f, sizeof f, "inputs.%s.data[%zu]", name, i);
+            return fail(err, GX_EINVAL, prefix, f, "dtype %s needs integers; got %g", gx_dtype_name(d), x);
+        }
+        if (d == GX_F32 && fabs(x) > 3.4028234663852886e38) {
+            gx_array_unref(a);
+            snprintf(f, sizeof f, "inputs.%s.data[%zu]", name, i);
+            return fail(err, GX_EINVAL, prefix, f, "%g does not fit in f32", x);
+        }
+        gx_array_set_f64(a, (int64_t)i, x);
+    }
+    *out = a;
+    return 0;
+}
+
+void gx_jobreq_free(gx_jobreq *r) {
+    if (!r) return;
+    for (int i = 0; i < r->spec.ninputs; i++) gx_array_unref(r->inputs[i].array);
+    free(r->args);
+    free(r->inputs);
+    free(r->labels);
+    free(r->deps);
+    free(r->batch_deps);
+    free(r->canonical);
+    json_decref(r->root);
+    memset(r, 0, sizeof *r);
+}
+
+static const char *const top_keys[] = {"kernel", "args", "inputs", "priority", "depends_on", "timeout_ms",
+                                       "queue_timeout_ms", "max_attempts", "device", "idempotency_key", "labels",
+                                       NULL};
+
+int gx_jobreq_decode(json_t *obj, const char *tenant, gx_blob_loader load, void *load_ctx, int batch,
+                     size_t batch_n, const char *prefix, gx_jobreq *r, gx_error *err) {
+    memset(r, 0, sizeof *r);
+    gx_job_spec_init(&r->spec);
+    if (!prefix) prefix = "";
+    if (!json_is_object(obj))
+        return fail(err, GX_EINVAL, prefix, *prefix ? "" : "body", "must be a JSON object; got %s", jtype(obj));
+    r->root = json_incref(obj);
+    gx_job_spec *s = &r->spec;
+    s->tenant = tenant;
+    const char *key;
+    json_t *v;
+    int rc = 0;
+    json_object_foreach(obj, key, v) {
+        int known = 0;
+        for (int i = 0; top_keys[i]; i++) known |= !strcmp(key, top_keys[i]);
+        if (!known) {
+            rc = fail(err, GX_EINVAL, prefix, key, "unknown field");
+            goto out;
+        }
+    }
+    v = json_object_get(obj, "kernel");
+    if (!json_is_string(v)) {
+        rc = fail(err, GX_EINVAL, prefix, "kernel", v ? "must be a string; got %s" : "is required%s", v ? jtype(v) : "");
+        goto out;
+    }
+    s->kernel = json_string_value(v);
+    /* args */
+    json_t *args = json_object_get(obj, "args");
+    if (args && !json_is_null(args)) {
+        if (!json_is_object(args)) {
+            rc = fail(err, GX_EINVAL, prefix, "args", "must be an object; got %s", jtype(args));
+            goto out;
+        }
+        if (json_object_size(args) > MAX_ARGS) {
+            rc = fail(err, GX_ELIMIT, prefix, "args", "has more than %d entries", MAX_ARGS);
+            goto out;
+        }
+        r->args = calloc(json_object_size(args) + 1, sizeof *r->args);
+        if (!r->args) goto nomem;
+        json_object_foreach(args, key, v) {
+            gx_named_arg *a = &r->args[s->nargs++];
+            a->name = key;
+            char f[96];
+            snprintf(f, sizeof f, "args.%.60s", key);
+            if (json_is_number(v)) a->value = json_number_value(v);
+            else if (json_is_boolean(v)) a->value = json_is_true(v);
+            else if (json_is_string(v)) a->str = json_string_value(v);
+            else {
+                rc = fail(err, GX_EINVAL, prefix, f, "must be a number, boolean or string; got %s", jtype(v));
+                goto out;
+            }
+        }
+        s->args = r->args;
+    }
+    /* inputs */
+    json_t *inputs = json_object_get(obj, "inputs");
+    if (inputs && !json_is_null(inputs)) {
+        if (!json_is_object(inputs)) {
+            rc = fail(err, GX_EINVAL, prefix, "inputs", "must be an object of named arrays; got %s", jtype(inputs));
+            goto out;
+        }
+        if (json_object_size(inputs) > MAX_INPUTS) {
+            rc = fail(err, GX_ELIMIT, prefix, "inputs", "has more than %d entries", MAX_INPUTS);
+            goto out;
+        }
+        r->inputs = calloc(json_object_size(inputs) + 1, sizeof *r->inputs);
+        if (!r->inputs) goto nomem;
+        json_object_foreach(inputs, key, v) {
+            char f[96];
+            snprintf(f, sizeof f, "inputs.%.60s", key);
+            if (!json_is_object(v)) {
+                rc = fail(err, GX_EINVAL, prefix, f, "must be {\"blob\": id} or {\"dtype\",\"shape\",\"data\"}; got %s",
+                          jtype(v));
+                goto out;
+            }
+            gx_array *arr = NULL;
+            json_t *blob = json_object_get(v, "blob");
+            if (blob) {
+                if (!json_is_string(blob) || json_object_size(v) != 1) {
+                    snprintf(f, sizeof f, "inputs.%.60s.blob", key);
+                    rc = fail(err, GX_EINVAL, prefix, f, "must be the only field, a string \"sha256:<hex>\"");
+                    goto out;
+                }
+                if (!load) {
+                    rc = fail(err, GX_EUNSUPPORTED, prefix, f, "blob inputs are not available here");
+                    goto out;
+                }
+                gx_error le;
+                gx_error_clear(&le);
+                rc = load(load_ctx, tenant, json_string_value(blob), &arr, &le);
+                if (rc) {
+                    snprintf(f, sizeof f, "inputs.%.60s.blob", key);
+                    rc = fail(err, rc, prefix, f, "%s", le.message);
+                    goto out;
+                }
+            } else {
+                rc = decode_inline(v, key, prefix, &arr, err);
+                if (rc) goto out;
+            }
+            r->inputs[s->ninputs].name = key;
+            r->inputs[s->ninputs++].array = arr;
+        }
+        s->inputs = r->inputs;
+    }
+    int64_t iv;
+    if ((v = json_object_get(obj, "priority"))) {
+        if ((rc = get_int(v, prefix, "priority", -100, 100, &iv, err))) goto out;
+        s->priority = (int)iv;
+    }
+    if ((v = json_object_get(obj, "timeout_ms"))) {
+        if ((rc = get_int(v, prefix, "timeout_ms", 0, INT64_C(2592000000), &iv, err))) goto out;
+        s->timeout_ms = iv;
+    }
+    if ((v = json_object_get(obj, "queue_timeout_ms"))) {
+        if ((rc = get_int(v, prefix, "queue_timeout_ms", 0, INT64_C(2592000000), &iv, err))) goto out;
+        s->queue_timeout_ms = iv;
+    }
+    if ((v = json_object_get(obj, "max_attempts"))) {
+        if ((rc = get_int(v, prefix, "max_attempts", 1, 100, &iv, err))) goto out;
+        s->max_attempts = (int)iv;
+    }
+    if ((v = json_object_get(obj, "device")) && !json_is_null(v)) {
+        if (!json_is_string(v)) {
+            rc = fail(err, GX_EINVAL, prefix, "device", "must be a string (any, cpu, gpu, gpu:N); got %s", jtype(v));
+            goto out;
+        }
+        s->device = json_string_value(v);
+    }
+    if ((v = json_object_get(obj, "idempotency_key")) && !json_is_null(v)) {
+        if (!json_is_string(v) || !json_string_length(v) || json_string_length(v) > 255) {
+            rc = fail(err, GX_EINVAL, prefix, "idempotency_key", "must be a string of 1..255 bytes");
+            goto out;
+        }
+        s->idempotency_key = json_string_value(v);
+    }
+    json_t *labels = json_object_get(obj, "labels");
+    if (labels && !json_is_null(labels)) {
+        if (!json_is_object(labels) || json_object_size(labels) > 32) {
+            rc = fail(err, GX_EINVAL, prefix, "labels", "must be an object of at most 32 string values");
+            goto out;
+        }
+        r->labels = calloc(json_object_size(labels) + 1, sizeof *r->labels);
+        if (!r->labels) goto nomem;
+        json_object_foreach(labels, key, v) {
+            char f[96];
+            snprintf(f, sizeof f, "labels.%.60s", key);
+            if (!json_is_string(v)) {
+                rc = fail(err, GX_EINVAL, prefix, f, "must be a string; got %s", jtype(v));
+                goto out;
+            }
+            r->labels[s->nlabels].key = key;
+            r->labels[s->nlabels++].value = json_string_value(v);
+        }
+        s->labels = r->labels;
+    }
+    json_t *deps = json_object_get(obj, "depends_on");
+    if (deps && !json_is_null(deps)) {
+        if (!json_is_array(deps) || json_array_size(deps) > 1024) {
+            rc = fail(err, GX_EINVAL, prefix, "depends_on", "must be an array of at most 1024 job ids");
+            goto out;
+        }
+        size_t n = json_array_size(deps);
+        r->deps = calloc(n + 1, sizeof *r->deps);
+        r->batch_deps = calloc(n + 1, sizeof *r->batch_deps);
+        if (!r->deps || !r->batch_deps) goto nomem;
+        size_t i;
+        json_array_foreach(deps, i, v) {
+            char f[48];
+            snprintf(f, sizeof f, "depends_on[%zu]", i);
+            const char *str = json_is_string(v) ? json_string_value(v) : NULL;
+            if (str && str[0] == '@') {
+                char *end;
+                long k = strtol(str + 1, &end, 10);
+                if (!batch || !str[1] || *end || k < 0 || (size_t)k >= batch_n) {
+                    rc = fail(err, GX_EINVAL, prefix, f,
+                              batch ? "batch reference '%.20s' is outside @0..@%zu" : "'%.20s': @N references work only in a batch%.0zu",
+                              str, batch_n ? batch_n - 1 : 0);
+                    goto out;
+                }
+                r->batch_deps[s->nbatch_deps++] = (int)k;
+                continue;
+            }
+            gx_job_id id = str ? gx_job_id_parse(str)
+                               : (json_is_integer(v) && json_integer_value(v) > 0 ? (gx_job_id)json_integer_value(v) : 0);
+            if (!id) {
+                rc = fail(err, GX_EINVAL, prefix, f, "must be a job id (a decimal string)");
+                goto out;
+            }
+            r->deps[s->ndeps++] = id;
+        }
+        s->deps = r->deps;
+        s->batch_deps = r->batch_deps;
+    }
+    r->canonical = json_dumps(obj, JSON_COMPACT | JSON_SORT_KEYS);
+    if (!r->canonical) goto nomem;
+    return 0;
+nomem:
+    rc = fail(err, GX_ENOMEM, prefix, "body", "out of memory");
+out:
+    gx_jobreq_free(r);
+    return rc;
+}
+
+json_t *gx_array_json(const gx_array *a) {
+    json_t *shape = json_array(), *data = json_array();
+    for (int i = 0; i < a->ndim; i++) json_array_append_new(shape, json_integer(a->shape[i]));
+    int is_float = a->dtype == GX_F32 || a->dtype == GX_F64;
+    for (int64_t i = 0; i < a->count; i++) {
+        double x = gx_array_get_f64(a, i);
+        json_array_append_new(data, is_float ? (isfinite(x) ? json_real(x) : json_null()) : json_integer((json_int_t)x));
+    }
+    return json_pack("{s:s,s:o,s:o}", "dtype", gx_dtype_name(a->dtype), "shape", shape, "data", data);
+}
+
+json_t *gx_job_json(gx_engine *e, const gx_job_info *in) {
+    char id[24];
+    snprintf(id, sizeof id, "%llu", (unsigned long long)in->id);
+    json_t *j = json_pack("{s:s,s:s,s:s,s:s,s:i,s:i,s:i}", "id", id, "tenant", in->tenant_name, "kernel", in->kernel,
+                          "state", gx_job_state_name(in->state), "priority", in->priority, "attempts", in->attempts,
+                          "max_attempts", in->max_attempts);
+    json_object_set_new(j, "device", in->device >= 0 ? json_string(in->device_name) : json_null());
+    json_object_set_new(j, "submitted_at", gx_json_time(in->submit_ns));
+    json_object_set_new(j, "started_at", gx_json_time(in->start_ns));
+    json_object_set_new(j, "finished_at", gx_json_time(in->end_ns));
+    json_object_set_new(j, "queue_seconds", json_real((double)in->queue_ns / 1e9));
+    json_object_set_new(j, "run_seconds", json_real((double)in->run_ns / 1e9));
+    if (in->error_code && in->state != GX_JOB_SUCCEEDED)
+        json_object_set_new(j, "error", json_pack("{s:s,s:s}", "code", gx_err_name(in->error_code), "message",
+                                                  in->error[0] ? in->error : gx_strerror(in->error_code)));
+    else
+        json_object_set_new(j, "error", json_null());
+    if (in->wait_reason) {
+        char on[24];
+        snprintf(on, sizeof on, "%llu", (unsigned long long)in->wait_on);
+        json_object_set_new(j, "wait", json_pack("{s:s,s:I,s:o,s:s}", "reason", gx_wait_reason_name(in->wait_reason),
+                                                 "position", (json_int_t)in->position, "waiting_on",
+                                                 in->wait_on ? json_string(on) : json_null(), "message", in->reason));
+    } else {
+        json_object_set_new(j, "wait", json_null());
+    }
+    json_t *labels = json_object();
+    for (int i = 0; e && i < in->nlabels; i++) {
+        char k[64], v[256];
+        if (!gx_job_label(e, in->id, i, k, sizeof k, v, sizeof v)) json_object_set_new(labels, k, json_string(v));
+    }
+    json_object_set_new(j, "labels", labels);
+    return j;
+}

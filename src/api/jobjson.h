@@ -1,0 +1,54 @@
+/*
+ * jobjson.h - the job JSON of the HTTP API, both ways: a request body
+ * decoded into a gx_job_spec (with every problem reported by field), and a
+ * job's state encoded as the API's job object.
+ */
+#ifndef GX_JOBJSON_H
+#define GX_JOBJSON_H
+
+#include <jansson.h>
+
+#include "gexec/gexec.h"
+
+/* Loads a blob input by id for the calling tenant (the service provides
+ * it); returns 0 and one reference in *out, or a GX_E* code with err set. */
+typedef int (*gx_blob_loader)(void *ctx, const char *tenant, const char *id, gx_array **out,
+                              gx_error *err);
+
+/* A decoded job request. Strings point into `root`, which it holds. */
+typedef struct gx_jobreq {
+    gx_job_spec spec;
+    json_t *root;         /* the job object (one reference) */
+    gx_named_arg *args;
+    gx_named_input *inputs;
+    gx_label *labels;
+    gx_job_id *deps;
+    int *batch_deps;
+    char *canonical;      /* the spec as compact JSON (stored for restarts) */
+} gx_jobreq;
+
+/* Decode one job object. batch: "@N" dependency references are allowed (N
+ * < batch_n). field names in err are dotted paths ("inputs.x.shape[1]");
+ * prefix (e.g. "jobs[3].") is prepended. Returns 0 or GX_E*. */
+int gx_jobreq_decode(json_t *obj, const char *tenant, gx_blob_loader load, void *load_ctx, int batch,
+                     size_t batch_n, const char *prefix, gx_jobreq *out, gx_error *err);
+void gx_jobreq_free(gx_jobreq *r);
+
+/* Parse a request body; on malformed JSON err says line and column and
+ * err->pos is the byte offset. */
+json_t *gx_json_parse_body(const char *body, size_t len, gx_error *err);
+
+/* ISO-8601 UTC with microseconds from unix ns; "null" handling is the
+ * caller's (0 -> JSON null via gx_json_time). */
+json_t *gx_json_time(int64_t unix_ns);
+
+/* The API's job object from a gx_job_info (labels read from the engine). */
+json_t *gx_job_json(gx_engine *e, const gx_job_info *info);
+
+/* Job id from a path segment or JSON string: decimal, 1..2^63. 0 if bad. */
+gx_job_id gx_job_id_parse(const char *s);
+
+/* An array as {"dtype","shape","data"}. */
+json_t *gx_array_json(const gx_array *a);
+
+#endif

@@ -1,0 +1,652 @@
+/*
+ * routes.c - the HTTP API's route table and handlers. Handlers turn a
+ * request into engine and store calls; they never see sockets.
+ *
+ * Jobs: the engine is the authority while it holds a job; jobs that ended
+ * before a restart are read from the store.
+ */
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "service.h"
+
+#define MAX_LIST 1000
+
+/* ---- helpers ----------------------------------------------------------- */
+
+static int reply_err(gx_http_req *r, const gx_error *e) {
+    int code = e->code ? e->code : GX_EINVAL;
+    gx_http_error(r, gx_http_status_for(code), code, e->field, "%s", e->message[0] ? e->message : gx_strerror(code));
+    if (code == GX_ESTORE || code == GX_ECLOSED || code == GX_EBUSY) gx_http_header_add(r, "Retry-After", "1");
+    return 0;
+}
+
+static int ctype_is(gx_http_req *r, const char *want) {
+    const char *ct = gx_http_header(r, "Content-Type");
+    if (!ct) return 1; /* absent: accept */
+    size_t n = strlen(want);
+    return !strncasecmp(ct, want, n) && (ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ');
+}
+
+/* A job id from the path, or a 400/404 reply. */
+static gx_job_id path_id(gx_http_req *r) {
+    gx_job_id id = gx_job_id_parse(r->params[0]);
+    if (!id) gx_http_error(r, 404, GX_ENOTFOUND, "id", "no job '%.40s' (job ids are decimal numbers)", r->params[0]);
+    return id;
+}
+
+/* The job object of a stored (no longer live) job. */
+static json_t *stored_job_json(const gx_store_job *sj) {
+    char id[24];
+    snprintf(id, sizeof id, "%llu", (unsigned long long)sj->id);
+    json_t *j = json_pack("{s:s,s:s,s:s,s:s,s:i,s:i}", "id", id, "tenant", sj->tenant, "kernel", sj->kernel, "state",
+                          gx_job_state_name(sj->state), "priority", sj->priority, "attempts", sj->attempt);
+    json_object_set_new(j, "device", json_null());
+    json_object_set_new(j, "submitted_at", gx_json_time(sj->submit_ns));
+    json_object_set_new(j, "started_at", gx_json_time(sj->start_ns));
+    json_object_set_new(j, "finished_at", gx_json_time(sj->end_ns));
+    if (sj->error_code && sj->state != GX_JOB_SUCCEEDED)
+        json_object_set_new(j, "error", json_pack("{s:s,s:s}", "code", gx_err_name(sj->error_code), "message",
+                                                  sj->error ? sj->error : gx_strerror(sj->error_code)));
+    else
+        json_object_set_new(j, "error", json_null());
+    json_object_set_new(j, "wait", json_null());
+    json_t *labels = sj->labels_json ? json_loads(sj->labels_json, 0, NULL) : NULL;
+    json_object_set_new(j, "labels", labels ? labels : json_object());
+    return j;
+}
+
+/* Look a job up for the caller's tenant: 0 and a live info, 1 and a stored
+ * record, or a 404 reply (also for another tenant's job). */
+static int find_job(gx_service *s, gx_http_req *r, gx_job_id id, gx_job_info *info, gx_store_job **sj) {
+    *sj = NULL;
+    if (!gx_job_get(s->engine, id, info, NULL)) {
+        if (!strcmp(info->tenant_name, r->ctx.tenant) || !strcmp(r->ctx.role, "admin") ||
+            !strcmp(r->ctx.role, "operator"))
+            return 0;
+    } else if (!gx_store_get_job(s->store, id, sj, NULL)) {
+        if (!strcmp((*sj)->tenant, r->ctx.tenant) || !strcmp(r->ctx.role, "admin") ||
+            !strcmp(r->ctx.role, "operator"))
+            return 1;
+        gx_store_free(*sj);
+        *sj = NULL;
+    }
+    gx_http_error(r, 404, GX_ENOTFOUND, "id", "no job %llu", (unsigned long long)id);
+    return -1;
+}
+
+/* ---- jobs --------------------------------------------------------------- */
+
+/* Decode and validate one job object into slot i of an admission. */
+static void prepare_job(gx_service *s, gx_http_req *r, json_t *obj, gx__admit *a, size_t i, int batch) {
+    char prefix[32] = "";
+    if (batch) snprintf(prefix, sizeof prefix, "jobs[%zu].", i);
+    gx_error *e = &a->errs[i];
+    int rc = gx_jobreq_decode(obj, r->ctx.tenant, gx__svc_blob_load, s, batch, a->n, prefix, &a->jobs[i], e);
+    if (!rc) {
+        rc = gx_job_validate(s->engine, &a->jobs[i].spec, e);
+        if (rc && *prefix) {
+            char f[96];
+            snprintf(f, sizeof f, "%s%s", prefix, e->field);
+            snprintf(e->field, sizeof e->field, "%s", f);
+        }
+    }
+    a->codes[i] = rc;
+}
+
+static gx__admit *admit_new(gx_http_req *r, size_t n, int batch) {
+    gx__admit *a = calloc(1, sizeof *a);
+    if (!a) return NULL;
+    a->req = r;
+    a->n = n;
+    a->batch = batch;
+    a->jobs = calloc(n ? n : 1, sizeof *a->jobs);
+    a->codes = calloc(n ? n : 1, sizeof *a->codes);
+    a->errs = calloc(n ? n : 1, sizeof *a->errs);
+    a->ids = calloc(n ? n : 1, sizeof *a->ids);
+    a->dup = calloc(n ? n : 1, sizeof *a->dup);
+    if (!a->jobs || !a->codes || !a->errs || !a->ids || !a->dup) {
+        gx__admit_free(a);
+        return NULL;
+    }
+    return a;
+}
+
+static int h_submit(void *app, gx_http_req *r) {
+    gx_service *s = app;
+    if (!ctype_is(r, "application/json")) {
+        gx_http_error(r, 415, GX_EUNSUPPORTED, "Content-Type", "jobs are JSON: send Content-Type: application/json");
+        return 0;
+    }
+    gx_error err;
+    gx_error_clear(&err);
+    json_t *obj = gx_json_parse_body(r->body, r->body_len, &err);
+    if (!obj) return reply_err(r, &err);
+    gx__admit *a = admit_new(r, 1, 0);
+    if (!a) {
+        json_decref(obj);
+        gx_http_error(r, 503, GX_ENOMEM, NULL, "out of memory");
+        return 0;
+    }
+    prepare_job(s, r, obj, a, 0, 0);
+    json_decref(obj);
+    if (a->codes[0]) {
+        reply_err(r, &a->errs[0]);
+        gx__admit_free(a);
+        return 0;
+    }
+    gx__svc_admit(s, a);
+    return GX_HTTP_ASYNC;
+}
+
+/* Refuse batch specs in dependency cycles (and their dependents) before
+ * anything is committed. */
+static void batch_cycles(gx__admit *a) {
+    size_t n = a->n;
+    unsigned char *state = calloc(n, 1); /* 0 unknown, 1 visiting, 2 ok, 3 bad */
+    size_t *stack = malloc(n * sizeof *stack);
+    int *edge = calloc(n, sizeof *edge);
+    if (!state || !stack || !edge) goto out;
+    for (size_t root = 0; root < n; root++) {
+        if (state[root]) continue;
+        size_t sp = 0;
+        stack[sp++] = root;
+        state[root] = 1;
+        while (sp) {
+            size_t v = stack[sp - 1];
+            const gx_job_spec *spec = &a->jobs[v].spec;
+            if (!a->codes[v] && edge[v] < spec->nbatch_deps) {
+                size_t t = (size_t)spec->batch_deps[edge[v]++];
+                if (state[t] == 1) {
+                    /* every spec on the stack from t up is in the cycle */
+                    for (size_t k = sp; k-- > 0;) {
+                        size_t c = stack[k];
+                        if (!a->codes[c]) {
+                            char f[48];
+                            snprintf(f, sizeof f, "jobs[%zu].depends_on", c);
+                            a->codes[c] = gx_error_set(&a->errs[c], GX_ECYCLE, f,
+                                                       "jobs[%zu] is in a dependency cycle with jobs[%zu]", c, t);
+                        }
+                        if (c == t) break;
+                    }
+                } else if (state[t] == 0) {
+                    state[t] = 1;
+                    stack[sp++] = t;
+                } else if (state[t] == 3 || a->codes[t]) {
+                    char f[48];
+                    snprintf(f, sizeof f, "jobs[%zu].depends_on", v);
+                    a->codes[v] = gx_error_set(&a->errs[v], GX_EDEPFAILED, f,
+                                               "depends on jobs[%zu], which was refused", t);
+                }
+                continue;
+            }
+            if (!a->codes[v]) {
+                for (int d = 0; d < spec->nbatch_deps; d++) {
+                    size_t t = (size_t)spec->batch_deps[d];
+                    if (a->codes[t] && !a->codes[v]) {
+                        char f[48];
+                        snprintf(f, sizeof f, "jobs[%zu].depends_on", v);
+                        a->codes[v] = gx_error_set(&a->errs[v], GX_EDEPFAILED, f,
+                                                   "depends on jobs[%zu], which was refused", t);
+                    }
+                }
+            }
+            state[v] = a->codes[v] ? 3 : 2;
+            sp--;
+        }
+    }
+out:
+    free(state);
+    free(stack);
+    free(edge);
+}
+
+static int h_submit_batch(void *app, gx_http_req *r) {
+    gx_service *s = app;
+    if (!ctype_is(r, "application/json")) {
+        gx_http_error(r, 415, GX_EUNSUPPORTED, "Content-Type", "jobs are JSON: send Content-Type: application/json");
+        return 0;
+    }
+    gx_error err;
+    gx_error_clear(&err);
+    json_t *body = gx_json_parse_body(r->body, r->body_len, &err);
+    if (!body) return reply_err(r, &err);
+    json_t *jobs = json_object_get(body, "jobs");
+    if (!json_is_object(body) || !json_is_array(jobs) || json_object_size(body) != 1) {
+        json_decref(body);
+        gx_http_error(r, 400, GX_EINVAL, "jobs", "the body must be {\"jobs\": [job, ...]}");
+        return 0;
+    }
+    size_t n = json_array_size(jobs);
+    if (n == 0 || n > (size_t)s->cfg.http.max_batch_jobs) {
+        json_decref(body);
+        gx_http_error(r, n ? 413 : 400, n ? GX_ELIMIT : GX_EINVAL, "jobs", "a batch holds 1..%lld jobs; got %zu",
+                      (long long)s->cfg.http.max_batch_jobs, n);
+        return 0;
+    }
+    gx__admit *a = admit_new(r, n, 1);
+    if (!a) {
+        json_decref(body);
+        gx_http_error(r, 503, GX_ENOMEM, NULL, "out of memory");
+        return 0;
+    }
+    for (size_t i = 0; i < n; i++) prepare_job(s, r, json_array_get(jobs, i), a, i, 1);
+    json_decref(body);
+    batch_cycles(a);
+    gx__svc_admit(s, a);
+    return GX_HTTP_ASYNC;
+}
+
+static int h_get(void *app, gx_http_req *r) {
+    gx_service *s = app;
+    gx_job_id id = path_id(r);
+    if (!id) return 0;
+    gx_job_info info;
+    gx_store_job *sj;
+    int w = find_job(s, r, id, &info, &sj);
+    if (w < 0) return 0;
+    gx_http_reply_json(r, 200, w == 0 ? gx_job_json(s->engine, &info) : stored_job_json(sj));
+    gx_store_free(sj);
+    return 0;
+}
+
+static int h_cancel(void *app, gx_http_req *r) {
+    gx_service *s = app;
+    gx_job_id id = path_id(r);
+    if (!id) return 0;
+    gx_job_info info;
+    gx_store_job *sj;
+    int w = find_job(s, r, id, &info, &sj);
+    if (w < 0) return 0;
+    if (w == 1) {
+        gx_http_error(r, 409, GX_ESTATE, "state", "job %llu is already %s", (unsigned long long)id,
+                      gx_job_state_name(sj->state));
+        gx_store_free(sj);
+        return 0;
+    }
+    gx_error err;
+    if (gx_job_cancel(s->engine, id, &err)) return reply_err(r, &err);
+    gx_job_get(s->engine, id, &info, NULL);
+    gx_http_reply_json(r, 200, gx_job_json(s->engine, &info));
+    return 0;
+}
+
+static int h_result(void *app, gx_http_req *r) {
+    gx_service *s = app;
+    gx_job_id id = path_id(r);
+    if (!id) return 0;
+    gx_job_info info;
+    gx_store_job *sj;
+    int w = find_job(s, r, id, &info, &sj);
+    if (w < 0) return 0;
+    int state = w == 0 ? info.state : sj->state;
+    char ids[24];
+    snprintf(ids, sizeof ids, "%llu", (unsigned long long)id);
+    if (state != GX_JOB_SUCCEEDED) {
+        gx_http_error(r, 409, GX_ESTATE, "state", "job %llu is %s; results exist only for succeeded jobs", (unsigned long long)id,
+                      gx_job_state_name(state));
+        gx_store_free(sj);
+        return 0;
+    }
+    json_t *outputs = NULL;
+    gx_error err;
+    gx_error_clear(&err);
+    if (w == 0) {
+        gx_output *outs;
+        int n;
+        if (gx_job_outputs(s->engine, id, &outs, &n, &err)) return reply_err(r, &err);
+        outputs = gx__svc_outputs_json(s, info.tenant_name, outs, n, &err);
+        gx_outputs_free(outs, n);
+        if (!outputs) return reply_err(r, &err);
+    } else {
+        outputs = sj->result_json ? json_loads(sj->result_json, 0, NULL) : json_object();
+        gx_store_free(sj);
+        if (!outputs) outputs = json_object();
+    }
+    gx_http_reply_json(r, 200, json_pack("{s:s,s:s,s:o}", "id", ids, "state", "succeeded", "outputs", outputs));
+    return 0;
+}
+
+static int h_job_events(void *app, gx_http_req *r) {
+    gx_service *s = app;
+    gx_job_id id = path_id(r);
+    if (!id) return 0;
+    gx_job_info info;
+    gx_store_job *sj;
+    if (find_job(s, r, id, &info, &sj) < 0) return 0;
+    gx_store_free(sj);
+    /* events are written asynchronously: make the list complete */
+    gx_store_flush(s->store, NULL);
+    gx_store_event *ev;
+    size_t n;
+    gx_error err;
+    if (gx_store_job_events(s->store, id, &ev, &n, &err)) return reply_err(r, &err);
+    json_t *arr = json_array();
+    for (size_t i = 0; i < n; i++) {
+        json_t *e = json_pack("{s:i,s:s,s:i,s:o}", "seq", ev[i].seq, "state", gx_job_state_name(ev[i].state),
+                              "attempt", ev[i].attempt, "time", gx_json_time(ev[i].time_ns));
+        if (ev[i].error_code)
+            json_object_set_new(e, "error", json_pack("{s:s,s:s}", "code", gx_err_name(ev[i].error_code), "message",
+                                                      ev[i].error ? ev[i].error : gx_strerror(ev[i].error_code)));
+        else if (ev[i].error)
+            json_object_set_new(e, "note", json_string(ev[i].error));
+        json_array_append_new(arr, e);
+    }
+    gx_store_free(ev);
+    gx_http_reply_json(r, 200, json_pack("{s:o}", "events", arr));
+    return 0;
+}
+
+/* Parse "queued,running" into a state mask; -1 on an unknown state. */
+static long state_mask(const char *s) {
+    if (!s || !*s) return 0;
+    unsigned m = 0;
+    char buf[256];
+    snprintf(buf, sizeof buf, "%s", s);
+    char *save;
+    for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        int st = gx_job_state_from_name(t);
+        if (st < 0) return -1;
+        m |= 1u << st;
+    }
+    return m;
+}
+
+static int h_list(void *app, gx_http_req *r) {
+    gx_service *s = app;
+    gx_store_filter f;
+    memset(&f, 0, sizeof f);
+    const char *q;
+    long m = state_mask(gx_http_query(r, "state"));
+    if (m < 0) {
+        gx_http_error(r, 400, GX_EINVAL, "state", "unknown state in '%.60s' (queued, waiting, scheduled, running, "
+                      "retrying, succeeded, failed, cancelled, timed_out, dead)", gx_http_query(r, "state"));
+        return 0;
+    }
+    f.state_mask = (unsigned)m;
+    f.kernel = gx_http_query(r, "kernel");
+    char lk[128] = "";
+    if ((q = gx_http_query(r, "label"))) {
+        const char *eq = strchr(q, '=');
+        if (!eq || eq == q || strlen(q) >= sizeof lk) {
+            gx_http_error(r, 400, GX_EINVAL, "label", "label filters are key=value");
+            return 0;
+        }
+        snprintf(lk, sizeof lk, "%.*s", (int)(eq - q), q);
+        f.label_key = lk;
+        f.label_value = eq + 1;
+    }
+    f.limit = 100;
+    if ((q = gx_http_query(r, "limit"))) {
+        char *end;
+        long l = strtol(q, &end, 10);
+        if (*end || l < 1 || l > MAX_LIST) {
+            gx_http_error(r, 400, GX_EINVAL, "limit", "limit must be 1..%d", MAX_LIST);
+            return 0;
+        }
+        f.limit = (size_t)l;
+    }
+    if ((q = gx_http_query(r, "cursor")) && *q) {
+        f.after = gx_job_id_parse(q);
+        if (!f.after) {
+            gx_http_error(r, 400, GX_EINVAL, "cursor", "cursor must be a job id from next_cursor");
+            return 0;
+        }
+    }
+    int privileged = !strcmp(r->ctx.role, "admin") || !strcmp(r->ctx.role, "operator");
+    if ((q = gx_http_query(r, "tenant")) && privileged) f.tenant = q;
+    else if (!privileged) f.tenant = r->ctx.tenant;
+    /* the store lags the engine by a moment: settle it first */
+    gx_store_flush(s->store, NULL);
+    gx_store_job *jobs;
+    size_t n;
+    uint64_t next = 0;
+    gx_error err;
+    if (gx_store_list_jobs(s->store, &f, &jobs, &n, &next, &err)) return reply_err(r, &err);
+    json_t *arr = json_array();
+    for (size_t i = 0; i < n; i++) {
+        gx_job_info info;
+        if (!gx_job_get(s->engine, jobs[i].id, &info, NULL))
+            json_array_append_new(arr, gx_job_json(s->engine, &info));
+        else
+            json_array_append_new(arr, stored_job_json(&jobs[i]));
+    }
+    gx_store_free(jobs);
+    char nc[24];
+    snprintf(nc, sizeof nc, "%llu", (unsigned long long)next);
+    gx_http_reply_json(r, 200, json_pack("{s:o,s:o}", "jobs", arr, "next_cursor", next ? json_string(nc) : json_null()));
+    return 0;
+}
+
+static int h_events(void *app, gx_http_req *r) {
+    gx_service *s = app;
+    gx__sub_filter f;
+    memset(&f, 0, sizeof f);
+    const char *q;
+    if ((q = gx_http_query(r, "job"))) {
+        f.job = gx_job_id_parse(q);
+        if (!f.job) {
+            gx_http_error(r, 400, GX_EINVAL, "job", "job must be a job id");
+            return 0;
+        }
+    }
+    long m = state_mask(gx_http_query(r, "state"));
+    if (m < 0) {
+        gx_http_error(r, 400, GX_EINVAL, "state", "unknown state in '%.60s'", gx_http_query(r, "state"));
+        return 0;
+    }
+    f.state_mask = (unsigned)m;
+    if ((q = gx_http_query(r, "kernel"))) snprintf(f.kernel, sizeof f.kernel, "%s", q);
+    if (strcmp(r->ctx.role, "admin") && strcmp(r->ctx.role, "operator")) {
+        gx_tenant_info ti;
+        if (!gx_tenant_get(s->engine, r->ctx.tenant, &ti)) {
+            f.tenant = ti.id;
+            f.tenant_set = 1;
+        }
+    }
+    gx__svc_subscribe(s, r, &f);
+    return 0;
+}
+
+/* ---- blobs ----------------------------------------------------------------- */
+
+static int h_blob_put(void *app, gx_http_req *r) {
+    gx_service *s = app;
+    if (!ctype_is(r, "application/octet-stream") && !ctype_is(r, "application/x-npy")) {
+        gx_http_error(r, 415, GX_EUNSUPPORTED, "Content-Type",
+                      "blobs are .npy files: send Content-Type: application/octet-stream");
+        return 0;
+    }
+    gx_error err;
+    gx_error_clear(&err);
+    gx_array *a;
+    if (gx_npy_read_mem(r->body, r->body_len, &a, &err)) {
+        if (!err.field[0]) snprintf(err.field, sizeof err.field, "body");
+        return reply_err(r, &err);
+    }
+    char id[GX_STORE_BLOB_ID_LEN];
+    int rc = gx_store_blob_put(s->store, r->ctx.tenant, r->body, r->body_len, id, &err);
+    if (rc) {
+        gx_array_unref(a);
+        return reply_err(r, &err);
+    }
+    json_t *shape = json_array();
+    for (int i = 0; i < a->ndim; i++) json_array_append_new(shape, json_integer(a->shape[i]));
+    gx_http_reply_json(r, 201, json_pack("{s:s,s:I,s:s,s:o}", "id", id, "bytes", (json_int_t)r->body_len, "dtype",
+                                         gx_dtype_name(a->dtype), "shape", shape));
+    char loc[100];
+    snprintf(loc, sizeof loc, "/v1/blobs/%s", id);
+    gx_http_header_add(r, "Location", loc);
+    gx_array_unref(a);
+    return 0;
+}
+
+static int h_blob_get(void *app, gx_http_req *r) {
+    gx_service *s = app;
+    const char *id = r->params[0];
+    if (!gx_store_blob_id_valid(id)) {
+        gx_http_error(r, 404, GX_ENOTFOUND, "id", "no blob '%.80s' (ids are sha256:<64 lowercase hex>)", id);
+        return 0;
+    }
+    char path[1024];
+    int64_t size;
+    gx_error err;
+    int rc = gx_store_blob_open(s->store, r->ctx.tenant, id, path, sizeof path, &size, &err);
+    if (rc == GX_ENOTFOUND) {
+        gx_http_error(r, 404, GX_ENOTFOUND, "id", "no blob %s", id);
+        return 0;
+    }
+    if (rc) return reply_err(r, &err);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        gx_http_error(r, 503, GX_ESTORE, "id", "blob %s cannot be read", id);
+        return 0;
+    }
+    gx_http_reply_file(r, 200, "application/octet-stream", fd, (uint64_t)size);
+    return 0;
+}
+
+/* ---- catalog, devices, health ----------------------------------------------- */
+
+static json_t *dtypes_json(unsigned mask) {
+    json_t *a = json_array();
+    for (int d = 1; d < GX_DT_COUNT; d++)
+        if (mask & GX_DTM(d)) json_array_append_new(a, json_string(gx_dtype_name((gx_dtype)d)));
+    return a;
+}
+
+static json_t *io_json(const gx_io_spec *io, int n) {
+    json_t *a = json_array();
+    for (int i = 0; i < n; i++) {
+        json_t *o = json_pack("{s:s,s:o,s:i,s:b,s:b}", "name", io[i].name, "dtypes", dtypes_json(io[i].dtypes), "rank",
+                              io[i].rank, "optional", (io[i].flags & GX_IO_OPTIONAL) != 0, "series",
+                              (io[i].flags & GX_IO_SERIES) != 0);
+        if (io[i].shape) json_object_set_new(o, "shape", json_string(io[i].shape));
+        if (io[i].doc) json_object_set_new(o, "doc", json_string(io[i].doc));
+        json_array_append_new(a, o);
+    }
+    return a;
+}
+
+static int h_kernels(void *app, gx_http_req *r) {
+    (void)app;
+    static const char *const types[] = {"", "float", "int", "bool", "enum"};
+    json_t *arr = json_array();
+    for (int i = 0; i < gx_kernel_count(); i++) {
+        const gx_kernel *k = gx_kernel_at(i);
+        if (!k || !strncmp(k->name, "test_", 5)) continue;
+        json_t *args = json_array();
+        for (int a = 0; a < k->nargs; a++) {
+            const gx_arg_spec *as = &k->args[a];
+            json_t *o = json_pack("{s:s,s:s,s:b}", "name", as->name, "type", types[as->type], "required", as->required);
+            if (as->type == GX_ARG_ENUM) {
+                json_t *ch = json_array();
+                for (int c = 0; as->choices && as->choices[c]; c++) json_array_append_new(ch, json_string(as->choices[c]));
+                json_object_set_new(o, "choices", ch);
+                if (!as->required && as->choices) json_object_set_new(o, "default", json_string(as->choices[(int)as->def]));
+            } else {
+                if (!as->required) json_object_set_new(o, "default", json_real(as->def));
+                if (as->type != GX_ARG_BOOL) {
+                    json_object_set_new(o, "min", json_real(as->min));
+                    json_object_set_new(o, "max", json_real(as->max));
+                }
+            }
+            if (as->doc) json_object_set_new(o, "doc", json_string(as->doc));
+            json_array_append_new(args, o);
+        }
+        json_t *devs = json_array();
+        if (gx_kernel_impl(k, GX_DEV_CPU)) json_array_append_new(devs, json_string("cpu"));
+        if (gx_kernel_impl(k, GX_DEV_CUDA)) json_array_append_new(devs, json_string("gpu"));
+        json_array_append_new(arr, json_pack("{s:s,s:i,s:s,s:b,s:b,s:o,s:o,s:o,s:o}", "name", k->name, "version",
+                                             k->version, "summary", k->summary ? k->summary : "", "batchable",
+                                             (k->flags & GX_KF_BATCHABLE) != 0, "checkpoints",
+                                             (k->flags & GX_KF_CHECKPOINT) != 0, "devices", devs, "args", args,
+                                             "inputs", io_json(k->inputs, k->ninputs), "outputs",
+                                             io_json(k->outputs, k->noutputs)));
+    }
+    gx_http_reply_json(r, 200, json_pack("{s:o}", "kernels", arr));
+    return 0;
+}
+
+static int h_devices(void *app, gx_http_req *r) {
+    gx_service *s = app;
+    json_t *arr = json_array();
+    int ngpu = 0;
+    for (int i = 0; i < gx_device_count(s->engine); i++) {
+        gx_device_info d;
+        if (gx_device_get(s->engine, i, &d)) continue;
+        ngpu += d.kind == GX_DEV_CUDA;
+        json_array_append_new(
+            arr, json_pack("{s:i,s:s,s:s,s:s,s:i,s:I,s:I,s:I,s:I,s:b,s:s,s:I,s:f}", "index", d.index, "name", d.name,
+                           "kind", d.kind == GX_DEV_CUDA ? "gpu" : "cpu", "model", d.model, "slots", d.slots,
+                           "memory_total", (json_int_t)d.mem_total, "memory_used", (json_int_t)d.mem_used, "running",
+                           (json_int_t)d.running, "queued", (json_int_t)d.queued, "healthy", d.healthy, "status",
+                           d.status, "jobs_done", (json_int_t)d.jobs_done, "busy_seconds", d.busy_s));
+    }
+    json_t *gpu = json_pack("{s:b,s:s}", "available", ngpu > 0, "message",
+                            ngpu ? "CUDA backend loaded" : "no GPU: the CUDA backend is not loaded; running CPU-only");
+    gx_http_reply_json(r, 200, json_pack("{s:o,s:o}", "devices", arr, "gpu", gpu));
+    return 0;
+}
+
+static int h_healthz(void *app, gx_http_req *r) {
+    (void)app;
+    gx_http_reply_json(r, 200, json_pack("{s:s}", "status", "ok"));
+    return 0;
+}
+
+static int h_readyz(void *app, gx_http_req *r) {
+    gx_service *s = app;
+    char why[200];
+    int ok = gx_service_ready(s, why, sizeof why);
+    gx_http_reply_json(r, ok ? 200 : 503, json_pack("{s:b,s:s}", "ready", ok, "message", why));
+    if (!ok) gx_http_header_add(r, "Retry-After", "1");
+    return 0;
+}
+
+int gx__svc_metrics_render(gx_service *s, char **buf, size_t *len);
+
+static int h_metrics(void *app, gx_http_req *r) {
+    gx_service *s = app;
+    char *buf;
+    size_t len;
+    if (gx__svc_metrics_render(s, &buf, &len)) {
+        gx_http_error(r, 503, GX_ENOMEM, NULL, "cannot render metrics");
+        return 0;
+    }
+    gx_http_reply(r, 200, "text/plain; version=0.0.4; charset=utf-8", buf, len);
+    return 0;
+}
+
+const gx_route gx__routes[] = {
+    {"POST", "/v1/jobs", h_submit, "submit a job"},
+    {"GET", "/v1/jobs", h_list, "list jobs"},
+    {"POST", "/v1/jobs:batch", h_submit_batch, "submit up to 10,000 jobs"},
+    {"GET", "/v1/jobs/{id}", h_get, "a job's state"},
+    {"DELETE", "/v1/jobs/{id}", h_cancel, "cancel a job"},
+    {"GET", "/v1/jobs/{id}/result", h_result, "a succeeded job's outputs"},
+    {"GET", "/v1/jobs/{id}/events", h_job_events, "a job's state changes"},
+    {"GET", "/v1/events", h_events, "server-sent events of job state changes"},
+    {"POST", "/v1/blobs", h_blob_put, "upload a .npy array"},
+    {"GET", "/v1/blobs/{id}", h_blob_get, "download a blob"},
+    {"GET", "/v1/kernels", h_kernels, "the kernel catalog"},
+    {"GET", "/v1/devices", h_devices, "devices and their state"},
+    {"GET", "/healthz", h_healthz, "liveness"},
+    {"GET", "/readyz", h_readyz, "readiness"},
+    {"GET", "/metrics", h_metrics, "Prometheus metrics"},
+};
+const int gx__nroutes = (int)(sizeof gx__routes / sizeof gx__routes[0]);
+
+/* Until API keys exist, every request acts as the configured tenant with
+ * full rights; the security layer fills r->ctx here later. */
+int gx__svc_http_pre(void *app, gx_http_req *r) {
+    gx_service *s = app;
+    snprintf(r->ctx.tenant, sizeof r->ctx.tenant, "%s", s->cfg.default_tenant);
+    snprintf(r->ctx.role, sizeof r->ctx.role, "admin");
+    return 0;
+}

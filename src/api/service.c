@@ -1,0 +1,861 @@
+/*
+ * service.c - gexecd's service lifecycle, admission (group commit), event
+ * persistence, restore after restart, event streams and the blob cache.
+ * See service.h for the design.
+ */
+#include "service.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "clock.h"
+#include "log.h"
+
+/* ---- blob cache ------------------------------------------------------- */
+
+/* Decoded blob arrays by id, so a blob used by many jobs is read and parsed
+ * once. Small and FIFO: ownership is checked on every use. */
+#define BCACHE_SLOTS 256
+#define BCACHE_MAX_BYTES ((size_t)256 << 20)
+
+typedef struct gx__bcache {
+    char id[BCACHE_SLOTS][GX_STORE_BLOB_ID_LEN];
+    gx_array *arr[BCACHE_SLOTS];
+    size_t bytes;
+    int next;
+} gx__bcache;
+
+int gx__svc_blob_load(void *svc, const char *tenant, const char *id, gx_array **out, gx_error *err) {
+    gx_service *s = svc;
+    if (!gx_store_blob_id_valid(id))
+        return gx_error_set(err, GX_EINVAL, "blob", "'%.80s' is not a blob id (sha256:<64 lowercase hex>)", id);
+    char path[1024];
+    int64_t size;
+    int rc = gx_store_blob_open(s->store, tenant, id, path, sizeof path, &size, err);
+    if (rc) {
+        if (rc == GX_ENOTFOUND) gx_error_set(err, GX_ENOTFOUND, "blob", "no blob %s", id);
+        return rc;
+    }
+    pthread_mutex_lock(&s->bmu);
+    for (int i = 0; i < BCACHE_SLOTS; i++)
+        if (s->bcache->arr[i] && !strcmp(s->bcache->id[i], id)) {
+            *out = gx_array_ref(s->bcache->arr[i]);
+            pthread_mutex_unlock(&s->bmu);
+            return 0;
+        }
+    pthread_mutex_unlock(&s->bmu);
+    rc = gx_npy_read_file(path, out, err);
+    if (rc) return rc;
+    if ((*out)->nbytes > BCACHE_MAX_BYTES / 4) return 0;
+    pthread_mutex_lock(&s->bmu);
+    gx__bcache *c = s->bcache;
+    while (c->bytes + (*out)->nbytes > BCACHE_MAX_BYTES || c->arr[c->next]) {
+        int v = c->next;
+        if (c->arr[v]) {
+            c->bytes -= c->arr[v]->nbytes;
+            gx_array_unref(c->arr[v]);
+            c->arr[v] = NULL;
+        }
+        if (c->bytes + (*out)->nbytes <= BCACHE_MAX_BYTES) break;
+        c->next = (c->next + 1) % BCACHE_SLOTS;
+    }
+    snprintf(c->id[c->next], sizeof c->id[0], "%s", id);
+    c->arr[c->next] = gx_array_ref(*out);
+    c->bytes += (*out)->nbytes;
+    c->next = (c->next + 1) % BCACHE_SLOTS;
+    pthread_mutex_unlock(&s->bmu);
+    return 0;
+}
+
+json_t *gx__svc_outputs_json(gx_service *s, const char *tenant, gx_output *outs, int n, gx_error *err) {
+    json_t *o = json_object();
+    for (int i = 0; i < n; i++) {
+        gx_array *a = outs[i].array;
+        if (!a) continue;
+        if (a->count <= GX_INLINE_MAX_ELEMS) {
+            json_object_set_new(o, outs[i].name, gx_array_json(a));
+            continue;
+        }
+        void *buf;
+        size_t len;
+        char id[GX_STORE_BLOB_ID_LEN];
+        int rc = gx_npy_write_mem(a, &buf, &len, err);
+        if (!rc) {
+            rc = gx_store_blob_put(s->store, tenant, buf, len, id, err);
+            free(buf);
+        }
+        if (rc) {
+            json_decref(o);
+            return NULL;
+        }
+        json_t *shape = json_array();
+        for (int d = 0; d < a->ndim; d++) json_array_append_new(shape, json_integer(a->shape[d]));
+        char url[128];
+        snprintf(url, sizeof url, "/v1/blobs/%s", id);
+        json_object_set_new(o, outs[i].name,
+                            json_pack("{s:s,s:o,s:s,s:s}", "dtype", gx_dtype_name(a->dtype), "shape", shape, "blob", id,
+                                      "url", url));
+    }
+    return o;
+}
+
+/* ---- admission ------------------------------------------------------------ */
+
+void gx__admit_free(gx__admit *a) {
+    if (!a) return;
+    for (size_t i = 0; i < a->n; i++) gx_jobreq_free(&a->jobs[i]);
+    free(a->jobs);
+    free(a->codes);
+    free(a->errs);
+    free(a->ids);
+    free(a->dup);
+    free(a);
+}
+
+void gx__svc_admit(gx_service *s, gx__admit *a) {
+    a->next = NULL;
+    pthread_mutex_lock(&s->amu);
+    if (s->aq_tail)
+        s->aq_tail->next = a;
+    else
+        s->aq_head = a;
+    s->aq_tail = a;
+    pthread_cond_signal(&s->acv);
+    pthread_mutex_unlock(&s->amu);
+}
+
+static json_t *labels_of(const gx_job_spec *sp) {
+    json_t *l = json_object();
+    for (int i = 0; i < sp->nlabels; i++) json_object_set_new(l, sp->labels[i].key, json_string(sp->labels[i].value));
+    return l;
+}
+
+/* Answer one admission now that its jobs are committed and submitted. */
+static void admit_reply(gx_service *s, gx__admit *a) {
+    gx_http_req *r = a->req;
+    if (!a->batch) {
+        if (a->codes[0]) {
+            gx_http_error(r, gx_http_status_for(a->codes[0]), a->codes[0], a->errs[0].field, "%s", a->errs[0].message);
+        } else {
+            gx_job_info info;
+            gx_error err;
+            if (!gx_job_get(s->engine, a->ids[0], &info, &err)) {
+                gx_http_reply_json(r, a->dup[0] ? 200 : 202, gx_job_json(s->engine, &info));
+            } else {
+                char id[24];
+                snprintf(id, sizeof id, "%llu", (unsigned long long)a->ids[0]);
+                gx_http_reply_json(r, a->dup[0] ? 200 : 202, json_pack("{s:s,s:s}", "id", id, "state", "queued"));
+            }
+            if (!a->dup[0]) {
+                char loc[48];
+                snprintf(loc, sizeof loc, "/v1/jobs/%llu", (unsigned long long)a->ids[0]);
+                gx_http_header_add(r, "Location", loc);
+            }
+        }
+    } else {
+        json_t *res = json_array();
+        int64_t acc = 0;
+        for (size_t i = 0; i < a->n; i++) {
+            json_t *item;
+            if (a->codes[i]) {
+                json_t *e = json_pack("{s:s,s:s}", "code", gx_err_name(a->codes[i]), "message", a->errs[i].message);
+                if (a->errs[i].field[0]) json_object_set_new(e, "field", json_string(a->errs[i].field));
+                item = json_pack("{s:I,s:i,s:o}", "index", (json_int_t)i, "status", gx_http_status_for(a->codes[i]),
+                                 "error", e);
+            } else {
+                char id[24];
+                snprintf(id, sizeof id, "%llu", (unsigned long long)a->ids[i]);
+                item = json_pack("{s:I,s:i,s:s}", "index", (json_int_t)i, "status", a->dup[i] ? 200 : 202, "id", id);
+                acc++;
+            }
+            json_array_append_new(res, item);
+        }
+        gx_http_reply_json(r, 200, json_pack("{s:I,s:I,s:o}", "accepted", (json_int_t)acc, "refused",
+                                             (json_int_t)((int64_t)a->n - acc), "results", res));
+    }
+    gx_http_complete(r);
+}
+
+/* One group: insert every queued job in one commit, then submit them. */
+static void admit_group(gx_service *s, gx__admit *head) {
+    size_t total = 0;
+    for (gx__admit *a = head; a; a = a->next)
+        for (size_t i = 0; i < a->n; i++) total += !a->codes[i];
+    gx_store_job *rows = calloc(total ? total : 1, sizeof *rows);
+    gx_store_insert_result *res = calloc(total ? total : 1, sizeof *res);
+    char **labels = calloc(total ? total : 1, sizeof *labels);
+    gx_job_spec *specs = calloc(total ? total : 1, sizeof *specs);
+    gx_job_id *ids = calloc(total ? total : 1, sizeof *ids);
+    int *codes = calloc(total ? total : 1, sizeof *codes);
+    gx_error *errs = calloc(total ? total : 1, sizeof *errs);
+    int **bdeps = calloc(total ? total : 1, sizeof *bdeps);
+    if (!rows || !res || !labels || !specs || !ids || !codes || !errs || !bdeps) {
+        for (gx__admit *a = head; a; a = a->next)
+            for (size_t i = 0; i < a->n; i++)
+                if (!a->codes[i]) a->codes[i] = gx_error_set(&a->errs[i], GX_ENOMEM, NULL, "out of memory");
+        goto reply;
+    }
+    int64_t now = gx__wall_ns();
+    size_t k = 0;
+    for (gx__admit *a = head; a; a = a->next) {
+        for (size_t i = 0; i < a->n; i++) {
+            if (a->codes[i]) continue;
+            a->ids[i] = atomic_fetch_add(&s->next_id, 1);
+            const gx_job_spec *sp = &a->jobs[i].spec;
+            json_t *l = labels_of(sp);
+            labels[k] = sp->nlabels ? json_dumps(l, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+            json_decref(l);
+            rows[k] = (gx_store_job){
+                .id = a->ids[i],
+                .tenant = sp->tenant,
+                .kernel = sp->kernel,
+                .spec_json = a->jobs[i].canonical,
+                .state = GX_JOB_QUEUED,
+                .priority = sp->priority,
+                .submit_ns = now,
+                .device = -1,
+                .idempotency_key = sp->idempotency_key,
+                .labels_json = labels[k],
+            };
+            k++;
+        }
+    }
+    int64_t t0 = gx__now_ns();
+    gx_error serr;
+    gx_error_clear(&serr);
+    int64_t ins = total ? gx_store_insert_jobs(s->store, rows, total, res, &serr) : 0;
+    gx__svc_metrics_commit(s, total, (double)(gx__now_ns() - t0) / 1e9);
+    if (ins < 0) {
+        GX_LOGE("store: commit of %zu jobs failed: %s", total, serr.message);
+        for (gx__admit *a = head; a; a = a->next)
+            for (size_t i = 0; i < a->n; i++)
+                if (!a->codes[i])
+                    a->codes[i] = gx_error_set(&a->errs[i], GX_ESTORE, NULL,
+                                               "the job could not be stored (%s); nothing was accepted", serr.message);
+        goto reply;
+    }
+    /* submit what was inserted, in request order; batch refs become indices
+     * of this engine call */
+    k = 0;
+    size_t ns = 0;
+    for (gx__admit *a = head; a; a = a->next) {
+        size_t base = ns;
+        size_t *map = calloc(a->n ? a->n : 1, sizeof *map); /* request index -> call index */
+        for (size_t i = 0; i < a->n; i++) {
+            if (a->codes[i]) continue;
+            gx_store_insert_result *rr = &res[k++];
+            if (rr->code == GX_EEXIST) {
+                a->ids[i] = rr->job_id;
+                a->dup[i] = 1;
+                continue;
+            }
+            if (rr->code) {
+                a->codes[i] = gx_error_set(&a->errs[i], rr->code, NULL, "the store refused the job (%s)",
+                                           gx_err_name(rr->code));
+                continue;
+            }
+            if (map) map[i] = ns + 1;
+            specs[ns] = a->jobs[i].spec;
+            specs[ns].id = a->ids[i];
+            ids[ns] = a->ids[i];
+            ns++;
+        }
+        for (size_t i = 0; map && i < a->n; i++) {
+            if (!map[i]) continue;
+            gx_job_spec *sp = &specs[map[i] - 1];
+            if (!sp->nbatch_deps) continue;
+            int *bd = malloc((size_t)sp->nbatch_deps * sizeof *bd);
+            bdeps[map[i] - 1] = bd;
+            int nb = 0;
+            for (int d = 0; bd && d < sp->nbatch_deps; d++) {
+                size_t t = (size_t)sp->batch_deps[d];
+                if (t < a->n && map[t]) bd[nb++] = (int)(map[t] - 1);
+            }
+            sp->batch_deps = bd;
+            sp->nbatch_deps = nb;
+        }
+        (void)base;
+        free(map);
+    }
+    if (ns) {
+        gx_submit_batch(s->engine, specs, ns, ids, codes, errs);
+        /* a job committed but refused by the engine (raced with a cancel
+         * of its dependency, or shutdown) is recorded as failed */
+        gx_store_update *fails = calloc(ns, sizeof *fails);
+        size_t nf = 0;
+        for (size_t i = 0; fails && i < ns; i++)
+            if (codes[i])
+                fails[nf++] = (gx_store_update){.id = specs[i].id, .state = GX_JOB_FAILED, .attempt = 0,
+                                                .set = GX_STORE_SET_END | GX_STORE_SET_ERROR, .end_ns = gx__wall_ns(),
+                                                .error_code = codes[i], .error = errs[i].message};
+        if (nf) gx_store_update_jobs(s->store, fails, nf, 0, NULL, NULL);
+        free(fails);
+    }
+reply:
+    for (gx__admit *a = head, *next; a; a = next) {
+        next = a->next;
+        admit_reply(s, a);
+        gx__admit_free(a);
+    }
+    for (size_t i = 0; labels && i < total; i++) free(labels[i]);
+    for (size_t i = 0; bdeps && i < total; i++) free(bdeps[i]);
+    free(rows);
+    free(res);
+    free(labels);
+    free(specs);
+    free(ids);
+    free(codes);
+    free(errs);
+    free(bdeps);
+}
+
+static void *admitter_main(void *arg) {
+    gx_service *s = arg;
+    pthread_mutex_lock(&s->amu);
+    for (;;) {
+        while (!s->aq_head && !s->stopping) pthread_cond_wait(&s->acv, &s->amu);
+        if (!s->aq_head && s->stopping) break;
+        gx__admit *head = s->aq_head;
+        s->aq_head = s->aq_tail = NULL;
+        pthread_mutex_unlock(&s->amu);
+        admit_group(s, head);
+        pthread_mutex_lock(&s->amu);
+    }
+    pthread_mutex_unlock(&s->amu);
+    return NULL;
+}
+
+/* ---- event persistence and streams ------------------------------------- */
+
+struct gx__sub {
+    gx_service *svc;
+    gx__sub_filter f;
+    gx_http_stream *stream;
+    char *buf;
+    size_t len, cap, off;
+    int dropped;
+    gx__sub *prev, *next;
+};
+
+static void on_events(void *ctx, const gx_event *ev, size_t n) {
+    gx_service *s = ctx;
+    pthread_mutex_lock(&s->pmu);
+    if (s->pn + n > s->pcap) {
+        size_t nc = s->pcap ? s->pcap : 1024;
+        while (nc < s->pn + n) nc *= 2;
+        gx_event *nv = realloc(s->pev, nc * sizeof *nv);
+        if (!nv) {
+            pthread_mutex_unlock(&s->pmu);
+            GX_LOGE("events: out of memory; %zu state changes not persisted", n);
+            return;
+        }
+        s->pev = nv;
+        s->pcap = nc;
+    }
+    memcpy(s->pev + s->pn, ev, n * sizeof *ev);
+    s->pn += n;
+    s->enqueued += (int64_t)n;
+    pthread_cond_signal(&s->pcv);
+    pthread_mutex_unlock(&s->pmu);
+}
+
+static void sub_push(gx__sub *sb, const char *line, size_t len) {
+    if (sb->len + len > (size_t)4 << 20) { /* a stuck client: drop, don't grow */
+        sb->dropped++;
+        return;
+    }
+    if (sb->len + len > sb->cap) {
+        size_t nc = sb->cap ? sb->cap * 2 : 8192;
+        while (nc < sb->len + len) nc *= 2;
+        char *nb = realloc(sb->buf, nc);
+        if (!nb) return;
+        sb->buf = nb;
+        sb->cap = nc;
+    }
+    memcpy(sb->buf + sb->len, line, len);
+    sb->len += len;
+}
+
+static void publish(gx_service *s, const gx_event *ev, size_t n) {
+    pthread_mutex_lock(&s->smu);
+    if (!s->subs) {
+        pthread_mutex_unlock(&s->smu);
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const gx_event *e = &ev[i];
+        char line[512], t[48] = "";
+        json_t *tj = gx_json_time(e->time_ns);
+        if (json_is_string(tj)) snprintf(t, sizeof t, "%s", json_string_value(tj));
+        json_decref(tj);
+        gx_device_info di;
+        const char *dev = e->device >= 0 && !gx_device_get(s->engine, e->device, &di) ? di.name : NULL;
+        int len = snprintf(line, sizeof line,
+                           "event: job\ndata: {\"id\":\"%llu\",\"state\":\"%s\",\"attempt\":%d,\"time\":\"%s\","
+                           "\"kernel\":\"%s\",\"device\":%s%s%s%s%s%s}\n\n",
+                           (unsigned long long)e->job, gx_job_state_name(e->state), e->attempt, t,
+                           e->kernel ? e->kernel : "", dev ? "\"" : "null", dev ? dev : "", dev ? "\"" : "",
+                           e->error_code ? ",\"error\":\"" : "", e->error_code ? gx_err_name(e->error_code) : "",
+                           e->error_code ? "\"" : "");
+        for (gx__sub *sb = s->subs; sb; sb = sb->next) {
+            if (sb->f.job && sb->f.job != e->job) continue;
+            if (sb->f.state_mask && !(sb->f.state_mask >> e->state & 1)) continue;
+            if (sb->f.kernel[0] && (!e->kernel || strcmp(sb->f.kernel, e->kernel))) continue;
+            if (sb->f.tenant_set && sb->f.tenant != e->tenant) continue;
+            sub_push(sb, line, (size_t)len);
+        }
+    }
+    for (gx__sub *sb = s->subs; sb; sb = sb->next)
+        if (sb->len > sb->off && sb->stream) gx_http_stream_wake(sb->stream);
+    pthread_mutex_unlock(&s->smu);
+}
+
+static long sub_read(void *ctx, char *buf, size_t max) {
+    gx__sub *sb = ctx;
+    gx_service *s = sb->svc;
+    pthread_mutex_lock(&s->smu);
+    long n = 0;
+    if (s->stopping) n = -1;
+    else if (sb->len > sb->off) {
+        size_t k = sb->len - sb->off;
+        if (k > max) k = max;
+        memcpy(buf, sb->buf + sb->off, k);
+        sb->off += k;
+        if (sb->off == sb->len) sb->off = sb->len = 0;
+        n = (long)k;
+    }
+    pthread_mutex_unlock(&s->smu);
+    return n;
+}
+
+static void sub_free(void *ctx) {
+    gx__sub *sb = ctx;
+    gx_service *s = sb->svc;
+    pthread_mutex_lock(&s->smu);
+    if (sb->prev) sb->prev->next = sb->next;
+    else s->subs = sb->next;
+    if (sb->next) sb->next->prev = sb->prev;
+    pthread_mutex_unlock(&s->smu);
+    free(sb->buf);
+    free(sb);
+}
+
+void gx__svc_subscribe(gx_service *s, gx_http_req *r, const gx__sub_filter *f) {
+    gx__sub *sb = calloc(1, sizeof *sb);
+    if (!sb) {
+        gx_http_error(r, 503, GX_ENOMEM, NULL, "out of memory");
+        return;
+    }
+    sb->svc = s;
+    sb->f = *f;
+    sub_push(sb, ": gexec event stream\n\n", 22);
+    pthread_mutex_lock(&s->smu);
+    sb->next = s->subs;
+    if (sb->next) sb->next->prev = sb;
+    s->subs = sb;
+    pthread_mutex_unlock(&s->smu);
+    gx_http_reply_stream(r, "text/event-stream", sub_read, sb, sub_free);
+    pthread_mutex_lock(&s->smu);
+    sb->stream = gx_http_stream_of(r);
+    pthread_mutex_unlock(&s->smu);
+    gx_http_header_add(r, "Cache-Control", "no-cache");
+}
+
+/* Turn a batch of events into store updates (fenced by attempt). */
+static void persist(gx_service *s, const gx_event *ev, size_t n) {
+    gx_store_update *ups = calloc(n, sizeof *ups);
+    char **owned = calloc(n * 2, sizeof *owned);
+    if (!ups || !owned) {
+        free(ups);
+        free(owned);
+        GX_LOGE("events: out of memory persisting %zu state changes", n);
+        return;
+    }
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        const gx_event *e = &ev[i];
+        gx_store_update *u = &ups[k];
+        *u = (gx_store_update){.id = e->job, .state = e->state, .attempt = e->attempt, .time_ns = e->time_ns,
+                               .device = e->device};
+        if (e->state == GX_JOB_QUEUED && e->attempt == 0) continue; /* the insert recorded it */
+        if (e->state == GX_JOB_RUNNING) {
+            u->set |= GX_STORE_SET_START | GX_STORE_SET_DEVICE;
+            u->start_ns = e->time_ns;
+        }
+        if (gx_job_state_is_final(e->state)) {
+            u->set |= GX_STORE_SET_END;
+            u->end_ns = e->time_ns;
+        }
+        if (e->error_code && e->state != GX_JOB_SUCCEEDED) {
+            gx_job_info info;
+            u->set |= GX_STORE_SET_ERROR;
+            u->error_code = e->error_code;
+            if (!gx_job_get(s->engine, e->job, &info, NULL) && info.error[0]) {
+                owned[2 * i] = strdup(info.error);
+                u->error = owned[2 * i];
+            }
+        }
+        if (e->state == GX_JOB_SUCCEEDED) {
+            gx_output *outs;
+            int no;
+            gx_job_info info;
+            if (!gx_job_get(s->engine, e->job, &info, NULL) && !gx_job_outputs(s->engine, e->job, &outs, &no, NULL)) {
+                if (no) {
+                    gx_error err;
+                    json_t *m = gx__svc_outputs_json(s, info.tenant_name, outs, no, &err);
+                    if (m) {
+                        owned[2 * i + 1] = json_dumps(m, JSON_COMPACT);
+                        u->result_json = owned[2 * i + 1];
+                        u->set |= GX_STORE_SET_RESULT;
+                        json_decref(m);
+                    } else {
+                        GX_LOGE("job %llu: outputs not stored: %s", (unsigned long long)e->job, err.message);
+                    }
+                }
+                gx_outputs_free(outs, no);
+            }
+        }
+        k++;
+    }
+    gx_error err;
+    if (k && gx_store_update_jobs(s->store, ups, k, 0, NULL, &err) < 0)
+        GX_LOGE("store: %zu state changes not persisted: %s", k, err.message);
+    for (size_t i = 0; i < n * 2; i++) free(owned[i]);
+    free(owned);
+    free(ups);
+}
+
+static void *persister_main(void *arg) {
+    gx_service *s = arg;
+    gx_event *batch = NULL;
+    size_t cap = 0;
+    pthread_mutex_lock(&s->pmu);
+    for (;;) {
+        while (!s->pn && !s->stopping) pthread_cond_wait(&s->pcv, &s->pmu);
+        if (!s->pn && s->stopping) break;
+        /* swap buffers */
+        gx_event *t = s->pev;
+        size_t tc = s->pcap, n = s->pn;
+        s->pev = batch;
+        s->pcap = cap;
+        s->pn = 0;
+        batch = t;
+        cap = tc;
+        pthread_mutex_unlock(&s->pmu);
+        persist(s, batch, n);
+        publish(s, batch, n);
+        gx__svc_metrics_events(s, batch, n);
+        pthread_mutex_lock(&s->pmu);
+        s->persisted += (int64_t)n;
+        pthread_cond_broadcast(&s->pcv);
+    }
+    pthread_mutex_unlock(&s->pmu);
+    free(batch);
+    return NULL;
+}
+
+/* ---- restore -------------------------------------------------------------- */
+
+typedef struct restore_ctx {
+    gx_service *s;
+    gx_job_spec *specs;
+    gx_jobreq *reqs;
+    size_t n, cap;
+    int64_t restored, failed;
+} restore_ctx;
+
+static void restore_flush(restore_ctx *rc) {
+    if (!rc->n) return;
+    gx_job_id *ids = calloc(rc->n, sizeof *ids);
+    int *codes = calloc(rc->n, sizeof *codes);
+    gx_error *errs = calloc(rc->n, sizeof *errs);
+    if (ids && codes && errs) {
+        gx_submit_batch(rc->s->engine, rc->specs, rc->n, ids, codes, errs);
+        for (size_t i = 0; i < rc->n; i++) {
+            if (!codes[i]) {
+                rc->restored++;
+                continue;
+            }
+            rc->failed++;
+            gx_store_update u = {.id = rc->specs[i].id, .state = GX_JOB_FAILED, .attempt = rc->specs[i].attempts_done,
+                                 .set = GX_STORE_SET_END | GX_STORE_SET_ERROR, .end_ns = gx__wall_ns(),
+                                 .error_code = codes[i], .error = errs[i].message};
+            gx_store_update_jobs(rc->s->store, &u, 1, 0, NULL, NULL);
+        }
+    }
+    for (size_t i = 0; i < rc->n; i++) gx_jobreq_free(&rc->reqs[i]);
+    free(ids);
+    free(codes);
+    free(errs);
+    rc->n = 0;
+}
+
+static int restore_one(void *ctx, const gx_store_job *job) {
+    restore_ctx *rc = ctx;
+    gx_service *s = rc->s;
+    if (rc->n == rc->cap) restore_flush(rc);
+    gx_jobreq *jr = &rc->reqs[rc->n];
+    gx_error err;
+    gx_error_clear(&err);
+    json_t *obj = json_loads(job->spec_json, 0, NULL);
+    char tenant[64];
+    snprintf(tenant, sizeof tenant, "%s", job->tenant);
+    int code = obj ? gx_jobreq_decode(obj, tenant, gx__svc_blob_load, s, 0, 0, NULL, jr, &err)
+                   : gx_error_set(&err, GX_EFORMAT, NULL, "stored spec is not JSON");
+    json_decref(obj);
+    if (!code) {
+        /* spec.tenant points at our stack buffer: re-point into the json */
+        jr->spec.tenant = NULL;
+        json_t *tn = json_string(job->tenant);
+        json_object_set_new(jr->root, "\x01tenant", tn);
+        jr->spec.tenant = json_string_value(tn);
+        /* dependencies that are no longer in the engine ended before the
+         * restart: drop those that succeeded, fail on the others */
+        int nd = 0;
+        for (int i = 0; i < jr->spec.ndeps && !code; i++) {
+            gx_job_id d = jr->deps[i];
+            gx_job_info info;
+            if (!gx_job_get(s->engine, d, &info, NULL)) {
+                jr->deps[nd++] = d;
+                continue;
+            }
+            gx_store_job *dj = NULL;
+            if (!gx_store_get_job(s->store, d, &dj, NULL) && dj->state == GX_JOB_SUCCEEDED) {
+                gx_store_free(dj);
+                continue;
+            }
+            code = gx_error_set(&err, GX_EDEPFAILED, "depends_on", "dependency %llu %s", (unsigned long long)d,
+                                dj ? gx_job_state_name(dj->state) : "is gone");
+            gx_store_free(dj);
+        }
+        jr->spec.ndeps = nd;
+    }
+    if (code) {
+        gx_jobreq_free(jr);
+        rc->failed++;
+        gx_store_update u = {.id = job->id, .state = GX_JOB_FAILED, .attempt = job->attempt,
+                             .set = GX_STORE_SET_END | GX_STORE_SET_ERROR, .end_ns = gx__wall_ns(),
+                             .error_code = code, .error = err.message};
+        gx_store_update_jobs(s->store, &u, 1, 0, NULL, NULL);
+        return 0;
+    }
+    rc->specs[rc->n] = jr->spec;
+    rc->specs[rc->n].id = job->id;
+    rc->specs[rc->n].attempts_done = job->attempt;
+    rc->n++;
+    return 0;
+}
+
+static int restore(gx_service *s, gx_error *err) {
+    restore_ctx rc = {.s = s, .cap = 10000};
+    rc.specs = calloc(rc.cap, sizeof *rc.specs);
+    rc.reqs = calloc(rc.cap, sizeof *rc.reqs);
+    if (!rc.specs || !rc.reqs) {
+        free(rc.specs);
+        free(rc.reqs);
+        return gx_error_set(err, GX_ENOMEM, NULL, "out of memory restoring jobs");
+    }
+    int64_t t0 = gx__now_ns(), requeued = 0;
+    int code = gx_store_load_unfinished(s->store, restore_one, &rc, &requeued, err);
+    restore_flush(&rc);
+    free(rc.specs);
+    free(rc.reqs);
+    if (code) return code;
+    GX_LOGI("restored %lld unfinished jobs (%lld were running and are re-queued; %lld could not be restored) in %.3f s",
+            (long long)rc.restored, (long long)requeued, (long long)rc.failed, (double)(gx__now_ns() - t0) / 1e9);
+    return 0;
+}
+
+/* ---- lifecycle -------------------------------------------------------------- */
+
+static void cpu_selftest(gx_service *s) {
+    /* reduce_sum over 1..1000 on every CPU device must give 500500 */
+    int64_t n = 1000;
+    gx_array *x;
+    if (gx_array_new(GX_F64, 1, &n, &x, NULL)) return;
+    for (int i = 0; i < n; i++) ((double *)x->data)[i] = i + 1;
+    gx_named_input in = {.name = "x", .array = x};
+    gx_job_spec sp;
+    gx_job_spec_init(&sp);
+    sp.kernel = "reduce_sum";
+    sp.inputs = &in;
+    sp.ninputs = 1;
+    sp.device = "cpu";
+    sp.id = atomic_fetch_add(&s->next_id, 1); /* never stored; forgotten below */
+    gx_job_id id;
+    gx_error err;
+    snprintf(s->cpu_selftest, sizeof s->cpu_selftest, "self-test did not run");
+    if (!gx_submit(s->engine, &sp, &id, NULL, &err) && !gx_job_wait(s->engine, id, 10000, NULL)) {
+        gx_output *o;
+        int no;
+        if (!gx_job_outputs(s->engine, id, &o, &no, &err)) {
+            double got = no ? gx_array_get_f64(o[0].array, 0) : 0;
+            if (got == 500500.0)
+                s->cpu_selftest[0] = '\0';
+            else
+                snprintf(s->cpu_selftest, sizeof s->cpu_selftest, "self-test: reduce_sum gave %g, want 500500", got);
+            gx_outputs_free(o, no);
+        } else {
+            snprintf(s->cpu_selftest, sizeof s->cpu_selftest, "self-test failed: %.100s", err.message);
+        }
+        gx_job_forget(s->engine, id);
+    }
+    gx_array_unref(x);
+}
+
+int gx_service_start(const gx_config *cfg, gx_service **out, gx_error *err) {
+    gx_service *s = calloc(1, sizeof *s);
+    if (!s) return gx_error_set(err, GX_ENOMEM, NULL, "out of memory");
+    s->bcache = calloc(1, sizeof *s->bcache);
+    int rc = s->bcache ? gx_config_copy(&s->cfg, cfg) : GX_ENOMEM;
+    if (rc) {
+        free(s->bcache);
+        free(s);
+        return gx_error_set(err, rc, NULL, "out of memory");
+    }
+    s->start_ns = gx__wall_ns();
+    pthread_mutex_init(&s->amu, NULL);
+    pthread_cond_init(&s->acv, NULL);
+    pthread_mutex_init(&s->pmu, NULL);
+    pthread_cond_init(&s->pcv, NULL);
+    pthread_mutex_init(&s->smu, NULL);
+    pthread_mutex_init(&s->bmu, NULL);
+    gx_store_config sc;
+    gx_store_config_init(&sc);
+    sc.path = s->cfg.store.path;
+    sc.blob_dir = s->cfg.blobs.dir;
+    sc.synchronous = s->cfg.store.synchronous == GX_CFG_SYNC_NORMAL ? "normal" : "full";
+    sc.commit_delay_us = (int)s->cfg.store.commit_delay_us;
+    sc.backend = s->cfg.store.backend == GX_CFG_STORE_POSTGRES ? "postgres" : "sqlite";
+    rc = gx_store_open(&sc, &s->store, err);
+    if (rc) goto fail;
+    gx_engine_opts eo;
+    gx_config_engine_opts(&s->cfg, &eo);
+    eo.on_events = on_events;
+    eo.events_ctx = s;
+    eo.no_default_tenant = 1;
+    rc = gx_engine_create(&eo, &s->engine, err);
+    if (rc) goto fail;
+    /* tenants: the default one, then the stored ones */
+    gx_tenant_opts to = {.name = s->cfg.default_tenant, .weight = 1};
+    rc = gx_tenant_add(s->engine, &to, NULL, err);
+    if (rc) goto fail;
+    gx_store_tenant *ts = NULL;
+    size_t nt = 0;
+    if (!gx_store_tenant_list(s->store, &ts, &nt, NULL)) {
+        for (size_t i = 0; i < nt; i++) {
+            gx_tenant_opts t = {.name = ts[i].name, .weight = ts[i].weight, .max_running = ts[i].max_running};
+            gx_tenant_add(s->engine, &t, NULL, NULL);
+        }
+        gx_store_free(ts);
+    }
+    rc = gx__svc_metrics_init(s);
+    if (rc) {
+        gx_error_set(err, rc, NULL, "cannot set up metrics");
+        goto fail;
+    }
+    uint64_t maxid = 0;
+    rc = gx_store_max_job_id(s->store, &maxid, err);
+    if (rc) goto fail;
+    atomic_store(&s->next_id, maxid + 1);
+    if (pthread_create(&s->persister, NULL, persister_main, s) ||
+        pthread_create(&s->admitter, NULL, admitter_main, s)) {
+        rc = gx_error_set(err, GX_ENOMEM, NULL, "cannot start threads");
+        goto fail;
+    }
+    rc = restore(s, err);
+    if (rc) goto fail;
+    cpu_selftest(s);
+    if (s->cpu_selftest[0]) GX_LOGE("cpu: %s", s->cpu_selftest);
+    s->restored = 1;
+    gx_http_opts ho = {
+        .listen = s->cfg.listen,
+        .threads = (int)(s->cfg.http.threads > 0 ? s->cfg.http.threads : sysconf(_SC_NPROCESSORS_ONLN)),
+        .max_body = s->cfg.http.max_body,
+        .max_header = s->cfg.http.max_header_bytes,
+        .max_connections = (unsigned)s->cfg.http.max_connections,
+        .timeout_s = (unsigned)((s->cfg.http.timeout_ms + 999) / 1000),
+        .routes = gx__routes,
+        .nroutes = gx__nroutes,
+        .app = s,
+        .on_done = gx__svc_http_done,
+        .pre = gx__svc_http_pre,
+    };
+    rc = gx_http_start(&ho, &s->http, err);
+    if (rc) goto fail;
+    *out = s;
+    return 0;
+fail:
+    gx_service_stop(s);
+    return rc ? rc : GX_EINVAL;
+}
+
+int gx_service_port(const gx_service *s) { return gx_http_port(s->http); }
+
+int gx_service_ready(gx_service *s, char *why, size_t cap) {
+    if (!s->restored) {
+        snprintf(why, cap, "restoring jobs from the store");
+        return 0;
+    }
+    char msg[128];
+    if (gx_store_max_job_id(s->store, &(uint64_t){0}, NULL)) {
+        snprintf(why, cap, "store not answering");
+        return 0;
+    }
+    (void)msg;
+    int n = gx_device_count(s->engine), ok = 0;
+    for (int i = 0; i < n; i++) {
+        gx_device_info d;
+        if (!gx_device_get(s->engine, i, &d) && d.healthy && !(d.kind == GX_DEV_CPU && s->cpu_selftest[0])) ok++;
+    }
+    if (!ok) {
+        snprintf(why, cap, "no device passed its self-test%s%s", s->cpu_selftest[0] ? ": " : "", s->cpu_selftest);
+        return 0;
+    }
+    snprintf(why, cap, "ok");
+    return 1;
+}
+
+void gx_service_stop(gx_service *s) {
+    if (!s) return;
+    if (s->http) gx_http_quiesce(s->http);
+    if (s->engine) {
+        /* let running jobs finish within the grace period; queued jobs stay
+         * queued in the store for the next start */
+        int64_t until = gx__now_ns() + s->cfg.shutdown_timeout_ms * 1000000;
+        for (;;) {
+            gx_engine_stats st;
+            gx_engine_stats_get(s->engine, &st);
+            if (!st.running || gx__now_ns() > until) break;
+            struct timespec ts = {0, 10000000};
+            nanosleep(&ts, NULL);
+        }
+    }
+    pthread_mutex_lock(&s->smu);
+    s->stopping = 1; /* streams end */
+    pthread_mutex_unlock(&s->smu);
+    if (s->http) gx_http_stop(s->http);
+    pthread_mutex_lock(&s->amu);
+    pthread_cond_broadcast(&s->acv);
+    pthread_mutex_unlock(&s->amu);
+    if (s->admitter) pthread_join(s->admitter, NULL);
+    if (s->engine) gx_engine_destroy(s->engine); /* no more events after this */
+    pthread_mutex_lock(&s->pmu);
+    pthread_cond_broadcast(&s->pcv);
+    pthread_mutex_unlock(&s->pmu);
+    if (s->persister) pthread_join(s->persister, NULL);
+    if (s->store) {
+        gx_store_flush(s->store, NULL);
+        gx_store_close(s->store);
+    }
+    gx__svc_metrics_free(s);
+    for (int i = 0; s->bcache && i < BCACHE_SLOTS; i++) gx_array_unref(s->bcache->arr[i]);
+    free(s->bcache);
+    free(s->pev);
+    gx_config_free(&s->cfg);
+    free(s);
+}

@@ -1,0 +1,122 @@
+/*
+ * service.h - gexecd's service: the engine, the durable store, the HTTP API
+ * and the threads that tie them together.
+ *
+ * Durability: a job is answered 202 only after its row is committed. HTTP
+ * handlers validate a request, queue it for the admitter and suspend; the
+ * admitter takes every queued request at once, inserts all their jobs in
+ * one store commit (group commit), hands them to the engine in one batch and
+ * completes the requests. Job ids are assigned before the commit, so the
+ * engine's later state changes always follow the insert in the store's
+ * FIFO write queue.
+ *
+ * State changes come from the engine as events; the persister thread turns
+ * them into store updates (fenced by attempt), writes the outputs of
+ * succeeded jobs (inline JSON when small, .npy blobs when not), feeds the
+ * server-sent event streams and the metrics.
+ */
+#ifndef GX_SERVICE_H
+#define GX_SERVICE_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "gexec/gexec.h"
+#include "gexec/gexec_config.h"
+#include "gexec/gexec_store.h"
+#include "http.h"
+#include "jobjson.h"
+
+typedef struct gx_service gx_service;
+
+/* Outputs up to this many elements are returned inline as JSON. */
+#define GX_INLINE_MAX_ELEMS 4096
+
+/* Start everything (store open, restore, engine, HTTP). cfg is copied. */
+int gx_service_start(const gx_config *cfg, gx_service **out, gx_error *err);
+/* Graceful stop: stop accepting, wait up to shutdown_timeout for running
+ * jobs, persist, close. */
+void gx_service_stop(gx_service *s);
+int gx_service_port(const gx_service *s);
+int gx_service_ready(gx_service *s, char *why, size_t cap);
+
+/* ---- internals shared with routes.c ------------------------------------ */
+
+typedef struct gx__admit gx__admit;
+typedef struct gx__sub gx__sub;
+typedef struct gx_metrics gx_metrics;
+
+struct gx_service {
+    gx_config cfg;
+    gx_engine *engine;
+    gx_store *store;
+    gx_http_server *http;
+    struct gx_svc_metrics *m;    /* metric handles (routes.c) */
+    int64_t start_ns;
+    int restored;                /* restore finished: ready */
+    char cpu_selftest[128];      /* "" when passed */
+    atomic_uint_fast64_t next_id;
+    /* admission */
+    pthread_mutex_t amu;
+    pthread_cond_t acv;
+    gx__admit *aq_head, *aq_tail;
+    pthread_t admitter;
+    /* persistence of events */
+    pthread_mutex_t pmu;
+    pthread_cond_t pcv;
+    gx_event *pev;
+    size_t pn, pcap;
+    pthread_t persister;
+    int64_t persisted;           /* events handled (for flush waits) */
+    int64_t enqueued;
+    /* event streams */
+    pthread_mutex_t smu;
+    gx__sub *subs;
+    /* blob cache */
+    pthread_mutex_t bmu;
+    struct gx__bcache *bcache;
+    int stopping;
+};
+
+/* Queue an admission (one request's jobs) for the admitter. */
+struct gx__admit {
+    gx_http_req *req;
+    gx_jobreq *jobs;        /* [n] decoded specs (validated) */
+    size_t n;
+    int *codes;             /* [n] per job: 0 or refused earlier (batch) */
+    gx_error *errs;         /* [n] */
+    gx_job_id *ids;         /* [n] assigned */
+    int *dup;               /* [n] 1 when an idempotent repeat */
+    int batch;              /* answer as a batch */
+    gx__admit *next;
+};
+
+void gx__svc_admit(gx_service *s, gx__admit *a);
+void gx__admit_free(gx__admit *a);
+
+/* Blob inputs (gx_blob_loader for gx_jobreq_decode). */
+int gx__svc_blob_load(void *svc, const char *tenant, const char *id, gx_array **out, gx_error *err);
+/* Outputs of a succeeded job as the API's manifest object. */
+json_t *gx__svc_outputs_json(gx_service *s, const char *tenant, gx_output *outs, int n, gx_error *err);
+
+/* Event streams. */
+typedef struct gx__sub_filter {
+    gx_job_id job;
+    unsigned state_mask;
+    char kernel[64];
+    uint32_t tenant;
+    int tenant_set;
+} gx__sub_filter;
+void gx__svc_subscribe(gx_service *s, gx_http_req *r, const gx__sub_filter *f);
+
+/* Route table and HTTP hooks (routes.c). */
+extern const gx_route gx__routes[];
+extern const int gx__nroutes;
+void gx__svc_http_done(void *app, const gx_http_req *r, double seconds);
+int gx__svc_http_pre(void *app, gx_http_req *r);
+int gx__svc_metrics_init(gx_service *s);
+void gx__svc_metrics_free(gx_service *s);
+void gx__svc_metrics_events(gx_service *s, const gx_event *ev, size_t n);
+void gx__svc_metrics_commit(gx_service *s, size_t jobs, double seconds);
+
+#endif

@@ -1,0 +1,113 @@
+/*
+ * svc_metrics.c - what gexecd exports at GET /metrics: the standard families
+ * (jobs, queues, HTTP, store commits), devices, and the process.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gexec/gexec_metrics.h"
+#include "clock.h"
+#include "service.h"
+
+struct gx_svc_metrics {
+    gx_metrics *reg;
+    gx_metrics_std std;
+    gx_metric_family *dev_mem, *dev_running, *dev_queued, *dev_healthy, *dev_busy, *dev_jobs;
+    gx_metric_family *tenant_running, *tenant_usage;
+    gx_metric_family *uptime, *store_rows;
+};
+
+static void collect(gx_metrics *reg, void *ctx) {
+    (void)reg;
+    gx_service *s = ctx;
+    struct gx_svc_metrics *m = s->m;
+    gx_tenant_info ts[256];
+    size_t n = 0;
+    gx_tenant_list(s->engine, ts, 256, &n);
+    if (n > 256) n = 256;
+    gx_gauge_clear(m->std.queue_depth);
+    gx_gauge_clear(m->tenant_running);
+    for (size_t i = 0; i < n; i++) {
+        gx_gauge_set(gx_metrics_series(m->std.queue_depth, ts[i].name), (double)ts[i].queued);
+        gx_gauge_set(gx_metrics_series(m->tenant_running, ts[i].name), (double)ts[i].running);
+        gx_counter_set(gx_metrics_series(m->tenant_usage, ts[i].name), ts[i].device_s);
+    }
+    for (int i = 0; i < gx_device_count(s->engine); i++) {
+        gx_device_info d;
+        if (gx_device_get(s->engine, i, &d)) continue;
+        gx_gauge_set(gx_metrics_series(m->dev_mem, d.name), (double)d.mem_used);
+        gx_gauge_set(gx_metrics_series(m->dev_running, d.name), (double)d.running);
+        gx_gauge_set(gx_metrics_series(m->dev_queued, d.name), (double)d.queued);
+        gx_gauge_set(gx_metrics_series(m->dev_healthy, d.name), d.healthy);
+        gx_counter_set(gx_metrics_series(m->dev_busy, d.name), d.busy_s);
+        gx_counter_set(gx_metrics_series(m->dev_jobs, d.name), (double)d.jobs_done);
+    }
+    gx_gauge_set(gx_metrics_series(m->uptime), (double)(gx__wall_ns() - s->start_ns) / 1e9);
+}
+
+int gx__svc_metrics_init(gx_service *s) {
+    struct gx_svc_metrics *m = calloc(1, sizeof *m);
+    if (!m) return GX_ENOMEM;
+    s->m = m;
+    gx_error err;
+    int rc = gx_metrics_new(&m->reg);
+    if (!rc) rc = gx_metrics_std_register(m->reg, &m->std, &err);
+    if (!rc) rc = gx_metrics_process_collector(m->reg, &err);
+    if (!rc) rc = gx_metrics_gauge(m->reg, "gexec_device_memory_used_bytes", "Device memory reserved by placed and running jobs.", "device", &m->dev_mem, &err);
+    if (!rc) rc = gx_metrics_gauge(m->reg, "gexec_device_jobs_running", "Jobs running on a device.", "device", &m->dev_running, &err);
+    if (!rc) rc = gx_metrics_gauge(m->reg, "gexec_device_jobs_queued", "Jobs placed on a device, not yet started.", "device", &m->dev_queued, &err);
+    if (!rc) rc = gx_metrics_gauge(m->reg, "gexec_device_healthy", "1 when the device takes jobs.", "device", &m->dev_healthy, &err);
+    if (!rc) rc = gx_metrics_counter(m->reg, "gexec_device_busy_seconds_total", "Device-seconds of work done.", "device", &m->dev_busy, &err);
+    if (!rc) rc = gx_metrics_counter(m->reg, "gexec_device_jobs_total", "Jobs a device finished.", "device", &m->dev_jobs, &err);
+    if (!rc) rc = gx_metrics_gauge(m->reg, "gexec_tenant_jobs_running", "Jobs of a tenant placed or running.", "tenant", &m->tenant_running, &err);
+    if (!rc) rc = gx_metrics_counter(m->reg, "gexec_tenant_device_seconds_total", "Device-seconds used by a tenant.", "tenant", &m->tenant_usage, &err);
+    if (!rc) rc = gx_metrics_gauge(m->reg, "gexec_uptime_seconds", "Seconds since gexecd started.", NULL, &m->uptime, &err);
+    if (!rc) rc = gx_metrics_on_collect(m->reg, collect, s);
+    return rc;
+}
+
+void gx__svc_metrics_free(gx_service *s) {
+    if (!s->m) return;
+    gx_metrics_free(s->m->reg);
+    free(s->m);
+    s->m = NULL;
+}
+
+int gx__svc_metrics_render(gx_service *s, char **buf, size_t *len) {
+    return gx_metrics_render(s->m->reg, buf, len);
+}
+
+void gx__svc_metrics_events(gx_service *s, const gx_event *ev, size_t n) {
+    struct gx_svc_metrics *m = s->m;
+    if (!m) return;
+    for (size_t i = 0; i < n; i++) {
+        const gx_event *e = &ev[i];
+        const char *k = e->kernel ? e->kernel : "";
+        if (e->state == GX_JOB_QUEUED && e->attempt == 0)
+            gx_counter_inc(gx_metrics_series(m->std.jobs_submitted, k));
+        else if (e->state == GX_JOB_WAITING && e->attempt == 0)
+            gx_counter_inc(gx_metrics_series(m->std.jobs_submitted, k));
+        if (e->state == GX_JOB_RUNNING) gx_hist_observe(gx_metrics_series(m->std.queue_wait, k), (double)e->queue_ns / 1e9);
+        if (gx_job_state_is_final(e->state)) {
+            gx_counter_inc(gx_metrics_series(m->std.jobs_finished, gx_job_state_name(e->state), k));
+            if (e->run_ns) gx_hist_observe(gx_metrics_series(m->std.run_time, k), (double)e->run_ns / 1e9);
+        }
+    }
+}
+
+void gx__svc_metrics_commit(gx_service *s, size_t jobs, double seconds) {
+    if (!s->m || !jobs) return;
+    gx_hist_observe(gx_metrics_series(s->m->std.store_commit), seconds);
+    gx_hist_observe(gx_metrics_series(s->m->std.store_batch), (double)jobs);
+}
+
+void gx__svc_http_done(void *app, const gx_http_req *r, double seconds) {
+    gx_service *s = app;
+    if (!s->m) return;
+    const char *route = r->route ? r->route->pattern : "unmatched";
+    char status[8];
+    snprintf(status, sizeof status, "%d", r->status);
+    gx_counter_inc(gx_metrics_series(s->m->std.http_requests, route, status));
+    gx_hist_observe(gx_metrics_series(s->m->std.http_latency, route), seconds);
+}

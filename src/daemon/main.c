@@ -1,0 +1,108 @@
+/*
+ * main.c - gexecd: load the configuration, start the service, wait for a
+ * signal, stop gracefully.
+ *
+ *   gexecd [--config FILE] [--check-config] [--print-config] [--version]
+ *
+ * SIGTERM/SIGINT: stop accepting, let running jobs finish within
+ * shutdown_timeout, persist everything and exit 0. Queued jobs stay in the
+ * store and are restored at the next start.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "api/service.h"
+#include "gexec/gexec.h"
+#include "gexec/gexec_config.h"
+#include "log.h"
+
+extern char **environ;
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: gexecd [options]\n"
+            "  -c, --config FILE   YAML configuration (default: $GEXEC_CONFIG, else none)\n"
+            "      --check-config  validate the configuration and exit (0 ok, 2 error)\n"
+            "      --print-config  print the effective configuration as YAML and exit\n"
+            "      --sample-config print a commented sample configuration and exit\n"
+            "      --version       print the version and exit\n"
+            "  -h, --help          this text\n"
+            "Every key can be set by a GEXEC_* environment variable (GEXEC_LISTEN,\n"
+            "GEXEC_DATA_DIR, GEXEC_HTTP_THREADS, ...); see config/gexec.yaml.sample.\n");
+}
+
+static void warn_env(void *ctx, const char *var, const char *message) {
+    (void)ctx;
+    fprintf(stderr, "gexecd: warning: %s: %s\n", var, message);
+}
+
+int main(int argc, char **argv) {
+    const char *path = getenv("GEXEC_CONFIG");
+    int check = 0, print = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if ((!strcmp(a, "-c") || !strcmp(a, "--config")) && i + 1 < argc) path = argv[++i];
+        else if (!strncmp(a, "--config=", 9)) path = a + 9;
+        else if (!strcmp(a, "--check-config")) check = 1;
+        else if (!strcmp(a, "--print-config")) print = 1;
+        else if (!strcmp(a, "--sample-config")) return gx_config_write_sample(stdout) ? 1 : 0;
+        else if (!strcmp(a, "--version")) {
+            printf("gexecd %s\n", GX_VERSION_STRING);
+            return 0;
+        } else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            usage(stdout);
+            return 0;
+        } else {
+            fprintf(stderr, "gexecd: unknown option '%s'\n", a);
+            usage(stderr);
+            return 2;
+        }
+    }
+    gx_config cfg;
+    gx_error err;
+    gx_error_clear(&err);
+    if (gx_config_load(&cfg, path, environ, warn_env, NULL, &err)) {
+        fprintf(stderr, "gexecd: %s%s%s\n", path && err.pos > 0 ? path : "", path && err.pos > 0 ? ": " : "",
+                err.message);
+        gx_config_free(&cfg);
+        return 2;
+    }
+    if (check) {
+        printf("gexecd: configuration %s is valid\n", path ? path : "(defaults and environment)");
+        gx_config_free(&cfg);
+        return 0;
+    }
+    if (print) {
+        gx_config_dump(&cfg, stdout);
+        gx_config_free(&cfg);
+        return 0;
+    }
+    gx_log_setup(cfg.log.level, cfg.log.format == GX_CFG_LOG_JSON);
+    signal(SIGPIPE, SIG_IGN);
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &set, NULL); /* every thread inherits this */
+    gx_service *svc;
+    if (gx_service_start(&cfg, &svc, &err)) {
+        gx_log(GX_LOG_ERROR, NULL, "cannot start: %s%s%s", err.field[0] ? err.field : "", err.field[0] ? ": " : "",
+               err.message);
+        gx_config_free(&cfg);
+        return 1;
+    }
+    gx_log(GX_LOG_INFO, NULL, "gexecd %s listening on %s (port %d), data in %s", GX_VERSION_STRING, cfg.listen,
+           gx_service_port(svc), cfg.data_dir);
+    int sig = 0;
+    sigwait(&set, &sig);
+    gx_log(GX_LOG_INFO, NULL, "signal %d: draining", sig);
+    gx_service_stop(svc);
+    gx_log(GX_LOG_INFO, NULL, "stopped cleanly");
+    gx_config_free(&cfg);
+    return 0;
+}

@@ -1,0 +1,169 @@
+/*
+ * blob.c - the content-addressed blob folder.
+ *
+ * A blob's bytes live in <dir>/<hex[0:2]>/<hex>, where hex is the SHA-256 of
+ * the bytes, so equal bytes are stored once whoever uploads them. A file is
+ * written under a temporary name in the same folder, fsync'd, renamed into
+ * place and the folder fsync'd, so a file under its final name is always
+ * complete. Ids are checked (gx_store_blob_id_valid) before they become
+ * paths: only 64 lowercase hex digits reach the file system.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
+
+#include "store_int.h"
+
+static int sys_err(gx_error *err, const char *what, const char *path) {
+    return gx_error_set(err, GX_ESTORE, "blob", "%s %s: %s", what, path, strerror(errno));
+}
+
+int gx__blob_hash(const void *bytes, size_t len, char id[GX_STORE_BLOB_ID_LEN], gx_error *err) {
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+    if (EVP_Digest(bytes, len, md, &mdlen, EVP_sha256(), NULL) != 1 || mdlen != 32)
+        return gx_error_set(err, GX_ESTORE, "blob", "SHA-256 failed (OpenSSL EVP_Digest)");
+    static const char hx[] = "0123456789abcdef";
+    memcpy(id, "sha256:", 7);
+    for (int i = 0; i < 32; i++) {
+        id[7 + 2 * i] = hx[md[i] >> 4];
+        id[8 + 2 * i] = hx[md[i] & 15];
+    }
+    id[71] = '\0';
+    return 0;
+}
+
+int gx__blob_path(const char *dir, const char *id, char *path, size_t cap) {
+    if (!gx_store_blob_id_valid(id)) return GX_EINVAL;
+    const char *hex = id + 7;
+    int n = snprintf(path, cap, "%s/%.2s/%s", dir, hex, hex);
+    if (n < 0 || (size_t)n >= cap) return GX_EOVERFLOW;
+    return 0;
+}
+
+/* fsync a folder so a name created in it survives a crash. */
+static int sync_dir(const char *dir, gx_error *err) {
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) return sys_err(err, "cannot open folder", dir);
+    int rc = fsync(fd);
+    close(fd);
+    if (rc) return sys_err(err, "cannot fsync folder", dir);
+    return 0;
+}
+
+/* mkdir that fsyncs the parent when it created something. */
+static int make_dir(const char *dir, gx_error *err) {
+    if (mkdir(dir, 0750) == 0) {
+        char parent[4096];
+        snprintf(parent, sizeof parent, "%s", dir);
+        char *slash = strrchr(parent, '/');
+        if (slash == parent)
+            slash[1] = '\0';
+        else if (slash)
+            *slash = '\0';
+        else
+            snprintf(parent, sizeof parent, ".");
+        return sync_dir(parent, err);
+    }
+    if (errno != EEXIST) return sys_err(err, "cannot create folder", dir);
+    struct stat st;
+    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
+        return gx_error_set(err, GX_ESTORE, "blob_dir", "%s exists and is not a folder", dir);
+    return 0;
+}
+
+int gx__blob_dir_init(const char *dir, gx_error *err) {
+    char p[4096];
+    if (!dir || !*dir || strlen(dir) >= sizeof p - 80)
+        return gx_error_set(err, GX_EINVAL, "blob_dir", "blob_dir is empty or too long");
+    snprintf(p, sizeof p, "%s", dir);
+    for (char *c = p + 1; *c; c++) {
+        if (*c != '/') continue;
+        *c = '\0';
+        int rc = make_dir(p, err);
+        *c = '/';
+        if (rc) return rc;
+    }
+    return make_dir(p, err);
+}
+
+static int write_all(int fd, const unsigned char *b, size_t len) {
+    while (len) {
+        ssize_t w = write(fd, b, len > (1u << 30) ? (1u << 30) : len);
+        if (w < 0) {
+            if (errno == EINTR) continue;
+            return -1;
+        }
+        b += w;
+        len -= (size_t)w;
+    }
+    return 0;
+}
+
+int gx__blob_write(const char *dir, const char *id, const void *bytes, size_t len,
+                   gx_error *err) {
+    char path[4200], sub[4200], tmp[4300];
+    if (gx__blob_path(dir, id, path, sizeof path))
+        return gx_error_set(err, GX_EINVAL, "blob_dir", "blob path too long");
+    struct stat st;
+    if (stat(path, &st) == 0 && S_ISREG(st.st_mode) && (uint64_t)st.st_size == len)
+        return 0; /* already stored: content addressed */
+    snprintf(sub, sizeof sub, "%s/%.2s", dir, id + 7);
+    int rc = make_dir(sub, err);
+    if (rc) return rc;
+    snprintf(tmp, sizeof tmp, "%s/.tmp-%s-XXXXXX", sub, id + 7);
+    int fd = mkostemp(tmp, O_CLOEXEC);
+    if (fd < 0) return sys_err(err, "cannot create", tmp);
+    if (write_all(fd, bytes, len) != 0 || fsync(fd) != 0) {
+        rc = sys_err(err, "cannot write", tmp);
+        close(fd);
+        unlink(tmp);
+        return rc;
+    }
+    if (close(fd) != 0) {
+        rc = sys_err(err, "cannot close", tmp);
+        unlink(tmp);
+        return rc;
+    }
+    /* A concurrent put of the same bytes may rename first; replacing a file
+     * with identical content is harmless. */
+    if (rename(tmp, path) != 0) {
+        rc = sys_err(err, "cannot rename into", path);
+        unlink(tmp);
+        return rc;
+    }
+    return sync_dir(sub, err);
+}
+
+int gx__blob_load(const char *path, int64_t size, void **bytes, gx_error *err) {
+    *bytes = NULL;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return sys_err(err, "cannot open", path);
+    unsigned char *buf = malloc(size > 0 ? (size_t)size : 1);
+    if (!buf) {
+        close(fd);
+        return gx_error_set(err, GX_ENOMEM, "blob", "out of memory for %lld bytes",
+                            (long long)size);
+    }
+    size_t got = 0;
+    while (got < (size_t)size) {
+        ssize_t r = read(fd, buf + got, (size_t)size - got);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) break;
+        got += (size_t)r;
+    }
+    close(fd);
+    if (got != (size_t)size) {
+        free(buf);
+        return gx_error_set(err, GX_ESTORE, "blob", "%s: read %zu of %lld bytes", path, got,
+                            (long long)size);
+    }
+    *bytes = buf;
+    return 0;
+}

@@ -1,0 +1,985 @@
+/*
+ * sqlite.c - the SQLite store backend (one database file in WAL mode).
+ *
+ * Connections: one writer, used only by the store's committer thread (and
+ * by open/close before and after it runs), holding every write statement
+ * prepared; and a pool of read connections, each owned by one thread at a
+ * time (SQLITE_OPEN_NOMUTEX), which WAL lets read while the writer commits.
+ *
+ * Schema (version 1): jobs keyed by the caller's id (the rowid), small
+ * columns first and the large JSON texts last so that scans read little;
+ * job_events keyed (job_id, seq); tenants; blobs and blob_owners. Indexes:
+ * jobs(tenant) for per-tenant listing in id order, a unique partial index
+ * on (tenant, idem_key) for idempotency, and a partial index of the ids of
+ * unfinished jobs (state < 5) so that restart reads only those. Each job row
+ * counts its events (nevents), so an update learns its event's seq from its
+ * own UPDATE ... RETURNING. Inserting a job writes no event row: the
+ * submission is the job row itself, which keeps an insert to one row.
+ *
+ * Checkpoints run on a thread of their own (see "checkpoints" below).
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sqlite3.h>
+
+#include "store_int.h"
+
+#define SCHEMA_VERSION 1
+#define FINAL_SQL "5" /* GX__STORE_FIRST_FINAL in SQL */
+#define NOTE_REQUEUED "requeued after restart"
+
+/* ---- schema ----------------------------------------------------------------- */
+
+/* migrations[v - 1] takes a database from version v - 1 to v. Append only. */
+static const char *const migrations[] = {
+    /* 1: initial schema */
+    "CREATE TABLE jobs("
+    " id INTEGER PRIMARY KEY,"
+    " state INTEGER NOT NULL,"
+    " attempt INTEGER NOT NULL,"
+    " priority INTEGER NOT NULL,"
+    " submit_ns INTEGER NOT NULL,"
+    " start_ns INTEGER NOT NULL,"
+    " end_ns INTEGER NOT NULL,"
+    " device INTEGER NOT NULL,"
+    " error_code INTEGER NOT NULL,"
+    " nevents INTEGER NOT NULL,"
+    " tenant TEXT NOT NULL,"
+    " kernel TEXT NOT NULL,"
+    " idem_key TEXT,"
+    " error TEXT,"
+    " labels TEXT,"
+    " result TEXT,"
+    " spec TEXT NOT NULL);"
+    "CREATE INDEX jobs_tenant ON jobs(tenant);"
+    "CREATE UNIQUE INDEX jobs_idem ON jobs(tenant, idem_key) WHERE idem_key IS NOT NULL;"
+    "CREATE INDEX jobs_unfinished ON jobs(id) WHERE state < " FINAL_SQL ";"
+    "CREATE TABLE job_events("
+    " job_id INTEGER NOT NULL,"
+    " seq INTEGER NOT NULL,"
+    " state INTEGER NOT NULL,"
+    " attempt INTEGER NOT NULL,"
+    " time_ns INTEGER NOT NULL,"
+    " error_code INTEGER NOT NULL,"
+    " error TEXT,"
+    " PRIMARY KEY(job_id, seq)) WITHOUT ROWID;"
+    "CREATE TABLE tenants("
+    " name TEXT PRIMARY KEY,"
+    " weight REAL NOT NULL,"
+    " max_running INTEGER NOT NULL,"
+    " quotas TEXT,"
+    " created_ns INTEGER NOT NULL,"
+    " updated_ns INTEGER NOT NULL) WITHOUT ROWID;"
+    "CREATE TABLE blobs("
+    " id TEXT PRIMARY KEY,"
+    " size INTEGER NOT NULL,"
+    " created_ns INTEGER NOT NULL) WITHOUT ROWID;"
+    "CREATE TABLE blob_owners("
+    " tenant TEXT NOT NULL,"
+    " id TEXT NOT NULL,"
+    " created_ns INTEGER NOT NULL,"
+    " PRIMARY KEY(tenant, id)) WITHOUT ROWID;",
+};
+_Static_assert(sizeof migrations / sizeof migrations[0] == SCHEMA_VERSION,
+               "one migration per schema version");
+
+/* Columns of a job as row_job reads them. */
+#define JOB_COLS                                                                          \
+    "id, tenant, kernel, spec, state, attempt, priority, submit_ns, start_ns, end_ns, " \
+    "device, error_code, error, idem_key, labels, result"
+
+/* ---- connections ------------------------------------------------------------ */
+
+enum { L_TENANT = 1, L_STATE = 2, L_UNFIN = 4, L_KEXACT = 8, L_KNAME = 16, L_LABEL = 32,
+       L_VARIANTS = 64 };
+
+typedef struct rconn {
+    sqlite3 *db;
+    sqlite3_stmt *get_job, *events, *exists, *max_id, *unfinished, *tenant_get, *tenant_list,
+        *blob_owned;
+    sqlite3_stmt *list[L_VARIANTS]; /* by L_* bits, prepared on first use */
+    struct rconn *next;
+} rconn;
+
+struct gx_store_backend {
+    char *path;
+    int busy_ms;
+    sqlite3 *w; /* the writer */
+    sqlite3_stmt *begin, *commit, *rollback, *ins_job, *find_idem, *ins_event, *upd_job,
+        *exists, *tenant_up, *blob_ins, *owner_ins, *rq_events, *rq_jobs;
+
+    pthread_mutex_t pmu; /* read pool */
+    pthread_cond_t pcv;
+    rconn *idle;
+    int nopen, maxopen;
+
+    /* Background checkpointer: copies the WAL into the database on its own
+     * connection and thread, so the committer does not wait for it. */
+    sqlite3 *ck;
+    pthread_t ck_thread;
+    int ck_running;
+    pthread_mutex_t ckmu;
+    pthread_cond_t ckcv;
+    int ck_wanted, ck_stop;
+    int ck_soft, ck_hard; /* WAL frames: wake the checkpointer; checkpoint inline */
+};
+
+static int db_err(gx_error *err, sqlite3 *db, int rc, const char *what) {
+    return gx_error_set(err, GX_ESTORE, NULL, "sqlite: %s (%s, code %d)",
+                        db ? sqlite3_errmsg(db) : sqlite3_errstr(rc), what, rc);
+}
+
+static int open_conn(const char *path, int create, int busy_ms, sqlite3 **out, gx_error *err) {
+    int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | (create ? SQLITE_OPEN_CREATE : 0);
+    sqlite3 *db = NULL;
+    int rc = sqlite3_open_v2(path, &db, flags, NULL);
+    if (rc != SQLITE_OK) {
+        gx_error_set(err, GX_ESTORE, "path", "sqlite: cannot open %s: %s", path,
+                     db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+        sqlite3_close(db);
+        return GX_ESTORE;
+    }
+    sqlite3_extended_result_codes(db, 1);
+    sqlite3_busy_timeout(db, busy_ms);
+    *out = db;
+    return 0;
+}
+
+static int exec(sqlite3 *db, const char *sql, gx_error *err) {
+    char *msg = NULL;
+    int rc = sqlite3_exec(db, sql, NULL, NULL, &msg);
+    if (rc != SQLITE_OK) {
+        gx_error_set(err, GX_ESTORE, NULL, "sqlite: %s (in \"%.60s\")",
+                     msg ? msg : sqlite3_errstr(rc), sql);
+        sqlite3_free(msg);
+        return GX_ESTORE;
+    }
+    return 0;
+}
+
+static int prep(sqlite3 *db, sqlite3_stmt **st, const char *sql, gx_error *err) {
+    if (*st) return 0;
+    int rc = sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, st, NULL);
+    if (rc != SQLITE_OK) return db_err(err, db, rc, "prepare");
+    return 0;
+}
+
+static void rconn_close(rconn *c) {
+    if (!c) return;
+    sqlite3_stmt **all[] = {&c->get_job,    &c->events,      &c->exists,
+                            &c->max_id,     &c->unfinished,  &c->tenant_get,
+                            &c->tenant_list, &c->blob_owned};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) sqlite3_finalize(*all[i]);
+    for (int i = 0; i < L_VARIANTS; i++) sqlite3_finalize(c->list[i]);
+    sqlite3_close(c->db);
+    free(c);
+}
+
+/* A read connection for this thread, waiting when all are in use. */
+static rconn *rc_get(gx_store_backend *b, gx_error *err) {
+    pthread_mutex_lock(&b->pmu);
+    while (!b->idle && b->nopen >= b->maxopen) pthread_cond_wait(&b->pcv, &b->pmu);
+    rconn *c = b->idle;
+    if (c) {
+        b->idle = c->next;
+        pthread_mutex_unlock(&b->pmu);
+        return c;
+    }
+    b->nopen++;
+    pthread_mutex_unlock(&b->pmu);
+    c = calloc(1, sizeof *c);
+    if (c && open_conn(b->path, 0, b->busy_ms, &c->db, err) == 0 &&
+        exec(c->db, "PRAGMA query_only=1; PRAGMA cache_size=-16384;", err) == 0)
+        return c;
+    if (!c) gx_error_set(err, GX_ENOMEM, NULL, "out of memory");
+    rconn_close(c);
+    pthread_mutex_lock(&b->pmu);
+    b->nopen--;
+    pthread_cond_signal(&b->pcv);
+    pthread_mutex_unlock(&b->pmu);
+    return NULL;
+}
+
+static void rc_put(gx_store_backend *b, rconn *c) {
+    pthread_mutex_lock(&b->pmu);
+    c->next = b->idle;
+    b->idle = c;
+    pthread_cond_signal(&b->pcv);
+    pthread_mutex_unlock(&b->pmu);
+}
+
+/* Reset after use: ends the read transaction, drops borrowed bindings. */
+static void done(sqlite3_stmt *st) {
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+}
+
+static void bind_text(sqlite3_stmt *st, int i, const char *s) {
+    if (s)
+        sqlite3_bind_text(st, i, s, -1, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(st, i);
+}
+
+/* ---- open / close -------------------------------------------------------------- */
+
+static int migrate(gx_store_backend *b, gx_error *err) {
+    sqlite3 *db = b->w;
+    int rc = exec(db, "BEGIN IMMEDIATE; "
+                      "CREATE TABLE IF NOT EXISTS schema_version(version INTEGER NOT NULL);",
+                  err);
+    if (rc) return rc;
+    sqlite3_stmt *st = NULL;
+    rc = prep(db, &st, "SELECT coalesce(max(version), 0) FROM schema_version", err);
+    int version = 0;
+    if (rc == 0) {
+        if (sqlite3_step(st) == SQLITE_ROW) version = sqlite3_column_int(st, 0);
+        sqlite3_finalize(st);
+    }
+    if (rc == 0 && version > SCHEMA_VERSION)
+        rc = gx_error_set(err, GX_EUNSUPPORTED, "path",
+                          "database %s has schema version %d, newer than this build (%d)",
+                          b->path, version, SCHEMA_VERSION);
+    for (int v = version + 1; rc == 0 && v <= SCHEMA_VERSION; v++) {
+        rc = exec(db, migrations[v - 1], err);
+        if (rc == 0) {
+            char sql[96];
+            snprintf(sql, sizeof sql, "INSERT INTO schema_version(version) VALUES(%d)", v);
+            rc = exec(db, sql, err);
+        }
+    }
+    if (rc) {
+        sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+        return rc;
+    }
+    return exec(db, "COMMIT", err);
+}
+
+static int prepare_writer(gx_store_backend *b, gx_error *err) {
+    sqlite3 *db = b->w;
+    struct {
+        sqlite3_stmt **st;
+        const char *sql;
+    } t[] = {
+        {&b->begin, "BEGIN IMMEDIATE"},
+        {&b->commit, "COMMIT"},
+        {&b->rollback, "ROLLBACK"},
+        {&b->ins_job,
+         "INSERT INTO jobs(id, tenant, kernel, spec, state, attempt, priority, submit_ns,"
+         " start_ns, end_ns, device, error_code, error, idem_key, labels, result, nevents)"
+         " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, 1)"
+         " ON CONFLICT(tenant, idem_key) WHERE idem_key IS NOT NULL DO NOTHING"},
+        {&b->find_idem, "SELECT id FROM jobs WHERE tenant = ?1 AND idem_key = ?2"},
+        {&b->ins_event,
+         "INSERT INTO job_events(job_id, seq, state, attempt, time_ns, error_code, error)"
+         " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)"},
+        {&b->upd_job,
+         "UPDATE jobs SET state = ?2, attempt = ?3,"
+         " start_ns = CASE WHEN ?4 & 1 THEN ?5 ELSE start_ns END,"
+         " end_ns = CASE WHEN ?4 & 2 THEN ?6 ELSE end_ns END,"
+         " device = CASE WHEN ?4 & 4 THEN ?7 ELSE device END,"
+         " error_code = CASE WHEN ?4 & 8 THEN ?8 ELSE error_code END,"
+         " error = CASE WHEN ?4 & 8 THEN ?9 ELSE error END,"
+         " result = CASE WHEN ?4 & 16 THEN ?10 ELSE result END,"
+         " nevents = nevents + 1"
+         " WHERE id = ?1 AND attempt <= ?3 AND (?11 = 0 OR ((1 << state) & ?11) != 0)"
+         " RETURNING nevents"},
+        {&b->exists, "SELECT 1 FROM jobs WHERE id = ?1"},
+        {&b->tenant_up,
+         "INSERT INTO tenants(name, weight, max_running, quotas, created_ns, updated_ns)"
+         " VALUES(?1, ?2, ?3, ?4, ?5, ?5) ON CONFLICT(name) DO UPDATE SET"
+         " weight = excluded.weight, max_running = excluded.max_running,"
+         " quotas = excluded.quotas, updated_ns = excluded.updated_ns"},
+        {&b->blob_ins, "INSERT INTO blobs(id, size, created_ns) VALUES(?1, ?2, ?3)"
+                       " ON CONFLICT(id) DO NOTHING"},
+        {&b->owner_ins, "INSERT INTO blob_owners(tenant, id, created_ns) VALUES(?1, ?2, ?3)"
+                        " ON CONFLICT(tenant, id) DO NOTHING"},
+        /* The requeue: events first (they read the old attempt), then jobs.
+         * "state < 5" lets the planner use the partial index. */
+        {&b->rq_events,
+         "INSERT INTO job_events(job_id, seq, state, attempt, time_ns, error_code, error)"
+         " SELECT id, nevents + 1, 0, attempt + 1, ?1, 0, '" NOTE_REQUEUED "' FROM jobs"
+         " WHERE state IN (2, 3) AND state < " FINAL_SQL},
+        {&b->rq_jobs,
+         "UPDATE jobs SET state = 0, attempt = attempt + 1, nevents = nevents + 1,"
+         " device = -1, start_ns = 0 WHERE state IN (2, 3) AND state < " FINAL_SQL},
+    };
+    for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
+        int rc = prep(db, t[i].st, t[i].sql, err);
+        if (rc) return rc;
+    }
+    return 0;
+}
+
+/* ---- checkpoints ---------------------------------------------------------------
+ * The WAL is copied back into the database by a thread of its own once it
+ * holds CK_SOFT_BYTES; a PASSIVE checkpoint never blocks the writer or the
+ * readers. If the WAL still grows to CK_HARD_FACTOR times that (the
+ * checkpointer cannot keep up), the writer checkpoints inline after its commit, which
+ * bounds the WAL and lets the next transaction restart it from the top. */
+#define CK_SOFT_BYTES (16 << 20)
+#define CK_HARD_FACTOR 8
+
+static int wal_hook(void *arg, sqlite3 *db, const char *name, int frames) {
+    gx_store_backend *b = arg;
+    if (frames >= b->ck_hard) {
+        sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+    } else if (frames >= b->ck_soft) {
+        pthread_mutex_lock(&b->ckmu);
+        if (!b->ck_wanted) {
+            b->ck_wanted = 1;
+            pthread_cond_signal(&b->ckcv);
+        }
+        pthread_mutex_unlock(&b->ckmu);
+    }
+    return SQLITE_OK;
+}
+
+static void *ck_main(void *arg) {
+    gx_store_backend *b = arg;
+    pthread_mutex_lock(&b->ckmu);
+    for (;;) {
+        while (!b->ck_wanted && !b->ck_stop) pthread_cond_wait(&b->ckcv, &b->ckmu);
+        if (b->ck_stop) break;
+        b->ck_wanted = 0;
+        pthread_mutex_unlock(&b->ckmu);
+        /* Errors (busy, I/O) are left for the next round or the writer. */
+        sqlite3_wal_checkpoint_v2(b->ck, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+        pthread_mutex_lock(&b->ckmu);
+    }
+    pthread_mutex_unlock(&b->ckmu);
+    return NULL;
+}
+
+static int ck_start(gx_store_backend *b, gx_error *err) {
+    sqlite3_stmt *st = NULL;
+    int rc = prep(b->w, &st, "PRAGMA page_size", err);
+    if (rc) return rc;
+    int page = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : 4096;
+    sqlite3_finalize(st);
+    b->ck_soft = CK_SOFT_BYTES / (page > 0 ? page : 4096);
+    b->ck_hard = b->ck_soft * CK_HARD_FACTOR;
+    rc = open_conn(b->path, 0, b->busy_ms, &b->ck, err);
+    if (rc) return rc;
+    if (pthread_create(&b->ck_thread, NULL, ck_main, b) != 0)
+        return gx_error_set(err, GX_ENOMEM, NULL, "cannot start the checkpoint thread");
+    b->ck_running = 1;
+    sqlite3_wal_hook(b->w, wal_hook, b); /* replaces the automatic checkpoints */
+    return 0;
+}
+
+static void ck_stop(gx_store_backend *b) {
+    if (b->ck_running) {
+        pthread_mutex_lock(&b->ckmu);
+        b->ck_stop = 1;
+        pthread_cond_signal(&b->ckcv);
+        pthread_mutex_unlock(&b->ckmu);
+        pthread_join(b->ck_thread, NULL);
+        b->ck_running = 0;
+    }
+    sqlite3_close(b->ck);
+    b->ck = NULL;
+}
+
+static void sqlite_close(gx_store_backend *b) {
+    if (!b) return;
+    ck_stop(b);
+    while (b->idle) {
+        rconn *c = b->idle;
+        b->idle = c->next;
+        rconn_close(c);
+    }
+    sqlite3_stmt *all[] = {b->begin,     b->commit,   b->rollback,  b->ins_job,  b->find_idem,
+                           b->ins_event, b->upd_job,  b->exists,    b->tenant_up, b->blob_ins,
+                           b->owner_ins, b->rq_events, b->rq_jobs};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) sqlite3_finalize(all[i]);
+    sqlite3_close(b->w); /* the last connection: checkpoints and removes the WAL */
+    pthread_mutex_destroy(&b->pmu);
+    pthread_cond_destroy(&b->pcv);
+    pthread_mutex_destroy(&b->ckmu);
+    pthread_cond_destroy(&b->ckcv);
+    free(b->path);
+    free(b);
+}
+
+static int sqlite_open(const gx_store_config *cfg, gx_store_backend **out, gx_error *err) {
+    *out = NULL;
+    if (!cfg->path || !*cfg->path)
+        return gx_error_set(err, GX_EINVAL, "path", "the sqlite backend needs a database path");
+    int full = 1;
+    if (cfg->synchronous && strcmp(cfg->synchronous, "full") != 0) {
+        if (strcmp(cfg->synchronous, "normal") != 0)
+            return gx_error_set(err, GX_EINVAL, "synchronous",
+                                "synchronous must be \"full\" or \"normal\", not \"%s\"",
+                                cfg->synchronous);
+        full = 0;
+    }
+    if (cfg->read_conns < 0 || cfg->busy_timeout_ms < 0 || cfg->test_max_page_count < 0)
+        return gx_error_set(err, GX_EINVAL, cfg->read_conns < 0 ? "read_conns" : "busy_timeout_ms",
+                            "negative setting");
+    gx_store_backend *b = calloc(1, sizeof *b);
+    if (!b) return gx_error_set(err, GX_ENOMEM, NULL, "out of memory");
+    b->path = strdup(cfg->path);
+    b->busy_ms = cfg->busy_timeout_ms ? cfg->busy_timeout_ms : 5000;
+    b->maxopen = cfg->read_conns ? cfg->read_conns : 4;
+    pthread_mutex_init(&b->pmu, NULL);
+    pthread_cond_init(&b->pcv, NULL);
+    pthread_mutex_init(&b->ckmu, NULL);
+    pthread_cond_init(&b->ckcv, NULL);
+    if (!b->path) {
+        sqlite_close(b);
+        return gx_error_set(err, GX_ENOMEM, NULL, "out of memory");
+    }
+    int rc = open_conn(b->path, 1, b->busy_ms, &b->w, err);
+    if (rc) goto fail;
+    /* WAL: readers never block the writer; one fsync per commit with FULL. */
+    sqlite3_stmt *st = NULL;
+    rc = prep(b->w, &st, "PRAGMA journal_mode=WAL", err);
+    if (rc) goto fail;
+    int s = sqlite3_step(st);
+    int wal = s == SQLITE_ROW && sqlite3_stricmp((const char *)sqlite3_column_text(st, 0), "wal") == 0;
+    sqlite3_finalize(st);
+    if (!wal) {
+        rc = gx_error_set(err, GX_ESTORE, "path", "sqlite: cannot switch %s to WAL mode: %s",
+                          b->path, sqlite3_errmsg(b->w));
+        goto fail;
+    }
+    char pragmas[256];
+    snprintf(pragmas, sizeof pragmas,
+             "PRAGMA synchronous=%s; PRAGMA cache_size=-65536; PRAGMA temp_store=MEMORY;"
+             "PRAGMA journal_size_limit=67108864;",
+             full ? "FULL" : "NORMAL");
+    rc = exec(b->w, pragmas, err);
+    if (rc) goto fail;
+    if (cfg->test_max_page_count > 0) {
+        snprintf(pragmas, sizeof pragmas, "PRAGMA max_page_count=%lld",
+                 (long long)cfg->test_max_page_count);
+        rc = exec(b->w, pragmas, err);
+        if (rc) goto fail;
+    }
+    rc = migrate(b, err);
+    if (rc) goto fail;
+    rc = prepare_writer(b, err);
+    if (rc) goto fail;
+    rc = ck_start(b, err);
+    if (rc) goto fail;
+    *out = b;
+    return 0;
+fail:
+    sqlite_close(b);
+    return rc;
+}
+
+/* ---- writes (committer thread) ---------------------------------------------- */
+
+/* Step a write statement to completion; the SQLite code. */
+static int step_done(sqlite3_stmt *st) {
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE || rc == SQLITE_ROW ? SQLITE_OK : rc;
+}
+
+static int add_event(gx_store_backend *b, uint64_t id, int seq, int state, int attempt,
+                     int64_t t, int code, const char *error) {
+    sqlite3_stmt *st = b->ins_event;
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)id);
+    sqlite3_bind_int(st, 2, seq);
+    sqlite3_bind_int(st, 3, state);
+    sqlite3_bind_int(st, 4, attempt);
+    sqlite3_bind_int64(st, 5, t);
+    sqlite3_bind_int(st, 6, code);
+    bind_text(st, 7, error);
+    return step_done(st);
+}
+
+static int w_insert(gx_store_backend *b, gx_store_write *w, const char **what) {
+    sqlite3_stmt *st = b->ins_job;
+    for (size_t i = 0; i < w->u.insert.n; i++) {
+        gx_store_insert_result *r = &w->u.insert.res[i];
+        if (r->code) continue; /* refused by the store's checks */
+        const gx_store_job *j = &w->u.insert.jobs[i];
+        sqlite3_bind_int64(st, 1, (sqlite3_int64)j->id);
+        bind_text(st, 2, j->tenant);
+        bind_text(st, 3, j->kernel);
+        bind_text(st, 4, j->spec_json);
+        sqlite3_bind_int(st, 5, j->state);
+        sqlite3_bind_int(st, 6, j->attempt);
+        sqlite3_bind_int(st, 7, j->priority);
+        sqlite3_bind_int64(st, 8, j->submit_ns);
+        sqlite3_bind_int64(st, 9, j->start_ns);
+        sqlite3_bind_int64(st, 10, j->end_ns);
+        sqlite3_bind_int(st, 11, j->device);
+        sqlite3_bind_int(st, 12, j->error_code);
+        bind_text(st, 13, j->error && *j->error ? j->error : NULL);
+        bind_text(st, 14, j->idempotency_key);
+        bind_text(st, 15, j->labels_json);
+        bind_text(st, 16, j->result_json);
+        int rc = sqlite3_step(st);
+        sqlite3_reset(st);
+        if (rc == SQLITE_DONE && sqlite3_changes(b->w) == 1) {
+            r->job_id = j->id;
+            /* the submission is the first event of every job */
+            rc = add_event(b, j->id, 1, j->state, j->attempt, j->submit_ns, 0, NULL);
+            if (rc) return *what = "job event", rc;
+        } else if (rc == SQLITE_DONE) { /* idempotency key seen: find the original */
+            sqlite3_stmt *f = b->find_idem;
+            bind_text(f, 1, j->tenant);
+            bind_text(f, 2, j->idempotency_key);
+            rc = sqlite3_step(f);
+            r->job_id = rc == SQLITE_ROW ? (uint64_t)sqlite3_column_int64(f, 0) : 0;
+            sqlite3_reset(f);
+            if (rc != SQLITE_ROW) return *what = "idempotency lookup", rc == SQLITE_DONE ? SQLITE_CORRUPT : rc;
+            r->code = GX_EEXIST;
+        } else if ((rc & 0xff) == SQLITE_CONSTRAINT) {
+            r->code = GX_EINVAL; /* the id is taken; only this statement was undone */
+        } else {
+            return *what = "insert job", rc;
+        }
+    }
+    return SQLITE_OK;
+}
+
+static int w_update(gx_store_backend *b, gx_store_write *w, const char **what) {
+    sqlite3_stmt *st = b->upd_job;
+    for (size_t i = 0; i < w->u.update.n; i++) {
+        const gx_store_update *u = &w->u.update.ups[i];
+        sqlite3_bind_int64(st, 1, (sqlite3_int64)u->id);
+        sqlite3_bind_int(st, 2, u->state);
+        sqlite3_bind_int(st, 3, u->attempt);
+        sqlite3_bind_int(st, 4, (int)u->set);
+        sqlite3_bind_int64(st, 5, u->start_ns);
+        sqlite3_bind_int64(st, 6, u->end_ns);
+        sqlite3_bind_int(st, 7, u->device);
+        sqlite3_bind_int(st, 8, u->error_code);
+        bind_text(st, 9, u->error);
+        bind_text(st, 10, u->result_json);
+        sqlite3_bind_int64(st, 11, (sqlite3_int64)u->from_mask);
+        int rc = sqlite3_step(st);
+        int seq = rc == SQLITE_ROW ? sqlite3_column_int(st, 0) : 0;
+        sqlite3_reset(st); /* RETURNING: every change happened in the first step */
+        int code = 0;
+        if (rc == SQLITE_ROW) {
+            int set_err = (u->set & GX_STORE_SET_ERROR) != 0;
+            rc = add_event(b, u->id, seq, u->state, u->attempt, u->time_ns,
+                           set_err ? u->error_code : 0, set_err ? u->error : NULL);
+            if (rc) return *what = "job event", rc;
+        } else if (rc == SQLITE_DONE) { /* fenced, or no such job */
+            sqlite3_stmt *e = b->exists;
+            sqlite3_bind_int64(e, 1, (sqlite3_int64)u->id);
+            rc = sqlite3_step(e);
+            sqlite3_reset(e);
+            if (rc != SQLITE_ROW && rc != SQLITE_DONE) return *what = "update lookup", rc;
+            code = rc == SQLITE_ROW ? GX_ESTATE : GX_ENOTFOUND;
+        } else {
+            return *what = "update job", rc;
+        }
+        if (w->u.update.codes) w->u.update.codes[i] = code;
+    }
+    return SQLITE_OK;
+}
+
+static int w_tenant(gx_store_backend *b, gx_store_write *w) {
+    sqlite3_stmt *st = b->tenant_up;
+    const gx_store_tenant *t = w->u.tenant.t;
+    bind_text(st, 1, t->name);
+    sqlite3_bind_double(st, 2, t->weight);
+    sqlite3_bind_int(st, 3, t->max_running);
+    bind_text(st, 4, t->quotas_json);
+    sqlite3_bind_int64(st, 5, w->u.tenant.now_ns);
+    return step_done(st);
+}
+
+static int w_blob(gx_store_backend *b, gx_store_write *w) {
+    sqlite3_stmt *st = b->blob_ins;
+    bind_text(st, 1, w->u.blob.id);
+    sqlite3_bind_int64(st, 2, w->u.blob.size);
+    sqlite3_bind_int64(st, 3, w->u.blob.now_ns);
+    int rc = step_done(st);
+    if (rc) return rc;
+    st = b->owner_ins;
+    bind_text(st, 1, w->u.blob.tenant);
+    bind_text(st, 2, w->u.blob.id);
+    sqlite3_bind_int64(st, 3, w->u.blob.now_ns);
+    return step_done(st);
+}
+
+static int w_requeue(gx_store_backend *b, gx_store_write *w) {
+    sqlite3_bind_int64(b->rq_events, 1, w->u.requeue.now_ns);
+    int rc = step_done(b->rq_events);
+    if (rc) return rc;
+    rc = step_done(b->rq_jobs);
+    if (rc == SQLITE_OK) w->u.requeue.count = sqlite3_changes64(b->w);
+    return rc;
+}
+
+static int sqlite_write_group(gx_store_backend *b, gx_store_write *const *ws, size_t n,
+                              gx_error *err) {
+    const char *what = "begin";
+    int rc = step_done(b->begin);
+    for (size_t i = 0; rc == SQLITE_OK && i < n; i++) {
+        gx_store_write *w = ws[i];
+        switch (w->kind) {
+        case GX_STORE_W_INSERT:
+            rc = w_insert(b, w, &what);
+            break;
+        case GX_STORE_W_UPDATE:
+            rc = w_update(b, w, &what);
+            break;
+        case GX_STORE_W_TENANT:
+            what = "upsert tenant";
+            rc = w_tenant(b, w);
+            break;
+        case GX_STORE_W_BLOB:
+            what = "blob metadata";
+            rc = w_blob(b, w);
+            break;
+        case GX_STORE_W_REQUEUE:
+            what = "requeue";
+            rc = w_requeue(b, w);
+            break;
+        default:
+            break;
+        }
+    }
+    if (rc == SQLITE_OK) {
+        what = "commit";
+        rc = step_done(b->commit);
+        if (rc == SQLITE_OK) return 0;
+    }
+    db_err(err, b->w, rc, what);
+    /* Some errors (full, I/O) already rolled back; ROLLBACK then only
+     * complains, harmlessly. */
+    if (!sqlite3_get_autocommit(b->w)) step_done(b->rollback);
+    return GX_ESTORE;
+}
+
+/* ---- reads -------------------------------------------------------------------- */
+
+static const char *ctext(sqlite3_stmt *st, int i, gx__rb *rb) {
+    const char *p = (const char *)sqlite3_column_text(st, i);
+    if (!p || !rb) return p;
+    return gx__rb_str(rb, p, (size_t)sqlite3_column_bytes(st, i));
+}
+
+/* A row of JOB_COLS into j; strings copied into rb, or borrowed if NULL. */
+static void row_job(sqlite3_stmt *st, gx_store_job *j, gx__rb *rb) {
+    j->id = (uint64_t)sqlite3_column_int64(st, 0);
+    j->tenant = ctext(st, 1, rb);
+    j->kernel = ctext(st, 2, rb);
+    j->spec_json = ctext(st, 3, rb);
+    j->state = sqlite3_column_int(st, 4);
+    j->attempt = sqlite3_column_int(st, 5);
+    j->priority = sqlite3_column_int(st, 6);
+    j->submit_ns = sqlite3_column_int64(st, 7);
+    j->start_ns = sqlite3_column_int64(st, 8);
+    j->end_ns = sqlite3_column_int64(st, 9);
+    j->device = sqlite3_column_int(st, 10);
+    j->error_code = sqlite3_column_int(st, 11);
+    j->error = ctext(st, 12, rb);
+    j->idempotency_key = ctext(st, 13, rb);
+    j->labels_json = ctext(st, 14, rb);
+    j->result_json = ctext(st, 15, rb);
+}
+
+/* Rows of st (already bound) into a block via rb; 0 or GX_ESTORE. */
+static int collect(sqlite3 *db, sqlite3_stmt *st, gx__rb *rb,
+                   void (*row)(sqlite3_stmt *, void *, gx__rb *), size_t max, gx_error *err) {
+    int rc = SQLITE_DONE;
+    while (rb->n < max && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        void *it = gx__rb_add(rb);
+        if (!it) break;
+        row(st, it, rb);
+    }
+    if (rb->n < max && !rb->oom && rc != SQLITE_DONE) {
+        db_err(err, db, rc, "read");
+        done(st);
+        return GX_ESTORE;
+    }
+    done(st);
+    return 0;
+}
+
+static void row_job_v(sqlite3_stmt *st, void *it, gx__rb *rb) { row_job(st, it, rb); }
+
+static void row_event(sqlite3_stmt *st, void *it, gx__rb *rb) {
+    gx_store_event *e = it;
+    e->job_id = (uint64_t)sqlite3_column_int64(st, 0);
+    e->seq = sqlite3_column_int(st, 1);
+    e->state = sqlite3_column_int(st, 2);
+    e->attempt = sqlite3_column_int(st, 3);
+    e->time_ns = sqlite3_column_int64(st, 4);
+    e->error_code = sqlite3_column_int(st, 5);
+    e->error = ctext(st, 6, rb);
+}
+
+static void row_tenant(sqlite3_stmt *st, void *it, gx__rb *rb) {
+    gx_store_tenant *t = it;
+    t->name = ctext(st, 0, rb);
+    t->weight = sqlite3_column_double(st, 1);
+    t->max_running = sqlite3_column_int(st, 2);
+    t->quotas_json = ctext(st, 3, rb);
+    t->created_ns = sqlite3_column_int64(st, 4);
+    t->updated_ns = sqlite3_column_int64(st, 5);
+}
+
+static int finish(gx__rb *rb, void **out, size_t *n, void (*fix)(void *, char *), int rc,
+                  gx_error *err) {
+    if (rc) {
+        gx__rb_free(rb);
+        return rc;
+    }
+    rc = gx__rb_finish(rb, out, n, fix);
+    if (rc) return gx_error_set(err, rc, NULL, "out of memory");
+    return 0;
+}
+
+static int sqlite_get_job(gx_store_backend *b, uint64_t id, gx_store_job **out, gx_error *err) {
+    rconn *c = rc_get(b, err);
+    if (!c) return err ? err->code : GX_ESTORE;
+    int rc = prep(c->db, &c->get_job, "SELECT " JOB_COLS " FROM jobs WHERE id = ?1", err);
+    gx__rb rb;
+    gx__rb_init(&rb, sizeof(gx_store_job));
+    if (rc == 0) {
+        sqlite3_bind_int64(c->get_job, 1, (sqlite3_int64)id);
+        rc = collect(c->db, c->get_job, &rb, row_job_v, 1, err);
+    }
+    rc_put(b, c);
+    size_t n = 0;
+    rc = finish(&rb, (void **)out, &n, gx__fix_job, rc, err);
+    if (rc == 0 && n == 0)
+        return gx_error_set(err, GX_ENOTFOUND, "id", "job %llu not found", (unsigned long long)id);
+    return rc;
+}
+
+/* The SQL of one list variant. */
+static void list_sql(unsigned v, char *sql, size_t cap) {
+    int n = snprintf(sql, cap, "SELECT " JOB_COLS " FROM jobs WHERE id > ?1");
+    if (v & L_TENANT) n += snprintf(sql + n, cap - (size_t)n, " AND tenant = ?2");
+    if (v & L_STATE) n += snprintf(sql + n, cap - (size_t)n, " AND ((1 << state) & ?3) != 0");
+    if (v & L_UNFIN) n += snprintf(sql + n, cap - (size_t)n, " AND state < " FINAL_SQL);
+    if (v & L_KEXACT) n += snprintf(sql + n, cap - (size_t)n, " AND kernel = ?4");
+    if (v & L_KNAME)
+        n += snprintf(sql + n, cap - (size_t)n,
+                      " AND (kernel = ?4 OR substr(kernel, 1, length(?4) + 1) = ?4 || '@')");
+    if (v & L_LABEL)
+        n += snprintf(sql + n, cap - (size_t)n,
+                      " AND CASE WHEN json_valid(labels) THEN EXISTS (SELECT 1 FROM"
+                      " json_each(labels) WHERE key = ?5 AND value = ?6) ELSE 0 END");
+    snprintf(sql + n, cap - (size_t)n, " ORDER BY id LIMIT ?7");
+}
+
+static int sqlite_list_jobs(gx_store_backend *b, const gx_store_filter *f, gx_store_job **jobs,
+                            size_t *n, uint64_t *next, gx_error *err) {
+    unsigned v = 0;
+    if (f->tenant) v |= L_TENANT;
+    if (f->state_mask) v |= L_STATE;
+    if (f->state_mask && !(f->state_mask >> GX__STORE_FIRST_FINAL)) v |= L_UNFIN;
+    if (f->kernel) v |= strchr(f->kernel, '@') ? L_KEXACT : L_KNAME;
+    if (f->label_key) v |= L_LABEL;
+    rconn *c = rc_get(b, err);
+    if (!c) return err ? err->code : GX_ESTORE;
+    char sql[1024];
+    list_sql(v, sql, sizeof sql);
+    int rc = prep(c->db, &c->list[v], sql, err);
+    gx__rb rb;
+    gx__rb_init(&rb, sizeof(gx_store_job));
+    if (rc == 0) {
+        sqlite3_stmt *st = c->list[v];
+        sqlite3_bind_int64(st, 1, (sqlite3_int64)f->after);
+        bind_text(st, 2, f->tenant);
+        sqlite3_bind_int64(st, 3, (sqlite3_int64)f->state_mask);
+        bind_text(st, 4, f->kernel);
+        bind_text(st, 5, f->label_key);
+        bind_text(st, 6, f->label_value);
+        sqlite3_bind_int64(st, 7, (sqlite3_int64)f->limit + 1); /* one more: is there a next page? */
+        rc = collect(c->db, st, &rb, row_job_v, f->limit + 1, err);
+    }
+    rc_put(b, c);
+    int more = rc == 0 && !rb.oom && rb.n > f->limit;
+    if (more) rb.n = f->limit;
+    rc = finish(&rb, (void **)jobs, n, gx__fix_job, rc, err);
+    if (rc == 0 && more) *next = (*jobs)[*n - 1].id;
+    return rc;
+}
+
+static int sqlite_job_events(gx_store_backend *b, uint64_t id, gx_store_event **ev, size_t *n,
+                             gx_error *err) {
+    rconn *c = rc_get(b, err);
+    if (!c) return err ? err->code : GX_ESTORE;
+    int rc = prep(c->db, &c->events,
+                  "SELECT job_id, seq, state, attempt, time_ns, error_code, error"
+                  " FROM job_events WHERE job_id = ?1 ORDER BY seq",
+                  err);
+    gx__rb rb;
+    gx__rb_init(&rb, sizeof(gx_store_event));
+    if (rc == 0) {
+        sqlite3_bind_int64(c->events, 1, (sqlite3_int64)id);
+        rc = collect(c->db, c->events, &rb, row_event, SIZE_MAX, err);
+    }
+    int found = 1;
+    if (rc == 0 && rb.n == 0 && !rb.oom) { /* no events: is there such a job? */
+        rc = prep(c->db, &c->exists, "SELECT 1 FROM jobs WHERE id = ?1", err);
+        if (rc == 0) {
+            sqlite3_bind_int64(c->exists, 1, (sqlite3_int64)id);
+            found = sqlite3_step(c->exists) == SQLITE_ROW;
+            done(c->exists);
+        }
+    }
+    rc_put(b, c);
+    rc = finish(&rb, (void **)ev, n, gx__fix_event, rc, err);
+    if (rc == 0 && !found)
+        return gx_error_set(err, GX_ENOTFOUND, "id", "job %llu not found", (unsigned long long)id);
+    return rc;
+}
+
+static int sqlite_max_job_id(gx_store_backend *b, uint64_t *out, gx_error *err) {
+    rconn *c = rc_get(b, err);
+    if (!c) return err ? err->code : GX_ESTORE;
+    int rc = prep(c->db, &c->max_id, "SELECT coalesce(max(id), 0) FROM jobs", err);
+    if (rc == 0) {
+        int s = sqlite3_step(c->max_id);
+        if (s == SQLITE_ROW)
+            *out = (uint64_t)sqlite3_column_int64(c->max_id, 0);
+        else
+            rc = db_err(err, c->db, s, "max job id");
+        done(c->max_id);
+    }
+    rc_put(b, c);
+    return rc;
+}
+
+static int sqlite_scan_unfinished(gx_store_backend *b, gx_store_job_fn fn, void *ctx,
+                                  gx_error *err) {
+    rconn *c = rc_get(b, err);
+    if (!c) return err ? err->code : GX_ESTORE;
+    int rc = prep(c->db, &c->unfinished,
+                  "SELECT " JOB_COLS " FROM jobs WHERE state < " FINAL_SQL " ORDER BY id", err);
+    if (rc == 0) {
+        sqlite3_stmt *st = c->unfinished;
+        int s;
+        gx_store_job j;
+        while ((s = sqlite3_step(st)) == SQLITE_ROW) {
+            row_job(st, &j, NULL);
+            rc = fn(ctx, &j);
+            if (rc) break;
+        }
+        if (!rc && s != SQLITE_DONE) rc = db_err(err, c->db, s, "load unfinished jobs");
+        done(st);
+    }
+    rc_put(b, c);
+    return rc;
+}
+
+static int sqlite_tenant_get(gx_store_backend *b, const char *name, gx_store_tenant **out,
+                             gx_error *err) {
+    rconn *c = rc_get(b, err);
+    if (!c) return err ? err->code : GX_ESTORE;
+    int rc = prep(c->db, &c->tenant_get,
+                  "SELECT name, weight, max_running, quotas, created_ns, updated_ns"
+                  " FROM tenants WHERE name = ?1",
+                  err);
+    gx__rb rb;
+    gx__rb_init(&rb, sizeof(gx_store_tenant));
+    if (rc == 0) {
+        bind_text(c->tenant_get, 1, name);
+        rc = collect(c->db, c->tenant_get, &rb, row_tenant, 1, err);
+    }
+    rc_put(b, c);
+    size_t n = 0;
+    rc = finish(&rb, (void **)out, &n, gx__fix_tenant, rc, err);
+    if (rc == 0 && n == 0)
+        return gx_error_set(err, GX_ENOTFOUND, "name", "tenant %s not found", name);
+    return rc;
+}
+
+static int sqlite_tenant_list(gx_store_backend *b, gx_store_tenant **out, size_t *n,
+                              gx_error *err) {
+    rconn *c = rc_get(b, err);
+    if (!c) return err ? err->code : GX_ESTORE;
+    int rc = prep(c->db, &c->tenant_list,
+                  "SELECT name, weight, max_running, quotas, created_ns, updated_ns"
+                  " FROM tenants ORDER BY name",
+                  err);
+    gx__rb rb;
+    gx__rb_init(&rb, sizeof(gx_store_tenant));
+    if (rc == 0) rc = collect(c->db, c->tenant_list, &rb, row_tenant, SIZE_MAX, err);
+    rc_put(b, c);
+    return finish(&rb, (void **)out, n, gx__fix_tenant, rc, err);
+}
+
+static int sqlite_blob_owned(gx_store_backend *b, const char *tenant, const char *id,
+                             int64_t *size, gx_error *err) {
+    rconn *c = rc_get(b, err);
+    if (!c) return err ? err->code : GX_ESTORE;
+    int rc = prep(c->db, &c->blob_owned,
+                  "SELECT b.size FROM blob_owners o JOIN blobs b ON b.id = o.id"
+                  " WHERE o.tenant = ?1 AND o.id = ?2",
+                  err);
+    int found = 0;
+    if (rc == 0) {
+        bind_text(c->blob_owned, 1, tenant);
+        bind_text(c->blob_owned, 2, id);
+        int s = sqlite3_step(c->blob_owned);
+        if (s == SQLITE_ROW) {
+            found = 1;
+            *size = sqlite3_column_int64(c->blob_owned, 0);
+        } else if (s != SQLITE_DONE) {
+            rc = db_err(err, c->db, s, "blob lookup");
+        }
+        done(c->blob_owned);
+    }
+    rc_put(b, c);
+    if (rc == 0 && !found) return gx_error_set(err, GX_ENOTFOUND, "blob", "blob %s not found", id);
+    return rc;
+}
+
+static int sqlite_check(gx_store_backend *b, char *msg, size_t cap) {
+    gx_error err;
+    gx_error_clear(&err);
+    rconn *c = rc_get(b, &err);
+    if (!c) {
+        snprintf(msg, cap, "%s", err.message);
+        return GX_ESTORE;
+    }
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(c->db, "PRAGMA integrity_check(20)", -1, &st, NULL);
+    size_t len = 0;
+    int ok = 0, rows = 0, s = rc;
+    if (rc == SQLITE_OK) {
+        while ((s = sqlite3_step(st)) == SQLITE_ROW) {
+            const char *t = (const char *)sqlite3_column_text(st, 0);
+            if (!t) continue;
+            if (rows++ == 0 && strcmp(t, "ok") == 0) ok = 1;
+            if (len + 2 < cap) len += (size_t)snprintf(msg + len, cap - len, "%s%s", len ? "; " : "", t);
+            if (len >= cap) len = cap - 1;
+        }
+    }
+    if (s != SQLITE_DONE) {
+        snprintf(msg, cap, "sqlite: %s", sqlite3_errmsg(c->db));
+        ok = 0;
+    }
+    sqlite3_finalize(st);
+    rc_put(b, c);
+    return ok && rows == 1 ? 0 : GX_ESTORE;
+}
+
+const gx_store_ops gx_store_sqlite_ops = {
+    .abi_version = GX_STORE_ABI_VERSION,
+    .struct_size = sizeof(gx_store_ops),
+    .name = "sqlite",
+    .open = sqlite_open,
+    .close = sqlite_close,
+    .write_group = sqlite_write_group,
+    .get_job = sqlite_get_job,
+    .list_jobs = sqlite_list_jobs,
+    .job_events = sqlite_job_events,
+    .max_job_id = sqlite_max_job_id,
+    .scan_unfinished = sqlite_scan_unfinished,
+    .tenant_get = sqlite_tenant_get,
+    .tenant_list = sqlite_tenant_list,
+    .blob_owned = sqlite_blob_owned,
+    .check = sqlite_check,
+};

@@ -1,0 +1,809 @@
+/*
+ * store.c - the store front: backend choice, argument checks, the group
+ * commit queue and its committer thread, statistics, and the blob calls.
+ *
+ * Every write becomes a request on one FIFO queue. A caller that waits keeps
+ * its request on its own stack and sleeps on its own condition variable; a
+ * caller that does not wait (update_jobs with wait = 0) hands over a heap
+ * copy. The committer takes a prefix of the queue (at least one request, up
+ * to max_batch rows), gives it to the backend's write_group as one
+ * transaction, then marks every request done with the group's result. This
+ * is backend-neutral: a PostgreSQL backend gets the same grouping.
+ */
+#include <errno.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "clock.h"
+#include "store_int.h"
+
+#define DEFAULT_MAX_BATCH 10000
+#define MAX_KERNEL_LEN 127
+#define MAX_IDEM_LEN 255
+
+const double gx_store_lat_bounds_s[GX_STORE_LAT_BUCKETS] = {
+    100e-6, 250e-6, 500e-6, 1e-3, 2.5e-3, 5e-3, 10e-3, 25e-3, 50e-3, 100e-3, 250e-3, INFINITY};
+
+/* One queued write. */
+typedef struct req {
+    gx_store_write w;
+    size_t rows;       /* weight against max_batch (>= 1) */
+    int wait;          /* 1: a caller sleeps on cv; 0: heap copy, freed by the committer */
+    int done;          /* set by the committer under s->mu */
+    int rc;            /* the group's result */
+    gx_error err;      /* the group's error when rc != 0 */
+    pthread_cond_t cv; /* waiting requests only */
+    struct req *next;
+} req;
+
+struct gx_store {
+    const gx_store_ops *ops;
+    gx_store_backend *b;
+    char *blob_dir;
+    int max_batch;
+    int commit_delay_us;
+
+    pthread_mutex_t mu;
+    pthread_cond_t q_cv;  /* committer: work queued or stopping */
+    req *head, *tail;
+    int stopping;
+    pthread_t committer;
+    req **group;          /* committer's scratch: max_batch + 1 requests */
+    gx_store_write **ws;  /* and their writes */
+
+    gx_store_stats st;    /* under mu */
+    uint64_t async_failed; /* non-waiting updates lost since the last flush */
+    char async_msg[256];   /* message of the latest such failure */
+};
+
+/* ---- small helpers -------------------------------------------------------- */
+
+void gx_store_config_init(gx_store_config *cfg) {
+    memset(cfg, 0, sizeof *cfg);
+    cfg->backend = "sqlite";
+    cfg->synchronous = "full";
+}
+
+void gx_store_free(void *p) { free(p); }
+
+const char *gx_store_backend_name(const gx_store *s) { return s->ops->name; }
+
+int gx__store_tenant_name_ok(const char *s) {
+    if (!s) return 0;
+    size_t n = 0;
+    for (; s[n]; n++) {
+        char c = s[n];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '_' || c == '.' || c == '-'))
+            return 0;
+        if (n >= 63) return 0;
+    }
+    return n > 0;
+}
+
+int gx_store_blob_id_valid(const char *id) {
+    if (!id || strncmp(id, "sha256:", 7) != 0) return 0;
+    const char *h = id + 7;
+    for (int i = 0; i < 64; i++)
+        if (!((h[i] >= '0' && h[i] <= '9') || (h[i] >= 'a' && h[i] <= 'f'))) return 0;
+    return h[64] == '\0';
+}
+
+static int state_ok(int st) { return st >= 0 && st < GX_JOB_STATE_COUNT; }
+
+/* ---- result builder ------------------------------------------------------- */
+
+void gx__rb_init(gx__rb *b, size_t item_size) {
+    memset(b, 0, sizeof *b);
+    b->isz = item_size;
+}
+
+void *gx__rb_add(gx__rb *b) {
+    if (b->oom) return NULL;
+    if (b->n == b->cap) {
+        size_t cap = b->cap ? b->cap * 2 : 16;
+        char *p = realloc(b->items, cap * b->isz);
+        if (!p) {
+            b->oom = 1;
+            return NULL;
+        }
+        b->items = p;
+        b->cap = cap;
+    }
+    void *slot = b->items + b->n++ * b->isz;
+    memset(slot, 0, b->isz);
+    return slot;
+}
+
+const char *gx__rb_str(gx__rb *b, const char *s, size_t len) {
+    if (!s || b->oom) return NULL;
+    if (b->slen + len + 1 > b->scap) {
+        size_t cap = b->scap ? b->scap : 256;
+        while (cap < b->slen + len + 1) cap *= 2;
+        char *p = realloc(b->strs, cap);
+        if (!p) {
+            b->oom = 1;
+            return NULL;
+        }
+        b->strs = p;
+        b->scap = cap;
+    }
+    size_t off = b->slen;
+    memcpy(b->strs + off, s, len);
+    b->strs[off + len] = '\0';
+    b->slen += len + 1;
+    return (const char *)(uintptr_t)(off + 1);
+}
+
+void gx__rb_free(gx__rb *b) {
+    free(b->items);
+    free(b->strs);
+    memset(b, 0, sizeof *b);
+}
+
+int gx__rb_finish(gx__rb *b, void **out, size_t *n, void (*fix)(void *item, char *strs)) {
+    *out = NULL;
+    *n = 0;
+    if (b->oom) {
+        gx__rb_free(b);
+        return GX_ENOMEM;
+    }
+    if (b->n == 0) {
+        gx__rb_free(b);
+        return 0;
+    }
+    size_t isz = b->n * b->isz;
+    char *blk = malloc(isz + b->slen + 1);
+    if (!blk) {
+        gx__rb_free(b);
+        return GX_ENOMEM;
+    }
+    memcpy(blk, b->items, isz);
+    if (b->slen) memcpy(blk + isz, b->strs, b->slen);
+    for (size_t i = 0; i < b->n; i++) fix(blk + i * b->isz, blk + isz);
+    *out = blk;
+    *n = b->n;
+    gx__rb_free(b);
+    return 0;
+}
+
+void gx__fix_job(void *item, char *strs) {
+    gx_store_job *j = item;
+    j->tenant = gx__rb_ptr(j->tenant, strs);
+    j->kernel = gx__rb_ptr(j->kernel, strs);
+    j->spec_json = gx__rb_ptr(j->spec_json, strs);
+    j->error = gx__rb_ptr(j->error, strs);
+    j->idempotency_key = gx__rb_ptr(j->idempotency_key, strs);
+    j->labels_json = gx__rb_ptr(j->labels_json, strs);
+    j->result_json = gx__rb_ptr(j->result_json, strs);
+}
+
+void gx__fix_event(void *item, char *strs) {
+    gx_store_event *e = item;
+    e->error = gx__rb_ptr(e->error, strs);
+}
+
+void gx__fix_tenant(void *item, char *strs) {
+    gx_store_tenant *t = item;
+    t->name = gx__rb_ptr(t->name, strs);
+    t->quotas_json = gx__rb_ptr(t->quotas_json, strs);
+}
+
+/* ---- committer ------------------------------------------------------------ */
+
+static void stats_commit_locked(gx_store *s, size_t k, size_t rows, int rc, double secs) {
+    if (rc) {
+        s->st.failed_commits++;
+        return;
+    }
+    s->st.commits++;
+    s->st.rows += rows;
+    s->st.requests += k;
+    if (rows > s->st.max_rows_per_commit) s->st.max_rows_per_commit = rows;
+    s->st.commit_seconds_sum += secs;
+    int i = 0;
+    while (i < GX_STORE_LAT_BUCKETS - 1 && secs > gx_store_lat_bounds_s[i]) i++;
+    s->st.commit_latency[i]++;
+}
+
+/* Rows a request writes, for statistics (NOPs write none). */
+static size_t req_rows_written(const req *r) {
+    switch (r->w.kind) {
+    case GX_STORE_W_INSERT: {
+        size_t m = 0;
+        for (size_t i = 0; i < r->w.u.insert.n; i++) m += r->w.u.insert.res[i].code == 0;
+        return m;
+    }
+    case GX_STORE_W_UPDATE:
+        if (!r->w.u.update.codes) return r->w.u.update.n;
+        {
+            size_t m = 0;
+            for (size_t i = 0; i < r->w.u.update.n; i++) m += r->w.u.update.codes[i] == 0;
+            return m;
+        }
+    case GX_STORE_W_TENANT:
+    case GX_STORE_W_BLOB:
+        return 1;
+    case GX_STORE_W_REQUEUE:
+        return (size_t)r->w.u.requeue.count;
+    default:
+        return 0;
+    }
+}
+
+static void *committer_main(void *arg) {
+    gx_store *s = arg;
+    pthread_mutex_lock(&s->mu);
+    for (;;) {
+        while (!s->head && !s->stopping) pthread_cond_wait(&s->q_cv, &s->mu);
+        if (!s->head) break; /* stopping, queue drained */
+        if (s->commit_delay_us > 0 && !s->stopping &&
+            s->st.queued_rows < (uint64_t)s->max_batch) {
+            struct timespec dl;
+            clock_gettime(CLOCK_REALTIME, &dl);
+            int64_t ns = dl.tv_nsec + (int64_t)s->commit_delay_us * 1000;
+            dl.tv_sec += ns / 1000000000;
+            dl.tv_nsec = ns % 1000000000;
+            while (!s->stopping && s->st.queued_rows < (uint64_t)s->max_batch)
+                if (pthread_cond_timedwait(&s->q_cv, &s->mu, &dl) == ETIMEDOUT) break;
+        }
+        /* Take a prefix: at least one request, then while it fits. */
+        size_t k = 0, rows = 0, nwrites = 0;
+        req *r = s->head;
+        while (r && (k == 0 || rows + r->rows <= (size_t)s->max_batch)) {
+            s->group[k] = r;
+            s->ws[k] = &r->w;
+            nwrites += r->w.kind != GX_STORE_W_NOP;
+            rows += r->rows;
+            k++;
+            r = r->next;
+        }
+        s->head = r;
+        if (!r) s->tail = NULL;
+        s->st.queued_rows -= rows;
+        pthread_mutex_unlock(&s->mu);
+
+        gx_error gerr;
+        gx_error_clear(&gerr);
+        int rc = 0;
+        int64_t t0 = gx__now_ns();
+        if (nwrites) rc = s->ops->write_group(s->b, s->ws, k, &gerr);
+        double secs = (double)(gx__now_ns() - t0) * 1e-9;
+        size_t written = 0;
+        if (rc == 0)
+            for (size_t i = 0; i < k; i++) written += req_rows_written(s->group[i]);
+
+        req *to_free = NULL;
+        pthread_mutex_lock(&s->mu);
+        if (nwrites) stats_commit_locked(s, nwrites, written, rc, secs);
+        for (size_t i = 0; i < k; i++) {
+            req *q = s->group[i];
+            q->rc = rc;
+            if (rc) q->err = gerr;
+            if (q->wait) {
+                q->done = 1;
+                pthread_cond_signal(&q->cv);
+            } else {
+                if (rc) {
+                    s->st.async_failures += q->w.u.update.n;
+                    s->async_failed += q->w.u.update.n;
+                    snprintf(s->async_msg, sizeof s->async_msg, "%s", gerr.message);
+                }
+                q->next = to_free;
+                to_free = q;
+            }
+        }
+        if (to_free) {
+            pthread_mutex_unlock(&s->mu);
+            while (to_free) {
+                req *nx = to_free->next;
+                free(to_free);
+                to_free = nx;
+            }
+            pthread_mutex_lock(&s->mu);
+        }
+    }
+    pthread_mutex_unlock(&s->mu);
+    return NULL;
+}
+
+/* Queue r; with r->wait, sleep until the committer is done with it. */
+static int submit(gx_store *s, req *r, gx_error *err) {
+    if (r->rows == 0) r->rows = 1;
+    r->next = NULL;
+    r->done = 0;
+    r->rc = 0;
+    if (r->wait) pthread_cond_init(&r->cv, NULL);
+    pthread_mutex_lock(&s->mu);
+    if (s->stopping) {
+        pthread_mutex_unlock(&s->mu);
+        if (r->wait) pthread_cond_destroy(&r->cv);
+        return gx_error_set(err, GX_ECLOSED, NULL, "store is closing");
+    }
+    if (s->tail)
+        s->tail->next = r;
+    else
+        s->head = r;
+    s->tail = r;
+    s->st.queued_rows += r->rows;
+    pthread_cond_signal(&s->q_cv);
+    if (!r->wait) {
+        pthread_mutex_unlock(&s->mu);
+        return 0;
+    }
+    while (!r->done) pthread_cond_wait(&r->cv, &s->mu);
+    pthread_mutex_unlock(&s->mu);
+    pthread_cond_destroy(&r->cv);
+    if (r->rc && err) *err = r->err;
+    return r->rc;
+}
+
+/* ---- lifecycle ------------------------------------------------------------ */
+
+static int ops_ok(const gx_store_ops *o) {
+    return o && o->abi_version == GX_STORE_ABI_VERSION && o->struct_size >= sizeof(gx_store_ops) &&
+           o->name && o->open && o->close && o->write_group && o->get_job && o->list_jobs &&
+           o->job_events && o->max_job_id && o->scan_unfinished && o->tenant_get &&
+           o->tenant_list && o->blob_owned && o->check;
+}
+
+int gx_store_open_ops(const gx_store_ops *ops, const gx_store_config *cfg, gx_store **out,
+                      gx_error *err) {
+    gx_error_clear(err);
+    if (!out) return gx_error_set(err, GX_EINVAL, "out", "out is NULL");
+    *out = NULL;
+    if (!cfg) return gx_error_set(err, GX_EINVAL, "config", "config is NULL");
+    if (!ops_ok(ops))
+        return gx_error_set(err, GX_EABI, "backend",
+                            "store backend ABI mismatch (abi %u, size %u; want %u, %zu) "
+                            "or a required method is missing",
+                            ops ? ops->abi_version : 0, ops ? ops->struct_size : 0,
+                            GX_STORE_ABI_VERSION, sizeof(gx_store_ops));
+    if (cfg->max_batch < 0 || cfg->commit_delay_us < 0 || cfg->commit_delay_us > 1000000)
+        return gx_error_set(err, GX_EINVAL, cfg->max_batch < 0 ? "max_batch" : "commit_delay_us",
+                            "max_batch must be >= 0 and commit_delay_us in 0..1000000");
+    const char *bd = cfg->blob_dir;
+    char defdir[4096];
+    if (!bd) {
+        if (!cfg->path || !*cfg->path)
+            return gx_error_set(err, GX_EINVAL, "blob_dir", "blob_dir (or path) is required");
+        if ((size_t)snprintf(defdir, sizeof defdir, "%s.blobs", cfg->path) >= sizeof defdir)
+            return gx_error_set(err, GX_EINVAL, "path", "path is too long");
+        bd = defdir;
+    }
+    gx_store *s = calloc(1, sizeof *s);
+    if (!s) return gx_error_set(err, GX_ENOMEM, NULL, "out of memory");
+    s->ops = ops;
+    s->max_batch = cfg->max_batch ? cfg->max_batch : DEFAULT_MAX_BATCH;
+    s->commit_delay_us = cfg->commit_delay_us;
+    s->blob_dir = strdup(bd);
+    s->group = calloc((size_t)s->max_batch + 1, sizeof *s->group);
+    s->ws = calloc((size_t)s->max_batch + 1, sizeof *s->ws);
+    int rc;
+    if (!s->blob_dir || !s->group || !s->ws) {
+        rc = gx_error_set(err, GX_ENOMEM, NULL, "out of memory");
+        goto fail;
+    }
+    rc = gx__blob_dir_init(s->blob_dir, err);
+    if (rc) goto fail;
+    rc = ops->open(cfg, &s->b, err);
+    if (rc) goto fail;
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_cond_init(&s->q_cv, NULL);
+    if (pthread_create(&s->committer, NULL, committer_main, s) != 0) {
+        ops->close(s->b);
+        pthread_mutex_destroy(&s->mu);
+        pthread_cond_destroy(&s->q_cv);
+        rc = gx_error_set(err, GX_ENOMEM, NULL, "cannot start the committer thread");
+        goto fail;
+    }
+    *out = s;
+    return 0;
+fail:
+    free(s->blob_dir);
+    free(s->group);
+    free(s->ws);
+    free(s);
+    return rc;
+}
+
+int gx_store_open(const gx_store_config *cfg, gx_store **out, gx_error *err) {
+    gx_error_clear(err);
+    if (out) *out = NULL;
+    if (!cfg) return gx_error_set(err, GX_EINVAL, "config", "config is NULL");
+    const char *name = cfg->backend ? cfg->backend : "sqlite";
+    if (strcmp(name, "sqlite") == 0) return gx_store_open_ops(&gx_store_sqlite_ops, cfg, out, err);
+    if (strcmp(name, "postgres") == 0 || strcmp(name, "postgresql") == 0)
+        return gx_error_set(err, GX_EUNSUPPORTED, "backend",
+                            "store backend 'postgres' is not available in this build yet; "
+                            "use backend 'sqlite'");
+    return gx_error_set(err, GX_EINVAL, "backend", "unknown store backend '%s' (known: sqlite)",
+                        name);
+}
+
+void gx_store_close(gx_store *s) {
+    if (!s) return;
+    pthread_mutex_lock(&s->mu);
+    s->stopping = 1;
+    pthread_cond_signal(&s->q_cv);
+    pthread_mutex_unlock(&s->mu);
+    pthread_join(s->committer, NULL);
+    s->ops->close(s->b);
+    pthread_mutex_destroy(&s->mu);
+    pthread_cond_destroy(&s->q_cv);
+    free(s->blob_dir);
+    free(s->group);
+    free(s->ws);
+    free(s);
+}
+
+/* ---- jobs ----------------------------------------------------------------- */
+
+/* 0 or GX_EINVAL with the offending field in f (for the message). */
+static int job_valid(const gx_store_job *j, const char **f) {
+    if (j->id == 0 || j->id > (uint64_t)INT64_MAX) return *f = "id", GX_EINVAL;
+    if (!gx__store_tenant_name_ok(j->tenant)) return *f = "tenant", GX_EINVAL;
+    if (!j->kernel || !*j->kernel || strlen(j->kernel) > MAX_KERNEL_LEN)
+        return *f = "kernel", GX_EINVAL;
+    if (!j->spec_json) return *f = "spec_json", GX_EINVAL;
+    if (!state_ok(j->state)) return *f = "state", GX_EINVAL;
+    if (j->attempt < 0) return *f = "attempt", GX_EINVAL;
+    if (j->idempotency_key && (!*j->idempotency_key || strlen(j->idempotency_key) > MAX_IDEM_LEN))
+        return *f = "idempotency_key", GX_EINVAL;
+    return 0;
+}
+
+int64_t gx_store_insert_jobs(gx_store *s, const gx_store_job *jobs, size_t n,
+                             gx_store_insert_result *res, gx_error *err) {
+    gx_error_clear(err);
+    if (n == 0) return 0;
+    if (!jobs || !res) return gx_error_set(err, GX_EINVAL, jobs ? "res" : "jobs", "NULL array");
+    size_t valid = 0;
+    int described = 0;
+    for (size_t i = 0; i < n; i++) {
+        const char *f = NULL;
+        res[i].job_id = 0;
+        res[i].code = job_valid(&jobs[i], &f);
+        if (res[i].code == 0) {
+            valid++;
+        } else if (!described && err) {
+            /* Describe the first bad record; the call itself goes on. */
+            char field[48];
+            snprintf(field, sizeof field, "jobs[%zu].%s", i, f);
+            gx_error_set(err, 0, field, "job record %zu: %s is missing or invalid", i, f);
+            described = 1;
+        }
+    }
+    if (valid == 0) return 0;
+    req r = {.wait = 1, .rows = valid};
+    r.w.kind = GX_STORE_W_INSERT;
+    r.w.u.insert.jobs = jobs;
+    r.w.u.insert.n = n;
+    r.w.u.insert.res = res;
+    int rc = submit(s, &r, err);
+    if (rc) {
+        for (size_t i = 0; i < n; i++) res[i].code = rc, res[i].job_id = 0;
+        return rc;
+    }
+    int64_t ins = 0;
+    for (size_t i = 0; i < n; i++) ins += res[i].code == 0;
+    return ins;
+}
+
+static int update_valid(const gx_store_update *u, size_t n, gx_error *err) {
+    for (size_t i = 0; i < n; i++) {
+        char f[48];
+        const char *bad = NULL;
+        if (u[i].id == 0 || u[i].id > (uint64_t)INT64_MAX)
+            bad = "id";
+        else if (!state_ok(u[i].state))
+            bad = "state";
+        else if (u[i].attempt < 0)
+            bad = "attempt";
+        else if (u[i].set & ~0x1fu)
+            bad = "set";
+        if (bad) {
+            snprintf(f, sizeof f, "ups[%zu].%s", i, bad);
+            return gx_error_set(err, GX_EINVAL, f, "update %zu (job %llu): bad %s", i,
+                                (unsigned long long)u[i].id, bad);
+        }
+    }
+    return 0;
+}
+
+/* A heap request holding a copy of the updates and their strings. */
+static req *async_update_req(const gx_store_update *ups, size_t n, int64_t now) {
+    size_t sz = sizeof(req) + n * sizeof(gx_store_update);
+    for (size_t i = 0; i < n; i++) {
+        if (ups[i].error) sz += strlen(ups[i].error) + 1;
+        if (ups[i].result_json) sz += strlen(ups[i].result_json) + 1;
+    }
+    req *r = calloc(1, sz);
+    if (!r) return NULL;
+    gx_store_update *cp = (gx_store_update *)(r + 1);
+    char *p = (char *)(cp + n);
+    memcpy(cp, ups, n * sizeof *cp);
+    for (size_t i = 0; i < n; i++) {
+        if (!cp[i].time_ns) cp[i].time_ns = now;
+        if (ups[i].error) {
+            size_t l = strlen(ups[i].error) + 1;
+            cp[i].error = memcpy(p, ups[i].error, l);
+            p += l;
+        }
+        if (ups[i].result_json) {
+            size_t l = strlen(ups[i].result_json) + 1;
+            cp[i].result_json = memcpy(p, ups[i].result_json, l);
+            p += l;
+        }
+    }
+    r->w.kind = GX_STORE_W_UPDATE;
+    r->w.u.update.ups = cp;
+    r->w.u.update.n = n;
+    r->rows = n;
+    return r;
+}
+
+int64_t gx_store_update_jobs(gx_store *s, const gx_store_update *ups, size_t n, int wait,
+                             int *codes, gx_error *err) {
+    gx_error_clear(err);
+    if (n == 0) return 0;
+    if (!ups) return gx_error_set(err, GX_EINVAL, "ups", "ups is NULL");
+    int rc = update_valid(ups, n, err);
+    if (rc) return rc;
+    int64_t now = gx__wall_ns();
+    if (!wait) {
+        req *r = async_update_req(ups, n, now);
+        if (!r) return gx_error_set(err, GX_ENOMEM, NULL, "out of memory");
+        rc = submit(s, r, err);
+        if (rc) free(r); /* closed: never queued */
+        return rc;
+    }
+    /* Waiting: the caller's array lives through the commit, but the times
+     * must be filled in, so copy it only when some time_ns is 0. */
+    gx_store_update *cp = NULL;
+    const gx_store_update *use = ups;
+    for (size_t i = 0; i < n && !cp; i++) {
+        if (ups[i].time_ns) continue;
+        cp = malloc(n * sizeof *cp);
+        if (!cp) return gx_error_set(err, GX_ENOMEM, NULL, "out of memory");
+        memcpy(cp, ups, n * sizeof *cp);
+        for (size_t j = 0; j < n; j++)
+            if (!cp[j].time_ns) cp[j].time_ns = now;
+        use = cp;
+    }
+    int *cc = codes ? codes : malloc(n * sizeof *cc);
+    if (!cc) {
+        free(cp);
+        return gx_error_set(err, GX_ENOMEM, NULL, "out of memory");
+    }
+    req r = {.wait = 1, .rows = n};
+    r.w.kind = GX_STORE_W_UPDATE;
+    r.w.u.update.ups = use;
+    r.w.u.update.n = n;
+    r.w.u.update.codes = cc;
+    rc = submit(s, &r, err);
+    int64_t applied = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (rc) cc[i] = rc;
+        applied += cc[i] == 0;
+    }
+    if (cc != codes) free(cc);
+    free(cp);
+    return rc ? rc : applied;
+}
+
+int gx_store_flush(gx_store *s, gx_error *err) {
+    gx_error_clear(err);
+    req r = {.wait = 1};
+    r.w.kind = GX_STORE_W_NOP;
+    /* The marker writes nothing: the group it lands in may fail for others'
+     * writes, which their callers hear about; only lost non-waiting writes
+     * are this caller's business. */
+    int rc = submit(s, &r, err);
+    if (rc == GX_ECLOSED) return rc;
+    gx_error_clear(err);
+    pthread_mutex_lock(&s->mu);
+    uint64_t lost = s->async_failed;
+    char msg[256];
+    snprintf(msg, sizeof msg, "%s", s->async_msg);
+    s->async_failed = 0;
+    pthread_mutex_unlock(&s->mu);
+    if (lost)
+        return gx_error_set(err, GX_ESTORE, NULL, "%llu queued updates were not written: %s",
+                            (unsigned long long)lost, msg);
+    return 0;
+}
+
+int gx_store_get_job(gx_store *s, uint64_t id, gx_store_job **out, gx_error *err) {
+    gx_error_clear(err);
+    if (!out) return gx_error_set(err, GX_EINVAL, "out", "out is NULL");
+    *out = NULL;
+    if (id == 0 || id > (uint64_t)INT64_MAX)
+        return gx_error_set(err, GX_ENOTFOUND, "id", "job %llu not found", (unsigned long long)id);
+    return s->ops->get_job(s->b, id, out, err);
+}
+
+int gx_store_list_jobs(gx_store *s, const gx_store_filter *f, gx_store_job **jobs, size_t *n,
+                       uint64_t *next, gx_error *err) {
+    gx_error_clear(err);
+    if (!jobs || !n) return gx_error_set(err, GX_EINVAL, "jobs", "output is NULL");
+    *jobs = NULL;
+    *n = 0;
+    if (next) *next = 0;
+    gx_store_filter fl = {0};
+    if (f) fl = *f;
+    if (fl.limit == 0) fl.limit = 100;
+    if (fl.limit > 10000) return gx_error_set(err, GX_EINVAL, "limit", "limit must be <= 10000");
+    if (fl.state_mask >> GX_JOB_STATE_COUNT)
+        return gx_error_set(err, GX_EINVAL, "state_mask", "state_mask names unknown states");
+    if (!fl.label_key != !fl.label_value)
+        return gx_error_set(err, GX_EINVAL, "label_key",
+                            "label_key and label_value go together");
+    if (fl.after > (uint64_t)INT64_MAX) return 0;
+    uint64_t nx = 0;
+    int rc = s->ops->list_jobs(s->b, &fl, jobs, n, &nx, err);
+    if (rc == 0 && next) *next = nx;
+    return rc;
+}
+
+int gx_store_job_events(gx_store *s, uint64_t id, gx_store_event **ev, size_t *n,
+                        gx_error *err) {
+    gx_error_clear(err);
+    if (!ev || !n) return gx_error_set(err, GX_EINVAL, "ev", "output is NULL");
+    *ev = NULL;
+    *n = 0;
+    if (id == 0 || id > (uint64_t)INT64_MAX)
+        return gx_error_set(err, GX_ENOTFOUND, "id", "job %llu not found", (unsigned long long)id);
+    return s->ops->job_events(s->b, id, ev, n, err);
+}
+
+int gx_store_max_job_id(gx_store *s, uint64_t *out, gx_error *err) {
+    gx_error_clear(err);
+    if (!out) return gx_error_set(err, GX_EINVAL, "out", "out is NULL");
+    *out = 0;
+    return s->ops->max_job_id(s->b, out, err);
+}
+
+int gx_store_load_unfinished(gx_store *s, gx_store_job_fn fn, void *ctx, int64_t *requeued,
+                             gx_error *err) {
+    gx_error_clear(err);
+    if (requeued) *requeued = 0;
+    if (!fn) return gx_error_set(err, GX_EINVAL, "fn", "callback is NULL");
+    req r = {.wait = 1};
+    r.w.kind = GX_STORE_W_REQUEUE;
+    r.w.u.requeue.now_ns = gx__wall_ns();
+    int rc = submit(s, &r, err);
+    if (rc) return rc;
+    if (requeued) *requeued = r.w.u.requeue.count;
+    return s->ops->scan_unfinished(s->b, fn, ctx, err);
+}
+
+/* ---- tenants -------------------------------------------------------------- */
+
+int gx_store_tenant_upsert(gx_store *s, const gx_store_tenant *t, gx_error *err) {
+    gx_error_clear(err);
+    if (!t) return gx_error_set(err, GX_EINVAL, "tenant", "tenant is NULL");
+    if (!gx__store_tenant_name_ok(t->name))
+        return gx_error_set(err, GX_EINVAL, "name", "tenant name must be 1-63 of [A-Za-z0-9_.-]");
+    if (!(t->weight > 0) || !isfinite(t->weight))
+        return gx_error_set(err, GX_EINVAL, "weight", "weight must be a finite number > 0");
+    if (t->max_running < 0)
+        return gx_error_set(err, GX_EINVAL, "max_running", "max_running must be >= 0");
+    req r = {.wait = 1};
+    r.w.kind = GX_STORE_W_TENANT;
+    r.w.u.tenant.t = t;
+    r.w.u.tenant.now_ns = gx__wall_ns();
+    return submit(s, &r, err);
+}
+
+int gx_store_tenant_get(gx_store *s, const char *name, gx_store_tenant **out, gx_error *err) {
+    gx_error_clear(err);
+    if (!out) return gx_error_set(err, GX_EINVAL, "out", "out is NULL");
+    *out = NULL;
+    if (!gx__store_tenant_name_ok(name))
+        return gx_error_set(err, GX_EINVAL, "name", "tenant name must be 1-63 of [A-Za-z0-9_.-]");
+    return s->ops->tenant_get(s->b, name, out, err);
+}
+
+int gx_store_tenant_list(gx_store *s, gx_store_tenant **out, size_t *n, gx_error *err) {
+    gx_error_clear(err);
+    if (!out || !n) return gx_error_set(err, GX_EINVAL, "out", "output is NULL");
+    *out = NULL;
+    *n = 0;
+    return s->ops->tenant_list(s->b, out, n, err);
+}
+
+/* ---- blobs ---------------------------------------------------------------- */
+
+static int blob_args(const char *tenant, const char *id, gx_error *err) {
+    if (!gx__store_tenant_name_ok(tenant))
+        return gx_error_set(err, GX_EINVAL, "tenant", "tenant name must be 1-63 of [A-Za-z0-9_.-]");
+    if (!gx_store_blob_id_valid(id))
+        return gx_error_set(err, GX_EINVAL, "blob",
+                            "blob id must be \"sha256:\" followed by 64 lowercase hex digits");
+    return 0;
+}
+
+int gx_store_blob_put(gx_store *s, const char *tenant, const void *bytes, size_t len,
+                      char id_out[GX_STORE_BLOB_ID_LEN], gx_error *err) {
+    gx_error_clear(err);
+    if (!id_out || (!bytes && len))
+        return gx_error_set(err, GX_EINVAL, id_out ? "bytes" : "id_out", "NULL argument");
+    id_out[0] = '\0';
+    if (!gx__store_tenant_name_ok(tenant))
+        return gx_error_set(err, GX_EINVAL, "tenant", "tenant name must be 1-63 of [A-Za-z0-9_.-]");
+    if (len > (size_t)INT64_MAX) return gx_error_set(err, GX_EOVERFLOW, "bytes", "blob too large");
+    char id[GX_STORE_BLOB_ID_LEN];
+    int rc = gx__blob_hash(bytes ? bytes : "", len, id, err);
+    if (rc) return rc;
+    /* Bytes first, durably; then the rows that point at them. A crash in
+     * between leaves an unreferenced file, never a row without bytes. */
+    rc = gx__blob_write(s->blob_dir, id, bytes ? bytes : "", len, err);
+    if (rc) return rc;
+    req r = {.wait = 1};
+    r.w.kind = GX_STORE_W_BLOB;
+    r.w.u.blob.id = id;
+    r.w.u.blob.tenant = tenant;
+    r.w.u.blob.size = (int64_t)len;
+    r.w.u.blob.now_ns = gx__wall_ns();
+    rc = submit(s, &r, err);
+    if (rc == 0) memcpy(id_out, id, sizeof id);
+    return rc;
+}
+
+int gx_store_blob_open(gx_store *s, const char *tenant, const char *id, char *path, size_t cap,
+                       int64_t *size, gx_error *err) {
+    gx_error_clear(err);
+    if (!path || cap == 0) return gx_error_set(err, GX_EINVAL, "path", "no path buffer");
+    path[0] = '\0';
+    int rc = blob_args(tenant, id, err);
+    if (rc) return rc;
+    int64_t sz = 0;
+    rc = s->ops->blob_owned(s->b, tenant, id, &sz, err);
+    if (rc) return rc;
+    if (gx__blob_path(s->blob_dir, id, path, cap))
+        return gx_error_set(err, GX_EOVERFLOW, "path", "path buffer too small");
+    struct stat stt;
+    if (stat(path, &stt) != 0 || !S_ISREG(stt.st_mode) || stt.st_size != sz) {
+        path[0] = '\0';
+        return gx_error_set(err, GX_ESTORE, "blob", "bytes of blob %s are missing or damaged",
+                            id);
+    }
+    if (size) *size = sz;
+    return 0;
+}
+
+int gx_store_blob_read(gx_store *s, const char *tenant, const char *id, void **bytes,
+                       size_t *len, gx_error *err) {
+    gx_error_clear(err);
+    if (!bytes || !len) return gx_error_set(err, GX_EINVAL, "bytes", "output is NULL");
+    *bytes = NULL;
+    *len = 0;
+    char path[4200];
+    int64_t sz = 0;
+    int rc = gx_store_blob_open(s, tenant, id, path, sizeof path, &sz, err);
+    if (rc) return rc;
+    rc = gx__blob_load(path, sz, bytes, err);
+    if (rc == 0) *len = (size_t)sz;
+    return rc;
+}
+
+/* ---- health and metrics --------------------------------------------------- */
+
+int gx_store_check(gx_store *s, char *msg, size_t cap) {
+    char tmp[2];
+    if (!msg || cap == 0) msg = tmp, cap = sizeof tmp;
+    msg[0] = '\0';
+    return s->ops->check(s->b, msg, cap);
+}
+
+void gx_store_stats_get(gx_store *s, gx_store_stats *out) {
+    pthread_mutex_lock(&s->mu);
+    *out = s->st;
+    pthread_mutex_unlock(&s->mu);
+}

@@ -1,0 +1,930 @@
+/*
+ * test_store.c - the durable store on a real SQLite file in a temporary
+ * folder: inserts, reads, filters and paging; idempotency; updates, events
+ * and stale-attempt fencing; group commit under concurrency; restart
+ * recovery; blobs (dedupe, ownership, hostile ids); tenants; a full disk
+ * (PRAGMA max_page_count) rolling back a whole group; schema versions.
+ */
+#include <dirent.h>
+#include <ftw.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+#include "gexec/gexec_store.h"
+#include "testutil.h"
+
+/* ---- fixtures --------------------------------------------------------------- */
+
+typedef struct fx {
+    char dir[256];
+    char path[300];
+    gx_store *s;
+} fx;
+
+static gx_store *open_cfg(fx *f, gx_store_config *cfg) {
+    cfg->path = f->path;
+    gx_store *s = NULL;
+    gx_error err;
+    TU_OK(gx_store_open(cfg, &s, &err), err);
+    return s;
+}
+
+static gx_store *open_default(fx *f) {
+    gx_store_config cfg;
+    gx_store_config_init(&cfg);
+    return open_cfg(f, &cfg);
+}
+
+static int setup(void **st) {
+    fx *f = calloc(1, sizeof *f);
+    snprintf(f->dir, sizeof f->dir, "%s/gx-test-store-XXXXXX",
+             getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+    assert_non_null(mkdtemp(f->dir));
+    snprintf(f->path, sizeof f->path, "%s/gexec.db", f->dir);
+    f->s = open_default(f);
+    *st = f;
+    return 0;
+}
+
+static int rm_entry(const char *p, const struct stat *sb, int flag, struct FTW *ftw) {
+    (void)sb, (void)flag, (void)ftw;
+    return remove(p);
+}
+
+static int teardown(void **st) {
+    fx *f = *st;
+    gx_store_close(f->s);
+    nftw(f->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    free(f);
+    return 0;
+}
+
+/* A job record with strings in a static-lifetime-per-call buffer. */
+typedef struct jbuf {
+    gx_store_job j;
+    char spec[128];
+    char labels[96];
+    char key[48];
+} jbuf;
+
+static void mkjob(jbuf *b, uint64_t id, const char *tenant, const char *kernel, int state) {
+    memset(b, 0, sizeof *b);
+    b->j.id = id;
+    b->j.tenant = tenant;
+    b->j.kernel = kernel;
+    snprintf(b->spec, sizeof b->spec, "{\"kernel\":\"%s\",\"n\":%llu}", kernel,
+             (unsigned long long)id);
+    b->j.spec_json = b->spec;
+    b->j.state = state;
+    b->j.priority = (int)(id % 7) - 3;
+    b->j.submit_ns = 1700000000000000000LL + (int64_t)id;
+    b->j.device = -1;
+}
+
+static int64_t insert1(gx_store *s, gx_store_job *j, gx_store_insert_result *r) {
+    gx_error err;
+    return gx_store_insert_jobs(s, j, 1, r, &err);
+}
+
+static size_t count_all(gx_store *s, const gx_store_filter *base) {
+    gx_store_filter f = base ? *base : (gx_store_filter){0};
+    f.limit = 10000;
+    size_t total = 0;
+    for (;;) {
+        gx_store_job *jobs = NULL;
+        size_t n = 0;
+        uint64_t next = 0;
+        gx_error err;
+        TU_OK(gx_store_list_jobs(s, &f, &jobs, &n, &next, &err), err);
+        total += n;
+        gx_store_free(jobs);
+        if (!next) break;
+        f.after = next;
+    }
+    return total;
+}
+
+/* ---- open ------------------------------------------------------------------- */
+
+static void open_errors(void **st) {
+    fx *f = *st;
+    gx_store_config cfg;
+    gx_store_config_init(&cfg);
+    cfg.path = f->path;
+    gx_store *s = NULL;
+    gx_error err;
+    cfg.backend = "postgres";
+    assert_int_equal(gx_store_open(&cfg, &s, &err), GX_EUNSUPPORTED);
+    assert_null(s);
+    assert_non_null(strstr(err.message, "postgres"));
+    cfg.backend = "oracle";
+    assert_int_equal(gx_store_open(&cfg, &s, &err), GX_EINVAL);
+    assert_string_equal(err.field, "backend");
+    cfg.backend = "sqlite";
+    cfg.synchronous = "sometimes";
+    assert_int_equal(gx_store_open(&cfg, &s, &err), GX_EINVAL);
+    assert_string_equal(err.field, "synchronous");
+    gx_store_config_init(&cfg);
+    assert_int_equal(gx_store_open(&cfg, &s, &err), GX_EINVAL); /* no path */
+    gx_store_ops bad = gx_store_sqlite_ops;
+    bad.abi_version = 99;
+    cfg.path = f->path;
+    assert_int_equal(gx_store_open_ops(&bad, &cfg, &s, &err), GX_EABI);
+    bad = gx_store_sqlite_ops;
+    bad.check = NULL;
+    assert_int_equal(gx_store_open_ops(&bad, &cfg, &s, &err), GX_EABI);
+    assert_string_equal(gx_store_backend_name(f->s), "sqlite");
+}
+
+/* ---- insert, get, list -------------------------------------------------------- */
+
+static const char *tenants3[] = {"alpha", "beta", "gamma"};
+static const char *kernels3[] = {"saxpy@1", "gemm@1", "saxpy_fast@2"};
+
+static void insert_get_list(void **st) {
+    fx *f = *st;
+    enum { N = 250 };
+    jbuf *b = calloc(N, sizeof *b);
+    gx_store_job *jobs = calloc(N, sizeof *jobs);
+    gx_store_insert_result *res = calloc(N, sizeof *res);
+    for (int i = 0; i < N; i++) {
+        uint64_t id = (uint64_t)i + 1;
+        mkjob(&b[i], id, tenants3[i % 3], kernels3[i % 3 == 0 ? (i / 3) % 3 : i % 3],
+              i % 10 == 0 ? GX_JOB_SUCCEEDED : i % 5 == 0 ? GX_JOB_RUNNING : GX_JOB_QUEUED);
+        if (i % 4 == 0) {
+            snprintf(b[i].labels, sizeof b[i].labels, "{\"team\":\"%s\",\"n\":\"%d\"}",
+                     i % 8 == 0 ? "vision" : "speech", i);
+            b[i].j.labels_json = b[i].labels;
+        }
+        jobs[i] = b[i].j;
+    }
+    jobs[7].error = "bad input";
+    jobs[7].error_code = GX_EINVAL;
+    jobs[7].result_json = "{\"y\":\"sha256:00\"}";
+    gx_error err;
+    assert_int_equal(gx_store_insert_jobs(f->s, jobs, N, res, &err), N);
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(res[i].code, 0);
+        assert_int_equal(res[i].job_id, (uint64_t)i + 1);
+    }
+
+    /* get: every field round-trips */
+    gx_store_job *g = NULL;
+    TU_OK(gx_store_get_job(f->s, 8, &g, &err), err);
+    assert_int_equal(g->id, 8);
+    assert_string_equal(g->tenant, jobs[7].tenant);
+    assert_string_equal(g->kernel, jobs[7].kernel);
+    assert_string_equal(g->spec_json, jobs[7].spec_json);
+    assert_int_equal(g->state, jobs[7].state);
+    assert_int_equal(g->priority, jobs[7].priority);
+    assert_int_equal(g->submit_ns, jobs[7].submit_ns);
+    assert_int_equal(g->device, -1);
+    assert_int_equal(g->error_code, GX_EINVAL);
+    assert_string_equal(g->error, "bad input");
+    assert_string_equal(g->result_json, "{\"y\":\"sha256:00\"}");
+    assert_null(g->idempotency_key);
+    assert_null(g->labels_json);
+    gx_store_free(g);
+    TU_OK(gx_store_get_job(f->s, 1, &g, &err), err);
+    assert_string_equal(g->labels_json, b[0].labels);
+    assert_null(g->error);
+    gx_store_free(g);
+    assert_int_equal(gx_store_get_job(f->s, 9999, &g, &err), GX_ENOTFOUND);
+    assert_null(g);
+    assert_int_equal(gx_store_get_job(f->s, 0, &g, &err), GX_ENOTFOUND);
+
+    uint64_t maxid = 0;
+    TU_OK(gx_store_max_job_id(f->s, &maxid, &err), err);
+    assert_int_equal(maxid, N);
+
+    /* paging: pages of 40 give every job once, in id order */
+    gx_store_filter fl = {.limit = 40};
+    uint64_t expect = 1;
+    int pages = 0;
+    for (;;) {
+        gx_store_job *page = NULL;
+        size_t n = 0;
+        uint64_t next = 0;
+        TU_OK(gx_store_list_jobs(f->s, &fl, &page, &n, &next, &err), err);
+        for (size_t i = 0; i < n; i++) assert_int_equal(page[i].id, expect++);
+        pages++;
+        if (n) assert_string_equal(page[n - 1].spec_json, jobs[page[n - 1].id - 1].spec_json);
+        gx_store_free(page);
+        if (!next) break;
+        assert_int_equal(next, expect - 1);
+        fl.after = next;
+    }
+    assert_int_equal(expect, N + 1);
+    assert_int_equal(pages, (N + 39) / 40);
+
+    /* filters, checked against a count done here */
+    size_t want_t = 0, want_q = 0, want_tq = 0, want_saxpy = 0, want_exact = 0, want_lab = 0,
+           want_unfin = 0;
+    for (int i = 0; i < N; i++) {
+        int is_b = strcmp(jobs[i].tenant, "beta") == 0;
+        want_t += is_b;
+        want_q += jobs[i].state == GX_JOB_QUEUED;
+        want_tq += is_b && jobs[i].state == GX_JOB_QUEUED;
+        want_saxpy += strncmp(jobs[i].kernel, "saxpy@", 6) == 0;
+        want_exact += strcmp(jobs[i].kernel, "saxpy_fast@2") == 0;
+        want_lab += jobs[i].labels_json && strstr(jobs[i].labels_json, "vision") != NULL;
+        want_unfin += jobs[i].state < GX_JOB_SUCCEEDED;
+    }
+    assert_true(want_t && want_q && want_tq && want_saxpy && want_exact && want_lab);
+    assert_int_equal(count_all(f->s, &(gx_store_filter){.tenant = "beta"}), want_t);
+    assert_int_equal(count_all(f->s, &(gx_store_filter){.state_mask = 1u << GX_JOB_QUEUED}),
+                     want_q);
+    assert_int_equal(count_all(f->s, &(gx_store_filter){.tenant = "beta",
+                                                        .state_mask = 1u << GX_JOB_QUEUED}),
+                     want_tq);
+    assert_int_equal(
+        count_all(f->s, &(gx_store_filter){.state_mask = (1u << GX_JOB_QUEUED) |
+                                                         (1u << GX_JOB_RUNNING)}),
+        want_unfin);
+    /* "saxpy" means any version of saxpy, not saxpy_fast */
+    assert_int_equal(count_all(f->s, &(gx_store_filter){.kernel = "saxpy"}), want_saxpy);
+    assert_int_equal(count_all(f->s, &(gx_store_filter){.kernel = "saxpy_fast@2"}), want_exact);
+    assert_int_equal(count_all(f->s, &(gx_store_filter){.kernel = "sax"}), 0);
+    assert_int_equal(count_all(f->s, &(gx_store_filter){.label_key = "team",
+                                                        .label_value = "vision"}),
+                     want_lab);
+    assert_int_equal(count_all(f->s, &(gx_store_filter){.label_key = "team",
+                                                        .label_value = "nobody"}),
+                     0);
+    assert_int_equal(count_all(f->s, &(gx_store_filter){.tenant = "nobody"}), 0);
+    /* a filter with a cursor in the middle */
+    assert_int_equal(count_all(f->s, &(gx_store_filter){.after = 200}), N - 200);
+
+    gx_store_job *page = NULL;
+    size_t n = 0;
+    assert_int_equal(gx_store_list_jobs(f->s, &(gx_store_filter){.limit = 10001}, &page, &n,
+                                        NULL, &err),
+                     GX_EINVAL);
+    assert_int_equal(gx_store_list_jobs(f->s, &(gx_store_filter){.label_key = "team"}, &page,
+                                        &n, NULL, &err),
+                     GX_EINVAL);
+    free(b);
+    free(jobs);
+    free(res);
+}
+
+static void insert_invalid_records(void **st) {
+    fx *f = *st;
+    jbuf b[5];
+    gx_store_job jobs[5];
+    gx_store_insert_result res[5];
+    for (int i = 0; i < 5; i++) {
+        mkjob(&b[i], 100 + (uint64_t)i, "alpha", "saxpy@1", GX_JOB_QUEUED);
+        jobs[i] = b[i].j;
+    }
+    jobs[1].tenant = "no spaces allowed";
+    jobs[3].state = 42;
+    gx_error err;
+    assert_int_equal(gx_store_insert_jobs(f->s, jobs, 5, res, &err), 3);
+    assert_int_equal(res[0].code, 0);
+    assert_int_equal(res[1].code, GX_EINVAL);
+    assert_int_equal(res[2].code, 0);
+    assert_int_equal(res[3].code, GX_EINVAL);
+    assert_int_equal(res[4].code, 0);
+    assert_string_equal(err.field, "jobs[1].tenant");
+    /* an id already used is refused alone; the rest of the batch goes in */
+    mkjob(&b[0], 100, "alpha", "gemm@1", GX_JOB_QUEUED);
+    mkjob(&b[1], 200, "alpha", "gemm@1", GX_JOB_QUEUED);
+    jobs[0] = b[0].j;
+    jobs[1] = b[1].j;
+    assert_int_equal(gx_store_insert_jobs(f->s, jobs, 2, res, &err), 1);
+    assert_int_equal(res[0].code, GX_EINVAL);
+    assert_int_equal(res[1].code, 0);
+    gx_store_job *g = NULL;
+    TU_OK(gx_store_get_job(f->s, 100, &g, &err), err);
+    assert_string_equal(g->kernel, "saxpy@1"); /* the original, untouched */
+    gx_store_free(g);
+    assert_int_equal(gx_store_get_job(f->s, 101, &g, &err), GX_ENOTFOUND);
+}
+
+/* ---- idempotency ---------------------------------------------------------------- */
+
+static void idempotency(void **st) {
+    fx *f = *st;
+    jbuf b;
+    gx_store_insert_result r;
+    mkjob(&b, 1, "alpha", "saxpy@1", GX_JOB_QUEUED);
+    b.j.idempotency_key = "req-42";
+    assert_int_equal(insert1(f->s, &b.j, &r), 1);
+    assert_int_equal(r.code, 0);
+    /* same tenant, same key: the original job, nothing new */
+    mkjob(&b, 2, "alpha", "gemm@1", GX_JOB_QUEUED);
+    b.j.idempotency_key = "req-42";
+    assert_int_equal(insert1(f->s, &b.j, &r), 0);
+    assert_int_equal(r.code, GX_EEXIST);
+    assert_int_equal(r.job_id, 1);
+    gx_store_job *g = NULL;
+    gx_error err;
+    assert_int_equal(gx_store_get_job(f->s, 2, &g, &err), GX_ENOTFOUND);
+    /* another tenant may use the same key */
+    mkjob(&b, 3, "beta", "gemm@1", GX_JOB_QUEUED);
+    b.j.idempotency_key = "req-42";
+    assert_int_equal(insert1(f->s, &b.j, &r), 1);
+    assert_int_equal(r.job_id, 3);
+    TU_OK(gx_store_get_job(f->s, 3, &g, &err), err);
+    assert_string_equal(g->idempotency_key, "req-42");
+    gx_store_free(g);
+    /* twice in one batch: the second answers the first */
+    jbuf bb[3];
+    gx_store_job jobs[3];
+    gx_store_insert_result res[3];
+    mkjob(&bb[0], 10, "alpha", "saxpy@1", GX_JOB_QUEUED);
+    mkjob(&bb[1], 11, "alpha", "saxpy@1", GX_JOB_QUEUED);
+    mkjob(&bb[2], 12, "alpha", "saxpy@1", GX_JOB_QUEUED);
+    for (int i = 0; i < 3; i++) jobs[i] = bb[i].j;
+    jobs[0].idempotency_key = "batch-key";
+    jobs[1].idempotency_key = "batch-key";
+    assert_int_equal(gx_store_insert_jobs(f->s, jobs, 3, res, &err), 2);
+    assert_int_equal(res[0].code, 0);
+    assert_int_equal(res[1].code, GX_EEXIST);
+    assert_int_equal(res[1].job_id, 10);
+    assert_int_equal(res[2].code, 0);
+    assert_int_equal(res[2].job_id, 12);
+}
+
+/* ---- updates and events ---------------------------------------------------------- */
+
+static void update_events_fencing(void **st) {
+    fx *f = *st;
+    jbuf b;
+    gx_store_insert_result r;
+    mkjob(&b, 5, "alpha", "saxpy@1", GX_JOB_QUEUED);
+    assert_int_equal(insert1(f->s, &b.j, &r), 1);
+    gx_error err;
+    int codes[4];
+    gx_store_update u[3] = {
+        {.id = 5, .state = GX_JOB_SCHEDULED, .attempt = 1, .set = GX_STORE_SET_DEVICE,
+         .device = 2, .time_ns = 100},
+        {.id = 5, .state = GX_JOB_RUNNING, .attempt = 1, .set = GX_STORE_SET_START,
+         .start_ns = 111, .time_ns = 111},
+        {.id = 5, .state = GX_JOB_SUCCEEDED, .attempt = 1,
+         .set = GX_STORE_SET_END | GX_STORE_SET_RESULT, .end_ns = 222,
+         .result_json = "{\"y\":\"sha256:ab\"}", .time_ns = 222,
+         .from_mask = 1u << GX_JOB_RUNNING},
+    };
+    assert_int_equal(gx_store_update_jobs(f->s, u, 3, 1, codes, &err), 3);
+    assert_int_equal(codes[0], 0);
+    assert_int_equal(codes[2], 0);
+    gx_store_job *g = NULL;
+    TU_OK(gx_store_get_job(f->s, 5, &g, &err), err);
+    assert_int_equal(g->state, GX_JOB_SUCCEEDED);
+    assert_int_equal(g->attempt, 1);
+    assert_int_equal(g->device, 2);
+    assert_int_equal(g->start_ns, 111);
+    assert_int_equal(g->end_ns, 222);
+    assert_string_equal(g->result_json, "{\"y\":\"sha256:ab\"}");
+    assert_null(g->error);
+    gx_store_free(g);
+
+    gx_store_event *ev = NULL;
+    size_t n = 0;
+    TU_OK(gx_store_job_events(f->s, 5, &ev, &n, &err), err);
+    assert_int_equal(n, 4); /* the submission, then the three updates */
+    assert_int_equal(ev[0].seq, 1);
+    assert_int_equal(ev[0].state, GX_JOB_QUEUED);
+    assert_int_equal(ev[0].attempt, 0);
+    for (size_t i = 1; i < n; i++) {
+        assert_int_equal(ev[i].job_id, 5);
+        assert_int_equal(ev[i].seq, (int)i + 1);
+        assert_int_equal(ev[i].state, u[i - 1].state);
+        assert_int_equal(ev[i].time_ns, u[i - 1].time_ns);
+        assert_int_equal(ev[i].attempt, 1);
+    }
+    gx_store_free(ev);
+
+    /* a late write of attempt 0 is ignored; so is a CAS from the wrong state */
+    gx_store_update stale = {.id = 5, .state = GX_JOB_FAILED, .attempt = 0,
+                             .set = GX_STORE_SET_ERROR | GX_STORE_SET_END,
+                             .error_code = GX_EKERNEL, .error = "late failure"};
+    gx_store_update cas = {.id = 5, .state = GX_JOB_CANCELLED, .attempt = 1,
+                           .from_mask = (1u << GX_JOB_QUEUED) | (1u << GX_JOB_RUNNING)};
+    gx_store_update missing = {.id = 777, .state = GX_JOB_RUNNING, .attempt = 1};
+    gx_store_update mix[3] = {stale, cas, missing};
+    assert_int_equal(gx_store_update_jobs(f->s, mix, 3, 1, codes, &err), 0);
+    assert_int_equal(codes[0], GX_ESTATE);
+    assert_int_equal(codes[1], GX_ESTATE);
+    assert_int_equal(codes[2], GX_ENOTFOUND);
+    TU_OK(gx_store_get_job(f->s, 5, &g, &err), err);
+    assert_int_equal(g->state, GX_JOB_SUCCEEDED);
+    assert_int_equal(g->end_ns, 222);
+    assert_null(g->error);
+    gx_store_free(g);
+    TU_OK(gx_store_job_events(f->s, 5, &ev, &n, &err), err);
+    assert_int_equal(n, 4); /* nothing appended */
+    gx_store_free(ev);
+
+    /* a newer attempt is applied and records its error in the event */
+    gx_store_update retry = {.id = 5, .state = GX_JOB_RETRYING, .attempt = 2,
+                             .set = GX_STORE_SET_ERROR, .error_code = GX_ETRANSIENT,
+                             .error = "device busy"};
+    assert_int_equal(gx_store_update_jobs(f->s, &retry, 1, 1, NULL, &err), 1);
+    TU_OK(gx_store_job_events(f->s, 5, &ev, &n, &err), err);
+    assert_int_equal(n, 5);
+    assert_int_equal(ev[4].attempt, 2);
+    assert_int_equal(ev[4].error_code, GX_ETRANSIENT);
+    assert_string_equal(ev[4].error, "device busy");
+    assert_true(ev[4].time_ns > 0); /* filled by the store */
+    gx_store_free(ev);
+
+    /* non-waiting updates land in order; flush waits for them */
+    for (int i = 0; i < 10; i++) {
+        gx_store_update a = {.id = 5, .state = i % 2 ? GX_JOB_RUNNING : GX_JOB_SCHEDULED,
+                             .attempt = 3 + i, .set = GX_STORE_SET_ERROR,
+                             .error = i == 9 ? "last" : "x"};
+        assert_int_equal(gx_store_update_jobs(f->s, &a, 1, 0, NULL, &err), 0);
+    }
+    TU_OK(gx_store_flush(f->s, &err), err);
+    TU_OK(gx_store_get_job(f->s, 5, &g, &err), err);
+    assert_int_equal(g->attempt, 12);
+    assert_int_equal(g->state, GX_JOB_RUNNING);
+    assert_string_equal(g->error, "last");
+    gx_store_free(g);
+    TU_OK(gx_store_job_events(f->s, 5, &ev, &n, &err), err);
+    assert_int_equal(n, 15);
+    gx_store_free(ev);
+
+    /* malformed updates refuse the whole call */
+    gx_store_update bad = {.id = 5, .state = 99, .attempt = 1};
+    assert_int_equal(gx_store_update_jobs(f->s, &bad, 1, 1, NULL, &err), GX_EINVAL);
+    assert_string_equal(err.field, "ups[0].state");
+    assert_int_equal(gx_store_job_events(f->s, 4242, &ev, &n, &err), GX_ENOTFOUND);
+}
+
+/* ---- concurrency ----------------------------------------------------------------- */
+
+enum { CONC_THREADS = 8, CONC_EACH = 300 };
+
+typedef struct conc_arg {
+    gx_store *s;
+    uint64_t *next_id;
+    int failures;
+} conc_arg;
+
+static void *conc_main(void *p) {
+    conc_arg *a = p;
+    for (int i = 0; i < CONC_EACH; i++) {
+        jbuf b;
+        uint64_t id = __atomic_fetch_add(a->next_id, 1, __ATOMIC_RELAXED);
+        mkjob(&b, id, tenants3[id % 3], "saxpy@1", GX_JOB_QUEUED);
+        gx_store_insert_result r;
+        if (insert1(a->s, &b.j, &r) != 1 || r.job_id != id) a->failures++;
+    }
+    return NULL;
+}
+
+static void concurrent_group_commit(void **st) {
+    fx *f = *st;
+    uint64_t next_id = 1;
+    pthread_t th[CONC_THREADS];
+    conc_arg args[CONC_THREADS];
+    for (int i = 0; i < CONC_THREADS; i++) {
+        args[i] = (conc_arg){f->s, &next_id, 0};
+        assert_int_equal(pthread_create(&th[i], NULL, conc_main, &args[i]), 0);
+    }
+    for (int i = 0; i < CONC_THREADS; i++) {
+        pthread_join(th[i], NULL);
+        assert_int_equal(args[i].failures, 0);
+    }
+    const uint64_t total = CONC_THREADS * CONC_EACH;
+    gx_store_filter fl = {.limit = 10000};
+    gx_store_job *jobs = NULL;
+    size_t n = 0;
+    gx_error err;
+    TU_OK(gx_store_list_jobs(f->s, &fl, &jobs, &n, NULL, &err), err);
+    assert_int_equal(n, total);
+    for (size_t i = 0; i < n; i++) assert_int_equal(jobs[i].id, i + 1);
+    gx_store_free(jobs);
+    gx_store_stats stt;
+    gx_store_stats_get(f->s, &stt);
+    assert_int_equal(stt.rows, total);
+    assert_int_equal(stt.requests, total);
+    assert_int_equal(stt.failed_commits, 0);
+    /* grouping: fewer commits than inserts */
+    assert_true(stt.commits < total);
+    assert_true(stt.max_rows_per_commit > 1);
+    uint64_t hist = 0;
+    for (int i = 0; i < GX_STORE_LAT_BUCKETS; i++) hist += stt.commit_latency[i];
+    assert_int_equal(hist, stt.commits);
+    assert_true(stt.commit_seconds_sum > 0);
+    print_message("    %llu inserts in %llu commits (max %llu per commit)\n",
+                  (unsigned long long)total, (unsigned long long)stt.commits,
+                  (unsigned long long)stt.max_rows_per_commit);
+}
+
+/* ---- restart ----------------------------------------------------------------------- */
+
+typedef struct seen {
+    uint64_t ids[16];
+    int state[16], attempt[16];
+    int n;
+} seen;
+
+static int collect_job(void *ctx, const gx_store_job *j) {
+    seen *s = ctx;
+    if (s->n == 16) return GX_EOVERFLOW;
+    s->ids[s->n] = j->id;
+    s->state[s->n] = j->state;
+    s->attempt[s->n] = j->attempt;
+    s->n++;
+    return 0;
+}
+
+static int stop_at_two(void *ctx, const gx_store_job *j) {
+    int *n = ctx;
+    (void)j;
+    return ++*n == 2 ? GX_ECANCELED : 0;
+}
+
+static void restart_recovery(void **st) {
+    fx *f = *st;
+    static const int states[] = {GX_JOB_QUEUED,    GX_JOB_WAITING, GX_JOB_SCHEDULED,
+                                 GX_JOB_RUNNING,   GX_JOB_SUCCEEDED, GX_JOB_RETRYING,
+                                 GX_JOB_FAILED,    GX_JOB_CANCELLED, GX_JOB_TIMED_OUT,
+                                 GX_JOB_DEAD,      GX_JOB_RUNNING};
+    enum { NS = sizeof states / sizeof states[0] };
+    jbuf b[NS];
+    gx_store_job jobs[NS];
+    gx_store_insert_result res[NS];
+    for (int i = 0; i < NS; i++) {
+        mkjob(&b[i], 10 * (uint64_t)(NS - i), "alpha", "saxpy@1", states[i]); /* ids descend */
+        b[i].j.attempt = 1;
+        if (states[i] == GX_JOB_RUNNING) b[i].j.device = 1, b[i].j.start_ns = 5;
+        jobs[i] = b[i].j;
+    }
+    gx_error err;
+    assert_int_equal(gx_store_insert_jobs(f->s, jobs, NS, res, &err), NS);
+    gx_store_close(f->s);
+
+    f->s = open_default(f);
+    seen s = {0};
+    int64_t requeued = -1;
+    TU_OK(gx_store_load_unfinished(f->s, collect_job, &s, &requeued, &err), err);
+    assert_int_equal(requeued, 3); /* scheduled + 2 running */
+    assert_int_equal(s.n, 6);      /* queued, waiting, retrying + the 3 re-queued */
+    for (int i = 1; i < s.n; i++) assert_true(s.ids[i] > s.ids[i - 1]);
+    for (int i = 0; i < s.n; i++) {
+        int orig = states[NS - s.ids[i] / 10];
+        assert_true(orig < GX_JOB_SUCCEEDED);
+        if (orig == GX_JOB_SCHEDULED || orig == GX_JOB_RUNNING) {
+            assert_int_equal(s.state[i], GX_JOB_QUEUED);
+            assert_int_equal(s.attempt[i], 2);
+        } else {
+            assert_int_equal(s.state[i], orig);
+            assert_int_equal(s.attempt[i], 1);
+        }
+    }
+    /* the re-queued running job: device cleared, an event says why */
+    uint64_t run_id = 10 * (uint64_t)(NS - 3);
+    gx_store_job *g = NULL;
+    TU_OK(gx_store_get_job(f->s, run_id, &g, &err), err);
+    assert_int_equal(g->state, GX_JOB_QUEUED);
+    assert_int_equal(g->device, -1);
+    assert_int_equal(g->start_ns, 0);
+    gx_store_free(g);
+    gx_store_event *ev = NULL;
+    size_t n = 0;
+    TU_OK(gx_store_job_events(f->s, run_id, &ev, &n, &err), err);
+    assert_int_equal(n, 2); /* submission, requeue */
+    assert_int_equal(ev[1].state, GX_JOB_QUEUED);
+    assert_int_equal(ev[1].attempt, 2);
+    assert_string_equal(ev[1].error, "requeued after restart");
+    gx_store_free(ev);
+    /* a stale writer of attempt 1 is now fenced off */
+    gx_store_update late = {.id = run_id, .state = GX_JOB_SUCCEEDED, .attempt = 1};
+    int code = 0;
+    assert_int_equal(gx_store_update_jobs(f->s, &late, 1, 1, &code, &err), 0);
+    assert_int_equal(code, GX_ESTATE);
+    /* a second load re-queues nothing; a callback can stop the scan */
+    int cnt = 0;
+    assert_int_equal(gx_store_load_unfinished(f->s, stop_at_two, &cnt, &requeued, &err),
+                     GX_ECANCELED);
+    assert_int_equal(requeued, 0);
+    assert_int_equal(cnt, 2);
+}
+
+/* ---- blobs ------------------------------------------------------------------------- */
+
+static int count_files(const char *dir) {
+    int n = 0;
+    DIR *d = opendir(dir);
+    if (!d) return 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (e->d_name[0] == '.') continue;
+        char p[600];
+        snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+        struct stat st;
+        if (stat(p, &st) == 0 && S_ISDIR(st.st_mode))
+            n += count_files(p);
+        else
+            n++;
+    }
+    closedir(d);
+    return n;
+}
+
+static void blobs(void **st) {
+    fx *f = *st;
+    char blobdir[320];
+    snprintf(blobdir, sizeof blobdir, "%s.blobs", f->path);
+    char id[GX_STORE_BLOB_ID_LEN], id2[GX_STORE_BLOB_ID_LEN];
+    gx_error err;
+    TU_OK(gx_store_blob_put(f->s, "alpha", "hello", 5, id, &err), err);
+    assert_string_equal(id,
+                        "sha256:2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824");
+    void *bytes = NULL;
+    size_t len = 0;
+    TU_OK(gx_store_blob_read(f->s, "alpha", id, &bytes, &len, &err), err);
+    assert_int_equal(len, 5);
+    assert_memory_equal(bytes, "hello", 5);
+    gx_store_free(bytes);
+    char path[512];
+    int64_t size = 0;
+    TU_OK(gx_store_blob_open(f->s, "alpha", id, path, sizeof path, &size, &err), err);
+    assert_int_equal(size, 5);
+    assert_non_null(strstr(path, "/2c/2cf24dba"));
+    assert_int_equal(count_files(blobdir), 1);
+
+    /* dedupe: the same bytes again store nothing new */
+    TU_OK(gx_store_blob_put(f->s, "alpha", "hello", 5, id2, &err), err);
+    assert_string_equal(id, id2);
+    assert_int_equal(count_files(blobdir), 1);
+
+    /* ownership: another tenant does not see it until it uploads the bytes */
+    assert_int_equal(gx_store_blob_read(f->s, "beta", id, &bytes, &len, &err), GX_ENOTFOUND);
+    assert_null(bytes);
+    assert_int_equal(gx_store_blob_open(f->s, "beta", id, path, sizeof path, &size, &err),
+                     GX_ENOTFOUND);
+    assert_string_equal(path, "");
+    TU_OK(gx_store_blob_put(f->s, "beta", "hello", 5, id2, &err), err);
+    assert_string_equal(id, id2);
+    TU_OK(gx_store_blob_read(f->s, "beta", id, &bytes, &len, &err), err);
+    gx_store_free(bytes);
+    assert_int_equal(count_files(blobdir), 1);
+
+    /* the empty blob and a bigger one */
+    TU_OK(gx_store_blob_put(f->s, "alpha", NULL, 0, id2, &err), err);
+    assert_string_equal(id2,
+                        "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+    TU_OK(gx_store_blob_read(f->s, "alpha", id2, &bytes, &len, &err), err);
+    assert_non_null(bytes);
+    assert_int_equal(len, 0);
+    gx_store_free(bytes);
+    size_t big = 1 << 20;
+    unsigned char *data = malloc(big);
+    for (size_t i = 0; i < big; i++) data[i] = (unsigned char)(tu_rand() >> 24);
+    TU_OK(gx_store_blob_put(f->s, "gamma", data, big, id2, &err), err);
+    TU_OK(gx_store_blob_read(f->s, "gamma", id2, &bytes, &len, &err), err);
+    assert_int_equal(len, big);
+    assert_memory_equal(bytes, data, big);
+    gx_store_free(bytes);
+    free(data);
+    assert_int_equal(count_files(blobdir), 3);
+
+    /* hostile and malformed ids never reach the file system */
+    const char *bad[] = {
+        "sha256:../../etc/passwd",
+        "sha256:2CF24DBA5FB0A30E26E83B2AC5B9E29E1B161E5C1FA7425E73043362938B9824",
+        "sha256:2cf24dba",
+        "sha256:2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b98240",
+        "sha256:2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b982/",
+        "sha512:2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824",
+        "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824",
+        "sha256:/cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824",
+        "",
+        NULL,
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        assert_false(gx_store_blob_id_valid(bad[i]));
+        assert_int_equal(gx_store_blob_read(f->s, "alpha", bad[i], &bytes, &len, &err),
+                         GX_EINVAL);
+        assert_int_equal(gx_store_blob_open(f->s, "alpha", bad[i], path, sizeof path, &size, &err),
+                         GX_EINVAL);
+    }
+    assert_true(gx_store_blob_id_valid(id));
+    /* a well-formed id nobody uploaded */
+    assert_int_equal(
+        gx_store_blob_read(f->s, "alpha",
+                           "sha256:0000000000000000000000000000000000000000000000000000000000000000",
+                           &bytes, &len, &err),
+        GX_ENOTFOUND);
+    assert_int_equal(gx_store_blob_put(f->s, "../x", "a", 1, id2, &err), GX_EINVAL);
+}
+
+/* ---- tenants ----------------------------------------------------------------------- */
+
+static void tenants(void **st) {
+    fx *f = *st;
+    gx_error err;
+    gx_store_tenant t = {.name = "vision", .weight = 2, .max_running = 8};
+    TU_OK(gx_store_tenant_upsert(f->s, &t, &err), err);
+    t = (gx_store_tenant){.name = "audio", .weight = 1, .quotas_json = "{\"gpu_mem\":1024}"};
+    TU_OK(gx_store_tenant_upsert(f->s, &t, &err), err);
+    gx_store_tenant *g = NULL;
+    TU_OK(gx_store_tenant_get(f->s, "vision", &g, &err), err);
+    assert_string_equal(g->name, "vision");
+    assert_true(g->weight == 2);
+    assert_int_equal(g->max_running, 8);
+    assert_null(g->quotas_json);
+    int64_t created = g->created_ns;
+    assert_true(created > 0);
+    gx_store_free(g);
+    t = (gx_store_tenant){.name = "vision", .weight = 3, .max_running = 4};
+    TU_OK(gx_store_tenant_upsert(f->s, &t, &err), err);
+    TU_OK(gx_store_tenant_get(f->s, "vision", &g, &err), err);
+    assert_true(g->weight == 3);
+    assert_int_equal(g->max_running, 4);
+    assert_int_equal(g->created_ns, created);
+    assert_true(g->updated_ns >= created);
+    gx_store_free(g);
+    gx_store_tenant *all = NULL;
+    size_t n = 0;
+    TU_OK(gx_store_tenant_list(f->s, &all, &n, &err), err);
+    assert_int_equal(n, 2);
+    assert_string_equal(all[0].name, "audio");
+    assert_string_equal(all[0].quotas_json, "{\"gpu_mem\":1024}");
+    assert_string_equal(all[1].name, "vision");
+    gx_store_free(all);
+    assert_int_equal(gx_store_tenant_get(f->s, "nobody", &g, &err), GX_ENOTFOUND);
+    t = (gx_store_tenant){.name = "bad name", .weight = 1};
+    assert_int_equal(gx_store_tenant_upsert(f->s, &t, &err), GX_EINVAL);
+    t = (gx_store_tenant){.name = "ok", .weight = 0};
+    assert_int_equal(gx_store_tenant_upsert(f->s, &t, &err), GX_EINVAL);
+    assert_string_equal(err.field, "weight");
+}
+
+/* ---- failures ------------------------------------------------------------------------ */
+
+typedef struct bg_insert {
+    gx_store *s;
+    uint64_t id;
+    int64_t rc;
+    gx_error err;
+} bg_insert;
+
+static void *bg_insert_main(void *p) {
+    bg_insert *a = p;
+    jbuf b;
+    mkjob(&b, a->id, "alpha", "saxpy@1", GX_JOB_QUEUED);
+    gx_store_insert_result r;
+    a->rc = gx_store_insert_jobs(a->s, &b.j, 1, &r, &a->err);
+    return NULL;
+}
+
+/* n jobs from first with a spec of ~1 KiB each. */
+static int64_t insert_big(gx_store *s, uint64_t first, size_t n, gx_error *err) {
+    gx_store_job *jobs = calloc(n, sizeof *jobs);
+    gx_store_insert_result *res = calloc(n, sizeof *res);
+    char *spec = malloc(1024);
+    memset(spec, 'x', 1023);
+    spec[0] = '"';
+    spec[1022] = '"';
+    spec[1023] = '\0';
+    for (size_t i = 0; i < n; i++) {
+        jobs[i] = (gx_store_job){.id = first + i, .tenant = "alpha", .kernel = "saxpy@1",
+                                 .spec_json = spec, .device = -1};
+    }
+    int64_t rc = gx_store_insert_jobs(s, jobs, n, res, err);
+    for (size_t i = 0; rc < 0 && i < n; i++) assert_int_equal(res[i].code, rc);
+    free(jobs);
+    free(res);
+    free(spec);
+    return rc;
+}
+
+static void disk_full_rolls_back_group(void **st) {
+    fx *f = *st;
+    gx_store_close(f->s);
+    gx_store_config cfg;
+    gx_store_config_init(&cfg);
+    cfg.test_max_page_count = 64; /* 256 KiB */
+    cfg.commit_delay_us = 200000; /* so that two callers share a group below */
+    f->s = open_cfg(f, &cfg);
+    gx_error err;
+    assert_int_equal(insert_big(f->s, 1, 20, &err), 20);
+
+    /* 1000 jobs of 1 KiB cannot fit: the whole batch rolls back, including
+     * the rows that were written before the database filled up */
+    assert_int_equal(insert_big(f->s, 1000, 1000, &err), GX_ESTORE);
+    assert_non_null(strstr(err.message, "full"));
+    gx_store_job *g = NULL;
+    assert_int_equal(gx_store_get_job(f->s, 1000, &g, &err), GX_ENOTFOUND);
+    assert_int_equal(count_all(f->s, NULL), 20);
+
+    /* a small insert that shares its group with the failing one fails too */
+    bg_insert bg = {.s = f->s, .id = 500};
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, bg_insert_main, &bg), 0);
+    usleep(20000);
+    assert_int_equal(insert_big(f->s, 3000, 1000, &err), GX_ESTORE);
+    pthread_join(th, NULL);
+    assert_int_equal(bg.rc, GX_ESTORE);
+    assert_int_equal(bg.err.code, GX_ESTORE);
+    assert_int_equal(count_all(f->s, NULL), 20);
+    gx_store_stats stt;
+    gx_store_stats_get(f->s, &stt);
+    assert_int_equal(stt.failed_commits, 2);
+
+    /* the store still works and the database is sound */
+    assert_int_equal(insert_big(f->s, 21, 2, &err), 2);
+    char msg[256];
+    assert_int_equal(gx_store_check(f->s, msg, sizeof msg), 0);
+    assert_string_equal(msg, "ok");
+}
+
+/* A backend that fails every write group while `failing` is set: drives the
+ * failure reporting of non-waiting updates without depending on page sizes. */
+static int failing;
+static int failing_write_group(gx_store_backend *b, gx_store_write *const *w, size_t n,
+                               gx_error *err) {
+    if (__atomic_load_n(&failing, __ATOMIC_ACQUIRE))
+        return gx_error_set(err, GX_ESTORE, NULL, "injected I/O error");
+    return gx_store_sqlite_ops.write_group(b, w, n, err);
+}
+
+static void async_failure_reported_by_flush(void **st) {
+    fx *f = *st;
+    gx_store_close(f->s);
+    static gx_store_ops ops;
+    ops = gx_store_sqlite_ops;
+    ops.write_group = failing_write_group;
+    gx_store_config cfg;
+    gx_store_config_init(&cfg);
+    cfg.path = f->path;
+    gx_error err;
+    TU_OK(gx_store_open_ops(&ops, &cfg, &f->s, &err), err);
+    jbuf b;
+    gx_store_insert_result r;
+    mkjob(&b, 1, "alpha", "saxpy@1", GX_JOB_QUEUED);
+    assert_int_equal(insert1(f->s, &b.j, &r), 1);
+    __atomic_store_n(&failing, 1, __ATOMIC_RELEASE);
+    gx_store_update u = {.id = 1, .state = GX_JOB_RUNNING, .attempt = 1};
+    assert_int_equal(gx_store_update_jobs(f->s, &u, 1, 0, NULL, &err), 0);
+    assert_int_equal(gx_store_update_jobs(f->s, &u, 1, 0, NULL, &err), 0);
+    assert_int_equal(gx_store_flush(f->s, &err), GX_ESTORE);
+    assert_non_null(strstr(err.message, "injected"));
+    __atomic_store_n(&failing, 0, __ATOMIC_RELEASE);
+    TU_OK(gx_store_flush(f->s, &err), err); /* reported once */
+    gx_store_stats stt;
+    gx_store_stats_get(f->s, &stt);
+    assert_int_equal(stt.async_failures, 2);
+    gx_store_job *g = NULL;
+    TU_OK(gx_store_get_job(f->s, 1, &g, &err), err);
+    assert_int_equal(g->state, GX_JOB_QUEUED);
+    gx_store_free(g);
+}
+
+/* ---- schema ------------------------------------------------------------------------- */
+
+static void schema_versions(void **st) {
+    fx *f = *st;
+    char msg[128];
+    assert_int_equal(gx_store_check(f->s, msg, sizeof msg), 0);
+    assert_string_equal(msg, "ok");
+    gx_store_close(f->s);
+    f->s = open_default(f); /* reopening an existing database */
+    gx_store_close(f->s);
+    f->s = NULL;
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "INSERT INTO schema_version VALUES(99)", NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(db);
+    gx_store_config cfg;
+    gx_store_config_init(&cfg);
+    cfg.path = f->path;
+    gx_error err;
+    gx_store *s = NULL;
+    assert_int_equal(gx_store_open(&cfg, &s, &err), GX_EUNSUPPORTED);
+    assert_non_null(strstr(err.message, "99"));
+    assert_null(s);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(open_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(insert_get_list, setup, teardown),
+        cmocka_unit_test_setup_teardown(insert_invalid_records, setup, teardown),
+        cmocka_unit_test_setup_teardown(idempotency, setup, teardown),
+        cmocka_unit_test_setup_teardown(update_events_fencing, setup, teardown),
+        cmocka_unit_test_setup_teardown(concurrent_group_commit, setup, teardown),
+        cmocka_unit_test_setup_teardown(restart_recovery, setup, teardown),
+        cmocka_unit_test_setup_teardown(blobs, setup, teardown),
+        cmocka_unit_test_setup_teardown(tenants, setup, teardown),
+        cmocka_unit_test_setup_teardown(disk_full_rolls_back_group, setup, teardown),
+        cmocka_unit_test_setup_teardown(async_failure_reported_by_flush, setup, teardown),
+        cmocka_unit_test_setup_teardown(schema_versions, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
