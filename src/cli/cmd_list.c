@@ -18,11 +18,13 @@ static void list_row(const gx_client_job *j) {
     char info[300] = "";
     if (j->error_name[0])
         snprintf(info, sizeof info, "%s: %s", j->error_name, j->error_message);
-    else if (j->wait_reason[0] && j->wait_position >= 0)
-        snprintf(info, sizeof info, "%s #%ld", j->wait_reason, j->wait_position);
-    else if (j->wait_reason[0])
-        snprintf(info, sizeof info, "%s%s%s", j->wait_reason, j->waiting_on[0] ? " on " : "",
+    else if (j->waiting_on[0])
+        snprintf(info, sizeof info, "%s on %s", j->wait_reason[0] ? j->wait_reason : "waiting",
                  j->waiting_on);
+    else if (!strcmp(j->wait_reason, "queue") && j->wait_position >= 0)
+        snprintf(info, sizeof info, "queue #%ld", j->wait_position);
+    else
+        snprintf(info, sizeof info, "%s", j->wait_reason);
     printf("%-10s %-10s %-18s %5d %3d/%-2d %-8s %-27s %s\n", j->id, j->state_name, j->kernel,
            j->priority, j->attempts, j->max_attempts, j->device[0] ? j->device : "-",
            j->submitted_at, info);

@@ -32,7 +32,8 @@ void cli_print_job(const gx_client_job *j) {
         printf("error:        %s: %s\n", or_dash(j->error_name), j->error_message);
     if (j->wait_reason[0]) {
         printf("waiting:      %s", j->wait_reason);
-        if (j->wait_position >= 0) printf(", position %ld", j->wait_position);
+        if (j->wait_position >= 0 && !strcmp(j->wait_reason, "queue"))
+            printf(", position %ld", j->wait_position);
         if (j->waiting_on[0]) printf(", on job %s", j->waiting_on);
         printf("\n");
         if (j->wait_message[0]) printf("why:          %s\n", j->wait_message);
