@@ -35,7 +35,7 @@ const cli_cmd cli_cmds[CMD_COUNT] = {
                     "Exits 1 when the job finished without success, 3 when it has not finished."},
     [CMD_CANCEL] = {"cancel", "ID ...", 1, -1, "cancel queued or running jobs",
                     "Exits 3 if a job was already final (the server answers 409)."},
-    [CMD_LIST] = {"list", "", 0, 0, "list jobs, newest first, with filters",
+    [CMD_LIST] = {"list", "", 0, 0, "list jobs (by id, one page at a time) with filters",
                   "Prints one page (--limit) and, if there is more, the --cursor for the next;\n"
                   "--all follows the cursors to the end."},
     [CMD_EVENTS] = {"events", "[ID]", 0, 1, "follow job state changes (server-sent events)",
