@@ -198,7 +198,8 @@ typedef struct gx_client_wait_opts {
 
 void gx_client_wait_opts_init(gx_client_wait_opts *o); /* timeout -1, defaults */
 
-/* Poll the job until its state is final. Returns 0 when it is (whatever
+/* Poll the job (GET /v1/jobs/{id}, from poll_min_ms doubling up to
+ * poll_max_ms) until its state is final. Returns 0 when it is (whatever
  * the final state: look at job->state), GX_ETIMEDOUT when timeout_ms passed
  * first (job holds the last state seen), or the error of a failed poll. o
  * may be NULL (wait forever). */
@@ -349,11 +350,12 @@ int gx_jobspec_set_arg_int(gx_jobspec *s, const char *name, int64_t v, gx_error 
 int gx_jobspec_set_arg_bool(gx_jobspec *s, const char *name, int v, gx_error *err);
 int gx_jobspec_set_arg_string(gx_jobspec *s, const char *name, const char *v,
                               gx_error *err);
-/* "name=value" as typed on a command line: an integer ("3", "-2", "0x10")
- * becomes an int, a decimal ("2.5", "1e-3", "inf" no) a float, true/false a
- * bool, anything else a string (enum choices). A value may be quoted
- * ("'3'", "\"3\"") to force a string. GX_EINVAL (field "args") when there is
- * no '=' or the name is empty. */
+/* "name=value" as typed on a command line: an integer ("3", "-2", "0x10";
+ * "010" is decimal 10) becomes an int, a finite decimal number ("2.5",
+ * "1e-3", ".5") a float, true/false a bool, anything else a string (enum
+ * choices; "inf" and "nan" too). A value may be quoted ("'3'", "\"3\"") to
+ * force a string. GX_EINVAL (field "args") when there is no '=' or the name
+ * is empty. */
 int gx_jobspec_set_arg_text(gx_jobspec *s, const char *name_eq_value, gx_error *err);
 /* Input by reference to an uploaded blob ("sha256:..."). */
 int gx_jobspec_set_input_blob(gx_jobspec *s, const char *name, const char *blob_id,
