@@ -1,0 +1,328 @@
+/*
+ * args.c - the tables of subcommands and flags, the parser and --help.
+ *
+ * Everything the command line accepts is declared once, here: the parser
+ * looks flags up in cli_flags (by long or short name, restricted to the
+ * subcommand's mask) and --help prints the same rows, so the two cannot
+ * drift apart. docs/cli.md follows this file.
+ */
+#include "args.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define B(c) CLI_CMD_BIT(c)
+#define JOBCMDS (B(CMD_SUBMIT) | B(CMD_GET) | B(CMD_WAIT) | B(CMD_RESULT) | B(CMD_CANCEL))
+
+const cli_cmd cli_cmds[CMD_COUNT] = {
+    [CMD_SUBMIT] = {"submit", "", 0, 0, "submit a job (or a batch) and print its id",
+                    "Builds the job from -f FILE (a JSON spec) and/or the flags; flags override the\n"
+                    "file. -i NAME=PATH uploads a .npy file and references the blob; NAME=sha256:...\n"
+                    "reuses an uploaded blob; NAME=@inline:f32:1,2,3 (or f32[2,2]:1,2,3,4) sends the\n"
+                    "values in the request. -a NAME=VALUE takes numbers, true/false, or strings (enum\n"
+                    "choices; quote a number to force a string). A FILE holding a JSON array or\n"
+                    "{\"jobs\":[...]} is submitted as one batch (no other job flags then); one id\n"
+                    "per line is printed and the exit code is 3 if any job was refused.\n"
+                    "With --wait, waits like `gexec wait` and exits like it."},
+    [CMD_GET] = {"get", "ID", 1, 1, "show a job: state, attempts, timing, error, why it waits", NULL},
+    [CMD_WAIT] = {"wait", "ID ...", 1, -1, "wait until jobs finish",
+                  "On a terminal, a progress line (state, queue position, elapsed time) is\n"
+                  "redrawn in place; otherwise one line \"ID STATE\" is printed per state change.\n"
+                  "Exits 0 if every job succeeded, 1 if one finished otherwise, 6 on --timeout."},
+    [CMD_RESULT] = {"result", "ID", 1, 1, "fetch the outputs of a succeeded job",
+                    "Prints each output (name, dtype, shape and, for small arrays, the values).\n"
+                    "With -o DIR, writes DIR/<name>.npy for every output (numpy.load reads them).\n"
+                    "Exits 1 when the job finished without success, 3 when it has not finished."},
+    [CMD_CANCEL] = {"cancel", "ID ...", 1, -1, "cancel queued or running jobs",
+                    "Exits 3 if a job was already final (the server answers 409)."},
+    [CMD_LIST] = {"list", "", 0, 0, "list jobs (by id, one page at a time) with filters",
+                  "Prints one page (--limit) and, if there is more, the --cursor for the next;\n"
+                  "--all follows the cursors to the end."},
+    [CMD_EVENTS] = {"events", "[ID]", 0, 1, "follow job state changes (server-sent events)",
+                    "Prints one line per state change as it happens (--json: one JSON object per\n"
+                    "line). With --job ID (or an ID operand) prints the job's stored history first\n"
+                    "and ends when the job is final; --history prints only the history."},
+    [CMD_DEVICES] = {"devices", "", 0, 0, "list devices: kind, slots, memory, load, health", NULL},
+    [CMD_KERNELS] = {"kernels", "[NAME]", 0, 1, "list kernels, or describe one (args, inputs, outputs)",
+                     NULL},
+    [CMD_HEALTH] = {"health", "", 0, 0, "check that the daemon is alive and ready",
+                    "Exits 0 when /healthz and /readyz both answer OK, 5 otherwise."},
+    [CMD_HELP] = {"help", "[COMMAND]", 0, 1, "show help for a command", NULL},
+};
+
+const cli_flag cli_flags[] = {
+    /* global */
+    {FL_SERVER, "server", 0, "URL", 0, CLI_GLOBAL,
+     "daemon URL (default $GEXEC_SERVER, else http://127.0.0.1:8080)"},
+    {FL_API_KEY, "api-key", 0, "KEY", 0, CLI_GLOBAL, "API key sent as a bearer token (default $GEXEC_API_KEY)"},
+    {FL_CA_FILE, "ca-file", 0, "FILE", 0, CLI_GLOBAL, "CA bundle (PEM) that verifies an https server"},
+    {FL_RETRIES, "retries", 0, "N", 0, CLI_GLOBAL,
+     "repeat a request refused with 429/503 or that cannot connect, N times (default 2)"},
+    {FL_JSON, "json", 0, NULL, 0, CLI_GLOBAL, "print the server's JSON instead of text (for scripts)"},
+    {FL_HELP, "help", 'h', NULL, 0, CLI_GLOBAL, "show help and exit"},
+    {FL_VERSION, "version", 0, NULL, 0, CLI_GLOBAL, "print the version and exit"},
+    /* submit */
+    {FL_KERNEL, "kernel", 'k', "NAME", 0, B(CMD_SUBMIT), "kernel to run (\"saxpy\" or \"saxpy@1\")"},
+    {FL_ARG, "arg", 'a', "NAME=VALUE", 1, B(CMD_SUBMIT), "kernel argument (repeatable)"},
+    {FL_INPUT, "input", 'i', "NAME=SRC", 1, B(CMD_SUBMIT),
+     "input from a .npy PATH, a blob sha256:..., or @inline:DTYPE[SHAPE]:V,V,... (repeatable)"},
+    {FL_FILE, "file", 'f', "FILE", 0, B(CMD_SUBMIT), "JSON job spec, or a JSON array of specs (a batch); - for stdin"},
+    {FL_PRIORITY, "priority", 'p', "N", 0, B(CMD_SUBMIT), "priority inside the tenant, -100..100"},
+    {FL_DEVICE, "device", 'd', "DEV", 0, B(CMD_SUBMIT), "device constraint: any, cpu, gpu, gpu:1"},
+    {FL_TIMEOUT, "timeout", 't', "DURATION", 0, B(CMD_SUBMIT), "wall-clock limit once running (30, 1.5s, 250ms, 2m)"},
+    {FL_QUEUE_TIMEOUT, "queue-timeout", 0, "DURATION", 0, B(CMD_SUBMIT), "give up if not started within DURATION"},
+    {FL_MAX_ATTEMPTS, "max-attempts", 0, "N", 0, B(CMD_SUBMIT), "attempts allowed on transient faults"},
+    {FL_DEP, "dep", 0, "ID", 1, B(CMD_SUBMIT), "run only after job ID succeeds (repeatable)"},
+    {FL_LABEL, "label", 'l', "KEY=VALUE", 1, B(CMD_SUBMIT), "label the job (repeatable)"},
+    {FL_IDEM, "idempotency-key", 0, "KEY", 0, B(CMD_SUBMIT), "resubmitting with the same key returns the same job"},
+    {FL_WAIT, "wait", 'w', NULL, 0, B(CMD_SUBMIT), "wait for the job to finish, as `gexec wait`"},
+    {FL_WAIT_TIMEOUT, "wait-timeout", 0, "DURATION", 0, B(CMD_SUBMIT), "with --wait, give up after DURATION (exit 6)"},
+    /* wait */
+    {FL_TIMEOUT, "timeout", 't', "DURATION", 0, B(CMD_WAIT), "give up after DURATION (exit 6); default: never"},
+    {FL_QUIET, "quiet", 'q', NULL, 0, B(CMD_WAIT) | B(CMD_SUBMIT) | B(CMD_CANCEL),
+     "print nothing but errors (the exit code tells)"},
+    /* result */
+    {FL_OUTPUT, "output", 'o', "DIR", 0, B(CMD_RESULT), "write each output to DIR/<name>.npy (DIR is created)"},
+    /* list */
+    {FL_STATE, "state", 's', "S,S", 0, B(CMD_LIST) | B(CMD_EVENTS), "only these states (queued,running,...)"},
+    {FL_KERNEL, "kernel", 'k', "NAME", 0, B(CMD_LIST) | B(CMD_EVENTS), "only this kernel"},
+    {FL_LABEL, "label", 'l', "KEY=VALUE", 1, B(CMD_LIST), "only jobs with this label (repeatable: all must match)"},
+    {FL_LIMIT, "limit", 'n', "N", 0, B(CMD_LIST), "jobs per page (server default if absent)"},
+    {FL_CURSOR, "cursor", 0, "CURSOR", 0, B(CMD_LIST), "start at this cursor (printed by the previous page)"},
+    {FL_ALL, "all", 0, NULL, 0, B(CMD_LIST), "follow the cursors and list every match"},
+    /* events */
+    {FL_JOB, "job", 'j', "ID", 0, B(CMD_EVENTS), "only this job: print its history, follow until it is final"},
+    {FL_HISTORY, "history", 0, NULL, 0, B(CMD_EVENTS), "with --job: print the stored history only"},
+    {FL_TIMEOUT, "timeout", 't', "DURATION", 0, B(CMD_EVENTS),
+     "stop after DURATION (exit 0; exit 6 with --job if not final)"},
+};
+const size_t cli_nflags = sizeof cli_flags / sizeof cli_flags[0];
+
+int cli_cmd_find(const char *name) {
+    for (int i = 0; i < CMD_COUNT; i++)
+        if (!strcmp(cli_cmds[i].name, name)) return i;
+    return -1;
+}
+
+/* Flag row for a name in the context of cmd (-1: before the subcommand,
+ * globals only). */
+static const cli_flag *find_long(const char *name, size_t n, int cmd) {
+    for (size_t i = 0; i < cli_nflags; i++) {
+        const cli_flag *f = &cli_flags[i];
+        if (strlen(f->lng) != n || strncmp(f->lng, name, n)) continue;
+        if (f->cmds == CLI_GLOBAL || (cmd >= 0 && (f->cmds & CLI_CMD_BIT(cmd)))) return f;
+    }
+    return NULL;
+}
+
+static const cli_flag *find_short(char ch, int cmd) {
+    for (size_t i = 0; i < cli_nflags; i++) {
+        const cli_flag *f = &cli_flags[i];
+        if (f->shrt != ch) continue;
+        if (f->cmds == CLI_GLOBAL || (cmd >= 0 && (f->cmds & CLI_CMD_BIT(cmd)))) return f;
+    }
+    return NULL;
+}
+
+static void add_opt(cli_args *a, cli_flag_id id, const char *val) {
+    a->opts[a->nopts].id = id;
+    a->opts[a->nopts].val = val;
+    a->nopts++;
+}
+
+static int usage_fail(char *msg, size_t cap, const char *fmt, const char *s, const char *t) {
+    if (msg && cap) snprintf(msg, cap, fmt, s, t);
+    return -1;
+}
+
+int cli_parse(int argc, char **argv, cli_args *a, char *msg, size_t cap) {
+    memset(a, 0, sizeof *a);
+    a->cmd = -1;
+    if (msg && cap) msg[0] = '\0';
+    /* bundled switches ("-wq") give several options per word: room for
+     * one per character */
+    size_t n = 1;
+    for (int i = 1; i < argc; i++) n += strlen(argv[i]) + 1;
+    a->opts = calloc(n, sizeof *a->opts);
+    a->pos = calloc(n, sizeof *a->pos);
+    if (!a->opts || !a->pos) return usage_fail(msg, cap, "out of memory%s%s", "", "");
+    int only_pos = 0;
+    int help_for = 0; /* the subcommand was "help" */
+    for (int i = 1; i < argc; i++) {
+        const char *s = argv[i];
+        const char *cname = a->cmd >= 0 ? cli_cmds[a->cmd].name : "gexec";
+        if (!only_pos && !strcmp(s, "--")) {
+            only_pos = 1;
+            continue;
+        }
+        if (!only_pos && s[0] == '-' && s[1] == '-') {
+            const char *name = s + 2, *eq = strchr(name, '=');
+            size_t nl = eq ? (size_t)(eq - name) : strlen(name);
+            const cli_flag *f = find_long(name, nl, a->cmd);
+            if (!f) {
+                if (find_long(name, nl, CMD_SUBMIT) || find_long(name, nl, CMD_LIST) ||
+                    find_long(name, nl, CMD_EVENTS) || find_long(name, nl, CMD_RESULT) ||
+                    find_long(name, nl, CMD_WAIT))
+                    return usage_fail(msg, cap, "%s does not take option '%s'", cname, s);
+                return usage_fail(msg, cap, "unknown option '%s'%s (see --help)", s, "");
+            }
+            const char *val = NULL;
+            if (f->metavar) {
+                if (eq)
+                    val = eq + 1;
+                else if (i + 1 < argc)
+                    val = argv[++i];
+                else
+                    return usage_fail(msg, cap, "option '--%s' needs a value (%s)", f->lng, f->metavar);
+            } else if (eq) {
+                return usage_fail(msg, cap, "option '--%s' takes no value%s", f->lng, "");
+            }
+            add_opt(a, f->id, val);
+            continue;
+        }
+        if (!only_pos && s[0] == '-' && s[1] && s[1] != '-' &&
+            !(a->cmd >= 0 && (s[1] >= '0' && s[1] <= '9'))) {
+            for (const char *p = s + 1; *p; p++) {
+                const cli_flag *f = find_short(*p, a->cmd);
+                char opt[3] = {'-', *p, 0};
+                if (!f) return usage_fail(msg, cap, "unknown option '%s' for %s (see --help)", opt, cname);
+                if (!f->metavar) {
+                    add_opt(a, f->id, NULL);
+                    continue;
+                }
+                const char *val;
+                if (p[1])
+                    val = p + 1;
+                else if (i + 1 < argc)
+                    val = argv[++i];
+                else
+                    return usage_fail(msg, cap, "option '%s' needs a value (%s)", opt, f->metavar);
+                add_opt(a, f->id, val);
+                break;
+            }
+            continue;
+        }
+        if (a->cmd < 0 && !help_for) {
+            int c = cli_cmd_find(s);
+            if (c < 0) return usage_fail(msg, cap, "unknown command '%s'%s (try gexec --help)", s, "");
+            if (c == CMD_HELP) {
+                help_for = 1;
+                add_opt(a, FL_HELP, NULL);
+                continue;
+            }
+            a->cmd = c;
+            continue;
+        }
+        if (help_for && a->cmd < 0) {
+            int c = cli_cmd_find(s);
+            if (c < 0) return usage_fail(msg, cap, "unknown command '%s'%s (try gexec --help)", s, "");
+            a->cmd = c;
+            continue;
+        }
+        a->pos[a->npos++] = s;
+    }
+    if (cli_has(a, FL_HELP) || cli_has(a, FL_VERSION)) return 0;
+    if (a->cmd < 0) return usage_fail(msg, cap, "no command given%s%s (try gexec --help)", "", "");
+    const cli_cmd *c = &cli_cmds[a->cmd];
+    if (a->npos < c->min_pos) {
+        if (msg && cap)
+            snprintf(msg, cap, "%s needs %s (see gexec %s --help)", c->name, c->operands, c->name);
+        return -1;
+    }
+    if (c->max_pos >= 0 && a->npos > c->max_pos)
+        return usage_fail(msg, cap, "%s: unexpected operand '%s'", c->name, a->pos[c->max_pos]);
+    return 0;
+}
+
+void cli_args_free(cli_args *a) {
+    free(a->opts);
+    free(a->pos);
+    a->opts = NULL;
+    a->pos = NULL;
+    a->nopts = a->npos = 0;
+}
+
+int cli_has(const cli_args *a, cli_flag_id id) {
+    for (int i = 0; i < a->nopts; i++)
+        if (a->opts[i].id == id) return 1;
+    return 0;
+}
+
+const char *cli_get(const cli_args *a, cli_flag_id id) {
+    for (int i = a->nopts - 1; i >= 0; i--)
+        if (a->opts[i].id == id) return a->opts[i].val;
+    return NULL;
+}
+
+int cli_count(const cli_args *a, cli_flag_id id) {
+    int n = 0;
+    for (int i = 0; i < a->nopts; i++) n += a->opts[i].id == id;
+    return n;
+}
+
+const char *cli_nth(const cli_args *a, cli_flag_id id, int k) {
+    for (int i = 0; i < a->nopts; i++)
+        if (a->opts[i].id == id && k-- == 0) return a->opts[i].val;
+    return NULL;
+}
+
+/* ---- help ---------------------------------------------------------------- */
+
+static void flag_line(FILE *f, const cli_flag *fl) {
+    char left[64];
+    if (fl->shrt)
+        snprintf(left, sizeof left, "-%c, --%s%s%s", fl->shrt, fl->lng, fl->metavar ? " " : "",
+                 fl->metavar ? fl->metavar : "");
+    else
+        snprintf(left, sizeof left, "    --%s%s%s", fl->lng, fl->metavar ? " " : "",
+                 fl->metavar ? fl->metavar : "");
+    if (strlen(left) > 26)
+        fprintf(f, "  %s\n  %-26s  %s\n", left, "", fl->help);
+    else
+        fprintf(f, "  %-26s  %s\n", left, fl->help);
+}
+
+static void exit_codes(FILE *f) {
+    fputs("exit codes:\n"
+          "  0  ok\n"
+          "  1  the job finished but did not succeed (wait, result, submit --wait)\n"
+          "  2  usage error (bad flags, unreadable files, bad inline arrays)\n"
+          "  3  the server refused the request (HTTP 4xx)\n"
+          "  4  not found (HTTP 404)\n"
+          "  5  server or transport error (HTTP 5xx, cannot connect, not ready)\n"
+          "  6  timed out waiting\n",
+          f);
+}
+
+void cli_help(FILE *f, int cmd) {
+    if (cmd < 0 || cmd == CMD_HELP) {
+        fputs("usage: gexec [global options] COMMAND [options] [operands]\n\n"
+              "gexec talks to a gexecd daemon over its HTTP API.\n\ncommands:\n",
+              f);
+        for (int i = 0; i < CMD_COUNT; i++)
+            fprintf(f, "  %-9s %s\n", cli_cmds[i].name, cli_cmds[i].summary);
+        fputs("\nglobal options (before or after the command):\n", f);
+        for (size_t i = 0; i < cli_nflags; i++)
+            if (cli_flags[i].cmds == CLI_GLOBAL) flag_line(f, &cli_flags[i]);
+        fputs("\n", f);
+        exit_codes(f);
+        fputs("\n`gexec COMMAND --help` describes a command.\n", f);
+        return;
+    }
+    const cli_cmd *c = &cli_cmds[cmd];
+    fprintf(f, "usage: gexec %s [options]%s%s\n\n%s.\n", c->name, *c->operands ? " " : "",
+            c->operands, c->summary);
+    if (c->details) fprintf(f, "\n%s\n", c->details);
+    int any = 0;
+    for (size_t i = 0; i < cli_nflags; i++) {
+        const cli_flag *fl = &cli_flags[i];
+        if (fl->cmds == CLI_GLOBAL || !(fl->cmds & CLI_CMD_BIT(cmd))) continue;
+        if (!any++) fputs("\noptions:\n", f);
+        flag_line(f, fl);
+    }
+    fputs("\nglobal options:\n", f);
+    for (size_t i = 0; i < cli_nflags; i++)
+        if (cli_flags[i].cmds == CLI_GLOBAL) flag_line(f, &cli_flags[i]);
+    fputs("\n", f);
+    exit_codes(f);
+}

@@ -1,0 +1,60 @@
+/*
+ * cli.h - shared pieces of the `gexec` command: the context each
+ * subcommand runs with, error reporting and exit codes, and output helpers.
+ * Subcommands talk to the daemon only through gexec_client.h.
+ */
+#ifndef GX_CLI_H
+#define GX_CLI_H
+
+#include <stdio.h>
+
+#include "args.h"
+#include "gexec/gexec_client.h"
+
+typedef struct cli_ctx {
+    const cli_args *a;
+    const gx_client_opts *copts; /* how the client was made (for a second one) */
+    gx_client *c;
+    int json;  /* --json */
+    int quiet; /* --quiet */
+    int tty;   /* stdout is a terminal */
+} cli_ctx;
+
+/* Print "gexec: <message> (field F)" for a failed client call and return
+ * the exit code for it (from the HTTP status of the last response). */
+int cli_fail(cli_ctx *x, int rc, const gx_error *err);
+/* Exit code for a failed client call, without printing. */
+int cli_exit_code(gx_client *c, int rc);
+/* Print "gexec: <formatted>" and return CLI_EXIT_USAGE. */
+int cli_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Same message form for local errors (files, parsing) given as a gx_error. */
+int cli_local_fail(const char *what, const gx_error *err);
+
+/* Print a JSON text (server answer) on stdout with a final newline. */
+void cli_print_raw(const char *json);
+
+/* Parse an integer flag value strictly; CLI_EXIT_USAGE on error. */
+int cli_int(const char *flag, const char *s, long lo, long hi, long *out);
+/* Parse a duration flag value; CLI_EXIT_USAGE on error. */
+int cli_duration(const char *flag, const char *s, long *ms);
+
+/* Output of jobs (out.c). */
+void cli_print_job(const gx_client_job *j);
+void cli_print_final(const gx_client_job *j);
+/* Wait for one job as `gexec wait` does; returns the exit code. timeout_ms
+ * -1 = forever. The final job is left in *j. */
+int cli_wait_job(cli_ctx *x, const char *id, long timeout_ms, gx_client_job *j);
+
+/* Subcommands; each returns the exit code. */
+int cmd_submit(cli_ctx *x);
+int cmd_get(cli_ctx *x);
+int cmd_wait(cli_ctx *x);
+int cmd_result(cli_ctx *x);
+int cmd_cancel(cli_ctx *x);
+int cmd_list(cli_ctx *x);
+int cmd_events(cli_ctx *x);
+int cmd_devices(cli_ctx *x);
+int cmd_kernels(cli_ctx *x);
+int cmd_health(cli_ctx *x);
+
+#endif

@@ -1,0 +1,232 @@
+/*
+ * cmd_info.c - gexec devices, kernels and health: service information,
+ * shown as tables (or the server's JSON with --json).
+ */
+#include <jansson.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+static const char *js(json_t *o, const char *k) {
+    const char *s = json_string_value(json_object_get(o, k));
+    return s ? s : "";
+}
+
+static double jnum(json_t *o, const char *k) {
+    json_t *v = json_object_get(o, k);
+    return json_is_number(v) ? json_number_value(v) : 0;
+}
+
+/* Fetch raw JSON with fn, print it with --json, else parse it for show(). */
+static int info(cli_ctx *x, int (*fn)(gx_client *, char **, gx_error *),
+                int (*show)(cli_ctx *, json_t *)) {
+    char *raw = NULL;
+    gx_error err;
+    int rc = fn(x->c, &raw, &err);
+    if (rc) {
+        free(raw);
+        return cli_fail(x, rc, &err);
+    }
+    int code = CLI_EXIT_OK;
+    if (x->json) {
+        cli_print_raw(raw);
+    } else {
+        json_error_t je;
+        json_t *root = json_loads(raw, 0, &je);
+        if (!root) {
+            fprintf(stderr, "gexec: server sent bad JSON: %s\n", je.text);
+            code = CLI_EXIT_SERVER;
+        } else {
+            code = show(x, root);
+        }
+        json_decref(root);
+    }
+    free(raw);
+    return code;
+}
+
+static void human_bytes(double b, char *buf, size_t cap) {
+    const char *u[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+    int i = 0;
+    while (b >= 1024 && i < 4) {
+        b /= 1024;
+        i++;
+    }
+    snprintf(buf, cap, i ? "%.1f %s" : "%.0f %s", b, u[i]);
+}
+
+static int show_devices(cli_ctx *x, json_t *root) {
+    json_t *devs = json_object_get(root, "devices");
+    printf("%-5s %-10s %-6s %-24s %5s %21s %7s %6s %-8s %s\n", "INDEX", "NAME", "KIND", "MODEL",
+           "SLOTS", "MEMORY USED/TOTAL", "RUNNING", "QUEUED", "STATUS", "DONE");
+    size_t i;
+    json_t *d;
+    json_array_foreach(devs, i, d) {
+        char used[24], total[24], mem[50];
+        human_bytes(jnum(d, "memory_used"), used, sizeof used);
+        human_bytes(jnum(d, "memory_total"), total, sizeof total);
+        snprintf(mem, sizeof mem, "%s/%s", used, total);
+        const char *st = js(d, "status");
+        if (!*st) st = json_is_true(json_object_get(d, "healthy")) ? "ok" : "unhealthy";
+        printf("%-5.0f %-10s %-6s %-24.24s %5.0f %21s %7.0f %6.0f %-8s %.0f\n", jnum(d, "index"),
+               js(d, "name"), js(d, "kind"), js(d, "model"), jnum(d, "slots"), mem,
+               jnum(d, "running"), jnum(d, "queued"), st, jnum(d, "jobs_done"));
+    }
+    json_t *gpu = json_object_get(root, "gpu");
+    if (json_is_object(gpu))
+        printf("gpu: %s%s%s\n", json_is_true(json_object_get(gpu, "available")) ? "available" : "not available",
+               *js(gpu, "message") ? " - " : "", js(gpu, "message"));
+    return CLI_EXIT_OK;
+}
+
+int cmd_devices(cli_ctx *x) { return info(x, gx_client_devices, show_devices); }
+
+static void show_kernel(json_t *k) {
+    printf("%s@%lld - %s%s\n", js(k, "name"), (long long)jnum(k, "version"), js(k, "summary"),
+           json_is_true(json_object_get(k, "batchable")) ? " (batchable)" : "");
+    size_t i;
+    json_t *v;
+    json_t *args = json_object_get(k, "args");
+    if (json_array_size(args)) printf("  args:\n");
+    json_array_foreach(args, i, v) {
+        printf("    %-14s %-6s", js(v, "name"), js(v, "type"));
+        if (json_is_true(json_object_get(v, "required"))) printf(" required");
+        json_t *def = json_object_get(v, "default");
+        if (def && !json_is_null(def)) {
+            char *s = json_dumps(def, JSON_ENCODE_ANY);
+            printf(" default %s", s ? s : "?");
+            free(s);
+        }
+        json_t *lo = json_object_get(v, "min"), *hi = json_object_get(v, "max");
+        /* a float allowed any value has min/max near +-DBL_MAX: not worth showing */
+        if (json_is_number(lo) && fabs(json_number_value(lo)) > 1e300) lo = NULL;
+        if (json_is_number(hi) && fabs(json_number_value(hi)) > 1e300) hi = NULL;
+        if (json_is_number(lo) || json_is_number(hi)) {
+            char *a = json_dumps(lo, JSON_ENCODE_ANY), *b = json_dumps(hi, JSON_ENCODE_ANY);
+            printf(" range %s..%s", a && json_is_number(lo) ? a : "", b && json_is_number(hi) ? b : "");
+            free(a);
+            free(b);
+        }
+        json_t *ch = json_object_get(v, "choices");
+        if (json_array_size(ch)) {
+            char *s = json_dumps(ch, JSON_COMPACT);
+            printf(" one of %s", s ? s : "?");
+            free(s);
+        }
+        if (*js(v, "doc")) printf(" - %s", js(v, "doc"));
+        printf("\n");
+    }
+    static const char *io[] = {"inputs", "outputs"};
+    for (int w = 0; w < 2; w++) {
+        json_t *list = json_object_get(k, io[w]);
+        if (json_array_size(list)) printf("  %s:\n", io[w]);
+        json_array_foreach(list, i, v) {
+            printf("    %-14s ", js(v, "name"));
+            size_t t;
+            json_t *dt;
+            json_array_foreach(json_object_get(v, "dtypes"), t, dt)
+                printf("%s%s", t ? "|" : "", json_string_value(dt) ? json_string_value(dt) : "?");
+            json_t *rank = json_object_get(v, "rank");
+            if (json_is_integer(rank)) printf(" rank %lld", (long long)json_integer_value(rank));
+            if (json_is_true(json_object_get(v, "optional"))) printf(" optional");
+            if (json_is_true(json_object_get(v, "series"))) printf(" series");
+            if (*js(v, "shape")) printf(" shape %s", js(v, "shape"));
+            if (*js(v, "doc")) printf(" - %s", js(v, "doc"));
+            printf("\n");
+        }
+    }
+}
+
+static const char *kernel_filter;
+
+static int show_kernels(cli_ctx *x, json_t *root) {
+    json_t *ks = json_object_get(root, "kernels");
+    size_t i;
+    json_t *k;
+    int found = 0;
+    json_array_foreach(ks, i, k) {
+        if (kernel_filter) {
+            char full[200];
+            snprintf(full, sizeof full, "%s@%lld", js(k, "name"), (long long)jnum(k, "version"));
+            if (strcmp(kernel_filter, js(k, "name")) && strcmp(kernel_filter, full)) continue;
+            show_kernel(k);
+            found = 1;
+        } else {
+            printf("%-16s v%-3lld %s\n", js(k, "name"), (long long)jnum(k, "version"), js(k, "summary"));
+        }
+    }
+    if (kernel_filter && !found) {
+        fprintf(stderr, "gexec: no kernel named '%s' (gexec kernels lists them)\n", kernel_filter);
+        return CLI_EXIT_NOTFOUND;
+    }
+    return CLI_EXIT_OK;
+}
+
+int cmd_kernels(cli_ctx *x) {
+    kernel_filter = x->a->npos ? x->a->pos[0] : NULL;
+    if (kernel_filter && x->json) {
+        /* --json with a name: just that kernel's object */
+        char *raw = NULL;
+        gx_error err;
+        int rc = gx_client_kernels(x->c, &raw, &err);
+        if (rc) {
+            free(raw);
+            return cli_fail(x, rc, &err);
+        }
+        json_t *root = json_loads(raw, 0, NULL);
+        free(raw);
+        size_t i;
+        json_t *k;
+        json_array_foreach(json_object_get(root, "kernels"), i, k) {
+            if (!strcmp(js(k, "name"), kernel_filter)) {
+                char *s = json_dumps(k, JSON_COMPACT);
+                cli_print_raw(s);
+                free(s);
+                json_decref(root);
+                return CLI_EXIT_OK;
+            }
+        }
+        json_decref(root);
+        fprintf(stderr, "gexec: no kernel named '%s'\n", kernel_filter);
+        return CLI_EXIT_NOTFOUND;
+    }
+    return info(x, gx_client_kernels, show_kernels);
+}
+
+int cmd_health(cli_ctx *x) {
+    char *hraw = NULL, *rraw = NULL;
+    gx_error err;
+    int rc = gx_client_health(x->c, &hraw, &err);
+    if (rc) {
+        if (x->json && hraw) cli_print_raw(hraw);
+        free(hraw);
+        return cli_fail(x, rc, &err);
+    }
+    int ready = 0;
+    rc = gx_client_ready(x->c, &ready, &rraw, &err);
+    if (rc) {
+        free(hraw);
+        free(rraw);
+        return cli_fail(x, rc, &err);
+    }
+    if (x->json) {
+        json_t *h = json_loads(hraw ? hraw : "null", JSON_DECODE_ANY, NULL);
+        json_t *r = json_loads(rraw ? rraw : "null", JSON_DECODE_ANY, NULL);
+        json_t *o = json_pack("{s:o*,s:o*}", "health", h, "ready", r);
+        char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
+        cli_print_raw(s);
+        free(s);
+        json_decref(o);
+    } else {
+        json_t *r = json_loads(rraw ? rraw : "", 0, NULL);
+        const char *msg = js(r, "message");
+        printf("%s: alive, %s%s%s\n", gx_client_server(x->c), ready ? "ready" : "not ready",
+               *msg ? " - " : "", msg);
+        json_decref(r);
+    }
+    free(hraw);
+    free(rraw);
+    return ready ? CLI_EXIT_OK : CLI_EXIT_SERVER;
+}

@@ -1,0 +1,376 @@
+/*
+ * jobs.c - submit, get, wait, cancel, list and the event history of jobs.
+ *
+ * Job objects are parsed leniently: a missing or null field leaves the
+ * struct's "none" value ("" or 0 or -1), so an older or newer daemon that
+ * adds or drops fields still works.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "client_int.h"
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static long jint(json_t *o, const char *key, long def) {
+    json_t *v = json_object_get(o, key);
+    if (json_is_integer(v)) return (long)json_integer_value(v);
+    if (json_is_real(v)) return (long)json_real_value(v);
+    return def;
+}
+
+static double jnum(json_t *o, const char *key) {
+    json_t *v = json_object_get(o, key);
+    return json_is_number(v) ? json_number_value(v) : 0.0;
+}
+
+static int state_of(const char *name) {
+    return *name ? gx_job_state_from_name(name) : -1;
+}
+
+/* error: null | {"code":"GX_E..","message":".."} */
+static void error_fields(json_t *o, int *code, char *name, size_t ncap, char *msg, size_t mcap) {
+    json_t *e = json_object_get(o, "error");
+    *code = 0;
+    if (name) name[0] = '\0';
+    msg[0] = '\0';
+    if (!json_is_object(e)) return;
+    if (name) gx__jstr(name, ncap, e, "code");
+    gx__jstr(msg, mcap, e, "message");
+    *code = gx__err_from_name(json_string_value(json_object_get(e, "code")));
+    if (!*code) *code = GX_EIO; /* a failure with a code we do not know */
+}
+
+void gx__job_from_json(json_t *o, gx_client_job *j) {
+    memset(j, 0, sizeof *j);
+    j->wait_position = -1;
+    gx__jstr(j->id, sizeof j->id, o, "id");
+    gx__jstr(j->tenant, sizeof j->tenant, o, "tenant");
+    gx__jstr(j->kernel, sizeof j->kernel, o, "kernel");
+    gx__jstr(j->state_name, sizeof j->state_name, o, "state");
+    j->state = state_of(j->state_name);
+    j->priority = (int)jint(o, "priority", 0);
+    j->attempts = (int)jint(o, "attempts", 0);
+    j->max_attempts = (int)jint(o, "max_attempts", 0);
+    gx__jstr(j->device, sizeof j->device, o, "device");
+    gx__jstr(j->submitted_at, sizeof j->submitted_at, o, "submitted_at");
+    gx__jstr(j->started_at, sizeof j->started_at, o, "started_at");
+    gx__jstr(j->finished_at, sizeof j->finished_at, o, "finished_at");
+    j->queue_seconds = jnum(o, "queue_seconds");
+    j->run_seconds = jnum(o, "run_seconds");
+    error_fields(o, &j->error_code, j->error_name, sizeof j->error_name, j->error_message,
+                 sizeof j->error_message);
+    json_t *w = json_object_get(o, "wait");
+    if (json_is_object(w)) {
+        gx__jstr(j->wait_reason, sizeof j->wait_reason, w, "reason");
+        j->wait_position = jint(w, "position", -1);
+        gx__jstr(j->waiting_on, sizeof j->waiting_on, w, "waiting_on");
+        gx__jstr(j->wait_message, sizeof j->wait_message, w, "message");
+    }
+}
+
+int gx_client_job_is_final(const gx_client_job *j) {
+    return j->state >= 0 && gx_job_state_is_final(j->state);
+}
+
+/* "/v1/jobs/<escaped id><suffix>"; malloc'd. */
+static char *job_path(const char *id, const char *suffix, gx_error *err) {
+    if (!id || !*id) {
+        gx_error_set(err, GX_EINVAL, "id", "job id is empty");
+        return NULL;
+    }
+    char *e = gx__escape(id);
+    if (!e) {
+        gx_error_set(err, GX_ENOMEM, NULL, "out of memory");
+        return NULL;
+    }
+    size_t n = strlen(e) + strlen(suffix) + 16;
+    char *p = malloc(n);
+    if (p)
+        snprintf(p, n, "/v1/jobs/%s%s", e, suffix);
+    else
+        gx_error_set(err, GX_ENOMEM, NULL, "out of memory");
+    free(e);
+    return p;
+}
+
+/* Run a request whose answer is a job object. */
+static int job_call(gx_client *c, const char *method, const char *path, const char *body,
+                    gx_client_job *job, char **raw, gx_error *err) {
+    json_t *o = NULL;
+    int rc = gx__http_json(c, method, path, body, &o, raw, err);
+    if (rc == 0) {
+        if (!json_is_object(o)) {
+            rc = gx_error_set(err, GX_EFORMAT, NULL, "server answered %s %s with a non-object",
+                              method, path);
+        } else if (job) {
+            gx__job_from_json(o, job);
+            job->created = c->last_status == 202 || c->last_status == 201;
+        }
+    }
+    json_decref(o);
+    return rc;
+}
+
+int gx_client_submit_json(gx_client *c, const char *spec_json, gx_client_job *job, char **raw,
+                          gx_error *err) {
+    if (raw) *raw = NULL;
+    if (!spec_json) return gx_error_set(err, GX_EINVAL, "spec", "job spec is NULL");
+    return job_call(c, "POST", "/v1/jobs", spec_json, job, raw, err);
+}
+
+int gx_client_submit(gx_client *c, const gx_jobspec *s, gx_client_job *job, char **raw,
+                     gx_error *err) {
+    char *json = NULL;
+    if (raw) *raw = NULL;
+    int rc = gx_jobspec_to_json(s, &json, err);
+    if (rc) return rc;
+    rc = gx_client_submit_json(c, json, job, raw, err);
+    free(json);
+    return rc;
+}
+
+int gx_client_get(gx_client *c, const char *id, gx_client_job *job, char **raw, gx_error *err) {
+    if (raw) *raw = NULL;
+    char *p = job_path(id, "", err);
+    if (!p) return err ? err->code : GX_EINVAL;
+    int rc = job_call(c, "GET", p, NULL, job, raw, err);
+    free(p);
+    return rc;
+}
+
+int gx_client_cancel(gx_client *c, const char *id, gx_client_job *job, char **raw,
+                     gx_error *err) {
+    if (raw) *raw = NULL;
+    char *p = job_path(id, "", err);
+    if (!p) return err ? err->code : GX_EINVAL;
+    int rc = job_call(c, "DELETE", p, NULL, job, raw, err);
+    free(p);
+    return rc;
+}
+
+void gx_client_wait_opts_init(gx_client_wait_opts *o) {
+    memset(o, 0, sizeof *o);
+    o->timeout_ms = -1;
+}
+
+int gx_client_wait(gx_client *c, const char *id, const gx_client_wait_opts *o,
+                   gx_client_job *job, gx_error *err) {
+    gx_client_wait_opts def;
+    if (!o) {
+        gx_client_wait_opts_init(&def);
+        o = &def;
+    }
+    gx_client_job local;
+    if (!job) job = &local;
+    double t0 = now_s();
+    double interval = (o->poll_min_ms > 0 ? (double)o->poll_min_ms : 20.0) / 1000.0;
+    double maxi = (o->poll_max_ms > 0 ? (double)o->poll_max_ms : 1000.0) / 1000.0;
+    if (interval > maxi) interval = maxi;
+    for (;;) {
+        int rc = gx_client_get(c, id, job, NULL, err);
+        if (rc) return rc;
+        double elapsed = now_s() - t0;
+        if (o->progress && o->progress(o->ctx, job, elapsed))
+            return gx_error_set(err, GX_ECANCELED, NULL, "wait for job %s stopped", id);
+        if (gx_client_job_is_final(job)) return 0;
+        double left = o->timeout_ms < 0 ? interval : (double)o->timeout_ms / 1000.0 - elapsed;
+        if (left <= 0)
+            return gx_error_set(err, GX_ETIMEDOUT, NULL,
+                                "job %s is still %s after %.1f s", id, job->state_name, elapsed);
+        double nap = interval < left ? interval : left;
+        struct timespec ts = {(time_t)nap, (long)((nap - (double)(time_t)nap) * 1e9)};
+        nanosleep(&ts, NULL);
+        interval *= 2;
+        if (interval > maxi) interval = maxi;
+    }
+}
+
+/* ---- list ------------------------------------------------------------------ */
+
+/* Append "&key=escaped(value)" (or "?..." first) to b. */
+static int add_query(gx__buf *b, const char *key, const char *value) {
+    char *e = gx__escape(value);
+    if (!e) return GX_ENOMEM;
+    int rc = gx__buf_add(b, strchr(b->p, '?') ? "&" : "?", 1);
+    if (!rc) rc = gx__buf_add(b, key, strlen(key));
+    if (!rc) rc = gx__buf_add(b, "=", 1);
+    if (!rc) rc = gx__buf_add(b, e, strlen(e));
+    free(e);
+    return rc;
+}
+
+int gx_client_list(gx_client *c, const gx_client_list_opts *o, gx_client_job_list *out,
+                   char **raw, gx_error *err) {
+    memset(out, 0, sizeof *out);
+    if (raw) *raw = NULL;
+    gx__buf q = {0};
+    int rc = gx__buf_add(&q, "/v1/jobs", 8);
+    if (o && !rc) {
+        if (o->state && *o->state) rc = add_query(&q, "state", o->state);
+        if (o->kernel && *o->kernel && !rc) rc = add_query(&q, "kernel", o->kernel);
+        for (size_t i = 0; o->labels && i < o->nlabels && !rc; i++)
+            rc = add_query(&q, "label", o->labels[i]);
+        if (o->limit > 0 && !rc) {
+            char n[24];
+            snprintf(n, sizeof n, "%d", o->limit);
+            rc = add_query(&q, "limit", n);
+        }
+        if (o->cursor && *o->cursor && !rc) rc = add_query(&q, "cursor", o->cursor);
+    }
+    if (rc) {
+        gx__buf_free(&q);
+        return gx_error_set(err, GX_ENOMEM, NULL, "out of memory");
+    }
+    json_t *root = NULL;
+    rc = gx__http_json(c, "GET", q.p, NULL, &root, raw, err);
+    gx__buf_free(&q);
+    if (rc) return rc;
+    json_t *jobs = json_object_get(root, "jobs");
+    if (!json_is_array(jobs)) {
+        json_decref(root);
+        return gx_error_set(err, GX_EFORMAT, "jobs", "server answer has no \"jobs\" array");
+    }
+    size_t n = json_array_size(jobs);
+    out->jobs = calloc(n ? n : 1, sizeof *out->jobs);
+    if (!out->jobs) {
+        json_decref(root);
+        return gx_error_set(err, GX_ENOMEM, NULL, "out of memory");
+    }
+    for (size_t i = 0; i < n; i++) gx__job_from_json(json_array_get(jobs, i), &out->jobs[i]);
+    out->n = n;
+    gx__jstr(out->next_cursor, sizeof out->next_cursor, root, "next_cursor");
+    json_decref(root);
+    return 0;
+}
+
+void gx_client_job_list_free(gx_client_job_list *l) {
+    if (!l) return;
+    free(l->jobs);
+    l->jobs = NULL;
+    l->n = 0;
+}
+
+/* ---- batch ----------------------------------------------------------------- */
+
+int gx_client_submit_batch_json(gx_client *c, const char *batch_json, gx_client_batch *out,
+                                char **raw, gx_error *err) {
+    memset(out, 0, sizeof *out);
+    if (raw) *raw = NULL;
+    if (!batch_json) return gx_error_set(err, GX_EINVAL, "jobs", "batch is NULL");
+    json_error_t je;
+    json_t *in = json_loads(batch_json, 0, &je);
+    if (!in) {
+        int rc = gx_error_set(err, GX_EFORMAT, NULL, "batch is not valid JSON: %s (line %d)",
+                              je.text, je.line);
+        if (err) err->pos = je.position;
+        return rc;
+    }
+    char *body = NULL;
+    if (json_is_array(in)) {
+        json_t *w = json_pack("{sO}", "jobs", in);
+        body = w ? json_dumps(w, JSON_COMPACT) : NULL;
+        json_decref(w);
+    } else if (json_is_array(json_object_get(in, "jobs"))) {
+        body = json_dumps(in, JSON_COMPACT);
+    } else {
+        json_decref(in);
+        return gx_error_set(err, GX_EINVAL, "jobs",
+                            "batch must be an array of job specs or {\"jobs\":[...]}");
+    }
+    json_decref(in);
+    if (!body) return gx_error_set(err, GX_ENOMEM, NULL, "out of memory");
+    json_t *root = NULL;
+    int rc = gx__http_json(c, "POST", "/v1/jobs:batch", body, &root, raw, err);
+    free(body);
+    if (rc) return rc;
+    json_t *res = json_object_get(root, "results");
+    size_t n = json_array_size(res);
+    out->items = calloc(n ? n : 1, sizeof *out->items);
+    if (!out->items) {
+        json_decref(root);
+        return gx_error_set(err, GX_ENOMEM, NULL, "out of memory");
+    }
+    out->n = n;
+    for (size_t i = 0; i < n; i++) {
+        json_t *r = json_array_get(res, i);
+        long idx = jint(r, "index", (long)i);
+        gx_client_batch_item *it = &out->items[idx >= 0 && (size_t)idx < n ? (size_t)idx : i];
+        it->status = (int)jint(r, "status", 0);
+        gx__jstr(it->id, sizeof it->id, r, "id");
+        gx_error_clear(&it->error);
+        json_t *e = json_object_get(r, "error");
+        if (json_is_object(e)) {
+            int code = gx__err_from_name(json_string_value(json_object_get(e, "code")));
+            const char *m = json_string_value(json_object_get(e, "message"));
+            gx_error_set(&it->error, code ? code : GX_EINVAL,
+                         json_string_value(json_object_get(e, "field")), "%s",
+                         m ? m : "refused");
+        } else if (it->status >= 400) {
+            gx_error_set(&it->error, GX_EINVAL, NULL, "refused with status %d", it->status);
+        }
+    }
+    out->accepted = (size_t)jint(root, "accepted", 0);
+    out->refused = (size_t)jint(root, "refused", 0);
+    json_decref(root);
+    return 0;
+}
+
+void gx_client_batch_free(gx_client_batch *b) {
+    if (!b) return;
+    free(b->items);
+    b->items = NULL;
+    b->n = 0;
+}
+
+/* ---- event history ---------------------------------------------------------- */
+
+void gx__event_from_json(json_t *o, gx_client_event *ev) {
+    memset(ev, 0, sizeof *ev);
+    ev->seq = jint(o, "seq", 0);
+    gx__jstr(ev->id, sizeof ev->id, o, "id");
+    gx__jstr(ev->state_name, sizeof ev->state_name, o, "state");
+    ev->state = state_of(ev->state_name);
+    ev->attempt = (int)jint(o, "attempt", 0);
+    gx__jstr(ev->time, sizeof ev->time, o, "time");
+    gx__jstr(ev->device, sizeof ev->device, o, "device");
+    error_fields(o, &ev->error_code, NULL, 0, ev->error_message, sizeof ev->error_message);
+}
+
+int gx_client_job_events(gx_client *c, const char *id, gx_client_event **events, size_t *n,
+                         char **raw, gx_error *err) {
+    *events = NULL;
+    *n = 0;
+    if (raw) *raw = NULL;
+    char *p = job_path(id, "/events", err);
+    if (!p) return err ? err->code : GX_EINVAL;
+    json_t *root = NULL;
+    int rc = gx__http_json(c, "GET", p, NULL, &root, raw, err);
+    free(p);
+    if (rc) return rc;
+    json_t *arr = json_object_get(root, "events");
+    if (!json_is_array(arr)) {
+        json_decref(root);
+        return gx_error_set(err, GX_EFORMAT, "events", "server answer has no \"events\" array");
+    }
+    size_t m = json_array_size(arr);
+    gx_client_event *evs = calloc(m ? m : 1, sizeof *evs);
+    if (!evs) {
+        json_decref(root);
+        return gx_error_set(err, GX_ENOMEM, NULL, "out of memory");
+    }
+    for (size_t i = 0; i < m; i++) {
+        gx__event_from_json(json_array_get(arr, i), &evs[i]);
+        if (!evs[i].id[0]) snprintf(evs[i].id, sizeof evs[i].id, "%s", id);
+    }
+    json_decref(root);
+    *events = evs;
+    *n = m;
+    return 0;
+}

@@ -1,0 +1,223 @@
+#!/usr/bin/env bash
+# cli_test.sh - every `gexec` subcommand against a real gexecd: output,
+# --json, and the exit codes scripts rely on (0 ok, 1 job not succeeded,
+# 2 usage, 3 refused, 4 not found, 5 server/transport, 6 timeout).
+#
+# Programs: $GEXEC / $GEXECD if set, else $GX_BUILD_DIR/{gexec,gexecd}, else
+# next to this script's build (build/). Exits 77 (skipped) without gexecd.
+set -u
+
+here=$(cd "$(dirname "$0")" && pwd)
+build=${GX_BUILD_DIR:-$here/../../build}
+GEXEC=${GEXEC:-$build/gexec}
+GEXECD=${GEXECD:-$build/gexecd}
+if [ ! -x "$GEXECD" ]; then
+    echo "skipped: gexecd not built"
+    exit 77
+fi
+if [ ! -x "$GEXEC" ]; then
+    echo "gexec not built at $GEXEC" >&2
+    exit 1
+fi
+
+tmp=$(mktemp -d /tmp/gexec-cli-test-XXXXXX)
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+unset GEXEC_API_KEY GEXEC_CONFIG
+env -u GEXEC_SERVER GEXEC_LISTEN=127.0.0.1:$port GEXEC_DATA_DIR=$tmp/data "$GEXECD" >"$tmp/gexecd.log" 2>&1 &
+dpid=$!
+export GEXEC_SERVER=http://127.0.0.1:$port
+
+fails=0
+checks=0
+cleanup() {
+    kill -TERM "$dpid" 2>/dev/null
+    for _ in $(seq 100); do kill -0 "$dpid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$dpid" 2>/dev/null
+    wait "$dpid" 2>/dev/null
+    if [ "$fails" -ne 0 ]; then
+        echo "---- gexecd log ----"
+        tail -n 50 "$tmp/gexecd.log"
+    fi
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+up=0
+for _ in $(seq 200); do
+    if "$GEXEC" health >/dev/null 2>&1; then up=1; break; fi
+    kill -0 "$dpid" 2>/dev/null || break
+    sleep 0.1
+done
+if [ $up -ne 1 ]; then
+    echo "gexecd did not come up"
+    cat "$tmp/gexecd.log"
+    exit 1
+fi
+
+# run WANT_RC CMD...: run gexec, keep stdout in $out and stderr in $err.
+run() {
+    local want=$1
+    shift
+    checks=$((checks + 1))
+    "$GEXEC" "$@" >"$tmp/out" 2>"$tmp/err"
+    local rc=$?
+    out=$(cat "$tmp/out")
+    err=$(cat "$tmp/err")
+    if [ "$rc" -ne "$want" ]; then
+        echo "FAIL: gexec $* -> exit $rc, want $want"
+        echo "  stdout: $out"
+        echo "  stderr: $err"
+        fails=$((fails + 1))
+        return 1
+    fi
+    return 0
+}
+
+# expect WHAT PATTERN TEXT: TEXT must match the extended regex PATTERN.
+expect() {
+    checks=$((checks + 1))
+    if ! grep -Eq -- "$2" <<<"$3"; then
+        echo "FAIL: $1: '$3' does not match /$2/"
+        fails=$((fails + 1))
+    fi
+}
+
+# a Python with NumPy, for interop checks (skipped when there is none)
+NPY=""
+for p in /usr/bin/python3 python3; do
+    if "$p" -c 'import numpy' 2>/dev/null; then NPY=$p; break; fi
+done
+
+json_get() { # json_get EXPR: evaluate a Python expression on j = JSON of stdin
+    python3 -c "import json,sys; j=json.load(sys.stdin); print($1)"
+}
+
+# ---- global -------------------------------------------------------------------
+run 0 --version && expect version '^gexec [0-9]+\.[0-9]+' "$out"
+run 0 --help && expect help 'exit codes' "$out"
+run 0 help submit && expect "help submit" '--kernel NAME' "$out"
+run 0 wait --help && expect "wait --help" 'usage: gexec wait' "$out"
+run 2 && expect "no command" 'no command' "$err"
+run 2 frobnicate && expect "unknown command" "^gexec: unknown command 'frobnicate'" "$err"
+run 2 get && expect "missing operand" 'get needs ID' "$err"
+run 2 get 1 --bogus
+run 2 list --limit x && expect "bad int" 'limit' "$err"
+run 5 --server http://127.0.0.1:1 health && expect "refused" 'cannot connect' "$err"
+run 2 --server ftp://x health
+
+# ---- service information ------------------------------------------------------------
+run 0 health && expect health 'alive, ready' "$out"
+run 0 --json health && expect "health json" '"ready"' "$out"
+run 0 devices && expect devices 'cpu' "$out"
+run 0 --json devices && expect "devices json" '^cpu$' "$(json_get 'j["devices"][0]["kind"]' <<<"$out")"
+run 0 kernels && expect kernels 'saxpy' "$out"
+run 0 kernels saxpy && expect "kernel saxpy" 'args:' "$out"
+run 0 --json kernels spin && expect "kernel json" '^spin$' "$(json_get 'j["name"]' <<<"$out")"
+run 4 kernels no_such_kernel
+
+# ---- submit, wait, result -----------------------------------------------------------
+run 0 submit -k saxpy -a a=2 -i x=@inline:f32:1,2,3 -i 'y=@inline:f32:1,1,1' --label suite=cli
+id1=$out
+expect "submit prints an id" '^[0-9]+$' "$id1"
+run 0 wait "$id1" && expect "wait line" "^$id1 succeeded" "$out"
+run 0 result "$id1" && expect result '^y f32\[3\] \[3, 5, 7\]$' "$out"
+run 0 result "$id1" -o "$tmp/res" && expect "result -o" "y f32\[3\] -> $tmp/res/y.npy" "$out"
+if [ -n "$NPY" ]; then
+    expect "numpy reads it" '^\[3\.0, 5\.0, 7\.0\]$' \
+        "$("$NPY" -c "import numpy; print(numpy.load('$tmp/res/y.npy').tolist())")"
+fi
+run 0 --json result "$id1" && expect "result json" '^y$' "$(json_get 'list(j["outputs"])[0]' <<<"$out")"
+run 0 get "$id1" && expect get '^state: +succeeded' "$out"
+run 0 --json get "$id1" && expect "get json" '^succeeded$' "$(json_get 'j["state"]' <<<"$out")"
+
+# inputs from .npy files (uploaded as blobs), flags after a spec file
+# x.npy: from NumPy when there is one, else the .npy that `result -o` wrote
+if [ -n "$NPY" ]; then
+    "$NPY" -c "import numpy; numpy.save('$tmp/x.npy', numpy.arange(5, dtype=numpy.float64))"
+    want_x='\[0, 4, 8, 12, 16\]'
+else
+    cp "$tmp/res/y.npy" "$tmp/x.npy"
+    want_x='\[12, 20, 28\]'
+fi
+cat >"$tmp/spec.json" <<'EOF'
+{"kernel": "saxpy", "args": {"a": 1}, "labels": {"suite": "cli"}}
+EOF
+run 0 submit -f "$tmp/spec.json" -a a=3 -i x="$tmp/x.npy" -i y="$tmp/x.npy" --wait
+expect "submit --wait" ' succeeded' "$out"
+id2=$(head -n1 <<<"$out")
+run 0 result "$id2" && expect "npy result" "$want_x" "$out"
+run 0 --json submit -k spin -a us=1000 --priority 5 --device cpu --timeout 10s --max-attempts 2 \
+    --idempotency-key cli-key-1 --label suite=cli
+expect "submit json" '^[0-9]+$' "$(json_get 'j["id"]' <<<"$out")"
+idk=$(json_get 'j["id"]' <<<"$out")
+run 0 submit -k spin -a us=1000 --idempotency-key cli-key-1 && expect "idempotent" "^$idk$" "$out"
+run 0 submit -k spin --dep "$id1" --dep "$idk" -q --wait && expect "quiet" '^$' "$out"
+echo '[{"kernel":"spin"},{"kernel":"spin","depends_on":["@0"]}]' >"$tmp/batch.json"
+run 0 submit -f "$tmp/batch.json" && expect batch '^[0-9]+
+[0-9]+$' "$out"
+echo '{"jobs":[{"kernel":"spin"},{"kernel":"no_such_kernel"}]}' >"$tmp/batch2.json"
+run 3 submit -f "$tmp/batch2.json" && expect "batch refused" 'job 1 refused' "$err"
+run 2 submit -f "$tmp/batch.json" -k spin && expect "batch + flags" 'takes no job flags' "$err"
+echo '{"kernel":' >"$tmp/bad.json"
+run 2 submit -f - <"$tmp/bad.json" && expect "bad spec" 'not valid JSON' "$err"
+
+# usage errors stay local: nothing reaches the server
+run 2 submit && expect "no kernel" 'needs -k KERNEL' "$err"
+run 2 submit -k saxpy -i x=@inline:f33:1 && expect "bad dtype" "unknown dtype 'f33'" "$err"
+run 2 submit -k saxpy -i x=@inline:f32[2]:1 && expect "bad count" '1 values for a shape of 2' "$err"
+run 2 submit -k saxpy -i x=/nonexistent.npy && expect "no file" 'cannot open /nonexistent.npy' "$err"
+echo hello >"$tmp/not.npy"
+run 2 submit -k saxpy -i x="$tmp/not.npy" && expect "not npy" 'not a usable .npy' "$err"
+run 2 submit -k saxpy -a noequals && expect "bad -a" 'expected name=value' "$err"
+run 2 submit -k spin --timeout 5parsecs && expect "bad duration" 'duration' "$err"
+run 2 submit -f /nonexistent.json
+
+# refusals by the server
+run 3 submit -k no_such_kernel && expect "unknown kernel" '^gexec: .*\(field kernel\)$' "$err"
+run 3 submit -k spin -a us=fast && expect "bad arg" '\(field args\.us\)' "$err"
+run 3 submit -k spin --device cpu:99 && expect "no device" '\(field device\)' "$err"
+run 4 get 999999999 && expect "not found" '^gexec: ' "$err"
+run 4 wait 999999999
+run 4 result 999999999
+run 4 cancel 999999999
+
+# ---- cancel, timeouts, failures ---------------------------------------------------------
+run 0 submit -k spin -a us=60000000 --label suite=cli-long
+long=$out
+run 6 wait "$long" --timeout 300ms && expect "wait timeout" 'still (queued|scheduled|running)' "$err"
+run 3 result "$long" && expect "result too early" 'succeeded' "$err"
+run 6 events --job "$long" --timeout 500ms
+run 0 cancel "$long" && expect cancel "^$long cancelled" "$out"
+run 1 wait "$long" && expect "wait cancelled" "^$long cancelled" "$out"
+run 3 cancel "$long" && expect "cancel again" 'already' "$err"
+run 1 result "$long" && expect "result of cancelled" "job $long cancelled" "$err"
+run 1 submit -k spin -a us=20000000 --timeout 100ms --wait && expect "timed out" ' timed_out' "$out"
+run 6 submit -k spin -a us=60000000 --wait --wait-timeout 200ms
+slow=$(head -n1 <<<"$out")
+run 0 --json cancel "$slow" && expect "cancel json" '^cancelled$' "$(json_get 'j["state"]' <<<"$out")"
+
+# ---- list -------------------------------------------------------------------------------
+run 0 list && expect list '^ID +STATE +KERNEL' "$out"
+run 0 list --state succeeded --kernel saxpy --label suite=cli
+expect "list filtered" "^$id1 +succeeded +saxpy" "$(grep "^$id1 " <<<"$out")"
+run 0 list --limit 1 --label suite=cli && expect "list page" 'more: gexec list --cursor' "$err"
+run 0 --json list --all --label suite=cli
+expect "list --all" '^[3-9]$|^[1-9][0-9]+$' "$(json_get 'len(j["jobs"])' <<<"$out")"
+expect "list --all cursor" '^None$' "$(json_get 'j["next_cursor"]' <<<"$out")"
+run 2 list --label nolabel
+run 3 list --state bogus
+
+# ---- events ----------------------------------------------------------------------------
+run 0 events --job "$id1" && expect "history" "$id1 succeeded" "$out"
+expect "history starts queued" "$id1 queued" "$(head -n1 <<<"$out")"
+run 0 --json events "$id1" --history
+expect "history json" '^succeeded$' "$(tail -n1 <<<"$out" | json_get 'j["state"]')"
+run 0 events --timeout 300ms
+run 2 events --history
+# follow a job that finishes while we listen
+run 0 submit -k spin -a us=700000
+fj=$out
+run 0 events --job "$fj" --timeout 20s && expect "follow to the end" "$fj succeeded" "$(tail -n1 <<<"$out")"
+
+echo "$checks checks, $fails failed"
+[ "$fails" -eq 0 ]

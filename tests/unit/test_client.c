@@ -1,0 +1,827 @@
+/*
+ * test_client.c - libgexec-client without a daemon: the parsers and the
+ * job spec builder, then every call against a scripted HTTP server
+ * (fakehttp.c) that checks what goes over the wire and feeds back answers
+ * that a daemon may give, errors included. Tests against a real gexecd are
+ * in tests/integration/.
+ */
+#include <fcntl.h>
+#include <math.h>
+#include <unistd.h>
+#include <stdlib.h>
+#include <string.h>
+#include <jansson.h>
+
+#include "testutil.h"
+#include "gexec/gexec_client.h"
+
+#include "fakehttp.c"
+
+/* ---- parsers ------------------------------------------------------------------- */
+
+static gx_array *inline_ok(const char *text) {
+    gx_array *a = NULL;
+    gx_error err;
+    gx_error_clear(&err);
+    int rc = gx_client_parse_inline(text, &a, &err);
+    if (rc) fail_msg("'%s': %s (pos %ld)", text, err.message, err.pos);
+    return a;
+}
+
+static void inline_bad(const char *text, long pos) {
+    gx_array *a = NULL;
+    gx_error err;
+    gx_error_clear(&err);
+    int rc = gx_client_parse_inline(text, &a, &err);
+    if (rc != GX_EINVAL && rc != GX_EOVERFLOW) fail_msg("'%s' parsed (rc %d)", text, rc);
+    assert_null(a);
+    assert_true(err.message[0]);
+    if (pos >= 0 && err.pos != pos) fail_msg("'%s': pos %ld, want %ld (%s)", text, err.pos, pos, err.message);
+}
+
+static void test_parse_inline(void **state) {
+    gx_array *a = inline_ok("f32:1,2,3.5");
+    assert_int_equal(a->dtype, GX_F32);
+    assert_int_equal(a->ndim, 1);
+    assert_int_equal(a->shape[0], 3);
+    assert_true(((float *)a->data)[2] == 3.5f);
+    gx_array_unref(a);
+
+    a = inline_ok("@inline:i64[2,2]: 1, -2 ,0x10, 9223372036854775807");
+    assert_int_equal(a->ndim, 2);
+    assert_int_equal(a->shape[1], 2);
+    assert_int_equal(((int64_t *)a->data)[1], -2);
+    assert_int_equal(((int64_t *)a->data)[2], 16);
+    assert_true(((int64_t *)a->data)[3] == INT64_MAX);
+    gx_array_unref(a);
+
+    a = inline_ok("u64:18446744073709551615,0");
+    assert_true(((uint64_t *)a->data)[0] == UINT64_MAX);
+    gx_array_unref(a);
+
+    a = inline_ok("bool:true,false,1,0");
+    assert_memory_equal(a->data, "\1\0\1\0", 4);
+    gx_array_unref(a);
+
+    a = inline_ok("f32[0]:");
+    assert_int_equal(a->count, 0);
+    gx_array_unref(a);
+    a = inline_ok("f64:");
+    assert_int_equal(a->count, 0);
+    gx_array_unref(a);
+
+    a = inline_ok("f64[]:2.5e-3"); /* a scalar */
+    assert_int_equal(a->ndim, 0);
+    assert_true(((double *)a->data)[0] == 2.5e-3);
+    gx_array_unref(a);
+
+    a = inline_ok("i8:-128,127");
+    assert_int_equal(((int8_t *)a->data)[0], -128);
+    gx_array_unref(a);
+
+    a = inline_ok("f16:1.5,-2,65504");
+    assert_int_equal(((uint16_t *)a->data)[0], 0x3e00);
+    assert_int_equal(((uint16_t *)a->data)[1], 0xc000);
+    assert_int_equal(((uint16_t *)a->data)[2], 0x7bff);
+    gx_array_unref(a);
+
+    a = inline_ok("float32:nan,inf,-inf");
+    assert_true(isnan(((float *)a->data)[0]));
+    assert_true(isinf(((float *)a->data)[1]));
+    gx_array_unref(a);
+
+    inline_bad("x32:1", 0);
+    inline_bad("@inline:x32:1", 8);
+    inline_bad("f32", 3);
+    inline_bad(":1,2", 0);
+    inline_bad("f32[2]:1", -1);
+    inline_bad("f32[2,2]:1,2,3", -1);
+    inline_bad("u8:256", 3);
+    inline_bad("u8:1,-1", 5);
+    inline_bad("i8:-129", 3);
+    inline_bad("i32:2147483648", 4);
+    inline_bad("bool:2", 5);
+    inline_bad("bool:yes", 5);
+    inline_bad("f32:1,,2", 6);
+    inline_bad("f32:1,a", 6);
+    inline_bad("f32:1,", 6);
+    inline_bad("f32:1 2", 4);
+    inline_bad("i32:1.5", 4);
+    inline_bad("i32:0x", 4);
+    inline_bad("f32[2,:1,2", 6);
+    inline_bad("f32[-1]:", 4);
+    inline_bad("f32[1,1,1,1,1,1,1,1,1]:1", -1);
+    inline_bad("f32[4294967296,4294967296]:", -1);
+    inline_bad("f32[100000000000]:1", -1); /* refused before allocating */
+    gx_array *none = NULL;
+    assert_int_equal(gx_client_parse_inline(NULL, &none, NULL), GX_EINVAL);
+}
+
+static void test_parse_duration(void **state) {
+    static const struct {
+        const char *in;
+        long ms;
+    } ok[] = {{"30", 30000}, {"1.5s", 1500}, {"250ms", 250}, {"2m", 120000}, {"1h", 3600000},
+              {"0", 0},      {"-1", -1},     {"inf", -1},    {"none", -1},   {"0.0004", 0}};
+    for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+        long ms = 7;
+        assert_int_equal(gx_client_parse_duration(ok[i].in, &ms, NULL), 0);
+        assert_int_equal(ms, ok[i].ms);
+    }
+    static const char *bad[] = {"", "x", "5 s", "5sec", "-5", "1e300", " 5", "nan", "5d"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        long ms;
+        gx_error err;
+        if (gx_client_parse_duration(bad[i], &ms, &err) != GX_EINVAL) fail_msg("'%s' accepted", bad[i]);
+    }
+}
+
+/* ---- job specs ------------------------------------------------------------------- */
+
+static void assert_json_eq(const char *got, const char *want) {
+    json_t *g = json_loads(got, 0, NULL), *w = json_loads(want, 0, NULL);
+    assert_non_null(g);
+    assert_non_null(w);
+    if (!json_equal(g, w)) fail_msg("JSON differs:\n got  %s\n want %s", got, want);
+    json_decref(g);
+    json_decref(w);
+}
+
+static void test_jobspec(void **state) {
+    gx_jobspec *s = NULL;
+    gx_error err;
+    gx_error_clear(&err);
+    TU_OK(gx_jobspec_new("saxpy", &s, &err), err);
+    static const char *args[] = {"i=2",    "f=2.5",   "b=true", "e=relu", "q='3'",  "z=",
+                                 "n=-1e-3", "h=0x10", "o=010",  "inf=inf", "v=1.2.3", "dq=\"x\"",
+                                 "s=-",    "p=+4",    "d=.5"};
+    for (size_t i = 0; i < sizeof args / sizeof args[0]; i++)
+        TU_OK(gx_jobspec_set_arg_text(s, args[i], &err), err);
+    TU_OK(gx_jobspec_set_arg_double(s, "a", 2.0, &err), err);
+    TU_OK(gx_jobspec_set_input_blob(s, "x", "sha256:ab", &err), err);
+    gx_array *y = inline_ok("f32[2]:1,2");
+    TU_OK(gx_jobspec_set_input_array(s, "y", y, &err), err);
+    gx_array_unref(y);
+    TU_OK(gx_jobspec_set_priority(s, -3, &err), err);
+    TU_OK(gx_jobspec_set_device(s, "cpu", &err), err);
+    TU_OK(gx_jobspec_set_timeout_ms(s, 1500, &err), err);
+    TU_OK(gx_jobspec_set_queue_timeout_ms(s, 0, &err), err);
+    TU_OK(gx_jobspec_set_max_attempts(s, 3, &err), err);
+    TU_OK(gx_jobspec_add_dep(s, "41", &err), err);
+    TU_OK(gx_jobspec_add_dep(s, "@0", &err), err);
+    TU_OK(gx_jobspec_set_label_text(s, "team=vision", &err), err);
+    TU_OK(gx_jobspec_set_label(s, "x", "a=b", &err), err);
+    TU_OK(gx_jobspec_set_idempotency_key(s, "k1", &err), err);
+    char *json = NULL;
+    TU_OK(gx_jobspec_to_json(s, &json, &err), err);
+    assert_json_eq(json,
+                   "{\"kernel\":\"saxpy\",\"args\":{\"i\":2,\"f\":2.5,\"b\":true,\"e\":\"relu\","
+                   "\"q\":\"3\",\"z\":\"\",\"n\":-0.001,\"h\":16,\"o\":10,\"inf\":\"inf\","
+                   "\"v\":\"1.2.3\",\"dq\":\"x\",\"s\":\"-\",\"p\":4,\"d\":0.5,\"a\":2.0},"
+                   "\"inputs\":{\"x\":{\"blob\":\"sha256:ab\"},\"y\":{\"dtype\":\"f32\",\"shape\":[2],"
+                   "\"data\":[1.0,2.0]}},\"priority\":-3,\"device\":\"cpu\",\"timeout_ms\":1500,"
+                   "\"queue_timeout_ms\":0,\"max_attempts\":3,\"depends_on\":[\"41\",\"@0\"],"
+                   "\"labels\":{\"team\":\"vision\",\"x\":\"a=b\"},\"idempotency_key\":\"k1\"}");
+    free(json);
+
+    /* errors name the field */
+    assert_int_equal(gx_jobspec_set_arg_text(s, "noeq", &err), GX_EINVAL);
+    assert_string_equal(err.field, "args");
+    assert_int_equal(gx_jobspec_set_arg_text(s, "=3", &err), GX_EINVAL);
+    assert_int_equal(gx_jobspec_set_label_text(s, "x", &err), GX_EINVAL);
+    assert_string_equal(err.field, "labels");
+    assert_int_equal(gx_jobspec_set_kernel(s, "", &err), GX_EINVAL);
+    assert_int_equal(gx_jobspec_set_arg_double(s, "a", NAN, &err), GX_EINVAL);
+    gx_array *bad = inline_ok("f32:1,nan");
+    assert_int_equal(gx_jobspec_set_input_array(s, "w", bad, &err), GX_EINVAL);
+    assert_non_null(strstr(err.message, "NaN"));
+    gx_array_unref(bad);
+    gx_jobspec_free(s);
+
+    /* from JSON: flags override, other keys stay */
+    TU_OK(gx_jobspec_from_json("{\"kernel\":\"spin\",\"args\":{\"us\":5},\"x_extra\":[1]}", &s, &err), err);
+    TU_OK(gx_jobspec_set_arg_text(s, "us=7", &err), err);
+    TU_OK(gx_jobspec_to_json(s, &json, &err), err);
+    assert_json_eq(json, "{\"kernel\":\"spin\",\"args\":{\"us\":7},\"x_extra\":[1]}");
+    free(json);
+    gx_jobspec_free(s);
+
+    assert_int_equal(gx_jobspec_from_json("{\"kernel\": }", &s, &err), GX_EFORMAT);
+    assert_true(err.pos >= 10 && err.pos <= 12);
+    assert_null(s);
+    assert_int_equal(gx_jobspec_from_json("[1]", &s, &err), GX_EINVAL);
+    assert_int_equal(gx_jobspec_from_json("{\"a\":1,\"a\":2}", &s, &err), GX_EFORMAT);
+    assert_int_equal(gx_jobspec_from_file("/nonexistent/spec.json", &s, &err), GX_EIO);
+    TU_OK(gx_jobspec_new(NULL, &s, &err), err);
+    assert_int_equal(gx_jobspec_to_json(s, &json, &err), GX_EINVAL);
+    assert_string_equal(err.field, "kernel");
+    gx_jobspec_free(s);
+    gx_jobspec_free(NULL);
+}
+
+/* ---- handle ------------------------------------------------------------------------ */
+
+static void test_client_new(void **state) {
+    gx_client *c = NULL;
+    gx_client_opts o;
+    gx_error err;
+    gx_client_opts_init(&o);
+    unsetenv("GEXEC_SERVER");
+    unsetenv("GEXEC_API_KEY");
+    TU_OK(gx_client_new(NULL, &c, &err), err);
+    assert_string_equal(gx_client_server(c), GX_CLIENT_DEFAULT_SERVER);
+    assert_int_equal(gx_client_last_status(c), 0);
+    gx_client_free(c);
+
+    setenv("GEXEC_SERVER", "example.org:81/", 1);
+    TU_OK(gx_client_new(&o, &c, &err), err);
+    assert_string_equal(gx_client_server(c), "http://example.org:81");
+    gx_client_free(c);
+    unsetenv("GEXEC_SERVER");
+
+    o.server = "https://h.example//";
+    TU_OK(gx_client_new(&o, &c, &err), err);
+    assert_string_equal(gx_client_server(c), "https://h.example");
+    gx_client_free(c);
+
+    static const char *bad[] = {"ftp://h", "http://", "http:///x", "  ", "http://a b"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        o.server = bad[i];
+        c = (gx_client *)1;
+        if (gx_client_new(&o, &c, &err) != GX_EINVAL) fail_msg("server '%s' accepted", bad[i]);
+        assert_null(c);
+        assert_string_equal(err.field, "server");
+    }
+    o.server = NULL;
+    o.api_key = "two words";
+    assert_int_equal(gx_client_new(&o, &c, &err), GX_EINVAL);
+    o.api_key = NULL;
+    o.timeout_ms = -5;
+    assert_int_equal(gx_client_new(&o, &c, &err), GX_EINVAL);
+    gx_client_free(NULL);
+}
+
+static void test_refused_connection(void **state) {
+    /* a port nobody listens on: bind one, learn it, close it */
+    fakehttp *f = fh_start();
+    char url[64];
+    snprintf(url, sizeof url, "%s", f->url);
+    fh_stop(f);
+    gx_client_opts o;
+    gx_client_opts_init(&o);
+    o.server = url;
+    o.retries = 1;
+    gx_client *c;
+    gx_error err;
+    TU_OK(gx_client_new(&o, &c, &err), err);
+    gx_client_job j;
+    char *raw = (char *)1;
+    assert_int_equal(gx_client_get(c, "1", &j, &raw, &err), GX_EIO);
+    assert_null(raw);
+    assert_int_equal(gx_client_last_status(c), 0);
+    assert_non_null(strstr(err.message, "cannot connect"));
+    gx_client_free(c);
+}
+
+/* ---- against the scripted server ----------------------------------------------------- */
+
+typedef struct env {
+    fakehttp *f;
+    gx_client *c;
+} env;
+
+static int setup(void **state) {
+    env *e = calloc(1, sizeof *e);
+    e->f = fh_start();
+    gx_client_opts o;
+    gx_client_opts_init(&o);
+    o.server = e->f->url;
+    o.api_key = "sekrit";
+    o.timeout_ms = 5000;
+    gx_error err;
+    TU_OK(gx_client_new(&o, &e->c, &err), err);
+    *state = e;
+    return 0;
+}
+
+static int teardown(void **state) {
+    env *e = *state;
+    gx_client_free(e->c);
+    fh_stop(e->f);
+    free(e);
+    return 0;
+}
+
+#define JOB_RUNNING                                                                         \
+    "{\"id\":\"42\",\"tenant\":\"default\",\"kernel\":\"saxpy@1\",\"state\":\"running\","  \
+    "\"priority\":3,\"attempts\":1,\"max_attempts\":2,\"device\":\"cpu\","                 \
+    "\"submitted_at\":\"2026-11-23T03:40:00.123456Z\",\"started_at\":\"2026-11-23T03:40:01Z\"," \
+    "\"finished_at\":null,\"queue_seconds\":0.5,\"run_seconds\":0.25,\"error\":null,"       \
+    "\"wait\":null,\"labels\":{}}"
+
+static void test_submit_and_get(void **state) {
+    env *e = *state;
+    gx_error err;
+    fh_push(e->f, 202, NULL, JOB_RUNNING, 0, 0);
+    fh_push(e->f, 200, NULL,
+            "{\"id\":\"43\",\"state\":\"queued\",\"error\":null,\"wait\":{\"reason\":\"queue\","
+            "\"position\":3,\"waiting_on\":null,\"message\":\"3 jobs ahead\"}}",
+            0, 0);
+    fh_push(e->f, 200, NULL,
+            "{\"id\":44,\"state\":\"failed\",\"error\":{\"code\":\"GX_EKERNEL\",\"message\":\"boom\"},"
+            "\"wait\":{\"reason\":\"dependency\",\"waiting_on\":\"41\"}}",
+            0, 0);
+    gx_client_job j;
+    char *raw = NULL;
+    TU_OK(gx_client_submit_json(e->c, "{\"kernel\":\"saxpy\"}", &j, &raw, &err), err);
+    assert_int_equal(gx_client_last_status(e->c), 202);
+    assert_true(j.created);
+    assert_string_equal(j.id, "42");
+    assert_string_equal(j.kernel, "saxpy@1");
+    assert_int_equal(j.state, GX_JOB_RUNNING);
+    assert_int_equal(j.priority, 3);
+    assert_int_equal(j.attempts, 1);
+    assert_int_equal(j.max_attempts, 2);
+    assert_string_equal(j.device, "cpu");
+    assert_string_equal(j.finished_at, "");
+    assert_string_equal(j.started_at, "2026-11-23T03:40:01Z");
+    assert_true(j.queue_seconds == 0.5 && j.run_seconds == 0.25);
+    assert_int_equal(j.error_code, 0);
+    assert_int_equal(j.wait_position, -1);
+    assert_false(gx_client_job_is_final(&j));
+    assert_json_eq(raw, JOB_RUNNING);
+    free(raw);
+    const fh_req *q = fh_req_at(e->f, 0);
+    assert_non_null(strstr(q->head, "POST /v1/jobs HTTP/1.1\r\n"));
+    assert_non_null(strstr(q->head, "Authorization: Bearer sekrit\r\n"));
+    assert_non_null(strstr(q->head, "Content-Type: application/json\r\n"));
+    assert_string_equal(q->body, "{\"kernel\":\"saxpy\"}");
+
+    TU_OK(gx_client_get(e->c, "43", &j, NULL, &err), err);
+    assert_int_equal(j.state, GX_JOB_QUEUED);
+    assert_string_equal(j.wait_reason, "queue");
+    assert_int_equal(j.wait_position, 3);
+    assert_string_equal(j.wait_message, "3 jobs ahead");
+    assert_non_null(strstr(fh_req_at(e->f, 1)->head, "GET /v1/jobs/43 HTTP/1.1"));
+
+    TU_OK(gx_client_get(e->c, "4/4", &j, NULL, &err), err); /* ids are escaped */
+    assert_non_null(strstr(fh_req_at(e->f, 2)->head, "GET /v1/jobs/4%2F4 HTTP/1.1"));
+    assert_string_equal(j.id, "44"); /* a numeric id is accepted too */
+    assert_int_equal(j.state, GX_JOB_FAILED);
+    assert_true(gx_client_job_is_final(&j));
+    assert_int_equal(j.error_code, GX_EKERNEL);
+    assert_string_equal(j.error_name, "GX_EKERNEL");
+    assert_string_equal(j.error_message, "boom");
+    assert_string_equal(j.waiting_on, "41");
+    /* one kept-alive connection for all three */
+    assert_int_equal(e->f->conns, 1);
+
+    /* the builder form sends the same body */
+    gx_jobspec *s;
+    TU_OK(gx_jobspec_new("saxpy", &s, &err), err);
+    fh_push(e->f, 200, NULL, JOB_RUNNING, 0, 0);
+    TU_OK(gx_client_submit(e->c, s, &j, NULL, &err), err);
+    assert_false(j.created); /* 200: an idempotent repeat */
+    assert_string_equal(fh_req_at(e->f, 3)->body, "{\"kernel\":\"saxpy\"}");
+    gx_jobspec_free(s);
+}
+
+static void test_errors(void **state) {
+    env *e = *state;
+    gx_error err;
+    gx_client_job j;
+    char *raw = NULL;
+    fh_push(e->f, 400, NULL,
+            "{\"error\":{\"code\":\"GX_EINVAL\",\"message\":\"a must be finite\",\"field\":\"args.a\"}}", 0, 0);
+    assert_int_equal(gx_client_submit_json(e->c, "{}", &j, &raw, &err), GX_EINVAL);
+    assert_int_equal(gx_client_last_status(e->c), 400);
+    assert_string_equal(err.message, "a must be finite");
+    assert_string_equal(err.field, "args.a");
+    assert_non_null(raw); /* the error body, for --json */
+    assert_non_null(strstr(raw, "finite"));
+    free(raw);
+
+    static const struct {
+        int status;
+        const char *body;
+        int code;
+        const char *msg;
+    } cases[] = {
+        {404, "", GX_ENOTFOUND, "HTTP 404"},
+        {404, "{\"error\":{\"code\":\"GX_ENOTFOUND\",\"message\":\"no job 9\",\"field\":\"\"}}", GX_ENOTFOUND, "no job 9"},
+        {409, "{\"error\":{\"code\":\"GX_ESTATE\",\"message\":\"job 9 is succeeded\"}}", GX_ESTATE, "succeeded"},
+        {422, "{\"error\":{\"code\":\"GX_ENODEVICE\",\"message\":\"no gpu\",\"field\":\"device\"}}", GX_ENODEVICE, "no gpu"},
+        {422, "{\"error\":{\"code\":\"GX_EFUTURE\",\"message\":\"new code\"}}", GX_EINVAL, "new code"},
+        {413, "", GX_ELIMIT, "413"},
+        {415, "", GX_EUNSUPPORTED, "415"},
+        {401, "", GX_EAUTH, "401"},
+        {403, "", GX_EPERM, "403"},
+        {429, "", GX_EBUSY, "busy"},
+        {503, "", GX_EBUSY, "busy"},
+        {500, "oops", GX_EIO, "HTTP 500"},
+        {502, "{\"error\":\"gateway\"}", GX_EIO, "gateway"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        fh_push(e->f, cases[i].status, NULL, cases[i].body, 0, 0);
+        gx_error_clear(&err);
+        int rc = gx_client_cancel(e->c, "9", &j, NULL, &err);
+        if (rc != cases[i].code || !strstr(err.message, cases[i].msg))
+            fail_msg("status %d: rc %s, message '%s'", cases[i].status, gx_err_name(rc), err.message);
+        assert_int_equal(gx_client_last_status(e->c), cases[i].status);
+    }
+    assert_non_null(strstr(fh_req_at(e->f, 1)->head, "DELETE /v1/jobs/9 HTTP/1.1"));
+
+    /* a 2xx with a body that is not JSON */
+    fh_push(e->f, 200, NULL, "<html>", 0, 0);
+    assert_int_equal(gx_client_get(e->c, "1", &j, NULL, &err), GX_EFORMAT);
+    fh_push(e->f, 200, NULL, "[1]", 0, 0);
+    assert_int_equal(gx_client_get(e->c, "1", &j, NULL, &err), GX_EFORMAT);
+    assert_int_equal(gx_client_get(e->c, "", &j, NULL, &err), GX_EINVAL);
+}
+
+static void test_retry_after(void **state) {
+    env *e = *state;
+    gx_error err;
+    gx_client_job j;
+    fh_push(e->f, 503, "Retry-After: 7\r\n", "", 0, 0);
+    assert_int_equal(gx_client_get(e->c, "1", &j, NULL, &err), GX_EBUSY);
+    assert_true(gx_client_last_retry_after(e->c) == 7.0);
+    assert_non_null(strstr(err.message, "retry after 7"));
+
+    gx_client_opts o;
+    gx_client_opts_init(&o);
+    o.server = e->f->url;
+    o.retries = 2;
+    gx_client *c;
+    TU_OK(gx_client_new(&o, &c, &err), err);
+    fh_push(e->f, 429, "Retry-After: 0\r\n", "", 0, 0);
+    fh_push(e->f, 503, "Retry-After: 0.05\r\n", "", 0, 0);
+    fh_push(e->f, 200, NULL, JOB_RUNNING, 0, 0);
+    TU_OK(gx_client_get(c, "42", &j, NULL, &err), err);
+    assert_string_equal(j.id, "42");
+    assert_int_equal(e->f->nreq, 4);
+    assert_null(strstr(fh_req_at(e->f, 1)->head, "Authorization")); /* no key, none sent */
+    gx_client_free(c);
+}
+
+static void test_list_and_batch(void **state) {
+    env *e = *state;
+    gx_error err;
+    fh_push(e->f, 200, NULL,
+            "{\"jobs\":[" JOB_RUNNING ",{\"id\":\"41\",\"state\":\"succeeded\"}],\"next_cursor\":\"41\"}", 0, 0);
+    fh_push(e->f, 200, NULL, "{\"jobs\":[],\"next_cursor\":null}", 0, 0);
+    const char *labels[] = {"team=vision", "a b=c&d"};
+    gx_client_list_opts o = {.state = "queued,running", .kernel = "saxpy", .labels = labels,
+                             .nlabels = 2, .limit = 5, .cursor = "57"};
+    gx_client_job_list l;
+    TU_OK(gx_client_list(e->c, &o, &l, NULL, &err), err);
+    assert_int_equal(l.n, 2);
+    assert_string_equal(l.jobs[1].id, "41");
+    assert_int_equal(l.jobs[1].state, GX_JOB_SUCCEEDED);
+    assert_string_equal(l.next_cursor, "41");
+    gx_client_job_list_free(&l);
+    assert_non_null(strstr(fh_req_at(e->f, 0)->head,
+                           "GET /v1/jobs?state=queued%2Crunning&kernel=saxpy&label=team%3Dvision"
+                           "&label=a%20b%3Dc%26d&limit=5&cursor=57 HTTP/1.1"));
+    TU_OK(gx_client_list(e->c, NULL, &l, NULL, &err), err);
+    assert_int_equal(l.n, 0);
+    assert_string_equal(l.next_cursor, "");
+    gx_client_job_list_free(&l);
+    assert_non_null(strstr(fh_req_at(e->f, 1)->head, "GET /v1/jobs HTTP/1.1"));
+
+    fh_push(e->f, 200, NULL,
+            "{\"accepted\":1,\"refused\":1,\"results\":[{\"index\":0,\"status\":202,\"id\":\"50\"},"
+            "{\"index\":1,\"status\":400,\"error\":{\"code\":\"GX_EINVAL\",\"message\":\"bad a\","
+            "\"field\":\"args.a\"}}]}",
+            0, 0);
+    gx_client_batch b;
+    TU_OK(gx_client_submit_batch_json(e->c, "[{\"kernel\":\"spin\"},{\"kernel\":\"saxpy\"}]", &b, NULL, &err), err);
+    assert_int_equal(b.accepted, 1);
+    assert_int_equal(b.refused, 1);
+    assert_int_equal(b.n, 2);
+    assert_string_equal(b.items[0].id, "50");
+    assert_int_equal(b.items[0].error.code, 0);
+    assert_int_equal(b.items[1].status, 400);
+    assert_int_equal(b.items[1].error.code, GX_EINVAL);
+    assert_string_equal(b.items[1].error.field, "args.a");
+    gx_client_batch_free(&b);
+    const fh_req *q = fh_req_at(e->f, 2);
+    assert_non_null(strstr(q->head, "POST /v1/jobs:batch HTTP/1.1"));
+    assert_json_eq(q->body, "{\"jobs\":[{\"kernel\":\"spin\"},{\"kernel\":\"saxpy\"}]}");
+    assert_int_equal(gx_client_submit_batch_json(e->c, "{\"x\":1}", &b, NULL, &err), GX_EINVAL);
+    assert_int_equal(gx_client_submit_batch_json(e->c, "[", &b, NULL, &err), GX_EFORMAT);
+}
+
+typedef struct seen {
+    int calls;
+    char states[8][24];
+} seen;
+
+static int on_progress(void *ctx, const gx_client_job *j, double elapsed) {
+    seen *s = ctx;
+    if (s->calls < 8) snprintf(s->states[s->calls], sizeof s->states[0], "%s", j->state_name);
+    s->calls++;
+    return 0;
+}
+
+static void test_wait(void **state) {
+    env *e = *state;
+    gx_error err;
+    fh_push(e->f, 200, NULL, "{\"id\":\"7\",\"state\":\"queued\"}", 0, 0);
+    fh_push(e->f, 200, NULL, "{\"id\":\"7\",\"state\":\"running\"}", 0, 0);
+    fh_push(e->f, 200, NULL, "{\"id\":\"7\",\"state\":\"timed_out\"}", 0, 0);
+    seen s = {0};
+    gx_client_wait_opts o;
+    gx_client_wait_opts_init(&o);
+    o.poll_min_ms = 1;
+    o.progress = on_progress;
+    o.ctx = &s;
+    gx_client_job j;
+    TU_OK(gx_client_wait(e->c, "7", &o, &j, &err), err);
+    assert_int_equal(j.state, GX_JOB_TIMED_OUT);
+    assert_int_equal(s.calls, 3);
+    assert_string_equal(s.states[1], "running");
+
+    for (int i = 0; i < 40; i++) fh_push(e->f, 200, NULL, "{\"id\":\"7\",\"state\":\"running\"}", 0, 0);
+    o.timeout_ms = 60;
+    o.poll_max_ms = 10;
+    assert_int_equal(gx_client_wait(e->c, "7", &o, &j, &err), GX_ETIMEDOUT);
+    assert_int_equal(j.state, GX_JOB_RUNNING);
+    assert_non_null(strstr(err.message, "still running"));
+    fh_reset(e->f);
+    fh_push(e->f, 404, NULL, "{\"error\":{\"code\":\"GX_ENOTFOUND\",\"message\":\"no job 7\"}}", 0, 0);
+    assert_int_equal(gx_client_wait(e->c, "7", NULL, &j, &err), GX_ENOTFOUND);
+}
+
+static void test_result_and_blobs(void **state) {
+    env *e = *state;
+    gx_error err;
+    gx_array *b = inline_ok("i32[3]:7,8,9");
+    void *npy;
+    size_t npy_len;
+    TU_OK(gx_npy_write_mem(b, &npy, &npy_len, &err), err);
+    fh_push(e->f, 200, NULL,
+            "{\"id\":\"5\",\"state\":\"succeeded\",\"outputs\":{\"c\":{\"dtype\":\"f32\",\"shape\":[2,2],"
+            "\"data\":[[1,2],[3,4.5]]},\"big\":{\"dtype\":\"i32\",\"shape\":[3],\"blob\":\"sha256:aa\","
+            "\"url\":\"/v1/blobs/sha256:aa\"},\"flag\":{\"dtype\":\"bool\",\"shape\":[2],\"data\":[true,false]},"
+            "\"n\":{\"dtype\":\"u64\",\"shape\":[1],\"data\":[18446744073709551615]}}}",
+            0, 0);
+    fh_push(e->f, 200, "Content-Type: application/octet-stream\r\n", npy, npy_len, 0);
+    gx_client_outputs r;
+    char *raw = NULL;
+    int rc = gx_client_result(e->c, "5", &r, &raw, &err);
+    /* jansson cannot hold 2^64-1 as an integer: the parse fails cleanly */
+    if (rc == 0) {
+        fail_msg("u64 max parsed");
+    }
+    gx_client_outputs_free(&r);
+    free(raw);
+    fh_reset(e->f);
+    fh_push(e->f, 200, NULL,
+            "{\"id\":\"5\",\"state\":\"succeeded\",\"outputs\":{\"c\":{\"dtype\":\"f32\",\"shape\":[2,2],"
+            "\"data\":[[1,2],[3,4.5]]},\"big\":{\"dtype\":\"i32\",\"shape\":[3],\"blob\":\"sha256:aa\","
+            "\"url\":\"/v1/blobs/sha256:aa\"},\"flag\":{\"dtype\":\"bool\",\"shape\":[2],\"data\":[true,false]},"
+            "\"n\":{\"dtype\":\"i64\",\"data\":[9007199254740993]}}}",
+            0, 0);
+    fh_push(e->f, 200, NULL, npy, npy_len, 0);
+    TU_OK(gx_client_result(e->c, "5", &r, NULL, &err), err);
+    assert_int_equal(r.n, 4);
+    assert_string_equal(r.state_name, "succeeded");
+    const gx_client_output *c = gx_client_outputs_find(&r, "c");
+    assert_non_null(c);
+    assert_int_equal(c->array->ndim, 2);
+    assert_true(((float *)c->array->data)[3] == 4.5f);
+    const gx_client_output *big = gx_client_outputs_find(&r, "big");
+    assert_string_equal(big->blob, "sha256:aa");
+    assert_int_equal(big->array->dtype, GX_I32);
+    assert_int_equal(((int32_t *)big->array->data)[2], 9);
+    assert_memory_equal(gx_client_outputs_find(&r, "flag")->array->data, "\1\0", 2);
+    const gx_client_output *n = gx_client_outputs_find(&r, "n");
+    assert_true(((int64_t *)n->array->data)[0] == INT64_C(9007199254740993)); /* exact */
+    assert_null(gx_client_outputs_find(&r, "zz"));
+    gx_client_outputs_free(&r);
+    assert_non_null(strstr(fh_req_at(e->f, 0)->head, "GET /v1/jobs/5/result HTTP/1.1"));
+    assert_non_null(strstr(fh_req_at(e->f, 1)->head, "GET /v1/blobs/sha256:aa HTTP/1.1"));
+
+    /* malformed outputs fail cleanly */
+    static const char *bad[] = {
+        "{\"outputs\":{\"c\":{\"dtype\":\"f32\",\"shape\":[3],\"data\":[1,2]}}}",
+        "{\"outputs\":{\"c\":{\"dtype\":\"f32\",\"shape\":[1],\"data\":[1,2]}}}",
+        "{\"outputs\":{\"c\":{\"dtype\":\"q8\",\"data\":[1]}}}",
+        "{\"outputs\":{\"c\":{\"dtype\":\"i8\",\"data\":[300]}}}",
+        "{\"outputs\":{\"c\":{\"dtype\":\"i8\",\"data\":[1.5]}}}",
+        "{\"outputs\":{\"c\":{\"dtype\":\"f32\",\"data\":[\"x\"]}}}",
+        "{\"outputs\":{\"c\":{\"dtype\":\"f32\",\"shape\":[-1]}}}",
+        "{\"outputs\":[]}",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        fh_push(e->f, 200, NULL, bad[i], 0, 0);
+        rc = gx_client_result(e->c, "5", &r, NULL, &err);
+        if (rc != GX_EFORMAT && rc != GX_EINVAL) fail_msg("bad output %zu accepted (rc %d)", i, rc);
+        assert_int_equal(r.n, 0);
+        gx_client_outputs_free(&r);
+    }
+    fh_push(e->f, 409, NULL, "{\"error\":{\"code\":\"GX_ESTATE\",\"message\":\"job 5 is failed\"}}", 0, 0);
+    assert_int_equal(gx_client_result(e->c, "5", &r, NULL, &err), GX_ESTATE);
+    assert_string_equal(err.message, "job 5 is failed");
+    gx_client_outputs_free(&r);
+
+    /* upload */
+    fh_reset(e->f);
+    fh_push(e->f, 201, NULL, "{\"id\":\"sha256:0123\",\"bytes\":140,\"dtype\":\"i32\",\"shape\":[3]}", 0, 0);
+    char id[GX_CLIENT_BLOB_ID_MAX];
+    TU_OK(gx_client_blob_put(e->c, b, id, &err), err);
+    assert_string_equal(id, "sha256:0123");
+    const fh_req *q = fh_req_at(e->f, 0);
+    assert_non_null(strstr(q->head, "POST /v1/blobs HTTP/1.1"));
+    assert_non_null(strstr(q->head, "Content-Type: application/octet-stream"));
+    assert_int_equal(q->len, npy_len);
+    assert_memory_equal(q->body, npy, npy_len);
+
+    char path[] = "/tmp/gx_client_test_XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, npy, npy_len), (ssize_t)npy_len);
+    close(fd);
+    fh_push(e->f, 201, NULL, "{\"id\":\"sha256:4567\"}", 0, 0);
+    TU_OK(gx_client_blob_put_file(e->c, path, id, &err), err);
+    assert_string_equal(id, "sha256:4567");
+    /* a file that is not .npy is refused before any request */
+    fd = open(path, O_WRONLY | O_TRUNC);
+    assert_int_equal(write(fd, "hello", 5), 5);
+    close(fd);
+    int before = e->f->nreq;
+    assert_int_equal(gx_client_blob_put_file(e->c, path, id, &err), GX_EFORMAT);
+    assert_non_null(strstr(err.message, "not a usable .npy"));
+    assert_int_equal(e->f->nreq, before);
+    unlink(path);
+    assert_int_equal(gx_client_blob_put_file(e->c, "/nonexistent.npy", id, &err), GX_EIO);
+
+    fh_push(e->f, 200, NULL, npy, npy_len, 0);
+    gx_array *got = NULL;
+    TU_OK(gx_client_blob_get(e->c, "sha256:aa", &got, &err), err);
+    assert_memory_equal(got->data, b->data, b->nbytes);
+    gx_array_unref(got);
+    fh_push(e->f, 200, NULL, "nope", 0, 0);
+    assert_int_equal(gx_client_blob_get(e->c, "sha256:aa", &got, &err), GX_EFORMAT);
+    free(npy);
+    gx_array_unref(b);
+}
+
+typedef struct evlog {
+    int n, stop_at, idles;
+    char ids[8][GX_CLIENT_ID_MAX];
+    char states[8][24];
+    char data[8][128];
+} evlog;
+
+static int on_ev(void *ctx, const gx_client_event *ev, const char *data) {
+    evlog *l = ctx;
+    if (l->n < 8) {
+        snprintf(l->ids[l->n], sizeof l->ids[0], "%s", ev->id);
+        snprintf(l->states[l->n], sizeof l->states[0], "%s", ev->state_name);
+        snprintf(l->data[l->n], 128, "%s", data);
+    }
+    l->n++;
+    return l->stop_at && l->n >= l->stop_at;
+}
+
+static int on_idle(void *ctx, double elapsed) {
+    ((evlog *)ctx)->idles++;
+    return 0;
+}
+
+static void test_events(void **state) {
+    env *e = *state;
+    gx_error err;
+    const char *stream =
+        ": keepalive\n\n"
+        "event: job\ndata: {\"id\":\"1\",\"state\":\"queued\",\"attempt\":0,\"time\":\"t0\"}\n\n"
+        "event: job\r\ndata: {\"id\":\"1\",\r\ndata: \"state\":\"running\",\"attempt\":1,\"device\":\"cpu\"}\r\n\r\n"
+        "event: other\ndata: {\"id\":\"9\",\"state\":\"queued\"}\n\n"
+        "data: not json\n\n"
+        "id: 5\nretry: 100\nevent: job\ndata:{\"id\":\"1\",\"state\":\"failed\",\"error\":{\"code\":\"GX_EKERNEL\",\"message\":\"m\"}}\n\n"
+        "event: job\ndata: {\"id\":\"2\",\"state\":\"succeeded\"}";
+    fh_push(e->f, 200, "Content-Type: text/event-stream\r\n", stream, 0, 1);
+    evlog l = {0};
+    gx_client_stream_opts o = {.job = "1", .state = "queued,failed", .kernel = "saxpy",
+                               .timeout_ms = 5000, .on_event = on_ev, .on_idle = on_idle, .ctx = &l};
+    TU_OK(gx_client_events_follow(e->c, &o, &err), err);
+    assert_int_equal(l.n, 4);
+    assert_string_equal(l.states[0], "queued");
+    assert_string_equal(l.states[1], "running");
+    assert_string_equal(l.data[1], "{\"id\":\"1\",\n\"state\":\"running\",\"attempt\":1,\"device\":\"cpu\"}");
+    assert_string_equal(l.states[2], "failed");
+    assert_string_equal(l.ids[3], "2"); /* unterminated last event still counts */
+    assert_true(l.idles >= 1);          /* the keepalive */
+    const fh_req *q = fh_req_at(e->f, 0);
+    assert_non_null(strstr(q->head, "GET /v1/events?job=1&state=queued%2Cfailed&kernel=saxpy HTTP/1.1"));
+    assert_non_null(strstr(q->head, "Accept: text/event-stream"));
+
+    /* the callback ends the stream */
+    fh_push(e->f, 200, NULL, stream, 0, 1);
+    evlog l2 = {.stop_at = 2};
+    o = (gx_client_stream_opts){.timeout_ms = -1, .on_event = on_ev, .ctx = &l2};
+    TU_OK(gx_client_events_follow(e->c, &o, &err), err);
+    assert_int_equal(l2.n, 2);
+
+    /* a refused stream reports the server's error */
+    fh_push(e->f, 400, NULL, "{\"error\":{\"code\":\"GX_EINVAL\",\"message\":\"bad state\",\"field\":\"state\"}}", 0, 0);
+    o.state = "bogus";
+    assert_int_equal(gx_client_events_follow(e->c, &o, &err), GX_EINVAL);
+    assert_string_equal(err.field, "state");
+    assert_int_equal(gx_client_last_status(e->c), 400);
+    o.on_event = NULL;
+    assert_int_equal(gx_client_events_follow(e->c, &o, &err), GX_EINVAL);
+
+    /* history */
+    fh_push(e->f, 200, NULL,
+            "{\"events\":[{\"seq\":1,\"state\":\"queued\",\"attempt\":0,\"time\":\"a\",\"error\":null},"
+            "{\"seq\":2,\"state\":\"dead\",\"attempt\":3,\"time\":\"b\",\"error\":{\"code\":\"GX_EDEVICE\",\"message\":\"xid\"}}]}",
+            0, 0);
+    gx_client_event *evs;
+    size_t n;
+    TU_OK(gx_client_job_events(e->c, "8", &evs, &n, NULL, &err), err);
+    assert_int_equal(n, 2);
+    assert_int_equal(evs[1].seq, 2);
+    assert_string_equal(evs[1].id, "8");
+    assert_int_equal(evs[1].state, GX_JOB_DEAD);
+    assert_int_equal(evs[1].error_code, GX_EDEVICE);
+    assert_string_equal(evs[1].error_message, "xid");
+    free(evs);
+}
+
+static void test_stream_timeout(void **state) {
+    env *e = *state;
+    gx_error err;
+    /* a stream that stays open and quiet after one event */
+    fh_push(e->f, 200, NULL, "event: job\ndata: {\"id\":\"3\",\"state\":\"running\"}\n\n", 0, 2);
+    evlog l = {0};
+    gx_client_stream_opts o = {.timeout_ms = 1300, .on_event = on_ev, .on_idle = on_idle, .ctx = &l};
+    assert_int_equal(gx_client_events_follow(e->c, &o, &err), GX_ETIMEDOUT);
+    assert_int_equal(l.n, 1);
+    assert_true(l.idles >= 1); /* about once a second while quiet */
+    /* a server that ends the stream at once: not an error */
+    fh_push(e->f, 200, NULL, "", 0, 0);
+    o.timeout_ms = 300;
+    TU_OK(gx_client_events_follow(e->c, &o, &err), err);
+}
+
+static void test_info(void **state) {
+    env *e = *state;
+    gx_error err;
+    char *s = NULL;
+    fh_push(e->f, 200, NULL, "{\"kernels\":[]}", 0, 0);
+    TU_OK(gx_client_kernels(e->c, &s, &err), err);
+    assert_string_equal(s, "{\"kernels\":[]}");
+    free(s);
+    fh_push(e->f, 200, NULL, "{\"devices\":[]}", 0, 0);
+    TU_OK(gx_client_devices(e->c, &s, &err), err);
+    free(s);
+    fh_push(e->f, 200, NULL, "{\"status\":\"ok\"}", 0, 0);
+    TU_OK(gx_client_health(e->c, NULL, &err), err);
+    int ready = -1;
+    fh_push(e->f, 503, NULL, "{\"ready\":false}", 0, 0);
+    TU_OK(gx_client_ready(e->c, &ready, &s, &err), err);
+    assert_int_equal(ready, 0);
+    assert_string_equal(s, "{\"ready\":false}");
+    free(s);
+    fh_push(e->f, 200, NULL, "{\"ready\":true}", 0, 0);
+    TU_OK(gx_client_ready(e->c, &ready, NULL, &err), err);
+    assert_int_equal(ready, 1);
+    fh_push(e->f, 200, "Content-Type: text/plain\r\n", "# HELP x\nx 1\n", 0, 0);
+    TU_OK(gx_client_metrics(e->c, &s, &err), err);
+    assert_string_equal(s, "# HELP x\nx 1\n");
+    free(s);
+    /* generic request */
+    int status = 0;
+    size_t len = 0;
+    fh_push(e->f, 418, NULL, "teapot", 0, 0);
+    assert_int_equal(gx_client_request(e->c, "PUT", "/x", "b", 1, "text/plain", &status, &s, &len, &err), GX_EINVAL);
+    assert_int_equal(status, 418);
+    assert_string_equal(s, "teapot");
+    assert_int_equal(len, 6);
+    free(s);
+    assert_non_null(strstr(fh_req_at(e->f, 6)->head, "PUT /x HTTP/1.1"));
+    assert_int_equal(gx_client_request(e->c, "GET", "x", NULL, 0, NULL, NULL, NULL, NULL, &err), GX_EINVAL);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_parse_inline),
+        cmocka_unit_test(test_parse_duration),
+        cmocka_unit_test(test_jobspec),
+        cmocka_unit_test(test_client_new),
+        cmocka_unit_test(test_refused_connection),
+        cmocka_unit_test_setup_teardown(test_submit_and_get, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_retry_after, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_list_and_batch, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_wait, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_result_and_blobs, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_events, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stream_timeout, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_info, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
