@@ -107,11 +107,20 @@ static int cu_device_open(int ordinal, gx_backend_dev **out, gx_device_desc *des
     return 0;
 }
 
+/* Slots are closed first. After a sticky fault the GPU is reset here, so
+ * that device_open can bring it back. */
 static void cu_device_close(gx_backend_dev *bd) {
     gxc_dev *d = (gxc_dev *)bd;
     if (!d) return;
     gxc_nvml_close(d);
     cudaMemPoolDestroy(d->pool);
+    if (atomic_load(&d->faulted)) {
+        int prev = -1;
+        cudaGetDevice(&prev);
+        if (cudaSetDevice(d->ordinal) == 0) cudaDeviceReset();
+        cudaGetLastError();
+        if (prev >= 0 && prev != d->ordinal) cudaSetDevice(prev);
+    }
     free(d);
 }
 
@@ -180,6 +189,14 @@ static const gxc_impl *impl_of(const gx_kernel *k) {
 static void cu_run_batch(gx_backend_dev *bd, void *ctx, gx_kcall *const *calls, gx_call_result *res,
                          int n) {
     gxc_slot *s = ctx;
+    /* every call gets somewhere to say why it failed */
+    gx_error spare[16], *extra = NULL;
+    for (int j = 0; j < n; j++)
+        if (!calls[j]->err) {
+            if (j < 16) calls[j]->err = &spare[j];
+            else if (extra || (extra = calloc((size_t)n, sizeof *extra))) calls[j]->err = &extra[j];
+            gx_error_clear(calls[j]->err);
+        }
     int i = 0;
     while (i < n) {
         gx_kcall *c = calls[i];
@@ -209,6 +226,9 @@ static void cu_run_batch(gx_backend_dev *bd, void *ctx, gx_kcall *const *calls, 
         res[i].run_ns = mono_ns() - t0;
         i++;
     }
+    for (int j = 0; j < n; j++)
+        if ((j < 16 && calls[j]->err == &spare[j]) || (extra && calls[j]->err == &extra[j])) calls[j]->err = NULL;
+    free(extra);
 }
 
 /* Known answers: saxpy on 1M floats (exact in f32) and an identity gemm. */
@@ -222,7 +242,8 @@ static int cu_self_test(gx_backend_dev *bd, char *msg, size_t cap) {
     cublasHandle_t bl = NULL;
     int rc = cudaSetDevice(d->ordinal);
     if (!rc) rc = cudaStreamCreateWithFlags(&st, cudaStreamNonBlocking);
-    if (!rc) rc = cudaMalloc((void **)&x, 3 * n * sizeof(float));
+    /* pool memory on its own stream: no device-wide sync for running jobs */
+    if (!rc) rc = cudaMallocFromPoolAsync((void **)&x, 3 * n * sizeof(float), d->pool, st);
     h = malloc(n * sizeof(float));
     if (!rc && !h) rc = cudaErrorMemoryAllocation;
     int bad = 0;
@@ -269,7 +290,11 @@ static int cu_self_test(gx_backend_dev *bd, char *msg, size_t cap) {
             }
     }
     if (bl) cublasDestroy(bl);
-    if (x) cudaFree(x);
+    if (x) {
+        cudaMemsetAsync(x, 0, 3 * n * sizeof(float), st); /* the pool holds only zeros */
+        cudaFreeAsync(x, st);
+        cudaStreamSynchronize(st);
+    }
     if (st) cudaStreamDestroy(st);
     free(h);
     if (rc) {
@@ -279,6 +304,7 @@ static int cu_self_test(gx_backend_dev *bd, char *msg, size_t cap) {
         snprintf(msg, cap, "ok: saxpy (1M f32) and gemm (64x64) known answers on %s", d->desc.name);
     }
     if (prev >= 0 && prev != d->ordinal) cudaSetDevice(prev);
+    if (rc && gxc_is_sticky(rc)) atomic_store(&d->faulted, 1);
     if (rc) return gxc_is_sticky(rc) ? GX_EDEVICE : GX_EKERNEL;
     return bad ? GX_EDEVICE : 0;
 }

@@ -70,6 +70,8 @@ struct gxc_dev {
     _Atomic int64_t pool_in_use; /* bytes of live pool blocks (accounting) */
     _Atomic int64_t pool_peak;
     _Atomic int64_t oom_count;
+    _Atomic int faulted;    /* a sticky CUDA error was seen: the context is
+                               lost until device_close resets the GPU */
 };
 
 /* A pending output of a call: device source and where the host array goes. */

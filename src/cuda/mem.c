@@ -55,6 +55,7 @@ int gxc_err(gx_error *e, int rc, const char *what) {
 int gxc_check(gxc_call *k, int rc, const char *what) {
     if (!rc) return 0;
     cudaGetLastError(); /* clear a non-sticky error so later calls start clean */
+    if (gxc_is_sticky(rc)) atomic_store(&k->s->dev->faulted, 1);
     return gxc_err(k->err, rc, what);
 }
 
@@ -273,6 +274,10 @@ int gxc_out_at(gxc_call *k, gx_array **dst, gx_dtype dt, int ndim, const int64_t
 
 int gxc_fetch(gxc_call *k, void *h, const void *d, size_t bytes) {
     gxc_slot *s = k->s;
+    if (bytes > 4096) {
+        int rc = chunk_down(k, h, d, bytes);
+        return rc ? rc : gxc_check(k, cudaStreamSynchronize(s->stream), "fetch");
+    }
     for (size_t off = 0; off < bytes; off += 4096) {
         size_t len = bytes - off < 4096 ? bytes - off : 4096;
         int rc = cudaMemcpyAsync(s->hsmall, (const char *)d + off, len, cudaMemcpyDeviceToHost, s->stream);
