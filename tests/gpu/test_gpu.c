@@ -281,18 +281,31 @@ static void cpu_compare(job *j, double tol) {
 
 /* ---- references (float64) ----------------------------------------------- */
 
+static double *to_f64(const gx_array *a) {
+    double *d = malloc(8 * (size_t)(a->count ? a->count : 1));
+    for (int64_t i = 0; i < a->count; i++) d[i] = gx_array_get_f64(a, i);
+    return d;
+}
+
 static void ref_gemm(const gx_array *a, const gx_array *b, const gx_array *c, int ta, int tb, double alpha,
                      double beta, double *out, int64_t m, int64_t n, int64_t k) {
-    for (int64_t i = 0; i < m; i++)
+    double *A = to_f64(a), *Bt = malloc(8 * (size_t)(n * k));
+    /* B^T rows: Bt[j*k + p] = op(B)[p][j] */
+    for (int64_t p = 0; p < k; p++)
+        for (int64_t jj = 0; jj < n; jj++) Bt[jj * k + p] = gx_array_get_f64(b, tb ? jj * k + p : p * n + jj);
+    double *Ar = malloc(8 * (size_t)(k ? k : 1));
+    for (int64_t i = 0; i < m; i++) {
+        for (int64_t p = 0; p < k; p++) Ar[p] = ta ? A[p * m + i] : A[i * k + p];
         for (int64_t jj = 0; jj < n; jj++) {
-            double s = 0;
-            for (int64_t p = 0; p < k; p++) {
-                double av = gx_array_get_f64(a, ta ? p * m + i : i * k + p);
-                double bv = gx_array_get_f64(b, tb ? jj * k + p : p * n + jj);
-                s += av * bv;
-            }
-            out[i * n + jj] = alpha * s + (c ? beta * gx_array_get_f64(c, i * n + jj) : 0);
+            double sum = 0;
+            const double *bt = Bt + jj * k;
+            for (int64_t p = 0; p < k; p++) sum += Ar[p] * bt[p];
+            out[i * n + jj] = alpha * sum + (c ? beta * gx_array_get_f64(c, i * n + jj) : 0);
         }
+    }
+    free(A);
+    free(Bt);
+    free(Ar);
 }
 
 /* ---- kernel tests ------------------------------------------------------- */
@@ -794,6 +807,72 @@ static void test_mlp_batch(int n) {
     mlp_free(&m);
 }
 
+/* A batch mixing kernels, sizes (zero too) and a call the backend refuses:
+ * consecutive saxpy calls merge, the rest run one by one, and each call
+ * gets its own result. */
+static void test_mixed_batch(void) {
+    cur_test = "mixed batch";
+    enum { N = 9 };
+    job js[N], *jp[N];
+    const char *kinds[N] = {"saxpy", "saxpy", "reduce_sum", "saxpy", "saxpy", "saxpy", "spin", "saxpy", "saxpy"};
+    int64_t lens[N] = {1000, 0, 5000, 7, 4096, 3000, 0, 2048, 1};
+    for (int i = 0; i < N; i++) {
+        job_init(&js[i], kinds[i]);
+        jp[i] = &js[i];
+        if (!strcmp(kinds[i], "saxpy")) {
+            job_arg(&js[i], "a", uni(-2, 2));
+            job_in(&js[i], "x", rand1(GX_F32, lens[i], -1, 1));
+            /* call 4 is malformed: y shorter than x */
+            job_in(&js[i], "y", rand1(GX_F32, i == 4 ? lens[i] - 1 : lens[i], -1, 1));
+        } else if (!strcmp(kinds[i], "reduce_sum")) {
+            job_in(&js[i], "x", rand1(GX_F64, lens[i], 0, 1));
+        } else {
+            job_arg(&js[i], "us", 100);
+        }
+    }
+    run_jobs(slot0, jp, N);
+    for (int i = 0; i < N; i++) {
+        job *j = &js[i];
+        if (i == 4) {
+            CHECK(j->res.rc == GX_EINVAL && j->err.message[0], "malformed call in a batch: %s (%s)",
+                  gx_err_name(j->res.rc), j->err.message);
+            continue;
+        }
+        CHECK(j->res.rc == 0, "call %d (%s) of a mixed batch: %s: %s", i, kinds[i], gx_err_name(j->res.rc),
+              j->err.message);
+        if (j->res.rc || strcmp(kinds[i], "saxpy")) continue;
+        int64_t len = lens[i];
+        double *ref = malloc(8 * (size_t)(len ? len : 1));
+        for (int64_t e = 0; e < len; e++)
+            ref[e] = j->args[0].value * gx_array_get_f64(j->in[0].array, e) + gx_array_get_f64(j->in[1].array, e);
+        double r = rel_err(j->out[0], ref, len);
+        CHECK(r <= 2e-5, "call %d (saxpy n=%lld) of a mixed batch: rel err %.3g", i, (long long)len, r);
+        free(ref);
+    }
+    double sum = 0;
+    for (int64_t e = 0; e < lens[2]; e++) sum += gx_array_get_f64(js[2].in[0].array, e);
+    CHECK(rel_err(js[2].out[0], &sum, 1) <= 1e-12, "reduce_sum inside a mixed batch");
+    for (int i = 0; i < N; i++) job_free(&js[i]);
+}
+
+/* A long spin whose job is cancelled returns GX_ECANCELED promptly. */
+static void test_cancel(void) {
+    cur_test = "cancel";
+    job j;
+    job_init(&j, "spin");
+    job_arg(&j, "us", 5e6); /* 5 s */
+    if (job_bind(&j)) abort();
+    static volatile int flag = 1;
+    j.c.cancel = &flag;
+    j.c.dev_ctx = slot0;
+    gx_kcall *cp = &j.c;
+    double t0 = now_s();
+    be->run_batch(dev, slot0, &cp, &j.res, 1);
+    double el = now_s() - t0;
+    CHECK(j.res.rc == GX_ECANCELED && el < 0.1, "cancelled 5 s spin: %s after %.3f s", gx_err_name(j.res.rc), el);
+    job_free(&j);
+}
+
 /* ---- slots in parallel -------------------------------------------------- */
 
 typedef struct thr {
@@ -1024,7 +1103,18 @@ int main(int argc, char **argv) {
     test_histogram(GX_I32, 100000, 5);
     test_histogram(GX_F32, 2000000, 20000); /* global-memory path */
     test_filter(GX_I64, 1000);
+    /* sizes past the 32 MB mirror: pool memory and the chunked copies */
+    test_reduce(GX_F32, 20000000);
+    test_sort(GX_F32, 5000000, 1, 1);
+    test_histogram(GX_F64, 10000000, 1000);
+    test_normalize(GX_F32, 1000000, 12);
+    test_filter(GX_F32, 12000000);
+    test_gemm(GX_F32, 1536, 2048, 1024, 0, 1, 1);
+    test_mlp(GX_F32, 60000, 1, 1);
+    test_linreg(GX_F32, 200000, 16, 30);
     test_spin();
+    test_cancel();
+    test_mixed_batch();
     test_saxpy_batch(300);
     test_normalize_batch(50);
     test_mlp_batch(64);
