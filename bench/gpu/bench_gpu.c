@@ -128,26 +128,34 @@ static double torch_val(const char *file, const char *key) {
 
 /* ---- device-level: saxpy bandwidth and gemm ----------------------------- */
 
-static double time_ms(cudaStream_t s, int warm, int reps, void (*fn)(void *), void *arg) {
-    cudaEvent_t a, b;
-    CU(cudaEventCreate(&a));
-    CU(cudaEventCreate(&b));
-    for (int i = 0; i < warm; i++) fn(arg);
-    double *t = malloc(sizeof(double) * (size_t)reps);
-    for (int i = 0; i < reps; i++) {
-        CU(cudaEventRecord(a, s));
-        fn(arg);
-        CU(cudaEventRecord(b, s));
-        CU(cudaEventSynchronize(b));
-        float ms;
-        CU(cudaEventElapsedTime(&ms, a, b));
-        t[i] = ms;
+/* Median times (ms) of two alternatives, timed alternately with events so
+ * that clock and temperature drift falls on both alike. */
+static void time_pair(cudaStream_t s, int warm, int reps, void (*fa)(void *), void *aa,
+                      void (*fb)(void *), void *ab, double *ms_a, double *ms_b) {
+    cudaEvent_t e0, e1;
+    CU(cudaEventCreate(&e0));
+    CU(cudaEventCreate(&e1));
+    for (int i = 0; i < warm; i++) {
+        fa(aa);
+        fb(ab);
     }
-    double m = pct(t, reps, 0.5);
+    double *t = malloc(sizeof(double) * 2 * (size_t)reps);
+    for (int i = 0; i < 2 * reps; i++) {
+        int b = (i & 1) ^ ((i >> 1) & 1); /* A B B A A B ... */
+        CU(cudaEventRecord(e0, s));
+        if (b) fb(ab);
+        else fa(aa);
+        CU(cudaEventRecord(e1, s));
+        CU(cudaEventSynchronize(e1));
+        float ms;
+        CU(cudaEventElapsedTime(&ms, e0, e1));
+        t[b * reps + i / 2] = ms;
+    }
+    *ms_a = pct(t, reps, 0.5);
+    *ms_b = pct(t + reps, reps, 0.5);
     free(t);
-    cudaEventDestroy(a);
-    cudaEventDestroy(b);
-    return m;
+    cudaEventDestroy(e0);
+    cudaEventDestroy(e1);
 }
 
 typedef struct bw_arg {
@@ -173,9 +181,9 @@ static void bench_bandwidth(void) {
     CU(cudaMalloc((void **)&a.o, (size_t)a.n * 4));
     CU(gxk_fill_rand_f32(a.s, a.n, a.x, 1));
     CU(gxk_fill_rand_f32(a.s, a.n, a.y, 2));
-    double ms_s = time_ms(a.s, 3, 20, run_saxpy, &a);
-    double ms_c = time_ms(a.s, 3, 20, run_copy, &a);
-    double ms_s2 = time_ms(a.s, 0, 20, run_saxpy, &a); /* again: spread */
+    double ms_s, ms_c, ms_s2, ms_c2;
+    time_pair(a.s, 3, 20, run_saxpy, &a, run_copy, &a, &ms_s, &ms_c);
+    time_pair(a.s, 0, 20, run_saxpy, &a, run_copy, &a, &ms_s2, &ms_c2); /* again: spread */
     /* check a few elements */
     float hx[4], hy[4], ho[4];
     CU(gxk_saxpy(a.s, GX_F32, a.n, 1.5, a.x, a.y, a.o));
@@ -186,8 +194,9 @@ static void bench_bandwidth(void) {
     int ok = 1;
     for (int i = 0; i < 4; i++) ok &= fabsf(ho[i] - (1.5f * hx[i] + hy[i])) <= 1e-6f * (1 + fabsf(ho[i]));
     double gbs = 3.0 * a.n * 4 / (ms_s * 1e-3) / 1e9, gbc = 2.0 * a.n * 4 / (ms_c * 1e-3) / 1e9;
-    printf("saxpy 256M f32: %.3f ms (repeat %.3f ms) = %.0f GB/s; D2D copy 1 GiB: %.3f ms = %.0f GB/s; check %s\n",
-           ms_s, ms_s2, gbs, ms_c, gbc, ok ? "ok" : "WRONG");
+    printf("saxpy 256M f32: %.3f ms (repeat %.3f) = %.0f GB/s; D2D copy 1 GiB: %.3f ms (repeat %.3f) = %.0f GB/s; "
+           "check %s\n",
+           ms_s, ms_s2, gbs, ms_c, ms_c2, gbc, ok ? "ok" : "WRONG");
     add_row("saxpy 256M f32 vs D2D copy", "GB/s", ok ? gbs : 0, gbc, 0.90, 0);
     cudaFree(a.x);
     cudaFree(a.y);
@@ -240,14 +249,10 @@ static void bench_gemm(int64_t n) {
     const char *names[3] = {"f32", "tf32", "bf16"};
     double flop = 2.0 * n * n * n;
     for (int mode = 0; mode < 3; mode++) {
-        gemm_arg g = {h, mode, 0, n, a, b, c};
-        int reps = mode == 0 ? 6 : 15;
-        double t_g = time_ms(s, 2, reps, run_gemm, &g);
-        g.direct = 1;
-        double t_r = time_ms(s, 2, reps, run_gemm, &g);
-        g.direct = 0;
-        double t_g2 = time_ms(s, 0, reps, run_gemm, &g);
-        if (t_g2 < t_g) t_g = t_g2;
+        gemm_arg g = {h, mode, 0, n, a, b, c}, r = {h, mode, 1, n, a, b, c};
+        int reps = mode == 0 ? 8 : 20;
+        double t_g, t_r;
+        time_pair(s, 2, reps, run_gemm, &g, run_gemm, &r, &t_g, &t_r);
         char m[64];
         snprintf(m, sizeof m, "gemm %lld^3 %s vs cuBLAS", (long long)n, names[mode]);
         add_row(m, "TFLOP/s", flop / (t_g * 1e-3) / 1e12, flop / (t_r * 1e-3) / 1e12, 0.95, 0);
