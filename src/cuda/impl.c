@@ -10,6 +10,29 @@
  * Batchable kernels (saxpy, normalize, mlp_forward, spin) also have a batch
  * function that runs many small calls as one upload, one launch sequence
  * and one download.
+ *
+ * Semantics implemented here (the CPU versions must agree; test_gpu
+ * compares the two whenever the catalog has a CPU implementation):
+ *  - saxpy: y = a*x + y, f32/f64, output shaped like y.
+ *  - reduce_sum: sum [1]; floats accumulate in double and come out in the
+ *    input dtype, integers in int64 (output i64).
+ *  - gemm: c = alpha*op(a)op(b) + beta*c (c input optional, beta ignored
+ *    without it); f32/f64; optional enum arg "precision" (f32|tf32|bf16).
+ *  - sort: stable; descending keeps equal keys in input order; NaN last
+ *    (ascending); "values" output only when a values input is given.
+ *  - histogram: NumPy's rule: bins equal over [lo, hi], hi in the last bin,
+ *    outside and NaN not counted; bin = (int64)((x - lo) * (bins/(hi-lo)))
+ *    in double; counts i64 unless the declaration says otherwise.
+ *  - normalize: per column (x - mean) / sqrt(var + eps), population var.
+ *  - filter_range: lo <= x <= hi, in order; index i64.
+ *  - mlp_forward: w_l is [in, out] (y = x @ w + b); activation on hidden
+ *    layers only, the last layer linear, then optional row softmax; b_l
+ *    optional.
+ *  - linreg_gd: loss[t] = mean((x w_t - y)^2) before step t; grad =
+ *    (2/n) x^T (x w - y); w -= lr*grad; computed in double; w in x's dtype,
+ *    loss f64. Checkpoint state = {w [d], loss [step]} after `step` steps.
+ *  - spin: a one-block busy wait of `us` microseconds (cancel checked every
+ *    10 ms); us = 0 launches nothing.
  */
 #include <math.h>
 #include <stdio.h>
