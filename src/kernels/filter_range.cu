@@ -19,6 +19,13 @@ __global__ void flag_k(int64_t n, const T *__restrict__ x, double lo, double hi,
     }
 }
 
+/* i64 compared exactly against the integer interval [ilo, ihi] (empty when
+ * ilo > ihi), as filter_range.c does: no rounding of values above 2^53. */
+__global__ void flag_i64_k(int64_t n, const int64_t *__restrict__ x, int64_t ilo, int64_t ihi, int32_t *flags) {
+    for (int64_t i = (int64_t)blockIdx.x * THREADS + threadIdx.x; i < n; i += (int64_t)gridDim.x * THREADS)
+        flags[i] = (x[i] >= ilo && x[i] <= ihi) ? 1 : 0;
+}
+
 template <typename T>
 __global__ void scatter_k(int64_t n, const T *__restrict__ x, const int32_t *__restrict__ flags,
                           const int32_t *__restrict__ pos, T *y, int64_t *index) {
@@ -42,7 +49,18 @@ extern "C" int gxk_filter_flags(cudaStream_t s, gx_dtype dt, int64_t n, const vo
     if (n <= 0) return 0;
     if (n > INT32_MAX) return (int)cudaErrorInvalidValue;
     unsigned g = gxk_blocks(n, THREADS, 132 * 16);
-    GXK_NUM_DISPATCH(dt, flag_k<T><<<g, THREADS, 0, s>>>(n, (const T *)x, lo, hi, flags));
+    if (dt == GX_I64) {
+        const double two63 = 9223372036854775808.0;
+        double cl = ceil(lo), fh = floor(hi);
+        int64_t ilo = 1, ihi = 0;
+        if (!(cl >= two63 || fh < -two63 || cl > fh)) {
+            ilo = cl <= -two63 ? INT64_MIN : (int64_t)cl;
+            ihi = fh >= two63 ? INT64_MAX : (int64_t)fh;
+        }
+        flag_i64_k<<<g, THREADS, 0, s>>>(n, (const int64_t *)x, ilo, ihi, flags);
+    } else {
+        GXK_NUM_DISPATCH(dt, flag_k<T><<<g, THREADS, 0, s>>>(n, (const T *)x, lo, hi, flags));
+    }
     cudaError_t rc = cub::DeviceScan::ExclusiveSum(temp, temp_bytes, (const int32_t *)flags, pos, (int)n, s);
     if (rc) return (int)rc;
     return (int)cudaGetLastError();

@@ -4,6 +4,7 @@
  * small ones in one launch (blockIdx.z picks the call).
  *
  * Two passes over x (sum, then sum of squared deviations, both in double)
+ * as in normalize.c
  * keep f32 results accurate; blocks cover 32 columns x ROWS_PER_BLOCK rows
  * and add their partial sums to stats[] with one atomic per column.
  */
@@ -44,7 +45,10 @@ __global__ void stats_k(const gxk_norm_desc *descs, int pass) {
     int64_t col = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (col >= d.cols) return;
     if (pass == 0) d.stats[col] /= (double)d.rows;   /* mean */
-    else d.stats[d.cols + col] = rsqrt(d.stats[d.cols + col] / (double)d.rows + d.eps); /* inv std */
+    else { /* 1/std; a column with var + eps == 0 maps to 0, as normalize.c */
+        double sd = sqrt(d.stats[d.cols + col] / (double)d.rows + d.eps);
+        d.stats[d.cols + col] = sd > 0 ? 1.0 / sd : 0.0;
+    }
 }
 
 template <typename T>

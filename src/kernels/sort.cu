@@ -6,7 +6,9 @@
  * (sign flip for integers, the IEEE trick for floats; all bits inverted for
  * descending), then CUB's radix sort orders (bits, index) pairs. Only two CUB
  * instantiations (32- and 64-bit bits, int32 index) are compiled, which
- * keeps the build short. Float NaNs sort after +inf ascending.
+ * keeps the build short. As in the CPU sort (sort.c): -0.0 sorts equal to
+ * +0.0, and every NaN maps to the largest image so NaNs come last in both
+ * directions.
  */
 #include <cub/device/device_radix_sort.cuh>
 
@@ -18,23 +20,35 @@ template <typename T> struct bits_of { typedef uint32_t t; };
 template <> struct bits_of<double> { typedef uint64_t t; };
 template <> struct bits_of<int64_t> { typedef uint64_t t; };
 
-__device__ __forceinline__ uint32_t ord(float v) {
+/* Order-preserving image; desc inverts it, NaN is the maximum either way. */
+__device__ __forceinline__ uint32_t ord(float v, int desc) {
+    if (v != v) return 0xffffffffu;
+    if (v == 0.0f) v = 0.0f;
     uint32_t b = __float_as_uint(v);
-    return (b & 0x80000000u) ? ~b : (b | 0x80000000u);
+    b = (b & 0x80000000u) ? ~b : (b | 0x80000000u);
+    return desc ? ~b : b;
 }
-__device__ __forceinline__ uint64_t ord(double v) {
+__device__ __forceinline__ uint64_t ord(double v, int desc) {
+    if (v != v) return ~0ull;
+    if (v == 0.0) v = 0.0;
     uint64_t b = (uint64_t)__double_as_longlong(v);
-    return (b & 0x8000000000000000ull) ? ~b : (b | 0x8000000000000000ull);
+    b = (b & 0x8000000000000000ull) ? ~b : (b | 0x8000000000000000ull);
+    return desc ? ~b : b;
 }
-__device__ __forceinline__ uint32_t ord(int32_t v) { return (uint32_t)v ^ 0x80000000u; }
-__device__ __forceinline__ uint64_t ord(int64_t v) { return (uint64_t)v ^ 0x8000000000000000ull; }
+__device__ __forceinline__ uint32_t ord(int32_t v, int desc) {
+    uint32_t b = (uint32_t)v ^ 0x80000000u;
+    return desc ? ~b : b;
+}
+__device__ __forceinline__ uint64_t ord(int64_t v, int desc) {
+    uint64_t b = (uint64_t)v ^ 0x8000000000000000ull;
+    return desc ? ~b : b;
+}
 
 template <typename T>
 __global__ void prep_k(int64_t n, const T *__restrict__ keys, typename bits_of<T>::t *bits,
                        int32_t *idx, int desc) {
     for (int64_t i = (int64_t)blockIdx.x * THREADS + threadIdx.x; i < n; i += (int64_t)gridDim.x * THREADS) {
-        typename bits_of<T>::t b = ord(keys[i]);
-        bits[i] = desc ? ~b : b;
+        bits[i] = ord(keys[i], desc);
         idx[i] = (int32_t)i;
     }
 }
