@@ -14,23 +14,29 @@
  * Semantics implemented here (the CPU versions must agree; test_gpu
  * compares the two whenever the catalog has a CPU implementation):
  *  - saxpy: y = a*x + y, f32/f64, output shaped like y.
- *  - reduce_sum: sum [1]; floats accumulate in double and come out in the
- *    input dtype, integers in int64 (output i64).
+ *  - reduce_sum: sum [1]; floats accumulate in double (output f64 as
+ *    declared), integers in int64 (output i64); GX_EOVERFLOW when the true
+ *    sum does not fit (the CPU also fails when a partial sum overflows).
  *  - gemm: c = alpha*op(a)op(b) + beta*c (c input optional, beta ignored
  *    without it); f32/f64; optional enum arg "precision" (f32|tf32|bf16).
- *  - sort: stable; descending keeps equal keys in input order; NaN last
- *    (ascending); "values" output only when a values input is given.
+ *  - sort: stable; descending keeps equal keys in input order; -0.0 equals
+ *    +0.0; NaNs last in both directions; "values" output only when a
+ *    values input is given.
  *  - histogram: NumPy's rule: bins equal over [lo, hi], hi in the last bin,
- *    outside and NaN not counted; bin = (int64)((x - lo) * (bins/(hi-lo)))
- *    in double; counts i64 unless the declaration says otherwise.
- *  - normalize: per column (x - mean) / sqrt(var + eps), population var.
- *  - filter_range: lo <= x <= hi, in order; index i64.
+ *    outside and NaN not counted; the bin found exactly as histogram.c
+ *    does (offset, corrected against linspace edges); counts i64.
+ *  - normalize: per column (x - mean) / sqrt(var + eps), population var; 0
+ *    where var + eps is 0.
+ *  - filter_range: lo <= x <= hi, in order; i64 compared exactly against
+ *    [ceil(lo), floor(hi)]; index i64.
  *  - mlp_forward: w_l is [in, out] (y = x @ w + b); activation on hidden
  *    layers only, the last layer linear, then optional row softmax; b_l
  *    optional.
  *  - linreg_gd: loss[t] = mean((x w_t - y)^2) before step t; grad =
- *    (2/n) x^T (x w - y); w -= lr*grad; computed in double; w in x's dtype,
- *    loss f64. Checkpoint state = {w [d], loss [step]} after `step` steps.
+ *    (2/n) x^T (x w - y); w -= lr*grad; computed in double; w and loss f64
+ *    as declared; GX_EKERNEL when the loss stops being finite. Checkpoint
+ *    state = {w f64 [d], loss f64 [step]} after every K steps, the last
+ *    step included; cancel checked every 64 steps.
  *  - spin: a one-block busy wait of `us` microseconds (cancel checked every
  *    10 ms); us = 0 launches nothing.
  */
@@ -265,22 +271,32 @@ static int reduce_sum_run(gx_kcall *c) {
     void *dx = NULL, *acc = NULL;
     int rc = gxc_in(&k, x, &dx);
     if (!rc) rc = gxc_upload(&k);
-    if (!rc) rc = gxc_alloc(&k, 8, &acc);
-    CK(cudaMemsetAsync(acc, 0, 8, s->stream), "memset");
+    if (!rc) rc = gxc_alloc(&k, 16, &acc);
+    CK(cudaMemsetAsync(acc, 0, 16, s->stream), "memset");
     CK(gxk_reduce_sum(s->stream, x->dtype, x->count, dx, acc), "reduce_sum");
-    union { double d; uint64_t u; } v = {0};
-    if (!rc) rc = gxc_fetch(&k, &v, acc, 8);
+    union {
+        double d;
+        uint64_t u;
+    } v[2];
+    memset(v, 0, sizeof v);
+    if (!rc) rc = gxc_fetch(&k, v, acc, 16);
     rc = gxc_finish(&k, rc);
     if (rc) return rc;
-    gx_dtype odt = gxc_out_dtype(c, "sum", is_float(x->dtype) ? x->dtype : GX_I64);
+    int isf = is_float(x->dtype);
+    int64_t isum = (int64_t)v[0].u;
+    /* the wrapped sum is the true one unless the double sum is far from it */
+    if (!isf && fabs(v[1].d - (double)isum) > 4611686018427387904.0)
+        return gx_error_set(c->err, GX_EOVERFLOW, "inputs.x", "the sum of x does not fit in an i64 (about %g)",
+                            v[1].d);
+    gx_dtype odt = gxc_out_dtype(c, "sum", isf ? x->dtype : GX_I64);
     rc = gx_array_new1(odt, 1, so, c->err);
     if (rc) return rc;
-    if (is_float(x->dtype))
-        gx_array_set_f64(*so, 0, v.d);
+    if (isf)
+        gx_array_set_f64(*so, 0, v[0].d);
     else if (odt == GX_I64)
-        ((int64_t *)(*so)->data)[0] = (int64_t)v.u;
+        ((int64_t *)(*so)->data)[0] = isum;
     else
-        gx_array_set_f64(*so, 0, (double)(int64_t)v.u);
+        gx_array_set_f64(*so, 0, (double)isum);
     return 0;
 }
 
@@ -753,7 +769,7 @@ static int linreg_gd_run(gx_kcall *c) {
         }
         CK(gxk_axpy_f64(s->stream, d, -lr, G, W), "linreg update");
         if (rc) break;
-        int ckpt = c->checkpoint && every > 0 && (t + 1) % every == 0 && t + 1 < steps;
+        int ckpt = c->checkpoint && every > 0 && (t + 1) % every == 0; /* the last step too */
         if ((t + 1) % LINREG_POLL == 0 || ckpt) {
             rc = gxc_check(&k, cudaStreamSynchronize(s->stream), "linreg");
             if (!rc && c->cancel && *c->cancel)
@@ -767,8 +783,9 @@ static int linreg_gd_run(gx_kcall *c) {
             if (!hw || !hl) rc = gx_error_set(c->err, GX_ENOMEM, NULL, "out of host memory");
             if (!rc) rc = gxc_fetch(&k, hw, W, 8 * (size_t)d);
             if (!rc) rc = gxc_fetch(&k, hl, L, 8 * (size_t)(t + 1));
-            if (!rc) rc = gx_array_new1(wdt, d, &st2[0], c->err);
-            if (!rc) rc = gx_array_new1(ldt, t + 1, &st2[1], c->err);
+            /* state as linreg_gd.c saves it: w f64 [d], loss f64 [step] */
+            if (!rc) rc = gx_array_new1(GX_F64, d, &st2[0], c->err);
+            if (!rc) rc = gx_array_new1(GX_F64, t + 1, &st2[1], c->err);
             for (int64_t i = 0; !rc && i < d; i++) gx_array_set_f64(st2[0], i, hw[i]);
             for (int64_t i = 0; !rc && i <= t; i++) gx_array_set_f64(st2[1], i, hl[i]);
             if (!rc) rc = c->checkpoint(c, t + 1, st2, 2);
@@ -785,7 +802,21 @@ static int linreg_gd_run(gx_kcall *c) {
         if (!rc) rc = gxc_out(&k, lo, ldt, 1, &steps, &dlo);
         CK(gxk_from_f64(s->stream, ldt, steps, L, dlo), "linreg convert");
     }
-    return gxc_finish(&k, rc);
+    rc = gxc_finish(&k, rc);
+    /* a loss that stopped being finite fails the call, as on the CPU */
+    for (int64_t t = start; !rc && lo && *lo && t < steps; t++) {
+        double l = gx_array_get_f64(*lo, t);
+        if (!isfinite(l)) {
+            rc = gx_error_set(c->err, GX_EKERNEL, "args.lr",
+                              "gradient descent diverged at step %lld (loss is %g); try a smaller lr than %g",
+                              (long long)t, l, lr);
+            gx_array_unref(*lo);
+            *lo = NULL;
+            gx_array_unref(*wo);
+            *wo = NULL;
+        }
+    }
+    return rc;
 }
 
 /* ---- spin ------------------------------------------------------------------- */
