@@ -23,6 +23,7 @@
 #include "gexec_array.h"
 #include "gexec_err.h"
 #include "gexec_kernel.h"
+#include "gexec_plugin.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -96,6 +97,12 @@ typedef struct gx_engine_opts {
     gx_events_fn on_events;   /* optional state-change sink */
     void *events_ctx;
     int no_default_tenant;    /* 1: do not create tenant "default" */
+    int cuda_disable;         /* 1: never load the CUDA backend */
+    const char *cuda_plugin;  /* path of libgexec_cuda.so; NULL: $GEXEC_CUDA_PLUGIN,
+                                 then beside the executable, then the loader path */
+    int gpu_max_batch;        /* most jobs a GPU slot runs in one launch (default 64) */
+    int gpu_batch_delay_us;   /* wait up to this long for a fuller batch (0 = take
+                                 only what is queued) */
 } gx_engine_opts;
 
 void gx_engine_opts_init(gx_engine_opts *o);
@@ -133,6 +140,7 @@ typedef struct gx_tenant_info {
     int max_running;
     int64_t queued;     /* jobs queued, waiting or retrying */
     int64_t running;    /* jobs placed or running */
+    uint64_t mem_used;  /* device memory reserved by its placed/running jobs */
     double usage_s;     /* decayed device-seconds */
     double device_s;    /* total device-seconds consumed */
 } gx_tenant_info;
@@ -283,7 +291,12 @@ typedef struct gx_device_info {
 } gx_device_info;
 
 int gx_device_count(gx_engine *e);
+/* Why the engine has or has no GPU, as a sentence (static per engine). */
+const char *gx_engine_gpu_status(gx_engine *e);
 int gx_device_get(gx_engine *e, int index, gx_device_info *out);
+/* Live telemetry of a device from its backend (NVML for GPUs); fields it
+ * cannot read are -1. GX_EUNSUPPORTED for devices without telemetry. */
+int gx_device_telemetry_get(gx_engine *e, int index, gx_device_telemetry *out);
 
 /* ---- stats ---------------------------------------------------------------- */
 

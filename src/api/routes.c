@@ -581,15 +581,34 @@ static int h_devices(void *app, gx_http_req *r) {
         gx_device_info d;
         if (gx_device_get(s->engine, i, &d)) continue;
         ngpu += d.kind == GX_DEV_CUDA;
+        json_t *dj;
         json_array_append_new(
-            arr, json_pack("{s:i,s:s,s:s,s:s,s:i,s:I,s:I,s:I,s:I,s:b,s:s,s:I,s:f}", "index", d.index, "name", d.name,
+            arr, dj = json_pack("{s:i,s:s,s:s,s:s,s:i,s:I,s:I,s:I,s:I,s:b,s:s,s:I,s:f}", "index", d.index, "name", d.name,
                            "kind", d.kind == GX_DEV_CUDA ? "gpu" : "cpu", "model", d.model, "slots", d.slots,
                            "memory_total", (json_int_t)d.mem_total, "memory_used", (json_int_t)d.mem_used, "running",
                            (json_int_t)d.running, "queued", (json_int_t)d.queued, "healthy", d.healthy, "status",
                            d.status, "jobs_done", (json_int_t)d.jobs_done, "busy_seconds", d.busy_s));
+        gx_device_telemetry t;
+        if (!gx_device_telemetry_get(s->engine, i, &t)) {
+            json_t *tj = json_object();
+#define TEL(name, v) if ((v) >= 0) json_object_set_new(tj, name, json_real((double)(v)))
+            TEL("utilization_percent", t.util_pct);
+            TEL("memory_utilization_percent", t.mem_util_pct);
+            TEL("memory_used_bytes", t.mem_used);
+            TEL("memory_total_bytes", t.mem_total);
+            TEL("temperature_celsius", t.temp_c);
+            TEL("power_watts", t.power_w);
+            TEL("sm_clock_mhz", t.sm_clock_mhz);
+            TEL("memory_clock_mhz", t.mem_clock_mhz);
+            TEL("ecc_corrected", t.ecc_corrected);
+            TEL("ecc_uncorrected", t.ecc_uncorrected);
+            TEL("xid_last", t.xid_last);
+            TEL("pool_reserved_bytes", t.pool_reserved);
+#undef TEL
+            json_object_set_new(dj, "telemetry", tj);
+        }
     }
-    json_t *gpu = json_pack("{s:b,s:s}", "available", ngpu > 0, "message",
-                            ngpu ? "CUDA backend loaded" : "no GPU: the CUDA backend is not loaded; running CPU-only");
+    json_t *gpu = json_pack("{s:b,s:s}", "available", ngpu > 0, "message", gx_engine_gpu_status(s->engine));
     gx_http_reply_json(r, 200, json_pack("{s:o,s:o}", "devices", arr, "gpu", gpu));
     return 0;
 }

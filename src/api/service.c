@@ -734,12 +734,14 @@ int gx_service_start(const gx_config *cfg, gx_service **out, gx_error *err) {
     rc = gx_store_open(&sc, &s->store, err);
     if (rc) goto fail;
     gx_engine_opts eo;
+    gx_engine_opts_init(&eo);
     gx_config_engine_opts(&s->cfg, &eo);
     eo.on_events = on_events;
     eo.events_ctx = s;
     eo.no_default_tenant = 1;
     rc = gx_engine_create(&eo, &s->engine, err);
     if (rc) goto fail;
+    GX_LOGI("devices: %d; %s", gx_device_count(s->engine), gx_engine_gpu_status(s->engine));
     /* tenants: the default one, then the stored ones */
     gx_tenant_opts to = {.name = s->cfg.default_tenant, .weight = 1};
     rc = gx_tenant_add(s->engine, &to, NULL, err);
@@ -816,7 +818,7 @@ int gx_service_ready(gx_service *s, char *why, size_t cap) {
         snprintf(why, cap, "no device passed its self-test%s%s", s->cpu_selftest[0] ? ": " : "", s->cpu_selftest);
         return 0;
     }
-    snprintf(why, cap, "ok");
+    snprintf(why, cap, "ok; %s", gx_engine_gpu_status(s->engine));
     return 1;
 }
 

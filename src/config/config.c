@@ -151,9 +151,9 @@ static const key keys[] = {
     INT("batching.max_batch", batching.max_batch, "64", 1, 65536,
         "Most small jobs of one kernel fused into one device launch. "
         "1 turns fusing off."),
-    INT("batching.max_delay_us", batching.max_delay_us, "200", 0, 1000000,
-        "Longest a job waits for others to fuse with before it launches "
-        "alone. 0: never wait."),
+    INT("batching.max_delay_us", batching.max_delay_us, "0", 0, 1000000,
+        "Longest a GPU slot waits for more jobs of a batchable kernel to "
+        "fuse into one launch. 0: launch what is queued at once."),
 
     BOOL("cuda.enabled", cuda.enabled, "true",
          "Load the CUDA backend and run jobs on GPUs. false: CPU only."),
@@ -1305,6 +1305,10 @@ int gx_config_get(const gx_config *c, const char *keyname, char *buf, size_t cap
 }
 
 void gx_config_engine_opts(const gx_config *c, gx_engine_opts *o) {
+    o->cuda_disable = !c->cuda.enabled;
+    o->cuda_plugin = c->cuda.plugin;
+    o->gpu_max_batch = (int)c->batching.max_batch;
+    o->gpu_batch_delay_us = (int)c->batching.max_delay_us;
     o->cpu_workers = (int)c->engine.cpu_workers;
     o->cpu_mem_bytes = c->engine.cpu_mem;
     o->placement = placement_choices[c->engine.placement];

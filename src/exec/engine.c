@@ -417,6 +417,7 @@ static void complete(gx_engine *e, gx__device *d, run_item *it, const gx_call_re
     d->pending_cost -= j->cost_us;
     if (d->pending_cost < 0) d->pending_cost = 0;
     d->mem_used -= j->mem;
+    e->tenants[j->tenant].mem_used -= j->mem;
     d->jobs_done++;
     d->busy_s += run_us / 1e6;
     j->busy = 0;
@@ -487,6 +488,7 @@ static void *worker_main(void *arg) {
     gx_call_result *res = malloc(RUN_BATCH_MAX * sizeof *res);
     gx__evbuf eb;
     gx__evbuf_init(&eb);
+    uint32_t last_tenant = UINT32_MAX;
     pthread_mutex_lock(&e->mu);
     while (items && calls && res) {
         if (e->stopping) break;
@@ -503,11 +505,32 @@ static void *worker_main(void *arg) {
             }
             continue;
         }
+        int gpu = d->kind != GX_DEV_CPU;
+        uint32_t limit = (uint32_t)(gpu ? e->o.gpu_max_batch : e->o.max_batch);
+        if (gpu && e->o.gpu_batch_delay_us > 0 && d->rcount < limit &&
+            (d->ring[d->rhead]->kernel->flags & GX_KF_BATCHABLE)) {
+            /* wait a little for a fuller launch */
+            int64_t until = gx__now_ns() + (int64_t)e->o.gpu_batch_delay_us * 1000;
+            struct timespec ts = {.tv_sec = until / 1000000000, .tv_nsec = until % 1000000000};
+            d->sleepers++;
+            while (d->rcount < limit && !e->stopping &&
+                   pthread_cond_timedwait(&d->cv, &e->mu, &ts) != ETIMEDOUT) {
+            }
+            d->sleepers--;
+            if (e->stopping) break;
+        }
         /* take a fair part of the ring: leave some for the other slots */
         uint32_t take = d->rcount;
         if (d->nthreads > 1 && take > 8) take = (take + (uint32_t)d->nthreads - 1) / (uint32_t)d->nthreads;
-        if (take > (uint32_t)e->o.max_batch) take = (uint32_t)e->o.max_batch;
+        if (take > limit) take = limit;
         if (take > RUN_BATCH_MAX) take = RUN_BATCH_MAX;
+        /* a device batch never mixes tenants: memory is scrubbed between them */
+        if (gpu) {
+            uint32_t same = 1;
+            uint32_t t0 = d->ring[d->rhead]->tenant;
+            while (same < take && d->ring[(d->rhead + same) & (d->rcap - 1)]->tenant == t0) same++;
+            take = same;
+        }
         int n = 0, nrun = 0;
         int64_t now = gx__now_ns();
         for (uint32_t i = 0; i < take; i++) {
@@ -550,9 +573,15 @@ static void *worker_main(void *arg) {
             if (!it->fn || (j->kernel->noutputs && !it->out)) continue;
             calls[nrun++] = &it->call;
         }
+        uint32_t batch_tenant = n ? items[0].j->tenant : UINT32_MAX;
         pthread_mutex_unlock(&e->mu);
         gx__ev_flush(e, &eb);
 
+        if (nrun && d->be->scrub && batch_tenant != last_tenant) {
+            /* another tenant's data may be in this slot's buffers */
+            d->be->scrub(d->bdev, slot_ctx);
+            last_tenant = batch_tenant;
+        }
         if (d->be == &cpu_backend) {
             /* the hot path: call the resolved implementation directly */
             for (int i = 0; i < nrun; i++) {
@@ -661,6 +690,7 @@ void gx_engine_opts_init(gx_engine_opts *o) {
     o->fair_halflife_s = 60;
     o->max_batch = 256;
     o->batch_quantum_us = 2000;
+    o->gpu_max_batch = 64;
 }
 
 static uint64_t host_mem(void) {
@@ -687,18 +717,53 @@ static int add_device(gx_engine *e, const gx_backend *be, gx_backend_dev *bdev,
     return d->ring ? 0 : GX_ENOMEM;
 }
 
-/* Load the CUDA backend if its shared object and a GPU are there. */
+/* Where the CUDA backend is: the configured path, $GEXEC_CUDA_PLUGIN, beside
+ * the executable, or the loader's search path. "" when disabled. */
+static void cuda_path(const gx_engine_opts *o, char *out, size_t cap) {
+    const char *p = o->cuda_plugin ? o->cuda_plugin : getenv("GEXEC_CUDA_PLUGIN");
+    if (p) {
+        snprintf(out, cap, "%s", p);
+        return;
+    }
+    char exe[900];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n > 0) {
+        exe[n] = '\0';
+        char *slash = strrchr(exe, '/');
+        if (slash) {
+            *slash = '\0';
+            snprintf(out, cap, "%s/libgexec_cuda.so", exe);
+            if (!access(out, R_OK)) return;
+        }
+    }
+    snprintf(out, cap, "libgexec_cuda.so");
+}
+
+/* Load the CUDA backend if its shared object and a GPU are there; say why
+ * not otherwise (e->gpu_status). */
 static void load_cuda(gx_engine *e) {
-    const char *path = getenv("GEXEC_CUDA_PLUGIN");
-    if (path && !*path) return; /* disabled */
-    void *dl = dlopen(path ? path : "libgexec_cuda.so", RTLD_NOW | RTLD_LOCAL);
-    if (!dl) return;
+    char path[1024];
+    if (e->o.cuda_disable) {
+        snprintf(e->gpu_status, sizeof e->gpu_status, "CUDA backend disabled by configuration; running CPU-only");
+        return;
+    }
+    cuda_path(&e->o, path, sizeof path);
+    if (!path[0]) {
+        snprintf(e->gpu_status, sizeof e->gpu_status, "CUDA backend disabled (empty plugin path); running CPU-only");
+        return;
+    }
+    void *dl = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    if (!dl) {
+        snprintf(e->gpu_status, sizeof e->gpu_status, "no CUDA backend (%.200s); running CPU-only", dlerror());
+        return;
+    }
     gx_backend_entry_fn entry = (gx_backend_entry_fn)dlsym(dl, GX_BACKEND_ENTRY_SYMBOL);
     const gx_backend *be = entry ? entry() : NULL;
     if (!be || be->abi_version != GX_BACKEND_ABI_VERSION || be->struct_size < sizeof(gx_backend) ||
         !be->init || !be->device_open || !be->run_batch) {
-        fprintf(stderr, "gexec: CUDA backend ignored: ABI %u does not match %u\n",
-                be ? be->abi_version : 0, GX_BACKEND_ABI_VERSION);
+        snprintf(e->gpu_status, sizeof e->gpu_status,
+                 "CUDA backend %.100s ignored: ABI %u does not match %u; running CPU-only", path,
+                 be ? be->abi_version : 0, GX_BACKEND_ABI_VERSION);
         dlclose(dl);
         return;
     }
@@ -706,18 +771,23 @@ static void load_cuda(gx_engine *e) {
     gx_error_clear(&err);
     int n = be->init(&err);
     if (n <= 0) {
-        fprintf(stderr, "gexec: running CPU-only: %s\n", n < 0 ? err.message : "no GPU found");
+        snprintf(e->gpu_status, sizeof e->gpu_status, "%.180s; running CPU-only",
+                 n < 0 ? err.message : "no GPU found");
         if (be->shutdown) be->shutdown();
         dlclose(dl);
         return;
     }
     e->cuda_dl = dl;
+    e->cuda_be = be;
+    snprintf(e->gpu_status, sizeof e->gpu_status, "CUDA backend loaded from %.200s: %d GPU%s", path, n,
+             n == 1 ? "" : "s");
     for (int i = 0; i < n; i++) {
         gx_backend_dev *bd = NULL;
         gx_device_desc desc;
         memset(&desc, 0, sizeof desc);
         if (be->device_open(i, &bd, &desc, &err)) {
-            fprintf(stderr, "gexec: GPU %d not used: %s\n", i, err.message);
+            size_t l = strlen(e->gpu_status);
+            snprintf(e->gpu_status + l, sizeof e->gpu_status - l, "; GPU %d not used: %.100s", i, err.message);
             continue;
         }
         if (add_device(e, be, bd, &desc)) break;
@@ -863,11 +933,7 @@ void gx_engine_destroy(gx_engine *e) {
     gx__hmap_free(&e->tenant_ix);
     gx__hmap_free(&e->idem);
     if (e->cuda_dl) {
-        for (int i = 0; i < e->ndev; i++)
-            if (e->dev[i].kind == GX_DEV_CUDA && e->dev[i].be->shutdown) {
-                e->dev[i].be->shutdown();
-                break;
-            }
+        if (e->cuda_be->shutdown) e->cuda_be->shutdown();
         dlclose(e->cuda_dl);
     }
     pthread_mutex_destroy(&e->mu);

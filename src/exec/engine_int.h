@@ -76,6 +76,7 @@ typedef struct gx__tenant {
     int64_t queued;      /* queued + waiting + retrying */
     int64_t running;     /* placed + running */
     double usage;        /* scaled decayed usage (see gx__fair) */
+    uint64_t mem_used;   /* device memory of its placed and running jobs */
     double device_s;     /* total device-seconds */
     gx__jheap *q;        /* [ncls] queues */
     uint32_t *hpos;      /* [ncls] position in the class tenant heap */
@@ -162,6 +163,8 @@ struct gx_engine {
     /* counters */
     gx_engine_stats st;
     void *cuda_dl;            /* dlopen handle of the CUDA backend */
+    const gx_backend *cuda_be;
+    char gpu_status[320];     /* why there is or is no GPU, for people */
 };
 
 /* ---- event buffering (delivered without the lock) ---- */

@@ -333,6 +333,7 @@ static void tenant_info(gx_engine *e, uint32_t tid, gx_tenant_info *o) {
     o->running = t->running;
     o->usage_s = gx__sched_usage_s(e, t);
     o->device_s = t->device_s;
+    o->mem_used = t->mem_used;
 }
 
 int gx_tenant_get(gx_engine *e, const char *name, gx_tenant_info *o) {
@@ -409,4 +410,15 @@ void gx_engine_stats_get(gx_engine *e, gx_engine_stats *o) {
     b += e->captimers * sizeof(gx__job *) + gx__hmap_bytes(&e->idem);
     o->job_bytes = b;
     pthread_mutex_unlock(&e->mu);
+}
+
+const char *gx_engine_gpu_status(gx_engine *e) { return e->gpu_status; }
+
+int gx_device_telemetry_get(gx_engine *e, int i, gx_device_telemetry *t) {
+    if (!t || i < 0 || i >= e->ndev) return GX_ENOTFOUND;
+    const gx__device *d = &e->dev[i];
+    memset(t, 0xff, sizeof *t); /* -1 everywhere: unknown */
+    t->util_pct = t->mem_util_pct = t->temp_c = t->power_w = t->sm_clock_mhz = t->mem_clock_mhz = -1;
+    if (!d->be->telemetry || !d->bdev) return GX_EUNSUPPORTED;
+    return d->be->telemetry(d->bdev, t);
 }

@@ -410,6 +410,7 @@ int gx__sched_dispatch(gx_engine *e, int limit, int unlimited) {
         bj->device = (int16_t)d;
         dv->pending_cost += cost;
         dv->mem_used += bj->mem;
+        bt->mem_used += bj->mem;
         gx__dev_push(e, dv, bj);
         placed++;
         if (!unlimited && !(room[d] = gx__dev_has_room(e, dv))) {

@@ -314,7 +314,7 @@ static void catalog_devices_health_metrics(void **st) {
     REQ("GET", "/v1/devices", NULL, &r);
     assert_int_equal(r.status, 200);
     assert_false(json_is_true(json_object_get(json_object_get(r.json, "gpu"), "available")));
-    assert_string_equal(it_str(&r, "gpu.message"), "no GPU: the CUDA backend is not loaded; running CPU-only");
+    assert_non_null(strstr(it_str(&r, "gpu.message"), "running CPU-only"));
     it_resp_free(&r);
     REQ("GET", "/readyz", NULL, &r);
     assert_int_equal(r.status, 200);

@@ -125,7 +125,7 @@ static void defaults(void **st) {
     assert_true(c.engine.batch_quantum_us == 2000.0);
     assert_int_equal(c.engine.max_jobs, 1 << 26);
     assert_int_equal(c.batching.max_batch, 64);
-    assert_int_equal(c.batching.max_delay_us, 200);
+    assert_int_equal(c.batching.max_delay_us, 0);
     assert_true(c.cuda.enabled);
     assert_null(c.cuda.plugin);
     assert_int_equal(c.http.threads, 0);
@@ -157,6 +157,10 @@ static void defaults(void **st) {
     assert_true(o.batch_quantum_us == 2000.0);
     assert_int_equal(o.max_jobs, 1 << 26);
     assert_int_equal(o.no_default_tenant, 7);
+    assert_int_equal(o.cuda_disable, 0);
+    assert_null(o.cuda_plugin);
+    assert_int_equal(o.gpu_max_batch, 64);
+    assert_int_equal(o.gpu_batch_delay_us, 0);
     gx_config_free(&c);
     gx_config_free(&c); /* twice is fine */
     gx_config_free(NULL);
