@@ -65,6 +65,7 @@ typedef struct gx_http_req_priv {
     struct timespec t0;
     char path[1024];
     char *segs[GX_HTTP_MAX_PARAMS];
+    const char *req_id;
 } priv_t;
 
 int gx_http_status_for(int code) {
@@ -236,6 +237,7 @@ static int queue_response(priv_t *p) {
     p->fd = -1;
     if (p->ctype) MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, p->ctype);
     for (int i = 0; i < p->nh; i++) MHD_add_response_header(resp, p->hname[i], p->hval[i]);
+    MHD_add_response_header(resp, "X-Request-Id", p->req_id);
     int rc = MHD_queue_response(p->conn, (unsigned)p->status, resp);
     MHD_destroy_response(resp);
     return rc;
@@ -331,8 +333,17 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
         r->method = method;
         r->path = url;
         r->body = "";
-        snprintf(r->request_id, sizeof r->request_id, "r%llx",
-                 (unsigned long long)atomic_fetch_add(&srv->next_req, 1));
+        /* a caller's own request id is kept (tracing across services) */
+        const char *rid = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Request-Id");
+        int ok = rid && *rid && strlen(rid) < sizeof r->request_id;
+        for (const char *c = rid; ok && *c; c++)
+            ok = (*c >= '0' && *c <= '9') || (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || *c == '-';
+        if (ok)
+            snprintf(r->request_id, sizeof r->request_id, "%s", rid);
+        else
+            snprintf(r->request_id, sizeof r->request_id, "r%llx",
+                     (unsigned long long)atomic_fetch_add(&srv->next_req, 1));
+        p->req_id = r->request_id;
         const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
         if (ci && ci->client_addr) {
             char host[64] = "";

@@ -321,7 +321,7 @@ static int h_job_events(void *app, gx_http_req *r) {
     if (find_job(s, r, id, &info, &sj) < 0) return 0;
     gx_store_free(sj);
     /* events are written asynchronously: make the list complete */
-    gx_store_flush(s->store, NULL);
+    gx__svc_settle(s);
     gx_store_event *ev;
     size_t n;
     gx_error err;
@@ -402,7 +402,7 @@ static int h_list(void *app, gx_http_req *r) {
     if ((q = gx_http_query(r, "tenant")) && privileged) f.tenant = q;
     else if (!privileged) f.tenant = r->ctx.tenant;
     /* the store lags the engine by a moment: settle it first */
-    gx_store_flush(s->store, NULL);
+    gx__svc_settle(s);
     gx_store_job *jobs;
     size_t n;
     uint64_t next = 0;

@@ -359,7 +359,7 @@ static void on_events(void *ctx, const gx_event *ev, size_t n) {
     memcpy(s->pev + s->pn, ev, n * sizeof *ev);
     s->pn += n;
     s->enqueued += (int64_t)n;
-    pthread_cond_signal(&s->pcv);
+    pthread_cond_broadcast(&s->pcv); /* the persister and settle() share it */
     pthread_mutex_unlock(&s->pmu);
 }
 
@@ -556,6 +556,14 @@ static void *persister_main(void *arg) {
     pthread_mutex_unlock(&s->pmu);
     free(batch);
     return NULL;
+}
+
+void gx__svc_settle(gx_service *s) {
+    pthread_mutex_lock(&s->pmu);
+    int64_t target = s->enqueued;
+    while (s->persisted < target && !s->stopping) pthread_cond_wait(&s->pcv, &s->pmu);
+    pthread_mutex_unlock(&s->pmu);
+    gx_store_flush(s->store, NULL);
 }
 
 /* ---- restore -------------------------------------------------------------- */

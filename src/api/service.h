@@ -92,6 +92,9 @@ struct gx__admit {
 };
 
 void gx__svc_admit(gx_service *s, gx__admit *a);
+/* Wait until every state change seen so far is written to the store (reads
+ * of the store then agree with the engine). */
+void gx__svc_settle(gx_service *s);
 void gx__admit_free(gx__admit *a);
 
 /* Blob inputs (gx_blob_loader for gx_jobreq_decode). */

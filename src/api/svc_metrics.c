@@ -8,6 +8,7 @@
 
 #include "gexec/gexec_metrics.h"
 #include "clock.h"
+#include "log.h"
 #include "service.h"
 
 struct gx_svc_metrics {
@@ -16,6 +17,8 @@ struct gx_svc_metrics {
     gx_metric_family *dev_mem, *dev_running, *dev_queued, *dev_healthy, *dev_busy, *dev_jobs;
     gx_metric_family *tenant_running, *tenant_usage;
     gx_metric_family *uptime, *store_rows;
+    gx_metric_family *gpu_util, *gpu_mem_used, *gpu_mem_total, *gpu_temp, *gpu_power, *gpu_sm_clock, *gpu_ecc,
+        *gpu_xid, *tenant_mem;
 };
 
 static void collect(gx_metrics *reg, void *ctx) {
@@ -32,6 +35,7 @@ static void collect(gx_metrics *reg, void *ctx) {
         gx_gauge_set(gx_metrics_series(m->std.queue_depth, ts[i].name), (double)ts[i].queued);
         gx_gauge_set(gx_metrics_series(m->tenant_running, ts[i].name), (double)ts[i].running);
         gx_counter_set(gx_metrics_series(m->tenant_usage, ts[i].name), ts[i].device_s);
+        gx_gauge_set(gx_metrics_series(m->tenant_mem, ts[i].name), (double)ts[i].mem_used);
     }
     for (int i = 0; i < gx_device_count(s->engine); i++) {
         gx_device_info d;
@@ -42,6 +46,20 @@ static void collect(gx_metrics *reg, void *ctx) {
         gx_gauge_set(gx_metrics_series(m->dev_healthy, d.name), d.healthy);
         gx_counter_set(gx_metrics_series(m->dev_busy, d.name), d.busy_s);
         gx_counter_set(gx_metrics_series(m->dev_jobs, d.name), (double)d.jobs_done);
+        gx_device_telemetry t;
+        if (gx_device_telemetry_get(s->engine, i, &t)) continue;
+#define TEL(fam, v) if ((v) >= 0) gx_gauge_set(gx_metrics_series(m->fam, d.name), (double)(v))
+        TEL(gpu_util, t.util_pct / 100.0);
+        TEL(gpu_mem_used, t.mem_used);
+        TEL(gpu_mem_total, t.mem_total);
+        TEL(gpu_temp, t.temp_c);
+        TEL(gpu_power, t.power_w);
+        TEL(gpu_sm_clock, t.sm_clock_mhz * 1e6);
+        TEL(gpu_xid, t.xid_last);
+#undef TEL
+        if (t.ecc_corrected >= 0) gx_counter_set(gx_metrics_series(m->gpu_ecc, d.name, "corrected"), (double)t.ecc_corrected);
+        if (t.ecc_uncorrected >= 0)
+            gx_counter_set(gx_metrics_series(m->gpu_ecc, d.name, "uncorrected"), (double)t.ecc_uncorrected);
     }
     gx_gauge_set(gx_metrics_series(m->uptime), (double)(gx__wall_ns() - s->start_ns) / 1e9);
 }
@@ -63,6 +81,15 @@ int gx__svc_metrics_init(gx_service *s) {
     if (!rc) rc = gx_metrics_gauge(m->reg, "gexec_tenant_jobs_running", "Jobs of a tenant placed or running.", "tenant", &m->tenant_running, &err);
     if (!rc) rc = gx_metrics_counter(m->reg, "gexec_tenant_device_seconds_total", "Device-seconds used by a tenant.", "tenant", &m->tenant_usage, &err);
     if (!rc) rc = gx_metrics_gauge(m->reg, "gexec_uptime_seconds", "Seconds since gexecd started.", NULL, &m->uptime, &err);
+    if (!rc) rc = gx_metrics_gauge(m->reg, "gexec_tenant_device_memory_bytes", "Device memory reserved by a tenant's placed and running jobs.", "tenant", &m->tenant_mem, &err);
+    if (!rc) rc = gx_metrics_gauge(m->reg, "gexec_gpu_utilization_ratio", "GPU compute utilisation (NVML), 0..1.", "device", &m->gpu_util, &err);
+    if (!rc) rc = gx_metrics_gauge(m->reg, "gexec_gpu_memory_used_bytes", "GPU memory in use by every process (NVML).", "device", &m->gpu_mem_used, &err);
+    if (!rc) rc = gx_metrics_gauge(m->reg, "gexec_gpu_memory_total_bytes", "GPU memory in all (NVML).", "device", &m->gpu_mem_total, &err);
+    if (!rc) rc = gx_metrics_gauge(m->reg, "gexec_gpu_temperature_celsius", "GPU temperature (NVML).", "device", &m->gpu_temp, &err);
+    if (!rc) rc = gx_metrics_gauge(m->reg, "gexec_gpu_power_watts", "GPU power draw (NVML).", "device", &m->gpu_power, &err);
+    if (!rc) rc = gx_metrics_gauge(m->reg, "gexec_gpu_sm_clock_hertz", "GPU SM clock (NVML).", "device", &m->gpu_sm_clock, &err);
+    if (!rc) rc = gx_metrics_gauge(m->reg, "gexec_gpu_last_xid", "Last Xid error reported for the GPU, 0 if none.", "device", &m->gpu_xid, &err);
+    if (!rc) rc = gx_metrics_counter(m->reg, "gexec_gpu_ecc_errors_total", "ECC errors counted by the GPU (NVML).", "device,kind", &m->gpu_ecc, &err);
     if (!rc) rc = gx_metrics_on_collect(m->reg, collect, s);
     return rc;
 }
@@ -104,6 +131,10 @@ void gx__svc_metrics_commit(gx_service *s, size_t jobs, double seconds) {
 
 void gx__svc_http_done(void *app, const gx_http_req *r, double seconds) {
     gx_service *s = app;
+    int lvl = r->status >= 500 ? GX_LOG_WARN : GX_LOG_DEBUG;
+    if (gx_log_enabled(lvl))
+        gx_log(lvl, r->request_id, "%s %s %d %.3f ms tenant=%s from=%s", r->method, r->path, r->status, seconds * 1e3,
+               r->ctx.tenant, r->remote);
     if (!s->m) return;
     const char *route = r->route ? r->route->pattern : "unmatched";
     char status[8];
