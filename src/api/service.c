@@ -693,7 +693,7 @@ static void cpu_selftest(gx_service *s) {
     sp.inputs = &in;
     sp.ninputs = 1;
     sp.device = "cpu";
-    sp.id = atomic_fetch_add(&s->next_id, 1); /* never stored; forgotten below */
+    sp.id = atomic_load(&s->next_id); /* never stored, forgotten below: the id is reused */
     gx_job_id id;
     gx_error err;
     snprintf(s->cpu_selftest, sizeof s->cpu_selftest, "self-test did not run");
@@ -781,6 +781,9 @@ int gx_service_start(const gx_config *cfg, gx_service **out, gx_error *err) {
     if (rc) goto fail;
     cpu_selftest(s);
     if (s->cpu_selftest[0]) GX_LOGE("cpu: %s", s->cpu_selftest);
+    /* the self-test's state changes must reach the store (as no-ops) before
+     * a real job can take its id */
+    gx__svc_settle(s);
     s->restored = 1;
     gx_http_opts ho = {
         .listen = s->cfg.listen,

@@ -192,7 +192,7 @@ static const key keys[] = {
 #define NKEYS (sizeof keys / sizeof keys[0])
 
 /* GEXEC_* variables that are not keys and must not draw a warning. */
-static const char *const env_reserved[] = {"GEXEC_CONFIG", NULL};
+static const char *const env_reserved[] = {"GEXEC_CONFIG", "GEXEC_SERVER", "GEXEC_API_KEY", "GEXEC_CUDA_PLUGIN", NULL};
 
 #define MAX_FILE_BYTES (4u << 20) /* a config is small; refuse a huge one */
 #define MAX_STR_BYTES 4096        /* longest string value */
