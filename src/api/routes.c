@@ -80,6 +80,13 @@ static int find_job(gx_service *s, gx_http_req *r, gx_job_id id, gx_job_info *in
     return -1;
 }
 
+/* The job named by the path: find_job's answer, or -1 with a reply sent. */
+static int path_job(gx_service *s, gx_http_req *r, gx_job_id *id, gx_job_info *info, gx_store_job **sj) {
+    *sj = NULL;
+    *id = path_id(r);
+    return *id ? find_job(s, r, *id, info, sj) : -1;
+}
+
 /* ---- jobs --------------------------------------------------------------- */
 
 /* Decode and validate one job object into slot i of an admission. */
@@ -244,11 +251,10 @@ static int h_submit_batch(void *app, gx_http_req *r) {
 
 static int h_get(void *app, gx_http_req *r) {
     gx_service *s = app;
-    gx_job_id id = path_id(r);
-    if (!id) return 0;
+    gx_job_id id;
     gx_job_info info;
     gx_store_job *sj;
-    int w = find_job(s, r, id, &info, &sj);
+    int w = path_job(s, r, &id, &info, &sj);
     if (w < 0) return 0;
     gx_http_reply_json(r, 200, w == 0 ? gx_job_json(s->engine, &info) : stored_job_json(sj));
     gx_store_free(sj);
@@ -257,11 +263,10 @@ static int h_get(void *app, gx_http_req *r) {
 
 static int h_cancel(void *app, gx_http_req *r) {
     gx_service *s = app;
-    gx_job_id id = path_id(r);
-    if (!id) return 0;
+    gx_job_id id;
     gx_job_info info;
     gx_store_job *sj;
-    int w = find_job(s, r, id, &info, &sj);
+    int w = path_job(s, r, &id, &info, &sj);
     if (w < 0) return 0;
     if (w == 1) {
         gx_http_error(r, 409, GX_ESTATE, "state", "job %llu is already %s", (unsigned long long)id,
@@ -278,11 +283,10 @@ static int h_cancel(void *app, gx_http_req *r) {
 
 static int h_result(void *app, gx_http_req *r) {
     gx_service *s = app;
-    gx_job_id id = path_id(r);
-    if (!id) return 0;
+    gx_job_id id;
     gx_job_info info;
     gx_store_job *sj;
-    int w = find_job(s, r, id, &info, &sj);
+    int w = path_job(s, r, &id, &info, &sj);
     if (w < 0) return 0;
     int state = w == 0 ? info.state : sj->state;
     char ids[24];
@@ -314,11 +318,10 @@ static int h_result(void *app, gx_http_req *r) {
 
 static int h_job_events(void *app, gx_http_req *r) {
     gx_service *s = app;
-    gx_job_id id = path_id(r);
-    if (!id) return 0;
+    gx_job_id id;
     gx_job_info info;
     gx_store_job *sj;
-    if (find_job(s, r, id, &info, &sj) < 0) return 0;
+    if (path_job(s, r, &id, &info, &sj) < 0) return 0;
     gx_store_free(sj);
     /* events are written asynchronously: make the list complete */
     gx__svc_settle(s);
