@@ -752,7 +752,9 @@ static void load_cuda(gx_engine *e) {
         snprintf(e->gpu_status, sizeof e->gpu_status, "CUDA backend disabled (empty plugin path); running CPU-only");
         return;
     }
-    void *dl = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    /* never unloaded: the backend may pull in libraries (libstdc++, the CUDA
+     * runtime) whose static state must outlive dlclose */
+    void *dl = dlopen(path, RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE);
     if (!dl) {
         snprintf(e->gpu_status, sizeof e->gpu_status, "no CUDA backend (%.200s); running CPU-only", dlerror());
         return;
