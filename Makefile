@@ -3,7 +3,8 @@ JOBS ?= $(shell nproc)
 BUILD ?= build
 ASAN_BUILD ?= build-asan
 
-.PHONY: build build-asan run test test-normal test-asan bench clean
+.PHONY: build build-asan run test test-normal test-asan fuzz-smoke fuzz bench clean
+FUZZ_SECONDS ?= 12
 
 build:
 	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
@@ -22,8 +23,15 @@ test-normal: build
 test-asan: build-asan
 	cd $(ASAN_BUILD) && ctest --output-on-failure -j $(JOBS)
 
-# The whole suite, normal build then sanitizers.
-test: test-normal test-asan
+# Every libFuzzer target for a short fixed time (scripts/fuzz for long runs).
+fuzz-smoke:
+	./scripts/fuzz $(FUZZ_SECONDS)
+
+fuzz:
+	./scripts/fuzz 600
+
+# The whole suite: normal build, sanitizers, then a short fuzzing pass.
+test: test-normal test-asan fuzz-smoke
 
 bench: build
 	@for b in $(BUILD)/bench_*; do [ -x "$$b" ] && "$$b" || exit 1; done

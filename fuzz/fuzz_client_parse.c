@@ -9,10 +9,7 @@
  * input); a parsed inline array must have as many elements as its shape
  * says. Build and run (not wired into CMake):
  *
- *   clang -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -Iinclude -Isrc \
- *     fuzz/fuzz_client_parse.c src/client/*.c src/core/*.c src/exec/*.c src/sched/*.c \
- *     src/kernels/*.c -lcurl -ljansson -lm -lpthread -o /tmp/fuzz_client_parse
- *   /tmp/fuzz_client_parse -max_total_time=60 fuzz/corpus/client
+ *   scripts/fuzz [SECONDS]   (builds every target; runs on scratch corpus copies)
  */
 #include <stdint.h>
 #include <stdlib.h>

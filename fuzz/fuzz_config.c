@@ -8,9 +8,7 @@
  * input's lines that look like NAME=value are also applied as an
  * environment, with the same round-trip check.
  *
- *   clang -g -O1 -fsanitize=fuzzer,address,undefined -Iinclude -Isrc -Isrc/core \
- *     fuzz/fuzz_config.c src/config/config.c src/core/error.c -lyaml -o /tmp/fuzz_config
- *   /tmp/fuzz_config -max_total_time=60 fuzz/corpus/config
+ *   scripts/fuzz [SECONDS]   (builds every target; runs on scratch corpus copies)
  *
  * libFuzzer adds the inputs it finds to the first corpus directory; to keep
  * the committed seeds small, name a scratch directory first:

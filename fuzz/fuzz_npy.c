@@ -6,9 +6,7 @@
  * unchanged, with the data starting on a 64-byte boundary. Sanitizers catch
  * the rest. Build and run (not wired into CMake):
  *
- *   clang -g -O1 -fsanitize=fuzzer,address,undefined -Iinclude -Isrc -Isrc/core \
- *     fuzz/fuzz_npy.c src/core/npy.c src/core/array.c src/core/error.c -o /tmp/fuzz_npy
- *   /tmp/fuzz_npy -max_total_time=60 fuzz/corpus/npy
+ *   scripts/fuzz [SECONDS]   (builds every target; runs on scratch corpus copies)
  */
 #include <stdint.h>
 #include <stdlib.h>

@@ -243,49 +243,59 @@ static int queue_response(priv_t *p) {
     return rc;
 }
 
-/* Match path against the route table. 0 found, 404 none, 405 wrong method
- * (allow gets the methods that would match). */
-static int route(gx_http_server *srv, gx_http_req *r, char *allow, size_t cap) {
-    priv_t *p = r->priv;
-    snprintf(p->path, sizeof p->path, "%s", r->path);
+int gx_http_route_match(const gx_route *routes, int nroutes, const char *method, const char *path, char *buf,
+                        size_t bufcap, const gx_route **out, const char **params, int *nparams, char *allow,
+                        size_t allowcap) {
+    snprintf(buf, bufcap, "%s", path ? path : "");
     char *segs[16];
     int ns = 0;
-    for (char *s = strtok(p->path, "/"); s && ns < 16; s = strtok(NULL, "/")) segs[ns++] = s;
+    char *save;
+    for (char *s = strtok_r(buf, "/", &save); s; s = strtok_r(NULL, "/", &save)) {
+        if (ns == 16) return 404; /* deeper than any route */
+        segs[ns++] = s;
+    }
     int path_found = 0;
-    allow[0] = '\0';
-    for (int i = 0; i < srv->o.nroutes; i++) {
-        const gx_route *rt = &srv->o.routes[i];
+    if (allowcap) allow[0] = '\0';
+    for (int i = 0; i < nroutes; i++) {
+        const gx_route *rt = &routes[i];
         char pat[256];
         snprintf(pat, sizeof pat, "%s", rt->pattern);
         char *ps[16];
         int np = 0;
-        char *save;
-        for (char *s = strtok_r(pat, "/", &save); s && np < 16; s = strtok_r(NULL, "/", &save)) ps[np++] = s;
+        char *save2;
+        for (char *s = strtok_r(pat, "/", &save2); s && np < 16; s = strtok_r(NULL, "/", &save2)) ps[np++] = s;
         if (np != ns) continue;
-        int ok = 1, nparams = 0;
-        const char *params[GX_HTTP_MAX_PARAMS];
+        int ok = 1, n = 0;
+        const char *cap[GX_HTTP_MAX_PARAMS];
         for (int k = 0; k < np && ok; k++) {
             if (ps[k][0] == '{') {
-                if (nparams < GX_HTTP_MAX_PARAMS) params[nparams++] = segs[k];
+                if (n < GX_HTTP_MAX_PARAMS) cap[n++] = segs[k];
             } else {
                 ok = !strcmp(ps[k], segs[k]);
             }
         }
         if (!ok) continue;
         path_found = 1;
-        if (strcmp(rt->method, r->method)) {
-            if (!strstr(allow, rt->method)) {
-                if (allow[0]) strncat(allow, ", ", cap - strlen(allow) - 1);
-                strncat(allow, rt->method, cap - strlen(allow) - 1);
+        if (strcmp(rt->method, method)) {
+            if (allowcap && !strstr(allow, rt->method)) {
+                if (allow[0]) strncat(allow, ", ", allowcap - strlen(allow) - 1);
+                strncat(allow, rt->method, allowcap - strlen(allow) - 1);
             }
             continue;
         }
-        r->route = rt;
-        r->nparams = nparams;
-        for (int k = 0; k < nparams; k++) r->params[k] = params[k];
+        *out = rt;
+        *nparams = n;
+        for (int k = 0; k < n; k++) params[k] = cap[k];
         return 0;
     }
     return path_found ? 405 : 404;
+}
+
+/* Match the request against the route table: 0, 404 or 405. */
+static int route(gx_http_server *srv, gx_http_req *r, char *allow, size_t cap) {
+    priv_t *p = r->priv;
+    return gx_http_route_match(srv->o.routes, srv->o.nroutes, r->method, r->path, p->path, sizeof p->path, &r->route,
+                               r->params, &r->nparams, allow, cap);
 }
 
 static void dispatch(gx_http_server *srv, gx_http_req *r) {

@@ -110,6 +110,15 @@ typedef struct gx_http_stream gx_http_stream;
 gx_http_stream *gx_http_stream_of(gx_http_req *r);
 void gx_http_stream_wake(gx_http_stream *s);
 
+/* Match method and path against a route table. Path segments are split
+ * into buf (bufcap bytes, which params then point into). Returns 0 with
+ * *out and params set, 404 when no pattern matches the path, or 405 when
+ * only other methods do (allow, if allowcap, lists them). Pure: safe on any
+ * input. */
+int gx_http_route_match(const gx_route *routes, int nroutes, const char *method, const char *path, char *buf,
+                        size_t bufcap, const gx_route **out, const char **params, int *nparams, char *allow,
+                        size_t allowcap);
+
 /* HTTP status for a GX_E* code at the API edge. */
 int gx_http_status_for(int code);
 

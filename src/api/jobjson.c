@@ -96,6 +96,23 @@ static int get_int(json_t *v, const char *prefix, const char *field, int64_t lo,
     return 0;
 }
 
+/* Exact range of an integer dtype as doubles (i64/u64 to the nearest
+ * doubles inside the range). */
+static int dtype_range(gx_dtype d, double *lo, double *hi) {
+    switch (d) {
+    case GX_U8: *lo = 0, *hi = 255; return 1;
+    case GX_I8: *lo = -128, *hi = 127; return 1;
+    case GX_I16: *lo = -32768, *hi = 32767; return 1;
+    case GX_U16: *lo = 0, *hi = 65535; return 1;
+    case GX_I32: *lo = -2147483648.0, *hi = 2147483647.0; return 1;
+    case GX_U32: *lo = 0, *hi = 4294967295.0; return 1;
+    case GX_I64: *lo = -9223372036854775808.0, *hi = 9223372036854774784.0; return 1;
+    case GX_U64: *lo = 0, *hi = 18446744073709549568.0; return 1;
+    case GX_BOOL: *lo = 0, *hi = 1; return 1;
+    default: return 0;
+    }
+}
+
 static int decode_inline(json_t *in, const char *name, const char *prefix, gx_array **out, gx_error *err) {
     char f[96];
     json_t *dt = json_object_get(in, "dtype"), *shape = json_object_get(in, "shape"), *data = json_object_get(in, "data");
@@ -162,6 +179,12 @@ static int decode_inline(json_t *in, const char *name, const char *prefix, gx_ar
             gx_array_unref(a);
             snprintf(f, sizeof f, "inputs.%s.data[%zu]", name, i);
             return fail(err, GX_EINVAL, prefix, f, "dtype %s needs integers; got %g", gx_dtype_name(d), x);
+        }
+        double lo, hi;
+        if (is_int && dtype_range(d, &lo, &hi) && (x < lo || x > hi)) {
+            gx_array_unref(a);
+            snprintf(f, sizeof f, "inputs.%s.data[%zu]", name, i);
+            return fail(err, GX_EINVAL, prefix, f, "%g is outside the range of %s", x, gx_dtype_name(d));
         }
         if (d == GX_F32 && fabs(x) > 3.4028234663852886e38) {
             gx_array_unref(a);

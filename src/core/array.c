@@ -6,6 +6,7 @@
  * free function when the last reference goes.
  */
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -152,19 +153,25 @@ double gx_array_get_f64(const gx_array *a, int64_t i) {
     }
 }
 
+/* Saturating conversion of a double to an integer range (NaN -> 0): never
+ * undefined behaviour, whatever the input. */
+static inline double clampd(double v, double lo, double hi) {
+    return v != v ? 0 : v < lo ? lo : v > hi ? hi : v;
+}
+
 void gx_array_set_f64(gx_array *a, int64_t i, double v) {
     void *d = a->data;
     switch (a->dtype) {
-    case GX_F32: ((float *)d)[i] = (float)v; break;
+    case GX_F32: ((float *)d)[i] = (float)clampd(v, -3.4028234663852886e38, 3.4028234663852886e38); break;
     case GX_F64: ((double *)d)[i] = v; break;
-    case GX_I32: ((int32_t *)d)[i] = (int32_t)v; break;
-    case GX_I64: ((int64_t *)d)[i] = (int64_t)v; break;
-    case GX_U8: ((uint8_t *)d)[i] = (uint8_t)v; break;
-    case GX_I8: ((int8_t *)d)[i] = (int8_t)v; break;
-    case GX_I16: ((int16_t *)d)[i] = (int16_t)v; break;
-    case GX_U16: ((uint16_t *)d)[i] = (uint16_t)v; break;
-    case GX_U32: ((uint32_t *)d)[i] = (uint32_t)v; break;
-    case GX_U64: ((uint64_t *)d)[i] = (uint64_t)v; break;
+    case GX_I32: ((int32_t *)d)[i] = (int32_t)clampd(v, INT32_MIN, INT32_MAX); break;
+    case GX_I64: ((int64_t *)d)[i] = (int64_t)clampd(v, -9223372036854775808.0, 9223372036854774784.0); break;
+    case GX_U8: ((uint8_t *)d)[i] = (uint8_t)clampd(v, 0, UINT8_MAX); break;
+    case GX_I8: ((int8_t *)d)[i] = (int8_t)clampd(v, INT8_MIN, INT8_MAX); break;
+    case GX_I16: ((int16_t *)d)[i] = (int16_t)clampd(v, INT16_MIN, INT16_MAX); break;
+    case GX_U16: ((uint16_t *)d)[i] = (uint16_t)clampd(v, 0, UINT16_MAX); break;
+    case GX_U32: ((uint32_t *)d)[i] = (uint32_t)clampd(v, 0, UINT32_MAX); break;
+    case GX_U64: ((uint64_t *)d)[i] = (uint64_t)clampd(v, 0, 18446744073709549568.0); break;
     case GX_BOOL: ((uint8_t *)d)[i] = v != 0; break;
     default: break;
     }

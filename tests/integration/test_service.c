@@ -272,6 +272,9 @@ static void error_paths(void **st) {
                  "{\"kernel\":\"saxpy\",\"args\":{\"a\":1},\"inputs\":{\"x\":{\"dtype\":\"c64\",\"data\":[1]},\"y\":{\"dtype\":\"f32\",\"data\":[1]}}}",
                  NULL, 400, "GX_EINVAL", "inputs.x.dtype", "unknown dtype");
     expect_error("POST", "/v1/jobs", "{\"kernel\":\"spin\",\"args\":{\"us\":1e400}}", NULL, 400, "GX_EFORMAT", "body", NULL);
+    expect_error("POST", "/v1/jobs",
+                 "{\"kernel\":\"sort\",\"inputs\":{\"keys\":{\"dtype\":\"i64\",\"data\":[1]},\"values\":{\"dtype\":\"u8\",\"data\":[-2]}}}",
+                 NULL, 400, "GX_EINVAL", "inputs.values.data[0]", "outside the range of u8");
     /* deep nesting is refused by the parser, not the stack */
     char deep[5000];
     memset(deep, '[', 4000);
