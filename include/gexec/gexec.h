@@ -116,6 +116,10 @@ int gx_engine_create(const gx_engine_opts *o, gx_engine **out, gx_error *err);
  * be in progress or follow. NULL ok. */
 void gx_engine_destroy(gx_engine *e);
 
+/* Pause (1) or resume (0) dispatch: paused, queued jobs stay queued and
+ * running ones finish. For graceful shutdown. */
+void gx_engine_pause(gx_engine *e, int paused);
+
 /* Block until every submitted job is final or timeout_ms passes (-1 =
  * forever). GX_ETIMEDOUT on timeout. */
 int gx_engine_drain(gx_engine *e, int64_t timeout_ms);

@@ -249,7 +249,7 @@ int gx_jobreq_decode(json_t *obj, const char *tenant, gx_blob_loader load, void 
             goto out;
         }
         if (json_object_size(args) > MAX_ARGS) {
-            rc = fail(err, GX_ELIMIT, prefix, "args", "has more than %d entries", MAX_ARGS);
+            rc = fail(err, GX_EINVAL, prefix, "args", "has more than %d entries", MAX_ARGS);
             goto out;
         }
         r->args = calloc(json_object_size(args) + 1, sizeof *r->args);
@@ -277,7 +277,7 @@ int gx_jobreq_decode(json_t *obj, const char *tenant, gx_blob_loader load, void 
             goto out;
         }
         if (json_object_size(inputs) > MAX_INPUTS) {
-            rc = fail(err, GX_ELIMIT, prefix, "inputs", "has more than %d entries", MAX_INPUTS);
+            rc = fail(err, GX_EINVAL, prefix, "inputs", "has more than %d entries", MAX_INPUTS);
             goto out;
         }
         r->inputs = calloc(json_object_size(inputs) + 1, sizeof *r->inputs);
@@ -461,5 +461,35 @@ json_t *gx_job_json(gx_engine *e, const gx_job_info *in) {
         if (!gx_job_label(e, in->id, i, k, sizeof k, v, sizeof v)) json_object_set_new(labels, k, json_string(v));
     }
     json_object_set_new(j, "labels", labels);
+    return j;
+}
+
+json_t *gx_store_job_json(gx_engine *e, const gx_store_job *sj) {
+    char id[24];
+    snprintf(id, sizeof id, "%llu", (unsigned long long)sj->id);
+    json_t *spec = sj->spec_json ? json_loads(sj->spec_json, 0, NULL) : NULL;
+    json_t *ma = json_object_get(spec, "max_attempts");
+    json_t *j = json_pack("{s:s,s:s,s:s,s:s,s:i,s:i,s:I}", "id", id, "tenant", sj->tenant, "kernel", sj->kernel,
+                          "state", gx_job_state_name(sj->state), "priority", sj->priority, "attempts", sj->attempt,
+                          "max_attempts", (json_int_t)(json_is_integer(ma) ? json_integer_value(ma) : 1));
+    json_decref(spec);
+    gx_device_info di;
+    json_object_set_new(j, "device", e && sj->device >= 0 && !gx_device_get(e, sj->device, &di) ? json_string(di.name)
+                                                                                             : json_null());
+    json_object_set_new(j, "submitted_at", gx_json_time(sj->submit_ns));
+    json_object_set_new(j, "started_at", gx_json_time(sj->start_ns));
+    json_object_set_new(j, "finished_at", gx_json_time(sj->end_ns));
+    int64_t qend = sj->start_ns ? sj->start_ns : sj->end_ns;
+    json_object_set_new(j, "queue_seconds", json_real(qend > sj->submit_ns ? (double)(qend - sj->submit_ns) / 1e9 : 0));
+    json_object_set_new(j, "run_seconds",
+                        json_real(sj->start_ns && sj->end_ns > sj->start_ns ? (double)(sj->end_ns - sj->start_ns) / 1e9 : 0));
+    if (sj->error_code && sj->state != GX_JOB_SUCCEEDED)
+        json_object_set_new(j, "error", json_pack("{s:s,s:s}", "code", gx_err_name(sj->error_code), "message",
+                                                  sj->error ? sj->error : gx_strerror(sj->error_code)));
+    else
+        json_object_set_new(j, "error", json_null());
+    json_object_set_new(j, "wait", json_null());
+    json_t *labels = sj->labels_json ? json_loads(sj->labels_json, 0, NULL) : NULL;
+    json_object_set_new(j, "labels", labels ? labels : json_object());
     return j;
 }

@@ -9,6 +9,7 @@
 #include <jansson.h>
 
 #include "gexec/gexec.h"
+#include "gexec/gexec_store.h"
 
 /* Loads a blob input by id for the calling tenant (the service provides
  * it); returns 0 and one reference in *out, or a GX_E* code with err set. */
@@ -44,6 +45,9 @@ json_t *gx_json_time(int64_t unix_ns);
 
 /* The API's job object from a gx_job_info (labels read from the engine). */
 json_t *gx_job_json(gx_engine *e, const gx_job_info *info);
+
+/* The API's job object of a job read from the store (no longer live). */
+json_t *gx_store_job_json(gx_engine *e, const gx_store_job *sj);
 
 /* Job id from a path segment or JSON string: decimal, 1..2^63. 0 if bad. */
 gx_job_id gx_job_id_parse(const char *s);

@@ -40,27 +40,6 @@ static gx_job_id path_id(gx_http_req *r) {
     return id;
 }
 
-/* The job object of a stored (no longer live) job. */
-static json_t *stored_job_json(const gx_store_job *sj) {
-    char id[24];
-    snprintf(id, sizeof id, "%llu", (unsigned long long)sj->id);
-    json_t *j = json_pack("{s:s,s:s,s:s,s:s,s:i,s:i}", "id", id, "tenant", sj->tenant, "kernel", sj->kernel, "state",
-                          gx_job_state_name(sj->state), "priority", sj->priority, "attempts", sj->attempt);
-    json_object_set_new(j, "device", json_null());
-    json_object_set_new(j, "submitted_at", gx_json_time(sj->submit_ns));
-    json_object_set_new(j, "started_at", gx_json_time(sj->start_ns));
-    json_object_set_new(j, "finished_at", gx_json_time(sj->end_ns));
-    if (sj->error_code && sj->state != GX_JOB_SUCCEEDED)
-        json_object_set_new(j, "error", json_pack("{s:s,s:s}", "code", gx_err_name(sj->error_code), "message",
-                                                  sj->error ? sj->error : gx_strerror(sj->error_code)));
-    else
-        json_object_set_new(j, "error", json_null());
-    json_object_set_new(j, "wait", json_null());
-    json_t *labels = sj->labels_json ? json_loads(sj->labels_json, 0, NULL) : NULL;
-    json_object_set_new(j, "labels", labels ? labels : json_object());
-    return j;
-}
-
 /* Look a job up for the caller's tenant: 0 and a live info, 1 and a stored
  * record, or a 404 reply (also for another tenant's job). */
 static int find_job(gx_service *s, gx_http_req *r, gx_job_id id, gx_job_info *info, gx_store_job **sj) {
@@ -95,6 +74,7 @@ static void prepare_job(gx_service *s, gx_http_req *r, json_t *obj, gx__admit *a
     if (batch) snprintf(prefix, sizeof prefix, "jobs[%zu].", i);
     gx_error *e = &a->errs[i];
     int rc = gx_jobreq_decode(obj, r->ctx.tenant, gx__svc_blob_load, s, batch, a->n, prefix, &a->jobs[i], e);
+    if (!rc) rc = gx__svc_resolve_deps(s, &a->jobs[i], prefix, e);
     if (!rc) {
         rc = gx_job_validate(s->engine, &a->jobs[i].spec, e);
         if (rc && *prefix) {
@@ -256,7 +236,7 @@ static int h_get(void *app, gx_http_req *r) {
     gx_store_job *sj;
     int w = path_job(s, r, &id, &info, &sj);
     if (w < 0) return 0;
-    gx_http_reply_json(r, 200, w == 0 ? gx_job_json(s->engine, &info) : stored_job_json(sj));
+    gx_http_reply_json(r, 200, w == 0 ? gx_job_json(s->engine, &info) : gx_store_job_json(s->engine, sj));
     gx_store_free(sj);
     return 0;
 }
@@ -417,7 +397,7 @@ static int h_list(void *app, gx_http_req *r) {
         if (!gx_job_get(s->engine, jobs[i].id, &info, NULL))
             json_array_append_new(arr, gx_job_json(s->engine, &info));
         else
-            json_array_append_new(arr, stored_job_json(&jobs[i]));
+            json_array_append_new(arr, gx_store_job_json(s->engine, &jobs[i]));
     }
     gx_store_free(jobs);
     char nc[24];
@@ -444,7 +424,10 @@ static int h_events(void *app, gx_http_req *r) {
         return 0;
     }
     f.state_mask = (unsigned)m;
-    if ((q = gx_http_query(r, "kernel"))) snprintf(f.kernel, sizeof f.kernel, "%s", q);
+    if ((q = gx_http_query(r, "kernel"))) {
+        snprintf(f.kernel, sizeof f.kernel, "%s", q);
+        f.kernel[strcspn(f.kernel, "@")] = '\0'; /* events carry the kernel's name */
+    }
     if (strcmp(r->ctx.role, "admin") && strcmp(r->ctx.role, "operator")) {
         gx_tenant_info ti;
         if (!gx_tenant_get(s->engine, r->ctx.tenant, &ti)) {
@@ -469,7 +452,7 @@ static int h_blob_put(void *app, gx_http_req *r) {
     gx_error_clear(&err);
     gx_array *a;
     if (gx_npy_read_mem(r->body, r->body_len, &a, &err)) {
-        if (!err.field[0]) snprintf(err.field, sizeof err.field, "body");
+        snprintf(err.field, sizeof err.field, "body"); /* the message says which part of the .npy */
         return reply_err(r, &err);
     }
     char id[GX_STORE_BLOB_ID_LEN];
@@ -552,6 +535,8 @@ static int h_kernels(void *app, gx_http_req *r) {
                 for (int c = 0; as->choices && as->choices[c]; c++) json_array_append_new(ch, json_string(as->choices[c]));
                 json_object_set_new(o, "choices", ch);
                 if (!as->required && as->choices) json_object_set_new(o, "default", json_string(as->choices[(int)as->def]));
+            } else if (as->type == GX_ARG_BOOL) {
+                if (!as->required) json_object_set_new(o, "default", json_boolean(as->def != 0));
             } else {
                 if (!as->required) json_object_set_new(o, "default", json_real(as->def));
                 if (as->type != GX_ARG_BOOL) {

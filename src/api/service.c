@@ -146,9 +146,16 @@ static void admit_reply(gx_service *s, gx__admit *a) {
             if (!gx_job_get(s->engine, a->ids[0], &info, &err)) {
                 gx_http_reply_json(r, a->dup[0] ? 200 : 202, gx_job_json(s->engine, &info));
             } else {
-                char id[24];
-                snprintf(id, sizeof id, "%llu", (unsigned long long)a->ids[0]);
-                gx_http_reply_json(r, a->dup[0] ? 200 : 202, json_pack("{s:s,s:s}", "id", id, "state", "queued"));
+                /* an idempotent repeat of a job that ended before */
+                gx_store_job *sj = NULL;
+                if (!gx_store_get_job(s->store, a->ids[0], &sj, NULL)) {
+                    gx_http_reply_json(r, a->dup[0] ? 200 : 202, gx_store_job_json(s->engine, sj));
+                    gx_store_free(sj);
+                } else {
+                    char id[24];
+                    snprintf(id, sizeof id, "%llu", (unsigned long long)a->ids[0]);
+                    gx_http_reply_json(r, a->dup[0] ? 200 : 202, json_pack("{s:s}", "id", id));
+                }
             }
             if (!a->dup[0]) {
                 char loc[48];
@@ -193,7 +200,10 @@ static void admit_group(gx_service *s, gx__admit *head) {
     int *codes = calloc(total ? total : 1, sizeof *codes);
     gx_error *errs = calloc(total ? total : 1, sizeof *errs);
     int **bdeps = calloc(total ? total : 1, sizeof *bdeps);
-    if (!rows || !res || !labels || !specs || !ids || !codes || !errs || !bdeps) {
+    char (*kname)[80] = calloc(total ? total : 1, sizeof *kname);
+    gx__admit **owner = calloc(total ? total : 1, sizeof *owner);
+    size_t *owner_i = calloc(total ? total : 1, sizeof *owner_i);
+    if (!rows || !res || !labels || !specs || !ids || !codes || !errs || !bdeps || !kname || !owner || !owner_i) {
         for (gx__admit *a = head; a; a = a->next)
             for (size_t i = 0; i < a->n; i++)
                 if (!a->codes[i]) a->codes[i] = gx_error_set(&a->errs[i], GX_ENOMEM, NULL, "out of memory");
@@ -209,10 +219,12 @@ static void admit_group(gx_service *s, gx__admit *head) {
             json_t *l = labels_of(sp);
             labels[k] = sp->nlabels ? json_dumps(l, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
             json_decref(l);
+            const gx_kernel *kern = gx_kernel_find(sp->kernel);
+            snprintf(kname[k], sizeof kname[k], "%s@%d", kern ? kern->name : sp->kernel, kern ? kern->version : 0);
             rows[k] = (gx_store_job){
                 .id = a->ids[i],
                 .tenant = sp->tenant,
-                .kernel = sp->kernel,
+                .kernel = kname[k],
                 .spec_json = a->jobs[i].canonical,
                 .state = GX_JOB_QUEUED,
                 .priority = sp->priority,
@@ -262,6 +274,8 @@ static void admit_group(gx_service *s, gx__admit *head) {
             specs[ns] = a->jobs[i].spec;
             specs[ns].id = a->ids[i];
             ids[ns] = a->ids[i];
+            owner[ns] = a;
+            owner_i[ns] = i;
             ns++;
         }
         for (size_t i = 0; map && i < a->n; i++) {
@@ -288,10 +302,14 @@ static void admit_group(gx_service *s, gx__admit *head) {
         gx_store_update *fails = calloc(ns, sizeof *fails);
         size_t nf = 0;
         for (size_t i = 0; fails && i < ns; i++)
-            if (codes[i])
+            if (codes[i]) {
+                /* the answer says so too: never a 202 for a job that will not run */
+                owner[i]->codes[owner_i[i]] = codes[i];
+                owner[i]->errs[owner_i[i]] = errs[i];
                 fails[nf++] = (gx_store_update){.id = specs[i].id, .state = GX_JOB_FAILED, .attempt = 0,
                                                 .set = GX_STORE_SET_END | GX_STORE_SET_ERROR, .end_ns = gx__wall_ns(),
                                                 .error_code = codes[i], .error = errs[i].message};
+            }
         if (nf) gx_store_update_jobs(s->store, fails, nf, 0, NULL, NULL);
         free(fails);
     }
@@ -311,6 +329,9 @@ reply:
     free(codes);
     free(errs);
     free(bdeps);
+    free(kname);
+    free(owner);
+    free(owner_i);
 }
 
 static void *admitter_main(void *arg) {
@@ -465,6 +486,25 @@ void gx__svc_subscribe(gx_service *s, gx_http_req *r, const gx__sub_filter *f) {
     gx_http_header_add(r, "Cache-Control", "no-cache");
 }
 
+/* Jobs made final while a device still ran them: forget once it let go. */
+static void forget_later(gx_service *s, gx_job_id id) {
+    if (s->nlater == s->caplater) {
+        size_t nc = s->caplater ? s->caplater * 2 : 64;
+        gx_job_id *nv = realloc(s->later, nc * sizeof *nv);
+        if (!nv) return; /* kept in memory until shutdown: harmless */
+        s->later = nv;
+        s->caplater = nc;
+    }
+    s->later[s->nlater++] = id;
+}
+
+static void retry_forgets(gx_service *s) {
+    size_t k = 0;
+    for (size_t i = 0; i < s->nlater; i++)
+        if (gx_job_forget(s->engine, s->later[i]) == GX_EBUSY) s->later[k++] = s->later[i];
+    s->nlater = k;
+}
+
 /* Turn a batch of events into store updates (fenced by attempt). */
 static void persist(gx_service *s, const gx_event *ev, size_t n) {
     gx_store_update *ups = calloc(n, sizeof *ups);
@@ -522,8 +562,20 @@ static void persist(gx_service *s, const gx_event *ev, size_t n) {
         k++;
     }
     gx_error err;
-    if (k && gx_store_update_jobs(s->store, ups, k, 0, NULL, &err) < 0)
+    size_t nfinal = 0;
+    for (size_t i = 0; i < k; i++) nfinal += gx_job_state_is_final(ups[i].state);
+    /* final states are made durable before the engine forgets the job, so a
+     * reader always finds it in one place or the other */
+    if (k && gx_store_update_jobs(s->store, ups, k, nfinal > 0, NULL, &err) < 0) {
         GX_LOGE("store: %zu state changes not persisted: %s", k, err.message);
+        nfinal = 0; /* keep them in the engine */
+    }
+    for (size_t i = 0; i < k && nfinal; i++) {
+        if (!gx_job_state_is_final(ups[i].state)) continue;
+        int rc = gx_job_forget(s->engine, ups[i].id);
+        if (rc == GX_EBUSY) forget_later(s, ups[i].id); /* still on a device */
+    }
+    retry_forgets(s);
     for (size_t i = 0; i < n * 2; i++) free(owned[i]);
     free(owned);
     free(ups);
@@ -564,6 +616,41 @@ void gx__svc_settle(gx_service *s) {
     while (s->persisted < target && !s->stopping) pthread_cond_wait(&s->pcv, &s->pmu);
     pthread_mutex_unlock(&s->pmu);
     gx_store_flush(s->store, NULL);
+}
+
+int gx__svc_resolve_deps(gx_service *s, gx_jobreq *jr, const char *prefix, gx_error *err) {
+    int nd = 0, rc = 0;
+    const char *tenant = jr->spec.tenant ? jr->spec.tenant : s->cfg.default_tenant;
+    for (int i = 0; i < jr->spec.ndeps && !rc; i++) {
+        gx_job_id d = jr->deps[i];
+        char f[96];
+        snprintf(f, sizeof f, "%sdepends_on[%d]", prefix ? prefix : "", i);
+        gx_job_info info;
+        int state, mine;
+        gx_store_job *dj = NULL;
+        if (!gx_job_get(s->engine, d, &info, NULL)) {
+            state = info.state;
+            mine = !strcmp(info.tenant_name, tenant);
+        } else if (!gx_store_get_job(s->store, d, &dj, NULL)) {
+            state = dj->state;
+            mine = !strcmp(dj->tenant, tenant);
+            gx_store_free(dj);
+        } else {
+            mine = 0;
+            state = -1;
+        }
+        if (!mine) /* another tenant's job is as good as none */
+            rc = gx_error_set(err, GX_EINVAL, f, "job %llu does not exist", (unsigned long long)d);
+        else if (state == GX_JOB_SUCCEEDED && gx_job_get(s->engine, d, &info, NULL))
+            continue; /* ended and forgotten: satisfied */
+        else if (gx_job_state_is_final(state) && state != GX_JOB_SUCCEEDED)
+            rc = gx_error_set(err, GX_EDEPFAILED, f, "dependency %llu %s", (unsigned long long)d,
+                              gx_job_state_name(state));
+        else
+            jr->deps[nd++] = d;
+    }
+    if (!rc) jr->spec.ndeps = nd;
+    return rc;
 }
 
 /* ---- restore -------------------------------------------------------------- */
@@ -621,26 +708,8 @@ static int restore_one(void *ctx, const gx_store_job *job) {
         json_t *tn = json_string(job->tenant);
         json_object_set_new(jr->root, "\x01tenant", tn);
         jr->spec.tenant = json_string_value(tn);
-        /* dependencies that are no longer in the engine ended before the
-         * restart: drop those that succeeded, fail on the others */
-        int nd = 0;
-        for (int i = 0; i < jr->spec.ndeps && !code; i++) {
-            gx_job_id d = jr->deps[i];
-            gx_job_info info;
-            if (!gx_job_get(s->engine, d, &info, NULL)) {
-                jr->deps[nd++] = d;
-                continue;
-            }
-            gx_store_job *dj = NULL;
-            if (!gx_store_get_job(s->store, d, &dj, NULL) && dj->state == GX_JOB_SUCCEEDED) {
-                gx_store_free(dj);
-                continue;
-            }
-            code = gx_error_set(&err, GX_EDEPFAILED, "depends_on", "dependency %llu %s", (unsigned long long)d,
-                                dj ? gx_job_state_name(dj->state) : "is gone");
-            gx_store_free(dj);
-        }
-        jr->spec.ndeps = nd;
+        /* dependencies that ended before the restart */
+        code = gx__svc_resolve_deps(s, jr, NULL, &err);
     }
     if (code) {
         gx_jobreq_free(jr);
@@ -810,6 +879,10 @@ fail:
 int gx_service_port(const gx_service *s) { return gx_http_port(s->http); }
 
 int gx_service_ready(gx_service *s, char *why, size_t cap) {
+    if (s->draining) {
+        snprintf(why, cap, "draining: shutting down");
+        return 0;
+    }
     if (!s->restored) {
         snprintf(why, cap, "restoring jobs from the store");
         return 0;
@@ -835,8 +908,11 @@ int gx_service_ready(gx_service *s, char *why, size_t cap) {
 
 void gx_service_stop(gx_service *s) {
     if (!s) return;
+    s->draining = 1;
     if (s->http) gx_http_quiesce(s->http);
     if (s->engine) {
+        /* start nothing new: queued jobs stay queued for the next start */
+        gx_engine_pause(s->engine, 1);
         /* let running jobs finish within the grace period; queued jobs stay
          * queued in the store for the next start */
         int64_t until = gx__now_ns() + s->cfg.shutdown_timeout_ms * 1000000;
@@ -869,6 +945,7 @@ void gx_service_stop(gx_service *s) {
     for (int i = 0; s->bcache && i < BCACHE_SLOTS; i++) gx_array_unref(s->bcache->arr[i]);
     free(s->bcache);
     free(s->pev);
+    free(s->later);
     gx_config_free(&s->cfg);
     free(s);
 }

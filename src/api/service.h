@@ -68,6 +68,8 @@ struct gx_service {
     size_t pn, pcap;
     pthread_t persister;
     int64_t persisted;           /* events handled (for flush waits) */
+    gx_job_id *later;            /* final jobs to forget once off their device */
+    size_t nlater, caplater;     /* (persister thread only) */
     int64_t enqueued;
     /* event streams */
     pthread_mutex_t smu;
@@ -76,6 +78,7 @@ struct gx_service {
     pthread_mutex_t bmu;
     struct gx__bcache *bcache;
     int stopping;
+    volatile int draining;       /* SIGTERM seen: /readyz answers 503 */
 };
 
 /* Queue an admission (one request's jobs) for the admitter. */
@@ -95,6 +98,10 @@ void gx__svc_admit(gx_service *s, gx__admit *a);
 /* Wait until every state change seen so far is written to the store (reads
  * of the store then agree with the engine). */
 void gx__svc_settle(gx_service *s);
+/* Drop dependencies on jobs that ended before (and were forgotten by the
+ * engine): succeeded ones are satisfied; others make the job fail at
+ * submit (GX_EDEPFAILED naming the dependency). */
+int gx__svc_resolve_deps(gx_service *s, gx_jobreq *jr, const char *prefix, gx_error *err);
 void gx__admit_free(gx__admit *a);
 
 /* Blob inputs (gx_blob_loader for gx_jobreq_decode). */

@@ -5,6 +5,8 @@
  * zero-filled. Wrapped arrays point at caller memory and call the caller's
  * free function when the last reference goes.
  */
+#include <float.h>
+#include <math.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -162,7 +164,9 @@ static inline double clampd(double v, double lo, double hi) {
 void gx_array_set_f64(gx_array *a, int64_t i, double v) {
     void *d = a->data;
     switch (a->dtype) {
-    case GX_F32: ((float *)d)[i] = (float)clampd(v, -3.4028234663852886e38, 3.4028234663852886e38); break;
+    case GX_F32: /* NaN stays NaN; beyond float's range becomes infinity */
+        ((float *)d)[i] = v > FLT_MAX ? INFINITY : v < -FLT_MAX ? -INFINITY : (float)v;
+        break;
     case GX_F64: ((double *)d)[i] = v; break;
     case GX_I32: ((int32_t *)d)[i] = (int32_t)clampd(v, INT32_MIN, INT32_MAX); break;
     case GX_I64: ((int64_t *)d)[i] = (int64_t)clampd(v, -9223372036854775808.0, 9223372036854774784.0); break;

@@ -425,7 +425,9 @@ static void complete(gx_engine *e, gx__device *d, run_item *it, const gx_call_re
     gx__sched_charge(e, j->tenant, j->cost_us, run_us);
     gx__sched_released(e, j->tenant);
     if (r->rc == 0) gx__kstat_record(e, j->kernel, run_us);
-    if (j->finished_early || gx_job_state_is_final(j->state)) {
+    if (j->finished_early || gx_job_state_is_final(j->state) || e->stopping) {
+        /* stopping: the kernel was interrupted by shutdown, not by the job;
+         * the job stays running in a durable store and is re-queued there */
         free_outputs(it->out, j->kernel->noutputs);
         return;
     }
@@ -713,7 +715,11 @@ static int add_device(gx_engine *e, const gx_backend *be, gx_backend_dev *bdev,
     snprintf(d->status, sizeof d->status, "ok");
     d->rcap = 1024;
     d->ring = malloc(d->rcap * sizeof *d->ring);
-    pthread_cond_init(&d->cv, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); /* timed waits use gx__now_ns */
+    pthread_cond_init(&d->cv, &ca);
+    pthread_condattr_destroy(&ca);
     return d->ring ? 0 : GX_ENOMEM;
 }
 
@@ -942,6 +948,14 @@ void gx_engine_destroy(gx_engine *e) {
     pthread_cond_destroy(&e->done_cv);
     pthread_cond_destroy(&e->timer_cv);
     free(e);
+}
+
+void gx_engine_pause(gx_engine *e, int paused) {
+    pthread_mutex_lock(&e->mu);
+    e->paused = paused;
+    if (!paused) gx__sched_dispatch(e, INT32_MAX, 0);
+    for (int i = 0; i < e->ndev; i++) pthread_cond_broadcast(&e->dev[i].cv);
+    pthread_mutex_unlock(&e->mu);
 }
 
 int gx_engine_drain(gx_engine *e, int64_t timeout_ms) {
