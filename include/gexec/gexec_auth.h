@@ -197,6 +197,9 @@ void gx_auth_free(void *p);
 
 /* ---- permissions -------------------------------------------------------------- */
 
+/* gx_auth_rule.any of a route that acts on the caller's own tenant only. */
+#define GX_AUTH_OWN_ONLY 5
+
 /* One row of the permission table. */
 typedef struct gx_auth_rule {
     const char *method;  /* "GET", "POST", "DELETE" */
@@ -204,7 +207,9 @@ typedef struct gx_auth_rule {
     int own;             /* least role to call it (on its own tenant);
                             GX_ROLE_NONE = public, no key needed */
     int any;             /* least role that reaches every tenant through it;
-                            GX_ROLE_NONE = the route is not per tenant */
+                            GX_ROLE_NONE = the route is not per tenant;
+                            GX_AUTH_OWN_ONLY = per tenant, and no role
+                            reaches another tenant through it */
     int write;           /* 1 if reaching another tenant changes its state */
     int config_public;   /* 1 if configuration may make it public (/metrics) */
     const char *note;    /* for the docs */

@@ -30,19 +30,20 @@
 #define SUBM GX_ROLE_SUBMITTER
 #define OPER GX_ROLE_OPERATOR
 #define ADMN GX_ROLE_ADMIN
+#define ONLY GX_AUTH_OWN_ONLY
 
 /* method, pattern, own, any, write, config_public, note */
 static const gx_auth_rule rules[] = {
-    {"POST", "/v1/jobs", SUBM, NONE, 0, 0, "jobs are submitted to the key's own tenant"},
+    {"POST", "/v1/jobs", SUBM, ONLY, 0, 0, "jobs are submitted to the key's own tenant"},
     {"GET", "/v1/jobs", VIEW, OPER, 0, 0, ""},
-    {"POST", "/v1/jobs:batch", SUBM, NONE, 0, 0, "jobs are submitted to the key's own tenant"},
+    {"POST", "/v1/jobs:batch", SUBM, ONLY, 0, 0, "jobs are submitted to the key's own tenant"},
     {"GET", "/v1/jobs/{id}", VIEW, OPER, 0, 0, ""},
     {"DELETE", "/v1/jobs/{id}", SUBM, OPER, 1, 0, "cancel"},
     {"GET", "/v1/jobs/{id}/result", VIEW, ADMN, 0, 0, "outputs are the tenant's data"},
     {"GET", "/v1/jobs/{id}/events", VIEW, OPER, 0, 0, ""},
     {"POST", "/v1/jobs/{id}/requeue", OPER, OPER, 1, 0, "planned route"},
     {"GET", "/v1/events", VIEW, OPER, 0, 0, ""},
-    {"POST", "/v1/blobs", SUBM, NONE, 0, 0, "blobs are owned by the key's own tenant"},
+    {"POST", "/v1/blobs", SUBM, ONLY, 0, 0, "blobs are owned by the key's own tenant"},
     {"GET", "/v1/blobs/{id}", VIEW, ADMN, 0, 0, "blobs are the tenant's data"},
     {"GET", "/v1/kernels", VIEW, NONE, 0, 0, ""},
     {"GET", "/v1/devices", VIEW, NONE, 0, 0, "no tenant data"},
@@ -97,7 +98,7 @@ int gx_auth_allowed(int role, const char *method, const char *pattern, int *cros
     if (role < r->own || role > GX_ROLE_ADMIN || role < 0)
         return gx_error_set(err, GX_EPERM, NULL, "role %s may not %s %s: it needs %s or above",
                             gx_auth_role_name(role), r->method, r->pattern, gx_auth_role_name(r->own));
-    if (r->any != GX_ROLE_NONE && role >= r->any) {
+    if (r->any != GX_ROLE_NONE && r->any != GX_AUTH_OWN_ONLY && role >= r->any) {
         if (cross_read) *cross_read = 1;
         if (cross_write) *cross_write = r->write;
     }
@@ -134,6 +135,7 @@ static const char *cell(const gx_auth_rule *r, int role) {
     if (r->own == GX_ROLE_NONE) return "public";
     if (role < r->own) return "-";
     if (r->any == GX_ROLE_NONE) return "yes";
+    if (r->any == GX_AUTH_OWN_ONLY) return "own";
     return role >= r->any ? "all" : "own";
 }
 
