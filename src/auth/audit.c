@@ -36,8 +36,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <openssl/evp.h>
-
 #include "auth_int.h"
 #include "clock.h"
 
@@ -167,14 +165,8 @@ static void hex32(const unsigned char h[32], char out[65]) {
 
 /* hex SHA-256(prev + canonical), canonical = body + "}". */
 static void chain_hash(const char *prev, const char *body, size_t len, char out[65]) {
-    unsigned char h[32] = {0};
-    unsigned int hl = 0;
-    EVP_MD_CTX *c = EVP_MD_CTX_new();
-    /* a failure (out of memory) leaves a hash that matches nothing */
-    if (c && EVP_DigestInit_ex(c, EVP_sha256(), NULL) && EVP_DigestUpdate(c, prev, 64) &&
-        EVP_DigestUpdate(c, body, len) && EVP_DigestUpdate(c, "}", 1))
-        EVP_DigestFinal_ex(c, h, &hl);
-    EVP_MD_CTX_free(c);
+    unsigned char h[32];
+    gx__auth_sha256(prev, 64, body, len, "}", 1, h);
     hex32(h, out);
 }
 

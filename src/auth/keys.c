@@ -33,7 +33,6 @@
 
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
-#include <openssl/sha.h>
 #include <sqlite3.h>
 
 #include "auth_int.h"
@@ -66,7 +65,7 @@ typedef struct entry {
     char tenant[64];
     int role;
     char label[GX_AUTH_LABEL_MAX + 1];
-    unsigned char hash[SHA256_DIGEST_LENGTH];
+    unsigned char hash[32];
     int64_t created_ns;
     int64_t expires_ns;
     int64_t revoked_ns;          /* changed under the write lock */
@@ -244,7 +243,7 @@ static int load(gx_auth_keys *k, gx_error *err) {
         const char *role = (const char *)sqlite3_column_text(st, 3);
         const char *label = (const char *)sqlite3_column_text(st, 4);
         int r = role ? gx_auth_role_parse(role) : GX_EINVAL;
-        if (!id || strlen(id) != GX__KEY_ID_HEX || sqlite3_column_bytes(st, 1) != SHA256_DIGEST_LENGTH ||
+        if (!id || strlen(id) != GX__KEY_ID_HEX || sqlite3_column_bytes(st, 1) != 32 ||
             !gx__auth_tenant_valid(tenant) || r < 0 || !label) {
             rc = gx_error_set(err, GX_ESTORE, NULL, "key database: malformed row for key '%s'",
                               id ? id : "?");
@@ -259,7 +258,7 @@ static int load(gx_auth_keys *k, gx_error *err) {
         snprintf(e->tenant, sizeof e->tenant, "%s", tenant);
         snprintf(e->label, sizeof e->label, "%s", label);
         e->role = r;
-        memcpy(e->hash, sqlite3_column_blob(st, 1), SHA256_DIGEST_LENGTH);
+        memcpy(e->hash, sqlite3_column_blob(st, 1), 32);
         e->created_ns = sqlite3_column_int64(st, 5);
         e->expires_ns = sqlite3_column_int64(st, 6);
         e->revoked_ns = sqlite3_column_int64(st, 7);
@@ -417,7 +416,7 @@ static int insert_key(gx_auth_keys *k, const char *secret, const char *id, const
     e->role = role;
     e->created_ns = now;
     e->expires_ns = expires_ns;
-    SHA256((const unsigned char *)secret, strlen(secret), e->hash);
+    gx__auth_sha256(secret, strlen(secret), NULL, 0, NULL, 0, e->hash);
     atomic_init(&e->last_used, 0);
 
     sqlite3_stmt *st = NULL;
@@ -429,7 +428,7 @@ static int insert_key(gx_auth_keys *k, const char *secret, const char *id, const
         rc = db_fail(k, err, "insert");
     } else {
         sqlite3_bind_text(st, 1, e->id, -1, SQLITE_STATIC);
-        sqlite3_bind_blob(st, 2, e->hash, SHA256_DIGEST_LENGTH, SQLITE_STATIC);
+        sqlite3_bind_blob(st, 2, e->hash, 32, SQLITE_STATIC);
         sqlite3_bind_text(st, 3, e->tenant, -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 4, gx_auth_role_name(role), -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 5, e->label, -1, SQLITE_STATIC);
@@ -572,8 +571,8 @@ int gx_auth_key_verify(gx_auth_keys *k, const char *token, size_t len, int64_t n
         out->reason = reason;
         return GX_EAUTH;
     }
-    unsigned char h[SHA256_DIGEST_LENGTH];
-    SHA256((const unsigned char *)token, len, h);
+    unsigned char h[32];
+    gx__auth_sha256(token, len, NULL, 0, NULL, 0, h);
     int64_t now = now_or(now_ns);
     pthread_rwlock_rdlock(&k->lock);
     entry *e = entry_find(k, out->key_id);
@@ -630,8 +629,8 @@ int gx_auth_ensure_admin(gx_auth_keys *k, const char *tenant, const char *value,
                               "the admin key must look like gx_<16 hex digits>_<43 base64url characters>"
                               " (make one with gx_auth_key_generate)");
         } else {
-            unsigned char h[SHA256_DIGEST_LENGTH];
-            SHA256((const unsigned char *)value, len, h);
+            unsigned char h[32];
+            gx__auth_sha256(value, len, NULL, 0, NULL, 0, h);
             pthread_rwlock_rdlock(&k->lock);
             entry *e = entry_find(k, id);
             int same = e && CRYPTO_memcmp(h, e->hash, sizeof h) == 0;

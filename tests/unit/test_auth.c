@@ -873,6 +873,21 @@ static void audit_chain_intact(void **st) {
         json_decref(j);
     }
     assert_string_equal(prev, head);
+    /* the hash, computed here from its definition: SHA-256(prev + the
+     * record without its hash member) */
+    char *cut = strstr(ls.l[1], ",\"hash\":\"");
+    assert_non_null(cut);
+    size_t clen = (size_t)(cut - ls.l[1]);
+    char *canon = malloc(64 + clen + 2);
+    memcpy(canon, strstr(ls.l[1], "\"prev\":\"") + 8, 64);
+    memcpy(canon + 64, ls.l[1], clen);
+    canon[64 + clen] = '}';
+    unsigned char h[32];
+    SHA256((const unsigned char *)canon, 64 + clen + 1, h);
+    char hex[65];
+    for (int i = 0; i < 32; i++) snprintf(hex + 2 * i, 3, "%02x", h[i]);
+    assert_memory_equal(hex, cut + 9, 64);
+    free(canon);
     free(ls.buf);
     /* the file is the owner's only */
     struct stat sb;
