@@ -427,7 +427,7 @@ int gx_audit_append(gx_audit *a, const gx_audit_record *rec, uint64_t *seq_out, 
     a->seq = seq;
     memcpy(a->head, b.p + b.len - 67, 64); /* ..."hash":"<64>"}\n */
     a->head[64] = '\0';
-    int rc = 0;
+    int rc = 0, reported = 0;
     if (a->sync_ms == 0) {
         while (a->synced < seq && !a->failed) {
             if (a->syncing) {
@@ -444,6 +444,7 @@ int gx_audit_append(gx_audit *a, const gx_audit_record *rec, uint64_t *seq_out, 
             if (r) {
                 a->failed = 1;
                 gx_error_set(err, GX_EIO, NULL, "audit log sync: %s", strerror(e));
+                reported = 1;
             } else if (target > a->synced) {
                 a->synced = target;
             }
@@ -452,7 +453,7 @@ int gx_audit_append(gx_audit *a, const gx_audit_record *rec, uint64_t *seq_out, 
         if (a->synced < seq) rc = GX_EIO;
     }
     pthread_mutex_unlock(&a->mu);
-    if (rc && err && err->code != GX_EIO) gx_error_set(err, GX_EIO, NULL, "audit log sync failed");
+    if (rc && !reported) gx_error_set(err, GX_EIO, NULL, "audit log sync failed (in another append)");
     if (rc == 0 && seq_out) *seq_out = seq;
     return rc;
 }
