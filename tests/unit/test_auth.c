@@ -1,0 +1,1191 @@
+/*
+ * test_auth.c - the auth module on a real SQLite file and a real audit file
+ * in a temporary folder: keys (create, verify, revoke, expiry, list, what
+ * is and is not stored), hostile tokens, the bootstrap admin key, every cell
+ * of the route x role table (stated here a second time, on purpose) and the
+ * docs copy of it, token buckets on a fake clock, and the audit chain
+ * (changed, removed, reordered records; torn tails; reopen; concurrency).
+ */
+#include <fcntl.h>
+#include <ftw.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <jansson.h>
+#include <openssl/sha.h>
+
+#include "api/http.h"
+#include "gexec/gexec_auth.h"
+#include "testutil.h"
+
+extern const gx_route gx__routes[];
+extern const int gx__nroutes;
+
+/* ---- fixtures --------------------------------------------------------------- */
+
+typedef struct fx {
+    char dir[256];
+    char db[300];
+    char log[300];
+    gx_auth_keys *k;
+} fx;
+
+static int setup(void **st) {
+    fx *f = calloc(1, sizeof *f);
+    snprintf(f->dir, sizeof f->dir, "%s/gx-test-auth-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+    assert_non_null(mkdtemp(f->dir));
+    snprintf(f->db, sizeof f->db, "%s/auth.db", f->dir);
+    snprintf(f->log, sizeof f->log, "%s/audit.log", f->dir);
+    gx_error err;
+    TU_OK(gx_auth_keys_open(f->db, &f->k, &err), err);
+    *st = f;
+    return 0;
+}
+
+static int rm_entry(const char *p, const struct stat *sb, int flag, struct FTW *ftw) {
+    (void)sb, (void)flag, (void)ftw;
+    return remove(p);
+}
+
+static int teardown(void **st) {
+    fx *f = *st;
+    gx_auth_keys_close(f->k);
+    nftw(f->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    free(f);
+    return 0;
+}
+
+static void reopen(fx *f) {
+    gx_auth_keys_close(f->k);
+    f->k = NULL;
+    gx_error err;
+    TU_OK(gx_auth_keys_open(f->db, &f->k, &err), err);
+}
+
+static int verify(fx *f, const char *tok, int64_t now, gx_auth_principal *p) {
+    return gx_auth_key_verify(f->k, tok, tok ? strlen(tok) : 0, now, p);
+}
+
+/* Whole file in memory (malloc'd); *len. NULL if it does not exist. */
+static char *slurp(const char *path, size_t *len) {
+    FILE *fp = fopen(path, "rb");
+    *len = 0;
+    if (!fp) return NULL;
+    fseek(fp, 0, SEEK_END);
+    long n = ftell(fp);
+    fseek(fp, 0, SEEK_SET);
+    char *b = malloc((size_t)n + 1);
+    assert_non_null(b);
+    *len = fread(b, 1, (size_t)n, fp);
+    b[*len] = '\0';
+    fclose(fp);
+    return b;
+}
+
+static void spill(const char *path, const char *b, size_t len) {
+    FILE *fp = fopen(path, "wb");
+    assert_non_null(fp);
+    assert_int_equal(fwrite(b, 1, len, fp), len);
+    fclose(fp);
+}
+
+/* ---- keys ------------------------------------------------------------------- */
+
+static void key_create_verify_list(void **st) {
+    fx *f = *st;
+    gx_error err;
+    char secret[GX_AUTH_SECRET_LEN], id[GX_AUTH_KEY_ID_LEN];
+    TU_OK(gx_auth_key_create(f->k, "acme", GX_ROLE_SUBMITTER, 0, "ci runner", secret, id, &err), err);
+    assert_int_equal(strlen(secret), 63);
+    assert_memory_equal(secret, "gx_", 3);
+    assert_memory_equal(secret + 3, id, 16);
+    assert_int_equal(gx_auth_token_parse(secret, strlen(secret), NULL), GX_AUTH_OK);
+
+    gx_auth_principal p;
+    assert_int_equal(verify(f, secret, 0, &p), GX_OK);
+    assert_int_equal(p.reason, GX_AUTH_OK);
+    assert_string_equal(p.key_id, id);
+    assert_string_equal(p.tenant, "acme");
+    assert_int_equal(p.role, GX_ROLE_SUBMITTER);
+
+    /* right id, wrong secret */
+    char bad[GX_AUTH_SECRET_LEN];
+    memcpy(bad, secret, sizeof bad);
+    bad[30] = bad[30] == 'A' ? 'B' : 'A';
+    assert_int_equal(verify(f, bad, 0, &p), GX_EAUTH);
+    assert_int_equal(p.reason, GX_AUTH_UNKNOWN);
+    assert_string_equal(p.key_id, id);
+    assert_string_equal(p.tenant, "");
+    assert_int_equal(p.role, GX_ROLE_NONE);
+    /* unknown id */
+    char other[GX_AUTH_SECRET_LEN];
+    TU_OK(gx_auth_key_generate(other, NULL, &err), err);
+    assert_int_equal(verify(f, other, 0, &p), GX_EAUTH);
+    assert_int_equal(p.reason, GX_AUTH_UNKNOWN);
+
+    /* a second tenant; list filters; never a hash or a secret */
+    char s2[GX_AUTH_SECRET_LEN], id2[GX_AUTH_KEY_ID_LEN];
+    TU_OK(gx_auth_key_create(f->k, "beta", GX_ROLE_VIEWER, 0, NULL, s2, id2, &err), err);
+    gx_auth_key_info *v = NULL;
+    size_t n = 0;
+    TU_OK(gx_auth_key_list(f->k, NULL, &v, &n, &err), err);
+    assert_int_equal(n, 2);
+    assert_string_equal(v[0].id, id);
+    assert_string_equal(v[0].tenant, "acme");
+    assert_string_equal(v[0].label, "ci runner");
+    assert_int_equal(v[0].role, GX_ROLE_SUBMITTER);
+    assert_true(v[0].created_ns > 0);
+    assert_int_equal(v[0].expires_ns, 0);
+    assert_int_equal(v[0].revoked_ns, 0);
+    assert_true(v[0].last_used_ns > 0); /* verified above */
+    assert_string_equal(v[1].id, id2);
+    assert_int_equal(v[1].last_used_ns, 0);
+    unsigned char h[32];
+    SHA256((const unsigned char *)secret, strlen(secret), h);
+    assert_null(memmem(v, n * sizeof *v, h, sizeof h));
+    assert_null(memmem(v, n * sizeof *v, secret + 20, 43));
+    gx_auth_free(v);
+    TU_OK(gx_auth_key_list(f->k, "beta", &v, &n, &err), err);
+    assert_int_equal(n, 1);
+    assert_string_equal(v[0].id, id2);
+    gx_auth_free(v);
+    TU_OK(gx_auth_key_list(f->k, "nobody", &v, &n, &err), err);
+    assert_int_equal(n, 0);
+    assert_null(v);
+
+    /* survives a restart, last_used too */
+    reopen(f);
+    assert_int_equal(verify(f, secret, 0, &p), GX_OK);
+    TU_OK(gx_auth_key_list(f->k, "acme", &v, &n, &err), err);
+    assert_int_equal(n, 1);
+    assert_true(v[0].last_used_ns > 0);
+    gx_auth_free(v);
+
+    /* the database holds the hash and never the secret */
+    gx_auth_keys_close(f->k);
+    f->k = NULL;
+    const char *sfx[] = {"", "-wal", "-shm"};
+    int hash_seen = 0;
+    for (int i = 0; i < 3; i++) {
+        char path[320];
+        snprintf(path, sizeof path, "%s%s", f->db, sfx[i]);
+        size_t len;
+        char *b = slurp(path, &len);
+        if (!b) continue;
+        assert_null(memmem(b, len, secret, strlen(secret)));
+        assert_null(memmem(b, len, secret + 20, 43));
+        assert_null(memmem(b, len, s2 + 20, 43));
+        hash_seen |= memmem(b, len, h, sizeof h) != NULL;
+        free(b);
+    }
+    assert_true(hash_seen);
+    struct stat sb;
+    assert_int_equal(stat(f->db, &sb), 0);
+    assert_int_equal(sb.st_mode & 0777, 0600);
+    TU_OK(gx_auth_keys_open(f->db, &f->k, &err), err);
+}
+
+static void key_revoke(void **st) {
+    fx *f = *st;
+    gx_error err;
+    char secret[GX_AUTH_SECRET_LEN], id[GX_AUTH_KEY_ID_LEN];
+    TU_OK(gx_auth_key_create(f->k, "acme", GX_ROLE_OPERATOR, 0, "", secret, id, &err), err);
+    gx_auth_principal p;
+    assert_int_equal(verify(f, secret, 0, &p), GX_OK);
+    TU_OK(gx_auth_key_revoke(f->k, id, 0, &err), err);
+    assert_int_equal(verify(f, secret, 0, &p), GX_EAUTH);
+    assert_int_equal(p.reason, GX_AUTH_REVOKED);
+    TU_OK(gx_auth_key_revoke(f->k, id, 0, &err), err); /* again: nothing changes */
+    assert_int_equal(gx_auth_key_revoke(f->k, "0123456789abcdef", 0, &err), GX_ENOTFOUND);
+    assert_int_equal(gx_auth_key_revoke(f->k, "short", 0, &err), GX_ENOTFOUND);
+    assert_int_equal(gx_auth_key_revoke(f->k, NULL, 0, &err), GX_ENOTFOUND);
+    reopen(f);
+    assert_int_equal(verify(f, secret, 0, &p), GX_EAUTH);
+    assert_int_equal(p.reason, GX_AUTH_REVOKED);
+    gx_auth_key_info *v;
+    size_t n;
+    TU_OK(gx_auth_key_list(f->k, NULL, &v, &n, &err), err);
+    assert_int_equal(n, 1);
+    assert_true(v[0].revoked_ns > 0);
+    gx_auth_free(v);
+}
+
+static void key_expiry(void **st) {
+    fx *f = *st;
+    gx_error err;
+    char secret[GX_AUTH_SECRET_LEN];
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    int64_t now = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+    int64_t exp = now + 3600LL * 1000000000;
+    TU_OK(gx_auth_key_create(f->k, "acme", GX_ROLE_VIEWER, exp, "temp", secret, NULL, &err), err);
+    gx_auth_principal p;
+    assert_int_equal(verify(f, secret, exp - 1, &p), GX_OK);
+    assert_int_equal(verify(f, secret, exp, &p), GX_EAUTH);
+    assert_int_equal(p.reason, GX_AUTH_EXPIRED);
+    assert_int_equal(verify(f, secret, 0, &p), GX_OK); /* now: not yet */
+    /* an expiry in the past is refused */
+    assert_int_equal(gx_auth_key_create(f->k, "acme", GX_ROLE_VIEWER, now - 1, "", secret, NULL, &err),
+                     GX_EINVAL);
+    assert_string_equal(err.field, "expires");
+}
+
+static void key_bad_args(void **st) {
+    fx *f = *st;
+    gx_error err;
+    char secret[GX_AUTH_SECRET_LEN];
+    assert_int_equal(gx_auth_key_create(f->k, "", GX_ROLE_VIEWER, 0, "", secret, NULL, &err), GX_EINVAL);
+    assert_string_equal(err.field, "tenant");
+    assert_int_equal(gx_auth_key_create(f->k, "a b", GX_ROLE_VIEWER, 0, "", secret, NULL, &err), GX_EINVAL);
+    assert_int_equal(gx_auth_key_create(f->k, NULL, GX_ROLE_VIEWER, 0, "", secret, NULL, &err), GX_EINVAL);
+    char longt[80];
+    memset(longt, 'a', 64);
+    longt[64] = '\0';
+    assert_int_equal(gx_auth_key_create(f->k, longt, GX_ROLE_VIEWER, 0, "", secret, NULL, &err), GX_EINVAL);
+    longt[63] = '\0';
+    TU_OK(gx_auth_key_create(f->k, longt, GX_ROLE_VIEWER, 0, "", secret, NULL, &err), err);
+    assert_int_equal(gx_auth_key_create(f->k, "acme", GX_ROLE_NONE, 0, "", secret, NULL, &err), GX_EINVAL);
+    assert_string_equal(err.field, "role");
+    assert_int_equal(gx_auth_key_create(f->k, "acme", 7, 0, "", secret, NULL, &err), GX_EINVAL);
+    assert_int_equal(gx_auth_key_create(f->k, "acme", GX_ROLE_VIEWER, 0, "a\nb", secret, NULL, &err), GX_EINVAL);
+    assert_string_equal(err.field, "label");
+    char lbl[200];
+    memset(lbl, 'x', sizeof lbl - 1);
+    lbl[sizeof lbl - 1] = '\0';
+    assert_int_equal(gx_auth_key_create(f->k, "acme", GX_ROLE_VIEWER, 0, lbl, secret, NULL, &err), GX_EINVAL);
+    gx_auth_keys *k2 = NULL;
+    assert_int_equal(gx_auth_keys_open("", &k2, &err), GX_EINVAL);
+    assert_int_equal(gx_auth_keys_open("/nonexistent-dir/x/auth.db", &k2, &err), GX_ESTORE);
+    assert_null(k2);
+}
+
+/* Every flavour of bad token is refused before any lookup, with the right
+ * reason. */
+static void tokens_malformed(void **st) {
+    fx *f = *st;
+    gx_error err;
+    char good[GX_AUTH_SECRET_LEN];
+    TU_OK(gx_auth_key_create(f->k, "acme", GX_ROLE_ADMIN, 0, "", good, NULL, &err), err);
+    gx_auth_principal p;
+    assert_int_equal(gx_auth_key_verify(f->k, NULL, 0, 0, &p), GX_EAUTH);
+    assert_int_equal(p.reason, GX_AUTH_MISSING);
+    assert_int_equal(gx_auth_key_verify(f->k, "", 0, 0, &p), GX_EAUTH);
+    assert_int_equal(p.reason, GX_AUTH_MISSING);
+
+    char t[GX_AUTH_SECRET_LEN + 8];
+    struct {
+        int pos;
+        char c;
+    } flips[] = {
+        {0, 'G'}, {1, 'y'}, {2, '-'},    /* prefix */
+        {3, 'A'}, {10, 'g'}, {18, '_'},  /* id: uppercase, not hex */
+        {19, '-'},                       /* separator */
+        {20, '+'}, {40, '/'}, {50, '='}, /* not base64url */
+        {62, '='}, {62, 'B'},            /* padding; non-canonical last char */
+    };
+    for (size_t i = 0; i < sizeof flips / sizeof flips[0]; i++) {
+        memcpy(t, good, GX_AUTH_SECRET_LEN);
+        t[flips[i].pos] = flips[i].c;
+        assert_int_equal(verify(f, t, 0, &p), GX_EAUTH);
+        assert_int_equal(p.reason, GX_AUTH_MALFORMED);
+        assert_string_equal(p.key_id, "");
+    }
+    /* too short, too long, trailing garbage */
+    assert_int_equal(gx_auth_key_verify(f->k, good, 62, 0, &p), GX_EAUTH);
+    assert_int_equal(p.reason, GX_AUTH_MALFORMED);
+    snprintf(t, sizeof t, "%s=", good);
+    assert_int_equal(verify(f, t, 0, &p), GX_EAUTH);
+    assert_int_equal(p.reason, GX_AUTH_MALFORMED);
+    char *huge = malloc(10001);
+    memset(huge, 'A', 10000);
+    memcpy(huge, good, 63);
+    huge[10000] = '\0';
+    assert_int_equal(gx_auth_key_verify(f->k, huge, 10000, 0, &p), GX_EAUTH);
+    assert_int_equal(p.reason, GX_AUTH_MALFORMED);
+    free(huge);
+    /* NUL bytes inside the counted length */
+    memcpy(t, good, GX_AUTH_SECRET_LEN);
+    t[30] = '\0';
+    assert_int_equal(gx_auth_key_verify(f->k, t, 63, 0, &p), GX_EAUTH);
+    assert_int_equal(p.reason, GX_AUTH_MALFORMED);
+    memcpy(t, good, GX_AUTH_SECRET_LEN);
+    t[63] = '\0';
+    assert_int_equal(gx_auth_key_verify(f->k, t, 64, 0, &p), GX_EAUTH);
+    assert_int_equal(p.reason, GX_AUTH_MALFORMED);
+    /* high bytes */
+    memcpy(t, good, GX_AUTH_SECRET_LEN);
+    t[25] = (char)0xc3;
+    assert_int_equal(verify(f, t, 0, &p), GX_EAUTH);
+    assert_int_equal(p.reason, GX_AUTH_MALFORMED);
+    /* the good one still works */
+    assert_int_equal(verify(f, good, 0, &p), GX_OK);
+    assert_int_equal(p.role, GX_ROLE_ADMIN);
+}
+
+static void bearer_header(void **st) {
+    (void)st;
+    const char *tok;
+    size_t len;
+    assert_int_equal(gx_auth_bearer(NULL, &tok, &len), GX_AUTH_MISSING);
+    assert_int_equal(gx_auth_bearer("", &tok, &len), GX_AUTH_MISSING);
+    assert_int_equal(gx_auth_bearer("   ", &tok, &len), GX_AUTH_MISSING);
+    assert_int_equal(gx_auth_bearer("Basic dXNlcjpwYXNz", &tok, &len), GX_AUTH_MALFORMED);
+    assert_int_equal(gx_auth_bearer("Bearer", &tok, &len), GX_AUTH_MALFORMED);
+    assert_int_equal(gx_auth_bearer("Bearer    ", &tok, &len), GX_AUTH_MALFORMED);
+    assert_int_equal(gx_auth_bearer("Bearerx abc", &tok, &len), GX_AUTH_MALFORMED);
+    assert_int_equal(gx_auth_bearer("Bearer abc", &tok, &len), GX_AUTH_OK);
+    assert_int_equal(len, 3);
+    assert_memory_equal(tok, "abc", 3);
+    assert_int_equal(gx_auth_bearer("  bEaReR \t abc def  ", &tok, &len), GX_AUTH_OK);
+    assert_int_equal(len, 7);
+    assert_memory_equal(tok, "abc def", 7); /* then malformed as a key */
+    assert_int_equal(gx_auth_token_parse(tok, len, NULL), GX_AUTH_MALFORMED);
+}
+
+static void bootstrap_admin(void **st) {
+    fx *f = *st;
+    gx_error err;
+    char secret[GX_AUTH_SECRET_LEN], again[GX_AUTH_SECRET_LEN];
+    int created = -1;
+    TU_OK(gx_auth_ensure_admin(f->k, "default", NULL, secret, &created, &err), err);
+    assert_int_equal(created, 1);
+    gx_auth_principal p;
+    assert_int_equal(verify(f, secret, 0, &p), GX_OK);
+    assert_int_equal(p.role, GX_ROLE_ADMIN);
+    assert_string_equal(p.tenant, "default");
+    memset(again, 0, sizeof again);
+    TU_OK(gx_auth_ensure_admin(f->k, "default", NULL, again, &created, &err), err);
+    assert_int_equal(created, 0);
+    assert_int_equal(again[0], 0); /* nothing written */
+    reopen(f);
+    TU_OK(gx_auth_ensure_admin(f->k, "default", "", again, &created, &err), err);
+    assert_int_equal(created, 0);
+
+    /* a key given by the operator: stored once, replaces the made one */
+    char given[GX_AUTH_SECRET_LEN], gid[GX_AUTH_KEY_ID_LEN];
+    TU_OK(gx_auth_key_generate(given, gid, &err), err);
+    TU_OK(gx_auth_ensure_admin(f->k, "default", given, again, &created, &err), err);
+    assert_int_equal(created, 1);
+    assert_int_equal(verify(f, given, 0, &p), GX_OK);
+    assert_int_equal(p.role, GX_ROLE_ADMIN);
+    assert_string_equal(p.key_id, gid);
+    assert_int_equal(verify(f, secret, 0, &p), GX_EAUTH); /* rotated out */
+    assert_int_equal(p.reason, GX_AUTH_REVOKED);
+    TU_OK(gx_auth_ensure_admin(f->k, "default", given, again, &created, &err), err);
+    assert_int_equal(created, 0);
+    reopen(f);
+    TU_OK(gx_auth_ensure_admin(f->k, "default", given, again, &created, &err), err);
+    assert_int_equal(created, 0);
+    assert_int_equal(verify(f, given, 0, &p), GX_OK);
+
+    /* other admin keys are left alone; a revoked bootstrap key stays revoked */
+    char mine[GX_AUTH_SECRET_LEN];
+    TU_OK(gx_auth_key_create(f->k, "default", GX_ROLE_ADMIN, 0, "alice", mine, NULL, &err), err);
+    TU_OK(gx_auth_key_revoke(f->k, gid, 0, &err), err);
+    TU_OK(gx_auth_ensure_admin(f->k, "default", given, again, &created, &err), err);
+    assert_int_equal(created, 0);
+    assert_int_equal(verify(f, given, 0, &p), GX_EAUTH);
+    assert_int_equal(verify(f, mine, 0, &p), GX_OK);
+    TU_OK(gx_auth_ensure_admin(f->k, "default", NULL, again, &created, &err), err);
+    assert_int_equal(created, 0); /* alice's key is a usable admin key */
+
+    /* bad values */
+    assert_int_equal(gx_auth_ensure_admin(f->k, "default", "hunter2", again, &created, &err), GX_EINVAL);
+    assert_string_equal(err.field, "admin_key");
+    char clash[GX_AUTH_SECRET_LEN];
+    memcpy(clash, given, sizeof clash);
+    clash[40] = clash[40] == 'A' ? 'B' : 'A'; /* same id, other secret */
+    assert_int_equal(gx_auth_ensure_admin(f->k, "default", clash, again, &created, &err), GX_EEXIST);
+    assert_int_equal(gx_auth_ensure_admin(f->k, "bad tenant", NULL, again, &created, &err), GX_EINVAL);
+
+    gx_auth_key_info *v;
+    size_t n;
+    TU_OK(gx_auth_key_list(f->k, NULL, &v, &n, &err), err);
+    assert_int_equal(n, 3);
+    gx_auth_free(v);
+}
+
+static void secret_file(void **st) {
+    fx *f = *st;
+    gx_error err;
+    char path[320], secret[GX_AUTH_SECRET_LEN];
+    snprintf(path, sizeof path, "%s/admin.key", f->dir);
+    TU_OK(gx_auth_key_generate(secret, NULL, &err), err);
+    mode_t old = umask(0);
+    TU_OK(gx_auth_write_secret_file(path, secret, &err), err);
+    umask(old);
+    struct stat sb;
+    assert_int_equal(stat(path, &sb), 0);
+    assert_int_equal(sb.st_mode & 0777, 0600);
+    size_t len;
+    char *b = slurp(path, &len);
+    assert_int_equal(len, 64);
+    assert_memory_equal(b, secret, 63);
+    assert_int_equal(b[63], '\n');
+    free(b);
+    assert_int_equal(gx_auth_write_secret_file(path, secret, &err), GX_EEXIST);
+    /* a symlink is not followed */
+    char link[330];
+    snprintf(link, sizeof link, "%s/link.key", f->dir);
+    assert_int_equal(symlink("/tmp/gx-should-not-exist", link), 0);
+    assert_int_not_equal(gx_auth_write_secret_file(link, secret, &err), 0);
+}
+
+typedef struct vth {
+    fx *f;
+    const char *secret;
+    int ok, refused;
+} vth;
+
+static void *verify_main(void *arg) {
+    vth *t = arg;
+    for (int i = 0; i < 20000; i++) {
+        gx_auth_principal p;
+        if (gx_auth_key_verify(t->f->k, t->secret, strlen(t->secret), 0, &p) == GX_OK)
+            t->ok++;
+        else
+            t->refused++;
+    }
+    return NULL;
+}
+
+/* Readers verify while keys are created and one is revoked. */
+static void key_concurrency(void **st) {
+    fx *f = *st;
+    gx_error err;
+    char s1[GX_AUTH_SECRET_LEN], s2[GX_AUTH_SECRET_LEN], id2[GX_AUTH_KEY_ID_LEN];
+    TU_OK(gx_auth_key_create(f->k, "acme", GX_ROLE_VIEWER, 0, "", s1, NULL, &err), err);
+    TU_OK(gx_auth_key_create(f->k, "acme", GX_ROLE_VIEWER, 0, "", s2, id2, &err), err);
+    pthread_t th[4];
+    vth t[4] = {{f, s1, 0, 0}, {f, s1, 0, 0}, {f, s2, 0, 0}, {f, s2, 0, 0}};
+    for (int i = 0; i < 4; i++) pthread_create(&th[i], NULL, verify_main, &t[i]);
+    for (int i = 0; i < 50; i++) {
+        char s[GX_AUTH_SECRET_LEN];
+        TU_OK(gx_auth_key_create(f->k, "acme", GX_ROLE_VIEWER, 0, "", s, NULL, &err), err);
+    }
+    TU_OK(gx_auth_key_revoke(f->k, id2, 0, &err), err);
+    for (int i = 0; i < 4; i++) pthread_join(th[i], NULL);
+    assert_int_equal(t[0].ok, 20000);
+    assert_int_equal(t[1].ok, 20000);
+    gx_auth_principal p;
+    assert_int_equal(verify(f, s2, 0, &p), GX_EAUTH);
+    gx_auth_key_info *v;
+    size_t n;
+    TU_OK(gx_auth_key_list(f->k, NULL, &v, &n, &err), err);
+    assert_int_equal(n, 52);
+    gx_auth_free(v);
+}
+
+/* ---- permissions -------------------------------------------------------------- */
+
+/* The route x role table, written here a second time: a permission changes
+ * only when both the module and this test say so. Cells: "-" refused,
+ * "own" own tenant, "all" every tenant, "yes" (not per tenant), "pub" no
+ * key needed. Columns: none (no key), viewer, submitter, operator, admin. */
+static const struct cell_row {
+    const char *method, *pattern;
+    const char *c[5];
+    int write; /* "all" also changes other tenants' state */
+} expected[] = {
+    {"POST", "/v1/jobs", {"-", "-", "own", "own", "own"}, 0},
+    {"GET", "/v1/jobs", {"-", "own", "own", "all", "all"}, 0},
+    {"POST", "/v1/jobs:batch", {"-", "-", "own", "own", "own"}, 0},
+    {"GET", "/v1/jobs/{id}", {"-", "own", "own", "all", "all"}, 0},
+    {"DELETE", "/v1/jobs/{id}", {"-", "-", "own", "all", "all"}, 1},
+    {"GET", "/v1/jobs/{id}/result", {"-", "own", "own", "own", "all"}, 0},
+    {"GET", "/v1/jobs/{id}/events", {"-", "own", "own", "all", "all"}, 0},
+    {"POST", "/v1/jobs/{id}/requeue", {"-", "-", "-", "all", "all"}, 1},
+    {"GET", "/v1/events", {"-", "own", "own", "all", "all"}, 0},
+    {"POST", "/v1/blobs", {"-", "-", "own", "own", "own"}, 0},
+    {"GET", "/v1/blobs/{id}", {"-", "own", "own", "own", "all"}, 0},
+    {"GET", "/v1/kernels", {"-", "yes", "yes", "yes", "yes"}, 0},
+    {"GET", "/v1/devices", {"-", "yes", "yes", "yes", "yes"}, 0},
+    {"POST", "/v1/devices/{id}/drain", {"-", "-", "-", "yes", "yes"}, 0},
+    {"DELETE", "/v1/devices/{id}/drain", {"-", "-", "-", "yes", "yes"}, 0},
+    {"GET", "/v1/keys", {"-", "-", "-", "-", "all"}, 0},
+    {"POST", "/v1/keys", {"-", "-", "-", "-", "all"}, 1},
+    {"DELETE", "/v1/keys/{id}", {"-", "-", "-", "-", "all"}, 1},
+    {"GET", "/v1/tenants", {"-", "-", "-", "-", "all"}, 0},
+    {"POST", "/v1/tenants", {"-", "-", "-", "-", "all"}, 1},
+    {"GET", "/v1/tenants/{t}/usage", {"-", "own", "own", "all", "all"}, 0},
+    {"GET", "/v1/audit", {"-", "-", "-", "-", "yes"}, 0},
+    {"GET", "/healthz", {"pub", "pub", "pub", "pub", "pub"}, 0},
+    {"GET", "/readyz", {"pub", "pub", "pub", "pub", "pub"}, 0},
+    {"GET", "/metrics", {"-", "-", "-", "yes", "yes"}, 0},
+};
+#define NEXPECTED (sizeof expected / sizeof expected[0])
+
+static void permission_every_cell(void **st) {
+    (void)st;
+    size_t nrules;
+    gx_auth_rules(&nrules);
+    assert_int_equal(nrules, NEXPECTED); /* no rule this test does not know */
+    int cells = 0;
+    for (size_t i = 0; i < NEXPECTED; i++) {
+        const struct cell_row *e = &expected[i];
+        for (int role = GX_ROLE_NONE; role <= GX_ROLE_ADMIN; role++) {
+            const char *want = e->c[role];
+            int cr = -1, cw = -1;
+            gx_error err;
+            gx_error_clear(&err);
+            int rc = gx_auth_allowed(role, e->method, e->pattern, &cr, &cw, &err);
+            if (!strcmp(want, "-")) {
+                if (rc != GX_EPERM)
+                    fail_msg("%s %s as %s: allowed, expected refused", e->method, e->pattern,
+                             gx_auth_role_name(role));
+                assert_int_equal(cr, 0);
+                assert_int_equal(cw, 0);
+                assert_non_null(strstr(err.message, gx_auth_role_name(role)));
+            } else {
+                if (rc != 0)
+                    fail_msg("%s %s as %s: refused (%s), expected %s", e->method, e->pattern,
+                             gx_auth_role_name(role), err.message, want);
+                int all = !strcmp(want, "all");
+                if (cr != all || cw != (all && e->write))
+                    fail_msg("%s %s as %s: cross read %d write %d, expected %s", e->method, e->pattern,
+                             gx_auth_role_name(role), cr, cw, want);
+            }
+            cells++;
+        }
+        /* "yes" (not per tenant) and "own" are told apart by the rule */
+        const gx_auth_rule *rule = gx_auth_rule_find(e->method, e->pattern);
+        assert_non_null(rule);
+        int per_tenant = 0, global = 0;
+        for (int role = GX_ROLE_VIEWER; role <= GX_ROLE_ADMIN; role++) {
+            per_tenant |= !strcmp(e->c[role], "own") || !strcmp(e->c[role], "all");
+            global |= !strcmp(e->c[role], "yes");
+        }
+        assert_false(per_tenant && global);
+        if (global) assert_int_equal(rule->any, GX_ROLE_NONE);
+        if (per_tenant) assert_int_not_equal(rule->any, GX_ROLE_NONE);
+        /* who needs a key */
+        int pub = !strcmp(e->c[GX_ROLE_NONE], "pub");
+        assert_int_equal(gx_auth_needs_key(e->method, e->pattern, 0), !pub);
+        int metrics = !strcmp(e->pattern, "/metrics");
+        assert_int_equal(gx_auth_needs_key(e->method, e->pattern, 1), !pub && !metrics);
+    }
+    assert_int_equal(cells, (int)NEXPECTED * 5);
+    print_message("checked %d role x route cells\n", cells);
+
+    /* unknown routes and methods are closed to everyone */
+    gx_error err;
+    assert_int_equal(gx_auth_allowed(GX_ROLE_ADMIN, "PUT", "/v1/jobs", NULL, NULL, &err), GX_EPERM);
+    assert_int_equal(gx_auth_allowed(GX_ROLE_ADMIN, "GET", "/v1/secret", NULL, NULL, &err), GX_EPERM);
+    assert_int_equal(gx_auth_allowed(GX_ROLE_ADMIN, NULL, NULL, NULL, NULL, &err), GX_EPERM);
+    assert_int_equal(gx_auth_allowed(99, "GET", "/v1/jobs", NULL, NULL, &err), GX_EPERM);
+    assert_int_equal(gx_auth_allowed(-1, "GET", "/healthz", NULL, NULL, &err), GX_EPERM);
+    assert_int_equal(gx_auth_needs_key("GET", NULL, 1), 1);
+    assert_int_equal(gx_auth_needs_key("GET", "/v1/secret", 1), 1);
+    assert_int_equal(gx_auth_allowed(GX_ROLE_VIEWER, "POST", "/v1/jobs", NULL, NULL, &err), GX_EPERM);
+    assert_string_equal(err.message, "role viewer may not POST /v1/jobs: it needs submitter or above");
+}
+
+/* Every route the server serves has a rule. */
+static void permission_covers_routes(void **st) {
+    (void)st;
+    assert_true(gx__nroutes > 0);
+    for (int i = 0; i < gx__nroutes; i++)
+        if (!gx_auth_rule_find(gx__routes[i].method, gx__routes[i].pattern))
+            fail_msg("route %s %s has no permission rule in src/auth/roles.c", gx__routes[i].method,
+                     gx__routes[i].pattern);
+}
+
+static void role_names(void **st) {
+    (void)st;
+    for (int r = GX_ROLE_VIEWER; r <= GX_ROLE_ADMIN; r++) {
+        assert_int_equal(gx_auth_role_parse(gx_auth_role_name(r)), r);
+        assert_true(strlen(gx_auth_role_name(r)) < sizeof(((gx_req_ctx *)0)->role));
+    }
+    assert_int_equal(gx_auth_role_parse("none"), GX_EINVAL);
+    assert_int_equal(gx_auth_role_parse("Admin"), GX_EINVAL);
+    assert_int_equal(gx_auth_role_parse(NULL), GX_EINVAL);
+    assert_string_equal(gx_auth_role_name(42), "?");
+    assert_string_equal(gx_auth_reason_name(GX_AUTH_EXPIRED), "expired");
+    assert_string_equal(gx_auth_reason_name(-1), "?");
+    assert_true(GX_AUTH_KEY_ID_LEN <= sizeof(((gx_req_ctx *)0)->key_id));
+}
+
+/* docs/security.md holds exactly the generated table. */
+static void docs_table(void **st) {
+    (void)st;
+    size_t need = gx_auth_table_markdown(NULL, 0);
+    char *gen = malloc(need + 1);
+    assert_int_equal(gx_auth_table_markdown(gen, need + 1), need);
+    assert_int_equal(strlen(gen), need);
+    char small[16];
+    assert_int_equal(gx_auth_table_markdown(small, sizeof small), need);
+    assert_int_equal(strlen(small), 15);
+
+    const char *src = getenv("GX_SOURCE_DIR");
+    if (!src) src = ".";
+    char path[512];
+    snprintf(path, sizeof path, "%s/docs/security.md", src);
+    size_t len;
+    char *doc = slurp(path, &len);
+    if (!doc) fail_msg("cannot read %s", path);
+    const char *b = "<!-- BEGIN ROUTE TABLE -->\n", *e = "<!-- END ROUTE TABLE -->";
+    char *pb = strstr(doc, b), *pe = pb ? strstr(pb, e) : NULL;
+    if (!pb || !pe) fail_msg("%s lacks the route table markers", path);
+    pb += strlen(b);
+    if ((size_t)(pe - pb) != need || memcmp(pb, gen, need)) {
+        if (getenv("GX_UPDATE_DOCS")) {
+            FILE *fp = fopen(path, "wb");
+            assert_non_null(fp);
+            fwrite(doc, 1, (size_t)(pb - doc), fp);
+            fwrite(gen, 1, need, fp);
+            fwrite(pe, 1, len - (size_t)(pe - doc), fp);
+            fclose(fp);
+            print_message("rewrote the table in %s\n", path);
+        } else {
+            fail_msg("the route table in %s differs from the one in src/auth/roles.c; "
+                     "run test_auth with GX_UPDATE_DOCS=1. Generated:\n%s",
+                     path, gen);
+        }
+    }
+    free(doc);
+    free(gen);
+}
+
+/* ---- rate limits -------------------------------------------------------------------- */
+
+static int64_t fake_now;
+static int64_t fake_clock(void *ctx) {
+    (void)ctx;
+    return fake_now;
+}
+
+static void limiter_bucket(void **st) {
+    (void)st;
+    gx_auth_limiter_config cfg = {.rate = 10, .burst = 5, .clock = fake_clock};
+    gx_auth_limiter *l;
+    gx_error err;
+    fake_now = 1000000000;
+    TU_OK(gx_auth_limiter_create(&cfg, &l, &err), err);
+    double ra = -1;
+    for (int i = 0; i < 5; i++) assert_int_equal(gx_auth_limiter_take(l, "k1", &ra), 0);
+    assert_int_equal(gx_auth_limiter_take(l, "k1", &ra), GX_ELIMIT);
+    assert_float_equal(ra, 0.1, 1e-9);
+    /* another key has its own bucket */
+    assert_int_equal(gx_auth_limiter_take(l, "k2", &ra), 0);
+    /* half a token later: still limited, 50 ms to go */
+    fake_now += 50000000;
+    assert_int_equal(gx_auth_limiter_take(l, "k1", &ra), GX_ELIMIT);
+    assert_float_equal(ra, 0.05, 1e-9);
+    fake_now += 50000000;
+    assert_int_equal(gx_auth_limiter_take(l, "k1", &ra), 0);
+    assert_float_equal(ra, 0, 0);
+    assert_int_equal(gx_auth_limiter_take(l, "k1", &ra), GX_ELIMIT);
+    /* a long rest refills to burst, not beyond */
+    fake_now += 3600LL * 1000000000;
+    for (int i = 0; i < 5; i++) assert_int_equal(gx_auth_limiter_take(l, "k1", NULL), 0);
+    assert_int_equal(gx_auth_limiter_take(l, "k1", NULL), GX_ELIMIT);
+    /* a clock that steps back takes nothing away and gives nothing */
+    fake_now -= 1000000000;
+    assert_int_equal(gx_auth_limiter_take(l, "k1", &ra), GX_ELIMIT);
+    assert_true(ra > 0);
+    /* sustained: exactly rate per second */
+    fake_now += 2000000000;
+    int ok = 0;
+    for (int ms = 0; ms < 10000; ms++) {
+        fake_now += 1000000;
+        ok += gx_auth_limiter_take(l, "k3", NULL) == 0;
+    }
+    assert_true(ok >= 100 + 5 - 1 && ok <= 100 + 5 + 1);
+    gx_auth_limiter_destroy(l);
+
+    cfg.rate = 0;
+    assert_int_equal(gx_auth_limiter_create(&cfg, &l, &err), GX_EINVAL);
+    cfg.rate = 1;
+    cfg.burst = 0.5;
+    assert_int_equal(gx_auth_limiter_create(&cfg, &l, &err), GX_EINVAL);
+}
+
+/* Many keys: a drained bucket is never forgotten; full ones are. */
+static void limiter_many_keys(void **st) {
+    (void)st;
+    gx_auth_limiter_config cfg = {.rate = 1, .burst = 1, .max_keys = 256, .clock = fake_clock};
+    gx_auth_limiter *l;
+    gx_error err;
+    fake_now = 5000000000;
+    TU_OK(gx_auth_limiter_create(&cfg, &l, &err), err);
+    assert_int_equal(gx_auth_limiter_take(l, "victim", NULL), 0);
+    char key[32];
+    for (int i = 0; i < 5000; i++) {
+        snprintf(key, sizeof key, "ip:10.0.%d.%d", i / 256, i % 256);
+        assert_int_equal(gx_auth_limiter_take(l, key, NULL), 0);
+    }
+    assert_int_equal(gx_auth_limiter_take(l, "victim", NULL), GX_ELIMIT);
+    fake_now += 10000000000LL; /* every bucket full again: sweeps drop them */
+    for (int i = 0; i < 5000; i++) {
+        snprintf(key, sizeof key, "user-%d", i);
+        assert_int_equal(gx_auth_limiter_take(l, key, NULL), 0);
+    }
+    assert_int_equal(gx_auth_limiter_take(l, "victim", NULL), 0);
+    assert_int_equal(gx_auth_limiter_take(l, "victim", NULL), GX_ELIMIT);
+    gx_auth_limiter_destroy(l);
+}
+
+typedef struct lth {
+    gx_auth_limiter *l;
+    int ok;
+} lth;
+
+static void *limiter_main(void *arg) {
+    lth *t = arg;
+    for (int i = 0; i < 10000; i++) t->ok += gx_auth_limiter_take(t->l, "shared", NULL) == 0;
+    return NULL;
+}
+
+static void limiter_threads(void **st) {
+    (void)st;
+    gx_auth_limiter_config cfg = {.rate = 1e-6, .burst = 1000};
+    gx_auth_limiter *l;
+    gx_error err;
+    TU_OK(gx_auth_limiter_create(&cfg, &l, &err), err);
+    pthread_t th[4];
+    lth t[4] = {{l, 0}, {l, 0}, {l, 0}, {l, 0}};
+    for (int i = 0; i < 4; i++) pthread_create(&th[i], NULL, limiter_main, &t[i]);
+    int ok = 0;
+    for (int i = 0; i < 4; i++) {
+        pthread_join(th[i], NULL);
+        ok += t[i].ok;
+    }
+    assert_int_equal(ok, 1000);
+    gx_auth_limiter_destroy(l);
+}
+
+/* ---- audit ------------------------------------------------------------------------ */
+
+static gx_audit *audit_open(fx *f, int sync_ms) {
+    gx_audit_config cfg = {.path = f->log, .sync_ms = sync_ms};
+    gx_audit *a = NULL;
+    gx_error err;
+    TU_OK(gx_audit_open(&cfg, &a, &err), err);
+    return a;
+}
+
+static void audit_add(gx_audit *a, int i) {
+    char target[32], detail[64];
+    snprintf(target, sizeof target, "job/%d", i);
+    snprintf(detail, sizeof detail, "kernel saxpy@1, record %d", i);
+    gx_audit_record r = {.key_id = "0123456789abcdef", .tenant = "acme", .role = "submitter",
+                         .remote = "10.0.0.7", .action = "job.submit", .target = target,
+                         .outcome = "ok", .detail = detail};
+    gx_error err;
+    uint64_t seq = 0;
+    TU_OK(gx_audit_append(a, &r, &seq, &err), err);
+    assert_true(seq > 0);
+}
+
+/* The log as lines (each with its "\n"). */
+typedef struct lines {
+    char *buf;
+    char *l[256];
+    size_t len[256];
+    int n;
+} lines;
+
+static void lines_read(fx *f, lines *ls) {
+    size_t len;
+    ls->buf = slurp(f->log, &len);
+    assert_non_null(ls->buf);
+    ls->n = 0;
+    for (char *p = ls->buf; p < ls->buf + len;) {
+        char *nl = memchr(p, '\n', (size_t)(ls->buf + len - p));
+        size_t n = nl ? (size_t)(nl - p) + 1 : (size_t)(ls->buf + len - p);
+        assert_true(ls->n < 256);
+        ls->l[ls->n] = p;
+        ls->len[ls->n++] = n;
+        p += n;
+    }
+}
+
+static void lines_write(fx *f, lines *ls) {
+    FILE *fp = fopen(f->log, "wb");
+    assert_non_null(fp);
+    for (int i = 0; i < ls->n; i++) fwrite(ls->l[i], 1, ls->len[i], fp);
+    fclose(fp);
+}
+
+static void expect_problem(fx *f, int problem, uint64_t line) {
+    gx_audit_report rep;
+    gx_error err;
+    int rc = gx_audit_verify(f->log, &rep, &err);
+    if (rc != GX_EFORMAT || rep.problem != problem || rep.line != line)
+        fail_msg("verify: rc %s, problem %s at line %llu (%s); expected %s at line %llu", gx_err_name(rc),
+                 gx_audit_problem_name(rep.problem), (unsigned long long)rep.line, rep.message,
+                 gx_audit_problem_name(problem), (unsigned long long)line);
+    print_message("  %s\n", rep.message);
+}
+
+static void expect_intact(fx *f, uint64_t records) {
+    gx_audit_report rep;
+    gx_error err;
+    int rc = gx_audit_verify(f->log, &rep, &err);
+    if (rc) fail_msg("verify: %s: %s", gx_err_name(rc), rep.message);
+    assert_int_equal(rep.problem, GX_AUDIT_INTACT);
+    assert_int_equal(rep.last_seq, records);
+    assert_int_equal(rep.records, records);
+}
+
+#define N_AUDIT 20
+
+static void audit_chain_intact(void **st) {
+    fx *f = *st;
+    gx_audit *a = audit_open(f, -1);
+    uint64_t seq;
+    char head[65];
+    gx_audit_head(a, &seq, head);
+    assert_int_equal(seq, 0);
+    for (int i = 1; i <= N_AUDIT; i++) audit_add(a, i);
+    gx_audit_head(a, &seq, head);
+    assert_int_equal(seq, N_AUDIT);
+    gx_audit_close(a);
+    expect_intact(f, N_AUDIT);
+    gx_audit_report rep;
+    gx_error err;
+    TU_OK(gx_audit_verify(f->log, &rep, &err), err);
+    assert_string_equal(rep.head, head);
+
+    /* each line is JSON with the members in order, and chained */
+    lines ls;
+    lines_read(f, &ls);
+    assert_int_equal(ls.n, N_AUDIT);
+    char prev[65];
+    memset(prev, '0', 64);
+    prev[64] = 0;
+    for (int i = 0; i < ls.n; i++) {
+        json_error_t je;
+        json_t *j = json_loadb(ls.l[i], ls.len[i], 0, &je);
+        if (!j) fail_msg("line %d: %s", i + 1, je.text);
+        assert_int_equal(json_integer_value(json_object_get(j, "seq")), i + 1);
+        assert_string_equal(json_string_value(json_object_get(j, "prev")), prev);
+        assert_string_equal(json_string_value(json_object_get(json_object_get(j, "actor"), "tenant")), "acme");
+        assert_string_equal(json_string_value(json_object_get(j, "action")), "job.submit");
+        const char *t = json_string_value(json_object_get(j, "time"));
+        assert_non_null(t);
+        assert_int_equal(strlen(t), 30); /* 2026-11-23T04:25:22.123456789Z */
+        snprintf(prev, sizeof prev, "%s", json_string_value(json_object_get(j, "hash")));
+        json_decref(j);
+    }
+    assert_string_equal(prev, head);
+    /* the hash, computed here from its definition: SHA-256(prev + the
+     * record without its hash member) */
+    char *cut = strstr(ls.l[1], ",\"hash\":\"");
+    assert_non_null(cut);
+    size_t clen = (size_t)(cut - ls.l[1]);
+    char *canon = malloc(64 + clen + 2);
+    memcpy(canon, strstr(ls.l[1], "\"prev\":\"") + 8, 64);
+    memcpy(canon + 64, ls.l[1], clen);
+    canon[64 + clen] = '}';
+    unsigned char h[32];
+    SHA256((const unsigned char *)canon, 64 + clen + 1, h);
+    char hex[65];
+    for (int i = 0; i < 32; i++) snprintf(hex + 2 * i, 3, "%02x", h[i]);
+    assert_memory_equal(hex, cut + 9, 64);
+    free(canon);
+    free(ls.buf);
+    /* the file is the owner's only */
+    struct stat sb;
+    assert_int_equal(stat(f->log, &sb), 0);
+    assert_int_equal(sb.st_mode & 0777, 0600);
+}
+
+static void audit_write_n(fx *f, int n) {
+    gx_audit *a = audit_open(f, -1);
+    for (int i = 1; i <= n; i++) audit_add(a, i);
+    gx_audit_close(a);
+}
+
+static void audit_changed(void **st) {
+    fx *f = *st;
+    int ks[] = {1, 7, N_AUDIT};
+    for (size_t t = 0; t < sizeof ks / sizeof ks[0]; t++) {
+        int k = ks[t];
+        /* a byte of the detail, then a byte of the hash, then of prev */
+        int where[] = {0, 1, 2};
+        for (int w = 0; w < 3; w++) {
+            unlink(f->log);
+            audit_write_n(f, N_AUDIT);
+            lines ls;
+            lines_read(f, &ls);
+            char *l = ls.l[k - 1];
+            size_t len = ls.len[k - 1];
+            char *p;
+            if (where[w] == 0)
+                p = strstr(l, "record ") + 7;
+            else if (where[w] == 1)
+                p = l + len - 10; /* inside the hash */
+            else
+                p = strstr(l, "\"prev\":\"") + 20;
+            *p = *p == '1' ? '2' : '1';
+            lines_write(f, &ls);
+            free(ls.buf);
+            expect_problem(f, GX_AUDIT_CHANGED, (uint64_t)k);
+        }
+    }
+    /* the seq itself */
+    unlink(f->log);
+    audit_write_n(f, N_AUDIT);
+    lines ls;
+    lines_read(f, &ls);
+    ls.l[4][7] = '9'; /* {"seq":5 -> 9 */
+    lines_write(f, &ls);
+    free(ls.buf);
+    expect_problem(f, GX_AUDIT_CHANGED, 5);
+    /* broken JSON structure */
+    unlink(f->log);
+    audit_write_n(f, N_AUDIT);
+    lines_read(f, &ls);
+    ls.l[2][0] = '[';
+    lines_write(f, &ls);
+    free(ls.buf);
+    expect_problem(f, GX_AUDIT_MALFORMED, 3);
+}
+
+static void audit_removed(void **st) {
+    fx *f = *st;
+    int ks[] = {1, 9, N_AUDIT - 1};
+    for (size_t t = 0; t < sizeof ks / sizeof ks[0]; t++) {
+        int k = ks[t];
+        unlink(f->log);
+        audit_write_n(f, N_AUDIT);
+        lines ls;
+        lines_read(f, &ls);
+        memmove(&ls.l[k - 1], &ls.l[k], (size_t)(ls.n - k) * sizeof ls.l[0]);
+        memmove(&ls.len[k - 1], &ls.len[k], (size_t)(ls.n - k) * sizeof ls.len[0]);
+        ls.n--;
+        lines_write(f, &ls);
+        free(ls.buf);
+        expect_problem(f, GX_AUDIT_REMOVED, (uint64_t)k);
+        gx_audit_report rep;
+        gx_error err;
+        gx_audit_verify(f->log, &rep, &err);
+        assert_int_equal(rep.seq, (uint64_t)k);
+    }
+    /* two in a row */
+    unlink(f->log);
+    audit_write_n(f, N_AUDIT);
+    lines ls;
+    lines_read(f, &ls);
+    memmove(&ls.l[4], &ls.l[6], (size_t)(ls.n - 6) * sizeof ls.l[0]);
+    memmove(&ls.len[4], &ls.len[6], (size_t)(ls.n - 6) * sizeof ls.len[0]);
+    ls.n -= 2;
+    lines_write(f, &ls);
+    free(ls.buf);
+    expect_problem(f, GX_AUDIT_REMOVED, 5);
+}
+
+static void audit_reordered(void **st) {
+    fx *f = *st;
+    int ks[] = {1, 10, N_AUDIT - 1};
+    for (size_t t = 0; t < sizeof ks / sizeof ks[0]; t++) {
+        int k = ks[t];
+        unlink(f->log);
+        audit_write_n(f, N_AUDIT);
+        lines ls;
+        lines_read(f, &ls);
+        char *tl = ls.l[k - 1];
+        size_t tn = ls.len[k - 1];
+        ls.l[k - 1] = ls.l[k], ls.len[k - 1] = ls.len[k];
+        ls.l[k] = tl, ls.len[k] = tn;
+        lines_write(f, &ls);
+        free(ls.buf);
+        expect_problem(f, GX_AUDIT_REORDERED, (uint64_t)k);
+    }
+    /* a record repeated */
+    unlink(f->log);
+    audit_write_n(f, N_AUDIT);
+    lines ls;
+    lines_read(f, &ls);
+    ls.l[ls.n] = ls.l[3], ls.len[ls.n] = ls.len[3];
+    ls.n++;
+    lines_write(f, &ls);
+    free(ls.buf);
+    expect_problem(f, GX_AUDIT_REORDERED, N_AUDIT + 1);
+}
+
+/* A forged record with a valid hash of its own but the wrong prev. */
+static void audit_broken(void **st) {
+    fx *f = *st;
+    audit_write_n(f, 5);
+    char keep[sizeof f->log];
+    memcpy(keep, f->log, sizeof keep);
+    /* the same records written again differ in time: same seqs, other hashes */
+    snprintf(f->log, sizeof f->log, "%s/other.log", f->dir);
+    audit_write_n(f, 5);
+    lines o;
+    lines_read(f, &o);
+    memcpy(f->log, keep, sizeof keep);
+    lines ls;
+    lines_read(f, &ls);
+    ls.l[2] = o.l[2], ls.len[2] = o.len[2]; /* record 3 from the other log */
+    lines_write(f, &ls);
+    free(ls.buf);
+    free(o.buf);
+    expect_problem(f, GX_AUDIT_BROKEN, 3);
+}
+
+static void audit_reopen_and_torn(void **st) {
+    fx *f = *st;
+    audit_write_n(f, 10);
+    gx_audit *a = audit_open(f, 0);
+    uint64_t seq;
+    gx_audit_head(a, &seq, NULL);
+    assert_int_equal(seq, 10);
+    for (int i = 11; i <= 15; i++) audit_add(a, i);
+    gx_audit_close(a);
+    expect_intact(f, 15);
+
+    /* a crash in the middle of a write */
+    size_t len;
+    char *b = slurp(f->log, &len);
+    FILE *fp = fopen(f->log, "ab");
+    fwrite(b, 1, 40, fp);
+    fclose(fp);
+    free(b);
+    expect_problem(f, GX_AUDIT_TORN, 16);
+    a = audit_open(f, 0); /* cuts it, says so */
+    gx_audit_head(a, &seq, NULL);
+    assert_int_equal(seq, 16);
+    audit_add(a, 17);
+    gx_audit_close(a);
+    expect_intact(f, 17);
+    lines ls;
+    lines_read(f, &ls);
+    assert_non_null(strstr(ls.l[15], "\"action\":\"audit.recover\""));
+    assert_non_null(strstr(ls.l[15], "cut 40 bytes"));
+    free(ls.buf);
+
+    /* a changed last record: open refuses to continue the chain */
+    lines_read(f, &ls);
+    char *p = strstr(ls.l[16], "record ") + 7;
+    *p = 'X';
+    lines_write(f, &ls);
+    free(ls.buf);
+    gx_audit_config cfg = {.path = f->log};
+    gx_error err;
+    a = NULL;
+    assert_int_equal(gx_audit_open(&cfg, &a, &err), GX_EFORMAT);
+    assert_null(a);
+
+    /* a file with only a torn line */
+    unlink(f->log);
+    spill(f->log, "{\"seq\":1,\"ti", 12);
+    a = audit_open(f, -1);
+    audit_add(a, 2);
+    gx_audit_close(a);
+    expect_intact(f, 2);
+
+    /* errors */
+    gx_audit_report rep;
+    assert_int_equal(gx_audit_verify("/nonexistent/audit.log", &rep, &err), GX_EIO);
+    cfg.path = "/nonexistent/audit.log";
+    assert_int_equal(gx_audit_open(&cfg, &a, &err), GX_EIO);
+    /* empty file: intact, nothing in it */
+    unlink(f->log);
+    spill(f->log, "", 0);
+    expect_intact(f, 0);
+}
+
+/* Hostile field contents stay one valid line each. */
+static void audit_escaping(void **st) {
+    fx *f = *st;
+    gx_audit *a = audit_open(f, -1);
+    char *big = malloc(20000);
+    memset(big, 'q', 19999);
+    big[19999] = '\0';
+    const char *nasty = "quote\" back\\slash\nnewline\ttab \x01\x7f \xc3\xa9t\xc3\xa9 bad\xff\xfe \xe2\x82";
+    gx_audit_record r = {.key_id = nasty, .tenant = NULL, .role = "", .remote = big, .action = "x",
+                         .target = nasty, .outcome = "ok", .detail = big};
+    gx_error err;
+    TU_OK(gx_audit_append(a, &r, NULL, &err), err);
+    r.detail = nasty;
+    TU_OK(gx_audit_append(a, &r, NULL, &err), err);
+    gx_audit_close(a);
+    free(big);
+    expect_intact(f, 2);
+    lines ls;
+    lines_read(f, &ls);
+    assert_int_equal(ls.n, 2);
+    for (int i = 0; i < 2; i++) {
+        assert_true(ls.len[i] < 16384);
+        json_error_t je;
+        json_t *j = json_loadb(ls.l[i], ls.len[i], 0, &je);
+        if (!j) fail_msg("line %d: %s", i + 1, je.text);
+        const char *k = json_string_value(json_object_get(json_object_get(j, "actor"), "key"));
+        assert_non_null(k);
+        assert_non_null(strstr(k, "quote\" back\\slash\nnewline\ttab \x01\x7f \xc3\xa9t\xc3\xa9 bad"));
+        assert_non_null(strstr(k, "\xef\xbf\xbd")); /* U+FFFD for the bad bytes */
+        assert_string_equal(json_string_value(json_object_get(json_object_get(j, "actor"), "tenant")), "");
+        assert_int_equal(strlen(json_string_value(json_object_get(j, "remote"))), 1024);
+        json_decref(j);
+    }
+    free(ls.buf);
+}
+
+typedef struct ath {
+    gx_audit *a;
+    int base;
+} ath;
+
+static void *audit_main(void *arg) {
+    ath *t = arg;
+    for (int i = 0; i < 100; i++) audit_add(t->a, t->base + i);
+    return NULL;
+}
+
+/* Concurrent appends, every record synced (one fdatasync shared by many)
+ * and synced by time. */
+static void audit_concurrent(void **st) {
+    fx *f = *st;
+    int modes[] = {0, 5};
+    for (int m = 0; m < 2; m++) {
+        unlink(f->log);
+        gx_audit *a = audit_open(f, modes[m]);
+        pthread_t th[4];
+        ath t[4];
+        for (int i = 0; i < 4; i++) {
+            t[i] = (ath){a, i * 1000};
+            pthread_create(&th[i], NULL, audit_main, &t[i]);
+        }
+        for (int i = 0; i < 4; i++) pthread_join(th[i], NULL);
+        if (modes[m] > 0) usleep(20000); /* let the sync thread run once */
+        gx_audit_close(a);
+        expect_intact(f, 400);
+    }
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(key_create_verify_list, setup, teardown),
+        cmocka_unit_test_setup_teardown(key_revoke, setup, teardown),
+        cmocka_unit_test_setup_teardown(key_expiry, setup, teardown),
+        cmocka_unit_test_setup_teardown(key_bad_args, setup, teardown),
+        cmocka_unit_test_setup_teardown(tokens_malformed, setup, teardown),
+        cmocka_unit_test(bearer_header),
+        cmocka_unit_test_setup_teardown(bootstrap_admin, setup, teardown),
+        cmocka_unit_test_setup_teardown(secret_file, setup, teardown),
+        cmocka_unit_test_setup_teardown(key_concurrency, setup, teardown),
+        cmocka_unit_test(permission_every_cell),
+        cmocka_unit_test(permission_covers_routes),
+        cmocka_unit_test(role_names),
+        cmocka_unit_test(docs_table),
+        cmocka_unit_test(limiter_bucket),
+        cmocka_unit_test(limiter_many_keys),
+        cmocka_unit_test(limiter_threads),
+        cmocka_unit_test_setup_teardown(audit_chain_intact, setup, teardown),
+        cmocka_unit_test_setup_teardown(audit_changed, setup, teardown),
+        cmocka_unit_test_setup_teardown(audit_removed, setup, teardown),
+        cmocka_unit_test_setup_teardown(audit_reordered, setup, teardown),
+        cmocka_unit_test_setup_teardown(audit_broken, setup, teardown),
+        cmocka_unit_test_setup_teardown(audit_reopen_and_torn, setup, teardown),
+        cmocka_unit_test_setup_teardown(audit_escaping, setup, teardown),
+        cmocka_unit_test_setup_teardown(audit_concurrent, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
