@@ -320,7 +320,7 @@ static void *sj_main(void *p) {
             ((float *)x->data)[e] = (float)(e % 97) * 0.25f + (float)i;
             ((float *)y->data)[e] = 1.0f + (float)(e % 13);
         }
-        gx_named_arg a = {"a", 2.0, NULL};
+        gx_named_arg a = {.name = "a", .value = 2.0};
         gx_named_input in[2] = {{"x", x}, {"y", y}};
         if (gx__bind(k, &a, 1, in, 2, &bd[i], &errs[i])) {
             fprintf(stderr, "bind: %s\n", errs[i].message);

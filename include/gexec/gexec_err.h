@@ -79,6 +79,11 @@ void gx_error_clear(gx_error *e);
 int gx_error_set(gx_error *e, int code, const char *field, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
+/* Make s valid UTF-8 in place: every byte that does not start a complete,
+ * well-formed sequence becomes '?'. gx_error_set applies it to field and
+ * message. */
+void gx_utf8_fix(char *s);
+
 #ifdef __cplusplus
 }
 #endif

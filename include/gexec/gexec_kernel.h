@@ -159,6 +159,7 @@ typedef struct gx_named_arg {
     const char *name;
     double value;    /* FLOAT/INT/BOOL */
     const char *str; /* ENUM choice name, or NULL to use value as index */
+    int from_bool;   /* the value was written as a boolean: only BOOL args take it */
 } gx_named_arg;
 typedef struct gx_named_input {
     const char *name;

@@ -84,6 +84,10 @@ int gx_http_status_for(int code) {
     }
 }
 
+static int hexval(char c) {
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+}
+
 /* ---- replies ---------------------------------------------------------- */
 
 void gx_http_reply(gx_http_req *r, int status, const char *ctype, char *body, size_t len) {
@@ -120,8 +124,14 @@ void gx_http_error(gx_http_req *r, int status, int code, const char *field, cons
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    gx_utf8_fix(msg);
     json_t *e = json_pack("{s:s,s:s}", "code", gx_err_name(code), "message", msg);
-    if (field && *field) json_object_set_new(e, "field", json_string(field));
+    if (field && *field) {
+        char f[128];
+        snprintf(f, sizeof f, "%s", field);
+        gx_utf8_fix(f);
+        json_object_set_new(e, "field", json_string(f));
+    }
     gx_http_reply_json(r, status, json_pack("{s:o}", "error", e));
 }
 
@@ -441,6 +451,25 @@ static void completed_cb(void *cls, struct MHD_Connection *conn, void **con_cls,
     *con_cls = NULL;
 }
 
+/* Percent-decoding of paths and query values that leaves "%00" alone: a
+ * NUL must not cut a path short ("/v1/jobs/%00" is no job, not the list). */
+static size_t unescape_cb(void *cls, struct MHD_Connection *c, char *s) {
+    (void)cls;
+    (void)c;
+    char *o = s;
+    for (char *p = s; *p;) {
+        int hi, lo;
+        if (p[0] == '%' && (hi = hexval(p[1])) >= 0 && (lo = hexval(p[2])) >= 0 && (hi | lo)) {
+            *o++ = (char)(hi * 16 + lo);
+            p += 3;
+        } else {
+            *o++ = *p++;
+        }
+    }
+    *o = '\0';
+    return (size_t)(o - s);
+}
+
 static void log_cb(void *cls, const char *fmt, va_list ap) {
     (void)cls;
     char msg[512];
@@ -497,7 +526,8 @@ int gx_http_start(const gx_http_opts *o, gx_http_server **out, gx_error *err) {
         o->max_connections ? o->max_connections : 1024u, MHD_OPTION_CONNECTION_TIMEOUT,
         o->timeout_s ? o->timeout_s : 60u, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
         (size_t)(o->max_header ? o->max_header + 4096 : 36 * 1024), MHD_OPTION_NOTIFY_COMPLETED, completed_cb, srv,
-        MHD_OPTION_EXTERNAL_LOGGER, log_cb, NULL, MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u, MHD_OPTION_END);
+        MHD_OPTION_EXTERNAL_LOGGER, log_cb, NULL, MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u,
+        MHD_OPTION_UNESCAPE_CALLBACK, unescape_cb, NULL, MHD_OPTION_END);
     if (!srv->d) {
         free(srv);
         return gx_error_set(err, GX_EIO, "listen", "cannot listen on %s (address in use or not allowed)", o->listen);

@@ -59,6 +59,8 @@ static int fail(gx_error *err, int code, const char *prefix, const char *field, 
 static int fail(gx_error *err, int code, const char *prefix, const char *field, const char *fmt, ...) {
     char full[96], msg[256];
     snprintf(full, sizeof full, "%s%s", prefix ? prefix : "", field);
+    size_t fl = strlen(full);
+    if (fl && full[fl - 1] == '.') full[fl - 1] = '\0'; /* "jobs[3]." names the item itself */
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
@@ -83,8 +85,11 @@ static int get_int(json_t *v, const char *prefix, const char *field, int64_t lo,
                    gx_error *err) {
     if (json_is_real(v)) {
         double d = json_real_value(v);
-        if (d != floor(d) || fabs(d) > 9e15) return fail(err, GX_EINVAL, prefix, field, "must be an integer; got %g", d);
+        if (!(d >= (double)lo && d <= (double)hi))
+            return fail(err, GX_EINVAL, prefix, field, "must be %lld..%lld; got %g", (long long)lo, (long long)hi, d);
+        if (d != floor(d)) return fail(err, GX_EINVAL, prefix, field, "must be an integer; got %g", d);
         *out = (int64_t)d;
+        return 0;
     } else if (json_is_integer(v)) {
         *out = json_integer_value(v);
     } else {
@@ -260,7 +265,7 @@ int gx_jobreq_decode(json_t *obj, const char *tenant, gx_blob_loader load, void 
             char f[96];
             snprintf(f, sizeof f, "args.%.60s", key);
             if (json_is_number(v)) a->value = json_number_value(v);
-            else if (json_is_boolean(v)) a->value = json_is_true(v);
+            else if (json_is_boolean(v)) a->value = json_is_true(v), a->from_bool = 1;
             else if (json_is_string(v)) a->str = json_string_value(v);
             else {
                 rc = fail(err, GX_EINVAL, prefix, f, "must be a number, boolean or string; got %s", jtype(v));

@@ -452,7 +452,7 @@ static int h_blob_put(void *app, gx_http_req *r) {
     gx_error_clear(&err);
     gx_array *a;
     if (gx_npy_read_mem(r->body, r->body_len, &a, &err)) {
-        snprintf(err.field, sizeof err.field, "body"); /* the message says which part of the .npy */
+        if (!err.field[0]) snprintf(err.field, sizeof err.field, "body"); /* else: the part of the .npy */
         return reply_err(r, &err);
     }
     char id[GX_STORE_BLOB_ID_LEN];

@@ -39,6 +39,25 @@ void gx_error_clear(gx_error *e) {
     e->message[0] = '\0';
 }
 
+void gx_utf8_fix(char *s) {
+    unsigned char *p = (unsigned char *)s, *o = p;
+    while (*p) {
+        int n = *p < 0x80 ? 1 : (*p >> 5) == 6 ? 2 : (*p >> 4) == 14 ? 3 : (*p >> 3) == 30 ? 4 : 0;
+        int ok = n > 0;
+        for (int k = 1; ok && k < n; k++) ok = (p[k] & 0xc0) == 0x80;
+        if (ok && n == 2) ok = *p >= 0xc2;                               /* overlong */
+        if (ok && n == 3) ok = !(*p == 0xe0 && p[1] < 0xa0) && !(*p == 0xed && p[1] >= 0xa0);
+        if (ok && n == 4) ok = *p <= 0xf4 && !(*p == 0xf0 && p[1] < 0x90) && !(*p == 0xf4 && p[1] >= 0x90);
+        if (!ok) {
+            *o++ = '?';
+            p++;
+            continue;
+        }
+        for (int k = 0; k < n; k++) *o++ = *p++;
+    }
+    *o = '\0';
+}
+
 int gx_error_set(gx_error *e, int code, const char *field, const char *fmt, ...) {
     if (!e) return code;
     e->code = code;
@@ -48,5 +67,9 @@ int gx_error_set(gx_error *e, int code, const char *field, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(e->message, sizeof e->message, fmt, ap);
     va_end(ap);
+    /* messages quote user input and may be cut mid-character: keep them
+     * valid UTF-8 so they can always be sent as JSON */
+    gx_utf8_fix(e->field);
+    gx_utf8_fix(e->message);
     return code;
 }

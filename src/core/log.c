@@ -66,6 +66,9 @@ void gx_log(int level, const char *req, const char *fmt, ...) {
         len = snprintf(line, sizeof line, "{\"ts\":\"%s\",\"level\":\"%s\",%s%s%s\"msg\":\"%s\"}\n", ts,
                        names[level], req ? "\"req\":\"" : "", req ? req : "", req ? "\"," : "", esc);
     } else {
+        /* one record, one line: control bytes from requests cannot forge more */
+        for (char *c = msg; *c; c++)
+            if ((unsigned char)*c < 0x20 || *c == 0x7f) *c = '?';
         len = snprintf(line, sizeof line, "%s %-5s %s%s%s%s\n", ts, names[level], req ? "[" : "", req ? req : "",
                        req ? "] " : "", msg);
     }

@@ -283,6 +283,10 @@ int gx__bind(const gx_kernel *k, const gx_named_arg *args, int nargs,
                 gx_error_set(err, GX_EINVAL, field, "argument '%s' takes a number, not a string", an);
                 goto fail;
             }
+            if (args[i].from_bool && s->type != GX_ARG_BOOL) {
+                gx_error_set(err, GX_EINVAL, field, "argument '%s' takes a number, not a boolean", an);
+                goto fail;
+            }
             if (!isfinite(v)) {
                 gx_error_set(err, GX_EINVAL, field, "argument '%s' must be a finite number", an);
                 goto fail;

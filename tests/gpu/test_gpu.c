@@ -230,7 +230,7 @@ static void job_init(job *j, const char *kname) {
         abort();
     }
 }
-static void job_arg(job *j, const char *name, double v) { j->args[j->nargs++] = (gx_named_arg){name, v, NULL}; }
+static void job_arg(job *j, const char *name, double v) { j->args[j->nargs++] = (gx_named_arg){.name = name, .value = v}; }
 static void job_in(job *j, const char *name, gx_array *a) { j->in[j->nin++] = (gx_named_input){name, a}; }
 
 /* Bind; returns 0 or the binding error. */
@@ -563,7 +563,7 @@ static mlp_w mlp_weights(gx_dtype dt, int64_t in, const int64_t *outs, int layer
 
 static void mlp_job(job *j, const mlp_w *m, gx_array *x, int act, int softmax) {
     job_init(j, "mlp_forward");
-    j->args[j->nargs++] = (gx_named_arg){"activation", 0, act == 2 ? "tanh" : "relu"};
+    j->args[j->nargs++] = (gx_named_arg){.name = "activation", .str = act == 2 ? "tanh" : "relu"};
     job_arg(j, "softmax", softmax);
     job_in(j, "x", x);
     static const char *wn[] = {"w0", "w1", "w2", "w3"}, *bn[] = {"b0", "b1", "b2", "b3"};

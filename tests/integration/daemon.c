@@ -9,6 +9,7 @@
 #include <libgen.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -107,6 +108,7 @@ int gxd_start(gxd *d, const char *const *extra_env) {
                 dup2(fd, 2);
                 close(fd);
             }
+            prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlive a failed test */
             execl(d->bin, d->bin, (char *)NULL);
             _exit(127);
         }
