@@ -116,6 +116,10 @@ int gx_engine_create(const gx_engine_opts *o, gx_engine **out, gx_error *err);
  * be in progress or follow. NULL ok. */
 void gx_engine_destroy(gx_engine *e);
 
+/* Return once every state change made so far has been handed to
+ * opts.on_events (workers deliver events just after releasing the lock). */
+void gx_engine_sync_events(gx_engine *e);
+
 /* Pause (1) or resume (0) dispatch: paused, queued jobs stay queued and
  * running ones finish. For graceful shutdown. */
 void gx_engine_pause(gx_engine *e, int paused);

@@ -566,16 +566,20 @@ static void persist(gx_service *s, const gx_event *ev, size_t n) {
     for (size_t i = 0; i < k; i++) nfinal += gx_job_state_is_final(ups[i].state);
     /* final states are made durable before the engine forgets the job, so a
      * reader always finds it in one place or the other */
-    if (k && gx_store_update_jobs(s->store, ups, k, nfinal > 0, NULL, &err) < 0) {
+    int *codes = nfinal ? calloc(k, sizeof *codes) : NULL;
+    if (nfinal && !codes) nfinal = 0;
+    if (k && gx_store_update_jobs(s->store, ups, k, nfinal > 0, codes, &err) < 0) {
         GX_LOGE("store: %zu state changes not persisted: %s", k, err.message);
         nfinal = 0; /* keep them in the engine */
     }
     for (size_t i = 0; i < k && nfinal; i++) {
-        if (!gx_job_state_is_final(ups[i].state)) continue;
+        /* only jobs the store holds (not the start-up self-test) */
+        if (!gx_job_state_is_final(ups[i].state) || codes[i] == GX_ENOTFOUND) continue;
         int rc = gx_job_forget(s->engine, ups[i].id);
         if (rc == GX_EBUSY) forget_later(s, ups[i].id); /* still on a device */
     }
     retry_forgets(s);
+    free(codes);
     for (size_t i = 0; i < n * 2; i++) free(owned[i]);
     free(owned);
     free(ups);
@@ -611,6 +615,7 @@ static void *persister_main(void *arg) {
 }
 
 void gx__svc_settle(gx_service *s) {
+    gx_engine_sync_events(s->engine);
     pthread_mutex_lock(&s->pmu);
     int64_t target = s->enqueued;
     while (s->persisted < target && !s->stopping) pthread_cond_wait(&s->pcv, &s->pmu);

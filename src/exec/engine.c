@@ -45,6 +45,7 @@ void gx__ev_push(gx_engine *e, gx__evbuf *eb, const gx__job *j) {
         eb->ev = nv;
         eb->cap = nc;
     }
+    e->ev_produced++;
     eb->ev[eb->n++] = (gx_event){
         .job = j->id,
         .tenant = j->tenant,
@@ -60,7 +61,10 @@ void gx__ev_push(gx_engine *e, gx__evbuf *eb, const gx__job *j) {
 }
 
 void gx__ev_flush(gx_engine *e, gx__evbuf *eb) {
-    if (eb->n && e->o.on_events) e->o.on_events(e->o.events_ctx, eb->ev, eb->n);
+    if (eb->n && e->o.on_events) {
+        e->o.on_events(e->o.events_ctx, eb->ev, eb->n);
+        atomic_fetch_add(&e->ev_delivered, eb->n);
+    }
     if (eb->ev != eb->local) free(eb->ev);
     gx__evbuf_init(eb);
 }
@@ -948,6 +952,13 @@ void gx_engine_destroy(gx_engine *e) {
     pthread_cond_destroy(&e->done_cv);
     pthread_cond_destroy(&e->timer_cv);
     free(e);
+}
+
+void gx_engine_sync_events(gx_engine *e) {
+    pthread_mutex_lock(&e->mu);
+    uint64_t target = e->ev_produced;
+    pthread_mutex_unlock(&e->mu);
+    while (atomic_load(&e->ev_delivered) < target) sched_yield();
 }
 
 void gx_engine_pause(gx_engine *e, int paused) {

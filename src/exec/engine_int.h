@@ -162,6 +162,8 @@ struct gx_engine {
     int nkstats;
     /* counters */
     gx_engine_stats st;
+    uint64_t ev_produced;     /* events buffered so far (lock held) */
+    _Atomic uint64_t ev_delivered; /* events handed to on_events */
     void *cuda_dl;            /* dlopen handle of the CUDA backend */
     const gx_backend *cuda_be;
     char gpu_status[320];     /* why there is or is no GPU, for people */

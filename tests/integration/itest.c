@@ -34,7 +34,19 @@ static void msleep(int ms) {
     nanosleep(&ts, NULL);
 }
 
+static int start_once(it_daemon *d);
+
+/* Retried on a fresh port when the daemon exits at once: another test may
+ * have taken the port between our probe and its bind. */
 int it_start(it_daemon *d) {
+    for (int attempt = 0; attempt < 3; attempt++) {
+        int rc = start_once(d);
+        if (rc != -2) return rc;
+    }
+    return -1;
+}
+
+static int start_once(it_daemon *d) {
     if (!d->dir[0]) {
         snprintf(d->dir, sizeof d->dir, "/tmp/gx-it-XXXXXX");
         if (!mkdtemp(d->dir)) return -1;
@@ -63,7 +75,7 @@ int it_start(it_daemon *d) {
         execl(exe, "gexecd", (char *)NULL);
         _exit(127);
     }
-    for (int i = 0; i < 500; i++) {
+    for (int i = 0; i < 1500; i++) { /* 30 s: a loaded machine */
         it_resp r;
         if (!it_req(d, "GET", "/readyz", NULL, 0, NULL, &r) && r.status == 200) {
             it_resp_free(&r);
@@ -74,7 +86,7 @@ int it_start(it_daemon *d) {
         if (waitpid(d->pid, &st, WNOHANG) == d->pid) {
             fprintf(stderr, "gexecd exited early (status %d); log %s\n", st, d->log);
             d->pid = 0;
-            return -1;
+            return -2;
         }
         msleep(20);
     }
