@@ -25,8 +25,10 @@ test-asan: build-asan
 # The whole suite, normal build then sanitizers.
 test: test-normal test-asan
 
+# The C benchmarks, then the HTTP service benchmark (bench/http/run.sh).
 bench: build
 	@for b in $(BUILD)/bench_*; do [ -x "$$b" ] && "$$b" || exit 1; done
+	@bench/http/run.sh $(BUILD)
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)
