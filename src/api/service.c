@@ -329,6 +329,15 @@ static void *admitter_main(void *arg) {
     return NULL;
 }
 
+/* 1 when every admitter thread started. */
+static int svc_start_admitters(gx_service *s) {
+    while (s->nadmitters < GX_SVC_ADMITTERS) {
+        if (pthread_create(&s->admitter[s->nadmitters], NULL, admitter_main, s)) return 0;
+        s->nadmitters++;
+    }
+    return 1;
+}
+
 /* ---- event persistence and streams ------------------------------------- */
 
 struct gx__sub {
@@ -765,7 +774,7 @@ int gx_service_start(const gx_config *cfg, gx_service **out, gx_error *err) {
     if (rc) goto fail;
     atomic_store(&s->next_id, maxid + 1);
     if (pthread_create(&s->persister, NULL, persister_main, s) ||
-        pthread_create(&s->admitter, NULL, admitter_main, s)) {
+        !svc_start_admitters(s)) {
         rc = gx_error_set(err, GX_ENOMEM, NULL, "cannot start threads");
         goto fail;
     }
@@ -844,7 +853,7 @@ void gx_service_stop(gx_service *s) {
     pthread_mutex_lock(&s->amu);
     pthread_cond_broadcast(&s->acv);
     pthread_mutex_unlock(&s->amu);
-    if (s->admitter) pthread_join(s->admitter, NULL);
+    for (int i = 0; i < s->nadmitters; i++) pthread_join(s->admitter[i], NULL);
     if (s->engine) gx_engine_destroy(s->engine); /* no more events after this */
     pthread_mutex_lock(&s->pmu);
     pthread_cond_broadcast(&s->pcv);
