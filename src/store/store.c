@@ -289,6 +289,29 @@ static void *committer_main(void *arg) {
         if (!r) *qt = NULL;
         s->st.queued_rows -= rows;
         if (!ins) s->other_rows -= rows;
+        /* An insert-led group also takes the other queue's oldest writes
+         * (after the inserts in the same transaction: one fsync for both),
+         * as long as they add little to the inserts' commit: at most twice
+         * their rows or 1,024, and none that would pass an insert left
+         * queued. */
+        if (ins && s->head) {
+            uint64_t lim = s->ihead ? s->ihead->seq : UINT64_MAX;
+            size_t extra = 0, cap = rows * 2 > 1024 ? rows * 2 : 1024;
+            r = s->head;
+            while (r && r->seq < lim && extra + r->rows <= cap && rows + extra + r->rows <= (size_t)s->max_batch) {
+                s->group[k] = r;
+                s->ws[k] = &r->w;
+                nwrites += r->w.kind != GX_STORE_W_NOP;
+                extra += r->rows;
+                k++;
+                r = r->next;
+            }
+            s->head = r;
+            if (!r) s->tail = NULL;
+            s->st.queued_rows -= extra;
+            s->other_rows -= extra;
+            rows += extra;
+        }
         pthread_mutex_unlock(&s->mu);
 
         gx_error gerr;
