@@ -248,7 +248,8 @@ static int route(gx_http_server *srv, gx_http_req *r, char *allow, size_t cap) {
     snprintf(p->path, sizeof p->path, "%s", r->path);
     char *segs[16];
     int ns = 0;
-    for (char *s = strtok(p->path, "/"); s && ns < 16; s = strtok(NULL, "/")) segs[ns++] = s;
+    char *psave; /* strtok_r: MHD's pool threads route at once (strtok's state is global) */
+    for (char *s = strtok_r(p->path, "/", &psave); s && ns < 16; s = strtok_r(NULL, "/", &psave)) segs[ns++] = s;
     int path_found = 0;
     allow[0] = '\0';
     for (int i = 0; i < srv->o.nroutes; i++) {
