@@ -116,9 +116,21 @@ void gx__admit_free(gx__admit *a) {
     free(a);
 }
 
+static void admit_reply(gx_service *s, gx__admit *a);
+
 void gx__svc_admit(gx_service *s, gx__admit *a) {
     a->next = NULL;
     pthread_mutex_lock(&s->amu);
+    if (s->admit_closed) {
+        /* stopping: answer now, so that no connection stays suspended
+         * when the HTTP server stops */
+        pthread_mutex_unlock(&s->amu);
+        for (size_t i = 0; i < a->n; i++)
+            if (!a->codes[i]) a->codes[i] = gx_error_set(&a->errs[i], GX_ECLOSED, NULL, "the server is shutting down");
+        admit_reply(s, a);
+        gx__admit_free(a);
+        return;
+    }
     if (s->aq_tail)
         s->aq_tail->next = a;
     else
@@ -321,9 +333,12 @@ static void *admitter_main(void *arg) {
         if (!s->aq_head && s->stopping) break;
         gx__admit *head = s->aq_head;
         s->aq_head = s->aq_tail = NULL;
+        s->admit_busy++;
         pthread_mutex_unlock(&s->amu);
         admit_group(s, head);
         pthread_mutex_lock(&s->amu);
+        s->admit_busy--;
+        if (s->admit_closed) pthread_cond_broadcast(&s->adone);
     }
     pthread_mutex_unlock(&s->amu);
     return NULL;
@@ -729,6 +744,7 @@ int gx_service_start(const gx_config *cfg, gx_service **out, gx_error *err) {
     s->start_ns = gx__wall_ns();
     pthread_mutex_init(&s->amu, NULL);
     pthread_cond_init(&s->acv, NULL);
+    pthread_cond_init(&s->adone, NULL);
     pthread_mutex_init(&s->pmu, NULL);
     pthread_cond_init(&s->pcv, NULL);
     pthread_mutex_init(&s->smu, NULL);
@@ -846,6 +862,12 @@ void gx_service_stop(gx_service *s) {
             nanosleep(&ts, NULL);
         }
     }
+    /* answer every admission before the HTTP server stops: libmicrohttpd
+     * aborts if a connection is still suspended then */
+    pthread_mutex_lock(&s->amu);
+    s->admit_closed = 1;
+    while (s->aq_head || s->admit_busy) pthread_cond_wait(&s->adone, &s->amu);
+    pthread_mutex_unlock(&s->amu);
     pthread_mutex_lock(&s->smu);
     s->stopping = 1; /* streams end */
     pthread_mutex_unlock(&s->smu);

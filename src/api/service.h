@@ -71,6 +71,9 @@ struct gx_service {
     gx__admit *aq_head, *aq_tail;
     pthread_t admitter[GX_SVC_ADMITTERS];
     int nadmitters;              /* started */
+    int admit_busy;              /* admitters inside a group (amu) */
+    int admit_closed;            /* stopping: new admissions answer 503 (amu) */
+    pthread_cond_t adone;        /* an admitter finished a group while closed */
     /* persistence of events */
     pthread_mutex_t pmu;
     pthread_cond_t pcv;
