@@ -33,8 +33,10 @@ fuzz:
 # The whole suite: normal build, sanitizers, then a short fuzzing pass.
 test: test-normal test-asan fuzz-smoke
 
+# The C benchmarks, then the HTTP service benchmark (bench/http/run.sh).
 bench: build
 	@for b in $(BUILD)/bench_*; do [ -x "$$b" ] && "$$b" || exit 1; done
+	@bench/http/run.sh $(BUILD)
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)

@@ -413,14 +413,18 @@ int gx_jobreq_decode(json_t *obj, const char *tenant, gx_blob_loader load, void 
         s->deps = r->deps;
         s->batch_deps = r->batch_deps;
     }
-    r->canonical = json_dumps(obj, JSON_COMPACT | JSON_SORT_KEYS);
-    if (!r->canonical) goto nomem;
     return 0;
 nomem:
     rc = fail(err, GX_ENOMEM, prefix, "body", "out of memory");
 out:
     gx_jobreq_free(r);
     return rc;
+}
+
+int gx_jobreq_canonical(gx_jobreq *r, gx_error *err) {
+    if (r->canonical) return 0;
+    r->canonical = json_dumps(r->root, JSON_COMPACT | JSON_SORT_KEYS);
+    return r->canonical ? 0 : gx_error_set(err, GX_ENOMEM, "body", "out of memory");
 }
 
 json_t *gx_array_json(const gx_array *a) {

@@ -25,7 +25,8 @@ typedef struct gx_jobreq {
     gx_label *labels;
     gx_job_id *deps;
     int *batch_deps;
-    char *canonical;      /* the spec as compact JSON (stored for restarts) */
+    char *canonical;      /* the spec as compact JSON (stored for restarts);
+                             NULL until gx_jobreq_canonical */
 } gx_jobreq;
 
 /* Decode one job object. batch: "@N" dependency references are allowed (N
@@ -34,6 +35,9 @@ typedef struct gx_jobreq {
 int gx_jobreq_decode(json_t *obj, const char *tenant, gx_blob_loader load, void *load_ctx, int batch,
                      size_t batch_n, const char *prefix, gx_jobreq *out, gx_error *err);
 void gx_jobreq_free(gx_jobreq *r);
+/* Fill r->canonical (sorted keys, compact) for the store. A restore, which
+ * decodes specs that are canonical already, skips it. 0 or GX_ENOMEM. */
+int gx_jobreq_canonical(gx_jobreq *r, gx_error *err);
 
 /* Parse a request body; on malformed JSON err says line and column and
  * err->pos is the byte offset. */

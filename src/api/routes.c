@@ -77,6 +77,7 @@ static void prepare_job(gx_service *s, gx_http_req *r, json_t *obj, gx__admit *a
     if (!rc) rc = gx__svc_resolve_deps(s, &a->jobs[i], prefix, e);
     if (!rc) {
         rc = gx_job_validate(s->engine, &a->jobs[i].spec, e);
+        if (!rc) rc = gx_jobreq_canonical(&a->jobs[i], e);
         if (rc && *prefix) {
             char f[sizeof prefix + sizeof e->field];
             snprintf(f, sizeof f, "%s%s", prefix, e->field);

@@ -116,9 +116,21 @@ void gx__admit_free(gx__admit *a) {
     free(a);
 }
 
+static void admit_reply(gx_service *s, gx__admit *a);
+
 void gx__svc_admit(gx_service *s, gx__admit *a) {
     a->next = NULL;
     pthread_mutex_lock(&s->amu);
+    if (s->admit_closed) {
+        /* stopping: answer now, so that no connection stays suspended
+         * when the HTTP server stops */
+        pthread_mutex_unlock(&s->amu);
+        for (size_t i = 0; i < a->n; i++)
+            if (!a->codes[i]) a->codes[i] = gx_error_set(&a->errs[i], GX_ECLOSED, NULL, "the server is shutting down");
+        admit_reply(s, a);
+        gx__admit_free(a);
+        return;
+    }
     if (s->aq_tail)
         s->aq_tail->next = a;
     else
@@ -164,25 +176,60 @@ static void admit_reply(gx_service *s, gx__admit *a) {
             }
         }
     } else {
-        json_t *res = json_array();
+        /* {"accepted":A,"refused":R,"results":[{"index":i,"status":202,"id":"…"},…]}
+         * written directly: 10,000 json_pack objects and their dump took
+         * several ms of the admitter per full batch. Refusals (rare, with
+         * messages to escape) still go through jansson. */
+        size_t cap = 64 + a->n * 48, len = 0;
+        char *buf = malloc(cap);
         int64_t acc = 0;
-        for (size_t i = 0; i < a->n; i++) {
-            json_t *item;
+        for (size_t i = 0; i < a->n; i++) acc += !a->codes[i];
+        if (buf)
+            len = (size_t)snprintf(buf, cap, "{\"accepted\":%lld,\"refused\":%lld,\"results\":[", (long long)acc,
+                                   (long long)((int64_t)a->n - acc));
+        for (size_t i = 0; buf && i < a->n; i++) {
+            char *item = NULL, small[96];
+            size_t il;
             if (a->codes[i]) {
                 json_t *e = json_pack("{s:s,s:s}", "code", gx_err_name(a->codes[i]), "message", a->errs[i].message);
                 if (a->errs[i].field[0]) json_object_set_new(e, "field", json_string(a->errs[i].field));
-                item = json_pack("{s:I,s:i,s:o}", "index", (json_int_t)i, "status", gx_http_status_for(a->codes[i]),
-                                 "error", e);
+                json_t *it = json_pack("{s:I,s:i,s:o}", "index", (json_int_t)i, "status",
+                                       gx_http_status_for(a->codes[i]), "error", e);
+                item = json_dumps(it, JSON_COMPACT);
+                json_decref(it);
+                if (!item) {
+                    free(buf);
+                    buf = NULL;
+                    break;
+                }
+                il = strlen(item);
             } else {
-                char id[24];
-                snprintf(id, sizeof id, "%llu", (unsigned long long)a->ids[i]);
-                item = json_pack("{s:I,s:i,s:s}", "index", (json_int_t)i, "status", a->dup[i] ? 200 : 202, "id", id);
-                acc++;
+                il = (size_t)snprintf(small, sizeof small, "{\"index\":%zu,\"status\":%d,\"id\":\"%llu\"}", i,
+                                      a->dup[i] ? 200 : 202, (unsigned long long)a->ids[i]);
             }
-            json_array_append_new(res, item);
+            if (len + il + 4 > cap) {
+                size_t nc = cap * 2 + il;
+                char *nb = realloc(buf, nc);
+                if (!nb) {
+                    free(item);
+                    free(buf);
+                    buf = NULL;
+                    break;
+                }
+                buf = nb;
+                cap = nc;
+            }
+            if (i) buf[len++] = ',';
+            memcpy(buf + len, item ? item : small, il);
+            len += il;
+            free(item);
         }
-        gx_http_reply_json(r, 200, json_pack("{s:I,s:I,s:o}", "accepted", (json_int_t)acc, "refused",
-                                             (json_int_t)((int64_t)a->n - acc), "results", res));
+        if (buf) {
+            memcpy(buf + len, "]}", 3);
+            gx_http_reply(r, 200, "application/json", buf, len + 2);
+        } else {
+            gx_http_error(r, 503, GX_ENOMEM, NULL, "out of memory answering the batch (its jobs were accepted)");
+        }
     }
     gx_http_complete(r);
 }
@@ -342,12 +389,24 @@ static void *admitter_main(void *arg) {
         if (!s->aq_head && s->stopping) break;
         gx__admit *head = s->aq_head;
         s->aq_head = s->aq_tail = NULL;
+        s->admit_busy++;
         pthread_mutex_unlock(&s->amu);
         admit_group(s, head);
         pthread_mutex_lock(&s->amu);
+        s->admit_busy--;
+        if (s->admit_closed) pthread_cond_broadcast(&s->adone);
     }
     pthread_mutex_unlock(&s->amu);
     return NULL;
+}
+
+/* 1 when every admitter thread started. */
+static int svc_start_admitters(gx_service *s) {
+    while (s->nadmitters < GX_SVC_ADMITTERS) {
+        if (pthread_create(&s->admitter[s->nadmitters], NULL, admitter_main, s)) return 0;
+        s->nadmitters++;
+    }
+    return 1;
 }
 
 /* ---- event persistence and streams ------------------------------------- */
@@ -802,6 +861,7 @@ int gx_service_start(const gx_config *cfg, gx_service **out, gx_error *err) {
     s->start_ns = gx__wall_ns();
     pthread_mutex_init(&s->amu, NULL);
     pthread_cond_init(&s->acv, NULL);
+    pthread_cond_init(&s->adone, NULL);
     pthread_mutex_init(&s->pmu, NULL);
     pthread_cond_init(&s->pcv, NULL);
     pthread_mutex_init(&s->smu, NULL);
@@ -847,7 +907,7 @@ int gx_service_start(const gx_config *cfg, gx_service **out, gx_error *err) {
     if (rc) goto fail;
     atomic_store(&s->next_id, maxid + 1);
     if (pthread_create(&s->persister, NULL, persister_main, s) ||
-        pthread_create(&s->admitter, NULL, admitter_main, s)) {
+        !svc_start_admitters(s)) {
         rc = gx_error_set(err, GX_ENOMEM, NULL, "cannot start threads");
         goto fail;
     }
@@ -929,6 +989,12 @@ void gx_service_stop(gx_service *s) {
             nanosleep(&ts, NULL);
         }
     }
+    /* answer every admission before the HTTP server stops: libmicrohttpd
+     * aborts if a connection is still suspended then */
+    pthread_mutex_lock(&s->amu);
+    s->admit_closed = 1;
+    while (s->aq_head || s->admit_busy) pthread_cond_wait(&s->adone, &s->amu);
+    pthread_mutex_unlock(&s->amu);
     pthread_mutex_lock(&s->smu);
     s->stopping = 1; /* streams end */
     pthread_mutex_unlock(&s->smu);
@@ -936,7 +1002,7 @@ void gx_service_stop(gx_service *s) {
     pthread_mutex_lock(&s->amu);
     pthread_cond_broadcast(&s->acv);
     pthread_mutex_unlock(&s->amu);
-    if (s->admitter) pthread_join(s->admitter, NULL);
+    for (int i = 0; i < s->nadmitters; i++) pthread_join(s->admitter[i], NULL);
     if (s->engine) gx_engine_destroy(s->engine); /* no more events after this */
     pthread_mutex_lock(&s->pmu);
     pthread_cond_broadcast(&s->pcv);

@@ -3,10 +3,15 @@
  * and the threads that tie them together.
  *
  * Durability: a job is answered 202 only after its row is committed. HTTP
- * handlers validate a request, queue it for the admitter and suspend; the
- * admitter takes every queued request at once, inserts all their jobs in
- * one store commit (group commit), hands them to the engine in one batch and
- * completes the requests. Job ids are assigned before the commit, so the
+ * handlers validate a request, queue it for the admitters and suspend; an
+ * idle admitter takes every queued request at once, inserts all their jobs
+ * in one store write, hands them to the engine in one batch and completes
+ * the requests. There are several admitters so that, while one waits for
+ * its commit (an fsync), the requests that arrive meanwhile are already
+ * queued in the store, which commits all of them together next (group
+ * commit across admitters): commits follow each other back to back instead
+ * of alternating between a full group and the first few arrivals after
+ * it. Job ids are assigned before the commit, so the
  * engine's later state changes always follow the insert in the store's
  * FIFO write queue.
  *
@@ -28,6 +33,10 @@
 #include "jobjson.h"
 
 typedef struct gx_service gx_service;
+
+/* Admitter threads (see above); more than the commits that can overlap
+ * (one in flight, one queued) buys nothing. */
+#define GX_SVC_ADMITTERS 3
 
 /* Outputs up to this many elements are returned inline as JSON. */
 #define GX_INLINE_MAX_ELEMS 4096
@@ -60,7 +69,11 @@ struct gx_service {
     pthread_mutex_t amu;
     pthread_cond_t acv;
     gx__admit *aq_head, *aq_tail;
-    pthread_t admitter;
+    pthread_t admitter[GX_SVC_ADMITTERS];
+    int nadmitters;              /* started */
+    int admit_busy;              /* admitters inside a group (amu) */
+    int admit_closed;            /* stopping: new admissions answer 503 (amu) */
+    pthread_cond_t adone;        /* an admitter finished a group while closed */
     /* persistence of events */
     pthread_mutex_t pmu;
     pthread_cond_t pcv;

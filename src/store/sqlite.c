@@ -12,9 +12,9 @@
  * jobs(tenant) for per-tenant listing in id order, a unique partial index
  * on (tenant, idem_key) for idempotency, and a partial index of the ids of
  * unfinished jobs (state < 5) so that restart reads only those. Each job row
- * counts its events (nevents), so an update learns its event's seq from its
- * own UPDATE ... RETURNING. Inserting a job writes no event row: the
- * submission is the job row itself, which keeps an insert to one row.
+ * counts its events (nevents), so an update learns its event's seq from the
+ * row it reads for the fence. Inserting a job also writes its first event
+ * (seq 1, the submission).
  *
  * Checkpoints run on a thread of their own (see "checkpoints" below).
  */
@@ -108,7 +108,7 @@ struct gx_store_backend {
     char *path;
     int busy_ms;
     sqlite3 *w; /* the writer */
-    sqlite3_stmt *begin, *commit, *rollback, *ins_job, *find_idem, *ins_event, *upd_job,
+    sqlite3_stmt *begin, *commit, *rollback, *ins_job, *find_idem, *ins_event, *sel_job, *upd_job,
         *exists, *tenant_up, *blob_ins, *owner_ins, *rq_events, *rq_jobs;
 
     pthread_mutex_t pmu; /* read pool */
@@ -276,6 +276,10 @@ static int prepare_writer(gx_store_backend *b, gx_error *err) {
         {&b->ins_event,
          "INSERT INTO job_events(job_id, seq, state, attempt, time_ns, error_code, error)"
          " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)"},
+        /* the fence is checked in C against sel_job's row (one writer, so
+         * nothing changes in between); an UPDATE ... RETURNING would build
+         * an ephemeral table on every call */
+        {&b->sel_job, "SELECT attempt, state, nevents FROM jobs WHERE id = ?1"},
         {&b->upd_job,
          "UPDATE jobs SET state = ?2, attempt = ?3,"
          " start_ns = CASE WHEN ?4 & 1 THEN ?5 ELSE start_ns END,"
@@ -284,9 +288,8 @@ static int prepare_writer(gx_store_backend *b, gx_error *err) {
          " error_code = CASE WHEN ?4 & 8 THEN ?8 ELSE error_code END,"
          " error = CASE WHEN ?4 & 8 THEN ?9 ELSE error END,"
          " result = CASE WHEN ?4 & 16 THEN ?10 ELSE result END,"
-         " nevents = nevents + 1"
-         " WHERE id = ?1 AND attempt <= ?3 AND (?11 = 0 OR ((1 << state) & ?11) != 0)"
-         " RETURNING nevents"},
+         " nevents = ?11"
+         " WHERE id = ?1"},
         {&b->exists, "SELECT 1 FROM jobs WHERE id = ?1"},
         {&b->tenant_up,
          "INSERT INTO tenants(name, weight, max_running, quotas, created_ns, updated_ns)"
@@ -393,7 +396,7 @@ static void sqlite_close(gx_store_backend *b) {
         rconn_close(c);
     }
     sqlite3_stmt *all[] = {b->begin,     b->commit,   b->rollback,  b->ins_job,  b->find_idem,
-                           b->ins_event, b->upd_job,  b->exists,    b->tenant_up, b->blob_ins,
+                           b->ins_event, b->sel_job, b->upd_job,  b->exists,    b->tenant_up, b->blob_ins,
                            b->owner_ins, b->rq_events, b->rq_jobs};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) sqlite3_finalize(all[i]);
     sqlite3_close(b->w); /* the last connection: checkpoints and removes the WAL */
@@ -405,8 +408,15 @@ static void sqlite_close(gx_store_backend *b) {
     free(b);
 }
 
+/* SQLite's allocation statistics take a global mutex on every malloc and
+ * free; nothing here reads them. Only possible before SQLite initializes
+ * (otherwise SQLITE_MISUSE, harmless). */
+static pthread_once_t sqlite_once = PTHREAD_ONCE_INIT;
+static void sqlite_setup(void) { sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0); }
+
 static int sqlite_open(const gx_store_config *cfg, gx_store_backend **out, gx_error *err) {
     *out = NULL;
+    pthread_once(&sqlite_once, sqlite_setup);
     if (!cfg->path || !*cfg->path)
         return gx_error_set(err, GX_EINVAL, "path", "the sqlite backend needs a database path");
     int full = 1;
@@ -542,43 +552,112 @@ static int w_insert(gx_store_backend *b, gx_store_write *w, const char **what) {
     return SQLITE_OK;
 }
 
+/* An update's place in a write, for ordering the write by job. */
+typedef struct upd_ord {
+    uint64_t id;
+    size_t i;
+} upd_ord;
+
+static int upd_ord_cmp(const void *a, const void *b) {
+    const upd_ord *x = a, *y = b;
+    if (x->id != y->id) return x->id < y->id ? -1 : 1;
+    return x->i < y->i ? -1 : x->i > y->i;
+}
+
+/* Updates are applied job by job (in id order; a job's own updates keep
+ * their order). A run of updates of one job with the same attempt and no
+ * from_mask is applied as one UPDATE of the row (the last state, every
+ * field as the last update that sets it left it, nevents + k) and k event
+ * rows: the same outcome as k UPDATEs, since with equal attempts either
+ * all of them pass the fence or none does. The persister hands over every
+ * state change of a job at once (scheduled, running, succeeded), so this
+ * writes the job row once instead of three times. */
 static int w_update(gx_store_backend *b, gx_store_write *w, const char **what) {
     sqlite3_stmt *st = b->upd_job;
-    for (size_t i = 0; i < w->u.update.n; i++) {
-        const gx_store_update *u = &w->u.update.ups[i];
-        sqlite3_bind_int64(st, 1, (sqlite3_int64)u->id);
-        sqlite3_bind_int(st, 2, u->state);
-        sqlite3_bind_int(st, 3, u->attempt);
-        sqlite3_bind_int(st, 4, (int)u->set);
-        sqlite3_bind_int64(st, 5, u->start_ns);
-        sqlite3_bind_int64(st, 6, u->end_ns);
-        sqlite3_bind_int(st, 7, u->device);
-        sqlite3_bind_int(st, 8, u->error_code);
-        bind_text(st, 9, u->error);
-        bind_text(st, 10, u->result_json);
-        sqlite3_bind_int64(st, 11, (sqlite3_int64)u->from_mask);
-        int rc = sqlite3_step(st);
-        int seq = rc == SQLITE_ROW ? sqlite3_column_int(st, 0) : 0;
-        sqlite3_reset(st); /* RETURNING: every change happened in the first step */
+    const gx_store_update *ups = w->u.update.ups;
+    size_t n = w->u.update.n;
+    upd_ord *ord = malloc(n * sizeof *ord);
+    if (!ord) return *what = "update (out of memory)", SQLITE_NOMEM;
+    int sorted = 1;
+    for (size_t i = 0; i < n; i++) {
+        ord[i] = (upd_ord){ups[i].id, i};
+        if (i && ups[i].id < ups[i - 1].id) sorted = 0;
+    }
+    if (!sorted) qsort(ord, n, sizeof *ord, upd_ord_cmp);
+    int rc = SQLITE_OK;
+    for (size_t r = 0; r < n;) {
+        const gx_store_update *u = &ups[ord[r].i];
+        size_t k = 1;
+        while (!u->from_mask && r + k < n && ord[r + k].id == u->id && !ups[ord[r + k].i].from_mask &&
+               ups[ord[r + k].i].attempt == u->attempt)
+            k++;
+        const gx_store_update *last = &ups[ord[r + k - 1].i];
+        unsigned set = 0;
+        int64_t start = 0, end = 0;
+        int device = 0, ecode = 0;
+        const char *error = NULL, *result = NULL;
+        for (size_t j = 0; j < k; j++) {
+            const gx_store_update *v = &ups[ord[r + j].i];
+            set |= v->set;
+            if (v->set & GX_STORE_SET_START) start = v->start_ns;
+            if (v->set & GX_STORE_SET_END) end = v->end_ns;
+            if (v->set & GX_STORE_SET_DEVICE) device = v->device;
+            if (v->set & GX_STORE_SET_ERROR) ecode = v->error_code, error = v->error;
+            if (v->set & GX_STORE_SET_RESULT) result = v->result_json;
+        }
+        sqlite3_stmt *sel = b->sel_job;
+        sqlite3_bind_int64(sel, 1, (sqlite3_int64)u->id);
+        rc = sqlite3_step(sel);
         int code = 0;
         if (rc == SQLITE_ROW) {
-            int set_err = (u->set & GX_STORE_SET_ERROR) != 0;
-            rc = add_event(b, u->id, seq, u->state, u->attempt, u->time_ns,
-                           set_err ? u->error_code : 0, set_err ? u->error : NULL);
-            if (rc) return *what = "job event", rc;
-        } else if (rc == SQLITE_DONE) { /* fenced, or no such job */
-            sqlite3_stmt *e = b->exists;
-            sqlite3_bind_int64(e, 1, (sqlite3_int64)u->id);
-            rc = sqlite3_step(e);
-            sqlite3_reset(e);
-            if (rc != SQLITE_ROW && rc != SQLITE_DONE) return *what = "update lookup", rc;
-            code = rc == SQLITE_ROW ? GX_ESTATE : GX_ENOTFOUND;
+            int att = sqlite3_column_int(sel, 0), state = sqlite3_column_int(sel, 1);
+            int nev = sqlite3_column_int(sel, 2);
+            sqlite3_reset(sel);
+            if (att > u->attempt || (u->from_mask && !((1u << state) & u->from_mask))) code = GX_ESTATE;
+            if (!code) {
+                sqlite3_bind_int64(st, 1, (sqlite3_int64)u->id);
+                sqlite3_bind_int(st, 2, last->state);
+                sqlite3_bind_int(st, 3, u->attempt);
+                sqlite3_bind_int(st, 4, (int)set);
+                sqlite3_bind_int64(st, 5, start);
+                sqlite3_bind_int64(st, 6, end);
+                sqlite3_bind_int(st, 7, device);
+                sqlite3_bind_int(st, 8, ecode);
+                bind_text(st, 9, error);
+                bind_text(st, 10, result);
+                sqlite3_bind_int(st, 11, nev + (int)k);
+                rc = step_done(st);
+                if (rc) {
+                    *what = "update job";
+                    goto out;
+                }
+                for (size_t j = 0; j < k; j++) {
+                    const gx_store_update *v = &ups[ord[r + j].i];
+                    int set_err = (v->set & GX_STORE_SET_ERROR) != 0;
+                    rc = add_event(b, v->id, nev + 1 + (int)j, v->state, v->attempt, v->time_ns,
+                                   set_err ? v->error_code : 0, set_err ? v->error : NULL);
+                    if (rc) {
+                        *what = "job event";
+                        goto out;
+                    }
+                }
+            }
         } else {
-            return *what = "update job", rc;
+            sqlite3_reset(sel);
+            if (rc != SQLITE_DONE) {
+                *what = "update lookup";
+                goto out;
+            }
+            code = GX_ENOTFOUND;
         }
-        if (w->u.update.codes) w->u.update.codes[i] = code;
+        if (w->u.update.codes)
+            for (size_t j = 0; j < k; j++) w->u.update.codes[ord[r + j].i] = code;
+        r += k;
     }
-    return SQLITE_OK;
+    rc = SQLITE_OK;
+out:
+    free(ord);
+    return rc;
 }
 
 static int w_tenant(gx_store_backend *b, gx_store_write *w) {

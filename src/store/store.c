@@ -2,13 +2,25 @@
  * store.c - the store front: backend choice, argument checks, the group
  * commit queue and its committer thread, statistics, and the blob calls.
  *
- * Every write becomes a request on one FIFO queue. A caller that waits keeps
+ * Every write becomes a request on a FIFO queue. A caller that waits keeps
  * its request on its own stack and sleeps on its own condition variable; a
  * caller that does not wait (update_jobs with wait = 0) hands over a heap
  * copy. The committer takes a prefix of the queue (at least one request, up
  * to max_batch rows), gives it to the backend's write_group as one
  * transaction, then marks every request done with the group's result. This
  * is backend-neutral: a PostgreSQL backend gets the same grouping.
+ *
+ * Job inserts have a queue of their own that the committer serves first: a
+ * client waits for them (a submission is answered only once committed),
+ * while the state changes queued before them are nobody's wait. An insert
+ * creates new rows, so no queued write concerns its job and moving it ahead
+ * changes no outcome; no other write ever passes an older insert (requests
+ * carry their queueing order), so every other write is still committed
+ * after everything queued before it. Inserts go first only while the other
+ * queue holds at most DEFERRED_MAX_FACTOR * max_batch rows; beyond that the
+ * queues are served in queueing order, so state changes never fall behind
+ * without bound and sustained submission is paced by everything the store
+ * must write.
  */
 #include <errno.h>
 #include <math.h>
@@ -23,6 +35,7 @@
 #include "store_int.h"
 
 #define DEFAULT_MAX_BATCH 10000
+#define DEFERRED_MAX_FACTOR 4
 #define MAX_KERNEL_LEN 127
 #define MAX_IDEM_LEN 255
 
@@ -38,6 +51,7 @@ typedef struct req {
     int rc;            /* the group's result */
     gx_error err;      /* the group's error when rc != 0 */
     pthread_cond_t cv; /* waiting requests only */
+    uint64_t seq;      /* queueing order */
     struct req *next;
 } req;
 
@@ -50,7 +64,10 @@ struct gx_store {
 
     pthread_mutex_t mu;
     pthread_cond_t q_cv;  /* committer: work queued or stopping */
-    req *head, *tail;
+    req *head, *tail;     /* every write but job inserts, FIFO */
+    req *ihead, *itail;   /* job inserts, FIFO, served first (see above) */
+    uint64_t other_rows;  /* rows queued on head..tail */
+    uint64_t seq;         /* requests queued so far */
     int stopping;
     pthread_t committer;
     req **group;          /* committer's scratch: max_batch + 1 requests */
@@ -240,8 +257,8 @@ static void *committer_main(void *arg) {
     gx_store *s = arg;
     pthread_mutex_lock(&s->mu);
     for (;;) {
-        while (!s->head && !s->stopping) pthread_cond_wait(&s->q_cv, &s->mu);
-        if (!s->head) break; /* stopping, queue drained */
+        while (!s->head && !s->ihead && !s->stopping) pthread_cond_wait(&s->q_cv, &s->mu);
+        if (!s->head && !s->ihead) break; /* stopping, queues drained */
         if (s->commit_delay_us > 0 && !s->stopping &&
             s->st.queued_rows < (uint64_t)s->max_batch) {
             struct timespec dl;
@@ -252,10 +269,15 @@ static void *committer_main(void *arg) {
             while (!s->stopping && s->st.queued_rows < (uint64_t)s->max_batch)
                 if (pthread_cond_timedwait(&s->q_cv, &s->mu, &dl) == ETIMEDOUT) break;
         }
-        /* Take a prefix: at least one request, then while it fits. */
+        /* Take a prefix of one queue: at least one request, then while it
+         * fits. Inserts first unless the other queue is too far behind. */
+        int ins = s->ihead && (!s->head || s->head->seq > s->ihead->seq ||
+                               s->other_rows <= (uint64_t)s->max_batch * DEFERRED_MAX_FACTOR);
+        req **qh = ins ? &s->ihead : &s->head, **qt = ins ? &s->itail : &s->tail;
+        uint64_t limit = !ins && s->ihead ? s->ihead->seq : UINT64_MAX; /* never pass an older insert */
         size_t k = 0, rows = 0, nwrites = 0;
-        req *r = s->head;
-        while (r && (k == 0 || rows + r->rows <= (size_t)s->max_batch)) {
+        req *r = *qh;
+        while (r && r->seq < limit && (k == 0 || rows + r->rows <= (size_t)s->max_batch)) {
             s->group[k] = r;
             s->ws[k] = &r->w;
             nwrites += r->w.kind != GX_STORE_W_NOP;
@@ -263,9 +285,33 @@ static void *committer_main(void *arg) {
             k++;
             r = r->next;
         }
-        s->head = r;
-        if (!r) s->tail = NULL;
+        *qh = r;
+        if (!r) *qt = NULL;
         s->st.queued_rows -= rows;
+        if (!ins) s->other_rows -= rows;
+        /* An insert-led group also takes the other queue's oldest writes
+         * (after the inserts in the same transaction: one fsync for both),
+         * as long as they add little to the inserts' commit: at most twice
+         * their rows or 1,024, and none that would pass an insert left
+         * queued. */
+        if (ins && s->head) {
+            uint64_t lim = s->ihead ? s->ihead->seq : UINT64_MAX;
+            size_t extra = 0, cap = rows * 2 > 1024 ? rows * 2 : 1024;
+            r = s->head;
+            while (r && r->seq < lim && extra + r->rows <= cap && rows + extra + r->rows <= (size_t)s->max_batch) {
+                s->group[k] = r;
+                s->ws[k] = &r->w;
+                nwrites += r->w.kind != GX_STORE_W_NOP;
+                extra += r->rows;
+                k++;
+                r = r->next;
+            }
+            s->head = r;
+            if (!r) s->tail = NULL;
+            s->st.queued_rows -= extra;
+            s->other_rows -= extra;
+            rows += extra;
+        }
         pthread_mutex_unlock(&s->mu);
 
         gx_error gerr;
@@ -325,12 +371,16 @@ static int submit(gx_store *s, req *r, gx_error *err) {
         if (r->wait) pthread_cond_destroy(&r->cv);
         return gx_error_set(err, GX_ECLOSED, NULL, "store is closing");
     }
-    if (s->tail)
-        s->tail->next = r;
+    r->seq = s->seq++;
+    int ins = r->w.kind == GX_STORE_W_INSERT;
+    req **qh = ins ? &s->ihead : &s->head, **qt = ins ? &s->itail : &s->tail;
+    if (*qt)
+        (*qt)->next = r;
     else
-        s->head = r;
-    s->tail = r;
+        *qh = r;
+    *qt = r;
     s->st.queued_rows += r->rows;
+    if (!ins) s->other_rows += r->rows;
     pthread_cond_signal(&s->q_cv);
     if (!r->wait) {
         pthread_mutex_unlock(&s->mu);
