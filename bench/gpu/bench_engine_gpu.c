@@ -128,7 +128,7 @@ int main(int argc, char **argv) {
         printf("skipped: no GPU\n");
         return 0;
     }
-    res u = median3(plugin, 1, n / 4, 1000);
+    res u = median3(plugin, 1, n / 2, 1000);
     res b = median3(plugin, 64, n, 10000);
     char ref[32] = "-", ru[32] = "-", rb[32] = "-";
     if (torch > 0) {

@@ -98,10 +98,24 @@ bad:
 }
 
 /* Per-spec checks that need no lock. */
-static int prepare(gx_engine *e, const gx_job_spec *s, prep *p, gx_error *err) {
+/* The kernel a spec names; a batch of jobs of one kernel looks it up once
+ * (the registry lookup takes a process-wide lock). */
+typedef struct kcache {
+    const char *name;
+    const gx_kernel *k;
+} kcache;
+
+static const gx_kernel *find_kernel(kcache *kc, const char *name) {
+    if (kc && kc->name && !strcmp(kc->name, name)) return kc->k;
+    const gx_kernel *k = gx_kernel_find(name);
+    if (kc) kc->name = name, kc->k = k;
+    return k;
+}
+
+static int prepare(gx_engine *e, const gx_job_spec *s, prep *p, kcache *kc, gx_error *err) {
     memset(p, 0, sizeof *p);
     if (!s->kernel || !*s->kernel) return gx_error_set(err, GX_EINVAL, "kernel", "kernel is required");
-    p->k = gx_kernel_find(s->kernel);
+    p->k = find_kernel(kc, s->kernel);
     if (!p->k)
         return gx_error_set(err, GX_EINVAL, "kernel", "unknown kernel '%.64s' (GET /v1/kernels lists them)",
                             s->kernel);
@@ -299,7 +313,7 @@ int gx_job_validate(gx_engine *e, const gx_job_spec *s, gx_error *err) {
     gx_error_clear(err);
     if (!e || !s) return gx_error_set(err, GX_EINVAL, NULL, "engine and spec are required");
     prep p;
-    int rc = prepare(e, s, &p, err);
+    int rc = prepare(e, s, &p, NULL, err);
     if (rc) return rc;
     prep_free(&p);
     const char *tname = s->tenant ? s->tenant : "default";
@@ -324,7 +338,7 @@ int gx_submit(gx_engine *e, const gx_job_spec *s, gx_job_id *id, int *dup, gx_er
     if (s->nbatch_deps)
         return gx_error_set(err, GX_EINVAL, "batch_deps", "batch_deps are only valid in gx_submit_batch");
     prep p;
-    int rc = prepare(e, s, &p, err);
+    int rc = prepare(e, s, &p, NULL, err);
     if (rc) return rc;
     gx__evbuf eb;
     gx__evbuf_init(&eb);
@@ -408,6 +422,7 @@ int64_t gx_submit_batch(gx_engine *e, const gx_job_spec *specs, size_t n, gx_job
         free(depbuf);
         return GX_ENOMEM;
     }
+    kcache kc = {NULL, NULL};
     for (size_t i = 0; i < n; i++) {
         gx_error *er = errs ? &errs[i] : NULL;
         gx_error_clear(er);
@@ -423,7 +438,7 @@ int64_t gx_submit_batch(gx_engine *e, const gx_job_spec *specs, size_t n, gx_job
                                                        : "batch reference %d is outside 0..%zu", t, n - 1);
             }
         }
-        if (!codes[i]) codes[i] = prepare(e, &specs[i], &ps[i], er);
+        if (!codes[i]) codes[i] = prepare(e, &specs[i], &ps[i], &kc, er);
     }
     int rc = topo_order(specs, n, codes, errs, order);
     int64_t accepted = 0;
