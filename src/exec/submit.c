@@ -470,6 +470,13 @@ int64_t gx_submit_batch(gx_engine *e, const gx_job_spec *specs, size_t n, gx_job
         if (codes[i]) continue;
         codes[i] = insert(e, s, &ps[i], depbuf, nd, &ids[i], NULL, &eb, er);
         if (!codes[i]) accepted++;
+        if ((oi & 127) == 127) {
+            /* a big batch must not hold the workers off: feed the devices
+             * and let them complete and take work before going on */
+            gx__sched_dispatch(e, INT32_MAX, 0);
+            pthread_mutex_unlock(&e->mu);
+            pthread_mutex_lock(&e->mu);
+        }
     }
     gx__sched_dispatch(e, INT32_MAX, 0);
     pthread_mutex_unlock(&e->mu);
