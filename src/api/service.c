@@ -650,8 +650,8 @@ static void *persister_main(void *arg) {
     size_t cap = 0;
     pthread_mutex_lock(&s->pmu);
     for (;;) {
-        while (!s->pn && !s->stopping) pthread_cond_wait(&s->pcv, &s->pmu);
-        if (!s->pn && s->stopping) break;
+        while (!s->pn && !s->persist_stop) pthread_cond_wait(&s->pcv, &s->pmu);
+        if (!s->pn && s->persist_stop) break;
         /* swap buffers */
         gx_event *t = s->pev;
         size_t tc = s->pcap, n = s->pn;
@@ -1003,11 +1003,16 @@ void gx_service_stop(gx_service *s) {
     pthread_cond_broadcast(&s->acv);
     pthread_mutex_unlock(&s->amu);
     for (int i = 0; i < s->nadmitters; i++) pthread_join(s->admitter[i], NULL);
-    if (s->engine) gx_engine_destroy(s->engine); /* no more events after this */
+    /* the persister uses the engine: it finishes the events it has, then
+     * stops, before the engine goes (a job ending after this point is
+     * re-run after the restart: at-least-once) */
+    if (s->engine) gx_engine_sync_events(s->engine);
     pthread_mutex_lock(&s->pmu);
+    s->persist_stop = 1;
     pthread_cond_broadcast(&s->pcv);
     pthread_mutex_unlock(&s->pmu);
     if (s->persister) pthread_join(s->persister, NULL);
+    if (s->engine) gx_engine_destroy(s->engine);
     if (s->store) {
         gx_store_flush(s->store, NULL);
         gx_store_close(s->store);

@@ -92,6 +92,7 @@ struct gx_service {
     struct gx__bcache *bcache;
     int stopping;
     volatile int draining;       /* SIGTERM seen: /readyz answers 503 */
+    int persist_stop;            /* the persister ends once its queue is empty (pmu) */
 };
 
 /* Queue an admission (one request's jobs) for the admitter. */
