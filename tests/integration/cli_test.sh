@@ -23,7 +23,11 @@ fi
 tmp=$(mktemp -d /tmp/gexec-cli-test-XXXXXX)
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 unset GEXEC_API_KEY GEXEC_CONFIG
-env -u GEXEC_SERVER GEXEC_LISTEN=127.0.0.1:$port GEXEC_DATA_DIR=$tmp/data "$GEXECD" >"$tmp/gexecd.log" 2>&1 &
+# an admin key in the gx_ format (gx_<16 hex>_<43 base64url>) for the daemon
+# and every gexec call
+GEXEC_API_KEY=$(python3 -c 'import os,base64; print("gx_"+os.urandom(8).hex()+"_"+base64.urlsafe_b64encode(os.urandom(32)).decode().rstrip("="))')
+env -u GEXEC_SERVER GEXEC_ADMIN_KEY="$GEXEC_API_KEY" GEXEC_LISTEN=127.0.0.1:$port GEXEC_DATA_DIR=$tmp/data "$GEXECD" >"$tmp/gexecd.log" 2>&1 &
+export GEXEC_API_KEY
 dpid=$!
 export GEXEC_SERVER=http://127.0.0.1:$port
 
