@@ -157,7 +157,8 @@ void gx__svc_audit_done(gx_service *s, const gx_http_req *r) {
     }
     if (!action) return;
     char detail[64];
-    snprintf(detail, sizeof detail, "status=%d", r->status);
+    if (r->ctx.count) snprintf(detail, sizeof detail, "status=%d jobs=%ld", r->status, r->ctx.count);
+    else snprintf(detail, sizeof detail, "status=%d", r->status);
     gx__svc_audit(s, r, action, target, r->status < 300 ? "ok" : "failed", detail);
 }
 

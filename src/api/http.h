@@ -42,6 +42,7 @@ typedef struct gx_req_ctx {
     char role[16];  /* admin | operator | submitter | viewer */
     char key_id[32];
     int cross;      /* 1: the role reaches every tenant's objects on this route */
+    long count;     /* jobs in a batch submission (for the audit); 0 otherwise */
 } gx_req_ctx;
 
 struct gx_http_req {

@@ -215,6 +215,7 @@ static int h_submit_batch(void *app, gx_http_req *r) {
                       (long long)s->cfg.http.max_batch_jobs, n);
         return 0;
     }
+    r->ctx.count = (long)n;
     gx__admit *a = admit_new(r, n, 1);
     if (!a) {
         json_decref(body);

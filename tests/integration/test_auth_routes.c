@@ -151,6 +151,48 @@ static void unknown_paths(void **st) {
     assert_int_equal(send_req("GET", "/v1/nothing", NULL, KEY[GX_ROLE_VIEWER], &r), 404);
 }
 
+/* The audit log (GET /v1/audit) holds the batch with its count, the refused
+ * keys and the denied requests of the tests above. */
+static void audit_records(void **st) {
+    (void)st;
+    const char *batch = "{\"jobs\":[{\"kernel\":\"spin\"},{\"kernel\":\"spin\"}]}";
+    it_resp r;
+    assert_int_equal(it_req(&D, "POST", "/v1/jobs:batch", batch, strlen(batch), NULL, &r), 0);
+    assert_int_equal(r.status, 200);
+    it_resp_free(&r);
+    int batch_seen = 0, refused = 0, denied = 0;
+    for (int tries = 0; tries < 100 && !batch_seen; tries++) {
+        batch_seen = refused = denied = 0;
+        long after = 0;
+        for (;;) {
+            char path[80];
+            snprintf(path, sizeof path, "/v1/audit?after=%ld&limit=1000", after);
+            assert_int_equal(it_req(&D, "GET", path, NULL, 0, NULL, &r), 0);
+            assert_int_equal(r.status, 200);
+            json_t *recs = json_object_get(r.json, "records"), *rec;
+            size_t i;
+            json_array_foreach(recs, i, rec) {
+                const char *act = json_string_value(json_object_get(rec, "action"));
+                const char *det = json_string_value(json_object_get(rec, "detail"));
+                if (!act) continue;
+                if (!strcmp(act, "job.submit_batch") && det && strstr(det, "jobs=2")) batch_seen = 1;
+                if (!strcmp(act, "auth.refused")) refused++;
+                if (!strcmp(act, "request.denied")) denied++;
+            }
+            long next = (long)json_integer_value(json_object_get(r.json, "next_after"));
+            size_t n = json_array_size(recs);
+            it_resp_free(&r);
+            if (n < 1000 || next == after) break;
+            after = next;
+        }
+        if (!batch_seen) usleep(20000);
+    }
+    fprintf(stderr, "audit: batch %d, refused %d, denied %d\n", batch_seen, refused, denied);
+    assert_true(batch_seen);
+    assert_true(refused > 0);
+    assert_true(denied > 0);
+}
+
 static int setup(void **st) {
     (void)st;
     memset(&D, 0, sizeof D);
@@ -191,6 +233,7 @@ int main(void) {
         cmocka_unit_test(every_route_has_a_rule),
         cmocka_unit_test(route_x_role),
         cmocka_unit_test(unknown_paths),
+        cmocka_unit_test(audit_records),
     };
     return cmocka_run_group_tests_name("auth_routes", tests, setup, teardown);
 }
