@@ -26,6 +26,16 @@
 #include <time.h>
 #include <unistd.h>
 
+
+/* "Authorization: Bearer $GEXEC_API_KEY" appended to h when the variable is set. */
+static struct curl_slist *auth_header(struct curl_slist *h) {
+    const char *k = getenv("GEXEC_API_KEY");
+    if (!k || !*k) return h;
+    char line[160];
+    snprintf(line, sizeof line, "Authorization: Bearer %s", k);
+    return curl_slist_append(h, line);
+}
+
 static double now(void) {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
@@ -67,7 +77,7 @@ static char *batch_body(long jobs) {
 /* POST body to url on h; the accepted count from the reply, -1 on failure. */
 static long post_batch(CURL *h, const char *url, const char *body, double *secs) {
     buf b = {0};
-    struct curl_slist *hd = curl_slist_append(NULL, "Content-Type: application/json");
+    struct curl_slist *hd = auth_header(curl_slist_append(NULL, "Content-Type: application/json"));
     curl_easy_setopt(h, CURLOPT_URL, url);
     curl_easy_setopt(h, CURLOPT_HTTPHEADER, hd);
     curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
@@ -141,11 +151,14 @@ static size_t on_sse(char *d, size_t sz, size_t nm, void *ctx) {
 static void *stream_main(void *arg) {
     stream *s = arg;
     CURL *h = curl_easy_init();
+    struct curl_slist *hd = auth_header(NULL);
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, hd);
     curl_easy_setopt(h, CURLOPT_URL, s->url);
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_sse);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, s);
     curl_easy_perform(h); /* ends when on_sse returns 0 */
     curl_easy_cleanup(h);
+    curl_slist_free_all(hd);
     atomic_store(&s->open, -1);
     return NULL;
 }

@@ -52,7 +52,7 @@ int main(int argc, char **argv) {
     for (long done = 0; done < total;) {
         size_t n = (size_t)(total - done < CHUNK ? total - done : CHUNK);
         for (size_t i = 0; i < n; i++)
-            rows[i] = (gx_store_job){.id = next++, .tenant = "default", .kernel = "spin",
+            rows[i] = (gx_store_job){.id = next++, .tenant = "default", .kernel = "spin@1",
                                      .spec_json = "{\"kernel\":\"spin\"}", .state = GX_JOB_QUEUED,
                                      .submit_ns = now, .device = -1};
         int64_t ins = gx_store_insert_jobs(st, rows, n, res, &err);

@@ -63,9 +63,16 @@ wait_ready() {
     return 1
 }
 
-# start_gexecd DATA_DIR PORT LOG: starts it in the background; sets GPID
+# The admin key every request carries (gx_<16 hex>_<43 base64url>); the rate
+# limit is lifted so that it measures the key check, not the limiter's refusals.
+KEY=$(python3 -c 'import os,base64; print("gx_"+os.urandom(8).hex()+"_"+base64.urlsafe_b64encode(os.urandom(32)).decode().rstrip("="))')
+export GEXEC_API_KEY=$KEY
+
+# start_gexecd DATA_DIR PORT LOG [AUTH]: starts it in the background (AUTH
+# true (default) or false: auth.enabled); sets GPID
 start_gexecd() {
     GEXEC_LISTEN=127.0.0.1:$2 GEXEC_DATA_DIR=$1 GEXEC_STORE_SYNCHRONOUS=full GEXEC_HTTP_THREADS=2 \
+        GEXEC_AUTH_ENABLED=${4:-true} GEXEC_ADMIN_KEY=$KEY GEXEC_AUTH_RATE=1000000000 GEXEC_AUTH_BURST=1000000000 \
         GEXEC_LOG_LEVEL=${GX_HTTP_BENCH_LOG:-warn} "$BUILD/gexecd" >>"$3" 2>&1 &
     GPID=$!
     PIDS+=("$GPID")
@@ -76,32 +83,42 @@ stop() { # stop PID [SIGNAL]
     wait "$1" 2>/dev/null || true
 }
 
-cat >"$TMP/post.lua" <<'LUA'
+cat >"$TMP/post.lua" <<LUA
 wrk.method = "POST"
 wrk.body = '{"kernel":"spin"}'
 wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer $KEY"
 LUA
 
 echo "bench/http: $(nproc) cores; wrk ${SECS}s x $REPS per point; raw output in $RAW"
 
-# ---- single-job POST: ceiling vs gexecd -------------------------------------
+# ---- single-job POST: ceiling vs gexecd (with keys) vs gexecd without auth ----
+# "noauth" is a second gexecd with auth.enabled=false, measured in the same run
+# (interleaved repetitions): the cost of authentication.
 GDATA=$TMP/data
 mkdir -p "$GDATA"
 GPORT=$(freeport)
 start_gexecd "$GDATA" "$GPORT" "$RAW/gexecd.log"
 G=$GPID
+NDATA=$TMP/data-noauth
+mkdir -p "$NDATA"
+NPORT=$(freeport)
+start_gexecd "$NDATA" "$NPORT" "$RAW/gexecd-noauth.log" false
+N=$GPID
 CPORT=$(freeport)
 "$BUILD/http_ceiling" "$CPORT" 2>>"$RAW/ceiling.log" &
 C=$!
 PIDS+=("$C")
 wait_ready "http://127.0.0.1:$GPORT/readyz"
+wait_ready "http://127.0.0.1:$NPORT/readyz"
 wait_ready "http://127.0.0.1:$CPORT/"
 
 for conns in 64 256; do
     for ((r = 1; r <= REPS; r++)); do
-        for who in ceiling gexecd; do
+        for who in ceiling gexecd noauth; do
             port=$CPORT
             [ $who = gexecd ] && port=$GPORT
+            [ $who = noauth ] && port=$NPORT
             out=$RAW/wrk-$who-c$conns-r$r.txt
             wrk -t2 -c"$conns" -d"${SECS}s" --timeout 10s --latency -s "$TMP/post.lua" \
                 "http://127.0.0.1:$port/v1/jobs" >"$out" 2>&1
@@ -110,6 +127,7 @@ for conns in 64 256; do
     done
 done
 stop "$C"
+stop "$N"
 
 # ---- batches ------------------------------------------------------------------
 # end to end first, on an idle daemon, then back-to-back batch requests
@@ -189,6 +207,11 @@ for c in (64, 256):
         "<= 10 ms" if c == 64 else "", ("yes" if g[2] <= 10 else "NO") if c == 64 else "")
     if g[3]:
         row(f"  errors/non-2xx, {c} conns", str(g[3]), "", "", "0", "NO")
+    n = wrk("noauth", c)
+    row(f"  auth cost: req/s with keys / without, {c} conns", f"{g[0]:,.0f}", f"{n[0]:,.0f} (no auth)",
+        f"{g[0]/n[0]:.2f}", "", "")
+    if n[3]:
+        row(f"  errors/non-2xx without auth, {c} conns", str(n[3]), "", "", "0", "NO")
 b = [l.split() for l in open(f"{raw}/batch.txt") if l.strip()]
 rate = med([int(a) / float(s) for s, a in b])
 row("POST /v1/jobs:batch (10,000), durable jobs/s", f"{rate:,.0f}", "", "", ">= 200,000",
@@ -206,7 +229,7 @@ out = [f"gexecd HTTP service, median of {reps} (raw: {raw})", fmt(hdr),
        "|" + "|".join("-" * (x + 2) for x in w) + "|"] + [fmt(r) for r in rows]
 detail = ["", "per repetition:"]
 for c in (64, 256):
-    for who in ("ceiling", "gexecd"):
+    for who in ("ceiling", "gexecd", "noauth"):
         fs = sorted(glob.glob(f"{raw}/wrk-{who}-c{c}-r*.txt"))
         v = [re.search(r"Requests/sec:\s+([\d.]+)", open(f).read()).group(1) for f in fs]
         detail.append(f"  {who} c{c} req/s: {' '.join(v)}")

@@ -133,6 +133,14 @@ typedef struct gx_config {
     } tls;
 
     struct {
+        bool enabled;          /* false: every request acts as default_tenant, admin */
+        char *admin_key;       /* secret; NULL = generate one if none exists */
+        char *admin_key_file;  /* finalize: <data_dir>/admin.key */
+        double rate;           /* requests/s per key */
+        double burst;          /* bucket size */
+    } auth;
+
+    struct {
         bool require_auth;
     } metrics;
 

@@ -315,9 +315,12 @@ static void dispatch(gx_http_server *srv, gx_http_req *r) {
                       srv->o.max_body);
         return;
     }
-    if (srv->o.pre && srv->o.pre(srv->o.app, r)) return;
     char allow[64];
     int rc = route(srv, r, allow, sizeof allow);
+    if (rc) r->route = NULL;
+    /* the hook runs after routing so it knows the route's pattern (NULL when
+     * none matched: unknown paths need a key like the rest, 401 before 404) */
+    if (srv->o.pre && srv->o.pre(srv->o.app, r)) return;
     if (rc == 404) {
         gx_http_error(r, 404, GX_ENOTFOUND, "path", "no route for %.200s", r->path);
         return;

@@ -41,6 +41,8 @@ typedef struct gx_req_ctx {
     char tenant[64];
     char role[16];  /* admin | operator | submitter | viewer */
     char key_id[32];
+    int cross;      /* 1: the role reaches every tenant's objects on this route */
+    long count;     /* jobs in a batch submission (for the audit); 0 otherwise */
 } gx_req_ctx;
 
 struct gx_http_req {
@@ -71,7 +73,8 @@ typedef struct gx_http_opts {
     void *app;              /* passed to handlers */
     /* Called once per finished request (metrics, access log). */
     void (*on_done)(void *app, const gx_http_req *r, double seconds);
-    /* Called before routing; may reply (auth failure) and return nonzero. */
+    /* Called after routing (r->route NULL when no route matched, before the
+     * 404/405 answer); may reply (auth failure) and return nonzero. */
     int (*pre)(void *app, gx_http_req *r);
 } gx_http_opts;
 

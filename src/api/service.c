@@ -875,6 +875,8 @@ int gx_service_start(const gx_config *cfg, gx_service **out, gx_error *err) {
     sc.backend = s->cfg.store.backend == GX_CFG_STORE_POSTGRES ? "postgres" : "sqlite";
     rc = gx_store_open(&sc, &s->store, err);
     if (rc) goto fail;
+    rc = gx__svc_auth_open(s, err);
+    if (rc) goto fail;
     gx_engine_opts eo;
     gx_engine_opts_init(&eo);
     gx_config_engine_opts(&s->cfg, &eo);
@@ -1017,6 +1019,7 @@ void gx_service_stop(gx_service *s) {
         gx_store_flush(s->store, NULL);
         gx_store_close(s->store);
     }
+    gx__svc_auth_close(s);
     gx__svc_metrics_free(s);
     for (int i = 0; s->bcache && i < BCACHE_SLOTS; i++) gx_array_unref(s->bcache->arr[i]);
     free(s->bcache);

@@ -27,6 +27,7 @@
 #include <stdatomic.h>
 
 #include "gexec/gexec.h"
+#include "gexec/gexec_auth.h"
 #include "gexec/gexec_config.h"
 #include "gexec/gexec_store.h"
 #include "http.h"
@@ -93,6 +94,10 @@ struct gx_service {
     int stopping;
     volatile int draining;       /* SIGTERM seen: /readyz answers 503 */
     int persist_stop;            /* the persister ends once its queue is empty (pmu) */
+    /* auth (auth_routes.c); all NULL when auth.enabled is false */
+    gx_auth_keys *keys;
+    gx_audit *audit;
+    gx_auth_limiter *limiter;
 };
 
 /* Queue an admission (one request's jobs) for the admitter. */
@@ -138,6 +143,18 @@ extern const gx_route gx__routes[];
 extern const int gx__nroutes;
 void gx__svc_http_done(void *app, const gx_http_req *r, double seconds);
 int gx__svc_http_pre(void *app, gx_http_req *r);
+/* Auth (auth_routes.c). */
+int gx__svc_auth_open(gx_service *s, gx_error *err);
+void gx__svc_auth_close(gx_service *s);
+void gx__svc_audit(gx_service *s, const gx_http_req *r, const char *action, const char *target,
+                   const char *outcome, const char *detail);
+void gx__svc_audit_done(gx_service *s, const gx_http_req *r);
+int gx__h_key_create(void *app, gx_http_req *r);
+int gx__h_key_list(void *app, gx_http_req *r);
+int gx__h_key_revoke(void *app, gx_http_req *r);
+int gx__h_tenant_put(void *app, gx_http_req *r);
+int gx__h_tenant_list(void *app, gx_http_req *r);
+int gx__h_audit(void *app, gx_http_req *r);
 int gx__svc_metrics_init(gx_service *s);
 void gx__svc_metrics_free(gx_service *s);
 void gx__svc_metrics_events(gx_service *s, const gx_event *ev, size_t n);

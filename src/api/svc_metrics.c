@@ -131,6 +131,7 @@ void gx__svc_metrics_commit(gx_service *s, size_t jobs, double seconds) {
 
 void gx__svc_http_done(void *app, const gx_http_req *r, double seconds) {
     gx_service *s = app;
+    gx__svc_audit_done(s, r);
     int lvl = r->status >= 500 ? GX_LOG_WARN : GX_LOG_DEBUG;
     if (gx_log_enabled(lvl))
         gx_log(lvl, r->request_id, "%s %s %d %.3f ms tenant=%s from=%s", r->method, r->path, r->status, seconds * 1e3,

@@ -47,6 +47,17 @@ const cli_cmd cli_cmds[CMD_COUNT] = {
                      NULL},
     [CMD_HEALTH] = {"health", "", 0, 0, "check that the daemon is alive and ready",
                     "Exits 0 when /healthz and /readyz both answer OK, 5 otherwise."},
+    [CMD_KEYS] = {"keys", "create|list|revoke [ID]", 1, 2, "manage API keys (admin)",
+                  "keys create --tenant T --role R [--expires-in DURATION] [--label L] prints the\n"
+                  "new key once (the server keeps only its hash); keys list [--tenant T] lists\n"
+                  "keys without secrets; keys revoke ID refuses the key from then on."},
+    [CMD_TENANTS] = {"tenants", "create|list", 1, 1, "create, change or list tenants (admin)",
+                     "tenants create --tenant NAME [--weight W] [--max-running N] creates the tenant\n"
+                     "or changes its fair-share weight and its limit of running jobs."},
+    [CMD_AUDIT] = {"audit", "verify", 1, 1, "check the audit log's hash chain (no daemon needed)",
+                   "audit verify [--file PATH] reads the log (default ./gexec-data/audit.log) and\n"
+                   "checks every record's hash and its link to the one before. Exits 0 when\n"
+                   "intact, 1 naming the first changed, removed or reordered record."},
     [CMD_HELP] = {"help", "[COMMAND]", 0, 1, "show help for a command", NULL},
 };
 
@@ -95,6 +106,14 @@ const cli_flag cli_flags[] = {
     {FL_HISTORY, "history", 0, NULL, 0, B(CMD_EVENTS), "with --job: print the stored history only"},
     {FL_TIMEOUT, "timeout", 't', "DURATION", 0, B(CMD_EVENTS),
      "stop after DURATION (exit 0; exit 6 with --job if not final)"},
+    /* keys, tenants, audit */
+    {FL_TENANT, "tenant", 0, "NAME", 0, B(CMD_KEYS) | B(CMD_TENANTS), "tenant of the key, or the tenant to create"},
+    {FL_ROLE, "role", 0, "ROLE", 0, B(CMD_KEYS), "viewer, submitter, operator or admin"},
+    {FL_EXPIRES, "expires-in", 0, "DURATION", 0, B(CMD_KEYS), "the key expires after DURATION (default: never)"},
+    {FL_LABEL, "label", 0, "TEXT", 0, B(CMD_KEYS), "a note kept with the key"},
+    {FL_WEIGHT, "weight", 0, "W", 0, B(CMD_TENANTS), "fair-share weight (> 0, default 1)"},
+    {FL_MAX_RUNNING, "max-running", 0, "N", 0, B(CMD_TENANTS), "most running jobs (0: no limit)"},
+    {FL_FILE, "file", 'f', "PATH", 0, B(CMD_AUDIT), "the audit log (default ./gexec-data/audit.log)"},
 };
 const size_t cli_nflags = sizeof cli_flags / sizeof cli_flags[0];
 

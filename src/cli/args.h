@@ -33,6 +33,9 @@ typedef enum cli_cmd_id {
     CMD_DEVICES,
     CMD_KERNELS,
     CMD_HEALTH,
+    CMD_KEYS,
+    CMD_TENANTS,
+    CMD_AUDIT,
     CMD_HELP,
     CMD_COUNT
 } cli_cmd_id;
@@ -71,6 +74,11 @@ typedef enum cli_flag_id {
     FL_JOB,
     FL_HISTORY,
     FL_QUIET,
+    FL_TENANT,
+    FL_ROLE,
+    FL_EXPIRES,
+    FL_WEIGHT,
+    FL_MAX_RUNNING,
     FL_COUNT
 } cli_flag_id;
 

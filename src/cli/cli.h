@@ -56,5 +56,8 @@ int cmd_events(cli_ctx *x);
 int cmd_devices(cli_ctx *x);
 int cmd_kernels(cli_ctx *x);
 int cmd_health(cli_ctx *x);
+int cmd_keys(cli_ctx *x);
+int cmd_tenants(cli_ctx *x);
+int cmd_audit(cli_ctx *x);
 
 #endif

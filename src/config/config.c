@@ -180,6 +180,21 @@ static const key keys[] = {
     STR("tls.key", tls.key, NULL, K_OPTIONAL, NULL,
         "PEM private key of tls.cert."),
 
+    BOOL("auth.enabled", auth.enabled, "true",
+         "Require an API key (Authorization: Bearer) on every route but "
+         "/healthz and /readyz. false: every request acts as default_tenant "
+         "with role admin."),
+    STR("auth.admin_key", auth.admin_key, NULL, K_OPTIONAL | K_SECRET, NULL,
+        "Admin key (gx_ format) stored at start (also $GEXEC_ADMIN_KEY). "
+        "Unset: one is generated when no admin key exists. Redacted in dumps."),
+    STR("auth.admin_key_file", auth.admin_key_file, NULL, K_OPTIONAL, NULL,
+        "Where a generated admin key is written (0600). Unset: "
+        "<data_dir>/admin.key."),
+    DBL("auth.rate", auth.rate, "20000", 0.001, 1e9,
+        "Requests per second allowed to each API key (token bucket)."),
+    DBL("auth.burst", auth.burst, "40000", 1, 1e9,
+        "Requests one API key may make at once above auth.rate."),
+
     BOOL("metrics.require_auth", metrics.require_auth, "true",
          "Whether /metrics needs an API key like the rest of the API."),
 
@@ -192,7 +207,8 @@ static const key keys[] = {
 #define NKEYS (sizeof keys / sizeof keys[0])
 
 /* GEXEC_* variables that are not keys and must not draw a warning. */
-static const char *const env_reserved[] = {"GEXEC_CONFIG", "GEXEC_SERVER", "GEXEC_API_KEY", "GEXEC_CUDA_PLUGIN", NULL};
+static const char *const env_reserved[] = {"GEXEC_CONFIG", "GEXEC_SERVER", "GEXEC_API_KEY", "GEXEC_ADMIN_KEY",
+                                            "GEXEC_CUDA_PLUGIN", NULL};
 
 #define MAX_FILE_BYTES (4u << 20) /* a config is small; refuse a huge one */
 #define MAX_STR_BYTES 4096        /* longest string value */
@@ -1114,6 +1130,8 @@ static int finalize_into(gx_config *c, void *arg, gx_error *err) {
     if (!c->store.path && !(c->store.path = join(c->data_dir, "gexec.db")))
         return fail(err, GX_ENOMEM, 0, NULL, NULL, "out of memory");
     if (!c->blobs.dir && !(c->blobs.dir = join(c->data_dir, "blobs")))
+        return fail(err, GX_ENOMEM, 0, NULL, NULL, "out of memory");
+    if (!c->auth.admin_key_file && !(c->auth.admin_key_file = join(c->data_dir, "admin.key")))
         return fail(err, GX_ENOMEM, 0, NULL, NULL, "out of memory");
     if (c->tls.cert && !c->tls.key)
         return fail(err, GX_EINVAL, 0, NULL, "tls.key", "must be set when tls.cert is");

@@ -23,7 +23,11 @@ fi
 tmp=$(mktemp -d /tmp/gexec-cli-test-XXXXXX)
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 unset GEXEC_API_KEY GEXEC_CONFIG
-env -u GEXEC_SERVER GEXEC_LISTEN=127.0.0.1:$port GEXEC_DATA_DIR=$tmp/data "$GEXECD" >"$tmp/gexecd.log" 2>&1 &
+# an admin key in the gx_ format (gx_<16 hex>_<43 base64url>) for the daemon
+# and every gexec call
+GEXEC_API_KEY=$(python3 -c 'import os,base64; print("gx_"+os.urandom(8).hex()+"_"+base64.urlsafe_b64encode(os.urandom(32)).decode().rstrip("="))')
+env -u GEXEC_SERVER GEXEC_ADMIN_KEY="$GEXEC_API_KEY" GEXEC_LISTEN=127.0.0.1:$port GEXEC_DATA_DIR=$tmp/data "$GEXECD" >"$tmp/gexecd.log" 2>&1 &
+export GEXEC_API_KEY
 dpid=$!
 export GEXEC_SERVER=http://127.0.0.1:$port
 
@@ -218,6 +222,30 @@ run 2 events --history
 run 0 submit -k spin -a us=700000
 fj=$out
 run 0 events --job "$fj" --timeout 20s && expect "follow to the end" "$fj succeeded" "$(tail -n1 <<<"$out")"
+
+# ---- keys, tenants, audit ---------------------------------------------------------------
+run 0 tenants create --tenant cli-team --weight 2 --max-running 4 && expect "tenant create" '^cli-team weight 2' "$out"
+run 0 tenants list && expect "tenant list" '^cli-team +2 +4' "$(grep '^cli-team ' <<<"$out")"
+run 0 keys create --tenant cli-team --role viewer --label cli --expires-in 1h
+vkey=$out
+expect "key create" '^gx_[0-9a-f]{16}_[A-Za-z0-9_-]{43}$' "$vkey"
+vid=$(cut -d_ -f2 <<<"$vkey")
+run 0 keys list --tenant cli-team && expect "key list" "^$vid +cli-team +viewer +active +cli" "$(grep "^$vid " <<<"$out")"
+expect "key list has no secret" '^[^_]*$|^ID' "$(grep -c gx_ <<<"$out" || true)"
+run 0 --api-key "$vkey" list && expect "viewer lists" '^ID' "$out"
+run 3 --api-key "$vkey" submit -k spin && expect "viewer may not submit" 'viewer' "$err"
+run 3 --api-key "$vkey" keys list
+run 3 --api-key gx_0123456789abcdef_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA list
+run 0 keys revoke "$vid" && expect "key revoke" "^$vid revoked" "$out"
+run 3 --api-key "$vkey" list
+run 4 keys revoke ffffffffffffffff
+run 2 keys frob
+run 2 keys create
+run 0 audit verify --file "$tmp/data/audit.log" && expect "audit intact" 'intact' "$out"
+cp "$tmp/data/audit.log" "$tmp/audit-copy.log"
+sed -i '2s/"ok"/"OK"/' "$tmp/audit-copy.log"
+run 1 audit verify --file "$tmp/audit-copy.log" && expect "audit tampered" 'line 2' "$out"
+run 2 audit verify --file "$tmp/no-such-audit.log"
 
 echo "$checks checks, $fails failed"
 [ "$fails" -eq 0 ]

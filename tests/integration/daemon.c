@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "gexec/gexec_auth.h"
 #include "gexec/gexec_client.h"
 
 int gxd_find(const char *name, const char *env_override, char *out, size_t cap) {
@@ -87,6 +88,7 @@ int gxd_start(gxd *d, const char *const *extra_env) {
         return -1;
     }
     snprintf(d->log, sizeof d->log, "%s/gexecd.log", d->dir);
+    if (gx_auth_key_generate(d->key, NULL, NULL)) return -1;
     for (int attempt = 0; attempt < 5; attempt++) {
         d->port = free_port();
         if (d->port <= 0) return -1;
@@ -101,6 +103,7 @@ int gxd_start(gxd *d, const char *const *extra_env) {
             unsetenv("GEXEC_CONFIG");
             setenv("GEXEC_LISTEN", listen, 1);
             setenv("GEXEC_DATA_DIR", d->dir, 1);
+            setenv("GEXEC_ADMIN_KEY", d->key, 1);
             for (int i = 0; extra_env && extra_env[i]; i++) putenv((char *)extra_env[i]);
             int fd = open(d->log, O_WRONLY | O_CREAT | O_APPEND, 0644);
             if (fd >= 0) {
@@ -115,6 +118,7 @@ int gxd_start(gxd *d, const char *const *extra_env) {
         gx_client_opts o;
         gx_client_opts_init(&o);
         o.server = d->url;
+        o.api_key = d->key;
         o.timeout_ms = 2000;
         gx_client *c = NULL;
         if (gx_client_new(&o, &c, NULL)) return -1;

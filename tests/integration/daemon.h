@@ -21,6 +21,7 @@ typedef struct gxd {
     char log[300];  /* the daemon's stdout and stderr */
     char url[64];   /* "http://127.0.0.1:PORT" */
     char bin[1024]; /* gexecd used */
+    char key[64];   /* its admin key (GEXEC_ADMIN_KEY) */
 } gxd;
 
 /* Path of a program of the build (gexecd, gexec) into out; 0 if it exists. */

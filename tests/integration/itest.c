@@ -3,6 +3,8 @@
  */
 #include "itest.h"
 
+#include "gexec/gexec_auth.h"
+
 #include <curl/curl.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -51,6 +53,7 @@ static int start_once(it_daemon *d) {
         snprintf(d->dir, sizeof d->dir, "/tmp/gx-it-XXXXXX");
         if (!mkdtemp(d->dir)) return -1;
     }
+    if (!d->key[0] && gx_auth_key_generate(d->key, NULL, NULL)) return -1;
     d->port = free_port();
     snprintf(d->url, sizeof d->url, "http://127.0.0.1:%d", d->port);
     snprintf(d->log, sizeof d->log, "%s/gexecd.log", d->dir);
@@ -60,7 +63,9 @@ static int start_once(it_daemon *d) {
     d->pid = fork();
     if (d->pid < 0) return -1;
     if (d->pid == 0) {
-        char listen[64], data[300];
+        char listen[64], data[300], key[100];
+        snprintf(key, sizeof key, "GEXEC_ADMIN_KEY=%s", d->key);
+        putenv(key);
         snprintf(listen, sizeof listen, "GEXEC_LISTEN=127.0.0.1:%d", d->port);
         snprintf(data, sizeof data, "GEXEC_DATA_DIR=%s/data", d->dir);
         putenv(listen);
@@ -164,6 +169,12 @@ int it_req(it_daemon *d, const char *method, const char *path, const char *body,
         h = curl_slist_append(h, ct);
     }
     h = curl_slist_append(h, "Expect:");
+    const char *key = d->use_key ? d->use_key : d->key;
+    char auth[128];
+    if (*key) {
+        snprintf(auth, sizeof auth, "Authorization: Bearer %s", key);
+        h = curl_slist_append(h, auth);
+    }
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
     CURLcode rc = curl_easy_perform(c);
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);

@@ -17,6 +17,8 @@ typedef struct it_daemon {
     char url[64];
     char log[300];
     const char *extra_env[8]; /* "KEY=VALUE" added to the environment */
+    char key[64];       /* the admin key (GEXEC_ADMIN_KEY), made by it_start */
+    const char *use_key; /* key it_req sends: NULL = key, "" = none */
 } it_daemon;
 
 /* Start gexecd (the one built beside this test) with its data in d->dir

@@ -27,6 +27,7 @@ static int group_setup(void **state) {
     gx_client_opts o;
     gx_client_opts_init(&o);
     o.server = daemon_.url;
+    o.api_key = daemon_.key;
     o.timeout_ms = 20000;
     gx_error err;
     if (gx_client_new(&o, &C, &err)) return -1;
@@ -368,6 +369,7 @@ static void test_event_stream(void **state) {
     gx_client_opts co;
     gx_client_opts_init(&co);
     co.server = daemon_.url;
+    co.api_key = daemon_.key;
     gx_client *c2;
     TU_OK(gx_client_new(&co, &c2, &err), err);
     follow f = {0};

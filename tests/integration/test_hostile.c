@@ -55,6 +55,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "gexec/gexec_array.h"
 #include "itest.h"
 
 static it_daemon D;
@@ -789,6 +790,48 @@ static const hcase CASES[] = {
       200, NULL, NULL, NULL, "400:GX_EINVAL:jobs[0].args.zz"),
     {.name = "batch: 10,000 deep", .method = "POST", .path = "/v1/jobs:batch", .gen = gen_deep, .genarg = "obj",
      .status = 400, .code = "GX_EFORMAT", .field = "body", .msg = "depth"},
+    /* ---- API keys and roles ("@key:NAME": a key made in setup; "@a:" paths
+     * name tenant A's (the default tenant's) job {job} and blob {blob}) */
+#define AUTH401 .status = 401, .code = "GX_EAUTH", .field = "Authorization", .msg = "missing or invalid API key"
+    {.name = "key: missing", .method = "GET", .path = "/v1/jobs", .headers = "@key:none", AUTH401},
+    {.name = "key: missing on an unknown path", .method = "GET", .path = "/v1/nothing", .headers = "@key:none", AUTH401},
+    {.name = "key: missing on submit", .method = "POST", .path = "/v1/jobs", .headers = "@key:none", .body = SPIN(""), AUTH401},
+    {.name = "key: unknown", .method = "GET", .path = "/v1/jobs",
+     .headers = "Authorization: Bearer gx_0123456789abcdef_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", AUTH401},
+    {.name = "key: right id, wrong secret", .method = "GET", .path = "/v1/jobs", .headers = "@key:wrongsecret", AUTH401},
+    {.name = "key: malformed", .method = "GET", .path = "/v1/jobs", .headers = "Authorization: Bearer nope", AUTH401},
+    {.name = "key: another scheme", .method = "GET", .path = "/v1/jobs", .headers = "Authorization: Basic Zm9vOmJhcg==", AUTH401},
+    {.name = "key: empty bearer", .method = "GET", .path = "/v1/jobs", .headers = "Authorization: Bearer ", AUTH401},
+    {.name = "key: expired", .method = "GET", .path = "/v1/jobs", .headers = "@key:expired", AUTH401},
+    {.name = "key: revoked", .method = "GET", .path = "/v1/jobs", .headers = "@key:revoked", AUTH401},
+    {.name = "role: viewer submits", .method = "POST", .path = "/v1/jobs", .headers = "@key:viewer", .body = SPIN(""),
+     .status = 403, .code = "GX_EPERM", .msg = "viewer"},
+    {.name = "role: viewer uploads a blob", .method = "POST", .path = "/v1/blobs", .headers = "@key:viewer",
+     .body = "abc", .ctype = "application/octet-stream", .status = 403, .code = "GX_EPERM"},
+    {.name = "role: submitter lists keys", .method = "GET", .path = "/v1/keys", .headers = "@key:submitter",
+     .status = 403, .code = "GX_EPERM", .msg = "submitter"},
+    {.name = "role: submitter reads the audit", .method = "GET", .path = "/v1/audit", .headers = "@key:submitter",
+     .status = 403, .code = "GX_EPERM"},
+    {.name = "role: submitter changes a tenant", .method = "POST", .path = "/v1/tenants", .headers = "@key:submitter",
+     .body = "{\"name\":\"default\",\"weight\":1000}", .status = 403, .code = "GX_EPERM"},
+    {.name = "escalation: submitter creates an admin key", .method = "POST", .path = "/v1/keys", .headers = "@key:submitter",
+     .body = "{\"tenant\":\"default\",\"role\":\"admin\"}", .status = 403, .code = "GX_EPERM"},
+    {.name = "escalation: operator creates an admin key", .method = "POST", .path = "/v1/keys", .headers = "@key:operator",
+     .body = "{\"tenant\":\"default\",\"role\":\"admin\"}", .status = 403, .code = "GX_EPERM"},
+    {.name = "tenant B reads A's job", .method = "GET", .path = "@a:/v1/jobs/{job}", .headers = "@key:b",
+     .status = 404, .code = "GX_ENOTFOUND"},
+    {.name = "tenant B reads A's result", .method = "GET", .path = "@a:/v1/jobs/{job}/result", .headers = "@key:b",
+     .status = 404, .code = "GX_ENOTFOUND"},
+    {.name = "tenant B reads A's events", .method = "GET", .path = "@a:/v1/jobs/{job}/events", .headers = "@key:b",
+     .status = 404, .code = "GX_ENOTFOUND"},
+    {.name = "tenant B reads A's blob", .method = "GET", .path = "@a:/v1/blobs/{blob}", .headers = "@key:b",
+     .status = 404, .code = "GX_ENOTFOUND"},
+    {.name = "tenant B cancels A's job", .method = "DELETE", .path = "@a:/v1/jobs/{job}", .headers = "@key:b",
+     .status = 404, .code = "GX_ENOTFOUND"},
+    {.name = "tenant B lists A's jobs", .method = "GET", .path = "/v1/jobs?tenant=default", .headers = "@key:b",
+     .status = 200},
+    {.name = "operator reads A's result (admin only)", .method = "GET", .path = "@a:/v1/jobs/{job}/result",
+     .headers = "@key:operator_b", .status = 404, .code = "GX_ENOTFOUND"},
 };
 #define NCASES (sizeof CASES / sizeof CASES[0])
 
@@ -878,7 +921,28 @@ static int raw_exchange(const char *req, size_t len, hresp *r) {
     return 0;
 }
 
+/* Keys and tenant A's objects made by setup (the "@key:" and "@a:" cases). */
+static struct {
+    const char *name;
+    char key[80];
+} KEYS[] = {{"viewer", ""}, {"submitter", ""}, {"operator", ""}, {"expired", ""}, {"revoked", ""},
+            {"b", ""}, {"operator_b", ""}, {"wrongsecret", ""}};
+static char a_job[32], a_blob[100];
+
+static const char *key_of(const char *name) {
+    for (size_t i = 0; i < sizeof KEYS / sizeof KEYS[0]; i++)
+        if (!strcmp(KEYS[i].name, name)) return KEYS[i].key;
+    return "";
+}
+
 static char *expand_path(const char *p) {
+    if (!strncmp(p, "@a:", 3)) {
+        char buf[512];
+        const char *t = p + 3, *b = strchr(t, '{'), *e = b ? strchr(b, '}') : NULL;
+        if (!b || !e) return strdup(t);
+        snprintf(buf, sizeof buf, "%.*s%s%s", (int)(b - t), t, !strncmp(b, "{job}", 5) ? a_job : a_blob, e + 1);
+        return strdup(buf);
+    }
     if (strncmp(p, "@long:", 6)) return strdup(p);
     long n = strtol(p + 6, NULL, 10);
     char *s = malloc((size_t)n + 16);
@@ -889,8 +953,10 @@ static char *expand_path(const char *p) {
 }
 
 static void expand_headers(sbuf *b, const char *h) {
-    if (!h) return;
-    if (!strncmp(h, "@big:", 5)) {
+    if (!h || !strcmp(h, "@key:none")) return;
+    if (!strncmp(h, "@key:", 5)) {
+        sb_f(b, "Authorization: Bearer %s\r\n", key_of(h + 5));
+    } else if (!strncmp(h, "@big:", 5)) {
         long n = strtol(h + 5, NULL, 10);
         sb_s(b, "X-Big: ");
         for (long i = 0; i < n; i++) sb_add(b, "a", 1);
@@ -929,6 +995,8 @@ static int send_case(const hcase *c, hresp *r, char **reqline) {
         sb_s(&b, " HTTP/1.1\r\n");
         if (!(c->flags & F_NOHOST)) sb_s(&b, "Host: 127.0.0.1\r\n");
         sb_s(&b, "Connection: close\r\n");
+        if (!c->headers || !(strstr(c->headers, "Authorization") || !strncmp(c->headers, "@key:", 5)))
+            sb_f(&b, "Authorization: Bearer %s\r\n", D.key);
         expand_headers(&b, c->headers);
         const char *ct = c->ctype ? c->ctype : (body ? "application/json" : NULL);
         if (ct && *ct) sb_f(&b, "Content-Type: %s\r\n", ct);
@@ -1085,7 +1153,71 @@ static int setup(void **st) {
     D.extra_env[1] = "GEXEC_HTTP_MAX_HEADER_BYTES=16KiB";
     D.extra_env[2] = "GEXEC_ENGINE_CPU_WORKERS=2";
     D.extra_env[3] = "GEXEC_LOG_LEVEL=debug"; /* every request in the access log */
-    return it_start(&D);
+    if (it_start(&D)) return -1;
+    /* the keys of the auth cases, and a job and a blob of tenant A (default) */
+    static const char *spec[][3] = {{"viewer", "default", "viewer"},     {"submitter", "default", "submitter"},
+                                    {"operator", "default", "operator"}, {"expired", "default", "admin"},
+                                    {"revoked", "default", "admin"},     {"b", "b", "submitter"},
+                                    {"operator_b", "b", "operator"},     {"wrongsecret", "default", "viewer"}};
+    for (size_t i = 0; i < sizeof spec / sizeof spec[0]; i++) {
+        char body[200];
+        snprintf(body, sizeof body, "{\"tenant\":\"%s\",\"role\":\"%s\"%s}", spec[i][1], spec[i][2],
+                 !strcmp(spec[i][0], "expired") ? ",\"expires_in_s\":0.2" : "");
+        it_resp r;
+        if (it_req(&D, "POST", "/v1/keys", body, strlen(body), NULL, &r) || r.status != 201 || !it_str(&r, "key")) {
+            fprintf(stderr, "hostile: cannot create key %s: %ld %s\n", spec[i][0], r.status, r.body ? r.body : "");
+            it_resp_free(&r);
+            return -1;
+        }
+        snprintf(KEYS[i].key, sizeof KEYS[i].key, "%s", it_str(&r, "key"));
+        char id[40];
+        snprintf(id, sizeof id, "%s", it_str(&r, "id"));
+        it_resp_free(&r);
+        if (!strcmp(spec[i][0], "revoked")) {
+            char path[80];
+            snprintf(path, sizeof path, "/v1/keys/%s", id);
+            if (it_req(&D, "DELETE", path, NULL, 0, NULL, &r) || r.status != 200) {
+                it_resp_free(&r);
+                return -1;
+            }
+            it_resp_free(&r);
+        }
+        if (!strcmp(spec[i][0], "wrongsecret")) { /* same id, another secret */
+            char *last = KEYS[i].key + strlen(KEYS[i].key) - 2;
+            *last = *last == 'A' ? 'B' : 'A';
+        }
+    }
+    it_resp r;
+    const char *jb = SPIN(",\"args\":{\"us\":100}");
+    if (it_req(&D, "POST", "/v1/jobs", jb, strlen(jb), NULL, &r) || r.status != 202 || !it_str(&r, "id")) {
+        it_resp_free(&r);
+        return -1;
+    }
+    accepted++;
+    snprintf(a_job, sizeof a_job, "%s", it_str(&r, "id"));
+    it_resp_free(&r);
+    if (strcmp(it_wait_job(&D, a_job, 10000), "succeeded")) return -1;
+    int64_t n = 4;
+    gx_array *x;
+    void *npy = NULL;
+    size_t npy_len = 0;
+    if (gx_array_new(GX_F32, 1, &n, &x, NULL)) return -1;
+    memset(x->data, 0, 16);
+    int wrc = gx_npy_write_mem(x, &npy, &npy_len, NULL);
+    gx_array_unref(x);
+    if (wrc) return -1;
+    int brc = it_req(&D, "POST", "/v1/blobs", npy, npy_len, "application/octet-stream", &r);
+    free(npy);
+    if (brc || r.status != 201 || !it_str(&r, "id")) {
+        fprintf(stderr, "hostile: blob upload: %ld %s\n", r.status, r.body ? r.body : "");
+        it_resp_free(&r);
+        return -1;
+    }
+    snprintf(a_blob, sizeof a_blob, "%s", it_str(&r, "id"));
+    it_resp_free(&r);
+    struct timespec ts = {0, 300 * 1000000}; /* the expired key expires */
+    nanosleep(&ts, NULL);
+    return 0;
 }
 
 static int teardown(void **st) {

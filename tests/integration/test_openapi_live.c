@@ -44,6 +44,7 @@ static char g_file[1024];
 /* fixtures made in setup */
 static char g_blob[96];     /* an uploaded blob */
 static char g_job_done[24]; /* a succeeded saxpy job */
+static char g_key[24];      /* a key to revoke */
 static char g_job_long[24]; /* a long spin job, for DELETE */
 static void *g_npy;         /* the .npy bytes uploaded */
 static size_t g_npy_len;
@@ -278,7 +279,12 @@ static long get_stream(const char *path, char *ctype, size_t ccap, sbuf *b) {
     curl_easy_setopt(c, CURLOPT_WRITEDATA, b);
     curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 5000L);
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    char auth[128];
+    snprintf(auth, sizeof auth, "Authorization: Bearer %s", D.key);
+    struct curl_slist *h = curl_slist_append(NULL, auth);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
     curl_easy_perform(c);
+    curl_slist_free_all(h);
     long status = 0;
     char *ct = NULL;
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
@@ -347,6 +353,7 @@ static int load_file(void) {
 static void fill_path(const char *tmpl, int real, char *out, size_t cap) {
     const char *id = strncmp(tmpl, "/v1/blobs/", 10) ? (real ? g_job_done : "99999999")
                      : (real ? g_blob : "sha256:0000000000000000000000000000000000000000000000000000000000000000");
+    if (!strncmp(tmpl, "/v1/keys/", 9)) id = real ? g_key : "99999999";
     const char *b = strchr(tmpl, '{'), *e = b ? strchr(b, '}') : NULL;
     if (!b || !e) {
         snprintf(out, cap, "%s", tmpl);
@@ -368,7 +375,8 @@ static yaml_node_t *documented(const op *o, long status) {
 static void exercise(const op *o, int real) {
     char path[512], what[600];
     fill_path(o->path, real, path, sizeof path);
-    if (real && !strcmp(o->method, "DELETE")) snprintf(path, sizeof path, "/v1/jobs/%s", g_job_long);
+    if (real && !strcmp(o->method, "DELETE") && !strcmp(o->path, "/v1/jobs/{id}"))
+        snprintf(path, sizeof path, "/v1/jobs/%s", g_job_long);
     snprintf(what, sizeof what, "%s %s (%s)", o->method, path, o->path);
 
     /* the request body: the file's example, or the uploaded .npy */
@@ -544,6 +552,13 @@ static int setup(void **st) {
     if (submit(body, g_job_done, sizeof g_job_done)) return -1;
     if (strcmp(it_wait_job(&D, g_job_done, 10000), "succeeded")) return -1;
     if (submit("{\"kernel\":\"spin\",\"args\":{\"us\":30000000}}", g_job_long, sizeof g_job_long)) return -1;
+    const char *kb = "{\"tenant\":\"t1\",\"role\":\"viewer\"}";
+    if (it_req(&D, "POST", "/v1/keys", kb, strlen(kb), NULL, &r) || r.status != 201 || !it_str(&r, "id")) {
+        it_resp_free(&r);
+        return -1;
+    }
+    snprintf(g_key, sizeof g_key, "%s", it_str(&r, "id"));
+    it_resp_free(&r);
     return 0;
 }
 

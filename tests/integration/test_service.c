@@ -354,7 +354,7 @@ static void events_stream(void **st) {
     /* read the stream with curl in the background while a job runs */
     char cmd[512], out[300];
     snprintf(out, sizeof out, "%s/sse.txt", D.dir);
-    snprintf(cmd, sizeof cmd, "curl -s -N --max-time 3 '%s/v1/events?kernel=spin' > %s &", D.url, out);
+    snprintf(cmd, sizeof cmd, "curl -s -N --max-time 3 -H 'Authorization: Bearer %s' '%s/v1/events?kernel=spin' > %s &", D.key, D.url, out);
     assert_int_equal(system(cmd), 0);
     struct timespec ts = {0, 300000000};
     nanosleep(&ts, NULL);

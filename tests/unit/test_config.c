@@ -136,6 +136,10 @@ static void defaults(void **st) {
     assert_int_equal(c.http.timeout_ms, 30000);
     assert_null(c.tls.cert);
     assert_null(c.tls.key);
+    assert_true(c.auth.enabled);
+    assert_null(c.auth.admin_key);
+    assert_true(c.auth.rate == 20000);
+    assert_true(c.auth.burst == 40000);
     assert_true(c.metrics.require_auth);
     assert_int_equal(c.log.level, GX_CFG_LOG_INFO);
     assert_int_equal(c.log.format, GX_CFG_LOG_TEXT);

@@ -1,0 +1,398 @@
+/*
+ * auth_routes.c - API keys, roles and the audit log in the service: the
+ * HTTP hook that checks every request (after routing, so it knows the
+ * route's pattern), the /v1/keys, /v1/tenants and /v1/audit handlers, and
+ * the start-up of the key store, the limiter and the audit log.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "log.h"
+#include "service.h"
+
+static int64_t wall_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+void gx__svc_audit(gx_service *s, const gx_http_req *r, const char *action, const char *target,
+                   const char *outcome, const char *detail) {
+    if (!s->audit) return;
+    gx_audit_record rec = {
+        .key_id = r ? r->ctx.key_id : "",
+        .tenant = r ? r->ctx.tenant : "",
+        .role = r ? r->ctx.role : "",
+        .remote = r ? r->remote : "",
+        .action = action,
+        .target = target,
+        .outcome = outcome,
+        .detail = detail,
+    };
+    gx_error e;
+    if (gx_audit_append(s->audit, &rec, NULL, &e)) GX_LOGE("audit: %s", e.message);
+}
+
+int gx__svc_auth_open(gx_service *s, gx_error *err) {
+    if (!s->cfg.auth.enabled) {
+        GX_LOGW("auth.enabled is false: every request acts as tenant %s with role admin", s->cfg.default_tenant);
+        return 0;
+    }
+    char path[4096];
+    snprintf(path, sizeof path, "%s/auth.db", s->cfg.data_dir);
+    int rc = gx_auth_keys_open(path, &s->keys, err);
+    if (rc) return rc;
+    snprintf(path, sizeof path, "%s/audit.log", s->cfg.data_dir);
+    gx_audit_config ac = {.path = path, .sync_ms = 100};
+    rc = gx_audit_open(&ac, &s->audit, err);
+    if (rc) return rc;
+    gx_auth_limiter_config lc = {.rate = s->cfg.auth.rate, .burst = s->cfg.auth.burst};
+    rc = gx_auth_limiter_create(&lc, &s->limiter, err);
+    if (rc) return rc;
+    const char *value = s->cfg.auth.admin_key;
+    const char *env = getenv("GEXEC_ADMIN_KEY");
+    if ((!value || !*value) && env && *env) value = env;
+    char secret[GX_AUTH_SECRET_LEN];
+    int created = 0;
+    rc = gx_auth_ensure_admin(s->keys, s->cfg.default_tenant, value, secret, &created, err);
+    if (rc) return rc;
+    if (created && !(value && *value)) {
+        gx_error we;
+        if (!gx_auth_write_secret_file(s->cfg.auth.admin_key_file, secret, &we)) {
+            GX_LOGI("auth: generated an admin key; it is in %s (readable by its owner only)",
+                    s->cfg.auth.admin_key_file);
+        } else {
+            GX_LOGW("auth: cannot write the admin key to %s (%s); the generated admin key is %s",
+                    s->cfg.auth.admin_key_file, we.message, secret);
+        }
+        gx__svc_audit(s, NULL, "key.bootstrap", "admin", "ok", "generated");
+    } else if (created) {
+        gx__svc_audit(s, NULL, "key.bootstrap", "admin", "ok", "from configuration");
+    }
+    memset(secret, 0, sizeof secret);
+    return 0;
+}
+
+void gx__svc_auth_close(gx_service *s) {
+    gx_auth_limiter_destroy(s->limiter);
+    gx_audit_close(s->audit);
+    gx_auth_keys_close(s->keys);
+    s->limiter = NULL;
+    s->audit = NULL;
+    s->keys = NULL;
+}
+
+/* ---- the hook ------------------------------------------------------------- */
+
+int gx__svc_http_pre(void *app, gx_http_req *r) {
+    gx_service *s = app;
+    const char *pat = r->route ? r->route->pattern : NULL;
+    if (!s->keys) { /* auth.enabled false */
+        snprintf(r->ctx.tenant, sizeof r->ctx.tenant, "%s", s->cfg.default_tenant);
+        snprintf(r->ctx.role, sizeof r->ctx.role, "admin");
+        r->ctx.cross = 1;
+        return 0;
+    }
+    if (!gx_auth_needs_key(r->method, pat, !s->cfg.metrics.require_auth)) {
+        snprintf(r->ctx.tenant, sizeof r->ctx.tenant, "%s", s->cfg.default_tenant);
+        snprintf(r->ctx.role, sizeof r->ctx.role, "none");
+        return 0;
+    }
+    gx_auth_principal pr;
+    memset(&pr, 0, sizeof pr);
+    const char *tok = NULL;
+    size_t len = 0;
+    int reason = gx_auth_bearer(gx_http_header(r, "Authorization"), &tok, &len);
+    if (reason == GX_AUTH_OK) {
+        gx_auth_key_verify(s->keys, tok, len, 0, &pr);
+        reason = pr.reason;
+    }
+    if (reason != GX_AUTH_OK) {
+        snprintf(r->ctx.key_id, sizeof r->ctx.key_id, "%s", pr.key_id);
+        char what[300];
+        snprintf(what, sizeof what, "%s %.200s", r->method, r->path);
+        gx__svc_audit(s, r, "auth.refused", what, "refused", gx_auth_reason_name(reason));
+        gx_http_error(r, 401, GX_EAUTH, "Authorization", "missing or invalid API key");
+        gx_http_header_add(r, "WWW-Authenticate", "Bearer");
+        return 1;
+    }
+    snprintf(r->ctx.tenant, sizeof r->ctx.tenant, "%s", pr.tenant);
+    snprintf(r->ctx.role, sizeof r->ctx.role, "%s", gx_auth_role_name(pr.role));
+    snprintf(r->ctx.key_id, sizeof r->ctx.key_id, "%s", pr.key_id);
+    double retry = 0;
+    if (gx_auth_limiter_take(s->limiter, pr.key_id, &retry) == GX_ELIMIT) {
+        char ra[32];
+        snprintf(ra, sizeof ra, "%lld", (long long)ceil(retry > 0 ? retry : 1));
+        gx_http_error(r, 429, GX_ELIMIT, NULL, "rate limit of this API key exceeded; retry after %s s", ra);
+        gx_http_header_add(r, "Retry-After", ra);
+        return 1;
+    }
+    if (!pat) return 0; /* 404 or 405 follows */
+    gx_error e;
+    int cr = 0, cw = 0;
+    if (gx_auth_allowed(pr.role, r->method, pat, &cr, &cw, &e)) {
+        char what[300];
+        snprintf(what, sizeof what, "%s %.200s", r->method, r->path);
+        gx__svc_audit(s, r, "request.denied", what, "denied", e.message);
+        gx_http_error(r, 403, GX_EPERM, NULL, "%s", e.message);
+        return 1;
+    }
+    r->ctx.cross = strcmp(r->method, "GET") ? cw : cr;
+    return 0;
+}
+
+/* Audit state-changing requests once they are answered (from on_done). */
+void gx__svc_audit_done(gx_service *s, const gx_http_req *r) {
+    if (!s->audit || !r->route || r->status == 401 || r->status == 403) return;
+    const char *pat = r->route->pattern, *action = NULL;
+    char target[128] = "";
+    if (!strcmp(r->method, "POST") && !strcmp(pat, "/v1/jobs")) action = "job.submit";
+    else if (!strcmp(r->method, "POST") && !strcmp(pat, "/v1/jobs:batch")) action = "job.submit_batch";
+    else if (!strcmp(r->method, "DELETE") && !strcmp(pat, "/v1/jobs/{id}")) {
+        action = "job.cancel";
+        snprintf(target, sizeof target, "job/%.60s", r->nparams > 0 ? r->params[0] : "");
+    }
+    if (!action) return;
+    char detail[64];
+    if (r->ctx.count) snprintf(detail, sizeof detail, "status=%d jobs=%ld", r->status, r->ctx.count);
+    else snprintf(detail, sizeof detail, "status=%d", r->status);
+    gx__svc_audit(s, r, action, target, r->status < 300 ? "ok" : "failed", detail);
+}
+
+/* ---- handlers ---------------------------------------------------------------- */
+
+static int bad(gx_http_req *r, int status, int code, const char *field, const char *msg) {
+    gx_http_error(r, status, code, field, "%s", msg);
+    return 0;
+}
+
+static int reply_gx(gx_http_req *r, const gx_error *e) {
+    int code = e->code ? e->code : GX_EINVAL;
+    gx_http_error(r, gx_http_status_for(code), code, e->field, "%s", e->message[0] ? e->message : gx_strerror(code));
+    return 0;
+}
+
+static json_t *body_object(gx_http_req *r) {
+    json_error_t je;
+    json_t *j = json_loadb(r->body, r->body_len, 0, &je);
+    if (!j || !json_is_object(j)) {
+        json_decref(j);
+        gx_http_error(r, 400, GX_EINVAL, "body", "the body must be a JSON object");
+        return NULL;
+    }
+    return j;
+}
+
+static json_t *key_json(const gx_auth_key_info *k) {
+    json_t *o = json_object();
+    json_object_set_new(o, "id", json_string(k->id));
+    json_object_set_new(o, "tenant", json_string(k->tenant));
+    json_object_set_new(o, "role", json_string(gx_auth_role_name(k->role)));
+    json_object_set_new(o, "label", json_string(k->label));
+    json_object_set_new(o, "created_ns", json_integer(k->created_ns));
+    json_object_set_new(o, "expires_ns", k->expires_ns ? json_integer(k->expires_ns) : json_null());
+    json_object_set_new(o, "revoked", json_boolean(k->revoked_ns != 0));
+    json_object_set_new(o, "last_used_ns", k->last_used_ns ? json_integer(k->last_used_ns) : json_null());
+    return o;
+}
+
+static void ensure_tenant(gx_service *s, const char *name) {
+    gx_tenant_info ti;
+    if (!gx_tenant_get(s->engine, name, &ti)) return;
+    gx_tenant_opts to = {.name = name, .weight = 1};
+    if (gx_tenant_add(s->engine, &to, NULL, NULL)) return;
+    gx_store_tenant st = {.name = name, .weight = 1};
+    gx_store_tenant_upsert(s->store, &st, NULL);
+}
+
+int gx__h_key_create(void *app, gx_http_req *r) {
+    gx_service *s = app;
+    json_t *j = body_object(r);
+    if (!j) return 0;
+    const char *tenant = json_string_value(json_object_get(j, "tenant"));
+    const char *role_s = json_string_value(json_object_get(j, "role"));
+    const char *label = json_string_value(json_object_get(j, "label"));
+    json_t *exp = json_object_get(j, "expires_in_s");
+    if (!tenant) tenant = r->ctx.tenant;
+    if (!role_s) {
+        json_decref(j);
+        return bad(r, 400, GX_EINVAL, "role", "role is required (viewer, submitter, operator or admin)");
+    }
+    int role = gx_auth_role_parse(role_s);
+    if (role < 0) {
+        json_decref(j);
+        return bad(r, 400, GX_EINVAL, "role", "role must be viewer, submitter, operator or admin");
+    }
+    int64_t expires = 0;
+    if (exp && !json_is_null(exp)) {
+        if (!json_is_number(exp) || json_number_value(exp) <= 0 || json_number_value(exp) > 1e10) {
+            json_decref(j);
+            return bad(r, 400, GX_EINVAL, "expires_in_s", "expires_in_s must be a positive number of seconds");
+        }
+        expires = wall_ns() + (int64_t)(json_number_value(exp) * 1e9);
+    }
+    char secret[GX_AUTH_SECRET_LEN], id[GX_AUTH_KEY_ID_LEN];
+    gx_error e;
+    int rc = gx_auth_key_create(s->keys, tenant, role, expires, label, secret, id, &e);
+    if (rc) {
+        json_decref(j);
+        return reply_gx(r, &e);
+    }
+    ensure_tenant(s, tenant);
+    char target[64], detail[160];
+    snprintf(target, sizeof target, "key/%s", id);
+    snprintf(detail, sizeof detail, "tenant=%.63s role=%s", tenant, gx_auth_role_name(role));
+    gx__svc_audit(s, r, "key.create", target, "ok", detail);
+    json_t *o = json_object();
+    json_object_set_new(o, "id", json_string(id));
+    json_object_set_new(o, "key", json_string(secret));
+    json_object_set_new(o, "tenant", json_string(tenant));
+    json_object_set_new(o, "role", json_string(gx_auth_role_name(role)));
+    json_object_set_new(o, "expires_at", expires ? json_integer(expires / 1000000000) : json_null());
+    memset(secret, 0, sizeof secret);
+    json_decref(j);
+    gx_http_reply_json(r, 201, o);
+    return 0;
+}
+
+int gx__h_key_list(void *app, gx_http_req *r) {
+    gx_service *s = app;
+    const char *t = gx_http_query(r, "tenant");
+    gx_auth_key_info *ks = NULL;
+    size_t n = 0;
+    gx_error e;
+    if (gx_auth_key_list(s->keys, t && *t ? t : NULL, &ks, &n, &e)) return reply_gx(r, &e);
+    json_t *arr = json_array();
+    for (size_t i = 0; i < n; i++) json_array_append_new(arr, key_json(&ks[i]));
+    gx_auth_free(ks);
+    json_t *o = json_object();
+    json_object_set_new(o, "keys", arr);
+    gx_http_reply_json(r, 200, o);
+    return 0;
+}
+
+int gx__h_key_revoke(void *app, gx_http_req *r) {
+    gx_service *s = app;
+    gx_error e;
+    char target[64];
+    snprintf(target, sizeof target, "key/%.40s", r->params[0]);
+    if (gx_auth_key_revoke(s->keys, r->params[0], 0, &e)) {
+        gx__svc_audit(s, r, "key.revoke", target, "failed", e.message);
+        return reply_gx(r, &e);
+    }
+    gx__svc_audit(s, r, "key.revoke", target, "ok", "");
+    json_t *o = json_object();
+    json_object_set_new(o, "id", json_string(r->params[0]));
+    json_object_set_new(o, "revoked", json_true());
+    gx_http_reply_json(r, 200, o);
+    return 0;
+}
+
+int gx__h_tenant_put(void *app, gx_http_req *r) {
+    gx_service *s = app;
+    json_t *j = body_object(r);
+    if (!j) return 0;
+    const char *name = json_string_value(json_object_get(j, "name"));
+    json_t *w = json_object_get(j, "weight"), *mr = json_object_get(j, "max_running");
+    double weight = w ? json_number_value(w) : 1;
+    json_int_t maxr = mr ? (json_is_integer(mr) ? json_integer_value(mr) : -1) : 0;
+    if (!name) {
+        json_decref(j);
+        return bad(r, 400, GX_EINVAL, "name", "name is required");
+    }
+    if ((w && !json_is_number(w)) || !(weight > 0) || weight > 1e6) {
+        json_decref(j);
+        return bad(r, 400, GX_EINVAL, "weight", "weight must be a number > 0");
+    }
+    if (maxr < 0 || maxr > 1000000000) {
+        json_decref(j);
+        return bad(r, 400, GX_EINVAL, "max_running", "max_running must be an integer >= 0");
+    }
+    gx_error e;
+    gx_store_tenant st = {.name = name, .weight = weight, .max_running = (int)maxr};
+    int rc = gx_store_tenant_upsert(s->store, &st, &e);
+    if (!rc) {
+        gx_tenant_opts to = {.name = name, .weight = weight, .max_running = (int)maxr};
+        rc = gx_tenant_add(s->engine, &to, NULL, &e);
+    }
+    char target[80], detail[96];
+    snprintf(target, sizeof target, "tenant/%.63s", name);
+    snprintf(detail, sizeof detail, "weight=%g max_running=%lld", weight, (long long)maxr);
+    gx__svc_audit(s, r, "tenant.upsert", target, rc ? "failed" : "ok", detail);
+    if (rc) {
+        json_decref(j);
+        return reply_gx(r, &e);
+    }
+    json_t *o = json_object();
+    json_object_set_new(o, "name", json_string(name));
+    json_object_set_new(o, "weight", json_real(weight));
+    json_object_set_new(o, "max_running", json_integer(maxr));
+    json_decref(j);
+    gx_http_reply_json(r, 200, o);
+    return 0;
+}
+
+int gx__h_tenant_list(void *app, gx_http_req *r) {
+    gx_service *s = app;
+    size_t n = 0;
+    gx_tenant_list(s->engine, NULL, 0, &n);
+    gx_tenant_info *ti = calloc(n ? n : 1, sizeof *ti);
+    if (!ti) return bad(r, 500, GX_ENOMEM, NULL, "out of memory");
+    size_t m = 0;
+    gx_tenant_list(s->engine, ti, n, &m);
+    if (m > n) m = n;
+    json_t *arr = json_array();
+    for (size_t i = 0; i < m; i++) {
+        json_t *o = json_object();
+        json_object_set_new(o, "name", json_string(ti[i].name));
+        json_object_set_new(o, "weight", json_real(ti[i].weight));
+        json_object_set_new(o, "max_running", json_integer(ti[i].max_running));
+        json_object_set_new(o, "queued", json_integer(ti[i].queued));
+        json_object_set_new(o, "running", json_integer(ti[i].running));
+        json_array_append_new(arr, o);
+    }
+    free(ti);
+    json_t *o = json_object();
+    json_object_set_new(o, "tenants", arr);
+    gx_http_reply_json(r, 200, o);
+    return 0;
+}
+
+int gx__h_audit(void *app, gx_http_req *r) {
+    gx_service *s = app;
+    const char *q;
+    long long after = 0, limit = 100;
+    if ((q = gx_http_query(r, "after")) && *q) after = strtoll(q, NULL, 10);
+    if ((q = gx_http_query(r, "limit")) && *q) limit = strtoll(q, NULL, 10);
+    if (limit < 1 || limit > 1000) return bad(r, 400, GX_EINVAL, "limit", "limit must be 1..1000");
+    char path[4096];
+    snprintf(path, sizeof path, "%s/audit.log", s->cfg.data_dir);
+    json_t *arr = json_array();
+    long long last = after;
+    FILE *f = fopen(path, "r");
+    if (f) {
+        char *line = NULL;
+        size_t cap = 0;
+        while (getline(&line, &cap, f) > 0 && (long long)json_array_size(arr) < limit) {
+            json_t *rec = json_loads(line, 0, NULL);
+            if (!rec) continue;
+            long long seq = (long long)json_integer_value(json_object_get(rec, "seq"));
+            if (seq > after) {
+                json_array_append_new(arr, rec);
+                last = seq;
+            } else {
+                json_decref(rec);
+            }
+        }
+        free(line);
+        fclose(f);
+    }
+    json_t *o = json_object();
+    json_object_set_new(o, "records", arr);
+    json_object_set_new(o, "next_after", json_integer(last));
+    gx_http_reply_json(r, 200, o);
+    return 0;
+}

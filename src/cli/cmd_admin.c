@@ -1,0 +1,179 @@
+/*
+ * cmd_admin.c - gexec keys, tenants and audit: API keys and tenants through
+ * the admin routes (/v1/keys, /v1/tenants), and the audit log's hash chain
+ * checked locally (gx_audit_verify; no daemon needed).
+ */
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "gexec/gexec_auth.h"
+
+static const char *js(json_t *o, const char *k) {
+    const char *s = json_string_value(json_object_get(o, k));
+    return s ? s : "";
+}
+
+/* Send a request; print the JSON with --json, else hand it to show. */
+static int call(cli_ctx *x, const char *method, const char *path, json_t *body, void (*show)(json_t *)) {
+    char *b = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    json_decref(body);
+    int status = 0;
+    char *resp = NULL;
+    size_t rlen = 0;
+    gx_error err;
+    gx_error_clear(&err);
+    int rc = gx_client_request(x->c, method, path, b, b ? strlen(b) : 0, NULL, &status, &resp, &rlen, &err);
+    free(b);
+    if (rc) {
+        free(resp);
+        return cli_fail(x, rc, &err);
+    }
+    if (x->json || !show) {
+        cli_print_raw(resp);
+    } else {
+        json_t *root = json_loads(resp ? resp : "", 0, NULL);
+        if (!root) {
+            free(resp);
+            fprintf(stderr, "gexec: server sent bad JSON\n");
+            return CLI_EXIT_SERVER;
+        }
+        show(root);
+        json_decref(root);
+    }
+    free(resp);
+    return CLI_EXIT_OK;
+}
+
+static void show_key_created(json_t *o) {
+    printf("%s\n", js(o, "key"));
+    fprintf(stderr, "gexec: key %s (tenant %s, role %s) created; the key above is shown only now\n", js(o, "id"),
+            js(o, "tenant"), js(o, "role"));
+}
+
+static void show_keys(json_t *o) {
+    json_t *ks = json_object_get(o, "keys"), *k;
+    size_t i;
+    printf("%-17s %-20s %-10s %-8s %s\n", "ID", "TENANT", "ROLE", "STATE", "LABEL");
+    json_array_foreach(ks, i, k) {
+        printf("%-17s %-20s %-10s %-8s %s\n", js(k, "id"), js(k, "tenant"), js(k, "role"),
+               json_is_true(json_object_get(k, "revoked")) ? "revoked" : "active", js(k, "label"));
+    }
+}
+
+static void show_revoked(json_t *o) { printf("%s revoked\n", js(o, "id")); }
+
+int cmd_keys(cli_ctx *x) {
+    const char *act = x->a->pos[0];
+    if (!strcmp(act, "create")) {
+        if (x->a->npos != 1) return cli_usage("keys create takes no operand");
+        const char *role = cli_get(x->a, FL_ROLE), *tenant = cli_get(x->a, FL_TENANT);
+        if (!role) return cli_usage("keys create needs --role (viewer, submitter, operator or admin)");
+        json_t *b = json_object();
+        json_object_set_new(b, "role", json_string(role));
+        if (tenant) json_object_set_new(b, "tenant", json_string(tenant));
+        if (cli_get(x->a, FL_LABEL)) json_object_set_new(b, "label", json_string(cli_get(x->a, FL_LABEL)));
+        if (cli_has(x->a, FL_EXPIRES)) {
+            long ms;
+            if (cli_duration("expires-in", cli_get(x->a, FL_EXPIRES), &ms)) {
+                json_decref(b);
+                return CLI_EXIT_USAGE;
+            }
+            json_object_set_new(b, "expires_in_s", json_real((double)ms / 1000.0));
+        }
+        return call(x, "POST", "/v1/keys", b, show_key_created);
+    }
+    if (!strcmp(act, "list")) {
+        if (x->a->npos != 1) return cli_usage("keys list takes no operand");
+        char path[200] = "/v1/keys";
+        const char *t = cli_get(x->a, FL_TENANT);
+        if (t) snprintf(path, sizeof path, "/v1/keys?tenant=%.100s", t); /* [A-Za-z0-9_.-] */
+        return call(x, "GET", path, NULL, show_keys);
+    }
+    if (!strcmp(act, "revoke")) {
+        if (x->a->npos != 2) return cli_usage("keys revoke takes the key's ID");
+        char path[200];
+        snprintf(path, sizeof path, "/v1/keys/%.100s", x->a->pos[1]);
+        return call(x, "DELETE", path, NULL, show_revoked);
+    }
+    return cli_usage("keys: unknown action '%s' (create, list or revoke)", act);
+}
+
+static void show_tenant(json_t *o) {
+    printf("%s weight %g max_running %lld\n", js(o, "name"), json_number_value(json_object_get(o, "weight")),
+           (long long)json_integer_value(json_object_get(o, "max_running")));
+}
+
+static void show_tenants(json_t *o) {
+    json_t *ts = json_object_get(o, "tenants"), *t;
+    size_t i;
+    printf("%-24s %8s %11s %8s %8s\n", "TENANT", "WEIGHT", "MAX_RUNNING", "QUEUED", "RUNNING");
+    json_array_foreach(ts, i, t) {
+        printf("%-24s %8g %11lld %8lld %8lld\n", js(t, "name"), json_number_value(json_object_get(t, "weight")),
+               (long long)json_integer_value(json_object_get(t, "max_running")),
+               (long long)json_integer_value(json_object_get(t, "queued")),
+               (long long)json_integer_value(json_object_get(t, "running")));
+    }
+}
+
+int cmd_tenants(cli_ctx *x) {
+    const char *act = x->a->pos[0];
+    if (!strcmp(act, "create")) {
+        const char *name = cli_get(x->a, FL_TENANT);
+        if (!name) return cli_usage("tenants create needs --tenant NAME");
+        json_t *b = json_object();
+        json_object_set_new(b, "name", json_string(name));
+        if (cli_has(x->a, FL_WEIGHT)) {
+            char *end;
+            const char *w = cli_get(x->a, FL_WEIGHT);
+            double v = w ? strtod(w, &end) : 0;
+            if (!w || !*w || *end || !(v > 0)) {
+                json_decref(b);
+                return cli_usage("--weight wants a number > 0, not '%s'", w ? w : "");
+            }
+            json_object_set_new(b, "weight", json_real(v));
+        }
+        if (cli_has(x->a, FL_MAX_RUNNING)) {
+            long n;
+            if (cli_int("max-running", cli_get(x->a, FL_MAX_RUNNING), 0, 1000000000, &n)) {
+                json_decref(b);
+                return CLI_EXIT_USAGE;
+            }
+            json_object_set_new(b, "max_running", json_integer(n));
+        }
+        return call(x, "POST", "/v1/tenants", b, show_tenant);
+    }
+    if (!strcmp(act, "list")) return call(x, "GET", "/v1/tenants", NULL, show_tenants);
+    return cli_usage("tenants: unknown action '%s' (create or list)", act);
+}
+
+int cmd_audit(cli_ctx *x) {
+    const char *act = x->a->pos[0];
+    if (strcmp(act, "verify")) return cli_usage("audit: unknown action '%s' (verify)", act);
+    const char *path = cli_get(x->a, FL_FILE);
+    if (!path) path = "./gexec-data/audit.log";
+    gx_audit_report rep;
+    gx_error err;
+    gx_error_clear(&err);
+    memset(&rep, 0, sizeof rep);
+    int rc = gx_audit_verify(path, &rep, &err);
+    if (rc == GX_EFORMAT) {
+        if (x->json)
+            printf("{\"intact\":false,\"problem\":\"%s\",\"line\":%llu,\"seq\":%llu}\n", gx_audit_problem_name(rep.problem),
+                   (unsigned long long)rep.line, (unsigned long long)rep.seq);
+        else
+            printf("%s: %s at line %llu (record %llu): %s\n", path, gx_audit_problem_name(rep.problem),
+                   (unsigned long long)rep.line, (unsigned long long)rep.seq, rep.message);
+        return CLI_EXIT_JOB;
+    }
+    if (rc) return cli_local_fail(path, &err);
+    if (x->json)
+        printf("{\"intact\":true,\"records\":%llu,\"last_seq\":%llu,\"head\":\"%s\"}\n",
+               (unsigned long long)rep.records, (unsigned long long)rep.last_seq, rep.head);
+    else
+        printf("%s: intact, %llu records, last seq %llu, head %s\n", path, (unsigned long long)rep.records,
+               (unsigned long long)rep.last_seq, rep.head);
+    return CLI_EXIT_OK;
+}

@@ -1,0 +1,239 @@
+/*
+ * test_auth_routes.c - every route of the daemon x every role (no key,
+ * viewer, submitter, operator, admin) against the running daemon, checked
+ * against the permission table (gx_auth_rules): a role below the route's
+ * least role answers 403 GX_EPERM, no key answers 401 GX_EAUTH with
+ * WWW-Authenticate: Bearer, public routes answer without a key, and a role
+ * that may call the route is never refused (whatever the route then says
+ * about the placeholder ids and bodies). Also: every route of gx__routes has
+ * a rule (a route without one would be refused to everyone).
+ */
+#include <curl/curl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "api/service.h"
+#include "gexec/gexec_auth.h"
+#include "itest.h"
+
+static it_daemon D;
+static char KEY[GX_ROLE_ADMIN + 1][80]; /* by role; [0] = none */
+
+typedef struct resp {
+    long status;
+    char headers[4096];
+    char body[4096];
+    size_t blen;
+} resp;
+
+static size_t on_body(char *p, size_t sz, size_t n, void *ctx) {
+    resp *r = ctx;
+    size_t k = sz * n, room = sizeof r->body - 1 - r->blen;
+    size_t c = k < room ? k : room;
+    memcpy(r->body + r->blen, p, c);
+    r->blen += c;
+    r->body[r->blen] = '\0';
+    return k;
+}
+
+static size_t on_header(char *p, size_t sz, size_t n, void *ctx) {
+    resp *r = ctx;
+    size_t k = sz * n, have = strlen(r->headers);
+    if (have + k + 1 < sizeof r->headers) {
+        memcpy(r->headers + have, p, k);
+        r->headers[have + k] = '\0';
+    }
+    return k;
+}
+
+/* One request with key (NULL: none); streams are cut after a moment (the
+ * status is known once the headers came). */
+static long send_req(const char *method, const char *path, const char *body, const char *key, resp *r) {
+    memset(r, 0, sizeof *r);
+    CURL *c = curl_easy_init();
+    assert_non_null(c);
+    char url[512];
+    snprintf(url, sizeof url, "%s%s", D.url, path);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, r);
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, r);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 1500L);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    struct curl_slist *h = curl_slist_append(NULL, "Expect:");
+    char auth[128];
+    if (key) {
+        snprintf(auth, sizeof auth, "Authorization: Bearer %s", key);
+        h = curl_slist_append(h, auth);
+    }
+    if (body) {
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+        h = curl_slist_append(h, "Content-Type: application/json");
+    }
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    curl_easy_perform(c);
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
+    curl_slist_free_all(h);
+    curl_easy_cleanup(c);
+    return r->status;
+}
+
+static const gx_route *route_of(const char *method, const char *pattern) {
+    for (int i = 0; i < gx__nroutes; i++)
+        if (!strcmp(gx__routes[i].method, method) && !strcmp(gx__routes[i].pattern, pattern)) return &gx__routes[i];
+    return NULL;
+}
+
+static void every_route_has_a_rule(void **st) {
+    (void)st;
+    for (int i = 0; i < gx__nroutes; i++)
+        if (!gx_auth_rule_find(gx__routes[i].method, gx__routes[i].pattern))
+            fail_msg("%s %s has no rule in src/auth/roles.c", gx__routes[i].method, gx__routes[i].pattern);
+}
+
+static void route_x_role(void **st) {
+    (void)st;
+    size_t n;
+    const gx_auth_rule *rules = gx_auth_rules(&n);
+    int cells = 0, bad = 0;
+    for (size_t i = 0; i < n; i++) {
+        const gx_auth_rule *ru = &rules[i];
+        if (!route_of(ru->method, ru->pattern)) continue; /* planned route */
+        char path[256];
+        const char *b = strchr(ru->pattern, '{'), *e = b ? strchr(b, '}') : NULL;
+        if (b && e)
+            snprintf(path, sizeof path, "%.*s%s%s", (int)(b - ru->pattern), ru->pattern,
+                     !strncmp(ru->pattern, "/v1/keys/", 9) ? "ffffffffffffffff" : "99999999", e + 1);
+        else
+            snprintf(path, sizeof path, "%s", ru->pattern);
+        /* bodies that are refused (400) by a route that is allowed: nothing changes */
+        const char *body = strcmp(ru->method, "POST") ? NULL : "{}";
+        for (int role = GX_ROLE_NONE; role <= GX_ROLE_ADMIN; role++) {
+            resp r;
+            long stt = send_req(ru->method, path, body, role ? KEY[role] : NULL, &r);
+            long want = 0; /* 0: neither 401 nor 403 */
+            if (ru->own != GX_ROLE_NONE && role == GX_ROLE_NONE) want = 401;
+            else if (ru->own != GX_ROLE_NONE && role < ru->own) want = 403;
+            int ok = want ? stt == want : (stt != 401 && stt != 403 && stt != 0);
+            if (ok && want == 401)
+                ok = strcasestr(r.headers, "WWW-Authenticate: Bearer") && strstr(r.body, "\"GX_EAUTH\"");
+            if (ok && want == 403) ok = strstr(r.body, "\"GX_EPERM\"") && strstr(r.body, gx_auth_role_name(role));
+            cells++;
+            fprintf(stderr, "  %-7s %-26s %-9s -> %ld%s\n", ru->method, ru->pattern, gx_auth_role_name(role), stt,
+                    ok ? "" : "  WRONG");
+            if (!ok) {
+                bad++;
+                fprintf(stderr, "    want %s; body %.300s\n", want ? (want == 401 ? "401" : "403") : "not 401/403",
+                        r.body);
+            }
+        }
+    }
+    fprintf(stderr, "auth routes: %d cells, %d wrong\n", cells, bad);
+    assert_true(cells >= 5 * 15);
+    assert_int_equal(bad, 0);
+}
+
+/* Unknown paths need a key too (401 before 404), and 404 with one. */
+static void unknown_paths(void **st) {
+    (void)st;
+    resp r;
+    assert_int_equal(send_req("GET", "/v1/nothing", NULL, NULL, &r), 401);
+    assert_int_equal(send_req("GET", "/v1/nothing", NULL, KEY[GX_ROLE_VIEWER], &r), 404);
+}
+
+/* The audit log (GET /v1/audit) holds the batch with its count, the refused
+ * keys and the denied requests of the tests above. */
+static void audit_records(void **st) {
+    (void)st;
+    const char *batch = "{\"jobs\":[{\"kernel\":\"spin\"},{\"kernel\":\"spin\"}]}";
+    it_resp r;
+    assert_int_equal(it_req(&D, "POST", "/v1/jobs:batch", batch, strlen(batch), NULL, &r), 0);
+    assert_int_equal(r.status, 200);
+    it_resp_free(&r);
+    int batch_seen = 0, refused = 0, denied = 0;
+    for (int tries = 0; tries < 100 && !batch_seen; tries++) {
+        batch_seen = refused = denied = 0;
+        long after = 0;
+        for (;;) {
+            char path[80];
+            snprintf(path, sizeof path, "/v1/audit?after=%ld&limit=1000", after);
+            assert_int_equal(it_req(&D, "GET", path, NULL, 0, NULL, &r), 0);
+            assert_int_equal(r.status, 200);
+            json_t *recs = json_object_get(r.json, "records"), *rec;
+            size_t i;
+            json_array_foreach(recs, i, rec) {
+                const char *act = json_string_value(json_object_get(rec, "action"));
+                const char *det = json_string_value(json_object_get(rec, "detail"));
+                if (!act) continue;
+                if (!strcmp(act, "job.submit_batch") && det && strstr(det, "jobs=2")) batch_seen = 1;
+                if (!strcmp(act, "auth.refused")) refused++;
+                if (!strcmp(act, "request.denied")) denied++;
+            }
+            long next = (long)json_integer_value(json_object_get(r.json, "next_after"));
+            size_t n = json_array_size(recs);
+            it_resp_free(&r);
+            if (n < 1000 || next == after) break;
+            after = next;
+        }
+        if (!batch_seen) usleep(20000);
+    }
+    fprintf(stderr, "audit: batch %d, refused %d, denied %d\n", batch_seen, refused, denied);
+    assert_true(batch_seen);
+    assert_true(refused > 0);
+    assert_true(denied > 0);
+}
+
+static int setup(void **st) {
+    (void)st;
+    memset(&D, 0, sizeof D);
+    D.extra_env[0] = "GEXEC_ENGINE_CPU_WORKERS=2";
+    if (it_start(&D)) return -1;
+    snprintf(KEY[GX_ROLE_ADMIN], sizeof KEY[0], "%s", D.key);
+    for (int role = GX_ROLE_VIEWER; role < GX_ROLE_ADMIN; role++) {
+        char body[128];
+        snprintf(body, sizeof body, "{\"tenant\":\"default\",\"role\":\"%s\"}", gx_auth_role_name(role));
+        it_resp r;
+        if (it_req(&D, "POST", "/v1/keys", body, strlen(body), NULL, &r) || r.status != 201 || !it_str(&r, "key")) {
+            it_resp_free(&r);
+            return -1;
+        }
+        snprintf(KEY[role], sizeof KEY[0], "%s", it_str(&r, "key"));
+        it_resp_free(&r);
+    }
+    return 0;
+}
+
+static int teardown(void **st) {
+    (void)st;
+    int rc = it_stop(&D);
+    if (!getenv("GX_KEEP")) it_cleanup(&D);
+    return rc;
+}
+
+int main(void) {
+    char exe[512];
+    const char *bd = getenv("GX_BUILD_DIR");
+    snprintf(exe, sizeof exe, "%s/gexecd", bd ? bd : ".");
+    if (access(exe, X_OK)) {
+        printf("skipped: gexecd not built\n");
+        return 77;
+    }
+    curl_global_init(CURL_GLOBAL_ALL);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(every_route_has_a_rule),
+        cmocka_unit_test(route_x_role),
+        cmocka_unit_test(unknown_paths),
+        cmocka_unit_test(audit_records),
+    };
+    return cmocka_run_group_tests_name("auth_routes", tests, setup, teardown);
+}
