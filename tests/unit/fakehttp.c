@@ -71,8 +71,13 @@ static void serve(fakehttp *f, int fd) {
         fh_resp r = {500, NULL, "{\"error\":{\"code\":\"GX_EIO\",\"message\":\"no scripted answer\"}}", 0, 0};
         int scripted = f->next < f->nresp;
         if (scripted) r = f->resp[f->next++];
-        pthread_mutex_unlock(&f->mu);
         size_t blen = scripted ? r.len : strlen(r.body);
+        /* own copies: the test may reset the script while this is sent */
+        char *hcopy = r.headers ? memdup0(r.headers, strlen(r.headers)) : NULL;
+        char *bcopy = memdup0(r.body ? r.body : "", blen);
+        r.headers = hcopy;
+        r.body = bcopy;
+        pthread_mutex_unlock(&f->mu);
         char head[1024];
         int n;
         if (r.close)
@@ -81,7 +86,10 @@ static void serve(fakehttp *f, int fd) {
         else
             n = snprintf(head, sizeof head, "HTTP/1.1 %d X\r\nContent-Length: %zu\r\n%s\r\n", r.status,
                          blen, r.headers ? r.headers : "");
-        if (write_all(fd, head, (size_t)n) || write_all(fd, r.body ? r.body : "", blen)) return;
+        int werr = write_all(fd, head, (size_t)n) || write_all(fd, r.body ? r.body : "", blen);
+        free(hcopy);
+        free(bcopy);
+        if (werr) return;
         if (r.close == 2) { /* a quiet stream: hold it until the client leaves */
             char tmp[256];
             while (!f->stop) {
