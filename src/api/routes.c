@@ -103,16 +103,23 @@ static gx__admit *admit_new(gx_http_req *r, size_t n, int batch) {
     return a;
 }
 
-static int h_submit(void *app, gx_http_req *r) {
-    gx_service *s = app;
+/* The JSON body of a job request, or NULL with the 415/400 reply sent. */
+static json_t *json_request(gx_http_req *r) {
     if (!ctype_is(r, "application/json")) {
         gx_http_error(r, 415, GX_EUNSUPPORTED, "Content-Type", "jobs are JSON: send Content-Type: application/json");
-        return 0;
+        return NULL;
     }
     gx_error err;
     gx_error_clear(&err);
-    json_t *obj = gx_json_parse_body(r->body, r->body_len, &err);
-    if (!obj) return reply_err(r, &err);
+    json_t *j = gx_json_parse_body(r->body, r->body_len, &err);
+    if (!j) reply_err(r, &err);
+    return j;
+}
+
+static int h_submit(void *app, gx_http_req *r) {
+    gx_service *s = app;
+    json_t *obj = json_request(r);
+    if (!obj) return 0;
     gx__admit *a = admit_new(r, 1, 0);
     if (!a) {
         json_decref(obj);
@@ -194,14 +201,8 @@ out:
 
 static int h_submit_batch(void *app, gx_http_req *r) {
     gx_service *s = app;
-    if (!ctype_is(r, "application/json")) {
-        gx_http_error(r, 415, GX_EUNSUPPORTED, "Content-Type", "jobs are JSON: send Content-Type: application/json");
-        return 0;
-    }
-    gx_error err;
-    gx_error_clear(&err);
-    json_t *body = gx_json_parse_body(r->body, r->body_len, &err);
-    if (!body) return reply_err(r, &err);
+    json_t *body = json_request(r);
+    if (!body) return 0;
     json_t *jobs = json_object_get(body, "jobs");
     if (!json_is_object(body) || !json_is_array(jobs) || json_object_size(body) != 1) {
         json_decref(body);
