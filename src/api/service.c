@@ -383,6 +383,7 @@ reply:
 
 static void *admitter_main(void *arg) {
     gx_service *s = arg;
+    pthread_setname_np(pthread_self(), "gx-admit");
     pthread_mutex_lock(&s->amu);
     for (;;) {
         while (!s->aq_head && !s->stopping) pthread_cond_wait(&s->acv, &s->amu);
@@ -646,6 +647,7 @@ static void persist(gx_service *s, const gx_event *ev, size_t n) {
 
 static void *persister_main(void *arg) {
     gx_service *s = arg;
+    pthread_setname_np(pthread_self(), "gx-persist");
     gx_event *batch = NULL;
     size_t cap = 0;
     pthread_mutex_lock(&s->pmu);

@@ -245,6 +245,7 @@ static int check_line(const char *l, size_t len, uint64_t *seq, char prev[65], c
 static void *sync_main(void *arg) {
     gx_audit *a = arg;
     pthread_mutex_lock(&a->mu);
+    pthread_setname_np(pthread_self(), "gx-audit");
     while (!a->stop) {
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);

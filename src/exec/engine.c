@@ -477,6 +477,12 @@ static void *worker_main(void *arg) {
     gx_engine *e = w->e;
     gx__device *d = w->d;
     void *slot_ctx = NULL;
+    {
+        char tn[64]; /* "gx-cuda:0.3": device and slot, for top -H and perf */
+        snprintf(tn, sizeof tn, "gx-%s.%d", d->desc.name, w->slot);
+        tn[15] = 0; /* the kernel keeps 15 characters */
+        pthread_setname_np(pthread_self(), tn);
+    }
     if (d->be->slot_open) {
         gx_error err;
         gx_error_clear(&err);
@@ -660,6 +666,7 @@ static void on_timer(gx_engine *e, gx__job *j, gx__evbuf *eb) {
 
 static void *timer_main(void *arg) {
     gx_engine *e = arg;
+    pthread_setname_np(pthread_self(), "gx-timer");
     gx__evbuf eb;
     gx__evbuf_init(&eb);
     pthread_mutex_lock(&e->mu);

@@ -343,6 +343,7 @@ static int wal_hook(void *arg, sqlite3 *db, const char *name, int frames) {
 
 static void *ck_main(void *arg) {
     gx_store_backend *b = arg;
+    pthread_setname_np(pthread_self(), "gx-checkpoint");
     pthread_mutex_lock(&b->ckmu);
     for (;;) {
         while (!b->ck_wanted && !b->ck_stop) pthread_cond_wait(&b->ckcv, &b->ckmu);

@@ -255,6 +255,7 @@ static size_t req_rows_written(const req *r) {
 
 static void *committer_main(void *arg) {
     gx_store *s = arg;
+    pthread_setname_np(pthread_self(), "gx-commit");
     pthread_mutex_lock(&s->mu);
     for (;;) {
         while (!s->head && !s->ihead && !s->stopping) pthread_cond_wait(&s->q_cv, &s->mu);
