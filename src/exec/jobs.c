@@ -379,6 +379,10 @@ int gx_device_get(gx_engine *e, int i, gx_device_info *o) {
     snprintf(o->status, sizeof o->status, "%s", d->status);
     o->jobs_done = d->jobs_done;
     o->busy_s = d->busy_s;
+    o->recovering = d->hstate == GX__H_PENDING || d->hstate == GX__H_RECOVERING;
+    o->recoveries = d->recoveries;
+    o->recovery_failures = d->recovery_failures;
+    o->last_recovery_s = d->last_recovery_s;
     pthread_mutex_unlock(&e->mu);
     return 0;
 }
