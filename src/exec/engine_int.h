@@ -240,7 +240,7 @@ int gx__dev_start(gx_engine *e, gx__device *d);
  * does not return within hang grace of its cancel) marks the device
  * recovering, re-queues its placed jobs, lets its slots finish, abandons what
  * they still run, then closes, resets, reopens and self-tests the device
- * and restarts its workers. See docs/fault-tolerance.md. */
+ * and restarts its workers. See docs/device-health.md. */
 int gx__health_start(gx_engine *e);
 /* e->stopping set: abort every device's calls, join the health thread;
  * gx__health_stopped once the workers are joined. */

@@ -19,7 +19,7 @@
  *
  * Containment is in-process: a call that ignores both its cancel flag and the
  * abort request keeps its thread, and the device then stays unhealthy
- * ("restart gexecd"). docs/fault-tolerance.md says why and what a child
+ * ("restart gexecd"). docs/device-health.md says why and what a child
  * process per GPU would add.
  *
  * Everything here runs with e->mu held unless a function says otherwise.
