@@ -123,6 +123,7 @@ typedef struct gx__device {
     int hstate;          /* GX__H_* */
     int hung;            /* the fault is a hung call: abandon at once */
     int nlive;           /* worker threads still running */
+    int tel_busy;        /* telemetry reads using bdev right now */
     int64_t fault_ns;    /* monotonic time of the fault being recovered */
     int64_t recoveries;  /* recoveries that brought it back */
     int64_t recovery_failures; /* recovery attempts that failed */

@@ -303,7 +303,8 @@ static void recover(gx_engine *e, gx__device *d) {
     d->threads = NULL;
     d->nthreads = 0;
     gx_backend_dev *bdev = d->bdev;
-    d->bdev = NULL; /* telemetry reads it without the lock */
+    d->bdev = NULL; /* no new telemetry reads; wait for those under way */
+    while (d->tel_busy > 0) pthread_cond_wait(&e->health_cv, &e->mu);
     pthread_mutex_unlock(&e->mu);
     for (int i = 0; i < nt; i++) pthread_join(th[i], NULL);
     free(th);
