@@ -131,7 +131,13 @@ typedef struct gx__device {
 } gx__device;
 
 /* Device health states. */
-enum { GX__H_OK = 0, GX__H_PENDING, GX__H_RECOVERING, GX__H_FAILED };
+enum {
+    GX__H_OK = 0,     /* takes placements */
+    GX__H_PENDING,    /* faulted: the health thread will recover it */
+    GX__H_RECOVERING, /* being drained and reset */
+    GX__H_STUCK,      /* a slot is stuck in a call: recovery resumes if it returns */
+    GX__H_FAILED      /* recovery failed: unhealthy until restart */
+};
 
 typedef struct gx__placer {
     const char *name;

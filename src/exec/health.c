@@ -19,7 +19,7 @@
  *
  * Containment is in-process: a call that ignores both its cancel flag and the
  * abort request keeps its thread, and the device then stays unhealthy
- * ("restart gexecd"). docs/device-health.md says why and what a child
+ * ("restart gexecd") unless that call returns one day. docs/device-health.md says why and what a child
  * process per GPU would add.
  *
  * Everything here runs with e->mu held unless a function says otherwise.
@@ -231,7 +231,12 @@ int gx__health_inject(gx_engine *e, gx__device *d, gx_kcall *const *calls, gx_ca
 /* ---- the health thread ------------------------------------------------ */
 
 void gx__health_worker_left(gx_engine *e, gx__device *d) {
-    d->nlive--;
+    if (--d->nlive == 0 && d->hstate == GX__H_STUCK) {
+        /* the stuck call came back after all: finish the recovery */
+        d->hstate = GX__H_PENDING;
+        d->hung = 1;
+        snprintf(d->status, sizeof d->status, "recovering: a stuck slot returned");
+    }
     pthread_cond_broadcast(&e->health_cv);
 }
 
@@ -291,8 +296,8 @@ static void recover(gx_engine *e, gx__device *d) {
         wait_workers(e, d, gx__now_ns() + grace_ns(e));
     }
     if (e->stopping) return;
-    if (d->nlive > 0) {
-        d->hstate = GX__H_FAILED;
+    if (d->nlive > 0) { /* recovery resumes if they ever return */
+        d->hstate = GX__H_STUCK;
         snprintf(d->status, sizeof d->status,
                  "unhealthy: %d slot(s) stuck in a call that ignores cancel and reset; restart gexecd", d->nlive);
         return;

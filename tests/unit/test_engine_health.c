@@ -3,7 +3,9 @@
  * devices: an injected device fault is recovered (drain, reset, re-admit)
  * and every job on the device still succeeds; recovery repeats; a poison job
  * is dead with its fault history while the others succeed; a hung call
- * (ignores its cancel) times out, the device is reset and takes work again.
+ * (ignores its cancel) times out, the device is reset and takes work again;
+ * a call that ignores cancel and reset leaves the device "stuck" until it
+ * returns.
  *
  * Faults are armed process-wide with gx_fault_arm (gexec_fault.h) and
  * cleared after each case.
@@ -29,11 +31,27 @@ static const gx_kernel k_poison = {
     .version = 1, .run = {[GX_DEV_CPU] = poison_run},
 };
 
+/* A kernel that sleeps `ms` without ever looking at its cancel flag. */
+static int stubborn_run(gx_kcall *c) {
+    int64_t ms = (int64_t)c->args[0];
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000};
+    nanosleep(&ts, NULL);
+    return 0;
+}
+static const gx_arg_spec stubborn_args[] = {{.name = "ms", .type = GX_ARG_INT, .min = 0, .max = 10000}};
+static const gx_kernel k_stubborn = {
+    .abi_version = GX_KERNEL_ABI_VERSION, .struct_size = sizeof(gx_kernel), .name = "test_stubborn",
+    .version = 1, .args = stubborn_args, .nargs = 1, .run = {[GX_DEV_CPU] = stubborn_run},
+};
+
 /* ---- helpers ------------------------------------------------------------ */
 
 static gx_engine *mk(int ndev, int64_t grace_ms) {
     static int reg;
-    if (!reg++) gx_kernel_register(&k_poison, NULL);
+    if (!reg++) {
+        gx_kernel_register(&k_poison, NULL);
+        gx_kernel_register(&k_stubborn, NULL);
+    }
     gx_fault_clear(GX_FAULT__COUNT);
     gx_engine_opts o;
     gx_engine_opts_init(&o);
@@ -272,6 +290,44 @@ static void slots_drain_or_abandon(void **st) {
     done(e);
 }
 
+/* A call that ignores cancel and reset leaves the device unhealthy ("stuck")
+ * and visible as such; when it finally returns the recovery completes. */
+static void stuck_slot_then_recovers(void **st) {
+    (void)st;
+    gx_engine *e = mk(1, 100);
+    gx_named_arg ms = {.name = "ms", .value = 700};
+    gx_job_spec s;
+    gx_job_spec_init(&s);
+    s.kernel = "test_stubborn";
+    s.args = &ms;
+    s.nargs = 1;
+    s.timeout_ms = 50;
+    gx_job_id id;
+    gx_error err;
+    TU_OK(gx_submit(e, &s, &id, NULL, &err), err);
+    assert_int_equal(info_of(e, id).state, GX_JOB_TIMED_OUT);
+    gx_device_info d;
+    int stuck = 0;
+    for (int k = 0; k < 3000 && !stuck; k++) {
+        assert_int_equal(gx_device_get(e, 0, &d), 0);
+        if (strstr(d.status, "stuck")) {
+            stuck = 1;
+            assert_false(d.healthy);
+            assert_false(d.recovering);
+            assert_non_null(strstr(d.status, "unhealthy: 1 slot(s) stuck"));
+        } else if (d.recoveries) {
+            break;
+        }
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL);
+    }
+    assert_true(stuck);
+    d = wait_recovered(e, 0, 1);
+    assert_true(d.last_recovery_s > 0.5); /* it waited for the call */
+    assert_int_equal(info_of(e, submit(e, "spin", NULL, 0, 0)).state, GX_JOB_SUCCEEDED);
+    done(e);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(fault_recovers),
@@ -279,6 +335,7 @@ int main(void) {
         cmocka_unit_test(poison_job_dead),
         cmocka_unit_test(hung_call_contained),
         cmocka_unit_test(slots_drain_or_abandon),
+        cmocka_unit_test(stuck_slot_then_recovers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
