@@ -45,9 +45,9 @@ static gx_array *rand_arr(gx_dtype dt, int nd, const int64_t *shape, double lo, 
     return a;
 }
 
-/* Run one job on a device class and return its outputs (NULL on failure). */
-static gx_output *run(gx_engine *e, const char *dev, const char *kernel, const gx_named_arg *args, int na,
-                      const gx_named_input *in, int ni, int *nout, char *why, size_t cap) {
+/* Submit one job; 0 (and err set) when refused. */
+static gx_job_id submit_on(gx_engine *e, const char *dev, const char *kernel, const gx_named_arg *args, int na,
+                           const gx_named_input *in, int ni, int64_t timeout_ms, gx_error *err) {
     gx_job_spec s;
     gx_job_spec_init(&s);
     s.kernel = kernel;
@@ -56,9 +56,21 @@ static gx_output *run(gx_engine *e, const char *dev, const char *kernel, const g
     s.inputs = in;
     s.ninputs = ni;
     s.device = dev;
-    gx_job_id id;
+    s.timeout_ms = timeout_ms;
+    gx_job_id id = 0;
+    if (gx_submit(e, &s, &id, NULL, err)) {
+        printf("submit %s: %s\n", kernel, err->message);
+        return 0;
+    }
+    return id;
+}
+
+/* Run one job on a device class and return its outputs (NULL on failure). */
+static gx_output *run(gx_engine *e, const char *dev, const char *kernel, const gx_named_arg *args, int na,
+                      const gx_named_input *in, int ni, int *nout, char *why, size_t cap) {
     gx_error err;
-    if (gx_submit(e, &s, &id, NULL, &err)) {
+    gx_job_id id = submit_on(e, dev, kernel, args, na, in, ni, 0, &err);
+    if (!id) {
         snprintf(why, cap, "submit: %s", err.message);
         return NULL;
     }
@@ -116,23 +128,6 @@ static void same_on_both(gx_engine *e, const char *kernel, const gx_named_arg *a
     gx_outputs_free(c, nc);
 }
 
-static gx_job_id submit_on(gx_engine *e, const char *dev, const char *kernel, const gx_named_arg *args, int na,
-                           const gx_named_input *in, int ni, int64_t timeout_ms) {
-    gx_job_spec s;
-    gx_job_spec_init(&s);
-    s.kernel = kernel;
-    s.args = args;
-    s.nargs = na;
-    s.inputs = in;
-    s.ninputs = ni;
-    s.device = dev;
-    s.timeout_ms = timeout_ms;
-    gx_job_id id = 0;
-    gx_error err;
-    if (gx_submit(e, &s, &id, NULL, &err)) printf("submit %s: %s\n", kernel, err.message);
-    return id;
-}
-
 static gx_job_info final_info(gx_engine *e, gx_job_id id) {
     gx_job_info in;
     memset(&in, 0, sizeof in);
@@ -166,7 +161,7 @@ static void gpu_health(gx_engine *e, const gx_named_input *sxy, const gx_named_a
     gx_fault_spec f = {.point = GX_FAULT_DEVICE_LAUNCH, .device = g, .count = 1, .code = 700};
     CHECK(gx_fault_arm(&f, &err) == 0, "arm: %s", err.message);
     gx_job_id ids[16];
-    for (int i = 0; i < 16; i++) ids[i] = submit_on(e, "gpu:0", "saxpy", a2, 1, sxy, 2, 0);
+    for (int i = 0; i < 16; i++) ids[i] = submit_on(e, "gpu:0", "saxpy", a2, 1, sxy, 2, 0, &err);
     int ok = 0, rerun = 0;
     for (int i = 0; i < 16; i++) {
         gx_job_info in = final_info(e, ids[i]);
@@ -182,7 +177,7 @@ static void gpu_health(gx_engine *e, const gx_named_input *sxy, const gx_named_a
     /* a job whose every launch faults the GPU: dead after 2, history kept */
     f.count = -1;
     gx_fault_arm(&f, &err);
-    gx_job_id p = submit_on(e, "gpu:0", "saxpy", a2, 1, sxy, 2, 0);
+    gx_job_id p = submit_on(e, "gpu:0", "saxpy", a2, 1, sxy, 2, 0, &err);
     gx_job_info pi = final_info(e, p);
     gx_fault_clear(GX_FAULT_DEVICE_LAUNCH);
     CHECK(pi.state == GX_JOB_DEAD, "poison job ended %s (%s)", gx_job_state_name(pi.state), pi.error);
@@ -194,11 +189,11 @@ static void gpu_health(gx_engine *e, const gx_named_input *sxy, const gx_named_a
     gx_fault_spec h = {.point = GX_FAULT_DEVICE_HANG, .device = g, .count = 1, .code = 1};
     gx_fault_arm(&h, &err);
     gx_named_arg sp = {.name = "us", .value = 0};
-    gx_job_id hj = submit_on(e, "gpu:0", "spin", &sp, 1, NULL, 0, 200);
+    gx_job_id hj = submit_on(e, "gpu:0", "spin", &sp, 1, NULL, 0, 200, &err);
     gx_job_info hi = final_info(e, hj);
     CHECK(hi.state == GX_JOB_TIMED_OUT, "hung job ended %s (%s)", gx_job_state_name(hi.state), hi.error);
     CHECK(wait_recovered(e, g, base + 1, &d) == 0, "no recovery after a hung kernel: %s", d.status);
-    gx_job_id next = submit_on(e, "gpu:0", "saxpy", a2, 1, sxy, 2, 0);
+    gx_job_id next = submit_on(e, "gpu:0", "saxpy", a2, 1, sxy, 2, 0, &err);
     CHECK(final_info(e, next).state == GX_JOB_SUCCEEDED, "job after the hang did not succeed");
     printf("health: %lld recoveries, last %.3f s\n", (long long)d.recoveries, d.last_recovery_s);
 }
