@@ -103,6 +103,12 @@ typedef struct gx_engine_opts {
     int gpu_max_batch;        /* most jobs a GPU slot runs in one launch (default 64) */
     int gpu_batch_delay_us;   /* wait up to this long for a fuller batch (0 = take
                                  only what is queued) */
+    int64_t hang_grace_ms;    /* a cancelled or timed-out call that has not returned
+                                 after this long is hung: its device is reset
+                                 (default 5000) */
+    int poison_faults;        /* device faults after which a job is dead (default 2) */
+    int recovery_attempts;    /* resets tried before a device stays unhealthy
+                                 (default 3) */
 } gx_engine_opts;
 
 void gx_engine_opts_init(gx_engine_opts *o);
@@ -296,6 +302,10 @@ typedef struct gx_device_info {
     char status[128];
     int64_t jobs_done;
     double busy_s;        /* device-seconds of work done */
+    int recovering;       /* 1 while the health loop resets it */
+    int64_t recoveries;   /* times it was reset and re-admitted */
+    int64_t recovery_failures; /* reset attempts that failed */
+    double last_recovery_s; /* fault -> healthy of the last recovery, 0 none */
 } gx_device_info;
 
 int gx_device_count(gx_engine *e);

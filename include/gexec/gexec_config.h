@@ -106,6 +106,9 @@ typedef struct gx_config {
         int64_t max_batch;     /* jobs */
         double batch_quantum_us; /* us */
         int64_t max_jobs;      /* live job records */
+        int64_t hang_grace_ms; /* ms; a cancelled call still running is hung */
+        int64_t poison_faults; /* device faults that make a job dead */
+        int64_t recovery_attempts; /* resets before a device stays unhealthy */
     } engine;
 
     struct {

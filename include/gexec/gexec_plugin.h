@@ -103,7 +103,29 @@ typedef struct gx_backend {
     /* Zero memory released by one tenant before another may use it, and
      * release a job's device memory reservation (optional). */
     int (*scrub)(gx_backend_dev *d, void *slot_ctx);
+
+    /* ---- appended after ABI 1's first release: read only when struct_size
+     * covers them (GX_BACKEND_HAS) ---- */
+
+    /* Hard reset of a device after a sticky fault, between device_close and
+     * the device_open that brings it back (the CUDA backend: cudaDeviceReset).
+     * Every slot and the device are closed when it is called. 0 or a code
+     * with err set. Optional. */
+    int (*device_reset)(int ordinal, gx_error *err);
 } gx_backend;
+
+/* sizeof(gx_backend) of the first ABI 1 backends (up to scrub). */
+#define GX_BACKEND_SIZE_V1 offsetof(gx_backend, device_reset)
+/* Whether backend b (checked struct_size) has method m. */
+#define GX_BACKEND_HAS(b, m) \
+    ((b)->struct_size >= offsetof(gx_backend, m) + sizeof((b)->m) && (b)->m)
+
+/* ---- host services a backend may call (exported by the program) ---- */
+
+/* 1 while the engine resets device `device` (the engine's device index,
+ * gx_kcall.device) and wants every call on it to return: a backend polls it
+ * where a call waits on something that may never come (an injected hang). */
+int gx_device_abort_requested(int device);
 
 typedef const gx_backend *(*gx_backend_entry_fn)(void);
 

@@ -15,6 +15,7 @@ struct gx_svc_metrics {
     gx_metrics *reg;
     gx_metrics_std std;
     gx_metric_family *dev_mem, *dev_running, *dev_queued, *dev_healthy, *dev_busy, *dev_jobs;
+    gx_metric_family *dev_recoveries, *dev_recovery_s, *dev_recovering;
     gx_metric_family *tenant_running, *tenant_usage;
     gx_metric_family *uptime, *store_rows;
     gx_metric_family *gpu_util, *gpu_mem_used, *gpu_mem_total, *gpu_temp, *gpu_power, *gpu_sm_clock, *gpu_ecc,
@@ -46,6 +47,9 @@ static void collect(gx_metrics *reg, void *ctx) {
         gx_gauge_set(gx_metrics_series(m->dev_healthy, d.name), d.healthy);
         gx_counter_set(gx_metrics_series(m->dev_busy, d.name), d.busy_s);
         gx_counter_set(gx_metrics_series(m->dev_jobs, d.name), (double)d.jobs_done);
+        gx_counter_set(gx_metrics_series(m->dev_recoveries, d.name), (double)d.recoveries);
+        gx_gauge_set(gx_metrics_series(m->dev_recovery_s, d.name), d.last_recovery_s);
+        gx_gauge_set(gx_metrics_series(m->dev_recovering, d.name), d.recovering);
         gx_device_telemetry t;
         if (gx_device_telemetry_get(s->engine, i, &t)) continue;
 #define TEL(fam, v) if ((v) >= 0) gx_gauge_set(gx_metrics_series(m->fam, d.name), (double)(v))
@@ -78,6 +82,9 @@ int gx__svc_metrics_init(gx_service *s) {
     if (!rc) rc = gx_metrics_gauge(m->reg, "gexec_device_healthy", "1 when the device takes jobs.", "device", &m->dev_healthy, &err);
     if (!rc) rc = gx_metrics_counter(m->reg, "gexec_device_busy_seconds_total", "Device-seconds of work done.", "device", &m->dev_busy, &err);
     if (!rc) rc = gx_metrics_counter(m->reg, "gexec_device_jobs_total", "Jobs a device finished.", "device", &m->dev_jobs, &err);
+    if (!rc) rc = gx_metrics_counter(m->reg, "gexec_device_recoveries_total", "Times a device was reset and re-admitted after a fault.", "device", &m->dev_recoveries, &err);
+    if (!rc) rc = gx_metrics_gauge(m->reg, "gexec_device_recovery_seconds", "Fault to healthy again, of the last recovery (0 before the first).", "device", &m->dev_recovery_s, &err);
+    if (!rc) rc = gx_metrics_gauge(m->reg, "gexec_device_recovering", "1 while the device is drained and reset after a fault.", "device", &m->dev_recovering, &err);
     if (!rc) rc = gx_metrics_gauge(m->reg, "gexec_tenant_jobs_running", "Jobs of a tenant placed or running.", "tenant", &m->tenant_running, &err);
     if (!rc) rc = gx_metrics_counter(m->reg, "gexec_tenant_device_seconds_total", "Device-seconds used by a tenant.", "tenant", &m->tenant_usage, &err);
     if (!rc) rc = gx_metrics_gauge(m->reg, "gexec_uptime_seconds", "Seconds since gexecd started.", NULL, &m->uptime, &err);

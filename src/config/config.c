@@ -147,6 +147,15 @@ static const key keys[] = {
     INT("engine.max_jobs", engine.max_jobs, "67108864", 1024, INT64_C(1) << 40,
         "Most job records held in memory (finished ones until forgotten); "
         "submissions beyond it are refused."),
+    DUR("engine.hang_grace", engine.hang_grace_ms, "5s", 0, HOUR,
+        "A call still running this long after its job was cancelled or "
+        "timed out is hung: its device is reset. 0: never."),
+    INT("engine.poison_faults", engine.poison_faults, "2", 1, 100,
+        "Device faults after which a job is dead (poison) instead of "
+        "re-queued."),
+    INT("engine.recovery_attempts", engine.recovery_attempts, "3", 1, 100,
+        "Resets tried after a device fault before the device stays "
+        "unhealthy."),
 
     INT("batching.max_batch", batching.max_batch, "64", 1, 65536,
         "Most small jobs of one kernel fused into one device launch. "
@@ -1334,6 +1343,9 @@ void gx_config_engine_opts(const gx_config *c, gx_engine_opts *o) {
     o->max_batch = (int)c->engine.max_batch;
     o->batch_quantum_us = c->engine.batch_quantum_us;
     o->max_jobs = (uint64_t)c->engine.max_jobs;
+    o->hang_grace_ms = c->engine.hang_grace_ms;
+    o->poison_faults = (int)c->engine.poison_faults;
+    o->recovery_attempts = (int)c->engine.recovery_attempts;
 }
 
 size_t gx_config_key_count(void) { return NKEYS; }

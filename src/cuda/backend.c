@@ -10,8 +10,9 @@
  * GPU, so the engine can say why it runs CPU-only. Each device gets its own
  * memory pool; each slot (one worker thread) its stream, cuBLAS handle and
  * pinned buffers. Errors of a call stay with that call: an out-of-memory is
- * GX_ETRANSIENT, a sticky CUDA fault GX_EDEVICE (the engine then drains and
- * reopens the device).
+ * GX_ETRANSIENT, a sticky CUDA fault GX_EDEVICE (the engine then drains the
+ * device, closes it, resets it with device_reset, reopens and self-tests it:
+ * src/exec/health.c).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -124,6 +125,19 @@ static void cu_device_close(gx_backend_dev *bd) {
     free(d);
 }
 
+/* The hard reset of the health loop: every slot, the pool and the device
+ * are closed; cudaDeviceReset destroys the primary context (and with it a
+ * sticky error), and device_open then builds everything again. */
+static int cu_device_reset(int ordinal, gx_error *err) {
+    int prev = -1;
+    cudaGetDevice(&prev);
+    cudaError_t rc = cudaSetDevice(ordinal);
+    if (!rc) rc = cudaDeviceReset();
+    cudaGetLastError();
+    if (prev >= 0 && prev != ordinal) cudaSetDevice(prev);
+    return rc ? gxc_err(err, rc, "cudaDeviceReset") : 0;
+}
+
 static void slot_free(gxc_slot *s) {
     if (s->blas) cublasDestroy(s->blas);
     for (int i = 0; i < 2; i++) {
@@ -197,7 +211,7 @@ static void cu_run_batch(gx_backend_dev *bd, void *ctx, gx_kcall *const *calls, 
             else if (extra || (extra = calloc((size_t)n, sizeof *extra))) calls[j]->err = &extra[j];
             gx_error_clear(calls[j]->err);
         }
-    int i = 0;
+    int i = gxc_inject(s, calls, res, n); /* armed faults (gexec_fault.h) */
     while (i < n) {
         gx_kcall *c = calls[i];
         c->dev_ctx = s;
@@ -376,6 +390,7 @@ static const gx_backend cuda_backend = {
     .run_batch = cu_run_batch,
     .telemetry = cu_telemetry,
     .scrub = cu_scrub,
+    .device_reset = cu_device_reset,
 };
 
 __attribute__((visibility("default"))) const gx_backend *gx_backend_entry(void) { return &cuda_backend; }

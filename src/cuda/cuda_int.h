@@ -158,6 +158,10 @@ typedef struct gxc_impl {
 extern const gxc_impl gxc_impls[];
 extern const int gxc_nimpls;
 
+/* Injected device faults at the start of a launch (inject.c): fills res for
+ * the leading calls it handled and returns how many (0: none armed). */
+int gxc_inject(gxc_slot *s, gx_kcall *const *calls, gx_call_result *res, int n);
+
 /* The exported entry point (backend.c). */
 const gx_backend *gx_backend_entry(void);
 

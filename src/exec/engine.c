@@ -146,6 +146,7 @@ static void job_clear(gx_engine *e, gx__job *j) {
         free(j->idem_key);
     }
     free_ckpt(j);
+    gx__health_job_clear(j);
 }
 
 void gx__job_release(gx_engine *e, gx__job *j) {
@@ -266,6 +267,7 @@ void gx__finish(gx_engine *e, gx__job *first, int state, int code, const char *m
         j->state = (uint8_t)st;
         j->end_ns = gx__now_ns();
         set_error(j, cd, m);
+        if (j->busy && was == GX_JOB_RUNNING) gx__health_watch(e, j); /* does the call return? */
         e->unfinished--;
         switch (st) {
         case GX_JOB_FAILED: e->st.failed++; break;
@@ -433,6 +435,8 @@ static void complete(gx_engine *e, gx__device *d, run_item *it, const gx_call_re
         /* stopping: the kernel was interrupted by shutdown, not by the job;
          * the job stays running in a durable store and is re-queued there */
         free_outputs(it->out, j->kernel->noutputs);
+        if (j->hang_watch) gx__timer_clear(e, j); /* it returned: not hung */
+        j->hang_watch = 0;
         return;
     }
     gx__timer_clear(e, j);
@@ -455,6 +459,7 @@ static void complete(gx_engine *e, gx__device *d, run_item *it, const gx_call_re
     }
     free_outputs(it->out, j->kernel->noutputs);
     const char *msg = it->err.message[0] ? it->err.message : gx_strerror(r->rc);
+    if (gx__health_result(e, d, j, r->rc, msg, eb)) return; /* device fault, abandoned call */
     if ((r->rc == GX_ETRANSIENT || r->rc == GX_EDEVICE) && j->attempts < j->max_attempts) {
         set_error(j, r->rc, msg);
         j->state = GX_JOB_RETRYING;
@@ -490,6 +495,7 @@ static void *worker_main(void *arg) {
             pthread_mutex_lock(&e->mu);
             d->healthy = 0;
             snprintf(d->status, sizeof d->status, "slot %d failed to open: %.90s", w->slot, err.message);
+            gx__health_worker_left(e, d);
             pthread_mutex_unlock(&e->mu);
             free(w);
             return NULL;
@@ -503,14 +509,14 @@ static void *worker_main(void *arg) {
     uint32_t last_tenant = UINT32_MAX;
     pthread_mutex_lock(&e->mu);
     while (items && calls && res) {
-        if (e->stopping) break;
+        if (e->stopping || d->hstate != GX__H_OK) break; /* a recovery closes the slots */
         if (!d->rcount || e->paused) {
             /* spin a little before sleeping: a wake-up costs ~30 us */
             pthread_mutex_unlock(&e->mu);
             int64_t until = gx__now_ns() + 50000;
             while (!__atomic_load_n(&d->rcount, __ATOMIC_ACQUIRE) && gx__now_ns() < until) sched_yield();
             pthread_mutex_lock(&e->mu);
-            if ((!d->rcount || e->paused) && !e->stopping) {
+            if ((!d->rcount || e->paused) && !e->stopping && d->hstate == GX__H_OK) {
                 d->sleepers++;
                 pthread_cond_wait(&d->cv, &e->mu);
                 d->sleepers--;
@@ -530,6 +536,7 @@ static void *worker_main(void *arg) {
             }
             d->sleepers--;
             if (e->stopping) break;
+            if (!d->rcount) continue; /* a recovery took the ring back */
         }
         /* take a fair part of the ring: leave some for the other slots */
         uint32_t take = d->rcount;
@@ -594,18 +601,20 @@ static void *worker_main(void *arg) {
             d->be->scrub(d->bdev, slot_ctx);
             last_tenant = batch_tenant;
         }
+        /* injected device faults (CPU devices; the CUDA backend injects its own) */
+        int done = nrun ? gx__health_inject(e, d, calls, res, nrun) : 0;
         if (d->be == &cpu_backend) {
             /* the hot path: call the resolved implementation directly */
-            for (int i = 0; i < nrun; i++) {
+            for (int i = done; i < nrun; i++) {
                 run_item *it = (run_item *)((char *)calls[i] - offsetof(run_item, call));
                 int64_t t0 = gx__now_ns();
                 int rc = it->fn(&it->call);
                 res[i].rc = rc;
                 res[i].run_ns = gx__now_ns() - t0;
             }
-        } else if (nrun) {
-            memset(res, 0, (size_t)nrun * sizeof *res);
-            d->be->run_batch(d->bdev, slot_ctx, calls, res, nrun);
+        } else if (nrun > done) {
+            memset(res + done, 0, (size_t)(nrun - done) * sizeof *res);
+            d->be->run_batch(d->bdev, slot_ctx, calls + done, res + done, nrun - done);
         }
 
         pthread_mutex_lock(&e->mu);
@@ -637,6 +646,9 @@ static void *worker_main(void *arg) {
     free(res);
     if (d->be->slot_close) d->be->slot_close(d->bdev, slot_ctx);
     free(w);
+    pthread_mutex_lock(&e->mu);
+    gx__health_worker_left(e, d);
+    pthread_mutex_unlock(&e->mu);
     return NULL;
 }
 
@@ -660,7 +672,9 @@ static void on_timer(gx_engine *e, gx__job *j, gx__evbuf *eb) {
                  (long long)(j->queue_timeout_ns / 1000000));
         gx__finish(e, j, GX_JOB_TIMED_OUT, GX_ETIMEDOUT, msg, eb);
         break;
-    default: break;
+    default:
+        if (j->hang_watch) gx__health_hung(e, j); /* cancelled hang grace ago and still running */
+        break;
     }
 }
 
@@ -704,6 +718,9 @@ void gx_engine_opts_init(gx_engine_opts *o) {
     o->max_batch = 256;
     o->batch_quantum_us = 2000;
     o->gpu_max_batch = 64;
+    o->hang_grace_ms = 5000;
+    o->poison_faults = 2;
+    o->recovery_attempts = 3;
 }
 
 static uint64_t host_mem(void) {
@@ -778,7 +795,8 @@ static void load_cuda(gx_engine *e) {
     }
     gx_backend_entry_fn entry = (gx_backend_entry_fn)dlsym(dl, GX_BACKEND_ENTRY_SYMBOL);
     const gx_backend *be = entry ? entry() : NULL;
-    if (!be || be->abi_version != GX_BACKEND_ABI_VERSION || be->struct_size < sizeof(gx_backend) ||
+    /* older ABI 1 backends lack the appended methods (GX_BACKEND_HAS) */
+    if (!be || be->abi_version != GX_BACKEND_ABI_VERSION || be->struct_size < GX_BACKEND_SIZE_V1 ||
         !be->init || !be->device_open || !be->run_batch) {
         snprintf(e->gpu_status, sizeof e->gpu_status,
                  "CUDA backend %.100s ignored: ABI %u does not match %u; running CPU-only", path,
@@ -811,6 +829,7 @@ static void load_cuda(gx_engine *e) {
         }
         if (add_device(e, be, bd, &desc)) break;
         gx__device *d = &e->dev[e->ndev - 1];
+        d->ordinal = i;
         if (be->self_test) {
             char msg[128] = "";
             if (be->self_test(bd, msg, sizeof msg)) {
@@ -821,24 +840,30 @@ static void load_cuda(gx_engine *e) {
     }
 }
 
+int gx__dev_start(gx_engine *e, gx__device *d) {
+    d->threads = calloc((size_t)d->desc.slots, sizeof *d->threads);
+    if (!d->threads) return GX_ENOMEM;
+    for (int s = 0; s < d->desc.slots; s++) {
+        worker *w = malloc(sizeof *w);
+        if (!w) return GX_ENOMEM;
+        *w = (worker){e, d, s};
+        if (pthread_create(&d->threads[s], NULL, worker_main, w)) {
+            free(w);
+            return GX_ENOMEM;
+        }
+        d->nthreads++;
+        d->nlive++;
+    }
+    return 0;
+}
+
 static int start_threads(gx_engine *e) {
     for (int i = 0; i < e->ndev; i++) {
-        gx__device *d = &e->dev[i];
-        d->threads = calloc((size_t)d->desc.slots, sizeof *d->threads);
-        if (!d->threads) return GX_ENOMEM;
-        for (int s = 0; s < d->desc.slots; s++) {
-            worker *w = malloc(sizeof *w);
-            if (!w) return GX_ENOMEM;
-            *w = (worker){e, d, s};
-            if (pthread_create(&d->threads[s], NULL, worker_main, w)) {
-                free(w);
-                return GX_ENOMEM;
-            }
-            d->nthreads++;
-        }
+        int rc = gx__dev_start(e, &e->dev[i]);
+        if (rc) return rc;
     }
     if (pthread_create(&e->timer_thread, NULL, timer_main, e)) return GX_ENOMEM;
-    return 0;
+    return gx__health_start(e);
 }
 
 int gx_engine_create(const gx_engine_opts *opts, gx_engine **out, gx_error *err) {
@@ -861,6 +886,10 @@ int gx_engine_create(const gx_engine_opts *opts, gx_engine **out, gx_error *err)
     if (o.max_batch > RUN_BATCH_MAX) o.max_batch = RUN_BATCH_MAX;
     if (!(o.batch_quantum_us > 0)) o.batch_quantum_us = 2000;
     if (!o.max_jobs) o.max_jobs = (uint64_t)1 << 26;
+    if (o.hang_grace_ms < 0 || o.hang_grace_ms > 3600000)
+        return gx_error_set(err, GX_EINVAL, "hang_grace_ms", "hang_grace_ms must be 0..3600000");
+    if (o.poison_faults <= 0) o.poison_faults = 2;
+    if (o.recovery_attempts <= 0) o.recovery_attempts = 3;
     if (!o.cpu_mem_bytes) o.cpu_mem_bytes = host_mem() / 2;
     const gx__placer *pl = gx__placer_find(o.placement);
     if (!pl)
@@ -878,6 +907,7 @@ int gx_engine_create(const gx_engine_opts *opts, gx_engine **out, gx_error *err)
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&e->done_cv, &ca);
     pthread_cond_init(&e->timer_cv, &ca);
+    pthread_cond_init(&e->health_cv, &ca);
     pthread_condattr_destroy(&ca);
     gx__catalog_init();
 
@@ -930,7 +960,9 @@ void gx_engine_destroy(gx_engine *e) {
     for (int i = 0; i < e->ndev; i++) pthread_cond_broadcast(&e->dev[i].cv);
     pthread_cond_broadcast(&e->timer_cv);
     pthread_cond_broadcast(&e->done_cv);
+    pthread_cond_broadcast(&e->health_cv);
     pthread_mutex_unlock(&e->mu);
+    gx__health_stop(e); /* before the workers: a recovery may start them */
     for (int i = 0; i < e->ndev; i++) {
         gx__device *d = &e->dev[i];
         for (int s = 0; s < d->nthreads; s++) pthread_join(d->threads[s], NULL);
@@ -940,6 +972,7 @@ void gx_engine_destroy(gx_engine *e) {
         if (d->bdev && d->be->device_close) d->be->device_close(d->bdev);
     }
     if (e->timer_thread) pthread_join(e->timer_thread, NULL);
+    gx__health_stopped(e);
     for (size_t p = 0; p < e->npages; p++) {
         for (uint32_t i = 0; e->pages[p] && i < PAGE_JOBS; i++)
             if (e->pages[p][i].live) job_clear(e, &e->pages[p][i]);
@@ -958,6 +991,7 @@ void gx_engine_destroy(gx_engine *e) {
     pthread_mutex_destroy(&e->mu);
     pthread_cond_destroy(&e->done_cv);
     pthread_cond_destroy(&e->timer_cv);
+    pthread_cond_destroy(&e->health_cv);
     free(e);
 }
 

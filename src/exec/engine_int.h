@@ -61,6 +61,13 @@ typedef struct gx__job {
     gx_array **ckpt;      /* last checkpoint state */
     int nckpt;
     int64_t ckpt_step;
+    /* device health (src/exec/health.c) */
+    uint8_t dev_faults;   /* device faults blamed on its attempts (poison) */
+    uint8_t hang_watch;   /* final but its call still runs: the timer checks
+                             that it returns within engine hang grace */
+    uint8_t abandoned;    /* its call was given up by a device recovery:
+                             re-queued without blame when it returns */
+    struct gx__fhist *fhist; /* device faults of its attempts, NULL */
 } gx__job;
 
 /* Binary max-heap of jobs by (priority desc, id asc). */
@@ -111,7 +118,26 @@ typedef struct gx__device {
     pthread_cond_t cv;
     pthread_t *threads;
     int nthreads;
+    /* health loop (src/exec/health.c) */
+    int ordinal;         /* backend ordinal given to device_open */
+    int hstate;          /* GX__H_* */
+    int hung;            /* the fault is a hung call: abandon at once */
+    int nlive;           /* worker threads still running */
+    int tel_busy;        /* telemetry reads using bdev right now */
+    int64_t fault_ns;    /* monotonic time of the fault being recovered */
+    int64_t recoveries;  /* recoveries that brought it back */
+    int64_t recovery_failures; /* recovery attempts that failed */
+    double last_recovery_s; /* fault -> healthy, of the last recovery */
 } gx__device;
+
+/* Device health states. */
+enum {
+    GX__H_OK = 0,     /* takes placements */
+    GX__H_PENDING,    /* faulted: the health thread will recover it */
+    GX__H_RECOVERING, /* being drained and reset */
+    GX__H_STUCK,      /* a slot is stuck in a call: recovery resumes if it returns */
+    GX__H_FAILED      /* recovery failed: unhealthy until restart */
+};
 
 typedef struct gx__placer {
     const char *name;
@@ -167,6 +193,9 @@ struct gx_engine {
     void *cuda_dl;            /* dlopen handle of the CUDA backend */
     const gx_backend *cuda_be;
     char gpu_status[320];     /* why there is or is no GPU, for people */
+    pthread_cond_t health_cv; /* health thread: a device to recover, a worker left */
+    pthread_t health_thread;
+    int health_started;
 };
 
 /* ---- event buffering (delivered without the lock) ---- */
@@ -210,6 +239,35 @@ const gx__placer *gx__placer_find(const char *name);
 
 /* ---- engine internals used by the scheduler ---- */
 void gx__dev_push(gx_engine *e, gx__device *d, gx__job *j);
+/* Start a device's worker threads (engine start and after a recovery). */
+int gx__dev_start(gx_engine *e, gx__device *d);
+
+/* ---- device health (src/exec/health.c) ----
+ * The closed loop: a device fault (GX_EDEVICE from a call, or a call that
+ * does not return within hang grace of its cancel) marks the device
+ * recovering, re-queues its placed jobs, lets its slots finish, abandons what
+ * they still run, then closes, resets, reopens and self-tests the device
+ * and restarts its workers. See docs/device-health.md. */
+int gx__health_start(gx_engine *e);
+/* e->stopping set: abort every device's calls, join the health thread;
+ * gx__health_stopped once the workers are joined. */
+void gx__health_stop(gx_engine *e);
+void gx__health_stopped(gx_engine *e);
+/* Mark a device faulted (lock held); no-op unless it is healthy. */
+void gx__health_fault(gx_engine *e, gx__device *d, const char *reason, int hung);
+/* Fault injection before a launch on a CPU device: fills res for the calls
+ * it handled and returns how many leading calls those are (0: none). */
+int gx__health_inject(gx_engine *e, gx__device *d, gx_kcall *const *calls, gx_call_result *res, int n);
+/* A call of j on d ended with rc (not 0), lock held, outputs released: 1 when
+ * the health loop took the job (re-queued, or dead as poison). */
+int gx__health_result(gx_engine *e, gx__device *d, gx__job *j, int rc, const char *msg, gx__evbuf *eb);
+/* j was made final while its call runs: watch that the call returns. */
+void gx__health_watch(gx_engine *e, gx__job *j);
+/* Timer of a watched job fired: its call is hung. */
+void gx__health_hung(gx_engine *e, gx__job *j);
+void gx__health_job_clear(gx__job *j);
+/* A worker thread of d ends (lock held). */
+void gx__health_worker_left(gx_engine *e, gx__device *d);
 
 #endif
 

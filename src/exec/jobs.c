@@ -379,6 +379,10 @@ int gx_device_get(gx_engine *e, int i, gx_device_info *o) {
     snprintf(o->status, sizeof o->status, "%s", d->status);
     o->jobs_done = d->jobs_done;
     o->busy_s = d->busy_s;
+    o->recovering = d->hstate == GX__H_PENDING || d->hstate == GX__H_RECOVERING;
+    o->recoveries = d->recoveries;
+    o->recovery_failures = d->recovery_failures;
+    o->last_recovery_s = d->last_recovery_s;
     pthread_mutex_unlock(&e->mu);
     return 0;
 }
@@ -419,6 +423,18 @@ int gx_device_telemetry_get(gx_engine *e, int i, gx_device_telemetry *t) {
     const gx__device *d = &e->dev[i];
     memset(t, 0xff, sizeof *t); /* -1 everywhere: unknown */
     t->util_pct = t->mem_util_pct = t->temp_c = t->power_w = t->sm_clock_mhz = t->mem_clock_mhz = -1;
-    if (!d->be->telemetry || !d->bdev) return GX_EUNSUPPORTED;
-    return d->be->telemetry(d->bdev, t);
+    pthread_mutex_lock(&e->mu);
+    gx__device *dm = &e->dev[i];
+    gx_backend_dev *bd = dm->bdev;
+    if (!d->be->telemetry || !bd) {
+        pthread_mutex_unlock(&e->mu);
+        return GX_EUNSUPPORTED;
+    }
+    dm->tel_busy++; /* a recovery waits before it closes the device */
+    pthread_mutex_unlock(&e->mu);
+    int rc = d->be->telemetry(bd, t);
+    pthread_mutex_lock(&e->mu);
+    if (--dm->tel_busy == 0) pthread_cond_broadcast(&e->health_cv);
+    pthread_mutex_unlock(&e->mu);
+    return rc;
 }

@@ -2,7 +2,9 @@
  * test_engine_gpu.c - the engine with the CUDA backend loaded: GPUs show up
  * as devices, every kernel submitted with device "gpu" gives what the same
  * job gives on "cpu", small batchable jobs merge, placement spreads work
- * over several GPUs, impossible jobs are refused at submit. Plain C (the
+ * over several GPUs, impossible jobs are refused at submit, and the health
+ * loop heals a GPU after a real illegal-address fault, a poison job and a
+ * hung kernel (src/exec/health.c). Plain C (the
  * GPU machine has no cmocka); prints "skipped: no GPU" without one.
  *
  *   test_engine_gpu [path/to/libgexec_cuda.so]
@@ -12,7 +14,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <time.h>
+
 #include "gexec/gexec.h"
+#include "gexec/gexec_fault.h"
 
 static int passed, failed;
 #define CHECK(cond, ...)                                  \
@@ -40,9 +45,9 @@ static gx_array *rand_arr(gx_dtype dt, int nd, const int64_t *shape, double lo, 
     return a;
 }
 
-/* Run one job on a device class and return its outputs (NULL on failure). */
-static gx_output *run(gx_engine *e, const char *dev, const char *kernel, const gx_named_arg *args, int na,
-                      const gx_named_input *in, int ni, int *nout, char *why, size_t cap) {
+/* Submit one job; 0 (and err set) when refused. */
+static gx_job_id submit_on(gx_engine *e, const char *dev, const char *kernel, const gx_named_arg *args, int na,
+                           const gx_named_input *in, int ni, int64_t timeout_ms, gx_error *err) {
     gx_job_spec s;
     gx_job_spec_init(&s);
     s.kernel = kernel;
@@ -51,9 +56,21 @@ static gx_output *run(gx_engine *e, const char *dev, const char *kernel, const g
     s.inputs = in;
     s.ninputs = ni;
     s.device = dev;
-    gx_job_id id;
+    s.timeout_ms = timeout_ms;
+    gx_job_id id = 0;
+    if (gx_submit(e, &s, &id, NULL, err)) {
+        printf("submit %s: %s\n", kernel, err->message);
+        return 0;
+    }
+    return id;
+}
+
+/* Run one job on a device class and return its outputs (NULL on failure). */
+static gx_output *run(gx_engine *e, const char *dev, const char *kernel, const gx_named_arg *args, int na,
+                      const gx_named_input *in, int ni, int *nout, char *why, size_t cap) {
     gx_error err;
-    if (gx_submit(e, &s, &id, NULL, &err)) {
+    gx_job_id id = submit_on(e, dev, kernel, args, na, in, ni, 0, &err);
+    if (!id) {
         snprintf(why, cap, "submit: %s", err.message);
         return NULL;
     }
@@ -111,10 +128,81 @@ static void same_on_both(gx_engine *e, const char *kernel, const gx_named_arg *a
     gx_outputs_free(c, nc);
 }
 
+static gx_job_info final_info(gx_engine *e, gx_job_id id) {
+    gx_job_info in;
+    memset(&in, 0, sizeof in);
+    gx_job_wait(e, id, 60000, NULL);
+    gx_job_get(e, id, &in, NULL);
+    return in;
+}
+
+/* Wait until device g has `n` recoveries and is healthy; 0 when it did. */
+static int wait_recovered(gx_engine *e, int g, int64_t n, gx_device_info *d) {
+    for (int k = 0; k < 6000; k++) {
+        gx_device_get(e, g, d);
+        if (d->recoveries >= n && d->healthy && !d->recovering) return 0;
+        struct timespec ts = {0, 5000000};
+        nanosleep(&ts, NULL);
+    }
+    return -1;
+}
+
+/* The health loop on a real GPU: a real illegal address (sticky, needs
+ * cudaDeviceReset), a poison job, a hung kernel. */
+static void gpu_health(gx_engine *e, const gx_named_input *sxy, const gx_named_arg *a2) {
+    int g = -1;
+    for (int i = 0; i < gx_device_count(e) && g < 0; i++) {
+        gx_device_info d;
+        gx_device_get(e, i, &d);
+        if (d.kind == GX_DEV_CUDA) g = i;
+    }
+    gx_device_info d;
+    gx_error err;
+    gx_fault_spec f = {.point = GX_FAULT_DEVICE_LAUNCH, .device = g, .count = 1, .code = 700};
+    CHECK(gx_fault_arm(&f, &err) == 0, "arm: %s", err.message);
+    gx_job_id ids[16];
+    for (int i = 0; i < 16; i++) ids[i] = submit_on(e, "gpu:0", "saxpy", a2, 1, sxy, 2, 0, &err);
+    int ok = 0, rerun = 0;
+    for (int i = 0; i < 16; i++) {
+        gx_job_info in = final_info(e, ids[i]);
+        ok += in.state == GX_JOB_SUCCEEDED;
+        rerun += in.attempts > 1;
+    }
+    CHECK(ok == 16, "illegal address: %d of 16 jobs succeeded", ok);
+    CHECK(rerun >= 1, "illegal address: no job was re-run");
+    CHECK(wait_recovered(e, g, 1, &d) == 0, "no recovery after an illegal address: %s", d.status);
+    printf("health: illegal address recovered in %.3f s (%s)\n", d.last_recovery_s, d.status);
+    int64_t base = d.recoveries;
+
+    /* a job whose every launch faults the GPU: dead after 2, history kept */
+    f.count = -1;
+    gx_fault_arm(&f, &err);
+    gx_job_id p = submit_on(e, "gpu:0", "saxpy", a2, 1, sxy, 2, 0, &err);
+    gx_job_info pi = final_info(e, p);
+    gx_fault_clear(GX_FAULT_DEVICE_LAUNCH);
+    CHECK(pi.state == GX_JOB_DEAD, "poison job ended %s (%s)", gx_job_state_name(pi.state), pi.error);
+    CHECK(pi.error && strstr(pi.error, "on attempts 1 and 2"), "poison history: %s", pi.error);
+    CHECK(wait_recovered(e, g, base + 2, &d) == 0, "no recovery after the poison job: %s", d.status);
+    base = d.recoveries;
+
+    /* a kernel that ignores its cancel: timed out, GPU reset, next job ok */
+    gx_fault_spec h = {.point = GX_FAULT_DEVICE_HANG, .device = g, .count = 1, .code = 1};
+    gx_fault_arm(&h, &err);
+    gx_named_arg sp = {.name = "us", .value = 0};
+    gx_job_id hj = submit_on(e, "gpu:0", "spin", &sp, 1, NULL, 0, 200, &err);
+    gx_job_info hi = final_info(e, hj);
+    CHECK(hi.state == GX_JOB_TIMED_OUT, "hung job ended %s (%s)", gx_job_state_name(hi.state), hi.error);
+    CHECK(wait_recovered(e, g, base + 1, &d) == 0, "no recovery after a hung kernel: %s", d.status);
+    gx_job_id next = submit_on(e, "gpu:0", "saxpy", a2, 1, sxy, 2, 0, &err);
+    CHECK(final_info(e, next).state == GX_JOB_SUCCEEDED, "job after the hang did not succeed");
+    printf("health: %lld recoveries, last %.3f s\n", (long long)d.recoveries, d.last_recovery_s);
+}
+
 int main(int argc, char **argv) {
     gx_engine_opts o;
     gx_engine_opts_init(&o);
     o.cpu_workers = 4;
+    o.hang_grace_ms = 1000;
     if (argc > 1) o.cuda_plugin = argv[1];
     gx_engine *e;
     gx_error err;
@@ -236,6 +324,8 @@ int main(int argc, char **argv) {
     big.device = "gpu:99";
     gx_job_id bid;
     CHECK(gx_submit(e, &big, &bid, NULL, &err) == GX_ENODEVICE, "gpu:99 was not refused");
+
+    gpu_health(e, sxy, &a2);
 
     gx_engine_stats st;
     gx_engine_stats_get(e, &st);

@@ -124,6 +124,9 @@ static void defaults(void **st) {
     assert_int_equal(c.engine.max_batch, 256);
     assert_true(c.engine.batch_quantum_us == 2000.0);
     assert_int_equal(c.engine.max_jobs, 1 << 26);
+    assert_int_equal(c.engine.hang_grace_ms, 5000);
+    assert_int_equal(c.engine.poison_faults, 2);
+    assert_int_equal(c.engine.recovery_attempts, 3);
     assert_int_equal(c.batching.max_batch, 64);
     assert_int_equal(c.batching.max_delay_us, 0);
     assert_true(c.cuda.enabled);
@@ -160,6 +163,9 @@ static void defaults(void **st) {
     assert_int_equal(o.max_batch, 256);
     assert_true(o.batch_quantum_us == 2000.0);
     assert_int_equal(o.max_jobs, 1 << 26);
+    assert_int_equal(o.hang_grace_ms, 5000);
+    assert_int_equal(o.poison_faults, 2);
+    assert_int_equal(o.recovery_attempts, 3);
     assert_int_equal(o.no_default_tenant, 7);
     assert_int_equal(o.cuda_disable, 0);
     assert_null(o.cuda_plugin);
@@ -528,6 +534,9 @@ static void integers(void **st) {
     set_bad(k, "-9223372036854775808", "out of range");
     set_get("engine.max_jobs", "1099511627776", "1099511627776");
     set_bad("engine.max_jobs", "1023", "'1023' is out of range (1024 to 1099511627776)");
+    set_get("engine.hang_grace", "250ms", "250ms");
+    set_get("engine.poison_faults", "5", "5");
+    set_bad("engine.poison_faults", "0", "'0' is out of range (1 to 100)");
 }
 
 static void doubles(void **st) {

@@ -1,0 +1,389 @@
+/*
+ * health.c - the closed health loop of devices, hung-call containment,
+ * poison jobs and device fault injection on CPU devices.
+ *
+ * A device fault is a call that answers GX_EDEVICE (a sticky CUDA error, an
+ * injected fault) or a call still running hang_grace after its job was
+ * cancelled or timed out. The device is then marked recovering: it takes no
+ * placements, the jobs placed on it go back to their queues, its slots finish
+ * what they run (for up to hang_grace; then their calls are abandoned: cancel
+ * flags and gx_device_abort_requested), and when every worker thread has left
+ * the health thread closes the device, resets it (backend device_reset),
+ * opens it again, self-tests it and starts its workers. A device that fails
+ * that recovery_attempts times stays unhealthy with the reason.
+ *
+ * Blame: the first GX_EDEVICE a healthy device reports is blamed on that
+ * call's job; calls that fail on the device after that are collateral and
+ * re-queued without blame. A job blamed poison_faults times is dead, with
+ * the faults of its attempts in its error, instead of killing more devices.
+ *
+ * Containment is in-process: a call that ignores both its cancel flag and the
+ * abort request keeps its thread, and the device then stays unhealthy
+ * ("restart gexecd") unless that call returns one day. docs/device-health.md says why and what a child
+ * process per GPU would add.
+ *
+ * Everything here runs with e->mu held unless a function says otherwise.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "clock.h"
+#include "engine_int.h"
+#include "gexec/gexec_fault.h"
+
+#define FHIST_MAX 8
+
+/* Device faults of one job's attempts, for its dead message. */
+typedef struct gx__fhist {
+    int n;
+    struct {
+        int attempt;
+        char dev[32];
+        char reason[80];
+    } f[FHIST_MAX];
+} gx__fhist;
+
+/* Process-wide: a backend's waiting loops poll it (gexec_plugin.h). */
+static atomic_int dev_abort[GX__MAX_DEVICES];
+
+int gx_device_abort_requested(int device) {
+    return device >= 0 && device < GX__MAX_DEVICES && atomic_load(&dev_abort[device]);
+}
+
+void gx__health_job_clear(gx__job *j) {
+    free(j->fhist);
+    j->fhist = NULL;
+}
+
+static int64_t grace_ns(const gx_engine *e) { return e->o.hang_grace_ms * 1000000; }
+
+/* ---- faults ----------------------------------------------------------- */
+
+/* A job placed on d (in its ring, not started) goes back to its queue. */
+static void unplace(gx_engine *e, gx__device *d, gx__job *j, gx__evbuf *eb) {
+    d->pending_cost -= j->cost_us;
+    if (d->pending_cost < 0) d->pending_cost = 0;
+    d->mem_used -= j->mem;
+    e->tenants[j->tenant].mem_used -= j->mem;
+    gx__sched_charge(e, j->tenant, j->cost_us, 0);
+    gx__sched_released(e, j->tenant);
+    j->busy = 0;
+    if (gx_job_state_is_final(j->state)) return; /* cancelled while placed */
+    e->tenants[j->tenant].queued++;
+    gx__make_runnable(e, j, eb);
+}
+
+void gx__health_fault(gx_engine *e, gx__device *d, const char *reason, int hung) {
+    if (d->hstate != GX__H_OK || e->stopping) return;
+    d->hstate = GX__H_PENDING;
+    d->healthy = 0;
+    d->hung = hung;
+    d->fault_ns = gx__now_ns();
+    snprintf(d->status, sizeof d->status, "recovering: %.110s", reason);
+    while (d->rcount) {
+        gx__job *j = d->ring[d->rhead];
+        d->rhead = (d->rhead + 1) & (d->rcap - 1);
+        d->rcount--;
+        unplace(e, d, j, NULL);
+    }
+    pthread_cond_broadcast(&d->cv);
+    pthread_cond_broadcast(&e->health_cv);
+}
+
+/* Back to the queue as a new attempt (the next take counts it). */
+static void requeue(gx_engine *e, gx__job *j, int rc, const char *msg, gx__evbuf *eb) {
+    j->error_code = rc;
+    free(j->error);
+    j->error = msg && *msg ? strdup(msg) : NULL;
+    if (j->attempts >= 250) { /* attempts is a byte; never wrap */
+        gx__finish(e, j, GX_JOB_FAILED, rc, "re-queued too many times after device faults", eb);
+        return;
+    }
+    atomic_store(&j->cancel, 0); /* an abandoned call's cancel is not the job's */
+    e->tenants[j->tenant].queued++;
+    gx__make_runnable(e, j, eb);
+}
+
+/* "faulted cpu (x) on attempts 1 and 2; cpu:1 (y) on attempt 3" */
+static void fhist_text(const gx__fhist *h, char *out, size_t cap) {
+    size_t o = (size_t)snprintf(out, cap, "faulted ");
+    for (int i = 0; i < h->n && o < cap;) {
+        int k = i + 1;
+        while (k < h->n && !strcmp(h->f[k].dev, h->f[i].dev) && !strcmp(h->f[k].reason, h->f[i].reason)) k++;
+        o += (size_t)snprintf(out + o, cap - o, "%s%s (%s) on attempt%s ", i ? "; " : "", h->f[i].dev,
+                              h->f[i].reason, k - i > 1 ? "s" : "");
+        for (int m = i; m < k && o < cap; m++)
+            o += (size_t)snprintf(out + o, cap - o, "%s%d", m == i ? "" : m == k - 1 ? " and " : ", ",
+                                  h->f[m].attempt);
+        i = k;
+    }
+}
+
+int gx__health_result(gx_engine *e, gx__device *d, gx__job *j, int rc, const char *msg, gx__evbuf *eb) {
+    if (j->abandoned) { /* given up by a recovery: not its fault */
+        j->abandoned = 0;
+        requeue(e, j, rc, msg, eb);
+        return 1;
+    }
+    if (rc != GX_EDEVICE) return 0;
+    if (d->hstate != GX__H_OK) { /* the device had already faulted */
+        requeue(e, j, rc, msg, eb);
+        return 1;
+    }
+    if (!j->fhist) j->fhist = calloc(1, sizeof *j->fhist);
+    gx__fhist *h = j->fhist;
+    if (h && h->n < FHIST_MAX) {
+        h->f[h->n].attempt = j->attempts;
+        snprintf(h->f[h->n].dev, sizeof h->f[h->n].dev, "%s", d->desc.name);
+        snprintf(h->f[h->n].reason, sizeof h->f[h->n].reason, "%s", msg ? msg : "device fault");
+        h->n++;
+    }
+    j->dev_faults++;
+    char reason[160];
+    snprintf(reason, sizeof reason, "job %llu: %.120s", (unsigned long long)j->id, msg ? msg : "device fault");
+    gx__health_fault(e, d, reason, 0);
+    if (j->dev_faults >= e->o.poison_faults) {
+        char text[600];
+        if (h)
+            fhist_text(h, text, sizeof text);
+        else
+            snprintf(text, sizeof text, "faulted devices %d times", j->dev_faults);
+        gx__finish(e, j, GX_JOB_DEAD, GX_EDEVICE, text, eb);
+        return 1;
+    }
+    requeue(e, j, rc, msg, eb);
+    return 1;
+}
+
+/* ---- hung calls ------------------------------------------------------- */
+
+void gx__health_watch(gx_engine *e, gx__job *j) {
+    if (j->state != GX_JOB_CANCELLED && j->state != GX_JOB_TIMED_OUT) return;
+    if (j->device < 0 || e->o.hang_grace_ms <= 0) return;
+    j->hang_watch = 1;
+    gx__timer_set(e, j, gx__now_ns() + grace_ns(e));
+}
+
+void gx__health_hung(gx_engine *e, gx__job *j) {
+    j->hang_watch = 0;
+    if (!j->busy || j->device < 0) return;
+    char reason[160];
+    snprintf(reason, sizeof reason, "hung: job %llu (%s) did not return %lld ms after its cancel",
+             (unsigned long long)j->id, j->kernel->name, (long long)e->o.hang_grace_ms);
+    gx__health_fault(e, &e->dev[j->device], reason, 1);
+}
+
+/* ---- fault injection (CPU devices; the CUDA backend injects its own) -- */
+
+/* A readable name for the backend error number of an injected fault. */
+static const char *fault_code_name(int code) {
+    static const struct {
+        int code;
+        const char *name;
+    } names[] = {
+        {0, "device fault"},          {2, "out of memory"},      {700, "illegal address"},
+        {702, "launch timeout"},      {214, "uncorrectable ECC"}, {719, "launch failure"},
+        {999, "unknown error"},       {46, "device unavailable"},
+    };
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (names[i].code == code) return names[i].name;
+    return "device error";
+}
+
+/* Runs without the lock: an injected hang that ends on the job's cancel
+ * (code 0) or only on the device's reset (code != 0: a kernel that ignores
+ * cancellation). */
+static int hang(gx__device *d, gx_kcall *c, int code) {
+    struct timespec ts = {0, 1000000};
+    for (;;) {
+        if (gx_device_abort_requested(d->index))
+            return gx_error_set(c->err, GX_EDEVICE, NULL, "injected hang ended by the device reset");
+        if (!code && c->cancel && *c->cancel)
+            return gx_error_set(c->err, GX_ECANCELED, NULL, "injected hang cancelled");
+        nanosleep(&ts, NULL);
+    }
+}
+
+int gx__health_inject(gx_engine *e, gx__device *d, gx_kcall *const *calls, gx_call_result *res, int n) {
+    (void)e;
+    if (d->kind != GX_DEV_CPU || n <= 0) return 0;
+    gx_fault_spec fs;
+    if (gx_fault_take(GX_FAULT_DEVICE_HANG, d->index, &fs)) {
+        int64_t t0 = gx__now_ns();
+        res[0].rc = hang(d, calls[0], fs.code);
+        res[0].run_ns = gx__now_ns() - t0;
+        return 1;
+    }
+    if (!gx_fault_take(GX_FAULT_DEVICE_LAUNCH, d->index, &fs)) return 0;
+    /* the whole launch fails; an out-of-memory is transient, the rest sticky */
+    int rc = fs.code == 2 ? GX_ETRANSIENT : GX_EDEVICE;
+    for (int i = 0; i < n; i++) {
+        gx_error_set(calls[i]->err, rc, NULL, "injected device fault: %s (%d)", fault_code_name(fs.code), fs.code);
+        res[i].rc = rc;
+        res[i].run_ns = 0;
+    }
+    return n;
+}
+
+/* ---- the health thread ------------------------------------------------ */
+
+void gx__health_worker_left(gx_engine *e, gx__device *d) {
+    if (--d->nlive == 0 && d->hstate == GX__H_STUCK) {
+        /* the stuck call came back after all: finish the recovery */
+        d->hstate = GX__H_PENDING;
+        d->hung = 1;
+        snprintf(d->status, sizeof d->status, "recovering: a stuck slot returned");
+    }
+    pthread_cond_broadcast(&e->health_cv);
+}
+
+/* Wait (lock held) until d's workers have left or `until` passes. */
+static void wait_workers(gx_engine *e, gx__device *d, int64_t until) {
+    while (d->nlive > 0 && !e->stopping) {
+        struct timespec ts = {.tv_sec = until / 1000000000, .tv_nsec = until % 1000000000};
+        if (pthread_cond_timedwait(&e->health_cv, &e->mu, &ts) == ETIMEDOUT) break;
+    }
+}
+
+/* Tell every call still running on d to stop: re-queued when it returns. */
+static void abandon_running(gx_engine *e, gx__device *d) {
+    for (size_t p = 0; p < e->npages; p++)
+        for (uint32_t i = 0; e->pages[p] && i < 1024; i++) {
+            gx__job *j = &e->pages[p][i];
+            if (!j->live || !j->busy || j->device != d->index) continue;
+            if (j->state == GX_JOB_RUNNING) j->abandoned = 1;
+            atomic_store(&j->cancel, 1);
+        }
+    atomic_store(&dev_abort[d->index], 1);
+}
+
+/* Close, reset, open and self-test a device whose workers have all left.
+ * Runs without the lock; 0 or a code with msg set. */
+static int rebuild(gx__device *d, gx_backend_dev **bdev, gx_device_desc *desc, char *msg, size_t cap) {
+    const gx_backend *be = d->be;
+    gx_error err;
+    gx_error_clear(&err);
+    if (*bdev && be->device_close) be->device_close(*bdev);
+    *bdev = NULL;
+    if (GX_BACKEND_HAS(be, device_reset) && be->device_reset(d->ordinal, &err)) {
+        snprintf(msg, cap, "reset failed: %.100s", err.message);
+        return GX_EDEVICE;
+    }
+    if (!be->device_open) return 0; /* the CPU: its slots are all there is */
+    if (be->device_open(d->ordinal, bdev, desc, &err)) {
+        snprintf(msg, cap, "reopen failed: %.100s", err.message);
+        return GX_EDEVICE;
+    }
+    if (be->self_test) {
+        char tmsg[128] = "";
+        if (be->self_test(*bdev, tmsg, sizeof tmsg)) {
+            snprintf(msg, cap, "self-test failed: %.100s", tmsg);
+            return GX_EDEVICE;
+        }
+    }
+    return 0;
+}
+
+static void recover(gx_engine *e, gx__device *d) {
+    d->hstate = GX__H_RECOVERING;
+    /* 1. the slots finish what they run (a hung call: abandon at once) */
+    if (!d->hung) wait_workers(e, d, gx__now_ns() + grace_ns(e));
+    if (d->nlive > 0) {
+        abandon_running(e, d);
+        wait_workers(e, d, gx__now_ns() + grace_ns(e));
+    }
+    if (e->stopping) return;
+    if (d->nlive > 0) { /* recovery resumes if they ever return */
+        d->hstate = GX__H_STUCK;
+        snprintf(d->status, sizeof d->status,
+                 "unhealthy: %d slot(s) stuck in a call that ignores cancel and reset; restart gexecd", d->nlive);
+        return;
+    }
+    atomic_store(&dev_abort[d->index], 0);
+    pthread_t *th = d->threads;
+    int nt = d->nthreads;
+    d->threads = NULL;
+    d->nthreads = 0;
+    gx_backend_dev *bdev = d->bdev;
+    d->bdev = NULL; /* no new telemetry reads; wait for those under way */
+    while (d->tel_busy > 0) pthread_cond_wait(&e->health_cv, &e->mu);
+    pthread_mutex_unlock(&e->mu);
+    for (int i = 0; i < nt; i++) pthread_join(th[i], NULL);
+    free(th);
+    /* 2. close, reset, reopen, self-test; a few times */
+    char msg[160] = "";
+    gx_device_desc desc = d->desc;
+    int rc = GX_EDEVICE, tries = 0;
+    while (tries < e->o.recovery_attempts) {
+        tries++;
+        rc = rebuild(d, &bdev, &desc, msg, sizeof msg);
+        if (!rc) break;
+        pthread_mutex_lock(&e->mu);
+        d->recovery_failures++;
+        int stop = e->stopping;
+        pthread_mutex_unlock(&e->mu);
+        if (stop) break;
+        struct timespec ts = {0, 100000000L * tries};
+        nanosleep(&ts, NULL);
+    }
+    pthread_mutex_lock(&e->mu);
+    d->bdev = bdev;
+    if (rc) {
+        d->hstate = GX__H_FAILED;
+        snprintf(d->status, sizeof d->status, "unhealthy: recovery failed %d times: %.80s", tries, msg);
+        return;
+    }
+    /* 3. re-admit */
+    desc.slots = d->desc.slots; /* the workers are sized once */
+    d->desc = desc;
+    d->hstate = GX__H_OK;
+    d->healthy = 1;
+    d->hung = 0;
+    snprintf(d->status, sizeof d->status, "ok");
+    if (gx__dev_start(e, d)) {
+        d->hstate = GX__H_FAILED;
+        d->healthy = 0;
+        snprintf(d->status, sizeof d->status, "unhealthy: cannot start workers after recovery");
+        return;
+    }
+    d->recoveries++;
+    d->last_recovery_s = (double)(gx__now_ns() - d->fault_ns) / 1e9;
+    gx__sched_dispatch(e, INT32_MAX, 0);
+}
+
+static void *health_main(void *arg) {
+    gx_engine *e = arg;
+    pthread_mutex_lock(&e->mu);
+    while (!e->stopping) {
+        gx__device *d = NULL;
+        for (int i = 0; i < e->ndev && !d; i++)
+            if (e->dev[i].hstate == GX__H_PENDING) d = &e->dev[i];
+        if (!d) {
+            pthread_cond_wait(&e->health_cv, &e->mu);
+            continue;
+        }
+        recover(e, d);
+    }
+    pthread_mutex_unlock(&e->mu);
+    return NULL;
+}
+
+int gx__health_start(gx_engine *e) {
+    if (pthread_create(&e->health_thread, NULL, health_main, e)) return GX_ENOMEM;
+    e->health_started = 1;
+    return 0;
+}
+
+void gx__health_stop(gx_engine *e) {
+    /* a call that only ends on a reset must end for the workers to join */
+    for (int i = 0; i < e->ndev; i++) atomic_store(&dev_abort[i], 1);
+    if (e->health_started) pthread_join(e->health_thread, NULL);
+    e->health_started = 0;
+}
+
+void gx__health_stopped(gx_engine *e) {
+    for (int i = 0; i < e->ndev; i++) atomic_store(&dev_abort[i], 0);
+}
