@@ -172,7 +172,7 @@ static void set_phase(gx__conns *t, gx__conn *c, int phase, int restart) {
     pthread_mutex_unlock(&t->mu);
 }
 
-void gx__conn_headers(gx__conns *t, gx__conn *c) { set_phase(t, c, PH_BODY, 0); }
+void gx__conn_headers(gx__conns *t, gx__conn *c) { set_phase(t, c, PH_BODY, 1); }
 void gx__conn_dispatched(gx__conns *t, gx__conn *c) { set_phase(t, c, PH_BUSY, 0); }
 void gx__conn_idle(gx__conns *t, gx__conn *c) { set_phase(t, c, PH_WAIT, 1); }
 

@@ -4,7 +4,9 @@
  * waiting for its current request to arrive (http.request_timeout).
  *
  * libmicrohttpd tells http.c when a connection opens and closes; http.c
- * registers it here and marks the request phases. A connection is "excess"
+ * registers it here and marks the request phases: the headers must arrive
+ * within the timeout from the connection's opening or its previous
+ * response, the body within the timeout from the headers. A connection is "excess"
  * when it was opened while its address already held the limit: its first
  * request is answered 429 and the connection closed (clearer than a silent
  * drop at accept). A reaper thread shuts down the socket of a connection
@@ -41,7 +43,8 @@ void gx__conn_close(gx__conns *t, gx__conn *c);
 /* Opened beyond its address's limit; *count gets the connections that
  * address holds now (for the message). */
 int gx__conn_excess(gx__conns *t, const gx__conn *c, unsigned *count);
-/* The request's headers are in: its body may still be arriving. */
+/* The request's headers are in: its body may still be arriving, and gets a
+ * timeout of its own from now. */
 void gx__conn_headers(gx__conns *t, gx__conn *c);
 /* The request arrived in full: no timer until the response has gone. */
 void gx__conn_dispatched(gx__conns *t, gx__conn *c);

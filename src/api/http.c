@@ -411,8 +411,10 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
         *con_cls = r;
         const union MHD_ConnectionInfo *sc = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
         p->cn = sc ? sc->socket_context : NULL;
-        if (gx__conn_excess(srv->conns, p->cn, NULL) || gx__conn_late(srv->conns, p->cn))
-            return answer_early(srv, r);
+        /* headers that came in late are served all the same: the request
+         * may have started just before the deadline after an idle spell (the
+         * reaper bounds trickled headers); the body gets its own window */
+        if (gx__conn_excess(srv->conns, p->cn, NULL)) return answer_early(srv, r);
         gx__conn_headers(srv->conns, p->cn);
         return MHD_YES;
     }

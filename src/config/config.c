@@ -178,9 +178,10 @@ static const key keys[] = {
         "IPv6); a request on one more is answered 429 and its connection "
         "closed. 0: no limit."),
     DUR("http.request_timeout", http.request_timeout_ms, "30s", 0, HOUR,
-        "Longest a request may take to arrive in full (headers and body), "
-        "counted from the connection's opening or its previous response; a "
-        "slower one gets 408 or its connection is closed. 0: no limit."),
+        "Longest a request's headers may take to arrive (from the "
+        "connection's opening or its previous response), and its body (from "
+        "the headers); a slower one gets 408 or its connection is closed. "
+        "0: no limit."),
 
     STR("tls.cert", tls.cert, NULL, K_OPTIONAL, NULL,
         "PEM certificate chain. With tls.key the API speaks HTTPS; unset: "

@@ -136,13 +136,15 @@ static void test_slow_headers_cut(void **state) {
     health_ok(&slow_);
 }
 
-/* Send a POST /v1/jobs with Content-Length len whose body trickles a byte
- * every 100 ms after complete headers, all len bytes unless the daemon
- * closes first; then read what comes back. Returns the seconds until the
- * daemon answered or closed; buf gets the answer. */
-static double trickle_body(int len, char *buf, size_t cap) {
+/* Open a connection, stay idle for idle_ms, then send a POST /v1/jobs with
+ * Content-Length len whose body trickles a byte every 100 ms after complete
+ * headers, all len bytes unless the daemon closes first; then read what
+ * comes back. Returns the seconds from the headers until the daemon
+ * answered or closed; buf gets the answer. */
+static double trickle_body(int idle_ms, int len, char *buf, size_t cap) {
     int fd = tu_connect(slow_.port, 5000);
     assert_true(fd >= 0);
+    if (idle_ms) sleep_ms(idle_ms);
     char head[512];
     int n = snprintf(head, sizeof head,
                      "POST /v1/jobs HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer %s\r\n"
@@ -172,7 +174,7 @@ static double trickle_body(int len, char *buf, size_t cap) {
 static void test_slow_body_408(void **state) {
     (void)state;
     char buf[2048];
-    double end = trickle_body(14, buf, sizeof buf);
+    double end = trickle_body(0, 14, buf, sizeof buf);
     print_message("answered after %.2f s\n", end);
     assert_true(end >= 0.8 && end < 6.0);
     assert_int_equal(strncmp(buf, "HTTP/1.1 408", 12), 0);
@@ -188,11 +190,23 @@ static void test_slow_body_cut(void **state) {
     char buf[2048];
     /* 1 byte per 100 ms: 40 bytes would take 4 s; the cut comes at about
      * 1 s + 1 s of grace */
-    double end = trickle_body(40, buf, sizeof buf);
+    double end = trickle_body(0, 40, buf, sizeof buf);
     print_message("cut after %.2f s\n", end);
     assert_true(end >= 1.8 && end < 3.9);
     assert_null(strstr(buf, "HTTP/"));
     health_ok(&slow_);
+}
+
+/* The body's time counts from its headers: a connection idle for 0.6 s
+ * whose body then takes 0.6 s is served (its bad JSON answers 400), not
+ * refused for the 1.2 s since it opened. */
+static void test_body_window_from_headers(void **state) {
+    (void)state;
+    char buf[2048];
+    double end = trickle_body(600, 6, buf, sizeof buf);
+    assert_true(end < 6.0);
+    assert_int_equal(strncmp(buf, "HTTP/1.1 400", 12), 0);
+    assert_non_null(strstr(buf, "\"body\""));
 }
 
 /* A connection that delivers its request in time is served normally,
@@ -206,13 +220,40 @@ static void test_prompt_request_served(void **state) {
     close(fd);
 }
 
+static int on_event(void *ctx, const gx_client_event *ev, const char *data) {
+    (void)ctx;
+    (void)ev;
+    (void)data;
+    return 0;
+}
+
+/* The timeout is on a request's arrival only: an event stream that stays
+ * open for 2.5 times the request timeout is not cut. */
+static void test_long_response_not_cut(void **state) {
+    (void)state;
+    gx_client_opts o;
+    gx_client_opts_init(&o);
+    o.server = slow_.url;
+    o.api_key = slow_.key;
+    gx_client *c = NULL;
+    gx_error err;
+    TU_OK(gx_client_new(&o, &c, &err), err);
+    gx_client_stream_opts so = {.timeout_ms = 2500, .on_event = on_event};
+    double t0 = now_s();
+    assert_int_equal(gx_client_events_follow(c, &so, &err), GX_ETIMEDOUT); /* our end, not the daemon's */
+    assert_true(now_s() - t0 >= 2.4);
+    gx_client_free(c);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_per_client_limit),
         cmocka_unit_test(test_slow_headers_cut),
         cmocka_unit_test(test_slow_body_408),
         cmocka_unit_test(test_slow_body_cut),
+        cmocka_unit_test(test_body_window_from_headers),
         cmocka_unit_test(test_prompt_request_served),
+        cmocka_unit_test(test_long_response_not_cut),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
