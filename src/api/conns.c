@@ -53,6 +53,10 @@ struct gx__conns {
 /* A trickled body gets this long past the deadline for its 408 answer
  * (http.c sends it when the next piece arrives) before the cut. */
 #define BODY_GRACE_NS INT64_C(1000000000)
+/* An excess connection that sends no request within this long is cut: a
+ * client must not hold slots of http.max_connections beyond its own limit
+ * by staying silent (one that asks gets its 429 at once). */
+#define EXCESS_GRACE_NS INT64_C(1000000000)
 
 static void *reaper_main(void *arg);
 
@@ -67,7 +71,7 @@ int gx__conns_new(unsigned per_client, int64_t request_timeout_ms, gx__conns **o
     pthread_condattr_destroy(&ca);
     t->per_client = per_client;
     t->timeout_ns = request_timeout_ms > 0 ? request_timeout_ms * 1000000 : 0;
-    if (t->timeout_ns) {
+    if (t->timeout_ns || per_client) {
         if (pthread_create(&t->reaper, NULL, reaper_main, t)) {
             gx__conns_free(t);
             return GX_ENOMEM;
@@ -188,7 +192,7 @@ int gx__conn_late(gx__conns *t, const gx__conn *c) {
  * second (a quarter of the timeout when that is shorter). */
 static void *reaper_main(void *arg) {
     gx__conns *t = arg;
-    int64_t tick = t->timeout_ns / 4;
+    int64_t tick = t->timeout_ns ? t->timeout_ns / 4 : 250000000;
     if (tick > 250000000) tick = 250000000;
     if (tick < 10000000) tick = 10000000;
     pthread_mutex_lock(&t->mu);
@@ -203,12 +207,18 @@ static void *reaper_main(void *arg) {
         int64_t now = gx__now_ns();
         for (gx__conn *c = t->list; c; c = c->next) {
             if (c->cut || c->phase == PH_BUSY) continue;
-            int64_t limit = t->timeout_ns + (c->phase == PH_BODY ? BODY_GRACE_NS : 0);
+            int64_t limit;
+            if (c->excess && c->phase == PH_WAIT)
+                limit = t->timeout_ns && t->timeout_ns < EXCESS_GRACE_NS ? t->timeout_ns : EXCESS_GRACE_NS;
+            else if (t->timeout_ns)
+                limit = t->timeout_ns + (c->phase == PH_BODY ? BODY_GRACE_NS : 0);
+            else
+                continue;
             if (now - c->since_ns <= limit) continue;
             c->cut = 1;
             shutdown(c->fd, SHUT_RDWR);
-            gx_log(GX_LOG_DEBUG, NULL, "http: closed a connection whose request took longer than %lld ms",
-                   (long long)(t->timeout_ns / 1000000));
+            gx_log(GX_LOG_DEBUG, NULL, "http: cut a connection %s",
+                   c->excess ? "beyond its client's limit that sent no request" : "whose request came too slowly");
         }
     }
     pthread_mutex_unlock(&t->mu);

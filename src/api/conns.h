@@ -9,7 +9,8 @@
  * response, the body within the timeout from the headers. A connection is "excess"
  * when it was opened while its address already held the limit: its first
  * request is answered 429 and the connection closed (clearer than a silent
- * drop at accept). A reaper thread shuts down the socket of a connection
+ * drop at accept); one that sends no request within a second is cut. A
+ * reaper thread shuts down the socket of a connection
  * whose request did not arrive in full within the timeout (slowloris): MHD
  * then sees the socket end and closes the connection itself. Where the
  * headers are in and the body trickles, http.c answers 408 first (the reaper
@@ -28,7 +29,8 @@
 typedef struct gx__conns gx__conns;
 typedef struct gx__conn gx__conn;
 
-/* per_client 0 = no limit; request_timeout_ms 0 = none (no reaper thread).
+/* per_client 0 = no limit; request_timeout_ms 0 = none (no reaper thread
+ * when both are off).
  * Returns 0 or GX_ENOMEM. Free with gx__conns_free. */
 int gx__conns_new(unsigned per_client, int64_t request_timeout_ms, gx__conns **out);
 /* Stop the reaper and free the book; every connection must be closed. */

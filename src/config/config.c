@@ -176,7 +176,7 @@ static const key keys[] = {
     INT("http.max_connections_per_client", http.max_connections_per_client, "64", 0, 1000000,
         "Most connections open at once from one client address (IPv4 or "
         "IPv6); a request on one more is answered 429 and its connection "
-        "closed. 0: no limit."),
+        "closed (a silent one is cut after 1 s). 0: no limit."),
     DUR("http.request_timeout", http.request_timeout_ms, "30s", 0, HOUR,
         "Longest a request's headers may take to arrive (from the "
         "connection's opening or its previous response), and its body (from "

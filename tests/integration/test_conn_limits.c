@@ -86,6 +86,19 @@ static void test_per_client_limit(void **state) {
     assert_true(recv(extra, rest, sizeof rest, 0) <= 0); /* closed after the answer */
     close(extra);
 
+    /* one more that stays silent is cut after about a second, so that a
+     * client cannot hold slots beyond its limit by saying nothing */
+    int silent = tu_connect(lim_.port, 5000);
+    assert_true(silent >= 0);
+    double t0 = now_s(), cut = 0;
+    for (int i = 0; i < 100 && !cut; i++) {
+        sleep_ms(50);
+        if (tu_peer_closed(silent)) cut = now_s() - t0;
+    }
+    close(silent);
+    print_message("silent extra connection cut after %.2f s\n", cut);
+    assert_true(cut >= 0.8 && cut < 4.0);
+
     /* the ones within the limit still work (keep-alive) */
     for (int i = 0; i < LIMIT; i++) assert_int_equal(tu_http_on(fds[i], GET_HEALTH, buf, sizeof buf), 200);
 

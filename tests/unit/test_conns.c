@@ -2,7 +2,7 @@
  * test_conns.c - the HTTP server's book of connections (src/api/conns.c):
  * counting per client address (IPv4, IPv6, IPv4-mapped IPv6), the excess
  * mark, no limit, and the reaper shutting down a connection whose request
- * is overdue (on a socketpair).
+ * is overdue or an excess one that stays silent (on socketpairs).
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -131,12 +131,39 @@ static void test_reaper_cuts_overdue(void **state) {
     close(busy[1]);
 }
 
+/* Without a request timeout, an excess connection that sends nothing is
+ * cut all the same; the ones within the limit are left alone. */
+static void test_reaper_cuts_silent_excess(void **state) {
+    (void)state;
+    int ok[2], ex[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, ok), 0);
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, ex), 0);
+    gx__conns *t;
+    assert_int_equal(gx__conns_new(1, 0, &t), 0);
+    struct sockaddr_storage a = v4("10.1.1.1");
+    gx__conn *c1 = gx__conn_open(t, SA(a), ok[0]);
+    gx__conn *c2 = gx__conn_open(t, SA(a), ex[0]);
+    assert_true(gx__conn_excess(t, c2, NULL));
+    struct pollfd p = {.fd = ex[1], .events = POLLIN};
+    assert_int_equal(poll(&p, 1, 10000), 1);
+    char ch;
+    assert_int_equal(recv(ex[1], &ch, 1, 0), 0);
+    p.fd = ok[1];
+    assert_int_equal(poll(&p, 1, 0), 0); /* within the limit: untouched */
+    gx__conn_close(t, c1);
+    gx__conn_close(t, c2);
+    gx__conns_free(t);
+    int fds[] = {ok[0], ok[1], ex[0], ex[1]};
+    for (int i = 0; i < 4; i++) close(fds[i]);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_per_address_counting),
         cmocka_unit_test(test_ipv6_and_mapped),
         cmocka_unit_test(test_no_limit),
         cmocka_unit_test(test_reaper_cuts_overdue),
+        cmocka_unit_test(test_reaper_cuts_silent_excess),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
