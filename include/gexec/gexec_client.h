@@ -20,7 +20,8 @@
  * 422 GX_EINVAL; 401 GX_EAUTH; 403 GX_EPERM; 404 GX_ENOTFOUND; 409
  * GX_ESTATE; 413 GX_ELIMIT; 405, 415 GX_EUNSUPPORTED; 429, 503 GX_EBUSY;
  * other 5xx GX_EIO). Transport failures (cannot connect, reset, TLS) are
- * GX_EIO and a request that ran past opts.timeout_ms is GX_ETIMEDOUT; in
+ * GX_EIO (a certificate that cannot be verified says so in the message)
+ * and a request that ran past opts.timeout_ms is GX_ETIMEDOUT; in
  * both cases gx_client_last_status() is 0. The HTTP status of the last
  * response is always available from gx_client_last_status(), which is what
  * a caller uses to tell "refused" (4xx) from "broken" (5xx, 0).
@@ -76,11 +77,16 @@ typedef struct gx_client_opts {
                               their own limits. */
     long connect_timeout_ms; /* 0 = 10000 */
     const char *ca_file;   /* CA bundle (PEM) that verifies an https server;
-                              NULL = the system's. Verification is never off. */
+                              NULL = $GEXEC_CACERT, else the system's CAs.
+                              The certificate and host name are always
+                              verified unless insecure is set. */
     int retries;           /* times to repeat a request that was refused with
                               429/503 (after its Retry-After, capped at 5 s) or
                               could not connect; 0 = never */
     const char *user_agent; /* NULL = "gexec-client/<version>" */
+    int insecure;          /* 1: do NOT verify the server's certificate (tests
+                              against a throwaway server only); never implied
+                              by anything else */
 } gx_client_opts;
 
 /* Fill o with the defaults (all zero/NULL). */

@@ -17,7 +17,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "conns.h"
 #include "log.h"
+
+/* TLS 1.2 and 1.3 only (GnuTLS priority string). */
+#define TLS_PRIORITIES "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"
 
 struct gx_http_server {
     struct MHD_Daemon *d;
@@ -27,6 +31,8 @@ struct gx_http_server {
     pthread_mutex_t mu; /* guards streams list */
     struct gx_http_stream *streams;
     int stopping;
+    gx__conns *conns;       /* per-client counts and request deadlines */
+    char *tls_cert, *tls_key; /* PEM contents while the daemon runs; NULL: plain HTTP */
 };
 
 struct gx_http_stream {
@@ -48,6 +54,9 @@ typedef struct gx_http_req_priv {
     size_t len, cap;
     int too_large;
     int dispatched;
+    int queued;             /* answered before the request was in (429, 408) */
+    int late;               /* the body came in past http.request_timeout: 408 */
+    gx__conn *cn;           /* the connection's record in srv->conns */
     /* response */
     int have_resp;
     int status;
@@ -337,6 +346,29 @@ static void dispatch(gx_http_server *srv, gx_http_req *r) {
         gx_http_error(r, 500, GX_EINVAL, NULL, "handler gave no response");
 }
 
+/* Answer a request without running it and close the connection after the
+ * answer: too many connections from the client (429, before any body), or
+ * a request that took too long to arrive (408). */
+static enum MHD_Result answer_early(gx_http_server *srv, gx_http_req *r) {
+    priv_t *p = r->priv;
+    unsigned n = 0;
+    if (gx__conn_excess(srv->conns, p->cn, &n)) {
+        gx_http_error(r, 429, GX_ELIMIT, NULL,
+                      "too many connections from %s: %u open, the limit is %u per client "
+                      "(http.max_connections_per_client); close some and retry",
+                      r->remote, n, srv->o.max_per_client);
+        gx_http_header_add(r, "Retry-After", "1");
+    } else {
+        gx_http_error(r, 408, GX_ETIMEDOUT, NULL,
+                      "the request took longer than %lld ms to arrive (http.request_timeout)",
+                      (long long)srv->o.request_timeout_ms);
+    }
+    gx_http_header_add(r, "Connection", "close");
+    p->dispatched = p->queued = 1;
+    gx__conn_dispatched(srv->conns, p->cn);
+    return queue_response(p) == MHD_YES ? MHD_YES : MHD_NO;
+}
+
 static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
                                  const char *version, const char *upload_data, size_t *upload_size,
                                  void **con_cls) {
@@ -377,11 +409,31 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
             snprintf(r->remote, sizeof r->remote, "%s", host);
         }
         *con_cls = r;
+        const union MHD_ConnectionInfo *sc = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+        p->cn = sc ? sc->socket_context : NULL;
+        /* headers that came in late are served all the same: the request
+         * may have started just before the deadline after an idle spell (the
+         * reaper bounds trickled headers); the body gets its own window */
+        if (gx__conn_excess(srv->conns, p->cn, NULL)) return answer_early(srv, r);
+        gx__conn_headers(srv->conns, p->cn);
         return MHD_YES;
     }
     priv_t *p = r->priv;
+    if (p->queued) { /* answered early: the rest of the body is dropped */
+        *upload_size = 0;
+        return MHD_YES;
+    }
+    /* libmicrohttpd cannot answer in the middle of a body: a late one is
+     * dropped as it comes and answered 408 when complete, unless the
+     * reaper cuts the connection first (BODY_GRACE_NS in conns.c) */
+    if (*upload_size && !p->late && gx__conn_late(srv->conns, p->cn)) {
+        p->late = 1;
+        free(p->body);
+        p->body = NULL;
+        p->len = p->cap = 0;
+    }
     if (*upload_size) {
-        if (!p->too_large) {
+        if (!p->too_large && !p->late) {
             if (p->len + *upload_size > srv->o.max_body) {
                 p->too_large = 1;
                 free(p->body);
@@ -404,12 +456,14 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
         return MHD_YES;
     }
     if (!p->dispatched) {
+        if (p->late) return answer_early(srv, r);
         p->dispatched = 1;
         if (p->body) {
             p->body[p->len] = '\0';
             r->body = p->body;
             r->body_len = p->len;
         }
+        gx__conn_dispatched(srv->conns, p->cn);
         dispatch(srv, r);
         if (p->async) {
             pthread_mutex_lock(&p->mu);
@@ -445,6 +499,7 @@ static void completed_cb(void *cls, struct MHD_Connection *conn, void **con_cls,
         double secs = (double)(t1.tv_sec - p->t0.tv_sec) + (double)(t1.tv_nsec - p->t0.tv_nsec) / 1e9;
         srv->o.on_done(srv->o.app, r, secs);
     }
+    gx__conn_idle(srv->conns, p->cn); /* the next request's clock starts */
     if (p->stream) stream_free(p->stream); /* reply never queued */
     free(p->body);
     free(p->resp);
@@ -471,6 +526,19 @@ static size_t unescape_cb(void *cls, struct MHD_Connection *c, char *s) {
     }
     *o = '\0';
     return (size_t)(o - s);
+}
+
+static void notify_conn_cb(void *cls, struct MHD_Connection *conn, void **socket_context,
+                           enum MHD_ConnectionNotificationCode code) {
+    gx_http_server *srv = cls;
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *ai = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+        const union MHD_ConnectionInfo *fi = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        *socket_context = gx__conn_open(srv->conns, ai ? ai->client_addr : NULL, fi ? fi->connect_fd : -1);
+    } else if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
+        gx__conn_close(srv->conns, *socket_context);
+        *socket_context = NULL;
+    }
 }
 
 static void log_cb(void *cls, const char *fmt, va_list ap) {
@@ -511,6 +579,20 @@ static int parse_listen(const char *s, struct sockaddr_storage *ss, socklen_t *l
     return 0;
 }
 
+/* Free what gx_http_start allocated (the daemon is stopped or never ran). */
+static void server_free(gx_http_server *s) {
+    gx__conns_free(s->conns);
+    free(s->tls_cert);
+    if (s->tls_key) {
+        /* the private key does not linger in freed memory */
+        volatile char *k = s->tls_key;
+        for (size_t i = 0; k[i]; i++) k[i] = 0;
+    }
+    free(s->tls_key);
+    pthread_mutex_destroy(&s->mu);
+    free(s);
+}
+
 int gx_http_start(const gx_http_opts *o, gx_http_server **out, gx_error *err) {
     struct sockaddr_storage ss;
     socklen_t sl;
@@ -523,6 +605,21 @@ int gx_http_start(const gx_http_opts *o, gx_http_server **out, gx_error *err) {
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
                      MHD_USE_ERROR_LOG | MHD_USE_TURBO;
     if (ss.ss_family == AF_INET6) flags |= MHD_USE_IPv6;
+    struct MHD_OptionItem tls[4] = {{MHD_OPTION_END, 0, NULL}};
+    if (o->tls_cert || o->tls_key) {
+        rc = gx_http_tls_load(o->tls_cert ? o->tls_cert : "", o->tls_key ? o->tls_key : "", &srv->tls_cert,
+                              &srv->tls_key, err);
+        if (rc) goto fail;
+        flags |= MHD_USE_TLS;
+        tls[0] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0, srv->tls_cert};
+        tls[1] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0, srv->tls_key};
+        tls[2] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_PRIORITIES, 0, (void *)TLS_PRIORITIES};
+        tls[3] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
+    }
+    if ((rc = gx__conns_new(o->max_per_client, o->request_timeout_ms, &srv->conns))) {
+        rc = gx_error_set(err, rc, NULL, "out of memory");
+        goto fail;
+    }
     srv->d = MHD_start_daemon(
         flags, 0, NULL, NULL, access_cb, srv, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
         MHD_OPTION_THREAD_POOL_SIZE, (unsigned)(o->threads > 0 ? o->threads : 2), MHD_OPTION_CONNECTION_LIMIT,
@@ -530,15 +627,25 @@ int gx_http_start(const gx_http_opts *o, gx_http_server **out, gx_error *err) {
         o->timeout_s ? o->timeout_s : 60u, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
         (size_t)(o->max_header ? o->max_header + 4096 : 36 * 1024), MHD_OPTION_NOTIFY_COMPLETED, completed_cb, srv,
         MHD_OPTION_EXTERNAL_LOGGER, log_cb, NULL, MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u,
-        MHD_OPTION_UNESCAPE_CALLBACK, unescape_cb, NULL, MHD_OPTION_END);
+        MHD_OPTION_UNESCAPE_CALLBACK, unescape_cb, NULL, MHD_OPTION_NOTIFY_CONNECTION, notify_conn_cb, srv,
+        MHD_OPTION_ARRAY, tls, MHD_OPTION_END);
     if (!srv->d) {
-        free(srv);
-        return gx_error_set(err, GX_EIO, "listen", "cannot listen on %s (address in use or not allowed)", o->listen);
+        if (srv->tls_cert)
+            rc = gx_error_set(err, GX_EIO, "tls.cert",
+                              "cannot start HTTPS on %s (address in use, or tls.cert/tls.key refused by GnuTLS)",
+                              o->listen);
+        else
+            rc = gx_error_set(err, GX_EIO, "listen", "cannot listen on %s (address in use or not allowed)",
+                              o->listen);
+        goto fail;
     }
     const union MHD_DaemonInfo *di = MHD_get_daemon_info(srv->d, MHD_DAEMON_INFO_BIND_PORT);
     srv->port = di ? di->port : 0;
     *out = srv;
     return 0;
+fail:
+    server_free(srv);
+    return rc;
 }
 
 int gx_http_port(const gx_http_server *s) { return s->port; }
@@ -556,6 +663,5 @@ void gx_http_stop(gx_http_server *s) {
     for (gx_http_stream *st = s->streams; st; st = st->next) gx_http_stream_wake(st);
     pthread_mutex_unlock(&s->mu);
     MHD_stop_daemon(s->d);
-    pthread_mutex_destroy(&s->mu);
-    free(s);
+    server_free(s);
 }

@@ -68,6 +68,10 @@ typedef struct gx_http_opts {
     size_t max_header;      /* bytes of request line + headers */
     unsigned max_connections;
     unsigned timeout_s;     /* idle connection timeout */
+    unsigned max_per_client; /* connections per client address; 0 = no limit */
+    int64_t request_timeout_ms; /* to receive a whole request; 0 = none */
+    const char *tls_cert;   /* PEM files; both set: HTTPS (TLS 1.2 and 1.3) */
+    const char *tls_key;
     const gx_route *routes;
     int nroutes;
     void *app;              /* passed to handlers */
@@ -79,6 +83,11 @@ typedef struct gx_http_opts {
 } gx_http_opts;
 
 int gx_http_start(const gx_http_opts *o, gx_http_server **out, gx_error *err);
+/* Read and check the TLS certificate and key files (readable PEM, the key
+ * matches the certificate, libmicrohttpd has TLS). On success *cert_pem and
+ * *key_pem are malloc'd NUL-terminated contents the caller frees; on error
+ * the message and err->field name the key (tls.cert, tls.key). */
+int gx_http_tls_load(const char *cert_path, const char *key_path, char **cert_pem, char **key_pem, gx_error *err);
 /* Stop accepting new connections (graceful drain starts). */
 void gx_http_quiesce(gx_http_server *s);
 /* Stop and free; waits for handler threads. */

@@ -45,6 +45,7 @@ typedef enum cli_flag_id {
     FL_SERVER,
     FL_API_KEY,
     FL_CA_FILE,
+    FL_INSECURE,
     FL_RETRIES,
     FL_JSON,
     FL_HELP,

@@ -108,6 +108,11 @@ int main(int argc, char **argv) {
     o.server = cli_get(&a, FL_SERVER);
     o.api_key = cli_get(&a, FL_API_KEY);
     o.ca_file = cli_get(&a, FL_CA_FILE);
+    if (cli_has(&a, FL_INSECURE)) {
+        o.insecure = 1;
+        fprintf(stderr, "gexec: warning: --insecure: the server's TLS certificate is not verified; "
+                        "anyone between here and the server can read and change this session\n");
+    }
     o.retries = 2;
     if (cli_has(&a, FL_RETRIES)) {
         long r;

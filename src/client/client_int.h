@@ -28,6 +28,7 @@ struct gx_client {
     char *server;            /* base URL without trailing '/' */
     char *auth;              /* "Authorization: Bearer ..." or NULL */
     char *ca_file;           /* NULL = system CAs */
+    int insecure;            /* 1: certificate not verified (asked for explicitly) */
     char *user_agent;
     long timeout_ms;         /* per request; -1 none */
     long connect_timeout_ms;

@@ -180,13 +180,15 @@ int gx_client_new(const gx_client_opts *o, gx_client **out, gx_error *err) {
         c->auth = malloc(n);
         if (c->auth) snprintf(c->auth, n, "Authorization: Bearer %s", key);
     }
-    c->ca_file = dupstr(o->ca_file);
+    const char *ca = o->ca_file && *o->ca_file ? o->ca_file : getenv("GEXEC_CACERT");
+    c->ca_file = ca && *ca ? dupstr(ca) : NULL;
+    c->insecure = o->insecure != 0;
     c->user_agent = dupstr(o->user_agent ? o->user_agent : "gexec-client/" GX_VERSION_STRING);
     c->timeout_ms = o->timeout_ms ? o->timeout_ms : 60000;
     c->connect_timeout_ms = o->connect_timeout_ms ? o->connect_timeout_ms : 10000;
     c->retries = o->retries;
     c->curl = curl_easy_init();
-    if (!c->curl || !c->user_agent || (key && *key && !c->auth) || (o->ca_file && !c->ca_file)) {
+    if (!c->curl || !c->user_agent || (key && *key && !c->auth) || (ca && *ca && !c->ca_file)) {
         gx_client_free(c);
         return gx_error_set(err, GX_ENOMEM, NULL, "out of memory creating the client");
     }
@@ -250,8 +252,9 @@ int gx__setup(gx_client *c, const char *path, struct curl_slist **headers, gx_er
     curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, c->connect_timeout_ms);
     curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
-    curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
-    curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
+    curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, c->insecure ? 0L : 1L);
+    curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, c->insecure ? 0L : 2L);
+    curl_easy_setopt(h, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
     if (c->ca_file) curl_easy_setopt(h, CURLOPT_CAINFO, c->ca_file);
     curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(h, CURLOPT_HEADERDATA, c);
@@ -281,6 +284,16 @@ int gx__curl_error(gx_client *c, CURLcode cc, gx_error *err) {
     case CURLE_COULDNT_CONNECT:
     case CURLE_COULDNT_RESOLVE_HOST:
         return gx_error_set(err, GX_EIO, NULL, "cannot connect to %s: %s", c->server, detail);
+    case CURLE_PEER_FAILED_VERIFICATION:
+        return gx_error_set(err, GX_EIO, NULL,
+                            "the TLS certificate of %s cannot be verified: %s (give the CA bundle that signed it: "
+                            "ca_file, gexec --cacert FILE or $GEXEC_CACERT)",
+                            c->server, detail);
+    case CURLE_SSL_CACERT_BADFILE:
+        return gx_error_set(err, GX_EIO, NULL, "cannot use the CA bundle '%s' to verify %s: %s",
+                            c->ca_file ? c->ca_file : "(system)", c->server, detail);
+    case CURLE_SSL_CONNECT_ERROR:
+        return gx_error_set(err, GX_EIO, NULL, "TLS handshake with %s failed: %s", c->server, detail);
     case CURLE_URL_MALFORMAT:
     case CURLE_UNSUPPORTED_PROTOCOL:
         return gx_error_set(err, GX_EINVAL, "server", "bad server URL %s: %s", c->server, detail);

@@ -182,6 +182,15 @@ static const key keys[] = {
          "Largest request line plus headers; larger requests get 431."),
     DUR("http.timeout", http.timeout_ms, "30s", SEC, HOUR,
         "A connection idle this long is closed."),
+    INT("http.max_connections_per_client", http.max_connections_per_client, "64", 0, 1000000,
+        "Most connections open at once from one client address (IPv4 or "
+        "IPv6); a request on one more is answered 429 and its connection "
+        "closed (a silent one is cut after 1 s). 0: no limit."),
+    DUR("http.request_timeout", http.request_timeout_ms, "30s", 0, HOUR,
+        "Longest a request's headers may take to arrive (from the "
+        "connection's opening or its previous response), and its body (from "
+        "the headers); a slower one gets 408 or its connection is closed. "
+        "0: no limit."),
 
     STR("tls.cert", tls.cert, NULL, K_OPTIONAL, NULL,
         "PEM certificate chain. With tls.key the API speaks HTTPS; unset: "
@@ -216,7 +225,7 @@ static const key keys[] = {
 #define NKEYS (sizeof keys / sizeof keys[0])
 
 /* GEXEC_* variables that are not keys and must not draw a warning. */
-static const char *const env_reserved[] = {"GEXEC_CONFIG", "GEXEC_SERVER", "GEXEC_API_KEY", "GEXEC_ADMIN_KEY",
+static const char *const env_reserved[] = {"GEXEC_CONFIG", "GEXEC_SERVER", "GEXEC_API_KEY", "GEXEC_ADMIN_KEY", "GEXEC_CACERT",
                                             "GEXEC_CUDA_PLUGIN", NULL};
 
 #define MAX_FILE_BYTES (4u << 20) /* a config is small; refuse a huge one */

@@ -16,6 +16,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "api/http.h"
 #include "api/service.h"
 #include "gexec/gexec.h"
 #include "gexec/gexec_config.h"
@@ -72,6 +73,17 @@ int main(int argc, char **argv) {
         gx_config_free(&cfg);
         return 2;
     }
+    if (check && cfg.tls.cert) { /* the files must be there and belong together */
+        char *cp = NULL, *kp = NULL;
+        int rc = gx_http_tls_load(cfg.tls.cert, cfg.tls.key, &cp, &kp, &err);
+        free(cp);
+        free(kp);
+        if (rc) {
+            fprintf(stderr, "gexecd: %s\n", err.message);
+            gx_config_free(&cfg);
+            return 2;
+        }
+    }
     if (check) {
         printf("gexecd: configuration %s is valid\n", path ? path : "(defaults and environment)");
         gx_config_free(&cfg);
@@ -96,8 +108,8 @@ int main(int argc, char **argv) {
         gx_config_free(&cfg);
         return 1;
     }
-    gx_log(GX_LOG_INFO, NULL, "gexecd %s listening on %s (port %d), data in %s", GX_VERSION_STRING, cfg.listen,
-           gx_service_port(svc), cfg.data_dir);
+    gx_log(GX_LOG_INFO, NULL, "gexecd %s listening on %s://%s (port %d), data in %s", GX_VERSION_STRING,
+           cfg.tls.cert ? "https" : "http", cfg.listen, gx_service_port(svc), cfg.data_dir);
     int sig = 0;
     sigwait(&set, &sig);
     gx_log(GX_LOG_INFO, NULL, "signal %d: draining", sig);

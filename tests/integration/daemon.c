@@ -89,10 +89,15 @@ int gxd_start(gxd *d, const char *const *extra_env) {
     }
     snprintf(d->log, sizeof d->log, "%s/gexecd.log", d->dir);
     if (gx_auth_key_generate(d->key, NULL, NULL)) return -1;
+    /* a daemon given a certificate speaks https; the (self-signed)
+     * certificate is its own CA for the health check */
+    const char *cert = NULL;
+    for (int i = 0; extra_env && extra_env[i]; i++)
+        if (!strncmp(extra_env[i], "GEXEC_TLS_CERT=", 15)) cert = extra_env[i] + 15;
     for (int attempt = 0; attempt < 5; attempt++) {
         d->port = free_port();
         if (d->port <= 0) return -1;
-        snprintf(d->url, sizeof d->url, "http://127.0.0.1:%d", d->port);
+        snprintf(d->url, sizeof d->url, "%s://127.0.0.1:%d", cert ? "https" : "http", d->port);
         d->pid = fork();
         if (d->pid < 0) return -1;
         if (d->pid == 0) {
@@ -119,6 +124,7 @@ int gxd_start(gxd *d, const char *const *extra_env) {
         gx_client_opts_init(&o);
         o.server = d->url;
         o.api_key = d->key;
+        o.ca_file = cert;
         o.timeout_ms = 2000;
         gx_client *c = NULL;
         if (gx_client_new(&o, &c, NULL)) return -1;

@@ -19,7 +19,7 @@ typedef struct gxd {
     int port;
     char dir[256];  /* data folder (mkdtemp) */
     char log[300];  /* the daemon's stdout and stderr */
-    char url[64];   /* "http://127.0.0.1:PORT" */
+    char url[64];   /* "http://127.0.0.1:PORT" (https with a certificate) */
     char bin[1024]; /* gexecd used */
     char key[64];   /* its admin key (GEXEC_ADMIN_KEY) */
 } gxd;
@@ -28,7 +28,9 @@ typedef struct gxd {
 int gxd_find(const char *name, const char *env_override, char *out, size_t cap);
 
 /* Start a daemon and wait (up to 20 s) until /healthz answers. extra_env is
- * a NULL-terminated list of "NAME=value" for the daemon, or NULL. Returns 0,
+ * a NULL-terminated list of "NAME=value" for the daemon, or NULL; with
+ * GEXEC_TLS_CERT among them the url is https and that certificate verifies
+ * it. Returns 0,
  * GXD_SKIP when there is no daemon to run, or -1 (its log is printed). */
 int gxd_start(gxd *d, const char *const *extra_env);
 

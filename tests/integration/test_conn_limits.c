@@ -1,0 +1,272 @@
+/*
+ * test_conn_limits.c - abuse limits on connections, against real daemons:
+ * http.max_connections_per_client (one daemon, limit 4) and
+ * http.request_timeout against slow clients (another, 1 s), each while a
+ * normal client keeps being served.
+ */
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "daemon.h"
+#include "gexec/gexec_client.h"
+#include "netutil.h"
+#include "testutil.h"
+
+#define LIMIT 4
+
+static gxd lim_, slow_; /* the limited daemon, the one with the short request timeout */
+
+static int group_setup(void **state) {
+    (void)state;
+    const char *lim_env[] = {"GEXEC_HTTP_MAX_CONNECTIONS_PER_CLIENT=4", "GEXEC_HTTP_REQUEST_TIMEOUT=0", NULL};
+    int rc = gxd_start(&lim_, lim_env);
+    if (rc == GXD_SKIP) exit(GXD_SKIP);
+    if (rc) return -1;
+    const char *slow_env[] = {"GEXEC_HTTP_REQUEST_TIMEOUT=1s", NULL};
+    return gxd_start(&slow_, slow_env) ? -1 : 0;
+}
+
+static int group_teardown(void **state) {
+    (void)state;
+    int a = gxd_stop(&lim_, 0), b = gxd_stop(&slow_, 0);
+    return a == 0 && b == 0 ? 0 : -1;
+}
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void sleep_ms(int ms) {
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
+    nanosleep(&ts, NULL);
+}
+
+static void health_ok(const gxd *d) {
+    gx_client_opts o;
+    gx_client_opts_init(&o);
+    o.server = d->url;
+    o.api_key = d->key;
+    o.timeout_ms = 5000;
+    gx_client *c = NULL;
+    gx_error err;
+    TU_OK(gx_client_new(&o, &c, &err), err);
+    TU_OK(gx_client_health(c, NULL, &err), err);
+    gx_client_free(c);
+}
+
+static const char GET_HEALTH[] = "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
+
+/* LIMIT keep-alive connections are served; one more gets 429 naming the
+ * limit, with Retry-After, and is closed; after closing one, a new one is
+ * served again. */
+static void test_per_client_limit(void **state) {
+    (void)state;
+    int fds[LIMIT];
+    char buf[4096];
+    for (int i = 0; i < LIMIT; i++) {
+        fds[i] = tu_connect(lim_.port, 5000);
+        assert_true(fds[i] >= 0);
+        assert_int_equal(tu_http_on(fds[i], GET_HEALTH, buf, sizeof buf), 200);
+    }
+    int extra = tu_connect(lim_.port, 5000);
+    assert_true(extra >= 0);
+    assert_int_equal(tu_http_on(extra, GET_HEALTH, buf, sizeof buf), 429);
+    assert_non_null(strstr(buf, "Retry-After: 1"));
+    assert_non_null(strstr(buf, "\"GX_ELIMIT\""));
+    assert_non_null(strstr(buf, "http.max_connections_per_client"));
+    assert_non_null(strstr(buf, "the limit is 4"));
+    char rest[16];
+    assert_true(recv(extra, rest, sizeof rest, 0) <= 0); /* closed after the answer */
+    close(extra);
+
+    /* one more that stays silent is cut after about a second, so that a
+     * client cannot hold slots beyond its limit by saying nothing */
+    int silent = tu_connect(lim_.port, 5000);
+    assert_true(silent >= 0);
+    double t0 = now_s(), cut = 0;
+    for (int i = 0; i < 100 && !cut; i++) {
+        sleep_ms(50);
+        if (tu_peer_closed(silent)) cut = now_s() - t0;
+    }
+    close(silent);
+    print_message("silent extra connection cut after %.2f s\n", cut);
+    assert_true(cut >= 0.8 && cut < 4.0);
+
+    /* the ones within the limit still work (keep-alive) */
+    for (int i = 0; i < LIMIT; i++) assert_int_equal(tu_http_on(fds[i], GET_HEALTH, buf, sizeof buf), 200);
+
+    /* close one: a new connection is served (once the daemon saw the close) */
+    close(fds[0]);
+    int st = -1;
+    for (int tries = 0; tries < 50 && st != 200; tries++) {
+        int fd = tu_connect(lim_.port, 5000);
+        assert_true(fd >= 0);
+        st = tu_http_on(fd, GET_HEALTH, buf, sizeof buf);
+        if (st == 200) fds[0] = fd;
+        else {
+            close(fd);
+            sleep_ms(20);
+        }
+    }
+    assert_int_equal(st, 200);
+    for (int i = 0; i < LIMIT; i++) close(fds[i]);
+    sleep_ms(100);
+    health_ok(&lim_);
+}
+
+/* Headers trickled a byte at a time: the connection is cut about when the
+ * request timeout (1 s) runs out, while a normal client is served
+ * meanwhile. */
+static void test_slow_headers_cut(void **state) {
+    (void)state;
+    int fd = tu_connect(slow_.port, 5000);
+    assert_true(fd >= 0);
+    const char head[] = "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ";
+    assert_int_equal(send(fd, head, sizeof head - 1, MSG_NOSIGNAL), (ssize_t)(sizeof head - 1));
+    double t0 = now_s(), cut = 0;
+    int served = 0;
+    for (int i = 0; i < 100 && !cut; i++) { /* up to 10 s */
+        sleep_ms(100);
+        if (send(fd, "a", 1, MSG_NOSIGNAL) != 1 || tu_peer_closed(fd)) cut = now_s() - t0;
+        if (i % 3 == 0) {
+            health_ok(&slow_);
+            served++;
+        }
+    }
+    close(fd);
+    print_message("cut after %.2f s, %d other requests served meanwhile\n", cut, served);
+    assert_true(cut > 0);     /* it was cut */
+    assert_true(cut >= 0.8);  /* not before the limit (1 s, less scheduling slack) */
+    assert_true(cut < 6.0);   /* and not long after it */
+    assert_true(served >= 3); /* others were served meanwhile */
+    health_ok(&slow_);
+}
+
+/* Open a connection, stay idle for idle_ms, then send a POST /v1/jobs with
+ * Content-Length len whose body trickles a byte every 100 ms after complete
+ * headers, all len bytes unless the daemon closes first; then read what
+ * comes back. Returns the seconds from the headers until the daemon
+ * answered or closed; buf gets the answer. */
+static double trickle_body(int idle_ms, int len, char *buf, size_t cap) {
+    int fd = tu_connect(slow_.port, 5000);
+    assert_true(fd >= 0);
+    if (idle_ms) sleep_ms(idle_ms);
+    char head[512];
+    int n = snprintf(head, sizeof head,
+                     "POST /v1/jobs HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer %s\r\n"
+                     "Content-Type: application/json\r\nContent-Length: %d\r\n\r\n",
+                     slow_.key, len);
+    assert_int_equal(send(fd, head, (size_t)n, MSG_NOSIGNAL), n);
+    double t0 = now_s(), end = 0;
+    for (int i = 0; i < len && !end; i++) {
+        sleep_ms(100);
+        if (send(fd, " ", 1, MSG_NOSIGNAL) != 1 || tu_peer_closed(fd)) end = now_s() - t0;
+    }
+    struct pollfd pfd = {.fd = fd, .events = POLLIN};
+    for (int i = 0; i < 100 && !end; i++) { /* wait for the answer or the cut (10 s at most) */
+        if (poll(&pfd, 1, 100) > 0) end = now_s() - t0;
+    }
+    struct timeval tv = {2, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    ssize_t got = recv(fd, buf, cap - 1, 0);
+    buf[got > 0 ? got : 0] = '\0';
+    close(fd);
+    return end;
+}
+
+/* A body complete only after the request timeout (1 s; here at 1.4 s) and
+ * before the cut (1 s later) is answered 408 with a JSON body naming the
+ * limit, not run. */
+static void test_slow_body_408(void **state) {
+    (void)state;
+    char buf[2048];
+    double end = trickle_body(0, 14, buf, sizeof buf);
+    print_message("answered after %.2f s\n", end);
+    assert_true(end >= 0.8 && end < 6.0);
+    assert_int_equal(strncmp(buf, "HTTP/1.1 408", 12), 0);
+    assert_non_null(strstr(buf, "\"GX_ETIMEDOUT\""));
+    assert_non_null(strstr(buf, "http.request_timeout"));
+    health_ok(&slow_);
+}
+
+/* A body that keeps trickling is cut (libmicrohttpd cannot answer in the
+ * middle of a body): about a second after the limit, never served. */
+static void test_slow_body_cut(void **state) {
+    (void)state;
+    char buf[2048];
+    /* 1 byte per 100 ms: 40 bytes would take 4 s; the cut comes at about
+     * 1 s + 1 s of grace */
+    double end = trickle_body(0, 40, buf, sizeof buf);
+    print_message("cut after %.2f s\n", end);
+    assert_true(end >= 1.8 && end < 3.9);
+    assert_null(strstr(buf, "HTTP/"));
+    health_ok(&slow_);
+}
+
+/* The body's time counts from its headers: a connection idle for 0.6 s
+ * whose body then takes 0.6 s is served (its bad JSON answers 400), not
+ * refused for the 1.2 s since it opened. */
+static void test_body_window_from_headers(void **state) {
+    (void)state;
+    char buf[2048];
+    double end = trickle_body(600, 6, buf, sizeof buf);
+    assert_true(end < 6.0);
+    assert_int_equal(strncmp(buf, "HTTP/1.1 400", 12), 0);
+    assert_non_null(strstr(buf, "\"body\""));
+}
+
+/* A connection that delivers its request in time is served normally,
+ * even on a daemon with a short request timeout. */
+static void test_prompt_request_served(void **state) {
+    (void)state;
+    int fd = tu_connect(slow_.port, 5000);
+    assert_true(fd >= 0);
+    char buf[2048];
+    for (int i = 0; i < 3; i++) assert_int_equal(tu_http_on(fd, GET_HEALTH, buf, sizeof buf), 200);
+    close(fd);
+}
+
+static int on_event(void *ctx, const gx_client_event *ev, const char *data) {
+    (void)ctx;
+    (void)ev;
+    (void)data;
+    return 0;
+}
+
+/* The timeout is on a request's arrival only: an event stream that stays
+ * open for 2.5 times the request timeout is not cut. */
+static void test_long_response_not_cut(void **state) {
+    (void)state;
+    gx_client_opts o;
+    gx_client_opts_init(&o);
+    o.server = slow_.url;
+    o.api_key = slow_.key;
+    gx_client *c = NULL;
+    gx_error err;
+    TU_OK(gx_client_new(&o, &c, &err), err);
+    gx_client_stream_opts so = {.timeout_ms = 2500, .on_event = on_event};
+    double t0 = now_s();
+    assert_int_equal(gx_client_events_follow(c, &so, &err), GX_ETIMEDOUT); /* our end, not the daemon's */
+    assert_true(now_s() - t0 >= 2.4);
+    gx_client_free(c);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_per_client_limit),
+        cmocka_unit_test(test_slow_headers_cut),
+        cmocka_unit_test(test_slow_body_408),
+        cmocka_unit_test(test_slow_body_cut),
+        cmocka_unit_test(test_body_window_from_headers),
+        cmocka_unit_test(test_prompt_request_served),
+        cmocka_unit_test(test_long_response_not_cut),
+    };
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
