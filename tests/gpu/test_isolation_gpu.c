@@ -27,19 +27,7 @@
 #include <string.h>
 
 #include "gexec/gexec.h"
-
-static int passed, failed;
-#define CHECK(cond, ...)                                \
-    do {                                                \
-        if (cond) {                                     \
-            passed++;                                   \
-        } else {                                        \
-            failed++;                                   \
-            printf("FAIL %s:%d: ", __FILE__, __LINE__); \
-            printf(__VA_ARGS__);                        \
-            printf("\n");                               \
-        }                                               \
-    } while (0)
+#include "gpucheck.h"
 
 #define MIRROR_BYTES (8u << 20) /* inside the slot mirror (32 MiB) */
 #define POOL_BYTES (64u << 20)  /* from the device pool */
