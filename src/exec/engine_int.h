@@ -18,8 +18,11 @@
 
 #define GX__NOPOS UINT32_MAX
 #define GX__MAX_DEVICES 32
-/* Trailing-hour device time is kept in buckets of GX__HOUR_BUCKET_NS. */
+/* Trailing-hour device time is kept in buckets of GX__HOUR_BUCKET_NS,
+ * GX__HOUR_BUCKETS to the hour, in a ring of one more (the hour before now
+ * ends inside the oldest one). */
 #define GX__HOUR_BUCKETS 360
+#define GX__HOUR_RING (GX__HOUR_BUCKETS + 1)
 #define GX__HOUR_BUCKET_NS (INT64_C(10) * 1000000000)
 
 /* Constraint classes: which devices a job may run on. A job's class picks
@@ -91,7 +94,7 @@ typedef struct gx__tenant {
     int64_t reserved;    /* jobs admitted by gx_tenant_admit, not yet submitted */
     uint64_t parked;     /* classes it left during one dispatch (memory quota) */
     int64_t hour_last;   /* index of the newest hour bucket */
-    double hour[GX__HOUR_BUCKETS]; /* device-seconds per bucket, ring */
+    double hour[GX__HOUR_RING]; /* device-seconds per bucket, ring */
 } gx__tenant;
 
 /* Per-kernel measured run time (EWMA), for cost estimates. */

@@ -12,9 +12,10 @@
  *    applied by dispatch (src/sched/sched.c) and explained by gx_job_get.
  *
  * Device time of the trailing hour lives in a ring of buckets per tenant
- * (GX__HOUR_BUCKETS of GX__HOUR_BUCKET_NS), charged when an attempt ends.
- * A bucket counts until a whole hour has passed since its end, so usage
- * is never under-reported and Retry-After is never too early.
+ * (GX__HOUR_RING of GX__HOUR_BUCKET_NS), charged when an attempt ends. A
+ * bucket counts until a whole hour has passed since its end, so usage is
+ * never under-reported and Retry-After is never too early (it may be up
+ * to one bucket late).
  */
 #include <math.h>
 #include <stdio.h>
@@ -29,22 +30,23 @@ void gx__quota_charge(gx__tenant *t, double seconds, int64_t now) {
     int64_t k = bucket_of(now);
     if (k > t->hour_last) {
         int64_t from = t->hour_last + 1;
-        if (k - from >= GX__HOUR_BUCKETS) from = k - GX__HOUR_BUCKETS + 1;
-        for (int64_t i = from; i <= k; i++) t->hour[i % GX__HOUR_BUCKETS] = 0;
+        if (k - from >= GX__HOUR_RING) from = k - GX__HOUR_RING + 1;
+        for (int64_t i = from; i <= k; i++) t->hour[i % GX__HOUR_RING] = 0;
         t->hour_last = k;
     }
     /* a charge for an earlier moment (clock read before a newer charge)
      * goes to the newest bucket: later is the conservative side */
-    if (seconds > 0) t->hour[t->hour_last % GX__HOUR_BUCKETS] += seconds;
+    if (seconds > 0) t->hour[t->hour_last % GX__HOUR_RING] += seconds;
 }
 
-/* Oldest bucket index still counted at now. */
-static int64_t oldest(int64_t now) { return bucket_of(now) - GX__HOUR_BUCKETS + 1; }
+/* Oldest bucket index still counted at now: the one the hour before now
+ * began in. */
+static int64_t oldest(int64_t now) { return bucket_of(now) - GX__HOUR_BUCKETS; }
 
 double gx__quota_hour_s(const gx__tenant *t, int64_t now) {
     double sum = 0;
     for (int64_t i = oldest(now); i <= t->hour_last; i++)
-        if (i >= 0) sum += t->hour[i % GX__HOUR_BUCKETS];
+        if (i >= 0) sum += t->hour[i % GX__HOUR_RING];
     return sum;
 }
 
@@ -52,15 +54,15 @@ double gx__quota_hour_s(const gx__tenant *t, int64_t now) {
 static double hour_retry_s(const gx__tenant *t, double limit, int64_t now) {
     double usage = gx__quota_hour_s(t, now);
     for (int64_t i = oldest(now); i <= t->hour_last; i++) {
-        if (i >= 0) usage -= t->hour[i % GX__HOUR_BUCKETS];
+        if (i >= 0) usage -= t->hour[i % GX__HOUR_RING];
         if (usage < limit) {
-            /* bucket i leaves the window once the bucket index passes i + N - 1 */
-            int64_t at = (i + GX__HOUR_BUCKETS) * GX__HOUR_BUCKET_NS;
+            /* bucket i leaves the window an hour after it ends */
+            int64_t at = (i + 1 + GX__HOUR_BUCKETS) * GX__HOUR_BUCKET_NS;
             double s = (double)(at - now) / 1e9;
             return s > 1 ? s : 1;
         }
     }
-    return (double)GX__HOUR_BUCKETS * GX__HOUR_BUCKET_NS / 1e9;
+    return (double)GX__HOUR_RING * GX__HOUR_BUCKET_NS / 1e9;
 }
 
 int gx__quota_mem_over(const gx__tenant *t, uint64_t mem) {

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "exec/engine_int.h"
 #include "testutil.h"
 
 static atomic_int released;
@@ -225,6 +226,49 @@ static void memory_quota_raised(void **st) {
     gx_engine_destroy(e);
 }
 
+/* The trailing-hour ring on its own, with made-up times: a charge counts
+ * for an hour after its bucket ends, then leaves; old buckets are reused. */
+static void hour_window(void **st) {
+    (void)st;
+    static gx__tenant t; /* large: not on the stack */
+    memset(&t, 0, sizeof t);
+    const int64_t S = 1000000000, T0 = INT64_C(5000) * 3600 * S + 3 * S; /* 3 s into a bucket */
+    gx__quota_charge(&t, 5, T0);
+    assert_true(gx__quota_hour_s(&t, T0) == 5);
+    gx__quota_charge(&t, 2, T0 + 1800 * S);
+    assert_true(gx__quota_hour_s(&t, T0 + 1800 * S) == 7);
+    /* the first charge's bucket ended at T0 + 7 s: it counts until an hour
+     * after that, and not a moment later */
+    assert_true(gx__quota_hour_s(&t, T0 + 3600 * S + 6 * S) == 7);
+    assert_true(gx__quota_hour_s(&t, T0 + 3600 * S + 7 * S) == 2);
+    assert_true(gx__quota_hour_s(&t, T0 + 1800 * S + 3600 * S + 10 * S) == 0);
+    /* a charge long after: the whole ring is cleared first */
+    gx__quota_charge(&t, 1, T0 + 10 * 3600 * S);
+    assert_true(gx__quota_hour_s(&t, T0 + 10 * 3600 * S) == 1);
+    double sum = 0;
+    for (int i = 0; i < GX__HOUR_RING; i++) sum += t.hour[i];
+    assert_true(sum == 1);
+    /* a charge stamped before the newest bucket goes to the newest */
+    gx__quota_charge(&t, 4, T0 + 9 * 3600 * S);
+    assert_true(gx__quota_hour_s(&t, T0 + 10 * 3600 * S) == 5);
+    /* memory quota test */
+    t.max_mem = 100;
+    t.mem_used = 60;
+    assert_false(gx__quota_mem_over(&t, 40));
+    assert_true(gx__quota_mem_over(&t, 41));
+    t.max_mem = 0;
+    assert_false(gx__quota_mem_over(&t, UINT64_MAX / 2));
+    char b[32];
+    gx__fmt_bytes(100, b, sizeof b);
+    assert_string_equal(b, "100 B");
+    gx__fmt_bytes(UINT64_C(7516192768), b, sizeof b);
+    assert_string_equal(b, "7 GiB");
+    gx__fmt_bytes(UINT64_C(8053063680), b, sizeof b);
+    assert_string_equal(b, "7.5 GiB");
+    gx__fmt_bytes(1536, b, sizeof b);
+    assert_string_equal(b, "1.5 KiB");
+}
+
 static void quota_validation(void **st) {
     (void)st;
     gx_engine *e = mk(1);
@@ -249,6 +293,7 @@ int main(void) {
         cmocka_unit_test(device_seconds_per_hour),
         cmocka_unit_test(waits_on_running_and_memory),
         cmocka_unit_test(memory_quota_raised),
+        cmocka_unit_test(hour_window),
         cmocka_unit_test(quota_validation),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
