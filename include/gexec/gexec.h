@@ -62,7 +62,8 @@ typedef enum gx_wait_reason {
     GX_WAIT_TENANT_LIMIT = 3, /* tenant at its max running jobs */
     GX_WAIT_NO_DEVICE = 4,    /* no device it fits on has room now */
     GX_WAIT_BACKOFF = 5,      /* between attempts */
-    GX_WAIT_PLACED = 6        /* placed on a device, queued there */
+    GX_WAIT_PLACED = 6,       /* placed on a device, queued there */
+    GX_WAIT_TENANT_MEMORY = 7 /* tenant at its device memory quota */
 } gx_wait_reason;
 const char *gx_wait_reason_name(int r);
 
@@ -140,10 +141,16 @@ typedef struct gx_tenant_opts {
     const char *name;   /* [A-Za-z0-9_.-]{1,63} */
     double weight;      /* share, > 0 (default 1) */
     int max_running;    /* max jobs placed or running at once; 0 = no limit */
+    /* Quotas; 0 = unlimited. max_running and max_mem make jobs wait (see
+     * gx_job_info.reason); max_queued and max_device_s_hour refuse new
+     * jobs in gx_tenant_admit. */
+    int64_t max_queued;       /* jobs queued, waiting or retrying */
+    uint64_t max_mem;         /* device memory of placed/running jobs, bytes */
+    double max_device_s_hour; /* device-seconds used in the trailing hour */
 } gx_tenant_opts;
 
-/* Add a tenant (or update weight and limit of an existing one). *id_out (may
- * be NULL) receives its index. */
+/* Add a tenant (or update weight, limit and quotas of an existing one).
+ * *id_out (may be NULL) receives its index. */
 int gx_tenant_add(gx_engine *e, const gx_tenant_opts *t, uint32_t *id_out,
                   gx_error *err);
 
@@ -157,10 +164,35 @@ typedef struct gx_tenant_info {
     uint64_t mem_used;  /* device memory reserved by its placed/running jobs */
     double usage_s;     /* decayed device-seconds */
     double device_s;    /* total device-seconds consumed */
+    int64_t max_queued;       /* quotas as in gx_tenant_opts; 0 = unlimited */
+    uint64_t max_mem;
+    double max_device_s_hour;
+    double device_s_hour;     /* device-seconds of attempts ended in the last hour */
+    int64_t reserved;         /* jobs admitted, not yet submitted */
 } gx_tenant_info;
 int gx_tenant_get(gx_engine *e, const char *name, gx_tenant_info *out);
 /* Up to cap tenants in creation order; *n gets how many exist in all. */
 int gx_tenant_list(gx_engine *e, gx_tenant_info *out, size_t cap, size_t *n);
+
+/* Why gx_tenant_admit refused. */
+typedef struct gx_quota_refusal {
+    char quota[32];       /* "max_queued" or "device_seconds_per_hour" */
+    double limit;         /* the quota */
+    double usage;         /* jobs queued (and reserved), or device-seconds */
+    double retry_after_s; /* when the usage falls under the limit (rates;
+                             whole seconds, >= 1); 0 for max_queued */
+} gx_quota_refusal;
+
+/* Admission of n new jobs of a tenant against its max_queued and
+ * device-seconds-per-hour quotas. On success the n jobs are reserved
+ * (counted as queued by later admissions) until gx_tenant_admit_release,
+ * which the caller calls once the jobs were submitted or dropped. All or
+ * nothing: n jobs that would exceed max_queued are refused together.
+ * GX_EQUOTA (why and err filled, err naming quota, limit and usage),
+ * GX_ENOTFOUND for an unknown tenant. gx_submit does not check these
+ * quotas (jobs restored after a restart were admitted once already). */
+int gx_tenant_admit(gx_engine *e, const char *tenant, int64_t n, gx_quota_refusal *why, gx_error *err);
+void gx_tenant_admit_release(gx_engine *e, const char *tenant, int64_t n);
 
 /* ---- jobs ----------------------------------------------------------------- */
 

@@ -149,6 +149,13 @@ typedef struct gx_config {
         bool require_auth;
     } metrics;
 
+    struct {                   /* defaults of tenants' quotas; 0 = unlimited */
+        int64_t max_queued;    /* jobs */
+        int64_t max_running;   /* jobs */
+        uint64_t max_device_memory; /* bytes */
+        double device_seconds_per_hour; /* device-seconds */
+    } quota;
+
     struct {
         int level;             /* enum gx_cfg_log_level */
         int format;            /* enum gx_cfg_log_format */

@@ -1,7 +1,8 @@
 /*
  * auth_routes.c - API keys, roles and the audit log in the service: the
  * HTTP hook that checks every request (after routing, so it knows the
- * route's pattern), the /v1/keys, /v1/tenants and /v1/audit handlers, and
+ * route's pattern), the /v1/keys and /v1/audit handlers (tenants are in
+ * tenants.c), and
  * the start-up of the key store, the limiter and the audit log.
  */
 #include <math.h>
@@ -199,15 +200,6 @@ static json_t *key_json(const gx_auth_key_info *k) {
     return o;
 }
 
-static void ensure_tenant(gx_service *s, const char *name) {
-    gx_tenant_info ti;
-    if (!gx_tenant_get(s->engine, name, &ti)) return;
-    gx_tenant_opts to = {.name = name, .weight = 1};
-    if (gx_tenant_add(s->engine, &to, NULL, NULL)) return;
-    gx_store_tenant st = {.name = name, .weight = 1};
-    gx_store_tenant_upsert(s->store, &st, NULL);
-}
-
 int gx__h_key_create(void *app, gx_http_req *r) {
     gx_service *s = app;
     json_t *j = body_object(r);
@@ -241,7 +233,7 @@ int gx__h_key_create(void *app, gx_http_req *r) {
         json_decref(j);
         return reply_gx(r, &e);
     }
-    ensure_tenant(s, tenant);
+    gx__svc_tenant_ensure(s, tenant);
     char target[64], detail[160];
     snprintf(target, sizeof target, "key/%s", id);
     snprintf(detail, sizeof detail, "tenant=%.63s role=%s", tenant, gx_auth_role_name(role));
@@ -287,76 +279,6 @@ int gx__h_key_revoke(void *app, gx_http_req *r) {
     json_t *o = json_object();
     json_object_set_new(o, "id", json_string(r->params[0]));
     json_object_set_new(o, "revoked", json_true());
-    gx_http_reply_json(r, 200, o);
-    return 0;
-}
-
-int gx__h_tenant_put(void *app, gx_http_req *r) {
-    gx_service *s = app;
-    json_t *j = body_object(r);
-    if (!j) return 0;
-    const char *name = json_string_value(json_object_get(j, "name"));
-    json_t *w = json_object_get(j, "weight"), *mr = json_object_get(j, "max_running");
-    double weight = w ? json_number_value(w) : 1;
-    json_int_t maxr = mr ? (json_is_integer(mr) ? json_integer_value(mr) : -1) : 0;
-    if (!name) {
-        json_decref(j);
-        return bad(r, 400, GX_EINVAL, "name", "name is required");
-    }
-    if ((w && !json_is_number(w)) || !(weight > 0) || weight > 1e6) {
-        json_decref(j);
-        return bad(r, 400, GX_EINVAL, "weight", "weight must be a number > 0");
-    }
-    if (maxr < 0 || maxr > 1000000000) {
-        json_decref(j);
-        return bad(r, 400, GX_EINVAL, "max_running", "max_running must be an integer >= 0");
-    }
-    gx_error e;
-    gx_store_tenant st = {.name = name, .weight = weight, .max_running = (int)maxr};
-    int rc = gx_store_tenant_upsert(s->store, &st, &e);
-    if (!rc) {
-        gx_tenant_opts to = {.name = name, .weight = weight, .max_running = (int)maxr};
-        rc = gx_tenant_add(s->engine, &to, NULL, &e);
-    }
-    char target[80], detail[96];
-    snprintf(target, sizeof target, "tenant/%.63s", name);
-    snprintf(detail, sizeof detail, "weight=%g max_running=%lld", weight, (long long)maxr);
-    gx__svc_audit(s, r, "tenant.upsert", target, rc ? "failed" : "ok", detail);
-    if (rc) {
-        json_decref(j);
-        return reply_gx(r, &e);
-    }
-    json_t *o = json_object();
-    json_object_set_new(o, "name", json_string(name));
-    json_object_set_new(o, "weight", json_real(weight));
-    json_object_set_new(o, "max_running", json_integer(maxr));
-    json_decref(j);
-    gx_http_reply_json(r, 200, o);
-    return 0;
-}
-
-int gx__h_tenant_list(void *app, gx_http_req *r) {
-    gx_service *s = app;
-    size_t n = 0;
-    gx_tenant_list(s->engine, NULL, 0, &n);
-    gx_tenant_info *ti = calloc(n ? n : 1, sizeof *ti);
-    if (!ti) return bad(r, 500, GX_ENOMEM, NULL, "out of memory");
-    size_t m = 0;
-    gx_tenant_list(s->engine, ti, n, &m);
-    if (m > n) m = n;
-    json_t *arr = json_array();
-    for (size_t i = 0; i < m; i++) {
-        json_t *o = json_object();
-        json_object_set_new(o, "name", json_string(ti[i].name));
-        json_object_set_new(o, "weight", json_real(ti[i].weight));
-        json_object_set_new(o, "max_running", json_integer(ti[i].max_running));
-        json_object_set_new(o, "queued", json_integer(ti[i].queued));
-        json_object_set_new(o, "running", json_integer(ti[i].running));
-        json_array_append_new(arr, o);
-    }
-    free(ti);
-    json_t *o = json_object();
-    json_object_set_new(o, "tenants", arr);
     gx_http_reply_json(r, 200, o);
     return 0;
 }

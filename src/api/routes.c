@@ -133,6 +133,10 @@ static int h_submit(void *app, gx_http_req *r) {
         gx__admit_free(a);
         return 0;
     }
+    if (gx__svc_quota_admit(s, r, a)) {
+        gx__admit_free(a);
+        return 0;
+    }
     gx__svc_admit(s, a);
     return GX_HTTP_ASYNC;
 }
@@ -226,6 +230,10 @@ static int h_submit_batch(void *app, gx_http_req *r) {
     for (size_t i = 0; i < n; i++) prepare_job(s, r, json_array_get(jobs, i), a, i, 1);
     json_decref(body);
     batch_cycles(a);
+    if (gx__svc_quota_admit(s, r, a)) {
+        gx__admit_free(a);
+        return 0;
+    }
     gx__svc_admit(s, a);
     return GX_HTTP_ASYNC;
 }
@@ -653,6 +661,7 @@ const gx_route gx__routes[] = {
     {"DELETE", "/v1/keys/{id}", gx__h_key_revoke, "revoke an API key"},
     {"POST", "/v1/tenants", gx__h_tenant_put, "create or change a tenant"},
     {"GET", "/v1/tenants", gx__h_tenant_list, "list tenants"},
+    {"GET", "/v1/tenants/{t}/usage", gx__h_tenant_usage, "a tenant's usage against each quota"},
     {"GET", "/v1/audit", gx__h_audit, "audit records"},
     {"GET", "/healthz", h_healthz, "liveness"},
     {"GET", "/readyz", h_readyz, "readiness"},

@@ -107,6 +107,7 @@ json_t *gx__svc_outputs_json(gx_service *s, const char *tenant, gx_output *outs,
 
 void gx__admit_free(gx__admit *a) {
     if (!a) return;
+    if (a->qn) gx_tenant_admit_release(a->qengine, a->qtenant, a->qn);
     for (size_t i = 0; i < a->n; i++) gx_jobreq_free(&a->jobs[i]);
     free(a->jobs);
     free(a->codes);
@@ -888,19 +889,9 @@ int gx_service_start(const gx_config *cfg, gx_service **out, gx_error *err) {
     rc = gx_engine_create(&eo, &s->engine, err);
     if (rc) goto fail;
     GX_LOGI("devices: %d; %s", gx_device_count(s->engine), gx_engine_gpu_status(s->engine));
-    /* tenants: the default one, then the stored ones */
-    gx_tenant_opts to = {.name = s->cfg.default_tenant, .weight = 1};
-    rc = gx_tenant_add(s->engine, &to, NULL, err);
+    /* tenants: the default one, then the stored ones, with their quotas */
+    rc = gx__svc_tenants_load(s, err);
     if (rc) goto fail;
-    gx_store_tenant *ts = NULL;
-    size_t nt = 0;
-    if (!gx_store_tenant_list(s->store, &ts, &nt, NULL)) {
-        for (size_t i = 0; i < nt; i++) {
-            gx_tenant_opts t = {.name = ts[i].name, .weight = ts[i].weight, .max_running = ts[i].max_running};
-            gx_tenant_add(s->engine, &t, NULL, NULL);
-        }
-        gx_store_free(ts);
-    }
     rc = gx__svc_metrics_init(s);
     if (rc) {
         gx_error_set(err, rc, NULL, "cannot set up metrics");

@@ -110,6 +110,9 @@ struct gx__admit {
     gx_job_id *ids;         /* [n] assigned */
     int *dup;               /* [n] 1 when an idempotent repeat */
     int batch;              /* answer as a batch */
+    char qtenant[64];       /* tenant whose quota reserved qn jobs for it */
+    int64_t qn;             /* released by gx__admit_free */
+    gx_engine *qengine;
     gx__admit *next;
 };
 
@@ -152,8 +155,21 @@ void gx__svc_audit_done(gx_service *s, const gx_http_req *r);
 int gx__h_key_create(void *app, gx_http_req *r);
 int gx__h_key_list(void *app, gx_http_req *r);
 int gx__h_key_revoke(void *app, gx_http_req *r);
+/* Tenants and quotas (tenants.c). */
 int gx__h_tenant_put(void *app, gx_http_req *r);
 int gx__h_tenant_list(void *app, gx_http_req *r);
+int gx__h_tenant_usage(void *app, gx_http_req *r);
+/* Add the default tenant and the stored ones to the engine, with quotas. */
+int gx__svc_tenants_load(gx_service *s, gx_error *err);
+/* Create a tenant (default quotas) unless it exists. */
+void gx__svc_tenant_ensure(gx_service *s, const char *name);
+/* Check an admission's jobs against the caller's tenant quotas that refuse
+ * (max_queued, device-seconds per hour), all or nothing: 0 (reserved, the
+ * reservation ends with gx__admit_free), or -1 with the 429 sent. */
+int gx__svc_quota_admit(gx_service *s, gx_http_req *r, gx__admit *a);
+/* Quota q (0..gx__svc_quota_count()-1) of a tenant: name, limit, usage. */
+size_t gx__svc_quota_count(void);
+void gx__svc_quota_value(const gx_tenant_info *t, size_t q, const char **name, double *limit, double *usage);
 int gx__h_audit(void *app, gx_http_req *r);
 int gx__svc_metrics_init(gx_service *s);
 void gx__svc_metrics_free(gx_service *s);

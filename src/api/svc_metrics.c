@@ -20,6 +20,7 @@ struct gx_svc_metrics {
     gx_metric_family *uptime, *store_rows;
     gx_metric_family *gpu_util, *gpu_mem_used, *gpu_mem_total, *gpu_temp, *gpu_power, *gpu_sm_clock, *gpu_ecc,
         *gpu_xid, *tenant_mem;
+    gx_metric_family *quota_limit, *quota_usage;
 };
 
 static void collect(gx_metrics *reg, void *ctx) {
@@ -37,6 +38,13 @@ static void collect(gx_metrics *reg, void *ctx) {
         gx_gauge_set(gx_metrics_series(m->tenant_running, ts[i].name), (double)ts[i].running);
         gx_counter_set(gx_metrics_series(m->tenant_usage, ts[i].name), ts[i].device_s);
         gx_gauge_set(gx_metrics_series(m->tenant_mem, ts[i].name), (double)ts[i].mem_used);
+        for (size_t q = 0; q < gx__svc_quota_count(); q++) {
+            const char *qn;
+            double lim, use;
+            gx__svc_quota_value(&ts[i], q, &qn, &lim, &use);
+            gx_gauge_set(gx_metrics_series(m->quota_limit, ts[i].name, qn), lim);
+            gx_gauge_set(gx_metrics_series(m->quota_usage, ts[i].name, qn), use);
+        }
     }
     for (int i = 0; i < gx_device_count(s->engine); i++) {
         gx_device_info d;
@@ -97,6 +105,8 @@ int gx__svc_metrics_init(gx_service *s) {
     if (!rc) rc = gx_metrics_gauge(m->reg, "gexec_gpu_sm_clock_hertz", "GPU SM clock (NVML).", "device", &m->gpu_sm_clock, &err);
     if (!rc) rc = gx_metrics_gauge(m->reg, "gexec_gpu_last_xid", "Last Xid error reported for the GPU, 0 if none.", "device", &m->gpu_xid, &err);
     if (!rc) rc = gx_metrics_counter(m->reg, "gexec_gpu_ecc_errors_total", "ECC errors counted by the GPU (NVML).", "device,kind", &m->gpu_ecc, &err);
+    if (!rc) rc = gx_metrics_gauge(m->reg, "gexec_tenant_quota_limit", "A tenant's quota (jobs, bytes or device-seconds per hour; 0 = no limit).", "tenant,quota", &m->quota_limit, &err);
+    if (!rc) rc = gx_metrics_gauge(m->reg, "gexec_tenant_quota_usage", "A tenant's usage against its quota, in the quota's unit.", "tenant,quota", &m->quota_usage, &err);
     if (!rc) rc = gx_metrics_on_collect(m->reg, collect, s);
     return rc;
 }

@@ -51,9 +51,12 @@ const cli_cmd cli_cmds[CMD_COUNT] = {
                   "keys create --tenant T --role R [--expires-in DURATION] [--label L] prints the\n"
                   "new key once (the server keeps only its hash); keys list [--tenant T] lists\n"
                   "keys without secrets; keys revoke ID refuses the key from then on."},
-    [CMD_TENANTS] = {"tenants", "create|list", 1, 1, "create, change or list tenants (admin)",
-                     "tenants create --tenant NAME [--weight W] [--max-running N] creates the tenant\n"
-                     "or changes its fair-share weight and its limit of running jobs."},
+    [CMD_TENANTS] = {"tenants", "create|list|usage [NAME]", 1, 2, "create, change or list tenants; usage",
+                     "tenants create --tenant NAME [--weight W] [--max-running N] [--max-queued N]\n"
+                     "[--max-memory BYTES] [--device-seconds-per-hour X] creates the tenant or changes\n"
+                     "its fair-share weight and quotas (0: no limit; admin). tenants list shows every\n"
+                     "tenant (admin). tenants usage NAME shows the tenant's usage against each quota\n"
+                     "(a key of that tenant, or operator and up)."},
     [CMD_AUDIT] = {"audit", "verify", 1, 1, "check the audit log's hash chain (no daemon needed)",
                    "audit verify [--file PATH] reads the log (default ./gexec-data/audit.log) and\n"
                    "checks every record's hash and its link to the one before. Exits 0 when\n"
@@ -116,6 +119,11 @@ const cli_flag cli_flags[] = {
     {FL_LABEL, "label", 0, "TEXT", 0, B(CMD_KEYS), "a note kept with the key"},
     {FL_WEIGHT, "weight", 0, "W", 0, B(CMD_TENANTS), "fair-share weight (> 0, default 1)"},
     {FL_MAX_RUNNING, "max-running", 0, "N", 0, B(CMD_TENANTS), "most running jobs (0: no limit)"},
+    {FL_MAX_QUEUED, "max-queued", 0, "N", 0, B(CMD_TENANTS), "most queued jobs; more are refused (0: no limit)"},
+    {FL_MAX_MEMORY, "max-memory", 0, "BYTES", 0, B(CMD_TENANTS),
+     "most device memory held by running jobs; more wait (0: no limit)"},
+    {FL_DEVICE_SECONDS, "device-seconds-per-hour", 0, "X", 0, B(CMD_TENANTS),
+     "device-seconds in the trailing hour; more are refused (0: no limit)"},
     {FL_FILE, "file", 'f', "PATH", 0, B(CMD_AUDIT), "the audit log (default ./gexec-data/audit.log)"},
 };
 const size_t cli_nflags = sizeof cli_flags / sizeof cli_flags[0];

@@ -80,6 +80,9 @@ typedef enum cli_flag_id {
     FL_EXPIRES,
     FL_WEIGHT,
     FL_MAX_RUNNING,
+    FL_MAX_QUEUED,
+    FL_MAX_MEMORY,
+    FL_DEVICE_SECONDS,
     FL_COUNT
 } cli_flag_id;
 

@@ -104,6 +104,40 @@ int cmd_keys(cli_ctx *x) {
 static void show_tenant(json_t *o) {
     printf("%s weight %g max_running %lld\n", js(o, "name"), json_number_value(json_object_get(o, "weight")),
            (long long)json_integer_value(json_object_get(o, "max_running")));
+    json_t *q = json_object_get(o, "quotas"), *v;
+    const char *k;
+    json_object_foreach(q, k, v) printf("  %-24s %.15g\n", k, json_number_value(v));
+}
+
+/* One line per quota: name, usage, limit ("-" when there is none). */
+static void show_usage(json_t *o) {
+    json_t *q = json_object_get(o, "quotas"), *v;
+    const char *k;
+    printf("tenant %s\n%-24s %16s %16s\n", js(o, "tenant"), "QUOTA", "USAGE", "LIMIT");
+    json_object_foreach(q, k, v) {
+        double lim = json_number_value(json_object_get(v, "limit"));
+        char ls[32];
+        if (lim > 0) snprintf(ls, sizeof ls, "%.15g", lim);
+        else snprintf(ls, sizeof ls, "-");
+        printf("%-24s %16.15g %16s\n", k, json_number_value(json_object_get(v, "usage")), ls);
+    }
+}
+
+/* --FLAG as an integer or number member of b; 0, or the exit code. */
+static int quota_flag(cli_ctx *x, json_t *b, int fl, const char *flag, const char *member, int integer) {
+    if (!cli_has(x->a, fl)) return 0;
+    const char *s = cli_get(x->a, fl);
+    if (integer) {
+        long n;
+        if (cli_int(flag, s, 0, 1125899906842624L, &n)) return CLI_EXIT_USAGE;
+        json_object_set_new(b, member, json_integer(n));
+        return 0;
+    }
+    char *end;
+    double v = s ? strtod(s, &end) : -1;
+    if (!s || !*s || *end || !(v >= 0) || v > 1e9) return cli_usage("--%s wants a number in 0..1e9, not '%s'", flag, s ? s : "");
+    json_object_set_new(b, member, json_real(v));
+    return 0;
 }
 
 static void show_tenants(json_t *o) {
@@ -120,6 +154,7 @@ static void show_tenants(json_t *o) {
 
 int cmd_tenants(cli_ctx *x) {
     const char *act = x->a->pos[0];
+    if (strcmp(act, "usage") && x->a->npos > 1) return cli_usage("tenants %s takes no operand", act);
     if (!strcmp(act, "create")) {
         const char *name = cli_get(x->a, FL_TENANT);
         if (!name) return cli_usage("tenants create needs --tenant NAME");
@@ -135,18 +170,26 @@ int cmd_tenants(cli_ctx *x) {
             }
             json_object_set_new(b, "weight", json_real(v));
         }
-        if (cli_has(x->a, FL_MAX_RUNNING)) {
-            long n;
-            if (cli_int("max-running", cli_get(x->a, FL_MAX_RUNNING), 0, 1000000000, &n)) {
-                json_decref(b);
-                return CLI_EXIT_USAGE;
-            }
-            json_object_set_new(b, "max_running", json_integer(n));
+        int rc = quota_flag(x, b, FL_MAX_RUNNING, "max-running", "max_running", 1);
+        if (!rc) rc = quota_flag(x, b, FL_MAX_QUEUED, "max-queued", "max_queued", 1);
+        if (!rc) rc = quota_flag(x, b, FL_MAX_MEMORY, "max-memory", "max_device_memory_bytes", 1);
+        if (!rc) rc = quota_flag(x, b, FL_DEVICE_SECONDS, "device-seconds-per-hour", "device_seconds_per_hour", 0);
+        if (rc) {
+            json_decref(b);
+            return rc;
         }
         return call(x, "POST", "/v1/tenants", b, show_tenant);
     }
     if (!strcmp(act, "list")) return call(x, "GET", "/v1/tenants", NULL, show_tenants);
-    return cli_usage("tenants: unknown action '%s' (create or list)", act);
+    if (!strcmp(act, "usage")) {
+        const char *name = x->a->npos > 1 ? x->a->pos[1] : NULL;
+        if (!name || !*name || strlen(name) > 63 || strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") != strlen(name))
+            return cli_usage("tenants usage needs a tenant NAME ([A-Za-z0-9_.-], 1..63)");
+        char path[128];
+        snprintf(path, sizeof path, "/v1/tenants/%s/usage", name);
+        return call(x, "GET", path, NULL, show_usage);
+    }
+    return cli_usage("tenants: unknown action '%s' (create, list or usage)", act);
 }
 
 int cmd_audit(cli_ctx *x) {

@@ -398,7 +398,9 @@ int gx__http(gx_client *c, const char *method, const char *path, const void *bod
             gx_error_clear(err);
             return 0;
         }
-        if ((status == 429 || status == 503) && attempt < c->retries) {
+        /* a Retry-After beyond the wait cap (a tenant quota: minutes) is not
+         * worth retrying early: answer at once */
+        if ((status == 429 || status == 503) && attempt < c->retries && c->last_retry_after <= 5) {
             double wait = c->last_retry_after > 0 ? c->last_retry_after : 0.2 * (attempt + 1);
             sleep_s(wait > 5 ? 5 : wait);
             continue;

@@ -216,6 +216,20 @@ static const key keys[] = {
     BOOL("metrics.require_auth", metrics.require_auth, "true",
          "Whether /metrics needs an API key like the rest of the API."),
 
+    INT("quota.default_max_queued", quota.max_queued, "0", 0, 1000000000,
+        "Jobs a tenant may have queued (or waiting, or retrying) at once, "
+        "unless set for the tenant; more are refused with 429. 0: no limit."),
+    INT("quota.default_max_running", quota.max_running, "0", 0, 1000000000,
+        "Jobs a tenant may have running at once, unless set for the tenant; "
+        "more wait. 0: no limit."),
+    SIZE("quota.default_max_device_memory", quota.max_device_memory, "0", 0, 1024 * TiB,
+         "Device memory a tenant's running jobs may hold at once, unless set "
+         "for the tenant; more wait. 0: no limit."),
+    DBL("quota.default_device_seconds_per_hour", quota.device_seconds_per_hour, "0", 0, 1e9,
+        "Device-seconds a tenant's jobs may use in the trailing hour, unless "
+        "set for the tenant; submissions beyond get 429 with Retry-After. "
+        "0: no limit."),
+
     ENUM("log.level", log.level, "info", level_choices,
          "Least severe log level written."),
     ENUM("log.format", log.format, "text", format_choices,

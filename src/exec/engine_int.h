@@ -18,6 +18,12 @@
 
 #define GX__NOPOS UINT32_MAX
 #define GX__MAX_DEVICES 32
+/* Trailing-hour device time is kept in buckets of GX__HOUR_BUCKET_NS,
+ * GX__HOUR_BUCKETS to the hour, in a ring of one more (the hour before now
+ * ends inside the oldest one). */
+#define GX__HOUR_BUCKETS 360
+#define GX__HOUR_RING (GX__HOUR_BUCKETS + 1)
+#define GX__HOUR_BUCKET_NS (INT64_C(10) * 1000000000)
 
 /* Constraint classes: which devices a job may run on. A job's class picks
  * which per-tenant queue it waits in. */
@@ -88,6 +94,14 @@ typedef struct gx__tenant {
     gx__jheap *q;        /* [ncls] queues */
     uint32_t *hpos;      /* [ncls] position in the class tenant heap */
     int throttled;       /* at max_running: out of every class heap */
+    /* quotas (src/sched/quota.c); 0 = unlimited */
+    int64_t max_queued;  /* queued + reserved jobs */
+    uint64_t max_mem;    /* device memory of placed and running jobs, bytes */
+    double max_dev_s_hour; /* device-seconds in the trailing hour */
+    int64_t reserved;    /* jobs admitted by gx_tenant_admit, not yet submitted */
+    uint64_t parked;     /* classes it left during one dispatch (memory quota) */
+    int64_t hour_last;   /* index of the newest hour bucket */
+    double hour[GX__HOUR_RING]; /* device-seconds per bucket, ring */
 } gx__tenant;
 
 /* Per-kernel measured run time (EWMA), for cost estimates. */
@@ -183,6 +197,8 @@ struct gx_engine {
     int ndev;
     const gx__placer *placer;
     int rr_next;
+    uint32_t *parked;         /* tenants parked by the memory quota in a dispatch */
+    uint32_t nparked, capparked;
     /* kernel stats */
     gx__kstat kstats[64];
     int nkstats;
@@ -233,6 +249,16 @@ double gx__cost_estimate(gx_engine *e, const gx__job *j);
 void gx__kstat_record(gx_engine *e, const gx_kernel *k, double us);
 /* Stats entry of a kernel, created on first use (NULL if the table is full). */
 gx__kstat *gx__kinfo(gx_engine *e, const gx_kernel *k);
+
+/* ---- quotas (src/sched/quota.c) ---- */
+/* Add device-seconds to the tenant's trailing-hour ring at monotonic now. */
+void gx__quota_charge(gx__tenant *t, double seconds, int64_t now);
+/* Device-seconds of the trailing hour at now. */
+double gx__quota_hour_s(const gx__tenant *t, int64_t now);
+/* 1 when job memory mem would take the tenant over its memory quota. */
+int gx__quota_mem_over(const gx__tenant *t, uint64_t mem);
+/* "7.5 GiB", "512 MiB", "100 B" */
+void gx__fmt_bytes(uint64_t b, char *buf, size_t cap);
 
 /* ---- placement (src/sched/place.c) ---- */
 const gx__placer *gx__placer_find(const char *name);

@@ -29,7 +29,8 @@ int gx_job_state_from_name(const char *name) {
 int gx_job_state_is_final(int s) { return s >= GX_JOB_SUCCEEDED && s < GX_JOB_STATE_COUNT; }
 
 const char *gx_wait_reason_name(int r) {
-    static const char *const n[] = {"none", "queue", "dependency", "tenant_limit", "no_device", "backoff", "placed"};
+    static const char *const n[] = {"none", "queue", "dependency", "tenant_limit", "no_device", "backoff", "placed",
+                                     "tenant_memory"};
     return r >= 0 && r < (int)(sizeof n / sizeof n[0]) ? n[r] : "unknown";
 }
 
@@ -67,8 +68,17 @@ static void explain(gx_engine *e, const gx__job *j, gx_job_info *o) {
         o->position = gx__sched_position(e, j);
         if (t->throttled) {
             o->wait_reason = GX_WAIT_TENANT_LIMIT;
-            snprintf(o->reason, sizeof o->reason, "tenant %s is at its limit of %d running jobs", t->name,
-                     t->max_running);
+            snprintf(o->reason, sizeof o->reason, "tenant %s at its max_running quota (%lld of %d running)",
+                     t->name, (long long)t->running, t->max_running);
+        } else if (gx__quota_mem_over(t, j->mem)) {
+            char used[16], lim[16], need[16];
+            gx__fmt_bytes(t->mem_used, used, sizeof used);
+            gx__fmt_bytes(t->max_mem, lim, sizeof lim);
+            gx__fmt_bytes(j->mem, need, sizeof need);
+            o->wait_reason = GX_WAIT_TENANT_MEMORY;
+            snprintf(o->reason, sizeof o->reason,
+                     "tenant %.32s at its max_device_memory_bytes quota (%s of %s in use, job needs %s)", t->name,
+                     used, lim, need);
         } else if (!device_fits(e, j)) {
             o->wait_reason = GX_WAIT_NO_DEVICE;
             snprintf(o->reason, sizeof o->reason,
@@ -302,6 +312,11 @@ int gx_tenant_add(gx_engine *e, const gx_tenant_opts *t, uint32_t *id_out, gx_er
         return gx_error_set(err, GX_EINVAL, "weight", "weight must be > 0 and <= 1e6; got %g", t->weight);
     if (t->max_running < 0)
         return gx_error_set(err, GX_EINVAL, "max_running", "max_running must be >= 0 (0 = no limit)");
+    if (t->max_queued < 0)
+        return gx_error_set(err, GX_EINVAL, "max_queued", "max_queued must be >= 0 (0 = no limit)");
+    if (!(t->max_device_s_hour >= 0) || !isfinite(t->max_device_s_hour))
+        return gx_error_set(err, GX_EINVAL, "device_seconds_per_hour",
+                            "device_seconds_per_hour must be a finite number >= 0 (0 = no limit)");
     pthread_mutex_lock(&e->mu);
     uint64_t tid;
     int rc = 0;
@@ -309,12 +324,21 @@ int gx_tenant_add(gx_engine *e, const gx_tenant_opts *t, uint32_t *id_out, gx_er
         gx__tenant *tt = &e->tenants[tid];
         tt->weight = w;
         tt->max_running = t->max_running;
+        tt->max_queued = t->max_queued;
+        tt->max_mem = t->max_mem;
+        tt->max_dev_s_hour = t->max_device_s_hour;
         gx__sched_tenant_changed(e, (uint32_t)tid);
         gx__sched_dispatch(e, INT32_MAX, 0);
     } else {
         uint32_t nid;
         rc = gx__tenant_new(e, t->name, w, t->max_running, &nid);
         tid = nid;
+        if (!rc) {
+            gx__tenant *tt = &e->tenants[nid];
+            tt->max_queued = t->max_queued;
+            tt->max_mem = t->max_mem;
+            tt->max_dev_s_hour = t->max_device_s_hour;
+        }
     }
     pthread_mutex_unlock(&e->mu);
     if (rc) return gx_error_set(err, rc, NULL, "cannot add tenant: %s", gx_strerror(rc));
@@ -334,6 +358,11 @@ static void tenant_info(gx_engine *e, uint32_t tid, gx_tenant_info *o) {
     o->usage_s = gx__sched_usage_s(e, t);
     o->device_s = t->device_s;
     o->mem_used = t->mem_used;
+    o->max_queued = t->max_queued;
+    o->max_mem = t->max_mem;
+    o->max_device_s_hour = t->max_dev_s_hour;
+    o->device_s_hour = gx__quota_hour_s(t, gx__now_ns());
+    o->reserved = t->reserved;
 }
 
 int gx_tenant_get(gx_engine *e, const char *name, gx_tenant_info *o) {

@@ -199,6 +199,19 @@ nomem:
     return gx_error_set(err, GX_ENOMEM, NULL, "out of memory");
 }
 
+/* A job bigger than its tenant's memory quota could never run: refuse it
+ * (lock held). */
+static int mem_quota_check(const gx__tenant *t, uint64_t mem, gx_error *err) {
+    if (!t->max_mem || mem <= t->max_mem) return 0;
+    char need[32], lim[32];
+    gx__fmt_bytes(mem, need, sizeof need);
+    gx__fmt_bytes(t->max_mem, lim, sizeof lim);
+    return gx_error_set(err, GX_ENODEVICE, "inputs",
+                        "the job needs %s of device memory, more than tenant %s's max_device_memory_bytes quota of "
+                        "%s: it could never run",
+                        need, t->name, lim);
+}
+
 static int add_dependent(gx__job *dep, gx_job_id id) {
     if (dep->ndependents == dep->capdependents) {
         uint32_t nc = dep->capdependents ? dep->capdependents * 2 : 2;
@@ -231,6 +244,8 @@ static int insert(gx_engine *e, const gx_job_spec *s, prep *p, const gx_job_id *
             return 0;
         }
     }
+    int qrc = mem_quota_check(&e->tenants[tid], p->mem, err);
+    if (qrc) return qrc;
     if ((uint64_t)e->live_jobs >= e->o.max_jobs)
         return gx_error_set(err, GX_ELIMIT, NULL, "the engine holds its maximum of %llu jobs",
                             (unsigned long long)e->o.max_jobs);
@@ -315,12 +330,15 @@ int gx_job_validate(gx_engine *e, const gx_job_spec *s, gx_error *err) {
     prep p;
     int rc = prepare(e, s, &p, NULL, err);
     if (rc) return rc;
+    uint64_t mem = p.mem;
     prep_free(&p);
     const char *tname = s->tenant ? s->tenant : "default";
     pthread_mutex_lock(&e->mu);
     uint64_t tid;
     if (!gx__hmap_get(&e->tenant_ix, tname, strlen(tname), &tid))
         rc = gx_error_set(err, GX_ENOTFOUND, "tenant", "unknown tenant '%.64s'", tname);
+    else
+        rc = mem_quota_check(&e->tenants[tid], mem, err);
     for (int i = 0; !rc && i < s->ndeps; i++)
         if (!gx__job_get(e, s->deps[i])) {
             char field[32];

@@ -174,6 +174,7 @@ void gx__sched_free(gx_engine *e) {
     free(e->ch);
     free(e->chn);
     free(e->chcap);
+    free(e->parked);
 }
 
 int gx__tenant_new(gx_engine *e, const char *name, double weight, int max_running, uint32_t *id) {
@@ -275,6 +276,7 @@ void gx__sched_charge(gx_engine *e, uint32_t tenant, double est_us, double actua
     t->usage += delta;
     if (t->usage < 0) t->usage = 0;
     t->device_s += actual_us / 1e6;
+    gx__quota_charge(t, actual_us / 1e6, gx__now_ns());
     tenant_moved(e, t, delta > 0);
 }
 
@@ -359,6 +361,35 @@ void gx__kstat_record(gx_engine *e, const gx_kernel *k, double us) {
 
 /* ---- dispatch ------------------------------------------------------------- */
 
+/* Take a tenant whose best job of class c would exceed its memory quota out
+ * of that class until the dispatch ends (its other classes and the other
+ * tenants go on). 0, or -1 when it cannot be recorded (out of memory). */
+static int park(gx_engine *e, gx__tenant *t, int c) {
+    if (!t->parked) {
+        if (e->nparked == e->capparked) {
+            uint32_t nc = e->capparked ? e->capparked * 2 : 16;
+            uint32_t *nv = realloc(e->parked, nc * sizeof *nv);
+            if (!nv) return -1;
+            e->parked = nv;
+            e->capparked = nc;
+        }
+        e->parked[e->nparked++] = (uint32_t)(t - e->tenants);
+    }
+    t->parked |= 1ull << c;
+    tremove(e, c, t);
+    return 0;
+}
+
+static void unpark_all(gx_engine *e) {
+    for (uint32_t i = 0; i < e->nparked; i++) {
+        gx__tenant *t = &e->tenants[e->parked[i]];
+        for (int c = 0; c < e->ncls; c++)
+            if ((t->parked >> c & 1) && !t->throttled && t->q[c].n && t->hpos[c] == GX__NOPOS) tpush(e, c, t);
+        t->parked = 0;
+    }
+    e->nparked = 0;
+}
+
 int gx__sched_dispatch(gx_engine *e, int limit, int unlimited) {
     if (e->paused && !unlimited) return 0;
     int placed = 0;
@@ -381,6 +412,10 @@ int gx__sched_dispatch(gx_engine *e, int limit, int unlimited) {
             if (bc < 0 || k < bk || (k == bk && jbefore(j, bj))) bc = c, bt = t, bj = j, bk = k;
         }
         if (bc < 0) break;
+        if (gx__quota_mem_over(bt, bj->mem)) {
+            if (park(e, bt, bc)) skip |= 1ull << bc;
+            continue;
+        }
         int cand[GX__MAX_DEVICES], nc = 0;
         for (int d = 0; d < e->ndev; d++) {
             gx__device *dv = &e->dev[d];
@@ -419,6 +454,7 @@ int gx__sched_dispatch(gx_engine *e, int limit, int unlimited) {
             if (!any) break;
         }
     }
+    unpark_all(e);
     return placed;
 }
 

@@ -18,19 +18,7 @@
 
 #include "gexec/gexec.h"
 #include "gexec/gexec_fault.h"
-
-static int passed, failed;
-#define CHECK(cond, ...)                                  \
-    do {                                                  \
-        if (cond) {                                       \
-            passed++;                                     \
-        } else {                                          \
-            failed++;                                     \
-            printf("FAIL %s:%d: ", __FILE__, __LINE__);   \
-            printf(__VA_ARGS__);                          \
-            printf("\n");                                 \
-        }                                                 \
-    } while (0)
+#include "gpucheck.h"
 
 static uint64_t rng = 0x9e3779b97f4a7c15ull;
 static double urand(void) {

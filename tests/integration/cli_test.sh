@@ -233,6 +233,15 @@ vid=$(cut -d_ -f2 <<<"$vkey")
 run 0 keys list --tenant cli-team && expect "key list" "^$vid +cli-team +viewer +active +cli" "$(grep "^$vid " <<<"$out")"
 expect "key list has no secret" '^[^_]*$|^ID' "$(grep -c gx_ <<<"$out" || true)"
 run 0 --api-key "$vkey" list && expect "viewer lists" '^ID' "$out"
+run 0 tenants create --tenant cli-team --max-queued 5 --max-memory 1000000 --device-seconds-per-hour 2.5
+expect "tenant quotas" '^ +max_queued +5$' "$(grep max_queued <<<"$out")"
+expect "tenant quotas keep max_running" '^cli-team weight 2 max_running 4' "$out"
+run 0 --api-key "$vkey" tenants usage cli-team && expect "tenant usage" '^max_queued +0 +5$' "$(grep '^max_queued' <<<"$out")"
+expect "tenant usage seconds" '^device_seconds_per_hour +0 +2.5$' "$(grep '^device_seconds' <<<"$out")"
+run 0 --json tenants usage cli-team && expect "tenant usage json" '^1000000$' "$(json_get 'j["quotas"]["max_device_memory_bytes"]["limit"]' <<<"$out")"
+run 4 --api-key "$vkey" tenants usage default
+run 2 tenants usage
+run 2 tenants create --tenant cli-team --max-queued -1
 run 3 --api-key "$vkey" submit -k spin && expect "viewer may not submit" 'viewer' "$err"
 run 3 --api-key "$vkey" keys list
 run 3 --api-key gx_0123456789abcdef_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA list

@@ -832,6 +832,38 @@ static const hcase CASES[] = {
      .status = 200},
     {.name = "operator reads A's result (admin only)", .method = "GET", .path = "@a:/v1/jobs/{job}/result",
      .headers = "@key:operator_b", .status = 404, .code = "GX_ENOTFOUND"},
+    /* ---- tenant quotas (POST /v1/tenants as admin; nothing is changed) */
+#define QUOTA(nm, bodytxt, fld, m) \
+    {.name = "quota: " nm, .method = "POST", .path = "/v1/tenants", .body = bodytxt, .status = 400, .code = "GX_EINVAL", \
+     .field = fld, .msg = m}
+    QUOTA("negative max_queued", "{\"name\":\"default\",\"max_queued\":-1}", "max_queued", "an integer from 0"),
+    QUOTA("fractional max_running", "{\"name\":\"default\",\"max_running\":1.5}", "max_running", "an integer"),
+    QUOTA("string memory", "{\"name\":\"default\",\"max_device_memory_bytes\":\"8GiB\"}", "max_device_memory_bytes",
+          "an integer"),
+    QUOTA("huge max_queued", "{\"name\":\"default\",\"max_queued\":1e30}", "max_queued", "an integer from 0 to 1000000000"),
+    QUOTA("memory past 1 PiB", "{\"name\":\"default\",\"max_device_memory_bytes\":9223372036854775807}",
+          "max_device_memory_bytes", "from 0 to 1125899906842624"),
+    QUOTA("negative device-seconds", "{\"name\":\"default\",\"device_seconds_per_hour\":-0.5}", "device_seconds_per_hour",
+          "a number from 0"),
+    QUOTA("boolean device-seconds", "{\"name\":\"default\",\"device_seconds_per_hour\":true}", "device_seconds_per_hour",
+          "a number"),
+    QUOTA("huge device-seconds", "{\"name\":\"default\",\"device_seconds_per_hour\":1e300}", "device_seconds_per_hour",
+          "from 0 to 1000000000"),
+    QUOTA("array max_queued", "{\"name\":\"default\",\"max_queued\":[]}", "max_queued", "an integer"),
+    QUOTA("object max_running", "{\"name\":\"default\",\"max_running\":{}}", "max_running", "an integer"),
+    QUOTA("no name", "{\"max_queued\":1}", "name", "name is required"),
+    QUOTA("numeric name", "{\"name\":7,\"max_queued\":1}", "name", "name is required"),
+    QUOTA("path in the name", "{\"name\":\"../etc\",\"max_queued\":1}", "name", "tenant name"),
+    QUOTA("zero weight", "{\"name\":\"default\",\"weight\":0}", "weight", "weight must be"),
+#undef QUOTA
+    {.name = "quota: viewer sets a quota", .method = "POST", .path = "/v1/tenants", .headers = "@key:viewer",
+     .body = "{\"name\":\"default\",\"max_queued\":1}", .status = 403, .code = "GX_EPERM"},
+    {.name = "usage: tenant B reads A's usage", .method = "GET", .path = "/v1/tenants/default/usage", .headers = "@key:b",
+     .status = 404, .code = "GX_ENOTFOUND", .field = "tenant"},
+    {.name = "usage: unknown tenant", .method = "GET", .path = "/v1/tenants/nobody/usage", .status = 404,
+     .code = "GX_ENOTFOUND", .field = "tenant", .msg = "no tenant 'nobody'"},
+    {.name = "usage: traversal in the tenant", .method = "GET", .path = "/v1/tenants/..%2f..%2fetc/usage", .status = 404,
+     .code = "GX_ENOTFOUND"},
 };
 #define NCASES (sizeof CASES / sizeof CASES[0])
 

@@ -492,7 +492,7 @@ static void idempotency_and_tenant_limit(void **st) {
     TU_OK(gx_job_get(e, held, &info, &err), err);
     assert_int_equal(info.state, GX_JOB_QUEUED);
     assert_int_equal(info.wait_reason, GX_WAIT_TENANT_LIMIT);
-    assert_non_null(strstr(info.reason, "limit of 1"));
+    assert_non_null(strstr(info.reason, "max_running quota (1 of 1 running)"));
     assert_int_equal(gx_engine_drain(e, 5000), 0);
     assert_int_equal(state_of(e, held), GX_JOB_SUCCEEDED);
     /* tenant validation */

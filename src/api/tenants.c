@@ -1,0 +1,373 @@
+/*
+ * tenants.c - tenants and their quotas in the service: POST /v1/tenants
+ * (weight and quotas, merged into what is stored), GET /v1/tenants, GET
+ * /v1/tenants/{t}/usage, the admission check of submissions against the
+ * quotas that refuse (max_queued, device-seconds per hour), and loading
+ * the stored tenants into the engine at start.
+ *
+ * A tenant's quotas are stored as JSON in the tenants table (quotas
+ * column) holding only the quotas set for that tenant; the others follow
+ * the quota.default_* configuration, so changing a default reaches every
+ * tenant that did not choose its own. `null` in a request removes a
+ * tenant's own value (back to the default). The old max_running column is
+ * still written (and read for rows from before quotas).
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "service.h"
+
+/* ---- the quota table ------------------------------------------------------ */
+
+enum { Q_QUEUED, Q_RUNNING, Q_MEMORY, Q_DEVSEC, Q_COUNT };
+
+typedef struct qdef {
+    const char *name; /* JSON field, metric label and the name in messages */
+    int integer;      /* 1: whole numbers only */
+    double max;       /* largest value accepted */
+    const char *unit; /* for the docs and messages */
+} qdef;
+
+static const qdef QDEFS[Q_COUNT] = {
+    [Q_QUEUED] = {"max_queued", 1, 1e9, "jobs"},
+    [Q_RUNNING] = {"max_running", 1, 1e9, "jobs"},
+    [Q_MEMORY] = {"max_device_memory_bytes", 1, 1125899906842624.0 /* 1 PiB */, "bytes"},
+    [Q_DEVSEC] = {"device_seconds_per_hour", 0, 1e9, "device-seconds"},
+};
+
+/* A tenant's quotas: v[q] is meaningful where bit q of set is 1. */
+typedef struct quotas {
+    double v[Q_COUNT];
+    unsigned set;
+} quotas;
+
+static double qdefault(const gx_service *s, int q) {
+    switch (q) {
+    case Q_QUEUED: return (double)s->cfg.quota.max_queued;
+    case Q_RUNNING: return (double)s->cfg.quota.max_running;
+    case Q_MEMORY: return (double)s->cfg.quota.max_device_memory;
+    default: return s->cfg.quota.device_seconds_per_hour;
+    }
+}
+
+static double qeffective(const gx_service *s, const quotas *t, int q) {
+    return (t->set >> q & 1) ? t->v[q] : qdefault(s, q);
+}
+
+/* Parse a stored row's quotas (unknown or bad members are ignored: the
+ * row was checked when written). */
+static void quotas_of_row(const gx_store_tenant *row, quotas *out) {
+    memset(out, 0, sizeof *out);
+    if (!row) return;
+    if (row->max_running > 0) {
+        out->v[Q_RUNNING] = row->max_running;
+        out->set |= 1u << Q_RUNNING;
+    }
+    json_t *j = row->quotas_json ? json_loads(row->quotas_json, 0, NULL) : NULL;
+    for (int q = 0; j && q < Q_COUNT; q++) {
+        json_t *v = json_object_get(j, QDEFS[q].name);
+        if (json_is_number(v) && json_number_value(v) >= 0) {
+            out->v[q] = json_number_value(v);
+            out->set |= 1u << q;
+        }
+    }
+    json_decref(j);
+}
+
+/* The stored form: only the quotas set for the tenant. malloc'd. */
+static char *quotas_json(const quotas *t) {
+    json_t *o = json_object();
+    for (int q = 0; q < Q_COUNT; q++)
+        if (t->set >> q & 1)
+            json_object_set_new(o, QDEFS[q].name,
+                                QDEFS[q].integer ? json_integer((json_int_t)t->v[q]) : json_real(t->v[q]));
+    char *s = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
+    json_decref(o);
+    return s;
+}
+
+static void engine_opts(const gx_service *s, const char *name, double weight, const quotas *t,
+                        gx_tenant_opts *o) {
+    memset(o, 0, sizeof *o);
+    o->name = name;
+    o->weight = weight;
+    o->max_queued = (int64_t)qeffective(s, t, Q_QUEUED);
+    o->max_running = (int)qeffective(s, t, Q_RUNNING);
+    o->max_mem = (uint64_t)qeffective(s, t, Q_MEMORY);
+    o->max_device_s_hour = qeffective(s, t, Q_DEVSEC);
+}
+
+int gx__svc_tenants_load(gx_service *s, gx_error *err) {
+    quotas none;
+    memset(&none, 0, sizeof none);
+    gx_tenant_opts to;
+    engine_opts(s, s->cfg.default_tenant, 1, &none, &to);
+    int rc = gx_tenant_add(s->engine, &to, NULL, err);
+    if (rc) return rc;
+    gx_store_tenant *ts = NULL;
+    size_t nt = 0;
+    if (gx_store_tenant_list(s->store, &ts, &nt, NULL)) return 0;
+    for (size_t i = 0; i < nt; i++) {
+        quotas q;
+        quotas_of_row(&ts[i], &q);
+        engine_opts(s, ts[i].name, ts[i].weight, &q, &to);
+        gx_error e;
+        if (gx_tenant_add(s->engine, &to, NULL, &e)) GX_LOGW("tenant %s not restored: %s", ts[i].name, e.message);
+    }
+    gx_store_free(ts);
+    return 0;
+}
+
+void gx__svc_tenant_ensure(gx_service *s, const char *name) {
+    gx_tenant_info ti;
+    if (!gx_tenant_get(s->engine, name, &ti)) return;
+    quotas none;
+    memset(&none, 0, sizeof none);
+    gx_tenant_opts to;
+    engine_opts(s, name, 1, &none, &to);
+    if (gx_tenant_add(s->engine, &to, NULL, NULL)) return;
+    gx_store_tenant st = {.name = name, .weight = 1};
+    gx_store_tenant_upsert(s->store, &st, NULL);
+}
+
+/* ---- POST /v1/tenants -------------------------------------------------- */
+
+static int bad(gx_http_req *r, json_t *j, int status, int code, const char *field, const char *msg) {
+    json_decref(j);
+    gx_http_error(r, status, code, field, "%s", msg);
+    return 0;
+}
+
+/* Apply the request's quota members to t. 0, or -1 with a 400 sent. */
+static int quotas_from_body(gx_http_req *r, json_t *body, quotas *t) {
+    for (int q = 0; q < Q_COUNT; q++) {
+        const qdef *d = &QDEFS[q];
+        json_t *v = json_object_get(body, d->name);
+        if (!v) continue;
+        if (json_is_null(v)) {
+            t->set &= ~(1u << q);
+            continue;
+        }
+        double x = json_number_value(v);
+        int ok = d->integer ? json_is_integer(v) : json_is_number(v);
+        if (!ok || !(x >= 0) || !isfinite(x) || x > d->max) {
+            gx_http_error(r, 400, GX_EINVAL, d->name, "%s must be %s from 0 to %.0f (%s; 0 = no limit, null = the default)",
+                          d->name, d->integer ? "an integer" : "a number", d->max, d->unit);
+            return -1;
+        }
+        t->v[q] = x;
+        t->set |= 1u << q;
+    }
+    return 0;
+}
+
+static json_t *limits_json(const gx_service *s, const quotas *t) {
+    json_t *o = json_object();
+    for (int q = 0; q < Q_COUNT; q++) {
+        double v = qeffective(s, t, q);
+        json_object_set_new(o, QDEFS[q].name, QDEFS[q].integer ? json_integer((json_int_t)v) : json_real(v));
+    }
+    return o;
+}
+
+/* "max_queued 0 -> 10, device_seconds_per_hour 0 -> 0.5" for the audit
+ * log: effective values (a default shows as "default 0"). */
+static void quota_changes(const gx_service *s, const quotas *was, int existed, const quotas *now, char *buf,
+                          size_t cap) {
+    size_t n = 0;
+    buf[0] = '\0';
+    for (int q = 0; q < Q_COUNT && n < cap; q++) {
+        int ws = existed && (was->set >> q & 1), ns = now->set >> q & 1;
+        double wv = existed ? qeffective(s, was, q) : qdefault(s, q), nv = qeffective(s, now, q);
+        if (ws == ns && wv == nv) continue;
+        int k = snprintf(buf + n, cap - n, "%s%s %s%.15g -> %s%.15g", n ? ", " : "", QDEFS[q].name,
+                         ws ? "" : "default ", wv, ns ? "" : "default ", nv);
+        if (k < 0) break;
+        n += (size_t)k;
+    }
+}
+
+int gx__h_tenant_put(void *app, gx_http_req *r) {
+    gx_service *s = app;
+    json_error_t je;
+    json_t *j = json_loadb(r->body, r->body_len, 0, &je);
+    if (!j || !json_is_object(j)) return bad(r, j, 400, GX_EINVAL, "body", "the body must be a JSON object");
+    json_t *jn = json_object_get(j, "name"), *w = json_object_get(j, "weight");
+    const char *name = json_string_value(jn);
+    if (!name) return bad(r, j, 400, GX_EINVAL, "name", "name is required (a string)");
+    if (w && (!json_is_number(w) || !(json_number_value(w) > 0) || json_number_value(w) > 1e6))
+        return bad(r, j, 400, GX_EINVAL, "weight", "weight must be a number > 0 and <= 1e6");
+    gx_store_tenant *old = NULL;
+    gx_error e;
+    int rc = gx_store_tenant_get(s->store, name, &old, &e);
+    if (rc && rc != GX_ENOTFOUND) {
+        json_decref(j);
+        gx_http_error(r, gx_http_status_for(rc), rc, e.field, "%s", e.message);
+        return 0;
+    }
+    quotas was, now;
+    quotas_of_row(old, &was);
+    now = was;
+    double weight = w ? json_number_value(w) : old ? old->weight : 1;
+    int existed = old != NULL;
+    gx_store_free(old);
+    if (quotas_from_body(r, j, &now)) {
+        json_decref(j);
+        return 0;
+    }
+    char *qj = quotas_json(&now);
+    gx_store_tenant st = {.name = name,
+                          .weight = weight,
+                          .max_running = (now.set >> Q_RUNNING & 1) ? (int)now.v[Q_RUNNING] : 0,
+                          .quotas_json = qj};
+    rc = gx_store_tenant_upsert(s->store, &st, &e);
+    free(qj);
+    if (!rc) {
+        gx_tenant_opts to;
+        engine_opts(s, name, weight, &now, &to);
+        rc = gx_tenant_add(s->engine, &to, NULL, &e);
+    }
+    char target[80], detail[480], changes[400];
+    snprintf(target, sizeof target, "tenant/%.63s", name);
+    quota_changes(s, &was, existed, &now, changes, sizeof changes);
+    snprintf(detail, sizeof detail, "weight=%g%s%s", weight, *changes ? " quotas: " : "", changes);
+    gx__svc_audit(s, r, "tenant.upsert", target, rc ? "failed" : "ok", detail);
+    if (!rc && *changes) gx__svc_audit(s, r, "tenant.quota", target, "ok", changes);
+    if (rc) {
+        json_decref(j);
+        gx_http_error(r, gx_http_status_for(rc), rc, e.field, "%s", e.message[0] ? e.message : gx_strerror(rc));
+        return 0;
+    }
+    json_t *o = json_object();
+    json_object_set_new(o, "name", json_string(name));
+    json_object_set_new(o, "weight", json_real(weight));
+    json_object_set_new(o, "max_running", json_integer((json_int_t)qeffective(s, &now, Q_RUNNING)));
+    json_object_set_new(o, "quotas", limits_json(s, &now));
+    json_decref(j);
+    gx_http_reply_json(r, 200, o);
+    return 0;
+}
+
+/* ---- GET /v1/tenants, /v1/tenants/{t}/usage ---------------------------- */
+
+static double qlimit(const gx_tenant_info *t, int q) {
+    switch (q) {
+    case Q_QUEUED: return (double)t->max_queued;
+    case Q_RUNNING: return t->max_running;
+    case Q_MEMORY: return (double)t->max_mem;
+    default: return t->max_device_s_hour;
+    }
+}
+
+static double qusage(const gx_tenant_info *t, int q) {
+    switch (q) {
+    case Q_QUEUED: return (double)t->queued;
+    case Q_RUNNING: return (double)t->running;
+    case Q_MEMORY: return (double)t->mem_used;
+    default: return t->device_s_hour;
+    }
+}
+
+size_t gx__svc_quota_count(void) { return Q_COUNT; }
+
+void gx__svc_quota_value(const gx_tenant_info *t, size_t q, const char **name, double *limit, double *usage) {
+    *name = QDEFS[q].name;
+    *limit = qlimit(t, (int)q);
+    *usage = qusage(t, (int)q);
+}
+
+static json_t *usage_json(const gx_tenant_info *t) {
+    json_t *qs = json_object();
+    for (int q = 0; q < Q_COUNT; q++) {
+        json_t *o = json_object();
+        double l = qlimit(t, q), u = qusage(t, q);
+        json_object_set_new(o, "limit", QDEFS[q].integer ? json_integer((json_int_t)l) : json_real(l));
+        json_object_set_new(o, "usage", QDEFS[q].integer ? json_integer((json_int_t)u) : json_real(u));
+        json_object_set_new(qs, QDEFS[q].name, o);
+    }
+    return qs;
+}
+
+int gx__h_tenant_list(void *app, gx_http_req *r) {
+    gx_service *s = app;
+    size_t n = 0;
+    gx_tenant_list(s->engine, NULL, 0, &n);
+    gx_tenant_info *ti = calloc(n ? n : 1, sizeof *ti);
+    if (!ti) {
+        gx_http_error(r, 500, GX_ENOMEM, NULL, "out of memory");
+        return 0;
+    }
+    size_t m = 0;
+    gx_tenant_list(s->engine, ti, n, &m);
+    if (m > n) m = n;
+    json_t *arr = json_array();
+    for (size_t i = 0; i < m; i++) {
+        json_t *o = json_object();
+        json_object_set_new(o, "name", json_string(ti[i].name));
+        json_object_set_new(o, "weight", json_real(ti[i].weight));
+        json_object_set_new(o, "max_running", json_integer(ti[i].max_running));
+        json_object_set_new(o, "queued", json_integer(ti[i].queued));
+        json_object_set_new(o, "running", json_integer(ti[i].running));
+        json_object_set_new(o, "quotas", usage_json(&ti[i]));
+        json_array_append_new(arr, o);
+    }
+    free(ti);
+    json_t *o = json_object();
+    json_object_set_new(o, "tenants", arr);
+    gx_http_reply_json(r, 200, o);
+    return 0;
+}
+
+int gx__h_tenant_usage(void *app, gx_http_req *r) {
+    gx_service *s = app;
+    const char *name = r->params[0];
+    gx_tenant_info ti;
+    /* another tenant's usage is as good as none for a key of one tenant */
+    if ((!r->ctx.cross && strcmp(name, r->ctx.tenant)) || gx_tenant_get(s->engine, name, &ti)) {
+        gx_http_error(r, 404, GX_ENOTFOUND, "tenant", "no tenant '%.63s'", name);
+        return 0;
+    }
+    json_t *o = json_object();
+    json_object_set_new(o, "tenant", json_string(ti.name));
+    json_object_set_new(o, "quotas", usage_json(&ti));
+    gx_http_reply_json(r, 200, o);
+    return 0;
+}
+
+/* ---- admission ----------------------------------------------------------- */
+
+int gx__svc_quota_admit(gx_service *s, gx_http_req *r, gx__admit *a) {
+    int64_t n = 0;
+    for (size_t i = 0; i < a->n; i++) n += !a->codes[i];
+    if (!n) return 0;
+    gx_quota_refusal why;
+    gx_error e;
+    int rc = gx_tenant_admit(s->engine, r->ctx.tenant, n, &why, &e);
+    if (rc == GX_ENOTFOUND) return 0; /* the engine refuses it by name later */
+    if (!rc) {
+        snprintf(a->qtenant, sizeof a->qtenant, "%s", r->ctx.tenant);
+        a->qn = n;
+        a->qengine = s->engine;
+        return 0;
+    }
+    json_t *err = json_object();
+    json_object_set_new(err, "code", json_string(gx_err_name(rc)));
+    char msg[600];
+    snprintf(msg, sizeof msg, "%s%s", e.message,
+             a->batch ? "; the batch was refused as a whole: no job of it was accepted" : "");
+    json_object_set_new(err, "message", json_string(msg));
+    json_object_set_new(err, "quota", json_string(why.quota));
+    int integer = strcmp(why.quota, "device_seconds_per_hour") != 0;
+    json_object_set_new(err, "limit", integer ? json_integer((json_int_t)why.limit) : json_real(why.limit));
+    json_object_set_new(err, "usage", integer ? json_integer((json_int_t)why.usage) : json_real(why.usage));
+    if (integer) json_object_set_new(err, "requested", json_integer(n));
+    char ra[32];
+    snprintf(ra, sizeof ra, "%.0f", why.retry_after_s > 0 ? why.retry_after_s : 1);
+    json_object_set_new(err, "retry_after_s", json_integer(strtoll(ra, NULL, 10)));
+    gx_http_reply_json(r, gx_http_status_for(rc), json_pack("{s:o}", "error", err));
+    gx_http_header_add(r, "Retry-After", ra);
+    return -1;
+}
