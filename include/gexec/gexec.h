@@ -262,6 +262,15 @@ void gx_outputs_free(gx_output *outs, int n);
  * final. */
 int gx_job_cancel(gx_engine *e, gx_job_id id, gx_error *err);
 
+/* Put a job that ended dead or failed back in the queue (the operator's
+ * re-queue of a dead letter): s is the job as submitted, with s->id its id
+ * and s->attempts_done the attempts it made; it runs again as attempt
+ * attempts_done + 1 with a fresh budget of s->max_attempts attempts. If the
+ * engine still holds the old record it is replaced: GX_ESTATE unless it is
+ * dead or failed, GX_EBUSY while a device still runs it. Errors of s as for
+ * gx_submit. */
+int gx_job_requeue(gx_engine *e, const gx_job_spec *s, gx_error *err);
+
 /* Free what the engine holds for a final job (outputs, record). Later calls
  * on the id answer GX_ENOTFOUND. GX_ESTATE if not final. */
 int gx_job_forget(gx_engine *e, gx_job_id id);

@@ -149,9 +149,15 @@ static json_t *labels_of(const gx_job_spec *sp) {
 /* Answer one admission now that its jobs are committed and submitted. */
 static void admit_reply(gx_service *s, gx__admit *a) {
     gx_http_req *r = a->req;
-    if (!a->batch) {
+    if (a->store_failed) {
+        /* the commit failed: nothing of the request was accepted; the whole
+         * request is answered 503 (a batch too), and may be sent again */
+        gx_http_error(r, 503, GX_ESTORE, NULL, "%s", a->store_msg);
+        gx_http_header_add(r, "Retry-After", "1");
+    } else if (!a->batch) {
         if (a->codes[0]) {
             gx_http_error(r, gx_http_status_for(a->codes[0]), a->codes[0], a->errs[0].field, "%s", a->errs[0].message);
+            if (gx_http_status_for(a->codes[0]) == 503) gx_http_header_add(r, "Retry-After", "1");
         } else {
             gx_job_info info;
             gx_error err;
@@ -290,11 +296,14 @@ static void admit_group(gx_service *s, gx__admit *head) {
     gx__svc_metrics_commit(s, total, (double)(gx__now_ns() - t0) / 1e9);
     if (ins < 0) {
         GX_LOGE("store: commit of %zu jobs failed: %s", total, serr.message);
-        for (gx__admit *a = head; a; a = a->next)
-            for (size_t i = 0; i < a->n; i++)
-                if (!a->codes[i])
-                    a->codes[i] = gx_error_set(&a->errs[i], GX_ESTORE, NULL,
-                                               "the job could not be stored (%s); nothing was accepted", serr.message);
+        for (gx__admit *a = head; a; a = a->next) {
+            int had = 0;
+            for (size_t i = 0; i < a->n; i++) had |= !a->codes[i];
+            if (!had) continue; /* refused before: its own answer stands */
+            a->store_failed = 1;
+            snprintf(a->store_msg, sizeof a->store_msg,
+                     "the store could not commit the request (%.200s); nothing was accepted, retry later", serr.message);
+        }
         goto reply;
     }
     /* submit what was inserted, in request order; batch refs become indices
@@ -564,6 +573,40 @@ static void retry_forgets(gx_service *s) {
     s->nlater = k;
 }
 
+/* Write updates, waiting for the commit; while the store fails (disk
+ * full, I/O error, an injected fault) retry with a growing pause, so that
+ * no state change of an accepted job is dropped: the batch either lands
+ * whole or, at shutdown after PERSIST_GIVE_UP_NS of failures, is left to
+ * the restart (the store still has the job in its last written state and
+ * re-queues it). Returns what gx_store_update_jobs returned last. */
+#define PERSIST_GIVE_UP_NS (5 * 1000000000LL)
+static int64_t persist_retry(gx_service *s, const gx_store_update *ups, size_t k, int *codes) {
+    int64_t pause_ms = 10, failing_since = 0;
+    for (;;) {
+        gx_error err;
+        int64_t rc = gx_store_update_jobs(s->store, ups, k, 1, codes, &err);
+        if (rc != GX_ESTORE) {
+            if (failing_since) GX_LOGI("store: state changes are written again (%zu waited)", k);
+            return rc;
+        }
+        int64_t now = gx__now_ns();
+        if (!failing_since) {
+            failing_since = now;
+            GX_LOGE("store: %zu state changes not written (%s); retrying", k, err.message);
+        }
+        pthread_mutex_lock(&s->pmu);
+        int stop = s->persist_stop;
+        pthread_mutex_unlock(&s->pmu);
+        if (stop && now - failing_since > PERSIST_GIVE_UP_NS) {
+            GX_LOGE("store: giving up on %zu state changes at shutdown: %s", k, err.message);
+            return rc;
+        }
+        struct timespec ts = {.tv_sec = pause_ms / 1000, .tv_nsec = (pause_ms % 1000) * 1000000};
+        nanosleep(&ts, NULL);
+        if (pause_ms < 500) pause_ms *= 2;
+    }
+}
+
 /* Turn a batch of events into store updates (fenced by attempt). */
 static void persist(gx_service *s, const gx_event *ev, size_t n) {
     gx_store_update *ups = calloc(n, sizeof *ups);
@@ -620,17 +663,12 @@ static void persist(gx_service *s, const gx_event *ev, size_t n) {
         }
         k++;
     }
-    gx_error err;
     size_t nfinal = 0;
     for (size_t i = 0; i < k; i++) nfinal += gx_job_state_is_final(ups[i].state);
     /* final states are made durable before the engine forgets the job, so a
      * reader always finds it in one place or the other */
-    int *codes = nfinal ? calloc(k, sizeof *codes) : NULL;
-    if (nfinal && !codes) nfinal = 0;
-    if (k && gx_store_update_jobs(s->store, ups, k, nfinal > 0, codes, &err) < 0) {
-        GX_LOGE("store: %zu state changes not persisted: %s", k, err.message);
-        nfinal = 0; /* keep them in the engine */
-    }
+    int *codes = calloc(k ? k : 1, sizeof *codes);
+    if (!codes || (k && persist_retry(s, ups, k, codes) < 0)) nfinal = 0; /* keep them in the engine */
     for (size_t i = 0; i < k && nfinal; i++) {
         /* only jobs the store holds (not the start-up self-test) */
         if (!gx_job_state_is_final(ups[i].state) || codes[i] == GX_ENOTFOUND) continue;
@@ -876,6 +914,8 @@ int gx_service_start(const gx_config *cfg, gx_service **out, gx_error *err) {
     rc = gx_store_open(&sc, &s->store, err);
     if (rc) goto fail;
     rc = gx__svc_auth_open(s, err);
+    if (rc) goto fail;
+    rc = gx__svc_faults_start(s, err);
     if (rc) goto fail;
     gx_engine_opts eo;
     gx_engine_opts_init(&eo);

@@ -110,6 +110,8 @@ struct gx__admit {
     gx_job_id *ids;         /* [n] assigned */
     int *dup;               /* [n] 1 when an idempotent repeat */
     int batch;              /* answer as a batch */
+    int store_failed;       /* the group's commit failed: answer 503 */
+    char store_msg[320];    /* why, for the answer */
     gx__admit *next;
 };
 
@@ -155,6 +157,12 @@ int gx__h_key_revoke(void *app, gx_http_req *r);
 int gx__h_tenant_put(void *app, gx_http_req *r);
 int gx__h_tenant_list(void *app, gx_http_req *r);
 int gx__h_audit(void *app, gx_http_req *r);
+/* Fault injection and dead letters (fault_routes.c). */
+int gx__svc_faults_start(gx_service *s, gx_error *err);
+int gx__h_faults_list(void *app, gx_http_req *r);
+int gx__h_faults_arm(void *app, gx_http_req *r);
+int gx__h_faults_clear(void *app, gx_http_req *r);
+int gx__h_job_requeue(void *app, gx_http_req *r);
 int gx__svc_metrics_init(gx_service *s);
 void gx__svc_metrics_free(gx_service *s);
 void gx__svc_metrics_events(gx_service *s, const gx_event *ev, size_t n);

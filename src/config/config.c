@@ -198,6 +198,14 @@ static const key keys[] = {
     BOOL("metrics.require_auth", metrics.require_auth, "true",
          "Whether /metrics needs an API key like the rest of the API."),
 
+    BOOL("faults.enabled", faults.enabled, "false",
+         "Allow fault injection: POST /v1/admin/faults arms faults only when "
+         "true (tests, soak runs, drills). Never on in production."),
+    STR("faults.startup", faults.startup, NULL, K_OPTIONAL, NULL,
+        "Faults armed at start when faults.enabled, ';'-separated, each "
+        "point[:count][,device=N][,code=N][,delay_us=N], e.g. "
+        "\"store.slow:-1,delay_us=2000;store.commit:3\". Unset: none."),
+
     ENUM("log.level", log.level, "info", level_choices,
          "Least severe log level written."),
     ENUM("log.format", log.format, "text", format_choices,

@@ -355,6 +355,49 @@ int gx_submit(gx_engine *e, const gx_job_spec *s, gx_job_id *id, int *dup, gx_er
     return rc;
 }
 
+int gx_job_requeue(gx_engine *e, const gx_job_spec *s, gx_error *err) {
+    gx_error_clear(err);
+    if (!e || !s || !s->id) return gx_error_set(err, GX_EINVAL, "id", "engine, spec and its id are required");
+    if (s->nbatch_deps)
+        return gx_error_set(err, GX_EINVAL, "batch_deps", "batch_deps are only valid in gx_submit_batch");
+    prep p;
+    int rc = prepare(e, s, &p, NULL, err);
+    if (rc) return rc;
+    int budget = p.max_attempts;
+    gx__evbuf eb;
+    gx__evbuf_init(&eb);
+    pthread_mutex_lock(&e->mu);
+    gx__job *old = gx__job_get(e, s->id);
+    if (e->stopping) {
+        rc = gx_error_set(err, GX_ECLOSED, NULL, "the engine is shutting down");
+    } else if (old && old->state != GX_JOB_DEAD && old->state != GX_JOB_FAILED) {
+        rc = gx_error_set(err, GX_ESTATE, "state", "job %llu is %s; only dead or failed jobs can be re-queued",
+                          (unsigned long long)s->id, gx_job_state_name(old->state));
+    } else if (old && old->busy) {
+        rc = gx_error_set(err, GX_EBUSY, NULL, "job %llu is still leaving its device; try again",
+                          (unsigned long long)s->id);
+    } else {
+        if (old) gx__job_release(e, old);
+        gx_job_id id = 0;
+        int dup = 0;
+        rc = insert(e, s, &p, s->deps, s->ndeps, &id, &dup, &eb, err);
+        if (!rc && dup) {
+            rc = gx_error_set(err, GX_EEXIST, "idempotency_key", "another job (%llu) holds the idempotency key",
+                              (unsigned long long)id);
+        } else if (!rc) {
+            /* a fresh budget: the attempts made before do not count */
+            gx__job *j = gx__job_get(e, id);
+            int m = j->attempts + budget;
+            j->max_attempts = (uint8_t)(m > 255 ? 255 : m);
+            gx__sched_dispatch(e, INT32_MAX, 0);
+        }
+    }
+    pthread_mutex_unlock(&e->mu);
+    if (rc) prep_free(&p);
+    gx__ev_flush(e, &eb);
+    return rc;
+}
+
 /* Order batch specs so every spec comes after the specs it depends on;
  * mark specs in cycles (GX_ECYCLE). Iterative DFS. */
 static int topo_order(const gx_job_spec *specs, size_t n, int *codes, gx_error *errs, size_t *order) {

@@ -22,9 +22,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <sqlite3.h>
 
+#include "gexec/gexec_fault.h"
 #include "store_int.h"
 
 #define SCHEMA_VERSION 1
@@ -694,6 +696,27 @@ static int w_requeue(gx_store_backend *b, gx_store_write *w) {
     return rc;
 }
 
+/* Injected store faults (gexec_fault.h), checked with every write of the
+ * group done and the transaction still open, so an injected failure takes
+ * the same way out as a real one: ROLLBACK and GX_ESTORE for the whole
+ * group. store.slow sleeps first (a slow fsync); store.full answers as
+ * SQLite does on ENOSPC; store.commit fails with the armed code. */
+static int fault_before_commit(gx_error *err) {
+    gx_fault_spec f;
+    if (gx_fault_take(GX_FAULT_STORE_SLOW, -1, &f) && f.delay_us > 0) {
+        struct timespec ts = {.tv_sec = f.delay_us / 1000000, .tv_nsec = (f.delay_us % 1000000) * 1000};
+        while (nanosleep(&ts, &ts) != 0) {
+        }
+    }
+    if (gx_fault_take(GX_FAULT_STORE_FULL, -1, NULL))
+        return gx_error_set(err, GX_ESTORE, NULL,
+                            "sqlite: database or disk is full (commit, code %d; injected ENOSPC)", SQLITE_FULL);
+    if (gx_fault_take(GX_FAULT_STORE_COMMIT, -1, &f))
+        return gx_error_set(err, f.code < 0 ? f.code : GX_ESTORE, NULL,
+                            "sqlite: commit failed (injected fault store.commit)");
+    return 0;
+}
+
 static int sqlite_write_group(gx_store_backend *b, gx_store_write *const *ws, size_t n,
                               gx_error *err) {
     const char *what = "begin";
@@ -724,6 +747,11 @@ static int sqlite_write_group(gx_store_backend *b, gx_store_write *const *ws, si
         }
     }
     if (rc == SQLITE_OK) {
+        int frc = fault_before_commit(err);
+        if (frc) {
+            step_done(b->rollback);
+            return frc;
+        }
         what = "commit";
         rc = step_done(b->commit);
         if (rc == SQLITE_OK) return 0;
