@@ -953,13 +953,15 @@ int gx_service_start(const gx_config *cfg, gx_service **out, gx_error *err) {
         rc = gx_error_set(err, GX_ENOMEM, NULL, "cannot start threads");
         goto fail;
     }
-    rc = restore(s, err);
-    if (rc) goto fail;
+    /* the self-test runs before the restore: behind the restored queue it
+     * would wait for all of it, and the daemon with it (not ready) */
     cpu_selftest(s);
     if (s->cpu_selftest[0]) GX_LOGE("cpu: %s", s->cpu_selftest);
     /* the self-test's state changes must reach the store (as no-ops) before
      * a real job can take its id */
     gx__svc_settle(s);
+    rc = restore(s, err);
+    if (rc) goto fail;
     s->restored = 1;
     gx_http_opts ho = {
         .listen = s->cfg.listen,
