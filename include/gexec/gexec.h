@@ -103,6 +103,13 @@ typedef struct gx_engine_opts {
     int gpu_max_batch;        /* most jobs a GPU slot runs in one launch (default 64) */
     int gpu_batch_delay_us;   /* wait up to this long for a fuller batch (0 = take
                                  only what is queued) */
+    /* Checkpoints of GX_KF_CHECKPOINT kernels, after the engine kept its
+     * copy: called on the kernel's thread with that copy (valid during the
+     * call; gx_array_ref to keep it), the job, its attempt and the step.
+     * A non-zero return fails the kernel's save. NULL: memory only. */
+    int (*on_checkpoint)(void *ctx, gx_job_id id, int attempt, int64_t step, gx_array *const *state,
+                         int n);
+    void *checkpoint_ctx;
 } gx_engine_opts;
 
 void gx_engine_opts_init(gx_engine_opts *o);
@@ -187,6 +194,13 @@ typedef struct gx_job_spec {
     int nlabels;
     int attempts_done;           /* attempts already made (restoring a job
                                     after a restart); 0 for new jobs */
+    gx_array *const *resume;     /* a checkpoint to start from (restoring a
+                                    GX_KF_CHECKPOINT job): the state saved
+                                    after resume_step steps; the engine
+                                    takes references. Ignored by other
+                                    kernels. */
+    int nresume;
+    int64_t resume_step;
 } gx_job_spec;
 
 void gx_job_spec_init(gx_job_spec *s);

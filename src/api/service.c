@@ -761,8 +761,10 @@ typedef struct restore_ctx {
     gx_service *s;
     gx_job_spec *specs;
     gx_jobreq *reqs;
+    gx_array ***ck;  /* [cap] checkpoint each spec resumes from, or NULL */
+    int *nck;        /* [cap] */
     size_t n, cap;
-    int64_t restored, failed;
+    int64_t restored, failed, resumed;
 } restore_ctx;
 
 static void restore_flush(restore_ctx *rc) {
@@ -784,11 +786,39 @@ static void restore_flush(restore_ctx *rc) {
             gx_store_update_jobs(rc->s->store, &u, 1, 0, NULL, NULL);
         }
     }
-    for (size_t i = 0; i < rc->n; i++) gx_jobreq_free(&rc->reqs[i]);
+    for (size_t i = 0; i < rc->n; i++) {
+        gx_jobreq_free(&rc->reqs[i]);
+        gx__svc_ckpt_free(rc->ck[i], rc->nck[i]);
+        rc->ck[i] = NULL;
+        rc->nck[i] = 0;
+    }
     free(ids);
     free(codes);
     free(errs);
     rc->n = 0;
+}
+
+/* A restored job of a checkpointing kernel starts from its stored
+ * checkpoint, and its events say so. */
+static void resume_from_checkpoint(restore_ctx *rc, const gx_store_job *job) {
+    gx_error err;
+    int64_t step = 0;
+    int attempt = 0;
+    size_t i = rc->n;
+    if (gx__svc_ckpt_load(rc->s, job->id, &rc->ck[i], &rc->nck[i], &step, &attempt, &err)) {
+        GX_LOGE("job %llu: checkpoint not usable, starting over: %s", (unsigned long long)job->id, err.message);
+        return;
+    }
+    if (!rc->nck[i]) return;
+    rc->specs[i].resume = rc->ck[i];
+    rc->specs[i].nresume = rc->nck[i];
+    rc->specs[i].resume_step = step;
+    rc->resumed++;
+    char note[96];
+    snprintf(note, sizeof note, "resumed from step %lld (checkpoint of attempt %d)", (long long)step, attempt);
+    gx_store_update u = {.id = job->id, .state = job->state, .attempt = job->attempt, .set = GX_STORE_SET_ERROR,
+                         .error = note};
+    gx_store_update_jobs(rc->s->store, &u, 1, 0, NULL, NULL);
 }
 
 static int restore_one(void *ctx, const gx_store_job *job) {
@@ -825,6 +855,8 @@ static int restore_one(void *ctx, const gx_store_job *job) {
     rc->specs[rc->n] = jr->spec;
     rc->specs[rc->n].id = job->id;
     rc->specs[rc->n].attempts_done = job->attempt;
+    const gx_kernel *k = gx_kernel_find(jr->spec.kernel);
+    if (k && (k->flags & GX_KF_CHECKPOINT)) resume_from_checkpoint(rc, job);
     rc->n++;
     return 0;
 }
@@ -833,9 +865,13 @@ static int restore(gx_service *s, gx_error *err) {
     restore_ctx rc = {.s = s, .cap = 10000};
     rc.specs = calloc(rc.cap, sizeof *rc.specs);
     rc.reqs = calloc(rc.cap, sizeof *rc.reqs);
-    if (!rc.specs || !rc.reqs) {
+    rc.ck = calloc(rc.cap, sizeof *rc.ck);
+    rc.nck = calloc(rc.cap, sizeof *rc.nck);
+    if (!rc.specs || !rc.reqs || !rc.ck || !rc.nck) {
         free(rc.specs);
         free(rc.reqs);
+        free(rc.ck);
+        free(rc.nck);
         return gx_error_set(err, GX_ENOMEM, NULL, "out of memory restoring jobs");
     }
     int64_t t0 = gx__now_ns(), requeued = 0;
@@ -843,9 +879,13 @@ static int restore(gx_service *s, gx_error *err) {
     restore_flush(&rc);
     free(rc.specs);
     free(rc.reqs);
+    free(rc.ck);
+    free(rc.nck);
     if (code) return code;
-    GX_LOGI("restored %lld unfinished jobs (%lld were running and are re-queued; %lld could not be restored) in %.3f s",
-            (long long)rc.restored, (long long)requeued, (long long)rc.failed, (double)(gx__now_ns() - t0) / 1e9);
+    GX_LOGI("restored %lld unfinished jobs (%lld were running and are re-queued; %lld resume from a checkpoint; "
+            "%lld could not be restored) in %.3f s",
+            (long long)rc.restored, (long long)requeued, (long long)rc.resumed, (long long)rc.failed,
+            (double)(gx__now_ns() - t0) / 1e9);
     return 0;
 }
 
@@ -922,6 +962,12 @@ int gx_service_start(const gx_config *cfg, gx_service **out, gx_error *err) {
     gx_config_engine_opts(&s->cfg, &eo);
     eo.on_events = on_events;
     eo.events_ctx = s;
+    eo.on_checkpoint = gx__svc_on_checkpoint;
+    eo.checkpoint_ctx = s;
+    if (gx__svc_ckpt_start(s)) {
+        rc = gx_error_set(err, GX_ENOMEM, NULL, "cannot start the checkpoint writer");
+        goto fail;
+    }
     eo.no_default_tenant = 1;
     rc = gx_engine_create(&eo, &s->engine, err);
     if (rc) goto fail;
@@ -1057,6 +1103,7 @@ void gx_service_stop(gx_service *s) {
     pthread_mutex_unlock(&s->pmu);
     if (s->persister) pthread_join(s->persister, NULL);
     if (s->engine) gx_engine_destroy(s->engine);
+    gx__svc_ckpt_stop(s); /* after the engine: kernels may wait on it */
     if (s->store) {
         gx_store_flush(s->store, NULL);
         gx_store_close(s->store);

@@ -98,6 +98,8 @@ struct gx_service {
     gx_auth_keys *keys;
     gx_audit *audit;
     gx_auth_limiter *limiter;
+    /* durable checkpoints (checkpoints.c) */
+    struct gx__ckq *ckq;
 };
 
 /* Queue an admission (one request's jobs) for the admitter. */
@@ -163,6 +165,16 @@ int gx__h_faults_list(void *app, gx_http_req *r);
 int gx__h_faults_arm(void *app, gx_http_req *r);
 int gx__h_faults_clear(void *app, gx_http_req *r);
 int gx__h_job_requeue(void *app, gx_http_req *r);
+/* Durable checkpoints (checkpoints.c): the writer thread (start before the
+ * engine, stop after it), the engine's on_checkpoint, and the stored
+ * checkpoint of a job as arrays (*n 0 when there is none; free with
+ * gx__svc_ckpt_free). */
+int gx__svc_ckpt_start(gx_service *s);
+void gx__svc_ckpt_stop(gx_service *s);
+int gx__svc_on_checkpoint(void *ctx, gx_job_id id, int attempt, int64_t step, gx_array *const *state, int n);
+int gx__svc_ckpt_load(gx_service *s, gx_job_id id, gx_array ***arr, int *n, int64_t *step, int *attempt,
+                      gx_error *err);
+void gx__svc_ckpt_free(gx_array **arr, int n);
 int gx__svc_metrics_init(gx_service *s);
 void gx__svc_metrics_free(gx_service *s);
 void gx__svc_metrics_events(gx_service *s, const gx_event *ev, size_t n);
