@@ -585,7 +585,9 @@ static int64_t persist_retry(gx_service *s, const gx_store_update *ups, size_t k
     for (;;) {
         gx_error err;
         int64_t rc = gx_store_update_jobs(s->store, ups, k, 1, codes, &err);
-        if (rc != GX_ESTORE) {
+        /* a failed group answers its error (GX_ESTORE, or an injected
+         * code): retried; a bad update or a closing store is final */
+        if (rc >= 0 || rc == GX_EINVAL || rc == GX_ECLOSED) {
             if (failing_since) GX_LOGI("store: state changes are written again (%zu waited)", k);
             return rc;
         }

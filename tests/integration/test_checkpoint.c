@@ -167,8 +167,7 @@ static void resume_after_sigkill(void **st) {
     assert_non_null(json_object_get(json_object_get(a, "loss"), "blob"));
     json_decref(a);
     json_decref(b);
-    assert_int_equal(it_stop(&D), 0);
-    it_cleanup(&D);
+    assert_int_equal(it_finish(&D), 0);
 }
 
 int main(void) {

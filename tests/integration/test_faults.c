@@ -39,13 +39,38 @@ static int setup(void **st) {
 
 static int teardown(void **st) {
     (void)st;
-    int rc = it_stop(&D);
-    it_cleanup(&D);
-    return rc;
+    return it_finish(&D);
 }
 
 static void req(it_daemon *d, const char *m, const char *p, const char *body, it_resp *r) {
     assert_int_equal(it_req(d, m, p, body, body ? strlen(body) : 0, NULL, r), 0);
+}
+
+/* One request that must answer `want`. */
+static void expect_status(const char *m, const char *p, const char *body, long want) {
+    it_resp r;
+    req(&D, m, p, body, &r);
+    if (r.status != want) fail_msg("%s %s: want %ld, got %ld %s", m, p, want, r.status, r.body ? r.body : "");
+    it_resp_free(&r);
+}
+
+/* A new key of this role for the default tenant (its secret in key). */
+static void make_key(const char *role, char *key, size_t cap) {
+    char body[64];
+    snprintf(body, sizeof body, "{\"role\":\"%s\"}", role);
+    it_resp r;
+    req(&D, "POST", "/v1/keys", body, &r);
+    assert_int_equal(r.status, 201);
+    snprintf(key, cap, "%s", it_str(&r, "key"));
+    it_resp_free(&r);
+}
+
+/* Re-queue a job (200), then it fails again. */
+static void requeue_fails_again(const char *id) {
+    char path[96];
+    snprintf(path, sizeof path, "/v1/jobs/%s/requeue", id);
+    expect_status("POST", path, NULL, 200);
+    assert_string_equal(it_wait_job(&D, id, 10000), "failed");
 }
 
 static void arm(it_daemon *d, const char *body) {
@@ -310,18 +335,11 @@ static void fault_api_hostile(void **st) {
     assert_int_equal(json_array_size(json_object_get(r.json, "faults")), 0);
     it_resp_free(&r);
     /* only admins */
-    req(&D, "POST", "/v1/keys", "{\"role\":\"operator\"}", &r);
-    assert_int_equal(r.status, 201);
     char key[128];
-    snprintf(key, sizeof key, "%s", it_str(&r, "key"));
-    it_resp_free(&r);
+    make_key("operator", key, sizeof key);
     D.use_key = key;
-    req(&D, "POST", "/v1/admin/faults", "{\"point\":\"store.commit\"}", &r);
-    assert_int_equal(r.status, 403);
-    it_resp_free(&r);
-    req(&D, "GET", "/v1/admin/faults", NULL, &r);
-    assert_int_equal(r.status, 403);
-    it_resp_free(&r);
+    expect_status("POST", "/v1/admin/faults", "{\"point\":\"store.commit\"}", 403);
+    expect_status("GET", "/v1/admin/faults", NULL, 403);
     D.use_key = NULL;
     /* audited */
     req(&D, "GET", "/v1/audit?limit=1000", NULL, &r);
@@ -347,8 +365,7 @@ static void faults_off_by_default(void **st) {
     it_resp_free(&r);
     idset ok = {.n = 0};
     assert_int_equal(submit_one(&d, &ok), 202);
-    assert_int_equal(it_stop(&d), 0);
-    it_cleanup(&d);
+    assert_int_equal(it_finish(&d), 0);
 }
 
 /* faults.startup arms faults before the first request: the first commit
@@ -365,8 +382,7 @@ static void startup_faults(void **st) {
     assert_int_equal(json_array_size(json_object_get(r.json, "faults")), 2);
     assert_non_null(strstr(r.body, "\"delay_us\":1000"));
     it_resp_free(&r);
-    assert_int_equal(it_stop(&d), 0);
-    it_cleanup(&d);
+    assert_int_equal(it_finish(&d), 0);
 }
 
 /* A failed job runs again on request; a succeeded one cannot. A dead job
@@ -396,17 +412,9 @@ static void requeue_dead_letters(void **st) {
     assert_int_equal(r.status, 409);
     assert_string_equal(it_str(&r, "error.code"), "GX_ESTATE");
     it_resp_free(&r);
-    req(&D, "POST", "/v1/jobs/999999/requeue", NULL, &r);
-    assert_int_equal(r.status, 404);
-    it_resp_free(&r);
-    req(&D, "POST", "/v1/jobs/x1/requeue", NULL, &r);
-    assert_int_equal(r.status, 404);
-    it_resp_free(&r);
-    snprintf(path, sizeof path, "/v1/jobs/%s/requeue", id);
-    req(&D, "POST", path, NULL, &r);
-    assert_int_equal(r.status, 200);
-    it_resp_free(&r);
-    assert_string_equal(it_wait_job(&D, id, 10000), "failed");
+    expect_status("POST", "/v1/jobs/999999/requeue", NULL, 404);
+    expect_status("POST", "/v1/jobs/x1/requeue", NULL, 404);
+    requeue_fails_again(id);
     snprintf(path, sizeof path, "/v1/jobs/%s/events", id);
     req(&D, "GET", path, NULL, &r);
     assert_non_null(strstr(r.body, "re-queued by admin"));
@@ -429,11 +437,7 @@ static void requeue_dead_letters(void **st) {
     assert_int_equal(json_array_size(jobs), 1);
     assert_string_equal(json_string_value(json_object_get(json_array_get(jobs, 0), "id")), id);
     it_resp_free(&r);
-    snprintf(path, sizeof path, "/v1/jobs/%s/requeue", id);
-    req(&D, "POST", path, NULL, &r);
-    assert_int_equal(r.status, 200);
-    it_resp_free(&r);
-    assert_string_equal(it_wait_job(&D, id, 10000), "failed");
+    requeue_fails_again(id);
     req(&D, "GET", "/v1/jobs?state=dead", NULL, &r);
     assert_int_equal(json_array_size(json_object_get(r.json, "jobs")), 0);
     it_resp_free(&r);
@@ -451,15 +455,11 @@ static void requeue_dead_letters(void **st) {
     assert_true(prev >= 3);
     it_resp_free(&r);
     /* a submitter may not (operators and admins may, as for any tenant's cancel) */
-    req(&D, "POST", "/v1/keys", "{\"role\":\"submitter\"}", &r);
     char key[128];
-    snprintf(key, sizeof key, "%s", it_str(&r, "key") ? it_str(&r, "key") : "");
-    it_resp_free(&r);
+    make_key("submitter", key, sizeof key);
     D.use_key = key;
     snprintf(path, sizeof path, "/v1/jobs/%s/requeue", id);
-    req(&D, "POST", path, NULL, &r);
-    assert_int_equal(r.status, 403);
-    it_resp_free(&r);
+    expect_status("POST", path, NULL, 403);
     D.use_key = NULL;
 }
 

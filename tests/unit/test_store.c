@@ -888,13 +888,19 @@ static void async_failure_reported_by_flush(void **st) {
 
 /* ---- injected faults (gexec_fault.h) ------------------------------------------------- */
 
+/* Insert one queued job; its record stays in *b. */
+static void insert_queued(fx *f, jbuf *b, uint64_t id, const char *kernel) {
+    gx_store_insert_result r;
+    mkjob(b, id, "alpha", kernel, GX_JOB_QUEUED);
+    assert_int_equal(insert1(f->s, &b->j, &r), 1);
+}
+
 static void injected_faults_roll_back(void **st) {
     fx *f = *st;
     gx_error err;
     jbuf b;
     gx_store_insert_result r;
-    mkjob(&b, 1, "alpha", "saxpy@1", GX_JOB_QUEUED);
-    assert_int_equal(insert1(f->s, &b.j, &r), 1);
+    insert_queued(f, &b, 1, "saxpy@1");
     /* a failed commit with a chosen code: nothing of the group stays */
     gx_fault_spec fs = {.point = GX_FAULT_STORE_COMMIT, .device = -1, .count = 1, .code = GX_EBUSY};
     TU_OK(gx_fault_arm(&fs, &err), err);
@@ -942,9 +948,7 @@ static void checkpoints(void **st) {
     fx *f = *st;
     gx_error err;
     jbuf b;
-    gx_store_insert_result r;
-    mkjob(&b, 7, "alpha", "linreg_gd@1", GX_JOB_QUEUED);
-    assert_int_equal(insert1(f->s, &b.j, &r), 1);
+    insert_queued(f, &b, 7, "linreg_gd@1");
     int stored = -1, att = 0;
     int64_t step = 0;
     void *bytes = NULL;
@@ -1007,9 +1011,7 @@ static void schema_versions(void **st) {
     sqlite3_close(db);
     f->s = open_default(f);
     jbuf b;
-    gx_store_insert_result r;
-    mkjob(&b, 1, "alpha", "linreg_gd@1", GX_JOB_QUEUED);
-    assert_int_equal(insert1(f->s, &b.j, &r), 1);
+    insert_queued(f, &b, 1, "linreg_gd@1");
     int stored = 0;
     TU_OK(gx_store_checkpoint_put(f->s, 1, 1, 5, "s", 1, &stored, &err), err);
     assert_int_equal(stored, 1);
