@@ -554,22 +554,29 @@ void gx__svc_subscribe(gx_service *s, gx_http_req *r, const gx__sub_filter *f) {
     gx_http_header_add(r, "Cache-Control", "no-cache");
 }
 
-/* Jobs made final while a device still ran them: forget once it let go. */
-static void forget_later(gx_service *s, gx_job_id id) {
+/* Jobs made final while a device still ran them: forget once it let go.
+ * The attempt is kept too: a dead job re-queued meanwhile is a new record
+ * under the same id (gx_job_requeue), which is not ours to forget. */
+static void forget_later(gx_service *s, gx_job_id id, int attempt) {
     if (s->nlater == s->caplater) {
         size_t nc = s->caplater ? s->caplater * 2 : 64;
-        gx_job_id *nv = realloc(s->later, nc * sizeof *nv);
+        gx__later *nv = realloc(s->later, nc * sizeof *nv);
         if (!nv) return; /* kept in memory until shutdown: harmless */
         s->later = nv;
         s->caplater = nc;
     }
-    s->later[s->nlater++] = id;
+    s->later[s->nlater++] = (gx__later){id, attempt};
 }
 
 static void retry_forgets(gx_service *s) {
     size_t k = 0;
-    for (size_t i = 0; i < s->nlater; i++)
-        if (gx_job_forget(s->engine, s->later[i]) == GX_EBUSY) s->later[k++] = s->later[i];
+    for (size_t i = 0; i < s->nlater; i++) {
+        gx_job_info info;
+        if (gx_job_get(s->engine, s->later[i].id, &info, NULL) || info.attempts != s->later[i].attempt ||
+            !gx_job_state_is_final(info.state))
+            continue; /* gone, or re-queued: not the record we persisted */
+        if (gx_job_forget(s->engine, s->later[i].id) == GX_EBUSY) s->later[k++] = s->later[i];
+    }
     s->nlater = k;
 }
 
@@ -675,7 +682,7 @@ static void persist(gx_service *s, const gx_event *ev, size_t n) {
         /* only jobs the store holds (not the start-up self-test) */
         if (!gx_job_state_is_final(ups[i].state) || codes[i] == GX_ENOTFOUND) continue;
         int rc = gx_job_forget(s->engine, ups[i].id);
-        if (rc == GX_EBUSY) forget_later(s, ups[i].id); /* still on a device */
+        if (rc == GX_EBUSY) forget_later(s, ups[i].id, ups[i].attempt); /* still on a device */
     }
     retry_forgets(s);
     free(codes);

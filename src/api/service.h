@@ -53,6 +53,7 @@ int gx_service_ready(gx_service *s, char *why, size_t cap);
 /* ---- internals shared with routes.c ------------------------------------ */
 
 typedef struct gx__admit gx__admit;
+typedef struct gx__later gx__later;
 typedef struct gx__sub gx__sub;
 typedef struct gx_metrics gx_metrics;
 
@@ -82,7 +83,7 @@ struct gx_service {
     size_t pn, pcap;
     pthread_t persister;
     int64_t persisted;           /* events handled (for flush waits) */
-    gx_job_id *later;            /* final jobs to forget once off their device */
+    struct gx__later { gx_job_id id; int attempt; } *later; /* final jobs to forget once off their device */
     size_t nlater, caplater;     /* (persister thread only) */
     int64_t enqueued;
     /* event streams */
