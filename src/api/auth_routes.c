@@ -178,6 +178,7 @@ static int bad(gx_http_req *r, int status, int code, const char *field, const ch
 static int reply_gx(gx_http_req *r, const gx_error *e) {
     int code = e->code ? e->code : GX_EINVAL;
     gx_http_error(r, gx_http_status_for(code), code, e->field, "%s", e->message[0] ? e->message : gx_strerror(code));
+    if (gx_http_status_for(code) == 503) gx_http_header_add(r, "Retry-After", "1"); /* e.g. a failed commit */
     return 0;
 }
 
