@@ -230,6 +230,10 @@ static void full_disk_injected(void **st) {
     memcpy(npy + 128, &one, 4);
     assert_int_equal(it_req(&D, "POST", "/v1/blobs", npy, sizeof npy, "application/octet-stream", &r), 0);
     if (r.status != 503) fail_msg("blob upload on a full disk: %ld %s", r.status, r.body);
+    assert_non_null(strstr(r.headers, "Retry-After"));
+    it_resp_free(&r);
+    /* and a tenant change */
+    req(&D, "POST", "/v1/tenants", "{\"name\":\"full\",\"weight\":2}", &r);
     assert_int_equal(r.status, 503);
     assert_non_null(strstr(r.headers, "Retry-After"));
     it_resp_free(&r);
