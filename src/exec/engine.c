@@ -371,7 +371,7 @@ static int engine_checkpoint(gx_kcall *c, int64_t step, gx_array *const *state, 
     cc->j->ckpt_step = step;
     gx_job_id id = cc->j->id;
     int attempt = cc->j->attempts;
-    if (e->o.on_checkpoint) /* the next save may replace copy meanwhile */
+    if (e->o.on_checkpoint) /* held through the call, whatever happens to the job record */
         for (int i = 0; i < n; i++) gx_array_ref(copy[i]);
     pthread_mutex_unlock(&e->mu);
     if (!e->o.on_checkpoint) return 0;
