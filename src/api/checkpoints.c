@@ -237,6 +237,16 @@ int gx__svc_ckpt_load(gx_service *s, gx_job_id id, gx_array ***arr, int *n, int6
     return rc;
 }
 
+void gx__svc_ckpt_counts(gx_service *s, int64_t *written, int64_t *dropped) {
+    struct gx__ckq *q = s->ckq;
+    *written = *dropped = 0;
+    if (!q) return;
+    pthread_mutex_lock(&q->mu);
+    *written = q->written;
+    *dropped = q->dropped;
+    pthread_mutex_unlock(&q->mu);
+}
+
 void gx__svc_ckpt_free(gx_array **arr, int n) {
     for (int i = 0; arr && i < n; i++) gx_array_unref(arr[i]);
     free(arr);

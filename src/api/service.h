@@ -176,6 +176,8 @@ int gx__svc_on_checkpoint(void *ctx, gx_job_id id, int attempt, int64_t step, gx
 int gx__svc_ckpt_load(gx_service *s, gx_job_id id, gx_array ***arr, int *n, int64_t *step, int *attempt,
                       gx_error *err);
 void gx__svc_ckpt_free(gx_array **arr, int n);
+/* Checkpoints stored and dropped since start (metrics). */
+void gx__svc_ckpt_counts(gx_service *s, int64_t *written, int64_t *dropped);
 int gx__svc_metrics_init(gx_service *s);
 void gx__svc_metrics_free(gx_service *s);
 void gx__svc_metrics_events(gx_service *s, const gx_event *ev, size_t n);

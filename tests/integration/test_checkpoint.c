@@ -135,6 +135,12 @@ static void resume_after_sigkill(void **st) {
         nanosleep(&ts, NULL);
     }
     assert_true(seen >= 3 * EVERY);
+    it_resp r;
+    assert_int_equal(it_req(&D, "GET", "/metrics", NULL, 0, NULL, &r), 0);
+    const char *m = strstr(r.body, "gexec_checkpoints_total{result=\"stored\"} ");
+    assert_non_null(m);
+    assert_true(atol(m + strlen("gexec_checkpoints_total{result=\"stored\"} ")) >= 2); /* the counter may lag the commit by one */
+    it_resp_free(&r);
     it_kill9(&D);
     int st_after;
     long long kept = stored_checkpoint(id, &st_after);
@@ -146,7 +152,6 @@ static void resume_after_sigkill(void **st) {
     /* the events say where it resumed */
     char path[96], want[64];
     snprintf(path, sizeof path, "/v1/jobs/%s/events", id);
-    it_resp r;
     assert_int_equal(it_req(&D, "GET", path, NULL, 0, NULL, &r), 0);
     snprintf(want, sizeof want, "resumed from step %lld", kept);
     if (!strstr(r.body, want)) fail_msg("events lack '%s': %s", want, r.body);

@@ -188,6 +188,12 @@ static void commit_fault_503_nothing_half_written(void **st) {
     assert_string_equal(json_string_value(json_object_get(f, "point")), "store.commit");
     assert_true(json_integer_value(json_object_get(f, "fired")) >= 5);
     it_resp_free(&r);
+    req(&D, "GET", "/metrics", NULL, &r);
+    const char *m = strstr(r.body, "\ngexec_store_failed_commits_total ");
+    assert_non_null(m);
+    assert_true(atol(m + strlen("\ngexec_store_failed_commits_total ")) >= 5);
+    assert_non_null(strstr(r.body, "\ngexec_faults_injected_total "));
+    it_resp_free(&r);
     /* the next 2 commits only: then it recovers by itself */
     arm(&D, "{\"point\":\"store.commit\",\"count\":2,\"code\":\"GX_ESTORE\"}");
     assert_int_equal(submit_one(&D, &ok), 503);
