@@ -964,8 +964,6 @@ int gx_service_start(const gx_config *cfg, gx_service **out, gx_error *err) {
     if (rc) goto fail;
     rc = gx__svc_auth_open(s, err);
     if (rc) goto fail;
-    rc = gx__svc_faults_start(s, err);
-    if (rc) goto fail;
     gx_engine_opts eo;
     gx_engine_opts_init(&eo);
     gx_config_engine_opts(&s->cfg, &eo);
@@ -1016,6 +1014,10 @@ int gx_service_start(const gx_config *cfg, gx_service **out, gx_error *err) {
      * a real job can take its id */
     gx__svc_settle(s);
     rc = restore(s, err);
+    if (rc) goto fail;
+    /* faults.startup: armed once restored, so they hit the first requests
+     * rather than the start-up's own writes */
+    rc = gx__svc_faults_start(s, err);
     if (rc) goto fail;
     s->restored = 1;
     gx_http_opts ho = {

@@ -378,20 +378,26 @@ static void faults_off_by_default(void **st) {
     assert_int_equal(it_finish(&d), 0);
 }
 
-/* faults.startup arms faults before the first request: the first commit
- * (the daemon's own start-up writes come before) fails. */
+/* faults.startup arms faults before the first request (after the daemon's
+ * own start-up writes): the first submission's commit fails. */
 static void startup_faults(void **st) {
     (void)st;
     it_daemon d;
     memset(&d, 0, sizeof d);
     d.extra_env[0] = "GEXEC_FAULTS_ENABLED=true";
-    d.extra_env[1] = "GEXEC_FAULTS_STARTUP=store.slow:-1,delay_us=1000;device.hang:2,device=1";
+    d.extra_env[1] = "GEXEC_FAULTS_STARTUP=store.slow:-1,delay_us=1000;device.hang:2,device=1;store.commit:1";
     assert_int_equal(it_start(&d), 0);
     it_resp r;
     req(&d, "GET", "/v1/admin/faults", NULL, &r);
-    assert_int_equal(json_array_size(json_object_get(r.json, "faults")), 2);
+    assert_int_equal(json_array_size(json_object_get(r.json, "faults")), 3);
     assert_non_null(strstr(r.body, "\"delay_us\":1000"));
     it_resp_free(&r);
+    idset ok = {.n = 0};
+    assert_int_equal(submit_one(&d, &ok), 503);
+    assert_int_equal(submit_one(&d, &ok), 202);
+    /* a restart with the same settings starts (its own writes are not hit) */
+    it_kill9(&d);
+    assert_int_equal(it_start(&d), 0);
     assert_int_equal(it_finish(&d), 0);
 }
 
