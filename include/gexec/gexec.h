@@ -110,6 +110,13 @@ typedef struct gx_engine_opts {
     int poison_faults;        /* device faults after which a job is dead (default 2) */
     int recovery_attempts;    /* resets tried before a device stays unhealthy
                                  (default 3) */
+    /* Checkpoints of GX_KF_CHECKPOINT kernels, after the engine kept its
+     * copy: called on the kernel's thread with that copy (valid during the
+     * call; gx_array_ref to keep it), the job, its attempt and the step.
+     * A non-zero return fails the kernel's save. NULL: memory only. */
+    int (*on_checkpoint)(void *ctx, gx_job_id id, int attempt, int64_t step, gx_array *const *state,
+                         int n);
+    void *checkpoint_ctx;
 } gx_engine_opts;
 
 void gx_engine_opts_init(gx_engine_opts *o);
@@ -225,6 +232,13 @@ typedef struct gx_job_spec {
     int nlabels;
     int attempts_done;           /* attempts already made (restoring a job
                                     after a restart); 0 for new jobs */
+    gx_array *const *resume;     /* a checkpoint to start from (restoring a
+                                    GX_KF_CHECKPOINT job): the state saved
+                                    after resume_step steps; the engine
+                                    takes references. Ignored by other
+                                    kernels. */
+    int nresume;
+    int64_t resume_step;
 } gx_job_spec;
 
 void gx_job_spec_init(gx_job_spec *s);
@@ -299,6 +313,15 @@ void gx_outputs_free(gx_output *outs, int n);
  * stop (its result is discarded). Dependents fail. GX_ESTATE if already
  * final. */
 int gx_job_cancel(gx_engine *e, gx_job_id id, gx_error *err);
+
+/* Put a job that ended dead or failed back in the queue (the operator's
+ * re-queue of a dead letter): s is the job as submitted, with s->id its id
+ * and s->attempts_done the attempts it made; it runs again as attempt
+ * attempts_done + 1 with a fresh budget of s->max_attempts attempts. If the
+ * engine still holds the old record it is replaced: GX_ESTATE unless it is
+ * dead or failed, GX_EBUSY while a device still runs it. Errors of s as for
+ * gx_submit. */
+int gx_job_requeue(gx_engine *e, const gx_job_spec *s, gx_error *err);
 
 /* Free what the engine holds for a final job (outputs, record). Later calls
  * on the id answer GX_ENOTFOUND. GX_ESTATE if not final. */

@@ -217,6 +217,12 @@ int gx_client_wait(gx_client *c, const char *id, const gx_client_wait_opts *o,
 int gx_client_cancel(gx_client *c, const char *id, gx_client_job *job, char **raw,
                      gx_error *err);
 
+/* POST /v1/jobs/{id}/requeue: run a dead or failed job again (operator or
+ * admin key), as a new attempt with a fresh attempt budget. job (optional)
+ * receives the job as queued again. GX_ESTATE if the job is in another
+ * state. */
+int gx_client_requeue(gx_client *c, const char *id, gx_client_job *job, char **raw, gx_error *err);
+
 typedef struct gx_client_list_opts {
     const char *state;          /* "queued,running"; NULL = any */
     const char *kernel;         /* NULL = any */

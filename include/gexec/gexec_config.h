@@ -157,6 +157,11 @@ typedef struct gx_config {
     } quota;
 
     struct {
+        bool enabled;          /* false: the admin fault API arms nothing */
+        char *startup;         /* faults armed at start; NULL = none */
+    } faults;
+
+    struct {
         int level;             /* enum gx_cfg_log_level */
         int format;            /* enum gx_cfg_log_format */
     } log;

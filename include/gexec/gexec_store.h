@@ -205,7 +205,8 @@ typedef enum gx_store_write_kind {
     GX_STORE_W_UPDATE = 2,  /* update.ups[0..n) -> update.codes (may be NULL) */
     GX_STORE_W_TENANT = 3,  /* upsert tenant */
     GX_STORE_W_BLOB = 4,    /* blob metadata + owner row */
-    GX_STORE_W_REQUEUE = 5  /* scheduled/running -> queued, attempt + 1 */
+    GX_STORE_W_REQUEUE = 5, /* scheduled/running -> queued, attempt + 1 */
+    GX_STORE_W_CHECKPOINT = 6 /* a job's latest checkpoint (replaces the last) */
 } gx_store_write_kind;
 
 typedef struct gx_store_write {
@@ -236,6 +237,15 @@ typedef struct gx_store_write {
             int64_t now_ns;
             int64_t count; /* out: jobs re-queued */
         } requeue;
+        struct {
+            uint64_t job_id;
+            int attempt;
+            int64_t step;
+            const void *bytes;
+            size_t len;
+            int64_t now_ns;
+            int stored; /* out: 1 written; 0 the job is gone or final */
+        } checkpoint;
     } u;
 } gx_store_write;
 
@@ -277,6 +287,10 @@ typedef struct gx_store_ops {
                       int64_t *size, gx_error *err);
     /* Full consistency check; 0 or GX_ESTORE with the findings in msg. */
     int (*check)(gx_store_backend *b, char *msg, size_t cap);
+    /* Appended (optional: NULL answers GX_EUNSUPPORTED). A job's latest
+     * checkpoint as one malloc'd block: *bytes points into it. */
+    int (*checkpoint_get)(gx_store_backend *b, uint64_t job_id, int *attempt, int64_t *step,
+                          void **bytes, size_t *len, gx_error *err);
 } gx_store_ops;
 
 /* The built-in SQLite backend. */
@@ -359,6 +373,21 @@ int gx_store_max_job_id(gx_store *s, uint64_t *out, gx_error *err);
  * store functions except gx_store_load_unfinished and gx_store_close. */
 int gx_store_load_unfinished(gx_store *s, gx_store_job_fn fn, void *ctx, int64_t *requeued,
                              gx_error *err);
+
+/* ---- checkpoints ---------------------------------------------------------- */
+
+/* Keep the latest checkpoint of a job (opaque bytes, the state after `step`
+ * steps of attempt `attempt`), replacing the one before; durable on
+ * return. Written only while the job exists and is not final: *stored (may
+ * be NULL) says whether it was. A job's checkpoint is deleted when the job
+ * reaches a final state. GX_EUNSUPPORTED for a backend without them. */
+int gx_store_checkpoint_put(gx_store *s, uint64_t job_id, int attempt, int64_t step, const void *bytes,
+                            size_t len, int *stored, gx_error *err);
+
+/* The latest checkpoint of a job: *bytes (gx_store_free), *len, its
+ * attempt and step. GX_ENOTFOUND when there is none. */
+int gx_store_checkpoint_get(gx_store *s, uint64_t job_id, int *attempt, int64_t *step, void **bytes,
+                            size_t *len, gx_error *err);
 
 /* ---- tenants -------------------------------------------------------------- */
 

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -142,14 +143,20 @@ void gx_http_error(gx_http_req *r, int status, int code, const char *field, cons
         json_object_set_new(e, "field", json_string(f));
     }
     gx_http_reply_json(r, status, json_pack("{s:o}", "error", e));
+    /* every 503 (store failure, shutting down, busy) may be sent again
+     * shortly; a handler that knows better replaces the value */
+    if (status == 503) gx_http_header_add(r, "Retry-After", "1");
 }
 
+/* Adds a header, or replaces the value of one already added by that name. */
 void gx_http_header_add(gx_http_req *r, const char *name, const char *value) {
     priv_t *p = r->priv;
-    if (p->nh == 4) return;
-    snprintf(p->hname[p->nh], sizeof p->hname[0], "%s", name);
-    snprintf(p->hval[p->nh], sizeof p->hval[0], "%s", value);
-    p->nh++;
+    int i = 0;
+    while (i < p->nh && strcasecmp(p->hname[i], name)) i++;
+    if (i == 4) return;
+    snprintf(p->hname[i], sizeof p->hname[0], "%s", name);
+    snprintf(p->hval[i], sizeof p->hval[0], "%s", value);
+    if (i == p->nh) p->nh++;
 }
 
 const char *gx_http_query(gx_http_req *r, const char *key) {

@@ -105,7 +105,9 @@ void gx_http_reply_file(gx_http_req *r, int status, const char *ctype, int fd, u
 /* {"error":{"code","message","field"}}; field may be NULL. */
 void gx_http_error(gx_http_req *r, int status, int code, const char *field, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
-/* Add a response header (up to 4). */
+
+/* Adds a response header (at most 4), or replaces one added before under
+ * the same name. gx_http_error adds "Retry-After: 1" to every 503. */
 void gx_http_header_add(gx_http_req *r, const char *name, const char *value);
 
 /* Finish an ASYNC request after gx_http_reply*: any thread. */

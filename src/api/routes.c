@@ -22,7 +22,6 @@
 static int reply_err(gx_http_req *r, const gx_error *e) {
     int code = e->code ? e->code : GX_EINVAL;
     gx_http_error(r, gx_http_status_for(code), code, e->field, "%s", e->message[0] ? e->message : gx_strerror(code));
-    if (code == GX_ESTORE || code == GX_ECLOSED || code == GX_EBUSY) gx_http_header_add(r, "Retry-After", "1");
     return 0;
 }
 
@@ -651,6 +650,7 @@ const gx_route gx__routes[] = {
     {"DELETE", "/v1/jobs/{id}", h_cancel, "cancel a job"},
     {"GET", "/v1/jobs/{id}/result", h_result, "a succeeded job's outputs"},
     {"GET", "/v1/jobs/{id}/events", h_job_events, "a job's state changes"},
+    {"POST", "/v1/jobs/{id}/requeue", gx__h_job_requeue, "re-queue a dead or failed job"},
     {"GET", "/v1/events", h_events, "server-sent events of job state changes"},
     {"POST", "/v1/blobs", h_blob_put, "upload a .npy array"},
     {"GET", "/v1/blobs/{id}", h_blob_get, "download a blob"},
@@ -663,6 +663,9 @@ const gx_route gx__routes[] = {
     {"GET", "/v1/tenants", gx__h_tenant_list, "list tenants"},
     {"GET", "/v1/tenants/{t}/usage", gx__h_tenant_usage, "a tenant's usage against each quota"},
     {"GET", "/v1/audit", gx__h_audit, "audit records"},
+    {"GET", "/v1/admin/faults", gx__h_faults_list, "armed fault injection points"},
+    {"POST", "/v1/admin/faults", gx__h_faults_arm, "arm a fault injection point"},
+    {"DELETE", "/v1/admin/faults", gx__h_faults_clear, "disarm fault injection points"},
     {"GET", "/healthz", h_healthz, "liveness"},
     {"GET", "/readyz", h_readyz, "readiness"},
     {"GET", "/metrics", h_metrics, "Prometheus metrics"},

@@ -150,7 +150,11 @@ static json_t *labels_of(const gx_job_spec *sp) {
 /* Answer one admission now that its jobs are committed and submitted. */
 static void admit_reply(gx_service *s, gx__admit *a) {
     gx_http_req *r = a->req;
-    if (!a->batch) {
+    if (a->store_failed) {
+        /* the commit failed: nothing of the request was accepted; the whole
+         * request is answered 503 (a batch too), and may be sent again */
+        gx_http_error(r, 503, GX_ESTORE, NULL, "%s", a->store_msg);
+    } else if (!a->batch) {
         if (a->codes[0]) {
             gx_http_error(r, gx_http_status_for(a->codes[0]), a->codes[0], a->errs[0].field, "%s", a->errs[0].message);
         } else {
@@ -291,11 +295,14 @@ static void admit_group(gx_service *s, gx__admit *head) {
     gx__svc_metrics_commit(s, total, (double)(gx__now_ns() - t0) / 1e9);
     if (ins < 0) {
         GX_LOGE("store: commit of %zu jobs failed: %s", total, serr.message);
-        for (gx__admit *a = head; a; a = a->next)
-            for (size_t i = 0; i < a->n; i++)
-                if (!a->codes[i])
-                    a->codes[i] = gx_error_set(&a->errs[i], GX_ESTORE, NULL,
-                                               "the job could not be stored (%s); nothing was accepted", serr.message);
+        for (gx__admit *a = head; a; a = a->next) {
+            int had = 0;
+            for (size_t i = 0; i < a->n; i++) had |= !a->codes[i];
+            if (!had) continue; /* refused before: its own answer stands */
+            a->store_failed = 1;
+            snprintf(a->store_msg, sizeof a->store_msg,
+                     "the store could not commit the request (%.200s); nothing was accepted, retry later", serr.message);
+        }
         goto reply;
     }
     /* submit what was inserted, in request order; batch refs become indices
@@ -547,23 +554,66 @@ void gx__svc_subscribe(gx_service *s, gx_http_req *r, const gx__sub_filter *f) {
     gx_http_header_add(r, "Cache-Control", "no-cache");
 }
 
-/* Jobs made final while a device still ran them: forget once it let go. */
-static void forget_later(gx_service *s, gx_job_id id) {
+/* Jobs made final while a device still ran them: forget once it let go.
+ * The attempt is kept too: a dead job re-queued meanwhile is a new record
+ * under the same id (gx_job_requeue), which is not ours to forget. */
+static void forget_later(gx_service *s, gx_job_id id, int attempt) {
     if (s->nlater == s->caplater) {
         size_t nc = s->caplater ? s->caplater * 2 : 64;
-        gx_job_id *nv = realloc(s->later, nc * sizeof *nv);
+        gx__later *nv = realloc(s->later, nc * sizeof *nv);
         if (!nv) return; /* kept in memory until shutdown: harmless */
         s->later = nv;
         s->caplater = nc;
     }
-    s->later[s->nlater++] = id;
+    s->later[s->nlater++] = (gx__later){id, attempt};
 }
 
 static void retry_forgets(gx_service *s) {
     size_t k = 0;
-    for (size_t i = 0; i < s->nlater; i++)
-        if (gx_job_forget(s->engine, s->later[i]) == GX_EBUSY) s->later[k++] = s->later[i];
+    for (size_t i = 0; i < s->nlater; i++) {
+        gx_job_info info;
+        if (gx_job_get(s->engine, s->later[i].id, &info, NULL) || info.attempts != s->later[i].attempt ||
+            !gx_job_state_is_final(info.state))
+            continue; /* gone, or re-queued: not the record we persisted */
+        if (gx_job_forget(s->engine, s->later[i].id) == GX_EBUSY) s->later[k++] = s->later[i];
+    }
     s->nlater = k;
+}
+
+/* Write updates, waiting for the commit; while the store fails (disk
+ * full, I/O error, an injected fault) retry with a growing pause, so that
+ * no state change of an accepted job is dropped: the batch either lands
+ * whole or, at shutdown after PERSIST_GIVE_UP_NS of failures, is left to
+ * the restart (the store still has the job in its last written state and
+ * re-queues it). Returns what gx_store_update_jobs returned last. */
+#define PERSIST_GIVE_UP_NS (5 * 1000000000LL)
+static int64_t persist_retry(gx_service *s, const gx_store_update *ups, size_t k, int *codes) {
+    int64_t pause_ms = 10, failing_since = 0;
+    for (;;) {
+        gx_error err;
+        int64_t rc = gx_store_update_jobs(s->store, ups, k, 1, codes, &err);
+        /* a failed group answers its error (GX_ESTORE, or an injected
+         * code): retried; a bad update or a closing store is final */
+        if (rc >= 0 || rc == GX_EINVAL || rc == GX_ECLOSED) {
+            if (failing_since) GX_LOGI("store: state changes are written again (%zu waited)", k);
+            return rc;
+        }
+        int64_t now = gx__now_ns();
+        if (!failing_since) {
+            failing_since = now;
+            GX_LOGE("store: %zu state changes not written (%s); retrying", k, err.message);
+        }
+        pthread_mutex_lock(&s->pmu);
+        int stop = s->persist_stop;
+        pthread_mutex_unlock(&s->pmu);
+        if (stop && now - failing_since > PERSIST_GIVE_UP_NS) {
+            GX_LOGE("store: giving up on %zu state changes at shutdown: %s", k, err.message);
+            return rc;
+        }
+        struct timespec ts = {.tv_sec = pause_ms / 1000, .tv_nsec = (pause_ms % 1000) * 1000000};
+        nanosleep(&ts, NULL);
+        if (pause_ms < 500) pause_ms *= 2;
+    }
 }
 
 /* Turn a batch of events into store updates (fenced by attempt). */
@@ -622,22 +672,17 @@ static void persist(gx_service *s, const gx_event *ev, size_t n) {
         }
         k++;
     }
-    gx_error err;
     size_t nfinal = 0;
     for (size_t i = 0; i < k; i++) nfinal += gx_job_state_is_final(ups[i].state);
     /* final states are made durable before the engine forgets the job, so a
      * reader always finds it in one place or the other */
-    int *codes = nfinal ? calloc(k, sizeof *codes) : NULL;
-    if (nfinal && !codes) nfinal = 0;
-    if (k && gx_store_update_jobs(s->store, ups, k, nfinal > 0, codes, &err) < 0) {
-        GX_LOGE("store: %zu state changes not persisted: %s", k, err.message);
-        nfinal = 0; /* keep them in the engine */
-    }
+    int *codes = calloc(k ? k : 1, sizeof *codes);
+    if (!codes || (k && persist_retry(s, ups, k, codes) < 0)) nfinal = 0; /* keep them in the engine */
     for (size_t i = 0; i < k && nfinal; i++) {
         /* only jobs the store holds (not the start-up self-test) */
         if (!gx_job_state_is_final(ups[i].state) || codes[i] == GX_ENOTFOUND) continue;
         int rc = gx_job_forget(s->engine, ups[i].id);
-        if (rc == GX_EBUSY) forget_later(s, ups[i].id); /* still on a device */
+        if (rc == GX_EBUSY) forget_later(s, ups[i].id, ups[i].attempt); /* still on a device */
     }
     retry_forgets(s);
     free(codes);
@@ -726,8 +771,10 @@ typedef struct restore_ctx {
     gx_service *s;
     gx_job_spec *specs;
     gx_jobreq *reqs;
+    gx_array ***ck;  /* [cap] checkpoint each spec resumes from, or NULL */
+    int *nck;        /* [cap] */
     size_t n, cap;
-    int64_t restored, failed;
+    int64_t restored, failed, resumed;
 } restore_ctx;
 
 static void restore_flush(restore_ctx *rc) {
@@ -749,11 +796,39 @@ static void restore_flush(restore_ctx *rc) {
             gx_store_update_jobs(rc->s->store, &u, 1, 0, NULL, NULL);
         }
     }
-    for (size_t i = 0; i < rc->n; i++) gx_jobreq_free(&rc->reqs[i]);
+    for (size_t i = 0; i < rc->n; i++) {
+        gx_jobreq_free(&rc->reqs[i]);
+        gx__svc_ckpt_free(rc->ck[i], rc->nck[i]);
+        rc->ck[i] = NULL;
+        rc->nck[i] = 0;
+    }
     free(ids);
     free(codes);
     free(errs);
     rc->n = 0;
+}
+
+/* A restored job of a checkpointing kernel starts from its stored
+ * checkpoint, and its events say so. */
+static void resume_from_checkpoint(restore_ctx *rc, const gx_store_job *job) {
+    gx_error err;
+    int64_t step = 0;
+    int attempt = 0;
+    size_t i = rc->n;
+    if (gx__svc_ckpt_load(rc->s, job->id, &rc->ck[i], &rc->nck[i], &step, &attempt, &err)) {
+        GX_LOGE("job %llu: checkpoint not usable, starting over: %s", (unsigned long long)job->id, err.message);
+        return;
+    }
+    if (!rc->nck[i]) return;
+    rc->specs[i].resume = rc->ck[i];
+    rc->specs[i].nresume = rc->nck[i];
+    rc->specs[i].resume_step = step;
+    rc->resumed++;
+    char note[96];
+    snprintf(note, sizeof note, "resumed from step %lld (checkpoint of attempt %d)", (long long)step, attempt);
+    gx_store_update u = {.id = job->id, .state = job->state, .attempt = job->attempt, .set = GX_STORE_SET_ERROR,
+                         .error = note};
+    gx_store_update_jobs(rc->s->store, &u, 1, 0, NULL, NULL);
 }
 
 static int restore_one(void *ctx, const gx_store_job *job) {
@@ -790,6 +865,8 @@ static int restore_one(void *ctx, const gx_store_job *job) {
     rc->specs[rc->n] = jr->spec;
     rc->specs[rc->n].id = job->id;
     rc->specs[rc->n].attempts_done = job->attempt;
+    const gx_kernel *k = gx_kernel_find(jr->spec.kernel);
+    if (k && (k->flags & GX_KF_CHECKPOINT)) resume_from_checkpoint(rc, job);
     rc->n++;
     return 0;
 }
@@ -798,9 +875,13 @@ static int restore(gx_service *s, gx_error *err) {
     restore_ctx rc = {.s = s, .cap = 10000};
     rc.specs = calloc(rc.cap, sizeof *rc.specs);
     rc.reqs = calloc(rc.cap, sizeof *rc.reqs);
-    if (!rc.specs || !rc.reqs) {
+    rc.ck = calloc(rc.cap, sizeof *rc.ck);
+    rc.nck = calloc(rc.cap, sizeof *rc.nck);
+    if (!rc.specs || !rc.reqs || !rc.ck || !rc.nck) {
         free(rc.specs);
         free(rc.reqs);
+        free(rc.ck);
+        free(rc.nck);
         return gx_error_set(err, GX_ENOMEM, NULL, "out of memory restoring jobs");
     }
     int64_t t0 = gx__now_ns(), requeued = 0;
@@ -808,9 +889,13 @@ static int restore(gx_service *s, gx_error *err) {
     restore_flush(&rc);
     free(rc.specs);
     free(rc.reqs);
+    free(rc.ck);
+    free(rc.nck);
     if (code) return code;
-    GX_LOGI("restored %lld unfinished jobs (%lld were running and are re-queued; %lld could not be restored) in %.3f s",
-            (long long)rc.restored, (long long)requeued, (long long)rc.failed, (double)(gx__now_ns() - t0) / 1e9);
+    GX_LOGI("restored %lld unfinished jobs (%lld were running and are re-queued; %lld resume from a checkpoint; "
+            "%lld could not be restored) in %.3f s",
+            (long long)rc.restored, (long long)requeued, (long long)rc.resumed, (long long)rc.failed,
+            (double)(gx__now_ns() - t0) / 1e9);
     return 0;
 }
 
@@ -885,6 +970,12 @@ int gx_service_start(const gx_config *cfg, gx_service **out, gx_error *err) {
     gx_config_engine_opts(&s->cfg, &eo);
     eo.on_events = on_events;
     eo.events_ctx = s;
+    eo.on_checkpoint = gx__svc_on_checkpoint;
+    eo.checkpoint_ctx = s;
+    if (gx__svc_ckpt_start(s)) {
+        rc = gx_error_set(err, GX_ENOMEM, NULL, "cannot start the checkpoint writer");
+        goto fail;
+    }
     eo.no_default_tenant = 1;
     rc = gx_engine_create(&eo, &s->engine, err);
     if (rc) goto fail;
@@ -906,13 +997,19 @@ int gx_service_start(const gx_config *cfg, gx_service **out, gx_error *err) {
         rc = gx_error_set(err, GX_ENOMEM, NULL, "cannot start threads");
         goto fail;
     }
-    rc = restore(s, err);
-    if (rc) goto fail;
+    /* the self-test runs before the restore: behind the restored queue it
+     * would wait for all of it, and the daemon with it (not ready) */
     cpu_selftest(s);
     if (s->cpu_selftest[0]) GX_LOGE("cpu: %s", s->cpu_selftest);
     /* the self-test's state changes must reach the store (as no-ops) before
      * a real job can take its id */
     gx__svc_settle(s);
+    rc = restore(s, err);
+    if (rc) goto fail;
+    /* faults.startup: armed once restored, so they hit the first requests
+     * rather than the start-up's own writes */
+    rc = gx__svc_faults_start(s, err);
+    if (rc) goto fail;
     s->restored = 1;
     gx_http_opts ho = {
         .listen = s->cfg.listen,
@@ -1012,6 +1109,7 @@ void gx_service_stop(gx_service *s) {
     pthread_mutex_unlock(&s->pmu);
     if (s->persister) pthread_join(s->persister, NULL);
     if (s->engine) gx_engine_destroy(s->engine);
+    gx__svc_ckpt_stop(s); /* after the engine: kernels may wait on it */
     if (s->store) {
         gx_store_flush(s->store, NULL);
         gx_store_close(s->store);

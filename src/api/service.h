@@ -53,6 +53,7 @@ int gx_service_ready(gx_service *s, char *why, size_t cap);
 /* ---- internals shared with routes.c ------------------------------------ */
 
 typedef struct gx__admit gx__admit;
+typedef struct gx__later gx__later;
 typedef struct gx__sub gx__sub;
 typedef struct gx_metrics gx_metrics;
 
@@ -82,7 +83,7 @@ struct gx_service {
     size_t pn, pcap;
     pthread_t persister;
     int64_t persisted;           /* events handled (for flush waits) */
-    gx_job_id *later;            /* final jobs to forget once off their device */
+    struct gx__later { gx_job_id id; int attempt; } *later; /* final jobs to forget once off their device */
     size_t nlater, caplater;     /* (persister thread only) */
     int64_t enqueued;
     /* event streams */
@@ -98,6 +99,8 @@ struct gx_service {
     gx_auth_keys *keys;
     gx_audit *audit;
     gx_auth_limiter *limiter;
+    /* durable checkpoints (checkpoints.c) */
+    struct gx__ckq *ckq;
 };
 
 /* Queue an admission (one request's jobs) for the admitter. */
@@ -113,6 +116,8 @@ struct gx__admit {
     char qtenant[64];       /* tenant whose quota reserved qn jobs for it */
     int64_t qn;             /* released by gx__admit_free */
     gx_engine *qengine;
+    int store_failed;       /* the group's commit failed: answer 503 */
+    char store_msg[320];    /* why, for the answer */
     gx__admit *next;
 };
 
@@ -171,6 +176,24 @@ int gx__svc_quota_admit(gx_service *s, gx_http_req *r, gx__admit *a);
 size_t gx__svc_quota_count(void);
 void gx__svc_quota_value(const gx_tenant_info *t, size_t q, const char **name, double *limit, double *usage);
 int gx__h_audit(void *app, gx_http_req *r);
+/* Fault injection and dead letters (fault_routes.c). */
+int gx__svc_faults_start(gx_service *s, gx_error *err);
+int gx__h_faults_list(void *app, gx_http_req *r);
+int gx__h_faults_arm(void *app, gx_http_req *r);
+int gx__h_faults_clear(void *app, gx_http_req *r);
+int gx__h_job_requeue(void *app, gx_http_req *r);
+/* Durable checkpoints (checkpoints.c): the writer thread (start before the
+ * engine, stop after it), the engine's on_checkpoint, and the stored
+ * checkpoint of a job as arrays (*n 0 when there is none; free with
+ * gx__svc_ckpt_free). */
+int gx__svc_ckpt_start(gx_service *s);
+void gx__svc_ckpt_stop(gx_service *s);
+int gx__svc_on_checkpoint(void *ctx, gx_job_id id, int attempt, int64_t step, gx_array *const *state, int n);
+int gx__svc_ckpt_load(gx_service *s, gx_job_id id, gx_array ***arr, int *n, int64_t *step, int *attempt,
+                      gx_error *err);
+void gx__svc_ckpt_free(gx_array **arr, int n);
+/* Checkpoints stored and dropped since start (metrics). */
+void gx__svc_ckpt_counts(gx_service *s, int64_t *written, int64_t *dropped);
 int gx__svc_metrics_init(gx_service *s);
 void gx__svc_metrics_free(gx_service *s);
 void gx__svc_metrics_events(gx_service *s, const gx_event *ev, size_t n);

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "gexec/gexec_fault.h"
 #include "gexec/gexec_metrics.h"
 #include "clock.h"
 #include "log.h"
@@ -18,6 +19,7 @@ struct gx_svc_metrics {
     gx_metric_family *dev_recoveries, *dev_recovery_s, *dev_recovering;
     gx_metric_family *tenant_running, *tenant_usage;
     gx_metric_family *uptime, *store_rows;
+    gx_metric_family *store_failed, *faults_injected, *checkpoints; /* fault tolerance */
     gx_metric_family *gpu_util, *gpu_mem_used, *gpu_mem_total, *gpu_temp, *gpu_power, *gpu_sm_clock, *gpu_ecc,
         *gpu_xid, *tenant_mem;
     gx_metric_family *quota_limit, *quota_usage;
@@ -74,6 +76,14 @@ static void collect(gx_metrics *reg, void *ctx) {
             gx_counter_set(gx_metrics_series(m->gpu_ecc, d.name, "uncorrected"), (double)t.ecc_uncorrected);
     }
     gx_gauge_set(gx_metrics_series(m->uptime), (double)(gx__wall_ns() - s->start_ns) / 1e9);
+    gx_store_stats sst;
+    gx_store_stats_get(s->store, &sst);
+    gx_counter_set(gx_metrics_series(m->store_failed), (double)sst.failed_commits);
+    gx_counter_set(gx_metrics_series(m->faults_injected), (double)gx_fault_fired_total());
+    int64_t ck_written = 0, ck_dropped = 0;
+    gx__svc_ckpt_counts(s, &ck_written, &ck_dropped);
+    gx_counter_set(gx_metrics_series(m->checkpoints, "stored"), (double)ck_written);
+    gx_counter_set(gx_metrics_series(m->checkpoints, "dropped"), (double)ck_dropped);
 }
 
 int gx__svc_metrics_init(gx_service *s) {
@@ -107,6 +117,9 @@ int gx__svc_metrics_init(gx_service *s) {
     if (!rc) rc = gx_metrics_counter(m->reg, "gexec_gpu_ecc_errors_total", "ECC errors counted by the GPU (NVML).", "device,kind", &m->gpu_ecc, &err);
     if (!rc) rc = gx_metrics_gauge(m->reg, "gexec_tenant_quota_limit", "A tenant's quota (jobs, bytes or device-seconds per hour; 0 = no limit).", "tenant,quota", &m->quota_limit, &err);
     if (!rc) rc = gx_metrics_gauge(m->reg, "gexec_tenant_quota_usage", "A tenant's usage against its quota, in the quota's unit.", "tenant,quota", &m->quota_usage, &err);
+    if (!rc) rc = gx_metrics_counter(m->reg, "gexec_store_failed_commits_total", "Group commits the store rolled back (I/O error, full disk, injected fault).", NULL, &m->store_failed, &err);
+    if (!rc) rc = gx_metrics_counter(m->reg, "gexec_faults_injected_total", "Faults injected on purpose (faults.enabled) that fired.", NULL, &m->faults_injected, &err);
+    if (!rc) rc = gx_metrics_counter(m->reg, "gexec_checkpoints_total", "Job checkpoints written to the store, or dropped after a failed write.", "result", &m->checkpoints, &err);
     if (!rc) rc = gx_metrics_on_collect(m->reg, collect, s);
     return rc;
 }

@@ -12,7 +12,7 @@
 #include <string.h>
 
 #define B(c) CLI_CMD_BIT(c)
-#define JOBCMDS (B(CMD_SUBMIT) | B(CMD_GET) | B(CMD_WAIT) | B(CMD_RESULT) | B(CMD_CANCEL))
+#define JOBCMDS (B(CMD_SUBMIT) | B(CMD_GET) | B(CMD_WAIT) | B(CMD_RESULT) | B(CMD_CANCEL) | B(CMD_REQUEUE))
 
 const cli_cmd cli_cmds[CMD_COUNT] = {
     [CMD_SUBMIT] = {"submit", "", 0, 0, "submit a job (or a batch) and print its id",
@@ -35,6 +35,10 @@ const cli_cmd cli_cmds[CMD_COUNT] = {
                     "Exits 1 when the job finished without success, 3 when it has not finished."},
     [CMD_CANCEL] = {"cancel", "ID ...", 1, -1, "cancel queued or running jobs",
                     "Exits 3 if a job was already final (the server answers 409)."},
+    [CMD_REQUEUE] = {"requeue", "ID ...", 1, -1, "run dead or failed jobs again (operator)",
+                     "Each job is queued again as a new attempt with a fresh attempt budget\n"
+                     "(`gexec list --state dead` lists the dead letters). Exits 3 if a job is\n"
+                     "in another state (the server answers 409)."},
     [CMD_LIST] = {"list", "", 0, 0, "list jobs (by id, one page at a time) with filters",
                   "Prints one page (--limit) and, if there is more, the --cursor for the next;\n"
                   "--all follows the cursors to the end."},
@@ -96,7 +100,7 @@ const cli_flag cli_flags[] = {
     {FL_WAIT_TIMEOUT, "wait-timeout", 0, "DURATION", 0, B(CMD_SUBMIT), "with --wait, give up after DURATION (exit 6)"},
     /* wait */
     {FL_TIMEOUT, "timeout", 't', "DURATION", 0, B(CMD_WAIT), "give up after DURATION (exit 6); default: never"},
-    {FL_QUIET, "quiet", 'q', NULL, 0, B(CMD_WAIT) | B(CMD_SUBMIT) | B(CMD_CANCEL),
+    {FL_QUIET, "quiet", 'q', NULL, 0, B(CMD_WAIT) | B(CMD_SUBMIT) | B(CMD_CANCEL) | B(CMD_REQUEUE),
      "print nothing but errors (the exit code tells)"},
     /* result */
     {FL_OUTPUT, "output", 'o', "DIR", 0, B(CMD_RESULT), "write each output to DIR/<name>.npy (DIR is created)"},

@@ -28,6 +28,7 @@ typedef enum cli_cmd_id {
     CMD_WAIT,
     CMD_RESULT,
     CMD_CANCEL,
+    CMD_REQUEUE,
     CMD_LIST,
     CMD_EVENTS,
     CMD_DEVICES,

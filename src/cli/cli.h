@@ -51,6 +51,7 @@ int cmd_get(cli_ctx *x);
 int cmd_wait(cli_ctx *x);
 int cmd_result(cli_ctx *x);
 int cmd_cancel(cli_ctx *x);
+int cmd_requeue(cli_ctx *x);
 int cmd_list(cli_ctx *x);
 int cmd_events(cli_ctx *x);
 int cmd_devices(cli_ctx *x);

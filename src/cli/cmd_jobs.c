@@ -1,5 +1,5 @@
 /*
- * cmd_jobs.c - gexec submit, get, wait, cancel and result.
+ * cmd_jobs.c - gexec submit, get, wait, cancel, requeue and result.
  */
 #include <errno.h>
 #include <jansson.h>
@@ -273,13 +273,14 @@ int cmd_wait(cli_ctx *x) {
     return worst;
 }
 
-int cmd_cancel(cli_ctx *x) {
+/* One job action per ID operand; prints "ID STATE" for each. */
+static int each_job(cli_ctx *x, int (*fn)(gx_client *, const char *, gx_client_job *, char **, gx_error *)) {
     int worst = CLI_EXIT_OK;
     for (int i = 0; i < x->a->npos; i++) {
         gx_client_job j;
         gx_error err;
         char *raw = NULL;
-        int rc = gx_client_cancel(x->c, x->a->pos[i], &j, &raw, &err);
+        int rc = fn(x->c, x->a->pos[i], &j, &raw, &err);
         if (rc) {
             int code = cli_fail(x, rc, &err);
             if (code > worst) worst = code;
@@ -292,6 +293,10 @@ int cmd_cancel(cli_ctx *x) {
     }
     return worst;
 }
+
+int cmd_cancel(cli_ctx *x) { return each_job(x, gx_client_cancel); }
+
+int cmd_requeue(cli_ctx *x) { return each_job(x, gx_client_requeue); }
 
 /* ---- result --------------------------------------------------------------------- */
 

@@ -18,6 +18,7 @@ typedef int (*cmd_fn)(cli_ctx *x);
 static const cmd_fn handlers[CMD_COUNT] = {
     [CMD_SUBMIT] = cmd_submit,   [CMD_GET] = cmd_get,         [CMD_WAIT] = cmd_wait,
     [CMD_RESULT] = cmd_result,   [CMD_CANCEL] = cmd_cancel,   [CMD_LIST] = cmd_list,
+    [CMD_REQUEUE] = cmd_requeue,
     [CMD_EVENTS] = cmd_events,   [CMD_DEVICES] = cmd_devices, [CMD_KERNELS] = cmd_kernels,
     [CMD_HEALTH] = cmd_health,   [CMD_KEYS] = cmd_keys,       [CMD_TENANTS] = cmd_tenants,
     [CMD_AUDIT] = cmd_audit,

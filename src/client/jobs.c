@@ -145,14 +145,24 @@ int gx_client_get(gx_client *c, const char *id, gx_client_job *job, char **raw, 
     return rc;
 }
 
-int gx_client_cancel(gx_client *c, const char *id, gx_client_job *job, char **raw,
-                     gx_error *err) {
+/* A call on /v1/jobs/{id}<suffix> answered with the job. */
+static int job_action(gx_client *c, const char *method, const char *id, const char *suffix, gx_client_job *job,
+                      char **raw, gx_error *err) {
     if (raw) *raw = NULL;
-    char *p = job_path(id, "", err);
+    char *p = job_path(id, suffix, err);
     if (!p) return err ? err->code : GX_EINVAL;
-    int rc = job_call(c, "DELETE", p, NULL, job, raw, err);
+    int rc = job_call(c, method, p, NULL, job, raw, err);
     free(p);
     return rc;
+}
+
+int gx_client_cancel(gx_client *c, const char *id, gx_client_job *job, char **raw,
+                     gx_error *err) {
+    return job_action(c, "DELETE", id, "", job, raw, err);
+}
+
+int gx_client_requeue(gx_client *c, const char *id, gx_client_job *job, char **raw, gx_error *err) {
+    return job_action(c, "POST", id, "/requeue", job, raw, err);
 }
 
 void gx_client_wait_opts_init(gx_client_wait_opts *o) {

@@ -229,6 +229,13 @@ static const key keys[] = {
         "Device-seconds a tenant's jobs may use in the trailing hour, unless "
         "set for the tenant; submissions beyond get 429 with Retry-After. "
         "0: no limit."),
+    BOOL("faults.enabled", faults.enabled, "false",
+         "Allow fault injection: POST /v1/admin/faults arms faults only when "
+         "true (tests, soak runs, drills). Never on in production."),
+    STR("faults.startup", faults.startup, NULL, K_OPTIONAL, NULL,
+        "Faults armed at start when faults.enabled, ';'-separated, each "
+        "point[:count][,device=N][,code=N][,delay_us=N], e.g. "
+        "\"store.slow:-1,delay_us=2000;store.commit:3\". Unset: none."),
 
     ENUM("log.level", log.level, "info", level_choices,
          "Least severe log level written."),

@@ -365,13 +365,21 @@ static int engine_checkpoint(gx_kcall *c, int64_t step, gx_array *const *state, 
             free(copy);
             return GX_ENOMEM;
         }
-    pthread_mutex_lock(&cc->e->mu);
+    gx_engine *e = cc->e;
+    pthread_mutex_lock(&e->mu);
     free_ckpt(cc->j);
     cc->j->ckpt = copy;
     cc->j->nckpt = n;
     cc->j->ckpt_step = step;
-    pthread_mutex_unlock(&cc->e->mu);
-    return 0;
+    gx_job_id id = cc->j->id;
+    int attempt = cc->j->attempts;
+    if (e->o.on_checkpoint) /* held through the call, whatever happens to the job record */
+        for (int i = 0; i < n; i++) gx_array_ref(copy[i]);
+    pthread_mutex_unlock(&e->mu);
+    if (!e->o.on_checkpoint) return 0;
+    int rc = e->o.on_checkpoint(e->o.checkpoint_ctx, id, attempt, step, copy, n);
+    for (int i = 0; i < n; i++) gx_array_unref(copy[i]);
+    return rc;
 }
 
 /* Built-in CPU backend: run each call's CPU implementation in turn. (The

@@ -277,6 +277,12 @@ static int insert(gx_engine *e, const gx_job_spec *s, prep *p, const gx_job_id *
     j->submit_ns = gx__now_ns();
     j->attempts = (uint8_t)(s->attempts_done > 0 ? (s->attempts_done > 200 ? 200 : s->attempts_done) : 0);
     if (j->max_attempts <= j->attempts) j->max_attempts = (uint8_t)(j->attempts + 1);
+    if (s->nresume > 0 && s->resume && (j->kernel->flags & GX_KF_CHECKPOINT) &&
+        (j->ckpt = calloc((size_t)s->nresume, sizeof *j->ckpt))) {
+        for (int i = 0; i < s->nresume; i++) j->ckpt[i] = s->resume[i] ? gx_array_ref(s->resume[i]) : NULL;
+        j->nckpt = s->nresume;
+        j->ckpt_step = s->resume_step;
+    }
     memset(p, 0, sizeof *p);
     if (iklen) {
         j->idem_key = strdup(s->idempotency_key);
@@ -366,6 +372,49 @@ int gx_submit(gx_engine *e, const gx_job_spec *s, gx_job_id *id, int *dup, gx_er
     } else {
         rc = insert(e, s, &p, s->deps, s->ndeps, id, dup, &eb, err);
         if (!rc) gx__sched_dispatch(e, INT32_MAX, 0);
+    }
+    pthread_mutex_unlock(&e->mu);
+    if (rc) prep_free(&p);
+    gx__ev_flush(e, &eb);
+    return rc;
+}
+
+int gx_job_requeue(gx_engine *e, const gx_job_spec *s, gx_error *err) {
+    gx_error_clear(err);
+    if (!e || !s || !s->id) return gx_error_set(err, GX_EINVAL, "id", "engine, spec and its id are required");
+    if (s->nbatch_deps)
+        return gx_error_set(err, GX_EINVAL, "batch_deps", "batch_deps are only valid in gx_submit_batch");
+    prep p;
+    int rc = prepare(e, s, &p, NULL, err);
+    if (rc) return rc;
+    int budget = p.max_attempts;
+    gx__evbuf eb;
+    gx__evbuf_init(&eb);
+    pthread_mutex_lock(&e->mu);
+    gx__job *old = gx__job_get(e, s->id);
+    if (e->stopping) {
+        rc = gx_error_set(err, GX_ECLOSED, NULL, "the engine is shutting down");
+    } else if (old && old->state != GX_JOB_DEAD && old->state != GX_JOB_FAILED) {
+        rc = gx_error_set(err, GX_ESTATE, "state", "job %llu is %s; only dead or failed jobs can be re-queued",
+                          (unsigned long long)s->id, gx_job_state_name(old->state));
+    } else if (old && old->busy) {
+        rc = gx_error_set(err, GX_EBUSY, NULL, "job %llu is still leaving its device; try again",
+                          (unsigned long long)s->id);
+    } else {
+        if (old) gx__job_release(e, old);
+        gx_job_id id = 0;
+        int dup = 0;
+        rc = insert(e, s, &p, s->deps, s->ndeps, &id, &dup, &eb, err);
+        if (!rc && dup) {
+            rc = gx_error_set(err, GX_EEXIST, "idempotency_key", "another job (%llu) holds the idempotency key",
+                              (unsigned long long)id);
+        } else if (!rc) {
+            /* a fresh budget: the attempts made before do not count */
+            gx__job *j = gx__job_get(e, id);
+            int m = j->attempts + budget;
+            j->max_attempts = (uint8_t)(m > 255 ? 255 : m);
+            gx__sched_dispatch(e, INT32_MAX, 0);
+        }
     }
     pthread_mutex_unlock(&e->mu);
     if (rc) prep_free(&p);

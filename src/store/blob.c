@@ -18,6 +18,7 @@
 
 #include <openssl/evp.h>
 
+#include "gexec/gexec_fault.h"
 #include "store_int.h"
 
 static int sys_err(gx_error *err, const char *what, const char *path) {
@@ -120,7 +121,9 @@ int gx__blob_write(const char *dir, const char *id, const void *bytes, size_t le
     snprintf(tmp, sizeof tmp, "%s/.tmp-%s-XXXXXX", sub, id + 7);
     int fd = mkostemp(tmp, O_CLOEXEC);
     if (fd < 0) return sys_err(err, "cannot create", tmp);
-    if (write_all(fd, bytes, len) != 0 || fsync(fd) != 0) {
+    int full = gx_fault_take(GX_FAULT_STORE_FULL, -1, NULL); /* injected ENOSPC */
+    if (full || write_all(fd, bytes, len) != 0 || fsync(fd) != 0) {
+        if (full) errno = ENOSPC;
         rc = sys_err(err, "cannot write", tmp);
         close(fd);
         unlink(tmp);

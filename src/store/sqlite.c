@@ -16,18 +16,24 @@
  * row it reads for the fence. Inserting a job also writes its first event
  * (seq 1, the submission).
  *
- * Checkpoints run on a thread of their own (see "checkpoints" below).
+ * Version 2 adds checkpoints: the latest saved state of each unfinished job
+ * of a checkpointing kernel, written only while the job exists and is not
+ * final, deleted by the update that makes it final.
+ *
+ * WAL checkpoints run on a thread of their own (see "checkpoints" below).
  */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <sqlite3.h>
 
+#include "gexec/gexec_fault.h"
 #include "store_int.h"
 
-#define SCHEMA_VERSION 1
+#define SCHEMA_VERSION 2
 #define FINAL_SQL "5" /* GX__STORE_FIRST_FINAL in SQL */
 #define NOTE_REQUEUED "requeued after restart"
 
@@ -82,6 +88,14 @@ static const char *const migrations[] = {
     " id TEXT NOT NULL,"
     " created_ns INTEGER NOT NULL,"
     " PRIMARY KEY(tenant, id)) WITHOUT ROWID;",
+    /* 2: the latest checkpoint of each unfinished job (deleted when the job
+     * ends) */
+    "CREATE TABLE checkpoints("
+    " job_id INTEGER PRIMARY KEY,"
+    " attempt INTEGER NOT NULL,"
+    " step INTEGER NOT NULL,"
+    " time_ns INTEGER NOT NULL,"
+    " state BLOB NOT NULL);",
 };
 _Static_assert(sizeof migrations / sizeof migrations[0] == SCHEMA_VERSION,
                "one migration per schema version");
@@ -99,7 +113,7 @@ enum { L_TENANT = 1, L_STATE = 2, L_UNFIN = 4, L_KEXACT = 8, L_KNAME = 16, L_LAB
 typedef struct rconn {
     sqlite3 *db;
     sqlite3_stmt *get_job, *events, *exists, *max_id, *unfinished, *tenant_get, *tenant_list,
-        *blob_owned;
+        *blob_owned, *ckpt_get;
     sqlite3_stmt *list[L_VARIANTS]; /* by L_* bits, prepared on first use */
     struct rconn *next;
 } rconn;
@@ -109,7 +123,8 @@ struct gx_store_backend {
     int busy_ms;
     sqlite3 *w; /* the writer */
     sqlite3_stmt *begin, *commit, *rollback, *ins_job, *find_idem, *ins_event, *sel_job, *upd_job,
-        *exists, *tenant_up, *blob_ins, *owner_ins, *rq_events, *rq_jobs;
+        *exists, *tenant_up, *blob_ins, *owner_ins, *rq_events, *rq_jobs, *ckpt_put, *ckpt_del;
+    int ckpt_rows; /* the checkpoints table may hold rows: final updates delete */
 
     pthread_mutex_t pmu; /* read pool */
     pthread_cond_t pcv;
@@ -171,7 +186,7 @@ static void rconn_close(rconn *c) {
     if (!c) return;
     sqlite3_stmt **all[] = {&c->get_job,    &c->events,      &c->exists,
                             &c->max_id,     &c->unfinished,  &c->tenant_get,
-                            &c->tenant_list, &c->blob_owned};
+                            &c->tenant_list, &c->blob_owned, &c->ckpt_get};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) sqlite3_finalize(*all[i]);
     for (int i = 0; i < L_VARIANTS; i++) sqlite3_finalize(c->list[i]);
     sqlite3_close(c->db);
@@ -309,6 +324,12 @@ static int prepare_writer(gx_store_backend *b, gx_error *err) {
         {&b->rq_jobs,
          "UPDATE jobs SET state = 0, attempt = attempt + 1, nevents = nevents + 1,"
          " device = -1, start_ns = 0 WHERE state IN (2, 3) AND state < " FINAL_SQL},
+        {&b->ckpt_put,
+         "INSERT INTO checkpoints(job_id, attempt, step, time_ns, state)"
+         " SELECT id, ?2, ?3, ?4, ?5 FROM jobs WHERE id = ?1 AND state < " FINAL_SQL
+         " ON CONFLICT(job_id) DO UPDATE SET attempt = excluded.attempt, step = excluded.step,"
+         " time_ns = excluded.time_ns, state = excluded.state"},
+        {&b->ckpt_del, "DELETE FROM checkpoints WHERE job_id = ?1"},
     };
     for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
         int rc = prep(db, t[i].st, t[i].sql, err);
@@ -398,7 +419,7 @@ static void sqlite_close(gx_store_backend *b) {
     }
     sqlite3_stmt *all[] = {b->begin,     b->commit,   b->rollback,  b->ins_job,  b->find_idem,
                            b->ins_event, b->sel_job, b->upd_job,  b->exists,    b->tenant_up, b->blob_ins,
-                           b->owner_ins, b->rq_events, b->rq_jobs};
+                           b->owner_ins, b->rq_events, b->rq_jobs, b->ckpt_put, b->ckpt_del};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) sqlite3_finalize(all[i]);
     sqlite3_close(b->w); /* the last connection: checkpoints and removes the WAL */
     pthread_mutex_destroy(&b->pmu);
@@ -475,6 +496,11 @@ static int sqlite_open(const gx_store_config *cfg, gx_store_backend **out, gx_er
     if (rc) goto fail;
     rc = prepare_writer(b, err);
     if (rc) goto fail;
+    st = NULL;
+    rc = prep(b->w, &st, "SELECT EXISTS(SELECT 1 FROM checkpoints)", err);
+    if (rc) goto fail;
+    b->ckpt_rows = sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
     rc = ck_start(b, err);
     if (rc) goto fail;
     *out = b;
@@ -632,6 +658,14 @@ static int w_update(gx_store_backend *b, gx_store_write *w, const char **what) {
                     *what = "update job";
                     goto out;
                 }
+                if (b->ckpt_rows && last->state >= GX__STORE_FIRST_FINAL) {
+                    sqlite3_bind_int64(b->ckpt_del, 1, (sqlite3_int64)u->id);
+                    rc = step_done(b->ckpt_del);
+                    if (rc) {
+                        *what = "delete checkpoint";
+                        goto out;
+                    }
+                }
                 for (size_t j = 0; j < k; j++) {
                     const gx_store_update *v = &ups[ord[r + j].i];
                     int set_err = (v->set & GX_STORE_SET_ERROR) != 0;
@@ -695,6 +729,43 @@ static int w_requeue(gx_store_backend *b, gx_store_write *w) {
     return rc;
 }
 
+/* Injected store faults (gexec_fault.h), checked with every write of the
+ * group done and the transaction still open, so an injected failure takes
+ * the same way out as a real one: ROLLBACK and GX_ESTORE for the whole
+ * group. store.slow sleeps first (a slow fsync); store.full answers as
+ * SQLite does on ENOSPC; store.commit fails with the armed code. */
+static int fault_before_commit(gx_error *err) {
+    gx_fault_spec f;
+    if (gx_fault_take(GX_FAULT_STORE_SLOW, -1, &f) && f.delay_us > 0) {
+        struct timespec ts = {.tv_sec = f.delay_us / 1000000, .tv_nsec = (f.delay_us % 1000000) * 1000};
+        while (nanosleep(&ts, &ts) != 0) {
+        }
+    }
+    if (gx_fault_take(GX_FAULT_STORE_FULL, -1, NULL))
+        return gx_error_set(err, GX_ESTORE, NULL,
+                            "sqlite: database or disk is full (commit, code %d; injected ENOSPC)", SQLITE_FULL);
+    if (gx_fault_take(GX_FAULT_STORE_COMMIT, -1, &f))
+        return gx_error_set(err, f.code < 0 ? f.code : GX_ESTORE, NULL,
+                            "sqlite: commit failed (injected fault store.commit)");
+    return 0;
+}
+
+static int w_checkpoint(gx_store_backend *b, gx_store_write *w) {
+    sqlite3_stmt *st = b->ckpt_put;
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)w->u.checkpoint.job_id);
+    sqlite3_bind_int(st, 2, w->u.checkpoint.attempt);
+    sqlite3_bind_int64(st, 3, w->u.checkpoint.step);
+    sqlite3_bind_int64(st, 4, w->u.checkpoint.now_ns);
+    sqlite3_bind_blob(st, 5, w->u.checkpoint.bytes, (int)w->u.checkpoint.len, SQLITE_STATIC);
+    int rc = step_done(st);
+    sqlite3_clear_bindings(st);
+    if (rc == SQLITE_OK) {
+        w->u.checkpoint.stored = sqlite3_changes(b->w) > 0;
+        b->ckpt_rows |= w->u.checkpoint.stored;
+    }
+    return rc;
+}
+
 static int sqlite_write_group(gx_store_backend *b, gx_store_write *const *ws, size_t n,
                               gx_error *err) {
     const char *what = "begin";
@@ -720,11 +791,20 @@ static int sqlite_write_group(gx_store_backend *b, gx_store_write *const *ws, si
             what = "requeue";
             rc = w_requeue(b, w);
             break;
+        case GX_STORE_W_CHECKPOINT:
+            what = "checkpoint";
+            rc = w_checkpoint(b, w);
+            break;
         default:
             break;
         }
     }
     if (rc == SQLITE_OK) {
+        int frc = fault_before_commit(err);
+        if (frc) {
+            step_done(b->rollback);
+            return frc;
+        }
         what = "commit";
         rc = step_done(b->commit);
         if (rc == SQLITE_OK) return 0;
@@ -1016,6 +1096,40 @@ static int sqlite_blob_owned(gx_store_backend *b, const char *tenant, const char
     return rc;
 }
 
+static int sqlite_checkpoint_get(gx_store_backend *b, uint64_t job_id, int *attempt, int64_t *step,
+                                 void **bytes, size_t *len, gx_error *err) {
+    rconn *c = rc_get(b, err);
+    if (!c) return err ? err->code : GX_ESTORE;
+    int rc = prep(c->db, &c->ckpt_get, "SELECT attempt, step, state FROM checkpoints WHERE job_id = ?1", err);
+    int found = 0;
+    if (rc == 0) {
+        sqlite3_stmt *st = c->ckpt_get;
+        sqlite3_bind_int64(st, 1, (sqlite3_int64)job_id);
+        int s = sqlite3_step(st);
+        if (s == SQLITE_ROW) {
+            found = 1;
+            *attempt = sqlite3_column_int(st, 0);
+            *step = sqlite3_column_int64(st, 1);
+            const void *p = sqlite3_column_blob(st, 2);
+            size_t n = (size_t)sqlite3_column_bytes(st, 2);
+            *bytes = malloc(n ? n : 1);
+            if (!*bytes)
+                rc = gx_error_set(err, GX_ENOMEM, NULL, "out of memory");
+            else {
+                if (n) memcpy(*bytes, p, n);
+                *len = n;
+            }
+        } else if (s != SQLITE_DONE) {
+            rc = db_err(err, c->db, s, "checkpoint lookup");
+        }
+        done(st);
+    }
+    rc_put(b, c);
+    if (rc == 0 && !found)
+        return gx_error_set(err, GX_ENOTFOUND, "id", "no checkpoint of job %llu", (unsigned long long)job_id);
+    return rc;
+}
+
 static int sqlite_check(gx_store_backend *b, char *msg, size_t cap) {
     gx_error err;
     gx_error_clear(&err);
@@ -1062,4 +1176,5 @@ const gx_store_ops gx_store_sqlite_ops = {
     .tenant_list = sqlite_tenant_list,
     .blob_owned = sqlite_blob_owned,
     .check = sqlite_check,
+    .checkpoint_get = sqlite_checkpoint_get,
 };

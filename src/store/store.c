@@ -248,6 +248,8 @@ static size_t req_rows_written(const req *r) {
         return 1;
     case GX_STORE_W_REQUEUE:
         return (size_t)r->w.u.requeue.count;
+    case GX_STORE_W_CHECKPOINT:
+        return (size_t)r->w.u.checkpoint.stored;
     default:
         return 0;
     }
@@ -732,6 +734,43 @@ int gx_store_load_unfinished(gx_store *s, gx_store_job_fn fn, void *ctx, int64_t
     if (rc) return rc;
     if (requeued) *requeued = r.w.u.requeue.count;
     return s->ops->scan_unfinished(s->b, fn, ctx, err);
+}
+
+/* ---- checkpoints ---------------------------------------------------------- */
+
+int gx_store_checkpoint_put(gx_store *s, uint64_t job_id, int attempt, int64_t step, const void *bytes,
+                            size_t len, int *stored, gx_error *err) {
+    gx_error_clear(err);
+    if (stored) *stored = 0;
+    if (job_id == 0 || job_id > (uint64_t)INT64_MAX || attempt < 0 || step < 0 || (!bytes && len) ||
+        len > (size_t)INT32_MAX)
+        return gx_error_set(err, GX_EINVAL, "checkpoint", "bad checkpoint (job id, attempt, step or size)");
+    if (!s->ops->checkpoint_get)
+        return gx_error_set(err, GX_EUNSUPPORTED, "backend", "the %s store keeps no checkpoints", s->ops->name);
+    req r = {.wait = 1};
+    r.w.kind = GX_STORE_W_CHECKPOINT;
+    r.w.u.checkpoint.job_id = job_id;
+    r.w.u.checkpoint.attempt = attempt;
+    r.w.u.checkpoint.step = step;
+    r.w.u.checkpoint.bytes = bytes ? bytes : "";
+    r.w.u.checkpoint.len = len;
+    r.w.u.checkpoint.now_ns = gx__wall_ns();
+    int rc = submit(s, &r, err);
+    if (rc == 0 && stored) *stored = r.w.u.checkpoint.stored;
+    return rc;
+}
+
+int gx_store_checkpoint_get(gx_store *s, uint64_t job_id, int *attempt, int64_t *step, void **bytes,
+                            size_t *len, gx_error *err) {
+    gx_error_clear(err);
+    if (!attempt || !step || !bytes || !len) return gx_error_set(err, GX_EINVAL, "bytes", "output is NULL");
+    *bytes = NULL;
+    *len = 0;
+    if (!s->ops->checkpoint_get)
+        return gx_error_set(err, GX_EUNSUPPORTED, "backend", "the %s store keeps no checkpoints", s->ops->name);
+    if (job_id == 0 || job_id > (uint64_t)INT64_MAX)
+        return gx_error_set(err, GX_ENOTFOUND, "id", "no checkpoint of job %llu", (unsigned long long)job_id);
+    return s->ops->checkpoint_get(s->b, job_id, attempt, step, bytes, len, err);
 }
 
 /* ---- tenants -------------------------------------------------------------- */

@@ -200,6 +200,14 @@ run 6 submit -k spin -a us=60000000 --wait --wait-timeout 200ms
 slow=$(head -n1 <<<"$out")
 run 0 --json cancel "$slow" && expect "cancel json" '^cancelled$' "$(json_get 'j["state"]' <<<"$out")"
 
+# ---- requeue (dead letters) --------------------------------------------------------------
+run 1 submit -k linreg_gd -a steps=20 -a lr=1e9 -i x=@inline:f64[2,1]:1,2 -i y=@inline:f64:1,2 --wait
+bad=$(head -n1 <<<"$out")
+run 0 requeue "$bad" && expect requeue "^$bad (queued|scheduled|running|failed)" "$out"
+run 1 wait "$bad" && expect "requeued fails again" "^$bad failed" "$out"
+run 3 requeue "$id1" && expect "requeue succeeded" 'only dead or failed' "$err"
+run 4 requeue 999999999
+
 # ---- list -------------------------------------------------------------------------------
 run 0 list && expect list '^ID +STATE +KERNEL' "$out"
 run 0 list --state succeeded --kernel saxpy --label suite=cli

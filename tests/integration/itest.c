@@ -114,6 +114,12 @@ void it_kill9(it_daemon *d) {
     d->pid = 0;
 }
 
+int it_finish(it_daemon *d) {
+    int rc = it_stop(d);
+    it_cleanup(d);
+    return rc;
+}
+
 void it_cleanup(it_daemon *d) {
     if (!d->dir[0]) return;
     char cmd[400];

@@ -29,6 +29,8 @@ int it_stop(it_daemon *d);
 void it_kill9(it_daemon *d);
 /* Remove the data dir. */
 void it_cleanup(it_daemon *d);
+/* it_stop then it_cleanup; it_stop's result. */
+int it_finish(it_daemon *d);
 
 typedef struct it_resp {
     long status;

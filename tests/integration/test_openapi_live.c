@@ -46,6 +46,7 @@ static char g_blob[96];     /* an uploaded blob */
 static char g_job_done[24]; /* a succeeded saxpy job */
 static char g_key[24];      /* a key to revoke */
 static char g_job_long[24]; /* a long spin job, for DELETE */
+static char g_job_failed[24]; /* a failed job, for requeue */
 static void *g_npy;         /* the .npy bytes uploaded */
 static size_t g_npy_len;
 
@@ -378,6 +379,7 @@ static void exercise(const op *o, int real) {
     fill_path(o->path, real, path, sizeof path);
     if (real && !strcmp(o->method, "DELETE") && !strcmp(o->path, "/v1/jobs/{id}"))
         snprintf(path, sizeof path, "/v1/jobs/%s", g_job_long);
+    if (real && !strcmp(o->path, "/v1/jobs/{id}/requeue")) snprintf(path, sizeof path, "/v1/jobs/%s/requeue", g_job_failed);
     snprintf(what, sizeof what, "%s %s (%s)", o->method, path, o->path);
 
     /* the request body: the file's example, or the uploaded .npy */
@@ -532,6 +534,7 @@ static int setup(void **st) {
     if (load_file()) return -1;
     memset(&D, 0, sizeof D);
     D.extra_env[0] = "GEXEC_ENGINE_CPU_WORKERS=2";
+    D.extra_env[1] = "GEXEC_FAULTS_ENABLED=true"; /* POST /v1/admin/faults arms its example */
     if (it_start(&D)) return -1;
     int64_t n = 8;
     gx_array *x;
@@ -553,6 +556,13 @@ static int setup(void **st) {
     if (submit(body, g_job_done, sizeof g_job_done)) return -1;
     if (strcmp(it_wait_job(&D, g_job_done, 10000), "succeeded")) return -1;
     if (submit("{\"kernel\":\"spin\",\"args\":{\"us\":30000000}}", g_job_long, sizeof g_job_long)) return -1;
+    /* a loss that overflows: the job fails */
+    if (submit("{\"kernel\":\"linreg_gd\",\"args\":{\"steps\":20,\"lr\":1e9},\"inputs\":{"
+               "\"x\":{\"dtype\":\"f64\",\"shape\":[2,1],\"data\":[1,2]},"
+               "\"y\":{\"dtype\":\"f64\",\"shape\":[2],\"data\":[1,2]}}}",
+               g_job_failed, sizeof g_job_failed))
+        return -1;
+    if (strcmp(it_wait_job(&D, g_job_failed, 10000), "failed")) return -1;
     const char *kb = "{\"tenant\":\"t1\",\"role\":\"viewer\"}";
     if (it_req(&D, "POST", "/v1/keys", kb, strlen(kb), NULL, &r) || r.status != 201 || !it_str(&r, "id")) {
         it_resp_free(&r);

@@ -16,6 +16,7 @@
 
 #include <sqlite3.h>
 
+#include "gexec/gexec_fault.h"
 #include "gexec/gexec_store.h"
 #include "testutil.h"
 
@@ -885,6 +886,99 @@ static void async_failure_reported_by_flush(void **st) {
     gx_store_free(g);
 }
 
+/* ---- injected faults (gexec_fault.h) ------------------------------------------------- */
+
+/* Insert one queued job; its record stays in *b. */
+static void insert_queued(fx *f, jbuf *b, uint64_t id, const char *kernel) {
+    gx_store_insert_result r;
+    mkjob(b, id, "alpha", kernel, GX_JOB_QUEUED);
+    assert_int_equal(insert1(f->s, &b->j, &r), 1);
+}
+
+static void injected_faults_roll_back(void **st) {
+    fx *f = *st;
+    gx_error err;
+    jbuf b;
+    gx_store_insert_result r;
+    insert_queued(f, &b, 1, "saxpy@1");
+    /* a failed commit with a chosen code: nothing of the group stays */
+    gx_fault_spec fs = {.point = GX_FAULT_STORE_COMMIT, .device = -1, .count = 1, .code = GX_EBUSY};
+    TU_OK(gx_fault_arm(&fs, &err), err);
+    gx_store_update u = {.id = 1, .state = GX_JOB_RUNNING, .attempt = 1};
+    mkjob(&b, 2, "alpha", "saxpy@1", GX_JOB_QUEUED);
+    assert_int_equal(gx_store_insert_jobs(f->s, &b.j, 1, &r, &err), GX_EBUSY);
+    assert_int_equal(r.code, GX_EBUSY);
+    assert_non_null(strstr(err.message, "injected"));
+    assert_int_equal(count_all(f->s, NULL), 1);
+    /* consumed: the next one commits */
+    assert_int_equal(gx_store_update_jobs(f->s, &u, 1, 1, NULL, &err), 1);
+    /* a full disk, for commits and blob bytes alike, until cleared */
+    fs = (gx_fault_spec){.point = GX_FAULT_STORE_FULL, .device = -1, .count = -1};
+    TU_OK(gx_fault_arm(&fs, &err), err);
+    assert_int_equal(gx_store_insert_jobs(f->s, &b.j, 1, &r, &err), GX_ESTORE);
+    assert_non_null(strstr(err.message, "full"));
+    char id[GX_STORE_BLOB_ID_LEN];
+    assert_int_equal(gx_store_blob_put(f->s, "alpha", "abc", 3, id, &err), GX_ESTORE);
+    assert_non_null(strstr(err.message, "No space"));
+    gx_store_update u2 = {.id = 1, .state = GX_JOB_SUCCEEDED, .attempt = 1};
+    assert_int_equal(gx_store_update_jobs(f->s, &u2, 1, 1, NULL, &err), GX_ESTORE);
+    gx_fault_clear(GX_FAULT__COUNT);
+    assert_int_equal(count_all(f->s, NULL), 1);
+    gx_store_job *g = NULL;
+    TU_OK(gx_store_get_job(f->s, 1, &g, &err), err);
+    assert_int_equal(g->state, GX_JOB_RUNNING);
+    gx_store_free(g);
+    /* a slow store still commits */
+    fs = (gx_fault_spec){.point = GX_FAULT_STORE_SLOW, .device = -1, .count = 2, .delay_us = 1000};
+    TU_OK(gx_fault_arm(&fs, &err), err);
+    int64_t fired = gx_fault_fired_total();
+    assert_int_equal(gx_store_insert_jobs(f->s, &b.j, 1, &r, &err), 1);
+    assert_int_equal(gx_fault_fired_total(), fired + 1);
+    gx_fault_clear(GX_FAULT__COUNT);
+    char msg[64];
+    assert_int_equal(gx_store_check(f->s, msg, sizeof msg), 0);
+    gx_store_stats stt;
+    gx_store_stats_get(f->s, &stt);
+    assert_int_equal(stt.failed_commits, 3);
+}
+
+/* ---- checkpoints ---------------------------------------------------------------------- */
+
+static void checkpoints(void **st) {
+    fx *f = *st;
+    gx_error err;
+    jbuf b;
+    insert_queued(f, &b, 7, "linreg_gd@1");
+    int stored = -1, att = 0;
+    int64_t step = 0;
+    void *bytes = NULL;
+    size_t len = 0;
+    assert_int_equal(gx_store_checkpoint_get(f->s, 7, &att, &step, &bytes, &len, &err), GX_ENOTFOUND);
+    TU_OK(gx_store_checkpoint_put(f->s, 7, 1, 100, "first", 5, &stored, &err), err);
+    assert_int_equal(stored, 1);
+    TU_OK(gx_store_checkpoint_put(f->s, 7, 1, 200, "second!", 7, &stored, &err), err);
+    TU_OK(gx_store_checkpoint_get(f->s, 7, &att, &step, &bytes, &len, &err), err);
+    assert_int_equal(step, 200); /* the latest only */
+    assert_int_equal(att, 1);
+    assert_int_equal(len, 7);
+    assert_memory_equal(bytes, "second!", 7);
+    gx_store_free(bytes);
+    /* none for a job that does not exist */
+    TU_OK(gx_store_checkpoint_put(f->s, 8, 1, 100, "x", 1, &stored, &err), err);
+    assert_int_equal(stored, 0);
+    assert_int_equal(gx_store_checkpoint_put(f->s, 0, 1, 1, "x", 1, NULL, &err), GX_EINVAL);
+    /* survives a reopen; goes when the job ends */
+    gx_store_close(f->s);
+    f->s = open_default(f);
+    TU_OK(gx_store_checkpoint_get(f->s, 7, &att, &step, &bytes, &len, &err), err);
+    gx_store_free(bytes);
+    gx_store_update u = {.id = 7, .state = GX_JOB_SUCCEEDED, .attempt = 1};
+    assert_int_equal(gx_store_update_jobs(f->s, &u, 1, 1, NULL, &err), 1);
+    assert_int_equal(gx_store_checkpoint_get(f->s, 7, &att, &step, &bytes, &len, &err), GX_ENOTFOUND);
+    TU_OK(gx_store_checkpoint_put(f->s, 7, 1, 300, "late", 4, &stored, &err), err);
+    assert_int_equal(stored, 0); /* a final job takes none */
+}
+
 /* ---- schema ------------------------------------------------------------------------- */
 
 static void schema_versions(void **st) {
@@ -909,6 +1003,18 @@ static void schema_versions(void **st) {
     assert_int_equal(gx_store_open(&cfg, &s, &err), GX_EUNSUPPORTED);
     assert_non_null(strstr(err.message, "99"));
     assert_null(s);
+    /* a version 1 database gains the checkpoints table */
+    assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "DELETE FROM schema_version WHERE version > 1; DROP TABLE checkpoints;",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(db);
+    f->s = open_default(f);
+    jbuf b;
+    insert_queued(f, &b, 1, "linreg_gd@1");
+    int stored = 0;
+    TU_OK(gx_store_checkpoint_put(f->s, 1, 1, 5, "s", 1, &stored, &err), err);
+    assert_int_equal(stored, 1);
 }
 
 int main(void) {
@@ -925,6 +1031,8 @@ int main(void) {
         cmocka_unit_test_setup_teardown(disk_full_rolls_back_group, setup, teardown),
         cmocka_unit_test_setup_teardown(async_failure_reported_by_flush, setup, teardown),
         cmocka_unit_test_setup_teardown(schema_versions, setup, teardown),
+        cmocka_unit_test_setup_teardown(injected_faults_roll_back, setup, teardown),
+        cmocka_unit_test_setup_teardown(checkpoints, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
