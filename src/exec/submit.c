@@ -262,6 +262,7 @@ static int insert(gx_engine *e, const gx_job_spec *s, prep *p, const gx_job_id *
     j->submit_ns = gx__now_ns();
     j->attempts = (uint8_t)(s->attempts_done > 0 ? (s->attempts_done > 200 ? 200 : s->attempts_done) : 0);
     if (j->max_attempts <= j->attempts) j->max_attempts = (uint8_t)(j->attempts + 1);
+    if (s->dev_faults_done > 0) gx__health_job_seed(j, s->dev_faults_done, s->fault_history);
     memset(p, 0, sizeof *p);
     if (iklen) {
         j->idem_key = strdup(s->idempotency_key);
