@@ -291,6 +291,21 @@ static void restart_loop_guard(void **st) {
     assert_same_process(&d);
     assert_true(metric(&d, "gexec_restarts_total{reason=\"device_lost\"} ") == 3);
     assert_int_equal(count_in_log(&d, "not restarting: 3 restarts"), 1);
+    /* audited: three restarts, one refusal */
+    assert_int_equal(it_req(&d, "GET", "/v1/audit?limit=1000", NULL, 0, NULL, &r), 0);
+    int ok = 0, refused = 0;
+    json_t *rec;
+    size_t i;
+    json_array_foreach(json_object_get(r.json, "records"), i, rec) {
+        const char *act = json_string_value(json_object_get(rec, "action"));
+        const char *out = json_string_value(json_object_get(rec, "outcome"));
+        if (!act || strcmp(act, "daemon.restart") || !out) continue;
+        ok += !strcmp(out, "ok");
+        refused += !strcmp(out, "refused");
+    }
+    it_resp_free(&r);
+    assert_int_equal(ok, 3);
+    assert_int_equal(refused, 1);
     /* the daemon still answers; the job waits for a healthy device */
     assert_int_equal(it_req(&d, "GET", path, NULL, 0, NULL, &r), 0);
     assert_string_equal(it_str(&r, "state"), "queued");

@@ -408,6 +408,36 @@ static void lost_device_calls_back(void **st) {
     done(e);
 }
 
+/* A slot stuck in a call past the grace: lost too (only a new process ends
+ * that thread), and it stays lost when the call returns after all. */
+static void stuck_slot_lost(void **st) {
+    (void)st;
+    gx_engine *e = mk_lost(1);
+    gx_named_arg ms = {.name = "ms", .value = 1200};
+    gx_job_spec s;
+    gx_job_spec_init(&s);
+    s.kernel = "test_stubborn";
+    s.device = "cpu:0";
+    s.args = &ms;
+    s.nargs = 1;
+    s.timeout_ms = 50;
+    gx_job_id id;
+    gx_error err;
+    TU_OK(gx_submit(e, &s, &id, NULL, &err), err);
+    assert_int_equal(info_of(e, id).state, GX_JOB_TIMED_OUT);
+    gx_device_info d = wait_not_recovering(e, 0);
+    assert_int_equal(d.lost, 1);
+    assert_string_equal(d.status, "lost: 1 slot(s) stuck in a call that ignores cancel and reset; restarting gexecd");
+    assert_int_equal(atomic_load(&lost_calls), 1);
+    struct timespec ts = {1, 300000000}; /* the call returns */
+    nanosleep(&ts, NULL);
+    assert_int_equal(gx_device_get(e, 0, &d), 0);
+    assert_int_equal(d.lost, 1);
+    assert_int_equal(d.recoveries, 0);
+    assert_int_equal(atomic_load(&lost_calls), 1);
+    done(e);
+}
+
 /* The callback declines (restart-loop guard): unhealthy with its reason;
  * without a callback the recovery is retried recovery_attempts times. */
 static void lost_device_declined(void **st) {
@@ -471,6 +501,7 @@ int main(void) {
         cmocka_unit_test(slots_drain_or_abandon),
         cmocka_unit_test(stuck_slot_then_recovers),
         cmocka_unit_test(lost_device_calls_back),
+        cmocka_unit_test(stuck_slot_lost),
         cmocka_unit_test(lost_device_declined),
         cmocka_unit_test(blame_restored),
     };
