@@ -185,15 +185,25 @@ static void wait_restarts(it_daemon *d, int want) {
     fail_msg("no %d restart(s) within 20 s (%d in the log)", want, count_in_log(d, "restarted by gexecd itself"));
 }
 
+/* Start a daemon with up to two extra variables; stop it and clean up. */
+static void start_with(it_daemon *d, const char *env0, const char *env1) {
+    memset(d, 0, sizeof *d);
+    d->extra_env[0] = env0;
+    d->extra_env[1] = env1;
+    assert_int_equal(it_start(d), 0);
+}
+
+static void finish(it_daemon *d) {
+    assert_int_equal(it_stop(d), 0);
+    it_cleanup(d);
+}
+
 /* ---- cases -------------------------------------------------------------- */
 
 static void restart_under_load(void **st) {
     (void)st;
-    it_daemon d;
-    memset(&d, 0, sizeof d);
-    d.extra_env[0] = "GEXEC_ENGINE_CPU_WORKERS=2";
-    d.extra_env[1] = "GEXEC_INJECT_FAULT=device.launch:46:1:after=300"; /* this image only */
-    assert_int_equal(it_start(&d), 0);
+    it_daemon d; /* the fault in this image only */
+    start_with(&d, "GEXEC_ENGINE_CPU_WORKERS=2", "GEXEC_INJECT_FAULT=device.launch:46:1:after=300");
     raw_stats rs = {0};
     static client cl[NCLIENTS];
     pthread_t th[NCLIENTS];
@@ -229,16 +239,13 @@ static void restart_under_load(void **st) {
     assert_string_equal(health, "ok");
     print_message("%d jobs answered 202, all succeeded (%d re-run); %d answered 503 while draining; 0 refused\n", total,
                   rerun, atomic_load(&rs.unavailable));
-    assert_int_equal(it_stop(&d), 0);
-    it_cleanup(&d);
+    finish(&d);
 }
 
 static void poison_dead_across_restarts(void **st) {
     (void)st;
-    it_daemon d;
-    memset(&d, 0, sizeof d);
-    d.extra_env[0] = "GEXEC_INJECT_FAULT=device.launch:46:1:keep"; /* one fault in every image */
-    assert_int_equal(it_start(&d), 0);
+    it_daemon d; /* one fault in every image */
+    start_with(&d, "GEXEC_INJECT_FAULT=device.launch:46:1:keep", NULL);
     int fds = fd_count(&d);
     it_resp r;
     assert_int_equal(it_req(&d, "POST", "/v1/jobs", JOB_BODY, strlen(JOB_BODY), NULL, &r), 0);
@@ -263,17 +270,13 @@ static void poison_dead_across_restarts(void **st) {
     /* nothing but the listening socket crossed the two execs */
     assert_true(fds > 3);
     assert_true(fd_count(&d) <= fds);
-    assert_int_equal(it_stop(&d), 0);
-    it_cleanup(&d);
+    finish(&d);
 }
 
 static void restart_loop_guard(void **st) {
     (void)st;
-    it_daemon d;
-    memset(&d, 0, sizeof d);
-    d.extra_env[0] = "GEXEC_INJECT_FAULT=device.launch:46:-1:keep"; /* every launch, every image */
-    d.extra_env[1] = "GEXEC_ENGINE_POISON_FAULTS=100";
-    assert_int_equal(it_start(&d), 0);
+    it_daemon d; /* every launch faults, in every image */
+    start_with(&d, "GEXEC_INJECT_FAULT=device.launch:46:-1:keep", "GEXEC_ENGINE_POISON_FAULTS=100");
     it_resp r;
     assert_int_equal(it_req(&d, "POST", "/v1/jobs", JOB_BODY, strlen(JOB_BODY), NULL, &r), 0);
     assert_int_equal(r.status, 202);
@@ -310,8 +313,7 @@ static void restart_loop_guard(void **st) {
     assert_int_equal(it_req(&d, "GET", path, NULL, 0, NULL, &r), 0);
     assert_string_equal(it_str(&r, "state"), "queued");
     it_resp_free(&r);
-    assert_int_equal(it_stop(&d), 0);
-    it_cleanup(&d);
+    finish(&d);
 }
 
 int main(void) {

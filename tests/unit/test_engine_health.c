@@ -101,6 +101,23 @@ static void arm(gx_fault_point p, int dev, int64_t count, int code) {
     TU_OK(gx_fault_arm(&f, &err), err);
 }
 
+/* A test_stubborn call of `ms` with a 50 ms timeout: timed out at once,
+ * while its call goes on ignoring the cancel. */
+static void stubborn_times_out(gx_engine *e, const char *dev, int ms) {
+    gx_named_arg a = {.name = "ms", .value = ms};
+    gx_job_spec s;
+    gx_job_spec_init(&s);
+    s.kernel = "test_stubborn";
+    s.device = dev;
+    s.args = &a;
+    s.nargs = 1;
+    s.timeout_ms = 50;
+    gx_job_id id;
+    gx_error err;
+    TU_OK(gx_submit(e, &s, &id, NULL, &err), err);
+    assert_int_equal(info_of(e, id).state, GX_JOB_TIMED_OUT);
+}
+
 /* Wait until device i has recovered `n` times and is healthy again. */
 static gx_device_info wait_recovered(gx_engine *e, int i, int64_t n) {
     gx_device_info d;
@@ -296,17 +313,7 @@ static void slots_drain_or_abandon(void **st) {
 static void stuck_slot_then_recovers(void **st) {
     (void)st;
     gx_engine *e = mk(1, 100);
-    gx_named_arg ms = {.name = "ms", .value = 700};
-    gx_job_spec s;
-    gx_job_spec_init(&s);
-    s.kernel = "test_stubborn";
-    s.args = &ms;
-    s.nargs = 1;
-    s.timeout_ms = 50;
-    gx_job_id id;
-    gx_error err;
-    TU_OK(gx_submit(e, &s, &id, NULL, &err), err);
-    assert_int_equal(info_of(e, id).state, GX_JOB_TIMED_OUT);
+    stubborn_times_out(e, NULL, 700);
     gx_device_info d;
     int stuck = 0;
     for (int k = 0; k < 3000 && !stuck; k++) {
@@ -413,18 +420,7 @@ static void lost_device_calls_back(void **st) {
 static void stuck_slot_lost(void **st) {
     (void)st;
     gx_engine *e = mk_lost(1);
-    gx_named_arg ms = {.name = "ms", .value = 1200};
-    gx_job_spec s;
-    gx_job_spec_init(&s);
-    s.kernel = "test_stubborn";
-    s.device = "cpu:0";
-    s.args = &ms;
-    s.nargs = 1;
-    s.timeout_ms = 50;
-    gx_job_id id;
-    gx_error err;
-    TU_OK(gx_submit(e, &s, &id, NULL, &err), err);
-    assert_int_equal(info_of(e, id).state, GX_JOB_TIMED_OUT);
+    stubborn_times_out(e, "cpu:0", 1200);
     gx_device_info d = wait_not_recovering(e, 0);
     assert_int_equal(d.lost, 1);
     assert_string_equal(d.status, "lost: 1 slot(s) stuck in a call that ignores cancel and reset; restarting gexecd");
