@@ -49,10 +49,18 @@ typedef struct raw_stats {
     atomic_int refused;   /* connect() answered ECONNREFUSED */
     atomic_int other_err; /* reset or no answer */
     atomic_int unavailable; /* 503 while draining: retried */
+    atomic_llong max_us;  /* slowest request (connect to answer) */
 } raw_stats;
+
+static int64_t mono_us(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
 
 /* POST JOB_BODY; 0 and *status (and id for a 202), or -1. */
 static int raw_submit(const it_daemon *d, raw_stats *st, int *status, char *id, size_t cap) {
+    int64_t t0 = mono_us();
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0) return -1;
     struct timeval tv = {30, 0}; /* bounded: a restart takes well under a second */
@@ -81,6 +89,9 @@ static int raw_submit(const it_daemon *d, raw_stats *st, int *status, char *id, 
     }
     close(fd);
     resp[got] = 0;
+    int64_t took = mono_us() - t0, seen = atomic_load(&st->max_us);
+    while (took > seen && !atomic_compare_exchange_weak(&st->max_us, &seen, took)) {
+    }
     if (!ok || sscanf(resp, "HTTP/1.1 %d", status) != 1) {
         atomic_fetch_add(&st->other_err, 1);
         return -1;
@@ -237,8 +248,9 @@ static void restart_under_load(void **st) {
     char health[160], status[160];
     assert_int_equal(device0(&d, health, status, sizeof health), 0);
     assert_string_equal(health, "ok");
-    print_message("%d jobs answered 202, all succeeded (%d re-run); %d answered 503 while draining; 0 refused\n", total,
-                  rerun, atomic_load(&rs.unavailable));
+    print_message("%d jobs answered 202, all succeeded (%d re-run); %d answered 503 while draining; 0 refused; "
+                  "slowest request %.1f ms\n",
+                  total, rerun, atomic_load(&rs.unavailable), (double)atomic_load(&rs.max_us) / 1000);
     finish(&d);
 }
 
