@@ -8,8 +8,9 @@
  * itself (same pid, restarts counted), clients that keep submitting through
  * the restart never see a refused connection, every job answered 202 ends
  * succeeded (the faulting one re-run), a job that faults in every image is
- * dead after engine.poison_faults restarts, and the restart-loop guard stops
- * after 3 restarts, leaving the device unhealthy with the reason.
+ * dead after engine.poison_faults restarts, the restart-loop guard stops
+ * after 3 restarts, leaving the device unhealthy with the reason, and
+ * engine.restart_on_device_loss: false leaves it unhealthy at once.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -209,6 +210,22 @@ static void finish(it_daemon *d) {
     it_cleanup(d);
 }
 
+/* Submit a job (path gets /v1/jobs/ID, 64 bytes), then wait (20 s at most)
+ * until device 0 is unhealthy with `why` in its status. */
+static void submit_then_unhealthy(it_daemon *d, char *path, const char *why) {
+    it_resp r;
+    assert_int_equal(it_req(d, "POST", "/v1/jobs", JOB_BODY, strlen(JOB_BODY), NULL, &r), 0);
+    assert_int_equal(r.status, 202);
+    snprintf(path, 64, "/v1/jobs/%s", it_str(&r, "id"));
+    it_resp_free(&r);
+    char health[160] = "", status[160] = "";
+    for (int i = 0; i < 400 && strcmp(health, "unhealthy"); i++) {
+        sleep_ms(50);
+        device0(d, health, status, sizeof health);
+    }
+    if (strcmp(health, "unhealthy") || !strstr(status, why)) fail_msg("device 0: %s: %s", health, status);
+}
+
 /* ---- cases -------------------------------------------------------------- */
 
 static void restart_under_load(void **st) {
@@ -289,20 +306,9 @@ static void restart_loop_guard(void **st) {
     (void)st;
     it_daemon d; /* every launch faults, in every image */
     start_with(&d, "GEXEC_INJECT_FAULT=device.launch:46:-1:keep", "GEXEC_ENGINE_POISON_FAULTS=100");
-    it_resp r;
-    assert_int_equal(it_req(&d, "POST", "/v1/jobs", JOB_BODY, strlen(JOB_BODY), NULL, &r), 0);
-    assert_int_equal(r.status, 202);
     char path[64];
-    snprintf(path, sizeof path, "/v1/jobs/%s", it_str(&r, "id"));
-    it_resp_free(&r);
-    /* images 1..3 lose the device and restart; image 4 may not */
-    char health[160] = "", status[160] = "";
-    for (int i = 0; i < 400 && strcmp(health, "unhealthy"); i++) {
-        sleep_ms(50);
-        device0(&d, health, status, sizeof health);
-    }
-    if (strcmp(health, "unhealthy") || !strstr(status, "not restarted: 3 restarts in the last 10 min"))
-        fail_msg("device 0: %s: %s", health, status);
+    it_resp r;
+    submit_then_unhealthy(&d, path, "not restarted: 3 restarts in the last 10 min"); /* after images 1..3 */
     assert_same_process(&d);
     assert_true(metric(&d, "gexec_restarts_total{reason=\"device_lost\"} ") == 3);
     assert_int_equal(count_in_log(&d, "not restarting: 3 restarts"), 1);
@@ -328,11 +334,24 @@ static void restart_loop_guard(void **st) {
     finish(&d);
 }
 
+/* engine.restart_on_device_loss: false: the device stays unhealthy, no exec */
+static void restart_disabled(void **st) {
+    (void)st;
+    it_daemon d;
+    start_with(&d, "GEXEC_INJECT_FAULT=device.launch:46:1", "GEXEC_ENGINE_RESTART_ON_DEVICE_LOSS=false");
+    char path[64];
+    submit_then_unhealthy(&d, path, "not restarted: engine.restart_on_device_loss is false");
+    assert_true(metric(&d, "gexec_restarts_total{reason=\"device_lost\"} ") == 0);
+    assert_int_equal(count_in_log(&d, "restarted by gexecd itself"), 0);
+    finish(&d);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(restart_under_load),
         cmocka_unit_test(poison_dead_across_restarts),
         cmocka_unit_test(restart_loop_guard),
+        cmocka_unit_test(restart_disabled),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
