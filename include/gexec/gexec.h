@@ -117,6 +117,16 @@ typedef struct gx_engine_opts {
     int (*on_checkpoint)(void *ctx, gx_job_id id, int attempt, int64_t step, gx_array *const *state,
                          int n);
     void *checkpoint_ctx;
+    /* A device cannot be recovered in this process (its reset, reopen or
+     * self-test failed after a device fault, or a slot stays stuck in a call
+     * past hang_grace): with this set the device is `lost` at the first such
+     * failure and this is called from the health thread, without engine
+     * locks, once per loss. Return 1 when the process will be replaced (the
+     * device stays lost: no placements); 0 when it will not, with why_not
+     * (cap bytes) saying why: the device is then unhealthy as without the
+     * callback. NULL: recovery is retried recovery_attempts times. */
+    int (*on_device_lost)(void *ctx, int device, const char *reason, char *why_not, size_t cap);
+    void *device_lost_ctx;
 } gx_engine_opts;
 
 void gx_engine_opts_init(gx_engine_opts *o);
@@ -239,7 +249,18 @@ typedef struct gx_job_spec {
                                     kernels. */
     int nresume;
     int64_t resume_step;
+    int dev_faults_done;         /* device faults blamed on it before a restart
+                                    (poison detection); 0 for new jobs */
+    const char *fault_history;   /* with dev_faults_done: the text of those
+                                    faults ("faulted cpu (...) on attempt 1") */
 } gx_job_spec;
+
+/* The error text of a job re-queued after a device fault blamed on it:
+ * "device fault 1 of 2 blamed on this job: faulted cpu (...) on attempt 1".
+ * A daemon restoring its store finds the count and the history in the job's
+ * events with this (returns 1 and fills *n and *history, pointing into
+ * text, when text is such a message). */
+int gx_job_blame_parse(const char *text, int *n, const char **history);
 
 void gx_job_spec_init(gx_job_spec *s);
 
@@ -361,6 +382,8 @@ typedef struct gx_device_info {
     int64_t recoveries;   /* times it was reset and re-admitted */
     int64_t recovery_failures; /* reset attempts that failed */
     double last_recovery_s; /* fault -> healthy of the last recovery, 0 none */
+    int lost;             /* 1: cannot be recovered in this process; the
+                             daemon restarts itself (on_device_lost) */
 } gx_device_info;
 
 int gx_device_count(gx_engine *e);

@@ -109,6 +109,7 @@ typedef struct gx_config {
         int64_t hang_grace_ms; /* ms; a cancelled call still running is hung */
         int64_t poison_faults; /* device faults that make a job dead */
         int64_t recovery_attempts; /* resets before a device stays unhealthy */
+        bool restart_on_device_loss; /* re-exec gexecd when a device is lost */
     } engine;
 
     struct {

@@ -172,7 +172,7 @@ int gx__svc_ckpt_start(gx_service *s) {
     return 0;
 }
 
-void gx__svc_ckpt_stop(gx_service *s) {
+void gx__svc_ckpt_stop(gx_service *s, int keep) {
     struct gx__ckq *q = s->ckq;
     if (!q) return;
     pthread_mutex_lock(&q->mu);
@@ -180,6 +180,8 @@ void gx__svc_ckpt_stop(gx_service *s) {
     pthread_cond_broadcast(&q->cv);
     pthread_mutex_unlock(&q->mu);
     if (q->started) pthread_join(q->thread, NULL);
+    q->started = 0;
+    if (keep) return; /* kernels still running may call in: they see stop */
     for (ck_item *it = q->head, *nx; it; it = nx) { /* only when the thread never ran */
         nx = it->next;
         free(it->bytes);

@@ -16,6 +16,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "conns.h"
@@ -627,8 +628,12 @@ int gx_http_start(const gx_http_opts *o, gx_http_server **out, gx_error *err) {
         rc = gx_error_set(err, rc, NULL, "out of memory");
         goto fail;
     }
+    /* an inherited socket is served as is (MHD_OPTION_LISTEN_SOCKET wins
+     * over the address) */
     srv->d = MHD_start_daemon(
-        flags, 0, NULL, NULL, access_cb, srv, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+        flags, 0, NULL, NULL, access_cb, srv, MHD_OPTION_LISTEN_SOCKET,
+        (MHD_socket)(o->listen_fd > 0 ? o->listen_fd : MHD_INVALID_SOCKET), MHD_OPTION_SOCK_ADDR,
+        (struct sockaddr *)&ss,
         MHD_OPTION_THREAD_POOL_SIZE, (unsigned)(o->threads > 0 ? o->threads : 2), MHD_OPTION_CONNECTION_LIMIT,
         o->max_connections ? o->max_connections : 1024u, MHD_OPTION_CONNECTION_TIMEOUT,
         o->timeout_s ? o->timeout_s : 60u, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
@@ -648,6 +653,13 @@ int gx_http_start(const gx_http_opts *o, gx_http_server **out, gx_error *err) {
     }
     const union MHD_DaemonInfo *di = MHD_get_daemon_info(srv->d, MHD_DAEMON_INFO_BIND_PORT);
     srv->port = di ? di->port : 0;
+    if (!srv->port && o->listen_fd > 0) { /* an inherited socket */
+        struct sockaddr_storage bound;
+        socklen_t bl = sizeof bound;
+        if (!getsockname(o->listen_fd, (struct sockaddr *)&bound, &bl))
+            srv->port = ntohs(bound.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&bound)->sin6_port
+                                                          : ((struct sockaddr_in *)&bound)->sin_port);
+    }
     *out = srv;
     return 0;
 fail:
@@ -661,6 +673,23 @@ void gx_http_quiesce(gx_http_server *s) {
     if (!s || !s->d) return;
     MHD_socket fd = MHD_quiesce_daemon(s->d);
     if (fd != MHD_INVALID_SOCKET) close(fd);
+}
+
+int gx_http_quiesce_keep(gx_http_server *s) {
+    if (!s || !s->d) return -1;
+    MHD_socket fd = MHD_quiesce_daemon(s->d);
+    return fd == MHD_INVALID_SOCKET ? -1 : (int)fd;
+}
+
+int gx_http_wait_idle(gx_http_server *s, int ms) {
+    for (int waited = 0; s && s->d; waited += 5) {
+        const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
+        if (!di || !di->num_connections) return 1;
+        if (waited >= ms) return 0;
+        struct timespec ts = {0, 5000000};
+        nanosleep(&ts, NULL);
+    }
+    return 1;
 }
 
 void gx_http_stop(gx_http_server *s) {

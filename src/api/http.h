@@ -80,6 +80,8 @@ typedef struct gx_http_opts {
     /* Called after routing (r->route NULL when no route matched, before the
      * 404/405 answer); may reply (auth failure) and return nonzero. */
     int (*pre)(void *app, gx_http_req *r);
+    int listen_fd;          /* > 0: an inherited listening socket to serve
+                               (gexecd's re-exec); listen is then not bound */
 } gx_http_opts;
 
 int gx_http_start(const gx_http_opts *o, gx_http_server **out, gx_error *err);
@@ -90,6 +92,12 @@ int gx_http_start(const gx_http_opts *o, gx_http_server **out, gx_error *err);
 int gx_http_tls_load(const char *cert_path, const char *key_path, char **cert_pem, char **key_pem, gx_error *err);
 /* Stop accepting new connections (graceful drain starts). */
 void gx_http_quiesce(gx_http_server *s);
+/* Same, but keep the listening socket open and return it (-1 if none): the
+ * caller owns it (gexecd hands it to its next image across execv). */
+int gx_http_quiesce_keep(gx_http_server *s);
+/* After a quiesce: wait up to ms for the open connections to close (the
+ * answers in flight to be written). 1 when none is left. */
+int gx_http_wait_idle(gx_http_server *s, int ms);
 /* Stop and free; waits for handler threads. */
 void gx_http_stop(gx_http_server *s);
 int gx_http_port(const gx_http_server *s);

@@ -584,7 +584,7 @@ static int h_devices(void *app, gx_http_req *r) {
                            (json_int_t)d.running, "queued", (json_int_t)d.queued, "healthy", d.healthy, "status",
                            d.status, "jobs_done", (json_int_t)d.jobs_done, "busy_seconds", d.busy_s));
         /* the health loop (src/exec/health.c) */
-        json_object_set_new(dj, "health", json_string(d.recovering ? "recovering" : d.healthy ? "ok" : "unhealthy"));
+        json_object_set_new(dj, "health", json_string(d.lost ? "lost" : d.recovering ? "recovering" : d.healthy ? "ok" : "unhealthy"));
         json_object_set_new(dj, "recoveries", json_integer((json_int_t)d.recoveries));
         json_object_set_new(dj, "recovery_failures", json_integer((json_int_t)d.recovery_failures));
         json_object_set_new(dj, "last_recovery_seconds", d.recoveries ? json_real(d.last_recovery_s) : json_null());

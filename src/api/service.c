@@ -831,6 +831,32 @@ static void resume_from_checkpoint(restore_ctx *rc, const gx_store_job *job) {
     gx_store_update_jobs(rc->s->store, &u, 1, 0, NULL, NULL);
 }
 
+/* Device faults blamed on a job before the restart (its events say), so a
+ * poison job that brings the daemon down is dead after poison_faults
+ * restarts instead of looping. */
+static void restore_blame(gx_service *s, gx_job_id id, gx_jobreq *jr, gx_job_spec *spec) {
+    gx_store_event *ev = NULL;
+    size_t n = 0;
+    if (gx_store_job_events(s->store, id, &ev, &n, NULL)) return;
+    int count = 0;
+    const char *hist = NULL;
+    for (size_t i = 0; i < n; i++) {
+        int k;
+        const char *h;
+        if (gx_job_blame_parse(ev[i].error, &k, &h) && k > count) {
+            count = k;
+            hist = h;
+        }
+    }
+    if (count) {
+        json_t *t = json_string(hist);
+        json_object_set_new(jr->root, "\x01" "faults", t);
+        spec->dev_faults_done = count;
+        spec->fault_history = json_string_value(t);
+    }
+    gx_store_free(ev);
+}
+
 static int restore_one(void *ctx, const gx_store_job *job) {
     restore_ctx *rc = ctx;
     gx_service *s = rc->s;
@@ -867,6 +893,7 @@ static int restore_one(void *ctx, const gx_store_job *job) {
     rc->specs[rc->n].attempts_done = job->attempt;
     const gx_kernel *k = gx_kernel_find(jr->spec.kernel);
     if (k && (k->flags & GX_KF_CHECKPOINT)) resume_from_checkpoint(rc, job);
+    if (job->error_code == GX_EDEVICE) restore_blame(s, job->id, jr, &rc->specs[rc->n]);
     rc->n++;
     return 0;
 }
@@ -976,6 +1003,9 @@ int gx_service_start(const gx_config *cfg, gx_service **out, gx_error *err) {
         rc = gx_error_set(err, GX_ENOMEM, NULL, "cannot start the checkpoint writer");
         goto fail;
     }
+    gx__svc_restart_init(s);
+    eo.on_device_lost = gx__svc_device_lost;
+    eo.device_lost_ctx = s;
     eo.no_default_tenant = 1;
     rc = gx_engine_create(&eo, &s->engine, err);
     if (rc) goto fail;
@@ -1001,6 +1031,7 @@ int gx_service_start(const gx_config *cfg, gx_service **out, gx_error *err) {
      * would wait for all of it, and the daemon with it (not ready) */
     cpu_selftest(s);
     if (s->cpu_selftest[0]) GX_LOGE("cpu: %s", s->cpu_selftest);
+    gx__svc_inject_env(); /* tests: after the self-test, before the restore */
     /* the self-test's state changes must reach the store (as no-ops) before
      * a real job can take its id */
     gx__svc_settle(s);
@@ -1027,6 +1058,7 @@ int gx_service_start(const gx_config *cfg, gx_service **out, gx_error *err) {
         .app = s,
         .on_done = gx__svc_http_done,
         .pre = gx__svc_http_pre,
+        .listen_fd = gx__svc_inherited_listener(),
     };
     rc = gx_http_start(&ho, &s->http, err);
     if (rc) goto fail;
@@ -1041,7 +1073,7 @@ int gx_service_port(const gx_service *s) { return gx_http_port(s->http); }
 
 int gx_service_ready(gx_service *s, char *why, size_t cap) {
     if (s->draining) {
-        snprintf(why, cap, "draining: shutting down");
+        snprintf(why, cap, "draining: %s", atomic_load(&s->restart_pending) ? "restarting after a device loss" : "shutting down");
         return 0;
     }
     if (!s->restored) {
@@ -1068,15 +1100,22 @@ int gx_service_ready(gx_service *s, char *why, size_t cap) {
 }
 
 void gx_service_stop(gx_service *s) {
-    if (!s) return;
+    if (s) gx__svc_shutdown(s, 0);
+}
+
+int gx__svc_shutdown(gx_service *s, int for_exec) {
     s->draining = 1;
-    if (s->http) gx_http_quiesce(s->http);
+    int lfd = -1;
+    if (s->http && for_exec) lfd = gx_http_quiesce_keep(s->http); /* the next image serves it */
+    else if (s->http) gx_http_quiesce(s->http);
     if (s->engine) {
         /* start nothing new: queued jobs stay queued for the next start */
         gx_engine_pause(s->engine, 1);
         /* let running jobs finish within the grace period; queued jobs stay
          * queued in the store for the next start */
-        int64_t until = gx__now_ns() + s->cfg.shutdown_timeout_ms * 1000000;
+        int64_t ms = s->cfg.shutdown_timeout_ms;
+        if (for_exec && ms > GX_RESTART_DRAIN_MS) ms = GX_RESTART_DRAIN_MS;
+        int64_t until = gx__now_ns() + ms * 1000000;
         for (;;) {
             gx_engine_stats st;
             gx_engine_stats_get(s->engine, &st);
@@ -1094,6 +1133,8 @@ void gx_service_stop(gx_service *s) {
     pthread_mutex_lock(&s->smu);
     s->stopping = 1; /* streams end */
     pthread_mutex_unlock(&s->smu);
+    /* the answers just given reach their clients before the sockets close */
+    if (s->http) gx_http_wait_idle(s->http, 1000);
     if (s->http) gx_http_stop(s->http);
     pthread_mutex_lock(&s->amu);
     pthread_cond_broadcast(&s->acv);
@@ -1108,13 +1149,19 @@ void gx_service_stop(gx_service *s) {
     pthread_cond_broadcast(&s->pcv);
     pthread_mutex_unlock(&s->pmu);
     if (s->persister) pthread_join(s->persister, NULL);
-    if (s->engine) gx_engine_destroy(s->engine);
-    gx__svc_ckpt_stop(s); /* after the engine: kernels may wait on it */
+    /* for an exec the engine stays: a lost device may hold a thread that
+     * never returns; the exec ends every thread */
+    if (s->engine && !for_exec) gx_engine_destroy(s->engine);
+    /* after the engine: kernels may wait on it; before an exec the engine
+     * still runs, so the stopped queue stays for them (the exec frees it) */
+    gx__svc_ckpt_stop(s, for_exec);
     if (s->store) {
         gx_store_flush(s->store, NULL);
         gx_store_close(s->store);
+        s->store = NULL;
     }
     gx__svc_auth_close(s);
+    if (for_exec) return lfd;
     gx__svc_metrics_free(s);
     for (int i = 0; s->bcache && i < BCACHE_SLOTS; i++) gx_array_unref(s->bcache->arr[i]);
     free(s->bcache);
@@ -1122,4 +1169,5 @@ void gx_service_stop(gx_service *s) {
     free(s->later);
     gx_config_free(&s->cfg);
     free(s);
+    return -1;
 }

@@ -50,6 +50,20 @@ void gx_service_stop(gx_service *s);
 int gx_service_port(const gx_service *s);
 int gx_service_ready(gx_service *s, char *why, size_t cap);
 
+/* Self-restart after a device loss (svc_restart.c). gexecd's main thread
+ * wakes on SIGUSR2; pending (1, reason copied) means: call
+ * gx_service_stop_for_exec, then execv gexecd with the returned listening
+ * socket in GEXEC_LISTEN_FD (FD_CLOEXEC cleared) and GEXEC_RESTARTS set to
+ * what it wrote to restarts. The stop drains as gx_service_stop does, for at
+ * most GX_RESTART_DRAIN_MS, persists every state change and closes the
+ * store, but leaves the engine's threads to the exec and frees nothing.
+ * Returns the socket, -1 when there is none. */
+#define GX_RESTART_LIMIT 3      /* restarts ... */
+#define GX_RESTART_WINDOW_S 600 /* ... within this many seconds; then no more */
+#define GX_RESTART_DRAIN_MS 5000
+int gx_service_restart_pending(gx_service *s, char *reason, size_t cap);
+int gx_service_stop_for_exec(gx_service *s, char *restarts, size_t cap);
+
 /* ---- internals shared with routes.c ------------------------------------ */
 
 typedef struct gx__admit gx__admit;
@@ -101,6 +115,12 @@ struct gx_service {
     gx_auth_limiter *limiter;
     /* durable checkpoints (checkpoints.c) */
     struct gx__ckq *ckq;
+    /* self-restart (svc_restart.c) */
+    atomic_int restart_pending;  /* a device was lost: main() re-executes */
+    char restart_reason[192];    /* written before restart_pending is set */
+    int64_t restarts_total;      /* restarts of this daemon (GEXEC_RESTARTS) */
+    int64_t restart_times[GX_RESTART_LIMIT + 1]; /* unix s, in the guard window */
+    int nrestart_times;
 };
 
 /* Queue an admission (one request's jobs) for the admitter. */
@@ -130,6 +150,13 @@ void gx__svc_settle(gx_service *s);
  * submit (GX_EDEPFAILED naming the dependency). */
 int gx__svc_resolve_deps(gx_service *s, gx_jobreq *jr, const char *prefix, gx_error *err);
 void gx__admit_free(gx__admit *a);
+/* Stop (gx_service_stop) or, for_exec, stop for a re-exec (see
+ * gx_service_stop_for_exec, which returns what this does). */
+int gx__svc_shutdown(gx_service *s, int for_exec);
+void gx__svc_restart_init(gx_service *s);
+void gx__svc_inject_env(void); /* GEXEC_INJECT_FAULT (tests) */
+int gx__svc_inherited_listener(void); /* GEXEC_LISTEN_FD, checked; -1 none */
+int gx__svc_device_lost(void *ctx, int device, const char *reason, char *why_not, size_t cap);
 
 /* Blob inputs (gx_blob_loader for gx_jobreq_decode). */
 int gx__svc_blob_load(void *svc, const char *tenant, const char *id, gx_array **out, gx_error *err);
@@ -183,11 +210,11 @@ int gx__h_faults_arm(void *app, gx_http_req *r);
 int gx__h_faults_clear(void *app, gx_http_req *r);
 int gx__h_job_requeue(void *app, gx_http_req *r);
 /* Durable checkpoints (checkpoints.c): the writer thread (start before the
- * engine, stop after it), the engine's on_checkpoint, and the stored
+ * engine, stop after it), the engine 's on_checkpoint, and the stored
  * checkpoint of a job as arrays (*n 0 when there is none; free with
  * gx__svc_ckpt_free). */
 int gx__svc_ckpt_start(gx_service *s);
-void gx__svc_ckpt_stop(gx_service *s);
+void gx__svc_ckpt_stop(gx_service *s, int keep);
 int gx__svc_on_checkpoint(void *ctx, gx_job_id id, int attempt, int64_t step, gx_array *const *state, int n);
 int gx__svc_ckpt_load(gx_service *s, gx_job_id id, gx_array ***arr, int *n, int64_t *step, int *attempt,
                       gx_error *err);

@@ -16,7 +16,7 @@ struct gx_svc_metrics {
     gx_metrics *reg;
     gx_metrics_std std;
     gx_metric_family *dev_mem, *dev_running, *dev_queued, *dev_healthy, *dev_busy, *dev_jobs;
-    gx_metric_family *dev_recoveries, *dev_recovery_s, *dev_recovering;
+    gx_metric_family *dev_recoveries, *dev_recovery_s, *dev_recovering, *restarts;
     gx_metric_family *tenant_running, *tenant_usage;
     gx_metric_family *uptime, *store_rows;
     gx_metric_family *store_failed, *faults_injected, *checkpoints; /* fault tolerance */
@@ -48,6 +48,7 @@ static void collect(gx_metrics *reg, void *ctx) {
             gx_gauge_set(gx_metrics_series(m->quota_usage, ts[i].name, qn), use);
         }
     }
+    gx_counter_set(gx_metrics_series(m->restarts, "device_lost"), (double)s->restarts_total);
     for (int i = 0; i < gx_device_count(s->engine); i++) {
         gx_device_info d;
         if (gx_device_get(s->engine, i, &d)) continue;
@@ -102,6 +103,7 @@ int gx__svc_metrics_init(gx_service *s) {
     if (!rc) rc = gx_metrics_counter(m->reg, "gexec_device_jobs_total", "Jobs a device finished.", "device", &m->dev_jobs, &err);
     if (!rc) rc = gx_metrics_counter(m->reg, "gexec_device_recoveries_total", "Times a device was reset and re-admitted after a fault.", "device", &m->dev_recoveries, &err);
     if (!rc) rc = gx_metrics_gauge(m->reg, "gexec_device_recovery_seconds", "Fault to healthy again, of the last recovery (0 before the first).", "device", &m->dev_recovery_s, &err);
+    if (!rc) rc = gx_metrics_counter(m->reg, "gexec_restarts_total", "Times gexecd re-executed itself (reason device_lost: a device it could not recover in-process).", "reason", &m->restarts, &err);
     if (!rc) rc = gx_metrics_gauge(m->reg, "gexec_device_recovering", "1 while the device is drained and reset after a fault.", "device", &m->dev_recovering, &err);
     if (!rc) rc = gx_metrics_gauge(m->reg, "gexec_tenant_jobs_running", "Jobs of a tenant placed or running.", "tenant", &m->tenant_running, &err);
     if (!rc) rc = gx_metrics_counter(m->reg, "gexec_tenant_device_seconds_total", "Device-seconds used by a tenant.", "tenant", &m->tenant_usage, &err);

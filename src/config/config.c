@@ -156,6 +156,11 @@ static const key keys[] = {
     INT("engine.recovery_attempts", engine.recovery_attempts, "3", 1, 100,
         "Resets tried after a device fault before the device stays "
         "unhealthy."),
+    BOOL("engine.restart_on_device_loss", engine.restart_on_device_loss, "true",
+         "A device that cannot be recovered in this process (a sticky GPU "
+         "fault, a slot stuck in a call) makes gexecd drain and re-execute "
+         "itself on the same listening socket (at most 3 times in 10 "
+         "minutes). false: the device stays unhealthy until a restart."),
 
     INT("batching.max_batch", batching.max_batch, "64", 1, 65536,
         "Most small jobs of one kernel fused into one device launch. "
@@ -247,7 +252,8 @@ static const key keys[] = {
 
 /* GEXEC_* variables that are not keys and must not draw a warning. */
 static const char *const env_reserved[] = {"GEXEC_CONFIG", "GEXEC_SERVER", "GEXEC_API_KEY", "GEXEC_ADMIN_KEY", "GEXEC_CACERT",
-                                            "GEXEC_CUDA_PLUGIN", NULL};
+                                            "GEXEC_CUDA_PLUGIN", "GEXEC_LISTEN_FD", "GEXEC_RESTARTS",
+                                            "GEXEC_INJECT_FAULT", NULL};
 
 #define MAX_FILE_BYTES (4u << 20) /* a config is small; refuse a huge one */
 #define MAX_STR_BYTES 4096        /* longest string value */

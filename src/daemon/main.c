@@ -7,8 +7,14 @@
  * SIGTERM/SIGINT: stop accepting, let running jobs finish within
  * shutdown_timeout, persist everything and exit 0. Queued jobs stay in the
  * store and are restored at the next start.
+ *
+ * SIGUSR2 from the service (a device lost: svc_restart.c): the same drain,
+ * then execv of this program with the listening socket inherited, so the
+ * restart keeps the pid and no client is refused a connection.
  */
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -40,6 +46,24 @@ static void usage(FILE *f) {
 static void warn_env(void *ctx, const char *var, const char *message) {
     (void)ctx;
     fprintf(stderr, "gexecd: warning: %s: %s\n", var, message);
+}
+
+/* Replace this process by a fresh gexecd on the same listening socket.
+ * Returns only on failure. */
+static void reexec(char **argv, int lfd, const char *restarts) {
+    /* nothing but the socket crosses the exec */
+    DIR *dir = opendir("/proc/self/fd");
+    for (struct dirent *de; dir && (de = readdir(dir));) {
+        int fd = atoi(de->d_name);
+        if (fd > 2 && fd != lfd && fd != dirfd(dir)) fcntl(fd, F_SETFD, fcntl(fd, F_GETFD) | FD_CLOEXEC);
+    }
+    if (dir) closedir(dir);
+    char num[16];
+    snprintf(num, sizeof num, "%d", lfd);
+    if (lfd >= 0 && !fcntl(lfd, F_SETFD, fcntl(lfd, F_GETFD) & ~FD_CLOEXEC)) setenv("GEXEC_LISTEN_FD", num, 1);
+    setenv("GEXEC_RESTARTS", restarts, 1);
+    execv("/proc/self/exe", argv);
+    gx_log(GX_LOG_ERROR, NULL, "re-exec failed: %s", strerror(errno));
 }
 
 int main(int argc, char **argv) {
@@ -100,6 +124,7 @@ int main(int argc, char **argv) {
     sigemptyset(&set);
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGUSR2);
     pthread_sigmask(SIG_BLOCK, &set, NULL); /* every thread inherits this */
     gx_service *svc;
     if (gx_service_start(&cfg, &svc, &err)) {
@@ -111,7 +136,18 @@ int main(int argc, char **argv) {
     gx_log(GX_LOG_INFO, NULL, "gexecd %s listening on %s://%s (port %d), data in %s", GX_VERSION_STRING,
            cfg.tls.cert ? "https" : "http", cfg.listen, gx_service_port(svc), cfg.data_dir);
     int sig = 0;
-    sigwait(&set, &sig);
+    char reason[256];
+    for (;;) {
+        sigwait(&set, &sig);
+        if (sig != SIGUSR2) break;
+        if (!gx_service_restart_pending(svc, reason, sizeof reason)) continue; /* not ours */
+        char restarts[256];
+        gx_log(GX_LOG_WARN, NULL, "%s: draining for a restart", reason);
+        int lfd = gx_service_stop_for_exec(svc, restarts, sizeof restarts);
+        reexec(argv, lfd, restarts);
+        gx_config_free(&cfg);
+        return 1;
+    }
     gx_log(GX_LOG_INFO, NULL, "signal %d: draining", sig);
     gx_service_stop(svc);
     gx_log(GX_LOG_INFO, NULL, "stopped cleanly");

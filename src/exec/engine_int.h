@@ -142,6 +142,8 @@ typedef struct gx__device {
     int64_t recoveries;  /* recoveries that brought it back */
     int64_t recovery_failures; /* recovery attempts that failed */
     double last_recovery_s; /* fault -> healthy, of the last recovery */
+    atomic_int sim_lost; /* CPU: an injected sticky fault (code 46): reset fails
+                            for the life of this process */
 } gx__device;
 
 /* Device health states. */
@@ -150,7 +152,8 @@ enum {
     GX__H_PENDING,    /* faulted: the health thread will recover it */
     GX__H_RECOVERING, /* being drained and reset */
     GX__H_STUCK,      /* a slot is stuck in a call: recovery resumes if it returns */
-    GX__H_FAILED      /* recovery failed: unhealthy until restart */
+    GX__H_FAILED,     /* recovery failed: unhealthy until restart */
+    GX__H_LOST        /* needs a new process: on_device_lost said it restarts */
 };
 
 typedef struct gx__placer {
@@ -292,6 +295,8 @@ void gx__health_watch(gx_engine *e, gx__job *j);
 /* Timer of a watched job fired: its call is hung. */
 void gx__health_hung(gx_engine *e, gx__job *j);
 void gx__health_job_clear(gx__job *j);
+/* Blame restored from a job's history (spec dev_faults_done). */
+void gx__health_job_seed(gx__job *j, int n, const char *history);
 /* A worker thread of d ends (lock held). */
 void gx__health_worker_left(gx_engine *e, gx__device *d);
 

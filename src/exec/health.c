@@ -17,10 +17,13 @@
  * re-queued without blame. A job blamed poison_faults times is dead, with
  * the faults of its attempts in its error, instead of killing more devices.
  *
- * Containment is in-process: a call that ignores both its cancel flag and the
- * abort request keeps its thread, and the device then stays unhealthy
- * ("restart gexecd") unless that call returns one day. docs/device-health.md says why and what a child
- * process per GPU would add.
+ * What this process cannot fix (a reset, reopen or self-test that fails: a
+ * sticky fault on platforms where only a new process gets the GPU back; a
+ * call that ignores both its cancel flag and the abort request) makes the
+ * device `lost` and calls opts.on_device_lost: gexecd then re-executes
+ * itself. Without that callback the device stays unhealthy. The blame of a
+ * job survives that restart through its error text (gx_job_blame_parse).
+ * docs/device-health.md says why and what a child process per GPU would add.
  *
  * Everything here runs with e->mu held unless a function says otherwise.
  */
@@ -38,6 +41,7 @@
 
 /* Device faults of one job's attempts, for its dead message. */
 typedef struct gx__fhist {
+    char *prev; /* faults before a restart ("cpu (x) on attempt 1"), NULL */
     int n;
     struct {
         int attempt;
@@ -53,7 +57,26 @@ int gx_device_abort_requested(int device) {
     return device >= 0 && device < GX__MAX_DEVICES && atomic_load(&dev_abort[device]);
 }
 
+#define BLAME_FMT "device fault %d of %d blamed on this job: "
+
+int gx_job_blame_parse(const char *text, int *n, const char **history) {
+    int k = 0, of = 0, end = 0;
+    if (!text || sscanf(text, "device fault %d of %d blamed on this job: %n", &k, &of, &end) != 2 || !end || k <= 0)
+        return 0;
+    if (n) *n = k;
+    if (history) *history = text + end;
+    return 1;
+}
+
+void gx__health_job_seed(gx__job *j, int n, const char *history) {
+    j->dev_faults = (uint8_t)(n > 200 ? 200 : n);
+    if (!history || strncmp(history, "faulted ", 8)) return;
+    if (!j->fhist) j->fhist = calloc(1, sizeof *j->fhist);
+    if (j->fhist) j->fhist->prev = strdup(history + 8);
+}
+
 void gx__health_job_clear(gx__job *j) {
+    if (j->fhist) free(j->fhist->prev);
     free(j->fhist);
     j->fhist = NULL;
 }
@@ -109,7 +132,7 @@ static void requeue(gx_engine *e, gx__job *j, int rc, const char *msg, gx__evbuf
 
 /* "faulted cpu (x) on attempts 1 and 2; cpu:1 (y) on attempt 3" */
 static void fhist_text(const gx__fhist *h, char *out, size_t cap) {
-    size_t o = (size_t)snprintf(out, cap, "faulted ");
+    size_t o = (size_t)snprintf(out, cap, "faulted %s%s", h->prev ? h->prev : "", h->prev && h->n ? "; " : "");
     for (int i = 0; i < h->n && o < cap;) {
         int k = i + 1;
         while (k < h->n && !strcmp(h->f[k].dev, h->f[i].dev) && !strcmp(h->f[k].reason, h->f[i].reason)) k++;
@@ -145,16 +168,21 @@ int gx__health_result(gx_engine *e, gx__device *d, gx__job *j, int rc, const cha
     char reason[160];
     snprintf(reason, sizeof reason, "job %llu: %.120s", (unsigned long long)j->id, msg ? msg : "device fault");
     gx__health_fault(e, d, reason, 0);
+    char text[600];
+    size_t o = j->dev_faults >= e->o.poison_faults
+                   ? 0
+                   : (size_t)snprintf(text, sizeof text, BLAME_FMT, j->dev_faults, e->o.poison_faults);
+    if (h)
+        fhist_text(h, text + o, sizeof text - o);
+    else
+        snprintf(text + o, sizeof text - o, "faulted devices %d times", j->dev_faults);
     if (j->dev_faults >= e->o.poison_faults) {
-        char text[600];
-        if (h)
-            fhist_text(h, text, sizeof text);
-        else
-            snprintf(text, sizeof text, "faulted devices %d times", j->dev_faults);
         gx__finish(e, j, GX_JOB_DEAD, GX_EDEVICE, text, eb);
         return 1;
     }
-    requeue(e, j, rc, msg, eb);
+    /* the blame is in the job's error (and so its events in a store): a
+     * daemon that restarts restores it (gx_job_blame_parse) */
+    requeue(e, j, rc, text, eb);
     return 1;
 }
 
@@ -218,8 +246,11 @@ int gx__health_inject(gx_engine *e, gx__device *d, gx_kcall *const *calls, gx_ca
         return 1;
     }
     if (!gx_fault_take(GX_FAULT_DEVICE_LAUNCH, d->index, &fs)) return 0;
-    /* the whole launch fails; an out-of-memory is transient, the rest sticky */
+    /* the whole launch fails; an out-of-memory is transient, the rest sticky;
+     * 46 is sticky for the process, as a real illegal address is on an H100
+     * (the reset then fails with cudaErrorDevicesUnavailable) */
     int rc = fs.code == 2 ? GX_ETRANSIENT : GX_EDEVICE;
+    if (fs.code == 46) atomic_store(&d->sim_lost, 1);
     for (int i = 0; i < n; i++) {
         gx_error_set(calls[i]->err, rc, NULL, "injected device fault: %s (%d)", fault_code_name(fs.code), fs.code);
         res[i].rc = rc;
@@ -268,6 +299,10 @@ static int rebuild(gx__device *d, gx_backend_dev **bdev, gx_device_desc *desc, c
     gx_error_clear(&err);
     if (*bdev && be->device_close) be->device_close(*bdev);
     *bdev = NULL;
+    if (atomic_load(&d->sim_lost)) {
+        snprintf(msg, cap, "reset failed: injected device fault: device unavailable (46) until a new process");
+        return GX_EDEVICE;
+    }
     if (GX_BACKEND_HAS(be, device_reset) && be->device_reset(d->ordinal, &err)) {
         snprintf(msg, cap, "reset failed: %.100s", err.message);
         return GX_EDEVICE;
@@ -287,6 +322,24 @@ static int rebuild(gx__device *d, gx_backend_dev **bdev, gx_device_desc *desc, c
     return 0;
 }
 
+/* The device cannot be recovered in this process: ask on_device_lost for a
+ * new one. 1: it comes (the device stays lost); 0: no callback, or it said
+ * no (status then says why). Drops the lock around the callback. */
+static int lose(gx_engine *e, gx__device *d, const char *reason) {
+    if (!e->o.on_device_lost) return 0;
+    d->hstate = GX__H_LOST;
+    d->healthy = 0;
+    snprintf(d->status, sizeof d->status, "lost: %.100s; restarting gexecd", reason);
+    char why[96] = "";
+    pthread_mutex_unlock(&e->mu);
+    int yes = e->o.on_device_lost(e->o.device_lost_ctx, d->index, reason, why, sizeof why);
+    pthread_mutex_lock(&e->mu);
+    if (yes) return 1;
+    d->hstate = GX__H_FAILED;
+    snprintf(d->status, sizeof d->status, "unhealthy: %.60s; not restarted: %.38s", reason, why[0] ? why : "refused");
+    return 0;
+}
+
 static void recover(gx_engine *e, gx__device *d) {
     d->hstate = GX__H_RECOVERING;
     /* 1. the slots finish what they run (a hung call: abandon at once) */
@@ -297,9 +350,12 @@ static void recover(gx_engine *e, gx__device *d) {
     }
     if (e->stopping) return;
     if (d->nlive > 0) { /* recovery resumes if they ever return */
+        char reason[96];
+        snprintf(reason, sizeof reason, "%d slot(s) stuck in a call that ignores cancel and reset", d->nlive);
+        int asked = e->o.on_device_lost != NULL;
+        if (lose(e, d, reason)) return;
         d->hstate = GX__H_STUCK;
-        snprintf(d->status, sizeof d->status,
-                 "unhealthy: %d slot(s) stuck in a call that ignores cancel and reset; restart gexecd", d->nlive);
+        if (!asked) snprintf(d->status, sizeof d->status, "unhealthy: %s; restart gexecd", reason);
         return;
     }
     atomic_store(&dev_abort[d->index], 0);
@@ -325,15 +381,18 @@ static void recover(gx_engine *e, gx__device *d) {
         d->recovery_failures++;
         int stop = e->stopping;
         pthread_mutex_unlock(&e->mu);
-        if (stop) break;
+        /* a sticky fault is not fixed by trying again in this process */
+        if (stop || e->o.on_device_lost) break;
         struct timespec ts = {0, 100000000L * tries};
         nanosleep(&ts, NULL);
     }
     pthread_mutex_lock(&e->mu);
     d->bdev = bdev;
     if (rc) {
+        if (!e->stopping && lose(e, d, msg)) return;
         d->hstate = GX__H_FAILED;
-        snprintf(d->status, sizeof d->status, "unhealthy: recovery failed %d times: %.80s", tries, msg);
+        if (d->status[0] != 'u') /* lose() did not say why already */
+            snprintf(d->status, sizeof d->status, "unhealthy: recovery failed %d times: %.80s", tries, msg);
         return;
     }
     /* 3. re-admit */

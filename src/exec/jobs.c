@@ -412,6 +412,7 @@ int gx_device_get(gx_engine *e, int i, gx_device_info *o) {
     o->recoveries = d->recoveries;
     o->recovery_failures = d->recovery_failures;
     o->last_recovery_s = d->last_recovery_s;
+    o->lost = d->hstate == GX__H_LOST;
     pthread_mutex_unlock(&e->mu);
     return 0;
 }

@@ -283,6 +283,7 @@ static int insert(gx_engine *e, const gx_job_spec *s, prep *p, const gx_job_id *
         j->nckpt = s->nresume;
         j->ckpt_step = s->resume_step;
     }
+    if (s->dev_faults_done > 0) gx__health_job_seed(j, s->dev_faults_done, s->fault_history);
     memset(p, 0, sizeof *p);
     if (iklen) {
         j->idem_key = strdup(s->idempotency_key);

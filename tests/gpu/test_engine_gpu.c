@@ -3,13 +3,16 @@
  * as devices, every kernel submitted with device "gpu" gives what the same
  * job gives on "cpu", small batchable jobs merge, placement spreads work
  * over several GPUs, impossible jobs are refused at submit, and the health
- * loop heals a GPU after a real illegal-address fault, a poison job and a
- * hung kernel (src/exec/health.c). Plain C (the
+ * loop (src/exec/health.c) heals a GPU after a hung kernel, and after a real
+ * illegal address either heals it (a poison job then too) or, where only a
+ * new process can use the GPU again, reports it lost through
+ * on_device_lost; every wait is bounded. Plain C (the
  * GPU machine has no cmocka); prints "skipped: no GPU" without one.
  *
  *   test_engine_gpu [path/to/libgexec_cuda.so]
  */
 #include <math.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -124,19 +127,35 @@ static gx_job_info final_info(gx_engine *e, gx_job_id id) {
     return in;
 }
 
-/* Wait until device g has `n` recoveries and is healthy; 0 when it did. */
+/* Devices the engine could not recover in this process (on_device_lost). */
+static atomic_int lost_calls;
+static char lost_reason[256];
+static int on_lost(void *ctx, int device, const char *reason, char *why_not, size_t cap) {
+    (void)ctx, (void)device, (void)why_not, (void)cap;
+    snprintf(lost_reason, sizeof lost_reason, "%s", reason);
+    atomic_fetch_add(&lost_calls, 1);
+    return 1; /* gexecd would re-exec now (bench_recovery measures that) */
+}
+
+/* Wait (at most 60 s) until device g has `n` recoveries and is healthy (0)
+ * or is lost (1); -1 when neither happened. */
 static int wait_recovered(gx_engine *e, int g, int64_t n, gx_device_info *d) {
-    for (int k = 0; k < 6000; k++) {
+    for (int k = 0; k < 12000; k++) {
         gx_device_get(e, g, d);
         if (d->recoveries >= n && d->healthy && !d->recovering) return 0;
+        if (d->lost) return 1;
         struct timespec ts = {0, 5000000};
         nanosleep(&ts, NULL);
     }
     return -1;
 }
 
-/* The health loop on a real GPU: a real illegal address (sticky, needs
- * cudaDeviceReset), a poison job, a hung kernel. */
+/* The health loop on a real GPU. A hung kernel is stopped through its
+ * host-mapped flag and the GPU reset in-process. A real illegal address is
+ * sticky: where the driver lets this process reset the GPU it recovers in
+ * place; where it does not (H100, CUDA 13: every call after the reset
+ * answers cudaErrorDevicesUnavailable) the device must be `lost` with the
+ * callback, never hang. Every wait is bounded. */
 static void gpu_health(gx_engine *e, const gx_named_input *sxy, const gx_named_arg *a2) {
     int g = -1;
     for (int i = 0; i < gx_device_count(e) && g < 0; i++) {
@@ -146,43 +165,68 @@ static void gpu_health(gx_engine *e, const gx_named_input *sxy, const gx_named_a
     }
     gx_device_info d;
     gx_error err;
+
+    /* 1. a kernel that ignores its cancel: timed out, GPU reset, next job ok */
+    gx_fault_spec h = {.point = GX_FAULT_DEVICE_HANG, .device = g, .count = 1, .code = 1};
+    CHECK(gx_fault_arm(&h, &err) == 0, "arm: %s", err.message);
+    gx_named_arg sp = {.name = "us", .value = 0};
+    gx_job_id hj = submit_on(e, "gpu:0", "spin", &sp, 1, NULL, 0, 200, &err);
+    gx_job_info hi = final_info(e, hj);
+    CHECK(hi.state == GX_JOB_TIMED_OUT, "hung job ended %s (%s)", gx_job_state_name(hi.state), hi.error);
+    int r = wait_recovered(e, g, 1, &d);
+    CHECK(r >= 0, "hung kernel: neither recovered nor lost in 60 s: %s", d.status);
+    if (r == 1) {
+        printf("health: hung kernel: device lost, needs a new process (%s)\n", d.status);
+        printf("health: illegal address: skipped (the device is already lost)\n");
+        return;
+    }
+    gx_job_id next = submit_on(e, "gpu:0", "saxpy", a2, 1, sxy, 2, 0, &err);
+    CHECK(final_info(e, next).state == GX_JOB_SUCCEEDED, "job after the hang did not succeed");
+    printf("health: hung kernel recovered in-process in %.3f s\n", d.last_recovery_s);
+
+    /* 2. a real illegal address */
     gx_fault_spec f = {.point = GX_FAULT_DEVICE_LAUNCH, .device = g, .count = 1, .code = 700};
     CHECK(gx_fault_arm(&f, &err) == 0, "arm: %s", err.message);
     gx_job_id ids[16];
     for (int i = 0; i < 16; i++) ids[i] = submit_on(e, "gpu:0", "saxpy", a2, 1, sxy, 2, 0, &err);
-    int ok = 0, rerun = 0;
+    r = wait_recovered(e, g, 2, &d);
+    CHECK(r >= 0, "illegal address: neither recovered nor lost in 60 s: %s", d.status);
+    int ok = 0, rerun = 0, lost_jobs = 0;
     for (int i = 0; i < 16; i++) {
-        gx_job_info in = final_info(e, ids[i]);
+        gx_job_info in;
+        if (r == 0) {
+            in = final_info(e, ids[i]);
+        } else {
+            gx_job_get(e, ids[i], &in, NULL);
+        }
         ok += in.state == GX_JOB_SUCCEEDED;
         rerun += in.attempts > 1;
+        lost_jobs += gx_job_state_is_final(in.state) && in.state != GX_JOB_SUCCEEDED;
+    }
+    CHECK(lost_jobs == 0, "illegal address: %d of 16 jobs failed instead of waiting or re-running", lost_jobs);
+    CHECK(rerun >= 1, "illegal address: no job was re-queued");
+    if (r == 1) {
+        CHECK(atomic_load(&lost_calls) == 1, "illegal address: device lost, callback called %d times",
+              atomic_load(&lost_calls));
+        CHECK(d.lost && !d.healthy, "lost device is healthy %d lost %d", d.healthy, d.lost);
+        printf("health: illegal address: device lost (needs a new process; callback: %s); %d jobs done, the rest "
+               "wait for the restart\n",
+               lost_reason, ok);
+        return;
     }
     CHECK(ok == 16, "illegal address: %d of 16 jobs succeeded", ok);
-    CHECK(rerun >= 1, "illegal address: no job was re-run");
-    CHECK(wait_recovered(e, g, 1, &d) == 0, "no recovery after an illegal address: %s", d.status);
-    printf("health: illegal address recovered in %.3f s (%s)\n", d.last_recovery_s, d.status);
-    int64_t base = d.recoveries;
+    printf("health: illegal address recovered in-process in %.3f s\n", d.last_recovery_s);
 
-    /* a job whose every launch faults the GPU: dead after 2, history kept */
+    /* 3. (only where in-process recovery works) a poison job */
+    int64_t base = d.recoveries;
     f.count = -1;
     gx_fault_arm(&f, &err);
     gx_job_id p = submit_on(e, "gpu:0", "saxpy", a2, 1, sxy, 2, 0, &err);
     gx_job_info pi = final_info(e, p);
     gx_fault_clear(GX_FAULT_DEVICE_LAUNCH);
     CHECK(pi.state == GX_JOB_DEAD, "poison job ended %s (%s)", gx_job_state_name(pi.state), pi.error);
-    CHECK(pi.error && strstr(pi.error, "on attempts 1 and 2"), "poison history: %s", pi.error);
-    CHECK(wait_recovered(e, g, base + 2, &d) == 0, "no recovery after the poison job: %s", d.status);
-    base = d.recoveries;
-
-    /* a kernel that ignores its cancel: timed out, GPU reset, next job ok */
-    gx_fault_spec h = {.point = GX_FAULT_DEVICE_HANG, .device = g, .count = 1, .code = 1};
-    gx_fault_arm(&h, &err);
-    gx_named_arg sp = {.name = "us", .value = 0};
-    gx_job_id hj = submit_on(e, "gpu:0", "spin", &sp, 1, NULL, 0, 200, &err);
-    gx_job_info hi = final_info(e, hj);
-    CHECK(hi.state == GX_JOB_TIMED_OUT, "hung job ended %s (%s)", gx_job_state_name(hi.state), hi.error);
-    CHECK(wait_recovered(e, g, base + 1, &d) == 0, "no recovery after a hung kernel: %s", d.status);
-    gx_job_id next = submit_on(e, "gpu:0", "saxpy", a2, 1, sxy, 2, 0, &err);
-    CHECK(final_info(e, next).state == GX_JOB_SUCCEEDED, "job after the hang did not succeed");
+    CHECK(pi.error[0] && strstr(pi.error, "on attempts 1 and 2"), "poison history: %s", pi.error);
+    CHECK(wait_recovered(e, g, base + 2, &d) >= 0, "no recovery after the poison job: %s", d.status);
     printf("health: %lld recoveries, last %.3f s\n", (long long)d.recoveries, d.last_recovery_s);
 }
 
@@ -191,6 +235,7 @@ int main(int argc, char **argv) {
     gx_engine_opts_init(&o);
     o.cpu_workers = 4;
     o.hang_grace_ms = 1000;
+    o.on_device_lost = on_lost;
     if (argc > 1) o.cuda_plugin = argv[1];
     gx_engine *e;
     gx_error err;

@@ -5,7 +5,8 @@
  * is dead with its fault history while the others succeed; a hung call
  * (ignores its cancel) times out, the device is reset and takes work again;
  * a call that ignores cancel and reset leaves the device "stuck" until it
- * returns.
+ * returns; a device whose reset fails (fault code 46) is lost and reported
+ * through on_device_lost; blame restored after a restart counts.
  *
  * Faults are armed process-wide with gx_fault_arm (gexec_fault.h) and
  * cleared after each case.
@@ -98,6 +99,23 @@ static void arm(gx_fault_point p, int dev, int64_t count, int code) {
     gx_fault_spec f = {.point = p, .device = dev, .count = count, .code = code};
     gx_error err;
     TU_OK(gx_fault_arm(&f, &err), err);
+}
+
+/* A test_stubborn call of `ms` with a 50 ms timeout: timed out at once,
+ * while its call goes on ignoring the cancel. */
+static void stubborn_times_out(gx_engine *e, const char *dev, int ms) {
+    gx_named_arg a = {.name = "ms", .value = ms};
+    gx_job_spec s;
+    gx_job_spec_init(&s);
+    s.kernel = "test_stubborn";
+    s.device = dev;
+    s.args = &a;
+    s.nargs = 1;
+    s.timeout_ms = 50;
+    gx_job_id id;
+    gx_error err;
+    TU_OK(gx_submit(e, &s, &id, NULL, &err), err);
+    assert_int_equal(info_of(e, id).state, GX_JOB_TIMED_OUT);
 }
 
 /* Wait until device i has recovered `n` times and is healthy again. */
@@ -295,17 +313,7 @@ static void slots_drain_or_abandon(void **st) {
 static void stuck_slot_then_recovers(void **st) {
     (void)st;
     gx_engine *e = mk(1, 100);
-    gx_named_arg ms = {.name = "ms", .value = 700};
-    gx_job_spec s;
-    gx_job_spec_init(&s);
-    s.kernel = "test_stubborn";
-    s.args = &ms;
-    s.nargs = 1;
-    s.timeout_ms = 50;
-    gx_job_id id;
-    gx_error err;
-    TU_OK(gx_submit(e, &s, &id, NULL, &err), err);
-    assert_int_equal(info_of(e, id).state, GX_JOB_TIMED_OUT);
+    stubborn_times_out(e, NULL, 700);
     gx_device_info d;
     int stuck = 0;
     for (int k = 0; k < 3000 && !stuck; k++) {
@@ -328,6 +336,158 @@ static void stuck_slot_then_recovers(void **st) {
     done(e);
 }
 
+/* ---- devices this process cannot recover (code 46: sticky for the
+ * process, as an illegal address on an H100) -------------------------- */
+
+static atomic_int lost_calls, lost_device;
+static int lost_answer;
+static char lost_reason[256];
+static int on_lost(void *ctx, int device, const char *reason, char *why_not, size_t cap) {
+    assert_ptr_equal(ctx, &lost_calls);
+    atomic_store(&lost_device, device);
+    snprintf(lost_reason, sizeof lost_reason, "%s", reason);
+    if (!lost_answer) snprintf(why_not, cap, "test says no");
+    atomic_fetch_add(&lost_calls, 1);
+    return lost_answer;
+}
+
+static gx_engine *mk_lost(int answer) {
+    gx_engine *e = mk(2, 300);
+    gx_engine_destroy(e); /* the same, with the callback */
+    gx_engine_opts o;
+    gx_engine_opts_init(&o);
+    o.cpu_workers = 4;
+    o.cpu_devices = 2;
+    o.hang_grace_ms = 300;
+    o.on_device_lost = on_lost;
+    o.device_lost_ctx = &lost_calls;
+    lost_answer = answer;
+    atomic_store(&lost_calls, 0);
+    atomic_store(&lost_device, -1);
+    gx_error err;
+    TU_OK(gx_engine_create(&o, &e, &err), err);
+    return e;
+}
+
+static gx_device_info wait_not_recovering(gx_engine *e, int i) {
+    gx_device_info d;
+    for (int k = 0; k < 4000; k++) {
+        assert_int_equal(gx_device_get(e, i, &d), 0);
+        if (!d.healthy && !d.recovering && (d.lost || !strncmp(d.status, "unhealthy", 9))) return d;
+        struct timespec ts = {0, 5000000};
+        nanosleep(&ts, NULL);
+    }
+    fail_msg("device %d: status '%s'", i, d.status);
+    return d;
+}
+
+/* The reset fails: the device is lost at once (no retries), the callback
+ * hears it once, placements stop; the other device keeps working. */
+static void lost_device_calls_back(void **st) {
+    (void)st;
+    gx_engine *e = mk_lost(1);
+    arm(GX_FAULT_DEVICE_LAUNCH, 0, 1, 46);
+    gx_job_id a = submit(e, "spin", "cpu:0", 0, 0);
+    gx_device_info d = wait_not_recovering(e, 0);
+    assert_int_equal(d.lost, 1);
+    assert_int_equal(d.recovery_failures, 1);
+    if (strncmp(d.status, "lost: reset failed: injected device fault: device unavailable (46)", 66))
+        fail_msg("status: %s", d.status);
+    assert_int_equal(atomic_load(&lost_calls), 1);
+    assert_int_equal(atomic_load(&lost_device), 0);
+    assert_non_null(strstr(lost_reason, "device unavailable (46)"));
+    /* the faulting job waits for the new process (re-queued, blamed once) */
+    gx_job_info ia;
+    gx_error err;
+    TU_OK(gx_job_get(e, a, &ia, &err), err);
+    assert_int_equal(ia.state, GX_JOB_QUEUED);
+    int n = 0;
+    const char *h = NULL;
+    assert_int_equal(gx_job_blame_parse(ia.error, &n, &h), 1);
+    assert_int_equal(n, 1);
+    assert_string_equal(h, "faulted cpu:0 (injected device fault: device unavailable (46)) on attempt 1");
+    gx_job_id b = submit(e, "spin", "cpu:1", 0, 0), any = submit(e, "spin", NULL, 0, 0);
+    assert_int_equal(info_of(e, b).state, GX_JOB_SUCCEEDED);
+    gx_job_info iany = info_of(e, any);
+    assert_int_equal(iany.state, GX_JOB_SUCCEEDED);
+    assert_string_equal(iany.device_name, "cpu:1"); /* no placement on the lost one */
+    assert_int_equal(atomic_load(&lost_calls), 1);
+    done(e);
+}
+
+/* A slot stuck in a call past the grace: lost too (only a new process ends
+ * that thread), and it stays lost when the call returns after all. */
+static void stuck_slot_lost(void **st) {
+    (void)st;
+    gx_engine *e = mk_lost(1);
+    stubborn_times_out(e, "cpu:0", 1200);
+    gx_device_info d = wait_not_recovering(e, 0);
+    assert_int_equal(d.lost, 1);
+    assert_string_equal(d.status, "lost: 1 slot(s) stuck in a call that ignores cancel and reset; restarting gexecd");
+    assert_int_equal(atomic_load(&lost_calls), 1);
+    struct timespec ts = {1, 300000000}; /* the call returns */
+    nanosleep(&ts, NULL);
+    assert_int_equal(gx_device_get(e, 0, &d), 0);
+    assert_int_equal(d.lost, 1);
+    assert_int_equal(d.recoveries, 0);
+    assert_int_equal(atomic_load(&lost_calls), 1);
+    done(e);
+}
+
+/* The callback declines (restart-loop guard): unhealthy with its reason;
+ * without a callback the recovery is retried recovery_attempts times. */
+static void lost_device_declined(void **st) {
+    (void)st;
+    gx_engine *e = mk_lost(0);
+    arm(GX_FAULT_DEVICE_LAUNCH, 0, 1, 46);
+    submit(e, "spin", "cpu:0", 0, 0);
+    gx_device_info d = wait_not_recovering(e, 0);
+    assert_int_equal(d.lost, 0);
+    if (strcmp(d.status, "unhealthy: reset failed: injected device fault: device unavailable (46); not restarted: "
+                         "test says no"))
+        fail_msg("status: %s", d.status);
+    done(e);
+    e = mk(1, 300);
+    arm(GX_FAULT_DEVICE_LAUNCH, 0, 1, 46);
+    submit(e, "spin", NULL, 0, 0);
+    d = wait_not_recovering(e, 0);
+    assert_int_equal(d.recovery_failures, 3);
+    assert_non_null(strstr(d.status, "unhealthy: recovery failed 3 times: reset failed"));
+    done(e);
+}
+
+/* Blame from before a restart (as a daemon restores it from the job's
+ * events) counts towards poison_faults and stays in the history. */
+static void blame_restored(void **st) {
+    (void)st;
+    int n = 0;
+    const char *h = NULL;
+    assert_int_equal(gx_job_blame_parse("device fault 1 of 2 blamed on this job: faulted cpu (x) on attempt 1", &n,
+                                        &h),
+                     1);
+    assert_int_equal(n, 1);
+    assert_string_equal(h, "faulted cpu (x) on attempt 1");
+    assert_int_equal(gx_job_blame_parse("injected device fault: illegal address (700)", &n, &h), 0);
+    assert_int_equal(gx_job_blame_parse(NULL, &n, &h), 0);
+    gx_engine *e = mk(1, 300);
+    atomic_store(&poison_runs, 0);
+    gx_job_spec s;
+    gx_job_spec_init(&s);
+    s.kernel = "test_poison";
+    s.id = 1000;
+    s.attempts_done = 1;
+    s.dev_faults_done = 1;
+    s.fault_history = "faulted cpu (illegal address) on attempt 1";
+    gx_job_id id;
+    gx_error err;
+    TU_OK(gx_submit(e, &s, &id, NULL, &err), err);
+    gx_job_info in = info_of(e, id);
+    assert_int_equal(in.state, GX_JOB_DEAD);
+    assert_int_equal(atomic_load(&poison_runs), 1);
+    assert_string_equal(in.error, "faulted cpu (illegal address) on attempt 1; cpu (illegal address) on attempt 2");
+    done(e);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(fault_recovers),
@@ -336,6 +496,10 @@ int main(void) {
         cmocka_unit_test(hung_call_contained),
         cmocka_unit_test(slots_drain_or_abandon),
         cmocka_unit_test(stuck_slot_then_recovers),
+        cmocka_unit_test(lost_device_calls_back),
+        cmocka_unit_test(stuck_slot_lost),
+        cmocka_unit_test(lost_device_declined),
+        cmocka_unit_test(blame_restored),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
