@@ -62,7 +62,8 @@ typedef enum gx_wait_reason {
     GX_WAIT_TENANT_LIMIT = 3, /* tenant at its max running jobs */
     GX_WAIT_NO_DEVICE = 4,    /* no device it fits on has room now */
     GX_WAIT_BACKOFF = 5,      /* between attempts */
-    GX_WAIT_PLACED = 6        /* placed on a device, queued there */
+    GX_WAIT_PLACED = 6,       /* placed on a device, queued there */
+    GX_WAIT_CIRCUIT = 7       /* its kernel's circuit breaker is open */
 } gx_wait_reason;
 const char *gx_wait_reason_name(int r);
 
@@ -81,6 +82,9 @@ typedef struct gx_event {
     const char *kernel; /* kernel name (static) */
     int64_t run_ns;   /* device time of the attempt (final states) */
     int64_t queue_ns; /* submit to start (running and final states) */
+    char error[160];  /* the error's message when error_code != 0 (the
+                         failure of this attempt, for "retrying"); a note
+                         otherwise ("fallback: ..."), or "" */
 } gx_event;
 typedef void (*gx_events_fn)(void *ctx, const gx_event *ev, size_t n);
 
@@ -103,6 +107,12 @@ typedef struct gx_engine_opts {
     int gpu_max_batch;        /* most jobs a GPU slot runs in one launch (default 64) */
     int gpu_batch_delay_us;   /* wait up to this long for a fuller batch (0 = take
                                  only what is queued) */
+    int retry_base_ms;        /* back-off before attempt 2: uniform in [0, base];
+                                 doubling per attempt (full jitter); 0 = 100 */
+    int retry_cap_ms;         /* upper bound of the back-off; 0 = 10000 */
+    int breaker_threshold;    /* consecutive device/kernel failures that open a
+                                 circuit breaker; 0 = 5, < 0 = no breakers */
+    int breaker_cooldown_ms;  /* open breaker -> half-open probe after; 0 = 30000 */
 } gx_engine_opts;
 
 void gx_engine_opts_init(gx_engine_opts *o);
@@ -180,13 +190,16 @@ typedef struct gx_job_spec {
     int nbatch_deps;
     int64_t timeout_ms;          /* running wall limit; 0 = none */
     int64_t queue_timeout_ms;    /* limit on time before running; 0 = none */
-    int max_attempts;            /* 1..100; 0 = 1 */
+    int max_attempts;            /* 1..100; 0 = the kernel's default_max_attempts
+                                    (1 when it has none) */
     const char *device;          /* "any" (NULL), "cpu", "gpu", "gpu:N", "cpu:N" */
     const char *idempotency_key; /* same key + tenant -> same job */
     const gx_label *labels;
     int nlabels;
     int attempts_done;           /* attempts already made (restoring a job
                                     after a restart); 0 for new jobs */
+    const char *fallback;        /* NULL or "none"; "cpu": with device "gpu",
+                                    run on a CPU while no GPU is usable */
 } gx_job_spec;
 
 void gx_job_spec_init(gx_job_spec *s);
@@ -233,6 +246,8 @@ typedef struct gx_job_info {
     char reason[160];      /* wait reason as a sentence */
     int nlabels;
     uint64_t mem_bytes;    /* device memory the job needs */
+    char fallback[160];    /* why it ran on a CPU though it asked for a GPU
+                              ("no healthy GPU: cuda:0 circuit open"); "" */
 } gx_job_info;
 
 int gx_job_get(gx_engine *e, gx_job_id id, gx_job_info *out, gx_error *err);
@@ -296,7 +311,25 @@ typedef struct gx_device_info {
     char status[128];
     int64_t jobs_done;
     double busy_s;        /* device-seconds of work done */
+    int breaker_state;    /* 0 closed, 1 open, 2 half_open */
+    int breaker_failures; /* consecutive counted failures */
+    int64_t breaker_probe_ns; /* open: CLOCK_REALTIME of the next probe; 0 */
+    int64_t breaker_transitions;
 } gx_device_info;
+
+/* The circuit breaker of a kernel (per name@version, across devices). */
+typedef struct gx_breaker_info {
+    int state;            /* 0 closed, 1 open, 2 half_open */
+    int failures;         /* consecutive counted failures */
+    int64_t probe_ns;     /* open: CLOCK_REALTIME of the next probe; 0 */
+    int64_t transitions;  /* state changes so far */
+    int64_t parked;       /* jobs it holds back now */
+    int last_code;        /* GX_E* of the last counted failure, 0 */
+} gx_breaker_info;
+/* Breaker of kernel k in this engine (closed with zeros when k never ran). */
+int gx_kernel_breaker_get(gx_engine *e, const gx_kernel *k, gx_breaker_info *out);
+/* "closed", "open", "half_open"; "unknown". */
+const char *gx_breaker_state_name(int state);
 
 int gx_device_count(gx_engine *e);
 /* Why the engine has or has no GPU, as a sentence (static per engine). */

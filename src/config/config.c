@@ -155,6 +155,18 @@ static const key keys[] = {
         "Longest a GPU slot waits for more jobs of a batchable kernel to "
         "fuse into one launch. 0: launch what is queued at once."),
 
+    DUR("retry.backoff_base", retry.backoff_base_ms, "100ms", 1, 10 * 60 * 1000,
+        "Back-off before a failed job's second attempt: uniform in 0..base, "
+        "the bound doubling per attempt (exponential with full jitter)."),
+    DUR("retry.backoff_cap", retry.backoff_cap_ms, "10s", 1, DAY,
+        "Upper bound of the back-off between attempts."),
+    INT("breaker.threshold", breaker.threshold, "5", 0, 1000000,
+        "Consecutive failures that point at a device (or a kernel) before "
+        "its circuit breaker opens and it gets no more work. 0: no breakers."),
+    DUR("breaker.cooldown", breaker.cooldown_ms, "30s", 10, DAY,
+        "How long an open breaker waits before letting one probe job through "
+        "(half-open); the probe's success closes it, its failure re-opens it."),
+
     BOOL("cuda.enabled", cuda.enabled, "true",
          "Load the CUDA backend and run jobs on GPUs. false: CPU only."),
     STR("cuda.plugin", cuda.plugin, NULL, K_OPTIONAL, NULL,
@@ -1334,6 +1346,10 @@ void gx_config_engine_opts(const gx_config *c, gx_engine_opts *o) {
     o->max_batch = (int)c->engine.max_batch;
     o->batch_quantum_us = c->engine.batch_quantum_us;
     o->max_jobs = (uint64_t)c->engine.max_jobs;
+    o->retry_base_ms = (int)c->retry.backoff_base_ms;
+    o->retry_cap_ms = (int)c->retry.backoff_cap_ms;
+    o->breaker_threshold = c->breaker.threshold ? (int)c->breaker.threshold : -1;
+    o->breaker_cooldown_ms = (int)c->breaker.cooldown_ms;
 }
 
 size_t gx_config_key_count(void) { return NKEYS; }

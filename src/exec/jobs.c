@@ -29,7 +29,8 @@ int gx_job_state_from_name(const char *name) {
 int gx_job_state_is_final(int s) { return s >= GX_JOB_SUCCEEDED && s < GX_JOB_STATE_COUNT; }
 
 const char *gx_wait_reason_name(int r) {
-    static const char *const n[] = {"none", "queue", "dependency", "tenant_limit", "no_device", "backoff", "placed"};
+    static const char *const n[] = {"none",    "queue",  "dependency",  "tenant_limit",
+                                    "no_device", "backoff", "placed", "circuit_open"};
     return r >= 0 && r < (int)(sizeof n / sizeof n[0]) ? n[r] : "unknown";
 }
 
@@ -43,6 +44,23 @@ static int device_fits(gx_engine *e, const gx__job *j) {
             e->dev[d].mem_used + j->mem <= e->dev[d].desc.mem_total)
             return 1;
     return 0;
+}
+
+/* Every device the job may use has its breaker open: say which. */
+static int breaker_holds(gx_engine *e, const gx__job *j, char *out, size_t cap) {
+    int n = 0, held = 0;
+    const gx__device *first = NULL;
+    for (int d = 0; d < e->ndev; d++) {
+        if (!gx__cls_allows(e, j->cls, d) || !e->dev[d].healthy) continue;
+        n++;
+        if (e->dev[d].brk.state != GX__BRK_CLOSED) {
+            held++;
+            if (!first) first = &e->dev[d];
+        }
+    }
+    if (!n || held < n) return 0;
+    gx__brk_device_reason(e, first, out, cap);
+    return 1;
 }
 
 static void explain(gx_engine *e, const gx__job *j, gx_job_info *o) {
@@ -65,7 +83,10 @@ static void explain(gx_engine *e, const gx__job *j, gx_job_info *o) {
         break;
     case GX_JOB_QUEUED:
         o->position = gx__sched_position(e, j);
-        if (t->throttled) {
+        if (j->parked) {
+            o->wait_reason = GX_WAIT_CIRCUIT;
+            gx__brk_kernel_reason(e, j, o->reason, sizeof o->reason);
+        } else if (t->throttled) {
             o->wait_reason = GX_WAIT_TENANT_LIMIT;
             snprintf(o->reason, sizeof o->reason, "tenant %s is at its limit of %d running jobs", t->name,
                      t->max_running);
@@ -74,6 +95,8 @@ static void explain(gx_engine *e, const gx__job *j, gx_job_info *o) {
             snprintf(o->reason, sizeof o->reason,
                      "no healthy device it may use has %llu bytes of memory free now",
                      (unsigned long long)j->mem);
+        } else if (breaker_holds(e, j, o->reason, sizeof o->reason)) {
+            o->wait_reason = GX_WAIT_NO_DEVICE;
         } else {
             o->wait_reason = GX_WAIT_QUEUE;
             snprintf(o->reason, sizeof o->reason, "%lld jobs of tenant %s ahead of it; devices busy",
@@ -117,6 +140,7 @@ int gx_job_get(gx_engine *e, gx_job_id id, gx_job_info *o, gx_error *err) {
     explain(e, j, o);
     o->nlabels = j->nlabels;
     o->mem_bytes = j->mem;
+    if (j->fallback) snprintf(o->fallback, sizeof o->fallback, "%s", j->fallback);
     pthread_mutex_unlock(&e->mu);
     return 0;
 }
@@ -379,6 +403,11 @@ int gx_device_get(gx_engine *e, int i, gx_device_info *o) {
     snprintf(o->status, sizeof o->status, "%s", d->status);
     o->jobs_done = d->jobs_done;
     o->busy_s = d->busy_s;
+    gx__brk_allow((gx__brk *)&d->brk, gx__now_ns()); /* show half-open once due */
+    o->breaker_state = d->brk.state;
+    o->breaker_failures = d->brk.failures;
+    o->breaker_probe_ns = d->brk.state == GX__BRK_OPEN ? gx__to_wall(e, d->brk.probe_ns) : 0;
+    o->breaker_transitions = d->brk.transitions;
     pthread_mutex_unlock(&e->mu);
     return 0;
 }
