@@ -475,6 +475,52 @@ static void service_events_show_attempts(void **st) {
     }
     assert_int_equal(retrying, 2);
     json_decref(evj);
+
+    /* the CPU fallback over HTTP: the job says where it ran and why, also
+     * once the engine forgot it and it is read from the store */
+    r = http(port, "POST", "/v1/jobs", "{\"kernel\":\"spin\",\"args\":{\"us\":0},\"device\":\"gpu\",\"fallback\":\"cpu\"}",
+             &status);
+    assert_int_equal(status, 202);
+    snprintf(path, sizeof path, "/v1/jobs/%s", json_string_value(json_object_get(r, "id")));
+    json_decref(r);
+    job = NULL;
+    state = "";
+    for (int i = 0; i < 2000 && strcmp(state, "succeeded"); i++) {
+        json_decref(job);
+        job = http(port, "GET", path, NULL, &status);
+        state = json_string_value(json_object_get(job, "state"));
+        if (!state) state = "";
+        usleep(5000);
+    }
+    assert_string_equal(state, "succeeded");
+    json_decref(job);
+    gx__svc_settle(s);
+    job = http(port, "GET", path, NULL, &status);
+    assert_string_equal(json_string_value(json_object_get(job, "device")), "cpu");
+    assert_string_equal(json_string_value(json_object_get(job, "fallback")), "no healthy GPU: this engine has no GPU");
+    json_decref(job);
+    /* a bad fallback names the field; gpu without fallback is refused (no GPU) */
+    r = http(port, "POST", "/v1/jobs", "{\"kernel\":\"spin\",\"device\":\"gpu\",\"fallback\":\"tpu\"}", &status);
+    assert_int_equal(status, 400);
+    assert_string_equal(json_string_value(json_object_get(json_object_get(r, "error"), "field")), "fallback");
+    json_decref(r);
+    r = http(port, "POST", "/v1/jobs", "{\"kernel\":\"spin\",\"fallback\":7}", &status);
+    assert_int_equal(status, 400);
+    json_decref(r);
+    r = http(port, "POST", "/v1/jobs", "{\"kernel\":\"spin\",\"device\":\"gpu\"}", &status);
+    assert_int_equal(status, 422);
+    json_decref(r);
+    /* the devices and kernels show their breakers */
+    r = http(port, "GET", "/v1/devices", NULL, &status);
+    json_t *c0 = json_object_get(json_array_get(json_object_get(r, "devices"), 0), "circuit");
+    assert_string_equal(json_string_value(json_object_get(c0, "state")), "closed");
+    assert_true(json_is_null(json_object_get(c0, "next_probe_at")));
+    json_decref(r);
+    r = http(port, "GET", "/v1/kernels", NULL, &status);
+    json_t *k0 = json_array_get(json_object_get(r, "kernels"), 0);
+    assert_true(json_is_object(json_object_get(k0, "circuit")));
+    assert_int_equal(json_integer_value(json_object_get(k0, "default_max_attempts")), 1);
+    json_decref(r);
     gx_service_stop(s);
     gx_config_free(&cfg);
     char cmd[300];
