@@ -90,11 +90,23 @@ static void unpark_all(gx_engine *e, gx__kstat *ks) {
     }
 }
 
+/* A half-open kernel breaker whose probe ended without a verdict: the next
+ * parked job goes as the probe (else they would wait for nothing). */
+static void kernel_neutral(gx_engine *e, gx__kstat *ks) {
+    gx__brk_neutral(&ks->brk);
+    if (ks->brk.state != GX__BRK_HALF_OPEN || !ks->nparked) return;
+    gx__job *j = ks->parked[0];
+    ks->parked[0] = ks->parked[--ks->nparked];
+    j->parked = 0;
+    if (gx__sched_enqueue(e, j))
+        gx__finish(e, j, GX_JOB_FAILED, GX_ENOMEM, "out of memory re-queueing the job", NULL);
+}
+
 void gx__brk_job_done(gx_engine *e, gx__device *d, gx__job *j, int rc, int counted) {
     gx__kstat *ks = gx__kinfo(e, j->kernel);
     if (!counted) {
         gx__brk_neutral(&d->brk);
-        if (ks) gx__brk_neutral(&ks->brk);
+        if (ks) kernel_neutral(e, ks);
         return;
     }
     int64_t now = gx__now_ns();
@@ -112,13 +124,8 @@ void gx__brk_job_done(gx_engine *e, gx__device *d, gx__job *j, int rc, int count
     else gx__brk_neutral(&d->brk);
     if (ks) {
         if (which & GX_EBRK_KERNEL) gx__brk_failure(&ks->brk, rc, now), due(e, &ks->brk);
-        else gx__brk_neutral(&ks->brk);
+        else kernel_neutral(e, ks);
     }
-}
-
-int gx__brk_kernel_allows(gx_engine *e, const gx__job *j, int64_t now) {
-    gx__kstat *ks = gx__kinfo(e, j->kernel);
-    return !ks || gx__brk_allow(&ks->brk, now);
 }
 
 void gx__brk_placed(gx_engine *e, gx__device *d, gx__job *j) {
@@ -163,14 +170,8 @@ int64_t gx__brk_tick(gx_engine *e, int64_t now) {
     }
     for (int i = 0; i < e->nkstats; i++) {
         gx__kstat *ks = &e->kstats[i];
-        if (gx__brk_allow(&ks->brk, now) && ks->nparked) {
-            /* half-open with no probe out: one parked job goes as the probe */
-            gx__job *j = ks->parked[0];
-            ks->parked[0] = ks->parked[--ks->nparked];
-            j->parked = 0;
-            if (gx__sched_enqueue(e, j))
-                gx__finish(e, j, GX_JOB_FAILED, GX_ENOMEM, "out of memory re-queueing the job", NULL);
-        }
+        /* half-open with no probe out: one parked job goes as the probe */
+        if (gx__brk_allow(&ks->brk, now)) kernel_neutral(e, ks);
         if (ks->brk.state == GX__BRK_OPEN && (!next || ks->brk.probe_ns < next)) next = ks->brk.probe_ns;
     }
     e->brk_due = next;

@@ -62,12 +62,13 @@ void gx__ev_push(gx_engine *e, gx__evbuf *eb, const gx__job *j) {
     /* the message travels with the event: by the time it is persisted the
      * job may be on its next attempt with another error */
     gx_event *ev = &eb->ev[eb->n - 1];
-    if (j->state == GX_JOB_RUNNING || j->state == GX_JOB_SUCCEEDED) {
-        /* a new attempt or a success carries no error of an earlier attempt */
+    if (j->state == GX_JOB_RETRYING || (gx_job_state_is_final(j->state) && j->state != GX_JOB_SUCCEEDED)) {
+        if (j->error) snprintf(ev->error, sizeof ev->error, "%s", j->error);
+    } else {
+        /* queued, running, succeeded: no error of an earlier attempt */
         ev->error_code = 0;
-        if (j->fallback) snprintf(ev->error, sizeof ev->error, "fallback: %s", j->fallback);
-    } else if (j->error_code && j->error) {
-        snprintf(ev->error, sizeof ev->error, "%s", j->error);
+        if (j->fallback && (j->state == GX_JOB_RUNNING || j->state == GX_JOB_SUCCEEDED))
+            snprintf(ev->error, sizeof ev->error, "fallback: %s", j->fallback);
     }
 }
 

@@ -181,7 +181,7 @@ static void exhausted_is_dead(void **st) {
 
 static void kernel_breaker_parks_and_probes(void **st) {
     (void)st;
-    gx_engine *e = engine(0, 3, 300);
+    gx_engine *e = engine(0, 3, 1000);
     const gx_kernel *k = gx_kernel_find("test_flaky");
     /* bad input does not count */
     plan(5, GX_EINVAL);
@@ -232,7 +232,7 @@ static void kernel_breaker_parks_and_probes(void **st) {
  * timeout. */
 static void kernel_probe_failure_reopens(void **st) {
     (void)st;
-    gx_engine *e = engine(0, 1, 100);
+    gx_engine *e = engine(0, 1, 400);
     const gx_kernel *k = gx_kernel_find("test_flaky");
     plan(2, GX_ETRANSIENT);
     assert_int_equal(wait_state(e, submit(e, "test_flaky", NULL, NULL, 1, 0)), GX_JOB_FAILED);
@@ -248,6 +248,27 @@ static void kernel_probe_failure_reopens(void **st) {
     assert_true(stt == GX_JOB_TIMED_OUT || stt == GX_JOB_SUCCEEDED);
     gx_kernel_breaker_get(e, k, &b);
     assert_int_equal(b.parked, 0);
+    gx_engine_destroy(e);
+}
+
+/* A probe that ends without a verdict (bad input) lets the next parked job
+ * go as the probe. */
+static void kernel_neutral_probe_passes_on(void **st) {
+    (void)st;
+    gx_engine *e = engine(0, 1, 500);
+    const gx_kernel *k = gx_kernel_find("test_flaky");
+    plan(1, GX_ETRANSIENT);
+    assert_int_equal(wait_state(e, submit(e, "test_flaky", NULL, NULL, 1, 0)), GX_JOB_FAILED);
+    gx_breaker_info b;
+    gx_kernel_breaker_get(e, k, &b);
+    assert_int_equal(b.state, 1);
+    plan(1, GX_EINVAL); /* the first probe fails on its own input */
+    gx_job_id a = submit(e, "test_flaky", NULL, NULL, 1, 0);
+    gx_job_id c = submit(e, "test_flaky", NULL, NULL, 1, 0);
+    int sa = wait_state(e, a), sc = wait_state(e, c);
+    assert_true((sa == GX_JOB_FAILED && sc == GX_JOB_SUCCEEDED) || (sa == GX_JOB_SUCCEEDED && sc == GX_JOB_FAILED));
+    gx_kernel_breaker_get(e, k, &b);
+    assert_int_equal(b.state, 0);
     gx_engine_destroy(e);
 }
 
@@ -298,7 +319,7 @@ static void device_breaker_and_fallback(void **st) {
  * GPU jobs with a fallback go back to the GPU. */
 static void device_probe_closes(void **st) {
     (void)st;
-    gx_engine *e = engine(1, 1, 150);
+    gx_engine *e = engine(1, 1, 1000);
     gx_fault_spec f = {.point = GX_FAULT_DEVICE_LAUNCH, .device = 1, .count = 1, .code = GX_EDEVICE};
     gx_error err;
     TU_OK(gx_fault_arm(&f, &err), err);
@@ -544,6 +565,7 @@ int main(void) {
         cmocka_unit_test(exhausted_is_dead),
         cmocka_unit_test(kernel_breaker_parks_and_probes),
         cmocka_unit_test(kernel_probe_failure_reopens),
+        cmocka_unit_test(kernel_neutral_probe_passes_on),
         cmocka_unit_test(device_breaker_and_fallback),
         cmocka_unit_test(device_probe_closes),
         cmocka_unit_test(device_transient_retries),
