@@ -146,6 +146,8 @@ typedef struct gx_client_job {
     char wait_message[GX_CLIENT_MSG_MAX];
     int created;                       /* submit only: 1 new job (202), 0 an
                                           idempotent repeat (200) */
+    char fallback[GX_CLIENT_MSG_MAX];  /* why it ran on a CPU in place of a
+                                          GPU; "" when it did not */
 } gx_client_job;
 
 /* 1 when the job's state is final (succeeded, failed, cancelled, timed_out,
