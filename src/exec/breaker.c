@@ -102,14 +102,20 @@ static void kernel_neutral(gx_engine *e, gx__kstat *ks) {
         gx__finish(e, j, GX_JOB_FAILED, GX_ENOMEM, "out of memory re-queueing the job", NULL);
 }
 
+/* Nothing to record: closed, no failures counted, no probe out (the common
+ * case, checked without writing so the hot path dirties no cache line). */
+static inline int pristine(const gx__brk *b) {
+    return b->state == GX__BRK_CLOSED && !b->failures && !b->probing;
+}
+
 void gx__brk_job_done(gx_engine *e, gx__device *d, gx__job *j, int rc, int counted) {
     gx__kstat *ks = gx__kinfo(e, j->kernel);
+    if (rc == 0 && pristine(&d->brk) && (!ks || pristine(&ks->brk))) return;
     if (!counted) {
         gx__brk_neutral(&d->brk);
         if (ks) kernel_neutral(e, ks);
         return;
     }
-    int64_t now = gx__now_ns();
     if (rc == 0) {
         gx__brk_success(&d->brk);
         if (ks) {
@@ -119,6 +125,7 @@ void gx__brk_job_done(gx_engine *e, gx__device *d, gx__job *j, int rc, int count
         }
         return;
     }
+    int64_t now = gx__now_ns();
     unsigned which = gx_errclass_of(rc).breaker;
     if (which & GX_EBRK_DEVICE) gx__brk_failure(&d->brk, rc, now), due(e, &d->brk);
     else gx__brk_neutral(&d->brk);
@@ -126,12 +133,6 @@ void gx__brk_job_done(gx_engine *e, gx__device *d, gx__job *j, int rc, int count
         if (which & GX_EBRK_KERNEL) gx__brk_failure(&ks->brk, rc, now), due(e, &ks->brk);
         else kernel_neutral(e, ks);
     }
-}
-
-void gx__brk_placed(gx_engine *e, gx__device *d, gx__job *j) {
-    gx__brk_sent(&d->brk);
-    gx__kstat *ks = gx__kinfo(e, j->kernel);
-    if (ks) gx__brk_sent(&ks->brk);
 }
 
 int gx__brk_park(gx_engine *e, gx__job *j) {

@@ -168,6 +168,7 @@ struct gx_engine {
     /* kernel stats */
     gx__kstat kstats[64];
     int nkstats;
+    gx__kstat *klast;         /* the entry gx__kinfo found last */
     /* counters */
     gx_engine_stats st;
     uint64_t ev_produced;     /* events buffered so far (lock held) */

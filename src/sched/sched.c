@@ -331,8 +331,11 @@ int gx__dev_has_room(gx_engine *e, const gx__device *d) {
 }
 
 gx__kstat *gx__kinfo(gx_engine *e, const gx_kernel *k) {
+    /* dispatch, completion and the breakers ask for the same kernel in a
+     * row: remember the last answer */
+    if (e->klast && e->klast->k == k) return e->klast;
     for (int i = 0; i < e->nkstats; i++)
-        if (e->kstats[i].k == k) return &e->kstats[i];
+        if (e->kstats[i].k == k) return e->klast = &e->kstats[i];
     if (e->nkstats == (int)(sizeof e->kstats / sizeof e->kstats[0])) return NULL;
     gx__kstat *s = &e->kstats[e->nkstats++];
     memset(s, 0, sizeof *s);
@@ -340,7 +343,7 @@ gx__kstat *gx__kinfo(gx_engine *e, const gx_kernel *k) {
     s->ewma_us = -1;
     gx__brk_init(&s->brk, e->o.breaker_threshold, (int64_t)e->o.breaker_cooldown_ms * 1000000);
     for (int d = 0; d < GX_DEV_KIND_COUNT; d++) s->impl[d] = gx_kernel_impl(k, (gx_dev_kind)d);
-    return s;
+    return e->klast = s;
 }
 
 double gx__cost_estimate(gx_engine *e, const gx__job *j) {
@@ -427,7 +430,8 @@ int gx__sched_dispatch(gx_engine *e, int limit, int unlimited) {
         }
         bj->state = GX_JOB_SCHEDULED;
         bj->device = (int16_t)d;
-        gx__brk_placed(e, dv, bj);
+        gx__brk_sent(&dv->brk); /* in half-open: the probe */
+        if (bks) gx__brk_sent(&bks->brk);
         if (bc == GX__CLS_GPU_FB && dv->kind == GX_DEV_CPU && !bj->fallback) {
             char why[200], note[240];
             gx__gpu_usable(e, why, sizeof why);
