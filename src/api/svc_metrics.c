@@ -22,7 +22,8 @@ struct gx_svc_metrics {
     gx_metric_family *circuit_state, *circuit_moves;
 };
 
-/* Circuit breakers of devices and of the kernels that have run. */
+/* Circuit breakers of every device and every registered kernel (a dozen or
+ * two series: dashboards see a kernel before its first failure). */
 static void collect_circuits(gx_service *s, struct gx_svc_metrics *m) {
     for (int i = 0; i < gx_device_count(s->engine); i++) {
         gx_device_info d;
@@ -33,7 +34,7 @@ static void collect_circuits(gx_service *s, struct gx_svc_metrics *m) {
     for (int i = 0; i < gx_kernel_count(); i++) {
         const gx_kernel *k = gx_kernel_at(i);
         gx_breaker_info b;
-        if (!k || gx_kernel_breaker_get(s->engine, k, &b) || (!b.transitions && !b.state)) continue;
+        if (!k || gx_kernel_breaker_get(s->engine, k, &b)) continue;
         gx_gauge_set(gx_metrics_series(m->circuit_state, "kernel", k->name), b.state);
         gx_counter_set(gx_metrics_series(m->circuit_moves, "kernel", k->name), (double)b.transitions);
     }

@@ -423,6 +423,8 @@ static size_t on_body(char *d, size_t sz, size_t nm, void *ctx) {
     return sz * nm;
 }
 
+static char *last_body; /* the raw body of the last request (malloc'd) */
+
 static json_t *http(int port, const char *method, const char *path, const char *body, long *status) {
     CURL *c = curl_easy_init();
     char url[256];
@@ -441,7 +443,8 @@ static json_t *http(int port, const char *method, const char *path, const char *
     curl_slist_free_all(h);
     curl_easy_cleanup(c);
     json_t *j = json_loads(b.p ? b.p : "null", JSON_DECODE_ANY, NULL);
-    free(b.p);
+    free(last_body);
+    last_body = b.p;
     return j;
 }
 
@@ -551,6 +554,14 @@ static void service_events_show_attempts(void **st) {
     assert_true(json_is_object(json_object_get(k0, "circuit")));
     assert_int_equal(json_integer_value(json_object_get(k0, "default_max_attempts")), 1);
     json_decref(r);
+    /* and the metrics: a state gauge per device and per kernel */
+    json_decref(http(port, "GET", "/metrics", NULL, &status));
+    assert_int_equal(status, 200);
+    assert_non_null(strstr(last_body, "gexec_circuit_state{kind=\"device\",name=\"cpu\"} 0"));
+    assert_non_null(strstr(last_body, "gexec_circuit_state{kind=\"kernel\",name=\"test_flaky\"} 0"));
+    assert_non_null(strstr(last_body, "# TYPE gexec_circuit_transitions_total counter"));
+    free(last_body);
+    last_body = NULL;
     gx_service_stop(s);
     gx_config_free(&cfg);
     char cmd[300];
