@@ -139,6 +139,12 @@ static void show_kernel(json_t *k) {
             printf("\n");
         }
     }
+    json_t *c = json_object_get(k, "circuit");
+    printf("  attempts by default: %.0f; circuit: %s", jnum(k, "default_max_attempts"),
+           *js(c, "state") ? js(c, "state") : "-");
+    if (*js(c, "next_probe_at")) printf(", probe at %s", js(c, "next_probe_at"));
+    if (jnum(c, "parked_jobs") > 0) printf(", %.0f jobs held", jnum(c, "parked_jobs"));
+    printf("\n");
 }
 
 static const char *kernel_filter;

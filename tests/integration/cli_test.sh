@@ -115,7 +115,7 @@ run 0 --json health && expect "health json" '"ready"' "$out"
 run 0 devices && expect devices 'cpu' "$out"
 run 0 --json devices && expect "devices json" '^cpu$' "$(json_get 'j["devices"][0]["kind"]' <<<"$out")"
 run 0 kernels && expect kernels 'saxpy' "$out"
-run 0 kernels saxpy && expect "kernel saxpy" 'args:' "$out"
+run 0 kernels saxpy && expect "kernel saxpy" 'args:' "$out" && expect "kernel circuit" 'attempts by default: 1; circuit: closed' "$out"
 run 0 --json kernels spin && expect "kernel json" '^spin$' "$(json_get 'j["name"]' <<<"$out")"
 run 4 kernels no_such_kernel
 
