@@ -63,7 +63,8 @@ typedef enum gx_wait_reason {
     GX_WAIT_NO_DEVICE = 4,    /* no device it fits on has room now */
     GX_WAIT_BACKOFF = 5,      /* between attempts */
     GX_WAIT_PLACED = 6,       /* placed on a device, queued there */
-    GX_WAIT_CIRCUIT = 7       /* its kernel's circuit breaker is open */
+    /* 7 is GX_WAIT_TENANT_MEMORY on the quota branch */
+    GX_WAIT_CIRCUIT = 8       /* its kernel's circuit breaker is open */
 } gx_wait_reason;
 const char *gx_wait_reason_name(int r);
 

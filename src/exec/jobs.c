@@ -29,9 +29,12 @@ int gx_job_state_from_name(const char *name) {
 int gx_job_state_is_final(int s) { return s >= GX_JOB_SUCCEEDED && s < GX_JOB_STATE_COUNT; }
 
 const char *gx_wait_reason_name(int r) {
-    static const char *const n[] = {"none",    "queue",  "dependency",  "tenant_limit",
-                                    "no_device", "backoff", "placed", "circuit_open"};
-    return r >= 0 && r < (int)(sizeof n / sizeof n[0]) ? n[r] : "unknown";
+    static const char *const n[] = {
+        [GX_WAIT_NONE] = "none",           [GX_WAIT_QUEUE] = "queue",     [GX_WAIT_DEPENDENCY] = "dependency",
+        [GX_WAIT_TENANT_LIMIT] = "tenant_limit", [GX_WAIT_NO_DEVICE] = "no_device", [GX_WAIT_BACKOFF] = "backoff",
+        [GX_WAIT_PLACED] = "placed",       [GX_WAIT_CIRCUIT] = "circuit_open",
+    };
+    return r >= 0 && r < (int)(sizeof n / sizeof n[0]) && n[r] ? n[r] : "unknown";
 }
 
 void gx_job_spec_init(gx_job_spec *s) { memset(s, 0, sizeof *s); }
