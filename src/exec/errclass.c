@@ -6,7 +6,8 @@
  *
  * Choices worth a word:
  *   GX_ENOMEM     transient: host memory runs short for a moment (outputs of
- *                 a large batch); a later attempt usually finds it.
+ *                 a large batch); a later attempt usually finds it. The API
+ *                 answers 503 + Retry-After, as docs/api.md always said.
  *   GX_ETIMEDOUT  transient when a kernel reports it (the device did not
  *                 answer in time); a job's own run timeout ends the job in
  *                 the timer and never goes through this table.
@@ -39,7 +40,7 @@
 static const gx_errclass_info table[] = {
     {GX_OK, GX_ECLASS_NONE, 200, 0, 0},
     {GX_EINVAL, P, 400, 0, 0},
-    {GX_ENOMEM, T, 500, 0, 0},
+    {GX_ENOMEM, T, 503, 1, 0},
     {GX_ENOTFOUND, P, 404, 0, 0},
     {GX_EEXIST, P, 409, 0, 0},
     {GX_ECYCLE, P, 400, 0, 0},
