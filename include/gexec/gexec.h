@@ -63,7 +63,8 @@ typedef enum gx_wait_reason {
     GX_WAIT_NO_DEVICE = 4,    /* no device it fits on has room now */
     GX_WAIT_BACKOFF = 5,      /* between attempts */
     GX_WAIT_PLACED = 6,       /* placed on a device, queued there */
-    GX_WAIT_TENANT_MEMORY = 7 /* tenant at its device memory quota */
+    GX_WAIT_TENANT_MEMORY = 7, /* tenant at its device memory quota */
+    GX_WAIT_CIRCUIT = 8        /* its kernel's circuit breaker is open */
 } gx_wait_reason;
 const char *gx_wait_reason_name(int r);
 
@@ -82,6 +83,9 @@ typedef struct gx_event {
     const char *kernel; /* kernel name (static) */
     int64_t run_ns;   /* device time of the attempt (final states) */
     int64_t queue_ns; /* submit to start (running and final states) */
+    char error[160];  /* the error's message when error_code != 0 (the
+                         failure of this attempt, for "retrying"); a note
+                         otherwise ("fallback: ..."), or "" */
 } gx_event;
 typedef void (*gx_events_fn)(void *ctx, const gx_event *ev, size_t n);
 
@@ -127,6 +131,12 @@ typedef struct gx_engine_opts {
      * callback. NULL: recovery is retried recovery_attempts times. */
     int (*on_device_lost)(void *ctx, int device, const char *reason, char *why_not, size_t cap);
     void *device_lost_ctx;
+    int retry_base_ms;        /* back-off before attempt 2: uniform in [0, base];
+                                 doubling per attempt (full jitter); 0 = 100 */
+    int retry_cap_ms;         /* upper bound of the back-off; 0 = 10000 */
+    int breaker_threshold;    /* consecutive device/kernel failures that open a
+                                 circuit breaker; 0 = 5, < 0 = no breakers */
+    int breaker_cooldown_ms;  /* open breaker -> half-open probe after; 0 = 30000 */
 } gx_engine_opts;
 
 void gx_engine_opts_init(gx_engine_opts *o);
@@ -235,7 +245,8 @@ typedef struct gx_job_spec {
     int nbatch_deps;
     int64_t timeout_ms;          /* running wall limit; 0 = none */
     int64_t queue_timeout_ms;    /* limit on time before running; 0 = none */
-    int max_attempts;            /* 1..100; 0 = 1 */
+    int max_attempts;            /* 1..100; 0 = the kernel's default_max_attempts
+                                    (1 when it has none) */
     const char *device;          /* "any" (NULL), "cpu", "gpu", "gpu:N", "cpu:N" */
     const char *idempotency_key; /* same key + tenant -> same job */
     const gx_label *labels;
@@ -253,6 +264,8 @@ typedef struct gx_job_spec {
                                     (poison detection); 0 for new jobs */
     const char *fault_history;   /* with dev_faults_done: the text of those
                                     faults ("faulted cpu (...) on attempt 1") */
+    const char *fallback;        /* NULL or "none"; "cpu": with device "gpu",
+                                    run on a CPU while no GPU is usable */
 } gx_job_spec;
 
 /* The error text of a job re-queued after a device fault blamed on it:
@@ -306,6 +319,8 @@ typedef struct gx_job_info {
     char reason[160];      /* wait reason as a sentence */
     int nlabels;
     uint64_t mem_bytes;    /* device memory the job needs */
+    char fallback[160];    /* why it ran on a CPU though it asked for a GPU
+                              ("no healthy GPU: cuda:0 circuit open"); "" */
 } gx_job_info;
 
 int gx_job_get(gx_engine *e, gx_job_id id, gx_job_info *out, gx_error *err);
@@ -384,7 +399,25 @@ typedef struct gx_device_info {
     double last_recovery_s; /* fault -> healthy of the last recovery, 0 none */
     int lost;             /* 1: cannot be recovered in this process; the
                              daemon restarts itself (on_device_lost) */
+    int breaker_state;    /* 0 closed, 1 open, 2 half_open */
+    int breaker_failures; /* consecutive counted failures */
+    int64_t breaker_probe_ns; /* open: CLOCK_REALTIME of the next probe; 0 */
+    int64_t breaker_transitions;
 } gx_device_info;
+
+/* The circuit breaker of a kernel (per name@version, across devices). */
+typedef struct gx_breaker_info {
+    int state;            /* 0 closed, 1 open, 2 half_open */
+    int failures;         /* consecutive counted failures */
+    int64_t probe_ns;     /* open: CLOCK_REALTIME of the next probe; 0 */
+    int64_t transitions;  /* state changes so far */
+    int64_t parked;       /* jobs it holds back now */
+    int last_code;        /* GX_E* of the last counted failure, 0 */
+} gx_breaker_info;
+/* Breaker of kernel k in this engine (closed with zeros when k never ran). */
+int gx_kernel_breaker_get(gx_engine *e, const gx_kernel *k, gx_breaker_info *out);
+/* "closed", "open", "half_open"; "unknown". */
+const char *gx_breaker_state_name(int state);
 
 int gx_device_count(gx_engine *e);
 /* Why the engine has or has no GPU, as a sentence (static per engine). */

@@ -152,6 +152,8 @@ typedef struct gx_client_job {
     char wait_message[GX_CLIENT_MSG_MAX];
     int created;                       /* submit only: 1 new job (202), 0 an
                                           idempotent repeat (200) */
+    char fallback[GX_CLIENT_MSG_MAX];  /* why it ran on a CPU in place of a
+                                          GPU; "" when it did not */
 } gx_client_job;
 
 /* 1 when the job's state is final (succeeded, failed, cancelled, timed_out,
@@ -377,6 +379,8 @@ int gx_jobspec_set_input_array(gx_jobspec *s, const char *name, const gx_array *
                                gx_error *err);
 int gx_jobspec_set_priority(gx_jobspec *s, int priority, gx_error *err);
 int gx_jobspec_set_device(gx_jobspec *s, const char *device, gx_error *err);
+/* "cpu" (with device "gpu": run on the CPU while no GPU is usable) or "none". */
+int gx_jobspec_set_fallback(gx_jobspec *s, const char *fallback, gx_error *err);
 int gx_jobspec_set_timeout_ms(gx_jobspec *s, int64_t ms, gx_error *err);
 int gx_jobspec_set_queue_timeout_ms(gx_jobspec *s, int64_t ms, gx_error *err);
 int gx_jobspec_set_max_attempts(gx_jobspec *s, int n, gx_error *err);

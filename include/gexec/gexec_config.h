@@ -118,6 +118,16 @@ typedef struct gx_config {
     } batching;
 
     struct {
+        int64_t backoff_base_ms; /* ms: bound of the first back-off */
+        int64_t backoff_cap_ms;  /* ms: bound of every back-off */
+    } retry;
+
+    struct {
+        int64_t threshold;     /* consecutive failures that open; 0 = off */
+        int64_t cooldown_ms;   /* ms: open -> half-open */
+    } breaker;
+
+    struct {
         bool enabled;
         char *plugin;          /* path of the backend .so; NULL = default */
     } cuda;

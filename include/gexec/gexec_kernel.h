@@ -17,6 +17,7 @@
 #ifndef GEXEC_KERNEL_H
 #define GEXEC_KERNEL_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "gexec_array.h"
@@ -124,7 +125,16 @@ typedef struct gx_kernel {
     double (*cost_us)(const gx_kcall *c);
     /* Implementations by device kind; NULL where none. */
     gx_kernel_run_fn run[GX_DEV_KIND_COUNT];
+    /* ---- appended; read only when struct_size covers them ---- */
+    /* Attempts a job of this kernel gets when it sets no max_attempts
+     * (1..100; 0 = 1): a kernel that knows its failures are often transient
+     * (device OOM under load) asks for retries by default. */
+    int default_max_attempts;
 } gx_kernel;
+
+/* sizeof(gx_kernel) before default_max_attempts was appended: the smallest
+ * struct_size the registry accepts. */
+#define GX_KERNEL_SIZE_V1 offsetof(gx_kernel, default_max_attempts)
 
 /* ---- registry (process-wide, thread-safe) -------------------------------- */
 
@@ -144,6 +154,11 @@ const gx_kernel *gx_kernel_find(const char *name);
 /* Number of registered kernels and the i-th (ordered by name, version). */
 int gx_kernel_count(void);
 const gx_kernel *gx_kernel_at(int i);
+
+/* Attempts a job of k gets when it sets no max_attempts: its
+ * default_max_attempts when its struct_size covers the field and it is
+ * 1..100, else 1. */
+int gx_kernel_default_attempts(const gx_kernel *k);
 
 /* Run function for a device kind (registered impls included); NULL if none. */
 gx_kernel_run_fn gx_kernel_impl(const gx_kernel *k, gx_dev_kind kind);

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "conns.h"
+#include "gexec/gexec_errclass.h"
 #include "log.h"
 
 /* TLS 1.2 and 1.3 only (GnuTLS priority string). */
@@ -79,21 +80,9 @@ typedef struct gx_http_req_priv {
     const char *req_id;
 } priv_t;
 
-int gx_http_status_for(int code) {
-    switch (code) {
-    case GX_OK: return 200;
-    case GX_EINVAL: case GX_EFORMAT: case GX_ECYCLE: case GX_EOVERFLOW: return 400;
-    case GX_ENOTFOUND: return 404;
-    case GX_EEXIST: case GX_ESTATE: case GX_EDEPFAILED: return 409;
-    case GX_ENODEVICE: case GX_EUNSUPPORTED: return 422;
-    case GX_ELIMIT: case GX_EQUOTA: return 429;
-    case GX_EAUTH: return 401;
-    case GX_EPERM: return 403;
-    case GX_ECLOSED: case GX_ESTORE: case GX_EBUSY: case GX_ETRANSIENT: return 503;
-    case GX_ETIMEDOUT: return 504;
-    default: return 500;
-    }
-}
+/* The status of each code is a column of the error class table
+ * (src/exec/errclass.c), next to its class and Retry-After. */
+int gx_http_status_for(int code) { return gx_errclass_of(code).http_status; }
 
 static int hexval(char c) {
     return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;

@@ -217,7 +217,7 @@ void gx_jobreq_free(gx_jobreq *r) {
 
 static const char *const top_keys[] = {"kernel", "args", "inputs", "priority", "depends_on", "timeout_ms",
                                        "queue_timeout_ms", "max_attempts", "device", "idempotency_key", "labels",
-                                       NULL};
+                                       "fallback", NULL};
 
 int gx_jobreq_decode(json_t *obj, const char *tenant, gx_blob_loader load, void *load_ctx, int batch,
                      size_t batch_n, const char *prefix, gx_jobreq *r, gx_error *err) {
@@ -348,6 +348,13 @@ int gx_jobreq_decode(json_t *obj, const char *tenant, gx_blob_loader load, void 
         }
         s->device = json_string_value(v);
     }
+    if ((v = json_object_get(obj, "fallback")) && !json_is_null(v)) {
+        if (!json_is_string(v)) {
+            rc = fail(err, GX_EINVAL, prefix, "fallback", "must be a string (cpu or none); got %s", jtype(v));
+            goto out;
+        }
+        s->fallback = json_string_value(v);
+    }
     if ((v = json_object_get(obj, "idempotency_key")) && !json_is_null(v)) {
         if (!json_is_string(v) || !json_string_length(v) || json_string_length(v) > 255) {
             rc = fail(err, GX_EINVAL, prefix, "idempotency_key", "must be a string of 1..255 bytes");
@@ -470,6 +477,7 @@ json_t *gx_job_json(gx_engine *e, const gx_job_info *in) {
         if (!gx_job_label(e, in->id, i, k, sizeof k, v, sizeof v)) json_object_set_new(labels, k, json_string(v));
     }
     json_object_set_new(j, "labels", labels);
+    json_object_set_new(j, "fallback", in->fallback[0] ? json_string(in->fallback) : json_null());
     return j;
 }
 
@@ -478,9 +486,12 @@ json_t *gx_store_job_json(gx_engine *e, const gx_store_job *sj) {
     snprintf(id, sizeof id, "%llu", (unsigned long long)sj->id);
     json_t *spec = sj->spec_json ? json_loads(sj->spec_json, 0, NULL) : NULL;
     json_t *ma = json_object_get(spec, "max_attempts");
+    const gx_kernel *k = json_is_integer(ma) ? NULL : gx_kernel_find(sj->kernel);
     json_t *j = json_pack("{s:s,s:s,s:s,s:s,s:i,s:i,s:I}", "id", id, "tenant", sj->tenant, "kernel", sj->kernel,
                           "state", gx_job_state_name(sj->state), "priority", sj->priority, "attempts", sj->attempt,
-                          "max_attempts", (json_int_t)(json_is_integer(ma) ? json_integer_value(ma) : 1));
+                          "max_attempts",
+                          (json_int_t)(json_is_integer(ma) ? json_integer_value(ma)
+                                                           : k ? gx_kernel_default_attempts(k) : 1));
     json_decref(spec);
     gx_device_info di;
     json_object_set_new(j, "device", e && sj->device >= 0 && !gx_device_get(e, sj->device, &di) ? json_string(di.name)
@@ -500,5 +511,8 @@ json_t *gx_store_job_json(gx_engine *e, const gx_store_job *sj) {
     json_object_set_new(j, "wait", json_null());
     json_t *labels = sj->labels_json ? json_loads(sj->labels_json, 0, NULL) : NULL;
     json_object_set_new(j, "labels", labels ? labels : json_object());
+    /* a job that ran on a CPU in place of a GPU keeps the note (code 0) */
+    int note = !sj->error_code && sj->error && !strncmp(sj->error, "fallback: ", 10);
+    json_object_set_new(j, "fallback", note ? json_string(sj->error + 10) : json_null());
     return j;
 }

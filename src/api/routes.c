@@ -12,6 +12,7 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "gexec/gexec_errclass.h"
 #include "log.h"
 #include "service.h"
 
@@ -22,6 +23,12 @@
 static int reply_err(gx_http_req *r, const gx_error *e) {
     int code = e->code ? e->code : GX_EINVAL;
     gx_http_error(r, gx_http_status_for(code), code, e->field, "%s", e->message[0] ? e->message : gx_strerror(code));
+    gx_errclass_info ci = gx_errclass_of(code);
+    if (ci.retry_after_s > 0) {
+        char ra[16];
+        snprintf(ra, sizeof ra, "%d", ci.retry_after_s);
+        gx_http_header_add(r, "Retry-After", ra);
+    }
     return 0;
 }
 
@@ -322,8 +329,9 @@ static int h_job_events(void *app, gx_http_req *r) {
         json_t *e = json_pack("{s:i,s:s,s:i,s:o}", "seq", ev[i].seq, "state", gx_job_state_name(ev[i].state),
                               "attempt", ev[i].attempt, "time", gx_json_time(ev[i].time_ns));
         if (ev[i].error_code)
-            json_object_set_new(e, "error", json_pack("{s:s,s:s}", "code", gx_err_name(ev[i].error_code), "message",
-                                                      ev[i].error ? ev[i].error : gx_strerror(ev[i].error_code)));
+            json_object_set_new(e, "error", json_pack("{s:s,s:s,s:s}", "code", gx_err_name(ev[i].error_code), "message",
+                                                      ev[i].error ? ev[i].error : gx_strerror(ev[i].error_code),
+                                                      "class", gx_errclass_name(gx_errclass_get(ev[i].error_code))));
         else if (ev[i].error)
             json_object_set_new(e, "note", json_string(ev[i].error));
         json_array_append_new(arr, e);
@@ -526,8 +534,15 @@ static json_t *io_json(const gx_io_spec *io, int n) {
     return a;
 }
 
+/* A circuit breaker as JSON: {state, failures, next_probe_at, transitions}. */
+static json_t *circuit_json(int state, int failures, int64_t probe_ns, int64_t transitions) {
+    return json_pack("{s:s,s:i,s:o,s:I}", "state", gx_breaker_state_name(state), "failures", failures,
+                     "next_probe_at", probe_ns ? gx_json_time(probe_ns) : json_null(), "transitions",
+                     (json_int_t)transitions);
+}
+
 static int h_kernels(void *app, gx_http_req *r) {
-    (void)app;
+    gx_service *s = app;
     static const char *const types[] = {"", "float", "int", "bool", "enum"};
     json_t *arr = json_array();
     for (int i = 0; i < gx_kernel_count(); i++) {
@@ -563,6 +578,13 @@ static int h_kernels(void *app, gx_http_req *r) {
                                              (k->flags & GX_KF_CHECKPOINT) != 0, "devices", devs, "args", args,
                                              "inputs", io_json(k->inputs, k->ninputs), "outputs",
                                              io_json(k->outputs, k->noutputs)));
+        json_t *kj = json_array_get(arr, json_array_size(arr) - 1);
+        gx_breaker_info bi;
+        gx_kernel_breaker_get(s->engine, k, &bi);
+        json_t *cj = circuit_json(bi.state, bi.failures, bi.probe_ns, bi.transitions);
+        json_object_set_new(cj, "parked_jobs", json_integer(bi.parked));
+        json_object_set_new(kj, "circuit", cj);
+        json_object_set_new(kj, "default_max_attempts", json_integer(gx_kernel_default_attempts(k)));
     }
     gx_http_reply_json(r, 200, json_pack("{s:o}", "kernels", arr));
     return 0;
@@ -588,6 +610,8 @@ static int h_devices(void *app, gx_http_req *r) {
         json_object_set_new(dj, "recoveries", json_integer((json_int_t)d.recoveries));
         json_object_set_new(dj, "recovery_failures", json_integer((json_int_t)d.recovery_failures));
         json_object_set_new(dj, "last_recovery_seconds", d.recoveries ? json_real(d.last_recovery_s) : json_null());
+        json_object_set_new(dj, "circuit", circuit_json(d.breaker_state, d.breaker_failures, d.breaker_probe_ns,
+                                                        d.breaker_transitions));
         gx_device_telemetry t;
         if (!gx_device_telemetry_get(s->engine, i, &t)) {
             json_t *tj = json_object();

@@ -641,14 +641,12 @@ static void persist(gx_service *s, const gx_event *ev, size_t n) {
             u->set |= GX_STORE_SET_END;
             u->end_ns = e->time_ns;
         }
-        if (e->error_code && e->state != GX_JOB_SUCCEEDED) {
-            gx_job_info info;
+        if (e->error_code || e->error[0]) {
+            /* the event's own message: attempt N's error, or a note
+             * ("fallback: ...") with code 0 */
             u->set |= GX_STORE_SET_ERROR;
             u->error_code = e->error_code;
-            if (!gx_job_get(s->engine, e->job, &info, NULL) && info.error[0]) {
-                owned[2 * i] = strdup(info.error);
-                u->error = owned[2 * i];
-            }
+            u->error = e->error[0] ? e->error : NULL;
         }
         if (e->state == GX_JOB_SUCCEEDED) {
             gx_output *outs;

@@ -23,7 +23,26 @@ struct gx_svc_metrics {
     gx_metric_family *gpu_util, *gpu_mem_used, *gpu_mem_total, *gpu_temp, *gpu_power, *gpu_sm_clock, *gpu_ecc,
         *gpu_xid, *tenant_mem;
     gx_metric_family *quota_limit, *quota_usage;
+    gx_metric_family *circuit_state, *circuit_moves;
 };
+
+/* Circuit breakers of every device and every registered kernel (a dozen or
+ * two series: dashboards see a kernel before its first failure). */
+static void collect_circuits(gx_service *s, struct gx_svc_metrics *m) {
+    for (int i = 0; i < gx_device_count(s->engine); i++) {
+        gx_device_info d;
+        if (gx_device_get(s->engine, i, &d)) continue;
+        gx_gauge_set(gx_metrics_series(m->circuit_state, "device", d.name), d.breaker_state);
+        gx_counter_set(gx_metrics_series(m->circuit_moves, "device", d.name), (double)d.breaker_transitions);
+    }
+    for (int i = 0; i < gx_kernel_count(); i++) {
+        const gx_kernel *k = gx_kernel_at(i);
+        gx_breaker_info b;
+        if (!k || gx_kernel_breaker_get(s->engine, k, &b)) continue;
+        gx_gauge_set(gx_metrics_series(m->circuit_state, "kernel", k->name), b.state);
+        gx_counter_set(gx_metrics_series(m->circuit_moves, "kernel", k->name), (double)b.transitions);
+    }
+}
 
 static void collect(gx_metrics *reg, void *ctx) {
     (void)reg;
@@ -76,6 +95,7 @@ static void collect(gx_metrics *reg, void *ctx) {
         if (t.ecc_uncorrected >= 0)
             gx_counter_set(gx_metrics_series(m->gpu_ecc, d.name, "uncorrected"), (double)t.ecc_uncorrected);
     }
+    collect_circuits(s, m);
     gx_gauge_set(gx_metrics_series(m->uptime), (double)(gx__wall_ns() - s->start_ns) / 1e9);
     gx_store_stats sst;
     gx_store_stats_get(s->store, &sst);
@@ -122,6 +142,8 @@ int gx__svc_metrics_init(gx_service *s) {
     if (!rc) rc = gx_metrics_counter(m->reg, "gexec_store_failed_commits_total", "Group commits the store rolled back (I/O error, full disk, injected fault).", NULL, &m->store_failed, &err);
     if (!rc) rc = gx_metrics_counter(m->reg, "gexec_faults_injected_total", "Faults injected on purpose (faults.enabled) that fired.", NULL, &m->faults_injected, &err);
     if (!rc) rc = gx_metrics_counter(m->reg, "gexec_checkpoints_total", "Job checkpoints written to the store, or dropped after a failed write.", "result", &m->checkpoints, &err);
+    if (!rc) rc = gx_metrics_gauge(m->reg, "gexec_circuit_state", "Circuit breaker state: 0 closed, 1 open, 2 half-open.", "kind,name", &m->circuit_state, &err);
+    if (!rc) rc = gx_metrics_counter(m->reg, "gexec_circuit_transitions_total", "Circuit breaker state changes.", "kind,name", &m->circuit_moves, &err);
     if (!rc) rc = gx_metrics_on_collect(m->reg, collect, s);
     return rc;
 }

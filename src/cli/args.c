@@ -90,6 +90,7 @@ const cli_flag cli_flags[] = {
     {FL_FILE, "file", 'f', "FILE", 0, B(CMD_SUBMIT), "JSON job spec, or a JSON array of specs (a batch); - for stdin"},
     {FL_PRIORITY, "priority", 'p', "N", 0, B(CMD_SUBMIT), "priority inside the tenant, -100..100"},
     {FL_DEVICE, "device", 'd', "DEV", 0, B(CMD_SUBMIT), "device constraint: any, cpu, gpu, gpu:1"},
+    {FL_FALLBACK, "fallback", 0, "cpu|none", 0, B(CMD_SUBMIT), "with --device gpu: run on the CPU while no GPU is usable"},
     {FL_TIMEOUT, "timeout", 't', "DURATION", 0, B(CMD_SUBMIT), "wall-clock limit once running (30, 1.5s, 250ms, 2m)"},
     {FL_QUEUE_TIMEOUT, "queue-timeout", 0, "DURATION", 0, B(CMD_SUBMIT), "give up if not started within DURATION"},
     {FL_MAX_ATTEMPTS, "max-attempts", 0, "N", 0, B(CMD_SUBMIT), "attempts allowed on transient faults"},

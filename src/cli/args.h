@@ -58,6 +58,7 @@ typedef enum cli_flag_id {
     FL_FILE,
     FL_PRIORITY,
     FL_DEVICE,
+    FL_FALLBACK,
     FL_TIMEOUT,
     FL_QUEUE_TIMEOUT,
     FL_MAX_ATTEMPTS,

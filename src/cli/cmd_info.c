@@ -70,6 +70,8 @@ static int show_devices(cli_ctx *x, json_t *root) {
         snprintf(mem, sizeof mem, "%s/%s", used, total);
         const char *st = js(d, "status");
         if (!*st) st = json_is_true(json_object_get(d, "healthy")) ? "ok" : "unhealthy";
+        const char *circ = js(json_object_get(d, "circuit"), "state");
+        if (*circ && strcmp(circ, "closed")) st = !strcmp(circ, "open") ? "circuit-open" : "half-open";
         printf("%-5.0f %-10s %-6s %-24.24s %5.0f %21s %7.0f %6.0f %-8s %.0f\n", jnum(d, "index"),
                js(d, "name"), js(d, "kind"), js(d, "model"), jnum(d, "slots"), mem,
                jnum(d, "running"), jnum(d, "queued"), st, jnum(d, "jobs_done"));
@@ -137,6 +139,12 @@ static void show_kernel(json_t *k) {
             printf("\n");
         }
     }
+    json_t *c = json_object_get(k, "circuit");
+    printf("  attempts by default: %.0f; circuit: %s", jnum(k, "default_max_attempts"),
+           *js(c, "state") ? js(c, "state") : "-");
+    if (*js(c, "next_probe_at")) printf(", probe at %s", js(c, "next_probe_at"));
+    if (jnum(c, "parked_jobs") > 0) printf(", %.0f jobs held", jnum(c, "parked_jobs"));
+    printf("\n");
 }
 
 static const char *kernel_filter;

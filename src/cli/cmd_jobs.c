@@ -43,7 +43,7 @@ static char *slurp(const char *path) {
 }
 
 /* Job flags that a batch file cannot be combined with. */
-static const cli_flag_id spec_flags[] = {FL_KERNEL, FL_ARG, FL_INPUT, FL_PRIORITY, FL_DEVICE,
+static const cli_flag_id spec_flags[] = {FL_KERNEL, FL_ARG, FL_INPUT, FL_PRIORITY, FL_DEVICE, FL_FALLBACK,
                                          FL_TIMEOUT, FL_QUEUE_TIMEOUT, FL_MAX_ATTEMPTS, FL_DEP,
                                          FL_LABEL, FL_IDEM, FL_WAIT};
 
@@ -138,6 +138,8 @@ static int apply_flags(cli_ctx *x, gx_jobspec *s) {
         gx_jobspec_set_priority(s, (int)v, &err);
     }
     if (cli_has(a, FL_DEVICE) && gx_jobspec_set_device(s, cli_get(a, FL_DEVICE), &err))
+        return cli_local_fail(NULL, &err);
+    if (cli_has(a, FL_FALLBACK) && gx_jobspec_set_fallback(s, cli_get(a, FL_FALLBACK), &err))
         return cli_local_fail(NULL, &err);
     if (cli_has(a, FL_TIMEOUT)) {
         if ((rc = cli_duration("timeout", cli_get(a, FL_TIMEOUT), &v))) return rc;

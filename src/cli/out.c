@@ -23,6 +23,7 @@ void cli_print_job(const gx_client_job *j) {
     printf("priority:     %d\n", j->priority);
     printf("attempts:     %d of %d\n", j->attempts, j->max_attempts);
     printf("device:       %s\n", or_dash(j->device));
+    if (j->fallback[0]) printf("fallback:     %s\n", j->fallback);
     printf("submitted:    %s\n", or_dash(j->submitted_at));
     printf("started:      %s\n", or_dash(j->started_at));
     printf("finished:     %s\n", or_dash(j->finished_at));

@@ -73,6 +73,7 @@ void gx__job_from_json(json_t *o, gx_client_job *j) {
         gx__jstr(j->waiting_on, sizeof j->waiting_on, w, "waiting_on");
         gx__jstr(j->wait_message, sizeof j->wait_message, w, "message");
     }
+    gx__jstr(j->fallback, sizeof j->fallback, o, "fallback");
 }
 
 int gx_client_job_is_final(const gx_client_job *j) {

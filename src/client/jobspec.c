@@ -234,6 +234,11 @@ int gx_jobspec_set_queue_timeout_ms(gx_jobspec *s, int64_t ms, gx_error *err) {
     return set(s, "queue_timeout_ms", json_integer((json_int_t)ms), err);
 }
 
+int gx_jobspec_set_fallback(gx_jobspec *s, const char *fallback, gx_error *err) {
+    int rc = nonempty(fallback, "fallback", err);
+    return rc ? rc : set(s, "fallback", json_string(fallback), err);
+}
+
 int gx_jobspec_set_max_attempts(gx_jobspec *s, int n, gx_error *err) {
     return set(s, "max_attempts", json_integer(n), err);
 }

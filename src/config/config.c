@@ -169,6 +169,18 @@ static const key keys[] = {
         "Longest a GPU slot waits for more jobs of a batchable kernel to "
         "fuse into one launch. 0: launch what is queued at once."),
 
+    DUR("retry.backoff_base", retry.backoff_base_ms, "100ms", 1, 10 * 60 * 1000,
+        "Back-off before a failed job's second attempt: uniform in 0..base, "
+        "the bound doubling per attempt (exponential with full jitter)."),
+    DUR("retry.backoff_cap", retry.backoff_cap_ms, "10s", 1, DAY,
+        "Upper bound of the back-off between attempts."),
+    INT("breaker.threshold", breaker.threshold, "5", 0, 1000000,
+        "Consecutive failures that point at a device (or a kernel) before "
+        "its circuit breaker opens and it gets no more work. 0: no breakers."),
+    DUR("breaker.cooldown", breaker.cooldown_ms, "30s", 10, DAY,
+        "How long an open breaker waits before letting one probe job through "
+        "(half-open); the probe's success closes it, its failure re-opens it."),
+
     BOOL("cuda.enabled", cuda.enabled, "true",
          "Load the CUDA backend and run jobs on GPUs. false: CPU only."),
     STR("cuda.plugin", cuda.plugin, NULL, K_OPTIONAL, NULL,
@@ -1382,6 +1394,10 @@ void gx_config_engine_opts(const gx_config *c, gx_engine_opts *o) {
     o->hang_grace_ms = c->engine.hang_grace_ms;
     o->poison_faults = (int)c->engine.poison_faults;
     o->recovery_attempts = (int)c->engine.recovery_attempts;
+    o->retry_base_ms = (int)c->retry.backoff_base_ms;
+    o->retry_cap_ms = (int)c->retry.backoff_cap_ms;
+    o->breaker_threshold = c->breaker.threshold ? (int)c->breaker.threshold : -1;
+    o->breaker_cooldown_ms = (int)c->breaker.cooldown_ms;
 }
 
 size_t gx_config_key_count(void) { return NKEYS; }

@@ -136,6 +136,8 @@ int gxc_finish(gxc_call *k, int rc);
  * sticky faults, GX_EKERNEL otherwise). */
 int gxc_err(gx_error *e, int cuda_rc, const char *what);
 int gxc_is_sticky(int cuda_rc);
+/* GX code of a CUDA error (the cuda_map table in mem.c). */
+int gxc_gx_code(int cuda_rc);
 
 /* ---- helpers for the kernel glue (impl.c) -------------------------------- */
 

@@ -21,35 +21,52 @@
 
 static size_t align_up(size_t v) { return (v + GXC_ALIGN - 1) & ~(size_t)(GXC_ALIGN - 1); }
 
-int gxc_is_sticky(int rc) {
-    switch (rc) {
-    case cudaErrorIllegalAddress:
-    case cudaErrorLaunchFailure:
-    case cudaErrorECCUncorrectable:
-    case cudaErrorHardwareStackError:
-    case cudaErrorIllegalInstruction:
-    case cudaErrorMisalignedAddress:
-    case cudaErrorInvalidAddressSpace:
-    case cudaErrorInvalidPc:
-    case cudaErrorLaunchTimeout:
-    case cudaErrorAssert:
-    case cudaErrorUnknown:
-    case cudaErrorDevicesUnavailable:
-    case cudaErrorContextIsDestroyed:
-        return 1;
-    default:
-        return 0;
-    }
+/* cudaError_t -> GX code, in one table (the engine's error class table then
+ * says what each GX code means: GX_ETRANSIENT retried, GX_EDEVICE device
+ * recovery, anything else permanent for the job). Sticky errors leave the
+ * context unusable, so they are device faults; that includes
+ * cudaErrorLaunchTimeout (the watchdog killed a kernel: CUDA documents it
+ * as sticky) rather than a transient. Codes not listed are GX_EKERNEL. */
+static const struct {
+    int cuda;
+    int gx;
+    const char *why; /* what the row means, for docs/operations.md */
+} cuda_map[] = {
+    {cudaErrorMemoryAllocation, GX_ETRANSIENT, "device out of memory"},
+    {cudaErrorNotReady, GX_ETRANSIENT, "device busy"},
+    {cudaErrorDevicesUnavailable, GX_ETRANSIENT, "device busy or in exclusive use"},
+    {cudaErrorIllegalAddress, GX_EDEVICE, "sticky: illegal address"},
+    {cudaErrorLaunchFailure, GX_EDEVICE, "sticky: launch failure"},
+    {cudaErrorECCUncorrectable, GX_EDEVICE, "sticky: uncorrectable ECC error"},
+    {cudaErrorHardwareStackError, GX_EDEVICE, "sticky: hardware stack error"},
+    {cudaErrorIllegalInstruction, GX_EDEVICE, "sticky: illegal instruction"},
+    {cudaErrorMisalignedAddress, GX_EDEVICE, "sticky: misaligned address"},
+    {cudaErrorInvalidAddressSpace, GX_EDEVICE, "sticky: invalid address space"},
+    {cudaErrorInvalidPc, GX_EDEVICE, "sticky: invalid program counter"},
+    {cudaErrorLaunchTimeout, GX_EDEVICE, "sticky: kernel killed by the watchdog"},
+    {cudaErrorAssert, GX_EDEVICE, "sticky: device-side assert"},
+    {cudaErrorUnknown, GX_EDEVICE, "unknown: treated as sticky"},
+    {cudaErrorContextIsDestroyed, GX_EDEVICE, "context gone"},
+    {cudaErrorInvalidValue, GX_EINVAL, "invalid argument: the call is wrong, not the device"},
+    {cudaErrorInvalidConfiguration, GX_EINVAL, "invalid launch configuration"},
+};
+
+int gxc_gx_code(int rc) {
+    for (size_t i = 0; i < sizeof cuda_map / sizeof cuda_map[0]; i++)
+        if (cuda_map[i].cuda == rc) return cuda_map[i].gx;
+    return GX_EKERNEL;
 }
+
+int gxc_is_sticky(int rc) { return gxc_gx_code(rc) == GX_EDEVICE; }
 
 int gxc_err(gx_error *e, int rc, const char *what) {
     const char *name = cudaGetErrorName((cudaError_t)rc);
     const char *text = cudaGetErrorString((cudaError_t)rc);
+    int code = gxc_gx_code(rc);
     if (rc == cudaErrorMemoryAllocation)
-        return gx_error_set(e, GX_ETRANSIENT, NULL, "GPU out of memory in %s (%s)", what, name);
-    if (gxc_is_sticky(rc))
-        return gx_error_set(e, GX_EDEVICE, NULL, "GPU fault in %s: %s (%s)", what, name, text);
-    return gx_error_set(e, GX_EKERNEL, NULL, "CUDA error in %s: %s (%s)", what, name, text);
+        return gx_error_set(e, code, NULL, "GPU out of memory in %s (%s)", what, name);
+    if (code == GX_EDEVICE) return gx_error_set(e, code, NULL, "GPU fault in %s: %s (%s)", what, name, text);
+    return gx_error_set(e, code, NULL, "CUDA error in %s: %s (%s)", what, name, text);
 }
 
 int gxc_check(gxc_call *k, int rc, const char *what) {

@@ -23,6 +23,7 @@
 
 #include "clock.h"
 #include "engine_int.h"
+#include "gexec/gexec_errclass.h"
 
 #define PAGE_SHIFT 10
 #define PAGE_JOBS (1u << PAGE_SHIFT)
@@ -58,6 +59,21 @@ void gx__ev_push(gx_engine *e, gx__evbuf *eb, const gx__job *j) {
         .run_ns = j->run_ns,
         .queue_ns = j->start_ns ? j->start_ns - j->submit_ns : 0,
     };
+    /* the message travels with the event: by the time it is persisted the
+     * job may be on its next attempt with another error */
+    gx_event *ev = &eb->ev[eb->n - 1];
+    /* retrying and failed states carry their error; so does the re-queue of a
+     * job a device fault was blamed on (its blame count must survive a
+     * restart: src/exec/health.c) */
+    if (j->state == GX_JOB_RETRYING || (gx_job_state_is_final(j->state) && j->state != GX_JOB_SUCCEEDED) ||
+        (j->state == GX_JOB_QUEUED && j->error_code == GX_EDEVICE)) {
+        if (j->error) snprintf(ev->error, sizeof ev->error, "%s", j->error);
+    } else {
+        /* queued, running, succeeded: no error of an earlier attempt */
+        ev->error_code = 0;
+        if (j->fallback && (j->state == GX_JOB_RUNNING || j->state == GX_JOB_SUCCEEDED))
+            snprintf(ev->error, sizeof ev->error, "fallback: %s", j->fallback);
+    }
 }
 
 void gx__ev_flush(gx_engine *e, gx__evbuf *eb) {
@@ -133,6 +149,7 @@ static void job_clear(gx_engine *e, gx__job *j) {
     free_outputs(j->out, j->kernel ? j->kernel->noutputs : 0);
     j->out = NULL;
     free(j->error);
+    free(j->fallback);
     free(j->dependents);
     for (int i = 0; i < j->nlabels; i++) {
         free(j->labels[i].key);
@@ -241,6 +258,7 @@ void gx__finish(gx_engine *e, gx__job *first, int state, int code, const char *m
     while (sn) {
         gx__job *j = stack[--sn];
         if (gx_job_state_is_final(j->state)) continue;
+        if (j->parked) gx__brk_unpark(e, j);
         int st = state, cd = code;
         const char *m = msg;
         if (first_done) {
@@ -416,9 +434,9 @@ typedef struct run_item {
     gx_array **out;
 } run_item;
 
-static int64_t backoff_ns(int attempt) {
-    /* exponential with full jitter: uniform in [0, min(10 s, 100 ms * 2^(a-1))] */
-    double cap = fmin(10e9, 100e6 * pow(2, attempt - 1));
+static int64_t backoff_ns(const gx_engine *e, int attempt) {
+    /* exponential with full jitter: uniform in [0, min(cap, base * 2^(a-1))] */
+    double cap = fmin(e->o.retry_cap_ms * 1e6, e->o.retry_base_ms * 1e6 * pow(2, attempt - 1));
     return (int64_t)(cap * ((double)(rand() & 0xffff) / 65536.0)) + 1000000;
 }
 
@@ -439,7 +457,13 @@ static void complete(gx_engine *e, gx__device *d, run_item *it, const gx_call_re
     gx__sched_charge(e, j->tenant, j->cost_us, run_us);
     gx__sched_released(e, j->tenant);
     if (r->rc == 0) gx__kstat_record(e, j->kernel, run_us);
-    if (j->finished_early || gx_job_state_is_final(j->state) || e->stopping) {
+    int own_end = j->finished_early || gx_job_state_is_final(j->state) || e->stopping;
+    /* one device fault counts once against the device's breaker: calls that
+     * fail while the health loop already has the device (the rest of a
+     * faulted batch, abandoned calls) are neutral */
+    int counted = !own_end && !atomic_load(&j->cancel) && !(r->rc && d->hstate != GX__H_OK);
+    gx__brk_job_done(e, d, j, r->rc, counted);
+    if (own_end) {
         /* stopping: the kernel was interrupted by shutdown, not by the job;
          * the job stays running in a durable store and is re-queued there */
         free_outputs(it->out, j->kernel->noutputs);
@@ -468,17 +492,21 @@ static void complete(gx_engine *e, gx__device *d, run_item *it, const gx_call_re
     free_outputs(it->out, j->kernel->noutputs);
     const char *msg = it->err.message[0] ? it->err.message : gx_strerror(r->rc);
     if (gx__health_result(e, d, j, r->rc, msg, eb)) return; /* device fault, abandoned call */
-    if ((r->rc == GX_ETRANSIENT || r->rc == GX_EDEVICE) && j->attempts < j->max_attempts) {
-        set_error(j, r->rc, msg);
+    /* the error class table decides: transient, device and store faults get
+     * another attempt while attempts are left; permanent ones end the job */
+    int retryable = gx_errclass_retryable(r->rc);
+    if (retryable && j->attempts < j->max_attempts) {
+        char line[300];
+        snprintf(line, sizeof line, "attempt %d failed (%s, %s): %s", j->attempts, gx_err_name(r->rc),
+                 gx_errclass_name(gx_errclass_get(r->rc)), msg);
+        set_error(j, r->rc, line);
         j->state = GX_JOB_RETRYING;
         e->tenants[j->tenant].queued++;
         gx__ev_push(e, eb, j);
-        gx__timer_set(e, j, gx__now_ns() + backoff_ns(j->attempts));
+        gx__timer_set(e, j, gx__now_ns() + backoff_ns(e, j->attempts));
         return;
     }
-    int state = (r->rc == GX_ETRANSIENT || r->rc == GX_EDEVICE) && j->max_attempts > 1
-                    ? GX_JOB_DEAD
-                    : GX_JOB_FAILED;
+    int state = retryable && j->max_attempts > 1 ? GX_JOB_DEAD : GX_JOB_FAILED;
     char full[300];
     if (state == GX_JOB_DEAD)
         snprintf(full, sizeof full, "gave up after %d attempts; last error: %s", j->attempts, msg);
@@ -693,14 +721,22 @@ static void *timer_main(void *arg) {
     gx__evbuf_init(&eb);
     pthread_mutex_lock(&e->mu);
     while (!e->stopping) {
-        if (!e->ntimers) {
+        int64_t now = gx__now_ns();
+        if (e->brk_due && e->brk_due <= now) {
+            /* a circuit breaker's cool-down is over: let its probe go */
+            gx__brk_tick(e, now);
+            gx__sched_dispatch(e, INT32_MAX, 0);
+            continue;
+        }
+        if (!e->ntimers && !e->brk_due) {
             pthread_cond_wait(&e->timer_cv, &e->mu);
             continue;
         }
-        int64_t now = gx__now_ns();
-        gx__job *j = e->timers[0];
-        if (j->deadline > now) {
-            struct timespec ts = {.tv_sec = j->deadline / 1000000000, .tv_nsec = j->deadline % 1000000000};
+        gx__job *j = e->ntimers ? e->timers[0] : NULL;
+        if (!j || j->deadline > now) {
+            int64_t until = j ? j->deadline : e->brk_due;
+            if (e->brk_due && e->brk_due < until) until = e->brk_due;
+            struct timespec ts = {.tv_sec = until / 1000000000, .tv_nsec = until % 1000000000};
             pthread_cond_timedwait(&e->timer_cv, &e->mu, &ts);
             continue;
         }
@@ -729,6 +765,10 @@ void gx_engine_opts_init(gx_engine_opts *o) {
     o->hang_grace_ms = 5000;
     o->poison_faults = 2;
     o->recovery_attempts = 3;
+    o->retry_base_ms = 100;
+    o->retry_cap_ms = 10000;
+    o->breaker_threshold = 5;
+    o->breaker_cooldown_ms = 30000;
 }
 
 static uint64_t host_mem(void) {
@@ -749,6 +789,7 @@ static int add_device(gx_engine *e, const gx_backend *be, gx_backend_dev *bdev,
     if (d->desc.slots < 1) d->desc.slots = 1;
     d->healthy = 1;
     snprintf(d->status, sizeof d->status, "ok");
+    gx__brk_init(&d->brk, e->o.breaker_threshold, (int64_t)e->o.breaker_cooldown_ms * 1000000);
     d->rcap = 1024;
     d->ring = malloc(d->rcap * sizeof *d->ring);
     pthread_condattr_t ca;
@@ -899,6 +940,11 @@ int gx_engine_create(const gx_engine_opts *opts, gx_engine **out, gx_error *err)
     if (o.poison_faults <= 0) o.poison_faults = 2;
     if (o.recovery_attempts <= 0) o.recovery_attempts = 3;
     if (!o.cpu_mem_bytes) o.cpu_mem_bytes = host_mem() / 2;
+    if (o.retry_base_ms <= 0) o.retry_base_ms = 100;
+    if (o.retry_cap_ms <= 0) o.retry_cap_ms = 10000;
+    if (o.retry_cap_ms < o.retry_base_ms) o.retry_cap_ms = o.retry_base_ms;
+    if (o.breaker_threshold == 0) o.breaker_threshold = 5;
+    if (o.breaker_cooldown_ms <= 0) o.breaker_cooldown_ms = 30000;
     const gx__placer *pl = gx__placer_find(o.placement);
     if (!pl)
         return gx_error_set(err, GX_EINVAL, "placement",
@@ -989,6 +1035,7 @@ void gx_engine_destroy(gx_engine *e) {
     free(e->pages);
     free(e->page_live);
     free(e->timers);
+    gx__brk_free(e);
     if (e->ch) gx__sched_free(e);
     gx__hmap_free(&e->tenant_ix);
     gx__hmap_free(&e->idem);

@@ -13,6 +13,7 @@
 
 #include "gexec/gexec.h"
 #include "gexec/gexec_plugin.h"
+#include "breaker.h"
 #include "hmap.h"
 #include "registry_int.h"
 
@@ -27,7 +28,8 @@
 
 /* Constraint classes: which devices a job may run on. A job's class picks
  * which per-tenant queue it waits in. */
-enum { GX__CLS_ANY = 0, GX__CLS_CPU = 1, GX__CLS_GPU = 2, GX__CLS_DEV0 = 3 };
+/* GX__CLS_GPU_FB: a GPU, or a CPU while no GPU is usable ("fallback":"cpu"). */
+enum { GX__CLS_ANY = 0, GX__CLS_CPU = 1, GX__CLS_GPU = 2, GX__CLS_GPU_FB = 3, GX__CLS_DEV0 = 4 };
 
 typedef struct gx__label {
     char *key, *value;
@@ -62,7 +64,9 @@ typedef struct gx__job {
     uint8_t finished_early; /* made final while a worker still runs it */
     uint8_t busy;         /* in a device ring or running: record must stay */
     uint8_t nlabels;
+    uint8_t parked;       /* held by its kernel's open breaker (breaker.c) */
     gx__label *labels;
+    char *fallback;       /* why it ran on a CPU instead of a GPU; NULL */
     char *idem_key;
     gx_array **ckpt;      /* last checkpoint state */
     int nckpt;
@@ -110,6 +114,9 @@ typedef struct gx__kstat {
     double ewma_us;
     int64_t n;
     gx_kernel_run_fn impl[GX_DEV_KIND_COUNT]; /* resolved once */
+    gx__brk brk;          /* the kernel's circuit breaker */
+    struct gx__job **parked; /* jobs its open breaker holds back */
+    uint32_t nparked, capparked;
 } gx__kstat;
 
 typedef struct gx__device {
@@ -120,6 +127,7 @@ typedef struct gx__device {
     gx_device_desc desc;
     int healthy;
     char status[128];
+    gx__brk brk;         /* the device's circuit breaker */
     /* ready ring: placed jobs waiting for a worker */
     gx__job **ring;
     uint32_t rhead, rcount, rcap;
@@ -205,6 +213,7 @@ struct gx_engine {
     /* kernel stats */
     gx__kstat kstats[64];
     int nkstats;
+    gx__kstat *klast;         /* the entry gx__kinfo found last */
     /* counters */
     gx_engine_stats st;
     uint64_t ev_produced;     /* events buffered so far (lock held) */
@@ -215,6 +224,7 @@ struct gx_engine {
     pthread_cond_t health_cv; /* health thread: a device to recover, a worker left */
     pthread_t health_thread;
     int health_started;
+    int64_t brk_due;          /* next breaker tick (monotonic ns), 0 = none */
 };
 
 /* ---- event buffering (delivered without the lock) ---- */

@@ -29,9 +29,13 @@ int gx_job_state_from_name(const char *name) {
 int gx_job_state_is_final(int s) { return s >= GX_JOB_SUCCEEDED && s < GX_JOB_STATE_COUNT; }
 
 const char *gx_wait_reason_name(int r) {
-    static const char *const n[] = {"none", "queue", "dependency", "tenant_limit", "no_device", "backoff", "placed",
-                                     "tenant_memory"};
-    return r >= 0 && r < (int)(sizeof n / sizeof n[0]) ? n[r] : "unknown";
+    static const char *const n[] = {
+        [GX_WAIT_NONE] = "none",           [GX_WAIT_QUEUE] = "queue",     [GX_WAIT_DEPENDENCY] = "dependency",
+        [GX_WAIT_TENANT_LIMIT] = "tenant_limit", [GX_WAIT_NO_DEVICE] = "no_device", [GX_WAIT_BACKOFF] = "backoff",
+        [GX_WAIT_PLACED] = "placed",       [GX_WAIT_TENANT_MEMORY] = "tenant_memory",
+        [GX_WAIT_CIRCUIT] = "circuit_open",
+    };
+    return r >= 0 && r < (int)(sizeof n / sizeof n[0]) && n[r] ? n[r] : "unknown";
 }
 
 void gx_job_spec_init(gx_job_spec *s) { memset(s, 0, sizeof *s); }
@@ -44,6 +48,38 @@ static int device_fits(gx_engine *e, const gx__job *j) {
             e->dev[d].mem_used + j->mem <= e->dev[d].desc.mem_total)
             return 1;
     return 0;
+}
+
+/* Every device the job may use has its breaker open: say which. */
+static int breaker_holds(gx_engine *e, const gx__job *j, char *out, size_t cap) {
+    int n = 0, held = 0;
+    const gx__device *first = NULL;
+    for (int d = 0; d < e->ndev; d++) {
+        if (!gx__cls_allows(e, j->cls, d) || !e->dev[d].healthy) continue;
+        n++;
+        if (e->dev[d].brk.state != GX__BRK_CLOSED) {
+            held++;
+            if (!first) first = &e->dev[d];
+        }
+    }
+    if (!n || held < n) return 0;
+    gx__brk_device_reason(e, first, out, cap);
+    return 1;
+}
+
+/* No device the job may use is healthy: say which and why (its status). */
+static int none_healthy(gx_engine *e, const gx__job *j, char *out, size_t cap) {
+    const gx__device *first = NULL;
+    for (int d = 0; d < e->ndev; d++) {
+        if (!gx__cls_allows(e, j->cls, d)) continue;
+        if (e->dev[d].healthy) return 0;
+        if (!first) first = &e->dev[d];
+    }
+    if (!first) return 0;
+    /* the name and status are cut to fit gx_job_info.reason */
+    snprintf(out, cap, "no device it may use is healthy: %.24s %.90s", first->desc.name,
+             first->status[0] ? first->status : "unhealthy");
+    return 1;
 }
 
 static void explain(gx_engine *e, const gx__job *j, gx_job_info *o) {
@@ -66,7 +102,10 @@ static void explain(gx_engine *e, const gx__job *j, gx_job_info *o) {
         break;
     case GX_JOB_QUEUED:
         o->position = gx__sched_position(e, j);
-        if (t->throttled) {
+        if (j->parked) {
+            o->wait_reason = GX_WAIT_CIRCUIT;
+            gx__brk_kernel_reason(e, j, o->reason, sizeof o->reason);
+        } else if (t->throttled) {
             o->wait_reason = GX_WAIT_TENANT_LIMIT;
             snprintf(o->reason, sizeof o->reason, "tenant %s at its max_running quota (%lld of %d running)",
                      t->name, (long long)t->running, t->max_running);
@@ -79,11 +118,15 @@ static void explain(gx_engine *e, const gx__job *j, gx_job_info *o) {
             snprintf(o->reason, sizeof o->reason,
                      "tenant %.32s at its max_device_memory_bytes quota (%s of %s in use, job needs %s)", t->name,
                      used, lim, need);
+        } else if (none_healthy(e, j, o->reason, sizeof o->reason)) {
+            o->wait_reason = GX_WAIT_NO_DEVICE;
         } else if (!device_fits(e, j)) {
             o->wait_reason = GX_WAIT_NO_DEVICE;
             snprintf(o->reason, sizeof o->reason,
                      "no healthy device it may use has %llu bytes of memory free now",
                      (unsigned long long)j->mem);
+        } else if (breaker_holds(e, j, o->reason, sizeof o->reason)) {
+            o->wait_reason = GX_WAIT_NO_DEVICE;
         } else {
             o->wait_reason = GX_WAIT_QUEUE;
             snprintf(o->reason, sizeof o->reason, "%lld jobs of tenant %s ahead of it; devices busy",
@@ -127,6 +170,7 @@ int gx_job_get(gx_engine *e, gx_job_id id, gx_job_info *o, gx_error *err) {
     explain(e, j, o);
     o->nlabels = j->nlabels;
     o->mem_bytes = j->mem;
+    if (j->fallback) snprintf(o->fallback, sizeof o->fallback, "%s", j->fallback);
     pthread_mutex_unlock(&e->mu);
     return 0;
 }
@@ -413,6 +457,11 @@ int gx_device_get(gx_engine *e, int i, gx_device_info *o) {
     o->recovery_failures = d->recovery_failures;
     o->last_recovery_s = d->last_recovery_s;
     o->lost = d->hstate == GX__H_LOST;
+    gx__brk_allow((gx__brk *)&d->brk, gx__now_ns()); /* show half-open once due */
+    o->breaker_state = d->brk.state;
+    o->breaker_failures = d->brk.failures;
+    o->breaker_probe_ns = d->brk.state == GX__BRK_OPEN ? gx__to_wall(e, d->brk.probe_ns) : 0;
+    o->breaker_transitions = d->brk.transitions;
     pthread_mutex_unlock(&e->mu);
     return 0;
 }

@@ -33,12 +33,21 @@ static int name_ok(const char *s) {
     return 1;
 }
 
+int gx_kernel_default_attempts(const gx_kernel *k) {
+    if (k->struct_size < offsetof(gx_kernel, default_max_attempts) + sizeof k->default_max_attempts) return 1;
+    return k->default_max_attempts > 0 && k->default_max_attempts <= 100 ? k->default_max_attempts : 1;
+}
+
 int gx_kernel_register(const gx_kernel *k, gx_error *err) {
     if (!k) return gx_error_set(err, GX_EINVAL, "kernel", "kernel is NULL");
-    if (k->abi_version != GX_KERNEL_ABI_VERSION || k->struct_size < sizeof(gx_kernel))
+    if (k->abi_version != GX_KERNEL_ABI_VERSION || k->struct_size < GX_KERNEL_SIZE_V1)
         return gx_error_set(err, GX_EABI, "abi_version",
                             "kernel ABI %u (struct size %u) does not match %u (%zu)",
                             k->abi_version, k->struct_size, GX_KERNEL_ABI_VERSION, sizeof(gx_kernel));
+    if (k->struct_size > GX_KERNEL_SIZE_V1 && (k->default_max_attempts < 0 || k->default_max_attempts > 100))
+        return gx_error_set(err, GX_EINVAL, "default_max_attempts", "default_max_attempts must be 0..100; got %d",
+                            k->default_max_attempts);
+
     if (!name_ok(k->name))
         return gx_error_set(err, GX_EINVAL, "name", "kernel name must be 1-48 of [a-z0-9_]");
     if (k->version < 1) return gx_error_set(err, GX_EINVAL, "version", "version must be >= 1");

@@ -31,4 +31,5 @@ void gx__kcall_init(gx_kcall *c, const gx_kernel *k, const gx__bound *b, gx_arra
 /* Register the built-in catalog (idempotent, thread-safe). */
 void gx__catalog_init(void);
 
+
 #endif

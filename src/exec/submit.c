@@ -54,7 +54,7 @@ static int label_key_ok(const char *s) {
 }
 
 /* Parse the device constraint into a class; checks the device exists. */
-static int parse_device(gx_engine *e, const char *dev, int *cls, gx_error *err) {
+static int parse_device(gx_engine *e, const char *dev, int *cls, gx_error *err, int fallback_cpu) {
     int ngpu = 0;
     for (int i = 0; i < e->ndev; i++) ngpu += e->dev[i].kind == GX_DEV_CUDA;
     if (!dev || !*dev || !strcmp(dev, "any")) {
@@ -66,6 +66,10 @@ static int parse_device(gx_engine *e, const char *dev, int *cls, gx_error *err) 
         return 0;
     }
     if (!strcmp(dev, "gpu")) {
+        if (fallback_cpu) { /* runs on a CPU while no GPU is usable, none at all included */
+            *cls = GX__CLS_GPU_FB;
+            return 0;
+        }
         if (!ngpu)
             return gx_error_set(err, GX_ENODEVICE, "device",
                                 "the job requires a GPU and this engine has none (CPU only)");
@@ -148,8 +152,13 @@ static int prepare(gx_engine *e, const gx_job_spec *s, prep *p, kcache *kc, gx_e
         for (int j = 0; j < i; j++)
             if (!strcmp(s->labels[j].key, k)) return gx_error_set(err, GX_EINVAL, field, "label '%s' is given twice", k);
     }
-    int rc = parse_device(e, s->device, &p->cls, err);
+    if (s->fallback && strcmp(s->fallback, "cpu") && strcmp(s->fallback, "none"))
+        return gx_error_set(err, GX_EINVAL, "fallback", "fallback must be cpu or none; got '%.40s'", s->fallback);
+    int rc = parse_device(e, s->device, &p->cls, err, s->fallback && !strcmp(s->fallback, "cpu"));
     if (rc) return rc;
+    if (s->fallback && !strcmp(s->fallback, "cpu") && p->cls != GX__CLS_GPU_FB)
+        return gx_error_set(err, GX_EINVAL, "fallback", "fallback cpu goes with device gpu; got device '%.40s'",
+                            s->device ? s->device : "any");
     /* the kernel must have an implementation for a device it may use */
     int has_cpu = gx_kernel_impl(p->k, GX_DEV_CPU) != NULL, has_gpu = gx_kernel_impl(p->k, GX_DEV_CUDA) != NULL;
     int ngpu = 0;
@@ -158,6 +167,9 @@ static int prepare(gx_engine *e, const gx_job_spec *s, prep *p, kcache *kc, gx_e
         if (!has_gpu || !ngpu) p->cls = GX__CLS_CPU;
         else if (!has_cpu) p->cls = GX__CLS_GPU;
     }
+    if (p->cls == GX__CLS_GPU_FB && (!has_cpu || (ngpu && !has_gpu)))
+        return gx_error_set(err, GX_ENODEVICE, "fallback", "kernel %s has no %s implementation", p->k->name,
+                            has_cpu ? "GPU" : "CPU (needed for the fallback)");
     int wants_gpu = p->cls == GX__CLS_GPU || (p->cls >= GX__CLS_DEV0 && e->dev[p->cls - GX__CLS_DEV0].kind == GX_DEV_CUDA);
     if (wants_gpu ? !has_gpu : (p->cls != GX__CLS_ANY && !has_cpu))
         return gx_error_set(err, GX_ENODEVICE, "device", "kernel %s has no %s implementation", p->k->name,
@@ -180,7 +192,7 @@ static int prepare(gx_engine *e, const gx_job_spec *s, prep *p, kcache *kc, gx_e
         return rc;
     }
     p->priority = s->priority;
-    p->max_attempts = s->max_attempts ? s->max_attempts : 1;
+    p->max_attempts = s->max_attempts ? s->max_attempts : gx_kernel_default_attempts(p->k);
     p->timeout_ns = s->timeout_ms * 1000000;
     p->queue_timeout_ns = s->queue_timeout_ms * 1000000;
     if (s->nlabels) {

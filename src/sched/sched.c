@@ -313,12 +313,16 @@ int gx__cls_allows(gx_engine *e, int cls, int dev) {
     case GX__CLS_ANY: return 1;
     case GX__CLS_CPU: return e->dev[dev].kind == GX_DEV_CPU;
     case GX__CLS_GPU: return e->dev[dev].kind == GX_DEV_CUDA;
+    case GX__CLS_GPU_FB: /* a GPU; a CPU only while no GPU is usable */
+        return e->dev[dev].kind == GX_DEV_CUDA || !gx__gpu_usable(e, NULL, 0);
     default: return cls - GX__CLS_DEV0 == dev;
     }
 }
 
 int gx__dev_has_room(gx_engine *e, const gx__device *d) {
     if (!d->healthy) return 0;
+    /* an open breaker takes nothing; a half-open one its one probe */
+    if (d->brk.state != GX__BRK_CLOSED && !gx__brk_allow((gx__brk *)&d->brk, gx__now_ns())) return 0;
     int64_t inflight = (int64_t)d->rcount + d->running;
     int64_t slots = d->desc.slots > 0 ? d->desc.slots : 1;
     if (inflight < slots) return 1;
@@ -329,15 +333,19 @@ int gx__dev_has_room(gx_engine *e, const gx__device *d) {
 }
 
 gx__kstat *gx__kinfo(gx_engine *e, const gx_kernel *k) {
+    /* dispatch, completion and the breakers ask for the same kernel in a
+     * row: remember the last answer */
+    if (e->klast && e->klast->k == k) return e->klast;
     for (int i = 0; i < e->nkstats; i++)
-        if (e->kstats[i].k == k) return &e->kstats[i];
+        if (e->kstats[i].k == k) return e->klast = &e->kstats[i];
     if (e->nkstats == (int)(sizeof e->kstats / sizeof e->kstats[0])) return NULL;
     gx__kstat *s = &e->kstats[e->nkstats++];
     memset(s, 0, sizeof *s);
     s->k = k;
     s->ewma_us = -1;
+    gx__brk_init(&s->brk, e->o.breaker_threshold, (int64_t)e->o.breaker_cooldown_ms * 1000000);
     for (int d = 0; d < GX_DEV_KIND_COUNT; d++) s->impl[d] = gx_kernel_impl(k, (gx_dev_kind)d);
-    return s;
+    return e->klast = s;
 }
 
 double gx__cost_estimate(gx_engine *e, const gx__job *j) {
@@ -416,6 +424,20 @@ int gx__sched_dispatch(gx_engine *e, int limit, int unlimited) {
             if (park(e, bt, bc)) skip |= 1ull << bc;
             continue;
         }
+        gx__kstat *bks = gx__kinfo(e, bj->kernel);
+        if (bks && bks->brk.state != GX__BRK_CLOSED && !gx__brk_allow(&bks->brk, gx__now_ns())) {
+            /* its kernel's breaker is open: park it until the breaker lets
+             * a probe go, so it does not hold up the jobs behind it */
+            jremove(&bt->q[bc], bj);
+            if (!bt->q[bc].n) tremove(e, bc, bt);
+            if (gx__brk_park(e, bj)) { /* no memory to park it: leave it queued */
+                if (gx__sched_enqueue(e, bj))
+                    gx__finish(e, bj, GX_JOB_FAILED, GX_ENOMEM, "out of memory queueing the job", NULL);
+                else
+                    skip |= 1ull << bc;
+            }
+            continue;
+        }
         int cand[GX__MAX_DEVICES], nc = 0;
         for (int d = 0; d < e->ndev; d++) {
             gx__device *dv = &e->dev[d];
@@ -443,6 +465,17 @@ int gx__sched_dispatch(gx_engine *e, int limit, int unlimited) {
         }
         bj->state = GX_JOB_SCHEDULED;
         bj->device = (int16_t)d;
+        gx__brk_sent(&dv->brk); /* in half-open: the probe */
+        if (bks) gx__brk_sent(&bks->brk);
+        if (bc == GX__CLS_GPU_FB && dv->kind == GX_DEV_CPU && !bj->fallback) {
+            char why[200], note[240];
+            gx__gpu_usable(e, why, sizeof why);
+            snprintf(note, sizeof note, "no healthy GPU: %s", why);
+            bj->fallback = strdup(note); /* NULL under memory pressure: only the note is lost */
+        } else if (bj->fallback && dv->kind != GX_DEV_CPU) {
+            free(bj->fallback); /* this attempt runs on a GPU after all */
+            bj->fallback = NULL;
+        }
         dv->pending_cost += cost;
         dv->mem_used += bj->mem;
         bt->mem_used += bj->mem;

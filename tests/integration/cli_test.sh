@@ -115,7 +115,7 @@ run 0 --json health && expect "health json" '"ready"' "$out"
 run 0 devices && expect devices 'cpu' "$out"
 run 0 --json devices && expect "devices json" '^cpu$' "$(json_get 'j["devices"][0]["kind"]' <<<"$out")"
 run 0 kernels && expect kernels 'saxpy' "$out"
-run 0 kernels saxpy && expect "kernel saxpy" 'args:' "$out"
+run 0 kernels saxpy && expect "kernel saxpy" 'args:' "$out" && expect "kernel circuit" 'attempts by default: 1; circuit: closed' "$out"
 run 0 --json kernels spin && expect "kernel json" '^spin$' "$(json_get 'j["name"]' <<<"$out")"
 run 4 kernels no_such_kernel
 
@@ -155,6 +155,12 @@ run 0 --json submit -k spin -a us=1000 --priority 5 --device cpu --timeout 10s -
 expect "submit json" '^[0-9]+$' "$(json_get 'j["id"]' <<<"$out")"
 idk=$(json_get 'j["id"]' <<<"$out")
 run 0 submit -k spin -a us=1000 --idempotency-key cli-key-1 && expect "idempotent" "^$idk$" "$out"
+run 0 submit -k spin --device gpu --fallback cpu && idf=$out
+run 0 wait "$idf"
+run 0 --json get "$idf"   # on the CPU with the reason, or on a GPU where there is one
+expect "fallback" '^(no healthy GPU: .*|cuda:[0-9]+)$' "$(json_get 'j["fallback"] or j["device"]' <<<"$out")"
+run 0 get "$idf" && expect "get fallback" '^(fallback: +no healthy GPU|device: +cuda)' "$out"
+run 3 submit -k spin --device gpu --fallback tpu && expect "bad fallback" 'fallback' "$err"
 run 0 submit -k spin --dep "$id1" --dep "$idk" -q --wait && expect "quiet" '^$' "$out"
 echo '[{"kernel":"spin"},{"kernel":"spin","depends_on":["@0"]}]' >"$tmp/batch.json"
 run 0 submit -f "$tmp/batch.json" && expect batch '^[0-9]+

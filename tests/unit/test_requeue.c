@@ -184,12 +184,14 @@ static void checkpoint_hooks_and_resume(void **st) {
     }
     gx_outputs_free(a, na);
     gx_outputs_free(b, nb);
-    /* a hook that fails stops the run with its code */
+    /* a hook that fails stops the run with its code: a store fault, so the
+     * job is tried again and ends dead when its attempts are used up */
     s.fail = GX_ESTORE;
     s.last_step = 0;
     gx_job_id failing;
     TU_OK(gx_submit(e, &sp, &failing, NULL, &err), err);
-    assert_int_equal(wait_final(e, failing, &info), GX_JOB_FAILED);
+    assert_int_equal(wait_final(e, failing, &info), GX_JOB_DEAD);
+    assert_int_equal(info.attempts, sp.max_attempts);
     assert_int_equal(info.error_code, GX_ESTORE);
     gx_engine_destroy(e);
     gx_array_unref(s.state[0]);

@@ -1,0 +1,75 @@
+/*
+ * fakegpu.c - a stand-in GPU backend for tests on machines without one.
+ *
+ * Loaded by the engine through the real plugin path (cuda_plugin), it shows
+ * one device "cuda:0" of kind GX_DEV_CUDA whose launches run each kernel's
+ * CPU implementation, except when the device.launch fault point is armed:
+ * then the call fails with the armed spec's code (a GX_E* code here, GX_EDEVICE
+ * when 0) and the message "injected device fault". It does not link
+ * libgexec: gx_kernel_*, gx_fault_take and gx_error_set resolve against the
+ * test program, linked with its symbols exported, as the CUDA backend does.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "gexec/gexec_fault.h"
+#include "gexec/gexec_kernel.h"
+#include "gexec/gexec_plugin.h"
+
+struct gx_backend_dev {
+    int ordinal;
+};
+
+static int fg_init(gx_error *err) {
+    (void)err;
+    /* a GPU implementation for every kernel: the CPU one (set once) */
+    for (int i = 0; i < gx_kernel_count(); i++) {
+        const gx_kernel *k = gx_kernel_at(i);
+        gx_kernel_run_fn cpu = k ? gx_kernel_impl(k, GX_DEV_CPU) : NULL;
+        if (cpu && !gx_kernel_impl(k, GX_DEV_CUDA)) gx_kernel_set_impl(k->name, k->version, GX_DEV_CUDA, cpu, NULL);
+    }
+    return 1;
+}
+
+static int fg_open(int ordinal, gx_backend_dev **out, gx_device_desc *desc, gx_error *err) {
+    (void)err;
+    gx_backend_dev *d = calloc(1, sizeof *d);
+    if (!d) return GX_ENOMEM;
+    d->ordinal = ordinal;
+    strcpy(desc->name, "cuda:0");
+    strcpy(desc->model, "fake GPU (tests)");
+    desc->mem_total = (uint64_t)1 << 30;
+    desc->slots = 1;
+    *out = d;
+    return 0;
+}
+
+static void fg_close(gx_backend_dev *d) { free(d); }
+
+static void fg_run(gx_backend_dev *d, void *slot_ctx, gx_kcall *const *calls, gx_call_result *res, int n) {
+    (void)d;
+    (void)slot_ctx;
+    for (int i = 0; i < n; i++) {
+        gx_fault_spec f;
+        if (gx_fault_take(GX_FAULT_DEVICE_LAUNCH, calls[i]->device, &f)) {
+            int code = f.code ? f.code : GX_EDEVICE;
+            res[i].rc = gx_error_set(calls[i]->err, code, NULL, "injected device fault");
+            continue;
+        }
+        gx_kernel_run_fn fn = gx_kernel_impl(calls[i]->kernel, GX_DEV_CPU);
+        res[i].rc = fn ? fn(calls[i]) : GX_EUNSUPPORTED;
+    }
+}
+
+static const gx_backend fake = {
+    .abi_version = GX_BACKEND_ABI_VERSION,
+    .struct_size = sizeof(gx_backend),
+    .name = "fakegpu",
+    .kind = GX_DEV_CUDA,
+    .init = fg_init,
+    .device_open = fg_open,
+    .device_close = fg_close,
+    .run_batch = fg_run,
+};
+
+const gx_backend *gx_backend_entry(void) { return &fake; }
