@@ -366,6 +366,37 @@ static enum MHD_Result answer_early(gx_http_server *srv, gx_http_req *r) {
     return queue_response(p) == MHD_YES ? MHD_YES : MHD_NO;
 }
 
+/* Bytes of the request line and headers as parsed (name, value and the
+ * ": " and CRLF around them), for http.max_header_bytes. */
+static enum MHD_Result header_bytes(void *cls, enum MHD_ValueKind kind, const char *key, const char *value) {
+    (void)kind;
+    *(size_t *)cls += strlen(key) + (value ? strlen(value) : 0) + 4;
+    return MHD_YES;
+}
+
+/* A request line or headers over http.max_header_bytes, answered with our
+ * JSON error (libmicrohttpd's own 414/431 pages, plain HTML, only come
+ * past twice the limit, where it runs out of the memory it was given). */
+static int too_big(gx_http_server *srv, gx_http_req *r, struct MHD_Connection *conn, const char *url,
+                   const char *method) {
+    size_t limit = srv->o.max_header ? srv->o.max_header : 16384;
+    size_t ulen = strlen(url), n = strlen(method) + ulen + 12;
+    if (ulen > limit) {
+        gx_http_error(r, 414, GX_ELIMIT, "url", "the URL is %zu bytes, over the limit of %zu (http.max_header_bytes)",
+                      ulen, limit);
+        return 1;
+    }
+    int count = MHD_get_connection_values(conn, MHD_HEADER_KIND, header_bytes, &n);
+    if (n > limit || count > 1000) {
+        gx_http_error(r, 431, GX_ELIMIT, "headers",
+                      "the request line and headers are %zu bytes in %d headers, over the limit of %zu bytes "
+                      "(http.max_header_bytes) or 1000 headers",
+                      n, count, limit);
+        return 1;
+    }
+    return 0;
+}
+
 static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
                                  const char *version, const char *upload_data, size_t *upload_size,
                                  void **con_cls) {
@@ -412,6 +443,12 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
          * may have started just before the deadline after an idle spell (the
          * reaper bounds trickled headers); the body gets its own window */
         if (gx__conn_excess(srv->conns, p->cn, NULL)) return answer_early(srv, r);
+        if (too_big(srv, r, conn, url, method)) {
+            gx_http_header_add(r, "Connection", "close");
+            p->dispatched = p->queued = 1;
+            gx__conn_dispatched(srv->conns, p->cn);
+            return queue_response(p) == MHD_YES ? MHD_YES : MHD_NO;
+        }
         gx__conn_headers(srv->conns, p->cn);
         return MHD_YES;
     }
@@ -626,7 +663,7 @@ int gx_http_start(const gx_http_opts *o, gx_http_server **out, gx_error *err) {
         MHD_OPTION_THREAD_POOL_SIZE, (unsigned)(o->threads > 0 ? o->threads : 2), MHD_OPTION_CONNECTION_LIMIT,
         o->max_connections ? o->max_connections : 1024u, MHD_OPTION_CONNECTION_TIMEOUT,
         o->timeout_s ? o->timeout_s : 60u, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-        (size_t)(o->max_header ? o->max_header + 4096 : 36 * 1024), MHD_OPTION_NOTIFY_COMPLETED, completed_cb, srv,
+        (size_t)(o->max_header ? 2 * o->max_header + 8192 : 40 * 1024), MHD_OPTION_NOTIFY_COMPLETED, completed_cb, srv,
         MHD_OPTION_EXTERNAL_LOGGER, log_cb, NULL, MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u,
         MHD_OPTION_UNESCAPE_CALLBACK, unescape_cb, NULL, MHD_OPTION_NOTIFY_CONNECTION, notify_conn_cb, srv,
         MHD_OPTION_ARRAY, tls, MHD_OPTION_END);

@@ -731,9 +731,10 @@ static const hcase CASES[] = {
     JG("whitespace over the limit", gen_big, "ws", 413, "GX_ELIMIT", "body", "limit"),
     {.name = "GET with a body over the limit", .method = "GET", .path = "/healthz", .gen = gen_big, .genarg = "ws",
      .status = 413, .code = "GX_ELIMIT", .field = "body", .msg = "limit"},
-    {.name = "header over 16 KiB", .method = "GET", .path = "/healthz", .headers = "@big:24576", .status = 431, .flags = F_MHD},
+    {.name = "header over 16 KiB", .method = "GET", .path = "/healthz", .headers = "@big:24576", .status = 431, .field = "headers"},
     {.name = "3,000 small headers", .method = "GET", .path = "/healthz", .headers = "@many:3000", .status = 431, .flags = F_MHD},
-    {.name = "URL of 32 KiB", .method = "GET", .path = "@long:32768", .status = 414, .flags = F_MHD},
+    {.name = "URL of 32 KiB", .method = "GET", .path = "@long:32768", .status = 414, .field = "url"},
+    {.name = "URL of 64 KiB (past libmicrohttpd's own limit)", .method = "GET", .path = "@long:65536", .status = 414, .flags = F_MHD},
     /* RFC 9112 wants 400 for HTTP/1.1 without Host; libmicrohttpd lets it through (harmless here) */
     {.name = "no Host header", .method = "GET", .path = "/healthz", .status = 200, .flags = F_MHD | F_NOHOST},
     {.name = "Content-Length not a number", .method = "POST", .path = "/v1/jobs", .headers = "Content-Length: abc",
