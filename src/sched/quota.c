@@ -91,7 +91,7 @@ int gx_tenant_admit(gx_engine *e, const char *tenant, int64_t n, gx_quota_refusa
         return gx_error_set(err, GX_ENOTFOUND, "tenant", "unknown tenant '%.64s'", tenant);
     }
     gx__tenant *t = &e->tenants[tid];
-    int64_t now = gx__now_ns();
+    int64_t now = gx__coarse_ns();
     gx_quota_refusal q;
     memset(&q, 0, sizeof q);
     int rc = 0;
