@@ -1,5 +1,5 @@
 /*
- * test_drain.c - an operator's drain of a device (gx_device_drain): a
+ * test_engine_drain.c - an operator's drain of a device (gx_device_drain): a
  * drained device gets no new placements, the other device takes the work, a
  * job only it may run waits naming it and runs after the undrain, and the
  * health loop's recovery of a faulted device leaves the drain in place.
