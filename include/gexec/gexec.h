@@ -403,6 +403,7 @@ typedef struct gx_device_info {
     int breaker_failures; /* consecutive counted failures */
     int64_t breaker_probe_ns; /* open: CLOCK_REALTIME of the next probe; 0 */
     int64_t breaker_transitions;
+    int drained;          /* 1: an operator drained it (gx_device_drain) */
 } gx_device_info;
 
 /* The circuit breaker of a kernel (per name@version, across devices). */
@@ -423,6 +424,15 @@ int gx_device_count(gx_engine *e);
 /* Why the engine has or has no GPU, as a sentence (static per engine). */
 const char *gx_engine_gpu_status(gx_engine *e);
 int gx_device_get(gx_engine *e, int index, gx_device_info *out);
+/* Drain (on=1) or undrain (on=0) a device. A drained device gets no new
+ * placements: its running jobs finish and the jobs already placed on it
+ * (its ready ring, a few short ones at most) still start there; queued jobs
+ * go to other devices, and a job only it may run waits with the reason
+ * "NAME drained by an operator" (GX_WAIT_NO_DEVICE). A drained GPU does not
+ * count as usable for "fallback":"cpu" jobs. The health loop's recoveries
+ * leave the flag alone; it is not kept across a restart of the process.
+ * Undrain places waiting work at once. GX_ENOTFOUND for a bad index. */
+int gx_device_drain(gx_engine *e, int index, int on, gx_error *err);
 /* Live telemetry of a device from its backend (NVML for GPUs); fields it
  * cannot read are -1. GX_EUNSUPPORTED for devices without telemetry. */
 int gx_device_telemetry_get(gx_engine *e, int index, gx_device_telemetry *out);

@@ -332,6 +332,12 @@ int gx_client_blob_get(gx_client *c, const char *blob_id, gx_array **out, gx_err
 int gx_client_kernels(gx_client *c, char **json, gx_error *err);
 /* GET /v1/devices. */
 int gx_client_devices(gx_client *c, char **json, gx_error *err);
+/* POST (on=1, drain) or DELETE (on=0, undrain) /v1/devices/{name}/drain
+ * (operator or admin): name is a device name ("cpu", "cuda:0") or its index.
+ * json (optional) receives the device as GET /v1/devices shows it. A name
+ * of other characters than [A-Za-z0-9:_.-] (or none, or over 31) is
+ * GX_EINVAL (field "name") without a request; an unknown one GX_ENOTFOUND. */
+int gx_client_device_drain(gx_client *c, const char *name, int on, char **json, gx_error *err);
 /* GET /healthz. 0 when the daemon answers 200. json optional. */
 int gx_client_health(gx_client *c, char **json, gx_error *err);
 /* GET /readyz. Returns 0 whenever the daemon answered 200 or 503 and sets

@@ -158,6 +158,9 @@ void gx__svc_audit_done(gx_service *s, const gx_http_req *r) {
     } else if (!strcmp(r->method, "POST") && !strcmp(pat, "/v1/jobs/{id}/requeue")) {
         action = "job.requeue";
         snprintf(target, sizeof target, "job/%.60s", r->nparams > 0 ? r->params[0] : "");
+    } else if (!strcmp(pat, "/v1/devices/{id}/drain")) {
+        action = strcmp(r->method, "POST") ? "device.undrain" : "device.drain";
+        snprintf(target, sizeof target, "device/%.60s", r->nparams > 0 ? r->params[0] : "");
     } else if (!strcmp(pat, "/v1/admin/faults") && strcmp(r->method, "GET")) {
         action = strcmp(r->method, "POST") ? "fault.clear" : "fault.arm";
         snprintf(target, sizeof target, "faults");

@@ -590,50 +590,99 @@ static int h_kernels(void *app, gx_http_req *r) {
     return 0;
 }
 
+/* One device as GET /v1/devices and the drain routes show it; NULL when i
+ * is out of range. */
+static json_t *device_json(gx_service *s, int i) {
+    gx_device_info d;
+    if (gx_device_get(s->engine, i, &d)) return NULL;
+    json_t *dj = json_pack("{s:i,s:s,s:s,s:s,s:i,s:I,s:I,s:I,s:I,s:b,s:s,s:I,s:f}", "index", d.index, "name", d.name,
+                           "kind", d.kind == GX_DEV_CUDA ? "gpu" : "cpu", "model", d.model, "slots", d.slots,
+                           "memory_total", (json_int_t)d.mem_total, "memory_used", (json_int_t)d.mem_used, "running",
+                           (json_int_t)d.running, "queued", (json_int_t)d.queued, "healthy", d.healthy, "status",
+                           d.drained ? "drained by an operator" : d.status, "jobs_done", (json_int_t)d.jobs_done,
+                           "busy_seconds", d.busy_s);
+    if (!dj) return NULL;
+    /* an operator's drain (gx_device_drain), then the health loop (src/exec/health.c) */
+    json_object_set_new(dj, "drained", json_boolean(d.drained));
+    json_object_set_new(dj, "health", json_string(d.lost ? "lost" : d.recovering ? "recovering" : !d.healthy ? "unhealthy"
+                                                  : d.drained ? "drained" : "ok"));
+    json_object_set_new(dj, "recoveries", json_integer((json_int_t)d.recoveries));
+    json_object_set_new(dj, "recovery_failures", json_integer((json_int_t)d.recovery_failures));
+    json_object_set_new(dj, "last_recovery_seconds", d.recoveries ? json_real(d.last_recovery_s) : json_null());
+    json_object_set_new(dj, "circuit", circuit_json(d.breaker_state, d.breaker_failures, d.breaker_probe_ns,
+                                                    d.breaker_transitions));
+    gx_device_telemetry t;
+    if (!gx_device_telemetry_get(s->engine, i, &t)) {
+        json_t *tj = json_object();
+#define TEL(name, v) if ((v) >= 0) json_object_set_new(tj, name, json_real((double)(v)))
+        TEL("utilization_percent", t.util_pct);
+        TEL("memory_utilization_percent", t.mem_util_pct);
+        TEL("memory_used_bytes", t.mem_used);
+        TEL("memory_total_bytes", t.mem_total);
+        TEL("temperature_celsius", t.temp_c);
+        TEL("power_watts", t.power_w);
+        TEL("sm_clock_mhz", t.sm_clock_mhz);
+        TEL("memory_clock_mhz", t.mem_clock_mhz);
+        TEL("ecc_corrected", t.ecc_corrected);
+        TEL("ecc_uncorrected", t.ecc_uncorrected);
+        TEL("xid_last", t.xid_last);
+        TEL("pool_reserved_bytes", t.pool_reserved);
+#undef TEL
+        json_object_set_new(dj, "telemetry", tj);
+    }
+    return dj;
+}
+
 static int h_devices(void *app, gx_http_req *r) {
     gx_service *s = app;
     json_t *arr = json_array();
     int ngpu = 0;
     for (int i = 0; i < gx_device_count(s->engine); i++) {
-        gx_device_info d;
-        if (gx_device_get(s->engine, i, &d)) continue;
-        ngpu += d.kind == GX_DEV_CUDA;
-        json_t *dj;
-        json_array_append_new(
-            arr, dj = json_pack("{s:i,s:s,s:s,s:s,s:i,s:I,s:I,s:I,s:I,s:b,s:s,s:I,s:f}", "index", d.index, "name", d.name,
-                           "kind", d.kind == GX_DEV_CUDA ? "gpu" : "cpu", "model", d.model, "slots", d.slots,
-                           "memory_total", (json_int_t)d.mem_total, "memory_used", (json_int_t)d.mem_used, "running",
-                           (json_int_t)d.running, "queued", (json_int_t)d.queued, "healthy", d.healthy, "status",
-                           d.status, "jobs_done", (json_int_t)d.jobs_done, "busy_seconds", d.busy_s));
-        /* the health loop (src/exec/health.c) */
-        json_object_set_new(dj, "health", json_string(d.lost ? "lost" : d.recovering ? "recovering" : d.healthy ? "ok" : "unhealthy"));
-        json_object_set_new(dj, "recoveries", json_integer((json_int_t)d.recoveries));
-        json_object_set_new(dj, "recovery_failures", json_integer((json_int_t)d.recovery_failures));
-        json_object_set_new(dj, "last_recovery_seconds", d.recoveries ? json_real(d.last_recovery_s) : json_null());
-        json_object_set_new(dj, "circuit", circuit_json(d.breaker_state, d.breaker_failures, d.breaker_probe_ns,
-                                                        d.breaker_transitions));
-        gx_device_telemetry t;
-        if (!gx_device_telemetry_get(s->engine, i, &t)) {
-            json_t *tj = json_object();
-#define TEL(name, v) if ((v) >= 0) json_object_set_new(tj, name, json_real((double)(v)))
-            TEL("utilization_percent", t.util_pct);
-            TEL("memory_utilization_percent", t.mem_util_pct);
-            TEL("memory_used_bytes", t.mem_used);
-            TEL("memory_total_bytes", t.mem_total);
-            TEL("temperature_celsius", t.temp_c);
-            TEL("power_watts", t.power_w);
-            TEL("sm_clock_mhz", t.sm_clock_mhz);
-            TEL("memory_clock_mhz", t.mem_clock_mhz);
-            TEL("ecc_corrected", t.ecc_corrected);
-            TEL("ecc_uncorrected", t.ecc_uncorrected);
-            TEL("xid_last", t.xid_last);
-            TEL("pool_reserved_bytes", t.pool_reserved);
-#undef TEL
-            json_object_set_new(dj, "telemetry", tj);
-        }
+        json_t *dj = device_json(s, i);
+        if (!dj) continue;
+        ngpu += !strcmp(json_string_value(json_object_get(dj, "kind")), "gpu");
+        json_array_append_new(arr, dj);
     }
     json_t *gpu = json_pack("{s:b,s:s}", "available", ngpu > 0, "message", gx_engine_gpu_status(s->engine));
     gx_http_reply_json(r, 200, json_pack("{s:o,s:o}", "devices", arr, "gpu", gpu));
+    return 0;
+}
+
+/* {id}: a device's name ("cpu", "cuda:0") or its index ("0"); -1 none. */
+static int device_index(gx_service *s, const char *id) {
+    int n = gx_device_count(s->engine);
+    size_t len = strlen(id);
+    if (len >= 1 && len <= 3 && strspn(id, "0123456789") == len) {
+        int i = atoi(id);
+        return i < n ? i : -1;
+    }
+    for (int i = 0; i < n; i++) {
+        gx_device_info d;
+        if (!gx_device_get(s->engine, i, &d) && !strcmp(d.name, id)) return i;
+    }
+    return -1;
+}
+
+/* POST (drain) and DELETE (undrain) /v1/devices/{id}/drain. */
+static int h_device_drain(void *app, gx_http_req *r) {
+    gx_service *s = app;
+    const char *id = r->nparams > 0 ? r->params[0] : "";
+    int i = device_index(s, id);
+    if (i < 0) {
+        gx_http_error(r, 404, GX_ENOTFOUND, "id", "no such device (a name as in GET /v1/devices, or its index)");
+        return 0;
+    }
+    gx_error err = {0};
+    if (gx_device_drain(s->engine, i, !strcmp(r->method, "POST"), &err)) {
+        gx_http_error(r, gx_http_status_for(err.code), err.code, "id", "%s", err.message);
+        return 0;
+    }
+    json_t *dj = device_json(s, i);
+    if (!dj) {
+        gx_http_error(r, 503, GX_ENOMEM, NULL, "cannot render the device");
+        return 0;
+    }
+    gx_http_reply_json(r, 200, dj);
     return 0;
 }
 
@@ -680,6 +729,8 @@ const gx_route gx__routes[] = {
     {"GET", "/v1/blobs/{id}", h_blob_get, "download a blob"},
     {"GET", "/v1/kernels", h_kernels, "the kernel catalog"},
     {"GET", "/v1/devices", h_devices, "devices and their state"},
+    {"POST", "/v1/devices/{id}/drain", h_device_drain, "drain a device: no new placements"},
+    {"DELETE", "/v1/devices/{id}/drain", h_device_drain, "undrain a device"},
     {"POST", "/v1/keys", gx__h_key_create, "create an API key (its secret is shown once)"},
     {"GET", "/v1/keys", gx__h_key_list, "list API keys (no secrets)"},
     {"DELETE", "/v1/keys/{id}", gx__h_key_revoke, "revoke an API key"},

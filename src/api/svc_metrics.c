@@ -16,7 +16,7 @@ struct gx_svc_metrics {
     gx_metrics *reg;
     gx_metrics_std std;
     gx_metric_family *dev_mem, *dev_running, *dev_queued, *dev_healthy, *dev_busy, *dev_jobs;
-    gx_metric_family *dev_recoveries, *dev_recovery_s, *dev_recovering, *restarts;
+    gx_metric_family *dev_recoveries, *dev_recovery_s, *dev_recovering, *dev_drained, *restarts;
     gx_metric_family *tenant_running, *tenant_usage;
     gx_metric_family *uptime, *store_rows;
     gx_metric_family *store_failed, *faults_injected, *checkpoints; /* fault tolerance */
@@ -80,6 +80,7 @@ static void collect(gx_metrics *reg, void *ctx) {
         gx_counter_set(gx_metrics_series(m->dev_recoveries, d.name), (double)d.recoveries);
         gx_gauge_set(gx_metrics_series(m->dev_recovery_s, d.name), d.last_recovery_s);
         gx_gauge_set(gx_metrics_series(m->dev_recovering, d.name), d.recovering);
+        gx_gauge_set(gx_metrics_series(m->dev_drained, d.name), d.drained);
         gx_device_telemetry t;
         if (gx_device_telemetry_get(s->engine, i, &t)) continue;
 #define TEL(fam, v) if ((v) >= 0) gx_gauge_set(gx_metrics_series(m->fam, d.name), (double)(v))
@@ -124,6 +125,7 @@ int gx__svc_metrics_init(gx_service *s) {
     if (!rc) rc = gx_metrics_counter(m->reg, "gexec_device_recoveries_total", "Times a device was reset and re-admitted after a fault.", "device", &m->dev_recoveries, &err);
     if (!rc) rc = gx_metrics_gauge(m->reg, "gexec_device_recovery_seconds", "Fault to healthy again, of the last recovery (0 before the first).", "device", &m->dev_recovery_s, &err);
     if (!rc) rc = gx_metrics_counter(m->reg, "gexec_restarts_total", "Times gexecd re-executed itself (reason device_lost: a device it could not recover in-process).", "reason", &m->restarts, &err);
+    if (!rc) rc = gx_metrics_gauge(m->reg, "gexec_device_drained", "1 while an operator has drained the device (no new placements).", "device", &m->dev_drained, &err);
     if (!rc) rc = gx_metrics_gauge(m->reg, "gexec_device_recovering", "1 while the device is drained and reset after a fault.", "device", &m->dev_recovering, &err);
     if (!rc) rc = gx_metrics_gauge(m->reg, "gexec_tenant_jobs_running", "Jobs of a tenant placed or running.", "tenant", &m->tenant_running, &err);
     if (!rc) rc = gx_metrics_counter(m->reg, "gexec_tenant_device_seconds_total", "Device-seconds used by a tenant.", "tenant", &m->tenant_usage, &err);

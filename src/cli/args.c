@@ -46,7 +46,11 @@ const cli_cmd cli_cmds[CMD_COUNT] = {
                     "Prints one line per state change as it happens (--json: one JSON object per\n"
                     "line). With --job ID (or an ID operand) prints the job's stored history first\n"
                     "and ends when the job is final; --history prints only the history."},
-    [CMD_DEVICES] = {"devices", "", 0, 0, "list devices: kind, slots, memory, load, health", NULL},
+    [CMD_DEVICES] = {"devices", "[drain|undrain NAME]", 0, 2, "list devices: kind, slots, memory, load, health; drain",
+                     "devices drain NAME (a name as listed, cpu or cuda:0, or its index) stops new\n"
+                     "placements on the device: running jobs finish, queued ones go to other devices\n"
+                     "or wait (\"NAME drained by an operator\"); devices undrain NAME ends it\n"
+                     "(operator). Prints the device's name and state; exits 4 for an unknown device."},
     [CMD_KERNELS] = {"kernels", "[NAME]", 0, 1, "list kernels, or describe one (args, inputs, outputs)",
                      NULL},
     [CMD_HEALTH] = {"health", "", 0, 0, "check that the daemon is alive and ready",

@@ -72,6 +72,7 @@ static int show_devices(cli_ctx *x, json_t *root) {
         if (!*st) st = json_is_true(json_object_get(d, "healthy")) ? "ok" : "unhealthy";
         const char *circ = js(json_object_get(d, "circuit"), "state");
         if (*circ && strcmp(circ, "closed")) st = !strcmp(circ, "open") ? "circuit-open" : "half-open";
+        if (json_is_true(json_object_get(d, "drained"))) st = "drained";
         printf("%-5.0f %-10s %-6s %-24.24s %5.0f %21s %7.0f %6.0f %-8s %.0f\n", jnum(d, "index"),
                js(d, "name"), js(d, "kind"), js(d, "model"), jnum(d, "slots"), mem,
                jnum(d, "running"), jnum(d, "queued"), st, jnum(d, "jobs_done"));
@@ -83,7 +84,34 @@ static int show_devices(cli_ctx *x, json_t *root) {
     return CLI_EXIT_OK;
 }
 
-int cmd_devices(cli_ctx *x) { return info(x, gx_client_devices, show_devices); }
+/* devices drain|undrain NAME: one line "NAME drained|undrained (status)". */
+static int drain(cli_ctx *x, int on) {
+    if (x->a->npos != 2) return cli_usage("devices %s takes the device's name", on ? "drain" : "undrain");
+    char *raw = NULL;
+    gx_error err;
+    int rc = gx_client_device_drain(x->c, x->a->pos[1], on, &raw, &err);
+    if (rc) {
+        free(raw);
+        return cli_fail(x, rc, &err);
+    }
+    if (x->json) {
+        cli_print_raw(raw);
+    } else {
+        json_t *d = json_loads(raw, 0, NULL);
+        printf("%s %s (%s)\n", d ? js(d, "name") : x->a->pos[1],
+               d && json_is_true(json_object_get(d, "drained")) ? "drained" : "undrained", d ? js(d, "status") : "");
+        json_decref(d);
+    }
+    free(raw);
+    return CLI_EXIT_OK;
+}
+
+int cmd_devices(cli_ctx *x) {
+    if (!x->a->npos) return info(x, gx_client_devices, show_devices);
+    if (!strcmp(x->a->pos[0], "drain")) return drain(x, 1);
+    if (!strcmp(x->a->pos[0], "undrain")) return drain(x, 0);
+    return cli_usage("devices: unknown action '%s' (drain or undrain)", x->a->pos[0]);
+}
 
 static void show_kernel(json_t *k) {
     printf("%s@%lld - %s%s\n", js(k, "name"), (long long)jnum(k, "version"), js(k, "summary"),

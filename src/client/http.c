@@ -463,6 +463,17 @@ int gx_client_devices(gx_client *c, char **json, gx_error *err) {
     return gx__http_json(c, "GET", "/v1/devices", NULL, NULL, json, err);
 }
 
+int gx_client_device_drain(gx_client *c, const char *name, int on, char **json, gx_error *err) {
+    if (json) *json = NULL;
+    size_t n = name ? strlen(name) : 0;
+    if (!n || n > 31 || strspn(name, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789:_.-") != n ||
+        name[0] == '.')
+        return gx_error_set(err, GX_EINVAL, "name", "a device name (cpu, cuda:0) or index is expected");
+    char path[64];
+    snprintf(path, sizeof path, "/v1/devices/%s/drain", name);
+    return gx__http_json(c, on ? "POST" : "DELETE", path, NULL, NULL, json, err);
+}
+
 int gx_client_health(gx_client *c, char **json, gx_error *err) {
     return gx__http_json(c, "GET", "/healthz", NULL, NULL, json, err);
 }

@@ -221,10 +221,12 @@ int gx__gpu_usable(gx_engine *e, char *why, size_t cap) {
         gx__device *d = &e->dev[i];
         if (d->kind != GX_DEV_CUDA) continue;
         ngpu++;
-        if (d->healthy && d->brk.state == GX__BRK_CLOSED) return 1;
+        if (d->healthy && !d->drained && d->brk.state == GX__BRK_CLOSED) return 1;
         if (why && l < cap) {
             int n;
-            if (!d->healthy)
+            if (d->drained)
+                n = snprintf(why + l, cap - l, "%s%s drained by an operator", l ? "; " : "", d->desc.name);
+            else if (!d->healthy)
                 n = snprintf(why + l, cap - l, "%s%s unhealthy (%s)", l ? "; " : "", d->desc.name, d->status);
             else
                 n = snprintf(why + l, cap - l, "%s%s circuit %s", l ? "; " : "", d->desc.name,

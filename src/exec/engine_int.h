@@ -127,6 +127,8 @@ typedef struct gx__device {
     gx_device_desc desc;
     int healthy;
     char status[128];
+    int drained;         /* an operator drained it: no new placements
+                            (gx_device_drain); the health loop leaves it */
     gx__brk brk;         /* the device's circuit breaker */
     /* ready ring: placed jobs waiting for a worker */
     gx__job **ring;

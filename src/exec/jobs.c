@@ -44,7 +44,7 @@ void gx_job_spec_init(gx_job_spec *s) { memset(s, 0, sizeof *s); }
  * once its current work ends. */
 static int device_fits(gx_engine *e, const gx__job *j) {
     for (int d = 0; d < e->ndev; d++)
-        if (gx__cls_allows(e, j->cls, d) && e->dev[d].healthy &&
+        if (gx__cls_allows(e, j->cls, d) && e->dev[d].healthy && !e->dev[d].drained &&
             e->dev[d].mem_used + j->mem <= e->dev[d].desc.mem_total)
             return 1;
     return 0;
@@ -55,7 +55,7 @@ static int breaker_holds(gx_engine *e, const gx__job *j, char *out, size_t cap) 
     int n = 0, held = 0;
     const gx__device *first = NULL;
     for (int d = 0; d < e->ndev; d++) {
-        if (!gx__cls_allows(e, j->cls, d) || !e->dev[d].healthy) continue;
+        if (!gx__cls_allows(e, j->cls, d) || !e->dev[d].healthy || e->dev[d].drained) continue;
         n++;
         if (e->dev[d].brk.state != GX__BRK_CLOSED) {
             held++;
@@ -64,6 +64,20 @@ static int breaker_holds(gx_engine *e, const gx__job *j, char *out, size_t cap) 
     }
     if (!n || held < n) return 0;
     gx__brk_device_reason(e, first, out, cap);
+    return 1;
+}
+
+/* Every device the job may use is drained or unhealthy, one at least
+ * drained: name it (an operator undrains it, the health loop never does). */
+static int drain_holds(gx_engine *e, const gx__job *j, char *out, size_t cap) {
+    const gx__device *first = NULL;
+    for (int d = 0; d < e->ndev; d++) {
+        if (!gx__cls_allows(e, j->cls, d)) continue;
+        if (e->dev[d].healthy && !e->dev[d].drained) return 0;
+        if (!first && e->dev[d].drained) first = &e->dev[d];
+    }
+    if (!first) return 0;
+    snprintf(out, cap, "%.24s drained by an operator", first->desc.name);
     return 1;
 }
 
@@ -118,6 +132,8 @@ static void explain(gx_engine *e, const gx__job *j, gx_job_info *o) {
             snprintf(o->reason, sizeof o->reason,
                      "tenant %.32s at its max_device_memory_bytes quota (%s of %s in use, job needs %s)", t->name,
                      used, lim, need);
+        } else if (drain_holds(e, j, o->reason, sizeof o->reason)) {
+            o->wait_reason = GX_WAIT_NO_DEVICE;
         } else if (none_healthy(e, j, o->reason, sizeof o->reason)) {
             o->wait_reason = GX_WAIT_NO_DEVICE;
         } else if (!device_fits(e, j)) {
@@ -462,6 +478,17 @@ int gx_device_get(gx_engine *e, int i, gx_device_info *o) {
     o->breaker_failures = d->brk.failures;
     o->breaker_probe_ns = d->brk.state == GX__BRK_OPEN ? gx__to_wall(e, d->brk.probe_ns) : 0;
     o->breaker_transitions = d->brk.transitions;
+    o->drained = d->drained;
+    pthread_mutex_unlock(&e->mu);
+    return 0;
+}
+
+int gx_device_drain(gx_engine *e, int i, int on, gx_error *err) {
+    if (i < 0 || i >= e->ndev) return gx_error_set(err, GX_ENOTFOUND, "index", "no device %d", i);
+    pthread_mutex_lock(&e->mu);
+    gx__device *d = &e->dev[i];
+    d->drained = on != 0;
+    if (!d->drained) gx__sched_dispatch(e, INT32_MAX, 0); /* its waiting work */
     pthread_mutex_unlock(&e->mu);
     return 0;
 }

@@ -320,7 +320,7 @@ int gx__cls_allows(gx_engine *e, int cls, int dev) {
 }
 
 int gx__dev_has_room(gx_engine *e, const gx__device *d) {
-    if (!d->healthy) return 0;
+    if (!d->healthy || d->drained) return 0;
     /* an open breaker takes nothing; a half-open one its one probe */
     if (d->brk.state != GX__BRK_CLOSED && !gx__brk_allow((gx__brk *)&d->brk, gx__now_ns())) return 0;
     int64_t inflight = (int64_t)d->rcount + d->running;
@@ -441,7 +441,7 @@ int gx__sched_dispatch(gx_engine *e, int limit, int unlimited) {
         int cand[GX__MAX_DEVICES], nc = 0;
         for (int d = 0; d < e->ndev; d++) {
             gx__device *dv = &e->dev[d];
-            if (!room[d] || !gx__cls_allows(e, bc, d)) continue;
+            if (!room[d] || dv->drained || !gx__cls_allows(e, bc, d)) continue;
             if (dv->mem_used + bj->mem > dv->desc.mem_total) continue;
             cand[nc++] = d;
         }

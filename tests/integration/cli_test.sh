@@ -259,6 +259,16 @@ run 2 tenants create --tenant cli-team --max-queued -1
 run 3 --api-key "$vkey" submit -k spin && expect "viewer may not submit" 'viewer' "$err"
 run 3 --api-key "$vkey" keys list
 run 3 --api-key gx_0123456789abcdef_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA list
+# ---- devices drain / undrain (operator) -------------------------------------------------
+run 3 --api-key "$vkey" devices drain cpu && expect "viewer may not drain" 'viewer' "$err"
+run 0 devices drain cpu && expect "drain" '^cpu drained \(drained by an operator\)$' "$out"
+run 0 devices && expect "devices shows drained" '^0 +cpu .* drained ' "$(grep '^0 ' <<<"$out")"
+run 0 --json devices undrain 0 && expect "undrain json" '^False$' "$(json_get 'j["drained"]' <<<"$out")"
+run 0 devices undrain cpu && expect "undrain twice" '^cpu undrained \(ok\)$' "$out"
+run 4 devices drain cuda:9 && expect "unknown device" 'field id' "$err"
+run 2 devices drain ../etc && expect "bad device name" 'field name' "$err"
+run 2 devices drain
+run 2 devices frob cpu
 run 0 keys revoke "$vid" && expect "key revoke" "^$vid revoked" "$out"
 run 3 --api-key "$vkey" list
 run 4 keys revoke ffffffffffffffff

@@ -863,6 +863,17 @@ static const hcase CASES[] = {
      .status = 404, .code = "GX_ENOTFOUND", .field = "tenant"},
     {.name = "usage: unknown tenant", .method = "GET", .path = "/v1/tenants/nobody/usage", .status = 404,
      .code = "GX_ENOTFOUND", .field = "tenant", .msg = "no tenant 'nobody'"},
+    /* device drain: odd ids answer 404 naming id, nothing is drained */
+    G("drain traversal", "POST", "/v1/devices/..%2f..%2fetc/drain", 404, "GX_ENOTFOUND", NULL, NULL),
+    G("drain dot-dot", "POST", "/v1/devices/%2e%2e/drain", 404, "GX_ENOTFOUND", "id", "no such device"),
+    G("drain index -1", "POST", "/v1/devices/-1/drain", 404, "GX_ENOTFOUND", "id", "no such device"),
+    G("drain index 2^64", "POST", "/v1/devices/18446744073709551616/drain", 404, "GX_ENOTFOUND", "id", NULL),
+    G("drain index 999", "POST", "/v1/devices/999/drain", 404, "GX_ENOTFOUND", "id", "no such device"),
+    G("drain name + invalid UTF-8", "POST", "/v1/devices/cpu%ff/drain", 404, "GX_ENOTFOUND", "id", NULL),
+    G("undrain %00", "DELETE", "/v1/devices/cpu%00/drain", 404, "GX_ENOTFOUND", NULL, NULL),
+    G("undrain ' cpu'", "DELETE", "/v1/devices/%20cpu/drain", 404, "GX_ENOTFOUND", "id", "no such device"),
+    {.name = "drain: viewer drains", .method = "POST", .path = "/v1/devices/cpu/drain", .headers = "@key:viewer",
+     .status = 403, .code = "GX_EPERM"},
     {.name = "usage: traversal in the tenant", .method = "GET", .path = "/v1/tenants/..%2f..%2fetc/usage", .status = 404,
      .code = "GX_ENOTFOUND"},
 };

@@ -356,6 +356,7 @@ static void fill_path(const char *tmpl, int real, char *out, size_t cap) {
                      : (real ? g_blob : "sha256:0000000000000000000000000000000000000000000000000000000000000000");
     if (!strncmp(tmpl, "/v1/keys/", 9)) id = real ? g_key : "99999999";
     if (!strncmp(tmpl, "/v1/tenants/", 12)) id = real ? "default" : "no-such-tenant";
+    if (!strncmp(tmpl, "/v1/devices/", 12)) id = real ? "cpu" : "no-such-device";
     const char *b = strchr(tmpl, '{'), *e = b ? strchr(b, '}') : NULL;
     if (!b || !e) {
         snprintf(out, cap, "%s", tmpl);

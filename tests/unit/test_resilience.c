@@ -377,6 +377,31 @@ static void device_transient_retries(void **st) {
     gx_engine_destroy(e);
 }
 
+/* A drained GPU is not usable: a fallback job runs on the CPU naming the
+ * drain, a GPU-only job waits naming it and runs on the GPU once undrained. */
+static void drained_gpu_falls_back(void **st) {
+    (void)st;
+    gx_engine *e = engine(1, 2, 60000);
+    gx_error err;
+    TU_OK(gx_device_drain(e, 1, 1, &err), err);
+    gx_job_id fb = submit(e, "spin", "gpu", "cpu", 1, 0);
+    assert_int_equal(wait_state(e, fb), GX_JOB_SUCCEEDED);
+    gx_job_info in;
+    TU_OK(gx_job_get(e, fb, &in, NULL), err);
+    assert_string_equal(in.device_name, "cpu");
+    assert_string_equal(in.fallback, "no healthy GPU: cuda:0 drained by an operator");
+    gx_job_id held = submit(e, "spin", "gpu", NULL, 1, 0);
+    TU_OK(gx_job_get(e, held, &in, NULL), err);
+    assert_int_equal(in.state, GX_JOB_QUEUED);
+    assert_int_equal(in.wait_reason, GX_WAIT_NO_DEVICE);
+    assert_string_equal(in.reason, "cuda:0 drained by an operator");
+    TU_OK(gx_device_drain(e, 1, 0, &err), err);
+    assert_int_equal(wait_state(e, held), GX_JOB_SUCCEEDED);
+    TU_OK(gx_job_get(e, held, &in, NULL), err);
+    assert_string_equal(in.device_name, "cuda:0");
+    gx_engine_destroy(e);
+}
+
 /* CPU-only engine: gpu + fallback cpu runs on the CPU and says so; gpu alone
  * is refused at submit (it could never run); the spec is checked. */
 static void cpu_only_fallback(void **st) {
@@ -598,6 +623,7 @@ int main(void) {
         cmocka_unit_test(device_breaker_and_fallback),
         cmocka_unit_test(device_probe_closes),
         cmocka_unit_test(device_transient_retries),
+        cmocka_unit_test(drained_gpu_falls_back),
         cmocka_unit_test(cpu_only_fallback),
         cmocka_unit_test(service_events_show_attempts),
     };
