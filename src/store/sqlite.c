@@ -107,6 +107,9 @@ _Static_assert(sizeof migrations / sizeof migrations[0] == SCHEMA_VERSION,
 
 /* ---- connections ------------------------------------------------------------ */
 
+enum { EV_ROWS = 64, EV_SIZES = 4 };
+static const int ev_sizes[EV_SIZES] = {EV_ROWS, 16, 4, 1};
+
 enum { L_TENANT = 1, L_STATE = 2, L_UNFIN = 4, L_KEXACT = 8, L_KNAME = 16, L_LABEL = 32,
        L_VARIANTS = 64 };
 
@@ -122,9 +125,18 @@ struct gx_store_backend {
     char *path;
     int busy_ms;
     sqlite3 *w; /* the writer */
-    sqlite3_stmt *begin, *commit, *rollback, *ins_job, *find_idem, *ins_event, *sel_job, *upd_job,
+    sqlite3_stmt *begin, *commit, *rollback, *ins_job, *find_idem, *sel_job, *upd_job,
         *exists, *tenant_up, *blob_ins, *owner_ins, *rq_events, *rq_jobs, *ckpt_put, *ckpt_del;
     int ckpt_rows; /* the checkpoints table may hold rows: final updates delete */
+    /* Event rows of the group being written, inserted EV_ROWS at a time by
+     * one multi-row INSERT (a statement per row cost more than the row). */
+    struct ev_row {
+        sqlite3_int64 id, t;
+        int seq, state, attempt, code;
+        const char *error; /* lives until the group is written */
+    } evq[EV_ROWS];
+    int nevq;
+    sqlite3_stmt *ins_events[EV_SIZES]; /* EV_ROWS, 16, 4, 1 rows */
 
     pthread_mutex_t pmu; /* read pool */
     pthread_cond_t pcv;
@@ -288,9 +300,6 @@ static int prepare_writer(gx_store_backend *b, gx_error *err) {
          " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, 1)"
          " ON CONFLICT(tenant, idem_key) WHERE idem_key IS NOT NULL DO NOTHING"},
         {&b->find_idem, "SELECT id FROM jobs WHERE tenant = ?1 AND idem_key = ?2"},
-        {&b->ins_event,
-         "INSERT INTO job_events(job_id, seq, state, attempt, time_ns, error_code, error)"
-         " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)"},
         /* the fence is checked in C against sel_job's row (one writer, so
          * nothing changes in between); an UPDATE ... RETURNING would build
          * an ephemeral table on every call */
@@ -333,6 +342,15 @@ static int prepare_writer(gx_store_backend *b, gx_error *err) {
     };
     for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
         int rc = prep(db, t[i].st, t[i].sql, err);
+        if (rc) return rc;
+    }
+    static const char head[] = "INSERT INTO job_events(job_id, seq, state, attempt, time_ns, error_code, error) VALUES";
+    char sql[sizeof head + EV_ROWS * 24];
+    for (int k = 0; k < EV_SIZES; k++) {
+        size_t len = (size_t)snprintf(sql, sizeof sql, "%s", head);
+        for (int r = 0; r < ev_sizes[k]; r++)
+            len += (size_t)snprintf(sql + len, sizeof sql - len, "%s(?,?,?,?,?,?,?)", r ? "," : "");
+        int rc = prep(db, &b->ins_events[k], sql, err);
         if (rc) return rc;
     }
     return 0;
@@ -418,9 +436,10 @@ static void sqlite_close(gx_store_backend *b) {
         rconn_close(c);
     }
     sqlite3_stmt *all[] = {b->begin,     b->commit,   b->rollback,  b->ins_job,  b->find_idem,
-                           b->ins_event, b->sel_job, b->upd_job,  b->exists,    b->tenant_up, b->blob_ins,
+                           b->sel_job, b->upd_job,  b->exists,    b->tenant_up, b->blob_ins,
                            b->owner_ins, b->rq_events, b->rq_jobs, b->ckpt_put, b->ckpt_del};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) sqlite3_finalize(all[i]);
+    for (int k = 0; k < EV_SIZES; k++) sqlite3_finalize(b->ins_events[k]);
     sqlite3_close(b->w); /* the last connection: checkpoints and removes the WAL */
     pthread_mutex_destroy(&b->pmu);
     pthread_cond_destroy(&b->pcv);
@@ -519,17 +538,39 @@ static int step_done(sqlite3_stmt *st) {
     return rc == SQLITE_DONE || rc == SQLITE_ROW ? SQLITE_OK : rc;
 }
 
+/* Insert the queued event rows: all of them, or only full EV_ROWS blocks. */
+static int flush_events(gx_store_backend *b, int all) {
+    int done = 0, rc = SQLITE_OK;
+    while (rc == SQLITE_OK && b->nevq - done >= (all ? 1 : EV_ROWS)) {
+        int k = 0;
+        while (ev_sizes[k] > b->nevq - done) k++;
+        sqlite3_stmt *st = b->ins_events[k];
+        for (int r = 0; r < ev_sizes[k]; r++) {
+            const struct ev_row *e = &b->evq[done + r];
+            int p = r * 7;
+            sqlite3_bind_int64(st, p + 1, e->id);
+            sqlite3_bind_int(st, p + 2, e->seq);
+            sqlite3_bind_int(st, p + 3, e->state);
+            sqlite3_bind_int(st, p + 4, e->attempt);
+            sqlite3_bind_int64(st, p + 5, e->t);
+            sqlite3_bind_int(st, p + 6, e->code);
+            bind_text(st, p + 7, e->error);
+        }
+        rc = step_done(st);
+        done += ev_sizes[k];
+    }
+    memmove(b->evq, b->evq + done, (size_t)(b->nevq - done) * sizeof b->evq[0]);
+    b->nevq -= done;
+    return rc;
+}
+
+/* Queue an event row of the group; it is inserted with others (before the
+ * commit at the latest: nothing in a group reads job_events). */
 static int add_event(gx_store_backend *b, uint64_t id, int seq, int state, int attempt,
                      int64_t t, int code, const char *error) {
-    sqlite3_stmt *st = b->ins_event;
-    sqlite3_bind_int64(st, 1, (sqlite3_int64)id);
-    sqlite3_bind_int(st, 2, seq);
-    sqlite3_bind_int(st, 3, state);
-    sqlite3_bind_int(st, 4, attempt);
-    sqlite3_bind_int64(st, 5, t);
-    sqlite3_bind_int(st, 6, code);
-    bind_text(st, 7, error);
-    return step_done(st);
+    b->evq[b->nevq++] = (struct ev_row){.id = (sqlite3_int64)id, .t = t, .seq = seq, .state = state,
+                                        .attempt = attempt, .code = code, .error = error};
+    return b->nevq == EV_ROWS ? flush_events(b, 0) : SQLITE_OK;
 }
 
 static int w_insert(gx_store_backend *b, gx_store_write *w, const char **what) {
@@ -799,6 +840,11 @@ static int sqlite_write_group(gx_store_backend *b, gx_store_write *const *ws, si
             break;
         }
     }
+    if (rc == SQLITE_OK) {
+        what = "job events";
+        rc = flush_events(b, 1);
+    }
+    b->nevq = 0; /* written, or rolled back with the group */
     if (rc == SQLITE_OK) {
         int frc = fault_before_commit(err);
         if (frc) {
