@@ -623,33 +623,7 @@ static void docs_table(void **st) {
     assert_int_equal(gx_auth_table_markdown(small, sizeof small), need);
     assert_int_equal(strlen(small), 15);
 
-    const char *src = getenv("GX_SOURCE_DIR");
-    if (!src) src = ".";
-    char path[512];
-    snprintf(path, sizeof path, "%s/docs/security.md", src);
-    size_t len;
-    char *doc = slurp(path, &len);
-    if (!doc) fail_msg("cannot read %s", path);
-    const char *b = "<!-- BEGIN ROUTE TABLE -->\n", *e = "<!-- END ROUTE TABLE -->";
-    char *pb = strstr(doc, b), *pe = pb ? strstr(pb, e) : NULL;
-    if (!pb || !pe) fail_msg("%s lacks the route table markers", path);
-    pb += strlen(b);
-    if ((size_t)(pe - pb) != need || memcmp(pb, gen, need)) {
-        if (getenv("GX_UPDATE_DOCS")) {
-            FILE *fp = fopen(path, "wb");
-            assert_non_null(fp);
-            fwrite(doc, 1, (size_t)(pb - doc), fp);
-            fwrite(gen, 1, need, fp);
-            fwrite(pe, 1, len - (size_t)(pe - doc), fp);
-            fclose(fp);
-            print_message("rewrote the table in %s\n", path);
-        } else {
-            fail_msg("the route table in %s differs from the one in src/auth/roles.c; "
-                     "run test_auth with GX_UPDATE_DOCS=1. Generated:\n%s",
-                     path, gen);
-        }
-    }
-    free(doc);
+    tu_doc_block("docs/security.md", "ROUTE TABLE", gen, need, "src/auth/roles.c (test_auth)");
     free(gen);
 }
 

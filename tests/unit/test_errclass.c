@@ -70,21 +70,6 @@ static void classes(void **st) {
     assert_int_equal(gx_errclass_of(GX_EDEVICE).retry_after_s, 0);
 }
 
-static char *slurp(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    *len = 0;
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *b = malloc((size_t)n + 1);
-    if (b && fread(b, 1, (size_t)n, f) != (size_t)n) n = 0;
-    if (b) b[n] = '\0';
-    fclose(f);
-    *len = (size_t)n;
-    return b;
-}
-
 /* docs/operations.md holds exactly the generated table. */
 static void docs_agree(void **st) {
     (void)st;
@@ -95,32 +80,7 @@ static void docs_agree(void **st) {
     char small[10];
     assert_int_equal(gx_errclass_table_markdown(small, sizeof small), need);
     assert_int_equal(strlen(small), 9);
-    const char *src = getenv("GX_SOURCE_DIR");
-    char path[512];
-    snprintf(path, sizeof path, "%s/docs/operations.md", src ? src : ".");
-    size_t len = 0;
-    char *doc = slurp(path, &len);
-    if (!doc) fail_msg("cannot read %s", path);
-    const char *b = "<!-- BEGIN ERROR CLASS TABLE -->\n", *e = "<!-- END ERROR CLASS TABLE -->";
-    char *pb = strstr(doc, b), *pe = pb ? strstr(pb, e) : NULL;
-    if (!pb || !pe) fail_msg("%s lacks the error class table markers", path);
-    pb += strlen(b);
-    if ((size_t)(pe - pb) != need || memcmp(pb, gen, need)) {
-        if (getenv("GX_UPDATE_DOCS")) {
-            FILE *fp = fopen(path, "wb");
-            assert_non_null(fp);
-            fwrite(doc, 1, (size_t)(pb - doc), fp);
-            fwrite(gen, 1, need, fp);
-            fwrite(pe, 1, len - (size_t)(pe - doc), fp);
-            fclose(fp);
-            print_message("rewrote the table in %s\n", path);
-        } else {
-            fail_msg("the error class table in %s differs from src/exec/errclass.c; "
-                     "run test_errclass with GX_UPDATE_DOCS=1. Generated:\n%s",
-                     path, gen);
-        }
-    }
-    free(doc);
+    tu_doc_block("docs/operations.md", "ERROR CLASS TABLE", gen, need, "src/exec/errclass.c (test_errclass)");
     free(gen);
 }
 

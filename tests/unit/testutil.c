@@ -6,6 +6,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 static uint64_t state;
@@ -72,4 +73,40 @@ double tu_rel_err(const gx_array *a, const double *ref, int64_t n) {
     }
     if (den == 0) return sqrt(num);
     return sqrt(num / den);
+}
+
+void tu_doc_block(const char *doc, const char *name, const char *gen, size_t need, const char *hint) {
+    const char *src = getenv("GX_SOURCE_DIR");
+    char path[512], b[96], e[96];
+    snprintf(path, sizeof path, "%s/%s", src && *src ? src : ".", doc);
+    snprintf(b, sizeof b, "<!-- BEGIN %s -->\n", name);
+    snprintf(e, sizeof e, "<!-- END %s -->", name);
+    FILE *f = fopen(path, "rb");
+    if (!f) fail_msg("cannot read %s", path);
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *text = malloc((size_t)n + 1);
+    assert_non_null(text);
+    size_t len = fread(text, 1, (size_t)n, f);
+    text[len] = '\0';
+    fclose(f);
+    char *pb = strstr(text, b), *pe = pb ? strstr(pb, e) : NULL;
+    if (!pb || !pe) fail_msg("%s lacks the %s markers", path, name);
+    pb += strlen(b);
+    if ((size_t)(pe - pb) != need || memcmp(pb, gen, need)) {
+        if (getenv("GX_UPDATE_DOCS")) {
+            FILE *fp = fopen(path, "wb");
+            assert_non_null(fp);
+            fwrite(text, 1, (size_t)(pb - text), fp);
+            fwrite(gen, 1, need, fp);
+            fwrite(pe, 1, len - (size_t)(pe - text), fp);
+            fclose(fp);
+            print_message("rewrote the %s in %s\n", name, path);
+        } else {
+            fail_msg("the %s in %s differs from %s; run it with GX_UPDATE_DOCS=1. Generated:\n%s", name, path, hint,
+                     gen);
+        }
+    }
+    free(text);
 }

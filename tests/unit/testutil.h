@@ -30,6 +30,11 @@ gx_array *tu_from(gx_dtype dt, int ndim, const int64_t *shape, const double *val
 /* ||a - ref|| / ||ref|| over all elements (ref as double values). */
 double tu_rel_err(const gx_array *a, const double *ref, int64_t n);
 
+/* The block of $GX_SOURCE_DIR/doc between "<!-- BEGIN name -->\n" and
+ * "<!-- END name -->" must equal gen (need bytes); with GX_UPDATE_DOCS set
+ * it is rewritten instead. hint says which code and test generate it. */
+void tu_doc_block(const char *doc, const char *name, const char *gen, size_t need, const char *hint);
+
 /* Fail the test with the error's message unless rc == 0. */
 #define TU_OK(rc, err)                                                              \
     do {                                                                            \
