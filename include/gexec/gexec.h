@@ -266,6 +266,10 @@ typedef struct gx_job_spec {
                                     faults ("faulted cpu (...) on attempt 1") */
     const char *fallback;        /* NULL or "none"; "cpu": with device "gpu",
                                     run on a CPU while no GPU is usable */
+    int quota_reserved;          /* 1: it was admitted by gx_tenant_admit; one
+                                    of its tenant's reservations becomes this
+                                    queued job, in the same step (no moment
+                                    where both count) */
 } gx_job_spec;
 
 /* The error text of a job re-queued after a device fault blamed on it:

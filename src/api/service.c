@@ -328,6 +328,7 @@ static void admit_group(gx_service *s, gx__admit *head) {
             if (map) map[i] = ns + 1;
             specs[ns] = a->jobs[i].spec;
             specs[ns].id = a->ids[i];
+            specs[ns].quota_reserved = a->qn > 0;
             ids[ns] = a->ids[i];
             owner[ns] = a;
             owner_i[ns] = i;
@@ -352,6 +353,10 @@ static void admit_group(gx_service *s, gx__admit *head) {
     }
     if (ns) {
         gx_submit_batch(s->engine, specs, ns, ids, codes, errs);
+        /* a queued job used up its reservation; the rest (refused, or an
+         * idempotent repeat) are released with the admission */
+        for (size_t i = 0; i < ns; i++)
+            if (!codes[i] && owner[i]->qn > 0) owner[i]->qn--;
         /* a job committed but refused by the engine (raced with a cancel
          * of its dependency, or shutdown) is recorded as failed */
         gx_store_update *fails = calloc(ns, sizeof *fails);

@@ -304,6 +304,7 @@ static int insert(gx_engine *e, const gx_job_spec *s, prep *p, const gx_job_id *
     e->st.submitted++;
     e->unfinished++;
     e->tenants[tid].queued++;
+    if (s->quota_reserved && e->tenants[tid].reserved > 0) e->tenants[tid].reserved--;
     gx__job *failed_dep = NULL;
     for (int i = 0; i < ndeps; i++) {
         gx__job *d = gx__job_get(e, deps[i]);

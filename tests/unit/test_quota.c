@@ -122,6 +122,34 @@ static void max_queued_admission(void **st) {
     gx_engine_destroy(e);
 }
 
+/* A reservation becomes the queued job in one step: at no moment do both
+ * count, so a concurrent admission is never refused for a job counted twice. */
+static void reservation_becomes_the_job(void **st) {
+    (void)st;
+    gx_engine *e = mk(1);
+    add(e, &(gx_tenant_opts){.name = "team-q", .weight = 1, .max_queued = 2});
+    gx_engine_pause(e, 1);
+    gx_quota_refusal why;
+    gx_error err;
+    TU_OK(gx_tenant_admit(e, "team-q", 1, &why, &err), err);
+    gx_job_spec s;
+    gx_job_spec_init(&s);
+    s.tenant = "team-q";
+    s.kernel = "spin";
+    s.quota_reserved = 1;
+    gx_job_id id;
+    TU_OK(gx_submit(e, &s, &id, NULL, &err), err);
+    gx_tenant_info ti;
+    TU_OK(gx_tenant_get(e, "team-q", &ti), err);
+    assert_int_equal(ti.reserved, 0); /* used up by the submit itself */
+    assert_int_equal(ti.queued, 1);
+    TU_OK(gx_tenant_admit(e, "team-q", 1, &why, &err), err); /* 1 queued + 1: within 2 */
+    assert_int_equal(gx_tenant_admit(e, "team-q", 1, &why, &err), GX_EQUOTA);
+    assert_true(why.usage == 2);
+    gx_tenant_admit_release(e, "team-q", 1);
+    gx_engine_destroy(e);
+}
+
 static void device_seconds_per_hour(void **st) {
     (void)st;
     gx_engine *e = mk(1);
@@ -290,6 +318,7 @@ static void quota_validation(void **st) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(max_queued_admission),
+        cmocka_unit_test(reservation_becomes_the_job),
         cmocka_unit_test(device_seconds_per_hour),
         cmocka_unit_test(waits_on_running_and_memory),
         cmocka_unit_test(memory_quota_raised),
