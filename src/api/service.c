@@ -592,6 +592,7 @@ static void retry_forgets(gx_service *s) {
  * the restart (the store still has the job in its last written state and
  * re-queues it). Returns what gx_store_update_jobs returned last. */
 #define PERSIST_GIVE_UP_NS (5 * 1000000000LL)
+#define PERSIST_CHUNK 2048 /* state changes per store request */
 static int64_t persist_retry(gx_service *s, const gx_store_update *ups, size_t k, int *codes) {
     int64_t pause_ms = 10, failing_since = 0;
     for (;;) {
@@ -680,7 +681,14 @@ static void persist(gx_service *s, const gx_event *ev, size_t n) {
     /* final states are made durable before the engine forgets the job, so a
      * reader always finds it in one place or the other */
     int *codes = calloc(k ? k : 1, sizeof *codes);
-    if (!codes || (k && persist_retry(s, ups, k, codes) < 0)) nfinal = 0; /* keep them in the engine */
+    /* in chunks: a submission's commit waits for at most one chunk of state
+     * changes in progress (the store takes inserts first between groups) */
+    int failed = !codes;
+    for (size_t off = 0; !failed && off < k; off += PERSIST_CHUNK) {
+        size_t m = k - off < PERSIST_CHUNK ? k - off : PERSIST_CHUNK;
+        failed = persist_retry(s, ups + off, m, codes + off) < 0;
+    }
+    if (failed) nfinal = 0; /* keep them in the engine */
     for (size_t i = 0; i < k && nfinal; i++) {
         /* only jobs the store holds (not the start-up self-test) */
         if (!gx_job_state_is_final(ups[i].state) || codes[i] == GX_ENOTFOUND) continue;

@@ -294,12 +294,12 @@ static void *committer_main(void *arg) {
         if (!ins) s->other_rows -= rows;
         /* An insert-led group also takes the other queue's oldest writes
          * (after the inserts in the same transaction: one fsync for both),
-         * as long as they add little to the inserts' commit: at most twice
-         * their rows or 1,024, and none that would pass an insert left
-         * queued. */
+         * as long as they add little to the inserts' commit: at most 1,024
+         * rows (a batch of 10,000 inserts is not made to wait for as many
+         * state changes), and none that would pass an insert left queued. */
         if (ins && s->head) {
             uint64_t lim = s->ihead ? s->ihead->seq : UINT64_MAX;
-            size_t extra = 0, cap = rows * 2 > 1024 ? rows * 2 : 1024;
+            size_t extra = 0, cap = 1024;
             r = s->head;
             while (r && r->seq < lim && extra + r->rows <= cap && rows + extra + r->rows <= (size_t)s->max_batch) {
                 s->group[k] = r;
