@@ -23,27 +23,12 @@
 
 #include "clock.h"
 #include "gexec/gexec_auth.h"
+#include "benchutil.h"
 
+/* GX_BENCH_REPS as for every benchmark, at most 32 (its sample arrays) */
 static int reps(void) {
-    const char *s = getenv("GX_BENCH_REPS");
-    int r = s ? atoi(s) : 3;
-    return r > 0 && r <= 32 ? r : 3;
-}
-
-static double scale(void) {
-    const char *s = getenv("GX_BENCH_SCALE");
-    double v = s ? atof(s) : 1;
-    return v > 0 ? v : 1;
-}
-
-static int cmp_d(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double median(double *v, int n) {
-    qsort(v, (size_t)n, sizeof *v, cmp_d);
-    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+    int r = bench_reps();
+    return r <= 32 ? r : 3;
 }
 
 static void die(const char *what, const gx_error *err) {
@@ -137,7 +122,7 @@ static double bench(job *proto, int nthreads, const char **buckets, long n) {
     int r = reps();
     double v[32];
     for (int k = 0; k < r; k++) v[k] = time_ops(proto, nthreads, buckets, n);
-    return median(v, r);
+    return bench_median(v, r);
 }
 
 static int rm_entry(const char *p, const struct stat *sb, int flag, struct FTW *ftw) {
@@ -146,7 +131,7 @@ static int rm_entry(const char *p, const struct stat *sb, int flag, struct FTW *
 }
 
 int main(void) {
-    long n = (long)(2000000 * scale());
+    long n = (long)(2000000 * bench_scale());
     if (n < 1000) n = 1000;
     char dir[256], path[300];
     snprintf(dir, sizeof dir, "%s/gx-bench-auth-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
@@ -203,9 +188,9 @@ int main(void) {
 
     printf("\n%-52s %12s\n", "operation", "us/op");
     printf("%-52s %12.1f\n", "key create (durable, SQLite FULL sync)", create_us);
-    long na = (long)(100000 * scale());
+    long na = (long)(100000 * bench_scale());
     if (na < 100) na = 100;
-    long nsync = (long)(2000 * scale());
+    long nsync = (long)(2000 * bench_scale());
     if (nsync < 50) nsync = 50;
     int syncs[] = {-1, 0, 0};
     int threads[] = {1, 1, 4};

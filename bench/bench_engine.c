@@ -29,28 +29,7 @@
 
 #include "clock.h"
 #include "exec/engine_int.h"
-
-static int reps(void) {
-    const char *s = getenv("GX_BENCH_REPS");
-    int r = s ? atoi(s) : 3;
-    return r > 0 ? r : 3;
-}
-
-static double scale(void) {
-    const char *s = getenv("GX_BENCH_SCALE"); /* < 1 for quick runs */
-    double v = s ? atof(s) : 1;
-    return v > 0 ? v : 1;
-}
-
-static int cmp_d(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double median(double *v, int n) {
-    qsort(v, (size_t)n, sizeof *v, cmp_d);
-    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
+#include "benchutil.h"
 
 static gx_engine *mk(int workers) {
     gx_engine_opts o;
@@ -219,7 +198,7 @@ static sched_res run_sched(long n, int tenants) {
         gx__finish(e, j, GX_JOB_CANCELLED, GX_ECANCELED, NULL, NULL);
     }
     pthread_mutex_unlock(&e->mu);
-    qsort(lat, (size_t)samples, sizeof *lat, cmp_d);
+    qsort(lat, (size_t)samples, sizeof *lat, bench_cmp_d);
     res.p50_us = lat[samples / 2];
     res.p99_us = lat[samples * 99 / 100];
     free(lat);
@@ -329,8 +308,8 @@ static void row(const char *metric, double ours, double theirs, int prec, const 
 }
 
 int main(void) {
-    int R = reps();
-    double sc = scale();
+    int R = bench_reps();
+    double sc = bench_scale();
     long n_single = (long)(400000 * sc), n_batch = (long)(1000000 * sc), n_sched = (long)(1000000 * sc);
 
     peer pr;
@@ -367,7 +346,7 @@ int main(void) {
     for (size_t c = 0; c < sizeof cfg / sizeof cfg[0]; c++) {
         for (int i = 0; i < R; i++)
             v[i] = run_noop(cfg[c].workers, cfg[c].batch == 1 ? n_single : n_batch, cfg[c].batch, cfg[c].kind);
-        double m = median(v, R), theirs = peer_get(&pr, cfg[c].peer_key);
+        double m = bench_median(v, R), theirs = peer_get(&pr, cfg[c].peer_key);
         char name[96], tgt[32];
         snprintf(name, sizeof name, "no-op jobs/s, %dw, %s%s", cfg[c].workers,
                  cfg[c].batch == 1 ? "single submit" : "batches of 1000", kind_name[cfg[c].kind]);
@@ -385,16 +364,16 @@ int main(void) {
         sr[i] = run_sched(n_sched, 1000);
         p50[i] = sr[i].p50_us, p99[i] = sr[i].p99_us, bpj[i] = sr[i].bytes_per_job, rpj[i] = sr[i].rss_per_job;
     }
-    double m99 = median(p99, R), mb = median(bpj, R);
-    row("sched decision p50 us (1M queued, 1000 tenants)", median(p50, R), 0, 3, NULL, 0);
+    double m99 = bench_median(p99, R), mb = bench_median(bpj, R);
+    row("sched decision p50 us (1M queued, 1000 tenants)", bench_median(p50, R), 0, 3, NULL, 0);
     row("sched decision p99 us (1M queued, 1000 tenants)", m99, 0, 3, "<= 5", m99 <= 5);
     row("bytes per queued job (engine accounting)", mb, 0, 0, "<= 512", mb <= 512);
-    row("  bytes per queued job (RSS growth, incl. args)", median(rpj, R), peer_get(&pr, "starpu_bytes_per_task"),
+    row("  bytes per queued job (RSS growth, incl. args)", bench_median(rpj, R), peer_get(&pr, "starpu_bytes_per_task"),
         0, NULL, 0);
     for (int i = 0; i < R; i++) v[i] = run_drain(n_batch);
     char name[96];
     snprintf(name, sizeof name, "submit + drain %ld no-op jobs, s (2w)", n_batch);
-    row(name, median(v, R), 0, 3, NULL, 0);
+    row(name, bench_median(v, R), 0, 3, NULL, 0);
     if (pr.state == 1) {
         printf("\nStarPU has no batch submit: batched rows are set against its one-at-a-time figure.\n");
         printf("StarPU deps: starpu_task_declare_deps_array on kept tasks; with tags instead: %.0f tasks/s.\n",

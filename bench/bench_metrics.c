@@ -19,28 +19,7 @@
 
 #include "clock.h"
 #include "gexec/gexec_metrics.h"
-
-static int reps(void) {
-    const char *s = getenv("GX_BENCH_REPS");
-    int r = s ? atoi(s) : 3;
-    return r > 0 ? r : 3;
-}
-
-static double scale(void) {
-    const char *s = getenv("GX_BENCH_SCALE");
-    double v = s ? atof(s) : 1;
-    return v > 0 ? v : 1;
-}
-
-static int cmp_d(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double median(double *v, int n) {
-    qsort(v, (size_t)n, sizeof *v, cmp_d);
-    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
+#include "benchutil.h"
 
 static void die(const char *what, const gx_error *err) {
     fprintf(stderr, "bench_metrics: %s: %s\n", what, err ? err->message : "failed");
@@ -96,7 +75,7 @@ static double time_ops(op what, int nthreads, gx_metric_series **s, gx_metric_fa
 }
 
 static double bench_ops(op what, int nthreads, bool shared, long n) {
-    int r = reps();
+    int r = bench_reps();
     double v[32];
     for (int k = 0; k < r && k < 32; k++) {
         gx_metrics *reg;
@@ -122,14 +101,14 @@ static double bench_ops(op what, int nthreads, bool shared, long n) {
         }
         gx_metrics_free(reg);
     }
-    return median(v, r < 32 ? r : 32);
+    return bench_median(v, r < 32 ? r : 32);
 }
 
 /* Render of 1000 series of one kind: median microseconds of the first
  * render of a fresh registry (cold caches, buffer growth) in the return
  * value, of a later one in *warm, and the bytes. */
 static double bench_render(gx_metric_type type, double *warm, size_t *bytes) {
-    int r = reps();
+    int r = bench_reps();
     double v[32], w[32];
     for (int k = 0; k < r && k < 32; k++) {
         gx_metrics *reg;
@@ -161,14 +140,14 @@ static double bench_render(gx_metric_type type, double *warm, size_t *bytes) {
         }
         gx_metrics_free(reg);
     }
-    *warm = median(w, r < 32 ? r : 32);
-    return median(v, r < 32 ? r : 32);
+    *warm = bench_median(w, r < 32 ? r : 32);
+    return bench_median(v, r < 32 ? r : 32);
 }
 
 int main(void) {
-    long n = (long)(20000000 * scale());
+    long n = (long)(20000000 * bench_scale());
     if (n < 1000) n = 1000;
-    printf("metrics hot path (median of %d runs, %ld ops per thread)\n", reps(), n);
+    printf("metrics hot path (median of %d runs, %ld ops per thread)\n", bench_reps(), n);
     printf("%-44s %10s\n", "operation", "ns/op/thr");
     printf("%-44s %10.2f\n", "counter inc, 1 thread", bench_ops(OP_INC, 1, true, n));
     printf("%-44s %10.2f\n", "counter inc, 2 threads, same series", bench_ops(OP_INC, 2, true, n));
@@ -181,7 +160,7 @@ int main(void) {
            bench_ops(OP_OBSERVE, 1, true, n));
     printf("%-44s %10.2f\n", "histogram observe, 2 threads, same series",
            bench_ops(OP_OBSERVE, 2, true, n));
-    printf("\nrender (median of %d runs)\n", reps());
+    printf("\nrender (median of %d runs)\n", bench_reps());
     printf("%-44s %10s %10s %10s\n", "registry", "first us", "again us", "bytes");
     size_t bytes;
     double again, us = bench_render(GX_METRIC_COUNTER, &again, &bytes);

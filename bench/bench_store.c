@@ -25,6 +25,7 @@
 
 #include "gexec/gexec.h"
 #include "gexec/gexec_store.h"
+#include "benchutil.h"
 
 static double now_s(void) {
     struct timespec ts;
@@ -226,16 +227,6 @@ static double bench_restart(const char *dir, double *open_s, int64_t *requeued) 
     return dt;
 }
 
-static int cmp_d(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *v, int n) {
-    qsort(v, (size_t)n, sizeof *v, cmp_d);
-    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
 static void rm_dir(const char *dir) {
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
@@ -276,8 +267,8 @@ int main(int argc, char **argv) {
         fflush(stdout);
     }
     printf("%-4s %12.0f %8.2f %13.0f %8.2f %11.0f %11.1f %8.3f %10.3f\n", "med",
-           median(v[B1000], runs), median(v[CPU1000], runs), median(v[B10000], runs),
-           median(v[CPU10000], runs), median(v[SINGLE], runs), median(v[PERCOMMIT], runs),
-           median(v[OPEN], runs), median(v[LOAD], runs));
+           bench_median(v[B1000], runs), bench_median(v[CPU1000], runs), bench_median(v[B10000], runs),
+           bench_median(v[CPU10000], runs), bench_median(v[SINGLE], runs), bench_median(v[PERCOMMIT], runs),
+           bench_median(v[OPEN], runs), bench_median(v[LOAD], runs));
     return 0;
 }

@@ -46,6 +46,7 @@
 #include <unistd.h>
 
 #include <starpu.h>
+#include "../benchutil.h"
 
 /* ---- helpers -------------------------------------------------------------- */
 
@@ -53,28 +54,6 @@ static int64_t now_ns(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-static int reps(void) {
-    const char *s = getenv("GX_BENCH_REPS");
-    int r = s ? atoi(s) : 3;
-    return r > 0 ? r : 3;
-}
-
-static double scale(void) {
-    const char *s = getenv("GX_BENCH_SCALE");
-    double v = s ? atof(s) : 1;
-    return v > 0 ? v : 1;
-}
-
-static int cmp_d(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double median(double *v, int n) {
-    qsort(v, (size_t)n, sizeof *v, cmp_d);
-    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
 static long rss_bytes(void) {
@@ -209,9 +188,9 @@ int main(void) {
     unsetenv("STARPU_NCPU"); /* the conf sets the worker count */
     unsetenv("STARPU_SCHED");
 
-    int R = reps();
+    int R = bench_reps();
     if (R > 15) R = 15;
-    double sc = scale();
+    double sc = bench_scale();
     long n_single = (long)(400000 * sc), n_bytes = (long)(1000000 * sc);
     if (n_single < 1) n_single = 1;
     if (n_bytes < 1) n_bytes = 1;
@@ -237,10 +216,10 @@ int main(void) {
     double v[16];
     for (size_t c = 0; c < sizeof cfg / sizeof cfg[0]; c++) {
         for (int i = 0; i < R; i++) v[i] = run(cfg[c].workers, cfg[c].m, n_single);
-        printf("%s=%.0f\n", cfg[c].key, median(v, R));
+        printf("%s=%.0f\n", cfg[c].key, bench_median(v, R));
         fflush(stdout);
     }
     for (int i = 0; i < R; i++) v[i] = run_bytes(n_bytes);
-    printf("starpu_bytes_per_task=%.0f\n", median(v, R));
+    printf("starpu_bytes_per_task=%.0f\n", bench_median(v, R));
     return 0;
 }
