@@ -33,6 +33,7 @@
 
 #include "gexec/gexec_array.h"
 #include "itest.h"
+#include "yamldoc.h"
 
 #define MAX_OPS 128
 
@@ -61,40 +62,8 @@ static int NOPS;
 
 /* ---- YAML ------------------------------------------------------------------ */
 
-static const char *scalar(yaml_node_t *n) {
-    return n && n->type == YAML_SCALAR_NODE ? (const char *)n->data.scalar.value : NULL;
-}
-
-static yaml_node_t *get(yaml_node_t *map, const char *key) {
-    if (!map || map->type != YAML_MAPPING_NODE) return NULL;
-    for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top; p++) {
-        const char *k = scalar(yaml_document_get_node(&Y, p->key));
-        if (k && !strcmp(k, key)) return yaml_document_get_node(&Y, p->value);
-    }
-    return NULL;
-}
-
-static yaml_node_t *resolve(const char *ref) {
-    if (!ref || strncmp(ref, "#/", 2)) return NULL;
-    char buf[256];
-    snprintf(buf, sizeof buf, "%s", ref + 2);
-    yaml_node_t *n = yaml_document_get_root_node(&Y);
-    char *save;
-    for (char *t = strtok_r(buf, "/", &save); t && n; t = strtok_r(NULL, "/", &save)) n = get(n, t);
-    return n;
-}
-
-static yaml_node_t *deref(yaml_node_t *n) {
-    for (int i = 0; i < 8 && n; i++) {
-        const char *r = scalar(get(n, "$ref"));
-        if (!r) return n;
-        n = resolve(r);
-    }
-    return n;
-}
-
 static int is_true(yaml_node_t *n) {
-    const char *s = scalar(n);
+    const char *s = yd_scalar(n);
     return s && !strcmp(s, "true");
 }
 
@@ -104,7 +73,7 @@ static json_t *to_json(yaml_node_t *n) {
     if (n->type == YAML_MAPPING_NODE) {
         json_t *o = json_object();
         for (yaml_node_pair_t *p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top; p++)
-            json_object_set_new(o, scalar(yaml_document_get_node(&Y, p->key)),
+            json_object_set_new(o, yd_scalar(yaml_document_get_node(&Y, p->key)),
                                 to_json(yaml_document_get_node(&Y, p->value)));
         return o;
     }
@@ -114,7 +83,7 @@ static json_t *to_json(yaml_node_t *n) {
             json_array_append_new(a, to_json(yaml_document_get_node(&Y, *it)));
         return a;
     }
-    const char *s = scalar(n);
+    const char *s = yd_scalar(n);
     if (n->data.scalar.style != YAML_PLAIN_SCALAR_STYLE) return json_string(s);
     if (!strcmp(s, "true")) return json_true();
     if (!strcmp(s, "false")) return json_false();
@@ -156,24 +125,24 @@ static const char *jtype(const json_t *v) {
  * properties, additionalProperties, items, allOf, oneOf/anyOf (as any-of).
  * 0, or -1 with err saying where and what. */
 static int validate(yaml_node_t *s, json_t *v, const char *at, char *err, size_t cap) {
-    s = deref(s);
+    s = yd_deref(&Y, s);
     if (!s) return vfail(err, cap, at, "schema reference does not resolve");
     if (json_is_null(v)) {
-        if (is_true(get(s, "nullable"))) return 0;
-        if (!get(s, "type") && !get(s, "allOf") && !get(s, "oneOf") && !get(s, "anyOf")) return 0;
+        if (is_true(yd_get(&Y, s, "nullable"))) return 0;
+        if (!yd_get(&Y, s, "type") && !yd_get(&Y, s, "allOf") && !yd_get(&Y, s, "oneOf") && !yd_get(&Y, s, "anyOf")) return 0;
         return vfail(err, cap, at, "null, but the schema is not nullable");
     }
     yaml_node_t *n;
-    if ((n = get(s, "allOf")) && n->type == YAML_SEQUENCE_NODE)
+    if ((n = yd_get(&Y, s, "allOf")) && n->type == YAML_SEQUENCE_NODE)
         for (yaml_node_item_t *it = n->data.sequence.items.start; it < n->data.sequence.items.top; it++)
             if (validate(yaml_document_get_node(&Y, *it), v, at, err, cap)) return -1;
-    if (((n = get(s, "oneOf")) || (n = get(s, "anyOf"))) && n->type == YAML_SEQUENCE_NODE) {
+    if (((n = yd_get(&Y, s, "oneOf")) || (n = yd_get(&Y, s, "anyOf"))) && n->type == YAML_SEQUENCE_NODE) {
         int ok = 0;
         for (yaml_node_item_t *it = n->data.sequence.items.start; it < n->data.sequence.items.top && !ok; it++)
             ok = !validate(yaml_document_get_node(&Y, *it), v, at, err, cap);
         if (!ok) return -1;
     }
-    const char *t = scalar(get(s, "type"));
+    const char *t = yd_scalar(yd_get(&Y, s, "type"));
     if (t) {
         int ok = !strcmp(t, "object")    ? json_is_object(v)
                  : !strcmp(t, "array")   ? json_is_array(v)
@@ -184,15 +153,15 @@ static int validate(yaml_node_t *s, json_t *v, const char *at, char *err, size_t
                                          : 0;
         if (!ok) return vfail(err, cap, at, "expected %s, got %s", t, jtype(v));
     }
-    if ((n = get(s, "enum")) && json_is_string(v)) {
+    if ((n = yd_get(&Y, s, "enum")) && json_is_string(v)) {
         int found = 0;
         for (yaml_node_item_t *it = n->data.sequence.items.start; it < n->data.sequence.items.top; it++) {
-            const char *e = scalar(yaml_document_get_node(&Y, *it));
+            const char *e = yd_scalar(yaml_document_get_node(&Y, *it));
             found |= e && !strcmp(e, json_string_value(v));
         }
         if (!found) return vfail(err, cap, at, "'%s' is not one of the enum", json_string_value(v));
     }
-    const char *pat = scalar(get(s, "pattern"));
+    const char *pat = yd_scalar(yd_get(&Y, s, "pattern"));
     if (pat && json_is_string(v)) {
         regex_t re;
         if (regcomp(&re, pat, REG_EXTENDED | REG_NOSUB)) return vfail(err, cap, at, "bad pattern %s", pat);
@@ -201,10 +170,10 @@ static int validate(yaml_node_t *s, json_t *v, const char *at, char *err, size_t
         if (m) return vfail(err, cap, at, "'%s' does not match %s", json_string_value(v), pat);
     }
     if (json_is_object(v)) {
-        yaml_node_t *props = get(s, "properties"), *req = get(s, "required");
+        yaml_node_t *props = yd_get(&Y, s, "properties"), *req = yd_get(&Y, s, "required");
         if (req && req->type == YAML_SEQUENCE_NODE)
             for (yaml_node_item_t *it = req->data.sequence.items.start; it < req->data.sequence.items.top; it++) {
-                const char *k = scalar(yaml_document_get_node(&Y, *it));
+                const char *k = yd_scalar(yaml_document_get_node(&Y, *it));
                 if (k && !json_object_get(v, k)) return vfail(err, cap, at, "required '%s' is missing", k);
             }
         const char *k;
@@ -212,18 +181,18 @@ static int validate(yaml_node_t *s, json_t *v, const char *at, char *err, size_t
         json_object_foreach(v, k, x) {
             char sub[512];
             snprintf(sub, sizeof sub, "%s%s%s", at, *at ? "." : "", k);
-            yaml_node_t *ps = get(props, k);
+            yaml_node_t *ps = yd_get(&Y, props, k);
             if (ps) {
                 if (validate(ps, x, sub, err, cap)) return -1;
                 continue;
             }
-            yaml_node_t *ap = get(s, "additionalProperties");
-            if (ap && ap->type == YAML_SCALAR_NODE && !strcmp(scalar(ap), "false"))
+            yaml_node_t *ap = yd_get(&Y, s, "additionalProperties");
+            if (ap && ap->type == YAML_SCALAR_NODE && !strcmp(yd_scalar(ap), "false"))
                 return vfail(err, cap, at, "'%s' is not a documented property", k);
             if (ap && ap->type == YAML_MAPPING_NODE && validate(ap, x, sub, err, cap)) return -1;
         }
     }
-    if (json_is_array(v) && (n = get(s, "items"))) {
+    if (json_is_array(v) && (n = yd_get(&Y, s, "items"))) {
         size_t i;
         json_t *x;
         json_array_foreach(v, i, x) {
@@ -332,17 +301,17 @@ static int load_file(void) {
         fprintf(stderr, "%s: cannot parse: %s\n", g_file, P.problem ? P.problem : "empty");
         return -1;
     }
-    yaml_node_t *paths = get(yaml_document_get_root_node(&Y), "paths");
+    yaml_node_t *paths = yd_get(&Y, yaml_document_get_root_node(&Y), "paths");
     for (yaml_node_pair_t *p = paths ? paths->data.mapping.pairs.start : NULL; p && p < paths->data.mapping.pairs.top; p++) {
         yaml_node_t *item = yaml_document_get_node(&Y, p->value);
         for (yaml_node_pair_t *q = item->data.mapping.pairs.start; q < item->data.mapping.pairs.top; q++) {
-            const char *m = scalar(yaml_document_get_node(&Y, q->key));
+            const char *m = yd_scalar(yaml_document_get_node(&Y, q->key));
             int is_method = 0;
             for (size_t i = 0; m && i < sizeof METHODS / sizeof METHODS[0]; i++) is_method |= !strcmp(m, METHODS[i]);
             if (!is_method || NOPS == MAX_OPS) continue;
             op *o = &OPS[NOPS++];
             for (size_t i = 0; m[i] && i < sizeof o->method - 1; i++) o->method[i] = (char)(m[i] - 'a' + 'A');
-            o->path = scalar(yaml_document_get_node(&Y, p->key));
+            o->path = yd_scalar(yaml_document_get_node(&Y, p->key));
             o->node = yaml_document_get_node(&Y, q->value);
             o->item = item;
         }
@@ -369,9 +338,9 @@ static void fill_path(const char *tmpl, int real, char *out, size_t cap) {
 static yaml_node_t *documented(const op *o, long status) {
     char code[8];
     snprintf(code, sizeof code, "%ld", status);
-    yaml_node_t *r = get(get(o->node, "responses"), code);
-    if (!r) r = get(get(o->node, "responses"), "default");
-    return deref(r);
+    yaml_node_t *r = yd_get(&Y, yd_get(&Y, o->node, "responses"), code);
+    if (!r) r = yd_get(&Y, yd_get(&Y, o->node, "responses"), "default");
+    return yd_deref(&Y, r);
 }
 
 /* Send one operation and check the answer against the file. */
@@ -384,25 +353,25 @@ static void exercise(const op *o, int real) {
     snprintf(what, sizeof what, "%s %s (%s)", o->method, path, o->path);
 
     /* the request body: the file's example, or the uploaded .npy */
-    yaml_node_t *content = get(deref(get(o->node, "requestBody")), "content");
+    yaml_node_t *content = yd_get(&Y, yd_deref(&Y, yd_get(&Y, o->node, "requestBody")), "content");
     const char *body = NULL, *ctype = NULL;
     size_t blen = 0;
     char *json_body = NULL;
-    if (get(content, "application/json")) {
-        json_t *ex = to_json(get(get(content, "application/json"), "example"));
+    if (yd_get(&Y, content, "application/json")) {
+        json_t *ex = to_json(yd_get(&Y, yd_get(&Y, content, "application/json"), "example"));
         json_body = json_dumps(ex ? ex : json_object(), JSON_COMPACT);
         json_decref(ex);
         body = json_body;
         blen = strlen(body);
         ctype = "application/json";
-    } else if (get(content, "application/octet-stream")) {
+    } else if (yd_get(&Y, content, "application/octet-stream")) {
         body = g_npy;
         blen = g_npy_len;
         ctype = "application/octet-stream";
     }
 
     yaml_node_t *ok = documented(o, 200);
-    int streams = ok && get(get(ok, "content"), "text/event-stream");
+    int streams = ok && yd_get(&Y, yd_get(&Y, ok, "content"), "text/event-stream");
     if (streams) {
         char ct[128];
         sbuf b;
@@ -429,15 +398,15 @@ static void exercise(const op *o, int real) {
     yaml_node_t *resp = documented(o, r.status);
     if (!resp) fail_msg("%s: status %ld is not documented: %s", what, r.status, r.body ? r.body : "");
     /* the media type answered must be one documented for this status */
-    yaml_node_t *rc = get(resp, "content");
+    yaml_node_t *rc = yd_get(&Y, resp, "content");
     char media[128];
     snprintf(media, sizeof media, "%.*s", (int)strcspn(ct, ";"), ct);
-    yaml_node_t *mt = get(rc, media);
+    yaml_node_t *mt = yd_get(&Y, rc, media);
     if (rc && !mt) fail_msg("%s: answered %s, which status %ld does not document", what, ct, r.status);
     if (!strcmp(media, "application/json")) {
         if (!r.json) fail_msg("%s: body is not JSON: %s", what, r.body ? r.body : "");
         char err[600];
-        if (mt && get(mt, "schema") && validate(get(mt, "schema"), r.json, "", err, sizeof err))
+        if (mt && yd_get(&Y, mt, "schema") && validate(yd_get(&Y, mt, "schema"), r.json, "", err, sizeof err))
             fail_msg("%s: body does not match the documented schema: %s\nbody: %.2000s", what, err, r.body);
         if (r.status >= 400 && strcmp(o->path, "/readyz")) check_error_shape(what, &r);
     }
@@ -512,7 +481,7 @@ static void unrouted_path(void **st) {
     assert_string_equal(it_str(&r, "error.field"), "path");
     check_error_shape("GET /v1/no-such-thing", &r);
     char err[600];
-    if (validate(resolve("#/components/schemas/Error"), r.json, "", err, sizeof err)) fail_msg("%s", err);
+    if (validate(yd_resolve(&Y, "#/components/schemas/Error"), r.json, "", err, sizeof err)) fail_msg("%s", err);
     it_resp_free(&r);
 }
 

@@ -23,6 +23,7 @@
 
 #include "api/service.h"
 #include "testutil.h"
+#include "yamldoc.h"
 
 #define MAX_OPS 128
 
@@ -41,43 +42,6 @@ static yaml_document_t D;
 static char g_file[1024];
 static op OPS[MAX_OPS];
 static int NOPS;
-
-/* ---- libyaml helpers -------------------------------------------------- */
-
-static const char *scalar(yaml_node_t *n) {
-    return n && n->type == YAML_SCALAR_NODE ? (const char *)n->data.scalar.value : NULL;
-}
-
-/* Value of key in a mapping node, or NULL. */
-static yaml_node_t *get(yaml_node_t *map, const char *key) {
-    if (!map || map->type != YAML_MAPPING_NODE) return NULL;
-    for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top; p++) {
-        const char *k = scalar(yaml_document_get_node(&D, p->key));
-        if (k && !strcmp(k, key)) return yaml_document_get_node(&D, p->value);
-    }
-    return NULL;
-}
-
-/* A local reference "#/a/b/c" (no ~ escapes needed in this file). */
-static yaml_node_t *resolve(const char *ref) {
-    if (!ref || strncmp(ref, "#/", 2)) return NULL;
-    char buf[256];
-    snprintf(buf, sizeof buf, "%s", ref + 2);
-    yaml_node_t *n = yaml_document_get_root_node(&D);
-    char *save;
-    for (char *t = strtok_r(buf, "/", &save); t && n; t = strtok_r(NULL, "/", &save)) n = get(n, t);
-    return n;
-}
-
-/* Follow "$ref" (once or more) to the object it names. */
-static yaml_node_t *deref(yaml_node_t *n) {
-    for (int i = 0; i < 8 && n; i++) {
-        const char *r = scalar(get(n, "$ref"));
-        if (!r) return n;
-        n = resolve(r);
-    }
-    return n;
-}
 
 /* ---- paths --------------------------------------------------------------- */
 
@@ -121,19 +85,19 @@ static int load(void **st) {
         yaml_parser_delete(&P);
         return -1;
     }
-    yaml_node_t *paths = get(yaml_document_get_root_node(&D), "paths");
+    yaml_node_t *paths = yd_get(&D, yaml_document_get_root_node(&D), "paths");
     if (!paths || paths->type != YAML_MAPPING_NODE) {
         fprintf(stderr, "%s: no paths mapping\n", g_file);
         return -1;
     }
     NOPS = 0;
     for (yaml_node_pair_t *p = paths->data.mapping.pairs.start; p < paths->data.mapping.pairs.top; p++) {
-        const char *path = scalar(yaml_document_get_node(&D, p->key));
+        const char *path = yd_scalar(yaml_document_get_node(&D, p->key));
         yaml_node_t *item = yaml_document_get_node(&D, p->value);
         if (!path || !item || item->type != YAML_MAPPING_NODE) continue;
         for (yaml_node_pair_t *q = item->data.mapping.pairs.start; q < item->data.mapping.pairs.top; q++) {
             yaml_node_t *kn = yaml_document_get_node(&D, q->key);
-            const char *m = scalar(kn);
+            const char *m = yd_scalar(kn);
             int is_method = 0;
             for (size_t i = 0; m && i < sizeof METHODS / sizeof METHODS[0]; i++) is_method |= !strcmp(m, METHODS[i]);
             if (!is_method) continue;
@@ -149,7 +113,7 @@ static int load(void **st) {
             o->node = yaml_document_get_node(&D, q->value);
             o->item = item;
             o->line = (int)kn->start_mark.line + 1;
-            const char *s = scalar(get(o->node, "summary"));
+            const char *s = yd_scalar(yd_get(&D, o->node, "summary"));
             snprintf(o->summary, sizeof o->summary, "%s", s ? s : "");
         }
     }
@@ -253,8 +217,8 @@ static void summaries_agree(void **st) {
 static int declares(yaml_node_t *params, const char *name) {
     if (!params || params->type != YAML_SEQUENCE_NODE) return 0;
     for (yaml_node_item_t *it = params->data.sequence.items.start; it < params->data.sequence.items.top; it++) {
-        yaml_node_t *p = deref(yaml_document_get_node(&D, *it));
-        const char *in = scalar(get(p, "in")), *n = scalar(get(p, "name")), *req = scalar(get(p, "required"));
+        yaml_node_t *p = yd_deref(&D, yaml_document_get_node(&D, *it));
+        const char *in = yd_scalar(yd_get(&D, p, "in")), *n = yd_scalar(yd_get(&D, p, "name")), *req = yd_scalar(yd_get(&D, p, "required"));
         if (in && n && !strcmp(in, "path") && !strcmp(n, name)) return req && !strcmp(req, "true");
     }
     return 0;
@@ -268,7 +232,7 @@ static void path_parameters_declared(void **st) {
             assert_non_null(e);
             char name[64];
             snprintf(name, sizeof name, "%.*s", (int)(e - p - 1), p + 1);
-            if (!declares(get(OPS[i].item, "parameters"), name) && !declares(get(OPS[i].node, "parameters"), name))
+            if (!declares(yd_get(&D, OPS[i].item, "parameters"), name) && !declares(yd_get(&D, OPS[i].node, "parameters"), name))
                 fail_msg("%s:%d: %s %s: path parameter '%s' is not declared (in: path, required: true)", g_file,
                          OPS[i].line, OPS[i].method, OPS[i].path, name);
         }
@@ -279,19 +243,19 @@ static void errors_use_the_error_schema(void **st) {
     (void)st;
     for (int i = 0; i < NOPS; i++) {
         const op *o = &OPS[i];
-        yaml_node_t *rs = get(o->node, "responses");
+        yaml_node_t *rs = yd_get(&D, o->node, "responses");
         if (!rs || rs->type != YAML_MAPPING_NODE) fail_msg("%s:%d: %s %s has no responses", g_file, o->line, o->method, o->path);
         int ok2xx = 0;
         for (yaml_node_pair_t *p = rs->data.mapping.pairs.start; p < rs->data.mapping.pairs.top; p++) {
-            const char *code = scalar(yaml_document_get_node(&D, p->key));
+            const char *code = yd_scalar(yaml_document_get_node(&D, p->key));
             assert_non_null(code);
             int status = atoi(code);
             if (status < 100 || status > 599) fail_msg("%s:%d: %s %s: response '%s' is not a status", g_file, o->line, o->method, o->path, code);
             if (status < 300) ok2xx = 1;
             if (status < 400) continue;
             if (!strcmp(o->path, "/readyz") && status == 503) continue; /* answers Readiness */
-            yaml_node_t *r = deref(yaml_document_get_node(&D, p->value));
-            const char *ref = scalar(get(get(get(get(r, "content"), "application/json"), "schema"), "$ref"));
+            yaml_node_t *r = yd_deref(&D, yaml_document_get_node(&D, p->value));
+            const char *ref = yd_scalar(yd_get(&D, yd_get(&D, yd_get(&D, yd_get(&D, r, "content"), "application/json"), "schema"), "$ref"));
             if (!ref || strcmp(ref, "#/components/schemas/Error"))
                 fail_msg("%s:%d: %s %s: response %d is not application/json of #/components/schemas/Error", g_file,
                          o->line, o->method, o->path, status);
@@ -303,7 +267,7 @@ static void errors_use_the_error_schema(void **st) {
 static int seq_has(yaml_node_t *seq, const char *s) {
     if (!seq || seq->type != YAML_SEQUENCE_NODE) return 0;
     for (yaml_node_item_t *it = seq->data.sequence.items.start; it < seq->data.sequence.items.top; it++) {
-        const char *v = scalar(yaml_document_get_node(&D, *it));
+        const char *v = yd_scalar(yaml_document_get_node(&D, *it));
         if (v && !strcmp(v, s)) return 1;
     }
     return 0;
@@ -312,33 +276,33 @@ static int seq_has(yaml_node_t *seq, const char *s) {
 static void error_schema_shape(void **st) {
     (void)st;
     /* what gx_http_error writes (src/api/http.c) */
-    yaml_node_t *e = resolve("#/components/schemas/Error");
+    yaml_node_t *e = yd_resolve(&D, "#/components/schemas/Error");
     assert_non_null(e);
-    assert_true(seq_has(get(e, "required"), "error"));
-    yaml_node_t *inner = get(get(e, "properties"), "error");
+    assert_true(seq_has(yd_get(&D, e, "required"), "error"));
+    yaml_node_t *inner = yd_get(&D, yd_get(&D, e, "properties"), "error");
     assert_non_null(inner);
-    assert_true(seq_has(get(inner, "required"), "code"));
-    assert_true(seq_has(get(inner, "required"), "message"));
-    assert_false(seq_has(get(inner, "required"), "field")); /* absent when no field is at fault */
-    yaml_node_t *props = get(inner, "properties");
+    assert_true(seq_has(yd_get(&D, inner, "required"), "code"));
+    assert_true(seq_has(yd_get(&D, inner, "required"), "message"));
+    assert_false(seq_has(yd_get(&D, inner, "required"), "field")); /* absent when no field is at fault */
+    yaml_node_t *props = yd_get(&D, inner, "properties");
     const char *const want[] = {"code", "message", "field"};
     for (int i = 0; i < 3; i++) {
-        const char *t = scalar(get(get(props, want[i]), "type"));
+        const char *t = yd_scalar(yd_get(&D, yd_get(&D, props, want[i]), "type"));
         if (!t || strcmp(t, "string")) fail_msg("Error.error.%s must be a string", want[i]);
     }
     /* beside those, only the optional members of a quota refusal (GX_EQUOTA,
      * src/api/tenants.c), never required */
     const char *const quota[] = {"quota", "limit", "usage", "requested", "retry_after_s"};
     for (int i = 0; i < 5; i++) {
-        if (!get(props, quota[i])) fail_msg("Error.error.%s (quota refusals) is not described", quota[i]);
-        assert_false(seq_has(get(inner, "required"), quota[i]));
+        if (!yd_get(&D, props, quota[i])) fail_msg("Error.error.%s (quota refusals) is not described", quota[i]);
+        assert_false(seq_has(yd_get(&D, inner, "required"), quota[i]));
     }
-    assert_int_equal(get(inner, "properties")->data.mapping.pairs.top - get(inner, "properties")->data.mapping.pairs.start, 8);
+    assert_int_equal(yd_get(&D, inner, "properties")->data.mapping.pairs.top - yd_get(&D, inner, "properties")->data.mapping.pairs.start, 8);
 }
 
 static void openapi_version(void **st) {
     (void)st;
-    const char *v = scalar(get(yaml_document_get_root_node(&D), "openapi"));
+    const char *v = yd_scalar(yd_get(&D, yaml_document_get_root_node(&D), "openapi"));
     assert_non_null(v);
     assert_string_equal(v, "3.0.3");
 }
