@@ -36,6 +36,7 @@ struct gx_http_server {
     int stopping;
     gx__conns *conns;       /* per-client counts and request deadlines */
     char *tls_cert, *tls_key; /* PEM contents while the daemon runs; NULL: plain HTTP */
+    atomic_int quiesced;    /* gx_http_quiesce: new connections are closed at accept */
 };
 
 struct gx_http_stream {
@@ -627,6 +628,19 @@ static void server_free(gx_http_server *s) {
     free(s);
 }
 
+/* Accept policy: after gx_http_quiesce a new connection is closed at once.
+ * libmicrohttpd's MHD_quiesce_daemon is kept for the restart only (it alone
+ * hands the listening socket over untouched): with a thread pool on epoll
+ * (0.9.75) it races the workers, which also take the socket out of their
+ * epoll sets once quiesced, and aborts the process when it loses, so the
+ * ordinary stop does not use it. */
+static enum MHD_Result accept_cb(void *cls, const struct sockaddr *addr, socklen_t addrlen) {
+    (void)addr;
+    (void)addrlen;
+    gx_http_server *s = cls;
+    return atomic_load(&s->quiesced) ? MHD_NO : MHD_YES;
+}
+
 int gx_http_start(const gx_http_opts *o, gx_http_server **out, gx_error *err) {
     struct sockaddr_storage ss;
     socklen_t sl;
@@ -657,7 +671,7 @@ int gx_http_start(const gx_http_opts *o, gx_http_server **out, gx_error *err) {
     /* an inherited socket is served as is (MHD_OPTION_LISTEN_SOCKET wins
      * over the address) */
     srv->d = MHD_start_daemon(
-        flags, 0, NULL, NULL, access_cb, srv, MHD_OPTION_LISTEN_SOCKET,
+        flags, 0, accept_cb, srv, access_cb, srv, MHD_OPTION_LISTEN_SOCKET,
         (MHD_socket)(o->listen_fd > 0 ? o->listen_fd : MHD_INVALID_SOCKET), MHD_OPTION_SOCK_ADDR,
         (struct sockaddr *)&ss,
         MHD_OPTION_THREAD_POOL_SIZE, (unsigned)(o->threads > 0 ? o->threads : 2), MHD_OPTION_CONNECTION_LIMIT,
@@ -696,9 +710,7 @@ fail:
 int gx_http_port(const gx_http_server *s) { return s->port; }
 
 void gx_http_quiesce(gx_http_server *s) {
-    if (!s || !s->d) return;
-    MHD_socket fd = MHD_quiesce_daemon(s->d);
-    if (fd != MHD_INVALID_SOCKET) close(fd);
+    if (s) atomic_store(&s->quiesced, 1);
 }
 
 int gx_http_quiesce_keep(gx_http_server *s) {

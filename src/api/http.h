@@ -90,10 +90,12 @@ int gx_http_start(const gx_http_opts *o, gx_http_server **out, gx_error *err);
  * *key_pem are malloc'd NUL-terminated contents the caller frees; on error
  * the message and err->field name the key (tls.cert, tls.key). */
 int gx_http_tls_load(const char *cert_path, const char *key_path, char **cert_pem, char **key_pem, gx_error *err);
-/* Stop accepting new connections (graceful drain starts). */
+/* Stop accepting new connections (graceful drain starts): a connection made
+ * from now on is closed at once. */
 void gx_http_quiesce(gx_http_server *s);
-/* Same, but keep the listening socket open and return it (-1 if none): the
- * caller owns it (gexecd hands it to its next image across execv). */
+/* For a restart: stop accepting but keep the listening socket open and
+ * return it (-1 if none): the caller owns it (gexecd hands it to its next
+ * image across execv); connections made meanwhile wait in its backlog. */
 int gx_http_quiesce_keep(gx_http_server *s);
 /* After a quiesce: wait up to ms for the open connections to close (the
  * answers in flight to be written). 1 when none is left. */
