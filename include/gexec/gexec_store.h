@@ -3,7 +3,7 @@
  *
  * The store is what makes an accepted job survive a crash. gexecd writes a
  * job here before it answers 202, writes every state change of the job (the
- * job row plus one job_events row), and reads everything back at start. Blob
+ * job row and an event appended to it), and reads everything back at start. Blob
  * bytes live in a content-addressed folder (<blob_dir>/<hex[0:2]>/<hex>);
  * their metadata and owners live in the database.
  *
@@ -116,8 +116,9 @@ typedef struct gx_store_insert_result {
 
 /* One state change of a job. state and attempt are always written; the
  * fields named in `set` too; the rest keep their stored values. Each applied
- * update also appends a job_events row (job, next seq, state, attempt,
- * time, error code and text when GX_STORE_SET_ERROR).
+ * update also appends an event (job, next seq, state, attempt, time, error
+ * code and text when GX_STORE_SET_ERROR; in the SQLite backend a line of
+ * the job row, see src/store/sqlite.c).
  *
  * Fencing: the update is applied only if attempt >= the stored attempt, so
  * the writes of an attempt that was superseded (re-queued after restart,

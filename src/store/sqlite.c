@@ -12,13 +12,21 @@
  * jobs(tenant) for per-tenant listing in id order, a unique partial index
  * on (tenant, idem_key) for idempotency, and a partial index of the ids of
  * unfinished jobs (state < 5) so that restart reads only those. Each job row
- * counts its events (nevents), so an update learns its event's seq from the
- * row it reads for the fence. Inserting a job also writes its first event
+ * counts its events (nevents). Inserting a job also writes its first event
  * (seq 1, the submission).
  *
  * Version 2 adds checkpoints: the latest saved state of each unfinished job
  * of a checkpointing kernel, written only while the job exists and is not
  * final, deleted by the update that makes it final.
+ *
+ * Version 3 keeps a job's events in its own row (column ev, one line per
+ * event: "state attempt time_ns error_code[ message]\n", control characters
+ * of the message written as spaces) instead of a job_events row each: a
+ * state change is then one UPDATE of the row, and an insert or update
+ * dirties no other table, which halves the store's work per job. Rows of
+ * job_events written before version 3 stay where they are and come first
+ * (seq 1..m, then the row's lines); the view job_event_rows shows both as
+ * rows, for SQL readers.
  *
  * WAL checkpoints run on a thread of their own (see "checkpoints" below).
  */
@@ -33,7 +41,7 @@
 #include "gexec/gexec_fault.h"
 #include "store_int.h"
 
-#define SCHEMA_VERSION 2
+#define SCHEMA_VERSION 3
 #define FINAL_SQL "5" /* GX__STORE_FIRST_FINAL in SQL */
 #define NOTE_REQUEUED "requeued after restart"
 
@@ -96,6 +104,25 @@ static const char *const migrations[] = {
     " step INTEGER NOT NULL,"
     " time_ns INTEGER NOT NULL,"
     " state BLOB NOT NULL);",
+    /* 3: events in the job row (see the top of the file) */
+    "ALTER TABLE jobs ADD COLUMN ev TEXT;"
+    "CREATE VIEW job_event_rows(job_id, seq, state, attempt, time_ns, error_code, error) AS"
+    " WITH RECURSIVE split(job_id, seq, line, rest) AS ("
+    "  SELECT id, (SELECT count(*) FROM job_events e WHERE e.job_id = jobs.id), NULL, ev"
+    "  FROM jobs WHERE ev IS NOT NULL"
+    "  UNION ALL"
+    "  SELECT job_id, seq + 1, substr(rest, 1, instr(rest, char(10)) - 1),"
+    "   substr(rest, instr(rest, char(10)) + 1) FROM split WHERE instr(rest, char(10)) > 0),"
+    " f1(job_id, seq, state, r1) AS (SELECT job_id, seq, CAST(line AS INTEGER),"
+    "  substr(line, instr(line, ' ') + 1) FROM split WHERE line IS NOT NULL),"
+    " f2(job_id, seq, state, attempt, r2) AS (SELECT job_id, seq, state, CAST(r1 AS INTEGER),"
+    "  substr(r1, instr(r1, ' ') + 1) FROM f1),"
+    " f3(job_id, seq, state, attempt, time_ns, r3) AS (SELECT job_id, seq, state, attempt,"
+    "  CAST(r2 AS INTEGER), substr(r2, instr(r2, ' ') + 1) FROM f2)"
+    " SELECT job_id, seq, state, attempt, time_ns, error_code, error FROM job_events"
+    " UNION ALL"
+    " SELECT job_id, seq, state, attempt, time_ns, CAST(r3 AS INTEGER),"
+    "  CASE WHEN instr(r3, ' ') > 0 THEN substr(r3, instr(r3, ' ') + 1) END FROM f3;",
 };
 _Static_assert(sizeof migrations / sizeof migrations[0] == SCHEMA_VERSION,
                "one migration per schema version");
@@ -107,15 +134,12 @@ _Static_assert(sizeof migrations / sizeof migrations[0] == SCHEMA_VERSION,
 
 /* ---- connections ------------------------------------------------------------ */
 
-enum { EV_ROWS = 64, EV_SIZES = 4 };
-static const int ev_sizes[EV_SIZES] = {EV_ROWS, 16, 4, 1};
-
 enum { L_TENANT = 1, L_STATE = 2, L_UNFIN = 4, L_KEXACT = 8, L_KNAME = 16, L_LABEL = 32,
        L_VARIANTS = 64 };
 
 typedef struct rconn {
     sqlite3 *db;
-    sqlite3_stmt *get_job, *events, *exists, *max_id, *unfinished, *tenant_get, *tenant_list,
+    sqlite3_stmt *get_job, *events, *job_ev, *exists, *max_id, *unfinished, *tenant_get, *tenant_list,
         *blob_owned, *ckpt_get;
     sqlite3_stmt *list[L_VARIANTS]; /* by L_* bits, prepared on first use */
     struct rconn *next;
@@ -126,17 +150,10 @@ struct gx_store_backend {
     int busy_ms;
     sqlite3 *w; /* the writer */
     sqlite3_stmt *begin, *commit, *rollback, *ins_job, *find_idem, *sel_job, *upd_job,
-        *exists, *tenant_up, *blob_ins, *owner_ins, *rq_events, *rq_jobs, *ckpt_put, *ckpt_del;
+        *exists, *tenant_up, *blob_ins, *owner_ins, *rq_jobs, *ckpt_put, *ckpt_del;
     int ckpt_rows; /* the checkpoints table may hold rows: final updates delete */
-    /* Event rows of the group being written, inserted EV_ROWS at a time by
-     * one multi-row INSERT (a statement per row cost more than the row). */
-    struct ev_row {
-        sqlite3_int64 id, t;
-        int seq, state, attempt, code;
-        const char *error; /* lives until the group is written */
-    } evq[EV_ROWS];
-    int nevq;
-    sqlite3_stmt *ins_events[EV_SIZES]; /* EV_ROWS, 16, 4, 1 rows */
+    char *evs;     /* event lines being bound (writer only) */
+    size_t evs_len, evs_cap;
 
     pthread_mutex_t pmu; /* read pool */
     pthread_cond_t pcv;
@@ -196,7 +213,7 @@ static int prep(sqlite3 *db, sqlite3_stmt **st, const char *sql, gx_error *err) 
 
 static void rconn_close(rconn *c) {
     if (!c) return;
-    sqlite3_stmt **all[] = {&c->get_job,    &c->events,      &c->exists,
+    sqlite3_stmt **all[] = {&c->get_job,    &c->events,      &c->job_ev,      &c->exists,
                             &c->max_id,     &c->unfinished,  &c->tenant_get,
                             &c->tenant_list, &c->blob_owned, &c->ckpt_get};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) sqlite3_finalize(*all[i]);
@@ -296,14 +313,14 @@ static int prepare_writer(gx_store_backend *b, gx_error *err) {
         {&b->rollback, "ROLLBACK"},
         {&b->ins_job,
          "INSERT INTO jobs(id, tenant, kernel, spec, state, attempt, priority, submit_ns,"
-         " start_ns, end_ns, device, error_code, error, idem_key, labels, result, nevents)"
-         " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, 1)"
+         " start_ns, end_ns, device, error_code, error, idem_key, labels, result, nevents, ev)"
+         " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, 1, ?17)"
          " ON CONFLICT(tenant, idem_key) WHERE idem_key IS NOT NULL DO NOTHING"},
         {&b->find_idem, "SELECT id FROM jobs WHERE tenant = ?1 AND idem_key = ?2"},
-        /* the fence is checked in C against sel_job's row (one writer, so
-         * nothing changes in between); an UPDATE ... RETURNING would build
-         * an ephemeral table on every call */
-        {&b->sel_job, "SELECT attempt, state, nevents FROM jobs WHERE id = ?1"},
+        /* the fence is the UPDATE's own WHERE; sel_job classifies an
+         * update that changed nothing and checks a from_mask first (one
+         * writer, so nothing changes in between) */
+        {&b->sel_job, "SELECT attempt, state FROM jobs WHERE id = ?1"},
         {&b->upd_job,
          "UPDATE jobs SET state = ?2, attempt = ?3,"
          " start_ns = CASE WHEN ?4 & 1 THEN ?5 ELSE start_ns END,"
@@ -312,8 +329,8 @@ static int prepare_writer(gx_store_backend *b, gx_error *err) {
          " error_code = CASE WHEN ?4 & 8 THEN ?8 ELSE error_code END,"
          " error = CASE WHEN ?4 & 8 THEN ?9 ELSE error END,"
          " result = CASE WHEN ?4 & 16 THEN ?10 ELSE result END,"
-         " nevents = ?11"
-         " WHERE id = ?1"},
+         " nevents = nevents + ?11, ev = coalesce(ev, '') || ?12"
+         " WHERE id = ?1 AND attempt <= ?3"},
         {&b->exists, "SELECT 1 FROM jobs WHERE id = ?1"},
         {&b->tenant_up,
          "INSERT INTO tenants(name, weight, max_running, quotas, created_ns, updated_ns)"
@@ -324,15 +341,13 @@ static int prepare_writer(gx_store_backend *b, gx_error *err) {
                        " ON CONFLICT(id) DO NOTHING"},
         {&b->owner_ins, "INSERT INTO blob_owners(tenant, id, created_ns) VALUES(?1, ?2, ?3)"
                         " ON CONFLICT(tenant, id) DO NOTHING"},
-        /* The requeue: events first (they read the old attempt), then jobs.
+        /* The requeue, with its event line (state 0, the new attempt).
          * "state < 5" lets the planner use the partial index. */
-        {&b->rq_events,
-         "INSERT INTO job_events(job_id, seq, state, attempt, time_ns, error_code, error)"
-         " SELECT id, nevents + 1, 0, attempt + 1, ?1, 0, '" NOTE_REQUEUED "' FROM jobs"
-         " WHERE state IN (2, 3) AND state < " FINAL_SQL},
         {&b->rq_jobs,
          "UPDATE jobs SET state = 0, attempt = attempt + 1, nevents = nevents + 1,"
-         " device = -1, start_ns = 0 WHERE state IN (2, 3) AND state < " FINAL_SQL},
+         " device = -1, start_ns = 0,"
+         " ev = coalesce(ev, '') || '0 ' || (attempt + 1) || ' ' || ?1 || ' 0 " NOTE_REQUEUED "' || char(10)"
+         " WHERE state IN (2, 3) AND state < " FINAL_SQL},
         {&b->ckpt_put,
          "INSERT INTO checkpoints(job_id, attempt, step, time_ns, state)"
          " SELECT id, ?2, ?3, ?4, ?5 FROM jobs WHERE id = ?1 AND state < " FINAL_SQL
@@ -342,15 +357,6 @@ static int prepare_writer(gx_store_backend *b, gx_error *err) {
     };
     for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
         int rc = prep(db, t[i].st, t[i].sql, err);
-        if (rc) return rc;
-    }
-    static const char head[] = "INSERT INTO job_events(job_id, seq, state, attempt, time_ns, error_code, error) VALUES";
-    char sql[sizeof head + EV_ROWS * 24];
-    for (int k = 0; k < EV_SIZES; k++) {
-        size_t len = (size_t)snprintf(sql, sizeof sql, "%s", head);
-        for (int r = 0; r < ev_sizes[k]; r++)
-            len += (size_t)snprintf(sql + len, sizeof sql - len, "%s(?,?,?,?,?,?,?)", r ? "," : "");
-        int rc = prep(db, &b->ins_events[k], sql, err);
         if (rc) return rc;
     }
     return 0;
@@ -407,6 +413,11 @@ static int ck_start(gx_store_backend *b, gx_error *err) {
     b->ck_hard = b->ck_soft * CK_HARD_FACTOR;
     rc = open_conn(b->path, 0, b->busy_ms, &b->ck, err);
     if (rc) return rc;
+    /* A connection learns that the database is in WAL mode when it first
+     * reads it; until then sqlite3_wal_checkpoint_v2 does nothing (and
+     * answers SQLITE_OK), so read once now. */
+    rc = exec(b->ck, "PRAGMA journal_mode", err);
+    if (rc) return rc;
     if (pthread_create(&b->ck_thread, NULL, ck_main, b) != 0)
         return gx_error_set(err, GX_ENOMEM, NULL, "cannot start the checkpoint thread");
     b->ck_running = 1;
@@ -437,9 +448,9 @@ static void sqlite_close(gx_store_backend *b) {
     }
     sqlite3_stmt *all[] = {b->begin,     b->commit,   b->rollback,  b->ins_job,  b->find_idem,
                            b->sel_job, b->upd_job,  b->exists,    b->tenant_up, b->blob_ins,
-                           b->owner_ins, b->rq_events, b->rq_jobs, b->ckpt_put, b->ckpt_del};
+                           b->owner_ins, b->rq_jobs, b->ckpt_put, b->ckpt_del};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) sqlite3_finalize(all[i]);
-    for (int k = 0; k < EV_SIZES; k++) sqlite3_finalize(b->ins_events[k]);
+    free(b->evs);
     sqlite3_close(b->w); /* the last connection: checkpoints and removes the WAL */
     pthread_mutex_destroy(&b->pmu);
     pthread_cond_destroy(&b->pcv);
@@ -538,39 +549,82 @@ static int step_done(sqlite3_stmt *st) {
     return rc == SQLITE_DONE || rc == SQLITE_ROW ? SQLITE_OK : rc;
 }
 
-/* Insert the queued event rows: all of them, or only full EV_ROWS blocks. */
-static int flush_events(gx_store_backend *b, int all) {
-    int done = 0, rc = SQLITE_OK;
-    while (rc == SQLITE_OK && b->nevq - done >= (all ? 1 : EV_ROWS)) {
-        int k = 0;
-        while (ev_sizes[k] > b->nevq - done) k++;
-        sqlite3_stmt *st = b->ins_events[k];
-        for (int r = 0; r < ev_sizes[k]; r++) {
-            const struct ev_row *e = &b->evq[done + r];
-            int p = r * 7;
-            sqlite3_bind_int64(st, p + 1, e->id);
-            sqlite3_bind_int(st, p + 2, e->seq);
-            sqlite3_bind_int(st, p + 3, e->state);
-            sqlite3_bind_int(st, p + 4, e->attempt);
-            sqlite3_bind_int64(st, p + 5, e->t);
-            sqlite3_bind_int(st, p + 6, e->code);
-            bind_text(st, p + 7, e->error);
-        }
-        rc = step_done(st);
-        done += ev_sizes[k];
-    }
-    memmove(b->evq, b->evq + done, (size_t)(b->nevq - done) * sizeof b->evq[0]);
-    b->nevq -= done;
-    return rc;
+/* ---- event lines (schema 3) ------------------------------------------------
+ * "state attempt time_ns error_code[ message]\n"; control characters of the
+ * message become spaces, so a line never splits. */
+
+/* Decimal v at o (no terminator); the end. snprintf cost more than the
+ * rest of a state change. */
+static char *put_int(char *o, int64_t v) {
+    char t[24];
+    int n = 0;
+    uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
+    do t[n++] = (char)('0' + u % 10);
+    while ((u /= 10) != 0);
+    if (v < 0) *o++ = '-';
+    while (n) *o++ = t[--n];
+    return o;
 }
 
-/* Queue an event row of the group; it is inserted with others (before the
- * commit at the latest: nothing in a group reads job_events). */
-static int add_event(gx_store_backend *b, uint64_t id, int seq, int state, int attempt,
-                     int64_t t, int code, const char *error) {
-    b->evq[b->nevq++] = (struct ev_row){.id = (sqlite3_int64)id, .t = t, .seq = seq, .state = state,
-                                        .attempt = attempt, .code = code, .error = error};
-    return b->nevq == EV_ROWS ? flush_events(b, 0) : SQLITE_OK;
+/* Append one event line to the writer's buffer; SQLITE_NOMEM if it cannot. */
+static int ev_put(gx_store_backend *b, int state, int attempt, int64_t t, int code, const char *msg) {
+    size_t ml = msg ? strlen(msg) : 0;
+    size_t need = b->evs_len + ml + 80;
+    if (need > b->evs_cap) {
+        size_t nc = b->evs_cap ? b->evs_cap * 2 : 1024;
+        while (nc < need) nc *= 2;
+        char *p = realloc(b->evs, nc);
+        if (!p) return SQLITE_NOMEM;
+        b->evs = p;
+        b->evs_cap = nc;
+    }
+    char *o = b->evs + b->evs_len;
+    o = put_int(o, state);
+    *o++ = ' ';
+    o = put_int(o, attempt);
+    *o++ = ' ';
+    o = put_int(o, t);
+    *o++ = ' ';
+    o = put_int(o, code);
+    if (msg) {
+        *o++ = ' ';
+        for (size_t i = 0; i < ml; i++) o[i] = (unsigned char)msg[i] < 0x20 ? ' ' : msg[i];
+        o += ml;
+    }
+    *o++ = '\n';
+    *o = '\0';
+    b->evs_len = (size_t)(o - b->evs);
+    return SQLITE_OK;
+}
+
+/* Parse a row's event lines into rb, numbering them from seq0 + 1; 0, or
+ * GX_ESTORE naming the job if a line is malformed. */
+static int ev_parse(const char *p, size_t len, uint64_t job, int seq0, gx__rb *rb, gx_error *err) {
+    const char *end = p + len;
+    int seq = seq0;
+    while (p < end) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        if (!nl) break; /* a line is written whole: a tail without \n is not one */
+        long long v[4];
+        const char *q = p;
+        int ok = 1;
+        for (int i = 0; i < 4 && ok; i++) {
+            char *e;
+            v[i] = strtoll(q, &e, 10);
+            ok = e != q && e <= nl && (i == 3 || *e == ' ');
+            q = e + (i < 3);
+        }
+        if (!ok || (q < nl && *q != ' '))
+            return gx_error_set(err, GX_ESTORE, NULL, "sqlite: job %llu: malformed event line %d",
+                                (unsigned long long)job, seq + 1);
+        gx_store_event *ev = gx__rb_add(rb);
+        if (!ev) return 0; /* rb->oom: reported by finish */
+        *ev = (gx_store_event){.job_id = job, .seq = ++seq, .state = (int)v[0], .attempt = (int)v[1],
+                               .time_ns = v[2], .error_code = (int)v[3]};
+        ev->error = q < nl ? gx__rb_str(rb, q + 1, (size_t)(nl - q - 1)) : NULL;
+        p = nl + 1;
+    }
+    return 0;
 }
 
 static int w_insert(gx_store_backend *b, gx_store_write *w, const char **what) {
@@ -595,13 +649,13 @@ static int w_insert(gx_store_backend *b, gx_store_write *w, const char **what) {
         bind_text(st, 14, j->idempotency_key);
         bind_text(st, 15, j->labels_json);
         bind_text(st, 16, j->result_json);
+        b->evs_len = 0; /* the submission is the first event of every job */
+        if (ev_put(b, j->state, j->attempt, j->submit_ns, 0, NULL)) return *what = "job event", SQLITE_NOMEM;
+        sqlite3_bind_text(st, 17, b->evs, (int)b->evs_len, SQLITE_STATIC);
         int rc = sqlite3_step(st);
         sqlite3_reset(st);
         if (rc == SQLITE_DONE && sqlite3_changes(b->w) == 1) {
             r->job_id = j->id;
-            /* the submission is the first event of every job */
-            rc = add_event(b, j->id, 1, j->state, j->attempt, j->submit_ns, 0, NULL);
-            if (rc) return *what = "job event", rc;
         } else if (rc == SQLITE_DONE) { /* idempotency key seen: find the original */
             sqlite3_stmt *f = b->find_idem;
             bind_text(f, 1, j->tenant);
@@ -632,11 +686,30 @@ static int upd_ord_cmp(const void *a, const void *b) {
     return x->i < y->i ? -1 : x->i > y->i;
 }
 
+/* The stored row against update u: 0 if it may be applied, GX_ESTATE if
+ * fenced (a later attempt is stored, or the state is not in from_mask),
+ * GX_ENOTFOUND; *rc gets the SQLite error of the lookup, if any. */
+static int fence(gx_store_backend *b, const gx_store_update *u, int *rc) {
+    sqlite3_stmt *sel = b->sel_job;
+    sqlite3_bind_int64(sel, 1, (sqlite3_int64)u->id);
+    int s = sqlite3_step(sel);
+    int code = GX_ENOTFOUND;
+    *rc = SQLITE_OK;
+    if (s == SQLITE_ROW) {
+        int att = sqlite3_column_int(sel, 0), state = sqlite3_column_int(sel, 1);
+        code = att > u->attempt || (u->from_mask && !((1u << state) & u->from_mask)) ? GX_ESTATE : 0;
+    } else if (s != SQLITE_DONE) {
+        *rc = s;
+    }
+    sqlite3_reset(sel);
+    return code;
+}
+
 /* Updates are applied job by job (in id order; a job's own updates keep
  * their order). A run of updates of one job with the same attempt and no
  * from_mask is applied as one UPDATE of the row (the last state, every
- * field as the last update that sets it left it, nevents + k) and k event
- * rows: the same outcome as k UPDATEs, since with equal attempts either
+ * field as the last update that sets it left it, nevents + k, k event
+ * lines appended): the same outcome as k UPDATEs, since with equal attempts either
  * all of them pass the fence or none does. The persister hands over every
  * state change of a job at once (scheduled, running, succeeded), so this
  * writes the job row once instead of three times. */
@@ -673,58 +746,58 @@ static int w_update(gx_store_backend *b, gx_store_write *w, const char **what) {
             if (v->set & GX_STORE_SET_ERROR) ecode = v->error_code, error = v->error;
             if (v->set & GX_STORE_SET_RESULT) result = v->result_json;
         }
-        sqlite3_stmt *sel = b->sel_job;
-        sqlite3_bind_int64(sel, 1, (sqlite3_int64)u->id);
-        rc = sqlite3_step(sel);
         int code = 0;
-        if (rc == SQLITE_ROW) {
-            int att = sqlite3_column_int(sel, 0), state = sqlite3_column_int(sel, 1);
-            int nev = sqlite3_column_int(sel, 2);
-            sqlite3_reset(sel);
-            if (att > u->attempt || (u->from_mask && !((1u << state) & u->from_mask))) code = GX_ESTATE;
-            if (!code) {
-                sqlite3_bind_int64(st, 1, (sqlite3_int64)u->id);
-                sqlite3_bind_int(st, 2, last->state);
-                sqlite3_bind_int(st, 3, u->attempt);
-                sqlite3_bind_int(st, 4, (int)set);
-                sqlite3_bind_int64(st, 5, start);
-                sqlite3_bind_int64(st, 6, end);
-                sqlite3_bind_int(st, 7, device);
-                sqlite3_bind_int(st, 8, ecode);
-                bind_text(st, 9, error);
-                bind_text(st, 10, result);
-                sqlite3_bind_int(st, 11, nev + (int)k);
-                rc = step_done(st);
-                if (rc) {
-                    *what = "update job";
-                    goto out;
-                }
-                if (b->ckpt_rows && last->state >= GX__STORE_FIRST_FINAL) {
-                    sqlite3_bind_int64(b->ckpt_del, 1, (sqlite3_int64)u->id);
-                    rc = step_done(b->ckpt_del);
-                    if (rc) {
-                        *what = "delete checkpoint";
-                        goto out;
-                    }
-                }
-                for (size_t j = 0; j < k; j++) {
-                    const gx_store_update *v = &ups[ord[r + j].i];
-                    int set_err = (v->set & GX_STORE_SET_ERROR) != 0;
-                    rc = add_event(b, v->id, nev + 1 + (int)j, v->state, v->attempt, v->time_ns,
-                                   set_err ? v->error_code : 0, set_err ? v->error : NULL);
-                    if (rc) {
-                        *what = "job event";
-                        goto out;
-                    }
-                }
-            }
-        } else {
-            sqlite3_reset(sel);
-            if (rc != SQLITE_DONE) {
+        if (u->from_mask) { /* a compare-and-set: the stored state decides first */
+            code = fence(b, u, &rc);
+            if (rc) {
                 *what = "update lookup";
                 goto out;
             }
-            code = GX_ENOTFOUND;
+        }
+        if (!code) {
+            b->evs_len = 0;
+            for (size_t j = 0; j < k && rc == SQLITE_OK; j++) {
+                const gx_store_update *v = &ups[ord[r + j].i];
+                int set_err = (v->set & GX_STORE_SET_ERROR) != 0;
+                rc = ev_put(b, v->state, v->attempt, v->time_ns, set_err ? v->error_code : 0,
+                            set_err ? v->error : NULL);
+            }
+            if (rc) {
+                *what = "job event";
+                goto out;
+            }
+            sqlite3_bind_int64(st, 1, (sqlite3_int64)u->id);
+            sqlite3_bind_int(st, 2, last->state);
+            sqlite3_bind_int(st, 3, u->attempt);
+            sqlite3_bind_int(st, 4, (int)set);
+            sqlite3_bind_int64(st, 5, start);
+            sqlite3_bind_int64(st, 6, end);
+            sqlite3_bind_int(st, 7, device);
+            sqlite3_bind_int(st, 8, ecode);
+            bind_text(st, 9, error);
+            bind_text(st, 10, result);
+            sqlite3_bind_int(st, 11, (int)k);
+            sqlite3_bind_text(st, 12, b->evs, (int)b->evs_len, SQLITE_STATIC);
+            rc = step_done(st);
+            if (rc) {
+                *what = "update job";
+                goto out;
+            }
+            if (sqlite3_changes(b->w) == 0) { /* fenced, or no such job */
+                code = fence(b, u, &rc);
+                if (!code) code = GX_ESTATE;
+                if (rc) {
+                    *what = "update lookup";
+                    goto out;
+                }
+            } else if (b->ckpt_rows && last->state >= GX__STORE_FIRST_FINAL) {
+                sqlite3_bind_int64(b->ckpt_del, 1, (sqlite3_int64)u->id);
+                rc = step_done(b->ckpt_del);
+                if (rc) {
+                    *what = "delete checkpoint";
+                    goto out;
+                }
+            }
         }
         if (w->u.update.codes)
             for (size_t j = 0; j < k; j++) w->u.update.codes[ord[r + j].i] = code;
@@ -762,10 +835,8 @@ static int w_blob(gx_store_backend *b, gx_store_write *w) {
 }
 
 static int w_requeue(gx_store_backend *b, gx_store_write *w) {
-    sqlite3_bind_int64(b->rq_events, 1, w->u.requeue.now_ns);
-    int rc = step_done(b->rq_events);
-    if (rc) return rc;
-    rc = step_done(b->rq_jobs);
+    sqlite3_bind_int64(b->rq_jobs, 1, w->u.requeue.now_ns);
+    int rc = step_done(b->rq_jobs);
     if (rc == SQLITE_OK) w->u.requeue.count = sqlite3_changes64(b->w);
     return rc;
 }
@@ -840,11 +911,6 @@ static int sqlite_write_group(gx_store_backend *b, gx_store_write *const *ws, si
             break;
         }
     }
-    if (rc == SQLITE_OK) {
-        what = "job events";
-        rc = flush_events(b, 1);
-    }
-    b->nevq = 0; /* written, or rolled back with the group */
     if (rc == SQLITE_OK) {
         int frc = fault_before_commit(err);
         if (frc) {
@@ -1015,7 +1081,11 @@ static int sqlite_job_events(gx_store_backend *b, uint64_t id, gx_store_event **
                              gx_error *err) {
     rconn *c = rc_get(b, err);
     if (!c) return err ? err->code : GX_ESTORE;
-    int rc = prep(c->db, &c->events,
+    /* rows written before schema 3 first, then the row's own lines, read in
+     * one transaction so that they agree */
+    int rc = exec(c->db, "BEGIN", err);
+    if (rc == 0)
+        rc = prep(c->db, &c->events,
                   "SELECT job_id, seq, state, attempt, time_ns, error_code, error"
                   " FROM job_events WHERE job_id = ?1 ORDER BY seq",
                   err);
@@ -1025,19 +1095,29 @@ static int sqlite_job_events(gx_store_backend *b, uint64_t id, gx_store_event **
         sqlite3_bind_int64(c->events, 1, (sqlite3_int64)id);
         rc = collect(c->db, c->events, &rb, row_event, SIZE_MAX, err);
     }
-    int found = 1;
-    if (rc == 0 && rb.n == 0 && !rb.oom) { /* no events: is there such a job? */
-        rc = prep(c->db, &c->exists, "SELECT 1 FROM jobs WHERE id = ?1", err);
-        if (rc == 0) {
-            sqlite3_bind_int64(c->exists, 1, (sqlite3_int64)id);
-            found = sqlite3_step(c->exists) == SQLITE_ROW;
-            done(c->exists);
+    int found = 0;
+    if (rc == 0) rc = prep(c->db, &c->job_ev, "SELECT ev FROM jobs WHERE id = ?1", err);
+    if (rc == 0) {
+        sqlite3_bind_int64(c->job_ev, 1, (sqlite3_int64)id);
+        int s = sqlite3_step(c->job_ev);
+        if (s == SQLITE_ROW) {
+            found = 1;
+            const char *p = (const char *)sqlite3_column_text(c->job_ev, 0);
+            if (p) rc = ev_parse(p, (size_t)sqlite3_column_bytes(c->job_ev, 0), id, (int)rb.n, &rb, err);
+        } else if (s != SQLITE_DONE) {
+            rc = db_err(err, c->db, s, "read");
         }
+        done(c->job_ev);
     }
+    sqlite3_exec(c->db, "COMMIT", NULL, NULL, NULL);
     rc_put(b, c);
     rc = finish(&rb, (void **)ev, n, gx__fix_event, rc, err);
-    if (rc == 0 && !found)
+    if (rc == 0 && !found) {
+        gx_store_free(*ev);
+        *ev = NULL;
+        *n = 0;
         return gx_error_set(err, GX_ENOTFOUND, "id", "job %llu not found", (unsigned long long)id);
+    }
     return rc;
 }
 

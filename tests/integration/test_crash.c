@@ -173,19 +173,19 @@ static size_t check_store(void) {
         fail_msg("integrity_check: %s", sqlite3_column_text(st, 0));
     sqlite3_finalize(st);
     /* attempts never go down within a job's history */
-    assert_int_equal(scalar(db, "SELECT count(*) FROM job_events a JOIN job_events b"
+    assert_int_equal(scalar(db, "SELECT count(*) FROM job_event_rows a JOIN job_event_rows b"
                                 " ON b.job_id = a.job_id AND b.seq = a.seq + 1 WHERE b.attempt < a.attempt"),
                      0);
     /* the row carries the latest attempt */
     assert_int_equal(scalar(db, "SELECT count(*) FROM jobs j WHERE j.attempt <"
-                                " (SELECT max(attempt) FROM job_events e WHERE e.job_id = j.id)"),
+                                " (SELECT max(attempt) FROM job_event_rows e WHERE e.job_id = j.id)"),
                      0);
     /* a result is recorded once, by the last attempt */
-    assert_int_equal(scalar(db, "SELECT count(*) FROM (SELECT job_id FROM job_events WHERE state = 5"
+    assert_int_equal(scalar(db, "SELECT count(*) FROM (SELECT job_id FROM job_event_rows WHERE state = 5"
                                 " GROUP BY job_id HAVING count(*) > 1)"),
                      0);
-    assert_int_equal(scalar(db, "SELECT count(*) FROM jobs j JOIN job_events e ON e.job_id = j.id AND e.state = 5"
-                                " WHERE e.attempt < (SELECT max(attempt) FROM job_events f WHERE f.job_id = j.id)"),
+    assert_int_equal(scalar(db, "SELECT count(*) FROM jobs j JOIN job_event_rows e ON e.job_id = j.id AND e.state = 5"
+                                " WHERE e.attempt < (SELECT max(attempt) FROM job_event_rows f WHERE f.job_id = j.id)"),
                      0);
     /* every acknowledged job is there */
     long long n = scalar(db, "SELECT count(*) FROM jobs");

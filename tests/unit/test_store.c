@@ -1003,18 +1003,67 @@ static void schema_versions(void **st) {
     assert_int_equal(gx_store_open(&cfg, &s, &err), GX_EUNSUPPORTED);
     assert_non_null(strstr(err.message, "99"));
     assert_null(s);
-    /* a version 1 database gains the checkpoints table */
+    /* a version 1 database (events as job_events rows, no checkpoints)
+     * gains the checkpoints table and the events column; a job's old
+     * event rows come first, then the events written since */
     assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
-    assert_int_equal(sqlite3_exec(db, "DELETE FROM schema_version WHERE version > 1; DROP TABLE checkpoints;",
-                                  NULL, NULL, NULL),
-                     SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "DELETE FROM schema_version WHERE version = 99", NULL, NULL, NULL), SQLITE_OK);
     sqlite3_close(db);
     f->s = open_default(f);
     jbuf b;
     insert_queued(f, &b, 1, "linreg_gd@1");
+    gx_store_close(f->s);
+    f->s = NULL;
+    assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db,
+                                  "DELETE FROM schema_version WHERE version > 1; DROP TABLE checkpoints;"
+                                  " DROP VIEW job_event_rows; ALTER TABLE jobs DROP COLUMN ev;"
+                                  " UPDATE jobs SET state = 2, attempt = 1, nevents = 2 WHERE id = 1;"
+                                  " INSERT INTO job_events VALUES(1, 1, 0, 0, 10, 0, NULL),"
+                                  " (1, 2, 2, 1, 20, 0, 'old note');",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(db);
+    f->s = open_default(f);
     int stored = 0;
     TU_OK(gx_store_checkpoint_put(f->s, 1, 1, 5, "s", 1, &stored, &err), err);
     assert_int_equal(stored, 1);
+    gx_store_update done = {.id = 1, .state = GX_JOB_FAILED, .attempt = 1, .time_ns = 30,
+                            .set = GX_STORE_SET_ERROR | GX_STORE_SET_END, .end_ns = 30,
+                            .error_code = GX_EKERNEL, .error = "two\nlines"};
+    assert_int_equal(gx_store_update_jobs(f->s, &done, 1, 1, NULL, &err), 1);
+    gx_store_event *ev = NULL;
+    size_t n = 0;
+    TU_OK(gx_store_job_events(f->s, 1, &ev, &n, &err), err);
+    assert_int_equal(n, 3);
+    assert_int_equal(ev[0].seq, 1);
+    assert_int_equal(ev[0].time_ns, 10);
+    assert_null(ev[0].error);
+    assert_int_equal(ev[1].seq, 2);
+    assert_string_equal(ev[1].error, "old note");
+    assert_int_equal(ev[2].seq, 3);
+    assert_int_equal(ev[2].state, GX_JOB_FAILED);
+    assert_int_equal(ev[2].attempt, 1);
+    assert_int_equal(ev[2].time_ns, 30);
+    assert_int_equal(ev[2].error_code, GX_EKERNEL);
+    assert_string_equal(ev[2].error, "two lines"); /* control characters become spaces */
+    gx_store_free(ev);
+    /* the view shows the same three, for SQL readers */
+    assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+    sqlite3_stmt *q = NULL;
+    assert_int_equal(sqlite3_prepare_v2(db,
+                                        "SELECT group_concat(seq || ':' || state || ':' || attempt || ':' || time_ns"
+                                        " || ':' || error_code || ':' || coalesce(error, '-'), '|')"
+                                        " FROM (SELECT * FROM job_event_rows WHERE job_id = 1 ORDER BY seq)",
+                                        -1, &q, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+    char want[128];
+    snprintf(want, sizeof want, "1:0:0:10:0:-|2:2:1:20:0:old note|3:%d:1:30:%d:two lines", GX_JOB_FAILED,
+             GX_EKERNEL);
+    assert_string_equal((const char *)sqlite3_column_text(q, 0), want);
+    sqlite3_finalize(q);
+    sqlite3_close(db);
 }
 
 int main(void) {
