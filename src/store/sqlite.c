@@ -169,6 +169,7 @@ struct gx_store_backend {
     pthread_cond_t ckcv;
     int ck_wanted, ck_stop;
     int ck_soft, ck_hard; /* WAL frames: wake the checkpointer; checkpoint inline */
+    int64_t ck_bytes;     /* the WAL size that wakes it */
 };
 
 static int db_err(gx_error *err, sqlite3 *db, int rc, const char *what) {
@@ -409,7 +410,8 @@ static int ck_start(gx_store_backend *b, gx_error *err) {
     if (rc) return rc;
     int page = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : 4096;
     sqlite3_finalize(st);
-    b->ck_soft = CK_SOFT_BYTES / (page > 0 ? page : 4096);
+    b->ck_soft = (int)(b->ck_bytes / (page > 0 ? page : 4096));
+    if (b->ck_soft < 1) b->ck_soft = 1;
     b->ck_hard = b->ck_soft * CK_HARD_FACTOR;
     rc = open_conn(b->path, 0, b->busy_ms, &b->ck, err);
     if (rc) return rc;
@@ -487,6 +489,7 @@ static int sqlite_open(const gx_store_config *cfg, gx_store_backend **out, gx_er
     b->path = strdup(cfg->path);
     b->busy_ms = cfg->busy_timeout_ms ? cfg->busy_timeout_ms : 5000;
     b->maxopen = cfg->read_conns ? cfg->read_conns : 4;
+    b->ck_bytes = cfg->wal_checkpoint_bytes > 0 ? cfg->wal_checkpoint_bytes : CK_SOFT_BYTES;
     pthread_mutex_init(&b->pmu, NULL);
     pthread_cond_init(&b->pcv, NULL);
     pthread_mutex_init(&b->ckmu, NULL);

@@ -1066,6 +1066,42 @@ static void schema_versions(void **st) {
     sqlite3_close(db);
 }
 
+/* The WAL is copied into the database by the background thread while the
+ * store is open (it once never was: its connection did not know the
+ * database was in WAL mode, and the WAL grew until the writer stalled). */
+static void wal_checkpointed_in_background(void **st) {
+    fx *f = *st;
+    gx_store_close(f->s);
+    f->s = NULL;
+    unlink(f->path);
+    gx_store_config cfg;
+    gx_store_config_init(&cfg);
+    cfg.wal_checkpoint_bytes = 64 << 10;
+    f->s = open_cfg(f, &cfg);
+    struct stat sb;
+    assert_int_equal(stat(f->path, &sb), 0);
+    off_t before = sb.st_size;
+    char wal[600];
+    snprintf(wal, sizeof wal, "%s-wal", f->path);
+    jbuf b;
+    /* 24 commits of 2-4 frames: past the 16 frames that wake the
+     * checkpoint thread, short of the 128 at which the writer would
+     * checkpoint inline itself */
+    for (uint64_t id = 1; id <= 24; id++) {
+        gx_store_insert_result r;
+        mkjob(&b, id, "alpha", "saxpy@1", GX_JOB_QUEUED);
+        assert_int_equal(insert1(f->s, &b.j, &r), 1);
+    }
+    int grown = 0;
+    for (int i = 0; i < 500 && !grown; i++) {
+        assert_int_equal(stat(f->path, &sb), 0);
+        grown = sb.st_size > before;
+        if (!grown) usleep(10000);
+    }
+    assert_true(grown);
+    assert_int_equal(stat(wal, &sb), 0); /* still open: the WAL is there */
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(open_errors, setup, teardown),
@@ -1080,6 +1116,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(disk_full_rolls_back_group, setup, teardown),
         cmocka_unit_test_setup_teardown(async_failure_reported_by_flush, setup, teardown),
         cmocka_unit_test_setup_teardown(schema_versions, setup, teardown),
+        cmocka_unit_test_setup_teardown(wal_checkpointed_in_background, setup, teardown),
         cmocka_unit_test_setup_teardown(injected_faults_roll_back, setup, teardown),
         cmocka_unit_test_setup_teardown(checkpoints, setup, teardown),
     };
