@@ -149,7 +149,7 @@ t1=$(date +%s.%N)
 echo "filled $RJOBS queued jobs in $(python3 -c "print(round($t1-$t0,2))") s" >"$RAW/restart-fill.txt"
 # the filler's rows must be those the daemon itself wrote for the same body
 q="SELECT j.tenant, j.kernel, j.spec, j.priority, j.error_code, coalesce(j.idem_key, '-'),
-   coalesce(j.labels, '-'), e.state, e.attempt FROM jobs j JOIN job_events e ON e.job_id = j.id AND e.seq = 1
+   coalesce(j.labels, '-'), e.state, e.attempt FROM jobs j JOIN job_event_rows e ON e.job_id = j.id AND e.seq = 1
    ORDER BY j.id LIMIT 1"
 if command -v sqlite3 >/dev/null; then
     a=$(sqlite3 "$TEMPLATE/gexec.db" "$q")

@@ -307,6 +307,37 @@ static void insert_invalid_records(void **st) {
     assert_string_equal(g->kernel, "saxpy@1"); /* the original, untouched */
     gx_store_free(g);
     assert_int_equal(gx_store_get_job(f->s, 101, &g, &err), GX_ENOTFOUND);
+    /* the same inside a run that goes in as multi-row statements (50, 16,
+     * 4, then one by one): only the taken id is refused */
+    enum { RUN = 75 };
+    jbuf *rb = calloc(RUN, sizeof *rb);
+    gx_store_job *rj = calloc(RUN, sizeof *rj);
+    gx_store_insert_result *rr = calloc(RUN, sizeof *rr);
+    assert_true(rb && rj && rr);
+    for (int i = 0; i < RUN; i++) {
+        mkjob(&rb[i], 1000 + (uint64_t)i, "alpha", "gemm@1", GX_JOB_QUEUED);
+        rj[i] = rb[i].j;
+    }
+    rj[30].id = 100; /* taken, in the first 50 */
+    rj[60].id = 102; /* taken, in the 16 */
+    assert_int_equal(gx_store_insert_jobs(f->s, rj, RUN, rr, &err), RUN - 2);
+    for (int i = 0; i < RUN; i++) {
+        assert_int_equal(rr[i].code, i == 30 || i == 60 ? GX_EINVAL : 0);
+        if (rr[i].code) continue;
+        assert_int_equal(rr[i].job_id, rj[i].id);
+        TU_OK(gx_store_get_job(f->s, rj[i].id, &g, &err), err);
+        assert_string_equal(g->kernel, "gemm@1");
+        gx_store_free(g);
+        gx_store_event *ev = NULL;
+        size_t n = 0;
+        TU_OK(gx_store_job_events(f->s, rj[i].id, &ev, &n, &err), err);
+        assert_int_equal(n, 1);
+        assert_int_equal(ev[0].time_ns, rj[i].submit_ns);
+        gx_store_free(ev);
+    }
+    free(rb);
+    free(rj);
+    free(rr);
 }
 
 /* ---- idempotency ---------------------------------------------------------------- */
