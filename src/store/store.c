@@ -32,6 +32,7 @@
 #include <time.h>
 
 #include "clock.h"
+#include "log.h"
 #include "store_int.h"
 
 #define DEFAULT_MAX_BATCH 10000
@@ -323,6 +324,8 @@ static void *committer_main(void *arg) {
         int64_t t0 = gx__now_ns();
         if (nwrites) rc = s->ops->write_group(s->b, s->ws, k, &gerr);
         double secs = (double)(gx__now_ns() - t0) * 1e-9;
+        if (secs > 1.0) /* a stall every waiting request felt: say so */
+            GX_LOGW("store: a commit of %zu rows took %.2f s (%s)", rows, secs, rc ? gerr.message : "ok");
         size_t written = 0;
         if (rc == 0)
             for (size_t i = 0; i < k; i++) written += req_rows_written(s->group[i]);
