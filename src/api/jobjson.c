@@ -6,6 +6,8 @@
  */
 #include "jobjson.h"
 
+#include "jsonw.h"
+
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -43,14 +45,19 @@ gx_job_id gx_job_id_parse(const char *s) {
     return v;
 }
 
-json_t *gx_json_time(int64_t ns) {
-    if (!ns) return json_null();
+/* The text of gx_json_time for ns != 0; its length. */
+static size_t time_text(int64_t ns, char buf[40]) {
     time_t sec = (time_t)(ns / 1000000000);
     struct tm tm;
     gmtime_r(&sec, &tm);
+    size_t n = strftime(buf, 40, "%Y-%m-%dT%H:%M:%S", &tm);
+    return n + (size_t)snprintf(buf + n, 40 - n, ".%06ldZ", (long)(ns % 1000000000 / 1000));
+}
+
+json_t *gx_json_time(int64_t ns) {
+    if (!ns) return json_null();
     char buf[40];
-    size_t n = strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(buf + n, sizeof buf - n, ".%06ldZ", (long)(ns % 1000000000 / 1000));
+    time_text(ns, buf);
     return json_string(buf);
 }
 
@@ -445,39 +452,85 @@ json_t *gx_array_json(const gx_array *a) {
     return json_pack("{s:s,s:o,s:o}", "dtype", gx_dtype_name(a->dtype), "shape", shape, "data", data);
 }
 
-json_t *gx_job_json(gx_engine *e, const gx_job_info *in) {
-    char id[24];
-    snprintf(id, sizeof id, "%llu", (unsigned long long)in->id);
-    json_t *j = json_pack("{s:s,s:s,s:s,s:s,s:i,s:i,s:i}", "id", id, "tenant", in->tenant_name, "kernel", in->kernel,
-                          "state", gx_job_state_name(in->state), "priority", in->priority, "attempts", in->attempts,
-                          "max_attempts", in->max_attempts);
-    json_object_set_new(j, "device", in->device >= 0 ? json_string(in->device_name) : json_null());
-    json_object_set_new(j, "submitted_at", gx_json_time(in->submit_ns));
-    json_object_set_new(j, "started_at", gx_json_time(in->start_ns));
-    json_object_set_new(j, "finished_at", gx_json_time(in->end_ns));
-    json_object_set_new(j, "queue_seconds", json_real((double)in->queue_ns / 1e9));
-    json_object_set_new(j, "run_seconds", json_real((double)in->run_ns / 1e9));
+/* ---- the job object as text ------------------------------------------------ */
+
+static int jt_key(gx_jbuf *b, const char *k) { /* ,"k": (k needs no escaping) */
+    return (b->len > 1 ? gx_jbuf_put(b, ",\"", 2) : gx_jbuf_put(b, "\"", 1)) || gx_jbuf_puts(b, k) ||
+           gx_jbuf_put(b, "\":", 2);
+}
+
+static int jt_time(gx_jbuf *b, int64_t ns) {
+    if (!ns) return gx_jbuf_put(b, "null", 4);
+    char t[40];
+    size_t n = time_text(ns, t);
+    return gx_jbuf_put(b, "\"", 1) || gx_jbuf_put(b, t, n) || gx_jbuf_put(b, "\"", 1);
+}
+
+char *gx_job_json_text(gx_engine *e, const gx_job_info *in, size_t *len) {
+    gx_jbuf b = {0};
+    const size_t any = (size_t)-1;
+    int bad = gx_jbuf_put(&b, "{", 1);
+    bad |= jt_key(&b, "id") || gx_jbuf_put(&b, "\"", 1) || gx_jbuf_int(&b, (int64_t)in->id) || gx_jbuf_put(&b, "\"", 1);
+    bad |= jt_key(&b, "tenant") || gx_jbuf_str(&b, in->tenant_name, any);
+    bad |= jt_key(&b, "kernel") || gx_jbuf_str(&b, in->kernel, any);
+    bad |= jt_key(&b, "state") || gx_jbuf_str(&b, gx_job_state_name(in->state), any);
+    bad |= jt_key(&b, "priority") || gx_jbuf_int(&b, in->priority);
+    bad |= jt_key(&b, "attempts") || gx_jbuf_int(&b, in->attempts);
+    bad |= jt_key(&b, "max_attempts") || gx_jbuf_int(&b, in->max_attempts);
+    bad |= jt_key(&b, "device") ||
+           (in->device >= 0 ? gx_jbuf_str(&b, in->device_name, any) : gx_jbuf_put(&b, "null", 4));
+    bad |= jt_key(&b, "submitted_at") || jt_time(&b, in->submit_ns);
+    bad |= jt_key(&b, "started_at") || jt_time(&b, in->start_ns);
+    bad |= jt_key(&b, "finished_at") || jt_time(&b, in->end_ns);
+    bad |= jt_key(&b, "queue_seconds") || gx_jbuf_real(&b, (double)in->queue_ns / 1e9);
+    bad |= jt_key(&b, "run_seconds") || gx_jbuf_real(&b, (double)in->run_ns / 1e9);
+    bad |= jt_key(&b, "error");
     if (in->error_code && in->state != GX_JOB_SUCCEEDED)
-        json_object_set_new(j, "error", json_pack("{s:s,s:s}", "code", gx_err_name(in->error_code), "message",
-                                                  in->error[0] ? in->error : gx_strerror(in->error_code)));
+        bad |= gx_jbuf_puts(&b, "{\"code\":") || gx_jbuf_str(&b, gx_err_name(in->error_code), any) ||
+               gx_jbuf_puts(&b, ",\"message\":") ||
+               gx_jbuf_str(&b, in->error[0] ? in->error : gx_strerror(in->error_code), any) || gx_jbuf_put(&b, "}", 1);
     else
-        json_object_set_new(j, "error", json_null());
+        bad |= gx_jbuf_put(&b, "null", 4);
+    bad |= jt_key(&b, "wait");
     if (in->wait_reason) {
-        char on[24];
-        snprintf(on, sizeof on, "%llu", (unsigned long long)in->wait_on);
-        json_object_set_new(j, "wait", json_pack("{s:s,s:I,s:o,s:s}", "reason", gx_wait_reason_name(in->wait_reason),
-                                                 "position", (json_int_t)in->position, "waiting_on",
-                                                 in->wait_on ? json_string(on) : json_null(), "message", in->reason));
+        bad |= gx_jbuf_puts(&b, "{\"reason\":") || gx_jbuf_str(&b, gx_wait_reason_name(in->wait_reason), any) ||
+               gx_jbuf_puts(&b, ",\"position\":") || gx_jbuf_int(&b, (int64_t)in->position) ||
+               gx_jbuf_puts(&b, ",\"waiting_on\":");
+        if (in->wait_on)
+            bad |= gx_jbuf_put(&b, "\"", 1) || gx_jbuf_int(&b, (int64_t)in->wait_on) || gx_jbuf_put(&b, "\"", 1);
+        else
+            bad |= gx_jbuf_put(&b, "null", 4);
+        bad |= gx_jbuf_puts(&b, ",\"message\":") || gx_jbuf_str(&b, in->reason, any) || gx_jbuf_put(&b, "}", 1);
     } else {
-        json_object_set_new(j, "wait", json_null());
+        bad |= gx_jbuf_put(&b, "null", 4);
     }
-    json_t *labels = json_object();
-    for (int i = 0; e && i < in->nlabels; i++) {
-        char k[64], v[256];
-        if (!gx_job_label(e, in->id, i, k, sizeof k, v, sizeof v)) json_object_set_new(labels, k, json_string(v));
+    bad |= jt_key(&b, "labels") || gx_jbuf_put(&b, "{", 1);
+    for (int i = 0, k = 0; e && i < in->nlabels; i++) {
+        char key[64], v[256];
+        if (gx_job_label(e, in->id, i, key, sizeof key, v, sizeof v)) continue;
+        bad |= (k++ ? gx_jbuf_put(&b, ",", 1) : 0) || gx_jbuf_str(&b, key, any) || gx_jbuf_put(&b, ":", 1) ||
+               gx_jbuf_str(&b, v, any);
     }
-    json_object_set_new(j, "labels", labels);
-    json_object_set_new(j, "fallback", in->fallback[0] ? json_string(in->fallback) : json_null());
+    bad |= gx_jbuf_put(&b, "}", 1);
+    bad |= jt_key(&b, "fallback") ||
+           (in->fallback[0] ? gx_jbuf_str(&b, in->fallback, any) : gx_jbuf_put(&b, "null", 4));
+    bad |= gx_jbuf_put(&b, "}", 1);
+    if (bad) {
+        free(b.p);
+        return NULL;
+    }
+    *len = b.len;
+    return b.p;
+}
+
+/* One writer for both: the text is the source (jansson's json_pack drops a
+ * member whose string is not valid UTF-8, e.g. a message cut inside a
+ * character; the text writer puts U+FFFD there). */
+json_t *gx_job_json(gx_engine *e, const gx_job_info *in) {
+    size_t len;
+    char *t = gx_job_json_text(e, in, &len);
+    json_t *j = t ? json_loadb(t, len, 0, NULL) : NULL;
+    free(t);
     return j;
 }
 

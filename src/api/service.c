@@ -161,7 +161,10 @@ static void admit_reply(gx_service *s, gx__admit *a) {
             gx_job_info info;
             gx_error err;
             if (!gx_job_get(s->engine, a->ids[0], &info, &err)) {
-                gx_http_reply_json(r, a->dup[0] ? 200 : 202, gx_job_json(s->engine, &info));
+                size_t len;
+                char *t = gx_job_json_text(s->engine, &info, &len);
+                if (t) gx_http_reply(r, a->dup[0] ? 200 : 202, "application/json", t, len);
+                else gx_http_reply_json(r, 500, NULL);
             } else {
                 /* an idempotent repeat of a job that ended before */
                 gx_store_job *sj = NULL;

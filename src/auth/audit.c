@@ -38,6 +38,7 @@
 
 #include "auth_int.h"
 #include "clock.h"
+#include "jsonw.h"
 
 #define FIELD_MAX 1024  /* escaped bytes of a string member */
 #define DETAIL_MAX 4096 /* escaped bytes of detail */
@@ -70,90 +71,6 @@ const char *gx_audit_problem_name(int p) {
 
 /* ---- writing a record ---------------------------------------------------------- */
 
-typedef struct buf {
-    char *p;
-    size_t len, cap;
-} buf;
-
-static int grow(buf *b, size_t more) {
-    if (b->len + more + 1 <= b->cap) return 0;
-    size_t nc = b->cap ? b->cap : 1024;
-    while (nc < b->len + more + 1) nc *= 2;
-    char *np = realloc(b->p, nc);
-    if (!np) return -1;
-    b->p = np;
-    b->cap = nc;
-    return 0;
-}
-
-static int put(buf *b, const char *s, size_t n) {
-    if (grow(b, n)) return -1;
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    b->p[b->len] = '\0';
-    return 0;
-}
-
-static int puts_(buf *b, const char *s) { return put(b, s, strlen(s)); }
-
-/* Length of the valid UTF-8 sequence at s (n bytes left), or 0. */
-static size_t utf8_len(const unsigned char *s, size_t n) {
-    unsigned char c = s[0];
-    size_t len;
-    uint32_t cp;
-    if (c < 0x80) return 1;
-    if (c >= 0xc2 && c <= 0xdf) len = 2, cp = c & 0x1f;
-    else if (c >= 0xe0 && c <= 0xef) len = 3, cp = c & 0x0f;
-    else if (c >= 0xf0 && c <= 0xf4) len = 4, cp = c & 0x07;
-    else return 0;
-    if (n < len) return 0;
-    for (size_t i = 1; i < len; i++) {
-        if ((s[i] & 0xc0) != 0x80) return 0;
-        cp = (cp << 6) | (s[i] & 0x3f);
-    }
-    if ((len == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) || (len == 4 && (cp < 0x10000 || cp > 0x10ffff)))
-        return 0;
-    return len;
-}
-
-/* "s" as a JSON string, at most max escaped bytes (cut at a character). */
-static int put_str(buf *b, const char *s, size_t max) {
-    if (puts_(b, "\"")) return -1;
-    if (!s) s = "";
-    const unsigned char *p = (const unsigned char *)s;
-    size_t n = strlen(s), used = 0;
-    for (size_t i = 0; i < n;) {
-        char esc[8];
-        const char *out = esc;
-        size_t olen, adv = 1;
-        unsigned char c = p[i];
-        if (c == '"' || c == '\\') {
-            esc[0] = '\\', esc[1] = (char)c, olen = 2;
-        } else if (c == '\n') {
-            out = "\\n", olen = 2;
-        } else if (c == '\t') {
-            out = "\\t", olen = 2;
-        } else if (c < 0x20 || c == 0x7f) {
-            snprintf(esc, sizeof esc, "\\u%04x", c);
-            olen = 6;
-        } else if (c < 0x80) {
-            out = (const char *)p + i, olen = 1;
-        } else {
-            adv = utf8_len(p + i, n - i);
-            if (adv) {
-                out = (const char *)p + i, olen = adv;
-            } else {
-                out = "\\ufffd", olen = 6, adv = 1;
-            }
-        }
-        if (used + olen > max) break;
-        if (put(b, out, olen)) return -1;
-        used += olen;
-        i += adv;
-    }
-    return puts_(b, "\"");
-}
-
 static void hex32(const unsigned char h[32], char out[65]) {
     static const char d[] = "0123456789abcdef";
     for (int i = 0; i < 32; i++) {
@@ -182,22 +99,22 @@ static void fmt_time(int64_t ns, char out[40]) {
 }
 
 /* The whole line of a record, "\n" included. */
-static int build_line(buf *b, uint64_t seq, const char *prev, const gx_audit_record *r) {
+static int build_line(gx_jbuf *b, uint64_t seq, const char *prev, const gx_audit_record *r) {
     char tmp[64], t[40];
     fmt_time(r->time_ns ? r->time_ns : gx__wall_ns(), t);
     b->len = 0;
     snprintf(tmp, sizeof tmp, "{\"seq\":%llu,\"time\":\"", (unsigned long long)seq);
-    int e = puts_(b, tmp) || puts_(b, t) || puts_(b, "\",\"actor\":{\"key\":") ||
-            put_str(b, r->key_id, FIELD_MAX) || puts_(b, ",\"tenant\":") || put_str(b, r->tenant, FIELD_MAX) ||
-            puts_(b, ",\"role\":") || put_str(b, r->role, FIELD_MAX) || puts_(b, "},\"remote\":") ||
-            put_str(b, r->remote, FIELD_MAX) || puts_(b, ",\"action\":") || put_str(b, r->action, FIELD_MAX) ||
-            puts_(b, ",\"target\":") || put_str(b, r->target, FIELD_MAX) || puts_(b, ",\"outcome\":") ||
-            put_str(b, r->outcome, FIELD_MAX) || puts_(b, ",\"detail\":") || put_str(b, r->detail, DETAIL_MAX) ||
-            puts_(b, ",\"prev\":\"") || puts_(b, prev) || puts_(b, "\"");
+    int e = gx_jbuf_puts(b, tmp) || gx_jbuf_puts(b, t) || gx_jbuf_puts(b, "\",\"actor\":{\"key\":") ||
+            gx_jbuf_str(b, r->key_id, FIELD_MAX) || gx_jbuf_puts(b, ",\"tenant\":") || gx_jbuf_str(b, r->tenant, FIELD_MAX) ||
+            gx_jbuf_puts(b, ",\"role\":") || gx_jbuf_str(b, r->role, FIELD_MAX) || gx_jbuf_puts(b, "},\"remote\":") ||
+            gx_jbuf_str(b, r->remote, FIELD_MAX) || gx_jbuf_puts(b, ",\"action\":") || gx_jbuf_str(b, r->action, FIELD_MAX) ||
+            gx_jbuf_puts(b, ",\"target\":") || gx_jbuf_str(b, r->target, FIELD_MAX) || gx_jbuf_puts(b, ",\"outcome\":") ||
+            gx_jbuf_str(b, r->outcome, FIELD_MAX) || gx_jbuf_puts(b, ",\"detail\":") || gx_jbuf_str(b, r->detail, DETAIL_MAX) ||
+            gx_jbuf_puts(b, ",\"prev\":\"") || gx_jbuf_puts(b, prev) || gx_jbuf_puts(b, "\"");
     if (e) return -1;
     char h[65];
     chain_hash(prev, b->p, b->len, h);
-    return puts_(b, ",\"hash\":\"") || puts_(b, h) || puts_(b, "\"}\n");
+    return gx_jbuf_puts(b, ",\"hash\":\"") || gx_jbuf_puts(b, h) || gx_jbuf_puts(b, "\"}\n");
 }
 
 /* ---- reading a record ------------------------------------------------------------ */
@@ -400,7 +317,7 @@ int gx_audit_append(gx_audit *a, const gx_audit_record *rec, uint64_t *seq_out, 
         pthread_mutex_unlock(&a->mu);
         return gx_error_set(err, GX_EIO, NULL, "the audit log failed earlier and takes no more records");
     }
-    buf b = {a->line, 0, a->line_cap};
+    gx_jbuf b = {a->line, 0, a->line_cap};
     uint64_t seq = a->seq + 1;
     int bad = build_line(&b, seq, a->head, rec);
     a->line = b.p;

@@ -1,0 +1,106 @@
+/*
+ * jsonw.c - writing JSON text into a growing buffer (see jsonw.h).
+ */
+#include "jsonw.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int grow(gx_jbuf *b, size_t more) {
+    if (b->len + more + 1 <= b->cap) return 0;
+    size_t nc = b->cap ? b->cap : 1024;
+    while (nc < b->len + more + 1) nc *= 2;
+    char *np = realloc(b->p, nc);
+    if (!np) return -1;
+    b->p = np;
+    b->cap = nc;
+    return 0;
+}
+
+int gx_jbuf_put(gx_jbuf *b, const char *s, size_t n) {
+    if (grow(b, n)) return -1;
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+    b->p[b->len] = '\0';
+    return 0;
+}
+
+int gx_jbuf_puts(gx_jbuf *b, const char *s) { return gx_jbuf_put(b, s, strlen(s)); }
+
+/* Length of the valid UTF-8 sequence at s (n bytes left), or 0. */
+static size_t utf8_len(const unsigned char *s, size_t n) {
+    unsigned char c = s[0];
+    size_t len;
+    uint32_t cp;
+    if (c < 0x80) return 1;
+    if (c >= 0xc2 && c <= 0xdf) len = 2, cp = c & 0x1f;
+    else if (c >= 0xe0 && c <= 0xef) len = 3, cp = c & 0x0f;
+    else if (c >= 0xf0 && c <= 0xf4) len = 4, cp = c & 0x07;
+    else return 0;
+    if (n < len) return 0;
+    for (size_t i = 1; i < len; i++) {
+        if ((s[i] & 0xc0) != 0x80) return 0;
+        cp = (cp << 6) | (s[i] & 0x3f);
+    }
+    if ((len == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) || (len == 4 && (cp < 0x10000 || cp > 0x10ffff)))
+        return 0;
+    return len;
+}
+
+int gx_jbuf_str(gx_jbuf *b, const char *s, size_t max) {
+    if (gx_jbuf_put(b, "\"", 1)) return -1;
+    if (!s) s = "";
+    const unsigned char *p = (const unsigned char *)s;
+    size_t n = strlen(s), used = 0;
+    for (size_t i = 0; i < n;) {
+        char esc[8];
+        const char *out = esc;
+        size_t olen, adv = 1;
+        unsigned char c = p[i];
+        if (c == '"' || c == '\\') {
+            esc[0] = '\\', esc[1] = (char)c, olen = 2;
+        } else if (c == '\n') {
+            out = "\\n", olen = 2;
+        } else if (c == '\t') {
+            out = "\\t", olen = 2;
+        } else if (c < 0x20 || c == 0x7f) {
+            snprintf(esc, sizeof esc, "\\u%04x", c);
+            olen = 6;
+        } else if (c < 0x80) {
+            size_t run = 1; /* plain ASCII: copy the run at once */
+            while (i + run < n && p[i + run] >= 0x20 && p[i + run] < 0x7f && p[i + run] != '"' && p[i + run] != '\\')
+                run++;
+            out = (const char *)p + i, olen = run, adv = run;
+            if (used + olen > max) olen = adv = max - used;
+            if (!olen) break;
+        } else {
+            adv = utf8_len(p + i, n - i);
+            if (adv) {
+                out = (const char *)p + i, olen = adv;
+            } else {
+                out = "\\ufffd", olen = 6, adv = 1;
+            }
+        }
+        if (used + olen > max) break;
+        if (gx_jbuf_put(b, out, olen)) return -1;
+        used += olen;
+        i += adv;
+    }
+    return gx_jbuf_put(b, "\"", 1);
+}
+
+int gx_jbuf_int(gx_jbuf *b, int64_t v) {
+    char t[24];
+    int n = snprintf(t, sizeof t, "%lld", (long long)v);
+    return gx_jbuf_put(b, t, (size_t)n);
+}
+
+int gx_jbuf_real(gx_jbuf *b, double v) {
+    if (!isfinite(v)) return gx_jbuf_put(b, "null", 4);
+    char t[40];
+    int n = snprintf(t, sizeof t, "%.17g", v);
+    if (!strpbrk(t, ".eE")) t[n++] = '.', t[n++] = '0', t[n] = '\0';
+    return gx_jbuf_put(b, t, (size_t)n);
+}
