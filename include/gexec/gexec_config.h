@@ -92,6 +92,7 @@ typedef struct gx_config {
         char *dsn;             /* postgres connection string (secret) */
         int synchronous;       /* enum gx_cfg_synchronous */
         int64_t commit_delay_us; /* group-commit delay, us */
+        uint64_t wal_checkpoint; /* WAL bytes between background checkpoints */
     } store;
 
     struct {

@@ -70,7 +70,7 @@ typedef struct gx_store_config {
     int read_conns;          /* read connections in the pool; 0 = 4 */
     int64_t wal_checkpoint_bytes; /* sqlite: a background thread copies the
                                      WAL into the database once it holds
-                                     this much; 0 = 16 MiB */
+                                     this much; 0 = 64 MiB */
     int64_t test_max_page_count; /* tests only: PRAGMA max_page_count, to
                                     provoke "disk full"; 0 = no limit */
 } gx_store_config;

@@ -1001,6 +1001,7 @@ int gx_service_start(const gx_config *cfg, gx_service **out, gx_error *err) {
     sc.blob_dir = s->cfg.blobs.dir;
     sc.synchronous = s->cfg.store.synchronous == GX_CFG_SYNC_NORMAL ? "normal" : "full";
     sc.commit_delay_us = (int)s->cfg.store.commit_delay_us;
+    sc.wal_checkpoint_bytes = (int64_t)s->cfg.store.wal_checkpoint;
     sc.backend = s->cfg.store.backend == GX_CFG_STORE_POSTGRES ? "postgres" : "sqlite";
     rc = gx_store_open(&sc, &s->store, err);
     if (rc) goto fail;

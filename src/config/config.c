@@ -125,6 +125,9 @@ static const key keys[] = {
     INT("store.commit_delay_us", store.commit_delay_us, "0", 0, 1000000,
         "Group commit: how long a write waits for others to share its "
         "commit. 0 commits at once."),
+    SIZE("store.wal_checkpoint", store.wal_checkpoint, "64MiB", 64 * KiB, 4 * GiB,
+         "SQLite: a background thread copies the write-ahead log into the "
+         "database each time it grows by this much."),
 
     STR("blobs.dir", blobs.dir, NULL, K_OPTIONAL, NULL,
         "Directory of job input and output arrays. Unset: <data_dir>/blobs."),

@@ -1115,10 +1115,10 @@ static void wal_checkpointed_in_background(void **st) {
     char wal[600];
     snprintf(wal, sizeof wal, "%s-wal", f->path);
     jbuf b;
-    /* 24 commits of 2-4 frames: past the 16 frames that wake the
-     * checkpoint thread, short of the 128 at which the writer would
+    /* 12 commits of 2-4 frames: past the 16 frames that wake the
+     * checkpoint thread, short of the 64 at which the writer would
      * checkpoint inline itself */
-    for (uint64_t id = 1; id <= 24; id++) {
+    for (uint64_t id = 1; id <= 12; id++) {
         gx_store_insert_result r;
         mkjob(&b, id, "alpha", "saxpy@1", GX_JOB_QUEUED);
         assert_int_equal(insert1(f->s, &b.j, &r), 1);
