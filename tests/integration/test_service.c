@@ -327,6 +327,14 @@ static void catalog_devices_health_metrics(void **st) {
     assert_non_null(strstr(r.body, "gexec_jobs_finished_total{state=\"succeeded\""));
     assert_non_null(strstr(r.body, "gexec_http_requests_total{route=\"/v1/jobs\""));
     assert_non_null(strstr(r.body, "gexec_store_commit_seconds_bucket"));
+    /* the store's own counts: earlier tests committed jobs and their
+     * state changes, so there are transactions, and at least one row each */
+    const char *tx = strstr(r.body, "\ngexec_store_transactions_total "), *rw = strstr(r.body, "\ngexec_store_rows_written_total ");
+    assert_non_null(tx);
+    assert_non_null(rw);
+    double ntx = atof(tx + strlen("\ngexec_store_transactions_total ")), nrw = atof(rw + strlen("\ngexec_store_rows_written_total "));
+    assert_true(ntx >= 1);
+    assert_true(nrw >= ntx);
     assert_non_null(strstr(r.body, "gexec_queue_depth{tenant=\"default\"}"));
     /* promtool validates the exposition when it is installed */
     if (!system("command -v promtool >/dev/null 2>&1")) {
