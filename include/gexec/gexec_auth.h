@@ -309,6 +309,11 @@ void gx_audit_close(gx_audit *a);
  * the log then refuses further appends (GX_EIO) so the chain never holds a
  * gap. */
 int gx_audit_append(gx_audit *a, const gx_audit_record *rec, uint64_t *seq, gx_error *err);
+/* n records at once, chained in order, in one write (and with sync_ms = 0
+ * one sync): what the callers of a group (e.g. the submissions that
+ * shared a commit) use; all of them or none are appended. *seq gets the
+ * last one's number. */
+int gx_audit_append_n(gx_audit *a, const gx_audit_record *recs, size_t n, uint64_t *seq, gx_error *err);
 
 /* The last record's seq and hash (65 bytes, hex), e.g. to note elsewhere
  * so that cutting records off the end can be noticed. seq 0 and 64 zeros

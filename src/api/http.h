@@ -57,6 +57,7 @@ struct gx_http_req {
     char remote[64];                /* client address */
     gx_req_ctx ctx;
     int status;                     /* response status once replied */
+    int audited;                    /* its audit record is written (a group's, by the admitter) */
     void *user;                     /* handler's own state across ASYNC */
     struct gx_http_req_priv *priv;
 };

@@ -46,13 +46,7 @@ gx_job_id gx_job_id_parse(const char *s) {
 }
 
 /* The text of gx_json_time for ns != 0; its length. */
-static size_t time_text(int64_t ns, char buf[40]) {
-    time_t sec = (time_t)(ns / 1000000000);
-    struct tm tm;
-    gmtime_r(&sec, &tm);
-    size_t n = strftime(buf, 40, "%Y-%m-%dT%H:%M:%S", &tm);
-    return n + (size_t)snprintf(buf + n, 40 - n, ".%06ldZ", (long)(ns % 1000000000 / 1000));
-}
+static size_t time_text(int64_t ns, char buf[40]) { return gx_time_text(ns, 6, buf); }
 
 json_t *gx_json_time(int64_t ns) {
     if (!ns) return json_null();

@@ -119,6 +119,25 @@ void gx__admit_free(gx__admit *a) {
 
 static void admit_reply(gx_service *s, gx__admit *a);
 
+/* The answered admissions of a list: their audit records in one write,
+ * then each connection resumed, each admission freed. */
+static void admit_finish(gx_service *s, gx__admit *head) {
+    size_t n = 0;
+    for (gx__admit *a = head; a; a = a->next) n++;
+    gx_http_req **rs = s->audit ? calloc(n ? n : 1, sizeof *rs) : NULL;
+    if (rs) {
+        n = 0;
+        for (gx__admit *a = head; a; a = a->next) rs[n++] = a->req;
+        gx__svc_audit_done_n(s, rs, n);
+        free(rs);
+    }
+    for (gx__admit *a = head, *next; a; a = next) {
+        next = a->next;
+        gx_http_complete(a->req);
+        gx__admit_free(a);
+    }
+}
+
 void gx__svc_admit(gx_service *s, gx__admit *a) {
     a->next = NULL;
     pthread_mutex_lock(&s->amu);
@@ -129,7 +148,7 @@ void gx__svc_admit(gx_service *s, gx__admit *a) {
         for (size_t i = 0; i < a->n; i++)
             if (!a->codes[i]) a->codes[i] = gx_error_set(&a->errs[i], GX_ECLOSED, NULL, "the server is shutting down");
         admit_reply(s, a);
-        gx__admit_free(a);
+        admit_finish(s, a);
         return;
     }
     if (s->aq_tail)
@@ -147,7 +166,8 @@ static json_t *labels_of(const gx_job_spec *sp) {
     return l;
 }
 
-/* Answer one admission now that its jobs are committed and submitted. */
+/* The answer of one admission now that its jobs are committed and submitted
+ * (sent when admit_finish resumes its connection). */
 static void admit_reply(gx_service *s, gx__admit *a) {
     gx_http_req *r = a->req;
     if (a->store_failed) {
@@ -239,7 +259,6 @@ static void admit_reply(gx_service *s, gx__admit *a) {
             gx_http_error(r, 503, GX_ENOMEM, NULL, "out of memory answering the batch (its jobs were accepted)");
         }
     }
-    gx_http_complete(r);
 }
 
 /* One group: insert every queued job in one commit, then submit them. */
@@ -377,11 +396,8 @@ static void admit_group(gx_service *s, gx__admit *head) {
         free(fails);
     }
 reply:
-    for (gx__admit *a = head, *next; a; a = next) {
-        next = a->next;
-        admit_reply(s, a);
-        gx__admit_free(a);
-    }
+    for (gx__admit *a = head; a; a = a->next) admit_reply(s, a);
+    admit_finish(s, head);
     for (size_t i = 0; labels && i < total; i++) free(labels[i]);
     for (size_t i = 0; bdeps && i < total; i++) free(bdeps[i]);
     free(rows);

@@ -87,24 +87,15 @@ static void chain_hash(const char *prev, const char *body, size_t len, char out[
     hex32(h, out);
 }
 
-static void fmt_time(int64_t ns, char out[40]) {
-    time_t sec = (time_t)(ns / 1000000000);
-    long frac = (long)(ns % 1000000000);
-    if (frac < 0) frac += 1000000000, sec -= 1;
-    struct tm tm;
-    gmtime_r(&sec, &tm);
-    char d[24];
-    strftime(d, sizeof d, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(out, 40, "%s.%09ldZ", d, frac);
-}
+static void fmt_time(int64_t ns, char out[40]) { gx_time_text(ns, 9, out); }
 
-/* The whole line of a record, "\n" included. */
+/* Appends the whole line of a record, "\n" included, to b. */
 static int build_line(gx_jbuf *b, uint64_t seq, const char *prev, const gx_audit_record *r) {
-    char tmp[64], t[40];
+    char t[40];
     fmt_time(r->time_ns ? r->time_ns : gx__wall_ns(), t);
-    b->len = 0;
-    snprintf(tmp, sizeof tmp, "{\"seq\":%llu,\"time\":\"", (unsigned long long)seq);
-    int e = gx_jbuf_puts(b, tmp) || gx_jbuf_puts(b, t) || gx_jbuf_puts(b, "\",\"actor\":{\"key\":") ||
+    size_t start = b->len;
+    int e = gx_jbuf_puts(b, "{\"seq\":") || gx_jbuf_int(b, (int64_t)seq) || gx_jbuf_puts(b, ",\"time\":\"") ||
+            gx_jbuf_puts(b, t) || gx_jbuf_puts(b, "\",\"actor\":{\"key\":") ||
             gx_jbuf_str(b, r->key_id, FIELD_MAX) || gx_jbuf_puts(b, ",\"tenant\":") || gx_jbuf_str(b, r->tenant, FIELD_MAX) ||
             gx_jbuf_puts(b, ",\"role\":") || gx_jbuf_str(b, r->role, FIELD_MAX) || gx_jbuf_puts(b, "},\"remote\":") ||
             gx_jbuf_str(b, r->remote, FIELD_MAX) || gx_jbuf_puts(b, ",\"action\":") || gx_jbuf_str(b, r->action, FIELD_MAX) ||
@@ -113,7 +104,7 @@ static int build_line(gx_jbuf *b, uint64_t seq, const char *prev, const gx_audit
             gx_jbuf_puts(b, ",\"prev\":\"") || gx_jbuf_puts(b, prev) || gx_jbuf_puts(b, "\"");
     if (e) return -1;
     char h[65];
-    chain_hash(prev, b->p, b->len, h);
+    chain_hash(prev, b->p + start, b->len - start, h);
     return gx_jbuf_puts(b, ",\"hash\":\"") || gx_jbuf_puts(b, h) || gx_jbuf_puts(b, "\"}\n");
 }
 
@@ -312,20 +303,37 @@ void gx_audit_head(gx_audit *a, uint64_t *seq, char hash[65]) {
 
 int gx_audit_append(gx_audit *a, const gx_audit_record *rec, uint64_t *seq_out, gx_error *err) {
     if (!rec) return gx_error_set(err, GX_EINVAL, "record", "no record");
+    return gx_audit_append_n(a, rec, 1, seq_out, err);
+}
+
+int gx_audit_append_n(gx_audit *a, const gx_audit_record *recs, size_t n, uint64_t *seq_out, gx_error *err) {
+    if (!recs && n) return gx_error_set(err, GX_EINVAL, "record", "no record");
+    if (!n) return 0;
     pthread_mutex_lock(&a->mu);
     if (a->failed) {
         pthread_mutex_unlock(&a->mu);
         return gx_error_set(err, GX_EIO, NULL, "the audit log failed earlier and takes no more records");
     }
+    /* every line into the build buffer, each chained to the one before,
+     * then one write for all of them */
     gx_jbuf b = {a->line, 0, a->line_cap};
-    uint64_t seq = a->seq + 1;
-    int bad = build_line(&b, seq, a->head, rec);
+    char head[65];
+    memcpy(head, a->head, sizeof head);
+    int bad = 0;
+    for (size_t i = 0; i < n && !bad; i++) {
+        bad = build_line(&b, a->seq + 1 + i, head, &recs[i]);
+        if (!bad) {
+            memcpy(head, b.p + b.len - 67, 64); /* ..."hash":"<64>"}\n */
+            head[64] = '\0';
+        }
+    }
     a->line = b.p;
     a->line_cap = b.cap;
     if (bad) {
         pthread_mutex_unlock(&a->mu);
         return gx_error_set(err, GX_ENOMEM, NULL, "out of memory");
     }
+    uint64_t seq = a->seq + n;
     size_t off = 0;
     int werr = 0;
     while (off < b.len) {
@@ -343,8 +351,7 @@ int gx_audit_append(gx_audit *a, const gx_audit_record *rec, uint64_t *seq_out, 
         return gx_error_set(err, GX_EIO, NULL, "audit log write: %s", strerror(werr));
     }
     a->seq = seq;
-    memcpy(a->head, b.p + b.len - 67, 64); /* ..."hash":"<64>"}\n */
-    a->head[64] = '\0';
+    memcpy(a->head, head, sizeof head);
     int rc = 0, reported = 0;
     if (a->sync_ms == 0) {
         while (a->synced < seq && !a->failed) {

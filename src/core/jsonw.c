@@ -92,15 +92,69 @@ int gx_jbuf_str(gx_jbuf *b, const char *s, size_t max) {
 }
 
 int gx_jbuf_int(gx_jbuf *b, int64_t v) {
-    char t[24];
-    int n = snprintf(t, sizeof t, "%lld", (long long)v);
-    return gx_jbuf_put(b, t, (size_t)n);
+    char t[24], *e = t + sizeof t, *p = e;
+    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+    do *--p = (char)('0' + u % 10);
+    while (u /= 10);
+    if (v < 0) *--p = '-';
+    return gx_jbuf_put(b, p, (size_t)(e - p));
+}
+
+static char *digits(char *p, unsigned v, int n) { /* v as n digits, zero-padded */
+    for (int i = n - 1; i >= 0; i--, v /= 10) p[i] = (char)('0' + v % 10);
+    return p + n;
+}
+
+size_t gx_time_text(int64_t ns, int frac_digits, char out[40]) {
+    int64_t sec = ns / 1000000000, frac = ns % 1000000000;
+    if (frac < 0) frac += 1000000000, sec -= 1;
+    int64_t days = sec / 86400, sod = sec % 86400;
+    if (sod < 0) sod += 86400, days -= 1;
+    /* civil date from days since 1970-01-01 (H. Hinnant's algorithm) */
+    int64_t z = days + 719468, era = (z >= 0 ? z : z - 146096) / 146097;
+    unsigned doe = (unsigned)(z - era * 146097);
+    unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    unsigned mp = (5 * doy + 2) / 153, d = doy - (153 * mp + 2) / 5 + 1, m = mp < 10 ? mp + 3 : mp - 9;
+    int64_t y = (int64_t)yoe + era * 400 + (m <= 2);
+    if (y < 0) y = 0;
+    if (y > 9999) y = 9999;
+    char *p = digits(out, (unsigned)y, 4);
+    *p++ = '-';
+    p = digits(p, m, 2);
+    *p++ = '-';
+    p = digits(p, d, 2);
+    *p++ = 'T';
+    p = digits(p, (unsigned)(sod / 3600), 2);
+    *p++ = ':';
+    p = digits(p, (unsigned)(sod / 60 % 60), 2);
+    *p++ = ':';
+    p = digits(p, (unsigned)(sod % 60), 2);
+    if (frac_digits > 9) frac_digits = 9;
+    if (frac_digits > 0) {
+        unsigned f = (unsigned)frac;
+        for (int i = frac_digits; i < 9; i++) f /= 10;
+        *p++ = '.';
+        p = digits(p, f, frac_digits);
+    }
+    *p++ = 'Z';
+    *p = '\0';
+    return (size_t)(p - out);
 }
 
 int gx_jbuf_real(gx_jbuf *b, double v) {
     if (!isfinite(v)) return gx_jbuf_put(b, "null", 4);
+    if (v == 0 && !signbit(v)) return gx_jbuf_put(b, "0.0", 3); /* a queued job's times */
     char t[40];
     int n = snprintf(t, sizeof t, "%.17g", v);
     if (!strpbrk(t, ".eE")) t[n++] = '.', t[n++] = '0', t[n] = '\0';
+    char *e = strchr(t, 'e');
+    if (e) { /* as jansson: no '+' and no leading zeros in the exponent */
+        char *d = e + 1 + (e[1] == '-'), *s = e + 1;
+        if (*s == '+' || *s == '-') s++;
+        while (*s == '0' && s[1]) s++;
+        memmove(d, s, strlen(s) + 1);
+        n = (int)strlen(t);
+    }
     return gx_jbuf_put(b, t, (size_t)n);
 }

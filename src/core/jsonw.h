@@ -28,4 +28,10 @@ int gx_jbuf_str(gx_jbuf *b, const char *s, size_t max);
 int gx_jbuf_int(gx_jbuf *b, int64_t v);
 int gx_jbuf_real(gx_jbuf *b, double v);
 
+/* Unix time ns as RFC 3339 UTC with frac_digits (0-9) digits after the
+ * second, e.g. "2026-11-23T04:25:22.123456Z" for 6: the text of gmtime_r +
+ * strftime("%Y-%m-%dT%H:%M:%S") + ".%0*ldZ", without the libc calls (a
+ * few per reply and audit record). Returns the length. */
+size_t gx_time_text(int64_t ns, int frac_digits, char out[40]);
+
 #endif

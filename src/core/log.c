@@ -3,6 +3,8 @@
  */
 #include "log.h"
 
+#include "jsonw.h"
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -55,10 +57,7 @@ void gx_log(int level, const char *req, const char *fmt, ...) {
     va_end(ap);
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
-    struct tm tm;
-    gmtime_r(&now.tv_sec, &tm);
-    size_t n = strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(ts + n, sizeof ts - n, ".%03ldZ", now.tv_nsec / 1000000);
+    gx_time_text((int64_t)now.tv_sec * 1000000000 + now.tv_nsec, 3, ts);
     int len;
     if (g_json) {
         char esc[4200];

@@ -758,6 +758,24 @@ static void audit_add(gx_audit *a, int i) {
     assert_true(seq > 0);
 }
 
+/* Records first .. first+n-1 in one gx_audit_append_n. */
+static void audit_add_n(gx_audit *a, int first, int n) {
+    char target[8][32], detail[8][64];
+    gx_audit_record r[8];
+    assert_true(n <= 8);
+    for (int i = 0; i < n; i++) {
+        snprintf(target[i], sizeof target[i], "job/%d", first + i);
+        snprintf(detail[i], sizeof detail[i], "kernel saxpy@1, record %d", first + i);
+        r[i] = (gx_audit_record){.key_id = "0123456789abcdef", .tenant = "acme", .role = "submitter",
+                                 .remote = "10.0.0.7", .action = "job.submit", .target = target[i],
+                                 .outcome = "ok", .detail = detail[i]};
+    }
+    gx_error err;
+    uint64_t seq = 0;
+    TU_OK(gx_audit_append_n(a, r, (size_t)n, &seq, &err), err);
+    assert_int_equal(seq, (uint64_t)(first + n - 1));
+}
+
 /* The log as lines (each with its "\n"). */
 typedef struct lines {
     char *buf;
@@ -818,7 +836,15 @@ static void audit_chain_intact(void **st) {
     char head[65];
     gx_audit_head(a, &seq, head);
     assert_int_equal(seq, 0);
-    for (int i = 1; i <= N_AUDIT; i++) audit_add(a, i);
+    /* one at a time, then in groups (one write each), then one again:
+     * the same chain */
+    for (int i = 1; i <= 10; i++) audit_add(a, i);
+    audit_add_n(a, 11, 1);
+    audit_add_n(a, 12, 3);
+    audit_add_n(a, 15, 5);
+    gx_error e0;
+    assert_int_equal(gx_audit_append_n(a, NULL, 0, NULL, &e0), 0);
+    audit_add(a, 20);
     gx_audit_head(a, &seq, head);
     assert_int_equal(seq, N_AUDIT);
     gx_audit_close(a);
@@ -843,6 +869,9 @@ static void audit_chain_intact(void **st) {
         assert_string_equal(json_string_value(json_object_get(j, "prev")), prev);
         assert_string_equal(json_string_value(json_object_get(json_object_get(j, "actor"), "tenant")), "acme");
         assert_string_equal(json_string_value(json_object_get(j, "action")), "job.submit");
+        char want[32];
+        snprintf(want, sizeof want, "job/%d", i + 1);
+        assert_string_equal(json_string_value(json_object_get(j, "target")), want);
         const char *t = json_string_value(json_object_get(j, "time"));
         assert_non_null(t);
         assert_int_equal(strlen(t), 30); /* 2026-11-23T04:25:22.123456789Z */

@@ -16,7 +16,10 @@
 #include <cmocka.h>
 #include <jansson.h>
 
+#include <time.h>
+
 #include "api/jobjson.h"
+#include "core/jsonw.h"
 #include "testutil.h"
 
 /* The job object as jansson built it before the text writer (kept here as
@@ -163,9 +166,81 @@ static void labels_from_the_engine(void **st) {
     gx_engine_destroy(e);
 }
 
+/* gx_time_text against gmtime_r + strftime + the fraction, for every
+ * precision, at the edges (epoch, before it, leap days, a century, the
+ * ends of int64 nanoseconds: 1677 and 2262) and at 200,000 random instants
+ * between them. */
+static void time_text_matches_libc(void **st) {
+    (void)st;
+    const int64_t S = 1000000000;
+    int64_t edges[] = {0, 1, -1, 999999999, -999999999, -S, 86399 * S + 999999999, 951782400LL * S /* 2000-02-29 */,
+                       4107456000LL * S /* 2100-03-01 */, 1798761599LL * S + 123456789 /* 2026-12-31T23:59:59 */,
+                       INT64_MIN, INT64_MAX, -5000000000LL * S /* 1811 */};
+    uint64_t x = 0x9e3779b97f4a7c15ULL;
+    for (int i = 0; i < 200000 + (int)(sizeof edges / sizeof *edges); i++) {
+        int64_t ns;
+        if (i < (int)(sizeof edges / sizeof *edges)) {
+            ns = edges[i];
+        } else {
+            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+            ns = (int64_t)(x % 18000000000ULL) * S - 9000000000LL * S + (int64_t)(x >> 34) % S;
+        }
+        int64_t sec = ns / S, frac = ns % S;
+        if (frac < 0) frac += S, sec -= 1;
+        time_t t = (time_t)sec;
+        struct tm tm;
+        assert_non_null(gmtime_r(&t, &tm));
+        char want[64], got[40];
+        int n = snprintf(want, 32, "%04d-%02d-%02dT%02d:%02d:%02d", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+                         tm.tm_hour, tm.tm_min, tm.tm_sec);
+        int digits = i % 10;
+        if (digits) {
+            long f = (long)frac;
+            for (int k = digits; k < 9; k++) f /= 10;
+            n += snprintf(want + n, 32, ".%0*ldZ", digits, f);
+        } else {
+            n += snprintf(want + n, 32, "Z");
+        }
+        size_t len = gx_time_text(ns, digits, got);
+        if (len != (size_t)n || strcmp(got, want)) fail_msg("%lld ns, %d digits: %s, want %s", (long long)ns, digits, got, want);
+    }
+}
+
+/* Integers as printf writes them; reals as jansson does (exponents
+ * without '+' or leading zeros). */
+static void numbers_match_printf(void **st) {
+    (void)st;
+    int64_t v[] = {0, 1, -1, 9, 10, -10, 123456789, INT64_MAX, INT64_MIN, INT64_MIN + 1, 1000000000000000000LL};
+    uint64_t x = 88172645463325252ULL;
+    for (int i = 0; i < 20000; i++) {
+        int64_t n = i < (int)(sizeof v / sizeof *v) ? v[i] : (int64_t)(x ^= x << 13, x ^= x >> 7, x ^= x << 17) >> (i % 60);
+        gx_jbuf b = {0};
+        assert_int_equal(gx_jbuf_int(&b, n), 0);
+        char want[32];
+        snprintf(want, sizeof want, "%lld", (long long)n);
+        assert_string_equal(b.p, want);
+        free(b.p);
+    }
+    double r[] = {0.0, -0.0, 0.25, 1e-9, 3.0, 1e20, 1.5e300, 2.5e-300, -7e-5};
+    const char *rw[] = {"0.0", "-0.0", "0.25", "1.0000000000000001e-9", "3.0", "1e20", NULL, NULL, NULL};
+    for (int i = 0; i < 9; i++) {
+        gx_jbuf b = {0};
+        assert_int_equal(gx_jbuf_real(&b, r[i]), 0);
+        if (rw[i]) assert_string_equal(b.p, rw[i]);
+        json_t *j = json_real(r[i]);
+        char *js = json_dumps(j, JSON_ENCODE_ANY);
+        assert_string_equal(b.p, js);
+        free(js);
+        json_decref(j);
+        free(b.p);
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(shapes),
+        cmocka_unit_test(time_text_matches_libc),
+        cmocka_unit_test(numbers_match_printf),
         cmocka_unit_test(labels_from_the_engine),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
