@@ -196,6 +196,14 @@ typedef struct gx_store_stats {
     uint64_t async_failures;   /* non-waiting updates lost to a failed group */
 } gx_store_stats;
 
+/* One of the daemon's own durable settings: state an operator set that
+ * must outlive a restart (e.g. "device.drain/cuda:0"). */
+typedef struct gx_store_setting {
+    const char *key;   /* 1-200 printable ASCII bytes */
+    const char *value; /* at most 4096 bytes */
+    int64_t updated_ns;
+} gx_store_setting;
+
 /* ---- backend ABI ---------------------------------------------------------- */
 
 #define GX_STORE_ABI_VERSION 1
@@ -210,7 +218,8 @@ typedef enum gx_store_write_kind {
     GX_STORE_W_TENANT = 3,  /* upsert tenant */
     GX_STORE_W_BLOB = 4,    /* blob metadata + owner row */
     GX_STORE_W_REQUEUE = 5, /* scheduled/running -> queued, attempt + 1 */
-    GX_STORE_W_CHECKPOINT = 6 /* a job's latest checkpoint (replaces the last) */
+    GX_STORE_W_CHECKPOINT = 6, /* a job's latest checkpoint (replaces the last) */
+    GX_STORE_W_SETTING = 7     /* set or delete one setting */
 } gx_store_write_kind;
 
 typedef struct gx_store_write {
@@ -250,6 +259,11 @@ typedef struct gx_store_write {
             int64_t now_ns;
             int stored; /* out: 1 written; 0 the job is gone or final */
         } checkpoint;
+        struct {
+            const char *key;   /* validated */
+            const char *value; /* NULL: delete */
+            int64_t now_ns;
+        } setting;
     } u;
 } gx_store_write;
 
@@ -295,6 +309,11 @@ typedef struct gx_store_ops {
      * checkpoint as one malloc'd block: *bytes points into it. */
     int (*checkpoint_get)(gx_store_backend *b, uint64_t job_id, int *attempt, int64_t *step,
                           void **bytes, size_t *len, gx_error *err);
+    /* Appended (optional: NULL answers GX_EUNSUPPORTED, and a backend without
+     * it must refuse GX_STORE_W_SETTING writes). The settings whose key
+     * starts with prefix, in key order. */
+    int (*settings_get)(gx_store_backend *b, const char *prefix, gx_store_setting **out, size_t *n,
+                        gx_error *err);
 } gx_store_ops;
 
 /* The built-in SQLite backend. */
@@ -392,6 +411,16 @@ int gx_store_checkpoint_put(gx_store *s, uint64_t job_id, int attempt, int64_t s
  * attempt and step. GX_ENOTFOUND when there is none. */
 int gx_store_checkpoint_get(gx_store *s, uint64_t job_id, int *attempt, int64_t *step, void **bytes,
                             size_t *len, gx_error *err);
+
+/* ---- settings ------------------------------------------------------------- */
+
+/* Set (value != NULL) or delete (NULL) one setting; durable on return.
+ * Keys are 1-200 printable ASCII bytes, values at most 4096 bytes.
+ * GX_EUNSUPPORTED for a backend without settings. */
+int gx_store_setting_put(gx_store *s, const char *key, const char *value, gx_error *err);
+/* Every setting whose key starts with prefix ("" for all), in key order:
+ * *out (one block, gx_store_free) and *n. */
+int gx_store_settings_get(gx_store *s, const char *prefix, gx_store_setting **out, size_t *n, gx_error *err);
 
 /* ---- tenants -------------------------------------------------------------- */
 

@@ -673,7 +673,23 @@ static int h_device_drain(void *app, gx_http_req *r) {
         return 0;
     }
     gx_error err = {0};
-    if (gx_device_drain(s->engine, i, !strcmp(r->method, "POST"), &err)) {
+    int drain = !strcmp(r->method, "POST");
+    gx_device_info d;
+    if (gx_device_get(s->engine, i, &d)) {
+        gx_http_error(r, 404, GX_ENOTFOUND, "id", "no such device");
+        return 0;
+    }
+    /* durable first (it outlives a restart, the self-restart after a device
+     * loss included), then in effect; a store that cannot write: 503 and
+     * nothing changed */
+    char key[128];
+    snprintf(key, sizeof key, GX__DRAIN_KEY "%s", d.name);
+    if (gx_store_setting_put(s->store, key, drain ? "1" : NULL, &err)) {
+        gx_http_error(r, 503, GX_ESTORE, NULL, "the drain could not be stored (%s); nothing changed, retry later",
+                      err.message);
+        return 0;
+    }
+    if (gx_device_drain(s->engine, i, drain, &err)) {
         gx_http_error(r, gx_http_status_for(err.code), err.code, "id", "%s", err.message);
         return 0;
     }

@@ -993,6 +993,31 @@ static void cpu_selftest(gx_service *s) {
     gx_array_unref(x);
 }
 
+/* Devices an operator drained stay drained across restarts; a drain of a
+ * device this start does not have is kept for when it is back. */
+static void restore_drains(gx_service *s) {
+    gx_store_setting *v = NULL;
+    size_t n = 0;
+    gx_error err;
+    if (gx_store_settings_get(s->store, GX__DRAIN_KEY, &v, &n, &err)) {
+        GX_LOGE("devices: the stored drains could not be read (%s); every device starts undrained", err.message);
+        return;
+    }
+    for (size_t k = 0; k < n; k++) {
+        const char *name = v[k].key + strlen(GX__DRAIN_KEY);
+        int found = 0;
+        for (int i = 0; i < gx_device_count(s->engine) && !found; i++) {
+            gx_device_info d;
+            if (gx_device_get(s->engine, i, &d) || strcmp(d.name, name)) continue;
+            found = 1;
+            if (gx_device_drain(s->engine, i, 1, &err)) GX_LOGE("devices: %s stays undrained: %s", name, err.message);
+            else GX_LOGW("devices: %s stays drained (an operator drained it before the restart)", name);
+        }
+        if (!found) GX_LOGW("devices: %s is drained but not present; it stays drained when it is back", name);
+    }
+    gx_store_free(v);
+}
+
 int gx_service_start(const gx_config *cfg, gx_service **out, gx_error *err) {
     gx_service *s = calloc(1, sizeof *s);
     if (!s) return gx_error_set(err, GX_ENOMEM, NULL, "out of memory");
@@ -1066,6 +1091,8 @@ int gx_service_start(const gx_config *cfg, gx_service **out, gx_error *err) {
     /* the self-test's state changes must reach the store (as no-ops) before
      * a real job can take its id */
     gx__svc_settle(s);
+    /* an operator's drains, before the restored jobs can be placed */
+    restore_drains(s);
     rc = restore(s, err);
     if (rc) goto fail;
     /* faults.startup: armed once restored, so they hit the first requests

@@ -184,6 +184,8 @@ void gx__svc_auth_close(gx_service *s);
 void gx__svc_audit(gx_service *s, const gx_http_req *r, const char *action, const char *target,
                    const char *outcome, const char *detail);
 void gx__svc_audit_done(gx_service *s, const gx_http_req *r);
+/* Setting key prefix of a drained device ("device.drain/<name>": "1"). */
+#define GX__DRAIN_KEY "device.drain/"
 /* The records of n answered requests in one append (marks them audited). */
 void gx__svc_audit_done_n(gx_service *s, gx_http_req *const *rs, size_t n);
 int gx__h_key_create(void *app, gx_http_req *r);

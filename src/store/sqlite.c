@@ -44,7 +44,7 @@
 #include "gexec/gexec_fault.h"
 #include "store_int.h"
 
-#define SCHEMA_VERSION 3
+#define SCHEMA_VERSION 4
 #define FINAL_SQL "5" /* GX__STORE_FIRST_FINAL in SQL */
 #define NOTE_REQUEUED "requeued after restart"
 
@@ -126,6 +126,11 @@ static const char *const migrations[] = {
     " UNION ALL"
     " SELECT job_id, seq, state, attempt, time_ns, CAST(r3 AS INTEGER),"
     "  CASE WHEN instr(r3, ' ') > 0 THEN substr(r3, instr(r3, ' ') + 1) END FROM f3;",
+    /* 4: the daemon's durable settings (an operator's device drains) */
+    "CREATE TABLE settings("
+    " key TEXT PRIMARY KEY,"
+    " value TEXT NOT NULL,"
+    " updated_ns INTEGER NOT NULL) WITHOUT ROWID;",
 };
 _Static_assert(sizeof migrations / sizeof migrations[0] == SCHEMA_VERSION,
                "one migration per schema version");
@@ -146,7 +151,7 @@ enum { L_TENANT = 1, L_STATE = 2, L_UNFIN = 4, L_KEXACT = 8, L_KNAME = 16, L_LAB
 typedef struct rconn {
     sqlite3 *db;
     sqlite3_stmt *get_job, *events, *job_ev, *exists, *max_id, *unfinished, *tenant_get, *tenant_list,
-        *blob_owned, *ckpt_get;
+        *blob_owned, *ckpt_get, *settings;
     sqlite3_stmt *list[L_VARIANTS]; /* by L_* bits, prepared on first use */
     struct rconn *next;
 } rconn;
@@ -156,7 +161,7 @@ struct gx_store_backend {
     int busy_ms;
     sqlite3 *w; /* the writer */
     sqlite3_stmt *begin, *commit, *rollback, *ins_job, *find_idem, *sel_job, *upd_job,
-        *exists, *tenant_up, *blob_ins, *owner_ins, *rq_jobs, *ckpt_put, *ckpt_del;
+        *exists, *tenant_up, *blob_ins, *owner_ins, *rq_jobs, *ckpt_put, *ckpt_del, *set_put, *set_del;
     int ckpt_rows; /* the checkpoints table may hold rows: final updates delete */
     sqlite3_stmt *ins_jobs[INS_SIZES - 1]; /* INS_ROWS, 16, 4 rows (1: ins_job) */
     char *evs;     /* event lines being bound (writer only) */
@@ -223,7 +228,7 @@ static void rconn_close(rconn *c) {
     if (!c) return;
     sqlite3_stmt **all[] = {&c->get_job,    &c->events,      &c->job_ev,      &c->exists,
                             &c->max_id,     &c->unfinished,  &c->tenant_get,
-                            &c->tenant_list, &c->blob_owned, &c->ckpt_get};
+                            &c->tenant_list, &c->blob_owned, &c->ckpt_get, &c->settings};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) sqlite3_finalize(*all[i]);
     for (int i = 0; i < L_VARIANTS; i++) sqlite3_finalize(c->list[i]);
     sqlite3_close(c->db);
@@ -362,6 +367,9 @@ static int prepare_writer(gx_store_backend *b, gx_error *err) {
          " ON CONFLICT(job_id) DO UPDATE SET attempt = excluded.attempt, step = excluded.step,"
          " time_ns = excluded.time_ns, state = excluded.state"},
         {&b->ckpt_del, "DELETE FROM checkpoints WHERE job_id = ?1"},
+        {&b->set_put, "INSERT INTO settings(key, value, updated_ns) VALUES(?1, ?2, ?3)"
+                      " ON CONFLICT(key) DO UPDATE SET value = excluded.value, updated_ns = excluded.updated_ns"},
+        {&b->set_del, "DELETE FROM settings WHERE key = ?1"},
     };
     for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
         int rc = prep(db, t[i].st, t[i].sql, err);
@@ -484,7 +492,7 @@ static void sqlite_close(gx_store_backend *b) {
     }
     sqlite3_stmt *all[] = {b->begin,     b->commit,   b->rollback,  b->ins_job,  b->find_idem,
                            b->sel_job, b->upd_job,  b->exists,    b->tenant_up, b->blob_ins,
-                           b->owner_ins, b->rq_jobs, b->ckpt_put, b->ckpt_del};
+                           b->owner_ins, b->rq_jobs, b->ckpt_put, b->ckpt_del, b->set_put, b->set_del};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) sqlite3_finalize(all[i]);
     for (int k = 0; k < INS_SIZES - 1; k++) sqlite3_finalize(b->ins_jobs[k]);
     free(b->evs);
@@ -973,6 +981,18 @@ static int w_checkpoint(gx_store_backend *b, gx_store_write *w) {
     return rc;
 }
 
+static int w_setting(gx_store_backend *b, gx_store_write *w) {
+    sqlite3_stmt *st = w->u.setting.value ? b->set_put : b->set_del;
+    bind_text(st, 1, w->u.setting.key);
+    if (w->u.setting.value) {
+        bind_text(st, 2, w->u.setting.value);
+        sqlite3_bind_int64(st, 3, w->u.setting.now_ns);
+    }
+    int rc = step_done(st);
+    sqlite3_clear_bindings(st);
+    return rc;
+}
+
 static int sqlite_write_group(gx_store_backend *b, gx_store_write *const *ws, size_t n,
                               gx_error *err) {
     const char *what = "begin";
@@ -1001,6 +1021,10 @@ static int sqlite_write_group(gx_store_backend *b, gx_store_write *const *ws, si
         case GX_STORE_W_CHECKPOINT:
             what = "checkpoint";
             rc = w_checkpoint(b, w);
+            break;
+        case GX_STORE_W_SETTING:
+            what = "setting";
+            rc = w_setting(b, w);
             break;
         default:
             break;
@@ -1291,6 +1315,32 @@ static int sqlite_tenant_list(gx_store_backend *b, gx_store_tenant **out, size_t
     return finish(&rb, (void **)out, n, gx__fix_tenant, rc, err);
 }
 
+static void row_setting(sqlite3_stmt *st, void *it, gx__rb *rb) {
+    gx_store_setting *t = it;
+    t->key = ctext(st, 0, rb);
+    t->value = ctext(st, 1, rb);
+    t->updated_ns = sqlite3_column_int64(st, 2);
+}
+
+static int sqlite_settings_get(gx_store_backend *b, const char *prefix, gx_store_setting **out, size_t *n,
+                               gx_error *err) {
+    rconn *c = rc_get(b, err);
+    if (!c) return err ? err->code : GX_ESTORE;
+    /* a range on the key (no LIKE: '%' and '_' in a prefix are literal) */
+    int rc = prep(c->db, &c->settings,
+                  "SELECT key, value, updated_ns FROM settings"
+                  " WHERE key >= ?1 AND substr(key, 1, length(?1)) = ?1 ORDER BY key",
+                  err);
+    gx__rb rb;
+    gx__rb_init(&rb, sizeof(gx_store_setting));
+    if (rc == 0) {
+        bind_text(c->settings, 1, prefix);
+        rc = collect(c->db, c->settings, &rb, row_setting, SIZE_MAX, err);
+    }
+    rc_put(b, c);
+    return finish(&rb, (void **)out, n, gx__fix_setting, rc, err);
+}
+
 static int sqlite_blob_owned(gx_store_backend *b, const char *tenant, const char *id,
                              int64_t *size, gx_error *err) {
     rconn *c = rc_get(b, err);
@@ -1398,4 +1448,5 @@ const gx_store_ops gx_store_sqlite_ops = {
     .blob_owned = sqlite_blob_owned,
     .check = sqlite_check,
     .checkpoint_get = sqlite_checkpoint_get,
+    .settings_get = sqlite_settings_get,
 };

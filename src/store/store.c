@@ -246,6 +246,7 @@ static size_t req_rows_written(const req *r) {
         }
     case GX_STORE_W_TENANT:
     case GX_STORE_W_BLOB:
+    case GX_STORE_W_SETTING:
         return 1;
     case GX_STORE_W_REQUEUE:
         return (size_t)r->w.u.requeue.count;
@@ -774,6 +775,45 @@ int gx_store_checkpoint_get(gx_store *s, uint64_t job_id, int *attempt, int64_t 
     if (job_id == 0 || job_id > (uint64_t)INT64_MAX)
         return gx_error_set(err, GX_ENOTFOUND, "id", "no checkpoint of job %llu", (unsigned long long)job_id);
     return s->ops->checkpoint_get(s->b, job_id, attempt, step, bytes, len, err);
+}
+
+/* ---- settings ------------------------------------------------------------- */
+
+#define SETTING_KEY_MAX 200
+#define SETTING_VALUE_MAX 4096
+
+int gx_store_setting_put(gx_store *s, const char *key, const char *value, gx_error *err) {
+    gx_error_clear(err);
+    size_t kl = key ? strlen(key) : 0;
+    int ok = kl >= 1 && kl <= SETTING_KEY_MAX;
+    for (size_t i = 0; ok && i < kl; i++) ok = key[i] > 0x20 && key[i] < 0x7f;
+    if (!ok) return gx_error_set(err, GX_EINVAL, "key", "a setting's key is 1-%d printable ASCII bytes", SETTING_KEY_MAX);
+    if (value && strlen(value) > SETTING_VALUE_MAX)
+        return gx_error_set(err, GX_EINVAL, "value", "a setting's value is at most %d bytes", SETTING_VALUE_MAX);
+    if (!s->ops->settings_get)
+        return gx_error_set(err, GX_EUNSUPPORTED, "backend", "the %s store keeps no settings", s->ops->name);
+    req r = {.wait = 1};
+    r.w.kind = GX_STORE_W_SETTING;
+    r.w.u.setting.key = key;
+    r.w.u.setting.value = value;
+    r.w.u.setting.now_ns = gx__wall_ns();
+    return submit(s, &r, err);
+}
+
+int gx_store_settings_get(gx_store *s, const char *prefix, gx_store_setting **out, size_t *n, gx_error *err) {
+    gx_error_clear(err);
+    if (!out || !n) return gx_error_set(err, GX_EINVAL, "out", "output is NULL");
+    *out = NULL;
+    *n = 0;
+    if (!s->ops->settings_get)
+        return gx_error_set(err, GX_EUNSUPPORTED, "backend", "the %s store keeps no settings", s->ops->name);
+    return s->ops->settings_get(s->b, prefix ? prefix : "", out, n, err);
+}
+
+void gx__fix_setting(void *item, char *strs) {
+    gx_store_setting *t = item;
+    t->key = gx__rb_ptr(t->key, strs);
+    t->value = gx__rb_ptr(t->value, strs);
 }
 
 /* ---- tenants -------------------------------------------------------------- */

@@ -57,6 +57,7 @@ void gx__rb_free(gx__rb *b);
 void gx__fix_job(void *item, char *strs);
 void gx__fix_event(void *item, char *strs);
 void gx__fix_tenant(void *item, char *strs);
+void gx__fix_setting(void *item, char *strs);
 
 /* ---- blob folder (blob.c) ---------------------------------------------------- */
 

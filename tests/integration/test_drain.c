@@ -135,6 +135,53 @@ static void drain_cycle(void **st) {
     assert_int_equal(undrains, 1);
 }
 
+/* cpu's "drained" in GET /v1/devices. */
+static int cpu_drained(void) {
+    it_resp r = req(NULL, "GET", "/v1/devices", NULL);
+    assert_int_equal(r.status, 200);
+    json_t *d = device_named(r.json, "cpu");
+    assert_non_null(d);
+    int v = json_is_true(json_object_get(d, "drained"));
+    it_resp_free(&r);
+    return v;
+}
+
+/* A drain outlives a restart (graceful or SIGKILL), and so does the
+ * undrain: a job queued behind the drain waits through the restart and
+ * runs once the device is undrained. */
+static void drain_survives_restart(void **st) {
+    (void)st;
+    it_resp r = req(OPER, "POST", "/v1/devices/cpu/drain", NULL);
+    assert_int_equal(r.status, 200);
+    it_resp_free(&r);
+    r = req(SUBM, "POST", "/v1/jobs", "{\"kernel\":\"spin\",\"args\":{\"us\":100}}");
+    assert_int_equal(r.status, 202);
+    char id[64], path[128];
+    snprintf(id, sizeof id, "%s", it_str(&r, "id"));
+    snprintf(path, sizeof path, "/v1/jobs/%s", id);
+    it_resp_free(&r);
+    assert_int_equal(it_stop(&D), 0);
+    assert_int_equal(it_start(&D), 0);
+    assert_true(cpu_drained());
+    it_kill9(&D);
+    assert_int_equal(it_start(&D), 0);
+    assert_true(cpu_drained());
+    usleep(100000);
+    r = req(SUBM, "GET", path, NULL);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(it_str(&r, "state"), "queued"); /* not placed on the drained device */
+    it_resp_free(&r);
+    r = req(OPER, "DELETE", "/v1/devices/cpu/drain", NULL);
+    assert_int_equal(r.status, 200);
+    it_resp_free(&r);
+    D.use_key = SUBM;
+    assert_string_equal(it_wait_job(&D, id, 20000), "succeeded");
+    D.use_key = NULL;
+    assert_int_equal(it_stop(&D), 0);
+    assert_int_equal(it_start(&D), 0);
+    assert_false(cpu_drained());
+}
+
 static int mkkey(const char *role, char *out) {
     char body[128];
     snprintf(body, sizeof body, "{\"tenant\":\"default\",\"role\":\"%s\"}", role);
@@ -171,6 +218,6 @@ int main(void) {
         printf("skipped: gexecd not built\n");
         return 77;
     }
-    const struct CMUnitTest tests[] = {cmocka_unit_test(drain_cycle)};
+    const struct CMUnitTest tests[] = {cmocka_unit_test(drain_cycle), cmocka_unit_test(drain_survives_restart)};
     return cmocka_run_group_tests_name("drain", tests, setup, teardown);
 }

@@ -796,6 +796,59 @@ static void tenants(void **st) {
     assert_string_equal(err.field, "weight");
 }
 
+/* Settings: set, replace, delete, list by prefix (taken literally), kept
+ * across a reopen; bad keys and values refused. */
+static void settings(void **st) {
+    fx *f = *st;
+    gx_error err;
+    gx_store_setting *v = NULL;
+    size_t n = 9;
+    TU_OK(gx_store_settings_get(f->s, "", &v, &n, &err), err);
+    assert_int_equal(n, 0);
+    gx_store_free(v);
+    TU_OK(gx_store_setting_put(f->s, "device.drain/cuda:0", "x", &err), err);
+    TU_OK(gx_store_setting_put(f->s, "device.drain/cuda:0", "1", &err), err); /* replaced */
+    TU_OK(gx_store_setting_put(f->s, "device.drain/cpu", "1", &err), err);
+    TU_OK(gx_store_setting_put(f->s, "device.drainer", "no", &err), err);
+    TU_OK(gx_store_setting_put(f->s, "a%b_c", "literal", &err), err);
+    TU_OK(gx_store_setting_put(f->s, "gone", "soon", &err), err);
+    TU_OK(gx_store_setting_put(f->s, "gone", NULL, &err), err);     /* deleted */
+    TU_OK(gx_store_setting_put(f->s, "never", NULL, &err), err);    /* deleting nothing is fine */
+    gx_store_close(f->s);
+    f->s = open_default(f);
+    TU_OK(gx_store_settings_get(f->s, "device.drain/", &v, &n, &err), err);
+    assert_int_equal(n, 2);
+    assert_string_equal(v[0].key, "device.drain/cpu");
+    assert_string_equal(v[1].key, "device.drain/cuda:0");
+    assert_string_equal(v[1].value, "1");
+    assert_true(v[1].updated_ns > 0);
+    gx_store_free(v);
+    TU_OK(gx_store_settings_get(f->s, "a%", &v, &n, &err), err);
+    assert_int_equal(n, 1);
+    assert_string_equal(v[0].value, "literal");
+    gx_store_free(v);
+    TU_OK(gx_store_settings_get(f->s, "a_", &v, &n, &err), err); /* '_' is no wildcard */
+    assert_int_equal(n, 0);
+    gx_store_free(v);
+    TU_OK(gx_store_settings_get(f->s, NULL, &v, &n, &err), err);
+    assert_int_equal(n, 4);
+    gx_store_free(v);
+    char longkey[202], longval[4098];
+    memset(longkey, 'k', 201);
+    longkey[201] = '\0';
+    memset(longval, 'v', 4097);
+    longval[4097] = '\0';
+    const char *badkeys[] = {NULL, "", "with space", "tab\there", "caf\xc3\xa9", longkey};
+    for (size_t i = 0; i < sizeof badkeys / sizeof *badkeys; i++) {
+        assert_int_equal(gx_store_setting_put(f->s, badkeys[i], "1", &err), GX_EINVAL);
+        assert_string_equal(err.field, "key");
+    }
+    assert_int_equal(gx_store_setting_put(f->s, "k", longval, &err), GX_EINVAL);
+    assert_string_equal(err.field, "value");
+    longval[4096] = '\0';
+    TU_OK(gx_store_setting_put(f->s, "k", longval, &err), err);
+}
+
 /* ---- failures ------------------------------------------------------------------------ */
 
 typedef struct bg_insert {
@@ -1048,6 +1101,7 @@ static void schema_versions(void **st) {
     assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
     assert_int_equal(sqlite3_exec(db,
                                   "DELETE FROM schema_version WHERE version > 1; DROP TABLE checkpoints;"
+                                  " DROP TABLE settings;"
                                   " DROP VIEW job_event_rows; ALTER TABLE jobs DROP COLUMN ev;"
                                   " UPDATE jobs SET state = 2, attempt = 1, nevents = 2 WHERE id = 1;"
                                   " INSERT INTO job_events VALUES(1, 1, 0, 0, 10, 0, NULL),"
@@ -1056,6 +1110,7 @@ static void schema_versions(void **st) {
                      SQLITE_OK);
     sqlite3_close(db);
     f->s = open_default(f);
+    TU_OK(gx_store_setting_put(f->s, "device.drain/cpu", "1", &err), err); /* schema 4 */
     int stored = 0;
     TU_OK(gx_store_checkpoint_put(f->s, 1, 1, 5, "s", 1, &stored, &err), err);
     assert_int_equal(stored, 1);
@@ -1144,6 +1199,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(restart_recovery, setup, teardown),
         cmocka_unit_test_setup_teardown(blobs, setup, teardown),
         cmocka_unit_test_setup_teardown(tenants, setup, teardown),
+        cmocka_unit_test_setup_teardown(settings, setup, teardown),
         cmocka_unit_test_setup_teardown(disk_full_rolls_back_group, setup, teardown),
         cmocka_unit_test_setup_teardown(async_failure_reported_by_flush, setup, teardown),
         cmocka_unit_test_setup_teardown(schema_versions, setup, teardown),
