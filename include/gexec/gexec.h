@@ -221,6 +221,19 @@ typedef struct gx_quota_refusal {
 int gx_tenant_admit(gx_engine *e, const char *tenant, int64_t n, gx_quota_refusal *why, gx_error *err);
 void gx_tenant_admit_release(gx_engine *e, const char *tenant, int64_t n);
 
+/* The device time of a tenant's trailing hour, to carry it across a
+ * restart: up to cap slices of {age_ns: how long before now the slice
+ * ended (>= 0), seconds}, newest first; *n gets how many. */
+typedef struct gx_usage_slice {
+    int64_t age_ns;
+    double seconds;
+} gx_usage_slice;
+int gx_tenant_hour_export(gx_engine *e, const char *tenant, gx_usage_slice *out, size_t cap, size_t *n);
+/* Adds slices exported earlier (their ages as of now: the exporter's ages
+ * plus the time since) to the tenant's trailing hour; slices older than an
+ * hour are dropped. GX_ENOTFOUND for an unknown tenant. */
+int gx_tenant_hour_import(gx_engine *e, const char *tenant, const gx_usage_slice *in, size_t n);
+
 /* ---- jobs ----------------------------------------------------------------- */
 
 typedef struct gx_label {

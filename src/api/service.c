@@ -721,14 +721,30 @@ static void persist(gx_service *s, const gx_event *ev, size_t n) {
     free(ups);
 }
 
+/* How often the persister stores the tenants' trailing-hour device time. */
+#define USAGE_SAVE_NS (10 * INT64_C(1000000000))
+
 static void *persister_main(void *arg) {
     gx_service *s = arg;
     pthread_setname_np(pthread_self(), "gx-persist");
     gx_event *batch = NULL;
     size_t cap = 0;
+    int64_t next_usage = gx__now_ns() + USAGE_SAVE_NS;
     pthread_mutex_lock(&s->pmu);
     for (;;) {
-        while (!s->pn && !s->persist_stop) pthread_cond_wait(&s->pcv, &s->pmu);
+        while (!s->pn && !s->persist_stop && gx__now_ns() < next_usage) {
+            struct timespec dl;
+            clock_gettime(CLOCK_REALTIME, &dl);
+            dl.tv_sec += 1;
+            pthread_cond_timedwait(&s->pcv, &s->pmu, &dl);
+        }
+        if (gx__now_ns() >= next_usage && !s->persist_stop) {
+            pthread_mutex_unlock(&s->pmu);
+            gx__svc_usage_save(s);
+            next_usage = gx__now_ns() + USAGE_SAVE_NS;
+            pthread_mutex_lock(&s->pmu);
+            continue;
+        }
         if (!s->pn && s->persist_stop) break;
         /* swap buffers */
         gx_event *t = s->pev;
@@ -1069,6 +1085,7 @@ int gx_service_start(const gx_config *cfg, gx_service **out, gx_error *err) {
     /* tenants: the default one, then the stored ones, with their quotas */
     rc = gx__svc_tenants_load(s, err);
     if (rc) goto fail;
+    gx__svc_usage_load(s);
     rc = gx__svc_metrics_init(s);
     if (rc) {
         gx_error_set(err, rc, NULL, "cannot set up metrics");
@@ -1207,6 +1224,9 @@ int gx__svc_shutdown(gx_service *s, int for_exec) {
     pthread_cond_broadcast(&s->pcv);
     pthread_mutex_unlock(&s->pmu);
     if (s->persister) pthread_join(s->persister, NULL);
+    /* every attempt that ended is charged now: the hour's device time as of
+     * the stop, for the next start */
+    if (s->engine && s->store) gx__svc_usage_save(s);
     /* for an exec the engine stays: a lost device may hold a thread that
      * never returns; the exec ends every thread */
     if (s->engine && !for_exec) gx_engine_destroy(s->engine);
@@ -1225,6 +1245,7 @@ int gx__svc_shutdown(gx_service *s, int for_exec) {
     free(s->bcache);
     free(s->pev);
     free(s->later);
+    free(s->usage);
     gx_config_free(&s->cfg);
     free(s);
     return -1;

@@ -109,6 +109,11 @@ struct gx_service {
     int stopping;
     volatile int draining;       /* SIGTERM seen: /readyz answers 503 */
     int persist_stop;            /* the persister ends once its queue is empty (pmu) */
+    struct gx__usage_saved {     /* gx__svc_usage_save: each tenant's device time when last */
+        char name[64];           /* stored (persister thread, then shutdown) */
+        double device_s;
+    } *usage;
+    size_t nusage;
     /* auth (auth_routes.c); all NULL when auth.enabled is false */
     gx_auth_keys *keys;
     gx_audit *audit;
@@ -197,6 +202,10 @@ int gx__h_tenant_list(void *app, gx_http_req *r);
 int gx__h_tenant_usage(void *app, gx_http_req *r);
 /* Add the default tenant and the stored ones to the engine, with quotas. */
 int gx__svc_tenants_load(gx_service *s, gx_error *err);
+/* A tenant's trailing-hour device time to the store (when it changed) /
+ * back into the engine at start. */
+void gx__svc_usage_save(gx_service *s);
+void gx__svc_usage_load(gx_service *s);
 /* Create a tenant (default quotas) unless it exists. */
 void gx__svc_tenant_ensure(gx_service *s, const char *name);
 /* Check an admission's jobs against the caller's tenant quotas that refuse

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "clock.h"
 #include "log.h"
 #include "service.h"
 
@@ -119,6 +120,92 @@ int gx__svc_tenants_load(gx_service *s, gx_error *err) {
     }
     gx_store_free(ts);
     return 0;
+}
+
+/* ---- device time of the trailing hour, across restarts -------------------
+ *
+ * Each tenant's slices (gx_tenant_hour_export) are stored as the setting
+ * "quota.hour/<tenant>": "1 <wall ns of the export> <age ns>:<seconds> ...",
+ * every USAGE_SAVE_NS while new device time is charged (by the persister)
+ * and at shutdown; read back at start with the time since added to every
+ * age. A crash loses at most the last USAGE_SAVE_NS of charges. */
+#define USAGE_KEY "quota.hour/"
+#define USAGE_SLICES 400 /* > GX__HOUR_BUCKETS */
+
+void gx__svc_usage_save(gx_service *s) {
+    size_t n = 0;
+    gx_tenant_list(s->engine, NULL, 0, &n);
+    size_t cap = n;
+    gx_tenant_info *ti = calloc(cap ? cap : 1, sizeof *ti);
+    gx_usage_slice *sl = malloc(USAGE_SLICES * sizeof *sl);
+    char *text = malloc(USAGE_SLICES * 48 + 64);
+    if (!ti || !sl || !text || gx_tenant_list(s->engine, ti, cap, &n)) n = 0;
+    if (n > cap) n = cap; /* added since: saved next time */
+    for (size_t i = 0; i < n; i++) {
+        /* total device time only grows: unchanged since the last save, the
+         * stored slices still hold (ages are kept against their wall time) */
+        size_t k = 0;
+        while (k < s->nusage && strcmp(s->usage[k].name, ti[i].name)) k++;
+        if (k < s->nusage && s->usage[k].device_s == ti[i].device_s) continue;
+        if (k == s->nusage && ti[i].device_s == 0) continue; /* nothing charged since the start */
+        size_t ns = 0;
+        if (gx_tenant_hour_export(s->engine, ti[i].name, sl, USAGE_SLICES, &ns)) continue;
+        int len = snprintf(text, 64, "1 %lld", (long long)gx__wall_ns());
+        for (size_t j = 0; j < ns; j++)
+            len += snprintf(text + len, 48, " %lld:%.17g", (long long)sl[j].age_ns, sl[j].seconds);
+        char key[96];
+        snprintf(key, sizeof key, USAGE_KEY "%s", ti[i].name);
+        gx_error err;
+        if (gx_store_setting_put(s->store, key, ns ? text : NULL, &err)) {
+            GX_LOGW("quota: device time of tenant %s not stored: %s", ti[i].name, err.message);
+            continue;
+        }
+        if (k == s->nusage) {
+            void *nv = realloc(s->usage, (s->nusage + 1) * sizeof *s->usage);
+            if (!nv) continue;
+            s->usage = nv;
+            snprintf(s->usage[k].name, sizeof s->usage[k].name, "%s", ti[i].name);
+            s->nusage++;
+        }
+        s->usage[k].device_s = ti[i].device_s;
+    }
+    free(ti);
+    free(sl);
+    free(text);
+}
+
+void gx__svc_usage_load(gx_service *s) {
+    gx_store_setting *v = NULL;
+    size_t n = 0;
+    gx_error err;
+    if (gx_store_settings_get(s->store, USAGE_KEY, &v, &n, &err)) {
+        GX_LOGW("quota: stored device time not read (%s); the trailing hour starts empty", err.message);
+        return;
+    }
+    gx_usage_slice *sl = malloc(USAGE_SLICES * sizeof *sl);
+    int64_t now = gx__wall_ns();
+    for (size_t k = 0; sl && k < n; k++) {
+        const char *tenant = v[k].key + strlen(USAGE_KEY), *p = v[k].value;
+        char *end;
+        long long ver = strtoll(p, &end, 10), wall = end != p ? strtoll(end, &end, 10) : 0;
+        if (ver != 1 || wall <= 0) {
+            GX_LOGW("quota: stored device time of tenant %s not understood; ignored", tenant);
+            continue;
+        }
+        int64_t since = now > wall ? now - wall : 0;
+        size_t ns = 0;
+        for (p = end; *p == ' ' && ns < USAGE_SLICES;) {
+            long long age = strtoll(p, &end, 10);
+            if (*end != ':') break;
+            double sec = strtod(end + 1, &end);
+            sl[ns++] = (gx_usage_slice){age + since, sec};
+            p = end;
+        }
+        gx__svc_tenant_ensure(s, tenant);
+        if (gx_tenant_hour_import(s->engine, tenant, sl, ns)) GX_LOGW("quota: tenant %s not restored", tenant);
+    }
+    free(sl);
+    gx_store_free(v);
 }
 
 void gx__svc_tenant_ensure(gx_service *s, const char *name) {

@@ -43,6 +43,52 @@ void gx__quota_charge(gx__tenant *t, double seconds, int64_t now) {
  * began in. */
 static int64_t oldest(int64_t now) { return bucket_of(now) - GX__HOUR_BUCKETS; }
 
+int gx_tenant_hour_export(gx_engine *e, const char *tenant, gx_usage_slice *out, size_t cap, size_t *n) {
+    *n = 0;
+    if (!e || !tenant) return GX_EINVAL;
+    pthread_mutex_lock(&e->mu);
+    uint64_t tid;
+    if (!gx__hmap_get(&e->tenant_ix, tenant, strlen(tenant), &tid)) {
+        pthread_mutex_unlock(&e->mu);
+        return GX_ENOTFOUND;
+    }
+    const gx__tenant *t = &e->tenants[tid];
+    int64_t now = gx__coarse_ns();
+    for (int64_t i = t->hour_last; i >= oldest(now) && i >= 0 && *n < cap; i--) {
+        double sec = t->hour[i % GX__HOUR_RING];
+        if (sec <= 0) continue;
+        /* the bucket's end: its charges are never later than that */
+        int64_t age = now - (i + 1) * GX__HOUR_BUCKET_NS;
+        out[(*n)++] = (gx_usage_slice){age > 0 ? age : 0, sec};
+    }
+    pthread_mutex_unlock(&e->mu);
+    return 0;
+}
+
+int gx_tenant_hour_import(gx_engine *e, const char *tenant, const gx_usage_slice *in, size_t n) {
+    if (!e || !tenant || (!in && n)) return GX_EINVAL;
+    pthread_mutex_lock(&e->mu);
+    uint64_t tid;
+    if (!gx__hmap_get(&e->tenant_ix, tenant, strlen(tenant), &tid)) {
+        pthread_mutex_unlock(&e->mu);
+        return GX_ENOTFOUND;
+    }
+    gx__tenant *t = &e->tenants[tid];
+    int64_t now = gx__coarse_ns();
+    gx__quota_charge(t, 0, now); /* the ring up to now */
+    for (size_t k = 0; k < n; k++) {
+        if (!(in[k].seconds > 0) || in[k].age_ns < 0) continue;
+        /* the slice counts in the bucket holding its end: an hour after
+         * that bucket ends it leaves the window, never earlier than it would
+         * have without the restart */
+        int64_t b = bucket_of(now - in[k].age_ns);
+        if (b < oldest(now) || b < 0 || b > t->hour_last || t->hour_last - b >= GX__HOUR_RING) continue;
+        t->hour[b % GX__HOUR_RING] += in[k].seconds;
+    }
+    pthread_mutex_unlock(&e->mu);
+    return 0;
+}
+
 double gx__quota_hour_s(const gx__tenant *t, int64_t now) {
     double sum = 0;
     for (int64_t i = oldest(now); i <= t->hour_last; i++)

@@ -16,6 +16,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -351,8 +352,19 @@ static void audited(void **st) {
 
 static void survive_restart(void **st) {
     (void)st;
+    /* qd's device time of the trailing hour (device_seconds_rate) outlives
+     * the restart: still refused, Retry-After still about an hour */
+    double hour = usage_of(KEY_D, "qd", "device_seconds_per_hour", "usage");
+    assert_true(hour >= 0.099);
     assert_int_equal(it_stop(&D), 0);
     assert_int_equal(it_start(&D), 0);
+    assert_true(fabs(usage_of(KEY_D, "qd", "device_seconds_per_hour", "usage") - hour) < 1e-9);
+    it_resp r;
+    char ra[32];
+    assert_int_equal(submit(KEY_D, SPIN(0), NULL, &r), 429);
+    long retry = atol(header(&r, "Retry-After", ra, sizeof ra));
+    assert_true(retry >= 3600 - 60 && retry <= 3600 + 21);
+    it_resp_free(&r);
     assert_true(usage_of(KEY_A, "qa", "max_queued", "limit") == 4);
     assert_true(usage_of(KEY_A, "qa", "max_running", "limit") == 1);
     assert_true(usage_of(KEY_M, "qm", "max_device_memory_bytes", "limit") == 200000000.0);

@@ -297,6 +297,50 @@ static void hour_window(void **st) {
     assert_string_equal(b, "1.5 KiB");
 }
 
+/* The trailing hour carried to another engine (a restart): the same
+ * usage, and the same refusal; slices older than an hour dropped; ages
+ * moved on by the time between export and import. */
+static void hour_export_import(void **st) {
+    (void)st;
+    gx_engine *a = mk(1);
+    add(a, &(gx_tenant_opts){.name = "team-h", .weight = 1, .max_device_s_hour = 0.02});
+    gx_job_id id = submit(a, "team-h", "spin", 30000);
+    assert_int_equal(gx_job_wait(a, id, 5000, NULL), 0);
+    gx_tenant_info ti;
+    assert_int_equal(gx_tenant_get(a, "team-h", &ti), 0);
+    gx_usage_slice sl[400];
+    size_t n = 0;
+    assert_int_equal(gx_tenant_hour_export(a, "team-h", sl, 400, &n), 0);
+    assert_int_equal(n, 1);
+    assert_true(sl[0].age_ns >= 0 && sl[0].age_ns <= GX__HOUR_BUCKET_NS);
+    assert_true(fabs(sl[0].seconds - ti.device_s_hour) < 1e-12);
+    assert_int_equal(gx_tenant_hour_export(a, "nobody", sl, 400, &n), GX_ENOTFOUND);
+    gx_engine_destroy(a);
+
+    gx_engine *b = mk(1);
+    add(b, &(gx_tenant_opts){.name = "team-h", .weight = 1, .max_device_s_hour = 0.02});
+    gx_tenant_info tb;
+    assert_int_equal(gx_tenant_get(b, "team-h", &tb), 0);
+    assert_true(tb.device_s_hour == 0);
+    gx_usage_slice in[3] = {{sl[0].age_ns, sl[0].seconds},
+                            {3600 * INT64_C(1000000000) + GX__HOUR_BUCKET_NS, 50}, /* past the hour */
+                            {1800 * INT64_C(1000000000), -1}};                     /* nonsense */
+    assert_int_equal(gx_tenant_hour_import(b, "team-h", in, 3), 0);
+    assert_int_equal(gx_tenant_get(b, "team-h", &tb), 0);
+    assert_true(fabs(tb.device_s_hour - ti.device_s_hour) < 1e-12);
+    gx_quota_refusal why;
+    gx_error err;
+    assert_int_equal(gx_tenant_admit(b, "team-h", 1, &why, &err), GX_EQUOTA);
+    assert_true(why.retry_after_s >= 3600 - 25 && why.retry_after_s <= 3600 + 11);
+    /* half an hour old: it leaves the window in half an hour */
+    gx_usage_slice old = {1800 * INT64_C(1000000000), 0.5};
+    assert_int_equal(gx_tenant_hour_import(b, "team-h", &old, 1), 0);
+    assert_int_equal(gx_tenant_get(b, "team-h", &tb), 0);
+    assert_true(fabs(tb.device_s_hour - ti.device_s_hour - 0.5) < 1e-9);
+    assert_int_equal(gx_tenant_hour_import(b, "nobody", &old, 1), GX_ENOTFOUND);
+    gx_engine_destroy(b);
+}
+
 static void quota_validation(void **st) {
     (void)st;
     gx_engine *e = mk(1);
@@ -323,6 +367,7 @@ int main(void) {
         cmocka_unit_test(waits_on_running_and_memory),
         cmocka_unit_test(memory_quota_raised),
         cmocka_unit_test(hour_window),
+        cmocka_unit_test(hour_export_import),
         cmocka_unit_test(quota_validation),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
