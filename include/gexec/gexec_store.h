@@ -357,6 +357,19 @@ void gx_store_free(void *p);
 int64_t gx_store_insert_jobs(gx_store *s, const gx_store_job *jobs, size_t n,
                              gx_store_insert_result *res, gx_error *err);
 
+/* The same without blocking: the jobs are queued (validated first, each
+ * res[i].code set for the invalid ones) and done(ctx, rc, err) is called
+ * once they are committed, from the store's committer thread (keep it
+ * short; it must not call back into the store and wait), with rc as
+ * gx_store_insert_jobs returns it (the number inserted, or a negative
+ * code; res filled). jobs, res and every string they point to must stay
+ * valid until done is called. Returns 0 when done will be called (already
+ * called, from this thread, when no record was valid), or a code with done
+ * never called: GX_EINVAL, GX_ECLOSED (the store is closing). */
+typedef void (*gx_store_done_fn)(void *ctx, int64_t rc, const gx_error *err);
+int gx_store_insert_jobs_async(gx_store *s, const gx_store_job *jobs, size_t n, gx_store_insert_result *res,
+                               gx_store_done_fn done, void *ctx, gx_error *err);
+
 /* Apply n updates, queued behind every write queued before (FIFO). With
  * wait = 1 block until durable; codes (n entries or NULL) gets 0, GX_ESTATE
  * (fenced: stale attempt or from_mask) or GX_ENOTFOUND per update; returns

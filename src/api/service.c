@@ -109,6 +109,11 @@ void gx__admit_free(gx__admit *a) {
     if (!a) return;
     if (a->qn) gx_tenant_admit_release(a->qengine, a->qtenant, a->qn);
     for (size_t i = 0; i < a->n; i++) gx_jobreq_free(&a->jobs[i]);
+    for (size_t i = 0; a->labels && i < a->total; i++) free(a->labels[i]);
+    free(a->labels);
+    free(a->rows);
+    free(a->res);
+    free(a->kname);
     free(a->jobs);
     free(a->codes);
     free(a->errs);
@@ -138,26 +143,106 @@ static void admit_finish(gx_service *s, gx__admit *head) {
     }
 }
 
-void gx__svc_admit(gx_service *s, gx__admit *a) {
+static json_t *labels_of(const gx_job_spec *sp);
+static void admit_group(gx_service *s, gx__admit *head);
+
+/* The store committed (or failed) an admission's jobs: to the admitters,
+ * waking one only when the queue was empty (one wake per commit: the
+ * committer hands over all of a commit's admissions in a row). Runs on
+ * the store's committer thread. */
+static void admit_committed(void *ctx, int64_t rc, const gx_error *err) {
+    gx__admit *a = ctx;
+    gx_service *s = a->svc;
+    a->commit_secs = (double)(gx__now_ns() - a->t0) / 1e9;
+    if (rc < 0) {
+        a->store_failed = 1;
+        snprintf(a->store_msg, sizeof a->store_msg,
+                 "the store could not commit the request (%.200s); nothing was accepted, retry later",
+                 err ? err->message : gx_err_name((int)rc));
+    }
     a->next = NULL;
     pthread_mutex_lock(&s->amu);
-    if (s->admit_closed) {
+    int was_empty = !s->aq_head;
+    if (s->aq_tail)
+        s->aq_tail->next = a;
+    else
+        s->aq_head = a;
+    s->aq_tail = a;
+    if (was_empty) pthread_cond_signal(&s->acv);
+    pthread_mutex_unlock(&s->amu);
+}
+
+/* The store rows of an admission's accepted jobs, ids assigned; 0 or -1
+ * when out of memory (every job then refused with GX_ENOMEM). */
+static int admit_rows(gx_service *s, gx__admit *a) {
+    size_t total = 0;
+    for (size_t i = 0; i < a->n; i++) total += !a->codes[i];
+    a->total = total;
+    if (!total) return 0;
+    a->rows = calloc(total, sizeof *a->rows);
+    a->res = calloc(total, sizeof *a->res);
+    a->labels = calloc(total, sizeof *a->labels);
+    a->kname = calloc(total, sizeof *a->kname);
+    if (!a->rows || !a->res || !a->labels || !a->kname) {
+        for (size_t i = 0; i < a->n; i++)
+            if (!a->codes[i]) a->codes[i] = gx_error_set(&a->errs[i], GX_ENOMEM, NULL, "out of memory");
+        a->total = 0;
+        return -1;
+    }
+    int64_t now = gx__wall_ns();
+    size_t k = 0;
+    for (size_t i = 0; i < a->n; i++) {
+        if (a->codes[i]) continue;
+        a->ids[i] = atomic_fetch_add(&s->next_id, 1);
+        const gx_job_spec *sp = &a->jobs[i].spec;
+        if (sp->nlabels) {
+            json_t *l = labels_of(sp);
+            a->labels[k] = json_dumps(l, JSON_COMPACT | JSON_SORT_KEYS);
+            json_decref(l);
+        }
+        const gx_kernel *kern = gx_kernel_find(sp->kernel);
+        snprintf(a->kname[k], sizeof a->kname[k], "%s@%d", kern ? kern->name : sp->kernel, kern ? kern->version : 0);
+        a->rows[k] = (gx_store_job){
+            .id = a->ids[i],
+            .tenant = sp->tenant,
+            .kernel = a->kname[k],
+            .spec_json = a->jobs[i].canonical,
+            .state = GX_JOB_QUEUED,
+            .priority = sp->priority,
+            .submit_ns = now,
+            .device = -1,
+            .idempotency_key = sp->idempotency_key,
+            .labels_json = a->labels[k],
+        };
+        k++;
+    }
+    return 0;
+}
+
+/* Hand an admission's jobs to the store (from the HTTP thread that decoded
+ * them); the admitters answer once they are committed. */
+void gx__svc_admit(gx_service *s, gx__admit *a) {
+    a->next = NULL;
+    a->svc = s;
+    pthread_mutex_lock(&s->amu);
+    int closed = s->admit_closed;
+    if (!closed) s->admit_inflight++;
+    pthread_mutex_unlock(&s->amu);
+    if (closed) {
         /* stopping: answer now, so that no connection stays suspended
          * when the HTTP server stops */
-        pthread_mutex_unlock(&s->amu);
         for (size_t i = 0; i < a->n; i++)
             if (!a->codes[i]) a->codes[i] = gx_error_set(&a->errs[i], GX_ECLOSED, NULL, "the server is shutting down");
         admit_reply(s, a);
         admit_finish(s, a);
         return;
     }
-    if (s->aq_tail)
-        s->aq_tail->next = a;
-    else
-        s->aq_head = a;
-    s->aq_tail = a;
-    pthread_cond_signal(&s->acv);
-    pthread_mutex_unlock(&s->amu);
+    admit_rows(s, a);
+    a->t0 = gx__now_ns();
+    gx_error err;
+    int rc = gx_store_insert_jobs_async(s->store, a->rows, a->total, a->res, admit_committed, a, &err);
+    if (rc) /* not queued (closing): answered as a failed commit */
+        admit_committed(a, rc, &err);
 }
 
 static json_t *labels_of(const gx_job_spec *sp) {
@@ -261,82 +346,38 @@ static void admit_reply(gx_service *s, gx__admit *a) {
     }
 }
 
-/* One group: insert every queued job in one commit, then submit them. */
+/* The admissions of one or more commits: hand their committed jobs to the
+ * engine in one batch (in request order; batch refs become indices of
+ * this engine call), then answer them. */
 static void admit_group(gx_service *s, gx__admit *head) {
-    size_t total = 0;
+    size_t total = 0, nadm = 0;
+    for (gx__admit *a = head; a; a = a->next, nadm++)
+        if (!a->store_failed) total += a->total;
     for (gx__admit *a = head; a; a = a->next)
-        for (size_t i = 0; i < a->n; i++) total += !a->codes[i];
-    gx_store_job *rows = calloc(total ? total : 1, sizeof *rows);
-    gx_store_insert_result *res = calloc(total ? total : 1, sizeof *res);
-    char **labels = calloc(total ? total : 1, sizeof *labels);
+        if (a->total) gx__svc_metrics_commit(s, a->total, a->commit_secs);
     gx_job_spec *specs = calloc(total ? total : 1, sizeof *specs);
     gx_job_id *ids = calloc(total ? total : 1, sizeof *ids);
     int *codes = calloc(total ? total : 1, sizeof *codes);
     gx_error *errs = calloc(total ? total : 1, sizeof *errs);
     int **bdeps = calloc(total ? total : 1, sizeof *bdeps);
-    char (*kname)[80] = calloc(total ? total : 1, sizeof *kname);
     gx__admit **owner = calloc(total ? total : 1, sizeof *owner);
     size_t *owner_i = calloc(total ? total : 1, sizeof *owner_i);
-    if (!rows || !res || !labels || !specs || !ids || !codes || !errs || !bdeps || !kname || !owner || !owner_i) {
+    if (!specs || !ids || !codes || !errs || !bdeps || !owner || !owner_i) {
+        /* committed, but not submittable now: the restart would run them;
+         * say so rather than leave them unanswered */
         for (gx__admit *a = head; a; a = a->next)
             for (size_t i = 0; i < a->n; i++)
                 if (!a->codes[i]) a->codes[i] = gx_error_set(&a->errs[i], GX_ENOMEM, NULL, "out of memory");
         goto reply;
     }
-    int64_t now = gx__wall_ns();
-    size_t k = 0;
-    for (gx__admit *a = head; a; a = a->next) {
-        for (size_t i = 0; i < a->n; i++) {
-            if (a->codes[i]) continue;
-            a->ids[i] = atomic_fetch_add(&s->next_id, 1);
-            const gx_job_spec *sp = &a->jobs[i].spec;
-            json_t *l = labels_of(sp);
-            labels[k] = sp->nlabels ? json_dumps(l, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
-            json_decref(l);
-            const gx_kernel *kern = gx_kernel_find(sp->kernel);
-            snprintf(kname[k], sizeof kname[k], "%s@%d", kern ? kern->name : sp->kernel, kern ? kern->version : 0);
-            rows[k] = (gx_store_job){
-                .id = a->ids[i],
-                .tenant = sp->tenant,
-                .kernel = kname[k],
-                .spec_json = a->jobs[i].canonical,
-                .state = GX_JOB_QUEUED,
-                .priority = sp->priority,
-                .submit_ns = now,
-                .device = -1,
-                .idempotency_key = sp->idempotency_key,
-                .labels_json = labels[k],
-            };
-            k++;
-        }
-    }
-    int64_t t0 = gx__now_ns();
-    gx_error serr;
-    gx_error_clear(&serr);
-    int64_t ins = total ? gx_store_insert_jobs(s->store, rows, total, res, &serr) : 0;
-    gx__svc_metrics_commit(s, total, (double)(gx__now_ns() - t0) / 1e9);
-    if (ins < 0) {
-        GX_LOGE("store: commit of %zu jobs failed: %s", total, serr.message);
-        for (gx__admit *a = head; a; a = a->next) {
-            int had = 0;
-            for (size_t i = 0; i < a->n; i++) had |= !a->codes[i];
-            if (!had) continue; /* refused before: its own answer stands */
-            a->store_failed = 1;
-            snprintf(a->store_msg, sizeof a->store_msg,
-                     "the store could not commit the request (%.200s); nothing was accepted, retry later", serr.message);
-        }
-        goto reply;
-    }
-    /* submit what was inserted, in request order; batch refs become indices
-     * of this engine call */
-    k = 0;
     size_t ns = 0;
     for (gx__admit *a = head; a; a = a->next) {
-        size_t base = ns;
-        size_t *map = calloc(a->n ? a->n : 1, sizeof *map); /* request index -> call index */
+        if (a->store_failed) continue;
+        size_t *map = calloc(a->n ? a->n : 1, sizeof *map); /* request index -> call index + 1 */
+        size_t k = 0;
         for (size_t i = 0; i < a->n; i++) {
             if (a->codes[i]) continue;
-            gx_store_insert_result *rr = &res[k++];
+            gx_store_insert_result *rr = &a->res[k++];
             if (rr->code == GX_EEXIST) {
                 a->ids[i] = rr->job_id;
                 a->dup[i] = 1;
@@ -370,7 +411,6 @@ static void admit_group(gx_service *s, gx__admit *head) {
             sp->batch_deps = bd;
             sp->nbatch_deps = nb;
         }
-        (void)base;
         free(map);
     }
     if (ns) {
@@ -398,17 +438,16 @@ static void admit_group(gx_service *s, gx__admit *head) {
 reply:
     for (gx__admit *a = head; a; a = a->next) admit_reply(s, a);
     admit_finish(s, head);
-    for (size_t i = 0; labels && i < total; i++) free(labels[i]);
+    pthread_mutex_lock(&s->amu);
+    s->admit_inflight -= (int64_t)nadm;
+    if (s->admit_closed) pthread_cond_broadcast(&s->adone);
+    pthread_mutex_unlock(&s->amu);
     for (size_t i = 0; bdeps && i < total; i++) free(bdeps[i]);
-    free(rows);
-    free(res);
-    free(labels);
     free(specs);
     free(ids);
     free(codes);
     free(errs);
     free(bdeps);
-    free(kname);
     free(owner);
     free(owner_i);
 }
@@ -1203,7 +1242,7 @@ int gx__svc_shutdown(gx_service *s, int for_exec) {
      * aborts if a connection is still suspended then */
     pthread_mutex_lock(&s->amu);
     s->admit_closed = 1;
-    while (s->aq_head || s->admit_busy) pthread_cond_wait(&s->adone, &s->amu);
+    while (s->admit_inflight > 0 || s->aq_head || s->admit_busy) pthread_cond_wait(&s->adone, &s->amu);
     pthread_mutex_unlock(&s->amu);
     pthread_mutex_lock(&s->smu);
     s->stopping = 1; /* streams end */

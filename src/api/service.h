@@ -2,18 +2,16 @@
  * service.h - gexecd's service: the engine, the durable store, the HTTP API
  * and the threads that tie them together.
  *
- * Durability: a job is answered 202 only after its row is committed. HTTP
- * handlers validate a request, queue it for the admitters and suspend; an
- * idle admitter takes every queued request at once, inserts all their jobs
- * in one store write, hands them to the engine in one batch and completes
- * the requests. There are several admitters so that, while one waits for
- * its commit (an fsync), the requests that arrive meanwhile are already
- * queued in the store, which commits all of them together next (group
- * commit across admitters): commits follow each other back to back instead
- * of alternating between a full group and the first few arrivals after
- * it. Job ids are assigned before the commit, so the
- * engine's later state changes always follow the insert in the store's
- * FIFO write queue.
+ * Durability: a job is answered 202 only after its row is committed. An
+ * HTTP handler validates a request, assigns its job ids, queues its rows in
+ * the store (gx_store_insert_jobs_async) and suspends; the store commits
+ * everything queued at once (group commit) and hands each committed
+ * request to the admitter threads, which hand the jobs of all the requests
+ * of a commit to the engine in one batch and complete the requests. No
+ * thread waits for a commit: while the admitters answer one commit, the
+ * committer is writing the next. Job ids are assigned before the commit,
+ * and the engine sees a job only after it, so the engine's state changes
+ * always follow the insert in the store's FIFO write queue.
  *
  * State changes come from the engine as events; the persister thread turns
  * them into store updates (fenced by attempt), writes the outputs of
@@ -35,9 +33,9 @@
 
 typedef struct gx_service gx_service;
 
-/* Admitter threads (see above); more than the commits that can overlap
- * (one in flight, one queued) buys nothing. */
-#define GX_SVC_ADMITTERS 3
+/* Admitter threads (see above): one answers a commit's admissions while
+ * the next commit's may already be done. */
+#define GX_SVC_ADMITTERS 2
 
 /* Outputs up to this many elements are returned inline as JSON. */
 #define GX_INLINE_MAX_ELEMS 4096
@@ -88,6 +86,7 @@ struct gx_service {
     pthread_t admitter[GX_SVC_ADMITTERS];
     int nadmitters;              /* started */
     int admit_busy;              /* admitters inside a group (amu) */
+    int64_t admit_inflight;      /* admissions handed to the store, not yet answered (amu) */
     int admit_closed;            /* stopping: new admissions answer 503 (amu) */
     pthread_cond_t adone;        /* an admitter finished a group while closed */
     /* persistence of events */
@@ -143,6 +142,16 @@ struct gx__admit {
     gx_engine *qengine;
     int store_failed;       /* the group's commit failed: answer 503 */
     char store_msg[320];    /* why, for the answer */
+    /* the store rows of its accepted jobs (gx__svc_admit), alive until the
+     * commit's callback and the answer */
+    gx_service *svc;
+    size_t total;           /* rows */
+    gx_store_job *rows;
+    gx_store_insert_result *res;
+    char **labels;          /* [total] JSON or NULL */
+    char (*kname)[80];      /* [total] "name@version" */
+    int64_t t0;             /* handed to the store (monotonic ns) */
+    double commit_secs;     /* until committed */
     gx__admit *next;
 };
 

@@ -164,6 +164,8 @@ struct gx_store_backend {
         *exists, *tenant_up, *blob_ins, *owner_ins, *rq_jobs, *ckpt_put, *ckpt_del, *set_put, *set_del;
     int ckpt_rows; /* the checkpoints table may hold rows: final updates delete */
     sqlite3_stmt *ins_jobs[INS_SIZES - 1]; /* INS_ROWS, 16, 4 rows (1: ins_job) */
+    struct ins_ref *refs; /* w_insert's scratch (writer only) */
+    size_t refs_cap;
     char *evs;     /* event lines being bound (writer only) */
     size_t evs_len, evs_cap;
 
@@ -496,6 +498,7 @@ static void sqlite_close(gx_store_backend *b) {
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) sqlite3_finalize(all[i]);
     for (int k = 0; k < INS_SIZES - 1; k++) sqlite3_finalize(b->ins_jobs[k]);
     free(b->evs);
+    free(b->refs);
     sqlite3_close(b->w); /* the last connection: checkpoints and removes the WAL */
     pthread_mutex_destroy(&b->pmu);
     pthread_cond_destroy(&b->pcv);
@@ -725,25 +728,40 @@ static int insert_one(gx_store_backend *b, gx_store_write *w, size_t i, const ch
     return SQLITE_OK;
 }
 
-/* Runs of jobs without an idempotency key go in INS_ROWS (then 16, 4) rows
- * a statement: a statement per row cost ~45% more per job. A constraint (an
- * id taken) undoes only its statement; its rows are then inserted one by
- * one to find which. */
-static int w_insert(gx_store_backend *b, gx_store_write *w, const char **what) {
-    const gx_store_insert_result *res = w->u.insert.res;
-    const gx_store_job *jobs = w->u.insert.jobs;
-    size_t n = w->u.insert.n;
-    for (size_t i = 0; i < n;) {
-        if (res[i].code) { /* refused by the store's checks */
-            i++;
-            continue;
-        }
+/* One row of a run of insert writes. */
+typedef struct ins_ref {
+    gx_store_write *w;
+    size_t i;
+} ins_ref;
+
+/* The inserts of nw consecutive insert writes (one request each, e.g. the
+ * single submissions of a commit), as if one write: runs of jobs without
+ * an idempotency key go in INS_ROWS (then 16, 4) rows a statement, across
+ * the writes (a statement per row cost ~45% more per job). A constraint
+ * (an id taken) undoes only its statement; its rows are then inserted one
+ * by one to find which. */
+static int w_insert(gx_store_backend *b, gx_store_write *const *ws, size_t nw, const char **what) {
+    size_t total = 0;
+    for (size_t k = 0; k < nw; k++) total += ws[k]->u.insert.n;
+    if (total > b->refs_cap) {
+        ins_ref *nr = realloc(b->refs, total * sizeof *nr);
+        if (!nr) return *what = "insert (out of memory)", SQLITE_NOMEM;
+        b->refs = nr;
+        b->refs_cap = total;
+    }
+    ins_ref *refs = b->refs;
+    size_t m = 0;
+    for (size_t k = 0; k < nw; k++)
+        for (size_t i = 0; i < ws[k]->u.insert.n; i++)
+            if (!ws[k]->u.insert.res[i].code) refs[m++] = (ins_ref){ws[k], i}; /* not refused by the store's checks */
+#define REF_JOB(r) (&(r).w->u.insert.jobs[(r).i])
+    for (size_t i = 0; i < m;) {
         size_t run = 0;
-        while (run < INS_ROWS && i + run < n && !res[i + run].code && !jobs[i + run].idempotency_key) run++;
+        while (run < INS_ROWS && i + run < m && !REF_JOB(refs[i + run])->idempotency_key) run++;
         int k = 0;
         while (k < INS_SIZES - 1 && (size_t)ins_sizes[k] > run) k++;
         if (ins_sizes[k] == 1) {
-            int rc = insert_one(b, w, i, what);
+            int rc = insert_one(b, refs[i].w, refs[i].i, what);
             if (rc) return rc;
             i++;
             continue;
@@ -753,20 +771,23 @@ static int w_insert(gx_store_backend *b, gx_store_write *w, const char **what) {
         b->evs_len = 0;
         for (int q = 0; q < rows; q++) {
             off[q] = b->evs_len;
-            const gx_store_job *j = &jobs[i + (size_t)q];
+            const gx_store_job *j = REF_JOB(refs[i + (size_t)q]);
             if (ev_put(b, j->state, j->attempt, j->submit_ns, 0, NULL)) return *what = "job event", SQLITE_NOMEM;
         }
         off[rows] = b->evs_len;
         sqlite3_stmt *st = b->ins_jobs[k];
         for (int q = 0; q < rows; q++)
-            bind_job(st, q * 17, &jobs[i + (size_t)q], b->evs + off[q], off[q + 1] - off[q]);
+            bind_job(st, q * 17, REF_JOB(refs[i + (size_t)q]), b->evs + off[q], off[q + 1] - off[q]);
         int rc = sqlite3_step(st);
         sqlite3_reset(st);
         if (rc == SQLITE_DONE) {
-            for (int q = 0; q < rows; q++) w->u.insert.res[i + (size_t)q].job_id = jobs[i + (size_t)q].id;
+            for (int q = 0; q < rows; q++) {
+                ins_ref r = refs[i + (size_t)q];
+                r.w->u.insert.res[r.i].job_id = REF_JOB(r)->id;
+            }
         } else if ((rc & 0xff) == SQLITE_CONSTRAINT) {
             for (int q = 0; q < rows; q++) {
-                rc = insert_one(b, w, i + (size_t)q, what);
+                rc = insert_one(b, refs[i + (size_t)q].w, refs[i + (size_t)q].i, what);
                 if (rc) return rc;
             }
         } else {
@@ -774,6 +795,7 @@ static int w_insert(gx_store_backend *b, gx_store_write *w, const char **what) {
         }
         i += (size_t)rows;
     }
+#undef REF_JOB
     return SQLITE_OK;
 }
 
@@ -1000,9 +1022,13 @@ static int sqlite_write_group(gx_store_backend *b, gx_store_write *const *ws, si
     for (size_t i = 0; rc == SQLITE_OK && i < n; i++) {
         gx_store_write *w = ws[i];
         switch (w->kind) {
-        case GX_STORE_W_INSERT:
-            rc = w_insert(b, w, &what);
+        case GX_STORE_W_INSERT: {
+            size_t run = 1; /* with the insert writes that follow it */
+            while (i + run < n && ws[i + run]->kind == GX_STORE_W_INSERT) run++;
+            rc = w_insert(b, ws + i, run, &what);
+            i += run - 1;
             break;
+        }
         case GX_STORE_W_UPDATE:
             rc = w_update(b, w, &what);
             break;

@@ -52,6 +52,8 @@ typedef struct req {
     gx_store_write w;
     size_t rows;       /* weight against max_batch (>= 1) */
     int wait;          /* 1: a caller sleeps on cv; 0: heap copy, freed by the committer */
+    gx_store_done_fn cb; /* not waiting: called after the commit (inserts) */
+    void *cb_ctx;
     int done;          /* set by the committer under s->mu */
     int rc;            /* the group's result */
     gx_error err;      /* the group's error when rc != 0 */
@@ -262,6 +264,21 @@ static size_t req_rows_written(const req *r) {
     }
 }
 
+/* An async insert's result, as gx_store_insert_jobs would return it, to
+ * its callback; gerr: the group's error when it failed. */
+static void insert_done(req *r, const gx_error *gerr) {
+    gx_store_insert_result *res = r->w.u.insert.res;
+    size_t n = r->w.u.insert.n;
+    int64_t rc = 0;
+    if (r->rc) {
+        for (size_t i = 0; i < n; i++) res[i].code = r->rc, res[i].job_id = 0;
+        rc = r->rc;
+    } else {
+        for (size_t i = 0; i < n; i++) rc += res[i].code == 0;
+    }
+    r->cb(r->cb_ctx, rc, gerr);
+}
+
 static void *committer_main(void *arg) {
     gx_store *s = arg;
     pthread_setname_np(pthread_self(), "gx-commit");
@@ -363,21 +380,31 @@ static void *committer_main(void *arg) {
                 q->done = 1;
                 pthread_cond_signal(&q->cv);
             } else {
-                if (rc) {
+                if (rc && !q->cb) {
                     s->st.async_failures += q->w.u.update.n;
                     s->async_failed += q->w.u.update.n;
                     snprintf(s->async_msg, sizeof s->async_msg, "%s", gerr.message);
                 }
+                q->rc = rc;
                 q->next = to_free;
                 to_free = q;
             }
         }
         if (to_free) {
             pthread_mutex_unlock(&s->mu);
+            /* in queueing order for the callbacks (to_free is reversed) */
+            req *ord = NULL;
             while (to_free) {
                 req *nx = to_free->next;
-                free(to_free);
+                to_free->next = ord;
+                ord = to_free;
                 to_free = nx;
+            }
+            while (ord) {
+                req *nx = ord->next;
+                if (ord->cb) insert_done(ord, ord->rc ? &gerr : NULL);
+                free(ord);
+                ord = nx;
             }
             pthread_mutex_lock(&s->mu);
         }
@@ -536,11 +563,8 @@ static int job_valid(const gx_store_job *j, const char **f) {
     return 0;
 }
 
-int64_t gx_store_insert_jobs(gx_store *s, const gx_store_job *jobs, size_t n,
-                             gx_store_insert_result *res, gx_error *err) {
-    gx_error_clear(err);
-    if (n == 0) return 0;
-    if (!jobs || !res) return gx_error_set(err, GX_EINVAL, jobs ? "res" : "jobs", "NULL array");
+/* Validate n records into res; the number valid (err names the first bad). */
+static size_t insert_validate(const gx_store_job *jobs, size_t n, gx_store_insert_result *res, gx_error *err) {
     size_t valid = 0;
     int described = 0;
     for (size_t i = 0; i < n; i++) {
@@ -557,6 +581,15 @@ int64_t gx_store_insert_jobs(gx_store *s, const gx_store_job *jobs, size_t n,
             described = 1;
         }
     }
+    return valid;
+}
+
+int64_t gx_store_insert_jobs(gx_store *s, const gx_store_job *jobs, size_t n,
+                             gx_store_insert_result *res, gx_error *err) {
+    gx_error_clear(err);
+    if (n == 0) return 0;
+    if (!jobs || !res) return gx_error_set(err, GX_EINVAL, jobs ? "res" : "jobs", "NULL array");
+    size_t valid = insert_validate(jobs, n, res, err);
     if (valid == 0) return 0;
     req r = {.wait = 1, .rows = valid};
     r.w.kind = GX_STORE_W_INSERT;
@@ -571,6 +604,35 @@ int64_t gx_store_insert_jobs(gx_store *s, const gx_store_job *jobs, size_t n,
     int64_t ins = 0;
     for (size_t i = 0; i < n; i++) ins += res[i].code == 0;
     return ins;
+}
+
+int gx_store_insert_jobs_async(gx_store *s, const gx_store_job *jobs, size_t n, gx_store_insert_result *res,
+                               gx_store_done_fn done, void *ctx, gx_error *err) {
+    gx_error_clear(err);
+    if (!done || (n && (!jobs || !res)))
+        return gx_error_set(err, GX_EINVAL, !done ? "done" : jobs ? "res" : "jobs", "NULL argument");
+    size_t valid = n ? insert_validate(jobs, n, res, err) : 0;
+    if (valid == 0) {
+        done(ctx, 0, NULL);
+        return 0;
+    }
+    req *r = calloc(1, sizeof *r);
+    if (!r) return gx_error_set(err, GX_ENOMEM, NULL, "out of memory");
+    r->rows = valid;
+    r->w.kind = GX_STORE_W_INSERT;
+    r->w.u.insert.jobs = jobs;
+    r->w.u.insert.n = n;
+    r->w.u.insert.res = res;
+    r->cb = done;
+    r->cb_ctx = ctx;
+    gx_error qerr;
+    int rc = submit(s, r, &qerr);
+    if (rc) {
+        free(r);
+        if (err) *err = qerr;
+        return rc;
+    }
+    return 0;
 }
 
 static int update_valid(const gx_store_update *u, size_t n, gx_error *err) {

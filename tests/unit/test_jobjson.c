@@ -183,7 +183,7 @@ static void time_text_matches_libc(void **st) {
             ns = edges[i];
         } else {
             x ^= x << 13, x ^= x >> 7, x ^= x << 17;
-            ns = (int64_t)(x % 18000000000ULL) * S - 9000000000LL * S + (int64_t)(x >> 34) % S;
+            ns = ((int64_t)(x % 18400000000ULL) - 9200000000LL) * S + (int64_t)(x >> 34) % S;
         }
         int64_t sec = ns / S, frac = ns % S;
         if (frac < 0) frac += S, sec -= 1;

@@ -8,6 +8,7 @@
 #include <dirent.h>
 #include <ftw.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -338,6 +339,93 @@ static void insert_invalid_records(void **st) {
     free(rb);
     free(rj);
     free(rr);
+}
+
+/* Single-job requests queued without waiting (gx_store_insert_jobs_async,
+ * what every single submission does): each gets its own outcome through
+ * its callback, exactly once, though the store writes many of them in one
+ * transaction and several in one statement; a taken id, a repeated
+ * idempotency key and an invalid record among them touch only themselves. */
+typedef struct async_rec {
+    atomic_int calls;
+    int64_t rc;
+} async_rec;
+
+static void async_done(void *ctx, int64_t rc, const gx_error *err) {
+    (void)err;
+    async_rec *r = ctx;
+    r->rc = rc;
+    atomic_fetch_add(&r->calls, 1);
+}
+
+static void async_inserts(void **st) {
+    fx *f = *st;
+    gx_error err;
+    jbuf b;
+    gx_store_insert_result r;
+    mkjob(&b, 5, "alpha", "saxpy@1", GX_JOB_QUEUED);
+    b.j.idempotency_key = "once";
+    assert_int_equal(insert1(f->s, &b.j, &r), 1);
+    gx_store_stats s0, s1;
+    gx_store_stats_get(f->s, &s0);
+    enum { N = 75 };
+    jbuf *jb = calloc(N, sizeof *jb);
+    gx_store_insert_result *res = calloc(N, sizeof *res);
+    async_rec *rec = calloc(N, sizeof *rec);
+    assert_true(jb && res && rec);
+    for (int i = 0; i < N; i++) {
+        mkjob(&jb[i], 2000 + (uint64_t)i, "alpha", "gemm@1", GX_JOB_QUEUED);
+        if (i == 20) jb[i].j.id = 5;                 /* taken */
+        if (i == 40) jb[i].j.idempotency_key = "once"; /* a repeat of job 5 */
+        if (i == 60) jb[i].j.tenant = NULL;          /* invalid: refused before queueing */
+        TU_OK(gx_store_insert_jobs_async(f->s, &jb[i].j, 1, &res[i], async_done, &rec[i], &err), err);
+    }
+    for (int t = 0; t < 10000; t++) {
+        int all = 1;
+        for (int i = 0; i < N && all; i++) all = atomic_load(&rec[i].calls) > 0;
+        if (all) break;
+        usleep(1000);
+    }
+    gx_store_stats_get(f->s, &s1);
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(atomic_load(&rec[i].calls), 1);
+        if (i == 20 || i == 60) {
+            assert_int_equal(rec[i].rc, 0);
+            assert_int_equal(res[i].code, GX_EINVAL);
+        } else if (i == 40) {
+            assert_int_equal(rec[i].rc, 0);
+            assert_int_equal(res[i].code, GX_EEXIST);
+            assert_int_equal(res[i].job_id, 5);
+        } else {
+            assert_int_equal(rec[i].rc, 1);
+            assert_int_equal(res[i].code, 0);
+            assert_int_equal(res[i].job_id, 2000 + (uint64_t)i);
+            gx_store_job *g = NULL;
+            TU_OK(gx_store_get_job(f->s, res[i].job_id, &g, &err), err);
+            assert_string_equal(g->kernel, "gemm@1");
+            gx_store_free(g);
+        }
+    }
+    /* many requests a transaction (a handful at most, not one each) */
+    print_message("  %llu transactions for %d requests\n", (unsigned long long)(s1.commits - s0.commits), N);
+    assert_true(s1.commits - s0.commits < N / 2);
+    /* bad arguments: refused, no callback */
+    assert_int_equal(gx_store_insert_jobs_async(f->s, &jb[0].j, 1, &res[0], NULL, NULL, &err), GX_EINVAL);
+    /* a failed commit: the callback says so, every record with it */
+    gx_fault_spec fs = {.point = GX_FAULT_STORE_COMMIT, .device = -1, .count = 1, .code = GX_EBUSY};
+    TU_OK(gx_fault_arm(&fs, &err), err);
+    mkjob(&jb[0], 3000, "alpha", "gemm@1", GX_JOB_QUEUED);
+    memset(&rec[0], 0, sizeof rec[0]);
+    TU_OK(gx_store_insert_jobs_async(f->s, &jb[0].j, 1, &res[0], async_done, &rec[0], &err), err);
+    for (int t = 0; t < 10000 && !atomic_load(&rec[0].calls); t++) usleep(1000);
+    assert_int_equal(atomic_load(&rec[0].calls), 1);
+    assert_int_equal(rec[0].rc, GX_EBUSY);
+    assert_int_equal(res[0].code, GX_EBUSY);
+    gx_store_job *g = NULL;
+    assert_int_equal(gx_store_get_job(f->s, 3000, &g, &err), GX_ENOTFOUND);
+    free(jb);
+    free(res);
+    free(rec);
 }
 
 /* ---- idempotency ---------------------------------------------------------------- */
@@ -1200,6 +1288,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(blobs, setup, teardown),
         cmocka_unit_test_setup_teardown(tenants, setup, teardown),
         cmocka_unit_test_setup_teardown(settings, setup, teardown),
+        cmocka_unit_test_setup_teardown(async_inserts, setup, teardown),
         cmocka_unit_test_setup_teardown(disk_full_rolls_back_group, setup, teardown),
         cmocka_unit_test_setup_teardown(async_failure_reported_by_flush, setup, teardown),
         cmocka_unit_test_setup_teardown(schema_versions, setup, teardown),
