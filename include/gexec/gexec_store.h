@@ -196,11 +196,14 @@ typedef struct gx_store_stats {
     uint64_t async_failures;   /* non-waiting updates lost to a failed group */
 } gx_store_stats;
 
+#define GX_STORE_SETTING_KEY_MAX 200
+#define GX_STORE_SETTING_VALUE_MAX 65536
+
 /* One of the daemon's own durable settings: state an operator set that
  * must outlive a restart (e.g. "device.drain/cuda:0"). */
 typedef struct gx_store_setting {
     const char *key;   /* 1-200 printable ASCII bytes */
-    const char *value; /* at most 4096 bytes */
+    const char *value; /* at most 65,536 bytes */
     int64_t updated_ns;
 } gx_store_setting;
 
@@ -260,8 +263,9 @@ typedef struct gx_store_write {
             int stored; /* out: 1 written; 0 the job is gone or final */
         } checkpoint;
         struct {
-            const char *key;   /* validated */
-            const char *value; /* NULL: delete */
+            const char *const *keys;   /* [n], validated */
+            const char *const *values; /* [n]; NULL: delete */
+            size_t n;
             int64_t now_ns;
         } setting;
     } u;
@@ -329,8 +333,10 @@ extern const gx_store_ops gx_store_sqlite_ops;
 int gx_store_open(const gx_store_config *cfg, gx_store **out, gx_error *err);
 
 /* The same over a backend given by the caller (tests, out-of-tree backends);
- * GX_EABI if its abi_version or struct_size does not match or a method is
- * missing. ops must outlive the store. */
+ * GX_EABI if its abi_version does not match, its struct_size is too small
+ * for the required methods (everything up to check) or one of them is
+ * missing; a backend built before an optional method was appended has it
+ * as NULL. ops is copied. */
 int gx_store_open_ops(const gx_store_ops *ops, const gx_store_config *cfg, gx_store **out,
                       gx_error *err);
 
@@ -428,9 +434,11 @@ int gx_store_checkpoint_get(gx_store *s, uint64_t job_id, int *attempt, int64_t 
 /* ---- settings ------------------------------------------------------------- */
 
 /* Set (value != NULL) or delete (NULL) one setting; durable on return.
- * Keys are 1-200 printable ASCII bytes, values at most 4096 bytes.
+ * Keys are 1-200 printable ASCII bytes, values at most 65,536 bytes.
  * GX_EUNSUPPORTED for a backend without settings. */
 int gx_store_setting_put(gx_store *s, const char *key, const char *value, gx_error *err);
+/* n of them in one transaction (all or none); err names the first bad key. */
+int gx_store_settings_put(gx_store *s, const char *const *keys, const char *const *values, size_t n, gx_error *err);
 /* Every setting whose key starts with prefix ("" for all), in key order:
  * *out (one block, gx_store_free) and *n. */
 int gx_store_settings_get(gx_store *s, const char *prefix, gx_store_setting **out, size_t *n, gx_error *err);

@@ -684,12 +684,17 @@ static int h_device_drain(void *app, gx_http_req *r) {
      * nothing changed */
     char key[128];
     snprintf(key, sizeof key, GX__DRAIN_KEY "%s", d.name);
+    /* one drain or undrain at a time: the store and the engine agree */
+    pthread_mutex_lock(&s->dmu);
     if (gx_store_setting_put(s->store, key, drain ? "1" : NULL, &err)) {
+        pthread_mutex_unlock(&s->dmu);
         gx_http_error(r, 503, GX_ESTORE, NULL, "the drain could not be stored (%s); nothing changed, retry later",
                       err.message);
         return 0;
     }
-    if (gx_device_drain(s->engine, i, drain, &err)) {
+    int rc = gx_device_drain(s->engine, i, drain, &err);
+    pthread_mutex_unlock(&s->dmu);
+    if (rc) {
         gx_http_error(r, gx_http_status_for(err.code), err.code, "id", "%s", err.message);
         return 0;
     }

@@ -363,11 +363,22 @@ static void admit_group(gx_service *s, gx__admit *head) {
     gx__admit **owner = calloc(total ? total : 1, sizeof *owner);
     size_t *owner_i = calloc(total ? total : 1, sizeof *owner_i);
     if (!specs || !ids || !codes || !errs || !bdeps || !owner || !owner_i) {
-        /* committed, but not submittable now: the restart would run them;
-         * say so rather than leave them unanswered */
-        for (gx__admit *a = head; a; a = a->next)
-            for (size_t i = 0; i < a->n; i++)
-                if (!a->codes[i]) a->codes[i] = gx_error_set(&a->errs[i], GX_ENOMEM, NULL, "out of memory");
+        /* committed, but not submittable now: recorded as failed (else a
+         * restart would run what was answered as refused) and refused */
+        for (gx__admit *a = head; a; a = a->next) {
+            size_t k = 0;
+            for (size_t i = 0; i < a->n; i++) {
+                if (a->codes[i]) continue;
+                const gx_store_insert_result *rr = a->store_failed ? NULL : &a->res[k++];
+                if (rr && rr->code == 0) { /* a new row (not an idempotent repeat's original) */
+                    gx_store_update u = {.id = a->ids[i], .state = GX_JOB_FAILED, .attempt = 0,
+                                         .set = GX_STORE_SET_END | GX_STORE_SET_ERROR, .end_ns = gx__wall_ns(),
+                                         .error_code = GX_ENOMEM, .error = "out of memory at admission"};
+                    gx_store_update_jobs(s->store, &u, 1, 0, NULL, NULL);
+                }
+                a->codes[i] = gx_error_set(&a->errs[i], GX_ENOMEM, NULL, "out of memory");
+            }
+        }
         goto reply;
     }
     size_t ns = 0;
@@ -1091,6 +1102,7 @@ int gx_service_start(const gx_config *cfg, gx_service **out, gx_error *err) {
     pthread_cond_init(&s->pcv, NULL);
     pthread_mutex_init(&s->smu, NULL);
     pthread_mutex_init(&s->bmu, NULL);
+    pthread_mutex_init(&s->dmu, NULL);
     gx_store_config sc;
     gx_store_config_init(&sc);
     sc.path = s->cfg.store.path;

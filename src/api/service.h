@@ -108,6 +108,7 @@ struct gx_service {
     int stopping;
     volatile int draining;       /* SIGTERM seen: /readyz answers 503 */
     int persist_stop;            /* the persister ends once its queue is empty (pmu) */
+    pthread_mutex_t dmu;         /* a drain's store write and its effect, together */
     struct gx__usage_saved {     /* gx__svc_usage_save: each tenant's device time when last */
         char name[64];           /* stored (persister thread, then shutdown) */
         double device_s;

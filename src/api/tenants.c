@@ -131,6 +131,9 @@ int gx__svc_tenants_load(gx_service *s, gx_error *err) {
  * age. A crash loses at most the last USAGE_SAVE_NS of charges. */
 #define USAGE_KEY "quota.hour/"
 #define USAGE_SLICES 400 /* > GX__HOUR_BUCKETS */
+#define HOUR_NS (3600 * INT64_C(1000000000))
+/* " <age>:<seconds>" is at most 48 bytes: a full hour of slices fits a setting */
+_Static_assert(USAGE_SLICES * 48 + 64 <= GX_STORE_SETTING_VALUE_MAX, "the trailing hour must fit one setting");
 
 void gx__svc_usage_save(gx_service *s) {
     size_t n = 0;
@@ -138,9 +141,11 @@ void gx__svc_usage_save(gx_service *s) {
     size_t cap = n;
     gx_tenant_info *ti = calloc(cap ? cap : 1, sizeof *ti);
     gx_usage_slice *sl = malloc(USAGE_SLICES * sizeof *sl);
-    char *text = malloc(USAGE_SLICES * 48 + 64);
-    if (!ti || !sl || !text || gx_tenant_list(s->engine, ti, cap, &n)) n = 0;
+    char **keys = calloc(cap ? cap : 1, sizeof *keys), **vals = calloc(cap ? cap : 1, sizeof *vals);
+    size_t *which = calloc(cap ? cap : 1, sizeof *which);
+    if (!ti || !sl || !keys || !vals || !which || gx_tenant_list(s->engine, ti, cap, &n)) n = 0;
     if (n > cap) n = cap; /* added since: saved next time */
+    size_t m = 0;
     for (size_t i = 0; i < n; i++) {
         /* total device time only grows: unchanged since the last save, the
          * stored slices still hold (ages are kept against their wall time) */
@@ -150,28 +155,50 @@ void gx__svc_usage_save(gx_service *s) {
         if (k == s->nusage && ti[i].device_s == 0) continue; /* nothing charged since the start */
         size_t ns = 0;
         if (gx_tenant_hour_export(s->engine, ti[i].name, sl, USAGE_SLICES, &ns)) continue;
-        int len = snprintf(text, 64, "1 %lld", (long long)gx__wall_ns());
-        for (size_t j = 0; j < ns; j++)
-            len += snprintf(text + len, 48, " %lld:%.17g", (long long)sl[j].age_ns, sl[j].seconds);
-        char key[96];
-        snprintf(key, sizeof key, USAGE_KEY "%s", ti[i].name);
-        gx_error err;
-        if (gx_store_setting_put(s->store, key, ns ? text : NULL, &err)) {
-            GX_LOGW("quota: device time of tenant %s not stored: %s", ti[i].name, err.message);
+        char *text = ns ? malloc(USAGE_SLICES * 48 + 64) : NULL, *key = malloc(96);
+        if ((ns && !text) || !key) {
+            free(text);
+            free(key);
             continue;
         }
+        if (text) {
+            int len = snprintf(text, 64, "1 %lld", (long long)gx__wall_ns());
+            for (size_t j = 0; j < ns; j++)
+                len += snprintf(text + len, 48, " %lld:%.17g", (long long)sl[j].age_ns, sl[j].seconds);
+        }
+        snprintf(key, 96, USAGE_KEY "%s", ti[i].name);
+        keys[m] = key;
+        vals[m] = text; /* NULL: nothing left in the hour, the setting goes */
+        which[m++] = i;
+    }
+    /* every tenant's in one transaction: one fsync every USAGE_SAVE_NS */
+    gx_error err;
+    if (m && gx_store_settings_put(s->store, (const char *const *)keys, (const char *const *)vals, m, &err)) {
+        GX_LOGW("quota: device time of %zu tenants not stored: %s", m, err.message);
+        m = 0; /* tried again next time */
+    }
+    for (size_t j = 0; j < m; j++) {
+        const gx_tenant_info *t = &ti[which[j]];
+        size_t k = 0;
+        while (k < s->nusage && strcmp(s->usage[k].name, t->name)) k++;
         if (k == s->nusage) {
             void *nv = realloc(s->usage, (s->nusage + 1) * sizeof *s->usage);
             if (!nv) continue;
             s->usage = nv;
-            snprintf(s->usage[k].name, sizeof s->usage[k].name, "%s", ti[i].name);
+            snprintf(s->usage[k].name, sizeof s->usage[k].name, "%s", t->name);
             s->nusage++;
         }
-        s->usage[k].device_s = ti[i].device_s;
+        s->usage[k].device_s = t->device_s;
     }
+    for (size_t j = 0; keys && vals && j < cap; j++) {
+        free(keys[j]);
+        free(vals[j]);
+    }
+    free(keys);
+    free(vals);
+    free(which);
     free(ti);
     free(sl);
-    free(text);
 }
 
 void gx__svc_usage_load(gx_service *s) {
@@ -192,14 +219,17 @@ void gx__svc_usage_load(gx_service *s) {
             GX_LOGW("quota: stored device time of tenant %s not understood; ignored", tenant);
             continue;
         }
-        int64_t since = now > wall ? now - wall : 0;
+        /* (an hour later every slice is gone anyway) */
+        int64_t since = now > wall ? (now - wall < 2 * HOUR_NS ? now - wall : 2 * HOUR_NS) : 0;
         size_t ns = 0;
         for (p = end; *p == ' ' && ns < USAGE_SLICES;) {
             long long age = strtoll(p, &end, 10);
             if (*end != ':') break;
             double sec = strtod(end + 1, &end);
-            sl[ns++] = (gx_usage_slice){age + since, sec};
             p = end;
+            /* only what an export can have written: anything else is dropped */
+            if (!isfinite(sec) || sec <= 0 || sec > 3600.0 * 1e6 || age < 0 || age > HOUR_NS) continue;
+            sl[ns++] = (gx_usage_slice){age + since, sec};
         }
         gx__svc_tenant_ensure(s, tenant);
         if (gx_tenant_hour_import(s->engine, tenant, sl, ns)) GX_LOGW("quota: tenant %s not restored", tenant);

@@ -1004,14 +1004,18 @@ static int w_checkpoint(gx_store_backend *b, gx_store_write *w) {
 }
 
 static int w_setting(gx_store_backend *b, gx_store_write *w) {
-    sqlite3_stmt *st = w->u.setting.value ? b->set_put : b->set_del;
-    bind_text(st, 1, w->u.setting.key);
-    if (w->u.setting.value) {
-        bind_text(st, 2, w->u.setting.value);
-        sqlite3_bind_int64(st, 3, w->u.setting.now_ns);
+    int rc = SQLITE_OK;
+    for (size_t k = 0; k < w->u.setting.n && rc == SQLITE_OK; k++) {
+        const char *v = w->u.setting.values[k];
+        sqlite3_stmt *st = v ? b->set_put : b->set_del;
+        bind_text(st, 1, w->u.setting.keys[k]);
+        if (v) {
+            bind_text(st, 2, v);
+            sqlite3_bind_int64(st, 3, w->u.setting.now_ns);
+        }
+        rc = step_done(st);
+        sqlite3_clear_bindings(st);
     }
-    int rc = step_done(st);
-    sqlite3_clear_bindings(st);
     return rc;
 }
 

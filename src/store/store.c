@@ -25,6 +25,7 @@
 #include <errno.h>
 #include <math.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,7 +64,8 @@ typedef struct req {
 } req;
 
 struct gx_store {
-    const gx_store_ops *ops;
+    const gx_store_ops *ops; /* &ops_copy */
+    gx_store_ops ops_copy;
     gx_store_backend *b;
     char *blob_dir;
     int max_batch;
@@ -253,8 +255,9 @@ static size_t req_rows_written(const req *r) {
         }
     case GX_STORE_W_TENANT:
     case GX_STORE_W_BLOB:
-    case GX_STORE_W_SETTING:
         return 1;
+    case GX_STORE_W_SETTING:
+        return r->w.u.setting.n;
     case GX_STORE_W_REQUEUE:
         return (size_t)r->w.u.requeue.count;
     case GX_STORE_W_CHECKPOINT:
@@ -336,12 +339,15 @@ static void *committer_main(void *arg) {
          * (after the inserts in the same transaction: one fsync for both),
          * as long as they add little to the inserts' commit: at most 1,024
          * rows (a batch of 10,000 inserts is not made to wait for as many
-         * state changes), and none that would pass an insert left queued. */
+         * state changes), and none that would pass an insert left queued;
+         * the oldest one always (however large: with inserts arriving
+         * without pause it would otherwise never be written, see the wait
+         * for an insert above). */
         if (ins && s->head) {
             uint64_t lim = s->ihead ? s->ihead->seq : UINT64_MAX;
             size_t extra = 0, cap = 1024;
             r = s->head;
-            while (r && r->seq < lim && extra + r->rows <= cap && rows + extra + r->rows <= (size_t)s->max_batch) {
+            while (r && r->seq < lim && (extra == 0 || (extra + r->rows <= cap && rows + extra + r->rows <= (size_t)s->max_batch))) {
                 s->group[k] = r;
                 s->ws[k] = &r->w;
                 nwrites += r->w.kind != GX_STORE_W_NOP;
@@ -450,8 +456,13 @@ static int submit(gx_store *s, req *r, gx_error *err) {
 
 /* ---- lifecycle ------------------------------------------------------------ */
 
+/* The methods up to check are required; those appended after it
+ * (checkpoint_get, settings_get) are optional, and a backend built before
+ * they were appended (a smaller struct_size) has them as NULL. */
+#define OPS_REQUIRED_SIZE offsetof(gx_store_ops, checkpoint_get)
+
 static int ops_ok(const gx_store_ops *o) {
-    return o && o->abi_version == GX_STORE_ABI_VERSION && o->struct_size >= sizeof(gx_store_ops) &&
+    return o && o->abi_version == GX_STORE_ABI_VERSION && o->struct_size >= OPS_REQUIRED_SIZE &&
            o->name && o->open && o->close && o->write_group && o->get_job && o->list_jobs &&
            o->job_events && o->max_job_id && o->scan_unfinished && o->tenant_get &&
            o->tenant_list && o->blob_owned && o->check;
@@ -483,7 +494,10 @@ int gx_store_open_ops(const gx_store_ops *ops, const gx_store_config *cfg, gx_st
     }
     gx_store *s = calloc(1, sizeof *s);
     if (!s) return gx_error_set(err, GX_ENOMEM, NULL, "out of memory");
-    s->ops = ops;
+    /* the backend's methods as this build knows them: optional ones it
+     * predates stay NULL */
+    memcpy(&s->ops_copy, ops, ops->struct_size < sizeof s->ops_copy ? ops->struct_size : sizeof s->ops_copy);
+    s->ops = &s->ops_copy;
     s->max_batch = cfg->max_batch ? cfg->max_batch : DEFAULT_MAX_BATCH;
     s->commit_delay_us = cfg->commit_delay_us;
     s->blob_dir = strdup(bd);
@@ -862,25 +876,36 @@ int gx_store_checkpoint_get(gx_store *s, uint64_t job_id, int *attempt, int64_t 
 
 /* ---- settings ------------------------------------------------------------- */
 
-#define SETTING_KEY_MAX 200
-#define SETTING_VALUE_MAX 4096
+#define SETTING_KEY_MAX GX_STORE_SETTING_KEY_MAX
+#define SETTING_VALUE_MAX GX_STORE_SETTING_VALUE_MAX
 
-int gx_store_setting_put(gx_store *s, const char *key, const char *value, gx_error *err) {
+int gx_store_settings_put(gx_store *s, const char *const *keys, const char *const *values, size_t n, gx_error *err) {
     gx_error_clear(err);
-    size_t kl = key ? strlen(key) : 0;
-    int ok = kl >= 1 && kl <= SETTING_KEY_MAX;
-    for (size_t i = 0; ok && i < kl; i++) ok = key[i] > 0x20 && key[i] < 0x7f;
-    if (!ok) return gx_error_set(err, GX_EINVAL, "key", "a setting's key is 1-%d printable ASCII bytes", SETTING_KEY_MAX);
-    if (value && strlen(value) > SETTING_VALUE_MAX)
-        return gx_error_set(err, GX_EINVAL, "value", "a setting's value is at most %d bytes", SETTING_VALUE_MAX);
+    if (!keys || !values) return gx_error_set(err, GX_EINVAL, "key", "NULL array");
+    for (size_t k = 0; k < n; k++) {
+        const char *key = keys[k];
+        size_t kl = key ? strlen(key) : 0;
+        int ok = kl >= 1 && kl <= SETTING_KEY_MAX;
+        for (size_t i = 0; ok && i < kl; i++) ok = key[i] > 0x20 && key[i] < 0x7f;
+        if (!ok)
+            return gx_error_set(err, GX_EINVAL, "key", "a setting's key is 1-%d printable ASCII bytes", SETTING_KEY_MAX);
+        if (values[k] && strlen(values[k]) > SETTING_VALUE_MAX)
+            return gx_error_set(err, GX_EINVAL, "value", "a setting's value is at most %d bytes", SETTING_VALUE_MAX);
+    }
     if (!s->ops->settings_get)
         return gx_error_set(err, GX_EUNSUPPORTED, "backend", "the %s store keeps no settings", s->ops->name);
-    req r = {.wait = 1};
+    if (!n) return 0;
+    req r = {.wait = 1, .rows = n};
     r.w.kind = GX_STORE_W_SETTING;
-    r.w.u.setting.key = key;
-    r.w.u.setting.value = value;
+    r.w.u.setting.keys = keys;
+    r.w.u.setting.values = values;
+    r.w.u.setting.n = n;
     r.w.u.setting.now_ns = gx__wall_ns();
     return submit(s, &r, err);
+}
+
+int gx_store_setting_put(gx_store *s, const char *key, const char *value, gx_error *err) {
+    return gx_store_settings_put(s, &key, &value, 1, err);
 }
 
 int gx_store_settings_get(gx_store *s, const char *prefix, gx_store_setting **out, size_t *n, gx_error *err) {

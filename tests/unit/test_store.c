@@ -141,6 +141,21 @@ static void open_errors(void **st) {
     bad = gx_store_sqlite_ops;
     bad.check = NULL;
     assert_int_equal(gx_store_open_ops(&bad, &cfg, &s, &err), GX_EABI);
+    bad = gx_store_sqlite_ops;
+    bad.struct_size = (uint32_t)offsetof(gx_store_ops, check); /* too small for a required method */
+    assert_int_equal(gx_store_open_ops(&bad, &cfg, &s, &err), GX_EABI);
+    /* a backend built before settings_get was appended: opens, and has no
+     * settings (nor checkpoints, appended before them) */
+    gx_store_close(f->s);
+    bad = gx_store_sqlite_ops;
+    bad.struct_size = (uint32_t)offsetof(gx_store_ops, checkpoint_get);
+    TU_OK(gx_store_open_ops(&bad, &cfg, &f->s, &err), err);
+    assert_int_equal(gx_store_setting_put(f->s, "k", "v", &err), GX_EUNSUPPORTED);
+    gx_store_setting *v = NULL;
+    size_t nv = 0;
+    assert_int_equal(gx_store_settings_get(f->s, "", &v, &nv, &err), GX_EUNSUPPORTED);
+    gx_store_close(f->s);
+    f->s = open_default(f);
     assert_string_equal(gx_store_backend_name(f->s), "sqlite");
 }
 
@@ -426,6 +441,84 @@ static void async_inserts(void **st) {
     free(jb);
     free(res);
     free(rec);
+}
+
+/* A large write of state changes (the persister's chunks are 2,048 rows)
+ * is written while single inserts keep arriving without pause, not after
+ * they stop: an insert-led group always takes the oldest queued state
+ * change. */
+typedef struct feeder {
+    gx_store *s;
+    atomic_int stop, after; /* inserts queued once the update was done */
+    atomic_int updated;
+} feeder;
+
+static void feed_done(void *ctx, int64_t rc, const gx_error *err) {
+    (void)rc;
+    (void)err;
+    free(ctx);
+}
+
+static void *feed_main(void *arg) {
+    feeder *fd = arg;
+    struct timespec t0, t;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (uint64_t id = 500000; !atomic_load(&fd->stop); id++) {
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        if (t.tv_sec - t0.tv_sec > 3) break; /* gives up: a starved update is written after this */
+        jbuf *b = malloc(sizeof(jbuf) + sizeof(gx_store_insert_result));
+        if (!b) break;
+        mkjob(b, id, "alpha", "saxpy@1", GX_JOB_QUEUED);
+        gx_error err;
+        if (gx_store_insert_jobs_async(fd->s, &b->j, 1, (gx_store_insert_result *)(b + 1), feed_done, b, &err)) {
+            free(b);
+            break;
+        }
+        if (atomic_load(&fd->updated)) atomic_fetch_add(&fd->after, 1);
+        usleep(50);
+    }
+    return NULL;
+}
+
+static void big_update_among_inserts(void **st) {
+    fx *f = *st;
+    enum { N = 2000 };
+    jbuf *jb = calloc(N, sizeof *jb);
+    gx_store_job *js = calloc(N, sizeof *js);
+    gx_store_insert_result *rs = calloc(N, sizeof *rs);
+    gx_store_update *up = calloc(N, sizeof *up);
+    assert_true(jb && js && rs && up);
+    for (int i = 0; i < N; i++) {
+        mkjob(&jb[i], 1 + (uint64_t)i, "alpha", "saxpy@1", GX_JOB_QUEUED);
+        js[i] = jb[i].j;
+        up[i] = (gx_store_update){.id = 1 + (uint64_t)i, .state = GX_JOB_RUNNING, .attempt = 1};
+    }
+    gx_error err;
+    assert_int_equal(gx_store_insert_jobs(f->s, js, N, rs, &err), N);
+    /* slow commits (20 ms): inserts are queued whenever the committer
+     * looks, as under a steady stream of submissions */
+    gx_fault_spec fs = {.point = GX_FAULT_STORE_SLOW, .device = -1, .count = 1000, .delay_us = 20000};
+    TU_OK(gx_fault_arm(&fs, &err), err);
+    feeder fd = {.s = f->s};
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, feed_main, &fd), 0);
+    usleep(100000);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    assert_int_equal(gx_store_update_jobs(f->s, up, N, 1, NULL, &err), N);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    atomic_store(&fd.updated, 1);
+    print_message("  the update took %.3f s\n", (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
+    usleep(100000); /* inserts go on after it: it did not wait for them to stop (3 s) */
+    atomic_store(&fd.stop, 1);
+    pthread_join(th, NULL);
+    gx_fault_clear(GX_FAULT_STORE_SLOW);
+    print_message("  inserts queued after the update was written: %d\n", atomic_load(&fd.after));
+    assert_true(atomic_load(&fd.after) > 0);
+    free(jb);
+    free(js);
+    free(rs);
+    free(up);
 }
 
 /* ---- idempotency ---------------------------------------------------------------- */
@@ -921,20 +1014,41 @@ static void settings(void **st) {
     TU_OK(gx_store_settings_get(f->s, NULL, &v, &n, &err), err);
     assert_int_equal(n, 4);
     gx_store_free(v);
-    char longkey[202], longval[4098];
+    char longkey[202], *longval = malloc(65538);
+    assert_non_null(longval);
     memset(longkey, 'k', 201);
     longkey[201] = '\0';
-    memset(longval, 'v', 4097);
-    longval[4097] = '\0';
+    memset(longval, 'v', 65537);
+    longval[65537] = '\0';
     const char *badkeys[] = {NULL, "", "with space", "tab\there", "caf\xc3\xa9", longkey};
     for (size_t i = 0; i < sizeof badkeys / sizeof *badkeys; i++) {
         assert_int_equal(gx_store_setting_put(f->s, badkeys[i], "1", &err), GX_EINVAL);
         assert_string_equal(err.field, "key");
     }
+    /* several at once: one transaction, all or none */
+    gx_store_stats s0, s1;
+    gx_store_stats_get(f->s, &s0);
+    const char *ks[] = {"m/1", "m/2", "device.drainer"}, *vs[] = {"one", "two", NULL};
+    TU_OK(gx_store_settings_put(f->s, ks, vs, 3, &err), err);
+    gx_store_stats_get(f->s, &s1);
+    assert_int_equal(s1.commits - s0.commits, 1);
+    TU_OK(gx_store_settings_get(f->s, "m/", &v, &n, &err), err);
+    assert_int_equal(n, 2);
+    assert_string_equal(v[1].value, "two");
+    gx_store_free(v);
+    TU_OK(gx_store_settings_get(f->s, "device.drainer", &v, &n, &err), err);
+    assert_int_equal(n, 0); /* deleted with them */
+    gx_store_free(v);
+    const char *bk[] = {"m/3", "bad key"}, *bv[] = {"x", "y"};
+    assert_int_equal(gx_store_settings_put(f->s, bk, bv, 2, &err), GX_EINVAL);
+    TU_OK(gx_store_settings_get(f->s, "m/3", &v, &n, &err), err);
+    assert_int_equal(n, 0);
+    gx_store_free(v);
     assert_int_equal(gx_store_setting_put(f->s, "k", longval, &err), GX_EINVAL);
     assert_string_equal(err.field, "value");
-    longval[4096] = '\0';
+    longval[65536] = '\0';
     TU_OK(gx_store_setting_put(f->s, "k", longval, &err), err);
+    free(longval);
 }
 
 /* ---- failures ------------------------------------------------------------------------ */
@@ -1289,6 +1403,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(tenants, setup, teardown),
         cmocka_unit_test_setup_teardown(settings, setup, teardown),
         cmocka_unit_test_setup_teardown(async_inserts, setup, teardown),
+        cmocka_unit_test_setup_teardown(big_update_among_inserts, setup, teardown),
         cmocka_unit_test_setup_teardown(disk_full_rolls_back_group, setup, teardown),
         cmocka_unit_test_setup_teardown(async_failure_reported_by_flush, setup, teardown),
         cmocka_unit_test_setup_teardown(schema_versions, setup, teardown),
