@@ -25,6 +25,11 @@
 #define GX__HOUR_BUCKETS 360
 #define GX__HOUR_RING (GX__HOUR_BUCKETS + 1)
 #define GX__HOUR_BUCKET_NS (INT64_C(10) * 1000000000)
+/* The quota's clock: the monotonic (coarse) clock two hours on, so that an
+ * hour back from any moment is still a valid bucket, even just after boot
+ * (a trailing hour carried across a reboot by gx_tenant_hour_import). */
+#define GX__QUOTA_EPOCH_NS (INT64_C(7200) * 1000000000)
+#define gx__quota_now() (gx__coarse_ns() + GX__QUOTA_EPOCH_NS)
 
 /* Constraint classes: which devices a job may run on. A job's class picks
  * which per-tenant queue it waits in. */

@@ -421,7 +421,7 @@ static void tenant_info(gx_engine *e, uint32_t tid, gx_tenant_info *o) {
     o->max_queued = t->max_queued;
     o->max_mem = t->max_mem;
     o->max_device_s_hour = t->max_dev_s_hour;
-    o->device_s_hour = gx__quota_hour_s(t, gx__coarse_ns());
+    o->device_s_hour = gx__quota_hour_s(t, gx__quota_now());
     o->reserved = t->reserved;
 }
 

@@ -53,7 +53,7 @@ int gx_tenant_hour_export(gx_engine *e, const char *tenant, gx_usage_slice *out,
         return GX_ENOTFOUND;
     }
     const gx__tenant *t = &e->tenants[tid];
-    int64_t now = gx__coarse_ns();
+    int64_t now = gx__quota_now();
     for (int64_t i = t->hour_last; i >= oldest(now) && i >= 0 && *n < cap; i--) {
         double sec = t->hour[i % GX__HOUR_RING];
         if (sec <= 0) continue;
@@ -74,7 +74,7 @@ int gx_tenant_hour_import(gx_engine *e, const char *tenant, const gx_usage_slice
         return GX_ENOTFOUND;
     }
     gx__tenant *t = &e->tenants[tid];
-    int64_t now = gx__coarse_ns();
+    int64_t now = gx__quota_now();
     gx__quota_charge(t, 0, now); /* the ring up to now */
     for (size_t k = 0; k < n; k++) {
         if (!(in[k].seconds > 0) || in[k].age_ns < 0) continue;
@@ -137,7 +137,7 @@ int gx_tenant_admit(gx_engine *e, const char *tenant, int64_t n, gx_quota_refusa
         return gx_error_set(err, GX_ENOTFOUND, "tenant", "unknown tenant '%.64s'", tenant);
     }
     gx__tenant *t = &e->tenants[tid];
-    int64_t now = gx__coarse_ns();
+    int64_t now = gx__quota_now();
     gx_quota_refusal q;
     memset(&q, 0, sizeof q);
     int rc = 0;

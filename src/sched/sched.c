@@ -276,7 +276,7 @@ void gx__sched_charge(gx_engine *e, uint32_t tenant, double est_us, double actua
     t->usage += delta;
     if (t->usage < 0) t->usage = 0;
     t->device_s += actual_us / 1e6;
-    if (actual_us > 0) gx__quota_charge(t, actual_us / 1e6, gx__coarse_ns());
+    if (actual_us > 0) gx__quota_charge(t, actual_us / 1e6, gx__quota_now());
     tenant_moved(e, t, delta > 0);
 }
 
