@@ -648,18 +648,17 @@ static int h_devices(void *app, gx_http_req *r) {
     return 0;
 }
 
-/* {id}: a device's name ("cpu", "cuda:0") or its index ("0"); -1 none. */
-static int device_index(gx_service *s, const char *id) {
+/* {id}: a device's name ("cpu", "cuda:0") or its index ("0"), with its
+ * info in *d; -1 none. */
+static int device_index(gx_service *s, const char *id, gx_device_info *d) {
     int n = gx_device_count(s->engine);
     size_t len = strlen(id);
     if (len >= 1 && len <= 3 && strspn(id, "0123456789") == len) {
         int i = atoi(id);
-        return i < n ? i : -1;
+        return i < n && !gx_device_get(s->engine, i, d) ? i : -1;
     }
-    for (int i = 0; i < n; i++) {
-        gx_device_info d;
-        if (!gx_device_get(s->engine, i, &d) && !strcmp(d.name, id)) return i;
-    }
+    for (int i = 0; i < n; i++)
+        if (!gx_device_get(s->engine, i, d) && !strcmp(d->name, id)) return i;
     return -1;
 }
 
@@ -667,18 +666,14 @@ static int device_index(gx_service *s, const char *id) {
 static int h_device_drain(void *app, gx_http_req *r) {
     gx_service *s = app;
     const char *id = r->nparams > 0 ? r->params[0] : "";
-    int i = device_index(s, id);
+    gx_device_info d;
+    int i = device_index(s, id, &d);
     if (i < 0) {
         gx_http_error(r, 404, GX_ENOTFOUND, "id", "no such device (a name as in GET /v1/devices, or its index)");
         return 0;
     }
     gx_error err = {0};
     int drain = !strcmp(r->method, "POST");
-    gx_device_info d;
-    if (gx_device_get(s->engine, i, &d)) {
-        gx_http_error(r, 404, GX_ENOTFOUND, "id", "no such device");
-        return 0;
-    }
     /* durable first (it outlives a restart, the self-restart after a device
      * loss included), then in effect; a store that cannot write: 503 and
      * nothing changed */

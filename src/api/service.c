@@ -783,9 +783,7 @@ static void *persister_main(void *arg) {
     pthread_mutex_lock(&s->pmu);
     for (;;) {
         while (!s->pn && !s->persist_stop && gx__now_ns() < next_usage) {
-            struct timespec dl;
-            clock_gettime(CLOCK_REALTIME, &dl);
-            dl.tv_sec += 1;
+            struct timespec dl = gx__realtime_in(next_usage - gx__now_ns());
             pthread_cond_timedwait(&s->pcv, &s->pmu, &dl);
         }
         if (gx__now_ns() >= next_usage && !s->persist_stop) {

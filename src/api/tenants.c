@@ -135,6 +135,13 @@ int gx__svc_tenants_load(gx_service *s, gx_error *err) {
 /* " <age>:<seconds>" is at most 48 bytes: a full hour of slices fits a setting */
 _Static_assert(USAGE_SLICES * 48 + 64 <= GX_STORE_SETTING_VALUE_MAX, "the trailing hour must fit one setting");
 
+/* The index of tenant name's entry in s->usage; s->nusage when none. */
+static size_t usage_slot(const gx_service *s, const char *name) {
+    size_t k = 0;
+    while (k < s->nusage && strcmp(s->usage[k].name, name)) k++;
+    return k;
+}
+
 void gx__svc_usage_save(gx_service *s) {
     size_t n = 0;
     gx_tenant_list(s->engine, NULL, 0, &n);
@@ -149,8 +156,7 @@ void gx__svc_usage_save(gx_service *s) {
     for (size_t i = 0; i < n; i++) {
         /* total device time only grows: unchanged since the last save, the
          * stored slices still hold (ages are kept against their wall time) */
-        size_t k = 0;
-        while (k < s->nusage && strcmp(s->usage[k].name, ti[i].name)) k++;
+        size_t k = usage_slot(s, ti[i].name);
         if (k < s->nusage && s->usage[k].device_s == ti[i].device_s) continue;
         if (k == s->nusage && ti[i].device_s == 0) continue; /* nothing charged since the start */
         size_t ns = 0;
@@ -179,8 +185,7 @@ void gx__svc_usage_save(gx_service *s) {
     }
     for (size_t j = 0; j < m; j++) {
         const gx_tenant_info *t = &ti[which[j]];
-        size_t k = 0;
-        while (k < s->nusage && strcmp(s->usage[k].name, t->name)) k++;
+        size_t k = usage_slot(s, t->name);
         if (k == s->nusage) {
             void *nv = realloc(s->usage, (s->nusage + 1) * sizeof *s->usage);
             if (!nv) continue;

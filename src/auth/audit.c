@@ -87,12 +87,10 @@ static void chain_hash(const char *prev, const char *body, size_t len, char out[
     hex32(h, out);
 }
 
-static void fmt_time(int64_t ns, char out[40]) { gx_time_text(ns, 9, out); }
-
 /* Appends the whole line of a record, "\n" included, to b. */
 static int build_line(gx_jbuf *b, uint64_t seq, const char *prev, const gx_audit_record *r) {
     char t[40];
-    fmt_time(r->time_ns ? r->time_ns : gx__wall_ns(), t);
+    gx_time_text(r->time_ns ? r->time_ns : gx__wall_ns(), 9, t);
     size_t start = b->len;
     int e = gx_jbuf_puts(b, "{\"seq\":") || gx_jbuf_int(b, (int64_t)seq) || gx_jbuf_puts(b, ",\"time\":\"") ||
             gx_jbuf_puts(b, t) || gx_jbuf_puts(b, "\",\"actor\":{\"key\":") ||

@@ -25,4 +25,15 @@ static inline int64_t gx__wall_ns(void) {
     clock_gettime(CLOCK_REALTIME, &ts);
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
+
+/* The CLOCK_REALTIME deadline ns from now, for pthread_cond_timedwait. */
+static inline struct timespec gx__realtime_in(int64_t ns) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    if (ns < 0) ns = 0;
+    ns += ts.tv_nsec;
+    ts.tv_sec += (time_t)(ns / 1000000000);
+    ts.tv_nsec = (long)(ns % 1000000000);
+    return ts;
+}
 #endif

@@ -43,16 +43,20 @@ void gx__quota_charge(gx__tenant *t, double seconds, int64_t now) {
  * began in. */
 static int64_t oldest(int64_t now) { return bucket_of(now) - GX__HOUR_BUCKETS; }
 
+/* The tenant named name with e->mu held, or NULL (and e->mu not held). */
+static gx__tenant *locked_tenant(gx_engine *e, const char *name) {
+    pthread_mutex_lock(&e->mu);
+    uint64_t tid;
+    if (gx__hmap_get(&e->tenant_ix, name, strlen(name), &tid)) return &e->tenants[tid];
+    pthread_mutex_unlock(&e->mu);
+    return NULL;
+}
+
 int gx_tenant_hour_export(gx_engine *e, const char *tenant, gx_usage_slice *out, size_t cap, size_t *n) {
     *n = 0;
     if (!e || !tenant) return GX_EINVAL;
-    pthread_mutex_lock(&e->mu);
-    uint64_t tid;
-    if (!gx__hmap_get(&e->tenant_ix, tenant, strlen(tenant), &tid)) {
-        pthread_mutex_unlock(&e->mu);
-        return GX_ENOTFOUND;
-    }
-    const gx__tenant *t = &e->tenants[tid];
+    const gx__tenant *t = locked_tenant(e, tenant);
+    if (!t) return GX_ENOTFOUND;
     int64_t now = gx__quota_now();
     for (int64_t i = t->hour_last; i >= oldest(now) && i >= 0 && *n < cap; i--) {
         double sec = t->hour[i % GX__HOUR_RING];
@@ -67,13 +71,8 @@ int gx_tenant_hour_export(gx_engine *e, const char *tenant, gx_usage_slice *out,
 
 int gx_tenant_hour_import(gx_engine *e, const char *tenant, const gx_usage_slice *in, size_t n) {
     if (!e || !tenant || (!in && n)) return GX_EINVAL;
-    pthread_mutex_lock(&e->mu);
-    uint64_t tid;
-    if (!gx__hmap_get(&e->tenant_ix, tenant, strlen(tenant), &tid)) {
-        pthread_mutex_unlock(&e->mu);
-        return GX_ENOTFOUND;
-    }
-    gx__tenant *t = &e->tenants[tid];
+    gx__tenant *t = locked_tenant(e, tenant);
+    if (!t) return GX_ENOTFOUND;
     int64_t now = gx__quota_now();
     gx__quota_charge(t, 0, now); /* the ring up to now */
     for (size_t k = 0; k < n; k++) {
@@ -130,13 +129,8 @@ void gx__fmt_bytes(uint64_t b, char *buf, size_t cap) {
 int gx_tenant_admit(gx_engine *e, const char *tenant, int64_t n, gx_quota_refusal *why, gx_error *err) {
     if (why) memset(why, 0, sizeof *why);
     if (!e || !tenant || n < 0) return gx_error_set(err, GX_EINVAL, NULL, "engine, tenant and n >= 0 are required");
-    pthread_mutex_lock(&e->mu);
-    uint64_t tid;
-    if (!gx__hmap_get(&e->tenant_ix, tenant, strlen(tenant), &tid)) {
-        pthread_mutex_unlock(&e->mu);
-        return gx_error_set(err, GX_ENOTFOUND, "tenant", "unknown tenant '%.64s'", tenant);
-    }
-    gx__tenant *t = &e->tenants[tid];
+    gx__tenant *t = locked_tenant(e, tenant);
+    if (!t) return gx_error_set(err, GX_ENOTFOUND, "tenant", "unknown tenant '%.64s'", tenant);
     int64_t now = gx__quota_now();
     gx_quota_refusal q;
     memset(&q, 0, sizeof q);
@@ -169,12 +163,9 @@ int gx_tenant_admit(gx_engine *e, const char *tenant, int64_t n, gx_quota_refusa
 
 void gx_tenant_admit_release(gx_engine *e, const char *tenant, int64_t n) {
     if (!e || !tenant || n <= 0) return;
-    pthread_mutex_lock(&e->mu);
-    uint64_t tid;
-    if (gx__hmap_get(&e->tenant_ix, tenant, strlen(tenant), &tid)) {
-        gx__tenant *t = &e->tenants[tid];
-        t->reserved -= n;
-        if (t->reserved < 0) t->reserved = 0;
-    }
+    gx__tenant *t = locked_tenant(e, tenant);
+    if (!t) return;
+    t->reserved -= n;
+    if (t->reserved < 0) t->reserved = 0;
     pthread_mutex_unlock(&e->mu);
 }

@@ -291,11 +291,7 @@ static void *committer_main(void *arg) {
         if (!s->head && !s->ihead) break; /* stopping, queues drained */
         if (s->commit_delay_us > 0 && !s->stopping &&
             s->st.queued_rows < (uint64_t)s->max_batch) {
-            struct timespec dl;
-            clock_gettime(CLOCK_REALTIME, &dl);
-            int64_t ns = dl.tv_nsec + (int64_t)s->commit_delay_us * 1000;
-            dl.tv_sec += ns / 1000000000;
-            dl.tv_nsec = ns % 1000000000;
+            struct timespec dl = gx__realtime_in((int64_t)s->commit_delay_us * 1000);
             while (!s->stopping && s->st.queued_rows < (uint64_t)s->max_batch)
                 if (pthread_cond_timedwait(&s->q_cv, &s->mu, &dl) == ETIMEDOUT) break;
         }
@@ -306,11 +302,7 @@ static void *committer_main(void *arg) {
          * flowing if one led a group in the last RIDE_RECENT_NS. */
         if (!s->ihead && s->head && !s->stopping && s->other_rows < (uint64_t)s->max_batch &&
             gx__now_ns() - s->last_insert_ns < RIDE_RECENT_NS) {
-            struct timespec dl;
-            clock_gettime(CLOCK_REALTIME, &dl);
-            int64_t ns = dl.tv_nsec + RIDE_WAIT_NS;
-            dl.tv_sec += ns / 1000000000;
-            dl.tv_nsec = ns % 1000000000;
+            struct timespec dl = gx__realtime_in(RIDE_WAIT_NS);
             while (!s->ihead && !s->stopping && s->other_rows < (uint64_t)s->max_batch)
                 if (pthread_cond_timedwait(&s->q_cv, &s->mu, &dl) == ETIMEDOUT) break;
         }
