@@ -5,7 +5,7 @@
  *   ceiling PORT
  *
  * libmicrohttpd configured as gexecd's http.c configures it (internal
- * polling thread pool of 2, epoll, suspend/resume allowed, turbo, the same
+ * polling thread pool of 2, poll, suspend/resume allowed, turbo, the same
  * connection limit, timeout, memory limit and backlog); every request's
  * body is collected, parsed with jansson and checked to be an object with
  * a "kernel" string, then answered 202 with a fixed small JSON object. No
@@ -97,14 +97,15 @@ int main(int argc, char **argv) {
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
     /* as gexecd's gx_http_start with its defaults (http.threads 2 on the
-     * benchmark machine, max_connections 1024, timeout 30 s, headers 16 KiB) */
+     * benchmark machine, max_connections 1024, timeout 30 s, headers 16 KiB:
+     * a memory pool of twice that plus 8 KiB per connection) */
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
     sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     struct MHD_Daemon *d = MHD_start_daemon(
-        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG |
+        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG |
             MHD_USE_TURBO,
         0, NULL, NULL, access_cb, NULL, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa, MHD_OPTION_THREAD_POOL_SIZE, 2u, MHD_OPTION_CONNECTION_LIMIT,
-        1024u, MHD_OPTION_CONNECTION_TIMEOUT, 30u, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(16 * 1024 + 4096),
+        1024u, MHD_OPTION_CONNECTION_TIMEOUT, 30u, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(2 * 16 * 1024 + 8192),
         MHD_OPTION_NOTIFY_COMPLETED, completed_cb, NULL, MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u, MHD_OPTION_END);
     if (!d) {
         fprintf(stderr, "ceiling: cannot listen on port %u\n", port);

@@ -266,6 +266,14 @@ typedef struct gx_job_spec {
     int nlabels;
     int attempts_done;           /* attempts already made (restoring a job
                                     after a restart); 0 for new jobs */
+    int attempt_floor;           /* restoring a job a restart moved back to
+                                    the queue: the attempt number its store
+                                    record holds (attempts_done + 1; it
+                                    fences the interrupted attempt's
+                                    writes). Its final events carry no
+                                    lower number, so that a cancel or
+                                    timeout before it runs is recorded.
+                                    0 = none */
     gx_array *const *resume;     /* a checkpoint to start from (restoring a
                                     GX_KF_CHECKPOINT job): the state saved
                                     after resume_step steps; the engine

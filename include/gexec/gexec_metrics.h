@@ -198,7 +198,7 @@ typedef struct gx_metrics_std {
     gx_metric_family *http_requests;  /* gexec_http_requests_total [route, status] */
     gx_metric_family *http_latency;   /* gexec_http_request_duration_seconds [route] */
     gx_metric_family *store_commit;   /* gexec_store_commit_seconds */
-    gx_metric_family *store_batch;    /* gexec_store_commit_batch_size (writes per commit) */
+    gx_metric_family *store_batch;    /* gexec_store_commit_batch_size (rows per transaction) */
 } gx_metrics_std;
 
 /* Register the families above into reg and fill *std. Errors as

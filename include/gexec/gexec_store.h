@@ -73,6 +73,11 @@ typedef struct gx_store_config {
                                      this much; 0 = 64 MiB */
     int64_t test_max_page_count; /* tests only: PRAGMA max_page_count, to
                                     provoke "disk full"; 0 = no limit */
+    /* Called on the committer thread after each transaction it committed,
+     * with the rows it wrote and its time from BEGIN to the durable COMMIT
+     * (for metrics: it must not block or call the store). NULL = none. */
+    void (*on_commit)(void *ctx, size_t rows, double seconds);
+    void *on_commit_ctx;
 } gx_store_config;
 
 /* Defaults: backend "sqlite", synchronous "full", everything else 0. */
@@ -128,7 +133,11 @@ typedef struct gx_store_insert_result {
  * retried elsewhere) are ignored; and, when from_mask is not 0, only if the
  * stored state is one of the states in from_mask (bit 1 << state), which
  * makes a transition a compare-and-set (e.g. "succeeded" only from
- * "running"). A fenced update reports GX_ESTATE and changes nothing. */
+ * "running"). A job in a final state changes only by such a compare-and-set
+ * (an operator's re-queue) or an update of a newer attempt: a late write of
+ * the same attempt (a "queued" that reached the store after its
+ * "succeeded") cannot undo the end. A fenced update reports GX_ESTATE and
+ * changes nothing. */
 typedef struct gx_store_update {
     uint64_t id;
     int state;               /* new gx_job_state */

@@ -629,11 +629,8 @@ static void server_free(gx_http_server *s) {
 }
 
 /* Accept policy: after gx_http_quiesce a new connection is closed at once.
- * libmicrohttpd's MHD_quiesce_daemon is kept for the restart only (it alone
- * hands the listening socket over untouched): with a thread pool on epoll
- * (0.9.75) it races the workers, which also take the socket out of their
- * epoll sets once quiesced, and aborts the process when it loses, so the
- * ordinary stop does not use it. */
+ * (MHD_quiesce_daemon, which keeps the listening socket open but no longer
+ * accepts on it, is used for the restart only.) */
 static enum MHD_Result accept_cb(void *cls, const struct sockaddr *addr, socklen_t addrlen) {
     (void)addr;
     (void)addrlen;
@@ -650,7 +647,20 @@ int gx_http_start(const gx_http_opts *o, gx_http_server **out, gx_error *err) {
     if (!srv) return gx_error_set(err, GX_ENOMEM, NULL, "out of memory");
     srv->o = *o;
     pthread_mutex_init(&srv->mu, NULL);
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
+    /* poll(), not epoll, in libmicrohttpd 0.9.75 (Debian 12's):
+     *  - with epoll, an epoll_wait that returns exactly 128 events (its
+     *    batch) is followed by another with the first one's timeout (up to
+     *    the idle timeout) before any of the 128 connections is served: 128
+     *    busy connections on one thread stalled for seconds
+     *    (test_conn_limits: many_busy_connections_not_stalled);
+     *  - with epoll and a thread pool, MHD_quiesce_daemon races the workers
+     *    (both take the listening socket out of their epoll sets; the loser
+     *    aborts the process), which the restart after a device loss needs;
+     *  - suspending a connection takes it out of the epoll set and resuming
+     *    puts it back (two epoll_ctl per asynchronous request); poll has no
+     *    such cost: HTTP threads 15-18 against 16-28 us per single submit,
+     *    and the ceiling server is no slower either (bench/http). */
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_ALLOW_SUSPEND_RESUME |
                      MHD_USE_ERROR_LOG | MHD_USE_TURBO;
     if (ss.ss_family == AF_INET6) flags |= MHD_USE_IPv6;
     struct MHD_OptionItem tls[4] = {{MHD_OPTION_END, 0, NULL}};

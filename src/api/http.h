@@ -1,5 +1,5 @@
 /*
- * http.h - the HTTP layer of gexecd: a libmicrohttpd server (epoll, thread
+ * http.h - the HTTP layer of gexecd: a libmicrohttpd server (poll, thread
  * pool) that turns requests into calls of handlers from a route table.
  *
  * Handlers never see sockets or MHD: they get a gx_http_req with the method,

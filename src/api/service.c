@@ -884,7 +884,9 @@ static void restore_flush(restore_ctx *rc) {
                 continue;
             }
             rc->failed++;
-            gx_store_update u = {.id = rc->specs[i].id, .state = GX_JOB_FAILED, .attempt = rc->specs[i].attempts_done,
+            /* the attempt its store record holds (see restore_one) */
+            int stored = rc->specs[i].attempt_floor ? rc->specs[i].attempt_floor : rc->specs[i].attempts_done;
+            gx_store_update u = {.id = rc->specs[i].id, .state = GX_JOB_FAILED, .attempt = stored,
                                  .set = GX_STORE_SET_END | GX_STORE_SET_ERROR, .end_ns = gx__wall_ns(),
                                  .error_code = codes[i], .error = errs[i].message};
             gx_store_update_jobs(rc->s->store, &u, 1, 0, NULL, NULL);
@@ -984,7 +986,17 @@ static int restore_one(void *ctx, const gx_store_job *job) {
     }
     rc->specs[rc->n] = jr->spec;
     rc->specs[rc->n].id = job->id;
-    rc->specs[rc->n].attempts_done = job->attempt;
+    /* A job the load moved back from scheduled or running (attempt + 1,
+     * start_ns 0) has made one attempt fewer than its stored number: that
+     * number is the attempt it runs as next (it fences the writes of the
+     * interrupted one). A job queued for a retry keeps the start of the
+     * attempt that failed, a new one has attempt 0. */
+    int done = job->attempt;
+    if (job->state == GX_JOB_QUEUED && done > 0 && job->start_ns == 0) {
+        done--;
+        rc->specs[rc->n].attempt_floor = job->attempt; /* its final events before it runs */
+    }
+    rc->specs[rc->n].attempts_done = done;
     const gx_kernel *k = gx_kernel_find(jr->spec.kernel);
     if (k && (k->flags & GX_KF_CHECKPOINT)) resume_from_checkpoint(rc, job);
     if (job->error_code == GX_EDEVICE) restore_blame(s, job->id, jr, &rc->specs[rc->n]);
@@ -1109,6 +1121,8 @@ int gx_service_start(const gx_config *cfg, gx_service **out, gx_error *err) {
     sc.commit_delay_us = (int)s->cfg.store.commit_delay_us;
     sc.wal_checkpoint_bytes = (int64_t)s->cfg.store.wal_checkpoint;
     sc.backend = s->cfg.store.backend == GX_CFG_STORE_POSTGRES ? "postgres" : "sqlite";
+    sc.on_commit = gx__svc_on_commit;
+    sc.on_commit_ctx = s;
     rc = gx_store_open(&sc, &s->store, err);
     if (rc) goto fail;
     rc = gx__svc_auth_open(s, err);

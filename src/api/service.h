@@ -75,6 +75,7 @@ struct gx_service {
     gx_store *store;
     gx_http_server *http;
     struct gx_svc_metrics *m;    /* metric handles (routes.c) */
+    atomic_int m_live;           /* m is complete: the committer may observe */
     int64_t start_ns;
     int restored;                /* restore finished: ready */
     char cpu_selftest[128];      /* "" when passed */
@@ -248,5 +249,6 @@ int gx__svc_metrics_init(gx_service *s);
 void gx__svc_metrics_free(gx_service *s);
 void gx__svc_metrics_events(gx_service *s, const gx_event *ev, size_t n);
 void gx__svc_metrics_commit(gx_service *s, size_t jobs, double seconds);
+void gx__svc_on_commit(void *ctx, size_t rows, double seconds);
 
 #endif

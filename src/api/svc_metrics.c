@@ -18,6 +18,7 @@ struct gx_svc_metrics {
     gx_metric_family *dev_mem, *dev_running, *dev_queued, *dev_healthy, *dev_busy, *dev_jobs;
     gx_metric_family *dev_recoveries, *dev_recovery_s, *dev_recovering, *dev_drained, *restarts;
     gx_metric_family *tenant_running, *tenant_usage;
+    gx_metric_family *commit_wait;
     gx_metric_family *uptime, *store_rows;
     gx_metric_family *store_failed, *store_tx, *faults_injected, *checkpoints; /* fault tolerance */
     gx_metric_family *gpu_util, *gpu_mem_used, *gpu_mem_total, *gpu_temp, *gpu_power, *gpu_sm_clock, *gpu_ecc,
@@ -150,12 +151,19 @@ int gx__svc_metrics_init(gx_service *s) {
     if (!rc) rc = gx_metrics_counter(m->reg, "gexec_checkpoints_total", "Job checkpoints written to the store, or dropped after a failed write.", "result", &m->checkpoints, &err);
     if (!rc) rc = gx_metrics_gauge(m->reg, "gexec_circuit_state", "Circuit breaker state: 0 closed, 1 open, 2 half-open.", "kind,name", &m->circuit_state, &err);
     if (!rc) rc = gx_metrics_counter(m->reg, "gexec_circuit_transitions_total", "Circuit breaker state changes.", "kind,name", &m->circuit_moves, &err);
+    if (!rc)
+        rc = gx_metrics_histogram(m->reg, "gexec_store_commit_wait_seconds",
+                                  "Time a submission waited for its jobs to be committed (the transaction in progress "
+                                  "included), in seconds.",
+                                  NULL, NULL, 0, &m->commit_wait, &err);
     if (!rc) rc = gx_metrics_on_collect(m->reg, collect, s);
+    if (!rc) atomic_store_explicit(&s->m_live, 1, memory_order_release);
     return rc;
 }
 
 void gx__svc_metrics_free(gx_service *s) {
     if (!s->m) return;
+    atomic_store(&s->m_live, 0);
     gx_metrics_free(s->m->reg);
     free(s->m);
     s->m = NULL;
@@ -175,7 +183,8 @@ void gx__svc_metrics_events(gx_service *s, const gx_event *ev, size_t n) {
             gx_counter_inc(gx_metrics_series(m->std.jobs_submitted, k));
         else if (e->state == GX_JOB_WAITING && e->attempt == 0)
             gx_counter_inc(gx_metrics_series(m->std.jobs_submitted, k));
-        if (e->state == GX_JOB_RUNNING) gx_hist_observe(gx_metrics_series(m->std.queue_wait, k), (double)e->queue_ns / 1e9);
+        if (e->state == GX_JOB_RUNNING && e->attempt == 1) /* the first attempt's wait, as the help says */
+            gx_hist_observe(gx_metrics_series(m->std.queue_wait, k), (double)e->queue_ns / 1e9);
         if (gx_job_state_is_final(e->state)) {
             gx_counter_inc(gx_metrics_series(m->std.jobs_finished, gx_job_state_name(e->state), k));
             if (e->run_ns) gx_hist_observe(gx_metrics_series(m->std.run_time, k), (double)e->run_ns / 1e9);
@@ -185,8 +194,16 @@ void gx__svc_metrics_events(gx_service *s, const gx_event *ev, size_t n) {
 
 void gx__svc_metrics_commit(gx_service *s, size_t jobs, double seconds) {
     if (!s->m || !jobs) return;
+    gx_hist_observe(gx_metrics_series(s->m->commit_wait), seconds);
+}
+
+/* The store's committer, after each transaction (gx_store_config.on_commit):
+ * nothing until the metrics exist (the store opens first). */
+void gx__svc_on_commit(void *ctx, size_t rows, double seconds) {
+    gx_service *s = ctx;
+    if (!atomic_load_explicit(&s->m_live, memory_order_acquire)) return;
     gx_hist_observe(gx_metrics_series(s->m->std.store_commit), seconds);
-    gx_hist_observe(gx_metrics_series(s->m->std.store_batch), (double)jobs);
+    gx_hist_observe(gx_metrics_series(s->m->std.store_batch), (double)rows);
 }
 
 void gx__svc_http_done(void *app, const gx_http_req *r, double seconds) {

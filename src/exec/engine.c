@@ -51,7 +51,7 @@ void gx__ev_push(gx_engine *e, gx__evbuf *eb, const gx__job *j) {
         .job = j->id,
         .tenant = j->tenant,
         .state = j->state,
-        .attempt = j->attempts,
+        .attempt = j->attempts < j->attempt_floor && gx_job_state_is_final(j->state) ? j->attempt_floor : j->attempts,
         .device = j->device,
         .error_code = j->error_code,
         .time_ns = gx__wall_ns(),

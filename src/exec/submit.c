@@ -289,6 +289,7 @@ static int insert(gx_engine *e, const gx_job_spec *s, prep *p, const gx_job_id *
     j->submit_ns = gx__now_ns();
     j->attempts = (uint8_t)(s->attempts_done > 0 ? (s->attempts_done > 200 ? 200 : s->attempts_done) : 0);
     if (j->max_attempts <= j->attempts) j->max_attempts = (uint8_t)(j->attempts + 1);
+    j->attempt_floor = (uint8_t)(s->attempt_floor > 0 ? (s->attempt_floor > 201 ? 201 : s->attempt_floor) : 0);
     if (s->nresume > 0 && s->resume && (j->kernel->flags & GX_KF_CHECKPOINT) &&
         (j->ckpt = calloc((size_t)s->nresume, sizeof *j->ckpt))) {
         for (int i = 0; i < s->nresume; i++) j->ckpt[i] = s->resume[i] ? gx_array_ref(s->resume[i]) : NULL;

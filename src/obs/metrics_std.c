@@ -55,11 +55,11 @@ static const std_entry table[] = {
     {AT(store_commit), false,
      {.type = GX_METRIC_HISTOGRAM,
       .name = "gexec_store_commit_seconds",
-      .help = "Time to commit one batch of writes to the store, in seconds."}},
+      .help = "Time of one store transaction from BEGIN to its durable COMMIT (fsync included), in seconds."}},
     {AT(store_batch), true,
      {.type = GX_METRIC_HISTOGRAM,
       .name = "gexec_store_commit_batch_size",
-      .help = "Writes grouped into one store commit."}},
+      .help = "Rows written by one store transaction: the jobs and state changes of every request waiting for it."}},
 };
 
 int gx_metrics_std_register(gx_metrics *reg, gx_metrics_std *std, gx_error *err) {

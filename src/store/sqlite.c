@@ -345,7 +345,7 @@ static int prepare_writer(gx_store_backend *b, gx_error *err) {
          " error = CASE WHEN ?4 & 8 THEN ?9 ELSE error END,"
          " result = CASE WHEN ?4 & 16 THEN ?10 ELSE result END,"
          " nevents = nevents + ?11, ev = coalesce(ev, '') || ?12"
-         " WHERE id = ?1 AND attempt <= ?3"},
+         " WHERE id = ?1 AND attempt <= ?3 AND (state < " FINAL_SQL " OR attempt < ?3 OR ?13)"},
         {&b->exists, "SELECT 1 FROM jobs WHERE id = ?1"},
         {&b->tenant_up,
          "INSERT INTO tenants(name, weight, max_running, quotas, created_ns, updated_ns)"
@@ -855,8 +855,8 @@ static int w_update(gx_store_backend *b, gx_store_write *w, const char **what) {
         const gx_store_update *u = &ups[ord[r].i];
         size_t k = 1;
         while (!u->from_mask && r + k < n && ord[r + k].id == u->id && !ups[ord[r + k].i].from_mask &&
-               ups[ord[r + k].i].attempt == u->attempt)
-            k++;
+               ups[ord[r + k].i].attempt == u->attempt && ups[ord[r + k - 1].i].state < GX__STORE_FIRST_FINAL)
+            k++; /* not past a final state: what follows it is fenced on its own (see the WHERE) */
         const gx_store_update *last = &ups[ord[r + k - 1].i];
         unsigned set = 0;
         int64_t start = 0, end = 0;
@@ -903,6 +903,7 @@ static int w_update(gx_store_backend *b, gx_store_write *w, const char **what) {
             bind_text(st, 10, result);
             sqlite3_bind_int(st, 11, (int)k);
             sqlite3_bind_text(st, 12, b->evs, (int)b->evs_len, SQLITE_STATIC);
+            sqlite3_bind_int(st, 13, u->from_mask != 0); /* an end is undone only by a CAS or a newer attempt */
             rc = step_done(st);
             if (rc) {
                 *what = "update job";

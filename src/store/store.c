@@ -70,6 +70,8 @@ struct gx_store {
     char *blob_dir;
     int max_batch;
     int commit_delay_us;
+    void (*on_commit)(void *ctx, size_t rows, double seconds);
+    void *on_commit_ctx;
 
     pthread_mutex_t mu;
     pthread_cond_t q_cv;  /* committer: work queued or stopping */
@@ -366,6 +368,7 @@ static void *committer_main(void *arg) {
         size_t written = 0;
         if (rc == 0)
             for (size_t i = 0; i < k; i++) written += req_rows_written(s->group[i]);
+        if (nwrites && rc == 0 && s->on_commit) s->on_commit(s->on_commit_ctx, written, secs);
 
         req *to_free = NULL;
         pthread_mutex_lock(&s->mu);
@@ -492,6 +495,8 @@ int gx_store_open_ops(const gx_store_ops *ops, const gx_store_config *cfg, gx_st
     s->ops = &s->ops_copy;
     s->max_batch = cfg->max_batch ? cfg->max_batch : DEFAULT_MAX_BATCH;
     s->commit_delay_us = cfg->commit_delay_us;
+    s->on_commit = cfg->on_commit;
+    s->on_commit_ctx = cfg->on_commit_ctx;
     s->blob_dir = strdup(bd);
     s->group = calloc((size_t)s->max_batch + 1, sizeof *s->group);
     s->ws = calloc((size_t)s->max_batch + 1, sizeof *s->ws);

@@ -124,6 +124,7 @@ run 0 submit -k saxpy -a a=2 -i x=@inline:f32:1,2,3 -i 'y=@inline:f32:1,1,1' --l
 id1=$out
 expect "submit prints an id" '^[0-9]+$' "$id1"
 run 0 wait "$id1" && expect "wait line" "^$id1 succeeded" "$out"
+run 0 wait "$id1" --json && expect "wait --json" '^succeeded$' "$(json_get 'j["state"]' <<<"$out")"
 run 0 result "$id1" && expect result '^y f32\[3\] \[3, 5, 7\]$' "$out"
 run 0 result "$id1" -o "$tmp/res" && expect "result -o" "y f32\[3\] -> $tmp/res/y.npy" "$out"
 if [ -n "$NPY" ]; then
@@ -195,6 +196,24 @@ run 4 cancel 999999999
 run 0 submit -k spin -a us=60000000 --label suite=cli-long
 long=$out
 run 6 wait "$long" --timeout 300ms && expect "wait timeout" 'still (queued|scheduled|running)' "$err"
+# not a terminal: one plain line per state seen, no progress bar
+expect "wait progress lines" "^$long (queued|scheduled|running)$" "$out"
+checks=$((checks + 1))
+if grep -q '[[:cntrl:]]' <<<"$out"; then
+    echo "FAIL: wait off a terminal wrote control characters: '$out'"
+    fails=$((fails + 1))
+fi
+# on a terminal (script(1) gives it one): a redrawn progress line with a bar
+if command -v script >/dev/null; then
+    checks=$((checks + 1))
+    script -qec "$GEXEC wait $long --timeout 700ms" /dev/null >"$tmp/tty" 2>&1
+    if ! grep -aq $'\r'"$long running \[.*<=>.*\] [0-9.]*s" "$tmp/tty"; then
+        echo "FAIL: wait on a terminal: no progress bar in '$(tr '\r\033' '|~' <"$tmp/tty")'"
+        fails=$((fails + 1))
+    fi
+else
+    echo "skipped: script(1) not available, progress bar not checked"
+fi
 run 3 result "$long" && expect "result too early" 'succeeded' "$err"
 run 6 events --job "$long" --timeout 500ms
 run 0 cancel "$long" && expect cancel "^$long cancelled" "$out"
@@ -279,6 +298,24 @@ cp "$tmp/data/audit.log" "$tmp/audit-copy.log"
 sed -i '2s/"ok"/"OK"/' "$tmp/audit-copy.log"
 run 1 audit verify --file "$tmp/audit-copy.log" && expect "audit tampered" 'line 2' "$out"
 run 2 audit verify --file "$tmp/no-such-audit.log"
+
+# ---- gexecd --check-config: the key and line of an error, exit 2 ---------------------
+checkcfg() { # checkcfg WANT_RC FILE: run gexecd --check-config on FILE
+    checks=$((checks + 1))
+    "$GEXECD" --config "$2" --check-config >"$tmp/out" 2>"$tmp/err"
+    local rc=$?
+    out=$(cat "$tmp/out" "$tmp/err")
+    if [ "$rc" -ne "$1" ]; then
+        echo "FAIL: gexecd --check-config $2 -> exit $rc, want $1: $out"
+        fails=$((fails + 1))
+    fi
+}
+printf 'http:\n  threads: 2\n  max_connections: many\n' >"$tmp/bad.yaml"
+checkcfg 2 "$tmp/bad.yaml" && expect "check-config bad value" 'line 3: http\.max_connections: .many. is not an integer' "$out"
+printf 'store:\n  synchronous: full\nhttp:\n  bogus_key: 1\n' >"$tmp/bad2.yaml"
+checkcfg 2 "$tmp/bad2.yaml" && expect "check-config unknown key" "line 4: unknown key 'http\.bogus_key'" "$out"
+printf 'http:\n  threads: 2\n' >"$tmp/ok.yaml"
+checkcfg 0 "$tmp/ok.yaml" && expect "check-config ok" 'is valid' "$out"
 
 echo "$checks checks, $fails failed"
 [ "$fails" -eq 0 ]

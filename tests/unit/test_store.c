@@ -1130,6 +1130,92 @@ static void disk_full_rolls_back_group(void **st) {
     assert_string_equal(msg, "ok");
 }
 
+/* A job's end is not undone by a late write of the same attempt (a
+ * "queued" that reached the store after its "succeeded", whether in the
+ * same write or a later one); a newer attempt or a compare-and-set still
+ * moves it. */
+static void late_write_cannot_undo_end(void **st) {
+    fx *f = *st;
+    jbuf b;
+    gx_store_insert_result res;
+    gx_error err;
+    mkjob(&b, 1, "t", "spin@1", GX_JOB_QUEUED);
+    assert_int_equal(insert1(f->s, &b.j, &res), 1);
+    gx_store_update ups[3] = {
+        {.id = 1, .state = GX_JOB_RUNNING, .attempt = 1, .set = GX_STORE_SET_START, .start_ns = 10},
+        {.id = 1, .state = GX_JOB_SUCCEEDED, .attempt = 1, .set = GX_STORE_SET_END, .end_ns = 20},
+        {.id = 1, .state = GX_JOB_QUEUED, .attempt = 1},
+    };
+    int codes[3];
+    assert_int_equal(gx_store_update_jobs(f->s, ups, 3, 1, codes, &err), 2);
+    assert_int_equal(codes[0], 0);
+    assert_int_equal(codes[1], 0);
+    assert_int_equal(codes[2], GX_ESTATE);
+    assert_int_equal(gx_store_update_jobs(f->s, &ups[2], 1, 1, codes, &err), 0);
+    assert_int_equal(codes[0], GX_ESTATE);
+    gx_store_job *g = NULL;
+    TU_OK(gx_store_get_job(f->s, 1, &g, &err), err);
+    assert_int_equal(g->state, GX_JOB_SUCCEEDED);
+    assert_int_equal(g->end_ns, 20);
+    gx_store_free(g);
+    gx_store_event *ev = NULL;
+    size_t n = 0;
+    TU_OK(gx_store_job_events(f->s, 1, &ev, &n, &err), err);
+    assert_int_equal(n, 3); /* queued, running, succeeded: nothing after the end */
+    assert_int_equal(ev[2].state, GX_JOB_SUCCEEDED);
+    gx_store_free(ev);
+    /* an operator's re-queue (compare-and-set from the end) moves it */
+    gx_store_update cas = {.id = 1, .state = GX_JOB_QUEUED, .attempt = 1,
+                           .from_mask = 1u << GX_JOB_SUCCEEDED | 1u << GX_JOB_FAILED};
+    assert_int_equal(gx_store_update_jobs(f->s, &cas, 1, 1, codes, &err), 1);
+    assert_int_equal(codes[0], 0);
+    TU_OK(gx_store_get_job(f->s, 1, &g, &err), err);
+    assert_int_equal(g->state, GX_JOB_QUEUED);
+    gx_store_free(g);
+}
+
+/* gx_store_config.on_commit: once per committed transaction, with its rows
+ * and time; never for a rolled-back one. */
+typedef struct commits_seen {
+    int calls;
+    size_t rows;
+    double seconds;
+} commits_seen;
+
+static void on_commit_count(void *ctx, size_t rows, double seconds) {
+    commits_seen *c = ctx;
+    c->calls++;
+    c->rows += rows;
+    c->seconds += seconds;
+}
+
+static void commit_hook(void **st) {
+    fx *f = *st;
+    gx_store_close(f->s);
+    commits_seen seen = {0};
+    gx_store_config cfg;
+    gx_store_config_init(&cfg);
+    cfg.on_commit = on_commit_count;
+    cfg.on_commit_ctx = &seen;
+    cfg.test_max_page_count = 64; /* 256 KiB: a big insert fails */
+    f->s = open_cfg(f, &cfg);
+    gx_error err;
+    assert_int_equal(insert_big(f->s, 1, 20, &err), 20);
+    assert_int_equal(seen.calls, 1);
+    assert_int_equal(seen.rows, 20);
+    assert_true(seen.seconds > 0);
+    gx_store_update u = {.id = 3, .state = GX_JOB_RUNNING, .attempt = 1};
+    assert_int_equal(gx_store_update_jobs(f->s, &u, 1, 1, NULL, &err), 1);
+    assert_int_equal(seen.calls, 2);
+    assert_int_equal(seen.rows, 21);
+    assert_int_equal(insert_big(f->s, 1000, 1000, &err), GX_ESTORE); /* rolled back: not reported */
+    assert_int_equal(seen.calls, 2);
+    gx_store_stats stt;
+    gx_store_stats_get(f->s, &stt);
+    assert_int_equal(stt.commits, (uint64_t)seen.calls);
+    assert_int_equal(stt.rows, (uint64_t)seen.rows);
+}
+
 /* A backend that fails every write group while `failing` is set: drives the
  * failure reporting of non-waiting updates without depending on page sizes. */
 static int failing;
@@ -1406,6 +1492,8 @@ int main(void) {
         cmocka_unit_test_setup_teardown(big_update_among_inserts, setup, teardown),
         cmocka_unit_test_setup_teardown(disk_full_rolls_back_group, setup, teardown),
         cmocka_unit_test_setup_teardown(async_failure_reported_by_flush, setup, teardown),
+        cmocka_unit_test_setup_teardown(commit_hook, setup, teardown),
+        cmocka_unit_test_setup_teardown(late_write_cannot_undo_end, setup, teardown),
         cmocka_unit_test_setup_teardown(schema_versions, setup, teardown),
         cmocka_unit_test_setup_teardown(wal_checkpointed_in_background, setup, teardown),
         cmocka_unit_test_setup_teardown(injected_faults_roll_back, setup, teardown),
