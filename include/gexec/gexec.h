@@ -97,7 +97,8 @@ typedef struct gx_engine_opts {
     const char *placement;    /* "least_loaded" (default) or "round_robin" */
     double fair_halflife_s;   /* decay half-life of tenant usage (default 60) */
     int max_batch;            /* most jobs a worker takes at once (default 256) */
-    double batch_quantum_us;  /* max expected work queued per device slot (default 2000) */
+    double batch_quantum_us;  /* max expected work queued per device slot, and taken
+                                 by a worker in one batch (default 2000) */
     uint64_t max_jobs;        /* live (non-forgotten) job limit; 0 = 1<<26 */
     gx_events_fn on_events;   /* optional state-change sink */
     void *events_ctx;

@@ -145,8 +145,9 @@ static const key keys[] = {
     INT("engine.max_batch", engine.max_batch, "256", 1, 65536,
         "Most queued jobs a worker takes at once."),
     DBL("engine.batch_quantum_us", engine.batch_quantum_us, "2000", 1, 1e7,
-        "Most expected work (microseconds) queued per device slot; keeps "
-        "queues short so priorities and fairness stay responsive."),
+        "Most expected work (microseconds) queued per device slot, and "
+        "taken by a worker in one batch; keeps queues short so priorities "
+        "and fairness stay responsive."),
     INT("engine.max_jobs", engine.max_jobs, "67108864", 1024, INT64_C(1) << 40,
         "Most job records held in memory (finished ones until forgotten); "
         "submissions beyond it are refused."),

@@ -4,7 +4,9 @@
  *
  * One mutex (e->mu) guards the scheduler and every job record. It is taken
  * once per batch, not once per job: a worker takes up to max_batch placed
- * jobs from its device's ring in one go, runs them without the lock, then
+ * jobs (and at most batch_quantum_us of their estimated run time, so a short
+ * job does not wait behind a long one while another slot is free) from its
+ * device's ring in one go, runs them without the lock, then
  * records all their results and refills the devices in one go. Idle workers
  * spin briefly before sleeping, since waking a sleeping thread costs tens
  * of microseconds on a VM.
@@ -586,6 +588,22 @@ static void *worker_main(void *arg) {
             while (same < take && d->ring[(d->rhead + same) & (d->rcap - 1)]->tenant == t0) same++;
             take = same;
         }
+        /* A batch runs its jobs one after another (a GPU's batchable launch
+         * aside), so a job taken behind a long one waits for it even while
+         * another slot is free. Stop once the estimated run time of what is
+         * taken reaches one batch quantum; the rest stays for the other
+         * slots. */
+        {
+            double est = 0;
+            uint32_t keep = 0;
+            while (keep < take) {
+                const gx__job *j = d->ring[(d->rhead + keep) & (d->rcap - 1)];
+                keep++;
+                if (!(gpu && (j->kernel->flags & GX_KF_BATCHABLE))) est += j->cost_us;
+                if (est >= e->o.batch_quantum_us) break;
+            }
+            take = keep;
+        }
         int n = 0, nrun = 0;
         int64_t now = gx__now_ns();
         for (uint32_t i = 0; i < take; i++) {
@@ -629,6 +647,7 @@ static void *worker_main(void *arg) {
             calls[nrun++] = &it->call;
         }
         uint32_t batch_tenant = n ? items[0].j->tenant : UINT32_MAX;
+        if (d->rcount && d->sleepers) pthread_cond_signal(&d->cv); /* what is left has an idle slot */
         pthread_mutex_unlock(&e->mu);
         gx__ev_flush(e, &eb);
 

@@ -499,13 +499,32 @@ static int submit(const char *body, char *id, size_t cap) {
     return 0;
 }
 
+/* Waits for a fixture job to end in `want`; says what it saw otherwise. */
+static int settle(const char *id, const char *want) {
+    const char *got = it_wait_job(&D, id, 30000);
+    if (!strcmp(got, want)) return 0;
+    char path[64];
+    snprintf(path, sizeof path, "/v1/jobs/%s", id);
+    it_resp r;
+    int rc = it_req(&D, "GET", path, NULL, 0, NULL, &r);
+    fprintf(stderr, "setup: job %s ended %s, not %s: %d %ld %s\n", id, got, want, rc, r.status, r.body ? r.body : "");
+    it_resp_free(&r);
+    return -1;
+}
+
 static int setup(void **st) {
     (void)st;
-    if (load_file()) return -1;
+    if (load_file()) {
+        fprintf(stderr, "setup: cannot load the OpenAPI file\n");
+        return -1;
+    }
     memset(&D, 0, sizeof D);
     D.extra_env[0] = "GEXEC_ENGINE_CPU_WORKERS=2";
     D.extra_env[1] = "GEXEC_FAULTS_ENABLED=true"; /* POST /v1/admin/faults arms its example */
-    if (it_start(&D)) return -1;
+    if (it_start(&D)) {
+        fprintf(stderr, "setup: gexecd did not become ready; log %s\n", D.log);
+        return -1;
+    }
     int64_t n = 8;
     gx_array *x;
     if (gx_array_new(GX_F32, 1, &n, &x, NULL)) return -1;
@@ -515,6 +534,7 @@ static int setup(void **st) {
     if (rc) return -1;
     it_resp r;
     if (it_req(&D, "POST", "/v1/blobs", g_npy, g_npy_len, "application/octet-stream", &r) || r.status != 201) {
+        fprintf(stderr, "setup: blob upload: %ld %s\n", r.status, r.body ? r.body : "");
         it_resp_free(&r);
         return -1;
     }
@@ -524,7 +544,7 @@ static int setup(void **st) {
     snprintf(body, sizeof body, "{\"kernel\":\"saxpy\",\"args\":{\"a\":2},\"inputs\":{\"x\":{\"blob\":\"%s\"},"
              "\"y\":{\"dtype\":\"f32\",\"data\":[1,1,1,1,1,1,1,1]}}}", g_blob);
     if (submit(body, g_job_done, sizeof g_job_done)) return -1;
-    if (strcmp(it_wait_job(&D, g_job_done, 10000), "succeeded")) return -1;
+    if (settle(g_job_done, "succeeded")) return -1;
     if (submit("{\"kernel\":\"spin\",\"args\":{\"us\":30000000}}", g_job_long, sizeof g_job_long)) return -1;
     /* a loss that overflows: the job fails */
     if (submit("{\"kernel\":\"linreg_gd\",\"args\":{\"steps\":20,\"lr\":1e9},\"inputs\":{"
@@ -532,9 +552,10 @@ static int setup(void **st) {
                "\"y\":{\"dtype\":\"f64\",\"shape\":[2],\"data\":[1,2]}}}",
                g_job_failed, sizeof g_job_failed))
         return -1;
-    if (strcmp(it_wait_job(&D, g_job_failed, 10000), "failed")) return -1;
+    if (settle(g_job_failed, "failed")) return -1;
     const char *kb = "{\"tenant\":\"t1\",\"role\":\"viewer\"}";
     if (it_req(&D, "POST", "/v1/keys", kb, strlen(kb), NULL, &r) || r.status != 201 || !it_str(&r, "id")) {
+        fprintf(stderr, "setup: key creation: %ld %s\n", r.status, r.body ? r.body : "");
         it_resp_free(&r);
         return -1;
     }

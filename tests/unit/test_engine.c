@@ -88,6 +88,19 @@ static gx_job_id spin_job(gx_engine *e, const char *tenant, int64_t us, int prio
     return id;
 }
 
+static gx_job_id echo_job(gx_engine *e, gx_array *x) {
+    gx_named_input in = {.name = "x", .array = x};
+    gx_job_spec s;
+    gx_job_spec_init(&s);
+    s.kernel = "test_echo";
+    s.inputs = &in;
+    s.ninputs = 1;
+    gx_job_id id = 0;
+    gx_error err;
+    TU_OK(gx_submit(e, &s, &id, NULL, &err), err);
+    return id;
+}
+
 static int state_of(gx_engine *e, gx_job_id id) {
     gx_job_info info;
     gx_error err;
@@ -107,15 +120,8 @@ static void submit_wait_outputs(void **st) {
     (void)st;
     gx_engine *e = mk(2, NULL, 1);
     gx_array *x = tu_rand1(GX_F32, 1000, -1, 1);
-    gx_named_input in = {.name = "x", .array = x};
-    gx_job_spec s;
-    gx_job_spec_init(&s);
-    s.kernel = "test_echo";
-    s.inputs = &in;
-    s.ninputs = 1;
-    gx_job_id id;
+    gx_job_id id = echo_job(e, x);
     gx_error err;
-    TU_OK(gx_submit(e, &s, &id, NULL, &err), err);
     int state;
     assert_int_equal(gx_job_wait(e, id, 5000, &state), 0);
     assert_int_equal(state, GX_JOB_SUCCEEDED);
@@ -224,13 +230,35 @@ static void priority_order(void **st) {
 }
 
 /* Two busy tenants with weights 1 and 3 share device time 25/75. */
+/* A job placed together with a long one on a two-slot device starts on the
+ * other slot: a worker's batch stops at its estimated run-time budget, so
+ * the short job does not wait behind the long one. */
+static void short_job_not_behind_long_one(void **st) {
+    (void)st;
+    gx_engine *e = mk(2, NULL, 1);
+    gx_engine_pause(e, 1);
+    gx_job_id slow = spin_job(e, NULL, 3000000, 0);
+    gx_array *x = tu_rand1(GX_F32, 16, -1, 1);
+    gx_job_id quick = echo_job(e, x);
+    gx_error err;
+    gx_engine_pause(e, 0); /* both are placed in one dispatch */
+    int state;
+    assert_int_equal(gx_job_wait(e, quick, 2000, &state), 0);
+    assert_int_equal(state, GX_JOB_SUCCEEDED);
+    assert_int_equal(state_of(e, slow), GX_JOB_RUNNING);
+    TU_OK(gx_job_cancel(e, slow, &err), err);
+    gx_array_unref(x);
+    gx_engine_destroy(e);
+}
+
 static void fair_share(void **st) {
     (void)st;
     gx_engine *e = mk(2, NULL, 1);
     add_tenant(e, "light", 1, 0);
     add_tenant(e, "heavy", 3, 0);
-    /* 2 workers x 2.5 s of 1 ms jobs: keep both tenants backlogged */
-    int n = 3000;
+    /* 2 workers x 2.5 s = 5 s of device time against 6 s of 1 ms jobs per
+     * tenant: both stay backlogged (heavy's 75% is 3.75 s) */
+    int n = 6000;
     gx_named_arg a = {.name = "us", .value = 1000};
     gx_job_spec *specs = calloc((size_t)n * 2, sizeof *specs);
     for (int i = 0; i < 2 * n; i++) {
@@ -252,6 +280,8 @@ static void fair_share(void **st) {
     fprintf(stderr, "fair share: light %.3f s, heavy %.3f s -> heavy %.1f%% (want 75%%)\n", l.device_s,
             h.device_s, share * 100);
     assert_true(l.queued > 0 && h.queued > 0); /* both stayed busy */
+    /* both workers ran: 1 ms jobs are not all taken by one of them */
+    assert_true(l.device_s + h.device_s > 2.5 * 1.5);
     assert_true(fabs(share - 0.75) <= 0.05);
     for (int i = 0; i < 2 * n; i++) gx_job_cancel(e, ids[i], NULL);
     assert_int_equal(gx_engine_drain(e, 10000), 0);
@@ -674,6 +704,7 @@ int main(void) {
         cmocka_unit_test(placement_strategies),
         cmocka_unit_test(list_filters),
         cmocka_unit_test(fair_share),
+        cmocka_unit_test(short_job_not_behind_long_one),
         cmocka_unit_test(stress),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
