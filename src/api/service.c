@@ -1218,12 +1218,10 @@ int gx_service_ready(gx_service *s, char *why, size_t cap) {
         snprintf(why, cap, "restoring jobs from the store");
         return 0;
     }
-    char msg[128];
     if (gx_store_max_job_id(s->store, &(uint64_t){0}, NULL)) {
         snprintf(why, cap, "store not answering");
         return 0;
     }
-    (void)msg;
     int n = gx_device_count(s->engine), ok = 0;
     for (int i = 0; i < n; i++) {
         gx_device_info d;

@@ -588,18 +588,31 @@ static void *worker_main(void *arg) {
             while (same < take && d->ring[(d->rhead + same) & (d->rcap - 1)]->tenant == t0) same++;
             take = same;
         }
-        /* A batch runs its jobs one after another (a GPU's batchable launch
-         * aside), so a job taken behind a long one waits for it even while
-         * another slot is free. Stop once the estimated run time of what is
-         * taken reaches one batch quantum; the rest stays for the other
-         * slots. */
+        /* A batch runs its jobs one after another, so a job taken behind a
+         * long one waits for it even while another slot is free. Stop once
+         * the estimated run time of what is taken reaches one batch quantum;
+         * the rest stays for the other slots. On a GPU, a run of one
+         * batchable kernel may be fused into one launch, which takes about
+         * as long as its longest job: the run counts as that. Jobs that
+         * ended while placed (cancelled) count nothing. */
         {
-            double est = 0;
+            double est = 0, run_max = 0;
+            const gx_kernel *run_k = NULL;
             uint32_t keep = 0;
             while (keep < take) {
                 const gx__job *j = d->ring[(d->rhead + keep) & (d->rcap - 1)];
                 keep++;
-                if (!(gpu && (j->kernel->flags & GX_KF_BATCHABLE))) est += j->cost_us;
+                if (gx_job_state_is_final(j->state)) continue;
+                double c = j->cost_us;
+                if (gpu && (j->kernel->flags & GX_KF_BATCHABLE)) {
+                    if (j->kernel != run_k) run_k = j->kernel, run_max = 0;
+                    if (c <= run_max) continue;
+                    est += c - run_max;
+                    run_max = c;
+                } else {
+                    run_k = NULL;
+                    est += c;
+                }
                 if (est >= e->o.batch_quantum_us) break;
             }
             take = keep;

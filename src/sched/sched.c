@@ -24,6 +24,9 @@
 #include "clock.h"
 #include "exec/engine_int.h"
 
+/* Largest cost estimate taken from a kernel (an hour, in microseconds). */
+#define COST_MAX_US 3.6e9
+
 /* ---- job heaps ---------------------------------------------------------- */
 
 static inline int jbefore(const gx__job *a, const gx__job *b) {
@@ -353,7 +356,9 @@ double gx__cost_estimate(gx_engine *e, const gx__job *j) {
         gx_kcall c;
         gx__kcall_init(&c, j->kernel, &j->bound, NULL, NULL);
         double v = j->kernel->cost_us(&c);
-        if (v >= 0) return v;
+        /* a kernel's own estimate, within reason: an infinite one would make
+         * the usage and pending-cost sums NaN when it is taken back */
+        if (v >= 0 && isfinite(v)) return v < COST_MAX_US ? v : COST_MAX_US;
     }
     gx__kstat *s = gx__kinfo(e, j->kernel);
     if (s && s->ewma_us >= 0) return s->ewma_us;
@@ -455,8 +460,8 @@ int gx__sched_dispatch(gx_engine *e, int limit, int unlimited) {
         if (!bt->q[bc].n) tremove(e, bc, bt);
         bt->queued--;
         bt->running++;
-        double cost = gx__cost_estimate(e, bj);
-        bj->cost_us = (float)cost;
+        bj->cost_us = (float)gx__cost_estimate(e, bj);
+        double cost = bj->cost_us; /* what completion takes back, to the bit */
         bt->usage += cost * e->fair_scale;
         tenant_moved(e, bt, 1);
         if (bt->max_running > 0 && bt->running >= bt->max_running) {

@@ -50,12 +50,27 @@ static const gx_kernel k_fail = {
     .version = 1, .args = fail_args, .nargs = 3, .run = {[GX_DEV_CPU] = fail_run},
 };
 
+/* test_infcost: a no-op whose own cost estimate is infinite */
+static int infcost_run(gx_kcall *c) {
+    (void)c;
+    return 0;
+}
+static double infcost_cost(const gx_kcall *c) {
+    (void)c;
+    return INFINITY;
+}
+static const gx_kernel k_infcost = {
+    .abi_version = GX_KERNEL_ABI_VERSION, .struct_size = sizeof(gx_kernel), .name = "test_infcost",
+    .version = 1, .cost_us = infcost_cost, .run = {[GX_DEV_CPU] = infcost_run},
+};
+
 static void register_test_kernels(void) {
     static int done;
     if (done) return;
     done = 1;
     gx_kernel_register(&k_echo, NULL);
     gx_kernel_register(&k_fail, NULL);
+    gx_kernel_register(&k_infcost, NULL);
 }
 
 /* ---- helpers ------------------------------------------------------------ */
@@ -248,6 +263,30 @@ static void short_job_not_behind_long_one(void **st) {
     assert_int_equal(state_of(e, slow), GX_JOB_RUNNING);
     TU_OK(gx_job_cancel(e, slow, &err), err);
     gx_array_unref(x);
+    gx_engine_destroy(e);
+}
+
+/* A kernel's infinite cost estimate is capped: the tenant's fair-share
+ * usage, charged the estimate at placement and corrected at the end, stays
+ * a number (inf - inf would leave it NaN, and the tenant first in every
+ * fair-share order for good). */
+static void infinite_cost_estimate_capped(void **st) {
+    (void)st;
+    gx_engine *e = mk(1, NULL, 1);
+    add_tenant(e, "inf", 1, 0);
+    gx_job_spec s;
+    gx_job_spec_init(&s);
+    s.tenant = "inf";
+    s.kernel = "test_infcost";
+    gx_job_id id;
+    gx_error err;
+    TU_OK(gx_submit(e, &s, &id, NULL, &err), err);
+    int state;
+    assert_int_equal(gx_job_wait(e, id, 5000, &state), 0);
+    assert_int_equal(state, GX_JOB_SUCCEEDED);
+    gx_tenant_info t;
+    assert_int_equal(gx_tenant_get(e, "inf", &t), 0);
+    assert_true(isfinite(t.usage_s) && t.usage_s >= 0 && t.usage_s < 1);
     gx_engine_destroy(e);
 }
 
@@ -705,6 +744,7 @@ int main(void) {
         cmocka_unit_test(list_filters),
         cmocka_unit_test(fair_share),
         cmocka_unit_test(short_job_not_behind_long_one),
+        cmocka_unit_test(infinite_cost_estimate_capped),
         cmocka_unit_test(stress),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -377,6 +377,39 @@ static void device_transient_retries(void **st) {
     gx_engine_destroy(e);
 }
 
+/* On a two-slot GPU, a short job placed together with a long one of the
+ * same batchable kernel starts on the other slot: a run of one batchable
+ * kernel counts as its longest job against the batch quantum, since the
+ * backend need not fuse it (this one never does). */
+static void gpu_short_job_not_behind_long_one(void **st) {
+    (void)st;
+    setenv("GX_FAKEGPU_SLOTS", "2", 1);
+    gx_engine *e = engine(1, 0, 0);
+    unsetenv("GX_FAKEGPU_SLOTS");
+    gx_engine_pause(e, 1);
+    gx_job_id ids[2];
+    for (int i = 0; i < 2; i++) {
+        gx_job_spec s;
+        gx_job_spec_init(&s);
+        s.kernel = "spin";
+        s.device = "gpu";
+        gx_named_arg us = {.name = "us", .value = i ? 1000 : 3000000};
+        s.args = &us;
+        s.nargs = 1;
+        gx_error err;
+        TU_OK(gx_submit(e, &s, &ids[i], NULL, &err), err);
+    }
+    gx_engine_pause(e, 0); /* both are placed in one dispatch */
+    int state = -1;
+    assert_int_equal(gx_job_wait(e, ids[1], 2000, &state), 0);
+    assert_int_equal(state, GX_JOB_SUCCEEDED);
+    gx_job_info in;
+    TU_OK(gx_job_get(e, ids[0], &in, NULL), (gx_error){0});
+    assert_int_equal(in.state, GX_JOB_RUNNING);
+    gx_job_cancel(e, ids[0], NULL);
+    gx_engine_destroy(e);
+}
+
 /* A drained GPU is not usable: a fallback job runs on the CPU naming the
  * drain, a GPU-only job waits naming it and runs on the GPU once undrained. */
 static void drained_gpu_falls_back(void **st) {
@@ -624,6 +657,7 @@ int main(void) {
         cmocka_unit_test(device_probe_closes),
         cmocka_unit_test(device_transient_retries),
         cmocka_unit_test(drained_gpu_falls_back),
+        cmocka_unit_test(gpu_short_job_not_behind_long_one),
         cmocka_unit_test(cpu_only_fallback),
         cmocka_unit_test(service_events_show_attempts),
     };

@@ -2,8 +2,9 @@
  * fakegpu.c - a stand-in GPU backend for tests on machines without one.
  *
  * Loaded by the engine through the real plugin path (cuda_plugin), it shows
- * one device "cuda:0" of kind GX_DEV_CUDA whose launches run each kernel's
- * CPU implementation, except when the device.launch fault point is armed:
+ * one device "cuda:0" of kind GX_DEV_CUDA (one slot, GX_FAKEGPU_SLOTS for
+ * more) whose launches run each kernel's CPU implementation one call after
+ * another, except when the device.launch fault point is armed:
  * then the call fails with the armed spec's code (a GX_E* code here, GX_EDEVICE
  * when 0) and the message "injected device fault". It does not link
  * libgexec: gx_kernel_*, gx_fault_take and gx_error_set resolve against the
@@ -39,7 +40,9 @@ static int fg_open(int ordinal, gx_backend_dev **out, gx_device_desc *desc, gx_e
     strcpy(desc->name, "cuda:0");
     strcpy(desc->model, "fake GPU (tests)");
     desc->mem_total = (uint64_t)1 << 30;
-    desc->slots = 1;
+    /* slots (streams) per device: 1 unless a test asks for more */
+    const char *sl = getenv("GX_FAKEGPU_SLOTS");
+    desc->slots = sl && atoi(sl) > 0 ? atoi(sl) : 1;
     *out = d;
     return 0;
 }
