@@ -121,7 +121,10 @@ typedef struct gx_kernel {
     /* Bytes of device memory the call needs (inputs, outputs, scratch). */
     uint64_t (*mem_bytes)(const gx_kcall *c);
     /* Expected CPU run time in microseconds, or < 0 when unknown (then the
-     * engine uses its measured average). May be NULL. */
+     * engine uses its measured average; before the kernel's first run, one
+     * batch quantum). Infinite values count as unknown; larger than an hour
+     * counts as an hour. The engine places and batches by it: a worker's
+     * batch ends at one quantum of it. May be NULL. */
     double (*cost_us)(const gx_kcall *c);
     /* Implementations by device kind; NULL where none. */
     gx_kernel_run_fn run[GX_DEV_KIND_COUNT];

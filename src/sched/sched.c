@@ -362,7 +362,12 @@ double gx__cost_estimate(gx_engine *e, const gx__job *j) {
     }
     gx__kstat *s = gx__kinfo(e, j->kernel);
     if (s && s->ewma_us >= 0) return s->ewma_us;
-    return 100; /* never measured: assume a small job */
+    /* never measured and no estimate of its own: assume a whole batch
+     * quantum, so that a worker takes such a job alone and only a slot's
+     * worth of them queue ahead on a device, until the first one's run time
+     * is known (a guess of "small" let a worker line up a quantum's worth
+     * of them behind one that turned out long) */
+    return e->o.batch_quantum_us;
 }
 
 void gx__kstat_record(gx_engine *e, const gx_kernel *k, double us) {

@@ -64,6 +64,21 @@ static const gx_kernel k_infcost = {
     .version = 1, .cost_us = infcost_cost, .run = {[GX_DEV_CPU] = infcost_run},
 };
 
+/* test_nap: sleeps args.ms milliseconds (until cancelled); no estimate of
+ * its own, so the engine knows its run time only once one has run */
+static int nap_run(gx_kcall *c) {
+    for (int64_t i = 0; i < (int64_t)c->args[0] && !*c->cancel; i++) {
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL);
+    }
+    return 0;
+}
+static const gx_arg_spec nap_args[] = {{.name = "ms", .type = GX_ARG_INT, .min = 0, .max = 600000}};
+static const gx_kernel k_nap = {
+    .abi_version = GX_KERNEL_ABI_VERSION, .struct_size = sizeof(gx_kernel), .name = "test_nap",
+    .version = 1, .args = nap_args, .nargs = 1, .run = {[GX_DEV_CPU] = nap_run},
+};
+
 static void register_test_kernels(void) {
     static int done;
     if (done) return;
@@ -71,6 +86,7 @@ static void register_test_kernels(void) {
     gx_kernel_register(&k_echo, NULL);
     gx_kernel_register(&k_fail, NULL);
     gx_kernel_register(&k_infcost, NULL);
+    gx_kernel_register(&k_nap, NULL);
 }
 
 /* ---- helpers ------------------------------------------------------------ */
@@ -263,6 +279,37 @@ static void short_job_not_behind_long_one(void **st) {
     assert_int_equal(state_of(e, slow), GX_JOB_RUNNING);
     TU_OK(gx_job_cancel(e, slow, &err), err);
     gx_array_unref(x);
+    gx_engine_destroy(e);
+}
+
+static gx_job_id nap_job(gx_engine *e, int64_t ms) {
+    gx_named_arg a = {.name = "ms", .value = (double)ms};
+    gx_job_spec s;
+    gx_job_spec_init(&s);
+    s.kernel = "test_nap";
+    s.args = &a;
+    s.nargs = 1;
+    gx_job_id id = 0;
+    gx_error err;
+    TU_OK(gx_submit(e, &s, &id, NULL, &err), err);
+    return id;
+}
+
+/* The same for a kernel with no estimate of its own that has never run:
+ * its jobs are assumed to take a whole batch quantum, not to be small. */
+static void unmeasured_short_job_not_behind_long_one(void **st) {
+    (void)st;
+    gx_engine *e = mk(2, NULL, 1);
+    gx_engine_pause(e, 1);
+    gx_job_id slow = nap_job(e, 3000);
+    gx_job_id quick = nap_job(e, 1);
+    gx_engine_pause(e, 0);
+    int state;
+    assert_int_equal(gx_job_wait(e, quick, 2000, &state), 0);
+    assert_int_equal(state, GX_JOB_SUCCEEDED);
+    assert_int_equal(state_of(e, slow), GX_JOB_RUNNING);
+    gx_error err;
+    TU_OK(gx_job_cancel(e, slow, &err), err);
     gx_engine_destroy(e);
 }
 
@@ -744,6 +791,7 @@ int main(void) {
         cmocka_unit_test(list_filters),
         cmocka_unit_test(fair_share),
         cmocka_unit_test(short_job_not_behind_long_one),
+        cmocka_unit_test(unmeasured_short_job_not_behind_long_one),
         cmocka_unit_test(infinite_cost_estimate_capped),
         cmocka_unit_test(stress),
     };
