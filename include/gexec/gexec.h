@@ -288,6 +288,13 @@ typedef struct gx_job_spec {
                                     faults ("faulted cpu (...) on attempt 1") */
     const char *fallback;        /* NULL or "none"; "cpu": with device "gpu",
                                     run on a CPU while no GPU is usable */
+    int restored;                /* 1: restoring a job from a store, which
+                                    holds it in state stored_state: when it
+                                    comes back in that state (queued, or
+                                    waiting on dependencies), that first
+                                    event is not sent again (it is recorded
+                                    already) */
+    int stored_state;            /* with restored: a gx_job_state */
     int quota_reserved;          /* 1: it was admitted by gx_tenant_admit; one
                                     of its tenant's reservations becomes this
                                     queued job, in the same step (no moment

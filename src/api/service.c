@@ -997,6 +997,8 @@ static int restore_one(void *ctx, const gx_store_job *job) {
         rc->specs[rc->n].attempt_floor = job->attempt; /* its final events before it runs */
     }
     rc->specs[rc->n].attempts_done = done;
+    rc->specs[rc->n].restored = 1; /* no second queued (or waiting) event */
+    rc->specs[rc->n].stored_state = job->state;
     const gx_kernel *k = gx_kernel_find(jr->spec.kernel);
     if (k && (k->flags & GX_KF_CHECKPOINT)) resume_from_checkpoint(rc, job);
     if (job->error_code == GX_EDEVICE) restore_blame(s, job->id, jr, &rc->specs[rc->n]);

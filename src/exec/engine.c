@@ -316,14 +316,14 @@ void gx__finish(gx_engine *e, gx__job *first, int state, int code, const char *m
     gx__notify_done(e);
 }
 
-void gx__make_runnable(gx_engine *e, gx__job *j, gx__evbuf *eb) {
+void gx__make_runnable(gx_engine *e, gx__job *j, gx__evbuf *eb, int announce) {
     j->state = GX_JOB_QUEUED;
     j->wait_on = 0;
     if (gx__sched_enqueue(e, j)) {
         gx__finish(e, j, GX_JOB_FAILED, GX_ENOMEM, "out of memory queueing the job", eb);
         return;
     }
-    gx__ev_push(e, eb, j);
+    if (announce) gx__ev_push(e, eb, j);
 }
 
 /* A job succeeded: release its dependents. */
@@ -336,7 +336,7 @@ static void succeed(gx_engine *e, gx__job *j, gx__evbuf *eb) {
     for (uint32_t i = 0; i < j->ndependents; i++) {
         gx__job *d = gx__job_get(e, j->dependents[i]);
         if (!d || d->state != GX_JOB_WAITING) continue;
-        if (--d->deps_pending == 0) gx__make_runnable(e, d, eb);
+        if (--d->deps_pending == 0) gx__make_runnable(e, d, eb, 1);
     }
 }
 
@@ -726,7 +726,7 @@ static void on_timer(gx_engine *e, gx__job *j, gx__evbuf *eb) {
     char msg[160];
     switch (j->state) {
     case GX_JOB_RETRYING: /* back-off over: queue the next attempt */
-        gx__make_runnable(e, j, eb);
+        gx__make_runnable(e, j, eb, 1);
         break;
     case GX_JOB_RUNNING:
         snprintf(msg, sizeof msg, "ran longer than its timeout of %lld ms",

@@ -327,8 +327,9 @@ void gx__job_release(gx_engine *e, gx__job *j);        /* free a final job's rec
 /* Make a job final (not for jobs that succeeded through a worker). Fails
  * dependents in turn. msg may be NULL. */
 void gx__finish(gx_engine *e, gx__job *j, int state, int code, const char *msg, gx__evbuf *eb);
-/* Dependencies of j are all done: queue it. */
-void gx__make_runnable(gx_engine *e, gx__job *j, gx__evbuf *eb);
+/* Dependencies of j are all done: queue it, and say so in an event when
+ * announce is set. */
+void gx__make_runnable(gx_engine *e, gx__job *j, gx__evbuf *eb, int announce);
 void gx__timer_set(gx_engine *e, gx__job *j, int64_t deadline);
 void gx__timer_clear(gx_engine *e, gx__job *j);
 void gx__ev_push(gx_engine *e, gx__evbuf *eb, const gx__job *j);

@@ -96,7 +96,7 @@ static void unplace(gx_engine *e, gx__device *d, gx__job *j, gx__evbuf *eb) {
     j->busy = 0;
     if (gx_job_state_is_final(j->state)) return; /* cancelled while placed */
     e->tenants[j->tenant].queued++;
-    gx__make_runnable(e, j, eb);
+    gx__make_runnable(e, j, eb, 1);
 }
 
 void gx__health_fault(gx_engine *e, gx__device *d, const char *reason, int hung) {
@@ -127,7 +127,7 @@ static void requeue(gx_engine *e, gx__job *j, int rc, const char *msg, gx__evbuf
     }
     atomic_store(&j->cancel, 0); /* an abandoned call's cancel is not the job's */
     e->tenants[j->tenant].queued++;
-    gx__make_runnable(e, j, eb);
+    gx__make_runnable(e, j, eb, 1);
 }
 
 /* "faulted cpu (x) on attempts 1 and 2; cpu:1 (y) on attempt 3" */

@@ -336,11 +336,14 @@ static int insert(gx_engine *e, const gx_job_spec *s, prep *p, const gx_job_id *
         gx__finish(e, j, GX_JOB_FAILED, GX_EDEPFAILED, msg, eb);
         return 0;
     }
+    /* a restored job coming back in the state its store holds: that event
+     * is recorded already (its history would show it twice) */
+    int quiet = s->restored && s->stored_state == (j->deps_pending ? GX_JOB_WAITING : GX_JOB_QUEUED);
     if (j->deps_pending) {
         j->state = GX_JOB_WAITING;
-        gx__ev_push(e, eb, j);
+        if (!quiet) gx__ev_push(e, eb, j);
     } else {
-        gx__make_runnable(e, j, eb);
+        gx__make_runnable(e, j, eb, !quiet);
     }
     return 0;
 }

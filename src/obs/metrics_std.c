@@ -20,7 +20,7 @@ static const std_entry table[] = {
     {AT(jobs_submitted), false,
      {.type = GX_METRIC_COUNTER,
       .name = "gexec_jobs_submitted_total",
-      .help = "Jobs accepted for execution.",
+      .help = "Jobs accepted for execution by this process (jobs restored from the store at start are not counted again).",
       .labels = {"kernel"}}},
     {AT(jobs_finished), false,
      {.type = GX_METRIC_COUNTER,
