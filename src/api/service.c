@@ -426,6 +426,7 @@ static void admit_group(gx_service *s, gx__admit *head) {
     }
     if (ns) {
         gx_submit_batch(s->engine, specs, ns, ids, codes, errs);
+        gx__svc_metrics_submitted(s, specs, codes, ns);
         /* a queued job used up its reservation; the rest (refused, or an
          * idempotent repeat) are released with the admission */
         for (size_t i = 0; i < ns; i++)

@@ -249,6 +249,7 @@ int gx__svc_metrics_init(gx_service *s);
 void gx__svc_metrics_free(gx_service *s);
 void gx__svc_metrics_events(gx_service *s, const gx_event *ev, size_t n);
 void gx__svc_metrics_commit(gx_service *s, size_t jobs, double seconds);
+void gx__svc_metrics_submitted(gx_service *s, const gx_job_spec *specs, const int *codes, size_t n);
 void gx__svc_on_commit(void *ctx, size_t rows, double seconds);
 
 #endif

@@ -179,16 +179,30 @@ void gx__svc_metrics_events(gx_service *s, const gx_event *ev, size_t n) {
     for (size_t i = 0; i < n; i++) {
         const gx_event *e = &ev[i];
         const char *k = e->kernel ? e->kernel : "";
-        if (e->state == GX_JOB_QUEUED && e->attempt == 0)
-            gx_counter_inc(gx_metrics_series(m->std.jobs_submitted, k));
-        else if (e->state == GX_JOB_WAITING && e->attempt == 0)
-            gx_counter_inc(gx_metrics_series(m->std.jobs_submitted, k));
         if (e->state == GX_JOB_RUNNING && e->attempt == 1) /* the first attempt's wait, as the help says */
             gx_hist_observe(gx_metrics_series(m->std.queue_wait, k), (double)e->queue_ns / 1e9);
         if (gx_job_state_is_final(e->state)) {
             gx_counter_inc(gx_metrics_series(m->std.jobs_finished, gx_job_state_name(e->state), k));
             if (e->run_ns) gx_hist_observe(gx_metrics_series(m->std.run_time, k), (double)e->run_ns / 1e9);
         }
+    }
+}
+
+/* Jobs the engine took from an admission, by kernel (counted here, where
+ * they are accepted, not from their first event: a dependent's first
+ * events are waiting and then queued, and a restored job's are not sent). */
+void gx__svc_metrics_submitted(gx_service *s, const gx_job_spec *specs, const int *codes, size_t n) {
+    if (!s->m) return;
+    for (size_t i = 0; i < n;) {
+        if (codes[i]) {
+            i++;
+            continue;
+        }
+        const gx_kernel *k = gx_kernel_find(specs[i].kernel);
+        size_t run = 1; /* a batch is mostly of one kernel: one series lookup per run */
+        while (i + run < n && !codes[i + run] && specs[i + run].kernel == specs[i].kernel) run++;
+        gx_counter_add(gx_metrics_series(s->m->std.jobs_submitted, k ? k->name : specs[i].kernel), (double)run);
+        i += run;
     }
 }
 

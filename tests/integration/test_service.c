@@ -409,6 +409,34 @@ static void catalog_devices_health_metrics(void **st) {
     it_resp_free(&r);
 }
 
+/* gexec_jobs_submitted_total counts each accepted job once: a job with a
+ * dependency (first waiting, then queued) as one, a refused one not. */
+static void submitted_counted_once(void **st) {
+    (void)st;
+    it_resp r;
+    REQ("GET", "/metrics", NULL, &r);
+    double before = metric_sum(r.body, "gexec_jobs_submitted_total");
+    it_resp_free(&r);
+    REQ("POST", "/v1/jobs", "{\"kernel\":\"spin\",\"args\":{\"us\":200000}}", &r);
+    assert_int_equal(r.status, 202);
+    char a[32], body[128], b[32];
+    snprintf(a, sizeof a, "%s", it_str(&r, "id"));
+    it_resp_free(&r);
+    snprintf(body, sizeof body, "{\"kernel\":\"spin\",\"depends_on\":[\"%s\"]}", a);
+    REQ("POST", "/v1/jobs", body, &r);
+    assert_int_equal(r.status, 202);
+    snprintf(b, sizeof b, "%s", it_str(&r, "id"));
+    it_resp_free(&r);
+    REQ("POST", "/v1/jobs", "{\"kernel\":\"no_such_kernel\"}", &r);
+    assert_int_equal(r.status, 400);
+    it_resp_free(&r);
+    assert_string_equal(it_wait_job(&D, b, 10000), "succeeded");
+    REQ("GET", "/metrics", NULL, &r);
+    double after = metric_sum(r.body, "gexec_jobs_submitted_total");
+    it_resp_free(&r);
+    if (after - before != 2) fail_msg("gexec_jobs_submitted_total went from %g to %g for 2 jobs", before, after);
+}
+
 typedef struct sse_ctx {
     char buf[65536];
     size_t len;
@@ -809,6 +837,7 @@ int main(void) {
         cmocka_unit_test(error_paths),
         cmocka_unit_test(events_stream),
         cmocka_unit_test(catalog_devices_health_metrics),
+        cmocka_unit_test(submitted_counted_once),
     };
     const struct CMUnitTest durability[] = {
         cmocka_unit_test(restart_keeps_jobs),
