@@ -113,10 +113,7 @@ static gx_job_id spin_job(gx_engine *e, const char *tenant, int64_t us, int prio
     s.args = &a;
     s.nargs = 1;
     s.priority = prio;
-    gx_job_id id = 0;
-    gx_error err;
-    TU_OK(gx_submit(e, &s, &id, NULL, &err), err);
-    return id;
+    return tu_submit(e, &s);
 }
 
 static gx_job_id echo_job(gx_engine *e, gx_array *x) {
@@ -126,10 +123,7 @@ static gx_job_id echo_job(gx_engine *e, gx_array *x) {
     s.kernel = "test_echo";
     s.inputs = &in;
     s.ninputs = 1;
-    gx_job_id id = 0;
-    gx_error err;
-    TU_OK(gx_submit(e, &s, &id, NULL, &err), err);
-    return id;
+    return tu_submit(e, &s);
 }
 
 static int state_of(gx_engine *e, gx_job_id id) {
@@ -289,10 +283,7 @@ static gx_job_id nap_job(gx_engine *e, int64_t ms) {
     s.kernel = "test_nap";
     s.args = &a;
     s.nargs = 1;
-    gx_job_id id = 0;
-    gx_error err;
-    TU_OK(gx_submit(e, &s, &id, NULL, &err), err);
-    return id;
+    return tu_submit(e, &s);
 }
 
 /* The same for a kernel with no estimate of its own that has never run:
@@ -325,9 +316,7 @@ static void infinite_cost_estimate_capped(void **st) {
     gx_job_spec_init(&s);
     s.tenant = "inf";
     s.kernel = "test_infcost";
-    gx_job_id id;
-    gx_error err;
-    TU_OK(gx_submit(e, &s, &id, NULL, &err), err);
+    gx_job_id id = tu_submit(e, &s);
     int state;
     assert_int_equal(gx_job_wait(e, id, 5000, &state), 0);
     assert_int_equal(state, GX_JOB_SUCCEEDED);
@@ -389,10 +378,7 @@ static gx_job_id fail_job(gx_engine *e, int mode, int key, int succeed_on, int m
     s.max_attempts = max_attempts;
     s.deps = deps;
     s.ndeps = ndeps;
-    gx_job_id id;
-    gx_error err;
-    TU_OK(gx_submit(e, &s, &id, NULL, &err), err);
-    return id;
+    return tu_submit(e, &s);
 }
 
 static void dependencies(void **st) {

@@ -33,10 +33,7 @@ static gx_job_id submit(gx_engine *e, const char *dev, int64_t us) {
     s.device = dev;
     s.args = &a;
     s.nargs = 1;
-    gx_job_id id = 0;
-    gx_error err;
-    TU_OK(gx_submit(e, &s, &id, NULL, &err), err);
-    return id;
+    return tu_submit(e, &s);
 }
 
 static gx_job_info finished(gx_engine *e, gx_job_id id) {

@@ -81,10 +81,7 @@ static gx_job_id submit(gx_engine *e, const char *kernel, const char *dev, int64
         s.nargs = 1;
     }
     s.timeout_ms = timeout_ms;
-    gx_job_id id = 0;
-    gx_error err;
-    TU_OK(gx_submit(e, &s, &id, NULL, &err), err);
-    return id;
+    return tu_submit(e, &s);
 }
 
 static gx_job_info info_of(gx_engine *e, gx_job_id id) {

@@ -65,10 +65,7 @@ static gx_job_id submit(gx_engine *e, const char *tenant, const char *kernel, do
     s.kernel = kernel;
     s.args = &a;
     s.nargs = 1;
-    gx_job_id id = 0;
-    gx_error err;
-    TU_OK(gx_submit(e, &s, &id, NULL, &err), err);
-    return id;
+    return tu_submit(e, &s);
 }
 
 static gx_job_info info_of(gx_engine *e, gx_job_id id) {

@@ -103,10 +103,7 @@ static gx_job_id submit(gx_engine *e, const char *kernel, const char *device, co
         s.args = &us;
         s.nargs = 1;
     }
-    gx_job_id id;
-    gx_error err;
-    TU_OK(gx_submit(e, &s, &id, NULL, &err), err);
-    return id;
+    return tu_submit(e, &s);
 }
 
 static int wait_state(gx_engine *e, gx_job_id id) {
@@ -396,8 +393,7 @@ static void gpu_short_job_not_behind_long_one(void **st) {
         gx_named_arg us = {.name = "us", .value = i ? 1000 : 3000000};
         s.args = &us;
         s.nargs = 1;
-        gx_error err;
-        TU_OK(gx_submit(e, &s, &ids[i], NULL, &err), err);
+        ids[i] = tu_submit(e, &s);
     }
     gx_engine_pause(e, 0); /* both are placed in one dispatch */
     int state = -1;

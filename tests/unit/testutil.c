@@ -110,3 +110,10 @@ void tu_doc_block(const char *doc, const char *name, const char *gen, size_t nee
     }
     free(text);
 }
+
+gx_job_id tu_submit(gx_engine *e, const gx_job_spec *s) {
+    gx_job_id id = 0;
+    gx_error err;
+    TU_OK(gx_submit(e, s, &id, NULL, &err), err);
+    return id;
+}

@@ -44,4 +44,7 @@ void tu_doc_block(const char *doc, const char *name, const char *gen, size_t nee
                      (err).message);                                                \
     } while (0)
 
+/* Submit one job; fail the test with the engine's error unless accepted. */
+gx_job_id tu_submit(gx_engine *e, const gx_job_spec *s);
+
 #endif
