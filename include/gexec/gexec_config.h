@@ -142,6 +142,7 @@ typedef struct gx_config {
         int64_t timeout_ms;    /* ms */
         int64_t max_connections_per_client; /* 0 = no limit */
         int64_t request_timeout_ms; /* ms to receive a whole request; 0 = none */
+        int64_t stream_heartbeat_ms; /* idle event stream's comment line; 0 = none */
     } http;
 
     struct {

@@ -15,10 +15,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "conns.h"
 #include "gexec/gexec_errclass.h"
 #include "log.h"
@@ -37,14 +39,23 @@ struct gx_http_server {
     gx__conns *conns;       /* per-client counts and request deadlines */
     char *tls_cert, *tls_key; /* PEM contents while the daemon runs; NULL: plain HTTP */
     atomic_int quiesced;    /* gx_http_quiesce: new connections are closed at accept */
+    pthread_t keeper;       /* looks after sleeping streams (keeper_main) */
+    int keeper_on, keeper_stop;
+    pthread_mutex_t kmu;    /* guards keeper_stop */
+    pthread_cond_t kcv;
 };
 
 struct gx_http_stream {
     gx_http_server *srv;
     struct MHD_Connection *conn;
+    int fd;                 /* its socket (-1: unknown) */
     pthread_mutex_t mu;
     int suspended;
     int ended;
+    int gone;               /* the client closed its end: close the stream */
+    int beat;               /* send the heartbeat line if there is nothing else */
+    const char *heartbeat;  /* NULL: none */
+    _Atomic int64_t last_ns; /* when it last sent something */
     gx_http_reader reader;
     void *ctx;
     void (*free_fn)(void *);
@@ -175,18 +186,98 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max) {
     (void)pos;
     gx_http_stream *s = cls;
     if (s->srv->stopping) return MHD_CONTENT_READER_END_OF_STREAM;
+    pthread_mutex_lock(&s->mu);
+    int gone = s->gone;
+    pthread_mutex_unlock(&s->mu);
+    if (gone) return MHD_CONTENT_READER_END_WITH_ERROR; /* closes the connection */
     long n = s->reader(s->ctx, buf, max);
     if (n < 0) return MHD_CONTENT_READER_END_OF_STREAM;
-    if (n > 0) return n;
+    if (n > 0) {
+        atomic_store(&s->last_ns, gx__now_ns());
+        return n;
+    }
     pthread_mutex_lock(&s->mu);
     /* re-check under the lock: a wake may have come in between */
     n = s->reader(s->ctx, buf, max);
+    if (n == 0 && s->beat && s->heartbeat && strlen(s->heartbeat) <= max) {
+        n = (long)strlen(s->heartbeat);
+        memcpy(buf, s->heartbeat, (size_t)n);
+    }
+    s->beat = 0;
+    if (n > 0) atomic_store(&s->last_ns, gx__now_ns());
     if (n == 0 && !s->srv->stopping) {
         s->suspended = 1;
         MHD_suspend_connection(s->conn);
     }
     pthread_mutex_unlock(&s->mu);
     return n < 0 ? MHD_CONTENT_READER_END_OF_STREAM : n;
+}
+
+/* Sleeping streams, once a second: one whose client closed its end (a
+ * suspended connection is not polled, so nothing else would notice) is
+ * resumed to be closed, and one silent for http.stream_heartbeat is
+ * resumed to send its heartbeat line. Before this, streams of clients that
+ * had gone stayed open (CLOSE-WAIT) until an event matched them, holding
+ * their client's connection slots: 64 of them locked the address out. */
+static void keep_streams(gx_http_server *srv) {
+    int64_t hb_ns = srv->o.stream_heartbeat_ms * 1000000, now = gx__now_ns();
+    pthread_mutex_lock(&srv->mu);
+    size_t n = 0, k = 0;
+    for (gx_http_stream *st = srv->streams; st; st = st->next) n++;
+    struct pollfd *pf = n ? calloc(n, sizeof *pf) : NULL;
+    gx_http_stream **ss = n ? calloc(n, sizeof *ss) : NULL;
+    for (gx_http_stream *st = srv->streams; pf && ss && st; st = st->next) {
+        pthread_mutex_lock(&st->mu);
+        if (st->suspended && st->fd >= 0) {
+            pf[k] = (struct pollfd){.fd = st->fd, .events = POLLRDHUP};
+            ss[k++] = st;
+        }
+        pthread_mutex_unlock(&st->mu);
+    }
+    if (k && poll(pf, (nfds_t)k, 0) < 0) k = 0;
+    for (size_t i = 0; i < k; i++) {
+        gx_http_stream *st = ss[i];
+        pthread_mutex_lock(&st->mu);
+        /* still suspended: still the same connection on that socket */
+        if (st->suspended) {
+            if (pf[i].revents & (POLLRDHUP | POLLHUP | POLLERR)) st->gone = 1;
+            else if (hb_ns > 0 && st->heartbeat && now - atomic_load(&st->last_ns) >= hb_ns) st->beat = 1;
+            if (st->gone || st->beat) {
+                st->suspended = 0;
+                MHD_resume_connection(st->conn);
+            }
+        }
+        pthread_mutex_unlock(&st->mu);
+    }
+    pthread_mutex_unlock(&srv->mu);
+    free(pf);
+    free(ss);
+}
+
+static void *keeper_main(void *arg) {
+    gx_http_server *srv = arg;
+    pthread_setname_np(pthread_self(), "gx-http-keep");
+    pthread_mutex_lock(&srv->kmu);
+    while (!srv->keeper_stop) {
+        struct timespec dl = gx__realtime_in(1000000000);
+        pthread_cond_timedwait(&srv->kcv, &srv->kmu, &dl);
+        if (srv->keeper_stop) break;
+        pthread_mutex_unlock(&srv->kmu);
+        keep_streams(srv);
+        pthread_mutex_lock(&srv->kmu);
+    }
+    pthread_mutex_unlock(&srv->kmu);
+    return NULL;
+}
+
+static void keeper_stop(gx_http_server *srv) {
+    if (!srv->keeper_on) return;
+    pthread_mutex_lock(&srv->kmu);
+    srv->keeper_stop = 1;
+    pthread_cond_signal(&srv->kcv);
+    pthread_mutex_unlock(&srv->kmu);
+    pthread_join(srv->keeper, NULL);
+    srv->keeper_on = 0;
 }
 
 static void stream_free(void *cls) {
@@ -213,6 +304,9 @@ void gx_http_reply_stream(gx_http_req *r, const char *ctype, gx_http_reader read
     }
     s->srv = p->srv;
     s->conn = p->conn;
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(p->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    s->fd = ci ? (int)ci->connect_fd : -1;
+    atomic_store(&s->last_ns, gx__now_ns());
     s->reader = reader;
     s->ctx = ctx;
     s->free_fn = free_fn;
@@ -227,6 +321,12 @@ void gx_http_reply_stream(gx_http_req *r, const char *ctype, gx_http_reader read
 }
 
 gx_http_stream *gx_http_stream_of(gx_http_req *r) { return r->priv->stream; }
+
+void gx_http_stream_heartbeat(gx_http_stream *s, const char *line) {
+    pthread_mutex_lock(&s->mu);
+    s->heartbeat = line;
+    pthread_mutex_unlock(&s->mu);
+}
 
 void gx_http_stream_wake(gx_http_stream *s) {
     pthread_mutex_lock(&s->mu);
@@ -616,6 +716,7 @@ static int parse_listen(const char *s, struct sockaddr_storage *ss, socklen_t *l
 
 /* Free what gx_http_start allocated (the daemon is stopped or never ran). */
 static void server_free(gx_http_server *s) {
+    keeper_stop(s);
     gx__conns_free(s->conns);
     free(s->tls_cert);
     if (s->tls_key) {
@@ -625,6 +726,8 @@ static void server_free(gx_http_server *s) {
     }
     free(s->tls_key);
     pthread_mutex_destroy(&s->mu);
+    pthread_mutex_destroy(&s->kmu);
+    pthread_cond_destroy(&s->kcv);
     free(s);
 }
 
@@ -647,6 +750,8 @@ int gx_http_start(const gx_http_opts *o, gx_http_server **out, gx_error *err) {
     if (!srv) return gx_error_set(err, GX_ENOMEM, NULL, "out of memory");
     srv->o = *o;
     pthread_mutex_init(&srv->mu, NULL);
+    pthread_mutex_init(&srv->kmu, NULL);
+    pthread_cond_init(&srv->kcv, NULL);
     /* poll(), not epoll, in libmicrohttpd 0.9.75 (Debian 12's):
      *  - with epoll, an epoll_wait that returns exactly 128 events (its
      *    batch) is followed by another with the first one's timeout (up to
@@ -710,6 +815,12 @@ int gx_http_start(const gx_http_opts *o, gx_http_server **out, gx_error *err) {
             srv->port = ntohs(bound.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&bound)->sin6_port
                                                           : ((struct sockaddr_in *)&bound)->sin_port);
     }
+    if (pthread_create(&srv->keeper, NULL, keeper_main, srv)) {
+        rc = gx_error_set(err, GX_ENOMEM, NULL, "cannot start the stream keeper thread");
+        MHD_stop_daemon(srv->d);
+        goto fail;
+    }
+    srv->keeper_on = 1;
     *out = srv;
     return 0;
 fail:
@@ -742,6 +853,7 @@ int gx_http_wait_idle(gx_http_server *s, int ms) {
 
 void gx_http_stop(gx_http_server *s) {
     if (!s) return;
+    keeper_stop(s);
     pthread_mutex_lock(&s->mu);
     s->stopping = 1;
     for (gx_http_stream *st = s->streams; st; st = st->next) gx_http_stream_wake(st);

@@ -71,6 +71,7 @@ typedef struct gx_http_opts {
     unsigned timeout_s;     /* idle connection timeout */
     unsigned max_per_client; /* connections per client address; 0 = no limit */
     int64_t request_timeout_ms; /* to receive a whole request; 0 = none */
+    int64_t stream_heartbeat_ms; /* a sleeping stream's heartbeat line; 0 = none */
     const char *tls_cert;   /* PEM files; both set: HTTPS (TLS 1.2 and 1.3) */
     const char *tls_key;
     const gx_route *routes;
@@ -134,6 +135,10 @@ void gx_http_reply_stream(gx_http_req *r, const char *ctype, gx_http_reader read
 typedef struct gx_http_stream gx_http_stream;
 gx_http_stream *gx_http_stream_of(gx_http_req *r);
 void gx_http_stream_wake(gx_http_stream *s);
+/* A line (static text) the stream sends when it has had nothing to send
+ * for stream_heartbeat_ms. Whatever it is set to, a sleeping stream whose
+ * client closed its end is closed within about a second. */
+void gx_http_stream_heartbeat(gx_http_stream *s, const char *line);
 
 /* Match method and path against a route table. Path segments are split
  * into buf (bufcap bytes, which params then point into). Returns 0 with

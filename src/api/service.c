@@ -625,6 +625,7 @@ void gx__svc_subscribe(gx_service *s, gx_http_req *r, const gx__sub_filter *f) {
     gx_http_reply_stream(r, "text/event-stream", sub_read, sb, sub_free);
     pthread_mutex_lock(&s->smu);
     sb->stream = gx_http_stream_of(r);
+    if (sb->stream) gx_http_stream_heartbeat(sb->stream, ": keep-alive\n\n"); /* an SSE comment */
     pthread_mutex_unlock(&s->smu);
     gx_http_header_add(r, "Cache-Control", "no-cache");
 }
@@ -1192,6 +1193,7 @@ int gx_service_start(const gx_config *cfg, gx_service **out, gx_error *err) {
         .timeout_s = (unsigned)((s->cfg.http.timeout_ms + 999) / 1000),
         .max_per_client = (unsigned)s->cfg.http.max_connections_per_client,
         .request_timeout_ms = s->cfg.http.request_timeout_ms,
+        .stream_heartbeat_ms = s->cfg.http.stream_heartbeat_ms,
         .tls_cert = s->cfg.tls.cert,
         .tls_key = s->cfg.tls.key,
         .routes = gx__routes,

@@ -212,6 +212,11 @@ static const key keys[] = {
         "connection's opening or its previous response), and its body (from "
         "the headers); a slower one gets 408 or its connection is closed. "
         "0: no limit."),
+    DUR("http.stream_heartbeat", http.stream_heartbeat_ms, "15s", 0, HOUR,
+        "An event stream (GET /v1/events) with nothing to send for this "
+        "long sends a comment line, so that proxies keep it open and a "
+        "client gone without a word is noticed. Streams whose client "
+        "closed its end are closed within a second either way. 0: none."),
 
     STR("tls.cert", tls.cert, NULL, K_OPTIONAL, NULL,
         "PEM certificate chain. With tls.key the API speaks HTTPS; unset: "

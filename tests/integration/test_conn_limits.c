@@ -2,8 +2,10 @@
  * test_conn_limits.c - abuse limits on connections, against real daemons:
  * http.max_connections_per_client (one daemon, limit 4) and
  * http.request_timeout against slow clients (another, 1 s), each while a
- * normal client keeps being served; and many busy connections on one HTTP
- * thread (a third daemon, http.threads 1), which must never stall.
+ * normal client keeps being served; many busy connections on one HTTP
+ * thread (a third daemon, http.threads 1), which must never stall; and
+ * event streams whose clients went away (the limited daemon, with a 1 s
+ * http.stream_heartbeat).
  */
 #include <poll.h>
 #include <stdio.h>
@@ -24,7 +26,8 @@ static gxd lim_, slow_, one_; /* the limited daemon, the one with the short requ
 
 static int group_setup(void **state) {
     (void)state;
-    const char *lim_env[] = {"GEXEC_HTTP_MAX_CONNECTIONS_PER_CLIENT=4", "GEXEC_HTTP_REQUEST_TIMEOUT=0", NULL};
+    const char *lim_env[] = {"GEXEC_HTTP_MAX_CONNECTIONS_PER_CLIENT=4", "GEXEC_HTTP_REQUEST_TIMEOUT=0",
+                             "GEXEC_HTTP_STREAM_HEARTBEAT=1s", NULL};
     int rc = gxd_start(&lim_, lim_env);
     if (rc == GXD_SKIP) exit(GXD_SKIP);
     if (rc) return -1;
@@ -122,6 +125,80 @@ static void test_per_client_limit(void **state) {
     for (int i = 0; i < LIMIT; i++) close(fds[i]);
     sleep_ms(100);
     health_ok(&lim_);
+}
+
+/* Open GET /v1/events on a raw connection (a filter nothing matches) and
+ * read until the stream's first line; the descriptor. */
+static int open_stream(const gxd *d) {
+    int fd = tu_connect(d->port, 5000);
+    assert_true(fd >= 0);
+    char req[256], buf[1024];
+    int n = snprintf(req, sizeof req,
+                     "GET /v1/events?kernel=none-such HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer %s\r\n\r\n",
+                     d->key);
+    assert_int_equal(send(fd, req, (size_t)n, 0), n);
+    size_t len = 0;
+    while (len < sizeof buf - 1) {
+        ssize_t k = recv(fd, buf + len, sizeof buf - 1 - len, 0);
+        assert_true(k > 0);
+        len += (size_t)k;
+        buf[len] = '\0';
+        if (strstr(buf, "gexec event stream")) break;
+    }
+    assert_non_null(strstr(buf, "200 OK"));
+    return fd;
+}
+
+/* A client that opens event streams and goes away without a word: its
+ * streams are closed within about a second, so they stop counting against
+ * its connection limit. (They used to stay open, in CLOSE-WAIT, until an
+ * event matched their filter: here never, and LIMIT of them locked the
+ * address out for good.) */
+static void test_gone_streams_closed(void **state) {
+    (void)state;
+    for (int i = 0; i < LIMIT; i++) close(open_stream(&lim_));
+    double t0 = now_s(), freed = 0;
+    char buf[4096];
+    while (!freed && now_s() - t0 < 10) {
+        int fd = tu_connect(lim_.port, 5000);
+        assert_true(fd >= 0);
+        int st = tu_http_on(fd, GET_HEALTH, buf, sizeof buf);
+        close(fd);
+        if (st == 200) freed = now_s() - t0;
+        else {
+            assert_int_equal(st, 429);
+            sleep_ms(100);
+        }
+    }
+    print_message("streams of a gone client closed after %.2f s\n", freed);
+    assert_true(freed > 0 && freed < 4.0);
+    health_ok(&lim_);
+}
+
+/* A stream with nothing to send sends a comment line every
+ * http.stream_heartbeat (1 s here). */
+static void test_stream_heartbeat(void **state) {
+    (void)state;
+    int fd = open_stream(&lim_);
+    char buf[4096];
+    size_t len = 0;
+    int beats = 0;
+    double t0 = now_s();
+    while (beats < 2 && now_s() - t0 < 6) {
+        struct pollfd pf = {.fd = fd, .events = POLLIN};
+        if (poll(&pf, 1, 500) <= 0) continue;
+        ssize_t k = recv(fd, buf + len, sizeof buf - 1 - len, 0);
+        assert_true(k > 0);
+        len += (size_t)k;
+        buf[len] = '\0';
+        beats = 0;
+        for (const char *p = buf; (p = strstr(p, ": keep-alive\n\n")); p++) beats++;
+    }
+    double secs = now_s() - t0;
+    close(fd);
+    print_message("2 heartbeats in %.2f s\n", secs);
+    assert_int_equal(beats, 2);
+    assert_true(secs >= 1.0);
 }
 
 /* Headers trickled a byte at a time: the connection is cut about when the
@@ -332,6 +409,8 @@ int main(void) {
         cmocka_unit_test(test_prompt_request_served),
         cmocka_unit_test(test_long_response_not_cut),
         cmocka_unit_test(test_many_busy_connections_not_stalled),
+        cmocka_unit_test(test_gone_streams_closed),
+        cmocka_unit_test(test_stream_heartbeat),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
