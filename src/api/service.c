@@ -172,9 +172,38 @@ static void admit_committed(void *ctx, int64_t rc, const gx_error *err) {
     pthread_mutex_unlock(&s->amu);
 }
 
+/* A batch job's stored spec names its "@N" dependencies by the ids they
+ * were given: "@N" means something only within its batch, and a restart
+ * (or a requeue) decodes the spec on its own. Before, such a job still
+ * unfinished at a restart was failed at restore ("@N references work only
+ * in a batch"). 0, or GX_E* with a->errs[i] set. */
+static int stored_batch_deps(gx__admit *a, size_t i) {
+    json_t *deps = json_object_get(a->jobs[i].root, "depends_on");
+    size_t k;
+    json_t *v;
+    json_array_foreach(deps, k, v) {
+        const char *str = json_string_value(v);
+        if (!str || str[0] != '@') continue;
+        size_t t = (size_t)strtoul(str + 1, NULL, 10); /* checked at decode: < a->n */
+        if (a->codes[t]) /* refused after batch_cycles (not expected) */
+            return gx_error_set(&a->errs[i], GX_EDEPFAILED, "depends_on", "depends on jobs[%zu], which was refused", t);
+        char id[24];
+        snprintf(id, sizeof id, "%llu", (unsigned long long)a->ids[t]);
+        if (json_array_set_new(deps, k, json_string(id)))
+            return gx_error_set(&a->errs[i], GX_ENOMEM, NULL, "out of memory");
+    }
+    free(a->jobs[i].canonical);
+    a->jobs[i].canonical = NULL;
+    return gx_jobreq_canonical(&a->jobs[i], &a->errs[i]);
+}
+
 /* The store rows of an admission's accepted jobs, ids assigned; 0 or -1
  * when out of memory (every job then refused with GX_ENOMEM). */
 static int admit_rows(gx_service *s, gx__admit *a) {
+    for (size_t i = 0; i < a->n; i++)
+        if (!a->codes[i]) a->ids[i] = atomic_fetch_add(&s->next_id, 1);
+    for (size_t i = 0; i < a->n; i++)
+        if (!a->codes[i] && a->jobs[i].spec.nbatch_deps) a->codes[i] = stored_batch_deps(a, i);
     size_t total = 0;
     for (size_t i = 0; i < a->n; i++) total += !a->codes[i];
     a->total = total;
@@ -193,7 +222,6 @@ static int admit_rows(gx_service *s, gx__admit *a) {
     size_t k = 0;
     for (size_t i = 0; i < a->n; i++) {
         if (a->codes[i]) continue;
-        a->ids[i] = atomic_fetch_add(&s->next_id, 1);
         const gx_job_spec *sp = &a->jobs[i].spec;
         if (sp->nlabels) {
             json_t *l = labels_of(sp);
@@ -417,7 +445,15 @@ static void admit_group(gx_service *s, gx__admit *head) {
             int nb = 0;
             for (int d = 0; bd && d < sp->nbatch_deps; d++) {
                 size_t t = (size_t)sp->batch_deps[d];
-                if (t < a->n && map[t]) bd[nb++] = (int)(map[t] - 1);
+                if (t < a->n && map[t]) {
+                    bd[nb++] = (int)(map[t] - 1);
+                } else if (t < a->n && a->dup[t] && a->jobs[i].deps) {
+                    /* an idempotent repeat: the dependency is its original
+                     * (room: deps holds every entry of depends_on), unless
+                     * that ended and was forgotten (succeeded) */
+                    gx_job_info di;
+                    if (!gx_job_get(s->engine, a->ids[t], &di, NULL)) a->jobs[i].deps[sp->ndeps++] = a->ids[t];
+                }
             }
             sp->batch_deps = bd;
             sp->nbatch_deps = nb;

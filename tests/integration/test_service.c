@@ -409,6 +409,40 @@ static void catalog_devices_health_metrics(void **st) {
     it_resp_free(&r);
 }
 
+/* A batch job that depends ("@0") on an idempotent repeat of a running
+ * job waits for that original job (the dependency used to be dropped, and
+ * the dependent ran at once). */
+static void batch_dep_on_idempotent_repeat(void **st) {
+    (void)st;
+    it_daemon d;
+    memset(&d, 0, sizeof d);
+    assert_int_equal(it_start(&d), 0);
+    const char *first = "{\"kernel\":\"spin\",\"args\":{\"us\":2000000},\"idempotency_key\":\"k1\"}";
+    it_resp r;
+    assert_int_equal(it_req(&d, "POST", "/v1/jobs", first, strlen(first), NULL, &r), 0);
+    assert_int_equal(r.status, 202);
+    char orig[32], dep[32];
+    snprintf(orig, sizeof orig, "%s", it_str(&r, "id"));
+    it_resp_free(&r);
+    const char *batch = "{\"jobs\":[{\"kernel\":\"spin\",\"args\":{\"us\":2000000},\"idempotency_key\":\"k1\"},"
+                        "{\"kernel\":\"spin\",\"depends_on\":[\"@0\"]}]}";
+    assert_int_equal(it_req(&d, "POST", "/v1/jobs:batch", batch, strlen(batch), NULL, &r), 0);
+    assert_int_equal(r.status, 200);
+    json_t *res = json_object_get(r.json, "results");
+    assert_string_equal(json_string_value(json_object_get(json_array_get(res, 0), "id")), orig);
+    assert_int_equal(json_integer_value(json_object_get(json_array_get(res, 0), "status")), 200);
+    snprintf(dep, sizeof dep, "%s", json_string_value(json_object_get(json_array_get(res, 1), "id")));
+    it_resp_free(&r);
+    char path[64];
+    snprintf(path, sizeof path, "/v1/jobs/%s", dep);
+    assert_int_equal(it_req(&d, "GET", path, NULL, 0, NULL, &r), 0);
+    ASSERT_STR(&r, "state", "waiting");
+    it_resp_free(&r);
+    assert_string_equal(it_wait_job(&d, dep, 10000), "succeeded");
+    assert_int_equal(it_stop(&d), 0);
+    it_cleanup(&d);
+}
+
 /* gexec_jobs_submitted_total counts each accepted job once: a job with a
  * dependency (first waiting, then queued) as one, a refused one not. */
 static void submitted_counted_once(void **st) {
@@ -530,9 +564,27 @@ static void restart_keeps_jobs(void **st) {
         snprintf(dep_id, sizeof dep_id, "%s", it_str(&k, "id"));
         it_resp_free(&k);
     }
+    /* a batch whose second job depends on its first ("@0"), both queued
+     * behind ids[0] at the kill: the stored spec names the dependency by
+     * its id, so the dependent is restored (it was failed at restore: "@N
+     * references work only in a batch") */
+    char bids[2][32];
+    {
+        const char *body = "{\"jobs\":[{\"kernel\":\"spin\",\"args\":{\"us\":1000}},"
+                           "{\"kernel\":\"spin\",\"depends_on\":[\"@0\"]}]}";
+        it_resp k;
+        assert_int_equal(it_req(&d, "POST", "/v1/jobs:batch", body, strlen(body), NULL, &k), 0);
+        assert_int_equal(k.status, 200);
+        json_t *res = json_object_get(k.json, "results");
+        for (size_t i = 0; i < 2; i++)
+            snprintf(bids[i], sizeof bids[i], "%s", json_string_value(json_object_get(json_array_get(res, i), "id")));
+        it_resp_free(&k);
+    }
     wait_running_stored(&d, ids[0]);
     it_kill9(&d);
     assert_int_equal(it_start(&d), 0);
+    assert_string_equal(it_wait_job(&d, bids[1], 10000), "succeeded");
+    assert_string_equal(it_wait_job(&d, bids[0], 10000), "succeeded");
     for (int round = 0; round < 2; round++) {
         it_resp k;
         assert_int_equal(it_req(&d, "POST", "/v1/jobs", keyed, strlen(keyed), NULL, &k), 0);
@@ -841,6 +893,7 @@ int main(void) {
     };
     const struct CMUnitTest durability[] = {
         cmocka_unit_test(restart_keeps_jobs),
+        cmocka_unit_test(batch_dep_on_idempotent_repeat),
         cmocka_unit_test(sigkill_during_burst),
         cmocka_unit_test(sigterm_drain),
         cmocka_unit_test(cancel_requeued_job),
