@@ -6,9 +6,11 @@
 #include "service.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -1134,6 +1136,34 @@ static void restore_drains(gx_service *s) {
     gx_store_free(v);
 }
 
+/* One daemon per data directory: a second one on the same store would
+ * restore and run the same jobs and write over the first one's records (it
+ * did, while the first was draining after a SIGTERM). The lock goes with
+ * the process; its descriptor is close-on-exec, so the restart after a
+ * device loss (an exec) takes it again. */
+static int lock_data_dir(gx_service *s, gx_error *err) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/gexecd.lock", s->cfg.data_dir ? s->cfg.data_dir : ".");
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) return gx_error_set(err, GX_EIO, "data_dir", "cannot open %s: %s", path, strerror(errno));
+    if (flock(fd, LOCK_EX | LOCK_NB)) {
+        char pid[24] = "";
+        ssize_t n = pread(fd, pid, sizeof pid - 1, 0);
+        pid[n > 0 ? n : 0] = '\0';
+        pid[strcspn(pid, "\n")] = '\0';
+        close(fd);
+        return gx_error_set(err, GX_EBUSY, "data_dir",
+                            "another gexecd (pid %s) is using %s: one daemon per data directory",
+                            pid[0] ? pid : "unknown", s->cfg.data_dir ? s->cfg.data_dir : ".");
+    }
+    char pid[24];
+    int len = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
+    if (ftruncate(fd, 0) || pwrite(fd, pid, (size_t)len, 0) != len)
+        GX_LOGW("cannot write the pid into %s: %s", path, strerror(errno));
+    s->lock_fd = fd;
+    return 0;
+}
+
 int gx_service_start(const gx_config *cfg, gx_service **out, gx_error *err) {
     gx_service *s = calloc(1, sizeof *s);
     if (!s) return gx_error_set(err, GX_ENOMEM, NULL, "out of memory");
@@ -1145,6 +1175,7 @@ int gx_service_start(const gx_config *cfg, gx_service **out, gx_error *err) {
         return gx_error_set(err, rc, NULL, "out of memory");
     }
     s->start_ns = gx__wall_ns();
+    s->lock_fd = -1;
     pthread_mutex_init(&s->amu, NULL);
     pthread_cond_init(&s->acv, NULL);
     pthread_cond_init(&s->adone, NULL);
@@ -1164,6 +1195,7 @@ int gx_service_start(const gx_config *cfg, gx_service **out, gx_error *err) {
     sc.on_commit = gx__svc_on_commit;
     sc.on_commit_ctx = s;
     rc = gx_store_open(&sc, &s->store, err);
+    if (!rc) rc = lock_data_dir(s, err); /* the store made the folder */
     if (rc) goto fail;
     rc = gx__svc_auth_open(s, err);
     if (rc) goto fail;
@@ -1341,6 +1373,8 @@ int gx__svc_shutdown(gx_service *s, int for_exec) {
         s->store = NULL;
     }
     gx__svc_auth_close(s);
+    if (s->lock_fd >= 0) close(s->lock_fd); /* the next daemon may start */
+    s->lock_fd = -1;
     if (for_exec) return lfd;
     gx__svc_metrics_free(s);
     for (int i = 0; s->bcache && i < BCACHE_SLOTS; i++) gx_array_unref(s->bcache->arr[i]);

@@ -74,6 +74,7 @@ struct gx_service {
     gx_engine *engine;
     gx_store *store;
     gx_http_server *http;
+    int lock_fd;                 /* <data_dir>/gexecd.lock, flock'd; -1: none */
     struct gx_svc_metrics *m;    /* metric handles (routes.c) */
     atomic_int m_live;           /* m is complete: the committer may observe */
     int64_t start_ns;

@@ -409,6 +409,35 @@ static void catalog_devices_health_metrics(void **st) {
     it_resp_free(&r);
 }
 
+/* A second daemon on the same data directory refuses to start, naming the
+ * first one's pid, while the first one runs (both used to run the same
+ * jobs); once the first has stopped it starts. */
+static void one_daemon_per_data_dir(void **st) {
+    (void)st;
+    it_daemon d, d2;
+    memset(&d, 0, sizeof d);
+    assert_int_equal(it_start(&d), 0);
+    d2 = d;
+    d2.pid = 0;
+    assert_int_equal(it_start(&d2), -1);
+    FILE *f = fopen(d.log, "r");
+    assert_non_null(f);
+    char line[1024], want[64];
+    snprintf(want, sizeof want, "another gexecd (pid %d)", (int)d.pid);
+    int seen = 0;
+    while (fgets(line, sizeof line, f))
+        if (strstr(line, want) && strstr(line, "one daemon per data directory")) seen = 1;
+    fclose(f);
+    assert_true(seen);
+    it_resp r;
+    assert_int_equal(it_req(&d, "GET", "/readyz", NULL, 0, NULL, &r), 0);
+    assert_int_equal(r.status, 200);
+    it_resp_free(&r);
+    assert_int_equal(it_stop(&d), 0);
+    assert_int_equal(it_start(&d2), 0);
+    assert_int_equal(it_finish(&d2), 0);
+}
+
 /* A batch job that depends ("@0") on an idempotent repeat of a running
  * job waits for that original job (the dependency used to be dropped, and
  * the dependent ran at once). */
@@ -894,6 +923,7 @@ int main(void) {
     const struct CMUnitTest durability[] = {
         cmocka_unit_test(restart_keeps_jobs),
         cmocka_unit_test(batch_dep_on_idempotent_repeat),
+        cmocka_unit_test(one_daemon_per_data_dir),
         cmocka_unit_test(sigkill_during_burst),
         cmocka_unit_test(sigterm_drain),
         cmocka_unit_test(cancel_requeued_job),
