@@ -98,10 +98,37 @@ int gx_array_copy(const gx_array *a, gx_array **out, gx_error *err);
 gx_array *gx_array_ref(gx_array *a);
 void gx_array_unref(gx_array *a);
 
-/* Element i (flat index) converted to double. No bounds check. */
+/* Element i (flat index) converted to double (f16 included; integers past
+ * 2^53 round). No bounds check. */
 double gx_array_get_f64(const gx_array *a, int64_t i);
-/* Store v at flat index i, converted to the array's dtype. */
+/* Store v at flat index i, converted to the array's dtype: floats round to
+ * nearest (beyond the dtype's range: infinity), integers truncate and
+ * saturate at the dtype's range (NaN: 0). */
 void gx_array_set_f64(gx_array *a, int64_t i, double v);
+
+/* Range of an integer dtype, bool as 0..1: *min is 0 for unsigned ones and
+ * *max is exact (UINT64_MAX for u64). Returns 0 (and leaves both alone) for
+ * a float or invalid dtype, 1 otherwise. */
+int gx_dtype_int_range(gx_dtype dt, int64_t *min, uint64_t *max);
+
+/* Element i exactly, for integer and bool arrays (no trip through double,
+ * so i64/u64 values past 2^53 survive). get_i64 of a u64 element above
+ * INT64_MAX saturates to INT64_MAX, get_u64 of a negative one to 0: read
+ * u64 with get_u64 and signed dtypes with get_i64. Float elements are
+ * truncated and saturated as gx_array_set_f64 does. No bounds check. */
+int64_t gx_array_get_i64(const gx_array *a, int64_t i);
+uint64_t gx_array_get_u64(const gx_array *a, int64_t i);
+/* Store an integer at flat index i: exact where the dtype holds it,
+ * saturated at its range otherwise (bool: v != 0); float dtypes round. */
+void gx_array_set_i64(gx_array *a, int64_t i, int64_t v);
+void gx_array_set_u64(gx_array *a, int64_t i, uint64_t v);
+
+/* IEEE 754 binary16 (f16) bits to double, exactly (every half is a double):
+ * normals, subnormals, signed zeros, infinities and NaN. */
+double gx_f16_to_f64(uint16_t h);
+/* Double to binary16 bits, rounded to nearest even; past the largest half
+ * (65504, with rounding) infinity, NaN stays a (quiet) NaN. */
+uint16_t gx_f64_to_f16(double v);
 
 /* ---- .npy ---------------------------------------------------------------
  * Readers accept versions 1.0, 2.0 and 3.0, little-endian or byte-order-free

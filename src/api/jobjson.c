@@ -102,21 +102,76 @@ static int get_int(json_t *v, const char *prefix, const char *field, int64_t lo,
     return 0;
 }
 
-/* Exact range of an integer dtype as doubles (i64/u64 to the nearest
- * doubles inside the range). */
-static int dtype_range(gx_dtype d, double *lo, double *hi) {
-    switch (d) {
-    case GX_U8: *lo = 0, *hi = 255; return 1;
-    case GX_I8: *lo = -128, *hi = 127; return 1;
-    case GX_I16: *lo = -32768, *hi = 32767; return 1;
-    case GX_U16: *lo = 0, *hi = 65535; return 1;
-    case GX_I32: *lo = -2147483648.0, *hi = 2147483647.0; return 1;
-    case GX_U32: *lo = 0, *hi = 4294967295.0; return 1;
-    case GX_I64: *lo = -9223372036854775808.0, *hi = 9223372036854774784.0; return 1;
-    case GX_U64: *lo = 0, *hi = 18446744073709549568.0; return 1;
-    case GX_BOOL: *lo = 0, *hi = 1; return 1;
-    default: return 0;
+/* A decimal string "-?[0-9]+" as sign and magnitude; -1 if it is not one
+ * or its magnitude is past 2^64 - 1. */
+static int parse_dec(const char *s, int *neg, uint64_t *mag) {
+    *neg = *s == '-';
+    s += *neg;
+    if (!*s) return -1;
+    uint64_t m = 0;
+    for (; *s; s++)
+        if (*s < '0' || *s > '9' || __builtin_mul_overflow(m, 10, &m) ||
+            __builtin_add_overflow(m, (uint64_t)(*s - '0'), &m))
+            return -1;
+    *mag = m;
+    return 0;
+}
+
+/* Store element i of an integer or bool array exactly, never through
+ * double. v is a JSON integer; an integral real below 2^53 in magnitude
+ * (from there on the parser may already have rounded the text: 2^53 + 1
+ * written as 9007199254740993.0 reads as 2^53, so it is refused rather
+ * than stored wrong); a decimal string, the form gx_array_json writes u64 values
+ * past 2^63 - 1 in (jansson's integers are long long); or for bool, true or
+ * false. The value is carried as sign and magnitude so that every i64 and
+ * u64 fits, and is checked against the dtype's range. */
+static int put_int_elem(gx_array *a, int64_t i, json_t *v, const char *prefix, const char *f, gx_error *err) {
+    int neg;
+    uint64_t mag;
+    if (json_is_integer(v)) {
+        json_int_t n = json_integer_value(v);
+        neg = n < 0;
+        mag = neg ? 0 - (uint64_t)n : (uint64_t)n;
+    } else if (json_is_real(v)) {
+        double x = json_real_value(v);
+        if (x != floor(x)) return fail(err, GX_EINVAL, prefix, f, "dtype %s needs integers; got %g", gx_dtype_name(a->dtype), x);
+        if (fabs(x) >= 9007199254740992.0)
+            return fail(err, GX_EINVAL, prefix, f, "%g is 2^53 or more written as a real, so it may have been rounded; "
+                        "write the integer without a fraction or exponent", x);
+        neg = x < 0;
+        mag = (uint64_t)fabs(x);
+    } else if (json_is_string(v)) {
+        if (parse_dec(json_string_value(v), &neg, &mag))
+            return fail(err, GX_EINVAL, prefix, f, "'%.24s' is not a decimal integer within 64 bits", json_string_value(v));
+    } else if (json_is_boolean(v) && a->dtype == GX_BOOL) {
+        neg = 0;
+        mag = json_is_true(v);
+    } else {
+        return fail(err, GX_EINVAL, prefix, f, "must be a number; got %s", jtype(v));
     }
+    int64_t lo;
+    uint64_t hi;
+    gx_dtype_int_range(a->dtype, &lo, &hi);
+    /* -lo as a magnitude, computed without overflowing at INT64_MIN */
+    uint64_t lo_mag = lo ? (uint64_t)-(lo + 1) + 1 : 0;
+    if (neg ? mag > lo_mag : mag > hi)
+        return fail(err, GX_EINVAL, prefix, f, "%s%llu is outside the range of %s (%lld..%llu)", neg ? "-" : "",
+                    (unsigned long long)mag, gx_dtype_name(a->dtype), (long long)lo, (unsigned long long)hi);
+    if (neg)
+        gx_array_set_i64(a, i, mag ? -(int64_t)(mag - 1) - 1 : 0);
+    else
+        gx_array_set_u64(a, i, mag);
+    return 0;
+}
+
+/* Store element i of an f32 or f64 array. */
+static int put_float_elem(gx_array *a, int64_t i, json_t *v, const char *prefix, const char *f, gx_error *err) {
+    if (!json_is_number(v)) return fail(err, GX_EINVAL, prefix, f, "must be a number; got %s", jtype(v));
+    double x = json_number_value(v);
+    if (a->dtype == GX_F32 && fabs(x) > 3.4028234663852886e38)
+        return fail(err, GX_EINVAL, prefix, f, "%g does not fit in f32", x);
+    gx_array_set_f64(a, i, x);
+    return 0;
 }
 
 static int decode_inline(json_t *in, const char *name, const char *prefix, gx_array **out, gx_error *err) {
@@ -172,32 +227,12 @@ static int decode_inline(json_t *in, const char *name, const char *prefix, gx_ar
     int is_int = d != GX_F32 && d != GX_F64;
     size_t i;
     json_array_foreach(data, i, v) {
-        double x;
-        if (json_is_integer(v)) x = (double)json_integer_value(v);
-        else if (json_is_real(v)) x = json_real_value(v);
-        else if (json_is_boolean(v) && d == GX_BOOL) x = json_is_true(v);
-        else {
+        snprintf(f, sizeof f, "inputs.%s.data[%zu]", name, i);
+        rc = is_int ? put_int_elem(a, (int64_t)i, v, prefix, f, err) : put_float_elem(a, (int64_t)i, v, prefix, f, err);
+        if (rc) {
             gx_array_unref(a);
-            snprintf(f, sizeof f, "inputs.%s.data[%zu]", name, i);
-            return fail(err, GX_EINVAL, prefix, f, "must be a number; got %s", jtype(v));
+            return rc;
         }
-        if (is_int && x != floor(x)) {
-            gx_array_unref(a);
-            snprintf(f, sizeof f, "inputs.%s.data[%zu]", name, i);
-            return fail(err, GX_EINVAL, prefix, f, "dtype %s needs integers; got %g", gx_dtype_name(d), x);
-        }
-        double lo, hi;
-        if (is_int && dtype_range(d, &lo, &hi) && (x < lo || x > hi)) {
-            gx_array_unref(a);
-            snprintf(f, sizeof f, "inputs.%s.data[%zu]", name, i);
-            return fail(err, GX_EINVAL, prefix, f, "%g is outside the range of %s", x, gx_dtype_name(d));
-        }
-        if (d == GX_F32 && fabs(x) > 3.4028234663852886e38) {
-            gx_array_unref(a);
-            snprintf(f, sizeof f, "inputs.%s.data[%zu]", name, i);
-            return fail(err, GX_EINVAL, prefix, f, "%g does not fit in f32", x);
-        }
-        gx_array_set_f64(a, (int64_t)i, x);
     }
     *out = a;
     return 0;
@@ -435,14 +470,29 @@ int gx_jobreq_canonical(gx_jobreq *r, gx_error *err) {
     return r->canonical ? 0 : gx_error_set(err, GX_ENOMEM, "body", "out of memory");
 }
 
+/* One element: floats (f16 included) as numbers, non-finite ones as null
+ * (JSON has no NaN or infinity); integers exactly, and u64 values past
+ * 2^63 - 1 as decimal strings, since jansson's integers (and those of many
+ * other parsers) stop there. The decoder takes such a string back. */
+static json_t *elem_json(const gx_array *a, int64_t i) {
+    int64_t lo;
+    uint64_t hi;
+    if (!gx_dtype_int_range(a->dtype, &lo, &hi)) {
+        double x = gx_array_get_f64(a, i);
+        return isfinite(x) ? json_real(x) : json_null();
+    }
+    if (lo < 0) return json_integer(gx_array_get_i64(a, i));
+    uint64_t u = gx_array_get_u64(a, i);
+    if (u <= (uint64_t)INT64_MAX) return json_integer((json_int_t)u);
+    char dec[24];
+    snprintf(dec, sizeof dec, "%llu", (unsigned long long)u);
+    return json_string(dec);
+}
+
 json_t *gx_array_json(const gx_array *a) {
     json_t *shape = json_array(), *data = json_array();
     for (int i = 0; i < a->ndim; i++) json_array_append_new(shape, json_integer(a->shape[i]));
-    int is_float = a->dtype == GX_F32 || a->dtype == GX_F64;
-    for (int64_t i = 0; i < a->count; i++) {
-        double x = gx_array_get_f64(a, i);
-        json_array_append_new(data, is_float ? (isfinite(x) ? json_real(x) : json_null()) : json_integer((json_int_t)x));
-    }
+    for (int64_t i = 0; i < a->count; i++) json_array_append_new(data, elem_json(a, i));
     return json_pack("{s:s,s:o,s:o}", "dtype", gx_dtype_name(a->dtype), "shape", shape, "data", data);
 }
 

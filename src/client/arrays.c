@@ -16,42 +16,6 @@
 
 #include "client_int.h"
 
-/* ---- half floats (f16) ------------------------------------------------------ */
-
-static uint16_t f32_to_f16(float f) {
-    uint32_t x;
-    memcpy(&x, &f, 4);
-    uint32_t sign = (x >> 16) & 0x8000u, exp = (x >> 23) & 0xffu, man = x & 0x7fffffu;
-    if (exp == 0xff) return (uint16_t)(sign | 0x7c00u | (man ? 0x200u : 0));
-    int e = (int)exp - 127 + 15;
-    if (e >= 31) return (uint16_t)(sign | 0x7c00u);
-    if (e <= 0) {
-        if (e < -10) return (uint16_t)sign;
-        man |= 0x800000u;
-        uint32_t shift = (uint32_t)(14 - e);
-        uint32_t h = man >> shift;
-        uint32_t rem = man & ((1u << shift) - 1), half = 1u << (shift - 1);
-        if (rem > half || (rem == half && (h & 1))) h++;
-        return (uint16_t)(sign | h);
-    }
-    uint32_t h = ((uint32_t)e << 10) | (man >> 13);
-    uint32_t rem = man & 0x1fffu;
-    if (rem > 0x1000u || (rem == 0x1000u && (h & 1))) h++;
-    return (uint16_t)(sign | h);
-}
-
-static double f16_to_f64(uint16_t h) {
-    int exp = (h >> 10) & 0x1f, man = h & 0x3ff;
-    double v;
-    if (exp == 0)
-        v = ldexp(man, -24);
-    else if (exp == 31)
-        v = man ? NAN : INFINITY;
-    else
-        v = ldexp(man | 0x400, exp - 25);
-    return (h & 0x8000) ? -v : v;
-}
-
 static int is_int_dtype(gx_dtype dt) {
     return dt != GX_F32 && dt != GX_F64 && dt != GX_F16 && dt != GX_BOOL;
 }
@@ -90,12 +54,6 @@ static void set_int(gx_array *a, int64_t i, int64_t sv, uint64_t uv, int neg) {
     }
 }
 
-static void set_float(gx_array *a, int64_t i, double v) {
-    if (a->dtype == GX_F16)
-        ((uint16_t *)a->data)[i] = f32_to_f16((float)v);
-    else
-        gx_array_set_f64(a, i, v);
-}
 
 /* ---- JSON -> array ----------------------------------------------------------- */
 
@@ -105,6 +63,23 @@ typedef struct {
     const char *field;
     gx_error *err;
 } fill_ctx;
+
+/* An integer written as a decimal string: the form the server writes u64
+ * values past 2^63 - 1 in, since jansson's integers stop there. */
+static int fill_dec(fill_ctx *f, int64_t i, const char *s) {
+    char *end = NULL;
+    int neg = s[0] == '-';
+    errno = 0;
+    int64_t sv = neg ? strtoll(s, &end, 10) : 0;
+    uint64_t uv = neg ? 0 : strtoull(s, &end, 10);
+    long double lo, hi;
+    int_range(f->a->dtype, &lo, &hi);
+    if (!isdigit((unsigned char)s[neg]) || *end || errno || (neg ? (long double)sv < lo : (long double)uv > hi))
+        return gx_error_set(f->err, GX_EFORMAT, f->field, "value %lld ('%.24s') is not an integer of %s",
+                            (long long)i, s, gx_dtype_name(f->a->dtype));
+    set_int(f->a, i, neg ? sv : uv <= (uint64_t)INT64_MAX ? (int64_t)uv : 0, uv, neg);
+    return 0;
+}
 
 static int fill_value(fill_ctx *f, json_t *v) {
     gx_array *a = f->a;
@@ -123,6 +98,7 @@ static int fill_value(fill_ctx *f, json_t *v) {
         return 0;
     }
     if (is_int_dtype(a->dtype)) {
+        if (json_is_string(v)) return fill_dec(f, i, json_string_value(v));
         if (!json_is_integer(v)) {
             double d = json_is_real(v) ? json_real_value(v) : NAN;
             if (!(d == floor(d)) || fabs(d) > 9007199254740992.0)
@@ -150,7 +126,7 @@ static int fill_value(fill_ctx *f, json_t *v) {
     if (!json_is_number(v))
         return gx_error_set(f->err, GX_EFORMAT, f->field, "value %lld is not a number",
                             (long long)i);
-    set_float(a, i, json_number_value(v));
+    gx_array_set_f64(a, i, json_number_value(v));
     return 0;
 }
 
@@ -213,21 +189,24 @@ int gx__array_from_json(json_t *o, const char *field, gx_array **out, gx_error *
 
 /* ---- array -> JSON ------------------------------------------------------------- */
 
+/* One element; NULL for a non-finite float (JSON has no NaN or infinity)
+ * or out of memory. u64 values past 2^63 - 1 go as decimal strings, which
+ * the server reads back exactly (a JSON number that large would not parse
+ * in jansson, and a real would round). */
 static json_t *elem_json(const gx_array *a, int64_t i) {
-    const void *d = a->data;
     switch (a->dtype) {
-    case GX_BOOL: return json_boolean(((const uint8_t *)d)[i] != 0);
-    case GX_I64: return json_integer((json_int_t)((const int64_t *)d)[i]);
+    case GX_BOOL: return json_boolean(((const uint8_t *)a->data)[i] != 0);
     case GX_U64: {
-        uint64_t u = ((const uint64_t *)d)[i];
-        return u > (uint64_t)INT64_MAX ? json_real((double)u) : json_integer((json_int_t)u);
+        uint64_t u = gx_array_get_u64(a, i);
+        char dec[24];
+        snprintf(dec, sizeof dec, "%llu", (unsigned long long)u);
+        return u > (uint64_t)INT64_MAX ? json_string(dec) : json_integer((json_int_t)u);
     }
     case GX_F32: case GX_F64: case GX_F16: {
-        double v = a->dtype == GX_F16 ? f16_to_f64(((const uint16_t *)d)[i])
-                                      : gx_array_get_f64(a, i);
-        return isfinite(v) ? json_real(v) : NULL; /* JSON has no NaN/inf */
+        double v = gx_array_get_f64(a, i);
+        return isfinite(v) ? json_real(v) : NULL;
     }
-    default: return json_integer((json_int_t)gx_array_get_f64(a, i));
+    default: return json_integer(gx_array_get_i64(a, i));
     }
 }
 
@@ -535,7 +514,7 @@ int gx_client_parse_inline(const char *text, gx_array **out, gx_error *err) {
         } else {
             double v = strtod(p, &end);
             if (end == p || (errno == ERANGE && fabs(v) > 1)) goto bad_value;
-            set_float(a, i, v);
+            gx_array_set_f64(a, i, v);
         }
         p = end;
         while (isspace((unsigned char)*p)) p++;

@@ -137,21 +137,58 @@ void gx_array_unref(gx_array *a) {
     free(a);
 }
 
+/* ---- element access ---------------------------------------------------------
+ * Integers are read and written exactly, through int64_t / uint64_t; only
+ * the float dtypes go through double. */
+
+int gx_dtype_int_range(gx_dtype dt, int64_t *min, uint64_t *max) {
+    if (dt == GX_BOOL) {
+        *min = 0, *max = 1;
+        return 1;
+    }
+    if (dt == GX_DT_INVALID || dt >= GX_DT_COUNT || dt == GX_F16 || dt == GX_F32 || dt == GX_F64) return 0;
+    int bits = 8 * (int)dtypes[dt].size;
+    int is_signed = dt == GX_I8 || dt == GX_I16 || dt == GX_I32 || dt == GX_I64;
+    /* 2^(bits-1) - 1 and 2^bits - 1 without shifting by 64 */
+    *max = is_signed ? UINT64_MAX >> (65 - bits) : UINT64_MAX >> (64 - bits);
+    *min = is_signed ? -(int64_t)*max - 1 : 0;
+    return 1;
+}
+
+double gx_f16_to_f64(uint16_t h) {
+    int exp = (h >> 10) & 0x1f, man = h & 0x3ff;
+    double v = exp == 0    ? ldexp(man, -24) /* zero or subnormal: man * 2^-24 */
+               : exp == 31 ? (man ? NAN : INFINITY)
+                           : ldexp(man | 0x400, exp - 25);
+    return (h & 0x8000) ? -v : v;
+}
+
+uint16_t gx_f64_to_f16(double v) {
+    uint16_t sign = signbit(v) ? 0x8000 : 0;
+    double m = fabs(v);
+    if (m != m) return sign | 0x7e00;
+    /* 65520 is halfway between 65504 (the largest half, odd mantissa) and
+     * 2^16: ties to even round it up, to infinity */
+    if (m >= 65520.0) return sign | 0x7c00;
+    /* scaling by a power of two is exact, so rint rounds once, to nearest
+     * even; a rounded-up mantissa carries into the exponent by itself
+     * (1024 units of 2^-24 is the smallest normal's bit pattern) */
+    if (m < 0x1p-14) return sign | (uint16_t)rint(m * 0x1p24);
+    int e;
+    frexp(m, &e); /* m = f * 2^e, f in [0.5, 1): m's exponent is e - 1 */
+    uint32_t q = (uint32_t)rint(ldexp(m, 11 - e)); /* 1024..2048 */
+    return (uint16_t)(sign | (((uint32_t)(e - 1 + 15) << 10) + (q - 1024)));
+}
+
 double gx_array_get_f64(const gx_array *a, int64_t i) {
     const void *d = a->data;
     switch (a->dtype) {
     case GX_F32: return ((const float *)d)[i];
     case GX_F64: return ((const double *)d)[i];
-    case GX_I32: return ((const int32_t *)d)[i];
-    case GX_I64: return (double)((const int64_t *)d)[i];
-    case GX_U8: return ((const uint8_t *)d)[i];
-    case GX_I8: return ((const int8_t *)d)[i];
-    case GX_I16: return ((const int16_t *)d)[i];
-    case GX_U16: return ((const uint16_t *)d)[i];
-    case GX_U32: return ((const uint32_t *)d)[i];
+    case GX_F16: return gx_f16_to_f64(((const uint16_t *)d)[i]);
     case GX_U64: return (double)((const uint64_t *)d)[i];
-    case GX_BOOL: return ((const uint8_t *)d)[i] != 0;
-    default: return 0;
+    case GX_DT_INVALID: case GX_DT_COUNT: return 0;
+    default: return (double)gx_array_get_i64(a, i);
     }
 }
 
@@ -161,6 +198,72 @@ static inline double clampd(double v, double lo, double hi) {
     return v != v ? 0 : v < lo ? lo : v > hi ? hi : v;
 }
 
+/* The largest doubles inside the i64 and u64 ranges (2^63 - 1024 and
+ * 2^64 - 2048): the next ones up, 2^63 and 2^64, would not convert. */
+#define I64_HI_D 9223372036854774784.0
+#define U64_HI_D 18446744073709549568.0
+
+int64_t gx_array_get_i64(const gx_array *a, int64_t i) {
+    const void *d = a->data;
+    switch (a->dtype) {
+    case GX_I64: return ((const int64_t *)d)[i];
+    case GX_I32: return ((const int32_t *)d)[i];
+    case GX_I16: return ((const int16_t *)d)[i];
+    case GX_I8: return ((const int8_t *)d)[i];
+    case GX_U8: return ((const uint8_t *)d)[i];
+    case GX_U16: return ((const uint16_t *)d)[i];
+    case GX_U32: return ((const uint32_t *)d)[i];
+    case GX_BOOL: return ((const uint8_t *)d)[i] != 0;
+    case GX_U64: {
+        uint64_t u = ((const uint64_t *)d)[i];
+        return u > (uint64_t)INT64_MAX ? INT64_MAX : (int64_t)u;
+    }
+    default: return (int64_t)clampd(gx_array_get_f64(a, i), -9223372036854775808.0, I64_HI_D);
+    }
+}
+
+uint64_t gx_array_get_u64(const gx_array *a, int64_t i) {
+    switch (a->dtype) {
+    case GX_U64: return ((const uint64_t *)a->data)[i];
+    case GX_F16: case GX_F32: case GX_F64: return (uint64_t)clampd(gx_array_get_f64(a, i), 0, U64_HI_D);
+    default: {
+        int64_t v = gx_array_get_i64(a, i);
+        return v < 0 ? 0 : (uint64_t)v;
+    }
+    }
+}
+
+/* Store the low bytes of bits (a value already inside the dtype's range). */
+static void put_int(gx_array *a, int64_t i, uint64_t bits) {
+    void *d = a->data;
+    switch (dtypes[a->dtype].size) {
+    case 1: ((uint8_t *)d)[i] = (uint8_t)bits; break;
+    case 2: ((uint16_t *)d)[i] = (uint16_t)bits; break;
+    case 4: ((uint32_t *)d)[i] = (uint32_t)bits; break;
+    default: ((uint64_t *)d)[i] = bits; break;
+    }
+}
+
+void gx_array_set_u64(gx_array *a, int64_t i, uint64_t v) {
+    int64_t lo;
+    uint64_t hi;
+    if (!gx_dtype_int_range(a->dtype, &lo, &hi))
+        gx_array_set_f64(a, i, (double)v);
+    else
+        put_int(a, i, a->dtype == GX_BOOL ? v != 0 : v > hi ? hi : v);
+}
+
+void gx_array_set_i64(gx_array *a, int64_t i, int64_t v) {
+    int64_t lo;
+    uint64_t hi;
+    if (v >= 0)
+        gx_array_set_u64(a, i, (uint64_t)v);
+    else if (!gx_dtype_int_range(a->dtype, &lo, &hi))
+        gx_array_set_f64(a, i, (double)v);
+    else /* two's complement bits of a value inside the range */
+        put_int(a, i, a->dtype == GX_BOOL ? 1 : (uint64_t)(v < lo ? lo : v));
+}
+
 void gx_array_set_f64(gx_array *a, int64_t i, double v) {
     void *d = a->data;
     switch (a->dtype) {
@@ -168,15 +271,10 @@ void gx_array_set_f64(gx_array *a, int64_t i, double v) {
         ((float *)d)[i] = v > FLT_MAX ? INFINITY : v < -FLT_MAX ? -INFINITY : (float)v;
         break;
     case GX_F64: ((double *)d)[i] = v; break;
-    case GX_I32: ((int32_t *)d)[i] = (int32_t)clampd(v, INT32_MIN, INT32_MAX); break;
-    case GX_I64: ((int64_t *)d)[i] = (int64_t)clampd(v, -9223372036854775808.0, 9223372036854774784.0); break;
-    case GX_U8: ((uint8_t *)d)[i] = (uint8_t)clampd(v, 0, UINT8_MAX); break;
-    case GX_I8: ((int8_t *)d)[i] = (int8_t)clampd(v, INT8_MIN, INT8_MAX); break;
-    case GX_I16: ((int16_t *)d)[i] = (int16_t)clampd(v, INT16_MIN, INT16_MAX); break;
-    case GX_U16: ((uint16_t *)d)[i] = (uint16_t)clampd(v, 0, UINT16_MAX); break;
-    case GX_U32: ((uint32_t *)d)[i] = (uint32_t)clampd(v, 0, UINT32_MAX); break;
-    case GX_U64: ((uint64_t *)d)[i] = (uint64_t)clampd(v, 0, 18446744073709549568.0); break;
+    case GX_F16: ((uint16_t *)d)[i] = gx_f64_to_f16(v); break;
     case GX_BOOL: ((uint8_t *)d)[i] = v != 0; break;
-    default: break;
+    case GX_U64: ((uint64_t *)d)[i] = (uint64_t)clampd(v, 0, U64_HI_D); break;
+    case GX_DT_INVALID: case GX_DT_COUNT: break;
+    default: gx_array_set_i64(a, i, (int64_t)clampd(v, -9223372036854775808.0, I64_HI_D)); break;
     }
 }

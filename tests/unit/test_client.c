@@ -603,6 +603,14 @@ static void test_result_and_blobs(void **state) {
     assert_non_null(strstr(fh_req_at(e->f, 0)->head, "GET /v1/jobs/5/result HTTP/1.1"));
     assert_non_null(strstr(fh_req_at(e->f, 1)->head, "GET /v1/blobs/sha256:aa HTTP/1.1"));
 
+    /* the server writes u64 values past 2^63 - 1 as decimal strings */
+    fh_push(e->f, 200, NULL,
+            "{\"outputs\":{\"n\":{\"dtype\":\"u64\",\"data\":[\"18446744073709551615\",7]}}}", 0, 0);
+    TU_OK(gx_client_result(e->c, "5", &r, NULL, &err), err);
+    n = gx_client_outputs_find(&r, "n");
+    assert_true(((uint64_t *)n->array->data)[0] == UINT64_MAX && ((uint64_t *)n->array->data)[1] == 7);
+    gx_client_outputs_free(&r);
+
     /* malformed outputs fail cleanly */
     static const char *bad[] = {
         "{\"outputs\":{\"c\":{\"dtype\":\"f32\",\"shape\":[3],\"data\":[1,2]}}}",
@@ -611,6 +619,8 @@ static void test_result_and_blobs(void **state) {
         "{\"outputs\":{\"c\":{\"dtype\":\"i8\",\"data\":[300]}}}",
         "{\"outputs\":{\"c\":{\"dtype\":\"i8\",\"data\":[1.5]}}}",
         "{\"outputs\":{\"c\":{\"dtype\":\"f32\",\"data\":[\"x\"]}}}",
+        "{\"outputs\":{\"c\":{\"dtype\":\"u64\",\"data\":[\"18446744073709551616\"]}}}",
+        "{\"outputs\":{\"c\":{\"dtype\":\"i64\",\"data\":[\"12x\"]}}}",
         "{\"outputs\":{\"c\":{\"dtype\":\"f32\",\"shape\":[-1]}}}",
         "{\"outputs\":[]}",
     };

@@ -16,7 +16,10 @@
 #include <cmocka.h>
 #include <jansson.h>
 
+#include <math.h>
 #include <time.h>
+
+#include "gexec/gexec_errclass.h"
 
 #include "api/jobjson.h"
 #include "core/jsonw.h"
@@ -236,12 +239,194 @@ static void numbers_match_printf(void **st) {
     }
 }
 
+/* ---- inline arrays ---------------------------------------------------------- */
+
+/* Decode a job body with one inline input "x"; returns the code, and the
+ * input in *x (a reference the caller drops) when it decoded. */
+static int decode_x(const char *body, gx_array **x, gx_error *err) {
+    json_t *j = json_loads(body, 0, NULL);
+    assert_non_null(j);
+    gx_jobreq r;
+    gx_error_clear(err);
+    int rc = gx_jobreq_decode(j, "default", NULL, NULL, 0, 0, NULL, &r, err);
+    json_decref(j);
+    if (rc) return rc;
+    assert_int_equal(r.spec.ninputs, 1);
+    *x = gx_array_ref(r.inputs[0].array);
+    gx_jobreq_free(&r);
+    return 0;
+}
+
+/* gx_array_json(x) as compact text; the caller frees it. */
+static char *array_text(const gx_array *x) {
+    json_t *j = gx_array_json(x);
+    char *t = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(j);
+    return t;
+}
+
+/* Integers go in and come out exactly: values past 2^53 used to round
+ * through double, INT64_MAX was refused as "9.22337e+18 is outside the
+ * range of i64", and on the way out it became INT64_MIN. */
+static void integers_exact(void **st) {
+    (void)st;
+    static const struct {
+        const char *in, *out; /* out NULL: the body is refused */
+    } cases[] = {
+        {"{\"dtype\":\"i64\",\"data\":[9007199254740993,0,-9007199254740993]}",
+         "{\"dtype\":\"i64\",\"shape\":[3],\"data\":[9007199254740993,0,-9007199254740993]}"},
+        {"{\"dtype\":\"i64\",\"data\":[9223372036854775807,-9223372036854775808]}",
+         "{\"dtype\":\"i64\",\"shape\":[2],\"data\":[9223372036854775807,-9223372036854775808]}"},
+        {"{\"dtype\":\"u64\",\"data\":[9223372036854775807,\"18446744073709551615\",\"9223372036854775808\"]}",
+         "{\"dtype\":\"u64\",\"shape\":[3],\"data\":[9223372036854775807,\"18446744073709551615\",\"9223372036854775808\"]}"},
+        {"{\"dtype\":\"i32\",\"data\":[2147483647,-2147483648,\"-7\",1e3]}",
+         "{\"dtype\":\"i32\",\"shape\":[4],\"data\":[2147483647,-2147483648,-7,1000]}"},
+        {"{\"dtype\":\"u8\",\"data\":[255,0,-0.0]}", "{\"dtype\":\"u8\",\"shape\":[3],\"data\":[255,0,0]}"},
+        {"{\"dtype\":\"bool\",\"data\":[true,0,1]}", "{\"dtype\":\"bool\",\"shape\":[3],\"data\":[1,0,1]}"},
+        {"{\"dtype\":\"u64\",\"data\":[-1]}", NULL},
+        {"{\"dtype\":\"u64\",\"data\":[\"18446744073709551616\"]}", NULL},
+        {"{\"dtype\":\"i64\",\"data\":[\"9223372036854775808\"]}", NULL},
+        {"{\"dtype\":\"i64\",\"data\":[\"12a\"]}", NULL},
+        {"{\"dtype\":\"i64\",\"data\":[9007199254740993.0]}", NULL}, /* a real past 2^53 */
+        {"{\"dtype\":\"u32\",\"data\":[4294967296]}", NULL},
+        {"{\"dtype\":\"i8\",\"data\":[-129]}", NULL},
+        {"{\"dtype\":\"bool\",\"data\":[2]}", NULL},
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        char body[512];
+        snprintf(body, sizeof body, "{\"kernel\":\"reduce_sum\",\"inputs\":{\"x\":%s}}", cases[c].in);
+        gx_array *x = NULL;
+        gx_error err;
+        int rc = decode_x(body, &x, &err);
+        if (!cases[c].out) {
+            if (rc != GX_EINVAL) fail_msg("case %zu: accepted %s", c, cases[c].in);
+            assert_string_equal(err.field, "inputs.x.data[0]");
+            continue;
+        }
+        if (rc) fail_msg("case %zu: %s", c, err.message);
+        char *t = array_text(x);
+        if (strcmp(t, cases[c].out)) fail_msg("case %zu:\n want %s\n got  %s", c, cases[c].out, t);
+        /* what gx_array_json writes, the decoder takes back unchanged */
+        gx_array *y = NULL;
+        snprintf(body, sizeof body, "{\"kernel\":\"reduce_sum\",\"inputs\":{\"x\":%s}}", t);
+        assert_int_equal(decode_x(body, &y, &err), 0);
+        assert_int_equal(y->dtype, x->dtype);
+        assert_memory_equal(y->data, x->data, x->nbytes);
+        free(t);
+        gx_array_unref(x);
+        gx_array_unref(y);
+    }
+    gx_array *x = NULL;
+    gx_error err;
+    assert_int_equal(decode_x("{\"kernel\":\"k\",\"inputs\":{\"x\":{\"dtype\":\"u8\",\"data\":[1,256]}}}", &x, &err),
+                     GX_EINVAL);
+    assert_string_equal(err.message, "inputs.x.data[1]: 256 is outside the range of u8 (0..255)");
+}
+
+/* gx_array_json(a) is want; drops the reference to a. */
+static void expect_json(gx_array *a, const char *want) {
+    char *t = array_text(a);
+    if (strcmp(t, want)) fail_msg("\n want %s\n got  %s", want, t);
+    free(t);
+    gx_array_unref(a);
+}
+
+/* Outputs at the ends of the i64 and u64 ranges come out exactly (the
+ * cast of a double past INT64_MAX was also undefined behaviour). */
+static void integer_outputs_exact(void **st) {
+    (void)st;
+    gx_array *a;
+    assert_int_equal(gx_array_new1(GX_U64, 3, &a, NULL), 0);
+    gx_array_set_u64(a, 0, UINT64_MAX);
+    gx_array_set_u64(a, 1, (uint64_t)1 << 63);
+    gx_array_set_u64(a, 2, ((uint64_t)1 << 53) + 1);
+    expect_json(a, "{\"dtype\":\"u64\",\"shape\":[3],\"data\":[\"18446744073709551615\",\"9223372036854775808\","
+                   "9007199254740993]}");
+    assert_int_equal(gx_array_new1(GX_I64, 2, &a, NULL), 0);
+    gx_array_set_i64(a, 0, INT64_MAX);
+    gx_array_set_i64(a, 1, INT64_MIN);
+    expect_json(a, "{\"dtype\":\"i64\",\"shape\":[2],\"data\":[9223372036854775807,-9223372036854775808]}");
+    /* saturating stores into narrower dtypes */
+    assert_int_equal(gx_array_new1(GX_I8, 4, &a, NULL), 0);
+    gx_array_set_i64(a, 0, -1000);
+    gx_array_set_u64(a, 1, UINT64_MAX);
+    gx_array_set_f64(a, 2, -3.7);
+    gx_array_set_i64(a, 3, -5);
+    expect_json(a, "{\"dtype\":\"i8\",\"shape\":[4],\"data\":[-128,127,-3,-5]}");
+}
+
+/* f16 outputs come out as their values (they were all 0, read as an
+ * integer dtype with no f16 case), non-finite ones as null like f32/f64. */
+static void f16_outputs(void **st) {
+    (void)st;
+    static const uint16_t bits[] = {0x3c00, 0xc000, 0x3555, 0x7bff, 0x0001, 0x03ff, 0x8000, 0x7c00, 0xfc00, 0x7e00};
+    gx_array *a;
+    assert_int_equal(gx_array_new1(GX_F16, 10, &a, NULL), 0);
+    memcpy(a->data, bits, sizeof bits);
+    gx_array_ref(a);
+    expect_json(a, "{\"dtype\":\"f16\",\"shape\":[10],\"data\":[1.0,-2.0,0.333251953125,65504.0,"
+                   "5.9604644775390625e-8,6.0975551605224609e-5,-0.0,null,null,null]}");
+    gx_array_set_f64(a, 0, 0.1); /* and go in rounded, not as 0 */
+    assert_int_equal(((uint16_t *)a->data)[0], 0x2e66);
+    assert_true(gx_array_get_f64(a, 0) == 0.0999755859375);
+    gx_array_unref(a);
+    /* every half survives the trip through double (NaN as the quiet NaN) */
+    for (uint32_t h = 0; h < 0x10000; h++) {
+        uint16_t back = gx_f64_to_f16(gx_f16_to_f64((uint16_t)h));
+        int nan = (h & 0x7c00) == 0x7c00 && (h & 0x3ff);
+        if (back != (nan ? (h & 0x8000) | 0x7e00 : h)) fail_msg("0x%04x came back as 0x%04x", h, back);
+    }
+    /* rounding to nearest even, at the subnormal and overflow ends too */
+    assert_int_equal(gx_f64_to_f16(1 + 0x1p-11), 0x3c00);             /* tie, down to even */
+    assert_int_equal(gx_f64_to_f16(1 + 3 * 0x1p-11), 0x3c02);         /* tie, up to even */
+    assert_int_equal(gx_f64_to_f16(1 + 0x1p-11 + 0x1p-40), 0x3c01);   /* just past the tie */
+    assert_int_equal(gx_f64_to_f16(0x1p-25), 0x0000);                 /* half the smallest: even */
+    assert_int_equal(gx_f64_to_f16(0x1p-25 + 0x1p-60), 0x0001);
+    assert_int_equal(gx_f64_to_f16(0x1p-14 - 0x1p-25), 0x0400);       /* up into the normals */
+    assert_int_equal(gx_f64_to_f16(65519.99), 0x7bff);
+    assert_int_equal(gx_f64_to_f16(65520), 0x7c00);
+    assert_int_equal(gx_f64_to_f16(-1e300), 0xfc00);
+    /* the f32 and f64 outputs write non-finite values the same way */
+    assert_int_equal(gx_array_new1(GX_F32, 2, &a, NULL), 0);
+    gx_array_set_f64(a, 0, INFINITY);
+    gx_array_set_f64(a, 1, NAN);
+    expect_json(a, "{\"dtype\":\"f32\",\"shape\":[2],\"data\":[null,null]}");
+}
+
+/* More than 64 args or 1024 inputs is a bad value like more than 1024
+ * depends_on or 32 labels: 400 GX_EINVAL naming the field (a 429 would
+ * tell clients to retry a request that can never succeed). */
+static void count_limits(void **st) {
+    (void)st;
+    for (int which = 0; which < 2; which++) {
+        int n = which ? 1025 : 65;
+        json_t *o = json_object();
+        for (int i = 0; i < n; i++) {
+            char k[16];
+            snprintf(k, sizeof k, "v%d", i);
+            json_object_set_new(o, k, which ? json_pack("{s:s,s:[i]}", "dtype", "i32", "data", 1) : json_integer(1));
+        }
+        json_t *j = json_pack("{s:s,s:o}", "kernel", "reduce_sum", which ? "inputs" : "args", o);
+        gx_jobreq r;
+        gx_error err;
+        gx_error_clear(&err);
+        assert_int_equal(gx_jobreq_decode(j, "default", NULL, NULL, 0, 0, NULL, &r, &err), GX_EINVAL);
+        assert_string_equal(err.field, which ? "inputs" : "args");
+        assert_int_equal(gx_errclass_of(err.code).http_status, 400);
+        json_decref(j);
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(shapes),
         cmocka_unit_test(time_text_matches_libc),
         cmocka_unit_test(numbers_match_printf),
         cmocka_unit_test(labels_from_the_engine),
+        cmocka_unit_test(integers_exact),
+        cmocka_unit_test(integer_outputs_exact),
+        cmocka_unit_test(f16_outputs),
+        cmocka_unit_test(count_limits),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
