@@ -185,9 +185,14 @@ static int prepare(gx_engine *e, const gx_job_spec *s, prep *p, kcache *kc, gx_e
     for (int i = 0; i < e->ndev; i++)
         if (gx__cls_allows(e, p->cls, i) && e->dev[i].desc.mem_total > biggest) biggest = e->dev[i].desc.mem_total;
     if (p->mem > biggest) {
-        rc = gx_error_set(err, GX_ENODEVICE, "inputs",
-                          "the job needs %llu bytes of device memory; the largest device it may use has %llu",
-                          (unsigned long long)p->mem, (unsigned long long)biggest);
+        /* estimators saturate at UINT64_MAX where the figure would wrap */
+        rc = p->mem == UINT64_MAX
+                 ? gx_error_set(err, GX_ENODEVICE, "inputs",
+                                "the job needs 2^64 bytes of device memory or more; the largest device it may "
+                                "use has %llu", (unsigned long long)biggest)
+                 : gx_error_set(err, GX_ENODEVICE, "inputs",
+                                "the job needs %llu bytes of device memory; the largest device it may use has %llu",
+                                (unsigned long long)p->mem, (unsigned long long)biggest);
         prep_free(p);
         return rc;
     }

@@ -30,6 +30,19 @@ static inline uint64_t gx__kin_bytes(const gx_kcall *c) {
     return b;
 }
 
+/* Saturating sum and product for mem_bytes(): an estimate that would wrap
+ * (a 2^32 x 0 times 0 x 2^32 gemm has an output of 2^64 elements) becomes
+ * UINT64_MAX, more than any device has, so submit refuses the job instead
+ * of passing it on a wrapped, small figure. */
+static inline uint64_t gx__kmem_add(uint64_t a, uint64_t b) {
+    uint64_t r;
+    return __builtin_add_overflow(a, b, &r) ? UINT64_MAX : r;
+}
+static inline uint64_t gx__kmem_mul(uint64_t a, uint64_t b) {
+    uint64_t r;
+    return __builtin_mul_overflow(a, b, &r) ? UINT64_MAX : r;
+}
+
 /* Every valid dtype, for inputs that are only moved around (sort values). */
 #define GX_DTM_ANY (((1u << GX_DT_COUNT) - 1u) & ~GX_DTM(GX_DT_INVALID))
 

@@ -211,7 +211,11 @@ static uint64_t mlp_mem(const gx_kcall *c) {
         in = L.w[i]->shape[1];
     }
     free(L.w);
-    return gx__kin_bytes(c) + batch * out * es + 2 * batch * maxw * es + scratch;
+    /* batch and a layer's width can each be 2^34 (x [2^34,1], w0 [1,2^34]):
+     * their product is past 2^64 */
+    uint64_t outs = gx__kmem_mul(gx__kmem_mul(batch, out), es);
+    uint64_t acts = gx__kmem_mul(gx__kmem_mul(batch, maxw), 2 * es);
+    return gx__kmem_add(gx__kmem_add(gx__kin_bytes(c), outs), gx__kmem_add(acts, scratch));
 }
 
 static double mlp_cost(const gx_kcall *c) {

@@ -146,6 +146,45 @@ static void mem_and_cost(void **st) {
     gx_array_unref(x);
 }
 
+/* An f32 array of that shape over a dummy buffer: the estimators read only
+ * shapes, so a 2^34-element descriptor needs no 64 GiB behind it. */
+static gx_array *shape_only(int ndim, int64_t d0, int64_t d1) {
+    static float dummy[4];
+    int64_t sh[2] = {d0, d1};
+    gx_array *a;
+    gx_error err;
+    TU_OK(gx_array_wrap(GX_F32, ndim, sh, dummy, NULL, NULL, &a, &err), err);
+    return a;
+}
+
+/* Estimates that would wrap past 2^64 saturate: a gemm of [2^32,0] x
+ * [0,2^32] once came to 0 bytes (2^64 * 4 wrapped), passed submit's device
+ * memory check and failed only when its 2^64-element output could not be
+ * made. */
+static void mem_saturates(void **st) {
+    (void)st;
+    static const int64_t big[] = {INT64_C(1) << 32, INT64_C(1) << 34};
+    for (int i = 0; i < LEN(big); i++) {
+        gx_array *a = shape_only(2, big[i], 0), *b = shape_only(2, 0, big[i]);
+        gx_named_input in[] = {NI("a", a), NI("b", b)};
+        call cl;
+        call_bind(&cl, "gemm", NULL, 0, in, 2);
+        assert_true(cl.c.kernel->mem_bytes(&cl.c) == UINT64_MAX);
+        call_free(&cl);
+        /* an mlp layer of [n,1] x [1,n] (mlp wants at least one feature) */
+        gx_array *x = shape_only(2, big[i], 1), *w = shape_only(2, 1, big[i]), *bias = shape_only(1, big[i], 0);
+        gx_named_input mi[] = {NI("x", x), NI("w0", w), NI("b0", bias)};
+        call_bind(&cl, "mlp_forward", NULL, 0, mi, 3);
+        assert_true(cl.c.kernel->mem_bytes(&cl.c) == UINT64_MAX);
+        call_free(&cl);
+        gx_array_unref(a);
+        gx_array_unref(b);
+        gx_array_unref(x);
+        gx_array_unref(w);
+        gx_array_unref(bias);
+    }
+}
+
 /* ---- saxpy ----------------------------------------------------------------- */
 
 static void saxpy_matches(void **st) {
@@ -1149,6 +1188,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(catalog_complete),
         cmocka_unit_test(mem_and_cost),
+        cmocka_unit_test(mem_saturates),
         cmocka_unit_test(saxpy_matches),
         cmocka_unit_test(saxpy_errors),
         cmocka_unit_test(reduce_sum_floats),
