@@ -6,7 +6,9 @@
  * WWW-Authenticate: Bearer, public routes answer without a key, and a role
  * that may call the route is never refused (whatever the route then says
  * about the placeholder ids and bodies). Also: every route of gx__routes has
- * a rule (a route without one would be refused to everyone).
+ * a rule (a route without one would be refused to everyone), and blobs
+ * follow the cross-tenant column: another tenant's is 404, an admin reads
+ * any tenant's.
  */
 #include <curl/curl.h>
 #include <setjmp.h>
@@ -151,6 +153,98 @@ static void unknown_paths(void **st) {
     assert_int_equal(send_req("GET", "/v1/nothing", NULL, KEY[GX_ROLE_VIEWER], &r), 404);
 }
 
+/* A key of this role for tenant (its secret in key), made with the admin key. */
+static void tenant_key(const char *tenant, const char *role, char *key, size_t cap) {
+    char body[128];
+    snprintf(body, sizeof body, "{\"tenant\":\"%s\",\"role\":\"%s\"}", tenant, role);
+    it_resp r;
+    assert_int_equal(it_req(&D, "POST", "/v1/keys", body, strlen(body), NULL, &r), 0);
+    assert_int_equal(r.status, 201);
+    snprintf(key, cap, "%s", it_str(&r, "key"));
+    it_resp_free(&r);
+}
+
+/* GET path with key (NULL: the admin key): its status. */
+static long get_as(const char *key, const char *path) {
+    it_resp r;
+    D.use_key = key;
+    assert_int_equal(it_req(&D, "GET", path, NULL, 0, NULL, &r), 0);
+    D.use_key = NULL;
+    long st = r.status;
+    it_resp_free(&r);
+    return st;
+}
+
+/* A .npy of n float32 values first, first + 1, ... (a 128-byte header). */
+static char *npy_f32(int n, float first, size_t *len) {
+    *len = 128 + (size_t)n * 4;
+    char *b = malloc(*len);
+    assert_non_null(b);
+    memcpy(b, "\x93NUMPY\x01\x00\x76\x00", 10);
+    int hl = snprintf(b + 10, 118, "{'descr': '<f4', 'fortran_order': False, 'shape': (%d,), }", n);
+    memset(b + 10 + hl, ' ', (size_t)(117 - hl));
+    b[127] = '\n';
+    for (int i = 0; i < n; i++) {
+        float v = first + (float)i;
+        memcpy(b + 128 + 4 * i, &v, 4);
+    }
+    return b;
+}
+
+/* Blobs are the tenant's data: another tenant gets 404, an admin (of any
+ * tenant) reads every tenant's, both uploads and the outputs its result
+ * links to (the role table of docs/security.md). */
+static void admin_reads_every_blob(void **st) {
+    (void)st;
+    char ta[80], tb[80], op[80];
+    tenant_key("ta", "submitter", ta, sizeof ta);
+    tenant_key("tb", "viewer", tb, sizeof tb);
+    tenant_key("tb", "operator", op, sizeof op);
+    size_t len;
+    char *npy = npy_f32(5000, 7.25f, &len);
+    it_resp r;
+    D.use_key = ta;
+    assert_int_equal(it_req(&D, "POST", "/v1/blobs", npy, len, "application/octet-stream", &r), 0);
+    D.use_key = NULL;
+    free(npy);
+    assert_int_equal(r.status, 201);
+    char blob[100], path[200];
+    snprintf(blob, sizeof blob, "%s", it_str(&r, "id"));
+    it_resp_free(&r);
+    /* saxpy of 5000 elements: its y is stored as a blob of ta's */
+    char body[512];
+    snprintf(body, sizeof body,
+             "{\"kernel\":\"saxpy\",\"args\":{\"a\":3},\"inputs\":{\"x\":{\"blob\":\"%s\"},\"y\":{\"blob\":\"%s\"}}}",
+             blob, blob);
+    D.use_key = ta;
+    assert_int_equal(it_req(&D, "POST", "/v1/jobs", body, strlen(body), NULL, &r), 0);
+    assert_int_equal(r.status, 202);
+    char id[24];
+    snprintf(id, sizeof id, "%s", it_str(&r, "id"));
+    it_resp_free(&r);
+    assert_string_equal(it_wait_job(&D, id, 10000), "succeeded");
+    D.use_key = NULL;
+    snprintf(path, sizeof path, "/v1/jobs/%s/result", id);
+    assert_int_equal(it_req(&D, "GET", path, NULL, 0, NULL, &r), 0); /* the admin's key */
+    assert_int_equal(r.status, 200);
+    char url[200];
+    snprintf(url, sizeof url, "%s", json_string_value(json_object_get(
+                                        json_object_get(json_object_get(r.json, "outputs"), "y"), "url")));
+    it_resp_free(&r);
+    assert_non_null(strstr(url, "/v1/blobs/sha256:"));
+    snprintf(path, sizeof path, "/v1/blobs/%s", blob);
+    const char *paths[2] = {path, url};
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(get_as(ta, paths[i]), 200);
+        assert_int_equal(get_as(NULL, paths[i]), 200); /* admin of tenant "default" */
+        assert_int_equal(get_as(tb, paths[i]), 404);   /* not 403: it does not exist for tb */
+        assert_int_equal(get_as(op, paths[i]), 404);   /* operators too: outputs stay the tenant's */
+    }
+    /* an admin's unknown blob is still 404 */
+    assert_int_equal(get_as(NULL, "/v1/blobs/sha256:0000000000000000000000000000000000000000000000000000000000000000"),
+                     404);
+}
+
 /* Records of action act whose detail holds det, in the whole log. */
 static int audit_count(const char *act_want, const char *det_want);
 
@@ -252,6 +346,7 @@ int main(void) {
         cmocka_unit_test(every_route_has_a_rule),
         cmocka_unit_test(route_x_role),
         cmocka_unit_test(unknown_paths),
+        cmocka_unit_test(admin_reads_every_blob),
         cmocka_unit_test(audit_records),
     };
     return cmocka_run_group_tests_name("auth_routes", tests, setup, teardown);
