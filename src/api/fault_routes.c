@@ -223,7 +223,9 @@ int gx__h_faults_clear(void *app, gx_http_req *r) {
  * attempt with a fresh attempt budget. The store's compare-and-set (only
  * from dead or failed, attempt + 1, so a stale writer of the old attempt is
  * fenced) is durable before the engine sees the job; an engine refusal is
- * written back as a failure. */
+ * written back as a failure. The engine then holds it as restore_one
+ * (service.c) holds a job a restart moved back to the queue: the attempts
+ * made, the stored number as its floor, its queued event recorded. */
 int gx__h_job_requeue(void *app, gx_http_req *r) {
     gx_service *s = app;
     gx_job_id id = gx_job_id_parse(r->params[0]);
@@ -284,7 +286,10 @@ int gx__h_job_requeue(void *app, gx_http_req *r) {
     }
     gx_job_spec sp = jr.spec;
     sp.id = id;
-    sp.attempts_done = attempt;
+    sp.attempts_done = sj->attempt; /* it runs as attempt + 1, the number stored */
+    sp.attempt_floor = attempt;     /* an end before it runs is not fenced */
+    sp.restored = 1;                /* the queued event with the note is stored */
+    sp.stored_state = GX_JOB_QUEUED;
     rc = gx_job_requeue(s->engine, &sp, &e);
     gx_jobreq_free(&jr);
     if (rc) {

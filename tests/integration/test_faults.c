@@ -487,6 +487,81 @@ static void requeue_dead_letters(void **st) {
     D.use_key = NULL;
 }
 
+/* The events of job id, "state:attempt" each, one space between, and the
+ * count of queued events that attempt carries. */
+static void events_of(const char *id, int attempt, char *out, size_t cap, int *queued) {
+    char path[96];
+    snprintf(path, sizeof path, "/v1/jobs/%s/events", id);
+    it_resp r;
+    req(&D, "GET", path, NULL, &r);
+    assert_int_equal(r.status, 200);
+    json_t *ev = json_object_get(r.json, "events");
+    size_t len = 0;
+    out[0] = '\0';
+    *queued = 0;
+    for (size_t i = 0; i < json_array_size(ev); i++) {
+        json_t *e = json_array_get(ev, i);
+        const char *st = json_string_value(json_object_get(e, "state"));
+        int a = (int)json_integer_value(json_object_get(e, "attempt"));
+        len += (size_t)snprintf(out + len, cap - len, "%s%s:%d", i ? " " : "", st, a);
+        *queued += !strcmp(st, "queued") && a == attempt;
+    }
+    it_resp_free(&r);
+}
+
+/* attempts and max_attempts of GET /v1/jobs/{id} (the store's record once it ended). */
+static void attempts_of(const char *id, int *attempts, int *max) {
+    char path[96];
+    snprintf(path, sizeof path, "/v1/jobs/%s", id);
+    it_resp r;
+    req(&D, "GET", path, NULL, &r);
+    assert_int_equal(r.status, 200);
+    *attempts = (int)json_integer_value(json_object_get(r.json, "attempts"));
+    *max = (int)json_integer_value(json_object_get(r.json, "max_attempts"));
+    it_resp_free(&r);
+}
+
+/* A re-queue after attempt N runs attempt N + 1, once: one queued event of
+ * N + 1 (with the note), then running and failed of N + 1; no number is
+ * skipped. The job reports its attempts against a budget that grew by
+ * max_attempts, so it never shows more attempts than it may make. */
+static void requeue_runs_the_next_attempt(void **st) {
+    (void)st;
+    const char *bad = "{\"kernel\":\"linreg_gd\",\"max_attempts\":1,\"args\":{\"steps\":50,\"lr\":1e6},\"inputs\":{"
+                      "\"x\":{\"dtype\":\"f64\",\"shape\":[4,1],\"data\":[1,2,3,4]},"
+                      "\"y\":{\"dtype\":\"f64\",\"shape\":[4],\"data\":[2,4,6,8]}}}";
+    it_resp r;
+    req(&D, "POST", "/v1/jobs", bad, &r);
+    assert_int_equal(r.status, 202);
+    char id[24], path[96], evs[2048];
+    snprintf(id, sizeof id, "%s", it_str(&r, "id"));
+    it_resp_free(&r);
+    assert_string_equal(it_wait_job(&D, id, 10000), "failed");
+    int attempts, max, queued;
+    attempts_of(id, &attempts, &max);
+    assert_int_equal(attempts, 1);
+    assert_int_equal(max, 1);
+    snprintf(path, sizeof path, "/v1/jobs/%s/requeue", id);
+    for (int n = 1; n <= 2; n++) {
+        req(&D, "POST", path, NULL, &r);
+        assert_int_equal(r.status, 200);
+        /* n attempts made (n + 1 when a worker took it already), one more granted */
+        json_int_t made = json_integer_value(json_object_get(r.json, "attempts"));
+        if (made != n && made != n + 1) fail_msg("re-queue %d answered %s", n, r.body);
+        assert_int_equal(json_integer_value(json_object_get(r.json, "max_attempts")), n + 1);
+        it_resp_free(&r);
+        assert_string_equal(it_wait_job(&D, id, 10000), "failed");
+        events_of(id, n + 1, evs, sizeof evs, &queued);
+        char want[64];
+        snprintf(want, sizeof want, "failed:%d queued:%d running:%d failed:%d", n, n + 1, n + 1, n + 1);
+        if (queued != 1 || !strstr(evs, want) || strstr(evs, n == 1 ? ":3" : ":4"))
+            fail_msg("re-queue %d: events %s (want one queued of attempt %d: ...%s)", n, evs, n + 1, want);
+        attempts_of(id, &attempts, &max);
+        assert_int_equal(attempts, n + 1);
+        assert_int_equal(max, n + 1);
+    }
+}
+
 /* A real full disk: the data folder on a 3 MiB tmpfs, filled up. Needs
  * root (mount); skipped otherwise. */
 static void full_disk_real(void **st) {
@@ -542,6 +617,7 @@ int main(void) {
         cmocka_unit_test(slow_store_answers_everything),
         cmocka_unit_test(fault_api_hostile),
         cmocka_unit_test(requeue_dead_letters),
+        cmocka_unit_test(requeue_runs_the_next_attempt),
     };
     const struct CMUnitTest own[] = {
         cmocka_unit_test(faults_off_by_default),

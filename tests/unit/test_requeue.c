@@ -64,10 +64,32 @@ static int wait_final(gx_engine *e, gx_job_id id, gx_job_info *info) {
     return info->state;
 }
 
+/* The events of one job, "state:attempt" each, as the engine sends them. */
+typedef struct evlog {
+    pthread_mutex_t mu;
+    gx_job_id job;
+    char text[512];
+} evlog;
+
+static void on_events(void *ctx, const gx_event *ev, size_t n) {
+    evlog *l = ctx;
+    pthread_mutex_lock(&l->mu);
+    for (size_t i = 0; i < n; i++) {
+        size_t len = strlen(l->text);
+        if (ev[i].job == l->job)
+            snprintf(l->text + len, sizeof l->text - len, "%s%s:%d", len ? " " : "", gx_job_state_name(ev[i].state),
+                     ev[i].attempt);
+    }
+    pthread_mutex_unlock(&l->mu);
+}
+
 static void requeue_failed_job(void **st) {
     (void)st;
+    static evlog log = {.mu = PTHREAD_MUTEX_INITIALIZER};
     gx_engine_opts o;
     gx_engine_opts_init(&o);
+    o.on_events = on_events;
+    o.events_ctx = &log;
     gx_engine *e = new_engine(&o);
     problem p;
     problem_init(&p, 1e12, 50);
@@ -79,13 +101,31 @@ static void requeue_failed_job(void **st) {
     gx_job_info info;
     assert_int_equal(wait_final(e, id, &info), GX_JOB_FAILED);
     int before = info.attempts;
-    /* back in the queue under its id, as a later attempt, fresh budget */
+    /* back in the queue under its id, as the service re-queues it: the
+     * attempts made, the next number (its store holds it, queued) as the
+     * floor; it runs that attempt with a fresh budget */
     sp.id = id;
-    sp.attempts_done = before + 1;
+    sp.attempts_done = before;
+    sp.attempt_floor = before + 1;
+    sp.restored = 1;
+    sp.stored_state = GX_JOB_QUEUED;
+    gx_engine_sync_events(e);
+    pthread_mutex_lock(&log.mu);
+    log.job = id;
+    pthread_mutex_unlock(&log.mu);
     TU_OK(gx_job_requeue(e, &sp, &err), err);
     assert_int_equal(wait_final(e, id, &info), GX_JOB_FAILED);
-    assert_int_equal(info.attempts, before + 2);
-    assert_int_equal(info.max_attempts, before + 1 + 2);
+    assert_int_equal(info.attempts, before + 1);
+    assert_int_equal(info.max_attempts, before + 2);
+    gx_engine_sync_events(e);
+    char want[64];
+    snprintf(want, sizeof want, "running:%d failed:%d", before + 1, before + 1);
+    pthread_mutex_lock(&log.mu);
+    assert_string_equal(log.text, want); /* no second queued event, no number skipped */
+    log.job = 0;
+    pthread_mutex_unlock(&log.mu);
+    sp.attempt_floor = 0;
+    sp.restored = 0;
     /* a job that is not dead or failed is refused */
     problem ok;
     problem_init(&ok, 0.05, 50);
