@@ -86,6 +86,11 @@ typedef struct gx_event {
     char error[160];  /* the error's message when error_code != 0 (the
                          failure of this attempt, for "retrying"); a note
                          otherwise ("fallback: ..."), or "" */
+    uint64_t seq;     /* the engine's order of its changes: 1, 2, 3, ...
+                         Each thread hands over its own changes after it let
+                         go of the engine, so batches can reach on_events
+                         out of this order (a job's "running" before its
+                         "queued"); sort by seq where order matters */
 } gx_event;
 typedef void (*gx_events_fn)(void *ctx, const gx_event *ev, size_t n);
 

@@ -814,16 +814,93 @@ static void persist(gx_service *s, const gx_event *ev, size_t n) {
 /* How often the persister stores the tenants' trailing-hour device time. */
 #define USAGE_SAVE_NS (10 * INT64_C(1000000000))
 
+/* ---- the engine's order ---------------------------------------------------
+ * Each engine thread hands over its events after it let go of the engine's
+ * lock, so batches arrive out of the engine's order now and then: a
+ * worker's "running" and "succeeded" of a job before the submitter's
+ * "queued" (about one short job in ten on a live stream). The persister
+ * puts them back in order (gx_event.seq) before it writes, publishes and
+ * counts them: events after a gap in the sequence wait until it is filled,
+ * or ORDER_WAIT_NS at most (a thread held up between the two, or events
+ * lost to an out-of-memory); a late one goes out at once. */
+#define ORDER_WAIT_NS (50 * INT64_C(1000000))
+
+typedef struct ev_order {
+    gx_event *held;     /* received, sorted by seq; [0, released) go out */
+    size_t n, cap;
+    uint64_t next;      /* the seq expected next; 0: none seen yet */
+    uint64_t gap_seq;   /* the first seq after the gap waited for */
+    int64_t gap_since;  /* when that gap was first seen; 0: none */
+} ev_order;
+
+static int seq_cmp(const void *a, const void *b) {
+    uint64_t x = ((const gx_event *)a)->seq, y = ((const gx_event *)b)->seq;
+    return x < y ? -1 : x > y;
+}
+
+/* Take n more events; the number of held[] that may go out now, in order
+ * (all of them when flush). Out of memory: *unheld is set, everything held
+ * goes out, and the caller sends ev as it came after it. */
+static size_t order_events(ev_order *o, const gx_event *ev, size_t n, int64_t now, int flush, int *unheld) {
+    *unheld = 0;
+    if (o->n + n > o->cap) {
+        size_t nc = o->cap ? o->cap : 1024;
+        while (nc < o->n + n) nc *= 2;
+        gx_event *nv = realloc(o->held, nc * sizeof *nv);
+        if (!nv) *unheld = flush = 1;
+        else {
+            o->held = nv;
+            o->cap = nc;
+        }
+    }
+    if (!*unheld) {
+        memcpy(o->held + o->n, ev, n * sizeof *ev);
+        o->n += n;
+        for (size_t i = 1; i < o->n; i++)
+            if (o->held[i].seq < o->held[i - 1].seq) {
+                qsort(o->held, o->n, sizeof *o->held, seq_cmp);
+                break;
+            }
+    }
+    if (!o->n) return 0;
+    if (!o->next) o->next = o->held[0].seq;
+    size_t k = 0;
+    for (;;) {
+        for (; k < o->n && o->held[k].seq <= o->next; k++)
+            if (o->held[k].seq == o->next) o->next++;
+        if (k == o->n) {
+            o->gap_since = 0;
+            break;
+        }
+        if (o->gap_seq != o->held[k].seq) { /* a new gap */
+            o->gap_seq = o->held[k].seq;
+            o->gap_since = now;
+        }
+        if (!flush && now - o->gap_since < ORDER_WAIT_NS) break;
+        o->next = o->held[k].seq; /* give up on the missing ones */
+    }
+    return k;
+}
+
+/* Drop the first k held events (gone out). */
+static void order_consume(ev_order *o, size_t k) {
+    memmove(o->held, o->held + k, (o->n - k) * sizeof *o->held);
+    o->n -= k;
+}
+
 static void *persister_main(void *arg) {
     gx_service *s = arg;
     pthread_setname_np(pthread_self(), "gx-persist");
     gx_event *batch = NULL;
     size_t cap = 0;
+    ev_order ord = {0};
     int64_t next_usage = gx__now_ns() + USAGE_SAVE_NS;
     pthread_mutex_lock(&s->pmu);
     for (;;) {
-        while (!s->pn && !s->persist_stop && gx__now_ns() < next_usage) {
-            struct timespec dl = gx__realtime_in(next_usage - gx__now_ns());
+        int64_t until = next_usage;
+        if (ord.gap_since && ord.gap_since + ORDER_WAIT_NS < until) until = ord.gap_since + ORDER_WAIT_NS;
+        while (!s->pn && !s->persist_stop && gx__now_ns() < until) {
+            struct timespec dl = gx__realtime_in(until - gx__now_ns());
             pthread_cond_timedwait(&s->pcv, &s->pmu, &dl);
         }
         if (gx__now_ns() >= next_usage && !s->persist_stop) {
@@ -833,25 +910,34 @@ static void *persister_main(void *arg) {
             pthread_mutex_lock(&s->pmu);
             continue;
         }
-        if (!s->pn && s->persist_stop) break;
+        if (!s->pn && s->persist_stop && !ord.n) break;
         /* swap buffers */
         gx_event *t = s->pev;
         size_t tc = s->pcap, n = s->pn;
+        int stop = s->persist_stop;
         s->pev = batch;
         s->pcap = cap;
         s->pn = 0;
         batch = t;
         cap = tc;
         pthread_mutex_unlock(&s->pmu);
-        persist(s, batch, n);
-        publish(s, batch, n);
-        gx__svc_metrics_events(s, batch, n);
+        int unheld;
+        size_t k = order_events(&ord, batch, n, gx__now_ns(), stop, &unheld);
+        for (int pass = 0; pass < 1 + unheld; pass++) {
+            const gx_event *ev = pass ? batch : ord.held;
+            size_t m = pass ? n : k;
+            persist(s, ev, m);
+            publish(s, ev, m);
+            gx__svc_metrics_events(s, ev, m);
+        }
+        order_consume(&ord, k);
         pthread_mutex_lock(&s->pmu);
-        s->persisted += (int64_t)n;
+        s->persisted += (int64_t)(k + (unheld ? n : 0));
         pthread_cond_broadcast(&s->pcv);
     }
     pthread_mutex_unlock(&s->pmu);
     free(batch);
+    free(ord.held);
     return NULL;
 }
 

@@ -48,8 +48,8 @@ void gx__ev_push(gx_engine *e, gx__evbuf *eb, const gx__job *j) {
         eb->ev = nv;
         eb->cap = nc;
     }
-    e->ev_produced++;
     eb->ev[eb->n++] = (gx_event){
+        .seq = ++e->ev_produced,
         .job = j->id,
         .tenant = j->tenant,
         .state = j->state,
