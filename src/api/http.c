@@ -6,6 +6,7 @@
 #include "http.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <microhttpd.h>
 #include <netdb.h>
 #include <pthread.h>
@@ -711,6 +712,23 @@ static int parse_listen(const char *s, struct sockaddr_storage *ss, socklen_t *l
     memcpy(ss, ai->ai_addr, ai->ai_addrlen);
     *len = ai->ai_addrlen;
     freeaddrinfo(ai);
+    return 0;
+}
+
+int gx_http_listen(const char *listen_addr, int *fd_out, gx_error *err) {
+    struct sockaddr_storage ss;
+    socklen_t sl;
+    int rc = parse_listen(listen_addr, &ss, &sl, err);
+    if (rc) return rc;
+    int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int one = 1;
+    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) ||
+        bind(fd, (struct sockaddr *)&ss, sl) || listen(fd, 1024)) {
+        int e = errno;
+        if (fd >= 0) close(fd);
+        return gx_error_set(err, GX_EIO, "listen", "cannot listen on %s: %s", listen_addr, strerror(e));
+    }
+    *fd_out = fd;
     return 0;
 }
 

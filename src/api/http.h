@@ -135,6 +135,11 @@ void gx_http_reply_stream(gx_http_req *r, const char *ctype, gx_http_reader read
 typedef struct gx_http_stream gx_http_stream;
 gx_http_stream *gx_http_stream_of(gx_http_req *r);
 void gx_http_stream_wake(gx_http_stream *s);
+/* Bind and listen on "host:port" now (close-on-exec), for
+ * gx_http_opts.listen_fd: a daemon that cannot have its address fails
+ * before it touches any job. 0, or GX_EINVAL / GX_EIO with err set. */
+int gx_http_listen(const char *listen, int *fd, gx_error *err);
+
 /* A line (static text) the stream sends when it has had nothing to send
  * for stream_heartbeat_ms. Whatever it is set to, a sleeping stream whose
  * client closed its end is closed within about a second. */

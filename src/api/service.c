@@ -1262,6 +1262,7 @@ int gx_service_start(const gx_config *cfg, gx_service **out, gx_error *err) {
     }
     s->start_ns = gx__wall_ns();
     s->lock_fd = -1;
+    s->listen_fd = -1;
     pthread_mutex_init(&s->amu, NULL);
     pthread_cond_init(&s->acv, NULL);
     pthread_cond_init(&s->adone, NULL);
@@ -1270,6 +1271,12 @@ int gx_service_start(const gx_config *cfg, gx_service **out, gx_error *err) {
     pthread_mutex_init(&s->smu, NULL);
     pthread_mutex_init(&s->bmu, NULL);
     pthread_mutex_init(&s->dmu, NULL);
+    /* the address first: a daemon that cannot have it (in use, a typo)
+     * fails here, before it restores and runs any job; it used to run them
+     * for http.shutdown_timeout and then exit, an attempt more on each job
+     * every time systemd started it again */
+    s->listen_fd = gx__svc_inherited_listener();
+    if (s->listen_fd < 0 && (rc = gx_http_listen(s->cfg.listen, &s->listen_fd, err))) goto fail;
     gx_store_config sc;
     gx_store_config_init(&sc);
     sc.path = s->cfg.store.path;
@@ -1355,10 +1362,11 @@ int gx_service_start(const gx_config *cfg, gx_service **out, gx_error *err) {
         .app = s,
         .on_done = gx__svc_http_done,
         .pre = gx__svc_http_pre,
-        .listen_fd = gx__svc_inherited_listener(),
+        .listen_fd = s->listen_fd,
     };
     rc = gx_http_start(&ho, &s->http, err);
     if (rc) goto fail;
+    s->listen_fd = -1; /* libmicrohttpd's now */
     *out = s;
     return 0;
 fail:
@@ -1461,6 +1469,8 @@ int gx__svc_shutdown(gx_service *s, int for_exec) {
     gx__svc_auth_close(s);
     if (s->lock_fd >= 0) close(s->lock_fd); /* the next daemon may start */
     s->lock_fd = -1;
+    if (s->listen_fd >= 0) close(s->listen_fd); /* HTTP never took it */
+    s->listen_fd = -1;
     if (for_exec) return lfd;
     gx__svc_metrics_free(s);
     for (int i = 0; s->bcache && i < BCACHE_SLOTS; i++) gx_array_unref(s->bcache->arr[i]);

@@ -409,6 +409,65 @@ static void catalog_devices_health_metrics(void **st) {
     it_resp_free(&r);
 }
 
+static void wait_running_stored(it_daemon *d, const char *id);
+
+/* Lines of a daemon's log that contain what. */
+static int log_count(const it_daemon *d, const char *what) {
+    FILE *f = fopen(d->log, "r");
+    if (!f) return 0;
+    char line[2048];
+    int n = 0;
+    while (fgets(line, sizeof line, f)) n += strstr(line, what) != NULL;
+    fclose(f);
+    return n;
+}
+
+/* A daemon that cannot have its address fails at once, before it restores
+ * any job: with a job that was running when it was killed, three starts on
+ * a busy port take well under a second each and restore nothing (each
+ * used to restore and run the jobs for shutdown_timeout, then exit). */
+static void busy_address_fails_fast(void **st) {
+    (void)st;
+    it_daemon a, b;
+    memset(&a, 0, sizeof a);
+    memset(&b, 0, sizeof b);
+    b.extra_env[0] = "GEXEC_ENGINE_CPU_WORKERS=1";
+    assert_int_equal(it_start(&b), 0);
+    it_resp r;
+    const char *body = "{\"kernel\":\"spin\",\"args\":{\"us\":3000000}}";
+    assert_int_equal(it_req(&b, "POST", "/v1/jobs", body, strlen(body), NULL, &r), 0);
+    assert_int_equal(r.status, 202);
+    char id[32];
+    snprintf(id, sizeof id, "%s", it_str(&r, "id"));
+    it_resp_free(&r);
+    wait_running_stored(&b, id);
+    it_kill9(&b);
+    assert_int_equal(it_start(&a), 0);
+    char env[64];
+    snprintf(env, sizeof env, "GEXEC_LISTEN=127.0.0.1:%d", a.port);
+    b.extra_env[1] = env;
+    int restores = log_count(&b, "unfinished jobs");
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    assert_int_equal(it_start(&b), -1); /* three tries */
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+    print_message("3 starts on a busy address: %.2f s\n", secs);
+    assert_true(secs < 4.0);
+    assert_int_equal(log_count(&b, "unfinished jobs"), restores);
+    assert_true(log_count(&b, "cannot listen on 127.0.0.1:") >= 3);
+    b.extra_env[1] = NULL;
+    assert_int_equal(it_start(&b), 0);
+    assert_string_equal(it_wait_job(&b, id, 10000), "succeeded");
+    char path[64];
+    snprintf(path, sizeof path, "/v1/jobs/%s", id);
+    assert_int_equal(it_req(&b, "GET", path, NULL, 0, NULL, &r), 0);
+    assert_int_equal(json_integer_value(json_object_get(r.json, "attempts")), 2);
+    it_resp_free(&r);
+    assert_int_equal(it_finish(&a), 0);
+    assert_int_equal(it_finish(&b), 0);
+}
+
 /* A second daemon on the same data directory refuses to start, naming the
  * first one's pid, while the first one runs (both used to run the same
  * jobs); once the first has stopped it starts. */
@@ -946,6 +1005,7 @@ int main(void) {
         cmocka_unit_test(restart_keeps_jobs),
         cmocka_unit_test(batch_dep_on_idempotent_repeat),
         cmocka_unit_test(one_daemon_per_data_dir),
+        cmocka_unit_test(busy_address_fails_fast),
         cmocka_unit_test(sigkill_during_burst),
         cmocka_unit_test(sigterm_drain),
         cmocka_unit_test(cancel_requeued_job),
