@@ -300,6 +300,10 @@ typedef struct gx_job_spec {
                                     event is not sent again (it is recorded
                                     already) */
     int stored_state;            /* with restored: a gx_job_state */
+    int64_t submitted_ns;        /* restoring: when the job was first
+                                    submitted (CLOCK_REALTIME ns; 0 = now):
+                                    its submit time and its queue_timeout_ms
+                                    count from then, not from the restart */
     int quota_reserved;          /* 1: it was admitted by gx_tenant_admit; one
                                     of its tenant's reservations becomes this
                                     queued job, in the same step (no moment

@@ -432,6 +432,7 @@ static void admit_group(gx_service *s, gx__admit *head) {
             if (map) map[i] = ns + 1;
             specs[ns] = a->jobs[i].spec;
             specs[ns].id = a->ids[i];
+            specs[ns].submitted_ns = a->rows[k - 1].submit_ns; /* the stored time, in answers too */
             specs[ns].quota_reserved = a->qn > 0;
             ids[ns] = a->ids[i];
             owner[ns] = a;
@@ -1125,6 +1126,7 @@ static int restore_one(void *ctx, const gx_store_job *job) {
     rc->specs[rc->n].attempts_done = done;
     rc->specs[rc->n].restored = 1; /* no second queued (or waiting) event */
     rc->specs[rc->n].stored_state = job->state;
+    rc->specs[rc->n].submitted_ns = job->submit_ns;
     const gx_kernel *k = gx_kernel_find(jr->spec.kernel);
     if (k && (k->flags & GX_KF_CHECKPOINT)) resume_from_checkpoint(rc, job);
     if (job->error_code == GX_EDEVICE) restore_blame(s, job->id, jr, &rc->specs[rc->n]);

@@ -292,6 +292,10 @@ static int insert(gx_engine *e, const gx_job_spec *s, prep *p, const gx_job_id *
     j->labels = p->labels;
     j->nlabels = (uint8_t)p->nlabels;
     j->submit_ns = gx__now_ns();
+    if (s->submitted_ns > 0) { /* restored: its own time, in our clock */
+        int64_t at = s->submitted_ns - e->wall_offset;
+        j->submit_ns = at < 1 ? 1 : at < j->submit_ns ? at : j->submit_ns;
+    }
     j->attempts = (uint8_t)(s->attempts_done > 0 ? (s->attempts_done > 200 ? 200 : s->attempts_done) : 0);
     if (j->max_attempts <= j->attempts) j->max_attempts = (uint8_t)(j->attempts + 1);
     j->attempt_floor = (uint8_t)(s->attempt_floor > 0 ? (s->attempt_floor > 201 ? 201 : s->attempt_floor) : 0);

@@ -468,6 +468,47 @@ static void busy_address_fails_fast(void **st) {
     assert_int_equal(it_finish(&b), 0);
 }
 
+/* A restored job keeps its submit time, and its queue_timeout_ms counts
+ * from it: a job queued behind a long one, whose 3 s ran out while the
+ * daemon was down, times out as soon as it is back (it used to get a new
+ * submit time at the restart and 3 s more). */
+static void restore_keeps_submit_time(void **st) {
+    (void)st;
+    it_daemon d;
+    memset(&d, 0, sizeof d);
+    d.extra_env[0] = "GEXEC_ENGINE_CPU_WORKERS=1";
+    assert_int_equal(it_start(&d), 0);
+    const char *bodies[2] = {"{\"kernel\":\"spin\",\"args\":{\"us\":20000000}}",
+                             "{\"kernel\":\"spin\",\"queue_timeout_ms\":3000}"};
+    char ids[2][32], sub[64] = "", path[64];
+    it_resp r;
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(it_req(&d, "POST", "/v1/jobs", bodies[i], strlen(bodies[i]), NULL, &r), 0);
+        assert_int_equal(r.status, 202);
+        snprintf(ids[i], sizeof ids[i], "%s", it_str(&r, "id"));
+        if (i) snprintf(sub, sizeof sub, "%s", it_str(&r, "submitted_at"));
+        it_resp_free(&r);
+    }
+    wait_running_stored(&d, ids[0]);
+    it_kill9(&d);
+    struct timespec ts = {3, 500000000};
+    nanosleep(&ts, NULL); /* past the queued job's deadline */
+    assert_int_equal(it_start(&d), 0);
+    snprintf(path, sizeof path, "/v1/jobs/%s", ids[1]);
+    const char *state = "";
+    for (int i = 0; i < 75; i++) { /* 1.5 s */
+        assert_int_equal(it_req(&d, "GET", path, NULL, 0, NULL, &r), 0);
+        assert_string_equal(it_str(&r, "submitted_at"), sub);
+        state = strcmp(it_str(&r, "state"), "timed_out") ? "" : "timed_out";
+        it_resp_free(&r);
+        if (*state) break;
+        struct timespec t = {0, 20000000};
+        nanosleep(&t, NULL);
+    }
+    assert_string_equal(state, "timed_out");
+    assert_int_equal(it_finish(&d), 0);
+}
+
 /* A second daemon on the same data directory refuses to start, naming the
  * first one's pid, while the first one runs (both used to run the same
  * jobs); once the first has stopped it starts. */
@@ -1006,6 +1047,7 @@ int main(void) {
         cmocka_unit_test(batch_dep_on_idempotent_repeat),
         cmocka_unit_test(one_daemon_per_data_dir),
         cmocka_unit_test(busy_address_fails_fast),
+        cmocka_unit_test(restore_keeps_submit_time),
         cmocka_unit_test(sigkill_during_burst),
         cmocka_unit_test(sigterm_drain),
         cmocka_unit_test(cancel_requeued_job),
