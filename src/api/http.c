@@ -89,6 +89,7 @@ typedef struct gx_http_req_priv {
     int async, suspended, done;
     struct timespec t0;
     char path[1024];
+    char *long_path;        /* for a path longer than path[] */
     char *segs[GX_HTTP_MAX_PARAMS];
     const char *req_id;
 } priv_t;
@@ -364,6 +365,7 @@ static int queue_response(priv_t *p) {
 int gx_http_route_match(const gx_route *routes, int nroutes, const char *method, const char *path, char *buf,
                         size_t bufcap, const gx_route **out, const char **params, int *nparams, char *allow,
                         size_t allowcap) {
+    if (path && strlen(path) >= bufcap) return 404; /* longer than any route: not cut to one */
     snprintf(buf, bufcap, "%s", path ? path : "");
     char *segs[16];
     int ns = 0;
@@ -412,8 +414,13 @@ int gx_http_route_match(const gx_route *routes, int nroutes, const char *method,
 /* Match the request against the route table: 0, 404 or 405. */
 static int route(gx_http_server *srv, gx_http_req *r, char *allow, size_t cap) {
     priv_t *p = r->priv;
-    return gx_http_route_match(srv->o.routes, srv->o.nroutes, r->method, r->path, p->path, sizeof p->path, &r->route,
-                               r->params, &r->nparams, allow, cap);
+    /* a path longer than the buffer gets its own (up to the URL limit):
+     * matched whole, never cut short to another route's path */
+    size_t need = strlen(r->path) + 1;
+    char *buf = p->path;
+    if (need > sizeof p->path && (p->long_path = malloc(need))) buf = p->long_path;
+    return gx_http_route_match(srv->o.routes, srv->o.nroutes, r->method, r->path, buf,
+                               buf == p->path ? sizeof p->path : need, &r->route, r->params, &r->nparams, allow, cap);
 }
 
 static void dispatch(gx_http_server *srv, gx_http_req *r) {
@@ -476,13 +483,40 @@ static enum MHD_Result header_bytes(void *cls, enum MHD_ValueKind kind, const ch
     return MHD_YES;
 }
 
+/* How a request's body is framed, from its headers. */
+typedef struct framing {
+    int lengths;      /* Content-Length headers */
+    int differ;       /* two of them disagree */
+    int chunked;      /* a Transfer-Encoding header */
+    const char *first;
+} framing;
+
+static enum MHD_Result framing_of(void *cls, enum MHD_ValueKind kind, const char *key, const char *value) {
+    (void)kind;
+    framing *f = cls;
+    if (!strcasecmp(key, "Content-Length")) {
+        if (f->lengths++ && strcmp(f->first, value ? value : "")) f->differ = 1;
+        else f->first = value ? value : "";
+    } else if (!strcasecmp(key, "Transfer-Encoding")) {
+        f->chunked = 1;
+    }
+    return MHD_YES;
+}
+
 /* A request line or headers over http.max_header_bytes, answered with our
  * JSON error (libmicrohttpd's own 414/431 pages, plain HTML, only come
- * past twice the limit, where it runs out of the memory it was given). */
-static int too_big(gx_http_server *srv, gx_http_req *r, struct MHD_Connection *conn, const char *url,
+ * past twice the limit, where it runs out of the memory it was given); and
+ * a body framed two ways (Content-Length headers that disagree, or one
+ * with Transfer-Encoding), refused as request smuggling is made of them:
+ * a proxy in front may read the body one way and libmicrohttpd the other.
+ * Each is answered with the connection closed. */
+static int bad_head(gx_http_server *srv, gx_http_req *r, struct MHD_Connection *conn, const char *url,
                    const char *method) {
     size_t limit = srv->o.max_header ? srv->o.max_header : 16384;
     size_t ulen = strlen(url), n = strlen(method) + ulen + 12;
+    /* the query's names and values count with the URL (libmicrohttpd
+     * takes the query off the url it hands over) */
+    MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, header_bytes, &ulen);
     if (ulen > limit) {
         gx_http_error(r, 414, GX_ELIMIT, "url", "the URL is %zu bytes, over the limit of %zu (http.max_header_bytes)",
                       ulen, limit);
@@ -494,6 +528,14 @@ static int too_big(gx_http_server *srv, gx_http_req *r, struct MHD_Connection *c
                       "the request line and headers are %zu bytes in %d headers, over the limit of %zu bytes "
                       "(http.max_header_bytes) or 1000 headers",
                       n, count, limit);
+        return 1;
+    }
+    framing f = {0};
+    MHD_get_connection_values(conn, MHD_HEADER_KIND, framing_of, &f);
+    if (f.differ || (f.lengths && f.chunked)) {
+        gx_http_error(r, 400, GX_EINVAL, f.differ ? "Content-Length" : "Transfer-Encoding",
+                      f.differ ? "Content-Length headers that disagree"
+                               : "both Content-Length and Transfer-Encoding: the body must be framed one way");
         return 1;
     }
     return 0;
@@ -545,7 +587,7 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
          * may have started just before the deadline after an idle spell (the
          * reaper bounds trickled headers); the body gets its own window */
         if (gx__conn_excess(srv->conns, p->cn, NULL)) return answer_early(srv, r);
-        if (too_big(srv, r, conn, url, method)) {
+        if (bad_head(srv, r, conn, url, method)) {
             gx_http_header_add(r, "Connection", "close");
             p->dispatched = p->queued = 1;
             gx__conn_dispatched(srv->conns, p->cn);
@@ -638,6 +680,7 @@ static void completed_cb(void *cls, struct MHD_Connection *conn, void **con_cls,
     gx__conn_idle(srv->conns, p->cn); /* the next request's clock starts */
     if (p->stream) stream_free(p->stream); /* reply never queued */
     free(p->body);
+    free(p->long_path);
     free(p->resp);
     if (p->fd >= 0) close(p->fd);
     pthread_mutex_destroy(&p->mu);

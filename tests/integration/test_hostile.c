@@ -75,7 +75,9 @@ typedef size_t (*gen_fn)(const char *arg, char **out);
 typedef struct hcase {
     const char *name;
     const char *method;
-    const char *path;    /* "@long:N" = /v1/jobs/ followed by N digits */
+    const char *path;    /* "@long:N" = /v1/jobs/ followed by N digits; "@query:N" =
+                            /v1/jobs?label= and N letters; "@slashes:N" = /v1/jobs/1,
+                            N slashes, "result" */
     const char *headers; /* extra raw header lines, "\r\n"-separated; "@big:N", "@many:N" */
     const char *body;    /* NULL: no body */
     size_t blen;         /* 0: strlen(body) */
@@ -735,6 +737,21 @@ static const hcase CASES[] = {
     {.name = "3,000 small headers", .method = "GET", .path = "/healthz", .headers = "@many:3000", .status = 431, .flags = F_MHD},
     {.name = "URL of 32 KiB", .method = "GET", .path = "@long:32768", .status = 414, .field = "url"},
     {.name = "URL of 64 KiB (past libmicrohttpd's own limit)", .method = "GET", .path = "@long:65536", .status = 414, .flags = F_MHD},
+    /* the query counts with the URL (it was not counted: 200) */
+    {.name = "query of 32 KiB", .method = "GET", .path = "@query:32768", .status = 414, .field = "url"},
+    /* a path longer than the route buffer is matched whole: DELETE of
+     * /v1/jobs/1/////.../result is no route's (it was cut to /v1/jobs/1
+     * and cancelled job 1) */
+    {.name = "DELETE on a path of 5,000 slashes", .method = "DELETE", .path = "@slashes:5000", .status = 405,
+     .code = "GX_EUNSUPPORTED", .field = "method"},
+    /* a body framed two ways, as request smuggling is made of (both were
+     * read one way by libmicrohttpd) */
+    {.name = "Content-Length headers that disagree", .method = "POST", .path = "/v1/jobs",
+     .headers = "Content-Length: 17\r\nContent-Length: 18", .body = "{\"kernel\":\"spin\"}x", .status = 400,
+     .code = "GX_EINVAL", .field = "Content-Length", .msg = "disagree"},
+    {.name = "Content-Length and Transfer-Encoding", .method = "POST", .path = "/v1/jobs",
+     .headers = "Content-Length: 17\r\nTransfer-Encoding: chunked", .body = "11\r\n{\"kernel\":\"spin\"}\r\n0\r\n\r\n",
+     .status = 400, .code = "GX_EINVAL", .field = "Transfer-Encoding", .msg = "one way"},
     /* RFC 9112 wants 400 for HTTP/1.1 without Host; libmicrohttpd lets it through (harmless here) */
     {.name = "no Host header", .method = "GET", .path = "/healthz", .status = 200, .flags = F_MHD | F_NOHOST},
     {.name = "Content-Length not a number", .method = "POST", .path = "/v1/jobs", .headers = "Content-Length: abc",
@@ -987,12 +1004,14 @@ static char *expand_path(const char *p) {
         snprintf(buf, sizeof buf, "%.*s%s%s", (int)(b - t), t, !strncmp(b, "{job}", 5) ? a_job : a_blob, e + 1);
         return strdup(buf);
     }
-    if (strncmp(p, "@long:", 6)) return strdup(p);
-    long n = strtol(p + 6, NULL, 10);
-    char *s = malloc((size_t)n + 16);
-    strcpy(s, "/v1/jobs/");
-    memset(s + 9, '1', (size_t)n);
-    s[9 + n] = '\0';
+    int query = !strncmp(p, "@query:", 7), slashes = !strncmp(p, "@slashes:", 9);
+    if (strncmp(p, "@long:", 6) && !query && !slashes) return strdup(p);
+    long n = strtol(strchr(p, ':') + 1, NULL, 10);
+    char *s = malloc((size_t)n + 32);
+    const char *head = query ? "/v1/jobs?label=" : slashes ? "/v1/jobs/1" : "/v1/jobs/";
+    strcpy(s, head);
+    memset(s + strlen(head), query ? 'a' : slashes ? '/' : '1', (size_t)n);
+    strcpy(s + strlen(head) + n, slashes ? "result" : "");
     return s;
 }
 
