@@ -139,6 +139,7 @@ typedef struct gx_config {
         uint64_t max_body;     /* bytes */
         int64_t max_batch_jobs;
         uint64_t max_header_bytes; /* bytes */
+        uint64_t max_json_memory; /* bytes one JSON body may take decoded */
         int64_t timeout_ms;    /* ms */
         int64_t max_connections_per_client; /* 0 = no limit */
         int64_t request_timeout_ms; /* ms to receive a whole request; 0 = none */

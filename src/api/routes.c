@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "gexec/gexec_errclass.h"
+#include "jsonmem.h"
 #include "log.h"
 #include "service.h"
 
@@ -121,21 +122,30 @@ static gx__admit *admit_new(gx_http_req *r, size_t n, int batch) {
 }
 
 /* The JSON body of a job request, or NULL with the 415/400 reply sent. */
-static json_t *json_request(gx_http_req *r) {
+static json_t *json_request(gx_service *s, gx_http_req *r) {
     if (!ctype_is(r, "application/json")) {
         gx_http_error(r, 415, GX_EUNSUPPORTED, "Content-Type", "jobs are JSON: send Content-Type: application/json");
         return NULL;
     }
     gx_error err;
     gx_error_clear(&err);
+    gx_json_budget_begin(s->cfg.http.max_json_memory);
     json_t *j = gx_json_parse_body(r->body, r->body_len, &err);
+    if (gx_json_budget_end()) {
+        json_decref(j);
+        gx_http_error(r, 413, GX_ELIMIT, "body",
+                      "the JSON body needs more than %llu MiB of memory to decode (http.max_json_memory); "
+                      "send large arrays as .npy blobs (POST /v1/blobs) and refer to them",
+                      (unsigned long long)(s->cfg.http.max_json_memory >> 20));
+        return NULL;
+    }
     if (!j) reply_err(r, &err);
     return j;
 }
 
 static int h_submit(void *app, gx_http_req *r) {
     gx_service *s = app;
-    json_t *obj = json_request(r);
+    json_t *obj = json_request(s, r);
     if (!obj) return 0;
     gx__admit *a = admit_new(r, 1, 0);
     if (!a) {
@@ -222,7 +232,7 @@ out:
 
 static int h_submit_batch(void *app, gx_http_req *r) {
     gx_service *s = app;
-    json_t *body = json_request(r);
+    json_t *body = json_request(s, r);
     if (!body) return 0;
     json_t *jobs = json_object_get(body, "jobs");
     if (!json_is_object(body) || !json_is_array(jobs) || json_object_size(body) != 1) {

@@ -199,6 +199,11 @@ static const key keys[] = {
          "Largest request body; larger requests get 413."),
     INT("http.max_batch_jobs", http.max_batch_jobs, "10000", 1, 1000000,
         "Most jobs in one batch submission."),
+    SIZE("http.max_json_memory", http.max_json_memory, "256MiB", MiB, 64 * GiB,
+         "Most memory that decoding one JSON request body (a job or a "
+         "batch) may take; a body that needs more gets 413. Decoded JSON "
+         "takes up to ~20 times its text (inline numbers): send large "
+         "arrays as .npy blobs."),
     SIZE("http.max_header_bytes", http.max_header_bytes, "16KiB", KiB, MiB,
          "Largest request line plus headers; larger requests get 431."),
     DUR("http.timeout", http.timeout_ms, "30s", SEC, HOUR,

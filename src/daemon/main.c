@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "api/http.h"
+#include "api/jsonmem.h"
 #include "api/service.h"
 #include "gexec/gexec.h"
 #include "gexec/gexec_config.h"
@@ -67,6 +68,7 @@ static void reexec(char **argv, int lfd, const char *restarts) {
 }
 
 int main(int argc, char **argv) {
+    gx_json_mem_install(); /* before anything uses jansson */
     const char *path = getenv("GEXEC_CONFIG");
     int check = 0, print = 0;
     for (int i = 1; i < argc; i++) {

@@ -157,7 +157,8 @@ static size_t gen_deep(const char *arg, char **out) {
 static size_t gen_big(const char *arg, char **out) {
     sbuf b = {0};
     size_t n = (size_t)3 << 19;
-    if (!strcmp(arg, "job")) {
+    if (!strcmp(arg, "job") || !strcmp(arg, "inline")) {
+        if (!strcmp(arg, "inline")) n = (size_t)900 << 10; /* within the body limit */
         sb_s(&b, "{\"kernel\":\"reduce_sum\",\"inputs\":{\"x\":{\"dtype\":\"f64\",\"data\":[");
         while (b.n < n) sb_s(&b, "1,");
         sb_s(&b, "1]}}}");
@@ -731,6 +732,9 @@ static const hcase CASES[] = {
     /* ---- sizes: bodies, headers, URLs ------------------------------------------------------------- */
     JG("job body over the limit", gen_big, "job", 413, "GX_ELIMIT", "body", "limit of 1048576 bytes"),
     JG("whitespace over the limit", gen_big, "ws", 413, "GX_ELIMIT", "body", "limit"),
+    /* 900 KB of inline numbers take ~18 MB decoded, over the 8 MiB of
+     * http.max_json_memory here (a 64 MiB body of them took 2 GB) */
+    JG("inline numbers over the decode budget", gen_big, "inline", 413, "GX_ELIMIT", "body", "http.max_json_memory"),
     {.name = "GET with a body over the limit", .method = "GET", .path = "/healthz", .gen = gen_big, .genarg = "ws",
      .status = 413, .code = "GX_ELIMIT", .field = "body", .msg = "limit"},
     {.name = "header over 16 KiB", .method = "GET", .path = "/healthz", .headers = "@big:24576", .status = 431, .field = "headers"},
@@ -1216,6 +1220,7 @@ static int setup(void **st) {
     D.extra_env[1] = "GEXEC_HTTP_MAX_HEADER_BYTES=16KiB";
     D.extra_env[2] = "GEXEC_ENGINE_CPU_WORKERS=2";
     D.extra_env[3] = "GEXEC_LOG_LEVEL=debug"; /* every request in the access log */
+    D.extra_env[4] = "GEXEC_HTTP_MAX_JSON_MEMORY=8MiB";
     if (it_start(&D)) return -1;
     /* the keys of the auth cases, and a job and a blob of tenant A (default) */
     static const char *spec[][3] = {{"viewer", "default", "viewer"},     {"submitter", "default", "submitter"},
