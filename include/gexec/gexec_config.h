@@ -13,7 +13,8 @@
  * then gx_config_finalize derives what depends on other keys (store.path and
  * blobs.dir under data_dir) and checks keys against each other.
  * gx_config_load does all four in that order; `gexecd --check-config` is
- * gx_config_load plus printing err.message.
+ * gx_config_load plus looking at the files and folders the config names
+ * (src/daemon/main.c), then printing err.message.
  *
  * The environment variable of a key is GEXEC_ followed by its path
  * upper-cased with '.' replaced by '_': http.max_body -> GEXEC_HTTP_MAX_BODY.
@@ -153,7 +154,7 @@ typedef struct gx_config {
 
     struct {
         bool enabled;          /* false: every request acts as default_tenant, admin */
-        char *admin_key;       /* secret; NULL = generate one if none exists */
+        char *admin_key;       /* secret, gx_ format; NULL = generate one if none exists */
         char *admin_key_file;  /* finalize: <data_dir>/admin.key */
         double rate;           /* requests/s per key */
         double burst;          /* bucket size */
@@ -217,8 +218,11 @@ typedef void (*gx_config_warn_fn)(void *ctx, const char *var, const char *messag
 /* Override keys from GEXEC_* variables. envp is a NULL-terminated
  * "NAME=value" array, or NULL for the process environment. A variable that
  * names no key is not an error: warn (may be NULL) hears about it, unless
- * it is one gexec uses for something else (GEXEC_CONFIG). A bad value is
- * GX_EINVAL naming the variable and the key (err->pos -1); c is unchanged. */
+ * it is one gexec uses for something else (GEXEC_CONFIG). GEXEC_ADMIN_KEY
+ * sets auth.admin_key when nothing else did (the file and
+ * GEXEC_AUTH_ADMIN_KEY win), as the start does. A bad value is GX_EINVAL
+ * naming the variable and the key (err->pos -1); c is unchanged. A secret's
+ * value (auth.admin_key, store.dsn) never appears in a message. */
 int gx_config_apply_env(gx_config *c, char *const *envp, gx_config_warn_fn warn,
                         void *ctx, gx_error *err);
 
@@ -244,8 +248,9 @@ int gx_config_load(gx_config *c, const char *path, char *const *envp,
 /* ---- output --------------------------------------------------------------- */
 
 /* Print c as YAML that gx_config_load_mem reads back to the same values
- * (secrets such as store.dsn print as "(redacted)"). Unset strings print
- * as ~. Returns 0 or GX_EIO if writing failed. */
+ * (secrets, store.dsn and auth.admin_key, print as "(redacted)" when set,
+ * which does not read back as a valid admin key). Unset strings print as ~.
+ * Returns 0 or GX_EIO if writing failed. */
 int gx_config_dump(const gx_config *c, FILE *out);
 
 /* Print the commented sample config: every key with its doc, type, range

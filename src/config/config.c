@@ -20,8 +20,10 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h> /* inet_pton */
 #include <yaml.h>
 
+#include "gexec/gexec_auth.h"
 #include "gexec/gexec_config.h"
 
 extern char **environ;
@@ -57,6 +59,7 @@ typedef struct key {
 
 static int check_listen(const char *v, char *why, size_t cap);
 static int check_tenant(const char *v, char *why, size_t cap);
+static int check_admin_key(const char *v, char *why, size_t cap);
 
 static const char *const backend_choices[] = {"sqlite", "postgres", NULL};
 static const char *const sync_choices[] = {"full", "normal", NULL};
@@ -101,8 +104,8 @@ static const char *const format_choices[] = {"text", "json", NULL};
  * section header once); test_config checks it. */
 static const key keys[] = {
     STR("listen", listen, "127.0.0.1:8080", 0, check_listen,
-        "Address the HTTP API listens on, host:port ([addr]:port for IPv6). "
-        "Port 0 picks a free port."),
+        "Address the HTTP API listens on, host:port: an IPv4 address, "
+        "[IPv6 address] or host name, and a port (0 picks a free one)."),
     STR("data_dir", data_dir, "./gexec-data", 0, NULL,
         "Directory that holds the job store and the blobs, unless store.path "
         "or blobs.dir put them elsewhere."),
@@ -233,7 +236,7 @@ static const key keys[] = {
          "Require an API key (Authorization: Bearer) on every route but "
          "/healthz and /readyz. false: every request acts as default_tenant "
          "with role admin."),
-    STR("auth.admin_key", auth.admin_key, NULL, K_OPTIONAL | K_SECRET, NULL,
+    STR("auth.admin_key", auth.admin_key, NULL, K_OPTIONAL | K_SECRET, check_admin_key,
         "Admin key (gx_ format) stored at start (also $GEXEC_ADMIN_KEY). "
         "Unset: one is generated when no admin key exists. Redacted in dumps."),
     STR("auth.admin_key_file", auth.admin_key_file, NULL, K_OPTIONAL, NULL,
@@ -276,8 +279,12 @@ static const key keys[] = {
 
 #define NKEYS (sizeof keys / sizeof keys[0])
 
+/* The admin key's own variable, besides its key's GEXEC_AUTH_ADMIN_KEY
+ * (env_into). */
+#define ADMIN_KEY_VAR "GEXEC_ADMIN_KEY"
+
 /* GEXEC_* variables that are not keys and must not draw a warning. */
-static const char *const env_reserved[] = {"GEXEC_CONFIG", "GEXEC_SERVER", "GEXEC_API_KEY", "GEXEC_ADMIN_KEY", "GEXEC_CACERT",
+static const char *const env_reserved[] = {"GEXEC_CONFIG", "GEXEC_SERVER", "GEXEC_API_KEY", ADMIN_KEY_VAR, "GEXEC_CACERT",
                                             "GEXEC_CUDA_PLUGIN", "GEXEC_LISTEN_FD", "GEXEC_RESTARTS",
                                             "GEXEC_INJECT_FAULT", NULL};
 
@@ -592,21 +599,74 @@ static int clean_utf8(const char *s, size_t n) {
     return 1;
 }
 
+/* A host name (RFC 1123, and '_' as resolvers allow): dot-separated labels
+ * of letters, digits, '-' and '_', 1 to 63 each, no '-' at either end, at
+ * most 253 characters, one trailing dot allowed; the last label is not all
+ * digits (such a name is a malformed IPv4 address, "999.1.1.1"). */
+static int host_name_ok(const char *h, size_t n) {
+    if (n > 1 && h[n - 1] == '.') n--;
+    if (n == 0 || n > 253) return 0;
+    size_t start = 0;
+    int digits_only = 1;
+    for (size_t i = 0; i <= n; i++) {
+        if (i == n || h[i] == '.') {
+            size_t len = i - start;
+            if (len == 0 || len > 63 || h[start] == '-' || h[i - 1] == '-') return 0;
+            if (i == n && digits_only) return 0;
+            start = i + 1;
+            digits_only = 1;
+            continue;
+        }
+        char ch = h[i];
+        int digit = ch >= '0' && ch <= '9';
+        if (!digit && !(ch >= 'a' && ch <= 'z') && !(ch >= 'A' && ch <= 'Z') && ch != '-' &&
+            ch != '_')
+            return 0;
+        digits_only &= digit;
+    }
+    return 1;
+}
+
+/* host:port or [IPv6]:port, the host a numeric address or a host name (its
+ * form only: nothing is resolved or bound here). */
 static int check_listen(const char *v, char *why, size_t cap) {
     const char *colon;
+    char host[256];
     if (v[0] == '[') {
         const char *close = strchr(v, ']');
         if (!close || close == v + 1 || close[1] != ':') goto bad;
-        for (const char *p = v + 1; p < close; p++)
-            if (!strchr("0123456789abcdefABCDEF:.", *p)) goto bad;
+        size_t hl = (size_t)(close - v - 1);
+        struct in6_addr a6;
+        snprintf(host, sizeof host, "%.*s", (int)(hl < sizeof host ? hl : sizeof host - 1), v + 1);
+        if (hl >= sizeof host || inet_pton(AF_INET6, host, &a6) != 1) {
+            snprintf(why, cap, "has host [%.40s], which is not an IPv6 address", host);
+            return -1;
+        }
         colon = close + 1;
     } else {
         colon = strrchr(v, ':');
         if (!colon || colon == v) goto bad;
-        for (const char *p = v; p < colon; p++)
-            if (!(*p >= 'a' && *p <= 'z') && !(*p >= 'A' && *p <= 'Z') &&
-                !(*p >= '0' && *p <= '9') && !strchr(".-_", *p))
-                goto bad;
+        size_t hl = (size_t)(colon - v);
+        if (hl >= sizeof host) {
+            snprintf(why, cap, "has a host of %zu characters; host names have at most 253", hl);
+            return -1;
+        }
+        memcpy(host, v, hl);
+        host[hl] = '\0';
+        if (strspn(host, "0123456789.") == hl) { /* digits and dots: IPv4 */
+            struct in_addr a4;
+            if (inet_pton(AF_INET, host, &a4) != 1) {
+                snprintf(why, cap, "has host %.40s, which is not an IPv4 address (a.b.c.d, each 0 to 255)",
+                         host);
+                return -1;
+            }
+        } else if (!host_name_ok(host, hl)) {
+            if (strchr(host, ':'))
+                snprintf(why, cap, "is not host:port (write an IPv6 address in brackets: [::1]:8080)");
+            else
+                snprintf(why, cap, "has host %.40s, which is not an IP address or a host name", host);
+            return -1;
+        }
     }
     const char *port = colon + 1;
     size_t np = strlen(port);
@@ -623,6 +683,15 @@ static int check_listen(const char *v, char *why, size_t cap) {
     return 0;
 bad:
     snprintf(why, cap, "is not host:port (e.g. 127.0.0.1:8080, [::1]:8080, 0.0.0.0:80)");
+    return -1;
+}
+
+/* The admin key is checked here, not only when gexecd stores it at start,
+ * so that --check-config refuses what the start would refuse. */
+static int check_admin_key(const char *v, char *why, size_t cap) {
+    if (gx_auth_token_parse(v, strlen(v), NULL) == GX_AUTH_OK) return 0;
+    snprintf(why, cap, "is not an admin key: it must look like "
+                       "gx_<16 hex digits>_<43 base64url characters>");
     return -1;
 }
 
@@ -754,18 +823,22 @@ static int set_value(gx_config *c, const key *k, const char *s, size_t n, int is
 
     switch (k->type) {
     case T_STR: {
+        /* a secret's value stays out of messages, which end up in logs */
+        char what[72];
+        if (k->flags & K_SECRET) snprintf(what, sizeof what, "the value");
+        else snprintf(what, sizeof what, "'%s'", shown);
         if (n > MAX_STR_BYTES)
             return fail(err, GX_EINVAL, line, where, k->name, "is longer than %d bytes",
                         MAX_STR_BYTES);
         if (!clean_utf8(s, n))
             return fail(err, GX_EINVAL, line, where, k->name,
-                        "'%s' has control characters or is not UTF-8", shown);
+                        "%s has control characters or is not UTF-8", what);
         char *d = dup_n(s, n);
         if (!d) return fail(err, GX_ENOMEM, line, where, k->name, "out of memory");
         char why[128];
         if (k->check && k->check(d, why, sizeof why)) {
             free(d);
-            return fail(err, GX_EINVAL, line, where, k->name, "'%s' %s", shown, why);
+            return fail(err, GX_EINVAL, line, where, k->name, "%s %s", what, why);
         }
         free(*(char **)f);
         *(char **)f = d;
@@ -1117,6 +1190,7 @@ typedef struct env_args {
 
 static int env_into(gx_config *c, void *arg, gx_error *err) {
     const env_args *a = arg;
+    const char *admin_key = NULL; /* GEXEC_ADMIN_KEY's value */
     for (char *const *v = a->envp; *v; v++) {
         const char *var = *v, *eq = strchr(var, '=');
         if (strncmp(var, "GEXEC_", 6) || !eq) continue;
@@ -1128,6 +1202,7 @@ static int env_into(gx_config *c, void *arg, gx_error *err) {
         }
         memcpy(name, var, nlen);
         name[nlen] = '\0';
+        if (!strcmp(name, ADMIN_KEY_VAR)) admin_key = eq + 1;
         int reserved = 0;
         for (int i = 0; env_reserved[i]; i++) reserved |= !strcmp(name, env_reserved[i]);
         if (reserved) continue;
@@ -1154,6 +1229,12 @@ static int env_into(gx_config *c, void *arg, gx_error *err) {
         int rc = set_value(c, k, val, strlen(val), 0, 0, name, err);
         if (rc) return rc;
     }
+    /* GEXEC_ADMIN_KEY is auth.admin_key when neither the file nor
+     * GEXEC_AUTH_ADMIN_KEY set it: the order the start uses (auth_routes.c),
+     * so the key is checked here and the dump shows it is set */
+    if (admin_key && *admin_key && !c->auth.admin_key)
+        return set_value(c, find_key("auth.admin_key"), admin_key, strlen(admin_key), 0, 0,
+                         ADMIN_KEY_VAR, err);
     return 0;
 }
 

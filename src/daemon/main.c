@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "api/http.h"
@@ -44,9 +45,67 @@ static void usage(FILE *f) {
             "GEXEC_DATA_DIR, GEXEC_HTTP_THREADS, ...); see config/gexec.yaml.sample.\n");
 }
 
+static int needs_value(const char *option) {
+    fprintf(stderr, "gexecd: option '%s' needs a value: the YAML configuration file\n", option);
+    usage(stderr);
+    return 2;
+}
+
 static void warn_env(void *ctx, const char *var, const char *message) {
     (void)ctx;
     fprintf(stderr, "gexecd: warning: %s: %s\n", var, message);
+}
+
+/* Where path (of key) is, or would be created: the path itself when it
+ * exists, else the nearest part of it that does, must be a folder. What
+ * cannot be seen (no permission) is left to the start. */
+static int check_folder(const char *keyname, const char *path, gx_error *err) {
+    char p[4096];
+    snprintf(p, sizeof p, "%s", path);
+    for (;;) {
+        struct stat st;
+        if (stat(p, &st) == 0) {
+            if (S_ISDIR(st.st_mode)) return 0;
+            if (!strcmp(p, path))
+                return gx_error_set(err, GX_EINVAL, keyname, "%s: %s is not a folder", keyname, path);
+            return gx_error_set(err, GX_EINVAL, keyname, "%s: %s is not a folder (%s would be in it)",
+                                keyname, p, path);
+        }
+        if (errno != ENOENT && errno != ENOTDIR) return 0;
+        char *slash = strrchr(p, '/');
+        if (!slash) return 0;          /* relative: the working folder */
+        if (slash == p) return 0;      /* the root */
+        *slash = '\0';
+    }
+}
+
+/* What the start refuses although the configuration is well-formed: the
+ * files and folders it names, and what this build lacks. Reads, never
+ * creates, binds or writes anything. 0, or a GX_E* code with err naming the
+ * key. */
+static int preflight(const gx_config *c, gx_error *err) {
+    if (c->store.backend == GX_CFG_STORE_POSTGRES) /* gx_store_open */
+        return gx_error_set(err, GX_EUNSUPPORTED, "store.backend",
+                            "store.backend: 'postgres' is not available in this build yet; use sqlite");
+    int rc = check_folder("data_dir", c->data_dir, err);
+    if (!rc) rc = check_folder("blobs.dir", c->blobs.dir, err);
+    if (rc) return rc;
+    struct stat st;
+    if (!stat(c->store.path, &st) && S_ISDIR(st.st_mode))
+        return gx_error_set(err, GX_EINVAL, "store.path", "store.path: %s is a folder, not a database file",
+                            c->store.path);
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", c->store.path);
+    char *slash = strrchr(dir, '/');
+    if (slash && slash != dir && (rc = (*slash = '\0', check_folder("store.path", dir, err)))) return rc;
+    if (c->tls.cert) { /* the files must be there and belong together */
+        char *cp = NULL, *kp = NULL;
+        rc = gx_http_tls_load(c->tls.cert, c->tls.key, &cp, &kp, err);
+        free(cp);
+        free(kp);
+        if (rc) return rc;
+    }
+    return 0;
 }
 
 /* Replace this process by a fresh gexecd on the same listening socket.
@@ -70,12 +129,18 @@ static void reexec(char **argv, int lfd, const char *restarts) {
 int main(int argc, char **argv) {
     gx_json_mem_install(); /* before anything uses jansson */
     const char *path = getenv("GEXEC_CONFIG");
+    if (path && !*path) path = NULL; /* empty is unset, as for every GEXEC_ variable */
     int check = 0, print = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
-        if ((!strcmp(a, "-c") || !strcmp(a, "--config")) && i + 1 < argc) path = argv[++i];
-        else if (!strncmp(a, "--config=", 9)) path = a + 9;
-        else if (!strcmp(a, "--check-config")) check = 1;
+        if (!strcmp(a, "-c") || !strcmp(a, "--config")) {
+            /* "-c --check-config": the file name was forgotten */
+            if (i + 1 >= argc || !argv[i + 1][0] || argv[i + 1][0] == '-') return needs_value(a);
+            path = argv[++i];
+        } else if (!strncmp(a, "--config=", 9)) {
+            if (!a[9]) return needs_value("--config");
+            path = a + 9;
+        } else if (!strcmp(a, "--check-config")) check = 1;
         else if (!strcmp(a, "--print-config")) print = 1;
         else if (!strcmp(a, "--sample-config")) return gx_config_write_sample(stdout) ? 1 : 0;
         else if (!strcmp(a, "--version")) {
@@ -99,16 +164,10 @@ int main(int argc, char **argv) {
         gx_config_free(&cfg);
         return 2;
     }
-    if (check && cfg.tls.cert) { /* the files must be there and belong together */
-        char *cp = NULL, *kp = NULL;
-        int rc = gx_http_tls_load(cfg.tls.cert, cfg.tls.key, &cp, &kp, &err);
-        free(cp);
-        free(kp);
-        if (rc) {
-            fprintf(stderr, "gexecd: %s\n", err.message);
-            gx_config_free(&cfg);
-            return 2;
-        }
+    if (check && preflight(&cfg, &err)) {
+        fprintf(stderr, "gexecd: %s\n", err.message);
+        gx_config_free(&cfg);
+        return 2;
     }
     if (check) {
         printf("gexecd: configuration %s is valid\n", path ? path : "(defaults and environment)");

@@ -300,15 +300,22 @@ run 1 audit verify --file "$tmp/audit-copy.log" && expect "audit tampered" 'line
 run 2 audit verify --file "$tmp/no-such-audit.log"
 
 # ---- gexecd --check-config: the key and line of an error, exit 2 ---------------------
-checkcfg() { # checkcfg WANT_RC FILE: run gexecd --check-config on FILE
+gexecd_rc() { # gexecd_rc WANT_RC [NAME=VALUE...] [ARG...]: gexecd ARG... in that environment
+    local want=$1 vars=()
+    shift
+    while [ $# -gt 0 ] && [[ $1 == GEXEC_*=* ]]; do vars+=("$1"); shift; done
     checks=$((checks + 1))
-    "$GEXECD" --config "$2" --check-config >"$tmp/out" 2>"$tmp/err"
+    timeout 20 env -u GEXEC_CONFIG -u GEXEC_ADMIN_KEY GEXEC_DATA_DIR="$tmp/cfgdata" "${vars[@]}" "$GEXECD" "$@" \
+        >"$tmp/out" 2>"$tmp/err"
     local rc=$?
     out=$(cat "$tmp/out" "$tmp/err")
-    if [ "$rc" -ne "$1" ]; then
-        echo "FAIL: gexecd --check-config $2 -> exit $rc, want $1: $out"
+    if [ "$rc" -ne "$want" ]; then
+        echo "FAIL: ${vars[*]} gexecd $* -> exit $rc, want $want: $out"
         fails=$((fails + 1))
     fi
+}
+checkcfg() { # checkcfg WANT_RC FILE: run gexecd --check-config on FILE
+    gexecd_rc "$1" --config "$2" --check-config
 }
 printf 'http:\n  threads: 2\n  max_connections: many\n' >"$tmp/bad.yaml"
 checkcfg 2 "$tmp/bad.yaml" && expect "check-config bad value" 'line 3: http\.max_connections: .many. is not an integer' "$out"
@@ -316,6 +323,35 @@ printf 'store:\n  synchronous: full\nhttp:\n  bogus_key: 1\n' >"$tmp/bad2.yaml"
 checkcfg 2 "$tmp/bad2.yaml" && expect "check-config unknown key" "line 4: unknown key 'http\.bogus_key'" "$out"
 printf 'http:\n  threads: 2\n' >"$tmp/ok.yaml"
 checkcfg 0 "$tmp/ok.yaml" && expect "check-config ok" 'is valid' "$out"
+
+# ---- gexecd: what the start would refuse, --check-config refuses (exit 2) -----------
+printf 'auth:\n  enabled: true\n  admin_key: notakey-secret\n' >"$tmp/badkey.yaml"
+gexecd_rc 2 --config "$tmp/badkey.yaml" --check-config &&
+    expect "check-config admin key (file)" "badkey.yaml: line 3: auth\.admin_key: the value is not an admin key: it must look like gx_" "$out"
+[[ $out == *notakey-secret* ]] && { echo "FAIL: --check-config shows the admin key: $out"; fails=$((fails + 1)); }
+gexecd_rc 2 GEXEC_ADMIN_KEY=notakey --check-config &&
+    expect "check-config admin key (GEXEC_ADMIN_KEY)" '^gexecd: GEXEC_ADMIN_KEY: auth\.admin_key: the value is not an admin key' "$out"
+gexecd_rc 2 GEXEC_ADMIN_KEY=notakey &&  # the start refuses it the same way, before anything runs
+    expect "start admin key" 'GEXEC_ADMIN_KEY: auth\.admin_key: the value is not an admin key' "$out"
+gexecd_rc 0 GEXEC_ADMIN_KEY="$GEXEC_API_KEY" --check-config
+gexecd_rc 0 GEXEC_ADMIN_KEY="$GEXEC_API_KEY" --print-config &&
+    expect "print-config GEXEC_ADMIN_KEY set, hidden" '^  admin_key: "\(redacted\)"$' "$out"
+[[ $out == *"$GEXEC_API_KEY"* ]] && { echo "FAIL: --print-config shows the admin key"; fails=$((fails + 1)); }
+gexecd_rc 2 GEXEC_LISTEN=999.1.1.1:80 --check-config &&
+    expect "check-config listen" "GEXEC_LISTEN: listen: '999\.1\.1\.1:80' has host 999\.1\.1\.1, which is not an IPv4 address" "$out"
+gexecd_rc 2 GEXEC_STORE_BACKEND=postgres GEXEC_STORE_DSN=postgresql://db/g --check-config &&
+    expect "check-config postgres" "store\.backend: 'postgres' is not available in this build" "$out"
+gexecd_rc 2 GEXEC_DATA_DIR="$tmp/ok.yaml" --check-config &&
+    expect "check-config data_dir a file" "data_dir: .*ok\.yaml is not a folder" "$out"
+gexecd_rc 2 GEXEC_STORE_PATH="$tmp" --check-config &&
+    expect "check-config store.path a folder" "store\.path: .* is a folder, not a database file" "$out"
+gexecd_rc 0 GEXEC_DATA_DIR="$tmp/not/yet/there" --check-config  # the start creates it
+[ -e "$tmp/not" ] && { echo "FAIL: --check-config created data_dir"; fails=$((fails + 1)); }
+# options and GEXEC_CONFIG
+gexecd_rc 2 --check-config --config && expect "--config without value" "option '--config' needs a value" "$out"
+gexecd_rc 2 -c --check-config && expect "-c without value" "option '-c' needs a value" "$out"
+gexecd_rc 2 --config= --check-config && expect "--config= empty" "option '--config' needs a value" "$out"
+gexecd_rc 0 GEXEC_CONFIG= --check-config && expect "GEXEC_CONFIG empty is unset" 'configuration \(defaults and environment\) is valid' "$out"
 
 echo "$checks checks, $fails failed"
 [ "$fails" -eq 0 ]

@@ -595,6 +595,24 @@ static void strings(void **st) {
     set_bad("listen", "[]:80", "is not host:port");
     set_bad("listen", "[::1]8080", "is not host:port");
     set_bad("listen", "", "must not be empty");
+    /* the host is an IP address or a host name, or the start cannot bind */
+    set_get("listen", "0.0.0.0:80", "0.0.0.0:80");
+    set_get("listen", "[fe80::1:2]:80", "[fe80::1:2]:80");
+    set_get("listen", "gexec-1.example.com.:80", "gexec-1.example.com.:80");
+    set_get("listen", "_svc.local:80", "_svc.local:80");
+    set_bad("listen", "999.1.1.1:80", "'999.1.1.1:80' has host 999.1.1.1, which is not an IPv4 address");
+    set_bad("listen", "1.2.3:80", "which is not an IPv4 address");
+    set_bad("listen", "10.0.0.01:80", "which is not an IPv4 address");
+    set_bad("listen", "[::g]:80", "has host [::g], which is not an IPv6 address");
+    set_bad("listen", "[1.2.3.4]:80", "which is not an IPv6 address");
+    set_bad("listen", "host.123:80", "which is not an IP address or a host name");
+    set_bad("listen", "-host:80", "which is not an IP address or a host name");
+    set_bad("listen", "a..b:80", "which is not an IP address or a host name");
+    set_bad("listen", "a b:80", "which is not an IP address or a host name");
+    char longhost[300];
+    memset(longhost, 'a', 64);
+    snprintf(longhost + 64, sizeof longhost - 64, ".example:80");
+    set_bad("listen", longhost, "which is not an IP address or a host name"); /* label > 63 */
     set_get("default_tenant", "team_a.b-1", "team_a.b-1");
     set_bad("default_tenant", "team a", "is not a tenant name");
     set_bad("default_tenant",
@@ -773,6 +791,88 @@ static void failed_load_changes_nothing(void **st) {
     gx_config_free(&c);
 }
 
+/* ---- the admin key ---------------------------------------------------------- */
+
+/* auth.admin_key is checked when it is set, wherever it comes from, so that
+ * --check-config refuses what the start would; GEXEC_ADMIN_KEY is the key
+ * when nothing else set it; the value never appears in a message, and the
+ * dump shows a key is set without showing it. */
+static void admin_key(void **st) {
+    (void)st;
+    const char *good = "gx_0123456789abcdef_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+    const char *good2 = "gx_fedcba9876543210_BBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBA";
+    const char *want = "auth.admin_key: the value is not an admin key: it must look like "
+                       "gx_<16 hex digits>_<43 base64url characters>";
+    char msg[256];
+    set_get("auth.admin_key", good, good);
+    set_bad("auth.admin_key", "notakey", "the value is not an admin key");
+    set_bad("auth.admin_key", "gx_0123456789ABCDEF_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+            "is not an admin key"); /* upper-case id */
+    set_bad("auth.admin_key", "gx_0123456789abcdef_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+            "is not an admin key"); /* 42 characters */
+
+    /* from the file: its line */
+    snprintf(msg, sizeof msg, "line 3: %s", want);
+    expect_err("auth:\n  enabled: true\n  admin_key: notakey\n", GX_EINVAL, "auth.admin_key", 3,
+               msg, 0);
+    expect_err("auth.admin_key: 'gx_secretsecret'\n", GX_EINVAL, "auth.admin_key", 1,
+               "the value is not an admin key", 1);
+
+    /* from the environment: the variable; the secret is not repeated */
+    gx_config c;
+    gx_error err;
+    char *env1[] = {"GEXEC_ADMIN_KEY=notakey-secret", NULL};
+    assert_int_equal(gx_config_load(&c, NULL, env1, NULL, NULL, &err), GX_EINVAL);
+    snprintf(msg, sizeof msg, "GEXEC_ADMIN_KEY: %s", want);
+    assert_string_equal(err.message, msg);
+    assert_string_equal(err.field, "auth.admin_key");
+    assert_int_equal(err.pos, -1);
+    gx_config_free(&c);
+    char *env2[] = {"GEXEC_AUTH_ADMIN_KEY=notakey-secret", NULL};
+    assert_int_equal(gx_config_load(&c, NULL, env2, NULL, NULL, &err), GX_EINVAL);
+    snprintf(msg, sizeof msg, "GEXEC_AUTH_ADMIN_KEY: %s", want);
+    assert_string_equal(err.message, msg);
+    gx_config_free(&c);
+    assert_int_equal(load(&c, "auth.admin_key: \"gx_\\x01secret\"\n", &err), GX_EINVAL);
+    assert_null(strstr(err.message, "secret"));
+    gx_config_free(&c);
+
+    /* GEXEC_ADMIN_KEY is the key when nothing else set it (as at start);
+     * empty is unset */
+    char v1[128], v2[128];
+    snprintf(v1, sizeof v1, "GEXEC_ADMIN_KEY=%s", good);
+    snprintf(v2, sizeof v2, "GEXEC_AUTH_ADMIN_KEY=%s", good2);
+    char *env3[] = {v1, NULL};
+    TU_OK(gx_config_load(&c, NULL, env3, NULL, NULL, &err), err);
+    assert_string_equal(c.auth.admin_key, good);
+    char *d = dump_str(&c);
+    assert_null(strstr(d, good));
+    assert_non_null(strstr(d, "  admin_key: \"(redacted)\"\n"));
+    free(d);
+    gx_config_free(&c);
+    char *env4[] = {v1, v2, NULL}; /* the key's own variable wins, in any order */
+    TU_OK(gx_config_load(&c, NULL, env4, NULL, NULL, &err), err);
+    assert_string_equal(c.auth.admin_key, good2);
+    gx_config_free(&c);
+    char *env5[] = {v2, v1, NULL};
+    TU_OK(gx_config_load(&c, NULL, env5, NULL, NULL, &err), err);
+    assert_string_equal(c.auth.admin_key, good2);
+    gx_config_free(&c);
+    cfg_defaults(&c); /* and so does the file */
+    snprintf(msg, sizeof msg, "auth.admin_key: %s\n", good2);
+    TU_OK(gx_config_load_mem(&c, msg, strlen(msg), &err), err);
+    TU_OK(gx_config_apply_env(&c, env3, NULL, NULL, &err), err);
+    assert_string_equal(c.auth.admin_key, good2);
+    gx_config_free(&c);
+    char *env6[] = {"GEXEC_ADMIN_KEY=", NULL};
+    TU_OK(gx_config_load(&c, NULL, env6, NULL, NULL, &err), err);
+    assert_null(c.auth.admin_key);
+    d = dump_str(&c);
+    assert_non_null(strstr(d, "  admin_key: ~\n"));
+    free(d);
+    gx_config_free(&c);
+}
+
 /* ---- finalize and dump ---------------------------------------------------- */
 
 static void finalize_checks(void **st) {
@@ -921,6 +1021,7 @@ int main(void) {
         cmocka_unit_test(strings),
         cmocka_unit_test(file_errors_name_key_and_line),
         cmocka_unit_test(failed_load_changes_nothing),
+        cmocka_unit_test(admin_key),
         cmocka_unit_test(finalize_checks),
         cmocka_unit_test(dump_format),
         cmocka_unit_test(sample_matches_table),
