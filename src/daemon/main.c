@@ -11,6 +11,11 @@
  * SIGUSR2 from the service (a device lost: svc_restart.c): the same drain,
  * then execv of this program with the listening socket inherited, so the
  * restart keeps the pid and no client is refused a connection.
+ *
+ * SIGHUP and SIGUSR1: ignored with a warning. gexecd has no configuration
+ * reload, and their default action would kill it without a drain (running
+ * jobs re-run at the next start); a restart applies a changed config.
+ * SIGPIPE: ignored (a client gone mid-response is an error on the write).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -186,6 +191,8 @@ int main(int argc, char **argv) {
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGUSR2);
+    sigaddset(&set, SIGHUP);
+    sigaddset(&set, SIGUSR1);
     pthread_sigmask(SIG_BLOCK, &set, NULL); /* every thread inherits this */
     gx_service *svc;
     if (gx_service_start(&cfg, &svc, &err)) {
@@ -200,6 +207,13 @@ int main(int argc, char **argv) {
     char reason[256];
     for (;;) {
         sigwait(&set, &sig);
+        if (sig == SIGHUP || sig == SIGUSR1) {
+            gx_log(GX_LOG_WARN, NULL,
+                   "%s ignored: gexecd does not reload its configuration; restart it to apply "
+                   "configuration changes",
+                   sig == SIGHUP ? "SIGHUP" : "SIGUSR1");
+            continue;
+        }
         if (sig != SIGUSR2) break;
         if (!gx_service_restart_pending(svc, reason, sizeof reason)) continue; /* not ours */
         char restarts[256];

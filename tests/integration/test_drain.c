@@ -4,15 +4,19 @@
  * GET /v1/devices and /metrics show it, a new job waits naming the drain,
  * DELETE /v1/devices/0/drain (by index) undrains and the job succeeds.
  * Submitter and viewer keys get 403, unknown devices 404 naming "id", and
- * the audit log holds device.drain and device.undrain.
+ * the audit log holds device.drain and device.undrain. SIGHUP and SIGUSR1
+ * neither stop nor drain gexecd (a warning says a restart applies a changed
+ * config); SIGTERM after them still drains and exits 0.
  */
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <cmocka.h>
 #include <jansson.h>
@@ -182,6 +186,64 @@ static void drain_survives_restart(void **st) {
     assert_false(cpu_drained());
 }
 
+/* How many times needle is in the daemon's log. */
+static int log_count(const char *needle) {
+    FILE *f = fopen(D.log, "r");
+    assert_non_null(f);
+    char line[4096];
+    int n = 0;
+    while (fgets(line, sizeof line, f)) n += strstr(line, needle) != NULL;
+    fclose(f);
+    return n;
+}
+
+/* log_count(needle) once it reaches n, or after 5 s. */
+static int wait_log(const char *needle, int n) {
+    int got = log_count(needle);
+    for (int i = 0; i < 250 && got < n; i++) {
+        usleep(20000);
+        got = log_count(needle);
+    }
+    return got;
+}
+
+/* SIGHUP (a terminal hang-up, or an operator's habit of "reload") and
+ * SIGUSR1 are ignored with a warning, the daemon keeps serving (a job
+ * submitted after them runs), and SIGTERM still drains and exits 0. */
+static void sighup_keeps_serving(void **st) {
+    (void)st;
+    const char *hup = "SIGHUP ignored: gexecd does not reload its configuration; restart it "
+                      "to apply configuration changes";
+    /* the log grows across the restarts of the other tests: count from here */
+    int before = log_count(hup), drains = log_count("signal 15: draining"),
+        stops = log_count("stopped cleanly"), usr1 = log_count("SIGUSR1 ignored");
+    /* one at a time: signals of one kind pending together are one */
+    assert_int_equal(kill(D.pid, SIGHUP), 0);
+    assert_int_equal(wait_log(hup, before + 1), before + 1);
+    assert_int_equal(kill(D.pid, SIGUSR1), 0);
+    assert_int_equal(wait_log("SIGUSR1 ignored", usr1 + 1), usr1 + 1);
+    assert_int_equal(kill(D.pid, SIGHUP), 0);
+    assert_int_equal(wait_log(hup, before + 2), before + 2);
+    assert_int_equal(waitpid(D.pid, NULL, WNOHANG), 0); /* still running */
+    assert_int_equal(log_count("signal 15: draining"), drains);
+    it_resp r = req(NULL, "GET", "/readyz", NULL);
+    assert_int_equal(r.status, 200);
+    it_resp_free(&r);
+    r = req(SUBM, "POST", "/v1/jobs", "{\"kernel\":\"spin\",\"args\":{\"us\":100}}");
+    assert_int_equal(r.status, 202);
+    char id[64];
+    snprintf(id, sizeof id, "%s", it_str(&r, "id"));
+    it_resp_free(&r);
+    D.use_key = SUBM;
+    assert_string_equal(it_wait_job(&D, id, 20000), "succeeded");
+    D.use_key = NULL;
+    /* SIGTERM: the drain, and exit 0 */
+    assert_int_equal(it_stop(&D), 0);
+    assert_int_equal(log_count("signal 15: draining"), drains + 1);
+    assert_int_equal(log_count("stopped cleanly"), stops + 1);
+    assert_int_equal(it_start(&D), 0);
+}
+
 static int mkkey(const char *role, char *out) {
     char body[128];
     snprintf(body, sizeof body, "{\"tenant\":\"default\",\"role\":\"%s\"}", role);
@@ -218,6 +280,7 @@ int main(void) {
         printf("skipped: gexecd not built\n");
         return 77;
     }
-    const struct CMUnitTest tests[] = {cmocka_unit_test(drain_cycle), cmocka_unit_test(drain_survives_restart)};
+    const struct CMUnitTest tests[] = {cmocka_unit_test(drain_cycle), cmocka_unit_test(drain_survives_restart),
+                                       cmocka_unit_test(sighup_keeps_serving)};
     return cmocka_run_group_tests_name("drain", tests, setup, teardown);
 }
