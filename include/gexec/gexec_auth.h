@@ -145,7 +145,8 @@ int gx_auth_key_create(gx_auth_keys *k, const char *tenant, int role, int64_t ex
 
 /* Revoke key id at now_ns (0 = now). A revoked key is refused from the
  * moment this returns. Revoking a revoked key changes nothing and returns 0.
- * GX_ENOTFOUND for an unknown id. */
+ * GX_ENOTFOUND for an unknown id; GX_ESTATE for the last admin key that
+ * works at now_ns (not revoked, not expired): make another one first. */
 int gx_auth_key_revoke(gx_auth_keys *k, const char *id, int64_t now_ns, gx_error *err);
 
 /* Every key, or only tenant's when tenant is not NULL, in creation order.

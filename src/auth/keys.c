@@ -509,6 +509,17 @@ static int revoke_locked(gx_auth_keys *k, entry *e, int64_t now, gx_error *err) 
     return 0;
 }
 
+/* Admin keys other than e that work now (not revoked, not expired); the
+ key lock held. */
+static int other_admins(const gx_auth_keys *k, const entry *e, int64_t now) {
+    int n = 0;
+    for (size_t i = 0; i < k->n; i++) {
+        const entry *o = k->e[i];
+        n += o != e && o->role == GX_ROLE_ADMIN && !o->revoked_ns && (!o->expires_ns || o->expires_ns > now);
+    }
+    return n;
+}
+
 int gx_auth_key_revoke(gx_auth_keys *k, const char *id, int64_t now_ns, gx_error *err) {
     if (!id || strlen(id) != GX__KEY_ID_HEX)
         return gx_error_set(err, GX_ENOTFOUND, "id", "no key with id '%.32s'", id ? id : "");
@@ -517,10 +528,19 @@ int gx_auth_key_revoke(gx_auth_keys *k, const char *id, int64_t now_ns, gx_error
     pthread_rwlock_rdlock(&k->lock);
     entry *e = entry_find(k, id);
     int64_t revoked = e ? e->revoked_ns : 0;
+    /* the last admin key that works stays: without one nobody can make
+     * keys, and a restart with the same GEXEC_ADMIN_KEY does not bring a
+     * revoked key back (an operator had to invent a new one) */
+    int last_admin = e && !revoked && e->role == GX_ROLE_ADMIN && !other_admins(k, e, now);
     pthread_rwlock_unlock(&k->lock);
     int rc = 0;
     if (!e)
         rc = gx_error_set(err, GX_ENOTFOUND, "id", "no key with id '%s'", id);
+    else if (last_admin)
+        rc = gx_error_set(err, GX_ESTATE, "id",
+                          "key %s is the last admin key that works: revoking it would leave no key that can make "
+                          "keys; make another admin key first",
+                          id);
     else if (!revoked)
         rc = revoke_locked(k, e, now, err);
     pthread_mutex_unlock(&k->db_mu);

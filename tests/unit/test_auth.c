@@ -214,6 +214,32 @@ static void key_revoke(void **st) {
     gx_auth_free(v);
 }
 
+/* The last admin key that works cannot be revoked (409 GX_ESTATE): with
+ * none left nobody could make keys. Expired and revoked admin keys do not
+ * count; other roles' keys do not either. */
+static void last_admin_key_stays(void **st) {
+    fx *f = *st;
+    gx_error err;
+    char secret[GX_AUTH_SECRET_LEN], a[GX_AUTH_KEY_ID_LEN], b[GX_AUTH_KEY_ID_LEN], c[GX_AUTH_KEY_ID_LEN];
+    TU_OK(gx_auth_key_create(f->k, "default", GX_ROLE_ADMIN, 0, "a", secret, a, &err), err);
+    TU_OK(gx_auth_key_create(f->k, "default", GX_ROLE_OPERATOR, 0, "op", secret, c, &err), err);
+    assert_int_equal(gx_auth_key_revoke(f->k, a, 0, &err), GX_ESTATE);
+    assert_string_equal(err.field, "id");
+    assert_non_null(strstr(err.message, "last admin key"));
+    TU_OK(gx_auth_key_revoke(f->k, c, 0, &err), err);
+    /* an admin key that has expired by then is no help */
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    int64_t now_ns = (int64_t)now.tv_sec * 1000000000 + now.tv_nsec;
+    TU_OK(gx_auth_key_create(f->k, "default", GX_ROLE_ADMIN, now_ns + 1000000000, "old", secret, c, &err), err);
+    assert_int_equal(gx_auth_key_revoke(f->k, a, now_ns + 5000000000, &err), GX_ESTATE);
+    TU_OK(gx_auth_key_create(f->k, "default", GX_ROLE_ADMIN, 0, "b", secret, b, &err), err);
+    TU_OK(gx_auth_key_revoke(f->k, a, 0, &err), err);
+    TU_OK(gx_auth_key_revoke(f->k, c, 0, &err), err);
+    assert_int_equal(gx_auth_key_revoke(f->k, b, 0, &err), GX_ESTATE);
+    TU_OK(gx_auth_key_revoke(f->k, a, 0, &err), err); /* revoked already: nothing changes */
+}
+
 static void key_expiry(void **st) {
     fx *f = *st;
     gx_error err;
@@ -1169,6 +1195,7 @@ static void audit_concurrent(void **st) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(key_create_verify_list, setup, teardown),
+        cmocka_unit_test_setup_teardown(last_admin_key_stays, setup, teardown),
         cmocka_unit_test_setup_teardown(key_revoke, setup, teardown),
         cmocka_unit_test_setup_teardown(key_expiry, setup, teardown),
         cmocka_unit_test_setup_teardown(key_bad_args, setup, teardown),
