@@ -327,11 +327,19 @@ static void print_values(const gx_array *a) {
     enum { SHOW = 16 };
     printf(" [");
     int64_t n = a->count <= SHOW ? a->count : SHOW / 2;
+    int64_t lo;
+    uint64_t hi;
+    int is_int = gx_dtype_int_range(a->dtype, &lo, &hi);
     for (int64_t i = 0; i < n; i++) {
-        if (a->dtype == GX_F16)
-            printf("%s?", i ? ", " : ""); /* no f16 reader here; -o writes them */
+        printf("%s", i ? ", " : "");
+        /* integers exactly (%.9g would show an i64 sum of 2^53 + 2 as
+         * 9.00719925e+15); floats, f16 included, to 9 digits */
+        if (!is_int)
+            printf("%.9g", gx_array_get_f64(a, i));
+        else if (lo < 0)
+            printf("%lld", (long long)gx_array_get_i64(a, i));
         else
-            printf("%s%.9g", i ? ", " : "", gx_array_get_f64(a, i));
+            printf("%llu", (unsigned long long)gx_array_get_u64(a, i));
     }
     if (a->count > n) printf(", ... (%lld values)", (long long)a->count);
     printf("]");

@@ -172,6 +172,12 @@ run 2 submit -f "$tmp/batch.json" -k spin && expect "batch + flags" 'takes no jo
 echo '{"kernel":' >"$tmp/bad.json"
 run 2 submit -f - <"$tmp/bad.json" && expect "bad spec" 'not valid JSON' "$err"
 
+# integer outputs print exactly (%.9g showed 2^53 + 2 as 9.00719925e+15)
+run 0 submit -k reduce_sum -i x=@inline:i64:9007199254740993,1
+idv=$out
+run 0 wait "$idv"
+run 0 result "$idv" && expect "exact i64" '^sum i64\[1\] \[9007199254740994\]$' "$out"
+
 # usage errors stay local: nothing reaches the server
 run 2 submit && expect "no kernel" 'needs -k KERNEL' "$err"
 run 2 submit -k saxpy -i x=@inline:f33:1 && expect "bad dtype" "unknown dtype 'f33'" "$err"
