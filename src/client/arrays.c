@@ -498,12 +498,13 @@ int gx_client_parse_inline(const char *text, gx_array **out, gx_error *err) {
             int_range(dt == GX_BOOL ? GX_U8 : dt, &lo, &hi);
             const char *q = p + (*p == '+' || *p == '-');
             if (!isdigit((unsigned char)*q)) goto bad_value;
+            /* decimal only: 010 is ten, as for -a, not octal eight */
             if (neg) {
-                long long v = strtoll(p, &end, 0);
+                long long v = strtoll(p, &end, 10);
                 if (end == p || errno || (long double)v < lo) goto bad_value;
                 set_int(a, i, v, 0, 1);
             } else {
-                unsigned long long v = strtoull(q, &end, 0);
+                unsigned long long v = strtoull(q, &end, 10);
                 if (end == q || errno || (long double)v > hi || (dt == GX_BOOL && v > 1))
                     goto bad_value;
                 if (dt == GX_BOOL)
@@ -512,8 +513,12 @@ int gx_client_parse_inline(const char *text, gx_array **out, gx_error *err) {
                     set_int(a, i, (int64_t)v, (uint64_t)v, 0);
             }
         } else {
+            /* nan, inf, infinity (any case, signed) are taken; hex floats
+             * (0x10) are not, so that every number reads as decimal */
             double v = strtod(p, &end);
-            if (end == p || (errno == ERANGE && fabs(v) > 1)) goto bad_value;
+            if (end == p || (errno == ERANGE && fabs(v) > 1) || memchr(p, 'x', (size_t)(end - p)) ||
+                memchr(p, 'X', (size_t)(end - p)))
+                goto bad_value;
             gx_array_set_f64(a, i, v);
         }
         p = end;

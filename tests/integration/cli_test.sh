@@ -172,11 +172,17 @@ run 2 submit -f "$tmp/batch.json" -k spin && expect "batch + flags" 'takes no jo
 echo '{"kernel":' >"$tmp/bad.json"
 run 2 submit -f - <"$tmp/bad.json" && expect "bad spec" 'not valid JSON' "$err"
 
-# integer outputs print exactly (%.9g showed 2^53 + 2 as 9.00719925e+15)
+# integer outputs print exactly (%.9g showed 2^53 + 2 as 9.00719925e+15);
+# inline integers are decimal (010 was octal 8 and 08 refused)
 run 0 submit -k reduce_sum -i x=@inline:i64:9007199254740993,1
 idv=$out
 run 0 wait "$idv"
 run 0 result "$idv" && expect "exact i64" '^sum i64\[1\] \[9007199254740994\]$' "$out"
+run 0 submit -k reduce_sum -i x=@inline:i64:010,08
+ido=$out
+run 0 wait "$ido"
+run 0 result "$ido" && expect "leading zero decimal" '^sum i64\[1\] \[18\]$' "$out"
+run 2 submit -k reduce_sum -i x=@inline:i64:0x10 && expect "no hex" "bad value at '0x10'" "$err"
 
 # usage errors stay local: nothing reaches the server
 run 2 submit && expect "no kernel" 'needs -k KERNEL' "$err"

@@ -47,16 +47,26 @@ static void test_parse_inline(void **state) {
     assert_true(((float *)a->data)[2] == 3.5f);
     gx_array_unref(a);
 
-    a = inline_ok("@inline:i64[2,2]: 1, -2 ,0x10, 9223372036854775807");
+    a = inline_ok("@inline:i64[2,2]: 1, -2 ,010, 9223372036854775807");
     assert_int_equal(a->ndim, 2);
     assert_int_equal(a->shape[1], 2);
     assert_int_equal(((int64_t *)a->data)[1], -2);
-    assert_int_equal(((int64_t *)a->data)[2], 16);
+    assert_int_equal(((int64_t *)a->data)[2], 10); /* decimal, not octal 8 */
     assert_true(((int64_t *)a->data)[3] == INT64_MAX);
     gx_array_unref(a);
 
     a = inline_ok("u64:18446744073709551615,0");
     assert_true(((uint64_t *)a->data)[0] == UINT64_MAX);
+    gx_array_unref(a);
+
+    /* every integer is decimal: a leading zero is not octal (08 and 09
+     * were refused, 010 was 8), and 0x is refused rather than hex */
+    a = inline_ok("i64:08,-09,010,007");
+    assert_true(((int64_t *)a->data)[0] == 8 && ((int64_t *)a->data)[1] == -9);
+    assert_true(((int64_t *)a->data)[2] == 10 && ((int64_t *)a->data)[3] == 7);
+    gx_array_unref(a);
+    a = inline_ok("u8:010,+0255");
+    assert_memory_equal(a->data, "\x0a\xff", 2);
     gx_array_unref(a);
 
     a = inline_ok("bool:true,false,1,0");
@@ -90,6 +100,10 @@ static void test_parse_inline(void **state) {
     assert_true(isinf(((float *)a->data)[1]));
     gx_array_unref(a);
 
+    inline_bad("f32:0x10", 4); /* decimal only: no hex, integer or float */
+    inline_bad("f64:1,-0X1p3", 6);
+    inline_bad("i64:0x10", 4);
+    inline_bad("u8:0x1", 3);
     inline_bad("x32:1", 0);
     inline_bad("@inline:x32:1", 8);
     inline_bad("f32", 3);
