@@ -110,6 +110,10 @@ void gx_array_set_f64(gx_array *a, int64_t i, double v);
  * *max is exact (UINT64_MAX for u64). Returns 0 (and leaves both alone) for
  * a float or invalid dtype, 1 otherwise. */
 int gx_dtype_int_range(gx_dtype dt, int64_t *min, uint64_t *max);
+/* Largest finite value of a float dtype (65504 for f16, FLT_MAX, DBL_MAX);
+ * 0 for an integer, bool or invalid dtype. A finite double past it (with
+ * rounding) becomes infinity in gx_array_set_f64. */
+double gx_dtype_float_max(gx_dtype dt);
 
 /* Element i exactly, for integer and bool arrays (no trip through double,
  * so i64/u64 values past 2^53 survive). get_i64 of a u64 element above
@@ -129,6 +133,16 @@ double gx_f16_to_f64(uint16_t h);
 /* Double to binary16 bits, rounded to nearest even; past the largest half
  * (65504, with rounding) infinity, NaN stays a (quiet) NaN. */
 uint16_t gx_f64_to_f16(double v);
+
+/* Non-finite floats in JSON, which has no numbers for them: the strings
+ * "NaN", "Infinity" and "-Infinity" (the names Python and JavaScript give
+ * them; many JSON APIs use the same). gx_float_special_name returns the string for a
+ * NaN or an infinity (static, never freed) and NULL for a finite v.
+ * gx_float_special_parse sets *v from one of the three strings, exactly as
+ * written, and returns 0; -1 (and *v untouched) for any other string or
+ * NULL. Both are thread-safe. */
+const char *gx_float_special_name(double v);
+int gx_float_special_parse(const char *s, double *v);
 
 /* ---- .npy ---------------------------------------------------------------
  * Readers accept versions 1.0, 2.0 and 3.0, little-endian or byte-order-free

@@ -164,13 +164,27 @@ static int put_int_elem(gx_array *a, int64_t i, json_t *v, const char *prefix, c
     return 0;
 }
 
-/* Store element i of an f32 or f64 array. */
+/* Store element i of an f16, f32 or f64 array, rounded to nearest. v is a
+ * JSON number or one of the strings "NaN", "Infinity" and "-Infinity" (JSON
+ * has no numbers for them; gx_array_json writes them so). A finite number
+ * that the dtype cannot hold (it would round to infinity: 1e39 in f32,
+ * 65520 and up in f16) is refused rather than stored as infinity. */
 static int put_float_elem(gx_array *a, int64_t i, json_t *v, const char *prefix, const char *f, gx_error *err) {
-    if (!json_is_number(v)) return fail(err, GX_EINVAL, prefix, f, "must be a number; got %s", jtype(v));
-    double x = json_number_value(v);
-    if (a->dtype == GX_F32 && fabs(x) > 3.4028234663852886e38)
-        return fail(err, GX_EINVAL, prefix, f, "%g does not fit in f32", x);
+    double x;
+    if (json_is_string(v)) {
+        if (gx_float_special_parse(json_string_value(v), &x))
+            return fail(err, GX_EINVAL, prefix, f, "'%.24s' is not a number (the strings taken are \"NaN\", "
+                        "\"Infinity\" and \"-Infinity\")", json_string_value(v));
+    } else if (json_is_number(v)) {
+        x = json_number_value(v);
+    } else {
+        return fail(err, GX_EINVAL, prefix, f, "must be a number; got %s (NaN and infinities are written \"NaN\", "
+                    "\"Infinity\", \"-Infinity\")", jtype(v));
+    }
     gx_array_set_f64(a, i, x);
+    if (isfinite(x) && !isfinite(gx_array_get_f64(a, i)))
+        return fail(err, GX_EINVAL, prefix, f, "%g does not fit in %s (the largest finite value is %g)", x,
+                    gx_dtype_name(a->dtype), gx_dtype_float_max(a->dtype));
     return 0;
 }
 
@@ -188,7 +202,7 @@ static int decode_inline(json_t *in, const char *name, const char *prefix, gx_ar
     snprintf(f, sizeof f, "inputs.%s.dtype", name);
     if (!json_is_string(dt)) return fail(err, GX_EINVAL, prefix, f, "must be a string such as \"f32\"");
     gx_dtype d = gx_dtype_from_name(json_string_value(dt));
-    if (!d || d == GX_F16)
+    if (!d)
         return fail(err, GX_EINVAL, prefix, f, "unknown dtype '%.20s' (f32, f64, i32, i64, u8, ...)", json_string_value(dt));
     int64_t sh[GX_MAX_DIMS];
     int nd = 0;
@@ -224,7 +238,7 @@ static int decode_inline(json_t *in, const char *name, const char *prefix, gx_ar
     gx_array *a;
     int rc = gx_array_new(d, nd, sh, &a, err);
     if (rc) return rc;
-    int is_int = d != GX_F32 && d != GX_F64;
+    int is_int = d != GX_F16 && d != GX_F32 && d != GX_F64;
     size_t i;
     json_array_foreach(data, i, v) {
         snprintf(f, sizeof f, "inputs.%s.data[%zu]", name, i);
@@ -470,16 +484,18 @@ int gx_jobreq_canonical(gx_jobreq *r, gx_error *err) {
     return r->canonical ? 0 : gx_error_set(err, GX_ENOMEM, "body", "out of memory");
 }
 
-/* One element: floats (f16 included) as numbers, non-finite ones as null
- * (JSON has no NaN or infinity); integers exactly, and u64 values past
- * 2^63 - 1 as decimal strings, since jansson's integers (and those of many
- * other parsers) stop there. The decoder takes such a string back. */
+/* One element: floats (f16 included) as numbers, and NaN and infinities,
+ * which JSON has no numbers for, as the strings "NaN", "Infinity" and
+ * "-Infinity" (null would lose which one it was); integers exactly, and
+ * u64 values past 2^63 - 1 as decimal strings, since jansson's integers
+ * (and those of many other parsers) stop there. The decoder takes all of
+ * these back. */
 static json_t *elem_json(const gx_array *a, int64_t i) {
     int64_t lo;
     uint64_t hi;
     if (!gx_dtype_int_range(a->dtype, &lo, &hi)) {
         double x = gx_array_get_f64(a, i);
-        return isfinite(x) ? json_real(x) : json_null();
+        return isfinite(x) ? json_real(x) : json_string(gx_float_special_name(x));
     }
     if (lo < 0) return json_integer(gx_array_get_i64(a, i));
     uint64_t u = gx_array_get_u64(a, i);

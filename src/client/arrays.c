@@ -5,7 +5,9 @@
  * Inline JSON arrays are {"dtype":"f32","shape":[2,2],"data":[1,2,3,4]};
  * data is read flat or nested (row-major either way). Integers are converted
  * exactly (no trip through double), so i64/u64 values above 2^53 survive.
- * JSON has no NaN or infinity, so such arrays must travel as blobs.
+ * JSON has no numbers for NaN and infinity: float elements that are go as
+ * the strings "NaN", "Infinity" and "-Infinity", as the server writes them
+ * (and null, which older servers wrote for all three, reads as NaN).
  */
 #include <ctype.h>
 #include <errno.h>
@@ -123,10 +125,13 @@ static int fill_value(fill_ctx *f, json_t *v) {
         set_int(a, i, (int64_t)n, (uint64_t)n, n < 0);
         return 0;
     }
-    if (!json_is_number(v))
+    double x = NAN; /* null: a server before "NaN"/"Infinity" wrote every non-finite so */
+    if (json_is_number(v))
+        x = json_number_value(v);
+    else if (json_is_string(v) ? gx_float_special_parse(json_string_value(v), &x) : !json_is_null(v))
         return gx_error_set(f->err, GX_EFORMAT, f->field, "value %lld is not a number",
                             (long long)i);
-    gx_array_set_f64(a, i, json_number_value(v));
+    gx_array_set_f64(a, i, x);
     return 0;
 }
 
@@ -189,10 +194,11 @@ int gx__array_from_json(json_t *o, const char *field, gx_array **out, gx_error *
 
 /* ---- array -> JSON ------------------------------------------------------------- */
 
-/* One element; NULL for a non-finite float (JSON has no NaN or infinity)
- * or out of memory. u64 values past 2^63 - 1 go as decimal strings, which
- * the server reads back exactly (a JSON number that large would not parse
- * in jansson, and a real would round). */
+/* One element; NULL only when out of memory. NaN and infinities go as the
+ * strings "NaN", "Infinity" and "-Infinity" (JSON has no numbers for them),
+ * u64 values past 2^63 - 1 as decimal strings; the server reads both back
+ * exactly (a JSON number that large would not parse in jansson, and a real
+ * would round). */
 static json_t *elem_json(const gx_array *a, int64_t i) {
     switch (a->dtype) {
     case GX_BOOL: return json_boolean(((const uint8_t *)a->data)[i] != 0);
@@ -204,7 +210,7 @@ static json_t *elem_json(const gx_array *a, int64_t i) {
     }
     case GX_F32: case GX_F64: case GX_F16: {
         double v = gx_array_get_f64(a, i);
-        return isfinite(v) ? json_real(v) : NULL;
+        return isfinite(v) ? json_real(v) : json_string(gx_float_special_name(v));
     }
     default: return json_integer(gx_array_get_i64(a, i));
     }
@@ -516,10 +522,20 @@ int gx_client_parse_inline(const char *text, gx_array **out, gx_error *err) {
             /* nan, inf, infinity (any case, signed) are taken; hex floats
              * (0x10) are not, so that every number reads as decimal */
             double v = strtod(p, &end);
-            if (end == p || (errno == ERANGE && fabs(v) > 1) || memchr(p, 'x', (size_t)(end - p)) ||
-                memchr(p, 'X', (size_t)(end - p)))
+            int overflow = errno == ERANGE && fabs(v) > 1; /* past every double: 1e400 */
+            if (end == p || memchr(p, 'x', (size_t)(end - p)) || memchr(p, 'X', (size_t)(end - p)))
                 goto bad_value;
             gx_array_set_f64(a, i, v);
+            /* a finite value never turns into infinity on the way */
+            if (overflow || (isfinite(v) && !isfinite(gx_array_get_f64(a, i)))) {
+                char what[48];
+                snprintf(what, sizeof what, "%.*s", (int)(end - p < 24 ? end - p : 24), p);
+                gx_array_unref(a);
+                gx_error_set(err, GX_EINVAL, "inline", "%s does not fit in %s (the largest finite value is %g)",
+                             what, gx_dtype_name(dt), gx_dtype_float_max(dt));
+                if (err) err->pos = (long)(start - text);
+                return GX_EINVAL;
+            }
         }
         p = end;
         while (isspace((unsigned char)*p)) p++;

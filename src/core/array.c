@@ -155,6 +155,10 @@ int gx_dtype_int_range(gx_dtype dt, int64_t *min, uint64_t *max) {
     return 1;
 }
 
+double gx_dtype_float_max(gx_dtype dt) {
+    return dt == GX_F16 ? 65504.0 : dt == GX_F32 ? FLT_MAX : dt == GX_F64 ? DBL_MAX : 0;
+}
+
 double gx_f16_to_f64(uint16_t h) {
     int exp = (h >> 10) & 0x1f, man = h & 0x3ff;
     double v = exp == 0    ? ldexp(man, -24) /* zero or subnormal: man * 2^-24 */
@@ -178,6 +182,19 @@ uint16_t gx_f64_to_f16(double v) {
     frexp(m, &e); /* m = f * 2^e, f in [0.5, 1): m's exponent is e - 1 */
     uint32_t q = (uint32_t)rint(ldexp(m, 11 - e)); /* 1024..2048 */
     return (uint16_t)(sign | (((uint32_t)(e - 1 + 15) << 10) + (q - 1024)));
+}
+
+const char *gx_float_special_name(double v) {
+    return v != v ? "NaN" : v == INFINITY ? "Infinity" : v == -INFINITY ? "-Infinity" : NULL;
+}
+
+int gx_float_special_parse(const char *s, double *v) {
+    if (!s) return -1;
+    if (!strcmp(s, "NaN")) *v = NAN;
+    else if (!strcmp(s, "Infinity")) *v = INFINITY;
+    else if (!strcmp(s, "-Infinity")) *v = -INFINITY;
+    else return -1;
+    return 0;
 }
 
 double gx_array_get_f64(const gx_array *a, int64_t i) {

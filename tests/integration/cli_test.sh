@@ -172,8 +172,10 @@ run 2 submit -f "$tmp/batch.json" -k spin && expect "batch + flags" 'takes no jo
 echo '{"kernel":' >"$tmp/bad.json"
 run 2 submit -f - <"$tmp/bad.json" && expect "bad spec" 'not valid JSON' "$err"
 
-# integer outputs print exactly (%.9g showed 2^53 + 2 as 9.00719925e+15);
-# inline integers are decimal (010 was octal 8 and 08 refused)
+# values: integers decimal in and exact out (%.9g showed 2^53 + 2 as
+# 9.00719925e+15; 010 was octal 8 and 08 refused); NaN and infinities come
+# back from a small result, each itself (null made `result` fail, exit 5);
+# f16 inline end to end (the server refused the dtype)
 run 0 submit -k reduce_sum -i x=@inline:i64:9007199254740993,1
 idv=$out
 run 0 wait "$idv"
@@ -183,6 +185,17 @@ ido=$out
 run 0 wait "$ido"
 run 0 result "$ido" && expect "leading zero decimal" '^sum i64\[1\] \[18\]$' "$out"
 run 2 submit -k reduce_sum -i x=@inline:i64:0x10 && expect "no hex" "bad value at '0x10'" "$err"
+run 0 submit -k saxpy -a a=1 -i x=@inline:f64:inf,-inf,nan,1 -i y=@inline:f64:0,0,0,0.5
+idn=$out
+run 0 wait "$idn"
+run 0 result "$idn" && expect "non-finite" '^y f64\[4\] \[inf, -inf, nan, 1\.5\]$' "$out"
+run 0 --json result "$idn" && expect "non-finite json" '^\["Infinity", "-Infinity", "NaN", 1\.5\]$' \
+    "$(json_get 'json.dumps(j["outputs"]["y"]["data"])' <<<"$out")"
+run 0 submit -k sort -i keys=@inline:f64:3,1,2 -i values=@inline:f16:0.1,nan,-inf
+idh=$out
+run 0 wait "$idh"
+run 0 result "$idh" && expect "f16 inline" '^values f16\[3\] \[nan, -inf, 0\.0999755859\]$' "$out"
+run 2 submit -k sort -i keys=@inline:f64:1 -i values=@inline:f16:70000 && expect "f16 range" '70000 does not fit in f16' "$err"
 
 # usage errors stay local: nothing reaches the server
 run 2 submit && expect "no kernel" 'needs -k KERNEL' "$err"

@@ -162,6 +162,73 @@ static void test_saxpy_inline_and_blob(void **state) {
     gx_array_unref(big);
 }
 
+/* Submit spec and wait for it to succeed; its outputs in *r. */
+static void run_ok(gx_jobspec *spec, gx_client_outputs *r) {
+    gx_error err;
+    gx_error_clear(&err);
+    gx_client_job j;
+    TU_OK(gx_client_submit(C, spec, &j, NULL, &err), err);
+    gx_jobspec_free(spec);
+    wait_final(j.id, &j);
+    if (strcmp(j.state_name, "succeeded")) fail_msg("job %s %s: %s", j.id, j.state_name, j.error_message);
+    TU_OK(gx_client_result(C, j.id, r, NULL, &err), err);
+}
+
+/* Values JSON has no numbers for, and f16, inline both ways. A NaN or an
+ * infinity in a small output came as null and made gx_client_result fail
+ * ("value 0 is not a number"), so `gexec result` had nothing to show;
+ * inline f16 was refused as an unknown dtype (and the client said "out of
+ * memory" for f16 NaN). */
+static void test_nonfinite_and_f16_inline(void **state) {
+    gx_error err;
+    gx_error_clear(&err);
+    /* the report's case: reduce_sum of [nan, inf, 1] from a .npy blob */
+    gx_array *x = NULL, *y = NULL;
+    TU_OK(gx_client_parse_inline("f64:nan,inf,1", &x, &err), err);
+    char blob[GX_CLIENT_BLOB_ID_MAX];
+    TU_OK(gx_client_blob_put(C, x, blob, &err), err);
+    gx_array_unref(x);
+    gx_jobspec *s;
+    TU_OK(gx_jobspec_new("reduce_sum", &s, &err), err);
+    TU_OK(gx_jobspec_set_input_blob(s, "x", blob, &err), err);
+    gx_client_outputs r;
+    run_ok(s, &r);
+    const gx_client_output *o = gx_client_outputs_find(&r, "sum");
+    assert_non_null(o);
+    assert_true(isnan(((double *)o->array->data)[0]));
+    gx_client_outputs_free(&r);
+
+    /* NaN, +inf and -inf inline in and out, each still itself */
+    TU_OK(gx_client_parse_inline("f64:inf,-inf,nan,1", &x, &err), err);
+    TU_OK(gx_client_parse_inline("f64:0,0,0,0.5", &y, &err), err);
+    TU_OK(gx_jobspec_new("saxpy", &s, &err), err);
+    TU_OK(gx_jobspec_set_arg_text(s, "a=1", &err), err);
+    TU_OK(gx_jobspec_set_input_array(s, "x", x, &err), err);
+    TU_OK(gx_jobspec_set_input_array(s, "y", y, &err), err);
+    gx_array_unref(x);
+    gx_array_unref(y);
+    run_ok(s, &r);
+    const double *v = gx_client_outputs_find(&r, "y")->array->data;
+    assert_true(v[0] == INFINITY && v[1] == -INFINITY && isnan(v[2]) && v[3] == 1.5);
+    gx_client_outputs_free(&r);
+
+    /* f16 inline: sort carries values of any dtype along with the keys */
+    TU_OK(gx_client_parse_inline("f64:3,1,2,0", &x, &err), err);
+    TU_OK(gx_client_parse_inline("f16:0.1,nan,-inf,65519", &y, &err), err);
+    TU_OK(gx_jobspec_new("sort", &s, &err), err);
+    TU_OK(gx_jobspec_set_input_array(s, "keys", x, &err), err);
+    TU_OK(gx_jobspec_set_input_array(s, "values", y, &err), err);
+    gx_array_unref(x);
+    gx_array_unref(y);
+    run_ok(s, &r);
+    o = gx_client_outputs_find(&r, "values");
+    assert_non_null(o);
+    assert_int_equal(o->array->dtype, GX_F16);
+    static const uint16_t want[] = {0x7bff, 0x7e00, 0xfc00, 0x2e66}; /* 65504, NaN, -inf, 0.1 rounded */
+    assert_memory_equal(o->array->data, want, sizeof want);
+    gx_client_outputs_free(&r);
+}
+
 static void test_refusals(void **state) {
     gx_error err;
     gx_client_job j;
@@ -398,6 +465,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_service_info),
         cmocka_unit_test(test_saxpy_inline_and_blob),
+        cmocka_unit_test(test_nonfinite_and_f16_inline),
         cmocka_unit_test(test_refusals),
         cmocka_unit_test(test_cancel_and_states),
         cmocka_unit_test(test_idempotency_deps_batch),

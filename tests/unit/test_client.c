@@ -99,6 +99,23 @@ static void test_parse_inline(void **state) {
     assert_true(isnan(((float *)a->data)[0]));
     assert_true(isinf(((float *)a->data)[1]));
     gx_array_unref(a);
+    a = inline_ok("f16:NaN,-Infinity,65519,0.1");
+    assert_true(isnan(gx_array_get_f64(a, 0)));
+    assert_true(gx_array_get_f64(a, 1) == -INFINITY);
+    assert_int_equal(((uint16_t *)a->data)[2], 0x7bff); /* rounds down to the largest half */
+    assert_int_equal(((uint16_t *)a->data)[3], 0x2e66);
+    gx_array_unref(a);
+
+    /* a finite value that the dtype cannot hold is refused, not turned
+     * into infinity (now that infinity can travel inline) */
+    gx_array *none = NULL;
+    gx_error err;
+    assert_int_equal(gx_client_parse_inline("f16:1,70000", &none, &err), GX_EINVAL);
+    assert_string_equal(err.message, "70000 does not fit in f16 (the largest finite value is 65504)");
+    assert_int_equal(err.pos, 6);
+    inline_bad("f16:65520", 4);
+    inline_bad("f32:1e39", 4);
+    inline_bad("f64:1e400", 4);
 
     inline_bad("f32:0x10", 4); /* decimal only: no hex, integer or float */
     inline_bad("f64:1,-0X1p3", 6);
@@ -127,7 +144,6 @@ static void test_parse_inline(void **state) {
     inline_bad("f32[1,1,1,1,1,1,1,1,1]:1", -1);
     inline_bad("f32[4294967296,4294967296]:", -1);
     inline_bad("f32[100000000000]:1", -1); /* refused before allocating */
-    gx_array *none = NULL;
     assert_int_equal(gx_client_parse_inline(NULL, &none, NULL), GX_EINVAL);
 }
 
@@ -206,10 +222,25 @@ static void test_jobspec(void **state) {
     assert_string_equal(err.field, "labels");
     assert_int_equal(gx_jobspec_set_kernel(s, "", &err), GX_EINVAL);
     assert_int_equal(gx_jobspec_set_arg_double(s, "a", NAN, &err), GX_EINVAL);
-    gx_array *bad = inline_ok("f32:1,nan");
-    assert_int_equal(gx_jobspec_set_input_array(s, "w", bad, &err), GX_EINVAL);
-    assert_non_null(strstr(err.message, "NaN"));
-    gx_array_unref(bad);
+    gx_jobspec_free(s);
+
+    /* NaN and infinities travel inline as the strings the server takes
+     * ("input w: out of memory" for f16 before, a refusal for f32/f64) */
+    TU_OK(gx_jobspec_new("sort", &s, &err), err);
+    static const char *const nonfinite[] = {"f32:1,nan,-inf", "f64:1,nan,-inf", "f16:1,nan,-inf"};
+    for (size_t i = 0; i < 3; i++) {
+        gx_array *w = inline_ok(nonfinite[i]);
+        TU_OK(gx_jobspec_set_input_array(s, "w", w, &err), err);
+        gx_array_unref(w);
+        TU_OK(gx_jobspec_to_json(s, &json, &err), err);
+        char want[160];
+        snprintf(want, sizeof want,
+                 "{\"kernel\":\"sort\",\"inputs\":{\"w\":{\"dtype\":\"%.3s\",\"shape\":[3],"
+                 "\"data\":[1.0,\"NaN\",\"-Infinity\"]}}}",
+                 nonfinite[i]);
+        assert_json_eq(json, want);
+        free(json);
+    }
     gx_jobspec_free(s);
 
     /* from JSON: flags override, other keys stay */
@@ -625,6 +656,20 @@ static void test_result_and_blobs(void **state) {
     assert_true(((uint64_t *)n->array->data)[0] == UINT64_MAX && ((uint64_t *)n->array->data)[1] == 7);
     gx_client_outputs_free(&r);
 
+    /* NaN and infinities come as "NaN", "Infinity", "-Infinity"; null
+     * (what older servers wrote for all three) reads as NaN. Null used to
+     * fail the whole result: "value 0 is not a number". */
+    fh_push(e->f, 200, NULL,
+            "{\"outputs\":{\"s\":{\"dtype\":\"f64\",\"data\":[\"NaN\",\"Infinity\",\"-Infinity\",null,2]},"
+            "\"h\":{\"dtype\":\"f16\",\"data\":[\"-Infinity\",null]}}}",
+            0, 0);
+    TU_OK(gx_client_result(e->c, "5", &r, NULL, &err), err);
+    const double *sv = gx_client_outputs_find(&r, "s")->array->data;
+    assert_true(isnan(sv[0]) && sv[1] == INFINITY && sv[2] == -INFINITY && isnan(sv[3]) && sv[4] == 2);
+    const gx_array *h = gx_client_outputs_find(&r, "h")->array;
+    assert_true(gx_array_get_f64(h, 0) == -INFINITY && isnan(gx_array_get_f64(h, 1)));
+    gx_client_outputs_free(&r);
+
     /* malformed outputs fail cleanly */
     static const char *bad[] = {
         "{\"outputs\":{\"c\":{\"dtype\":\"f32\",\"shape\":[3],\"data\":[1,2]}}}",
@@ -633,6 +678,10 @@ static void test_result_and_blobs(void **state) {
         "{\"outputs\":{\"c\":{\"dtype\":\"i8\",\"data\":[300]}}}",
         "{\"outputs\":{\"c\":{\"dtype\":\"i8\",\"data\":[1.5]}}}",
         "{\"outputs\":{\"c\":{\"dtype\":\"f32\",\"data\":[\"x\"]}}}",
+        "{\"outputs\":{\"c\":{\"dtype\":\"f32\",\"data\":[\"nan\"]}}}",
+        "{\"outputs\":{\"c\":{\"dtype\":\"f64\",\"data\":[\"Inf\"]}}}",
+        "{\"outputs\":{\"c\":{\"dtype\":\"i32\",\"data\":[null]}}}",
+        "{\"outputs\":{\"c\":{\"dtype\":\"i32\",\"data\":[\"NaN\"]}}}",
         "{\"outputs\":{\"c\":{\"dtype\":\"u64\",\"data\":[\"18446744073709551616\"]}}}",
         "{\"outputs\":{\"c\":{\"dtype\":\"i64\",\"data\":[\"12x\"]}}}",
         "{\"outputs\":{\"c\":{\"dtype\":\"f32\",\"shape\":[-1]}}}",
