@@ -47,7 +47,9 @@ static int sum_float(gx_kcall *c, const gx_array *x, double *out) {
         comp += fabs(s) >= fabs(v) ? (s - t) + v : (v - t) + s;
         s = t;
     }
-    *out = s + comp;
+    /* an infinity makes comp NaN ((v - t) with t = v = inf): the plain sum
+     * is then the answer (inf, -inf, or NaN for inf + -inf) */
+    *out = isfinite(s) ? s + comp : s;
     return 0;
 }
 

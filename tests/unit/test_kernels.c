@@ -267,6 +267,25 @@ static void reduce_sum_floats(void **st) {
         }
 }
 
+/* Infinities: the sum is what IEEE says (-inf + 1 = -inf, inf + -inf =
+ * NaN), not NaN from the compensation term (it was NaN for [-inf, 1]). */
+static void reduce_sum_infinities(void **st) {
+    (void)st;
+    const double cases[][3] = {{-INFINITY, 1, 2}, {INFINITY, 1, -5}, {INFINITY, -INFINITY, 1}, {NAN, 1, 2}};
+    const double want[] = {-INFINITY, INFINITY, NAN, NAN};
+    for (int c = 0; c < 4; c++) {
+        int64_t n = 3;
+        gx_array *x = tu_from(GX_F64, 1, &n, cases[c]), *out = NULL;
+        gx_named_input in = NI("x", x);
+        gx_error err;
+        TU_OK(gx_kernel_run_direct(K("reduce_sum"), NULL, 0, &in, 1, &out, &err), err);
+        double got = ((double *)out->data)[0];
+        if (isnan(want[c]) ? !isnan(got) : got != want[c]) fail_msg("case %d: sum %g, want %g", c, got, want[c]);
+        gx_array_unref(out);
+        gx_array_unref(x);
+    }
+}
+
 static void reduce_sum_ints(void **st) {
     (void)st;
     gx_error err;
@@ -1192,6 +1211,7 @@ int main(void) {
         cmocka_unit_test(saxpy_matches),
         cmocka_unit_test(saxpy_errors),
         cmocka_unit_test(reduce_sum_floats),
+        cmocka_unit_test(reduce_sum_infinities),
         cmocka_unit_test(reduce_sum_ints),
         cmocka_unit_test(gemm_matches),
         cmocka_unit_test(gemm_edge_semantics),
