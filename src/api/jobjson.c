@@ -448,12 +448,22 @@ int gx_jobreq_decode(json_t *obj, const char *tenant, gx_blob_loader load, void 
             snprintf(f, sizeof f, "depends_on[%zu]", i);
             const char *str = json_is_string(v) ? json_string_value(v) : NULL;
             if (str && str[0] == '@') {
-                char *end;
-                long k = strtol(str + 1, &end, 10);
-                if (!batch || !str[1] || *end || k < 0 || (size_t)k >= batch_n) {
+                /* "@" and decimal digits, no sign, space or leading zero */
+                size_t nd = strspn(str + 1, "0123456789");
+                int form = nd && nd <= 9 && !str[1 + nd] && (str[1] != '0' || nd == 1);
+                long k = form ? strtol(str + 1, NULL, 10) : -1;
+                if (!batch) {
+                    rc = fail(err, GX_EINVAL, prefix, f, "'%.20s': @N references work only in a batch", str);
+                    goto out;
+                }
+                if (!form) {
                     rc = fail(err, GX_EINVAL, prefix, f,
-                              batch ? "batch reference '%.20s' is outside @0..@%zu" : "'%.20s': @N references work only in a batch%.0zu",
-                              str, batch_n ? batch_n - 1 : 0);
+                              "batch reference '%.20s' is not @N (N the index of a job in this batch, from 0)", str);
+                    goto out;
+                }
+                if ((size_t)k >= batch_n) {
+                    rc = fail(err, GX_EINVAL, prefix, f, "batch reference '%.20s' is outside @0..@%zu", str,
+                              batch_n - 1);
                     goto out;
                 }
                 r->batch_deps[s->nbatch_deps++] = (int)k;

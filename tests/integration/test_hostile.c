@@ -792,6 +792,11 @@ static const hcase CASES[] = {
     B("batch: @N out of range", "{\"jobs\":[{\"kernel\":\"spin\",\"depends_on\":[\"@5\"]}]}", 200, NULL, NULL, NULL,
       "400:GX_EINVAL:jobs[0].depends_on[0]"),
     B("batch: @-1", "{\"jobs\":[{\"kernel\":\"spin\",\"depends_on\":[\"@-1\"]}]}", 200, NULL, NULL, NULL, "400:GX_EINVAL:jobs[0].depends_on[0]"),
+    /* "@01" and "@ 1" were read as @1 (strtol's leading zeros and spaces) */
+    B("batch: @01", "{\"jobs\":[{\"kernel\":\"spin\"},{\"kernel\":\"spin\"},{\"kernel\":\"spin\",\"depends_on\":[\"@01\"]}]}", 200,
+      NULL, NULL, NULL, "202|202|400:GX_EINVAL:jobs[2].depends_on[0]"),
+    B("batch: @ 1", "{\"jobs\":[{\"kernel\":\"spin\"},{\"kernel\":\"spin\"},{\"kernel\":\"spin\",\"depends_on\":[\"@ 1\"]}]}", 200,
+      NULL, NULL, NULL, "202|202|400:GX_EINVAL:jobs[2].depends_on[0]"),
     B("batch: @ alone", "{\"jobs\":[{\"kernel\":\"spin\",\"depends_on\":[\"@\"]}]}", 200, NULL, NULL, NULL, "400:GX_EINVAL:jobs[0].depends_on[0]"),
     B("batch: @1x", "{\"jobs\":[{\"kernel\":\"spin\"},{\"kernel\":\"spin\",\"depends_on\":[\"@0x\"]}]}", 200, NULL, NULL, NULL,
       "202|400:GX_EINVAL:jobs[1].depends_on[0]"),
