@@ -610,11 +610,16 @@ json_t *gx_store_job_json(gx_engine *e, const gx_store_job *sj) {
     json_t *spec = sj->spec_json ? json_loads(sj->spec_json, 0, NULL) : NULL;
     json_t *ma = json_object_get(spec, "max_attempts");
     const gx_kernel *k = json_is_integer(ma) ? NULL : gx_kernel_find(sj->kernel);
+    json_int_t max = json_is_integer(ma) ? json_integer_value(ma) : k ? gx_kernel_default_attempts(k) : 1;
+    /* the spec's max_attempts is the budget of one run; a job re-queued (by
+     * an operator, or by a restart while it ran) got more on top of the
+     * attempts it had made, as the engine reports while it holds it: never
+     * fewer than the attempts made (every reader of a stored job, the
+     * answer to an idempotent repeat included) */
+    if (max < sj->attempt) max = sj->attempt;
     json_t *j = json_pack("{s:s,s:s,s:s,s:s,s:i,s:i,s:I}", "id", id, "tenant", sj->tenant, "kernel", sj->kernel,
                           "state", gx_job_state_name(sj->state), "priority", sj->priority, "attempts", sj->attempt,
-                          "max_attempts",
-                          (json_int_t)(json_is_integer(ma) ? json_integer_value(ma)
-                                                           : k ? gx_kernel_default_attempts(k) : 1));
+                          "max_attempts", max);
     json_decref(spec);
     gx_device_info di;
     json_object_set_new(j, "device", e && sj->device >= 0 && !gx_device_get(e, sj->device, &di) ? json_string(di.name)

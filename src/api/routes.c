@@ -64,17 +64,6 @@ static int find_job(gx_service *s, gx_http_req *r, gx_job_id id, gx_job_info *in
     return -1;
 }
 
-/* A job the engine no longer holds, from its record. The spec's max_attempts
- * is the budget of one run; a job re-queued (by an operator, or by a restart
- * while it ran) got more on top of the attempts it had made, as the engine
- * reports while it holds it: never fewer than the attempts made. */
-static json_t *stored_job_json(gx_service *s, const gx_store_job *sj) {
-    json_t *j = gx_store_job_json(s->engine, sj);
-    if (j && json_integer_value(json_object_get(j, "max_attempts")) < sj->attempt)
-        json_object_set_new(j, "max_attempts", json_integer(sj->attempt));
-    return j;
-}
-
 /* The job named by the path: find_job's answer, or -1 with a reply sent. */
 static int path_job(gx_service *s, gx_http_req *r, gx_job_id *id, gx_job_info *info, gx_store_job **sj) {
     *sj = NULL;
@@ -272,7 +261,7 @@ static int h_get(void *app, gx_http_req *r) {
     gx_store_job *sj;
     int w = path_job(s, r, &id, &info, &sj);
     if (w < 0) return 0;
-    gx_http_reply_json(r, 200, w == 0 ? gx_job_json(s->engine, &info) : stored_job_json(s, sj));
+    gx_http_reply_json(r, 200, w == 0 ? gx_job_json(s->engine, &info) : gx_store_job_json(s->engine, sj));
     gx_store_free(sj);
     return 0;
 }
@@ -434,7 +423,7 @@ static int h_list(void *app, gx_http_req *r) {
         if (!gx_job_get(s->engine, jobs[i].id, &info, NULL))
             json_array_append_new(arr, gx_job_json(s->engine, &info));
         else
-            json_array_append_new(arr, stored_job_json(s, &jobs[i]));
+            json_array_append_new(arr, gx_store_job_json(s->engine, &jobs[i]));
     }
     gx_store_free(jobs);
     char nc[24];

@@ -504,6 +504,23 @@ static void count_limits(void **st) {
     }
 }
 
+/* A stored job re-queued past its spec's budget reports max_attempts no
+ * smaller than its attempts (the answer to an idempotent repeat read the
+ * spec's 1 for a job on its 3rd attempt). */
+static void stored_max_attempts(void **st) {
+    (void)st;
+    gx_store_job sj = {.id = 7, .tenant = "t", .kernel = "spin@1", .spec_json = "{\"kernel\":\"spin\",\"max_attempts\":1}",
+                       .state = GX_JOB_SUCCEEDED, .attempt = 3, .device = -1};
+    json_t *j = gx_store_job_json(NULL, &sj);
+    assert_int_equal(json_integer_value(json_object_get(j, "attempts")), 3);
+    assert_int_equal(json_integer_value(json_object_get(j, "max_attempts")), 3);
+    json_decref(j);
+    sj.attempt = 1;
+    j = gx_store_job_json(NULL, &sj);
+    assert_int_equal(json_integer_value(json_object_get(j, "max_attempts")), 1);
+    json_decref(j);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(shapes),
@@ -516,6 +533,7 @@ int main(void) {
         cmocka_unit_test(nonfinite_in_and_out),
         cmocka_unit_test(f16_inline),
         cmocka_unit_test(count_limits),
+        cmocka_unit_test(stored_max_attempts),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
