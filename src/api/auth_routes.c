@@ -226,14 +226,13 @@ static int reply_gx(gx_http_req *r, const gx_error *e) {
     return 0;
 }
 
-static json_t *body_object(gx_http_req *r) {
-    json_error_t je;
-    json_t *j = json_loadb(r->body, r->body_len, 0, &je);
-    if (!j || !json_is_object(j)) {
-        json_decref(j);
-        gx_http_error(r, 400, GX_EINVAL, "body", "the body must be a JSON object");
-        return NULL;
-    }
+/* The body as an object of the allowed members, or NULL with a 400 sent
+ * (malformed JSON with its line and column, or the unknown member). */
+static json_t *body_object(gx_http_req *r, const char *const *allowed) {
+    gx_error e;
+    gx_error_clear(&e);
+    json_t *j = gx_json_object_body(r->body, r->body_len, allowed, &e);
+    if (!j) gx_http_error(r, 400, e.code, e.field, "%s", e.message);
     return j;
 }
 
@@ -252,7 +251,8 @@ static json_t *key_json(const gx_auth_key_info *k) {
 
 int gx__h_key_create(void *app, gx_http_req *r) {
     gx_service *s = app;
-    json_t *j = body_object(r);
+    static const char *const allowed[] = {"tenant", "role", "label", "expires_in_s", NULL};
+    json_t *j = body_object(r, allowed);
     if (!j) return 0;
     const char *tenant = json_string_value(json_object_get(j, "tenant"));
     const char *role_s = json_string_value(json_object_get(j, "role"));

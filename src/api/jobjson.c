@@ -34,6 +34,28 @@ json_t *gx_json_parse_body(const char *body, size_t len, gx_error *err) {
     return j;
 }
 
+json_t *gx_json_object_body(const char *body, size_t len, const char *const *allowed, gx_error *err) {
+    json_t *j = gx_json_parse_body(body, len, err);
+    if (!j) return NULL;
+    if (!json_is_object(j)) {
+        json_decref(j);
+        gx_error_set(err, GX_EINVAL, "body", "the body must be a JSON object");
+        return NULL;
+    }
+    const char *key;
+    json_t *v;
+    json_object_foreach(j, key, v) {
+        int known = 0;
+        for (int i = 0; allowed[i] && !known; i++) known = !strcmp(key, allowed[i]);
+        if (!known) {
+            gx_error_set(err, GX_EINVAL, key, "unknown field '%.60s'", key);
+            json_decref(j);
+            return NULL;
+        }
+    }
+    return j;
+}
+
 gx_job_id gx_job_id_parse(const char *s) {
     if (!s || !*s || strlen(s) > 19) return 0;
     uint64_t v = 0;

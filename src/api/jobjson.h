@@ -43,6 +43,11 @@ int gx_jobreq_canonical(gx_jobreq *r, gx_error *err);
  * err->pos is the byte offset. */
 json_t *gx_json_parse_body(const char *body, size_t len, gx_error *err);
 
+/* The body as a JSON object whose members are all named in allowed
+ * (NULL-ended); NULL with err set otherwise: malformed JSON (line and
+ * column), not an object, or an unknown member (named in err->field). */
+json_t *gx_json_object_body(const char *body, size_t len, const char *const *allowed, gx_error *err);
+
 /* ISO-8601 UTC with microseconds from unix ns; "null" handling is the
  * caller's (0 -> JSON null via gx_json_time). */
 json_t *gx_json_time(int64_t unix_ns);

@@ -314,16 +314,18 @@ static void quota_changes(const gx_service *s, const quotas *was, int existed, c
 
 int gx__h_tenant_put(void *app, gx_http_req *r) {
     gx_service *s = app;
-    json_error_t je;
-    json_t *j = json_loadb(r->body, r->body_len, 0, &je);
-    if (!j || !json_is_object(j)) return bad(r, j, 400, GX_EINVAL, "body", "the body must be a JSON object");
+    const char *allowed[Q_COUNT + 3] = {"name", "weight"};
+    for (int q = 0; q < Q_COUNT; q++) allowed[2 + q] = QDEFS[q].name;
+    gx_error e;
+    gx_error_clear(&e);
+    json_t *j = gx_json_object_body(r->body, r->body_len, allowed, &e);
+    if (!j) return bad(r, NULL, 400, e.code, e.field, e.message);
     json_t *jn = json_object_get(j, "name"), *w = json_object_get(j, "weight");
     const char *name = json_string_value(jn);
     if (!name) return bad(r, j, 400, GX_EINVAL, "name", "name is required (a string)");
     if (w && (!json_is_number(w) || !(json_number_value(w) > 0) || json_number_value(w) > 1e6))
         return bad(r, j, 400, GX_EINVAL, "weight", "weight must be a number > 0 and <= 1e6");
     gx_store_tenant *old = NULL;
-    gx_error e;
     int rc = gx_store_tenant_get(s->store, name, &old, &e);
     if (rc && rc != GX_ENOTFOUND) {
         json_decref(j);

@@ -887,7 +887,14 @@ static const hcase CASES[] = {
     QUOTA("numeric name", "{\"name\":7,\"max_queued\":1}", "name", "name is required"),
     QUOTA("path in the name", "{\"name\":\"../etc\",\"max_queued\":1}", "name", "tenant name"),
     QUOTA("zero weight", "{\"name\":\"default\",\"weight\":0}", "weight", "weight must be"),
+    /* unknown members were ignored (a typo'd quota silently not set) */
+    QUOTA("misspelt quota", "{\"name\":\"default\",\"max_queue\":5}", "max_queue", "unknown field"),
 #undef QUOTA
+    {.name = "keys: unknown field", .method = "POST", .path = "/v1/keys", .body = "{\"role\":\"viewer\",\"expires\":60}",
+     .status = 400, .code = "GX_EINVAL", .field = "expires", .msg = "unknown field"},
+    /* malformed JSON says where, as for jobs */
+    {.name = "keys: malformed JSON", .method = "POST", .path = "/v1/keys", .body = "{\"role\":\n\"viewer\"",
+     .status = 400, .code = "GX_EFORMAT", .field = "body", .msg = "line 2"},
     {.name = "quota: viewer sets a quota", .method = "POST", .path = "/v1/tenants", .headers = "@key:viewer",
      .body = "{\"name\":\"default\",\"max_queued\":1}", .status = 403, .code = "GX_EPERM"},
     {.name = "usage: tenant B reads A's usage", .method = "GET", .path = "/v1/tenants/default/usage", .headers = "@key:b",
