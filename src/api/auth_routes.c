@@ -337,8 +337,10 @@ int gx__h_audit(void *app, gx_http_req *r) {
     gx_service *s = app;
     const char *q;
     long long after = 0, limit = 100;
-    if ((q = gx_http_query(r, "after")) && *q) after = strtoll(q, NULL, 10);
-    if ((q = gx_http_query(r, "limit")) && *q) limit = strtoll(q, NULL, 10);
+    char *end;
+    if ((q = gx_http_query(r, "after")) && *q && ((after = strtoll(q, &end, 10)) < 0 || *end || *q == '-'))
+        return bad(r, 400, GX_EINVAL, "after", "after must be a record's seq (an integer >= 0)");
+    if ((q = gx_http_query(r, "limit")) && *q && ((limit = strtoll(q, &end, 10)), *end)) limit = 0;
     if (limit < 1 || limit > 1000) return bad(r, 400, GX_EINVAL, "limit", "limit must be 1..1000");
     char path[4096];
     snprintf(path, sizeof path, "%s/audit.log", s->cfg.data_dir);

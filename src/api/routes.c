@@ -408,8 +408,16 @@ static int h_list(void *app, gx_http_req *r) {
         }
     }
     int privileged = r->ctx.cross;
-    if ((q = gx_http_query(r, "tenant")) && privileged) f.tenant = q;
-    else if (!privileged) f.tenant = r->ctx.tenant;
+    if ((q = gx_http_query(r, "tenant")) && privileged) {
+        f.tenant = q;
+    } else if (q && strcmp(q, r->ctx.tenant)) {
+        /* another tenant's jobs: not the caller's own answered as if they
+         * were (a 404, as for another tenant's job) */
+        gx_http_error(r, 404, GX_ENOTFOUND, "tenant", "no tenant '%.64s' among those this key may read", q);
+        return 0;
+    } else {
+        f.tenant = r->ctx.tenant;
+    }
     /* the store lags the engine by a moment: settle it first */
     gx__svc_settle(s);
     gx_store_job *jobs;

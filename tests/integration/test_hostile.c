@@ -676,6 +676,9 @@ static const hcase CASES[] = {
     G("list state one bad of two", "GET", "/v1/jobs?state=queued,bogus", 400, "GX_EINVAL", "state", "unknown state"),
     G("list state invalid UTF-8", "GET", "/v1/jobs?state=%ff", 400, "GX_EINVAL", "state", "unknown state"),
     G("list limit -1", "GET", "/v1/jobs?limit=-1", 400, "GX_EINVAL", "limit", "1..1000"),
+    /* (after=abc read as 0, limit=5x as 5) */
+    G("audit after abc", "GET", "/v1/audit?after=abc", 400, "GX_EINVAL", "after", "seq"),
+    G("audit limit 5x", "GET", "/v1/audit?limit=5x", 400, "GX_EINVAL", "limit", "1..1000"),
     G("list limit 0", "GET", "/v1/jobs?limit=0", 400, "GX_EINVAL", "limit", "1..1000"),
     G("list limit 1e9", "GET", "/v1/jobs?limit=1e9", 400, "GX_EINVAL", "limit", "1..1000"),
     G("list limit 1001", "GET", "/v1/jobs?limit=1001", 400, "GX_EINVAL", "limit", "1..1000"),
@@ -860,8 +863,9 @@ static const hcase CASES[] = {
      .status = 404, .code = "GX_ENOTFOUND"},
     {.name = "tenant B cancels A's job", .method = "DELETE", .path = "@a:/v1/jobs/{job}", .headers = "@key:b",
      .status = 404, .code = "GX_ENOTFOUND"},
+    /* (it was answered 200 with B's own jobs, as if they were A's) */
     {.name = "tenant B lists A's jobs", .method = "GET", .path = "/v1/jobs?tenant=default", .headers = "@key:b",
-     .status = 200},
+     .status = 404, .code = "GX_ENOTFOUND", .field = "tenant"},
     {.name = "operator reads A's result (admin only)", .method = "GET", .path = "@a:/v1/jobs/{job}/result",
      .headers = "@key:operator_b", .status = 404, .code = "GX_ENOTFOUND"},
     /* ---- tenant quotas (POST /v1/tenants as admin; nothing is changed) */
