@@ -414,8 +414,10 @@ int gx_jobreq_decode(json_t *obj, const char *tenant, gx_blob_loader load, void 
         s->max_attempts = (int)iv;
     }
     if ((v = json_object_get(obj, "device")) && !json_is_null(v)) {
-        if (!json_is_string(v)) {
-            rc = fail(err, GX_EINVAL, prefix, "device", "must be a string (any, cpu, gpu, gpu:N); got %s", jtype(v));
+        if (!json_is_string(v) || !json_string_length(v)) {
+            /* (an empty one was taken as "any") */
+            rc = fail(err, GX_EINVAL, prefix, "device", "must be a string (any, cpu, gpu, gpu:N); got %s",
+                      json_is_string(v) ? "an empty string" : jtype(v));
             goto out;
         }
         s->device = json_string_value(v);

@@ -462,6 +462,7 @@ static const hcase CASES[] = {
     J("dtype null", "{\"kernel\":\"reduce_sum\",\"inputs\":{\"x\":{\"dtype\":null,\"data\":[1]}}}", 400, "GX_EINVAL", "inputs.x.dtype", "must be a string"),
     J("dtype unknown", "{\"kernel\":\"reduce_sum\",\"inputs\":{\"x\":{\"dtype\":\"float8\",\"data\":[1]}}}", 400, "GX_EINVAL", "inputs.x.dtype", "unknown dtype"),
     /* inline f16 is decoded now; reduce_sum itself does not take it */
+    J("device empty", SPIN(",\"device\":\"\""), 400, "GX_EINVAL", "device", "an empty string"),
     J("dtype f16 for reduce_sum", "{\"kernel\":\"reduce_sum\",\"inputs\":{\"x\":{\"dtype\":\"f16\",\"data\":[1]}}}", 400, "GX_EINVAL", "inputs.x.dtype", "has dtype f16"),
     J("dtype bool for saxpy", SAXPY("{\"a\":1}", "\"x\":{\"dtype\":\"bool\",\"data\":[true]},\"y\":{\"dtype\":\"bool\",\"data\":[false]}"),
       400, "GX_EINVAL", "inputs.x.dtype", "expected one of"),
