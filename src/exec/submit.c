@@ -333,7 +333,9 @@ static int insert(gx_engine *e, const gx_job_spec *s, prep *p, const gx_job_id *
         }
         if (!j->deps_pending++) j->wait_on = d->id;
     }
-    if (j->queue_timeout_ns) gx__timer_set(e, j, j->submit_ns + j->queue_timeout_ns);
+    /* a job that has run before (restored after its start, re-queued) has
+     * no queue timeout left, as a live retry has none: it did start */
+    if (j->queue_timeout_ns && !j->attempts) gx__timer_set(e, j, j->submit_ns + j->queue_timeout_ns);
     *id_out = id;
     if (failed_dep) {
         j->state = GX_JOB_WAITING;

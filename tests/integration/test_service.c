@@ -509,6 +509,31 @@ static void restore_keeps_submit_time(void **st) {
     assert_int_equal(it_finish(&d), 0);
 }
 
+/* ...but a job that had started when the daemon died has no queue timeout
+ * left (a live retry has none either): killed while running with a 1 s
+ * queue timeout, 1.5 s down, it runs again and succeeds (it was timed out
+ * at once after the restart). */
+static void restore_started_no_queue_timeout(void **st) {
+    (void)st;
+    it_daemon d;
+    memset(&d, 0, sizeof d);
+    assert_int_equal(it_start(&d), 0);
+    const char *body = "{\"kernel\":\"spin\",\"args\":{\"us\":1500000},\"queue_timeout_ms\":1000}";
+    it_resp r;
+    assert_int_equal(it_req(&d, "POST", "/v1/jobs", body, strlen(body), NULL, &r), 0);
+    assert_int_equal(r.status, 202);
+    char id[32];
+    snprintf(id, sizeof id, "%s", it_str(&r, "id"));
+    it_resp_free(&r);
+    wait_running_stored(&d, id);
+    it_kill9(&d);
+    struct timespec ts = {1, 500000000};
+    nanosleep(&ts, NULL);
+    assert_int_equal(it_start(&d), 0);
+    assert_string_equal(it_wait_job(&d, id, 10000), "succeeded");
+    assert_int_equal(it_finish(&d), 0);
+}
+
 /* A second daemon on the same data directory refuses to start, naming the
  * first one's pid, while the first one runs (both used to run the same
  * jobs); once the first has stopped it starts. */
@@ -1048,6 +1073,7 @@ int main(void) {
         cmocka_unit_test(one_daemon_per_data_dir),
         cmocka_unit_test(busy_address_fails_fast),
         cmocka_unit_test(restore_keeps_submit_time),
+        cmocka_unit_test(restore_started_no_queue_timeout),
         cmocka_unit_test(sigkill_during_burst),
         cmocka_unit_test(sigterm_drain),
         cmocka_unit_test(cancel_requeued_job),
