@@ -7,6 +7,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <microhttpd.h>
 #include <netdb.h>
 #include <pthread.h>
@@ -56,6 +57,7 @@ struct gx_http_stream {
     int ended;
     int gone;               /* the client closed its end: close the stream */
     int beat;               /* send the heartbeat line if there is nothing else */
+    int woken;              /* a wake came while the reader ran */
     const char *heartbeat;  /* NULL: none */
     _Atomic int64_t last_ns; /* when it last sent something */
     gx_http_reader reader;
@@ -189,20 +191,29 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max) {
     (void)pos;
     gx_http_stream *s = cls;
     if (s->srv->stopping) return MHD_CONTENT_READER_END_OF_STREAM;
-    pthread_mutex_lock(&s->mu);
-    int gone = s->gone;
-    pthread_mutex_unlock(&s->mu);
-    if (gone) return MHD_CONTENT_READER_END_WITH_ERROR; /* closes the connection */
-    long n = s->reader(s->ctx, buf, max);
-    if (n < 0) return MHD_CONTENT_READER_END_OF_STREAM;
-    if (n > 0) {
-        atomic_store(&s->last_ns, gx__now_ns());
-        return n;
+    /* The reader runs without s->mu: it takes the service's lock, which
+     * the service holds while it wakes streams (s->mu inside it), so
+     * holding s->mu across it could deadlock. A wake that comes in while
+     * it runs sets woken, and the reader runs again instead of the
+     * stream going to sleep. */
+    long n;
+    for (;;) {
+        pthread_mutex_lock(&s->mu);
+        int gone = s->gone;
+        s->woken = 0;
+        pthread_mutex_unlock(&s->mu);
+        if (gone) return MHD_CONTENT_READER_END_WITH_ERROR; /* closes the connection */
+        n = s->reader(s->ctx, buf, max);
+        if (n < 0) return MHD_CONTENT_READER_END_OF_STREAM;
+        if (n > 0) {
+            atomic_store(&s->last_ns, gx__now_ns());
+            return n;
+        }
+        pthread_mutex_lock(&s->mu);
+        if (!s->woken) break; /* with s->mu held */
+        pthread_mutex_unlock(&s->mu);
     }
-    pthread_mutex_lock(&s->mu);
-    /* re-check under the lock: a wake may have come in between */
-    n = s->reader(s->ctx, buf, max);
-    if (n == 0 && s->beat && s->heartbeat && strlen(s->heartbeat) <= max) {
+    if (s->beat && s->heartbeat && strlen(s->heartbeat) <= max) {
         n = (long)strlen(s->heartbeat);
         memcpy(buf, s->heartbeat, (size_t)n);
     }
@@ -333,6 +344,7 @@ void gx_http_stream_heartbeat(gx_http_stream *s, const char *line) {
 
 void gx_http_stream_wake(gx_http_stream *s) {
     pthread_mutex_lock(&s->mu);
+    s->woken = 1;
     if (s->suspended) {
         s->suspended = 0;
         MHD_resume_connection(s->conn);
@@ -776,6 +788,13 @@ int gx_http_listen(const char *listen_addr, int *fd_out, gx_error *err) {
         if (fd >= 0) close(fd);
         return gx_error_set(err, GX_EIO, "listen", "cannot listen on %s: %s", listen_addr, strerror(e));
     }
+    if (fd <= 2) { /* stdin/out/err were closed: 0 would read as "no socket" */
+        int hi = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+        close(fd);
+        if (hi < 0) return gx_error_set(err, GX_EIO, "listen", "cannot move the socket of %s: %s", listen_addr,
+                                        strerror(errno));
+        fd = hi;
+    }
     *fd_out = fd;
     return 0;
 }
@@ -883,7 +902,10 @@ int gx_http_start(const gx_http_opts *o, gx_http_server **out, gx_error *err) {
     }
     if (pthread_create(&srv->keeper, NULL, keeper_main, srv)) {
         rc = gx_error_set(err, GX_ENOMEM, NULL, "cannot start the stream keeper thread");
+        /* a socket the caller gave stays the caller's to close */
+        MHD_socket ls = MHD_quiesce_daemon(srv->d);
         MHD_stop_daemon(srv->d);
+        if (o->listen_fd <= 0 && ls != MHD_INVALID_SOCKET) close(ls);
         goto fail;
     }
     srv->keeper_on = 1;
