@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "clock.h"
+#include "hmap.h"
 #include "log.h"
 
 /* ---- blob cache ------------------------------------------------------- */
@@ -179,7 +180,7 @@ static void admit_committed(void *ctx, int64_t rc, const gx_error *err) {
  * (or a requeue) decodes the spec on its own. Before, such a job still
  * unfinished at a restart was failed at restore ("@N references work only
  * in a batch"). 0, or GX_E* with a->errs[i] set. */
-static int stored_batch_deps(gx__admit *a, size_t i) {
+static int stored_batch_deps(gx__admit *a, size_t i, const size_t *same) {
     json_t *deps = json_object_get(a->jobs[i].root, "depends_on");
     size_t k;
     json_t *v;
@@ -190,7 +191,7 @@ static int stored_batch_deps(gx__admit *a, size_t i) {
         if (a->codes[t]) /* refused after batch_cycles (not expected) */
             return gx_error_set(&a->errs[i], GX_EDEPFAILED, "depends_on", "depends on jobs[%zu], which was refused", t);
         char id[24];
-        snprintf(id, sizeof id, "%llu", (unsigned long long)a->ids[t]);
+        snprintf(id, sizeof id, "%llu", (unsigned long long)(same ? a->ids[same[t]] : a->ids[t]));
         if (json_array_set_new(deps, k, json_string(id)))
             return gx_error_set(&a->errs[i], GX_ENOMEM, NULL, "out of memory");
     }
@@ -199,13 +200,73 @@ static int stored_batch_deps(gx__admit *a, size_t i) {
     return gx_jobreq_canonical(&a->jobs[i], &a->errs[i]);
 }
 
+/* Ids for a batch's accepted jobs, each job's batch dependencies before
+ * it (a depth-first walk, dependencies first; cycles were refused): a
+ * restart restores jobs in id order and must meet a dependency before its
+ * dependent, "@1" from jobs[0] included. Request order when out of memory
+ * (or without dependencies). */
+static void admit_ids(gx_service *s, gx__admit *a) {
+    unsigned char *mark = a->batch ? calloc(a->n ? a->n : 1, 1) : NULL;
+    size_t *stack = mark ? malloc(a->n * sizeof *stack) : NULL;
+    int *edge = stack ? calloc(a->n, sizeof *edge) : NULL;
+    for (size_t root = 0; edge && root < a->n; root++) {
+        if (a->codes[root] || mark[root]) continue;
+        size_t sp = 0;
+        stack[sp++] = root;
+        mark[root] = 1;
+        while (sp) {
+            size_t v = stack[sp - 1];
+            const gx_job_spec *spec = &a->jobs[v].spec;
+            if (edge[v] < spec->nbatch_deps) {
+                size_t t = (size_t)spec->batch_deps[edge[v]++];
+                if (t < a->n && !a->codes[t] && !mark[t]) {
+                    mark[t] = 1;
+                    stack[sp++] = t;
+                }
+                continue;
+            }
+            a->ids[v] = atomic_fetch_add(&s->next_id, 1);
+            sp--;
+        }
+    }
+    if (!edge)
+        for (size_t i = 0; i < a->n; i++)
+            if (!a->codes[i]) a->ids[i] = atomic_fetch_add(&s->next_id, 1);
+    free(mark);
+    free(stack);
+    free(edge);
+}
+
+/* For each job of a batch, the first accepted job of the batch with the
+ * same idempotency key (the one the store keeps: the others are its
+ * repeats), or itself; NULL when no key repeats (or out of memory). */
+static size_t *admit_same_keys(gx__admit *a) {
+    size_t *same = NULL;
+    gx__hmap first = {0};
+    for (size_t i = 0; i < a->n; i++) {
+        const char *key = a->jobs[i].spec.idempotency_key;
+        if (a->codes[i] || !key) continue;
+        uint64_t u;
+        if (!gx__hmap_get(&first, key, strlen(key), &u)) {
+            if (gx__hmap_put(&first, key, strlen(key), i)) break;
+            continue;
+        }
+        if (!same && (same = malloc(a->n * sizeof *same)))
+            for (size_t k = 0; k < a->n; k++) same[k] = k;
+        if (same) same[i] = (size_t)u;
+    }
+    gx__hmap_free(&first);
+    return same;
+}
+
 /* The store rows of an admission's accepted jobs, ids assigned; 0 or -1
  * when out of memory (every job then refused with GX_ENOMEM). */
 static int admit_rows(gx_service *s, gx__admit *a) {
+    admit_ids(s, a);
+    size_t *same = a->batch ? admit_same_keys(a) : NULL;
     for (size_t i = 0; i < a->n; i++)
-        if (!a->codes[i]) a->ids[i] = atomic_fetch_add(&s->next_id, 1);
-    for (size_t i = 0; i < a->n; i++)
-        if (!a->codes[i] && a->jobs[i].spec.nbatch_deps) a->codes[i] = stored_batch_deps(a, i);
+        if (!a->codes[i] && a->jobs[i].spec.nbatch_deps) a->codes[i] = stored_batch_deps(a, i, same);
+    free(same);
     size_t total = 0;
     for (size_t i = 0; i < a->n; i++) total += !a->codes[i];
     a->total = total;
@@ -451,11 +512,16 @@ static void admit_group(gx_service *s, gx__admit *head) {
                 if (t < a->n && map[t]) {
                     bd[nb++] = (int)(map[t] - 1);
                 } else if (t < a->n && a->dup[t] && a->jobs[i].deps) {
-                    /* an idempotent repeat: the dependency is its original
-                     * (room: deps holds every entry of depends_on), unless
-                     * that ended and was forgotten (succeeded) */
+                    /* an idempotent repeat: the dependency is its original,
+                     * in this call (an earlier job of the batch with the
+                     * same key), or in the engine (room: deps holds every
+                     * entry of depends_on), unless that ended and was
+                     * forgotten (succeeded) */
+                    size_t u = 0;
+                    while (u < a->n && !(map[u] && a->ids[u] == a->ids[t] && !a->dup[u])) u++;
                     gx_job_info di;
-                    if (!gx_job_get(s->engine, a->ids[t], &di, NULL)) a->jobs[i].deps[sp->ndeps++] = a->ids[t];
+                    if (u < a->n) bd[nb++] = (int)(map[u] - 1);
+                    else if (!gx_job_get(s->engine, a->ids[t], &di, NULL)) a->jobs[i].deps[sp->ndeps++] = a->ids[t];
                 }
             }
             sp->batch_deps = bd;

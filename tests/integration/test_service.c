@@ -411,6 +411,19 @@ static void catalog_devices_health_metrics(void **st) {
 
 static void wait_running_stored(it_daemon *d, const char *id);
 
+/* POST a batch of two jobs (both accepted); their ids. */
+static void submit_pair(it_daemon *d, const char *body, char ids[2][32]) {
+    it_resp k;
+    assert_int_equal(it_req(d, "POST", "/v1/jobs:batch", body, strlen(body), NULL, &k), 0);
+    assert_int_equal(k.status, 200);
+    json_t *res = json_object_get(k.json, "results");
+    for (size_t i = 0; i < 2; i++) {
+        assert_int_equal(json_integer_value(json_object_get(json_array_get(res, i), "status")), 202);
+        snprintf(ids[i], 32, "%s", json_string_value(json_object_get(json_array_get(res, i), "id")));
+    }
+    it_resp_free(&k);
+}
+
 /* Lines of a daemon's log that contain what. */
 static int log_count(const it_daemon *d, const char *what) {
     FILE *f = fopen(d->log, "r");
@@ -593,6 +606,22 @@ static void batch_dep_on_idempotent_repeat(void **st) {
     ASSERT_STR(&r, "state", "waiting");
     it_resp_free(&r);
     assert_string_equal(it_wait_job(&d, dep, 10000), "succeeded");
+    /* the repeat and its original in one batch: the dependent waits for
+     * the original, and is stored depending on it (it survives a kill) */
+    const char *same = "{\"jobs\":[{\"kernel\":\"spin\",\"args\":{\"us\":2000000},\"idempotency_key\":\"k2\"},"
+                       "{\"kernel\":\"spin\",\"idempotency_key\":\"k2\"},{\"kernel\":\"spin\",\"depends_on\":[\"@1\"]}]}";
+    assert_int_equal(it_req(&d, "POST", "/v1/jobs:batch", same, strlen(same), NULL, &r), 0);
+    assert_int_equal(r.status, 200);
+    res = json_object_get(r.json, "results");
+    snprintf(dep, sizeof dep, "%s", json_string_value(json_object_get(json_array_get(res, 2), "id")));
+    it_resp_free(&r);
+    snprintf(path, sizeof path, "/v1/jobs/%s", dep);
+    assert_int_equal(it_req(&d, "GET", path, NULL, 0, NULL, &r), 0);
+    ASSERT_STR(&r, "state", "waiting");
+    it_resp_free(&r);
+    it_kill9(&d);
+    assert_int_equal(it_start(&d), 0);
+    assert_string_equal(it_wait_job(&d, dep, 10000), "succeeded");
     assert_int_equal(it_stop(&d), 0);
     it_cleanup(&d);
 }
@@ -744,23 +773,21 @@ static void restart_keeps_jobs(void **st) {
      * behind ids[0] at the kill: the stored spec names the dependency by
      * its id, so the dependent is restored (it was failed at restore: "@N
      * references work only in a batch") */
-    char bids[2][32];
-    {
-        const char *body = "{\"jobs\":[{\"kernel\":\"spin\",\"args\":{\"us\":1000}},"
-                           "{\"kernel\":\"spin\",\"depends_on\":[\"@0\"]}]}";
-        it_resp k;
-        assert_int_equal(it_req(&d, "POST", "/v1/jobs:batch", body, strlen(body), NULL, &k), 0);
-        assert_int_equal(k.status, 200);
-        json_t *res = json_object_get(k.json, "results");
-        for (size_t i = 0; i < 2; i++)
-            snprintf(bids[i], sizeof bids[i], "%s", json_string_value(json_object_get(json_array_get(res, i), "id")));
-        it_resp_free(&k);
-    }
+    char bids[2][32], fids[2][32];
+    submit_pair(&d, "{\"jobs\":[{\"kernel\":\"spin\",\"args\":{\"us\":1000}},"
+                    "{\"kernel\":\"spin\",\"depends_on\":[\"@0\"]}]}", bids);
+    /* and one whose first job depends on its second ("@1"): the dependency
+     * gets the lower id, so the restore (in id order) meets it first */
+    submit_pair(&d, "{\"jobs\":[{\"kernel\":\"spin\",\"depends_on\":[\"@1\"]},"
+                    "{\"kernel\":\"spin\",\"args\":{\"us\":1000}}]}", fids);
+    assert_true(strtoull(fids[1], NULL, 10) < strtoull(fids[0], NULL, 10));
     wait_running_stored(&d, ids[0]);
     it_kill9(&d);
     assert_int_equal(it_start(&d), 0);
     assert_string_equal(it_wait_job(&d, bids[1], 10000), "succeeded");
     assert_string_equal(it_wait_job(&d, bids[0], 10000), "succeeded");
+    assert_string_equal(it_wait_job(&d, fids[0], 10000), "succeeded");
+    assert_string_equal(it_wait_job(&d, fids[1], 10000), "succeeded");
     for (int round = 0; round < 2; round++) {
         it_resp k;
         assert_int_equal(it_req(&d, "POST", "/v1/jobs", keyed, strlen(keyed), NULL, &k), 0);
