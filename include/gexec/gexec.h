@@ -367,6 +367,10 @@ typedef struct gx_job_info {
 
 int gx_job_get(gx_engine *e, gx_job_id id, gx_job_info *out, gx_error *err);
 
+/* The job that tenant's idempotency key names, among the jobs the engine
+ * holds: 0 with *id set, or GX_ENOTFOUND. */
+int gx_job_find_idempotent(gx_engine *e, const char *tenant, const char *key, gx_job_id *id);
+
 /* Label i of a job (key and value copied into the buffers). */
 int gx_job_label(gx_engine *e, gx_job_id id, int i, char *key, size_t keycap,
                  char *val, size_t valcap);

@@ -190,8 +190,17 @@ static int stored_batch_deps(gx__admit *a, size_t i, const size_t *same) {
         size_t t = (size_t)strtoul(str + 1, NULL, 10); /* checked at decode: < a->n */
         if (a->codes[t]) /* refused after batch_cycles (not expected) */
             return gx_error_set(&a->errs[i], GX_EDEPFAILED, "depends_on", "depends on jobs[%zu], which was refused", t);
+        if (same) t = same[t]; /* a repeat of an earlier job of the batch: that one */
+        gx_job_id dep = a->ids[t];
+        /* a repeat of a job the engine holds: that one (the store finds
+         * repeats only at the commit; one of a finished and forgotten job
+         * is still stored under the id the repeat would have had) */
+        const gx_job_spec *ts = &a->jobs[t].spec;
+        if (ts->idempotency_key)
+            gx_job_find_idempotent(a->svc->engine, ts->tenant ? ts->tenant : a->svc->cfg.default_tenant,
+                                   ts->idempotency_key, &dep);
         char id[24];
-        snprintf(id, sizeof id, "%llu", (unsigned long long)(same ? a->ids[same[t]] : a->ids[t]));
+        snprintf(id, sizeof id, "%llu", (unsigned long long)dep);
         if (json_array_set_new(deps, k, json_string(id)))
             return gx_error_set(&a->errs[i], GX_ENOMEM, NULL, "out of memory");
     }

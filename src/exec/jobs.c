@@ -153,6 +153,24 @@ static void explain(gx_engine *e, const gx__job *j, gx_job_info *o) {
     }
 }
 
+int gx_job_find_idempotent(gx_engine *e, const char *tenant, const char *key, gx_job_id *id) {
+    if (!e || !key || !id) return GX_ENOTFOUND;
+    const char *tname = tenant ? tenant : "default";
+    char ikey[300];
+    int rc = GX_ENOTFOUND;
+    pthread_mutex_lock(&e->mu);
+    uint64_t tid, orig;
+    if (gx__hmap_get(&e->tenant_ix, tname, strlen(tname), &tid)) {
+        int n = snprintf(ikey, sizeof ikey, "%u/%s", (unsigned)tid, key);
+        if (n > 0 && (size_t)n < sizeof ikey && gx__hmap_get(&e->idem, ikey, (size_t)n, &orig)) {
+            *id = orig;
+            rc = 0;
+        }
+    }
+    pthread_mutex_unlock(&e->mu);
+    return rc;
+}
+
 int gx_job_get(gx_engine *e, gx_job_id id, gx_job_info *o, gx_error *err) {
     if (!e || !o) return gx_error_set(err, GX_EINVAL, NULL, "engine and out are required");
     memset(o, 0, sizeof *o);

@@ -605,6 +605,10 @@ static void batch_dep_on_idempotent_repeat(void **st) {
     assert_int_equal(it_req(&d, "GET", path, NULL, 0, NULL, &r), 0);
     ASSERT_STR(&r, "state", "waiting");
     it_resp_free(&r);
+    /* stored depending on the original too: it survives a kill (it was
+     * stored depending on an id never inserted, and failed at restore) */
+    it_kill9(&d);
+    assert_int_equal(it_start(&d), 0);
     assert_string_equal(it_wait_job(&d, dep, 10000), "succeeded");
     /* the repeat and its original in one batch: the dependent waits for
      * the original, and is stored depending on it (it survives a kill) */
