@@ -411,6 +411,15 @@ static void catalog_devices_health_metrics(void **st) {
 
 static void wait_running_stored(it_daemon *d, const char *id);
 
+/* POST one job (accepted, 202); its id. */
+static void post_job(it_daemon *d, const char *body, char id[32]) {
+    it_resp r;
+    assert_int_equal(it_req(d, "POST", "/v1/jobs", body, strlen(body), NULL, &r), 0);
+    assert_int_equal(r.status, 202);
+    snprintf(id, 32, "%s", it_str(&r, "id"));
+    it_resp_free(&r);
+}
+
 /* POST a batch of two jobs (both accepted); their ids. */
 static void submit_pair(it_daemon *d, const char *body, char ids[2][32]) {
     it_resp k;
@@ -447,12 +456,8 @@ static void busy_address_fails_fast(void **st) {
     b.extra_env[0] = "GEXEC_ENGINE_CPU_WORKERS=1";
     assert_int_equal(it_start(&b), 0);
     it_resp r;
-    const char *body = "{\"kernel\":\"spin\",\"args\":{\"us\":3000000}}";
-    assert_int_equal(it_req(&b, "POST", "/v1/jobs", body, strlen(body), NULL, &r), 0);
-    assert_int_equal(r.status, 202);
     char id[32];
-    snprintf(id, sizeof id, "%s", it_str(&r, "id"));
-    it_resp_free(&r);
+    post_job(&b, "{\"kernel\":\"spin\",\"args\":{\"us\":3000000}}", id);
     wait_running_stored(&b, id);
     it_kill9(&b);
     assert_int_equal(it_start(&a), 0);
@@ -531,13 +536,8 @@ static void restore_started_no_queue_timeout(void **st) {
     it_daemon d;
     memset(&d, 0, sizeof d);
     assert_int_equal(it_start(&d), 0);
-    const char *body = "{\"kernel\":\"spin\",\"args\":{\"us\":1500000},\"queue_timeout_ms\":1000}";
-    it_resp r;
-    assert_int_equal(it_req(&d, "POST", "/v1/jobs", body, strlen(body), NULL, &r), 0);
-    assert_int_equal(r.status, 202);
     char id[32];
-    snprintf(id, sizeof id, "%s", it_str(&r, "id"));
-    it_resp_free(&r);
+    post_job(&d, "{\"kernel\":\"spin\",\"args\":{\"us\":1500000},\"queue_timeout_ms\":1000}", id);
     wait_running_stored(&d, id);
     it_kill9(&d);
     struct timespec ts = {1, 500000000};
@@ -584,13 +584,9 @@ static void batch_dep_on_idempotent_repeat(void **st) {
     it_daemon d;
     memset(&d, 0, sizeof d);
     assert_int_equal(it_start(&d), 0);
-    const char *first = "{\"kernel\":\"spin\",\"args\":{\"us\":2000000},\"idempotency_key\":\"k1\"}";
     it_resp r;
-    assert_int_equal(it_req(&d, "POST", "/v1/jobs", first, strlen(first), NULL, &r), 0);
-    assert_int_equal(r.status, 202);
     char orig[32], dep[32];
-    snprintf(orig, sizeof orig, "%s", it_str(&r, "id"));
-    it_resp_free(&r);
+    post_job(&d, "{\"kernel\":\"spin\",\"args\":{\"us\":2000000},\"idempotency_key\":\"k1\"}", orig);
     const char *batch = "{\"jobs\":[{\"kernel\":\"spin\",\"args\":{\"us\":2000000},\"idempotency_key\":\"k1\"},"
                         "{\"kernel\":\"spin\",\"depends_on\":[\"@0\"]}]}";
     assert_int_equal(it_req(&d, "POST", "/v1/jobs:batch", batch, strlen(batch), NULL, &r), 0);
@@ -742,25 +738,14 @@ static void restart_keeps_jobs(void **st) {
     d.extra_env[0] = "GEXEC_ENGINE_CPU_WORKERS=1";
     assert_int_equal(it_start(&d), 0);
     char ids[5][32];
-    for (int i = 0; i < 5; i++) { /* the first one runs long enough to be killed running */
-        it_resp r;
-        const char *body = i ? "{\"kernel\":\"spin\",\"args\":{\"us\":400000}}" : "{\"kernel\":\"spin\",\"args\":{\"us\":3000000}}";
-        assert_int_equal(it_req(&d, "POST", "/v1/jobs", body, strlen(body), NULL, &r), 0);
-        assert_int_equal(r.status, 202);
-        snprintf(ids[i], sizeof ids[i], "%s", it_str(&r, "id"));
-        it_resp_free(&r);
-    }
+    for (int i = 0; i < 5; i++) /* the first one runs long enough to be killed running */
+        post_job(&d, i ? "{\"kernel\":\"spin\",\"args\":{\"us\":400000}}" : "{\"kernel\":\"spin\",\"args\":{\"us\":3000000}}",
+                 ids[i]);
     /* an idempotency key outlives the restart: the same submission answers
      * the original job (200), finished and forgotten by the engine or not */
     const char *keyed = "{\"kernel\":\"spin\",\"idempotency_key\":\"across-restart\"}";
     char keyed_id[32];
-    {
-        it_resp k;
-        assert_int_equal(it_req(&d, "POST", "/v1/jobs", keyed, strlen(keyed), NULL, &k), 0);
-        assert_int_equal(k.status, 202);
-        snprintf(keyed_id, sizeof keyed_id, "%s", it_str(&k, "id"));
-        it_resp_free(&k);
-    }
+    post_job(&d, keyed, keyed_id);
     /* a job waiting on the one that will be interrupted */
     char dep_id[32];
     {
@@ -1052,12 +1037,8 @@ static void cancel_requeued_job(void **st) {
     d.extra_env[0] = "GEXEC_ENGINE_CPU_WORKERS=1";
     assert_int_equal(it_start(&d), 0);
     it_resp r;
-    const char *body = "{\"kernel\":\"spin\",\"args\":{\"us\":30000000}}";
-    assert_int_equal(it_req(&d, "POST", "/v1/jobs", body, strlen(body), NULL, &r), 0);
-    assert_int_equal(r.status, 202);
     char id[32], path[128];
-    snprintf(id, sizeof id, "%s", it_str(&r, "id"));
-    it_resp_free(&r);
+    post_job(&d, "{\"kernel\":\"spin\",\"args\":{\"us\":30000000}}", id);
     wait_running_stored(&d, id);
     assert_int_equal(it_req(&d, "POST", "/v1/devices/cpu/drain", NULL, 0, NULL, &r), 0);
     assert_int_equal(r.status, 200);
