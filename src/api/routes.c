@@ -158,13 +158,19 @@ static int h_submit(void *app, gx_http_req *r) {
 }
 
 /* Refuse batch specs in dependency cycles (and their dependents) before
- * anything is committed. */
+ * anything is committed; the walk's finishing order, each job after its
+ * batch dependencies, goes to a->order (the ids follow it). */
 static void batch_cycles(gx__admit *a) {
-    size_t n = a->n;
+    size_t n = a->n, done = 0;
     unsigned char *state = calloc(n, 1); /* 0 unknown, 1 visiting, 2 ok, 3 bad */
     size_t *stack = malloc(n * sizeof *stack);
     int *edge = calloc(n, sizeof *edge);
-    if (!state || !stack || !edge) goto out;
+    a->order = malloc(n * sizeof *a->order);
+    if (!state || !stack || !edge || !a->order) {
+        free(a->order);
+        a->order = NULL;
+        goto out;
+    }
     for (size_t root = 0; root < n; root++) {
         if (state[root]) continue;
         size_t sp = 0;
@@ -210,6 +216,7 @@ static void batch_cycles(gx__admit *a) {
                 }
             }
             state[v] = a->codes[v] ? 3 : 2;
+            a->order[done++] = v;
             sp--;
         }
     }

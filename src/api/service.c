@@ -122,6 +122,7 @@ void gx__admit_free(gx__admit *a) {
     free(a->errs);
     free(a->ids);
     free(a->dup);
+    free(a->order);
     free(a);
 }
 
@@ -209,41 +210,14 @@ static int stored_batch_deps(gx__admit *a, size_t i, const size_t *same) {
     return gx_jobreq_canonical(&a->jobs[i], &a->errs[i]);
 }
 
-/* Ids for a batch's accepted jobs, each job's batch dependencies before
- * it (a depth-first walk, dependencies first; cycles were refused): a
- * restart restores jobs in id order and must meet a dependency before its
- * dependent, "@1" from jobs[0] included. Request order when out of memory
- * (or without dependencies). */
+/* Ids for the accepted jobs in a->order, each job's batch dependencies
+ * before it: a restart restores jobs in id order and must meet a
+ * dependency before its dependent, "@1" from jobs[0] included. */
 static void admit_ids(gx_service *s, gx__admit *a) {
-    unsigned char *mark = a->batch ? calloc(a->n ? a->n : 1, 1) : NULL;
-    size_t *stack = mark ? malloc(a->n * sizeof *stack) : NULL;
-    int *edge = stack ? calloc(a->n, sizeof *edge) : NULL;
-    for (size_t root = 0; edge && root < a->n; root++) {
-        if (a->codes[root] || mark[root]) continue;
-        size_t sp = 0;
-        stack[sp++] = root;
-        mark[root] = 1;
-        while (sp) {
-            size_t v = stack[sp - 1];
-            const gx_job_spec *spec = &a->jobs[v].spec;
-            if (edge[v] < spec->nbatch_deps) {
-                size_t t = (size_t)spec->batch_deps[edge[v]++];
-                if (t < a->n && !a->codes[t] && !mark[t]) {
-                    mark[t] = 1;
-                    stack[sp++] = t;
-                }
-                continue;
-            }
-            a->ids[v] = atomic_fetch_add(&s->next_id, 1);
-            sp--;
-        }
+    for (size_t k = 0; k < a->n; k++) {
+        size_t i = a->order ? a->order[k] : k;
+        if (!a->codes[i]) a->ids[i] = atomic_fetch_add(&s->next_id, 1);
     }
-    if (!edge)
-        for (size_t i = 0; i < a->n; i++)
-            if (!a->codes[i]) a->ids[i] = atomic_fetch_add(&s->next_id, 1);
-    free(mark);
-    free(stack);
-    free(edge);
 }
 
 /* For each job of a batch, the first accepted job of the batch with the

@@ -140,6 +140,9 @@ struct gx__admit {
     gx_error *errs;         /* [n] */
     gx_job_id *ids;         /* [n] assigned */
     int *dup;               /* [n] 1 when an idempotent repeat */
+    size_t *order;          /* [n] a batch's jobs, each after its batch
+                               dependencies (batch_cycles' walk); NULL:
+                               request order */
     int batch;              /* answer as a batch */
     char qtenant[64];       /* tenant whose quota reserved qn jobs for it */
     int64_t qn;             /* released by gx__admit_free */
