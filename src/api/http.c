@@ -56,6 +56,7 @@ struct gx_http_stream {
     int suspended;
     int ended;
     int gone;               /* the client closed its end: close the stream */
+    int probed;             /* its client sent FIN; a line went out to tell a close from a half-close */
     int beat;               /* send the heartbeat line if there is nothing else */
     int woken;              /* a wake came while the reader ran */
     const char *heartbeat;  /* NULL: none */
@@ -230,7 +231,11 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max) {
 /* Sleeping streams, once a second: one whose client closed its end (a
  * suspended connection is not polled, so nothing else would notice) is
  * resumed to be closed, and one silent for http.stream_heartbeat is
- * resumed to send its heartbeat line. Before this, streams of clients that
+ * resumed to send its heartbeat line. A FIN alone (POLLRDHUP) may be a
+ * client that only shut down its sending side and still reads, so such a
+ * stream first sends its heartbeat line as a probe: a socket closed for
+ * good answers it with a reset, which the next round sees as POLLHUP or
+ * POLLERR; a half-closed one keeps its stream. Before this, streams of clients that
  * had gone stayed open (CLOSE-WAIT) until an event matched them, holding
  * their client's connection slots: 64 of them locked the address out. */
 static void keep_streams(gx_http_server *srv) {
@@ -254,7 +259,10 @@ static void keep_streams(gx_http_server *srv) {
         pthread_mutex_lock(&st->mu);
         /* still suspended: still the same connection on that socket */
         if (st->suspended) {
-            if (pf[i].revents & (POLLRDHUP | POLLHUP | POLLERR)) st->gone = 1;
+            short ev = pf[i].revents;
+            if (ev & (POLLHUP | POLLERR)) st->gone = 1;
+            else if ((ev & POLLRDHUP) && !st->heartbeat) st->gone = 1;
+            else if ((ev & POLLRDHUP) && !st->probed) st->probed = st->beat = 1;
             else if (hb_ns > 0 && st->heartbeat && now - atomic_load(&st->last_ns) >= hb_ns) st->beat = 1;
             if (st->gone || st->beat) {
                 st->suspended = 0;

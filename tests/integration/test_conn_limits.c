@@ -175,6 +175,62 @@ static void test_gone_streams_closed(void **state) {
     health_ok(&lim_);
 }
 
+/* A client that only shuts down its sending side (a FIN) and goes on
+ * reading keeps its stream: the keeper probes it with the heartbeat line
+ * instead of closing it, and an event after that still arrives. (Such
+ * streams used to be closed as gone within a second.) */
+static void test_half_closed_stream_kept(void **state) {
+    (void)state;
+    int fd = tu_connect(lim_.port, 5000);
+    assert_true(fd >= 0);
+    char req[256], buf[8192];
+    int n = snprintf(req, sizeof req,
+                     "GET /v1/events?kernel=reduce_sum HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer %s\r\n\r\n",
+                     lim_.key);
+    assert_int_equal(send(fd, req, (size_t)n, 0), n);
+    assert_int_equal(shutdown(fd, SHUT_WR), 0);
+    sleep_ms(3500); /* three keeper rounds: probe, then the round that would see a reset */
+
+    gx_client_opts o;
+    gx_client_opts_init(&o);
+    o.server = lim_.url;
+    o.api_key = lim_.key;
+    gx_client *c = NULL;
+    gx_error err;
+    TU_OK(gx_client_new(&o, &c, &err), err);
+    gx_client_job j;
+    TU_OK(gx_client_submit_json(c, "{\"kernel\":\"reduce_sum\",\"inputs\":{\"x\":{\"dtype\":\"f32\",\"shape\":[2],\"data\":[1,2]}}}",
+                                &j, NULL, &err),
+          err);
+    gx_client_free(c);
+
+    size_t len = 0;
+    int seen = 0, closed = 0;
+    double t0 = now_s();
+    while (!seen && !closed && now_s() - t0 < 10) {
+        struct pollfd pf = {.fd = fd, .events = POLLIN};
+        if (poll(&pf, 1, 500) <= 0) continue;
+        ssize_t k = recv(fd, buf + len, sizeof buf - 1 - len, 0);
+        if (k <= 0) {
+            closed = 1;
+            break;
+        }
+        len += (size_t)k;
+        buf[len] = '\0';
+        seen = strstr(buf, "\"succeeded\"") != NULL;
+        if (len > sizeof buf / 2) { /* keep the tail */
+            memmove(buf, buf + len - 256, 256);
+            len = 256;
+            buf[len] = '\0';
+        }
+    }
+    close(fd);
+    print_message("half-closed stream: %s\n", seen ? "event received" : closed ? "closed by the server" : "nothing");
+    assert_false(closed);
+    assert_true(seen);
+    health_ok(&lim_);
+}
+
 /* A stream with nothing to send sends a comment line every
  * http.stream_heartbeat (1 s here). */
 static void test_stream_heartbeat(void **state) {
@@ -411,6 +467,7 @@ int main(void) {
         cmocka_unit_test(test_many_busy_connections_not_stalled),
         cmocka_unit_test(test_gone_streams_closed),
         cmocka_unit_test(test_stream_heartbeat),
+        cmocka_unit_test(test_half_closed_stream_kept),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
