@@ -224,7 +224,7 @@ static const key keys[] = {
         "An event stream (GET /v1/events) with nothing to send for this "
         "long sends a comment line, so that proxies keep it open and a "
         "client gone without a word is noticed. Streams whose client "
-        "closed its end are closed within a second either way. 0: none."),
+        "closed its connection are closed within about two seconds either way. 0: none."),
 
     STR("tls.cert", tls.cert, NULL, K_OPTIONAL, NULL,
         "PEM certificate chain. With tls.key the API speaks HTTPS; unset: "
