@@ -313,7 +313,8 @@ typedef struct gx_store_ops {
                       gx_error *err);
     int (*tenant_list)(gx_store_backend *b, gx_store_tenant **out, size_t *n,
                        gx_error *err);
-    /* 0 and *size if tenant owns blob id, else GX_ENOTFOUND. */
+    /* 0 and *size if tenant owns blob id (tenant NULL: any tenant does),
+     * else GX_ENOTFOUND. */
     int (*blob_owned)(gx_store_backend *b, const char *tenant, const char *id,
                       int64_t *size, gx_error *err);
     /* Full consistency check; 0 or GX_ESTORE with the findings in msg. */
@@ -479,7 +480,8 @@ int gx_store_blob_put(gx_store *s, const char *tenant, const void *bytes, size_t
 /* Where the bytes of a blob the tenant owns are: path (cap bytes) and size
  * (may be NULL). GX_EINVAL for a malformed id, GX_ENOTFOUND if this tenant
  * does not own it (also when another tenant does), GX_ESTORE if the bytes
- * are missing. The file must only be read. */
+ * are missing. tenant NULL: a blob any tenant owns (for admins). The file
+ * must only be read. */
 int gx_store_blob_open(gx_store *s, const char *tenant, const char *id, char *path,
                        size_t cap, int64_t *size, gx_error *err);
 

@@ -512,26 +512,6 @@ static int h_blob_put(void *app, gx_http_req *r) {
     return 0;
 }
 
-/* Open a blob for a caller with cross-tenant reads (an admin): the store
- * answers per owner, so its own tenant first, then every tenant the engine
- * knows (each one that can own a blob: keys' and stored tenants are added
- * to it, and a job's outputs belong to its tenant). */
-static int blob_open_any(gx_service *s, gx_http_req *r, const char *id, char *path, size_t cap, int64_t *size,
-                         gx_error *err) {
-    int rc = gx_store_blob_open(s->store, r->ctx.tenant, id, path, cap, size, err);
-    if (rc != GX_ENOTFOUND) return rc;
-    size_t n = 0;
-    gx_tenant_list(s->engine, NULL, 0, &n);
-    gx_tenant_info *ti = calloc(n ? n : 1, sizeof *ti);
-    if (!ti) return gx_error_set(err, GX_ENOMEM, NULL, "out of memory");
-    size_t m = 0;
-    gx_tenant_list(s->engine, ti, n, &m);
-    for (size_t i = 0; i < m && i < n && rc == GX_ENOTFOUND; i++)
-        if (strcmp(ti[i].name, r->ctx.tenant)) rc = gx_store_blob_open(s->store, ti[i].name, id, path, cap, size, err);
-    free(ti);
-    return rc;
-}
-
 static int h_blob_get(void *app, gx_http_req *r) {
     gx_service *s = app;
     const char *id = r->params[0];
@@ -543,8 +523,7 @@ static int h_blob_get(void *app, gx_http_req *r) {
     int64_t size;
     gx_error err;
     /* another tenant's blob is "not found", as its jobs are; an admin reads any */
-    int rc = r->ctx.cross ? blob_open_any(s, r, id, path, sizeof path, &size, &err)
-                          : gx_store_blob_open(s->store, r->ctx.tenant, id, path, sizeof path, &size, &err);
+    int rc = gx_store_blob_open(s->store, r->ctx.cross ? NULL : r->ctx.tenant, id, path, sizeof path, &size, &err);
     if (rc == GX_ENOTFOUND) {
         gx_http_error(r, 404, GX_ENOTFOUND, "id", "no blob %s", id);
         return 0;

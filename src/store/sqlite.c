@@ -1377,8 +1377,8 @@ static int sqlite_blob_owned(gx_store_backend *b, const char *tenant, const char
     rconn *c = rc_get(b, err);
     if (!c) return err ? err->code : GX_ESTORE;
     int rc = prep(c->db, &c->blob_owned,
-                  "SELECT b.size FROM blob_owners o JOIN blobs b ON b.id = o.id"
-                  " WHERE o.tenant = ?1 AND o.id = ?2",
+                  "SELECT b.size FROM blobs b WHERE b.id = ?2 AND (?1 IS NULL OR EXISTS"
+                  " (SELECT 1 FROM blob_owners o WHERE o.tenant = ?1 AND o.id = ?2))",
                   err);
     int found = 0;
     if (rc == 0) {

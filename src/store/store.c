@@ -999,7 +999,7 @@ int gx_store_blob_open(gx_store *s, const char *tenant, const char *id, char *pa
     gx_error_clear(err);
     if (!path || cap == 0) return gx_error_set(err, GX_EINVAL, "path", "no path buffer");
     path[0] = '\0';
-    int rc = blob_args(tenant, id, err);
+    int rc = blob_args(tenant ? tenant : "any", id, err);
     if (rc) return rc;
     int64_t sz = 0;
     rc = s->ops->blob_owned(s->b, tenant, id, &sz, err);

@@ -874,6 +874,13 @@ static void blobs(void **st) {
     assert_string_equal(id, id2);
     assert_int_equal(count_files(blobdir), 1);
 
+    /* any owner (an admin's read): found by id alone; an unknown id is not */
+    TU_OK(gx_store_blob_open(f->s, NULL, id, path, sizeof path, &size, &err), err);
+    assert_int_equal(size, 5);
+    assert_int_equal(gx_store_blob_open(f->s, NULL, "sha256:0000000000000000000000000000000000000000000000000000000000000000",
+                                        path, sizeof path, &size, &err),
+                     GX_ENOTFOUND);
+
     /* ownership: another tenant does not see it until it uploads the bytes */
     assert_int_equal(gx_store_blob_read(f->s, "beta", id, &bytes, &len, &err), GX_ENOTFOUND);
     assert_null(bytes);
