@@ -1233,7 +1233,11 @@ static void cpu_selftest(gx_service *s) {
     if (!gx_submit(s->engine, &sp, &id, NULL, &err) && !gx_job_wait(s->engine, id, 10000, NULL)) {
         gx_output *o;
         int no;
-        if (!gx_job_outputs(s->engine, id, &o, &no, &err)) {
+        gx_job_info info;
+        if (!gx_job_get(s->engine, id, &info, NULL) && info.state != GX_JOB_SUCCEEDED) {
+            snprintf(s->cpu_selftest, sizeof s->cpu_selftest, "self-test: reduce_sum %s: %.100s",
+                     gx_job_state_name(info.state), info.error);
+        } else if (!gx_job_outputs(s->engine, id, &o, &no, &err)) {
             double got = no ? gx_array_get_f64(o[0].array, 0) : 0;
             if (got == 500500.0)
                 s->cpu_selftest[0] = '\0';
@@ -1381,9 +1385,10 @@ int gx_service_start(const gx_config *cfg, gx_service **out, gx_error *err) {
     }
     /* the self-test runs before the restore: behind the restored queue it
      * would wait for all of it, and the daemon with it (not ready) */
+    gx__svc_inject_env(1); /* tests: a fault for the self-test (":selftest") */
     cpu_selftest(s);
     if (s->cpu_selftest[0]) GX_LOGE("cpu: %s", s->cpu_selftest);
-    gx__svc_inject_env(); /* tests: after the self-test, before the restore */
+    gx__svc_inject_env(0); /* tests: after the self-test, before the restore */
     /* the self-test's state changes must reach the store (as no-ops) before
      * a real job can take its id */
     gx__svc_settle(s);

@@ -175,7 +175,7 @@ void gx__admit_free(gx__admit *a);
  * gx_service_stop_for_exec, which returns what this does). */
 int gx__svc_shutdown(gx_service *s, int for_exec);
 void gx__svc_restart_init(gx_service *s);
-void gx__svc_inject_env(void); /* GEXEC_INJECT_FAULT (tests) */
+void gx__svc_inject_env(int before_selftest); /* GEXEC_INJECT_FAULT (tests) */
 int gx__svc_inherited_listener(void); /* GEXEC_LISTEN_FD, checked; -1 none */
 int gx__svc_device_lost(void *ctx, int device, const char *reason, char *why_not, size_t cap);
 

@@ -110,10 +110,11 @@ int gx_service_stop_for_exec(gx_service *s, char *restarts, size_t cap) {
     return gx__svc_shutdown(s, 1);
 }
 
-/* GEXEC_INJECT_FAULT=point:code:count[:keep][:after=MS]: arm a fault point
- * (gexec_fault.h) MS after the start-up self-test (before the restore of
- * stored jobs), for tests. Removed from the environment, so that a re-exec
- * does not see it, unless ":keep" is given. */
+/* GEXEC_INJECT_FAULT=point:code:count[:keep][:after=MS|:selftest]: arm a
+ * fault point (gexec_fault.h) MS after the start-up self-test (before the
+ * restore of stored jobs), or before the self-test with ":selftest", for
+ * tests. Removed from the environment, so that a re-exec does not see it,
+ * unless ":keep" is given. */
 static void *arm_later(void *arg) {
     gx_fault_spec *fs = arg;
     struct timespec ts = {fs->delay_us / 1000000, (fs->delay_us % 1000000) * 1000};
@@ -124,24 +125,27 @@ static void *arm_later(void *arg) {
     return NULL;
 }
 
-void gx__svc_inject_env(void) {
+void gx__svc_inject_env(int before_selftest) {
     const char *v = getenv("GEXEC_INJECT_FAULT");
     if (!v) return;
     char point[32] = "", opt[2][16] = {"", ""};
-    int code = 0, keep = 0, bad = 0;
+    int code = 0, keep = 0, bad = 0, early = 0;
     long long count = 1, after_ms = 0;
     int n = sscanf(v, "%31[^:]:%d:%lld:%15[^:]:%15s", point, &code, &count, opt[0], opt[1]);
     for (int i = 0; i < 2; i++) {
         if (!strcmp(opt[i], "keep")) keep = 1;
+        else if (!strcmp(opt[i], "selftest")) early = 1;
         else if (!strncmp(opt[i], "after=", 6)) after_ms = atoll(opt[i] + 6);
         else if (opt[i][0]) bad = 1;
     }
+    if (early != before_selftest && !bad) return; /* the other call's */
+    if (early && after_ms) bad = 1;
     gx_fault_spec *fs = calloc(1, sizeof *fs);
     if (fs) *fs = (gx_fault_spec){.point = (gx_fault_point)gx_fault_point_parse(point), .device = -1, .count = count,
                                   .code = code};
     pthread_t th;
     if (!fs || n < 1 || bad || (int)fs->point < 0 || after_ms < 0 || after_ms > 600000) {
-        GX_LOGE("GEXEC_INJECT_FAULT=%s: expected point:code:count[:keep][:after=MS]", v);
+        GX_LOGE("GEXEC_INJECT_FAULT=%s: expected point:code:count[:keep][:after=MS|:selftest]", v);
         free(fs);
     } else {
         GX_LOGW("fault injection: %s code %d count %lld in %lld ms", point, code, count, after_ms);

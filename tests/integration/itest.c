@@ -82,7 +82,7 @@ static int start_once(it_daemon *d) {
     }
     for (int i = 0; i < 1500; i++) { /* 30 s: a loaded machine */
         it_resp r;
-        if (!it_req(d, "GET", "/readyz", NULL, 0, NULL, &r) && r.status == 200) {
+        if (!it_req(d, "GET", d->ready_path ? d->ready_path : "/readyz", NULL, 0, NULL, &r) && r.status == 200) {
             it_resp_free(&r);
             return 0;
         }

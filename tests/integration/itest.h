@@ -19,10 +19,12 @@ typedef struct it_daemon {
     const char *extra_env[8]; /* "KEY=VALUE" added to the environment */
     char key[64];       /* the admin key (GEXEC_ADMIN_KEY), made by it_start */
     const char *use_key; /* key it_req sends: NULL = key, "" = none */
+    const char *ready_path; /* what it_start waits for: NULL = "/readyz" */
 } it_daemon;
 
 /* Start gexecd (the one built beside this test) with its data in d->dir
- * (created when empty). Waits until /readyz answers 200. Returns 0 or -1. */
+ * (created when empty). Waits until ready_path (/readyz) answers 200.
+ * Returns 0 or -1. */
 int it_start(it_daemon *d);
 /* SIGTERM and wait (graceful), or SIGKILL. */
 int it_stop(it_daemon *d);

@@ -576,6 +576,35 @@ static void one_daemon_per_data_dir(void **st) {
     assert_int_equal(it_finish(&d2), 0);
 }
 
+/* The CPU device fails its start-up self-test (every launch fails, armed
+ * before the self-test): gexecd is alive (/healthz 200) but not ready, and
+ * /readyz says why (503 naming the self-test); a job submitted meanwhile
+ * is still accepted and kept. */
+static void readyz_on_failed_selftest(void **st) {
+    (void)st;
+    it_daemon d;
+    memset(&d, 0, sizeof d);
+    d.extra_env[0] = "GEXEC_INJECT_FAULT=device.launch:2:-1:selftest";
+    d.ready_path = "/healthz";
+    assert_int_equal(it_start(&d), 0);
+    it_resp r;
+    assert_int_equal(it_req(&d, "GET", "/readyz", NULL, 0, NULL, &r), 0);
+    print_message("readyz %ld: %s\n", r.status, r.body ? r.body : "");
+    assert_int_equal(r.status, 503);
+    assert_non_null(r.body);
+    assert_non_null(strstr(r.body, "self-test"));
+    it_resp_free(&r);
+    assert_int_equal(it_finish(&d), 0);
+
+    /* without the fault the same start is ready */
+    memset(&d, 0, sizeof d);
+    assert_int_equal(it_start(&d), 0);
+    assert_int_equal(it_req(&d, "GET", "/readyz", NULL, 0, NULL, &r), 0);
+    assert_int_equal(r.status, 200);
+    it_resp_free(&r);
+    assert_int_equal(it_finish(&d), 0);
+}
+
 /* A batch job that depends ("@0") on an idempotent repeat of a running
  * job waits for that original job (the dependency used to be dropped, and
  * the dependent ran at once). */
@@ -1090,6 +1119,7 @@ int main(void) {
         cmocka_unit_test(sigterm_drain),
         cmocka_unit_test(cancel_requeued_job),
         cmocka_unit_test(request_ids_in_logs),
+        cmocka_unit_test(readyz_on_failed_selftest),
     };
     int rc = cmocka_run_group_tests_name("endpoints", endpoints, setup, teardown);
     rc |= cmocka_run_group_tests_name("durability", durability, NULL, NULL);
