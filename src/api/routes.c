@@ -287,8 +287,21 @@ static int h_cancel(void *app, gx_http_req *r) {
         return 0;
     }
     gx_error err;
-    if (gx_job_cancel(s->engine, id, &err)) return reply_err(r, &err);
-    gx_job_get(s->engine, id, &info, NULL);
+    int rc = gx_job_cancel(s->engine, id, &err);
+    if (rc == GX_ENOTFOUND || (!rc && gx_job_get(s->engine, id, &info, NULL))) {
+        /* it ended and was forgotten since path_job found it: its record is
+         * stored by now (an ended job is 409, as above) */
+        gx__svc_settle(s);
+        if (gx_store_get_job(s->store, id, &sj, &err)) return reply_err(r, &err);
+        if (rc)
+            gx_http_error(r, 409, GX_ESTATE, "state", "job %llu is already %s", (unsigned long long)id,
+                          gx_job_state_name(sj->state));
+        else
+            gx_http_reply_json(r, 200, gx_store_job_json(s->engine, sj));
+        gx_store_free(sj);
+        return 0;
+    }
+    if (rc) return reply_err(r, &err);
     gx_http_reply_json(r, 200, gx_job_json(s->engine, &info));
     return 0;
 }
@@ -315,11 +328,21 @@ static int h_result(void *app, gx_http_req *r) {
     if (w == 0) {
         gx_output *outs;
         int n;
-        if (gx_job_outputs(s->engine, id, &outs, &n, &err)) return reply_err(r, &err);
-        outputs = gx__svc_outputs_json(s, info.tenant_name, outs, n, &err);
-        gx_outputs_free(outs, n);
-        if (!outputs) return reply_err(r, &err);
-    } else {
+        int rc = gx_job_outputs(s->engine, id, &outs, &n, &err);
+        if (rc == GX_ENOTFOUND) {
+            /* forgotten since path_job found it: its record is stored by now */
+            gx__svc_settle(s);
+            if (gx_store_get_job(s->store, id, &sj, &err)) return reply_err(r, &err);
+            w = 1;
+        } else if (rc) {
+            return reply_err(r, &err);
+        } else {
+            outputs = gx__svc_outputs_json(s, info.tenant_name, outs, n, &err);
+            gx_outputs_free(outs, n);
+            if (!outputs) return reply_err(r, &err);
+        }
+    }
+    if (w != 0) {
         outputs = sj->result_json ? json_loads(sj->result_json, 0, NULL) : json_object();
         gx_store_free(sj);
         if (!outputs) outputs = json_object();

@@ -576,6 +576,64 @@ static void one_daemon_per_data_dir(void **st) {
     assert_int_equal(it_finish(&d2), 0);
 }
 
+/* GET /v1/jobs/{id}/result and DELETE /v1/jobs/{id} polled by three
+ * threads each while a short job ends: only 200 and 409 (not yet, or
+ * already ended) come back. The handlers found the job in the engine, which
+ * could forget it (its end stored) before they read its outputs or
+ * cancelled it; that answered 404 "no job" for a job that exists. */
+typedef struct {
+    it_daemon *d;
+    char path[64];
+    const char *method;
+    atomic_int *bad;
+} poll_arg;
+
+static void *poll_until_final(void *p) {
+    poll_arg *a = p;
+    int fd = tu_connect(a->d->port, 10000);
+    if (fd < 0) {
+        atomic_fetch_add(a->bad, 1);
+        return NULL;
+    }
+    char req[512], out[4096];
+    snprintf(req, sizeof req, "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer %s\r\n\r\n", a->method,
+             a->path, a->d->key);
+    for (int i = 0; i < 20000; i++) { /* keep-alive: as fast as the daemon answers */
+        int st = tu_http_on(fd, req, out, sizeof out);
+        const char *body = strstr(out, "\r\n\r\n");
+        int ended = st == 200 || (st == 409 && body && !strstr(body, "queued") && !strstr(body, "running"));
+        if (st != 200 && st != 409) {
+            fprintf(stderr, "%s %s: %d %s\n", a->method, a->path, st, body ? body : "");
+            atomic_fetch_add(a->bad, 1);
+        }
+        if (ended || (st != 200 && st != 409)) break;
+    }
+    close(fd);
+    return NULL;
+}
+
+static void result_while_job_ends(void **st) {
+    (void)st;
+    it_daemon d;
+    memset(&d, 0, sizeof d);
+    assert_int_equal(it_start(&d), 0);
+    atomic_int bad = 0;
+    for (int i = 0; i < 200; i++) {
+        char id[32];
+        post_job(&d, "{\"kernel\":\"spin\",\"args\":{\"us\":2000}}", id);
+        poll_arg a[3];
+        pthread_t th[3];
+        for (int t = 0; t < 3; t++) {
+            a[t] = (poll_arg){.d = &d, .method = i % 4 == 3 ? "DELETE" : "GET", .bad = &bad};
+            snprintf(a[t].path, sizeof a[t].path, i % 4 == 3 ? "/v1/jobs/%s" : "/v1/jobs/%s/result", id);
+            assert_int_equal(pthread_create(&th[t], NULL, poll_until_final, &a[t]), 0);
+        }
+        for (int t = 0; t < 3; t++) pthread_join(th[t], NULL);
+    }
+    assert_int_equal(atomic_load(&bad), 0);
+    assert_int_equal(it_finish(&d), 0);
+}
+
 /* The CPU device fails its start-up self-test (every launch fails, armed
  * before the self-test): gexecd is alive (/healthz 200) but not ready, and
  * /readyz says why (503 naming the self-test); a job submitted meanwhile
@@ -1120,6 +1178,7 @@ int main(void) {
         cmocka_unit_test(cancel_requeued_job),
         cmocka_unit_test(request_ids_in_logs),
         cmocka_unit_test(readyz_on_failed_selftest),
+        cmocka_unit_test(result_while_job_ends),
     };
     int rc = cmocka_run_group_tests_name("endpoints", endpoints, setup, teardown);
     rc |= cmocka_run_group_tests_name("durability", durability, NULL, NULL);
