@@ -53,27 +53,31 @@ static int sum_float(gx_kcall *c, const gx_array *x, double *out) {
     return 0;
 }
 
+/* Exact: a 128-bit sum (2^63 values of at most 2^63 fit), which must fit
+ * in an i64 at the end; a partial sum outside it is fine ([INT64_MAX, 1,
+ * -1] is INT64_MAX), as in the CUDA kernel's wrapped sum. */
 static int sum_int(gx_kcall *c, const gx_array *x, int64_t *out) {
-    int64_t s = 0;
+    __int128 s = 0;
     for (int64_t i0 = 0; i0 < x->count; i0 += CHUNK) {
         if (gx__kcancelled(c)) return gx__kcancel(c);
         int64_t n = x->count - i0 < CHUNK ? x->count - i0 : CHUNK;
         int64_t part = 0;
-        int ovf = 0;
         if (x->dtype == GX_I32) {
             /* 2^20 values of at most 2^31 cannot overflow an i64 */
             const int32_t *v = (const int32_t *)x->data + i0;
             for (int64_t i = 0; i < n; i++) part += v[i];
+            s += part;
         } else {
             const int64_t *v = (const int64_t *)x->data + i0;
-            for (int64_t i = 0; i < n; i++) ovf |= __builtin_add_overflow(part, v[i], &part);
+            __int128 p = 0;
+            for (int64_t i = 0; i < n; i++) p += v[i];
+            s += p;
         }
-        if (ovf || __builtin_add_overflow(s, part, &s))
-            return gx_error_set(c->err, GX_EOVERFLOW, "inputs.x",
-                                "the sum of x does not fit in an i64 (overflow near element %lld)",
-                                (long long)i0);
     }
-    *out = s;
+    if (s > INT64_MAX || s < INT64_MIN)
+        return gx_error_set(c->err, GX_EOVERFLOW, "inputs.x", "the sum of x does not fit in an i64 (about %g)",
+                            (double)s);
+    *out = (int64_t)s;
     return 0;
 }
 

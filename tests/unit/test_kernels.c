@@ -317,6 +317,23 @@ static void reduce_sum_ints(void **st) {
     in = NI("x", o);
     expect_err("reduce_sum", NULL, 0, &in, 1, GX_EOVERFLOW, "inputs.x", "i64");
     gx_array_unref(o);
+    /* ...but a partial sum past the range is not: only the sum must fit */
+    o = NULL;
+    TU_OK(gx_array_new(GX_I64, 1, &n3, &o, &err), err);
+    ((int64_t *)o->data)[0] = INT64_MAX;
+    ((int64_t *)o->data)[1] = 1;
+    ((int64_t *)o->data)[2] = -1;
+    in = NI("x", o);
+    TU_OK(gx_kernel_run_direct(K("reduce_sum"), NULL, 0, &in, 1, &out, &err), err);
+    assert_true(((int64_t *)out->data)[0] == INT64_MAX);
+    gx_array_unref(out);
+    ((int64_t *)o->data)[0] = INT64_MIN;
+    ((int64_t *)o->data)[1] = -1;
+    ((int64_t *)o->data)[2] = 1;
+    TU_OK(gx_kernel_run_direct(K("reduce_sum"), NULL, 0, &in, 1, &out, &err), err);
+    assert_true(((int64_t *)out->data)[0] == INT64_MIN);
+    gx_array_unref(out);
+    gx_array_unref(o);
     gx_array *u = tu_rand1(GX_U8, 3, 0, 9);
     in = NI("x", u);
     expect_err("reduce_sum", NULL, 0, &in, 1, GX_EINVAL, "inputs.x.dtype", "u8");
