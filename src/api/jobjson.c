@@ -205,7 +205,7 @@ static int put_float_elem(gx_array *a, int64_t i, json_t *v, const char *prefix,
     }
     gx_array_set_f64(a, i, x);
     if (isfinite(x) && !isfinite(gx_array_get_f64(a, i)))
-        return fail(err, GX_EINVAL, prefix, f, "%g does not fit in %s (the largest finite value is %g)", x,
+        return fail(err, GX_EINVAL, prefix, f, "%.9g does not fit in %s (the largest finite value is %.9g)", x,
                     gx_dtype_name(a->dtype), gx_dtype_float_max(a->dtype));
     return 0;
 }

@@ -531,7 +531,7 @@ int gx_client_parse_inline(const char *text, gx_array **out, gx_error *err) {
                 char what[48];
                 snprintf(what, sizeof what, "%.*s", (int)(end - p < 24 ? end - p : 24), p);
                 gx_array_unref(a);
-                gx_error_set(err, GX_EINVAL, "inline", "%s does not fit in %s (the largest finite value is %g)",
+                gx_error_set(err, GX_EINVAL, "inline", "%s does not fit in %s (the largest finite value is %.9g)",
                              what, gx_dtype_name(dt), gx_dtype_float_max(dt));
                 if (err) err->pos = (long)(start - text);
                 return GX_EINVAL;

@@ -284,8 +284,10 @@ void gx_array_set_i64(gx_array *a, int64_t i, int64_t v) {
 void gx_array_set_f64(gx_array *a, int64_t i, double v) {
     void *d = a->data;
     switch (a->dtype) {
-    case GX_F32: /* NaN stays NaN; beyond float's range becomes infinity */
-        ((float *)d)[i] = v > FLT_MAX ? INFINITY : v < -FLT_MAX ? -INFINITY : (float)v;
+    case GX_F32: /* NaN stays NaN; rounded to nearest, so a value past FLT_MAX by
+                  * less than half its last place is FLT_MAX (as numpy's float32
+                  * of 3.4028235e38) and a bigger one infinity */
+        ((float *)d)[i] = v >= 0x1.ffffffp+127 ? INFINITY : v <= -0x1.ffffffp+127 ? -INFINITY : (float)v;
         break;
     case GX_F64: ((double *)d)[i] = v; break;
     case GX_F16: ((uint16_t *)d)[i] = gx_f64_to_f16(v); break;

@@ -16,6 +16,7 @@
 #include <cmocka.h>
 #include <jansson.h>
 
+#include <float.h>
 #include <math.h>
 #include <time.h>
 
@@ -394,6 +395,22 @@ static void f16_outputs(void **st) {
     expect_json(a, "{\"dtype\":\"f32\",\"shape\":[2],\"data\":[\"Infinity\",\"NaN\"]}");
 }
 
+/* f32 rounds to nearest at the top of its range too: numpy's float32
+ * maximum as printed (3.4028235e38, a little past FLT_MAX) is FLT_MAX,
+ * not infinity (it used to be refused as too big); the halfway point and
+ * past it are infinity. */
+static void f32_rounds_at_max(void **st) {
+    (void)st;
+    gx_array *a;
+    assert_int_equal(gx_array_new1(GX_F32, 6, &a, NULL), 0);
+    double v[6] = {3.4028235e38, -3.4028235e38, 0x1.fffffefp+127, 0x1.ffffffp+127, -0x1.ffffffp+127, 1e39};
+    for (int i = 0; i < 6; i++) gx_array_set_f64(a, i, v[i]);
+    const float *f = a->data;
+    assert_true(f[0] == FLT_MAX && f[1] == -FLT_MAX && f[2] == FLT_MAX);
+    assert_true(isinf(f[3]) && f[3] > 0 && isinf(f[4]) && f[4] < 0 && isinf(f[5]));
+    gx_array_unref(a);
+}
+
 /* NaN and the infinities came out as null, all three alike, and a client
  * could neither tell them apart nor (ours) read the result. They go as
  * "NaN", "Infinity" and "-Infinity" now, and inline inputs of every float
@@ -530,6 +547,7 @@ int main(void) {
         cmocka_unit_test(integers_exact),
         cmocka_unit_test(integer_outputs_exact),
         cmocka_unit_test(f16_outputs),
+        cmocka_unit_test(f32_rounds_at_max),
         cmocka_unit_test(nonfinite_in_and_out),
         cmocka_unit_test(f16_inline),
         cmocka_unit_test(count_limits),
