@@ -516,6 +516,12 @@ static int h_blob_put(void *app, gx_http_req *r) {
     gx_array *a;
     if (gx_npy_read_mem(r->body, r->body_len, &a, &err)) {
         if (!err.field[0]) snprintf(err.field, sizeof err.field, "body"); /* else: the part of the .npy */
+        /* a .npy this reader does not take (a dtype, Fortran order) is a bad
+         * body, 400 as the API says, not 422 (no device for a job) */
+        if (err.code == GX_EUNSUPPORTED) {
+            gx_http_error(r, 400, err.code, err.field, "%s", err.message);
+            return 0;
+        }
         return reply_err(r, &err);
     }
     char id[GX_STORE_BLOB_ID_LEN];
