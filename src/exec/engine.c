@@ -594,25 +594,35 @@ static void *worker_main(void *arg) {
          * the rest stays for the other slots. On a GPU, a run of one
          * batchable kernel may be fused into one launch, which takes about
          * as long as its longest job: the run counts as that. Jobs that
-         * ended while placed (cancelled) count nothing. */
+         * ended while placed (cancelled) count nothing. A job that would
+         * take the batch past the quantum stays for the next batch unless
+         * it is the first: the jobs of a batch end together, when its last
+         * call returns, so a short job taken before a long one would stay
+         * "running" (its run timeout counting) until the long one ended. */
         {
             double est = 0, run_max = 0;
             const gx_kernel *run_k = NULL;
-            uint32_t keep = 0;
+            uint32_t keep = 0, counted = 0;
             while (keep < take) {
                 const gx__job *j = d->ring[(d->rhead + keep) & (d->rcap - 1)];
-                keep++;
-                if (gx_job_state_is_final(j->state)) continue;
-                double c = j->cost_us;
-                if (gpu && (j->kernel->flags & GX_KF_BATCHABLE)) {
-                    if (j->kernel != run_k) run_k = j->kernel, run_max = 0;
-                    if (c <= run_max) continue;
-                    est += c - run_max;
-                    run_max = c;
-                } else {
-                    run_k = NULL;
-                    est += c;
+                if (gx_job_state_is_final(j->state)) {
+                    keep++;
+                    continue;
                 }
+                double c = j->cost_us, add = c, rmax = run_max;
+                const gx_kernel *rk = NULL;
+                if (gpu && (j->kernel->flags & GX_KF_BATCHABLE)) {
+                    rk = j->kernel;
+                    if (rk != run_k) rmax = 0;
+                    add = c > rmax ? c - rmax : 0;
+                    if (c > rmax) rmax = c;
+                }
+                if (counted && est + add > e->o.batch_quantum_us) break;
+                keep++;
+                counted++;
+                est += add;
+                run_k = rk;
+                run_max = rmax;
                 if (est >= e->o.batch_quantum_us) break;
             }
             take = keep;

@@ -276,6 +276,35 @@ static void short_job_not_behind_long_one(void **st) {
     gx_engine_destroy(e);
 }
 
+/* One worker, a short job placed before a long one: the short one ends
+ * (succeeded, its run timeout not hit) while the long one runs. The two
+ * used to be one batch, and a batch's jobs end together when its last call
+ * returns: the short job stayed "running" for the long one's 1.5 s, and
+ * its 300 ms run timeout fired. */
+static void short_job_not_held_by_long_one_after_it(void **st) {
+    (void)st;
+    gx_engine *e = mk(1, NULL, 1);
+    gx_engine_pause(e, 1);
+    /* spin has an estimate (its us): 0 us is far below a quantum */
+    gx_named_arg a = {.name = "us", .value = 0};
+    gx_job_spec s;
+    gx_job_spec_init(&s);
+    s.kernel = "spin";
+    s.args = &a;
+    s.nargs = 1;
+    s.timeout_ms = 300;
+    gx_job_id quick = tu_submit(e, &s);
+    gx_job_id slow = spin_job(e, NULL, 1500000, 0);
+    gx_engine_pause(e, 0); /* both are placed in one dispatch */
+    int state;
+    assert_int_equal(gx_job_wait(e, quick, 1000, &state), 0);
+    assert_int_equal(state, GX_JOB_SUCCEEDED);
+    assert_int_equal(state_of(e, slow), GX_JOB_RUNNING);
+    gx_error err;
+    TU_OK(gx_job_cancel(e, slow, &err), err);
+    gx_engine_destroy(e);
+}
+
 static gx_job_id nap_job(gx_engine *e, int64_t ms) {
     gx_named_arg a = {.name = "ms", .value = (double)ms};
     gx_job_spec s;
@@ -777,6 +806,7 @@ int main(void) {
         cmocka_unit_test(list_filters),
         cmocka_unit_test(fair_share),
         cmocka_unit_test(short_job_not_behind_long_one),
+        cmocka_unit_test(short_job_not_held_by_long_one_after_it),
         cmocka_unit_test(unmeasured_short_job_not_behind_long_one),
         cmocka_unit_test(infinite_cost_estimate_capped),
         cmocka_unit_test(stress),
