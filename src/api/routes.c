@@ -159,8 +159,15 @@ static int h_submit(void *app, gx_http_req *r) {
 
 /* Refuse batch specs in dependency cycles (and their dependents) before
  * anything is committed; the walk's finishing order, each job after its
- * batch dependencies, goes to a->order (the ids follow it). */
+ * batch dependencies, goes to a->order (the ids follow it). A job that
+ * repeats an earlier one's idempotency key is that job (a->same): an edge
+ * to it goes to that job, and its own edges do not count (a repeat is
+ * answered with the original, whatever it depends on). Before, a job
+ * depending on its own repeat was stored depending on itself, failed, and
+ * kept the key. */
 static void batch_cycles(gx__admit *a) {
+    a->same = gx__admit_same_keys(a);
+    const size_t *same = a->same;
     size_t n = a->n, done = 0;
     unsigned char *state = calloc(n, 1); /* 0 unknown, 1 visiting, 2 ok, 3 bad */
     size_t *stack = malloc(n * sizeof *stack);
@@ -179,8 +186,10 @@ static void batch_cycles(gx__admit *a) {
         while (sp) {
             size_t v = stack[sp - 1];
             const gx_job_spec *spec = &a->jobs[v].spec;
-            if (!a->codes[v] && edge[v] < spec->nbatch_deps) {
+            int nd = same && same[v] != v ? 0 : spec->nbatch_deps;
+            if (!a->codes[v] && edge[v] < nd) {
                 size_t t = (size_t)spec->batch_deps[edge[v]++];
+                if (same) t = same[t];
                 if (state[t] == 1) {
                     /* every spec on the stack from t up is in the cycle */
                     for (size_t k = sp; k-- > 0;) {
@@ -205,8 +214,9 @@ static void batch_cycles(gx__admit *a) {
                 continue;
             }
             if (!a->codes[v]) {
-                for (int d = 0; d < spec->nbatch_deps; d++) {
+                for (int d = 0; d < nd; d++) {
                     size_t t = (size_t)spec->batch_deps[d];
+                    if (same) t = same[t];
                     if (a->codes[t] && !a->codes[v]) {
                         char f[48];
                         snprintf(f, sizeof f, "jobs[%zu].depends_on", v);
@@ -220,6 +230,14 @@ static void batch_cycles(gx__admit *a) {
             sp--;
         }
     }
+    /* a repeat of a refused job is refused with it */
+    for (size_t i = 0; same && i < n; i++)
+        if (same[i] != i && !a->codes[i] && a->codes[same[i]]) {
+            char f[48];
+            snprintf(f, sizeof f, "jobs[%zu].idempotency_key", i);
+            a->codes[i] = gx_error_set(&a->errs[i], a->codes[same[i]], f,
+                                       "repeats jobs[%zu] (the same idempotency key), which was refused", same[i]);
+        }
 out:
     free(state);
     free(stack);

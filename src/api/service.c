@@ -123,6 +123,7 @@ void gx__admit_free(gx__admit *a) {
     free(a->ids);
     free(a->dup);
     free(a->order);
+    free(a->same);
     free(a);
 }
 
@@ -223,7 +224,7 @@ static void admit_ids(gx_service *s, gx__admit *a) {
 /* For each job of a batch, the first accepted job of the batch with the
  * same idempotency key (the one the store keeps: the others are its
  * repeats), or itself; NULL when no key repeats (or out of memory). */
-static size_t *admit_same_keys(gx__admit *a) {
+size_t *gx__admit_same_keys(const gx__admit *a) {
     size_t *same = NULL;
     gx__hmap first = {0};
     for (size_t i = 0; i < a->n; i++) {
@@ -246,10 +247,8 @@ static size_t *admit_same_keys(gx__admit *a) {
  * when out of memory (every job then refused with GX_ENOMEM). */
 static int admit_rows(gx_service *s, gx__admit *a) {
     admit_ids(s, a);
-    size_t *same = a->batch ? admit_same_keys(a) : NULL;
     for (size_t i = 0; i < a->n; i++)
-        if (!a->codes[i] && a->jobs[i].spec.nbatch_deps) a->codes[i] = stored_batch_deps(a, i, same);
-    free(same);
+        if (!a->codes[i] && a->jobs[i].spec.nbatch_deps) a->codes[i] = stored_batch_deps(a, i, a->same);
     size_t total = 0;
     for (size_t i = 0; i < a->n; i++) total += !a->codes[i];
     a->total = total;

@@ -143,6 +143,10 @@ struct gx__admit {
     size_t *order;          /* [n] a batch's jobs, each after its batch
                                dependencies (batch_cycles' walk); NULL:
                                request order */
+    size_t *same;           /* [n] a batch's job that the store keeps for
+                               each job's idempotency key (the first one
+                               accepted with it), or the job itself; NULL:
+                               no key repeats in the batch */
     int batch;              /* answer as a batch */
     char qtenant[64];       /* tenant whose quota reserved qn jobs for it */
     int64_t qn;             /* released by gx__admit_free */
@@ -163,6 +167,9 @@ struct gx__admit {
 };
 
 void gx__svc_admit(gx_service *s, gx__admit *a);
+/* a->same for the jobs not refused so far (NULL when no key repeats or out
+ * of memory) */
+size_t *gx__admit_same_keys(const gx__admit *a);
 /* Wait until every state change seen so far is written to the store (reads
  * of the store then agree with the engine). */
 void gx__svc_settle(gx_service *s);

@@ -464,8 +464,16 @@ int gx__h_tenant_usage(void *app, gx_http_req *r) {
 /* ---- admission ----------------------------------------------------------- */
 
 int gx__svc_quota_admit(gx_service *s, gx_http_req *r, gx__admit *a) {
+    /* idempotent repeats (of a job of the batch or of one the engine holds)
+     * make no job: a client's retry gets its original, not a 429 */
     int64_t n = 0;
-    for (size_t i = 0; i < a->n; i++) n += !a->codes[i];
+    for (size_t i = 0; i < a->n; i++) {
+        if (a->codes[i] || (a->same && a->same[i] != i)) continue;
+        const char *key = a->jobs[i].spec.idempotency_key;
+        gx_job_id orig;
+        if (key && !gx_job_find_idempotent(s->engine, r->ctx.tenant, key, &orig)) continue;
+        n++;
+    }
     if (!n) return 0;
     gx_quota_refusal why;
     gx_error e;

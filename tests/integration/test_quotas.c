@@ -170,7 +170,8 @@ static void queued_and_running(void **st) {
     assert_int_equal(submit(KEY_A, SPIN(20000000), a, NULL), 202);
     until_state(KEY_A, a, "running");
     assert_int_equal(submit(KEY_A, SPIN(0), b, NULL), 202);
-    assert_int_equal(submit(KEY_A, SPIN(0), c, NULL), 202);
+#define SPIN_KEYED "{\"kernel\":\"spin\",\"args\":{\"us\":0},\"idempotency_key\":\"retry-c\"}"
+    assert_int_equal(submit(KEY_A, SPIN_KEYED, c, NULL), 202);
     /* max_running: the job waits and says why */
     wait_of(KEY_A, b, reason, msg);
     assert_string_equal(reason, "tenant_limit");
@@ -187,6 +188,22 @@ static void queued_and_running(void **st) {
     assert_string_equal(it_str(&r, "error.message"),
                         "tenant qa is at its max_queued quota: 2 of 2 jobs queued, 1 more would exceed it");
     assert_string_equal(header(&r, "Retry-After", ra, sizeof ra), "1");
+    it_resp_free(&r);
+    /* an idempotent retry makes no job: its original comes back, not a 429,
+     * alone or twice in a batch; a batch with one new job (its key twice)
+     * asks for one */
+    assert_int_equal(submit(KEY_A, SPIN_KEYED, NULL, &r), 200);
+    assert_string_equal(it_str(&r, "id"), c);
+    it_resp_free(&r);
+    req(KEY_A, "POST", "/v1/jobs:batch", "{\"jobs\":[" SPIN_KEYED "," SPIN_KEYED "]}", &r);
+    assert_int_equal(r.status, 200);
+    assert_int_equal(json_integer_value(json_object_get(r.json, "refused")), 0);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(json_object_get(r.json, "results"), 1), "id")), c);
+    it_resp_free(&r);
+    req(KEY_A, "POST", "/v1/jobs:batch",
+        "{\"jobs\":[{\"kernel\":\"spin\",\"idempotency_key\":\"q2\"},{\"kernel\":\"spin\",\"idempotency_key\":\"q2\"}]}", &r);
+    assert_int_equal(r.status, 429);
+    assert_int_equal(json_integer_value(jget(r.json, "error", "requested")), 1);
     it_resp_free(&r);
     /* exact usage, read by the tenant's viewer */
     assert_true(usage_of(KEY_A_VIEW, "qa", "max_queued", "usage") == 2);

@@ -709,6 +709,29 @@ static void batch_dep_on_idempotent_repeat(void **st) {
     it_kill9(&d);
     assert_int_equal(it_start(&d), 0);
     assert_string_equal(it_wait_job(&d, dep, 10000), "succeeded");
+    /* a job depending on its own repeat (the same key) is a cycle: both are
+     * refused and nothing keeps the key (the first used to be stored
+     * depending on itself and failed, and the second answered as its repeat;
+     * a later submit with the key got that failed job) */
+    const char *selfdep[2] = {
+        "{\"jobs\":[{\"kernel\":\"spin\",\"idempotency_key\":\"z2\",\"depends_on\":[\"@1\"]},"
+        "{\"kernel\":\"spin\",\"idempotency_key\":\"z2\"}]}",
+        "{\"jobs\":[{\"kernel\":\"spin\",\"idempotency_key\":\"z2\",\"depends_on\":[\"@2\"]},{\"kernel\":\"spin\"},"
+        "{\"kernel\":\"spin\",\"idempotency_key\":\"z2\",\"depends_on\":[\"@1\"]}]}"};
+    for (int b = 0; b < 2; b++) {
+        assert_int_equal(it_req(&d, "POST", "/v1/jobs:batch", selfdep[b], strlen(selfdep[b]), NULL, &r), 0);
+        assert_int_equal(r.status, 200);
+        res = json_object_get(r.json, "results");
+        json_t *r0 = json_array_get(res, 0), *rl = json_array_get(res, json_array_size(res) - 1);
+        assert_int_equal(json_integer_value(json_object_get(r0, "status")), 400);
+        assert_string_equal(json_string_value(json_object_get(json_object_get(r0, "error"), "code")), "GX_ECYCLE");
+        assert_string_equal(json_string_value(json_object_get(json_object_get(r0, "error"), "field")), "jobs[0].depends_on");
+        assert_int_equal(json_integer_value(json_object_get(rl, "status")), 400);
+        it_resp_free(&r);
+    }
+    char fresh[32];
+    post_job(&d, "{\"kernel\":\"spin\",\"idempotency_key\":\"z2\"}", fresh); /* 202: a new job */
+    assert_string_equal(it_wait_job(&d, fresh, 10000), "succeeded");
     assert_int_equal(it_stop(&d), 0);
     it_cleanup(&d);
 }
