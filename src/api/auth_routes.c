@@ -326,6 +326,7 @@ int gx__h_key_revoke(void *app, gx_http_req *r) {
         return reply_gx(r, &e);
     }
     gx__svc_audit(s, r, "key.revoke", target, "ok", "");
+    gx__svc_streams_revoke(s, r->params[0]); /* refused from now on: its open streams too */
     json_t *o = json_object();
     json_object_set_new(o, "id", json_string(r->params[0]));
     json_object_set_new(o, "revoked", json_true());

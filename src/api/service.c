@@ -589,6 +589,8 @@ struct gx__sub {
     char *buf;
     size_t len, cap, off;
     int dropped;
+    int revoked;            /* its key was revoked: the stream ends */
+    char key_id[32];        /* the key that opened it ("" without auth) */
     gx__sub *prev, *next;
 };
 
@@ -670,7 +672,7 @@ static long sub_read(void *ctx, char *buf, size_t max) {
     gx_service *s = sb->svc;
     pthread_mutex_lock(&s->smu);
     long n = 0;
-    if (s->stopping) n = -1;
+    if (s->stopping || sb->revoked) n = -1;
     else if (sb->len > sb->off) {
         size_t k = sb->len - sb->off;
         if (k > max) k = max;
@@ -703,6 +705,7 @@ void gx__svc_subscribe(gx_service *s, gx_http_req *r, const gx__sub_filter *f) {
     }
     sb->svc = s;
     sb->f = *f;
+    snprintf(sb->key_id, sizeof sb->key_id, "%s", r->ctx.key_id);
     sub_push(sb, ": gexec event stream\n\n", 22);
     pthread_mutex_lock(&s->smu);
     sb->next = s->subs;
@@ -715,6 +718,17 @@ void gx__svc_subscribe(gx_service *s, gx_http_req *r, const gx__sub_filter *f) {
     if (sb->stream) gx_http_stream_heartbeat(sb->stream, ": keep-alive\n\n"); /* an SSE comment */
     pthread_mutex_unlock(&s->smu);
     gx_http_header_add(r, "Cache-Control", "no-cache");
+}
+
+void gx__svc_streams_revoke(gx_service *s, const char *key_id) {
+    if (!key_id || !*key_id) return;
+    pthread_mutex_lock(&s->smu);
+    for (gx__sub *sb = s->subs; sb; sb = sb->next)
+        if (!strcmp(sb->key_id, key_id)) {
+            sb->revoked = 1;
+            if (sb->stream) gx_http_stream_wake(sb->stream);
+        }
+    pthread_mutex_unlock(&s->smu);
 }
 
 /* Jobs made final while a device still ran them: forget once it let go.

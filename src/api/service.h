@@ -200,6 +200,8 @@ typedef struct gx__sub_filter {
     int tenant_set;
 } gx__sub_filter;
 void gx__svc_subscribe(gx_service *s, gx_http_req *r, const gx__sub_filter *f);
+/* End the event streams opened with key_id (it was revoked). */
+void gx__svc_streams_revoke(gx_service *s, const char *key_id);
 
 /* Route table and HTTP hooks (routes.c). */
 extern const gx_route gx__routes[];

@@ -19,12 +19,16 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 #include <cmocka.h>
 
 #include "api/service.h"
 #include "gexec/gexec_auth.h"
 #include "itest.h"
+#include "netutil.h"
 
 static it_daemon D;
 static char KEY[GX_ROLE_ADMIN + 1][80]; /* by role; [0] = none */
@@ -245,6 +249,64 @@ static void admin_reads_every_blob(void **st) {
                      404);
 }
 
+/* Revoking a key ends the event streams it opened (within the revoke's
+ * answer and a wake-up); they used to go on delivering the tenant's
+ * events to a key refused everywhere else. A stream of another key stays. */
+static void revoked_key_streams_end(void **st) {
+    (void)st;
+    char key[80], other[80];
+    tenant_key("tr", "viewer", key, sizeof key);
+    tenant_key("tr", "viewer", other, sizeof other);
+    int fds[2];
+    const char *keys[2] = {key, other};
+    for (int i = 0; i < 2; i++) {
+        fds[i] = tu_connect(D.port, 5000);
+        assert_true(fds[i] >= 0);
+        char req[256], buf[1024];
+        int n = snprintf(req, sizeof req, "GET /v1/events HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer %s\r\n\r\n",
+                         keys[i]);
+        assert_int_equal(send(fds[i], req, (size_t)n, 0), n);
+        ssize_t k = recv(fds[i], buf, sizeof buf - 1, 0);
+        assert_true(k > 0);
+        buf[k] = '\0';
+        assert_non_null(strstr(buf, "200 OK"));
+    }
+    char path[64];
+    snprintf(path, sizeof path, "/v1/keys/%.16s", key + 3); /* gx_<16 hex id>_<secret> */
+    it_resp r;
+    assert_int_equal(it_req(&D, "DELETE", path, NULL, 0, NULL, &r), 0);
+    assert_int_equal(r.status, 200);
+    it_resp_free(&r);
+    int ended[2] = {0, 0};
+    for (int i = 0; i < 2; i++) {
+        struct timespec t0, t1;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        for (;;) {
+            clock_gettime(CLOCK_MONOTONIC, &t1);
+            double left = 3.0 - ((double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
+            if (left <= 0) break;
+            struct pollfd pf = {.fd = fds[i], .events = POLLIN};
+            if (poll(&pf, 1, (int)(left * 1000)) <= 0) break;
+            char buf[4096];
+            ssize_t k = recv(fds[i], buf, sizeof buf, 0);
+            if (k <= 0) {
+                ended[i] = 1;
+                break;
+            }
+            /* a chunked stream's end ("0\r\n\r\n") counts as ended too */
+            if (k >= 5 && !memcmp(buf + k - 5, "0\r\n\r\n", 5)) {
+                ended[i] = 1;
+                break;
+            }
+        }
+        close(fds[i]);
+    }
+    print_message("revoked key's stream %s; the other key's %s\n", ended[0] ? "ended" : "still open",
+                  ended[1] ? "ended" : "still open");
+    assert_true(ended[0]);
+    assert_false(ended[1]);
+}
+
 /* Records of action act whose detail holds det, in the whole log. */
 static int audit_count(const char *act_want, const char *det_want);
 
@@ -347,6 +409,7 @@ int main(void) {
         cmocka_unit_test(route_x_role),
         cmocka_unit_test(unknown_paths),
         cmocka_unit_test(admin_reads_every_blob),
+        cmocka_unit_test(revoked_key_streams_end),
         cmocka_unit_test(audit_records),
     };
     return cmocka_run_group_tests_name("auth_routes", tests, setup, teardown);
