@@ -448,7 +448,7 @@ static int h_list(void *app, gx_http_req *r) {
         }
         f.limit = (size_t)l;
     }
-    if ((q = gx_http_query(r, "cursor")) && *q) {
+    if ((q = gx_http_query(r, "cursor")) && *q && strcmp(q, "0")) {
         f.after = gx_job_id_parse(q);
         if (!f.after) {
             gx_http_error(r, 400, GX_EINVAL, "cursor", "cursor must be a job id from next_cursor");
@@ -468,23 +468,34 @@ static int h_list(void *app, gx_http_req *r) {
     }
     /* the store lags the engine by a moment: settle it first */
     gx__svc_settle(s);
+    gx_job_id w = gx__svc_list_watermark(s); /* before the read: what it may pass */
     gx_store_job *jobs;
     size_t n;
     uint64_t next = 0;
     gx_error err;
     if (gx_store_list_jobs(s->store, &f, &jobs, &n, &next, &err)) return reply_err(r, &err);
+    /* ids are taken before their commit, and commits finish out of order:
+     * a job past an id still being committed waits for the next page, or a
+     * cursor past it would skip that id for good */
+    size_t shown = n;
+    while (shown && jobs[shown - 1].id > w) shown--;
+    int more = shown < n; /* a next page even if next is 0 ("0": from the start) */
+    if (more) next = w > f.after ? w : f.after;
     json_t *arr = json_array();
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < shown; i++) {
         gx_job_info info;
-        if (!gx_job_get(s->engine, jobs[i].id, &info, NULL))
+        if (!gx_job_get(s->engine, jobs[i].id, &info, NULL)) {
+            /* the engine's state is the newer one: a job the store still
+             * has queued but that runs now is not listed as queued */
+            if (f.state_mask && !(f.state_mask >> info.state & 1)) continue;
             json_array_append_new(arr, gx_job_json(s->engine, &info));
-        else
+        } else
             json_array_append_new(arr, gx_store_job_json(s->engine, &jobs[i]));
     }
     gx_store_free(jobs);
     char nc[24];
     snprintf(nc, sizeof nc, "%llu", (unsigned long long)next);
-    gx_http_reply_json(r, 200, json_pack("{s:o,s:o}", "jobs", arr, "next_cursor", next ? json_string(nc) : json_null()));
+    gx_http_reply_json(r, 200, json_pack("{s:o,s:o}", "jobs", arr, "next_cursor", next || more ? json_string(nc) : json_null()));
     return 0;
 }
 

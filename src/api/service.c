@@ -108,8 +108,11 @@ json_t *gx__svc_outputs_json(gx_service *s, const char *tenant, gx_output *outs,
 
 /* ---- admission ------------------------------------------------------------ */
 
+static void inflight_remove(gx_service *s, gx__admit *a);
+
 void gx__admit_free(gx__admit *a) {
     if (!a) return;
+    if (a->id_lo && a->svc) inflight_remove(a->svc, a); /* never committed */
     if (a->qn) gx_tenant_admit_release(a->qengine, a->qtenant, a->qn);
     for (size_t i = 0; i < a->n; i++) gx_jobreq_free(&a->jobs[i]);
     for (size_t i = 0; a->labels && i < a->total; i++) free(a->labels[i]);
@@ -155,9 +158,29 @@ static void admit_group(gx_service *s, gx__admit *head);
  * waking one only when the queue was empty (one wake per commit: the
  * committer hands over all of a commit's admissions in a row). Runs on
  * the store's committer thread. */
+static void inflight_remove(gx_service *s, gx__admit *a) {
+    if (!a->id_lo) return;
+    pthread_mutex_lock(&s->idmu);
+    if (a->iprev) a->iprev->inext = a->inext;
+    else s->inflight = a->inext;
+    if (a->inext) a->inext->iprev = a->iprev;
+    a->id_lo = 0;
+    pthread_mutex_unlock(&s->idmu);
+}
+
+gx_job_id gx__svc_list_watermark(gx_service *s) {
+    pthread_mutex_lock(&s->idmu);
+    gx_job_id w = (gx_job_id)atomic_load(&s->next_id) - 1;
+    for (gx__admit *a = s->inflight; a; a = a->inext)
+        if (a->id_lo - 1 < w) w = a->id_lo - 1;
+    pthread_mutex_unlock(&s->idmu);
+    return w;
+}
+
 static void admit_committed(void *ctx, int64_t rc, const gx_error *err) {
     gx__admit *a = ctx;
     gx_service *s = a->svc;
+    inflight_remove(s, a); /* committed (or not at all): listings may pass it */
     a->commit_secs = (double)(gx__now_ns() - a->t0) / 1e9;
     if (rc < 0) {
         a->store_failed = 1;
@@ -215,9 +238,22 @@ static int stored_batch_deps(gx__admit *a, size_t i, const size_t *same) {
  * before it: a restart restores jobs in id order and must meet a
  * dependency before its dependent, "@1" from jobs[0] included. */
 static void admit_ids(gx_service *s, gx__admit *a) {
+    uint64_t n = 0;
+    for (size_t i = 0; i < a->n; i++) n += !a->codes[i];
+    if (!n) return;
+    /* one block, taken and recorded in flight under idmu: a listing's
+     * watermark never passes an id that is taken but not committed */
+    pthread_mutex_lock(&s->idmu);
+    gx_job_id id = (gx_job_id)atomic_fetch_add(&s->next_id, n);
+    a->id_lo = id;
+    a->iprev = NULL;
+    a->inext = s->inflight;
+    if (a->inext) a->inext->iprev = a;
+    s->inflight = a;
+    pthread_mutex_unlock(&s->idmu);
     for (size_t k = 0; k < a->n; k++) {
         size_t i = a->order ? a->order[k] : k;
-        if (!a->codes[i]) a->ids[i] = atomic_fetch_add(&s->next_id, 1);
+        if (!a->codes[i]) a->ids[i] = id++;
     }
 }
 
@@ -1332,6 +1368,7 @@ int gx_service_start(const gx_config *cfg, gx_service **out, gx_error *err) {
     s->lock_fd = -1;
     s->listen_fd = -1;
     pthread_mutex_init(&s->amu, NULL);
+    pthread_mutex_init(&s->idmu, NULL);
     pthread_cond_init(&s->acv, NULL);
     pthread_cond_init(&s->adone, NULL);
     pthread_mutex_init(&s->pmu, NULL);

@@ -91,6 +91,8 @@ struct gx_service {
     int admit_busy;              /* admitters inside a group (amu) */
     int64_t admit_inflight;      /* admissions handed to the store, not yet answered (amu) */
     int admit_closed;            /* stopping: new admissions answer 503 (amu) */
+    pthread_mutex_t idmu;        /* next_id's blocks and inflight */
+    gx__admit *inflight;         /* admissions with ids whose commit is not done */
     pthread_cond_t adone;        /* an admitter finished a group while closed */
     /* persistence of events */
     pthread_mutex_t pmu;
@@ -151,6 +153,8 @@ struct gx__admit {
     char qtenant[64];       /* tenant whose quota reserved qn jobs for it */
     int64_t qn;             /* released by gx__admit_free */
     gx_engine *qengine;
+    gx_job_id id_lo;        /* its first id (0: none), while in s->inflight */
+    gx__admit *iprev, *inext;
     int store_failed;       /* the group's commit failed: answer 503 */
     char store_msg[320];    /* why, for the answer */
     /* the store rows of its accepted jobs (gx__svc_admit), alive until the
@@ -200,6 +204,10 @@ typedef struct gx__sub_filter {
     int tenant_set;
 } gx__sub_filter;
 void gx__svc_subscribe(gx_service *s, gx_http_req *r, const gx__sub_filter *f);
+/* The highest job id below which every id is committed or refused: a
+ * listing stops there, so that a job committed after a later one is not
+ * skipped by a cursor past that one. */
+gx_job_id gx__svc_list_watermark(gx_service *s);
 /* End the event streams opened with key_id (it was revoked). */
 void gx__svc_streams_revoke(gx_service *s, const char *key_id);
 

@@ -634,6 +634,96 @@ static void result_while_job_ends(void **st) {
     assert_int_equal(it_finish(&d), 0);
 }
 
+/* A client following GET /v1/jobs by cursor while batches and single
+ * jobs are submitted sees every job exactly once. Ids are taken before the
+ * commit, and a single job taken after a batch's ids could commit first: a
+ * page then held it, and its cursor passed the batch's ids for good. */
+typedef struct {
+    it_daemon *d;
+    atomic_int *stop;
+    int batch;
+} submitter_arg;
+
+static void *keep_submitting(void *p) {
+    submitter_arg *a = p;
+    char *big = NULL;
+    if (a->batch) {
+        size_t cap = 64 + 40 * 2000, o = 0;
+        big = malloc(cap);
+        o += (size_t)snprintf(big + o, cap - o, "{\"jobs\":[");
+        for (int i = 0; i < 2000; i++) o += (size_t)snprintf(big + o, cap - o, "%s{\"kernel\":\"spin\"}", i ? "," : "");
+        snprintf(big + o, cap - o, "]}");
+    }
+    while (!atomic_load(a->stop)) {
+        it_resp r;
+        const char *body = a->batch ? big : "{\"kernel\":\"spin\"}";
+        if (it_req(a->d, "POST", a->batch ? "/v1/jobs:batch" : "/v1/jobs", body, strlen(body), NULL, &r)) break;
+        it_resp_free(&r);
+    }
+    free(big);
+    return NULL;
+}
+
+static void list_follower_misses_nothing(void **st) {
+    (void)st;
+    it_daemon d;
+    memset(&d, 0, sizeof d);
+    assert_int_equal(it_start(&d), 0);
+    atomic_int stop = 0;
+    submitter_arg args[3] = {{&d, &stop, 1}, {&d, &stop, 0}, {&d, &stop, 0}};
+    pthread_t th[3];
+    for (int i = 0; i < 3; i++) assert_int_equal(pthread_create(&th[i], NULL, keep_submitting, &args[i]), 0);
+    size_t cap = 1 << 20;
+    unsigned char *seen = calloc(cap, 1);
+    assert_non_null(seen);
+    char cursor[32] = "";
+    unsigned long long maxid = 0, dups = 0;
+    int rounds = 0;
+    for (int phase = 0; phase < 2; phase++) {
+        /* phase 0: 2 s while the submitters run; phase 1: until the end */
+        struct timespec t0, t1;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        for (;;) {
+            char path[128];
+            snprintf(path, sizeof path, "/v1/jobs?limit=1000%s%s", cursor[0] ? "&cursor=" : "", cursor);
+            it_resp r;
+            assert_int_equal(it_req(&d, "GET", path, NULL, 0, NULL, &r), 0);
+            assert_int_equal(r.status, 200);
+            json_t *jobs = json_object_get(r.json, "jobs"), *nc = json_object_get(r.json, "next_cursor");
+            for (size_t i = 0; i < json_array_size(jobs); i++) {
+                unsigned long long id = strtoull(json_string_value(json_object_get(json_array_get(jobs, i), "id")), NULL, 10);
+                assert_true(id < cap);
+                if (seen[id]) dups++;
+                seen[id] = 1;
+                if (id > maxid) maxid = id;
+            }
+            int last = json_is_null(nc);
+            if (!last)
+                snprintf(cursor, sizeof cursor, "%s", json_string_value(nc));
+            else if (json_array_size(jobs)) /* the last page: go on after its last job */
+                snprintf(cursor, sizeof cursor, "%s",
+                         json_string_value(json_object_get(json_array_get(jobs, json_array_size(jobs) - 1), "id")));
+            it_resp_free(&r);
+            rounds++;
+            clock_gettime(CLOCK_MONOTONIC, &t1);
+            if (phase == 0 && t1.tv_sec - t0.tv_sec >= 2) break;
+            if (phase == 1 && last) break;
+        }
+        if (phase == 0) {
+            atomic_store(&stop, 1);
+            for (int i = 0; i < 3; i++) pthread_join(th[i], NULL);
+        }
+    }
+    unsigned long long missing = 0;
+    for (unsigned long long id = 1; id <= maxid; id++) missing += !seen[id];
+    print_message("followed %llu jobs in %d pages: %llu missing, %llu twice\n", maxid, rounds, missing, dups);
+    free(seen);
+    assert_true(maxid > 2000);
+    assert_int_equal(missing, 0);
+    assert_int_equal(dups, 0);
+    assert_int_equal(it_finish(&d), 0);
+}
+
 /* The CPU device fails its start-up self-test (every launch fails, armed
  * before the self-test): gexecd is alive (/healthz 200) but not ready, and
  * /readyz says why (503 naming the self-test); a job submitted meanwhile
@@ -1202,6 +1292,7 @@ int main(void) {
         cmocka_unit_test(request_ids_in_logs),
         cmocka_unit_test(readyz_on_failed_selftest),
         cmocka_unit_test(result_while_job_ends),
+        cmocka_unit_test(list_follower_misses_nothing),
     };
     int rc = cmocka_run_group_tests_name("endpoints", endpoints, setup, teardown);
     rc |= cmocka_run_group_tests_name("durability", durability, NULL, NULL);
