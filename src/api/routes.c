@@ -320,6 +320,9 @@ static int h_cancel(void *app, gx_http_req *r) {
         return 0;
     }
     if (rc) return reply_err(r, &err);
+    /* durable before the answer: a cancel answered 200 and lost to a crash
+     * ran the job after the restart */
+    gx__svc_settle(s);
     gx_http_reply_json(r, 200, gx_job_json(s->engine, &info));
     return 0;
 }

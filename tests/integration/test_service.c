@@ -724,6 +724,41 @@ static void list_follower_misses_nothing(void **st) {
     assert_int_equal(it_finish(&d), 0);
 }
 
+/* A cancel answered 200 is stored: SIGKILL right after the answer, and
+ * the job is still cancelled after the restart (queued and running ones
+ * alike). The cancel used to change the job in memory only, and the job
+ * ran after the restart. */
+static void cancel_survives_kill(void **st) {
+    (void)st;
+    it_daemon d;
+    memset(&d, 0, sizeof d);
+    d.extra_env[0] = "GEXEC_ENGINE_CPU_WORKERS=1";
+    assert_int_equal(it_start(&d), 0);
+    for (int i = 0; i < 6; i++) {
+        char blocker[32], id[32], path[64];
+        it_resp r;
+        post_job(&d, "{\"kernel\":\"spin\",\"args\":{\"us\":600000000}}", blocker);
+        post_job(&d, "{\"kernel\":\"spin\",\"args\":{\"us\":100000}}", id);
+        const char *which = i % 2 ? blocker : id; /* running, then queued */
+        snprintf(path, sizeof path, "/v1/jobs/%s", which);
+        assert_int_equal(it_req(&d, "DELETE", path, NULL, 0, NULL, &r), 0);
+        assert_int_equal(r.status, 200);
+        it_resp_free(&r);
+        it_kill9(&d);
+        assert_int_equal(it_start(&d), 0);
+        assert_int_equal(it_req(&d, "GET", path, NULL, 0, NULL, &r), 0);
+        ASSERT_STR(&r, "state", "cancelled");
+        it_resp_free(&r);
+        /* whatever else is left: out of the way */
+        for (int k = 0; k < 2; k++) {
+            snprintf(path, sizeof path, "/v1/jobs/%s", k ? id : blocker);
+            assert_int_equal(it_req(&d, "DELETE", path, NULL, 0, NULL, &r), 0);
+            it_resp_free(&r);
+        }
+    }
+    assert_int_equal(it_finish(&d), 0);
+}
+
 /* The CPU device fails its start-up self-test (every launch fails, armed
  * before the self-test): gexecd is alive (/healthz 200) but not ready, and
  * /readyz says why (503 naming the self-test); a job submitted meanwhile
@@ -1293,6 +1328,7 @@ int main(void) {
         cmocka_unit_test(readyz_on_failed_selftest),
         cmocka_unit_test(result_while_job_ends),
         cmocka_unit_test(list_follower_misses_nothing),
+        cmocka_unit_test(cancel_survives_kill),
     };
     int rc = cmocka_run_group_tests_name("endpoints", endpoints, setup, teardown);
     rc |= cmocka_run_group_tests_name("durability", durability, NULL, NULL);
