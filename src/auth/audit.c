@@ -23,7 +23,9 @@
  * is on disk, and appends waiting at the same time share one fdatasync
  * (the first waiter syncs for everyone written so far). A failed write or
  * sync stops the log (every later append answers GX_EIO), so the chain on
- * disk never has a hole that the writer skipped over.
+ * disk never has a hole that the writer skipped over. A failed write (a
+ * full disk) is cut back to the last whole record and the log goes on: the
+ * records of that append are missing, the chain has no hole.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -55,7 +57,9 @@ struct gx_audit {
     char head[65];           /* its hash */
     uint64_t synced;         /* last record known on disk */
     int syncing;             /* a thread is in fdatasync */
-    int failed;              /* a write or sync failed: refuse appends */
+    int failed;              /* a sync failed (or a cut after a failed write):
+                                refuse appends */
+    off_t end;               /* the file's size after the last whole write */
     int stop;                /* the sync thread should end */
     int have_thread;
     pthread_t thread;
@@ -251,6 +255,8 @@ int gx_audit_open(const gx_audit_config *cfg, gx_audit **out, gx_error *err) {
     off_t torn = 0;
     int rc = load_tail(a, cfg->path, &torn, err);
     a->synced = a->seq;
+    struct stat st;
+    if (rc == 0 && fstat(a->fd, &st) == 0) a->end = st.st_size;
     if (rc == 0 && a->sync_ms > 0) {
         if (pthread_create(&a->thread, NULL, sync_main, a))
             rc = gx_error_set(err, GX_ENOMEM, NULL, "cannot start the audit sync thread");
@@ -344,10 +350,19 @@ int gx_audit_append_n(gx_audit *a, const gx_audit_record *recs, size_t n, uint64
         off += (size_t)w;
     }
     if (werr) {
-        a->failed = 1;
+        /* A write that failed (a full disk) is cut off again, so the log
+         * ends with a whole record and takes the next append once the
+         * write works again; these records are not in it. Only if the cut
+         * fails does the log stop. (It used to stop for good: a disk full
+         * for a moment left every later request without a record.) */
+        while (off && ftruncate(a->fd, a->end) != 0 && errno == EINTR) {
+        }
+        struct stat st;
+        if (off && (fstat(a->fd, &st) != 0 || st.st_size != a->end)) a->failed = 1;
         pthread_mutex_unlock(&a->mu);
         return gx_error_set(err, GX_EIO, NULL, "audit log write: %s", strerror(werr));
     }
+    a->end += (off_t)b.len;
     a->seq = seq;
     memcpy(a->head, head, sizeof head);
     int rc = 0, reported = 0;

@@ -9,9 +9,11 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -1062,6 +1064,37 @@ static void audit_broken(void **st) {
     expect_problem(f, GX_AUDIT_BROKEN, 3);
 }
 
+/* A write that fails half way (a full disk: here the file size limit)
+ * is cut back to the last whole record, and the log takes the next
+ * append once writing works again; the chain stays intact. (A failed
+ * write used to stop the log for good.) */
+static void audit_write_fails_then_recovers(void **st) {
+    fx *f = *st;
+    gx_audit *a = audit_open(f, 0);
+    for (int i = 1; i <= 3; i++) audit_add(a, i);
+    struct stat sb;
+    assert_int_equal(stat(f->log, &sb), 0);
+    off_t size = sb.st_size;
+    struct rlimit old, lim;
+    assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+    void (*prev)(int) = signal(SIGXFSZ, SIG_IGN);
+    lim = old;
+    lim.rlim_cur = (rlim_t)size + 100; /* a record is longer: a torn write */
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
+    gx_audit_record r = {.key_id = "0123456789abcdef", .tenant = "acme", .role = "submitter", .remote = "10.0.0.7",
+                         .action = "job.submit", .target = "job/x", .outcome = "ok", .detail = "lost"};
+    gx_error err;
+    uint64_t seq = 0;
+    assert_int_equal(gx_audit_append(a, &r, &seq, &err), GX_EIO);
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+    signal(SIGXFSZ, prev);
+    assert_int_equal(stat(f->log, &sb), 0);
+    assert_int_equal(sb.st_size, size); /* the torn part is gone */
+    audit_add(a, 4);                     /* and the log goes on */
+    gx_audit_close(a);
+    expect_intact(f, 4);
+}
+
 static void audit_reopen_and_torn(void **st) {
     fx *f = *st;
     audit_write_n(f, 10);
@@ -1217,6 +1250,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(audit_reordered, setup, teardown),
         cmocka_unit_test_setup_teardown(audit_broken, setup, teardown),
         cmocka_unit_test_setup_teardown(audit_reopen_and_torn, setup, teardown),
+        cmocka_unit_test_setup_teardown(audit_write_fails_then_recovers, setup, teardown),
         cmocka_unit_test_setup_teardown(audit_escaping, setup, teardown),
         cmocka_unit_test_setup_teardown(audit_concurrent, setup, teardown),
     };
