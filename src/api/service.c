@@ -1331,27 +1331,38 @@ static void restore_drains(gx_service *s) {
  * did, while the first was draining after a SIGTERM). The lock goes with
  * the process; its descriptor is close-on-exec, so the restart after a
  * device loss (an exec) takes it again. */
-static int lock_data_dir(gx_service *s, gx_error *err) {
-    char path[4096];
-    snprintf(path, sizeof path, "%s/gexecd.lock", s->cfg.data_dir ? s->cfg.data_dir : ".");
+/* flock path (created) for this daemon, its pid written in; *fd. GX_EBUSY
+ * naming the daemon that holds it. */
+static int lock_one(const char *path, const char *field, const char *what, int *fd_out, gx_error *err) {
     int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (fd < 0) return gx_error_set(err, GX_EIO, "data_dir", "cannot open %s: %s", path, strerror(errno));
+    if (fd < 0) return gx_error_set(err, GX_EIO, field, "cannot open %s: %s", path, strerror(errno));
     if (flock(fd, LOCK_EX | LOCK_NB)) {
         char pid[24] = "";
         ssize_t n = pread(fd, pid, sizeof pid - 1, 0);
         pid[n > 0 ? n : 0] = '\0';
         pid[strcspn(pid, "\n")] = '\0';
         close(fd);
-        return gx_error_set(err, GX_EBUSY, "data_dir",
-                            "another gexecd (pid %s) is using %s: one daemon per data directory",
-                            pid[0] ? pid : "unknown", s->cfg.data_dir ? s->cfg.data_dir : ".");
+        return gx_error_set(err, GX_EBUSY, field, "another gexecd (pid %s) is using %s: %s", pid[0] ? pid : "unknown",
+                            what, !strcmp(field, "data_dir") ? "one daemon per data directory" : "one daemon per store");
     }
     char pid[24];
     int len = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
     if (ftruncate(fd, 0) || pwrite(fd, pid, (size_t)len, 0) != len)
         GX_LOGW("cannot write the pid into %s: %s", path, strerror(errno));
-    s->lock_fd = fd;
+    *fd_out = fd;
     return 0;
+}
+
+/* One daemon per data directory, and per SQLite store wherever store.path
+ * puts it (two data directories naming one store.path both ran its jobs). */
+static int lock_data_dir(gx_service *s, gx_error *err) {
+    char path[4096];
+    const char *dir = s->cfg.data_dir ? s->cfg.data_dir : ".";
+    snprintf(path, sizeof path, "%s/gexecd.lock", dir);
+    int rc = lock_one(path, "data_dir", dir, &s->lock_fd, err);
+    if (rc || s->cfg.store.backend == GX_CFG_STORE_POSTGRES || !s->cfg.store.path) return rc;
+    snprintf(path, sizeof path, "%s.lock", s->cfg.store.path);
+    return lock_one(path, "store.path", s->cfg.store.path, &s->store_lock_fd, err);
 }
 
 int gx_service_start(const gx_config *cfg, gx_service **out, gx_error *err) {
@@ -1366,6 +1377,7 @@ int gx_service_start(const gx_config *cfg, gx_service **out, gx_error *err) {
     }
     s->start_ns = gx__wall_ns();
     s->lock_fd = -1;
+    s->store_lock_fd = -1;
     s->listen_fd = -1;
     pthread_mutex_init(&s->amu, NULL);
     pthread_mutex_init(&s->idmu, NULL);
@@ -1574,7 +1586,8 @@ int gx__svc_shutdown(gx_service *s, int for_exec) {
     }
     gx__svc_auth_close(s);
     if (s->lock_fd >= 0) close(s->lock_fd); /* the next daemon may start */
-    s->lock_fd = -1;
+    if (s->store_lock_fd >= 0) close(s->store_lock_fd);
+    s->lock_fd = s->store_lock_fd = -1;
     if (s->listen_fd >= 0) close(s->listen_fd); /* HTTP never took it */
     s->listen_fd = -1;
     if (for_exec) return lfd;

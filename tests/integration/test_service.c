@@ -567,6 +567,21 @@ static void one_daemon_per_data_dir(void **st) {
         if (strstr(line, want) && strstr(line, "one daemon per data directory")) seen = 1;
     fclose(f);
     assert_true(seen);
+    /* nor on the same store from another data directory (store.path) */
+    it_daemon d3;
+    memset(&d3, 0, sizeof d3);
+    char store_env[400];
+    snprintf(store_env, sizeof store_env, "GEXEC_STORE_PATH=%s/data/gexec.db", d.dir);
+    d3.extra_env[0] = store_env;
+    assert_int_equal(it_start(&d3), -1);
+    f = fopen(d3.log, "r");
+    assert_non_null(f);
+    seen = 0;
+    while (fgets(line, sizeof line, f))
+        if (strstr(line, want) && strstr(line, "one daemon per store")) seen = 1;
+    fclose(f);
+    assert_true(seen);
+    it_cleanup(&d3);
     it_resp r;
     assert_int_equal(it_req(&d, "GET", "/readyz", NULL, 0, NULL, &r), 0);
     assert_int_equal(r.status, 200);
