@@ -107,14 +107,32 @@ static int write_all(int fd, const unsigned char *b, size_t len) {
     return 0;
 }
 
+/* 1 when the file at path holds exactly bytes (len of them). */
+static int same_bytes(const char *path, const void *bytes, size_t len) {
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return 0;
+    unsigned char buf[65536];
+    size_t off = 0;
+    int same = 1;
+    while (same && off < len) {
+        size_t want = len - off < sizeof buf ? len - off : sizeof buf;
+        ssize_t r = read(fd, buf, want);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0 || memcmp(buf, (const unsigned char *)bytes + off, (size_t)r)) same = 0;
+        else off += (size_t)r;
+    }
+    close(fd);
+    return same;
+}
+
 int gx__blob_write(const char *dir, const char *id, const void *bytes, size_t len,
                    gx_error *err) {
     char path[4200], sub[4200], tmp[4300];
     if (gx__blob_path(dir, id, path, sizeof path))
         return gx_error_set(err, GX_EINVAL, "blob_dir", "blob path too long");
     struct stat st;
-    if (stat(path, &st) == 0 && S_ISREG(st.st_mode) && (uint64_t)st.st_size == len)
-        return 0; /* already stored: content addressed */
+    if (stat(path, &st) == 0 && S_ISREG(st.st_mode) && (uint64_t)st.st_size == len && same_bytes(path, bytes, len))
+        return 0; /* already stored: content addressed (and not damaged: else written again) */
     snprintf(sub, sizeof sub, "%s/%.2s", dir, id + 7);
     int rc = make_dir(sub, err);
     if (rc) return rc;

@@ -874,6 +874,18 @@ static void blobs(void **st) {
     assert_string_equal(id, id2);
     assert_int_equal(count_files(blobdir), 1);
 
+    /* a file damaged on disk but of the same size is written again by the
+     * next upload of its bytes (it used to count as stored for good) */
+    FILE *dmg = fopen(path, "r+b");
+    assert_non_null(dmg);
+    fputc('j', dmg);
+    fclose(dmg);
+    TU_OK(gx_store_blob_put(f->s, "alpha", "hello", 5, id2, &err), err);
+    TU_OK(gx_store_blob_read(f->s, "alpha", id, &bytes, &len, &err), err);
+    assert_memory_equal(bytes, "hello", 5);
+    gx_store_free(bytes);
+    assert_int_equal(count_files(blobdir), 1);
+
     /* any owner (an admin's read): found by id alone; an unknown id is not */
     TU_OK(gx_store_blob_open(f->s, NULL, id, path, sizeof path, &size, &err), err);
     assert_int_equal(size, 5);
