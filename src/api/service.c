@@ -1276,6 +1276,7 @@ static void cpu_selftest(gx_service *s) {
     sp.ninputs = 1;
     sp.device = "cpu";
     sp.id = atomic_load(&s->next_id); /* never stored, forgotten below: the id is reused */
+    s->selftest_id = sp.id;
     gx_job_id id;
     gx_error err;
     snprintf(s->cpu_selftest, sizeof s->cpu_selftest, "self-test did not run");
@@ -1454,6 +1455,7 @@ int gx_service_start(const gx_config *cfg, gx_service **out, gx_error *err) {
     /* the self-test's state changes must reach the store (as no-ops) before
      * a real job can take its id */
     gx__svc_settle(s);
+    s->selftest_id = 0; /* its events are handled: the id is a real job's from now on */
     /* an operator's drains, before the restored jobs can be placed */
     restore_drains(s);
     rc = restore(s, err);

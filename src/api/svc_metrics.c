@@ -179,11 +179,14 @@ void gx__svc_metrics_events(gx_service *s, const gx_event *ev, size_t n) {
     for (size_t i = 0; i < n; i++) {
         const gx_event *e = &ev[i];
         const char *k = e->kernel ? e->kernel : "";
+        if (s->selftest_id && e->job == s->selftest_id) continue; /* the start-up self-test: no job of anyone's */
         if (e->state == GX_JOB_RUNNING && e->attempt == 1) /* the first attempt's wait, as the help says */
             gx_hist_observe(gx_metrics_series(m->std.queue_wait, k), (double)e->queue_ns / 1e9);
         if (gx_job_state_is_final(e->state)) {
             gx_counter_inc(gx_metrics_series(m->std.jobs_finished, gx_job_state_name(e->state), k));
             if (e->run_ns) gx_hist_observe(gx_metrics_series(m->std.run_time, k), (double)e->run_ns / 1e9);
+        } else if (e->state == GX_JOB_RETRYING && e->run_ns) { /* an attempt that failed ran too */
+            gx_hist_observe(gx_metrics_series(m->std.run_time, k), (double)e->run_ns / 1e9);
         }
     }
 }

@@ -794,11 +794,18 @@ static void readyz_on_failed_selftest(void **st) {
     it_resp_free(&r);
     assert_int_equal(it_finish(&d), 0);
 
-    /* without the fault the same start is ready */
+    /* without the fault the same start is ready, and its self-test is
+     * nobody's job: no finished job in the metrics (it was counted as a
+     * succeeded reduce_sum at every start) */
     memset(&d, 0, sizeof d);
     assert_int_equal(it_start(&d), 0);
     assert_int_equal(it_req(&d, "GET", "/readyz", NULL, 0, NULL, &r), 0);
     assert_int_equal(r.status, 200);
+    it_resp_free(&r);
+    assert_int_equal(it_req(&d, "GET", "/metrics", NULL, 0, NULL, &r), 0);
+    assert_int_equal(r.status, 200);
+    assert_null(strstr(r.body, "gexec_jobs_finished_total{"));
+    assert_null(strstr(r.body, "gexec_job_queue_wait_seconds_count{"));
     it_resp_free(&r);
     assert_int_equal(it_finish(&d), 0);
 }
