@@ -86,6 +86,8 @@ typedef struct gx_event {
     char error[160];  /* the error's message when error_code != 0 (the
                          failure of this attempt, for "retrying"); a note
                          otherwise ("fallback: ..."), or "" */
+    int released;     /* queued: it waited on dependencies until now (not
+                         the queued of its submission) */
     uint64_t seq;     /* the engine's order of its changes: 1, 2, 3, ...
                          Each thread hands over its own changes after it let
                          go of the engine, so batches can reach on_events

@@ -846,7 +846,9 @@ static void persist(gx_service *s, const gx_event *ev, size_t n) {
         gx_store_update *u = &ups[k];
         *u = (gx_store_update){.id = e->job, .state = e->state, .attempt = e->attempt, .time_ns = e->time_ns,
                                .device = e->device};
-        if (e->state == GX_JOB_QUEUED && e->attempt == 0) continue; /* the insert recorded it */
+        /* the insert recorded the submission's queued; a release from
+         * waiting is a change of its own (it used to be dropped too) */
+        if (e->state == GX_JOB_QUEUED && e->attempt == 0 && !e->released) continue;
         if (e->state == GX_JOB_RUNNING) {
             u->set |= GX_STORE_SET_START | GX_STORE_SET_DEVICE;
             u->start_ns = e->time_ns;

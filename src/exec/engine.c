@@ -317,13 +317,16 @@ void gx__finish(gx_engine *e, gx__job *first, int state, int code, const char *m
 }
 
 void gx__make_runnable(gx_engine *e, gx__job *j, gx__evbuf *eb, int announce) {
+    int released = j->state == GX_JOB_WAITING;
     j->state = GX_JOB_QUEUED;
     j->wait_on = 0;
     if (gx__sched_enqueue(e, j)) {
         gx__finish(e, j, GX_JOB_FAILED, GX_ENOMEM, "out of memory queueing the job", eb);
         return;
     }
+    size_t n0 = eb ? eb->n : 0;
     if (announce) gx__ev_push(e, eb, j);
+    if (eb && eb->n > n0) eb->ev[eb->n - 1].released = released;
 }
 
 /* A job succeeded: release its dependents. */

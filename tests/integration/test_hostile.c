@@ -688,7 +688,7 @@ static const hcase CASES[] = {
     G("list limit letters", "GET", "/v1/jobs?limit=ten", 400, "GX_EINVAL", "limit", "1..1000"),
     G("list cursor abc", "GET", "/v1/jobs?cursor=abc", 400, "GX_EINVAL", "cursor", "next_cursor"),
     G("list cursor -1", "GET", "/v1/jobs?cursor=-1", 400, "GX_EINVAL", "cursor", "next_cursor"),
-    G("list cursor 0", "GET", "/v1/jobs?cursor=0", 400, "GX_EINVAL", "cursor", "next_cursor"),
+    G("list cursor 00", "GET", "/v1/jobs?cursor=00", 400, "GX_EINVAL", "cursor", "next_cursor"), /* "0" is the start: a next_cursor while the first ids commit */
     G("list cursor 2^64", "GET", "/v1/jobs?cursor=18446744073709551616", 400, "GX_EINVAL", "cursor", "next_cursor"),
     G("list label without =", "GET", "/v1/jobs?label=team", 400, "GX_EINVAL", "label", "key=value"),
     G("list label empty key", "GET", "/v1/jobs?label==x", 400, "GX_EINVAL", "label", "key=value"),

@@ -1064,6 +1064,17 @@ static void restart_keeps_jobs(void **st) {
         int waiting = 0;
         for (const char *p = r.body; p && (p = strstr(p, "\"waiting\"")); p++) waiting++;
         if (waiting != 1) fail_msg("events of the restored dependent: %s", r.body);
+        /* and its release from waiting is recorded (it was dropped: the
+         * history went from waiting straight to running) */
+        char seen[200] = "";
+        json_t *evs = json_object_get(r.json, "events");
+        for (size_t i = 0; i < json_array_size(evs); i++) {
+            size_t l = strlen(seen);
+            snprintf(seen + l, sizeof seen - l, "%s%s", i ? "," : "",
+                     json_string_value(json_object_get(json_array_get(evs, i), "state")));
+        }
+        if (strcmp(seen, "queued,waiting,queued,running,succeeded"))
+            fail_msg("history of the restored dependent: %s", seen);
     }
     it_resp_free(&r);
     /* a graceful stop and start: finished jobs are read from the store */
