@@ -232,7 +232,7 @@ int gx__h_job_requeue(void *app, gx_http_req *r) {
     gx_store_job *sj = NULL;
     gx_error e;
     gx_error_clear(&e);
-    if (id) gx__svc_settle(s); /* a job that just ended: its final state first */
+    if (id) gx__svc_settle_for(s, GX_SVC_SETTLE_MS); /* a job that just ended: its final state first */
     int rc = id ? gx_store_get_job(s->store, id, &sj, &e) : GX_ENOTFOUND;
     if (rc == GX_ESTORE) {
         gx_http_error(r, 503, GX_ESTORE, NULL, "%s", e.message);

@@ -309,7 +309,6 @@ static int h_cancel(void *app, gx_http_req *r) {
     if (rc == GX_ENOTFOUND || (!rc && gx_job_get(s->engine, id, &info, NULL))) {
         /* it ended and was forgotten since path_job found it: its record is
          * stored by now (an ended job is 409, as above) */
-        gx__svc_settle(s);
         if (gx_store_get_job(s->store, id, &sj, &err)) return reply_err(r, &err);
         if (rc)
             gx_http_error(r, 409, GX_ESTATE, "state", "job %llu is already %s", (unsigned long long)id,
@@ -321,8 +320,15 @@ static int h_cancel(void *app, gx_http_req *r) {
     }
     if (rc) return reply_err(r, &err);
     /* durable before the answer: a cancel answered 200 and lost to a crash
-     * ran the job after the restart */
-    gx__svc_settle(s);
+     * ran the job after the restart. A store that fails (a full disk) is
+     * not waited for without end: the HTTP thread serves others too. */
+    if (gx__svc_settle_for(s, GX_SVC_SETTLE_MS)) {
+        gx_http_error(r, 503, GX_ESTORE, NULL,
+                      "job %llu is cancelled, but the store has not recorded it yet (it is failing or the server "
+                      "is stopping): a restart before it does would run the job again",
+                      (unsigned long long)id);
+        return 0;
+    }
     gx_http_reply_json(r, 200, gx_job_json(s->engine, &info));
     return 0;
 }
@@ -352,7 +358,6 @@ static int h_result(void *app, gx_http_req *r) {
         int rc = gx_job_outputs(s->engine, id, &outs, &n, &err);
         if (rc == GX_ENOTFOUND) {
             /* forgotten since path_job found it: its record is stored by now */
-            gx__svc_settle(s);
             if (gx_store_get_job(s->store, id, &sj, &err)) return reply_err(r, &err);
             w = 1;
         } else if (rc) {
@@ -380,7 +385,7 @@ static int h_job_events(void *app, gx_http_req *r) {
     if (path_job(s, r, &id, &info, &sj) < 0) return 0;
     gx_store_free(sj);
     /* events are written asynchronously: make the list complete */
-    gx__svc_settle(s);
+    gx__svc_settle_for(s, GX_SVC_SETTLE_MS); /* a failing store: what it has */
     gx_store_event *ev;
     size_t n;
     gx_error err;
@@ -470,7 +475,7 @@ static int h_list(void *app, gx_http_req *r) {
         f.tenant = r->ctx.tenant;
     }
     /* the store lags the engine by a moment: settle it first */
-    gx__svc_settle(s);
+    gx__svc_settle_for(s, GX_SVC_SETTLE_MS); /* a failing store: what it has */
     gx_job_id w = gx__svc_list_watermark(s); /* before the read: what it may pass */
     gx_store_job *jobs;
     size_t n;

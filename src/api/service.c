@@ -1042,14 +1042,23 @@ static void *persister_main(void *arg) {
     return NULL;
 }
 
-void gx__svc_settle(gx_service *s) {
+int gx__svc_settle_for(gx_service *s, int64_t timeout_ms) {
     gx_engine_sync_events(s->engine);
     pthread_mutex_lock(&s->pmu);
     int64_t target = s->enqueued;
-    while (s->persisted < target && !s->stopping) pthread_cond_wait(&s->pcv, &s->pmu);
+    struct timespec dl = gx__realtime_in(timeout_ms > 0 ? timeout_ms * 1000000 : 0);
+    int timed_out = 0;
+    while (s->persisted < target && !s->stopping && !timed_out) {
+        if (timeout_ms < 0) pthread_cond_wait(&s->pcv, &s->pmu);
+        else timed_out = pthread_cond_timedwait(&s->pcv, &s->pmu, &dl) == ETIMEDOUT;
+    }
+    int done = s->persisted >= target;
     pthread_mutex_unlock(&s->pmu);
-    gx_store_flush(s->store, NULL);
+    if (!done) return GX_ETIMEDOUT; /* the store is failing (the persister retries), or stopping */
+    return gx_store_flush(s->store, NULL) ? GX_ESTORE : 0;
 }
+
+void gx__svc_settle(gx_service *s) { gx__svc_settle_for(s, -1); }
 
 int gx__svc_resolve_deps(gx_service *s, gx_jobreq *jr, const char *prefix, gx_error *err) {
     int nd = 0, rc = 0;
@@ -1558,6 +1567,9 @@ int gx__svc_shutdown(gx_service *s, int for_exec) {
     pthread_mutex_lock(&s->smu);
     s->stopping = 1; /* streams end */
     pthread_mutex_unlock(&s->smu);
+    pthread_mutex_lock(&s->pmu); /* and settle waits, which the HTTP stop joins */
+    pthread_cond_broadcast(&s->pcv);
+    pthread_mutex_unlock(&s->pmu);
     /* the answers just given reach their clients before the sockets close */
     if (s->http) gx_http_wait_idle(s->http, 1000);
     if (s->http) gx_http_stop(s->http);

@@ -179,6 +179,11 @@ size_t *gx__admit_same_keys(const gx__admit *a);
 /* Wait until every state change seen so far is written to the store (reads
  * of the store then agree with the engine). */
 void gx__svc_settle(gx_service *s);
+/* The same for at most timeout_ms (< 0: no limit): 0 when every event so far
+ * is stored, GX_ETIMEDOUT (the store is failing, or stopping) or GX_ESTORE. */
+int gx__svc_settle_for(gx_service *s, int64_t timeout_ms);
+/* How long an HTTP thread waits for the store in a read or a cancel. */
+#define GX_SVC_SETTLE_MS 3000
 /* Drop dependencies on jobs that ended before (and were forgotten by the
  * engine): succeeded ones are satisfied; others make the job fail at
  * submit (GX_EDEPFAILED naming the dependency). */

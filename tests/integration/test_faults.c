@@ -289,6 +289,41 @@ static void state_changes_survive_a_failing_store(void **st) {
     it_resp_free(&r);
 }
 
+/* A cancel while every commit fails: it cannot be stored, so it is not
+ * answered 200; the answer (503 saying so) comes within the settle limit
+ * instead of the HTTP thread waiting for the store without end (two such
+ * cancels stopped every connection), and others are served meanwhile.
+ * Once the store works the cancel is stored. */
+static void cancel_with_failing_store(void **st) {
+    (void)st;
+    it_resp r;
+    req(&D, "POST", "/v1/jobs", "{\"kernel\":\"spin\",\"args\":{\"us\":30000000}}", &r);
+    assert_int_equal(r.status, 202);
+    char id[24], path[64];
+    snprintf(id, sizeof id, "%s", it_str(&r, "id"));
+    it_resp_free(&r);
+    arm(&D, "{\"point\":\"store.commit\",\"count\":-1}");
+    snprintf(path, sizeof path, "/v1/jobs/%s", id);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    req(&D, "DELETE", path, NULL, &r);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+    print_message("cancel with a failing store: %ld after %.2f s\n", r.status, secs);
+    assert_int_equal(r.status, 503);
+    assert_non_null(strstr(it_str(&r, "error.message"), "not recorded it yet"));
+    it_resp_free(&r);
+    assert_true(secs < 10);
+    req(&D, "GET", "/healthz", NULL, &r);
+    assert_int_equal(r.status, 200);
+    it_resp_free(&r);
+    clear_faults(&D);
+    snprintf(path, sizeof path, "/v1/jobs/%s/events", id); /* settles the persister */
+    req(&D, "GET", path, NULL, &r);
+    assert_non_null(strstr(r.body, "\"cancelled\""));
+    it_resp_free(&r);
+}
+
 static void *slow_client(void *arg) {
     long ok = 0;
     for (int i = 0; i < 5; i++) {
@@ -614,6 +649,7 @@ int main(void) {
         cmocka_unit_test(commit_fault_503_nothing_half_written),
         cmocka_unit_test(full_disk_injected),
         cmocka_unit_test(state_changes_survive_a_failing_store),
+        cmocka_unit_test(cancel_with_failing_store),
         cmocka_unit_test(slow_store_answers_everything),
         cmocka_unit_test(fault_api_hostile),
         cmocka_unit_test(requeue_dead_letters),
