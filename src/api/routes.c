@@ -476,17 +476,27 @@ static int h_list(void *app, gx_http_req *r) {
     }
     /* the store lags the engine by a moment: settle it first */
     gx__svc_settle_for(s, GX_SVC_SETTLE_MS); /* a failing store: what it has */
-    gx_job_id w = gx__svc_list_watermark(s); /* before the read: what it may pass */
-    gx_store_job *jobs;
-    size_t n;
-    uint64_t next = 0;
-    gx_error err;
-    if (gx_store_list_jobs(s->store, &f, &jobs, &n, &next, &err)) return reply_err(r, &err);
     /* ids are taken before their commit, and commits finish out of order:
      * a job past an id still being committed waits for the next page, or a
-     * cursor past it would skip that id for good */
-    size_t shown = n;
-    while (shown && jobs[shown - 1].id > w) shown--;
+     * cursor past it would skip that id for good. When that leaves nothing
+     * to show, wait a little for the commit (once) and read again, rather
+     * than answer the same cursor. */
+    gx_store_job *jobs = NULL;
+    size_t n = 0, shown = 0;
+    uint64_t next = 0;
+    gx_job_id w = 0;
+    gx_error err;
+    for (int round = 0; round < 2; round++) {
+        gx_job_id w0 = round ? gx__svc_list_watermark_wait(s, f.after, 500) : gx__svc_list_watermark(s);
+        if (round && w0 <= f.after) break; /* still in flight: answer the empty page */
+        gx_store_free(jobs);
+        next = 0;
+        if (gx_store_list_jobs(s->store, &f, &jobs, &n, &next, &err)) return reply_err(r, &err);
+        w = w0; /* taken before the read: what it may pass */
+        shown = n;
+        while (shown && jobs[shown - 1].id > w) shown--;
+        if (shown || !n || w > f.after) break;
+    }
     int more = shown < n; /* a next page even if next is 0 ("0": from the start) */
     if (more) next = w > f.after ? w : f.after;
     json_t *arr = json_array();

@@ -164,15 +164,31 @@ static void inflight_remove(gx_service *s, gx__admit *a) {
     if (a->iprev) a->iprev->inext = a->inext;
     else s->inflight = a->inext;
     if (a->inext) a->inext->iprev = a->iprev;
+    else s->inflight_tail = a->iprev;
     a->id_lo = 0;
+    pthread_cond_broadcast(&s->idcv);
     pthread_mutex_unlock(&s->idmu);
+}
+
+/* idmu held. Admissions go in at the head in the order of their ids, so
+ * the tail holds the lowest in flight. */
+static gx_job_id watermark_locked(gx_service *s) {
+    return s->inflight_tail ? s->inflight_tail->id_lo - 1 : (gx_job_id)atomic_load(&s->next_id) - 1;
 }
 
 gx_job_id gx__svc_list_watermark(gx_service *s) {
     pthread_mutex_lock(&s->idmu);
-    gx_job_id w = (gx_job_id)atomic_load(&s->next_id) - 1;
-    for (gx__admit *a = s->inflight; a; a = a->inext)
-        if (a->id_lo - 1 < w) w = a->id_lo - 1;
+    gx_job_id w = watermark_locked(s);
+    pthread_mutex_unlock(&s->idmu);
+    return w;
+}
+
+gx_job_id gx__svc_list_watermark_wait(gx_service *s, gx_job_id after, int64_t timeout_ms) {
+    struct timespec dl = gx__realtime_in(timeout_ms * 1000000);
+    pthread_mutex_lock(&s->idmu);
+    gx_job_id w;
+    while ((w = watermark_locked(s)) <= after && pthread_cond_timedwait(&s->idcv, &s->idmu, &dl) != ETIMEDOUT) {
+    }
     pthread_mutex_unlock(&s->idmu);
     return w;
 }
@@ -249,6 +265,7 @@ static void admit_ids(gx_service *s, gx__admit *a) {
     a->iprev = NULL;
     a->inext = s->inflight;
     if (a->inext) a->inext->iprev = a;
+    else s->inflight_tail = a;
     s->inflight = a;
     pthread_mutex_unlock(&s->idmu);
     for (size_t k = 0; k < a->n; k++) {
@@ -1393,6 +1410,7 @@ int gx_service_start(const gx_config *cfg, gx_service **out, gx_error *err) {
     s->listen_fd = -1;
     pthread_mutex_init(&s->amu, NULL);
     pthread_mutex_init(&s->idmu, NULL);
+    pthread_cond_init(&s->idcv, NULL);
     pthread_cond_init(&s->acv, NULL);
     pthread_cond_init(&s->adone, NULL);
     pthread_mutex_init(&s->pmu, NULL);

@@ -94,7 +94,10 @@ struct gx_service {
     int64_t admit_inflight;      /* admissions handed to the store, not yet answered (amu) */
     int admit_closed;            /* stopping: new admissions answer 503 (amu) */
     pthread_mutex_t idmu;        /* next_id's blocks and inflight */
-    gx__admit *inflight;         /* admissions with ids whose commit is not done */
+    gx__admit *inflight;         /* admissions with ids whose commit is not done,
+                                    newest (highest ids) first */
+    gx__admit *inflight_tail;    /* its oldest: the lowest ids in flight */
+    pthread_cond_t idcv;         /* an admission left inflight */
     pthread_cond_t adone;        /* an admitter finished a group while closed */
     /* persistence of events */
     pthread_mutex_t pmu;
@@ -215,6 +218,8 @@ void gx__svc_subscribe(gx_service *s, gx_http_req *r, const gx__sub_filter *f);
  * listing stops there, so that a job committed after a later one is not
  * skipped by a cursor past that one. */
 gx_job_id gx__svc_list_watermark(gx_service *s);
+/* Wait at most timeout_ms for the watermark to pass after; the watermark. */
+gx_job_id gx__svc_list_watermark_wait(gx_service *s, gx_job_id after, int64_t timeout_ms);
 /* End the event streams opened with key_id (it was revoked). */
 void gx__svc_streams_revoke(gx_service *s, const char *key_id);
 
