@@ -328,6 +328,10 @@ typedef struct gx_store_ops {
      * starts with prefix, in key order. */
     int (*settings_get)(gx_store_backend *b, const char *prefix, gx_store_setting **out, size_t *n,
                         gx_error *err);
+    /* Appended (optional: NULL answers GX_EUNSUPPORTED). The id of the
+     * tenant's job with idempotency key key, or GX_ENOTFOUND. */
+    int (*find_idempotent)(gx_store_backend *b, const char *tenant, const char *key, uint64_t *id,
+                           gx_error *err);
 } gx_store_ops;
 
 /* The built-in SQLite backend. */
@@ -452,6 +456,10 @@ int gx_store_settings_put(gx_store *s, const char *const *keys, const char *cons
 /* Every setting whose key starts with prefix ("" for all), in key order:
  * *out (one block, gx_store_free) and *n. */
 int gx_store_settings_get(gx_store *s, const char *prefix, gx_store_setting **out, size_t *n, gx_error *err);
+
+/* The id of the stored job of tenant with idempotency key key (committed
+ * ones): 0, GX_ENOTFOUND, or GX_EUNSUPPORTED for a backend without it. */
+int gx_store_find_idempotent(gx_store *s, const char *tenant, const char *key, uint64_t *id, gx_error *err);
 
 /* ---- tenants -------------------------------------------------------------- */
 

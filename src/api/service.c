@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -302,6 +303,12 @@ static int admit_rows(gx_service *s, gx__admit *a) {
     admit_ids(s, a);
     for (size_t i = 0; i < a->n; i++)
         if (!a->codes[i] && a->jobs[i].spec.nbatch_deps) a->codes[i] = stored_batch_deps(a, i, a->same);
+    /* a job refused just now (out of memory) takes its repeats with it: they
+     * were never checked as jobs of their own (batch_cycles) */
+    for (size_t i = 0; a->same && i < a->n; i++)
+        if (a->same[i] != i && !a->codes[i] && a->codes[a->same[i]])
+            a->codes[i] = gx_error_set(&a->errs[i], a->codes[a->same[i]], "idempotency_key",
+                                       "repeats jobs[%zu] (the same idempotency key), which was refused", a->same[i]);
     size_t total = 0;
     for (size_t i = 0; i < a->n; i++) total += !a->codes[i];
     a->total = total;
@@ -1390,8 +1397,12 @@ static int lock_data_dir(gx_service *s, gx_error *err) {
     snprintf(path, sizeof path, "%s/gexecd.lock", dir);
     int rc = lock_one(path, "data_dir", dir, &s->lock_fd, err);
     if (rc || s->cfg.store.backend == GX_CFG_STORE_POSTGRES || !s->cfg.store.path) return rc;
-    snprintf(path, sizeof path, "%s.lock", s->cfg.store.path);
-    return lock_one(path, "store.path", s->cfg.store.path, &s->store_lock_fd, err);
+    char spath[4096];
+    snprintf(spath, sizeof spath, "%s.lock", s->cfg.store.path);
+    struct stat a, b;
+    if (!stat(path, &a) && !stat(spath, &b) && a.st_dev == b.st_dev && a.st_ino == b.st_ino)
+        return 0; /* the same file (store.path is <data_dir>/gexecd): held already */
+    return lock_one(spath, "store.path", s->cfg.store.path, &s->store_lock_fd, err);
 }
 
 int gx_service_start(const gx_config *cfg, gx_service **out, gx_error *err) {

@@ -464,20 +464,38 @@ int gx__h_tenant_usage(void *app, gx_http_req *r) {
 /* ---- admission ----------------------------------------------------------- */
 
 int gx__svc_quota_admit(gx_service *s, gx_http_req *r, gx__admit *a) {
-    /* idempotent repeats (of a job of the batch or of one the engine holds)
-     * make no job: a client's retry gets its original, not a 429 */
-    int64_t n = 0;
+    /* idempotent repeats (of a job of the batch: a->same) make no job */
+    int64_t n = 0, keyed = 0;
     for (size_t i = 0; i < a->n; i++) {
         if (a->codes[i] || (a->same && a->same[i] != i)) continue;
-        const char *key = a->jobs[i].spec.idempotency_key;
-        gx_job_id orig;
-        if (key && !gx_job_find_idempotent(s->engine, r->ctx.tenant, key, &orig)) continue;
         n++;
+        keyed += a->jobs[i].spec.idempotency_key != NULL;
     }
     if (!n) return 0;
     gx_quota_refusal why;
     gx_error e;
     int rc = gx_tenant_admit(s->engine, r->ctx.tenant, n, &why, &e);
+    if (rc && rc != GX_ENOTFOUND && keyed) {
+        /* refused: a retry of jobs that exist (the engine's, or stored ones
+         * it forgot once they ended) makes no job either, and gets its
+         * original rather than a 429. Looked up only here: a submission the
+         * quota takes costs no lookup. */
+        int64_t fresh = n;
+        for (size_t i = 0; i < a->n; i++) {
+            const char *key = a->jobs[i].spec.idempotency_key;
+            if (a->codes[i] || (a->same && a->same[i] != i) || !key) continue;
+            gx_job_id orig;
+            uint64_t sid;
+            if (!gx_job_find_idempotent(s->engine, r->ctx.tenant, key, &orig) ||
+                !gx_store_find_idempotent(s->store, r->ctx.tenant, key, &sid, NULL))
+                fresh--;
+        }
+        if (fresh < n) {
+            if (!fresh) return 0;
+            n = fresh;
+            rc = gx_tenant_admit(s->engine, r->ctx.tenant, n, &why, &e);
+        }
+    }
     if (rc == GX_ENOTFOUND) return 0; /* the engine refuses it by name later */
     if (!rc) {
         snprintf(a->qtenant, sizeof a->qtenant, "%s", r->ctx.tenant);

@@ -21,11 +21,12 @@
  * Appends are serialized by a mutex; each line goes out in one write() on
  * an O_APPEND descriptor. With sync_ms = 0 an append returns once its line
  * is on disk, and appends waiting at the same time share one fdatasync
- * (the first waiter syncs for everyone written so far). A failed write or
- * sync stops the log (every later append answers GX_EIO), so the chain on
- * disk never has a hole that the writer skipped over. A failed write (a
- * full disk) is cut back to the last whole record and the log goes on: the
- * records of that append are missing, the chain has no hole.
+ * (the first waiter syncs for everyone written so far). A failed sync
+ * stops the log (every later append answers GX_EIO), so the chain on disk
+ * never has a hole that the writer skipped over. A failed write (a full
+ * disk) is cut back to the last whole record and the log goes on: the
+ * records of that append are missing, the chain has no hole; if the cut
+ * cannot be made (the file is not as we left it), the log stops.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -355,9 +356,13 @@ int gx_audit_append_n(gx_audit *a, const gx_audit_record *recs, size_t n, uint64
          * write works again; these records are not in it. Only if the cut
          * fails does the log stop. (It used to stop for good: a disk full
          * for a moment left every later request without a record.) */
-        while (off && ftruncate(a->fd, a->end) != 0 && errno == EINTR) {
-        }
         struct stat st;
+        if (off && fstat(a->fd, &st) == 0 && st.st_size == a->end + (off_t)off) {
+            while (ftruncate(a->fd, a->end) != 0 && errno == EINTR) {
+            }
+        }
+        /* cut, or the file is not what we wrote (cut short by someone
+         * else): then stop rather than guess where our bytes are */
         if (off && (fstat(a->fd, &st) != 0 || st.st_size != a->end)) a->failed = 1;
         pthread_mutex_unlock(&a->mu);
         return gx_error_set(err, GX_EIO, NULL, "audit log write: %s", strerror(werr));

@@ -508,6 +508,7 @@ static void complete(gx_engine *e, gx__device *d, run_item *it, const gx_call_re
         j->state = GX_JOB_RETRYING;
         e->tenants[j->tenant].queued++;
         gx__ev_push(e, eb, j);
+        j->run_ns = 0; /* that attempt's time went with its event: a later end has its own */
         gx__timer_set(e, j, gx__now_ns() + backoff_ns(e, j->attempts));
         return;
     }

@@ -128,6 +128,7 @@ static void requeue(gx_engine *e, gx__job *j, int rc, const char *msg, gx__evbuf
     atomic_store(&j->cancel, 0); /* an abandoned call's cancel is not the job's */
     e->tenants[j->tenant].queued++;
     gx__make_runnable(e, j, eb, 1);
+    j->run_ns = 0; /* the faulted attempt's time is not the next end's */
 }
 
 /* "faulted cpu (x) on attempts 1 and 2; cpu:1 (y) on attempt 3" */

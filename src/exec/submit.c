@@ -354,6 +354,9 @@ static int insert(gx_engine *e, const gx_job_spec *s, prep *p, const gx_job_id *
         j->state = GX_JOB_WAITING;
         if (!quiet) gx__ev_push(e, eb, j);
     } else {
+        /* stored waiting, its dependencies done before the restart: this
+         * queued is its release, a change of its own (not a submission's) */
+        if (s->restored && s->stored_state == GX_JOB_WAITING) j->state = GX_JOB_WAITING;
         gx__make_runnable(e, j, eb, !quiet);
     }
     return 0;

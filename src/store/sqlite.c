@@ -151,7 +151,7 @@ enum { L_TENANT = 1, L_STATE = 2, L_UNFIN = 4, L_KEXACT = 8, L_KNAME = 16, L_LAB
 typedef struct rconn {
     sqlite3 *db;
     sqlite3_stmt *get_job, *events, *job_ev, *exists, *max_id, *unfinished, *tenant_get, *tenant_list,
-        *blob_owned, *ckpt_get, *settings;
+        *blob_owned, *ckpt_get, *settings, *find_idem;
     sqlite3_stmt *list[L_VARIANTS]; /* by L_* bits, prepared on first use */
     struct rconn *next;
 } rconn;
@@ -230,7 +230,7 @@ static void rconn_close(rconn *c) {
     if (!c) return;
     sqlite3_stmt **all[] = {&c->get_job,    &c->events,      &c->job_ev,      &c->exists,
                             &c->max_id,     &c->unfinished,  &c->tenant_get,
-                            &c->tenant_list, &c->blob_owned, &c->ckpt_get, &c->settings};
+                            &c->tenant_list, &c->blob_owned, &c->ckpt_get, &c->settings, &c->find_idem};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) sqlite3_finalize(*all[i]);
     for (int i = 0; i < L_VARIANTS; i++) sqlite3_finalize(c->list[i]);
     sqlite3_close(c->db);
@@ -1372,6 +1372,29 @@ static int sqlite_settings_get(gx_store_backend *b, const char *prefix, gx_store
     return finish(&rb, (void **)out, n, gx__fix_setting, rc, err);
 }
 
+static int sqlite_find_idempotent(gx_store_backend *b, const char *tenant, const char *key, uint64_t *id,
+                                  gx_error *err) {
+    rconn *c = rc_get(b, err);
+    if (!c) return err ? err->code : GX_ESTORE;
+    int rc = prep(c->db, &c->find_idem, "SELECT id FROM jobs WHERE tenant = ?1 AND idem_key = ?2", err);
+    int found = 0;
+    if (rc == 0) {
+        bind_text(c->find_idem, 1, tenant);
+        bind_text(c->find_idem, 2, key);
+        int st = sqlite3_step(c->find_idem);
+        if (st == SQLITE_ROW) {
+            found = 1;
+            *id = (uint64_t)sqlite3_column_int64(c->find_idem, 0);
+        } else if (st != SQLITE_DONE) {
+            rc = db_err(err, c->db, st, "idempotency lookup");
+        }
+        done(c->find_idem);
+    }
+    rc_put(b, c);
+    if (rc == 0 && !found) return gx_error_set(err, GX_ENOTFOUND, "idempotency_key", "no job with that key");
+    return rc;
+}
+
 static int sqlite_blob_owned(gx_store_backend *b, const char *tenant, const char *id,
                              int64_t *size, gx_error *err) {
     rconn *c = rc_get(b, err);
@@ -1480,4 +1503,5 @@ const gx_store_ops gx_store_sqlite_ops = {
     .check = sqlite_check,
     .checkpoint_get = sqlite_checkpoint_get,
     .settings_get = sqlite_settings_get,
+    .find_idempotent = sqlite_find_idempotent,
 };

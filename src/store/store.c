@@ -915,6 +915,14 @@ int gx_store_settings_get(gx_store *s, const char *prefix, gx_store_setting **ou
     return s->ops->settings_get(s->b, prefix ? prefix : "", out, n, err);
 }
 
+int gx_store_find_idempotent(gx_store *s, const char *tenant, const char *key, uint64_t *id, gx_error *err) {
+    gx_error_clear(err);
+    if (!tenant || !key || !id) return gx_error_set(err, GX_EINVAL, "key", "tenant, key and id are required");
+    if (!s->ops->find_idempotent)
+        return gx_error_set(err, GX_EUNSUPPORTED, "backend", "the %s store cannot look up keys", s->ops->name);
+    return s->ops->find_idempotent(s->b, tenant, key, id, err);
+}
+
 void gx__fix_setting(void *item, char *strs) {
     gx_store_setting *t = item;
     t->key = gx__rb_ptr(t->key, strs);
