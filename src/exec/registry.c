@@ -301,12 +301,12 @@ int gx__bind(const gx_kernel *k, const gx_named_arg *args, int nargs,
                 goto fail;
             }
             if ((s->type == GX_ARG_INT || s->type == GX_ARG_BOOL) && v != floor(v)) {
-                gx_error_set(err, GX_EINVAL, field, "argument '%s' must be an integer; got %g", an, v);
+                gx_error_set(err, GX_EINVAL, field, "argument '%s' must be an integer; got %.15g", an, v);
                 goto fail;
             }
             double lo = s->type == GX_ARG_BOOL ? 0 : s->min, hi = s->type == GX_ARG_BOOL ? 1 : s->max;
             if (v < lo || v > hi) {
-                gx_error_set(err, GX_EINVAL, field, "argument '%s' is %g; allowed range is [%g, %g]",
+                gx_error_set(err, GX_EINVAL, field, "argument '%s' is %.15g; allowed range is [%.15g, %.15g]",
                              an, v, lo, hi);
                 goto fail;
             }

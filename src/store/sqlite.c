@@ -186,9 +186,21 @@ struct gx_store_backend {
     int64_t ck_bytes;     /* the WAL size that wakes it */
 };
 
+/* The file and the system's reason, when SQLite had one (a read-only or
+ * full file system, no permission): "; /data/gexec.db: Read-only file
+ * system". "" otherwise. */
+static const char *os_reason(sqlite3 *db, char *buf, size_t cap) {
+    buf[0] = '\0';
+    int e = db ? sqlite3_system_errno(db) : 0;
+    const char *f = db ? sqlite3_db_filename(db, "main") : NULL;
+    if (e) snprintf(buf, cap, "; %s: %s", f && *f ? f : "the database", strerror(e));
+    return buf;
+}
+
 static int db_err(gx_error *err, sqlite3 *db, int rc, const char *what) {
-    return gx_error_set(err, GX_ESTORE, NULL, "sqlite: %s (%s, code %d)",
-                        db ? sqlite3_errmsg(db) : sqlite3_errstr(rc), what, rc);
+    char why[300];
+    return gx_error_set(err, GX_ESTORE, NULL, "sqlite: %s (%s, code %d%s)",
+                        db ? sqlite3_errmsg(db) : sqlite3_errstr(rc), what, rc, os_reason(db, why, sizeof why));
 }
 
 static int open_conn(const char *path, int create, int busy_ms, sqlite3 **out, gx_error *err) {
@@ -211,8 +223,9 @@ static int exec(sqlite3 *db, const char *sql, gx_error *err) {
     char *msg = NULL;
     int rc = sqlite3_exec(db, sql, NULL, NULL, &msg);
     if (rc != SQLITE_OK) {
-        gx_error_set(err, GX_ESTORE, NULL, "sqlite: %s (in \"%.60s\")",
-                     msg ? msg : sqlite3_errstr(rc), sql);
+        char why[300];
+        gx_error_set(err, GX_ESTORE, NULL, "sqlite: %s (in \"%.60s\"%s)", msg ? msg : sqlite3_errstr(rc), sql,
+                     os_reason(db, why, sizeof why));
         sqlite3_free(msg);
         return GX_ESTORE;
     }

@@ -34,6 +34,10 @@ static void bad_args_named(void **st) {
     assert_int_equal(gx_kernel_run_direct(k, &a, 1, NULL, 0, NULL, &err), GX_EINVAL);
     assert_string_equal(err.field, "args.us");
     assert_non_null(strstr(err.message, "range"));
+    /* the numbers in full: it said "is 3.6e+09; allowed range is [0, 3.6e+09]" */
+    a = (gx_named_arg){.name = "us", .value = 3600000001.0};
+    assert_int_equal(gx_kernel_run_direct(k, &a, 1, NULL, 0, NULL, &err), GX_EINVAL);
+    assert_non_null(strstr(err.message, "is 3600000001; allowed range is [0, 3600000000]"));
     a = (gx_named_arg){.name = "us", .value = 1.5};
     assert_int_equal(gx_kernel_run_direct(k, &a, 1, NULL, 0, NULL, &err), GX_EINVAL);
     assert_non_null(strstr(err.message, "integer"));
