@@ -230,6 +230,10 @@ static int decode_inline(json_t *in, const char *name, const char *prefix, gx_ar
     int nd = 0;
     snprintf(f, sizeof f, "inputs.%s.shape", name);
     if (!shape) {
+        if (data && !json_is_array(data)) { /* the data is what is wrong, not the missing shape */
+            snprintf(f, sizeof f, "inputs.%s.data", name);
+            return fail(err, GX_EINVAL, prefix, f, "must be an array of numbers; got %s", jtype(data));
+        }
         if (!json_is_array(data)) return fail(err, GX_EINVAL, prefix, f, "is required");
         sh[0] = (int64_t)json_array_size(data);
         nd = 1;

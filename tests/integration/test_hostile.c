@@ -481,6 +481,7 @@ static const hcase CASES[] = {
     JG("data 100,000 for shape [3]", gen_many, "data:100000", 400, "GX_EINVAL", "inputs.x.data", "expected 3 numbers"),
     J("data nested", "{\"kernel\":\"reduce_sum\",\"inputs\":{\"x\":{\"dtype\":\"f32\",\"shape\":[2],\"data\":[[1],[2]]}}}", 400, "GX_EINVAL", "inputs.x.data[0]", "must be a number; got an array"),
     J("data string", "{\"kernel\":\"reduce_sum\",\"inputs\":{\"x\":{\"dtype\":\"f32\",\"shape\":[3],\"data\":\"1,2,3\"}}}", 400, "GX_EINVAL", "inputs.x.data", "got a string"),
+    J("data a string, no shape", "{\"kernel\":\"reduce_sum\",\"inputs\":{\"x\":{\"dtype\":\"f32\",\"data\":\"abc\"}}}", 400, "GX_EINVAL", "inputs.x.data", "array of numbers"),
     J("data missing", "{\"kernel\":\"reduce_sum\",\"inputs\":{\"x\":{\"dtype\":\"f32\",\"shape\":[3]}}}", 400, "GX_EINVAL", "inputs.x.data", "got nothing"),
     J("data null element", "{\"kernel\":\"reduce_sum\",\"inputs\":{\"x\":{\"dtype\":\"f32\",\"data\":[1,null]}}}", 400, "GX_EINVAL", "inputs.x.data[1]", "got null"),
     J("data boolean in f32", "{\"kernel\":\"reduce_sum\",\"inputs\":{\"x\":{\"dtype\":\"f32\",\"data\":[true]}}}", 400, "GX_EINVAL", "inputs.x.data[0]", "got a boolean"),
