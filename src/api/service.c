@@ -234,13 +234,19 @@ static int stored_batch_deps(gx__admit *a, size_t i, const size_t *same) {
             return gx_error_set(&a->errs[i], GX_EDEPFAILED, "depends_on", "depends on jobs[%zu], which was refused", t);
         if (same) t = same[t]; /* a repeat of an earlier job of the batch: that one */
         gx_job_id dep = a->ids[t];
-        /* a repeat of a job the engine holds: that one (the store finds
-         * repeats only at the commit; one of a finished and forgotten job
-         * is still stored under the id the repeat would have had) */
+        /* a repeat of a job the engine holds, or of one it has forgotten
+         * (ended and stored): that one. The commit finds repeats only
+         * later; without this the dependent was stored depending on the id
+         * the repeat would have had, never inserted, and failed at a
+         * restart. */
         const gx_job_spec *ts = &a->jobs[t].spec;
-        if (ts->idempotency_key)
-            gx_job_find_idempotent(a->svc->engine, ts->tenant ? ts->tenant : a->svc->cfg.default_tenant,
-                                   ts->idempotency_key, &dep);
+        if (ts->idempotency_key) {
+            const char *tn = ts->tenant ? ts->tenant : a->svc->cfg.default_tenant;
+            uint64_t sid;
+            if (gx_job_find_idempotent(a->svc->engine, tn, ts->idempotency_key, &dep) &&
+                !gx_store_find_idempotent(a->svc->store, tn, ts->idempotency_key, &sid, NULL))
+                dep = sid;
+        }
         char id[24];
         snprintf(id, sizeof id, "%llu", (unsigned long long)dep);
         if (json_array_set_new(deps, k, json_string(id)))

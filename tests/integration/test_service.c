@@ -879,6 +879,26 @@ static void batch_dep_on_idempotent_repeat(void **st) {
     char fresh[32];
     post_job(&d, "{\"kernel\":\"spin\",\"idempotency_key\":\"z2\"}", fresh); /* 202: a new job */
     assert_string_equal(it_wait_job(&d, fresh, 10000), "succeeded");
+    /* a repeat of that finished job, which the engine has forgotten: a
+     * batch job depending on it is stored depending on the original (it was
+     * stored depending on the id the repeat would have had, and failed at a
+     * restart) */
+    struct timespec nap = {0, 300000000};
+    nanosleep(&nap, NULL);
+    char blocker[32], body[256];
+    post_job(&d, "{\"kernel\":\"spin\",\"args\":{\"us\":1500000}}", blocker);
+    snprintf(body, sizeof body,
+             "{\"jobs\":[{\"kernel\":\"spin\",\"idempotency_key\":\"z2\"},"
+             "{\"kernel\":\"spin\",\"depends_on\":[\"@0\",\"%s\"]}]}", blocker);
+    assert_int_equal(it_req(&d, "POST", "/v1/jobs:batch", body, strlen(body), NULL, &r), 0);
+    assert_int_equal(r.status, 200);
+    res = json_object_get(r.json, "results");
+    assert_string_equal(json_string_value(json_object_get(json_array_get(res, 0), "id")), fresh);
+    snprintf(dep, sizeof dep, "%s", json_string_value(json_object_get(json_array_get(res, 1), "id")));
+    it_resp_free(&r);
+    it_kill9(&d);
+    assert_int_equal(it_start(&d), 0);
+    assert_string_equal(it_wait_job(&d, dep, 15000), "succeeded");
     assert_int_equal(it_stop(&d), 0);
     it_cleanup(&d);
 }
