@@ -265,10 +265,14 @@ int gx__h_job_requeue(void *app, gx_http_req *r) {
     }
     int attempt = sj->attempt + 1;
     char note[200];
-    snprintf(note, sizeof note, "re-queued by %s %s (was %s)", r->ctx.role, r->ctx.key_id[0] ? r->ctx.key_id : "",
+    snprintf(note, sizeof note, GX_SVC_REQUEUE_NOTE "%s %s (was %s)", r->ctx.role, r->ctx.key_id[0] ? r->ctx.key_id : "",
              gx_job_state_name(sj->state));
+    /* start 0: the attempt it is queued as has not started (a restore then
+     * counts the attempts made as attempt - 1, as for a job a restart moved
+     * back; with the old start it counted one more, and ran attempt N + 2) */
     gx_store_update u = {.id = id, .state = GX_JOB_QUEUED, .attempt = attempt,
-                         .set = GX_STORE_SET_END | GX_STORE_SET_DEVICE | GX_STORE_SET_ERROR, .device = -1,
+                         .set = GX_STORE_SET_START | GX_STORE_SET_END | GX_STORE_SET_DEVICE | GX_STORE_SET_ERROR,
+                         .device = -1,
                          .error = note, .from_mask = 1u << GX_JOB_DEAD | 1u << GX_JOB_FAILED};
     int code = 0;
     if (gx_store_update_jobs(s->store, &u, 1, 1, &code, &e) < 0) {

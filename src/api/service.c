@@ -1219,6 +1219,22 @@ static void restore_blame(gx_service *s, gx_job_id id, gx_jobreq *jr, gx_job_spe
     gx_store_free(ev);
 }
 
+/* The attempts a job had made when an operator last re-queued it (its
+ * "re-queued by" event is of the attempt after them), or 0. */
+static int requeue_base(gx_service *s, gx_job_id id) {
+    gx_store_event *ev = NULL;
+    size_t n = 0;
+    int base = 0;
+    if (gx_store_job_events(s->store, id, &ev, &n, NULL)) return 0;
+    for (size_t i = n; i-- > 0;)
+        if (ev[i].state == GX_JOB_QUEUED && ev[i].error && !strncmp(ev[i].error, GX_SVC_REQUEUE_NOTE, strlen(GX_SVC_REQUEUE_NOTE))) {
+            base = ev[i].attempt - 1;
+            break;
+        }
+    gx_store_free(ev);
+    return base > 0 ? base : 0;
+}
+
 static int restore_one(void *ctx, const gx_store_job *job) {
     restore_ctx *rc = ctx;
     gx_service *s = rc->s;
@@ -1263,6 +1279,11 @@ static int restore_one(void *ctx, const gx_store_job *job) {
         rc->specs[rc->n].attempt_floor = job->attempt; /* its final events before it runs */
     }
     rc->specs[rc->n].attempts_done = done;
+    /* a job past its first attempt may have been re-queued by an operator
+     * (a fresh budget from that attempt on): its events say from where.
+     * Only such jobs are looked at, so a big restore of new jobs reads no
+     * events. */
+    if (job->attempt >= 2) rc->specs[rc->n].attempt_base = requeue_base(s, job->id);
     rc->specs[rc->n].restored = 1; /* no second queued (or waiting) event */
     rc->specs[rc->n].stored_state = job->state;
     rc->specs[rc->n].submitted_ns = job->submit_ns;

@@ -185,6 +185,9 @@ void gx__svc_settle(gx_service *s);
 /* The same for at most timeout_ms (< 0: no limit): 0 when every event so far
  * is stored, GX_ETIMEDOUT (the store is failing, or stopping) or GX_ESTORE. */
 int gx__svc_settle_for(gx_service *s, int64_t timeout_ms);
+/* The note of an operator's re-queue in the job's events (the restore
+ * finds the re-queue's attempt by it). */
+#define GX_SVC_REQUEUE_NOTE "re-queued by "
 /* How long an HTTP thread waits for the store in a read or a cancel. */
 #define GX_SVC_SETTLE_MS 3000
 /* Drop dependencies on jobs that ended before (and were forgotten by the

@@ -297,6 +297,10 @@ static int insert(gx_engine *e, const gx_job_spec *s, prep *p, const gx_job_id *
         j->submit_ns = at < 1 ? 1 : at < j->submit_ns ? at : j->submit_ns;
     }
     j->attempts = (uint8_t)(s->attempts_done > 0 ? (s->attempts_done > 200 ? 200 : s->attempts_done) : 0);
+    if (s->attempt_base > 0) { /* a re-queue's fresh budget, kept across a restart */
+        int m = s->attempt_base + p->max_attempts;
+        j->max_attempts = (uint8_t)(m > 255 ? 255 : m);
+    }
     if (j->max_attempts <= j->attempts) j->max_attempts = (uint8_t)(j->attempts + 1);
     j->attempt_floor = (uint8_t)(s->attempt_floor > 0 ? (s->attempt_floor > 201 ? 201 : s->attempt_floor) : 0);
     if (s->nresume > 0 && s->resume && (j->kernel->flags & GX_KF_CHECKPOINT) &&

@@ -597,6 +597,64 @@ static void requeue_runs_the_next_attempt(void **st) {
     }
 }
 
+/* A re-queued job keeps its fresh budget across a restart: failed at
+ * attempt 1 of 2 and re-queued, it may reach attempt 3, and still may
+ * after a SIGKILL while it waits (the restore took the spec's 2). */
+static void requeue_budget_survives_restart(void **st) {
+    (void)st;
+    const char *bad = "{\"kernel\":\"linreg_gd\",\"max_attempts\":2,\"args\":{\"steps\":50,\"lr\":1e6},\"inputs\":{"
+                      "\"x\":{\"dtype\":\"f64\",\"shape\":[4,1],\"data\":[1,2,3,4]},"
+                      "\"y\":{\"dtype\":\"f64\",\"shape\":[4],\"data\":[2,4,6,8]}}}";
+    it_resp r;
+    req(&D, "POST", "/v1/jobs", bad, &r);
+    assert_int_equal(r.status, 202);
+    char id[24], path[96], spins[2][24];
+    snprintf(id, sizeof id, "%s", it_str(&r, "id"));
+    it_resp_free(&r);
+    assert_string_equal(it_wait_job(&D, id, 10000), "failed");
+    for (int i = 0; i < 2; i++) { /* both CPU workers busy: the re-queued job waits */
+        req(&D, "POST", "/v1/jobs", "{\"kernel\":\"spin\",\"args\":{\"us\":60000000}}", &r);
+        assert_int_equal(r.status, 202);
+        snprintf(spins[i], sizeof spins[i], "%s", it_str(&r, "id"));
+        it_resp_free(&r);
+    }
+    for (int i = 0; i < 2; i++) {
+        snprintf(path, sizeof path, "/v1/jobs/%s", spins[i]);
+        for (int k = 0; k < 200; k++) {
+            req(&D, "GET", path, NULL, &r);
+            int running = !strcmp(it_str(&r, "state"), "running");
+            it_resp_free(&r);
+            if (running) break;
+            struct timespec ts = {0, 20000000};
+            nanosleep(&ts, NULL);
+        }
+    }
+    snprintf(path, sizeof path, "/v1/jobs/%s/requeue", id);
+    req(&D, "POST", path, NULL, &r);
+    assert_int_equal(r.status, 200);
+    assert_int_equal(json_integer_value(json_object_get(r.json, "max_attempts")), 3);
+    assert_string_equal(it_str(&r, "state"), "queued");
+    it_resp_free(&r);
+    it_kill9(&D);
+    assert_int_equal(it_start(&D), 0);
+    int attempts, max;
+    attempts_of(id, &attempts, &max);
+    print_message("after the restart: attempts %d of %d\n", attempts, max);
+
+    for (int i = 0; i < 2; i++) {
+        snprintf(path, sizeof path, "/v1/jobs/%s", spins[i]);
+        req(&D, "DELETE", path, NULL, &r);
+        it_resp_free(&r);
+    }
+
+    assert_true(attempts <= 2); /* it runs as attempt 2 (the restore used to count 3 and skip one) */
+    assert_int_equal(max, 3);
+
+    assert_string_equal(it_wait_job(&D, id, 10000), "failed");
+    attempts_of(id, &attempts, &max);
+    assert_int_equal(attempts, 2);
+}
+
 /* A real full disk: the data folder on a 3 MiB tmpfs, filled up. Needs
  * root (mount); skipped otherwise. */
 static void full_disk_real(void **st) {
@@ -650,6 +708,7 @@ int main(void) {
         cmocka_unit_test(full_disk_injected),
         cmocka_unit_test(state_changes_survive_a_failing_store),
         cmocka_unit_test(cancel_with_failing_store),
+        cmocka_unit_test(requeue_budget_survives_restart),
         cmocka_unit_test(slow_store_answers_everything),
         cmocka_unit_test(fault_api_hostile),
         cmocka_unit_test(requeue_dead_letters),
