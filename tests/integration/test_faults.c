@@ -620,7 +620,7 @@ static void requeue_budget_survives_restart(void **st) {
     }
     for (int i = 0; i < 2; i++) {
         snprintf(path, sizeof path, "/v1/jobs/%s", spins[i]);
-        for (int k = 0; k < 200; k++) {
+        for (int k = 0; k < 500; k++) { /* 10 s: a loaded machine */
             req(&D, "GET", path, NULL, &r);
             int running = !strcmp(it_str(&r, "state"), "running");
             it_resp_free(&r);
