@@ -195,6 +195,8 @@ extern const double gx_store_lat_bounds_s[GX_STORE_LAT_BUCKETS]; /* last = inf *
 typedef struct gx_store_stats {
     uint64_t commits;          /* transactions committed */
     uint64_t failed_commits;   /* groups rolled back */
+    uint64_t failing_commits;  /* groups rolled back since the last commit
+                                  that worked (0: the last one worked) */
     uint64_t rows;             /* rows written by committed groups: jobs
                                   inserted or updated, tenants, blobs */
     uint64_t requests;         /* write calls carried by committed groups */

@@ -1576,6 +1576,13 @@ int gx_service_ready(gx_service *s, char *why, size_t cap) {
         snprintf(why, cap, "store not answering");
         return 0;
     }
+    gx_store_stats st;
+    gx_store_stats_get(s->store, &st);
+    if (st.failing_commits >= 3) { /* reads work, writes do not: a full disk, say */
+        snprintf(why, cap, "store failing: the last %llu commits failed (submissions answer 503)",
+                 (unsigned long long)st.failing_commits);
+        return 0;
+    }
     int n = gx_device_count(s->engine), ok = 0;
     for (int i = 0; i < n; i++) {
         gx_device_info d;

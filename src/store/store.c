@@ -228,8 +228,10 @@ void gx__fix_tenant(void *item, char *strs) {
 static void stats_commit_locked(gx_store *s, size_t k, size_t rows, int rc, double secs) {
     if (rc) {
         s->st.failed_commits++;
+        s->st.failing_commits++;
         return;
     }
+    s->st.failing_commits = 0;
     s->st.commits++;
     s->st.rows += rows;
     s->st.requests += k;

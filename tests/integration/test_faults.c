@@ -317,10 +317,18 @@ static void cancel_with_failing_store(void **st) {
     req(&D, "GET", "/healthz", NULL, &r);
     assert_int_equal(r.status, 200);
     it_resp_free(&r);
+    /* alive, but not ready while writes fail (it said ready) */
+    req(&D, "GET", "/readyz", NULL, &r);
+    assert_int_equal(r.status, 503);
+    assert_non_null(strstr(r.body, "store failing"));
+    it_resp_free(&r);
     clear_faults(&D);
     snprintf(path, sizeof path, "/v1/jobs/%s/events", id); /* settles the persister */
     req(&D, "GET", path, NULL, &r);
     assert_non_null(strstr(r.body, "\"cancelled\""));
+    it_resp_free(&r);
+    req(&D, "GET", "/readyz", NULL, &r);
+    assert_int_equal(r.status, 200);
     it_resp_free(&r);
 }
 
