@@ -115,8 +115,8 @@ struct gx_service {
     /* blob cache */
     pthread_mutex_t bmu;
     struct gx__bcache *bcache;
-    int stopping;
-    volatile int draining;       /* SIGTERM seen: /readyz answers 503 */
+    atomic_int stopping;         /* set under smu; read under smu, pmu and amu */
+    atomic_int draining;         /* SIGTERM seen: /readyz answers 503 */
     int persist_stop;            /* the persister ends once its queue is empty (pmu) */
     pthread_mutex_t dmu;         /* a drain's store write and its effect, together */
     struct gx__usage_saved {     /* gx__svc_usage_save: each tenant's device time when last */

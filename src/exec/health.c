@@ -398,7 +398,12 @@ static void recover(gx_engine *e, gx__device *d) {
     }
     /* 3. re-admit */
     desc.slots = d->desc.slots; /* the workers are sized once */
+    /* mem_total is read without the lock by submits (prepare): stored on
+     * its own, atomically */
+    uint64_t mem = desc.mem_total;
+    desc.mem_total = __atomic_load_n(&d->desc.mem_total, __ATOMIC_RELAXED);
     d->desc = desc;
+    __atomic_store_n(&d->desc.mem_total, mem, __ATOMIC_RELAXED);
     d->hstate = GX__H_OK;
     d->healthy = 1;
     d->hung = 0;

@@ -182,8 +182,10 @@ static int prepare(gx_engine *e, const gx_job_spec *s, prep *p, kcache *kc, gx_e
         p->mem = p->k->mem_bytes(&c);
     }
     uint64_t biggest = 0;
-    for (int i = 0; i < e->ndev; i++)
-        if (gx__cls_allows(e, p->cls, i) && e->dev[i].desc.mem_total > biggest) biggest = e->dev[i].desc.mem_total;
+    for (int i = 0; i < e->ndev; i++) { /* without the lock: a recovery may store a new size (health.c) */
+        uint64_t m = __atomic_load_n(&e->dev[i].desc.mem_total, __ATOMIC_RELAXED);
+        if (gx__cls_allows(e, p->cls, i) && m > biggest) biggest = m;
+    }
     if (p->mem > biggest) {
         /* estimators saturate at UINT64_MAX where the figure would wrap */
         rc = p->mem == UINT64_MAX
