@@ -96,6 +96,8 @@ typedef struct gx_auth_principal {
     char tenant[64];                 /* "" unless verified */
     int role;                        /* gx_auth_role; GX_ROLE_NONE unless verified */
     int reason;                      /* gx_auth_reason, always set */
+    int64_t expires_ns;              /* the verified key's expiry (CLOCK_REALTIME
+                                        ns); 0 = never */
 } gx_auth_principal;
 
 /* One key as listed: never its secret nor its hash. */

@@ -123,6 +123,7 @@ int gx__svc_http_pre(void *app, gx_http_req *r) {
     snprintf(r->ctx.tenant, sizeof r->ctx.tenant, "%s", pr.tenant);
     snprintf(r->ctx.role, sizeof r->ctx.role, "%s", gx_auth_role_name(pr.role));
     snprintf(r->ctx.key_id, sizeof r->ctx.key_id, "%s", pr.key_id);
+    r->ctx.key_expires_ns = pr.expires_ns;
     double retry = 0;
     if (gx_auth_limiter_take(s->limiter, pr.key_id, &retry) == GX_ELIMIT) {
         char ra[32];

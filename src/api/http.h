@@ -41,6 +41,7 @@ typedef struct gx_req_ctx {
     char tenant[64];
     char role[16];  /* admin | operator | submitter | viewer */
     char key_id[32];
+    int64_t key_expires_ns; /* the key's expiry (CLOCK_REALTIME ns); 0 = never */
     int cross;      /* 1: the role reaches every tenant's objects on this route */
     long count;     /* jobs in a batch submission (for the audit); 0 otherwise */
 } gx_req_ctx;

@@ -656,6 +656,8 @@ struct gx__sub {
     size_t len, cap, off;
     int dropped;
     int revoked;            /* its key was revoked: the stream ends */
+    int64_t expires_ns;     /* its key's expiry: the stream ends then (at the
+                               next event or heartbeat); 0 = never */
     char key_id[32];        /* the key that opened it ("" without auth) */
     gx__sub *prev, *next;
 };
@@ -738,7 +740,7 @@ static long sub_read(void *ctx, char *buf, size_t max) {
     gx_service *s = sb->svc;
     pthread_mutex_lock(&s->smu);
     long n = 0;
-    if (s->stopping || sb->revoked) n = -1;
+    if (s->stopping || sb->revoked || (sb->expires_ns && gx__wall_ns() >= sb->expires_ns)) n = -1;
     else if (sb->len > sb->off) {
         size_t k = sb->len - sb->off;
         if (k > max) k = max;
@@ -772,6 +774,7 @@ void gx__svc_subscribe(gx_service *s, gx_http_req *r, const gx__sub_filter *f) {
     sb->svc = s;
     sb->f = *f;
     snprintf(sb->key_id, sizeof sb->key_id, "%s", r->ctx.key_id);
+    sb->expires_ns = r->ctx.key_expires_ns;
     sub_push(sb, ": gexec event stream\n\n", 22);
     pthread_mutex_lock(&s->smu);
     sb->next = s->subs;

@@ -605,6 +605,7 @@ int gx_auth_key_verify(gx_auth_keys *k, const char *token, size_t len, int64_t n
     if (reason == GX_AUTH_OK) {
         memcpy(out->tenant, e->tenant, sizeof out->tenant);
         out->role = e->role;
+        out->expires_ns = e->expires_ns;
         /* written at most once a second so busy keys do not bounce the line */
         int64_t last = atomic_load_explicit(&e->last_used, memory_order_relaxed);
         if (now - last >= LAST_USED_GRAIN_NS)

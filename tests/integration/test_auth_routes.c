@@ -307,6 +307,41 @@ static void revoked_key_streams_end(void **st) {
     assert_false(ended[1]);
 }
 
+/* A stream opened with a key that then expires ends (at its next event or
+ * heartbeat, here within a second or two): it went on for good. */
+static void expired_key_streams_end(void **st) {
+    (void)st;
+    it_resp r;
+    const char *body = "{\"tenant\":\"tx\",\"role\":\"viewer\",\"expires_in_s\":2}";
+    assert_int_equal(it_req(&D, "POST", "/v1/keys", body, strlen(body), NULL, &r), 0);
+    assert_int_equal(r.status, 201);
+    char key[80];
+    snprintf(key, sizeof key, "%s", it_str(&r, "key"));
+    it_resp_free(&r);
+    int fd = tu_connect(D.port, 5000);
+    assert_true(fd >= 0);
+    char req[256], buf[4096];
+    int n = snprintf(req, sizeof req, "GET /v1/events HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer %s\r\n\r\n", key);
+    assert_int_equal(send(fd, req, (size_t)n, 0), n);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    int ended = 0;
+    double secs = 0;
+    while (!ended && secs < 10) {
+        struct pollfd pf = {.fd = fd, .events = POLLIN};
+        if (poll(&pf, 1, 500) > 0) {
+            ssize_t k = recv(fd, buf, sizeof buf, 0);
+            if (k <= 0 || (k >= 5 && !memcmp(buf + k - 5, "0\r\n\r\n", 5))) ended = 1;
+        }
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+    }
+    close(fd);
+    print_message("stream of a key expiring in 2 s ended after %.2f s\n", secs);
+    assert_true(ended);
+    assert_true(secs >= 1.5);
+}
+
 /* Records of action act whose detail holds det, in the whole log. */
 static int audit_count(const char *act_want, const char *det_want);
 
@@ -372,6 +407,7 @@ static int setup(void **st) {
     (void)st;
     memset(&D, 0, sizeof D);
     D.extra_env[0] = "GEXEC_ENGINE_CPU_WORKERS=2";
+    D.extra_env[1] = "GEXEC_HTTP_STREAM_HEARTBEAT=1s"; /* idle streams wake each second */
     if (it_start(&D)) return -1;
     snprintf(KEY[GX_ROLE_ADMIN], sizeof KEY[0], "%s", D.key);
     for (int role = GX_ROLE_VIEWER; role < GX_ROLE_ADMIN; role++) {
@@ -410,6 +446,7 @@ int main(void) {
         cmocka_unit_test(unknown_paths),
         cmocka_unit_test(admin_reads_every_blob),
         cmocka_unit_test(revoked_key_streams_end),
+        cmocka_unit_test(expired_key_streams_end),
         cmocka_unit_test(audit_records),
     };
     return cmocka_run_group_tests_name("auth_routes", tests, setup, teardown);
