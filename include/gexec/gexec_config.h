@@ -158,6 +158,8 @@ typedef struct gx_config {
         char *admin_key_file;  /* finalize: <data_dir>/admin.key */
         double rate;           /* requests/s per key */
         double burst;          /* bucket size */
+        double refused_rate;   /* requests/s per client address with no valid key */
+        double refused_burst;  /* its bucket size */
     } auth;
 
     struct {

@@ -53,6 +53,9 @@ int gx__svc_auth_open(gx_service *s, gx_error *err) {
     gx_auth_limiter_config lc = {.rate = s->cfg.auth.rate, .burst = s->cfg.auth.burst};
     rc = gx_auth_limiter_create(&lc, &s->limiter, err);
     if (rc) return rc;
+    gx_auth_limiter_config rl = {.rate = s->cfg.auth.refused_rate, .burst = s->cfg.auth.refused_burst};
+    rc = gx_auth_limiter_create(&rl, &s->refused_limiter, err);
+    if (rc) return rc;
     const char *value = s->cfg.auth.admin_key;
     const char *env = getenv("GEXEC_ADMIN_KEY");
     if ((!value || !*value) && env && *env) value = env;
@@ -79,6 +82,8 @@ int gx__svc_auth_open(gx_service *s, gx_error *err) {
 
 void gx__svc_auth_close(gx_service *s) {
     gx_auth_limiter_destroy(s->limiter);
+    gx_auth_limiter_destroy(s->refused_limiter);
+    s->refused_limiter = NULL;
     gx_audit_close(s->audit);
     gx_auth_keys_close(s->keys);
     s->limiter = NULL;
@@ -113,6 +118,20 @@ int gx__svc_http_pre(void *app, gx_http_req *r) {
     }
     if (reason != GX_AUTH_OK) {
         snprintf(r->ctx.key_id, sizeof r->ctx.key_id, "%s", pr.key_id);
+        /* refused requests are limited per client address: each would
+         * write an audit record (a flood of them, hundreds of bytes each) */
+        char ipkey[80];
+        double wait = 0;
+        snprintf(ipkey, sizeof ipkey, "ip:%s", r->remote);
+        if (s->refused_limiter && gx_auth_limiter_take(s->refused_limiter, ipkey, &wait) == GX_ELIMIT) {
+            char ra[32];
+            snprintf(ra, sizeof ra, "%lld", (long long)ceil(wait > 0 ? wait : 1));
+            gx_http_error(r, 429, GX_ELIMIT, NULL,
+                          "too many requests without a valid API key from this address; retry after %s s", ra);
+            gx_http_header_add(r, "Retry-After", ra);
+            r->audited = 1; /* no record for these: that is the point */
+            return 1;
+        }
         char what[300];
         snprintf(what, sizeof what, "%s %.200s", r->method, r->path);
         gx__svc_audit(s, r, "auth.refused", what, "refused", gx_auth_reason_name(reason));
@@ -152,8 +171,14 @@ static int done_record(const gx_http_req *r, gx_audit_record *rec, char target[1
     if (!r->route || r->status == 401 || r->status == 403 || r->audited) return 0;
     const char *pat = r->route->pattern, *action = NULL;
     target[0] = '\0';
-    if (!strcmp(r->method, "POST") && !strcmp(pat, "/v1/jobs")) action = "job.submit";
-    else if (!strcmp(r->method, "POST") && !strcmp(pat, "/v1/jobs:batch")) action = "job.submit_batch";
+    if (!strcmp(r->method, "POST") && (!strcmp(pat, "/v1/jobs") || !strcmp(pat, "/v1/jobs:batch"))) {
+        action = strcmp(pat, "/v1/jobs") ? "job.submit_batch" : "job.submit";
+        /* the jobs it was answered with: job/42, or jobs/40-49 for a batch */
+        if (r->job_lo && r->job_lo == r->job_hi)
+            snprintf(target, 128, "job/%llu", (unsigned long long)r->job_lo);
+        else if (r->job_lo)
+            snprintf(target, 128, "jobs/%llu-%llu", (unsigned long long)r->job_lo, (unsigned long long)r->job_hi);
+    }
     else if (!strcmp(r->method, "DELETE") && !strcmp(pat, "/v1/jobs/{id}")) {
         action = "job.cancel";
         snprintf(target, 128, "job/%.60s", r->nparams > 0 ? r->params[0] : "");

@@ -59,6 +59,7 @@ struct gx_http_req {
     gx_req_ctx ctx;
     int status;                     /* response status once replied */
     int audited;                    /* its audit record is written (a group's, by the admitter) */
+    uint64_t job_lo, job_hi;        /* the jobs a submission was answered with (its audit target); 0: none */
     void *user;                     /* handler's own state across ASYNC */
     struct gx_http_req_priv *priv;
 };

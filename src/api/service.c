@@ -394,6 +394,11 @@ static json_t *labels_of(const gx_job_spec *sp) {
  * (sent when admit_finish resumes its connection). */
 static void admit_reply(gx_service *s, gx__admit *a) {
     gx_http_req *r = a->req;
+    for (size_t i = 0; !a->store_failed && i < a->n; i++) /* for the audit record's target */
+        if (!a->codes[i]) {
+            if (!r->job_lo || a->ids[i] < r->job_lo) r->job_lo = a->ids[i];
+            if (a->ids[i] > r->job_hi) r->job_hi = a->ids[i];
+        }
     if (a->store_failed) {
         /* the commit failed: nothing of the request was accepted; the whole
          * request is answered 503 (a batch too), and may be sent again */

@@ -128,6 +128,7 @@ struct gx_service {
     gx_auth_keys *keys;
     gx_audit *audit;
     gx_auth_limiter *limiter;
+    gx_auth_limiter *refused_limiter; /* per client address, requests without a valid key */
     /* durable checkpoints (checkpoints.c) */
     struct gx__ckq *ckq;
     /* self-restart (svc_restart.c) */

@@ -246,6 +246,13 @@ static const key keys[] = {
         "Requests per second allowed to each API key (token bucket)."),
     DBL("auth.burst", auth.burst, "40000", 1, 1e9,
         "Requests one API key may make at once above auth.rate."),
+    DBL("auth.refused_rate", auth.refused_rate, "10", 0.001, 1e9,
+        "Requests per second one client address may make with a missing "
+        "or invalid key (each is refused with 401 and audited); past it "
+        "they answer 429 unaudited, so that no client floods the audit log."),
+    DBL("auth.refused_burst", auth.refused_burst, "100", 1, 1e9,
+        "Such requests one client address may make at once above "
+        "auth.refused_rate."),
 
     BOOL("metrics.require_auth", metrics.require_auth, "true",
          "Whether /metrics needs an API key like the rest of the API."),

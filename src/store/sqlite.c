@@ -30,6 +30,7 @@
  *
  * WAL checkpoints run on a thread of their own (see "checkpoints" below).
  */
+#include <fcntl.h>
 #include <linux/ioprio.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -205,6 +206,13 @@ static int db_err(gx_error *err, sqlite3 *db, int rc, const char *what) {
 
 static int open_conn(const char *path, int create, int busy_ms, sqlite3 **out, gx_error *err) {
     int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | (create ? SQLITE_OPEN_CREATE : 0);
+    if (create) {
+        /* a new store is its owner's only (0600, whatever the umask): it
+         * holds every tenant's inputs, results and keys of idempotency;
+         * SQLite gives its -wal and -shm files the same mode */
+        int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        if (fd >= 0) close(fd);
+    }
     sqlite3 *db = NULL;
     int rc = sqlite3_open_v2(path, &db, flags, NULL);
     if (rc != SQLITE_OK) {

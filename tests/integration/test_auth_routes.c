@@ -21,6 +21,7 @@
 #include <strings.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 #include <cmocka.h>
@@ -342,6 +343,66 @@ static void expired_key_streams_end(void **st) {
     assert_true(secs >= 1.5);
 }
 
+/* Lines of a file that hold all of the strings a and b. */
+static int lines_with(const char *path, const char *a, const char *b) {
+    FILE *f = fopen(path, "r");
+    if (!f) return -1;
+    char line[4096];
+    int n = 0;
+    while (fgets(line, sizeof line, f)) n += strstr(line, a) && (!b || strstr(line, b));
+    fclose(f);
+    return n;
+}
+
+/* Requests without a valid key are limited per client address
+ * (auth.refused_rate/burst): past the burst they answer 429 with
+ * Retry-After and write no audit record (each wrote one: ~550 bytes a
+ * request, unlimited). A valid key is not affected. Also: a submission's
+ * audit record names the job it made, and the new store is 0600. */
+static void refused_requests_limited(void **st) {
+    (void)st;
+    it_daemon d;
+    memset(&d, 0, sizeof d);
+    d.extra_env[0] = "GEXEC_AUTH_REFUSED_BURST=5";
+    d.extra_env[1] = "GEXEC_AUTH_REFUSED_RATE=0.1";
+    assert_int_equal(it_start(&d), 0);
+    it_resp r;
+    int n401 = 0, n429 = 0;
+    char ra[32] = "";
+    d.use_key = "gx_0123456789abcdef_BBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBB";
+    for (int i = 0; i < 20; i++) {
+        assert_int_equal(it_req(&d, "GET", "/v1/jobs", NULL, 0, NULL, &r), 0);
+        if (r.status == 401) n401++;
+        if (r.status == 429) {
+            n429++;
+            const char *h = strcasestr(r.headers, "Retry-After:");
+            if (h) snprintf(ra, sizeof ra, "%.*s", (int)strcspn(h + 12, "\r\n"), h + 12);
+        }
+        it_resp_free(&r);
+    }
+    d.use_key = NULL;
+    print_message("20 requests with a wrong key: %d answered 401, %d 429 (Retry-After:%s)\n", n401, n429, ra);
+    assert_true(n401 >= 5 && n401 <= 6);
+    assert_int_equal(n401 + n429, 20);
+    assert_true(atoi(ra) >= 1);
+    char path[400];
+    snprintf(path, sizeof path, "%s/data/audit.log", d.dir);
+    assert_int_equal(lines_with(path, "\"auth.refused\"", NULL), n401);
+    /* the right key still works, and its submission's record names the job */
+    assert_int_equal(it_req(&d, "POST", "/v1/jobs", "{\"kernel\":\"spin\"}", 17, NULL, &r), 0);
+    assert_int_equal(r.status, 202);
+    char target[64];
+    snprintf(target, sizeof target, "\"target\":\"job/%s\"", it_str(&r, "id"));
+    it_resp_free(&r);
+    assert_int_equal(it_stop(&d), 0);
+    assert_int_equal(lines_with(path, "\"job.submit\"", target), 1);
+    struct stat sb;
+    snprintf(path, sizeof path, "%s/data/gexec.db", d.dir);
+    assert_int_equal(stat(path, &sb), 0);
+    assert_int_equal(sb.st_mode & 0777, 0600);
+    it_cleanup(&d);
+}
+
 /* Records of action act whose detail holds det, in the whole log. */
 static int audit_count(const char *act_want, const char *det_want);
 
@@ -447,6 +508,7 @@ int main(void) {
         cmocka_unit_test(admin_reads_every_blob),
         cmocka_unit_test(revoked_key_streams_end),
         cmocka_unit_test(expired_key_streams_end),
+        cmocka_unit_test(refused_requests_limited),
         cmocka_unit_test(audit_records),
     };
     return cmocka_run_group_tests_name("auth_routes", tests, setup, teardown);
