@@ -6,6 +6,7 @@
  * before a restart are read from the store.
  */
 #include <fcntl.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -616,6 +617,13 @@ static int h_blob_get(void *app, gx_http_req *r) {
 
 /* ---- catalog, devices, health ----------------------------------------------- */
 
+/* An argument's number in the catalog: an int argument's as an integer
+ * ("default":0, not 0.0) where it is one. */
+static json_t *arg_number(double v, int integer) {
+    if (integer && v == floor(v) && fabs(v) < 9e15) return json_integer((json_int_t)v);
+    return json_real(v);
+}
+
 static json_t *dtypes_json(unsigned mask) {
     json_t *a = json_array();
     for (int d = 1; d < GX_DT_COUNT; d++)
@@ -662,11 +670,10 @@ static int h_kernels(void *app, gx_http_req *r) {
             } else if (as->type == GX_ARG_BOOL) {
                 if (!as->required) json_object_set_new(o, "default", json_boolean(as->def != 0));
             } else {
-                if (!as->required) json_object_set_new(o, "default", json_real(as->def));
-                if (as->type != GX_ARG_BOOL) {
-                    json_object_set_new(o, "min", json_real(as->min));
-                    json_object_set_new(o, "max", json_real(as->max));
-                }
+                int in = as->type == GX_ARG_INT;
+                if (!as->required) json_object_set_new(o, "default", arg_number(as->def, in));
+                json_object_set_new(o, "min", arg_number(as->min, in));
+                json_object_set_new(o, "max", arg_number(as->max, in));
             }
             if (as->doc) json_object_set_new(o, "doc", json_string(as->doc));
             json_array_append_new(args, o);

@@ -339,7 +339,7 @@ void gx_client_outputs_free(gx_client_outputs *r) {
 }
 
 const gx_client_output *gx_client_outputs_find(const gx_client_outputs *r, const char *name) {
-    for (size_t i = 0; r && i < r->n; i++)
+    for (size_t i = 0; r && name && i < r->n; i++)
         if (!strcmp(r->outputs[i].name, name)) return &r->outputs[i];
     return NULL;
 }

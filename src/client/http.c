@@ -71,8 +71,12 @@ char *gx__escape(const char *s) {
     size_t n = strlen(s);
     char *out = malloc(3 * n + 1), *o = out;
     if (!out) return NULL;
+    /* "." and ".." as a path segment would be taken as the current and the
+     * parent folder on the way (libcurl drops them): "gexec get ." read the
+     * job list. A segment of dots only is sent encoded. */
+    int dots = n > 0 && strspn(s, ".") == n;
     for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if (isalnum(*p) || strchr("-._~:@", *p)) {
+        if (isalnum(*p) || (strchr("-._~:@", *p) && !dots)) {
             *o++ = (char)*p;
         } else {
             *o++ = '%';
@@ -139,6 +143,27 @@ static int server_url(const char *in, char **out, gx_error *err) {
         gx_error_set(err, GX_EINVAL, "server", "server URL '%s' has no valid host", in);
         free(s);
         return GX_EINVAL;
+    }
+    /* a port, if any, is 1..65535 ("http:/x" read as host "http:" with an
+     * empty port, "h:-1", used to pass) */
+    size_t alen = strcspn(host, "/");
+    const char *colon = NULL;
+    if (*host == '[') {
+        const char *rb = memchr(host, ']', alen);
+        if (rb && rb + 1 < host + alen && rb[1] == ':') colon = rb + 1;
+        else if (!rb) colon = host; /* unterminated: refused below */
+    } else {
+        colon = memchr(host, ':', alen);
+    }
+    if (colon) {
+        const char *pe = host + alen;
+        size_t pl = (size_t)(pe - colon - 1);
+        long port = pl >= 1 && pl <= 5 && strspn(colon + 1, "0123456789") >= pl ? strtol(colon + 1, NULL, 10) : 0;
+        if (colon == host || port < 1 || port > 65535) {
+            gx_error_set(err, GX_EINVAL, "server", "server URL '%s' has no valid host and port", in);
+            free(s);
+            return GX_EINVAL;
+        }
     }
     *out = s;
     return 0;
@@ -439,8 +464,12 @@ int gx__http_json(gx_client *c, const char *method, const char *path, const char
 int gx_client_request(gx_client *c, const char *method, const char *path, const void *body,
                       size_t body_len, const char *content_type, int *status, char **resp,
                       size_t *resp_len, gx_error *err) {
+    if (c) c->last_status = 0; /* a local error is no answer: status 0 */
     if (!c || !method || !path || path[0] != '/')
         return gx_error_set(err, GX_EINVAL, "path", "path must start with '/'");
+    size_t ml = strlen(method);
+    if (!ml || ml > 16 || strspn(method, "ABCDEFGHIJKLMNOPQRSTUVWXYZ") != ml) /* no CR/LF into the request */
+        return gx_error_set(err, GX_EINVAL, "method", "the method must be 1-16 upper-case letters (GET, POST, ...)");
     gx__buf b = {0};
     int rc = gx__http(c, method, path, body, body_len, content_type, &b, err);
     if (status) *status = c->last_status;
@@ -465,6 +494,7 @@ int gx_client_devices(gx_client *c, char **json, gx_error *err) {
 
 int gx_client_device_drain(gx_client *c, const char *name, int on, char **json, gx_error *err) {
     if (json) *json = NULL;
+    if (c) c->last_status = 0;
     size_t n = name ? strlen(name) : 0;
     if (!n || n > 31 || strspn(name, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789:_.-") != n ||
         name[0] == '.')

@@ -110,6 +110,12 @@ static int job_call(gx_client *c, const char *method, const char *path, const ch
         if (!json_is_object(o)) {
             rc = gx_error_set(err, GX_EFORMAT, NULL, "server answered %s %s with a non-object",
                               method, path);
+        } else if (!(json_is_string(json_object_get(o, "id")) || json_is_integer(json_object_get(o, "id"))) ||
+                   !json_is_string(json_object_get(o, "state"))) {
+            /* not a job (a proxy's page, another route): a wait on it would
+             * never see a final state */
+            rc = gx_error_set(err, GX_EFORMAT, NULL, "server answered %s %s with something that is not a job",
+                              method, path);
         } else if (job) {
             gx__job_from_json(o, job);
             job->created = c->last_status == 202 || c->last_status == 201;

@@ -348,6 +348,10 @@ static void catalog_devices_health_metrics(void **st) {
     assert_int_equal(json_array_size(ks), 10);
     for (int i = 0; i < 10; i++)
         assert_string_equal(json_string_value(json_object_get(json_array_get(ks, (size_t)i), "name")), want[i]);
+    /* an int argument's numbers are integers ("default":0, not 0.0) */
+    json_t *us = json_array_get(json_object_get(json_array_get(ks, 9), "args"), 0);
+    assert_string_equal(json_string_value(json_object_get(us, "name")), "us");
+    assert_true(json_is_integer(json_object_get(us, "default")) && json_is_integer(json_object_get(us, "max")));
     it_resp_free(&r);
     REQ("GET", "/v1/devices", NULL, &r);
     assert_int_equal(r.status, 200);

@@ -289,7 +289,15 @@ static void test_client_new(void **state) {
     assert_string_equal(gx_client_server(c), "https://h.example");
     gx_client_free(c);
 
-    static const char *bad[] = {"ftp://h", "http://", "http:///x", "  ", "http://a b"};
+    /* ports: "http:/x" (host "http:", no port) and "h:-1" used to pass */
+    static const char *bad[] = {"ftp://h", "http://", "http:///x", "  ", "http://a b", "http:/x", "http://h:-1",
+                                "h:0", "h:65536", "h:80x", "http://[::1"};
+    static const char *good[] = {"h:65535", "http://[::1]:8080", "http://[::1]", "https://h/prefix"};
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        o.server = good[i];
+        TU_OK(gx_client_new(&o, &c, &err), err);
+        gx_client_free(c);
+    }
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         o.server = bad[i];
         c = (gx_client *)1;
@@ -429,6 +437,32 @@ static void test_submit_and_get(void **state) {
     assert_false(j.created); /* 200: an idempotent repeat */
     assert_string_equal(fh_req_at(e->f, 3)->body, "{\"kernel\":\"saxpy\"}");
     gx_jobspec_free(s);
+}
+
+/* Found by probing: "." went out as a path segment that libcurl drops
+ * (GET /v1/jobs/ listed jobs, and a wait on it never ended); an answer that
+ * is not a job is an error; a local error leaves status 0; a method with
+ * CR/LF is refused; a NULL output name finds nothing. */
+static void test_odd_calls(void **state) {
+    env *e = *state;
+    gx_error err;
+    gx_client_job j;
+    fh_push(e->f, 404, NULL, "{\"error\":{\"code\":\"GX_ENOTFOUND\",\"message\":\"no job '.'\"}}", 0, 0);
+    assert_int_equal(gx_client_get(e->c, ".", &j, NULL, &err), GX_ENOTFOUND);
+    assert_non_null(strstr(fh_req_at(e->f, 0)->head, "GET /v1/jobs/%2E HTTP/1.1"));
+    fh_push(e->f, 200, NULL, "{\"jobs\":[],\"next_cursor\":null}", 0, 0);
+    assert_int_equal(gx_client_get(e->c, "7", &j, NULL, &err), GX_EFORMAT);
+    assert_int_equal(gx_client_last_status(e->c), 200);
+    char *resp = NULL;
+    int st = -1;
+    assert_int_equal(gx_client_request(e->c, "GET", "healthz", NULL, 0, NULL, &st, &resp, NULL, &err), GX_EINVAL);
+    assert_int_equal(gx_client_last_status(e->c), 0);
+    assert_int_equal(gx_client_request(e->c, "GET\r\nX: y", "/healthz", NULL, 0, NULL, &st, &resp, NULL, &err),
+                     GX_EINVAL);
+    assert_string_equal(err.field, "method");
+    assert_null(gx_client_outputs_find(NULL, "x"));
+    gx_client_outputs none = {0};
+    assert_null(gx_client_outputs_find(&none, NULL));
 }
 
 static void test_errors(void **state) {
@@ -888,6 +922,7 @@ int main(void) {
         cmocka_unit_test(test_refused_connection),
         cmocka_unit_test_setup_teardown(test_submit_and_get, setup, teardown),
         cmocka_unit_test_setup_teardown(test_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_odd_calls, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retry_after, setup, teardown),
         cmocka_unit_test_setup_teardown(test_list_and_batch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wait, setup, teardown),
