@@ -620,8 +620,10 @@ static void requeue_budget_survives_restart(void **st) {
     snprintf(id, sizeof id, "%s", it_str(&r, "id"));
     it_resp_free(&r);
     assert_string_equal(it_wait_job(&D, id, 10000), "failed");
-    for (int i = 0; i < 2; i++) { /* both CPU workers busy: the re-queued job waits */
-        req(&D, "POST", "/v1/jobs", "{\"kernel\":\"spin\",\"args\":{\"us\":60000000}}", &r);
+    /* both CPU workers busy: the re-queued job waits, before the restart and
+     * after it (the spins go first then by their priority, not by age) */
+    for (int i = 0; i < 2; i++) {
+        req(&D, "POST", "/v1/jobs", "{\"kernel\":\"spin\",\"priority\":10,\"args\":{\"us\":60000000}}", &r);
         assert_int_equal(r.status, 202);
         snprintf(spins[i], sizeof spins[i], "%s", it_str(&r, "id"));
         it_resp_free(&r);
@@ -648,6 +650,10 @@ static void requeue_budget_survives_restart(void **st) {
     int attempts, max;
     attempts_of(id, &attempts, &max);
     print_message("after the restart: attempts %d of %d\n", attempts, max);
+    snprintf(path, sizeof path, "/v1/jobs/%s", id);
+    req(&D, "GET", path, NULL, &r);
+    assert_string_equal(it_str(&r, "state"), "queued"); /* still waiting: its budget is the engine's */
+    it_resp_free(&r);
 
     for (int i = 0; i < 2; i++) {
         snprintf(path, sizeof path, "/v1/jobs/%s", spins[i]);

