@@ -231,14 +231,7 @@ static void batch_cycles(gx__admit *a) {
             sp--;
         }
     }
-    /* a repeat of a refused job is refused with it */
-    for (size_t i = 0; same && i < n; i++)
-        if (same[i] != i && !a->codes[i] && a->codes[same[i]]) {
-            char f[48];
-            snprintf(f, sizeof f, "jobs[%zu].idempotency_key", i);
-            a->codes[i] = gx_error_set(&a->errs[i], a->codes[same[i]], f,
-                                       "repeats jobs[%zu] (the same idempotency key), which was refused", same[i]);
-        }
+    gx__admit_refuse_repeats(a); /* a repeat of a refused job is refused with it */
 out:
     free(state);
     free(stack);

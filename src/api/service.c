@@ -240,13 +240,11 @@ static int stored_batch_deps(gx__admit *a, size_t i, const size_t *same) {
          * the repeat would have had, never inserted, and failed at a
          * restart. */
         const gx_job_spec *ts = &a->jobs[t].spec;
-        if (ts->idempotency_key) {
-            const char *tn = ts->tenant ? ts->tenant : a->svc->cfg.default_tenant;
-            uint64_t sid;
-            if (gx_job_find_idempotent(a->svc->engine, tn, ts->idempotency_key, &dep) &&
-                !gx_store_find_idempotent(a->svc->store, tn, ts->idempotency_key, &sid, NULL))
-                dep = sid;
-        }
+        gx_job_id orig;
+        if (ts->idempotency_key &&
+            !gx__svc_find_idempotent(a->svc, ts->tenant ? ts->tenant : a->svc->cfg.default_tenant,
+                                     ts->idempotency_key, &orig))
+            dep = orig;
         char id[24];
         snprintf(id, sizeof id, "%llu", (unsigned long long)dep);
         if (json_array_set_new(deps, k, json_string(id)))
@@ -255,6 +253,24 @@ static int stored_batch_deps(gx__admit *a, size_t i, const size_t *same) {
     free(a->jobs[i].canonical);
     a->jobs[i].canonical = NULL;
     return gx_jobreq_canonical(&a->jobs[i], &a->errs[i]);
+}
+
+int gx__svc_find_idempotent(gx_service *s, const char *tenant, const char *key, gx_job_id *id) {
+    uint64_t sid;
+    if (!gx_job_find_idempotent(s->engine, tenant, key, id)) return 0;
+    if (gx_store_find_idempotent(s->store, tenant, key, &sid, NULL)) return GX_ENOTFOUND;
+    *id = sid;
+    return 0;
+}
+
+void gx__admit_refuse_repeats(gx__admit *a) {
+    for (size_t i = 0; a->same && i < a->n; i++)
+        if (a->same[i] != i && !a->codes[i] && a->codes[a->same[i]]) {
+            char f[48];
+            snprintf(f, sizeof f, "jobs[%zu].idempotency_key", i);
+            a->codes[i] = gx_error_set(&a->errs[i], a->codes[a->same[i]], f,
+                                       "repeats jobs[%zu] (the same idempotency key), which was refused", a->same[i]);
+        }
 }
 
 /* Ids for the accepted jobs in a->order, each job's batch dependencies
@@ -311,10 +327,7 @@ static int admit_rows(gx_service *s, gx__admit *a) {
         if (!a->codes[i] && a->jobs[i].spec.nbatch_deps) a->codes[i] = stored_batch_deps(a, i, a->same);
     /* a job refused just now (out of memory) takes its repeats with it: they
      * were never checked as jobs of their own (batch_cycles) */
-    for (size_t i = 0; a->same && i < a->n; i++)
-        if (a->same[i] != i && !a->codes[i] && a->codes[a->same[i]])
-            a->codes[i] = gx_error_set(&a->errs[i], a->codes[a->same[i]], "idempotency_key",
-                                       "repeats jobs[%zu] (the same idempotency key), which was refused", a->same[i]);
+    gx__admit_refuse_repeats(a);
     size_t total = 0;
     for (size_t i = 0; i < a->n; i++) total += !a->codes[i];
     a->total = total;

@@ -180,6 +180,11 @@ void gx__svc_admit(gx_service *s, gx__admit *a);
 /* a->same for the jobs not refused so far (NULL when no key repeats or out
  * of memory) */
 size_t *gx__admit_same_keys(const gx__admit *a);
+/* Refuse each repeat (a->same) of a job refused so far, with its code. */
+void gx__admit_refuse_repeats(gx__admit *a);
+/* The job of tenant with idempotency key key: the engine's, or a stored one
+ * the engine has forgotten (ended). 0 or GX_ENOTFOUND. */
+int gx__svc_find_idempotent(gx_service *s, const char *tenant, const char *key, gx_job_id *id);
 /* Wait until every state change seen so far is written to the store (reads
  * of the store then agree with the engine). */
 void gx__svc_settle(gx_service *s);

@@ -485,10 +485,7 @@ int gx__svc_quota_admit(gx_service *s, gx_http_req *r, gx__admit *a) {
             const char *key = a->jobs[i].spec.idempotency_key;
             if (a->codes[i] || (a->same && a->same[i] != i) || !key) continue;
             gx_job_id orig;
-            uint64_t sid;
-            if (!gx_job_find_idempotent(s->engine, r->ctx.tenant, key, &orig) ||
-                !gx_store_find_idempotent(s->store, r->ctx.tenant, key, &sid, NULL))
-                fresh--;
+            if (!gx__svc_find_idempotent(s, r->ctx.tenant, key, &orig)) fresh--;
         }
         if (fresh < n) {
             if (!fresh) return 0;
