@@ -190,9 +190,14 @@ int gx_auth_bearer(const char *header, const char **token, size_t *len);
 int gx_auth_ensure_admin(gx_auth_keys *k, const char *tenant, const char *value,
                          char secret[GX_AUTH_SECRET_LEN], int *created, gx_error *err);
 
-/* Write secret + "\n" to a new file at path that only its owner can read
- * (0600, O_EXCL: an existing file is never overwritten -> GX_EEXIST), and
- * fsync it. */
+/* Is there an admin key that works (not revoked, not expired) now? */
+int gx_auth_admin_usable(gx_auth_keys *k);
+
+/* Write secret + "\n" to a file at path that only its owner can read
+ * (0600 whatever the umask): written and fsync'd as path.tmp (created
+ * O_EXCL | O_NOFOLLOW), then renamed over path, so a reader sees the old
+ * file or the whole new one. Whatever was at path (a stale key file, or a
+ * link: the link is replaced, its target never written) is replaced. */
 int gx_auth_write_secret_file(const char *path, const char *secret, gx_error *err);
 
 /* Release memory returned by this module. NULL is fine. */

@@ -59,25 +59,37 @@ int gx__svc_auth_open(gx_service *s, gx_error *err) {
     const char *value = s->cfg.auth.admin_key;
     const char *env = getenv("GEXEC_ADMIN_KEY");
     if ((!value || !*value) && env && *env) value = env;
-    char secret[GX_AUTH_SECRET_LEN];
-    int created = 0;
-    rc = gx_auth_ensure_admin(s->keys, s->cfg.default_tenant, value, secret, &created, err);
-    if (rc) return rc;
-    if (created && !(value && *value)) {
+    char secret[GX_AUTH_SECRET_LEN], scratch[GX_AUTH_SECRET_LEN];
+    int created = 0, generated = 0;
+    if (!(value && *value) && !gx_auth_admin_usable(s->keys)) {
+        /* the secret is in its file before its key exists: no key is made
+         * that nobody can read, and the secret never goes to the log. A
+         * file already there holds a key that no longer works. */
         gx_error we;
-        if (!gx_auth_write_secret_file(s->cfg.auth.admin_key_file, secret, &we)) {
-            GX_LOGI("auth: generated an admin key; it is in %s (readable by its owner only)",
-                    s->cfg.auth.admin_key_file);
-        } else {
-            GX_LOGW("auth: cannot write the admin key to %s (%s); the generated admin key is %s",
-                    s->cfg.auth.admin_key_file, we.message, secret);
+        rc = gx_auth_key_generate(secret, NULL, err);
+        if (rc == 0 && gx_auth_write_secret_file(s->cfg.auth.admin_key_file, secret, &we))
+            rc = gx_error_set(err, GX_EIO, "auth.admin_key_file",
+                              "cannot write the generated admin key (%s); make the folder writable, set "
+                              "auth.admin_key_file, or give a key in GEXEC_ADMIN_KEY",
+                              we.message);
+        if (rc) {
+            memset(secret, 0, sizeof secret);
+            return rc;
         }
+        value = secret;
+        generated = 1;
+    }
+    rc = gx_auth_ensure_admin(s->keys, s->cfg.default_tenant, value, scratch, &created, err);
+    if (rc == 0 && created && generated) {
+        GX_LOGI("auth: generated an admin key; it is in %s (readable by its owner only)",
+                s->cfg.auth.admin_key_file);
         gx__svc_audit(s, NULL, "key.bootstrap", "admin", "ok", "generated");
-    } else if (created) {
+    } else if (rc == 0 && created) {
         gx__svc_audit(s, NULL, "key.bootstrap", "admin", "ok", "from configuration");
     }
+    memset(scratch, 0, sizeof scratch);
     memset(secret, 0, sizeof secret);
-    return 0;
+    return rc;
 }
 
 void gx__svc_auth_close(gx_service *s) {

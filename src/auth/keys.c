@@ -634,6 +634,20 @@ static int revoke_other_bootstrap(gx_auth_keys *k, const char *keep_id, int64_t 
     }
 }
 
+/* Is there an admin key that works (not revoked, not expired) at now? */
+static int admin_usable(gx_auth_keys *k, int64_t now) {
+    int usable = 0;
+    pthread_rwlock_rdlock(&k->lock);
+    for (size_t i = 0; i < k->n && !usable; i++) {
+        const entry *e = k->e[i];
+        usable = e->role == GX_ROLE_ADMIN && !e->revoked_ns && (!e->expires_ns || e->expires_ns > now);
+    }
+    pthread_rwlock_unlock(&k->lock);
+    return usable;
+}
+
+int gx_auth_admin_usable(gx_auth_keys *k) { return admin_usable(k, gx__wall_ns()); }
+
 int gx_auth_ensure_admin(gx_auth_keys *k, const char *tenant, const char *value,
                          char secret[GX_AUTH_SECRET_LEN], int *created, gx_error *err) {
     *created = 0;
@@ -665,14 +679,7 @@ int gx_auth_ensure_admin(gx_auth_keys *k, const char *tenant, const char *value,
             if (rc == 0) rc = revoke_other_bootstrap(k, id, now, err);
         }
     } else {
-        int usable = 0;
-        pthread_rwlock_rdlock(&k->lock);
-        for (size_t i = 0; i < k->n && !usable; i++) {
-            const entry *e = k->e[i];
-            usable = e->role == GX_ROLE_ADMIN && !e->revoked_ns && (!e->expires_ns || e->expires_ns > now);
-        }
-        pthread_rwlock_unlock(&k->lock);
-        if (!usable) {
+        if (!admin_usable(k, now)) {
             char id[GX_AUTH_KEY_ID_LEN];
             for (int tries = 0; tries < 4; tries++) {
                 rc = gx_auth_key_generate(secret, id, err);
@@ -692,10 +699,15 @@ int gx_auth_ensure_admin(gx_auth_keys *k, const char *tenant, const char *value,
 
 int gx_auth_write_secret_file(const char *path, const char *secret, gx_error *err) {
     if (!path || !*path) return gx_error_set(err, GX_EINVAL, "path", "no file name");
-    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-    if (fd < 0)
-        return gx_error_set(err, errno == EEXIST ? GX_EEXIST : GX_EIO, "path", "%s: %s", path,
-                            strerror(errno));
+    char tmp[4096];
+    if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp", path) >= sizeof tmp)
+        return gx_error_set(err, GX_EINVAL, "path", "file name too long");
+    /* a leftover of an interrupted write is ours to remove; unlink removes a
+     * link itself, and O_EXCL | O_NOFOLLOW refuses whatever appears after */
+    if (unlink(tmp) && errno != ENOENT)
+        return gx_error_set(err, GX_EIO, "path", "%s: %s", tmp, strerror(errno));
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0) return gx_error_set(err, GX_EIO, "path", "%s: %s", tmp, strerror(errno));
     /* the mode passed to open is filtered by umask; make sure it is 0600 */
     int rc = fchmod(fd, 0600) ? GX_EIO : 0;
     size_t len = strlen(secret), off = 0;
@@ -710,9 +722,28 @@ int gx_auth_write_secret_file(const char *path, const char *secret, gx_error *er
     if (rc == 0 && fsync(fd)) rc = GX_EIO;
     int e = errno;
     close(fd);
+    /* rename replaces a file, or a link itself (never its target), at path */
+    const char *failed = tmp;
+    if (rc == 0 && rename(tmp, path)) {
+        rc = GX_EIO;
+        e = errno;
+        failed = path;
+    }
     if (rc) {
-        unlink(path);
-        return gx_error_set(err, rc, "path", "%s: %s", path, strerror(e));
+        unlink(tmp);
+        return gx_error_set(err, rc, "path", "%s: %s", failed, strerror(e));
+    }
+    /* the rename itself is durable once the folder is synced */
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (slash == dir) slash[1] = '\0';
+    else if (slash) *slash = '\0';
+    else snprintf(dir, sizeof dir, ".");
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd >= 0) {
+        (void)fsync(dfd);
+        close(dfd);
     }
     return 0;
 }

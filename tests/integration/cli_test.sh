@@ -378,5 +378,29 @@ gexecd_rc 2 -c --check-config && expect "-c without value" "option '-c' needs a 
 gexecd_rc 2 --config= --check-config && expect "--config= empty" "option '--config' needs a value" "$out"
 gexecd_rc 0 GEXEC_CONFIG= --check-config && expect "GEXEC_CONFIG empty is unset" 'configuration \(defaults and environment\) is valid' "$out"
 
+# ---- a generated admin key: in its file before the key exists, never in the log --------
+# A start that cannot write the file fails and makes no key; a stale file
+# (its key gone with auth.db) is replaced by a working key.
+gexecd_rc 1 GEXEC_DATA_DIR="$tmp/gen" GEXEC_AUTH_ADMIN_KEY_FILE="$tmp/no-such-folder/admin.key" &&
+    expect "unwritable admin key file" "cannot start: auth\.admin_key_file: cannot write the generated admin key \(.*no-such-folder/admin\.key\.tmp: No such file or directory\)" "$out"
+echo "gx_0000000000000000_stale" >"$tmp/gen/admin.key"
+gport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+env -u GEXEC_ADMIN_KEY -u GEXEC_CONFIG GEXEC_LISTEN=127.0.0.1:$gport GEXEC_DATA_DIR="$tmp/gen" "$GEXECD" >"$tmp/gen.log" 2>&1 &
+gpid=$!
+for _ in $(seq 200); do
+    GEXEC_SERVER=http://127.0.0.1:$gport "$GEXEC" health >/dev/null 2>&1 && break
+    sleep 0.1
+done
+genkey=$(cat "$tmp/gen/admin.key")
+checks=$((checks + 1))
+[[ $genkey == gx_*_* && $genkey != *stale* && $(stat -c %a "$tmp/gen/admin.key") == 600 ]] ||
+    { echo "FAIL: the stale admin key file was not replaced: $genkey"; fails=$((fails + 1)); }
+GEXEC_SERVER=http://127.0.0.1:$gport GEXEC_API_KEY=$genkey run 0 devices
+kill -TERM "$gpid"
+wait "$gpid"
+checks=$((checks + 1))
+grep -q "generated an admin key; it is in $tmp/gen/admin.key" "$tmp/gen.log" && ! grep -qF "$genkey" "$tmp/gen.log" ||
+    { echo "FAIL: the generated key's log lines:"; cat "$tmp/gen.log"; fails=$((fails + 1)); }
+
 echo "$checks checks, $fails failed"
 [ "$fails" -eq 0 ]

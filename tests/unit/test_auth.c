@@ -455,12 +455,34 @@ static void secret_file(void **st) {
     assert_memory_equal(b, secret, 63);
     assert_int_equal(b[63], '\n');
     free(b);
-    assert_int_equal(gx_auth_write_secret_file(path, secret, &err), GX_EEXIST);
-    /* a symlink is not followed */
+    /* a second secret replaces the first whole, and no .tmp is left */
+    char other[GX_AUTH_SECRET_LEN], tmp[330];
+    TU_OK(gx_auth_key_generate(other, NULL, &err), err);
+    TU_OK(gx_auth_write_secret_file(path, other, &err), err);
+    b = slurp(path, &len);
+    assert_int_equal(len, 64);
+    assert_memory_equal(b, other, 63);
+    free(b);
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    assert_int_equal(access(tmp, F_OK), -1);
+    /* a leftover .tmp is removed; a link there is removed, never followed */
+    char target[330];
+    snprintf(target, sizeof target, "%s/target", f->dir);
+    assert_int_equal(symlink(target, tmp), 0);
+    TU_OK(gx_auth_write_secret_file(path, secret, &err), err);
+    assert_int_equal(access(target, F_OK), -1);
+    /* a link at path is replaced by the file; its target is not written */
     char link[330];
     snprintf(link, sizeof link, "%s/link.key", f->dir);
-    assert_int_equal(symlink("/tmp/gx-should-not-exist", link), 0);
-    assert_int_not_equal(gx_auth_write_secret_file(link, secret, &err), 0);
+    assert_int_equal(symlink(target, link), 0);
+    TU_OK(gx_auth_write_secret_file(link, secret, &err), err);
+    assert_int_equal(lstat(link, &sb), 0);
+    assert_true(S_ISREG(sb.st_mode));
+    assert_int_equal(access(target, F_OK), -1);
+    /* a folder that does not exist: an error naming the file */
+    snprintf(link, sizeof link, "%s/no/such.key", f->dir);
+    assert_int_equal(gx_auth_write_secret_file(link, secret, &err), GX_EIO);
+    assert_non_null(strstr(err.message, "no/such.key.tmp"));
 }
 
 typedef struct vth {
