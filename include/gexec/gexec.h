@@ -184,6 +184,14 @@ typedef struct gx_tenant_opts {
     double max_device_s_hour; /* device-seconds used in the trailing hour */
 } gx_tenant_opts;
 
+/* A tenant name: 1 to 63 of [A-Za-z0-9_.-]. Stored names are checked
+ * with this. */
+int gx_tenant_name_valid(const char *name);
+/* A name a new tenant may take: valid, and not "." or "..", which no URL
+ * path (/v1/tenants/{name}) can carry: clients collapse them. Checked where
+ * names are made (configuration, keys, PUT /v1/tenants). */
+int gx_tenant_name_new_valid(const char *name);
+
 /* Add a tenant (or update weight, limit and quotas of an existing one).
  * *id_out (may be NULL) receives its index. */
 int gx_tenant_add(gx_engine *e, const gx_tenant_opts *t, uint32_t *id_out,

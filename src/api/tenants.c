@@ -332,6 +332,9 @@ int gx__h_tenant_put(void *app, gx_http_req *r) {
         gx_http_error(r, gx_http_status_for(rc), rc, e.field, "%s", e.message);
         return 0;
     }
+    if (!old && !gx_tenant_name_new_valid(name))
+        return bad(r, j, 400, GX_EINVAL, "name",
+                   "a tenant name is 1 to 63 of [A-Za-z0-9_.-], and not \".\" or \"..\"");
     quotas was, now;
     quotas_of_row(old, &was);
     now = was;

@@ -22,6 +22,5 @@ void gx__auth_sha256(const void *a, size_t alen, const void *b, size_t blen, con
                      unsigned char out[32]);
 
 /* 1 if s is a tenant name: [A-Za-z0-9_.-]{1,63}. */
-int gx__auth_tenant_valid(const char *s);
 
 #endif

@@ -36,6 +36,7 @@
 #include <sqlite3.h>
 
 #include "auth_int.h"
+#include "gexec/gexec.h"
 #include "clock.h"
 #include "hmap.h"
 
@@ -83,19 +84,6 @@ struct gx_auth_keys {
 };
 
 /* ---- small helpers ---------------------------------------------------------- */
-
-int gx__auth_tenant_valid(const char *s) {
-    if (!s) return 0;
-    size_t n = 0;
-    for (; s[n]; n++) {
-        char c = s[n];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '_' || c == '.' || c == '-'))
-            return 0;
-        if (n >= 63) return 0;
-    }
-    return n > 0;
-}
 
 static const char b64url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
@@ -244,7 +232,7 @@ static int load(gx_auth_keys *k, gx_error *err) {
         const char *label = (const char *)sqlite3_column_text(st, 4);
         int r = role ? gx_auth_role_parse(role) : GX_EINVAL;
         if (!id || strlen(id) != GX__KEY_ID_HEX || sqlite3_column_bytes(st, 1) != 32 ||
-            !gx__auth_tenant_valid(tenant) || r < 0 || !label) {
+            !gx_tenant_name_valid(tenant) || r < 0 || !label) {
             rc = gx_error_set(err, GX_ESTORE, NULL, "key database: malformed row for key '%s'",
                               id ? id : "?");
             break;
@@ -453,8 +441,9 @@ static int insert_key(gx_auth_keys *k, const char *secret, const char *id, const
 
 static int check_new(const char *tenant, int role, int64_t expires_ns, const char *label, int64_t now,
                      gx_error *err) {
-    if (!gx__auth_tenant_valid(tenant))
-        return gx_error_set(err, GX_EINVAL, "tenant", "tenant must match [A-Za-z0-9_.-]{1,63}");
+    if (!gx_tenant_name_new_valid(tenant))
+        return gx_error_set(err, GX_EINVAL, "tenant",
+                            "tenant must match [A-Za-z0-9_.-]{1,63}, and not \".\" or \"..\"");
     if (role < GX_ROLE_VIEWER || role > GX_ROLE_ADMIN)
         return gx_error_set(err, GX_EINVAL, "role", "role must be viewer, submitter, operator or admin");
     if (expires_ns < 0 || (expires_ns && expires_ns <= now))
@@ -652,7 +641,7 @@ int gx_auth_ensure_admin(gx_auth_keys *k, const char *tenant, const char *value,
                          char secret[GX_AUTH_SECRET_LEN], int *created, gx_error *err) {
     *created = 0;
     int64_t now = gx__wall_ns();
-    if (!gx__auth_tenant_valid(tenant))
+    if (!gx_tenant_name_valid(tenant))
         return gx_error_set(err, GX_EINVAL, "tenant", "tenant must match [A-Za-z0-9_.-]{1,63}");
     int rc = 0;
     pthread_mutex_lock(&k->db_mu);

@@ -110,7 +110,7 @@ static const key keys[] = {
         "Directory that holds the job store and the blobs, unless store.path "
         "or blobs.dir put them elsewhere."),
     STR("default_tenant", default_tenant, "default", 0, check_tenant,
-        "Tenant of requests that name none ([A-Za-z0-9_.-], at most 63)."),
+        "Tenant of requests that name none ([A-Za-z0-9_.-], at most 63; not . or ..)."),
     DUR("shutdown_timeout", shutdown_timeout_ms, "30s", 0, DAY,
         "On SIGTERM, how long running jobs may finish before they are "
         "cancelled."),
@@ -703,12 +703,8 @@ static int check_admin_key(const char *v, char *why, size_t cap) {
 }
 
 static int check_tenant(const char *v, char *why, size_t cap) {
-    size_t n = strlen(v);
-    int ok = n >= 1 && n <= 63;
-    for (size_t i = 0; ok && i < n; i++)
-        ok = (v[i] >= 'a' && v[i] <= 'z') || (v[i] >= 'A' && v[i] <= 'Z') ||
-             (v[i] >= '0' && v[i] <= '9') || strchr("_.-", v[i]);
-    if (!ok) snprintf(why, cap, "is not a tenant name ([A-Za-z0-9_.-], 1 to 63 characters)");
+    int ok = gx_tenant_name_new_valid(v);
+    if (!ok) snprintf(why, cap, "is not a tenant name ([A-Za-z0-9_.-], 1 to 63 characters, not . or ..)");
     return ok ? 0 : -1;
 }
 

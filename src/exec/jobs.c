@@ -371,7 +371,7 @@ int gx_job_list(gx_engine *e, const gx_list_filter *f, gx_job_id *ids, size_t ca
 
 /* ---- tenants ---------------------------------------------------------- */
 
-static int tenant_name_ok(const char *s) {
+int gx_tenant_name_valid(const char *s) {
     size_t n = s ? strlen(s) : 0;
     if (n == 0 || n > 63) return 0;
     for (; *s; s++)
@@ -381,9 +381,13 @@ static int tenant_name_ok(const char *s) {
     return 1;
 }
 
+int gx_tenant_name_new_valid(const char *s) {
+    return gx_tenant_name_valid(s) && strcmp(s, ".") && strcmp(s, "..");
+}
+
 int gx_tenant_add(gx_engine *e, const gx_tenant_opts *t, uint32_t *id_out, gx_error *err) {
     if (!e || !t) return gx_error_set(err, GX_EINVAL, NULL, "engine and tenant are required");
-    if (!tenant_name_ok(t->name))
+    if (!gx_tenant_name_valid(t->name))
         return gx_error_set(err, GX_EINVAL, "name", "tenant names are 1..63 of [A-Za-z0-9_.-]");
     double w = t->weight == 0 ? 1 : t->weight;
     if (!(w > 0) || w > 1e6 || !isfinite(w))

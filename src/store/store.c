@@ -102,19 +102,6 @@ void gx_store_free(void *p) { free(p); }
 
 const char *gx_store_backend_name(const gx_store *s) { return s->ops->name; }
 
-int gx__store_tenant_name_ok(const char *s) {
-    if (!s) return 0;
-    size_t n = 0;
-    for (; s[n]; n++) {
-        char c = s[n];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '_' || c == '.' || c == '-'))
-            return 0;
-        if (n >= 63) return 0;
-    }
-    return n > 0;
-}
-
 int gx_store_blob_id_valid(const char *id) {
     if (!id || strncmp(id, "sha256:", 7) != 0) return 0;
     const char *h = id + 7;
@@ -565,7 +552,7 @@ void gx_store_close(gx_store *s) {
 /* 0 or GX_EINVAL with the offending field in f (for the message). */
 static int job_valid(const gx_store_job *j, const char **f) {
     if (j->id == 0 || j->id > (uint64_t)INT64_MAX) return *f = "id", GX_EINVAL;
-    if (!gx__store_tenant_name_ok(j->tenant)) return *f = "tenant", GX_EINVAL;
+    if (!gx_tenant_name_valid(j->tenant)) return *f = "tenant", GX_EINVAL;
     if (!j->kernel || !*j->kernel || strlen(j->kernel) > MAX_KERNEL_LEN)
         return *f = "kernel", GX_EINVAL;
     if (!j->spec_json) return *f = "spec_json", GX_EINVAL;
@@ -936,7 +923,7 @@ void gx__fix_setting(void *item, char *strs) {
 int gx_store_tenant_upsert(gx_store *s, const gx_store_tenant *t, gx_error *err) {
     gx_error_clear(err);
     if (!t) return gx_error_set(err, GX_EINVAL, "tenant", "tenant is NULL");
-    if (!gx__store_tenant_name_ok(t->name))
+    if (!gx_tenant_name_valid(t->name))
         return gx_error_set(err, GX_EINVAL, "name", "tenant name must be 1-63 of [A-Za-z0-9_.-]");
     if (!(t->weight > 0) || !isfinite(t->weight))
         return gx_error_set(err, GX_EINVAL, "weight", "weight must be a finite number > 0");
@@ -953,7 +940,7 @@ int gx_store_tenant_get(gx_store *s, const char *name, gx_store_tenant **out, gx
     gx_error_clear(err);
     if (!out) return gx_error_set(err, GX_EINVAL, "out", "out is NULL");
     *out = NULL;
-    if (!gx__store_tenant_name_ok(name))
+    if (!gx_tenant_name_valid(name))
         return gx_error_set(err, GX_EINVAL, "name", "tenant name must be 1-63 of [A-Za-z0-9_.-]");
     return s->ops->tenant_get(s->b, name, out, err);
 }
@@ -969,7 +956,7 @@ int gx_store_tenant_list(gx_store *s, gx_store_tenant **out, size_t *n, gx_error
 /* ---- blobs ---------------------------------------------------------------- */
 
 static int blob_args(const char *tenant, const char *id, gx_error *err) {
-    if (!gx__store_tenant_name_ok(tenant))
+    if (!gx_tenant_name_valid(tenant))
         return gx_error_set(err, GX_EINVAL, "tenant", "tenant name must be 1-63 of [A-Za-z0-9_.-]");
     if (!gx_store_blob_id_valid(id))
         return gx_error_set(err, GX_EINVAL, "blob",
@@ -983,7 +970,7 @@ int gx_store_blob_put(gx_store *s, const char *tenant, const void *bytes, size_t
     if (!id_out || (!bytes && len))
         return gx_error_set(err, GX_EINVAL, id_out ? "bytes" : "id_out", "NULL argument");
     id_out[0] = '\0';
-    if (!gx__store_tenant_name_ok(tenant))
+    if (!gx_tenant_name_valid(tenant))
         return gx_error_set(err, GX_EINVAL, "tenant", "tenant name must be 1-63 of [A-Za-z0-9_.-]");
     if (len > (size_t)INT64_MAX) return gx_error_set(err, GX_EOVERFLOW, "bytes", "blob too large");
     char id[GX_STORE_BLOB_ID_LEN];

@@ -21,7 +21,6 @@ _Static_assert(GX_JOB_QUEUED == 0 && GX_JOB_SCHEDULED == 2 && GX_JOB_RUNNING == 
                "the restart requeue (sqlite.c) moves states 2 and 3 to 0");
 
 /* [A-Za-z0-9_.-]{1,63}, as gx_tenant_opts.name. */
-int gx__store_tenant_name_ok(const char *s);
 
 /* ---- result builder ---------------------------------------------------------
  * Builds an array of records whose strings all land in one malloc'd block:

@@ -370,6 +370,8 @@ gexecd_rc 2 GEXEC_DATA_DIR="$tmp/ok.yaml" --check-config &&
     expect "check-config data_dir a file" "data_dir: .*ok\.yaml is not a folder" "$out"
 gexecd_rc 2 GEXEC_STORE_PATH="$tmp" --check-config &&
     expect "check-config store.path a folder" "store\.path: .* is a folder, not a database file" "$out"
+gexecd_rc 2 GEXEC_DEFAULT_TENANT=.. --check-config &&
+    expect "check-config default_tenant .." "GEXEC_DEFAULT_TENANT: default_tenant: '\.\.' is not a tenant name \(\[A-Za-z0-9_\.-\], 1 to 63 characters, not \. or \.\.\)" "$out"
 gexecd_rc 0 GEXEC_DATA_DIR="$tmp/not/yet/there" --check-config  # the start creates it
 [ -e "$tmp/not" ] && { echo "FAIL: --check-config created data_dir"; fails=$((fails + 1)); }
 # options and GEXEC_CONFIG

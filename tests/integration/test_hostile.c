@@ -892,6 +892,10 @@ static const hcase CASES[] = {
     QUOTA("no name", "{\"max_queued\":1}", "name", "name is required"),
     QUOTA("numeric name", "{\"name\":7,\"max_queued\":1}", "name", "name is required"),
     QUOTA("path in the name", "{\"name\":\"../etc\",\"max_queued\":1}", "name", "tenant name"),
+    QUOTA("name \"..\"", "{\"name\":\"..\",\"max_queued\":1}", "name", "not \".\" or \"..\""),
+    QUOTA("name \".\"", "{\"name\":\".\"}", "name", "not \".\" or \"..\""),
+    {.name = "keys: tenant \"..\"", .method = "POST", .path = "/v1/keys", .body = "{\"tenant\":\"..\",\"role\":\"viewer\"}",
+     .status = 400, .code = "GX_EINVAL", .field = "tenant", .msg = "not \".\" or \"..\""},
     QUOTA("zero weight", "{\"name\":\"default\",\"weight\":0}", "weight", "weight must be"),
     /* unknown members were ignored (a typo'd quota silently not set) */
     QUOTA("misspelt quota", "{\"name\":\"default\",\"max_queue\":5}", "max_queue", "unknown field"),
