@@ -162,6 +162,50 @@ int gx__blob_write(const char *dir, const char *id, const void *bytes, size_t le
     return sync_dir(sub, err);
 }
 
+/* The error for bytes that are not their id's. */
+static int damaged(gx_error *err, const char *id, const char *why) {
+    return gx_error_set(err, GX_ESTORE, "blob",
+                        "the bytes of blob %s on disk are damaged (%s); upload the file again to repair it", id, why);
+}
+
+int gx__blob_check(const char *path, const char *id, int64_t size, gx_error *err) {
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return sys_err(err, "cannot open", path);
+    enum { CHUNK = 1 << 18 };
+    unsigned char *buf = malloc(CHUNK);
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    int rc = 0;
+    if (!buf || !md || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1)
+        rc = gx_error_set(err, GX_ENOMEM, "blob", "cannot start a SHA-256 (OpenSSL)");
+    int64_t got = 0;
+    while (rc == 0) {
+        ssize_t r = read(fd, buf, CHUNK);
+        if (r < 0 && errno == EINTR) continue;
+        if (r < 0) rc = sys_err(err, "cannot read", path);
+        if (r <= 0) break;
+        got += r;
+        if (EVP_DigestUpdate(md, buf, (size_t)r) != 1) rc = gx_error_set(err, GX_ESTORE, "blob", "SHA-256 failed");
+    }
+    unsigned char d[EVP_MAX_MD_SIZE];
+    unsigned int dlen = 0;
+    if (rc == 0 && (EVP_DigestFinal_ex(md, d, &dlen) != 1 || dlen != 32))
+        rc = gx_error_set(err, GX_ESTORE, "blob", "SHA-256 failed");
+    EVP_MD_CTX_free(md);
+    free(buf);
+    close(fd);
+    if (rc) return rc;
+    if (got != size) {
+        char why[96];
+        snprintf(why, sizeof why, "%lld bytes, not %lld", (long long)got, (long long)size);
+        return damaged(err, id, why);
+    }
+    static const char hx[] = "0123456789abcdef";
+    for (int i = 0; i < 32; i++)
+        if (id[7 + 2 * i] != hx[d[i] >> 4] || id[8 + 2 * i] != hx[d[i] & 15])
+            return damaged(err, id, "their SHA-256 is not the id's");
+    return 0;
+}
+
 int gx__blob_load(const char *path, int64_t size, void **bytes, gx_error *err) {
     *bytes = NULL;
     int fd = open(path, O_RDONLY | O_CLOEXEC);

@@ -991,8 +991,9 @@ int gx_store_blob_put(gx_store *s, const char *tenant, const void *bytes, size_t
     return rc;
 }
 
-int gx_store_blob_open(gx_store *s, const char *tenant, const char *id, char *path, size_t cap,
-                       int64_t *size, gx_error *err) {
+/* Where the bytes of id are, if tenant owns it; not checked against id. */
+static int blob_locate(gx_store *s, const char *tenant, const char *id, char *path, size_t cap, int64_t *size,
+                       gx_error *err) {
     gx_error_clear(err);
     if (!path || cap == 0) return gx_error_set(err, GX_EINVAL, "path", "no path buffer");
     path[0] = '\0';
@@ -1006,8 +1007,21 @@ int gx_store_blob_open(gx_store *s, const char *tenant, const char *id, char *pa
     struct stat stt;
     if (stat(path, &stt) != 0 || !S_ISREG(stt.st_mode) || stt.st_size != sz) {
         path[0] = '\0';
-        return gx_error_set(err, GX_ESTORE, "blob", "bytes of blob %s are missing or damaged",
-                            id);
+        return gx_error_set(err, GX_ESTORE, "blob",
+                            "the bytes of blob %s are missing or damaged; upload the file again to repair it", id);
+    }
+    *size = sz;
+    return 0;
+}
+
+int gx_store_blob_open(gx_store *s, const char *tenant, const char *id, char *path, size_t cap,
+                       int64_t *size, gx_error *err) {
+    int64_t sz = 0;
+    int rc = blob_locate(s, tenant, id, path, cap, &sz, err);
+    if (rc == 0) rc = gx__blob_check(path, id, sz, err);
+    if (rc) {
+        path[0] = '\0';
+        return rc;
     }
     if (size) *size = sz;
     return 0;
@@ -1019,13 +1033,24 @@ int gx_store_blob_read(gx_store *s, const char *tenant, const char *id, void **b
     if (!bytes || !len) return gx_error_set(err, GX_EINVAL, "bytes", "output is NULL");
     *bytes = NULL;
     *len = 0;
-    char path[4200];
+    char path[4200], got[GX_STORE_BLOB_ID_LEN];
     int64_t sz = 0;
-    int rc = gx_store_blob_open(s, tenant, id, path, sizeof path, &sz, err);
+    int rc = blob_locate(s, tenant, id, path, sizeof path, &sz, err);
     if (rc) return rc;
     rc = gx__blob_load(path, sz, bytes, err);
-    if (rc == 0) *len = (size_t)sz;
-    return rc;
+    if (rc == 0) rc = gx__blob_hash(*bytes, (size_t)sz, got, err);
+    if (rc == 0 && strcmp(got, id))
+        rc = gx_error_set(err, GX_ESTORE, "blob",
+                          "the bytes of blob %s on disk are damaged (their SHA-256 is not the id's); upload the "
+                          "file again to repair it",
+                          id);
+    if (rc) {
+        free(*bytes);
+        *bytes = NULL;
+        return rc;
+    }
+    *len = (size_t)sz;
+    return 0;
 }
 
 /* ---- health and metrics --------------------------------------------------- */

@@ -159,6 +159,52 @@ static void big_output_is_a_blob(void **st) {
     expect_error("POST", "/v1/jobs", body, NULL, 404, "GX_ENOTFOUND", "inputs.x.blob", NULL);
 }
 
+/* Bytes that rot on disk under a blob's id are never served or computed on:
+ * GET answers 503 naming the damage, a job using it is refused, and an
+ * upload of the right bytes repairs it. */
+static void damaged_blob_refused(void **st) {
+    (void)st;
+    int64_t n = 300;
+    gx_array *x;
+    assert_int_equal(gx_array_new(GX_F32, 1, &n, &x, NULL), 0);
+    for (int i = 0; i < n; i++) ((float *)x->data)[i] = (float)i * 0.25f + 7.0f; /* bytes no other test uploads */
+    void *buf;
+    size_t len;
+    assert_int_equal(gx_npy_write_mem(x, &buf, &len, NULL), 0);
+    it_resp r;
+    assert_int_equal(it_req(&D, "POST", "/v1/blobs", buf, len, "application/octet-stream", &r), 0);
+    assert_int_equal(r.status, 201);
+    char blob[80], file[512], path[160], body[512];
+    snprintf(blob, sizeof blob, "%s", it_str(&r, "id"));
+    it_resp_free(&r);
+    snprintf(file, sizeof file, "%s/data/blobs/%.2s/%s", D.dir, blob + 7, blob + 7);
+    FILE *f = fopen(file, "r+b");
+    assert_non_null(f);
+    assert_int_equal(fseek(f, (long)len - 1, SEEK_SET), 0);
+    fputc(0x5a, f); /* the last float's last byte: still a valid .npy */
+    fclose(f);
+    snprintf(path, sizeof path, "/v1/blobs/%s", blob);
+    expect_error("GET", path, NULL, NULL, 503, "GX_ESTORE", "blob", "damaged (their SHA-256 is not the id's)");
+    snprintf(body, sizeof body,
+             "{\"kernel\":\"saxpy\",\"args\":{\"a\":1},\"inputs\":{\"x\":{\"blob\":\"%s\"},\"y\":{\"blob\":\"%s\"}}}",
+             blob, blob);
+    expect_error("POST", "/v1/jobs", body, NULL, 503, "GX_ESTORE", "inputs.x.blob", "upload the file again");
+    /* the upload of the right bytes writes them again */
+    assert_int_equal(it_req(&D, "POST", "/v1/blobs", buf, len, "application/octet-stream", &r), 0);
+    assert_int_equal(r.status, 201);
+    it_resp_free(&r);
+    REQ("GET", path, NULL, &r);
+    assert_int_equal(r.status, 200);
+    assert_int_equal(r.len, len);
+    assert_memory_equal(r.body, buf, len);
+    it_resp_free(&r);
+    REQ("POST", "/v1/jobs", body, &r);
+    assert_int_equal(r.status, 202);
+    it_resp_free(&r);
+    gx_array_unref(x);
+    free(buf);
+}
+
 static void batch_and_list(void **st) {
     (void)st;
     it_resp r;
@@ -1363,6 +1409,7 @@ int main(void) {
     const struct CMUnitTest endpoints[] = {
         cmocka_unit_test(submit_get_result),
         cmocka_unit_test(big_output_is_a_blob),
+        cmocka_unit_test(damaged_blob_refused),
         cmocka_unit_test(batch_and_list),
         cmocka_unit_test(cancel_and_explain),
         cmocka_unit_test(idempotency),

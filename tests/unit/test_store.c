@@ -880,7 +880,15 @@ static void blobs(void **st) {
     assert_non_null(dmg);
     fputc('j', dmg);
     fclose(dmg);
+    /* until then it is never served: both ways of reading check the id */
+    assert_int_equal(gx_store_blob_read(f->s, "alpha", id, &bytes, &len, &err), GX_ESTORE);
+    assert_null(bytes);
+    assert_non_null(strstr(err.message, "damaged (their SHA-256 is not the id's); upload the file again"));
+    assert_int_equal(gx_store_blob_open(f->s, "alpha", id, path, sizeof path, &size, &err), GX_ESTORE);
+    assert_string_equal(path, "");
+    assert_non_null(strstr(err.message, "damaged (their SHA-256 is not the id's)"));
     TU_OK(gx_store_blob_put(f->s, "alpha", "hello", 5, id2, &err), err);
+    TU_OK(gx_store_blob_open(f->s, "alpha", id, path, sizeof path, &size, &err), err);
     TU_OK(gx_store_blob_read(f->s, "alpha", id, &bytes, &len, &err), err);
     assert_memory_equal(bytes, "hello", 5);
     gx_store_free(bytes);
