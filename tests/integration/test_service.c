@@ -102,23 +102,31 @@ static void submit_get_result(void **st) {
     expect_error("DELETE", path, NULL, NULL, 409, "GX_ESTATE", "state", "already succeeded");
 }
 
+/* Upload n f32 values (i * step + base) as a .npy blob: its id into blob,
+ * the bytes into *buf / *len (free). */
+static void upload_f32(int64_t n, float step, float base, char blob[80], void **buf, size_t *len) {
+    gx_array *x;
+    assert_int_equal(gx_array_new(GX_F32, 1, &n, &x, NULL), 0);
+    for (int64_t i = 0; i < n; i++) ((float *)x->data)[i] = (float)i * step + base;
+    assert_int_equal(gx_npy_write_mem(x, buf, len, NULL), 0);
+    gx_array_unref(x);
+    it_resp r;
+    assert_int_equal(it_req(&D, "POST", "/v1/blobs", *buf, *len, "application/octet-stream", &r), 0);
+    assert_int_equal(r.status, 201);
+    snprintf(blob, 80, "%s", it_str(&r, "id"));
+    ASSERT_STR(&r, "dtype", "f32");
+    it_resp_free(&r);
+}
+
 static void big_output_is_a_blob(void **st) {
     (void)st;
     /* upload a 10,000-element input as a blob, saxpy it, get a blob back */
     int64_t n = 10000;
-    gx_array *x;
-    assert_int_equal(gx_array_new(GX_F32, 1, &n, &x, NULL), 0);
-    for (int i = 0; i < n; i++) ((float *)x->data)[i] = (float)i;
     void *buf;
     size_t len;
-    assert_int_equal(gx_npy_write_mem(x, &buf, &len, NULL), 0);
-    it_resp r;
-    assert_int_equal(it_req(&D, "POST", "/v1/blobs", buf, len, "application/octet-stream", &r), 0);
-    assert_int_equal(r.status, 201);
     char blob[80];
-    snprintf(blob, sizeof blob, "%s", it_str(&r, "id"));
-    ASSERT_STR(&r, "dtype", "f32");
-    it_resp_free(&r);
+    upload_f32(n, 1.0f, 0.0f, blob, &buf, &len);
+    it_resp r;
     /* the same bytes again: same id */
     assert_int_equal(it_req(&D, "POST", "/v1/blobs", buf, len, "application/octet-stream", &r), 0);
     ASSERT_STR(&r, "id", blob);
@@ -145,7 +153,6 @@ static void big_output_is_a_blob(void **st) {
     assert_int_equal(y->count, n);
     for (int i = 0; i < n; i++) assert_true(((float *)y->data)[i] == 2.0f * (float)i);
     gx_array_unref(y);
-    gx_array_unref(x);
     free(buf);
     it_resp_free(&r);
     /* blob errors */
@@ -164,19 +171,11 @@ static void big_output_is_a_blob(void **st) {
  * upload of the right bytes repairs it. */
 static void damaged_blob_refused(void **st) {
     (void)st;
-    int64_t n = 300;
-    gx_array *x;
-    assert_int_equal(gx_array_new(GX_F32, 1, &n, &x, NULL), 0);
-    for (int i = 0; i < n; i++) ((float *)x->data)[i] = (float)i * 0.25f + 7.0f; /* bytes no other test uploads */
     void *buf;
     size_t len;
-    assert_int_equal(gx_npy_write_mem(x, &buf, &len, NULL), 0);
-    it_resp r;
-    assert_int_equal(it_req(&D, "POST", "/v1/blobs", buf, len, "application/octet-stream", &r), 0);
-    assert_int_equal(r.status, 201);
     char blob[80], file[512], path[160], body[512];
-    snprintf(blob, sizeof blob, "%s", it_str(&r, "id"));
-    it_resp_free(&r);
+    upload_f32(300, 0.25f, 7.0f, blob, &buf, &len); /* bytes no other test uploads */
+    it_resp r;
     snprintf(file, sizeof file, "%s/data/blobs/%.2s/%s", D.dir, blob + 7, blob + 7);
     FILE *f = fopen(file, "r+b");
     assert_non_null(f);
@@ -201,7 +200,6 @@ static void damaged_blob_refused(void **st) {
     REQ("POST", "/v1/jobs", body, &r);
     assert_int_equal(r.status, 202);
     it_resp_free(&r);
-    gx_array_unref(x);
     free(buf);
 }
 
