@@ -99,6 +99,10 @@ typedef struct gx__tenant {
     int64_t queued;      /* queued + waiting + retrying */
     int64_t running;     /* placed + running */
     double usage;        /* scaled decayed usage (see gx__fair) */
+    double vtime;        /* the fair-share key: scaled decayed usage, each
+                            charge divided by the weight it was made under,
+                            raised to the least active key when the tenant
+                            comes back from idle (sched.c) */
     uint64_t mem_used;   /* device memory of its placed and running jobs */
     double device_s;     /* total device-seconds */
     gx__jheap *q;        /* [ncls] queues */

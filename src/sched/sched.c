@@ -5,7 +5,11 @@
  * CPU, any GPU, one specific device), each a max-heap by (priority, -id).
  * For every class a min-heap of tenants orders the tenants that have jobs of
  * that class by usage / weight, where usage is device time decayed with a
- * half-life. Decay is done without touching every tenant: new charges are
+ * half-life. Each charge is divided by the weight at the time it is made
+ * (a weight change applies from then on, not to the past), and a tenant
+ * that comes back from idle (nothing queued or running) starts level with
+ * the least-used active tenant: it gets its share from then on, not a
+ * burst that starves the others while it "catches up". Decay is done without touching every tenant: new charges are
  * multiplied by a scale that doubles every half-life, which leaves the
  * ordering of old usage intact; the scale is folded back into the stored
  * values when it grows large.
@@ -90,7 +94,7 @@ static void jremove(gx__jheap *h, gx__job *j) {
 
 /* ---- tenant heaps (one per class) ---------------------------------------- */
 
-static inline double tkey(const gx__tenant *t) { return t->usage / t->weight; }
+static inline double tkey(const gx__tenant *t) { return t->vtime; }
 
 static void tset(gx_engine *e, int c, uint32_t i, gx__tenant *t) {
     e->ch[c][i] = t;
@@ -207,12 +211,6 @@ int gx__tenant_new(gx_engine *e, const char *name, double weight, int max_runnin
         return GX_ENOMEM;
     }
     for (int c = 0; c < e->ncls; c++) t->hpos[c] = GX__NOPOS;
-    /* a newcomer starts level with the least-used active tenant, so it gets
-     * its share from now on rather than a burst to "catch up" */
-    double minkey = -1;
-    for (int c = 0; c < e->ncls; c++)
-        if (e->chn[c] && (minkey < 0 || tkey(e->ch[c][0]) < minkey)) minkey = tkey(e->ch[c][0]);
-    if (minkey > 0) t->usage = minkey * weight;
     if (gx__hmap_put(&e->tenant_ix, name, strlen(name), e->ntenants)) {
         free(t->q);
         free(t->hpos);
@@ -224,9 +222,23 @@ int gx__tenant_new(gx_engine *e, const char *name, double weight, int max_runnin
 
 /* ---- queue operations ----------------------------------------------------- */
 
+/* A tenant with nothing queued (of any class) and nothing placed or running
+ * starts level with the least-used active tenant when work comes: its own
+ * key only ever rises to that. */
+static void level_if_idle(gx_engine *e, gx__tenant *t) {
+    if (t->running) return;
+    for (int c = 0; c < e->ncls; c++)
+        if (t->q[c].n) return;
+    double minkey = -1;
+    for (int c = 0; c < e->ncls; c++)
+        if (e->chn[c] && (minkey < 0 || tkey(e->ch[c][0]) < minkey)) minkey = tkey(e->ch[c][0]);
+    if (minkey > t->vtime) t->vtime = minkey;
+}
+
 int gx__sched_enqueue(gx_engine *e, gx__job *j) {
     gx__tenant *t = &e->tenants[j->tenant];
     int c = j->cls;
+    if (t->hpos[c] == GX__NOPOS) level_if_idle(e, t);
     int rc = jpush(&t->q[c], j);
     if (rc) return rc;
     if (!t->throttled && t->hpos[c] == GX__NOPOS) {
@@ -250,7 +262,10 @@ void gx__sched_remove(gx_engine *e, gx__job *j) {
 static void refresh_scale(gx_engine *e, int64_t now) {
     e->fair_scale = exp(e->fair_k * (double)(now - e->fair_epoch));
     if (e->fair_scale > 1e60) {
-        for (uint32_t i = 0; i < e->ntenants; i++) e->tenants[i].usage /= e->fair_scale;
+        for (uint32_t i = 0; i < e->ntenants; i++) {
+            e->tenants[i].usage /= e->fair_scale;
+            e->tenants[i].vtime /= e->fair_scale;
+        }
         e->fair_epoch = now;
         e->fair_scale = 1;
     }
@@ -278,6 +293,8 @@ void gx__sched_charge(gx_engine *e, uint32_t tenant, double est_us, double actua
     double delta = (actual_us - est_us) * e->fair_scale;
     t->usage += delta;
     if (t->usage < 0) t->usage = 0;
+    t->vtime += delta / t->weight;
+    if (t->vtime < 0) t->vtime = 0;
     t->device_s += actual_us / 1e6;
     if (actual_us > 0) gx__quota_charge(t, actual_us / 1e6, gx__quota_now());
     tenant_moved(e, t, delta > 0);
@@ -468,6 +485,7 @@ int gx__sched_dispatch(gx_engine *e, int limit, int unlimited) {
         bj->cost_us = (float)gx__cost_estimate(e, bj);
         double cost = bj->cost_us; /* what completion takes back, to the bit */
         bt->usage += cost * e->fair_scale;
+        bt->vtime += cost * e->fair_scale / bt->weight;
         tenant_moved(e, bt, 1);
         if (bt->max_running > 0 && bt->running >= bt->max_running) {
             bt->throttled = 1;

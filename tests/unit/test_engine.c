@@ -355,6 +355,38 @@ static void infinite_cost_estimate_capped(void **st) {
     gx_engine_destroy(e);
 }
 
+/* n jobs of 1 ms spins for tenant (ids into ids). */
+static void spin_backlog(gx_engine *e, const char *tenant, int n, gx_job_id *ids) {
+    gx_named_arg a = {.name = "us", .value = 1000};
+    gx_job_spec *specs = calloc((size_t)n, sizeof *specs);
+    int *codes = calloc((size_t)n, sizeof *codes);
+    for (int i = 0; i < n; i++) {
+        gx_job_spec_init(&specs[i]);
+        specs[i].tenant = tenant;
+        specs[i].kernel = "spin";
+        specs[i].args = &a;
+        specs[i].nargs = 1;
+    }
+    assert_int_equal(gx_submit_batch(e, specs, (size_t)n, ids, codes, NULL), n);
+    free(specs);
+    free(codes);
+}
+
+/* Device-seconds of tenants a and b over the next ms milliseconds. */
+static void share_over(gx_engine *e, const char *a, const char *b, int ms, double *da, double *db) {
+    gx_tenant_info ta, tb;
+    assert_int_equal(gx_tenant_get(e, a, &ta), 0);
+    assert_int_equal(gx_tenant_get(e, b, &tb), 0);
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+    double a0 = ta.device_s, b0 = tb.device_s;
+    assert_int_equal(gx_tenant_get(e, a, &ta), 0);
+    assert_int_equal(gx_tenant_get(e, b, &tb), 0);
+    *da = ta.device_s - a0;
+    *db = tb.device_s - b0;
+    assert_true(ta.queued > 0 && tb.queued > 0); /* both stayed busy */
+}
+
 static void fair_share(void **st) {
     (void)st;
     gx_engine *e = mk(2, NULL, 1);
@@ -363,18 +395,11 @@ static void fair_share(void **st) {
     /* 2 workers x 2.5 s = 5 s of device time against 6 s of 1 ms jobs per
      * tenant: both stay backlogged (heavy's 75% is 3.75 s) */
     int n = 6000;
-    gx_named_arg a = {.name = "us", .value = 1000};
-    gx_job_spec *specs = calloc((size_t)n * 2, sizeof *specs);
-    for (int i = 0; i < 2 * n; i++) {
-        gx_job_spec_init(&specs[i]);
-        specs[i].tenant = i % 2 ? "heavy" : "light";
-        specs[i].kernel = "spin";
-        specs[i].args = &a;
-        specs[i].nargs = 1;
-    }
     gx_job_id *ids = calloc((size_t)n * 2, sizeof *ids);
-    int *codes = calloc((size_t)n * 2, sizeof *codes);
-    assert_int_equal(gx_submit_batch(e, specs, (size_t)n * 2, ids, codes, NULL), 2 * n);
+    gx_engine_pause(e, 1);
+    spin_backlog(e, "light", n, ids);
+    spin_backlog(e, "heavy", n, ids + n);
+    gx_engine_pause(e, 0);
     struct timespec ts = {2, 500000000};
     nanosleep(&ts, NULL);
     gx_tenant_info l, h;
@@ -389,9 +414,41 @@ static void fair_share(void **st) {
     assert_true(fabs(share - 0.75) <= 0.05);
     for (int i = 0; i < 2 * n; i++) gx_job_cancel(e, ids[i], NULL);
     assert_int_equal(gx_engine_drain(e, 10000), 0);
-    free(specs);
     free(ids);
-    free(codes);
+    gx_engine_destroy(e);
+}
+
+/* Fair share when a tenant comes back from idle and when a weight changes.
+ * A tenant that existed but had nothing to run started with the usage it
+ * had (none), and took the whole machine for a half-life (60 s by
+ * default) while the busy tenant got nothing; a weight change applied to
+ * all past usage and starved the other tenant the same way. Both now get
+ * their share from that moment. */
+static void fair_share_from_now_on(void **st) {
+    (void)st;
+    gx_engine *e = mk(2, NULL, 1);
+    add_tenant(e, "busy", 1, 0);
+    add_tenant(e, "back", 1, 0);
+    int n = 4000;
+    gx_job_id *ids = calloc((size_t)n * 2, sizeof *ids);
+    spin_backlog(e, "busy", n, ids);
+    struct timespec ts = {0, 800000000};
+    nanosleep(&ts, NULL); /* busy alone: 1.6 device-seconds of usage */
+    spin_backlog(e, "back", n, ids + n);
+    double db, dk;
+    share_over(e, "busy", "back", 600, &db, &dk);
+    fprintf(stderr, "back from idle: busy %.3f s, back %.3f s -> busy %.0f%% (want 50%%)\n", db, dk,
+            100 * db / (db + dk));
+    assert_true(db / (db + dk) >= 0.35 && db / (db + dk) <= 0.65);
+    /* busy's weight 3 from now on: 75%, the other tenant still runs */
+    add_tenant(e, "busy", 3, 0);
+    share_over(e, "busy", "back", 600, &db, &dk);
+    fprintf(stderr, "reweighted: busy %.3f s, back %.3f s -> busy %.0f%% (want 75%%)\n", db, dk,
+            100 * db / (db + dk));
+    assert_true(db / (db + dk) >= 0.62 && db / (db + dk) <= 0.88);
+    for (int i = 0; i < 2 * n; i++) gx_job_cancel(e, ids[i], NULL);
+    assert_int_equal(gx_engine_drain(e, 10000), 0);
+    free(ids);
     gx_engine_destroy(e);
 }
 
@@ -805,6 +862,7 @@ int main(void) {
         cmocka_unit_test(placement_strategies),
         cmocka_unit_test(list_filters),
         cmocka_unit_test(fair_share),
+        cmocka_unit_test(fair_share_from_now_on),
         cmocka_unit_test(short_job_not_behind_long_one),
         cmocka_unit_test(short_job_not_held_by_long_one_after_it),
         cmocka_unit_test(unmeasured_short_job_not_behind_long_one),
