@@ -286,6 +286,9 @@ void gx__finish(gx_engine *e, gx__job *first, int state, int code, const char *m
         }
         j->state = (uint8_t)st;
         j->end_ns = gx__now_ns();
+        /* a running attempt ended by a cancel or a timeout ran until now:
+         * its time goes with this event (the call's return adds none) */
+        if (j->busy && was == GX_JOB_RUNNING && j->start_ns) j->run_ns = j->end_ns - j->start_ns;
         set_error(j, cd, m);
         if (j->busy && was == GX_JOB_RUNNING) gx__health_watch(e, j); /* does the call return? */
         e->unfinished--;

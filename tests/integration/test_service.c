@@ -199,7 +199,10 @@ static void damaged_blob_refused(void **st) {
     it_resp_free(&r);
     REQ("POST", "/v1/jobs", body, &r);
     assert_int_equal(r.status, 202);
+    char id[32];
+    snprintf(id, sizeof id, "%s", it_str(&r, "id"));
     it_resp_free(&r);
+    assert_string_equal(it_wait_job(&D, id, 5000), "succeeded");
     free(buf);
 }
 
@@ -380,6 +383,57 @@ static double metric_sum(const char *body, const char *name) {
         sum = (sum < 0 ? 0 : sum) + atof(v);
     }
     return sum;
+}
+
+/* gexec_job_run_seconds's count and sum once the count reaches want (up
+ * to 5 s): the persister observes events after their answers. */
+static double run_seconds_after(double want, double *sum) {
+    double count = -1;
+    for (int i = 0; i < 100; i++) {
+        it_resp r;
+        REQ("GET", "/metrics", NULL, &r);
+        count = metric_sum(r.body, "gexec_job_run_seconds_count");
+        *sum = metric_sum(r.body, "gexec_job_run_seconds_sum");
+        it_resp_free(&r);
+        if (count >= want) break;
+        usleep(50000);
+    }
+    return count;
+}
+
+/* Attempts ended while running by a timeout or a cancel are run time too:
+ * the histogram left them out (their time went with no event). */
+static void run_seconds_counts_ended_attempts(void **st) {
+    (void)st;
+    double sum0, sum;
+    double count0 = run_seconds_after(-1, &sum0); /* -1: no series yet */
+    if (count0 < 0) count0 = sum0 = 0;
+    char id[32], path[64];
+    it_resp r;
+    REQ("POST", "/v1/jobs", "{\"kernel\":\"spin\",\"args\":{\"us\":5000000},\"timeout_ms\":300}", &r);
+    assert_int_equal(r.status, 202);
+    snprintf(id, sizeof id, "%s", it_str(&r, "id"));
+    it_resp_free(&r);
+    assert_string_equal(it_wait_job(&D, id, 5000), "timed_out");
+    REQ("POST", "/v1/jobs", "{\"kernel\":\"spin\",\"args\":{\"us\":5000000}}", &r);
+    snprintf(id, sizeof id, "%s", it_str(&r, "id"));
+    it_resp_free(&r);
+    snprintf(path, sizeof path, "/v1/jobs/%s", id);
+    for (int i = 0; i < 100; i++) { /* running for 0.3 s, then cancelled */
+        REQ("GET", path, NULL, &r);
+        int running = !strcmp(it_str(&r, "state"), "running");
+        it_resp_free(&r);
+        if (running) break;
+        usleep(20000);
+    }
+    usleep(300000);
+    REQ("DELETE", path, NULL, &r);
+    assert_int_equal(r.status, 200);
+    it_resp_free(&r);
+    double count = run_seconds_after(count0 + 2, &sum);
+    fprintf(stderr, "run_seconds: +%.0f attempts, +%.3f s\n", count - count0, sum - sum0);
+    assert_true(count >= count0 + 2); /* (and an earlier test's last job, observed late) */
+    assert_true(sum - sum0 >= 0.55 && sum - sum0 < 3);
 }
 
 static void catalog_devices_health_metrics(void **st) {
@@ -1408,6 +1462,7 @@ int main(void) {
         cmocka_unit_test(submit_get_result),
         cmocka_unit_test(big_output_is_a_blob),
         cmocka_unit_test(damaged_blob_refused),
+        cmocka_unit_test(run_seconds_counts_ended_attempts),
         cmocka_unit_test(batch_and_list),
         cmocka_unit_test(cancel_and_explain),
         cmocka_unit_test(idempotency),
