@@ -147,10 +147,11 @@ static int spec_from_text(const char *item, gx_fault_spec *f, gx_error *err) {
     return 0;
 }
 
-int gx__svc_faults_start(gx_service *s, gx_error *err) {
-    const char *text = s->cfg.faults.startup;
+/* Parse faults.startup; arm each fault when arm is set. */
+static int faults_startup(const gx_config *cfg, int arm, gx_error *err) {
+    const char *text = cfg->faults.startup;
     if (!text || !*text) return 0;
-    if (!s->cfg.faults.enabled)
+    if (!cfg->faults.enabled)
         return gx_error_set(err, GX_EINVAL, "faults.startup", "faults.startup is set but faults.enabled is false");
     char *copy = strdup(text), *save = NULL;
     if (!copy) return gx_error_set(err, GX_ENOMEM, NULL, "out of memory");
@@ -158,13 +159,18 @@ int gx__svc_faults_start(gx_service *s, gx_error *err) {
     for (char *it = strtok_r(copy, ";", &save); it && !rc; it = strtok_r(NULL, ";", &save)) {
         gx_fault_spec f;
         rc = spec_from_text(it, &f, err);
-        if (!rc) rc = gx_fault_arm(&f, err);
-        if (!rc) GX_LOGW("fault injection: %s armed at start (count %lld)", gx_fault_point_name(f.point),
-                         (long long)f.count);
+        if (!rc && arm) rc = gx_fault_arm(&f, err);
+        if (!rc && arm)
+            GX_LOGW("fault injection: %s armed at start (count %lld)", gx_fault_point_name(f.point),
+                    (long long)f.count);
     }
     free(copy);
     return rc;
 }
+
+int gx__svc_faults_check(const gx_config *cfg, gx_error *err) { return faults_startup(cfg, 0, err); }
+
+int gx__svc_faults_start(gx_service *s, gx_error *err) { return faults_startup(&s->cfg, 1, err); }
 
 /* ---- handlers --------------------------------------------------------------- */
 

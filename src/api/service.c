@@ -1093,6 +1093,9 @@ static void *persister_main(void *arg) {
     return NULL;
 }
 
+/* How long the start waits for its first writes. */
+#define GX_SVC_START_SETTLE_MS 10000
+
 int gx__svc_settle_for(gx_service *s, int64_t timeout_ms) {
     gx_engine_sync_events(s->engine);
     pthread_mutex_lock(&s->pmu);
@@ -1541,9 +1544,19 @@ int gx_service_start(const gx_config *cfg, gx_service **out, gx_error *err) {
     if (s->cpu_selftest[0]) GX_LOGE("cpu: %s", s->cpu_selftest);
     gx__svc_inject_env(0); /* tests: after the self-test, before the restore */
     /* the self-test's state changes must reach the store (as no-ops) before
-     * a real job can take its id */
-    gx__svc_settle(s);
+     * a real job can take its id; a store that takes no writes fails the
+     * start here rather than hang it (the signals wait for the start) */
+    if (gx__svc_settle_for(s, GX_SVC_START_SETTLE_MS)) {
+        rc = gx_error_set(err, GX_ESTORE, "store.path",
+                          "%s takes no writes (the start-up's state changes were not written in %d s; the log "
+                          "says why)",
+                          s->cfg.store.path, GX_SVC_START_SETTLE_MS / 1000);
+        goto fail;
+    }
     s->selftest_id = 0; /* its events are handled: the id is a real job's from now on */
+    /* the restored jobs run once the start has succeeded: a start that
+     * fails later (the port taken, say) runs nothing and adds no attempt */
+    gx_engine_pause(s->engine, 1);
     /* an operator's drains, before the restored jobs can be placed */
     restore_drains(s);
     rc = restore(s, err);
@@ -1575,6 +1588,7 @@ int gx_service_start(const gx_config *cfg, gx_service **out, gx_error *err) {
     rc = gx_http_start(&ho, &s->http, err);
     if (rc) goto fail;
     s->listen_fd = -1; /* libmicrohttpd's now */
+    gx_engine_pause(s->engine, 0);
     *out = s;
     return 0;
 fail:

@@ -272,6 +272,8 @@ void gx__svc_quota_value(const gx_tenant_info *t, size_t q, const char **name, d
 int gx__h_audit(void *app, gx_http_req *r);
 /* Fault injection and dead letters (fault_routes.c). */
 int gx__svc_faults_start(gx_service *s, gx_error *err);
+/* faults.startup checked as gx__svc_faults_start would, arming nothing. */
+int gx__svc_faults_check(const gx_config *cfg, gx_error *err);
 int gx__h_faults_list(void *app, gx_http_req *r);
 int gx__h_faults_arm(void *app, gx_http_req *r);
 int gx__h_faults_clear(void *app, gx_http_req *r);

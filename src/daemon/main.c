@@ -84,6 +84,13 @@ static int check_folder(const char *keyname, const char *path, gx_error *err) {
     }
 }
 
+/* 1 when err's message names its key already ("tls.cert: ..."), or there
+ * is no key to name. */
+static int named(const gx_error *err) {
+    size_t n = strlen(err->field);
+    return !n || (!strncmp(err->message, err->field, n) && err->message[n] == ':');
+}
+
 /* What the start refuses although the configuration is well-formed: the
  * files and folders it names, and what this build lacks. Reads, never
  * creates, binds or writes anything. 0, or a GX_E* code with err naming the
@@ -110,7 +117,7 @@ static int preflight(const gx_config *c, gx_error *err) {
         free(kp);
         if (rc) return rc;
     }
-    return 0;
+    return gx__svc_faults_check(c, err);
 }
 
 /* Replace this process by a fresh gexecd on the same listening socket.
@@ -169,8 +176,10 @@ int main(int argc, char **argv) {
         gx_config_free(&cfg);
         return 2;
     }
-    if (check && preflight(&cfg, &err)) {
-        fprintf(stderr, "gexecd: %s\n", err.message);
+    /* what the start would refuse, --check-config refuses, and the start
+     * refuses it before anything runs (exit 2: no restart loop) */
+    if (!print && preflight(&cfg, &err)) {
+        fprintf(stderr, "gexecd: %s%s%s\n", named(&err) ? "" : err.field, named(&err) ? "" : ": ", err.message);
         gx_config_free(&cfg);
         return 2;
     }
@@ -196,7 +205,7 @@ int main(int argc, char **argv) {
     pthread_sigmask(SIG_BLOCK, &set, NULL); /* every thread inherits this */
     gx_service *svc;
     if (gx_service_start(&cfg, &svc, &err)) {
-        gx_log(GX_LOG_ERROR, NULL, "cannot start: %s%s%s", err.field[0] ? err.field : "", err.field[0] ? ": " : "",
+        gx_log(GX_LOG_ERROR, NULL, "cannot start: %s%s%s", named(&err) ? "" : err.field, named(&err) ? "" : ": ",
                err.message);
         gx_config_free(&cfg);
         return 1;

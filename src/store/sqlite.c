@@ -221,6 +221,16 @@ static int open_conn(const char *path, int create, int busy_ms, sqlite3 **out, g
         sqlite3_close(db);
         return GX_ESTORE;
     }
+    /* SQLite opens a file it may not write read-only without a word; every
+     * commit would then fail, and the start would wait for them */
+    if (sqlite3_db_readonly(db, "main") == 1) {
+        gx_error_set(err, GX_ESTORE, "path",
+                     "%s is read-only for this user (uid %u): gexecd writes every job to it; give the file "
+                     "(and its -wal and -shm files) to the user gexecd runs as, mode 0600",
+                     path, (unsigned)geteuid());
+        sqlite3_close(db);
+        return GX_ESTORE;
+    }
     sqlite3_extended_result_codes(db, 1);
     sqlite3_busy_timeout(db, busy_ms);
     *out = db;

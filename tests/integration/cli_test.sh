@@ -380,6 +380,21 @@ gexecd_rc 2 -c --check-config && expect "-c without value" "option '-c' needs a 
 gexecd_rc 2 --config= --check-config && expect "--config= empty" "option '--config' needs a value" "$out"
 gexecd_rc 0 GEXEC_CONFIG= --check-config && expect "GEXEC_CONFIG empty is unset" 'configuration \(defaults and environment\) is valid' "$out"
 
+# ---- the start refuses what --check-config refuses, with exit 2, before anything runs
+# (faults.startup and the TLS files were checked only after the restore, which
+# ran the restored jobs on every failed start of a restart loop)
+gexecd_rc 2 GEXEC_FAULTS_ENABLED=true GEXEC_FAULTS_STARTUP=garbage --check-config &&
+    expect "check-config faults.startup" "^gexecd: faults\.startup: unknown fault point in 'garbage'" "$out"
+gexecd_rc 2 GEXEC_FAULTS_ENABLED=true GEXEC_FAULTS_STARTUP=garbage &&
+    expect "start faults.startup" "^gexecd: faults\.startup: unknown fault point in 'garbage'" "$out"
+gexecd_rc 2 GEXEC_TLS_CERT=/etc/hostname GEXEC_TLS_KEY=/etc/hostname &&
+    expect "start tls.cert" "^gexecd: tls\.cert: '/etc/hostname' holds no PEM certificate" "$out"
+[ -e "$tmp/cfgdata" ] && { echo "FAIL: a refused start created data_dir"; fails=$((fails + 1)); }
+# a store that takes no writes fails the start (it waited for them for ever)
+gexecd_rc 1 GEXEC_INJECT_FAULT=store.commit:0:-1:selftest GEXEC_LISTEN=127.0.0.1:0 &&
+    expect "store takes no writes" "cannot start: store\.path: .*gexec\.db takes no writes" "$out"
+rm -rf "$tmp/cfgdata"
+
 # ---- a generated admin key: in its file before the key exists, never in the log --------
 # A start that cannot write the file fails and makes no key; a stale file
 # (its key gone with auth.db) is replaced by a working key.
