@@ -65,11 +65,20 @@ static void make_key(const char *role, char *key, size_t cap) {
     it_resp_free(&r);
 }
 
-/* Re-queue a job (200), then it fails again. */
+/* Re-queue a job (200), then it fails again. It keeps its submit time, in
+ * the answer too (which showed the time of the re-queue). */
 static void requeue_fails_again(const char *id) {
-    char path[96];
+    char path[96], was[64];
+    snprintf(path, sizeof path, "/v1/jobs/%s", id);
+    it_resp r;
+    req(&D, "GET", path, NULL, &r);
+    snprintf(was, sizeof was, "%s", it_str(&r, "submitted_at"));
+    it_resp_free(&r);
     snprintf(path, sizeof path, "/v1/jobs/%s/requeue", id);
-    expect_status("POST", path, NULL, 200);
+    req(&D, "POST", path, NULL, &r);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(it_str(&r, "submitted_at"), was);
+    it_resp_free(&r);
     assert_string_equal(it_wait_job(&D, id, 10000), "failed");
 }
 
