@@ -195,11 +195,15 @@ static void batch_cycles(gx__admit *a) {
                     /* every spec on the stack from t up is in the cycle */
                     for (size_t k = sp; k-- > 0;) {
                         size_t c = stack[k];
-                        if (!a->codes[c]) {
+                        if (!a->codes[c]) { /* naming the job it depends on in the cycle */
+                            size_t next = k + 1 < sp ? stack[k + 1] : t;
                             char f[48];
                             snprintf(f, sizeof f, "jobs[%zu].depends_on", c);
-                            a->codes[c] = gx_error_set(&a->errs[c], GX_ECYCLE, f,
-                                                       "jobs[%zu] is in a dependency cycle with jobs[%zu]", c, t);
+                            a->codes[c] =
+                                next == c ? gx_error_set(&a->errs[c], GX_ECYCLE, f, "jobs[%zu] depends on itself", c)
+                                          : gx_error_set(&a->errs[c], GX_ECYCLE, f,
+                                                         "jobs[%zu] is in a dependency cycle: it depends on jobs[%zu]",
+                                                         c, next);
                         }
                         if (c == t) break;
                     }
@@ -405,13 +409,18 @@ static int h_job_events(void *app, gx_http_req *r) {
 static long state_mask(const char *s) {
     if (!s || !*s) return 0;
     unsigned m = 0;
-    char buf[256];
-    snprintf(buf, sizeof buf, "%s", s);
-    char *save;
-    for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
-        int st = gx_job_state_from_name(t);
-        if (st < 0) return -1;
-        m |= 1u << st;
+    for (const char *t = s; *t;) { /* any length: each name is looked up on its own */
+        size_t n = strcspn(t, ",");
+        char name[24];
+        if (n) {
+            if (n >= sizeof name) return -1;
+            memcpy(name, t, n);
+            name[n] = '\0';
+            int st = gx_job_state_from_name(name);
+            if (st < 0) return -1;
+            m |= 1u << st;
+        }
+        t += n + (t[n] == ',');
     }
     return m;
 }
@@ -429,11 +438,15 @@ static int h_list(void *app, gx_http_req *r) {
     }
     f.state_mask = (unsigned)m;
     f.kernel = gx_http_query(r, "kernel");
-    char lk[128] = "";
+    char lk[64] = "";
     if ((q = gx_http_query(r, "label"))) {
         const char *eq = strchr(q, '=');
-        if (!eq || eq == q || strlen(q) >= sizeof lk) {
+        if (!eq || eq == q) {
             gx_http_error(r, 400, GX_EINVAL, "label", "label filters are key=value");
+            return 0;
+        }
+        if ((size_t)(eq - q) >= sizeof lk || strlen(eq + 1) > 255) { /* as jobs' labels are */
+            gx_http_error(r, 400, GX_EINVAL, "label", "label keys are 1..63 bytes and values 0..255 bytes");
             return 0;
         }
         snprintf(lk, sizeof lk, "%.*s", (int)(eq - q), q);

@@ -228,6 +228,9 @@ static void batch_and_list(void **st) {
             if (!c || strcmp(c, codes[i])) fail_msg("batch item %d: want %s, got %s", i, codes[i], r.body);
         }
     }
+    /* each member of the cycle names the job it depends on */
+    assert_non_null(strstr(r.body, "jobs[2] is in a dependency cycle: it depends on jobs[3]"));
+    assert_non_null(strstr(r.body, "jobs[3] is in a dependency cycle: it depends on jobs[2]"));
     char second[32];
     snprintf(second, sizeof second, "%s", json_string_value(json_object_get(json_array_get(res, 1), "id")));
     it_resp_free(&r);
@@ -253,6 +256,23 @@ static void batch_and_list(void **st) {
         assert_string_equal(json_string_value(json_object_get(json_array_get(jobs, i), "state")), "succeeded");
     it_resp_free(&r);
     expect_error("GET", "/v1/jobs?state=bogus", NULL, NULL, 400, "GX_EINVAL", "state", "unknown state");
+    /* long filters: a label value up to 255 bytes (was refused past 127 as
+     * "not key=value"), a state list of any length (cut at 255 bytes) */
+    char longq[2048];
+    snprintf(longq, sizeof longq, "/v1/jobs?label=b=%0200d", 0);
+    REQ("GET", longq, NULL, &r);
+    assert_int_equal(r.status, 200);
+    assert_int_equal(json_array_size(json_object_get(r.json, "jobs")), 0);
+    it_resp_free(&r);
+    snprintf(longq, sizeof longq, "/v1/jobs?label=b=%0256d", 0);
+    expect_error("GET", longq, NULL, NULL, 400, "GX_EINVAL", "label", "values 0..255 bytes");
+    size_t ql = (size_t)snprintf(longq, sizeof longq, "/v1/jobs?state=");
+    for (int i = 0; i < 60; i++) ql += (size_t)snprintf(longq + ql, sizeof longq - ql, "queued,");
+    snprintf(longq + ql, sizeof longq - ql, "succeeded&label=b=1");
+    REQ("GET", longq, NULL, &r);
+    assert_int_equal(r.status, 200);
+    assert_true(json_array_size(json_object_get(r.json, "jobs")) >= 1);
+    it_resp_free(&r);
     expect_error("GET", "/v1/jobs?limit=0", NULL, NULL, 400, "GX_EINVAL", "limit", NULL);
     expect_error("GET", "/v1/jobs?cursor=abc", NULL, NULL, 400, "GX_EINVAL", "cursor", NULL);
     expect_error("POST", "/v1/jobs:batch", "{\"jobs\":[]}", NULL, 400, "GX_EINVAL", "jobs", NULL);
