@@ -397,6 +397,8 @@ int gx_http_route_match(const gx_route *routes, int nroutes, const char *method,
     }
     int path_found = 0;
     if (allowcap) allow[0] = '\0';
+    /* HEAD is GET without the body: libmicrohttpd sends the headers only */
+    const char *want = !strcmp(method, "HEAD") ? "GET" : method;
     for (int i = 0; i < nroutes; i++) {
         const gx_route *rt = &routes[i];
         char pat[256];
@@ -417,10 +419,11 @@ int gx_http_route_match(const gx_route *routes, int nroutes, const char *method,
         }
         if (!ok) continue;
         path_found = 1;
-        if (strcmp(rt->method, method)) {
+        if (strcmp(rt->method, want)) {
+            const char *m = !strcmp(rt->method, "GET") ? "GET, HEAD" : rt->method;
             if (allowcap && !strstr(allow, rt->method)) {
                 if (allow[0]) strncat(allow, ", ", allowcap - strlen(allow) - 1);
-                strncat(allow, rt->method, allowcap - strlen(allow) - 1);
+                strncat(allow, m, allowcap - strlen(allow) - 1);
             }
             continue;
         }
@@ -509,6 +512,7 @@ typedef struct framing {
     int lengths;      /* Content-Length headers */
     int differ;       /* two of them disagree */
     int chunked;      /* a Transfer-Encoding header */
+    const char *coding; /* one that is not plain "chunked" (gzip, identity, "gzip, chunked") */
     const char *first;
 } framing;
 
@@ -520,6 +524,11 @@ static enum MHD_Result framing_of(void *cls, enum MHD_ValueKind kind, const char
         else f->first = value ? value : "";
     } else if (!strcasecmp(key, "Transfer-Encoding")) {
         f->chunked = 1;
+        const char *v = value ? value : "";
+        while (*v == ' ' || *v == '\t') v++;
+        size_t n = strlen(v);
+        while (n && (v[n - 1] == ' ' || v[n - 1] == '\t')) n--;
+        if (n != 7 || strncasecmp(v, "chunked", 7)) f->coding = value ? value : "";
     }
     return MHD_YES;
 }
@@ -557,6 +566,12 @@ static int bad_head(gx_http_server *srv, gx_http_req *r, struct MHD_Connection *
     }
     framing f = {0};
     MHD_get_connection_values(conn, MHD_HEADER_KIND, framing_of, &f);
+    if (f.coding) { /* libmicrohttpd waited for a body it could not read, then closed without a word */
+        gx_http_error(r, 501, GX_EUNSUPPORTED, "Transfer-Encoding",
+                      "Transfer-Encoding '%.60s' is not supported: send the body as is (Content-Length) or chunked",
+                      f.coding);
+        return 1;
+    }
     if (f.differ || (f.lengths && f.chunked)) {
         gx_http_error(r, 400, GX_EINVAL, f.differ ? "Content-Length" : "Transfer-Encoding",
                       f.differ ? "Content-Length headers that disagree"

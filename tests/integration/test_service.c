@@ -206,6 +206,54 @@ static void damaged_blob_refused(void **st) {
     free(buf);
 }
 
+/* A raw request (key added when key is set) and the response, closed. */
+static long raw(const char *head, const char *body, int key, char *out, size_t cap) {
+    char req[2048];
+    snprintf(req, sizeof req, "%s\r\nHost: x\r\nConnection: close\r\n%s%s%s\r\n%s", head, key ? "Authorization: Bearer " : "",
+             key ? D.key : "", key ? "\r\n" : "", body ? body : "");
+    return tu_raw_exchange(D.port, req, strlen(req), out, cap, 5000);
+}
+
+/* HEAD is GET without the body, on every GET route (a load balancer's
+ * HEAD /healthz got 401, a blob's 405); a Transfer-Encoding other than
+ * chunked is answered 501 (the connection hung for 30 s, then closed). */
+static void head_and_transfer_codings(void **st) {
+    (void)st;
+    char out[8192], blob[80], want[64];
+    void *buf;
+    size_t len;
+    assert_true(raw("HEAD /healthz HTTP/1.1", NULL, 0, out, sizeof out) > 0);
+    assert_non_null(strstr(out, "HTTP/1.1 200"));
+    assert_non_null(strstr(out, "Content-Length: "));
+    assert_string_equal(strstr(out, "\r\n\r\n"), "\r\n\r\n"); /* headers only */
+    upload_f32(64, 1.0f, 3.0f, blob, &buf, &len);
+    char head[160];
+    snprintf(head, sizeof head, "HEAD /v1/blobs/%s HTTP/1.1", blob);
+    assert_true(raw(head, NULL, 1, out, sizeof out) > 0);
+    assert_non_null(strstr(out, "HTTP/1.1 200"));
+    snprintf(want, sizeof want, "Content-Length: %zu\r\n", len);
+    assert_non_null(strstr(out, want));
+    assert_string_equal(strstr(out, "\r\n\r\n"), "\r\n\r\n");
+    free(buf);
+    assert_true(raw("HEAD /v1/events HTTP/1.1", NULL, 1, out, sizeof out) > 0); /* a stream: headers, then closed */
+    assert_non_null(strstr(out, "HTTP/1.1 200"));
+    assert_true(raw("PUT /healthz HTTP/1.1\r\nContent-Length: 0", NULL, 1, out, sizeof out) > 0);
+    assert_non_null(strstr(out, "HTTP/1.1 405"));
+    assert_non_null(strstr(out, "Allow: GET, HEAD\r\n"));
+    const char *codings[] = {"gzip", "identity", "gzip, chunked"};
+    for (int i = 0; i < 3; i++) {
+        snprintf(head, sizeof head, "POST /v1/jobs HTTP/1.1\r\nContent-Type: application/json\r\nTransfer-Encoding: %s",
+                 codings[i]);
+        assert_true(raw(head, "11\r\n{\"kernel\":\"spin\"}\r\n0\r\n\r\n", 1, out, sizeof out) > 0);
+        if (!strstr(out, "HTTP/1.1 501") || !strstr(out, "\"field\":\"Transfer-Encoding\""))
+            fail_msg("Transfer-Encoding %s: %s", codings[i], out);
+    }
+    /* plain chunked is read as before */
+    assert_true(raw("POST /v1/jobs HTTP/1.1\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked",
+                    "11\r\n{\"kernel\":\"spin\"}\r\n0\r\n\r\n", 1, out, sizeof out) > 0);
+    assert_non_null(strstr(out, "HTTP/1.1 202"));
+}
+
 static void batch_and_list(void **st) {
     (void)st;
     it_resp r;
@@ -371,7 +419,7 @@ static void error_paths(void **st) {
     expect_error("POST", "/v1/jobs", "{\"kernel\":\"sp\xffin\"}", NULL, 400, "GX_EFORMAT", "body", NULL);
     /* routes and methods */
     expect_error("GET", "/v1/nothing", NULL, NULL, 404, "GX_ENOTFOUND", "path", NULL);
-    expect_error("PUT", "/v1/jobs/1", NULL, NULL, 405, "GX_EUNSUPPORTED", "method", "allowed: GET, DELETE");
+    expect_error("PUT", "/v1/jobs/1", NULL, NULL, 405, "GX_EUNSUPPORTED", "method", "allowed: GET, HEAD, DELETE");
     expect_error("GET", "/v1/jobs/abc", NULL, NULL, 404, "GX_ENOTFOUND", "id", NULL);
     expect_error("GET", "/v1/jobs/99999999", NULL, NULL, 404, "GX_ENOTFOUND", "id", NULL);
     expect_error("GET", "/v1/jobs/..%2F..%2Fetc", NULL, NULL, 404, "GX_ENOTFOUND", NULL, NULL);
@@ -1482,6 +1530,7 @@ int main(void) {
         cmocka_unit_test(submit_get_result),
         cmocka_unit_test(big_output_is_a_blob),
         cmocka_unit_test(damaged_blob_refused),
+        cmocka_unit_test(head_and_transfer_codings),
         cmocka_unit_test(run_seconds_counts_ended_attempts),
         cmocka_unit_test(batch_and_list),
         cmocka_unit_test(cancel_and_explain),
