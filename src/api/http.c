@@ -893,15 +893,19 @@ int gx_http_start(const gx_http_opts *o, gx_http_server **out, gx_error *err) {
     }
     /* an inherited socket is served as is (MHD_OPTION_LISTEN_SOCKET wins
      * over the address) */
+    /* the logger first: libmicrohttpd prints what comes before it itself,
+     * past gexecd's log format and level; a pool of 1 is no pool (it
+     * would say so on stderr) */
     srv->d = MHD_start_daemon(
-        flags, 0, accept_cb, srv, access_cb, srv, MHD_OPTION_LISTEN_SOCKET,
+        flags, 0, accept_cb, srv, access_cb, srv, MHD_OPTION_EXTERNAL_LOGGER, log_cb, NULL, MHD_OPTION_LISTEN_SOCKET,
         (MHD_socket)(o->listen_fd > 0 ? o->listen_fd : MHD_INVALID_SOCKET), MHD_OPTION_SOCK_ADDR,
         (struct sockaddr *)&ss,
-        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)(o->threads > 0 ? o->threads : 2), MHD_OPTION_CONNECTION_LIMIT,
+        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)(o->threads == 1 ? 0 : o->threads > 0 ? o->threads : 2),
+        MHD_OPTION_CONNECTION_LIMIT,
         o->max_connections ? o->max_connections : 1024u, MHD_OPTION_CONNECTION_TIMEOUT,
         o->timeout_s ? o->timeout_s : 60u, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
         (size_t)(o->max_header ? 2 * o->max_header + 8192 : 40 * 1024), MHD_OPTION_NOTIFY_COMPLETED, completed_cb, srv,
-        MHD_OPTION_EXTERNAL_LOGGER, log_cb, NULL, MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u,
+        MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u,
         MHD_OPTION_UNESCAPE_CALLBACK, unescape_cb, NULL, MHD_OPTION_NOTIFY_CONNECTION, notify_conn_cb, srv,
         MHD_OPTION_ARRAY, tls, MHD_OPTION_END);
     if (!srv->d) {

@@ -1365,8 +1365,11 @@ static void cpu_selftest(gx_service *s) {
     s->selftest_id = sp.id;
     gx_job_id id;
     gx_error err;
-    snprintf(s->cpu_selftest, sizeof s->cpu_selftest, "self-test did not run");
-    if (!gx_submit(s->engine, &sp, &id, NULL, &err) && !gx_job_wait(s->engine, id, 10000, NULL)) {
+    snprintf(s->cpu_selftest, sizeof s->cpu_selftest, "self-test did not end in 10 s");
+    if (gx_submit(s->engine, &sp, &id, NULL, &err)) /* engine.cpu_mem too small for its 8 KB, say */
+        snprintf(s->cpu_selftest, sizeof s->cpu_selftest, "self-test refused: %.40s%s%.120s", err.field,
+                 err.field[0] ? ": " : "", err.message);
+    else if (!gx_job_wait(s->engine, id, 10000, NULL)) {
         gx_output *o;
         int no;
         gx_job_info info;

@@ -29,6 +29,19 @@ int gx_log_level_from_name(const char *name) {
 
 int gx_log_enabled(int level) { return level >= g_level; }
 
+/* Length of the well-formed UTF-8 sequence at s (RFC 3629: no overlong
+ * forms, surrogates or code points past U+10FFFF), 0 if there is none. */
+static size_t utf8_len(const unsigned char *s) {
+    unsigned char c = s[0];
+    size_t n = c >= 0xc2 && c <= 0xdf ? 2 : c >= 0xe0 && c <= 0xef ? 3 : c >= 0xf0 && c <= 0xf4 ? 4 : 0;
+    if (!n) return 0;
+    unsigned char lo = c == 0xe0 ? 0xa0 : c == 0xf0 ? 0x90 : 0x80, hi = c == 0xed ? 0x9f : c == 0xf4 ? 0x8f : 0xbf;
+    if (s[1] < lo || s[1] > hi) return 0;
+    for (size_t i = 2; i < n; i++)
+        if (s[i] < 0x80 || s[i] > 0xbf) return 0;
+    return n;
+}
+
 static size_t json_escape(char *dst, size_t cap, const char *s) {
     size_t o = 0;
     for (; *s && o + 7 < cap; s++) {
@@ -38,6 +51,16 @@ static size_t json_escape(char *dst, size_t cap, const char *s) {
             dst[o++] = (char)c;
         } else if (c < 0x20) {
             o += (size_t)snprintf(dst + o, cap - o, "\\u%04x", c);
+        } else if (c >= 0x80) { /* JSON is UTF-8: bytes that are not (a request's %ff) become U+FFFD */
+            size_t n = utf8_len((const unsigned char *)s);
+            if (!n) {
+                memcpy(dst + o, "\\ufffd", 6);
+                o += 6;
+            } else {
+                memcpy(dst + o, s, n);
+                o += n;
+                s += n - 1;
+            }
         } else {
             dst[o++] = (char)c;
         }

@@ -395,6 +395,13 @@ gexecd_rc 1 GEXEC_INJECT_FAULT=store.commit:0:-1:selftest GEXEC_LISTEN=127.0.0.1
     expect "store takes no writes" "cannot start: store\.path: .*gexec\.db takes no writes" "$out"
 rm -rf "$tmp/cfgdata"
 
+# a self-test the engine refuses says why (it said "did not run")
+checks=$((checks + 1))
+out=$(timeout 3 env -u GEXEC_CONFIG GEXEC_ADMIN_KEY="$GEXEC_API_KEY" GEXEC_DATA_DIR="$tmp/smallmem" \
+    GEXEC_LISTEN=127.0.0.1:0 GEXEC_ENGINE_CPU_MEM=4KiB "$GEXECD" 2>&1)
+[[ $out == *"cpu: self-test refused: inputs: the job needs 8008 bytes of device memory"* ]] ||
+    { echo "FAIL: self-test with 4 KiB of memory: $out"; fails=$((fails + 1)); }
+
 # ---- a generated admin key: in its file before the key exists, never in the log --------
 # A start that cannot write the file fails and makes no key; a stale file
 # (its key gone with auth.db) is replaced by a working key.
@@ -402,7 +409,10 @@ gexecd_rc 1 GEXEC_DATA_DIR="$tmp/gen" GEXEC_AUTH_ADMIN_KEY_FILE="$tmp/no-such-fo
     expect "unwritable admin key file" "cannot start: auth\.admin_key_file: cannot write the generated admin key \(.*no-such-folder/admin\.key\.tmp: No such file or directory\)" "$out"
 echo "gx_0000000000000000_stale" >"$tmp/gen/admin.key"
 gport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-env -u GEXEC_ADMIN_KEY -u GEXEC_CONFIG GEXEC_LISTEN=127.0.0.1:$gport GEXEC_DATA_DIR="$tmp/gen" "$GEXECD" >"$tmp/gen.log" 2>&1 &
+# (its log in JSON at debug, one HTTP thread: every line must be a JSON
+# object, the HTTP library's too, and bytes that are not UTF-8 escaped)
+env -u GEXEC_ADMIN_KEY -u GEXEC_CONFIG GEXEC_LISTEN=127.0.0.1:$gport GEXEC_DATA_DIR="$tmp/gen" \
+    GEXEC_LOG_FORMAT=json GEXEC_LOG_LEVEL=debug GEXEC_HTTP_THREADS=1 "$GEXECD" >"$tmp/gen.log" 2>&1 &
 gpid=$!
 for _ in $(seq 200); do
     GEXEC_SERVER=http://127.0.0.1:$gport "$GEXEC" health >/dev/null 2>&1 && break
@@ -413,8 +423,13 @@ checks=$((checks + 1))
 [[ $genkey == gx_*_* && $genkey != *stale* && $(stat -c %a "$tmp/gen/admin.key") == 600 ]] ||
     { echo "FAIL: the stale admin key file was not replaced: $genkey"; fails=$((fails + 1)); }
 GEXEC_SERVER=http://127.0.0.1:$gport GEXEC_API_KEY=$genkey run 0 devices
+curl -s -o /dev/null -H "Authorization: Bearer $genkey" "http://127.0.0.1:$gport/v1/jobs/%ff%fe%c3%a9"
 kill -TERM "$gpid"
 wait "$gpid"
+checks=$((checks + 1))
+python3 -c 'import json,sys; [json.loads(l.decode("utf-8")) for l in open(sys.argv[1],"rb")]' "$tmp/gen.log" &&
+    grep -q 'ffff\|\\ufffd' "$tmp/gen.log" ||
+    { echo "FAIL: the JSON log has lines that are not JSON in UTF-8:"; cat "$tmp/gen.log"; fails=$((fails + 1)); }
 checks=$((checks + 1))
 grep -q "generated an admin key; it is in $tmp/gen/admin.key" "$tmp/gen.log" && ! grep -qF "$genkey" "$tmp/gen.log" ||
     { echo "FAIL: the generated key's log lines:"; cat "$tmp/gen.log"; fails=$((fails + 1)); }
