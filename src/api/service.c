@@ -1459,6 +1459,17 @@ static int lock_data_dir(gx_service *s, gx_error *err) {
     return lock_one(spath, "store.path", s->cfg.store.path, &s->store_lock_fd, err);
 }
 
+/* A start error from a module named by the configuration's key, and by the
+ * file when its message does not name it ("sqlite: file is not a database"). */
+static void name_key(gx_error *err, const char *key, const char *file) {
+    snprintf(err->field, sizeof err->field, "%s", key);
+    if (file && !strstr(err->message, file)) {
+        char m[sizeof err->message * 2];
+        snprintf(m, sizeof m, "%s: %s", file, err->message);
+        snprintf(err->message, sizeof err->message, "%.255s", m);
+    }
+}
+
 int gx_service_start(const gx_config *cfg, gx_service **out, gx_error *err) {
     gx_service *s = calloc(1, sizeof *s);
     if (!s) return gx_error_set(err, GX_ENOMEM, NULL, "out of memory");
@@ -1500,10 +1511,20 @@ int gx_service_start(const gx_config *cfg, gx_service **out, gx_error *err) {
     sc.on_commit = gx__svc_on_commit;
     sc.on_commit_ctx = s;
     rc = gx_store_open(&sc, &s->store, err);
-    if (!rc) rc = lock_data_dir(s, err); /* the store made the folder */
+    if (rc) { /* the store names its own fields: name the configuration's key, and the file */
+        int blobs = !strcmp(err->field, "blob") || !strcmp(err->field, "blob_dir");
+        name_key(err, blobs ? "blobs.dir" : "store.path", blobs ? s->cfg.blobs.dir : s->cfg.store.path);
+        goto fail;
+    }
+    rc = lock_data_dir(s, err); /* the store made the folder */
     if (rc) goto fail;
     rc = gx__svc_auth_open(s, err);
-    if (rc) goto fail;
+    if (rc) {
+        char file[4200];
+        snprintf(file, sizeof file, "%s/%s", s->cfg.data_dir, strstr(err->message, "audit") ? "audit.log" : "auth.db");
+        if (strcmp(err->field, "auth.admin_key_file") && strcmp(err->field, "admin_key")) name_key(err, "data_dir", file);
+        goto fail;
+    }
     gx_engine_opts eo;
     gx_engine_opts_init(&eo);
     gx_config_engine_opts(&s->cfg, &eo);

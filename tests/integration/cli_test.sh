@@ -395,6 +395,16 @@ gexecd_rc 1 GEXEC_INJECT_FAULT=store.commit:0:-1:selftest GEXEC_LISTEN=127.0.0.1
     expect "store takes no writes" "cannot start: store\.path: .*gexec\.db takes no writes" "$out"
 rm -rf "$tmp/cfgdata"
 
+# start errors name the configuration's key and the file (they said "path:",
+# "blob:", or named no file at all)
+mkdir -p "$tmp/baddb" "$tmp/badauth"
+echo garbage >"$tmp/baddb/gexec.db"
+echo garbage >"$tmp/badauth/auth.db"
+gexecd_rc 1 GEXEC_DATA_DIR="$tmp/baddb" GEXEC_LISTEN=127.0.0.1:0 &&
+    expect "start on a garbage store" "cannot start: store\.path: $tmp/baddb/gexec\.db: sqlite: file is not a database" "$out"
+gexecd_rc 1 GEXEC_DATA_DIR="$tmp/badauth" GEXEC_LISTEN=127.0.0.1:0 &&
+    expect "start on a garbage key database" "cannot start: data_dir: $tmp/badauth/auth\.db: key database: file is not a database" "$out"
+
 # a self-test the engine refuses says why (it said "did not run")
 checks=$((checks + 1))
 out=$(timeout 3 env -u GEXEC_CONFIG GEXEC_ADMIN_KEY="$GEXEC_API_KEY" GEXEC_DATA_DIR="$tmp/smallmem" \
