@@ -438,6 +438,7 @@ static int h_list(void *app, gx_http_req *r) {
     }
     f.state_mask = (unsigned)m;
     f.kernel = gx_http_query(r, "kernel");
+    if (f.kernel && !*f.kernel) f.kernel = NULL; /* empty is absent, as for state and cursor */
     char lk[64] = "";
     if ((q = gx_http_query(r, "label"))) {
         const char *eq = strchr(q, '=');
@@ -471,7 +472,8 @@ static int h_list(void *app, gx_http_req *r) {
         }
     }
     int privileged = r->ctx.cross;
-    if ((q = gx_http_query(r, "tenant")) && privileged) {
+    if ((q = gx_http_query(r, "tenant")) && !*q) q = NULL;
+    if (q && privileged) {
         f.tenant = q;
     } else if (q && strcmp(q, r->ctx.tenant)) {
         /* another tenant's jobs: not the caller's own answered as if they

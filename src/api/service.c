@@ -1500,6 +1500,20 @@ int gx_service_start(const gx_config *cfg, gx_service **out, gx_error *err) {
      * every time systemd started it again */
     s->listen_fd = gx__svc_inherited_listener();
     if (s->listen_fd < 0 && (rc = gx_http_listen(s->cfg.listen, &s->listen_fd, err))) goto fail;
+    /* an empty store file in a folder that has served (its key database is
+     * made after the store): SQLite would take it as a new store and start
+     * with no jobs, without a word */
+    struct stat dbst, keyst;
+    char keydb[4200];
+    snprintf(keydb, sizeof keydb, "%s/auth.db", s->cfg.data_dir);
+    if (!stat(s->cfg.store.path, &dbst) && S_ISREG(dbst.st_mode) && dbst.st_size == 0 && !stat(keydb, &keyst) &&
+        keyst.st_size > 0) {
+        rc = gx_error_set(err, GX_ESTORE, "store.path",
+                          "%s is empty (0 bytes) but this data folder has served before (%s): the store was "
+                          "truncated or replaced; restore it from a backup, or remove it to start with no jobs",
+                          s->cfg.store.path, keydb);
+        goto fail;
+    }
     gx_store_config sc;
     gx_store_config_init(&sc);
     sc.path = s->cfg.store.path;

@@ -405,6 +405,11 @@ gexecd_rc 1 GEXEC_DATA_DIR="$tmp/baddb" GEXEC_LISTEN=127.0.0.1:0 &&
 gexecd_rc 1 GEXEC_DATA_DIR="$tmp/badauth" GEXEC_LISTEN=127.0.0.1:0 &&
     expect "start on a garbage key database" "cannot start: data_dir: $tmp/badauth/auth\.db: key database: file is not a database" "$out"
 
+# an emptied store in a folder that has served is refused (it started with no jobs)
+mkdir -p "$tmp/emptied" && : >"$tmp/emptied/gexec.db" && cp "$tmp/data/auth.db" "$tmp/emptied/auth.db"
+gexecd_rc 1 GEXEC_DATA_DIR="$tmp/emptied" GEXEC_LISTEN=127.0.0.1:0 &&
+    expect "start on an emptied store" "cannot start: store\.path: $tmp/emptied/gexec\.db is empty \(0 bytes\) but this data folder has served before" "$out"
+
 # a self-test the engine refuses says why (it said "did not run")
 checks=$((checks + 1))
 out=$(timeout 3 env -u GEXEC_CONFIG GEXEC_ADMIN_KEY="$GEXEC_API_KEY" GEXEC_DATA_DIR="$tmp/smallmem" \

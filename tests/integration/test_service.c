@@ -304,6 +304,11 @@ static void batch_and_list(void **st) {
         assert_string_equal(json_string_value(json_object_get(json_array_get(jobs, i), "state")), "succeeded");
     it_resp_free(&r);
     expect_error("GET", "/v1/jobs?state=bogus", NULL, NULL, 400, "GX_EINVAL", "state", "unknown state");
+    /* empty filters are absent ones (kernel= listed nothing, tenant= nothing) */
+    REQ("GET", "/v1/jobs?state=succeeded&kernel=&tenant=&label=b=1", NULL, &r);
+    assert_int_equal(r.status, 200);
+    assert_true(json_array_size(json_object_get(r.json, "jobs")) >= 1);
+    it_resp_free(&r);
     /* long filters: a label value up to 255 bytes (was refused past 127 as
      * "not key=value"), a state list of any length (cut at 255 bytes) */
     char longq[2048];
