@@ -729,14 +729,20 @@ static void completed_cb(void *cls, struct MHD_Connection *conn, void **con_cls,
 }
 
 /* Percent-decoding of paths and query values that leaves "%00" alone: a
- * NUL must not cut a path short ("/v1/jobs/%00" is no job, not the list). */
+ * NUL must not cut a path short ("/v1/jobs/%00" is no job, not the list).
+ * In the path (the one string that starts with '/': query names and values
+ * of this API never do) "%2F" stays as it is: an encoded slash is data in
+ * its segment (RFC 3986), not a separator ("/v1/jobs/1%2Fresult" is no
+ * job, not job 1's result). */
 static size_t unescape_cb(void *cls, struct MHD_Connection *c, char *s) {
     (void)cls;
     (void)c;
     char *o = s;
+    int path = s[0] == '/';
     for (char *p = s; *p;) {
         int hi, lo;
-        if (p[0] == '%' && (hi = hexval(p[1])) >= 0 && (lo = hexval(p[2])) >= 0 && (hi | lo)) {
+        if (p[0] == '%' && (hi = hexval(p[1])) >= 0 && (lo = hexval(p[2])) >= 0 && (hi | lo) &&
+            !(path && hi * 16 + lo == '/')) {
             *o++ = (char)(hi * 16 + lo);
             p += 3;
         } else {

@@ -613,6 +613,9 @@ static const hcase CASES[] = {
     G("raw dot segments", "GET", "/v1/jobs/../../etc/passwd", 404, "GX_ENOTFOUND", NULL, NULL),
     G("%2e%2e segments", "GET", "/v1/jobs/%2e%2e/%2e%2e/etc/passwd", 404, "GX_ENOTFOUND", NULL, NULL),
     G("%2e%2e%2f in one segment", "GET", "/v1/jobs/%2e%2e%2f%2e%2e%2fetc%2fpasswd", 404, "GX_ENOTFOUND", NULL, NULL),
+    /* an encoded slash is data in its segment, not a separator */
+    G("%2F is not a separator", "GET", "/v1/jobs/1%2Fresult", 404, "GX_ENOTFOUND", NULL, NULL),
+    G("%2f is not a separator", "GET", "/v1/jobs/1%2fevents", 404, "GX_ENOTFOUND", NULL, NULL),
     G("job id '..'", "GET", "/v1/jobs/%2e%2e", 404, "GX_ENOTFOUND", "id", "no job '..'"),
     G("job id letters", "GET", "/v1/jobs/abc", 404, "GX_ENOTFOUND", "id", "job ids are decimal numbers"),
     G("job id negative", "GET", "/v1/jobs/-1", 404, "GX_ENOTFOUND", "id", "no job '-1'"),
