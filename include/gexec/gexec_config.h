@@ -182,6 +182,8 @@ typedef struct gx_config {
         int level;             /* enum gx_cfg_log_level */
         int format;            /* enum gx_cfg_log_format */
     } log;
+
+    struct gx__cfg_origin *origin_; /* private: where each key was set (gx_config_origin) */
 } gx_config;
 
 /* ---- lifecycle ------------------------------------------------------------ */
@@ -246,6 +248,11 @@ int gx_config_finalize(gx_config *c, gx_error *err);
  * succeeded and must still be freed. */
 int gx_config_load(gx_config *c, const char *path, char *const *envp,
                    gx_config_warn_fn warn, void *ctx, gx_error *err);
+
+/* Where key's value came from, for messages about it: 1 and "line N" (of
+ * the file) in buf, 2 and the variable's name (GEXEC_...), or 0 (a default,
+ * a derived value, or gx_config_set). */
+int gx_config_origin(const gx_config *c, const char *key, char *buf, size_t cap);
 
 /* ---- output --------------------------------------------------------------- */
 

@@ -805,8 +805,41 @@ static const char *type_hint(ktype t) {
 /* Set key k of c from the text s[0..n). is_null: the value was YAML null or
  * an empty variable. line (> 0) or where say where the text came from for
  * the message. c changes only on success. */
+static int set_value_(gx_config *c, const key *k, const char *s, size_t n, int is_null,
+                      long line, const char *where, gx_error *err);
+
+/* Where a key's value came from: the file's line, or a variable. */
+struct gx__cfg_origin {
+    long line;   /* > 0: the file's */
+    char var[64]; /* else the variable's name; "" for a default */
+};
+
 static int set_value(gx_config *c, const key *k, const char *s, size_t n, int is_null,
                      long line, const char *where, gx_error *err) {
+    int rc = set_value_(c, k, s, n, is_null, line, where, err);
+    if (rc == 0 && c->origin_) {
+        struct gx__cfg_origin *o = &c->origin_[k - keys];
+        o->line = line > 0 ? line : 0;
+        snprintf(o->var, sizeof o->var, "%s", line <= 0 && where && strcmp(where, "default") ? where : "");
+    }
+    return rc;
+}
+
+int gx_config_origin(const gx_config *c, const char *keyname, char *buf, size_t cap) {
+    const key *k = keyname ? find_key(keyname) : NULL;
+    if (!c || !c->origin_ || !k || !cap) return 0;
+    const struct gx__cfg_origin *o = &c->origin_[k - keys];
+    if (o->line > 0) {
+        snprintf(buf, cap, "line %ld", o->line);
+        return 1;
+    }
+    if (!o->var[0]) return 0;
+    snprintf(buf, cap, "%s", o->var);
+    return 2;
+}
+
+static int set_value_(gx_config *c, const key *k, const char *s, size_t n, int is_null,
+                      long line, const char *where, gx_error *err) {
     char shown[64];
     void *f = field(c, k);
     if (is_null || n == 0) {
@@ -916,11 +949,13 @@ void gx_config_free(gx_config *c) {
     if (!c) return;
     for (size_t i = 0; i < NKEYS; i++)
         if (keys[i].type == T_STR) free(*(char **)field(c, &keys[i]));
+    free(c->origin_);
     memset(c, 0, sizeof *c);
 }
 
 int gx_config_defaults(gx_config *c) {
     memset(c, 0, sizeof *c);
+    if (!(c->origin_ = calloc(NKEYS, sizeof *c->origin_))) return GX_ENOMEM;
     for (size_t i = 0; i < NKEYS; i++) {
         const key *k = &keys[i];
         const char *d = k->def;
@@ -934,8 +969,13 @@ int gx_config_defaults(gx_config *c) {
 
 int gx_config_copy(gx_config *dst, const gx_config *src) {
     memcpy(dst, src, sizeof *dst);
+    dst->origin_ = NULL;
     for (size_t i = 0; i < NKEYS; i++)
         if (keys[i].type == T_STR) *(char **)field(dst, &keys[i]) = NULL;
+    if (src->origin_) {
+        if (!(dst->origin_ = malloc(NKEYS * sizeof *dst->origin_))) return GX_ENOMEM;
+        memcpy(dst->origin_, src->origin_, NKEYS * sizeof *dst->origin_);
+    }
     for (size_t i = 0; i < NKEYS; i++) {
         if (keys[i].type != T_STR) continue;
         const char *s = *(char *const *)cfield(src, &keys[i]);
@@ -1278,6 +1318,12 @@ static char *join(const char *dir, const char *name) {
     return p;
 }
 
+/* keyname's error, at the line or variable that set other. */
+static int fail_beside(const gx_config *c, gx_error *err, const char *other, const char *keyname, const char *msg) {
+    const struct gx__cfg_origin *o = c->origin_ ? &c->origin_[find_key(other) - keys] : NULL;
+    return fail(err, GX_EINVAL, o ? o->line : 0, o && o->line <= 0 && o->var[0] ? o->var : NULL, keyname, "%s", msg);
+}
+
 static int finalize_into(gx_config *c, void *arg, gx_error *err) {
     (void)arg;
     if (!c->data_dir || !c->listen || !c->default_tenant)
@@ -1288,13 +1334,11 @@ static int finalize_into(gx_config *c, void *arg, gx_error *err) {
         return fail(err, GX_ENOMEM, 0, NULL, NULL, "out of memory");
     if (!c->auth.admin_key_file && !(c->auth.admin_key_file = join(c->data_dir, "admin.key")))
         return fail(err, GX_ENOMEM, 0, NULL, NULL, "out of memory");
-    if (c->tls.cert && !c->tls.key)
-        return fail(err, GX_EINVAL, 0, NULL, "tls.key", "must be set when tls.cert is");
-    if (c->tls.key && !c->tls.cert)
-        return fail(err, GX_EINVAL, 0, NULL, "tls.cert", "must be set when tls.key is");
+    /* a key missing beside another: the message points where the other was set */
+    if (c->tls.cert && !c->tls.key) return fail_beside(c, err, "tls.cert", "tls.key", "must be set when tls.cert is");
+    if (c->tls.key && !c->tls.cert) return fail_beside(c, err, "tls.key", "tls.cert", "must be set when tls.key is");
     if (c->store.backend == GX_CFG_STORE_POSTGRES && !c->store.dsn)
-        return fail(err, GX_EINVAL, 0, NULL, "store.dsn",
-                    "required when store.backend is postgres");
+        return fail_beside(c, err, "store.backend", "store.dsn", "required when store.backend is postgres");
     return 0;
 }
 

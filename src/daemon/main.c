@@ -179,7 +179,15 @@ int main(int argc, char **argv) {
     /* what the start would refuse, --check-config refuses, and the start
      * refuses it before anything runs (exit 2: no restart loop) */
     if (!print && preflight(&cfg, &err)) {
-        fprintf(stderr, "gexecd: %s%s%s\n", named(&err) ? "" : err.field, named(&err) ? "" : ": ", err.message);
+        /* the key, and the file's line or the variable that set it */
+        const char *msg = err.message;
+        if (err.field[0] && named(&err)) msg += strlen(err.field) + 1 + (err.message[strlen(err.field) + 1] == ' ');
+        char where[80];
+        int o = gx_config_origin(&cfg, err.field, where, sizeof where);
+        if (o == 1 && path) fprintf(stderr, "gexecd: %s: %s: %s: %s\n", path, where, err.field, msg);
+        else if (o == 2) fprintf(stderr, "gexecd: %s: %s: %s\n", where, err.field, msg);
+        else if (err.field[0]) fprintf(stderr, "gexecd: %s: %s\n", err.field, msg);
+        else fprintf(stderr, "gexecd: %s\n", msg);
         gx_config_free(&cfg);
         return 2;
     }

@@ -367,7 +367,10 @@ gexecd_rc 2 GEXEC_LISTEN=999.1.1.1:80 --check-config &&
 gexecd_rc 2 GEXEC_STORE_BACKEND=postgres GEXEC_STORE_DSN=postgresql://db/g --check-config &&
     expect "check-config postgres" "store\.backend: 'postgres' is not available in this build" "$out"
 gexecd_rc 2 GEXEC_DATA_DIR="$tmp/ok.yaml" --check-config &&
-    expect "check-config data_dir a file" "data_dir: .*ok\.yaml is not a folder" "$out"
+    expect "check-config data_dir a file" "^gexecd: GEXEC_DATA_DIR: data_dir: .*ok\.yaml is not a folder" "$out"
+printf 'http:\n  threads: 2\nstore:\n  path: %s\n' "$tmp" >"$tmp/dd.yaml"  # the file's line, as for a bad value
+gexecd_rc 2 --config "$tmp/dd.yaml" --check-config &&
+    expect "check-config store.path a folder (line)" "^gexecd: $tmp/dd\.yaml: line 4: store\.path: .* is a folder, not a database file" "$out"
 gexecd_rc 2 GEXEC_STORE_PATH="$tmp" --check-config &&
     expect "check-config store.path a folder" "store\.path: .* is a folder, not a database file" "$out"
 gexecd_rc 2 GEXEC_DEFAULT_TENANT=.. --check-config &&
@@ -384,11 +387,11 @@ gexecd_rc 0 GEXEC_CONFIG= --check-config && expect "GEXEC_CONFIG empty is unset"
 # (faults.startup and the TLS files were checked only after the restore, which
 # ran the restored jobs on every failed start of a restart loop)
 gexecd_rc 2 GEXEC_FAULTS_ENABLED=true GEXEC_FAULTS_STARTUP=garbage --check-config &&
-    expect "check-config faults.startup" "^gexecd: faults\.startup: unknown fault point in 'garbage'" "$out"
+    expect "check-config faults.startup" "^gexecd: GEXEC_FAULTS_STARTUP: faults\.startup: unknown fault point in 'garbage'" "$out"
 gexecd_rc 2 GEXEC_FAULTS_ENABLED=true GEXEC_FAULTS_STARTUP=garbage &&
-    expect "start faults.startup" "^gexecd: faults\.startup: unknown fault point in 'garbage'" "$out"
+    expect "start faults.startup" "^gexecd: GEXEC_FAULTS_STARTUP: faults\.startup: unknown fault point in 'garbage'" "$out"
 gexecd_rc 2 GEXEC_TLS_CERT=/etc/hostname GEXEC_TLS_KEY=/etc/hostname &&
-    expect "start tls.cert" "^gexecd: tls\.cert: '/etc/hostname' holds no PEM certificate" "$out"
+    expect "start tls.cert" "^gexecd: GEXEC_TLS_CERT: tls\.cert: '/etc/hostname' holds no PEM certificate" "$out"
 [ -e "$tmp/cfgdata" ] && { echo "FAIL: a refused start created data_dir"; fails=$((fails + 1)); }
 # a store that takes no writes fails the start (it waited for them for ever)
 gexecd_rc 1 GEXEC_INJECT_FAULT=store.commit:0:-1:selftest GEXEC_LISTEN=127.0.0.1:0 &&

@@ -392,7 +392,22 @@ static void env_beats_file(void **st) {
                    "GEXEC_NOEQUALS",
                    NULL};
     warns w = {0};
+    char where[64];
+    assert_int_equal(gx_config_origin(&c, "listen", where, sizeof where), 1);
+    assert_string_equal(where, "line 1");
+    assert_int_equal(gx_config_origin(&c, "http.max_body", where, sizeof where), 1);
+    assert_string_equal(where, "line 3");
+    assert_int_equal(gx_config_origin(&c, "data_dir", where, sizeof where), 0); /* a default */
     TU_OK(gx_config_apply_env(&c, env, on_warn, &w, &err), err);
+    /* where each value came from, for the start's messages about it */
+    assert_int_equal(gx_config_origin(&c, "listen", where, sizeof where), 2);
+    assert_string_equal(where, "GEXEC_LISTEN");
+    assert_int_equal(gx_config_origin(&c, "nope", where, sizeof where), 0);
+    gx_config cp;
+    assert_int_equal(gx_config_copy(&cp, &c), 0);
+    assert_int_equal(gx_config_origin(&cp, "engine.cpu_workers", where, sizeof where), 2);
+    assert_string_equal(where, "GEXEC_ENGINE_CPU_WORKERS");
+    gx_config_free(&cp);
     assert_string_equal(c.listen, "[::1]:2222");
     assert_int_equal(c.http.max_body, 5u << 20);
     assert_int_equal(c.engine.cpu_workers, 3);
@@ -882,8 +897,9 @@ static void finalize_checks(void **st) {
     TU_OK(load(&c, "tls:\n  cert: /c.pem\n", &err), err);
     assert_int_equal(gx_config_finalize(&c, &err), GX_EINVAL);
     assert_string_equal(err.field, "tls.key");
-    assert_string_equal(err.message, "tls.key: must be set when tls.cert is");
-    assert_int_equal(err.pos, -1);
+    /* at the line that set the other key */
+    assert_string_equal(err.message, "line 2: tls.key: must be set when tls.cert is");
+    assert_int_equal(err.pos, 2);
     assert_null(c.store.path); /* unchanged on error */
     gx_config_free(&c);
 
@@ -894,7 +910,7 @@ static void finalize_checks(void **st) {
 
     TU_OK(load(&c, "store:\n  backend: postgres\n", &err), err);
     assert_int_equal(gx_config_finalize(&c, &err), GX_EINVAL);
-    assert_string_equal(err.message, "store.dsn: required when store.backend is postgres");
+    assert_string_equal(err.message, "line 2: store.dsn: required when store.backend is postgres");
     TU_OK(gx_config_set(&c, "store.dsn", "postgresql://u:secret@db/gexec", &err), err);
     TU_OK(gx_config_finalize(&c, &err), err);
     char *d = dump_str(&c);
