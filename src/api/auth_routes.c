@@ -173,7 +173,7 @@ int gx__svc_http_pre(void *app, gx_http_req *r) {
         gx_http_error(r, 403, GX_EPERM, NULL, "%s", e.message);
         return 1;
     }
-    r->ctx.cross = strcmp(r->method, "GET") ? cw : cr;
+    r->ctx.cross = strcmp(r->method, "GET") && strcmp(r->method, "HEAD") ? cw : cr;
     return 0;
 }
 
@@ -200,7 +200,7 @@ static int done_record(const gx_http_req *r, gx_audit_record *rec, char target[1
     } else if (!strcmp(pat, "/v1/devices/{id}/drain")) {
         action = strcmp(r->method, "POST") ? "device.undrain" : "device.drain";
         snprintf(target, 128, "device/%.60s", r->nparams > 0 ? r->params[0] : "");
-    } else if (!strcmp(pat, "/v1/admin/faults") && strcmp(r->method, "GET")) {
+    } else if (!strcmp(pat, "/v1/admin/faults") && strcmp(r->method, "GET") && strcmp(r->method, "HEAD")) {
         action = strcmp(r->method, "POST") ? "fault.clear" : "fault.arm";
         snprintf(target, 128, "faults");
     }

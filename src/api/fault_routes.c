@@ -300,7 +300,9 @@ int gx__h_job_requeue(void *app, gx_http_req *r) {
     sp.attempt_floor = attempt;     /* an end before it runs is not fenced */
     sp.restored = 1;                /* the queued event with the note is stored */
     sp.stored_state = GX_JOB_QUEUED;
-    sp.submitted_ns = sj->submit_ns; /* its submit time stays (no queue timeout: it has run) */
+    /* a job that has run keeps its submit time (no queue timeout for it);
+     * one that never ran (refused at a restore) queues afresh from now */
+    if (sj->attempt > 0) sp.submitted_ns = sj->submit_ns;
     rc = gx_job_requeue(s->engine, &sp, &e);
     gx_jobreq_free(&jr);
     if (rc) {

@@ -189,7 +189,12 @@ int main(int argc, char **argv) {
         else if (err.field[0]) fprintf(stderr, "gexecd: %s: %s\n", err.field, msg);
         else fprintf(stderr, "gexecd: %s\n", msg);
         gx_config_free(&cfg);
-        return 2;
+        /* exit 2 (no restart) for what a restart cannot fix; a file that
+         * could not be read (a volume not mounted yet, a certificate being
+         * renewed) at a start, or anything at the re-exec after a device
+         * loss (the configuration passed at the first start), exits 1 */
+        int later = !check && (err.code == GX_EIO || err.code == GX_ENOMEM || getenv("GEXEC_LISTEN_FD"));
+        return later ? 1 : 2;
     }
     if (check) {
         printf("gexecd: configuration %s is valid\n", path ? path : "(defaults and environment)");

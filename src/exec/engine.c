@@ -461,8 +461,8 @@ static void complete(gx_engine *e, gx__device *d, run_item *it, const gx_call_re
     d->jobs_done++;
     d->busy_s += run_us / 1e6;
     j->busy = 0;
-    j->run_ns = r->run_ns;
-    gx__sched_charge(e, j->tenant, j->cost_us, run_us);
+    if (!j->finished_early) j->run_ns = r->run_ns; /* else its end event's time stays */
+    gx__sched_charge(e, j, run_us);
     gx__sched_released(e, j->tenant);
     if (r->rc == 0) gx__kstat_record(e, j->kernel, run_us);
     int own_end = j->finished_early || gx_job_state_is_final(j->state) || e->stopping;

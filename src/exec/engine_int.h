@@ -65,6 +65,9 @@ typedef struct gx__job {
     int64_t timeout_ns, queue_timeout_ns;
     int64_t deadline;     /* timer: absolute monotonic ns, 0 = none */
     float cost_us;        /* estimated run time, charged at placement */
+    double vcharge;       /* what placement added to its tenant's fair-share key
+                             (scaled, per weight): taken back exactly at the end */
+    uint32_t vgen;        /* e->fair_gen when it was charged */
     uint64_t mem;         /* device memory need */
     atomic_int cancel;    /* read by the running kernel */
     uint8_t finished_early; /* made final while a worker still runs it */
@@ -210,6 +213,8 @@ struct gx_engine {
     uint32_t *chn, *chcap;
     double fair_scale;        /* multiplier for new charges (grows with time) */
     int64_t fair_epoch;       /* monotonic ns of scale == 1 */
+    uint32_t fair_gen;        /* folds of the scale so far (refresh_scale) */
+    double fair_fold;         /* the last fold's divisor */
     double fair_k;            /* ln 2 / half-life, per ns */
     /* timers */
     gx__job **timers;
@@ -258,7 +263,7 @@ void gx__sched_remove(gx_engine *e, gx__job *j);
  * `unlimited` ignores device room (benchmarks). */
 int gx__sched_dispatch(gx_engine *e, int limit, int unlimited);
 /* Charge actual device time to a tenant (correcting the estimate). */
-void gx__sched_charge(gx_engine *e, uint32_t tenant, double est_us, double actual_us);
+void gx__sched_charge(gx_engine *e, gx__job *j, double actual_us);
 /* A job of this tenant left a device: maybe unthrottle. */
 void gx__sched_released(gx_engine *e, uint32_t tenant);
 /* Weight or running limit of a tenant changed: re-sort and re-throttle. */

@@ -91,7 +91,7 @@ static void unplace(gx_engine *e, gx__device *d, gx__job *j, gx__evbuf *eb) {
     if (d->pending_cost < 0) d->pending_cost = 0;
     d->mem_used -= j->mem;
     e->tenants[j->tenant].mem_used -= j->mem;
-    gx__sched_charge(e, j->tenant, j->cost_us, 0);
+    gx__sched_charge(e, j, 0);
     gx__sched_released(e, j->tenant);
     j->busy = 0;
     if (gx_job_state_is_final(j->state)) return; /* cancelled while placed */

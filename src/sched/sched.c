@@ -222,16 +222,26 @@ int gx__tenant_new(gx_engine *e, const char *name, double weight, int max_runnin
 
 /* ---- queue operations ----------------------------------------------------- */
 
-/* A tenant with nothing queued (of any class) and nothing placed or running
- * starts level with the least-used active tenant when work comes: its own
- * key only ever rises to that. */
+/* Nothing queued (of any class), nothing placed or running. */
+static int tenant_idle(gx_engine *e, const gx__tenant *t) {
+    if (t->running) return 0;
+    for (int c = 0; c < e->ncls; c++)
+        if (t->q[c].n) return 0;
+    return 1;
+}
+
+/* An idle tenant starts level with the least-used active tenant when work
+ * comes: its own key only ever rises to that. Active is anything queued or
+ * running, so a tenant at its running limit (out of the class heaps) or
+ * with all its jobs placed counts too: the scan runs only on this
+ * transition. */
 static void level_if_idle(gx_engine *e, gx__tenant *t) {
-    if (t->running) return;
-    for (int c = 0; c < e->ncls; c++)
-        if (t->q[c].n) return;
+    if (!tenant_idle(e, t)) return;
     double minkey = -1;
-    for (int c = 0; c < e->ncls; c++)
-        if (e->chn[c] && (minkey < 0 || tkey(e->ch[c][0]) < minkey)) minkey = tkey(e->ch[c][0]);
+    for (uint32_t i = 0; i < e->ntenants; i++) {
+        const gx__tenant *o = &e->tenants[i];
+        if (o != t && !tenant_idle(e, o) && (minkey < 0 || tkey(o) < minkey)) minkey = tkey(o);
+    }
     if (minkey > t->vtime) t->vtime = minkey;
 }
 
@@ -266,6 +276,8 @@ static void refresh_scale(gx_engine *e, int64_t now) {
             e->tenants[i].usage /= e->fair_scale;
             e->tenants[i].vtime /= e->fair_scale;
         }
+        e->fair_fold = e->fair_scale; /* placed jobs' charges shrink by it when taken back */
+        e->fair_gen++;
         e->fair_epoch = now;
         e->fair_scale = 1;
     }
@@ -288,16 +300,22 @@ static void tenant_moved(gx_engine *e, gx__tenant *t, int grew) {
     }
 }
 
-void gx__sched_charge(gx_engine *e, uint32_t tenant, double est_us, double actual_us) {
-    gx__tenant *t = &e->tenants[tenant];
-    double delta = (actual_us - est_us) * e->fair_scale;
+void gx__sched_charge(gx_engine *e, gx__job *j, double actual_us) {
+    gx__tenant *t = &e->tenants[j->tenant];
+    double delta = (actual_us - j->cost_us) * e->fair_scale;
     t->usage += delta;
     if (t->usage < 0) t->usage = 0;
-    t->vtime += delta / t->weight;
+    /* the estimate's charge comes back exactly as it was made (a weight
+     * changed since, or the scale grew, leaves no remainder), and the
+     * actual time is charged under the weight of now */
+    double charged = j->vgen == e->fair_gen ? j->vcharge : j->vgen + 1 == e->fair_gen ? j->vcharge / e->fair_fold : 0;
+    double vdelta = actual_us * e->fair_scale / t->weight - charged;
+    j->vcharge = 0;
+    t->vtime += vdelta;
     if (t->vtime < 0) t->vtime = 0;
     t->device_s += actual_us / 1e6;
     if (actual_us > 0) gx__quota_charge(t, actual_us / 1e6, gx__quota_now());
-    tenant_moved(e, t, delta > 0);
+    tenant_moved(e, t, vdelta > 0);
 }
 
 void gx__sched_released(gx_engine *e, uint32_t tenant) {
@@ -485,7 +503,9 @@ int gx__sched_dispatch(gx_engine *e, int limit, int unlimited) {
         bj->cost_us = (float)gx__cost_estimate(e, bj);
         double cost = bj->cost_us; /* what completion takes back, to the bit */
         bt->usage += cost * e->fair_scale;
-        bt->vtime += cost * e->fair_scale / bt->weight;
+        bj->vcharge = cost * e->fair_scale / bt->weight;
+        bj->vgen = e->fair_gen;
+        bt->vtime += bj->vcharge;
         tenant_moved(e, bt, 1);
         if (bt->max_running > 0 && bt->running >= bt->max_running) {
             bt->throttled = 1;

@@ -392,6 +392,11 @@ gexecd_rc 2 GEXEC_FAULTS_ENABLED=true GEXEC_FAULTS_STARTUP=garbage &&
     expect "start faults.startup" "^gexecd: GEXEC_FAULTS_STARTUP: faults\.startup: unknown fault point in 'garbage'" "$out"
 gexecd_rc 2 GEXEC_TLS_CERT=/etc/hostname GEXEC_TLS_KEY=/etc/hostname &&
     expect "start tls.cert" "^gexecd: GEXEC_TLS_CERT: tls\.cert: '/etc/hostname' holds no PEM certificate" "$out"
+# a file that cannot be read may be there later (a volume not mounted yet):
+# exit 1, which systemd restarts; --check-config says 2 all the same
+gexecd_rc 1 GEXEC_TLS_CERT="$tmp/no-cert.pem" GEXEC_TLS_KEY="$tmp/no-key.pem" &&
+    expect "start tls.cert missing" "^gexecd: GEXEC_TLS_CERT: tls\.cert: cannot read" "$out"
+gexecd_rc 2 GEXEC_TLS_CERT="$tmp/no-cert.pem" GEXEC_TLS_KEY="$tmp/no-key.pem" --check-config
 [ -e "$tmp/cfgdata" ] && { echo "FAIL: a refused start created data_dir"; fails=$((fails + 1)); }
 # a store that takes no writes fails the start (it waited for them for ever)
 gexecd_rc 1 GEXEC_INJECT_FAULT=store.commit:0:-1:selftest GEXEC_LISTEN=127.0.0.1:0 &&

@@ -245,6 +245,15 @@ static void admin_reads_every_blob(void **st) {
         assert_int_equal(get_as(tb, paths[i]), 404);   /* not 403: it does not exist for tb */
         assert_int_equal(get_as(op, paths[i]), 404);   /* operators too: outputs stay the tenant's */
     }
+    /* HEAD reads as GET does: an operator sees another tenant's job (HEAD
+     * got 404: it was taken for a write) */
+    snprintf(path, sizeof path, "/v1/jobs/%s", id);
+    assert_int_equal(get_as(op, path), 200);
+    char req[512], out[4096];
+    snprintf(req, sizeof req, "HEAD %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: Bearer %s\r\n\r\n",
+             path, op);
+    assert_true(tu_raw_exchange(D.port, req, strlen(req), out, sizeof out, 5000) > 0);
+    if (!strstr(out, "HTTP/1.1 200")) fail_msg("HEAD %s as an operator of another tenant: %s", path, out);
     /* an admin's unknown blob is still 404 */
     assert_int_equal(get_as(NULL, "/v1/blobs/sha256:0000000000000000000000000000000000000000000000000000000000000000"),
                      404);

@@ -452,6 +452,56 @@ static void fair_share_from_now_on(void **st) {
     gx_engine_destroy(e);
 }
 
+/* The same when the busy tenant is out of the scheduler's heaps: at its
+ * running limit, or with all its jobs placed and none queued (a tenant back
+ * from idle took the machine until it caught up); and when a weight
+ * changes between a job's placement and its end (the estimate's charge
+ * came back under the new weight: a demoted tenant with an over-estimated
+ * job went first for good). */
+static void fair_share_busy_out_of_heaps(void **st) {
+    (void)st;
+    gx_engine *e = mk(2, NULL, 1);
+    add_tenant(e, "capped", 1, 2); /* at its limit whenever both workers are its */
+    add_tenant(e, "back", 1, 0);
+    int n = 3000;
+    gx_job_id *ids = calloc((size_t)n * 2, sizeof *ids);
+    spin_backlog(e, "capped", n, ids);
+    struct timespec ts = {0, 600000000};
+    nanosleep(&ts, NULL);
+    spin_backlog(e, "back", n, ids + n);
+    double dc, dk;
+    share_over(e, "capped", "back", 600, &dc, &dk);
+    fprintf(stderr, "busy at its limit: capped %.3f s, back %.3f s -> capped %.0f%% (want 50%%)\n", dc, dk,
+            100 * dc / (dc + dk));
+    assert_true(dc / (dc + dk) >= 0.35 && dc / (dc + dk) <= 0.65);
+    for (int i = 0; i < 2 * n; i++) gx_job_cancel(e, ids[i], NULL);
+    assert_int_equal(gx_engine_drain(e, 10000), 0);
+    free(ids);
+    gx_engine_destroy(e);
+
+    /* a weight-10 tenant's long job, estimated at 5 s, demoted to 1 and cancelled */
+    e = mk(2, NULL, 1);
+    add_tenant(e, "b", 1, 0);
+    add_tenant(e, "a", 10, 0);
+    ids = calloc((size_t)n * 2 + 1, sizeof *ids);
+    spin_backlog(e, "b", n, ids);
+    nanosleep(&ts, NULL);
+    gx_job_id big = spin_job(e, "a", 5000000, 10);
+    for (int i = 0; i < 200 && state_of(e, big) != GX_JOB_RUNNING; i++) nanosleep(&(struct timespec){0, 5000000}, NULL);
+    spin_backlog(e, "a", n, ids + n);
+    add_tenant(e, "a", 1, 0);
+    gx_error err;
+    TU_OK(gx_job_cancel(e, big, &err), err);
+    double da, db;
+    share_over(e, "a", "b", 600, &da, &db);
+    fprintf(stderr, "demoted mid-job: a %.3f s, b %.3f s -> a %.0f%% (want 50%%)\n", da, db, 100 * da / (da + db));
+    assert_true(da / (da + db) >= 0.35 && da / (da + db) <= 0.65);
+    for (int i = 0; i < 2 * n; i++) gx_job_cancel(e, ids[i], NULL);
+    assert_int_equal(gx_engine_drain(e, 10000), 0);
+    free(ids);
+    gx_engine_destroy(e);
+}
+
 static gx_job_id fail_job(gx_engine *e, int mode, int key, int succeed_on, int max_attempts,
                           const gx_job_id *deps, int ndeps) {
     gx_named_arg a[] = {{.name = "mode", .value = mode}, {.name = "key", .value = key},
@@ -863,6 +913,7 @@ int main(void) {
         cmocka_unit_test(list_filters),
         cmocka_unit_test(fair_share),
         cmocka_unit_test(fair_share_from_now_on),
+        cmocka_unit_test(fair_share_busy_out_of_heaps),
         cmocka_unit_test(short_job_not_behind_long_one),
         cmocka_unit_test(short_job_not_held_by_long_one_after_it),
         cmocka_unit_test(unmeasured_short_job_not_behind_long_one),
