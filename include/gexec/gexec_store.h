@@ -492,7 +492,8 @@ int gx_store_blob_put(gx_store *s, const char *tenant, const void *bytes, size_t
  * does not own it (also when another tenant does), GX_ESTORE if the bytes
  * are missing or damaged: the file is read and its SHA-256 checked against
  * the id (about 1.7 GB/s here), so bytes that rotted on disk are never
- * served or computed on. tenant NULL: a blob any tenant owns (for admins).
+ * served or computed on; a file that passed in the last 10 minutes and is
+ * still the same file (inode, size, times) is not read again. tenant NULL: a blob any tenant owns (for admins).
  * The file must only be read. */
 int gx_store_blob_open(gx_store *s, const char *tenant, const char *id, char *path,
                        size_t cap, int64_t *size, gx_error *err);

@@ -63,6 +63,15 @@ typedef struct req {
     struct req *next;
 } req;
 
+/* A blob file checked against its id is not hashed again for this long
+ * while it is the same file (device, inode, size, modification and change
+ * times): a download or a job input reads it without a second pass, and a
+ * flood of downloads of a large blob costs one hash per interval. Damage
+ * that changes none of those (bits rotting on the disk) shows at the next
+ * check after the interval. Direct-mapped by the id's first hex digits. */
+#define VCACHE_SLOTS 1024
+#define VCACHE_TTL_NS (600 * (int64_t)1000000000)
+
 struct gx_store {
     const gx_store_ops *ops; /* &ops_copy */
     gx_store_ops ops_copy;
@@ -88,6 +97,17 @@ struct gx_store {
     gx_store_stats st;    /* under mu */
     uint64_t async_failed; /* non-waiting updates lost since the last flush */
     char async_msg[256];   /* message of the latest such failure */
+
+    /* blobs whose bytes were checked against their id lately (vmu) */
+    pthread_mutex_t vmu;
+    struct vslot {
+        char id[GX_STORE_BLOB_ID_LEN];
+        dev_t dev;
+        ino_t ino;
+        off_t size;
+        struct timespec mtim, ctim;
+        int64_t at; /* monotonic ns of the check */
+    } vcache[VCACHE_SLOTS];
 };
 
 /* ---- small helpers -------------------------------------------------------- */
@@ -499,10 +519,12 @@ int gx_store_open_ops(const gx_store_ops *ops, const gx_store_config *cfg, gx_st
     rc = ops->open(cfg, &s->b, err);
     if (rc) goto fail;
     pthread_mutex_init(&s->mu, NULL);
+    pthread_mutex_init(&s->vmu, NULL);
     pthread_cond_init(&s->q_cv, NULL);
     if (pthread_create(&s->committer, NULL, committer_main, s) != 0) {
         ops->close(s->b);
         pthread_mutex_destroy(&s->mu);
+        pthread_mutex_destroy(&s->vmu);
         pthread_cond_destroy(&s->q_cv);
         rc = gx_error_set(err, GX_ENOMEM, NULL, "cannot start the committer thread");
         goto fail;
@@ -540,6 +562,7 @@ void gx_store_close(gx_store *s) {
     pthread_join(s->committer, NULL);
     s->ops->close(s->b);
     pthread_mutex_destroy(&s->mu);
+    pthread_mutex_destroy(&s->vmu);
     pthread_cond_destroy(&s->q_cv);
     free(s->blob_dir);
     free(s->group);
@@ -993,7 +1016,7 @@ int gx_store_blob_put(gx_store *s, const char *tenant, const void *bytes, size_t
 
 /* Where the bytes of id are, if tenant owns it; not checked against id. */
 static int blob_locate(gx_store *s, const char *tenant, const char *id, char *path, size_t cap, int64_t *size,
-                       gx_error *err) {
+                       struct stat *stt, gx_error *err) {
     gx_error_clear(err);
     if (!path || cap == 0) return gx_error_set(err, GX_EINVAL, "path", "no path buffer");
     path[0] = '\0';
@@ -1004,8 +1027,7 @@ static int blob_locate(gx_store *s, const char *tenant, const char *id, char *pa
     if (rc) return rc;
     if (gx__blob_path(s->blob_dir, id, path, cap))
         return gx_error_set(err, GX_EOVERFLOW, "path", "path buffer too small");
-    struct stat stt;
-    if (stat(path, &stt) != 0 || !S_ISREG(stt.st_mode) || stt.st_size != sz) {
+    if (stat(path, stt) != 0 || !S_ISREG(stt->st_mode) || stt->st_size != sz) {
         path[0] = '\0';
         return gx_error_set(err, GX_ESTORE, "blob",
                             "the bytes of blob %s are missing or damaged; upload the file again to repair it", id);
@@ -1014,11 +1036,53 @@ static int blob_locate(gx_store *s, const char *tenant, const char *id, char *pa
     return 0;
 }
 
+static int64_t mono_ns(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
+}
+
+static struct vslot *vslot_of(gx_store *s, const char *id) {
+    return &s->vcache[strtoul((char[4]){id[7], id[8], id[9], 0}, NULL, 16) % VCACHE_SLOTS];
+}
+
+static int same_file(const struct vslot *v, const struct stat *st) {
+    return v->dev == st->st_dev && v->ino == st->st_ino && v->size == st->st_size &&
+           v->mtim.tv_sec == st->st_mtim.tv_sec && v->mtim.tv_nsec == st->st_mtim.tv_nsec &&
+           v->ctim.tv_sec == st->st_ctim.tv_sec && v->ctim.tv_nsec == st->st_ctim.tv_nsec;
+}
+
+/* 1 if the file st of id was checked lately (see VCACHE_SLOTS). */
+static int checked_lately(gx_store *s, const char *id, const struct stat *st) {
+    pthread_mutex_lock(&s->vmu);
+    const struct vslot *v = vslot_of(s, id);
+    int hit = !strcmp(v->id, id) && same_file(v, st) && mono_ns() - v->at < VCACHE_TTL_NS;
+    pthread_mutex_unlock(&s->vmu);
+    return hit;
+}
+
+static void checked_now(gx_store *s, const char *id, const struct stat *st) {
+    pthread_mutex_lock(&s->vmu);
+    struct vslot *v = vslot_of(s, id);
+    snprintf(v->id, sizeof v->id, "%s", id);
+    v->dev = st->st_dev;
+    v->ino = st->st_ino;
+    v->size = st->st_size;
+    v->mtim = st->st_mtim;
+    v->ctim = st->st_ctim;
+    v->at = mono_ns();
+    pthread_mutex_unlock(&s->vmu);
+}
+
 int gx_store_blob_open(gx_store *s, const char *tenant, const char *id, char *path, size_t cap,
                        int64_t *size, gx_error *err) {
     int64_t sz = 0;
-    int rc = blob_locate(s, tenant, id, path, cap, &sz, err);
-    if (rc == 0) rc = gx__blob_check(path, id, sz, err);
+    struct stat st;
+    int rc = blob_locate(s, tenant, id, path, cap, &sz, &st, err);
+    if (rc == 0 && !checked_lately(s, id, &st)) {
+        rc = gx__blob_check(path, id, sz, err);
+        if (rc == 0) checked_now(s, id, &st);
+    }
     if (rc) {
         path[0] = '\0';
         return rc;
@@ -1035,11 +1099,14 @@ int gx_store_blob_read(gx_store *s, const char *tenant, const char *id, void **b
     *len = 0;
     char path[4200], got[GX_STORE_BLOB_ID_LEN];
     int64_t sz = 0;
-    int rc = blob_locate(s, tenant, id, path, sizeof path, &sz, err);
+    struct stat st;
+    int rc = blob_locate(s, tenant, id, path, sizeof path, &sz, &st, err);
     if (rc) return rc;
     rc = gx__blob_load(path, sz, bytes, err);
-    if (rc == 0) rc = gx__blob_hash(*bytes, (size_t)sz, got, err);
-    if (rc == 0 && strcmp(got, id))
+    int lately = rc == 0 && checked_lately(s, id, &st);
+    if (rc == 0 && !lately) rc = gx__blob_hash(*bytes, (size_t)sz, got, err);
+    if (rc == 0 && !lately && !strcmp(got, id)) checked_now(s, id, &st);
+    if (rc == 0 && !lately && strcmp(got, id))
         rc = gx_error_set(err, GX_ESTORE, "blob",
                           "the bytes of blob %s on disk are damaged (their SHA-256 is not the id's); upload the "
                           "file again to repair it",
