@@ -59,9 +59,27 @@ static int int_member(json_t *v, const char *name, int64_t lo, int64_t hi, int64
     return 0;
 }
 
+/* What a fault may be, past its syntax: a store fault fails the way a
+ * store does (GX_ESTORE, GX_EIO, GX_ENOMEM; 0 is GX_ESTORE): another code
+ * (GX_EINVAL, GX_ECLOSED) reads as a refused write, and the persister drops
+ * such state changes rather than retry them. A device fault's code is the
+ * backend's own (a CUDA error number, >= 0). The device must exist (ndev
+ * devices; -1: not known yet). */
+static int fault_check(const gx_fault_spec *f, int ndev, gx_error *err) {
+    int store = f->point == GX_FAULT_STORE_COMMIT || f->point == GX_FAULT_STORE_FULL;
+    if (store && f->code && f->code != GX_ESTORE && f->code != GX_EIO && f->code != GX_ENOMEM)
+        return gx_error_set(err, GX_EINVAL, "code", "a store fault's code is GX_ESTORE, GX_EIO or GX_ENOMEM; got %d",
+                            f->code);
+    if (!store && f->code < 0)
+        return gx_error_set(err, GX_EINVAL, "code", "a device fault's code is the backend's error number (>= 0)");
+    if (f->device >= 0 && ndev >= 0 && f->device >= ndev)
+        return gx_error_set(err, GX_EINVAL, "device", "there is no device %d (devices 0..%d)", f->device, ndev - 1);
+    return 0;
+}
+
 /* {"point","count","device","code","delay_us"} into f; GX_EINVAL names the
  * field. */
-static int spec_from_json(json_t *j, gx_fault_spec *f, gx_error *err) {
+static int spec_from_json(json_t *j, gx_fault_spec *f, int ndev, gx_error *err) {
     memset(f, 0, sizeof *f);
     f->device = -1;
     f->count = 1;
@@ -106,7 +124,7 @@ static int spec_from_json(json_t *j, gx_fault_spec *f, gx_error *err) {
         if (rc) return rc;
     }
     if (!have_point) return gx_error_set(err, GX_EINVAL, "point", "point is required");
-    return 0;
+    return fault_check(f, ndev, err);
 }
 
 /* One item of faults.startup: point[:count][,device=N][,code=N][,delay_us=N]. */
@@ -144,7 +162,13 @@ static int spec_from_text(const char *item, gx_fault_spec *f, gx_error *err) {
             return gx_error_set(err, GX_EINVAL, "faults.startup", "unknown or bad setting '%.40s' in '%.80s'", tok,
                                 item);
     }
-    return 0;
+    int rc = fault_check(f, -1, err);
+    if (rc) {
+        char m[sizeof err->message];
+        snprintf(m, sizeof m, "%s", err->message);
+        gx_error_set(err, rc, "faults.startup", "%.160s (in '%.60s')", m, item);
+    }
+    return rc;
 }
 
 /* Parse faults.startup; arm each fault when arm is set. */
@@ -197,7 +221,7 @@ int gx__h_faults_arm(void *app, gx_http_req *r) {
     gx_fault_spec f;
     gx_error e;
     gx_error_clear(&e);
-    int rc = spec_from_json(j, &f, &e);
+    int rc = spec_from_json(j, &f, gx_device_count(s->engine), &e);
     json_decref(j);
     if (!rc) rc = gx_fault_arm(&f, &e);
     if (rc) {

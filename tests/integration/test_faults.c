@@ -396,6 +396,13 @@ static void fault_api_hostile(void **st) {
     expect_400("POST", "/v1/admin/faults", "{\"point\":\"store.commit\",\"code\":\"GX_NOPE\"}", "code");
     expect_400("POST", "/v1/admin/faults", "{\"point\":\"store.commit\",\"code\":null}", "code");
     expect_400("POST", "/v1/admin/faults", "{\"point\":\"store.commit\",\"colour\":1}", "colour");
+    /* a store fault fails as a store does: GX_EINVAL or GX_ECLOSED read as a
+     * refused write, and the state changes were dropped, not retried */
+    expect_400("POST", "/v1/admin/faults", "{\"point\":\"store.commit\",\"code\":\"GX_EINVAL\"}", "code");
+    expect_400("POST", "/v1/admin/faults", "{\"point\":\"store.commit\",\"code\":\"GX_ECLOSED\"}", "code");
+    expect_400("POST", "/v1/admin/faults", "{\"point\":\"store.full\",\"code\":9999}", "code");
+    expect_400("POST", "/v1/admin/faults", "{\"point\":\"device.launch\",\"code\":-1}", "code");
+    expect_400("POST", "/v1/admin/faults", "{\"point\":\"device.launch\",\"device\":5}", "device");
     expect_400("DELETE", "/v1/admin/faults?point=nope", NULL, "point");
     /* device points are armed here and consumed by the engine */
     arm(&D, "{\"point\":\"device.launch\",\"device\":0,\"count\":2,\"code\":700}");
