@@ -712,11 +712,17 @@ static int h_kernels(void *app, gx_http_req *r) {
 static json_t *device_json(gx_service *s, int i) {
     gx_device_info d;
     if (gx_device_get(s->engine, i, &d)) return NULL;
+    /* a fault's reason stays when an operator drains the device too (health
+     * shows the fault first; the reason was replaced by the drain's) */
+    char status[sizeof d.status + 32];
+    int faulted = d.lost || d.recovering || !d.healthy;
+    snprintf(status, sizeof status, "%s%s", faulted || !d.drained ? d.status : "",
+             !d.drained ? "" : faulted ? "; drained by an operator" : "drained by an operator");
     json_t *dj = json_pack("{s:i,s:s,s:s,s:s,s:i,s:I,s:I,s:I,s:I,s:b,s:s,s:I,s:f}", "index", d.index, "name", d.name,
                            "kind", d.kind == GX_DEV_CUDA ? "gpu" : "cpu", "model", d.model, "slots", d.slots,
                            "memory_total", (json_int_t)d.mem_total, "memory_used", (json_int_t)d.mem_used, "running",
                            (json_int_t)d.running, "queued", (json_int_t)d.queued, "healthy", d.healthy, "status",
-                           d.drained ? "drained by an operator" : d.status, "jobs_done", (json_int_t)d.jobs_done,
+                           status, "jobs_done", (json_int_t)d.jobs_done,
                            "busy_seconds", d.busy_s);
     if (!dj) return NULL;
     /* an operator's drain (gx_device_drain), then the health loop (src/exec/health.c) */

@@ -1662,6 +1662,15 @@ int gx_service_ready(gx_service *s, char *why, size_t cap) {
         if (!gx_device_get(s->engine, i, &d) && d.healthy && !(d.kind == GX_DEV_CPU && s->cpu_selftest[0])) ok++;
     }
     if (!ok) {
+        /* a device that passed and is down now says why (a recovery, a
+         * fault), not that it never passed */
+        for (int i = 0; i < n && !s->cpu_selftest[0]; i++) {
+            gx_device_info d;
+            if (gx_device_get(s->engine, i, &d) || d.healthy) continue;
+            snprintf(why, cap, "no healthy device: %s %s", d.name,
+                     d.status[0] ? d.status : d.lost ? "lost" : d.recovering ? "recovering" : "unhealthy");
+            return 0;
+        }
         snprintf(why, cap, "no device passed its self-test%s%s", s->cpu_selftest[0] ? ": " : "", s->cpu_selftest);
         return 0;
     }

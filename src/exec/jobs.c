@@ -90,9 +90,15 @@ static int none_healthy(gx_engine *e, const gx__job *j, char *out, size_t cap) {
         if (!first) first = &e->dev[d];
     }
     if (!first) return 0;
-    /* the name and status are cut to fit gx_job_info.reason */
-    snprintf(out, cap, "no device it may use is healthy: %.24s %.90s", first->desc.name,
-             first->status[0] ? first->status : "unhealthy");
+    /* the name and status are cut to fit gx_job_info.reason, at a word */
+    const char *st = first->status[0] ? first->status : "unhealthy";
+    int n = (int)strlen(st);
+    if (n > 90) {
+        n = 87;
+        while (n > 40 && st[n] != ' ') n--;
+    }
+    snprintf(out, cap, "no device it may use is healthy: %.24s %.*s%s", first->desc.name, n, st,
+             n < (int)strlen(st) ? "..." : "");
     return 1;
 }
 

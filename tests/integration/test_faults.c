@@ -445,6 +445,49 @@ static void faults_off_by_default(void **st) {
     assert_int_equal(it_finish(&d), 0);
 }
 
+/* A device being recovered: /readyz says so (it said the device never
+ * passed its self-test), and a drain keeps the fault's reason in the
+ * device's status (it was replaced by "drained by an operator"). */
+static void recovering_device_says_why(void **st) {
+    (void)st;
+    it_daemon d;
+    memset(&d, 0, sizeof d);
+    d.extra_env[0] = "GEXEC_FAULTS_ENABLED=true";
+    d.extra_env[1] = "GEXEC_ENGINE_CPU_WORKERS=2";
+    d.extra_env[2] = "GEXEC_ENGINE_HANG_GRACE=10s";
+    assert_int_equal(it_start(&d), 0);
+    it_resp r;
+    req(&d, "POST", "/v1/jobs", "{\"kernel\":\"spin\",\"args\":{\"us\":4000000}}", &r);
+    char longid[24];
+    snprintf(longid, sizeof longid, "%s", it_str(&r, "id"));
+    it_resp_free(&r);
+    usleep(300000);
+    arm(&d, "{\"point\":\"device.launch\",\"count\":1,\"code\":700}");
+    req(&d, "POST", "/v1/jobs", "{\"kernel\":\"spin\",\"args\":{\"us\":1000}}", &r);
+    it_resp_free(&r);
+    int seen = 0; /* the recovery waits for the long job's slot */
+    for (int i = 0; i < 100 && !seen; i++) {
+        req(&d, "GET", "/readyz", NULL, &r);
+        seen = r.status == 503 && strstr(r.body, "no healthy device: cpu recovering: job ");
+        if (!seen) usleep(20000);
+        if (seen || i == 99) fprintf(stderr, "readyz during a recovery: %ld %s\n", r.status, r.body);
+        it_resp_free(&r);
+    }
+    assert_true(seen);
+    req(&d, "POST", "/v1/devices/cpu/drain", NULL, &r);
+    assert_int_equal(r.status, 200);
+    fprintf(stderr, "drained while recovering: %s\n", r.body);
+    assert_string_equal(it_str(&r, "health"), "recovering");
+    const char *status = it_str(&r, "status");
+    assert_true(status && strstr(status, "; drained by an operator") && strlen(status) > strlen("; drained by an operator"));
+    it_resp_free(&r);
+    char path[64];
+    snprintf(path, sizeof path, "/v1/jobs/%s", longid);
+    req(&d, "DELETE", path, NULL, &r);
+    it_resp_free(&r);
+    assert_int_equal(it_finish(&d), 0);
+}
+
 /* faults.startup arms faults before the first request (after the daemon's
  * own start-up writes): the first submission's commit fails. */
 static void startup_faults(void **st) {
@@ -746,6 +789,7 @@ int main(void) {
     };
     const struct CMUnitTest own[] = {
         cmocka_unit_test(faults_off_by_default),
+        cmocka_unit_test(recovering_device_says_why),
         cmocka_unit_test(startup_faults),
         cmocka_unit_test(full_disk_real),
     };
