@@ -776,7 +776,7 @@ static int h_devices(void *app, gx_http_req *r) {
 static int device_index(gx_service *s, const char *id, gx_device_info *d) {
     int n = gx_device_count(s->engine);
     size_t len = strlen(id);
-    if (len >= 1 && len <= 3 && strspn(id, "0123456789") == len) {
+    if (len >= 1 && len <= 3 && strspn(id, "0123456789") == len && (id[0] != '0' || len == 1)) { /* "00" is none */
         int i = atoi(id);
         return i < n && !gx_device_get(s->engine, i, d) ? i : -1;
     }

@@ -916,6 +916,7 @@ static const hcase CASES[] = {
      .code = "GX_ENOTFOUND", .field = "tenant", .msg = "no tenant 'nobody'"},
     /* device drain: odd ids answer 404 naming id, nothing is drained */
     G("drain traversal", "POST", "/v1/devices/..%2f..%2fetc/drain", 404, "GX_ENOTFOUND", NULL, NULL),
+    G("drain index with a leading zero", "POST", "/v1/devices/00/drain", 404, "GX_ENOTFOUND", "id", NULL),
     G("drain dot-dot", "POST", "/v1/devices/%2e%2e/drain", 404, "GX_ENOTFOUND", "id", "no such device"),
     G("drain index -1", "POST", "/v1/devices/-1/drain", 404, "GX_ENOTFOUND", "id", "no such device"),
     G("drain index 2^64", "POST", "/v1/devices/18446744073709551616/drain", 404, "GX_ENOTFOUND", "id", NULL),
