@@ -61,7 +61,7 @@ static const gx_auth_rule rules[] = {
     {"DELETE", "/v1/admin/faults", ADMN, NONE, 1, 0, "disarm faults"},
     {"GET", "/healthz", NONE, NONE, 0, 0, "no key needed"},
     {"GET", "/readyz", NONE, NONE, 0, 0, "no key needed"},
-    {"GET", "/metrics", OPER, NONE, 0, 1, "no key needed if auth.metrics_public"},
+    {"GET", "/metrics", OPER, NONE, 0, 1, "no key needed if metrics.require_auth is false"},
 };
 
 #define NRULES (sizeof rules / sizeof rules[0])
