@@ -498,6 +498,12 @@ int gx_store_blob_put(gx_store *s, const char *tenant, const void *bytes, size_t
 int gx_store_blob_open(gx_store *s, const char *tenant, const char *id, char *path,
                        size_t cap, int64_t *size, gx_error *err);
 
+/* The same, open: *fd_out (read-only, close it) is the very file that was
+ * checked, which a path opened again need not be (a file renamed over it
+ * meanwhile). For downloads and job inputs. */
+int gx_store_blob_open_fd(gx_store *s, const char *tenant, const char *id, int *fd_out, int64_t *size,
+                          gx_error *err);
+
 /* The bytes of a blob the tenant owns in a malloc'd buffer (*bytes,
  * gx_store_free; never NULL on success, even for 0 bytes), checked against
  * the id. Errors as for gx_store_blob_open. */

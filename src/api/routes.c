@@ -604,21 +604,16 @@ static int h_blob_get(void *app, gx_http_req *r) {
         gx_http_error(r, 404, GX_ENOTFOUND, "id", "no blob '%.80s' (ids are sha256:<64 lowercase hex>)", id);
         return 0;
     }
-    char path[1024];
     int64_t size;
     gx_error err;
     /* another tenant's blob is "not found", as its jobs are; an admin reads any */
-    int rc = gx_store_blob_open(s->store, r->ctx.cross ? NULL : r->ctx.tenant, id, path, sizeof path, &size, &err);
+    int fd = -1; /* the file checked against the id is the file sent */
+    int rc = gx_store_blob_open_fd(s->store, r->ctx.cross ? NULL : r->ctx.tenant, id, &fd, &size, &err);
     if (rc == GX_ENOTFOUND) {
         gx_http_error(r, 404, GX_ENOTFOUND, "id", "no blob %s", id);
         return 0;
     }
     if (rc) return reply_err(r, &err);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        gx_http_error(r, 503, GX_ESTORE, "id", "blob %s cannot be read", id);
-        return 0;
-    }
     gx_http_reply_file(r, 200, "application/octet-stream", fd, (uint64_t)size);
     return 0;
 }

@@ -232,16 +232,21 @@ static int tenant_idle(gx_engine *e, const gx__tenant *t) {
 
 /* An idle tenant starts level with the least-used active tenant when work
  * comes: its own key only ever rises to that. Active is anything queued or
- * running, so a tenant at its running limit (out of the class heaps) or
- * with all its jobs placed counts too: the scan runs only on this
- * transition. */
+ * running, so a tenant with all its jobs placed (out of the class heaps)
+ * counts too. A tenant at its running limit counts only when no other is
+ * active: its key lags behind the share it cannot use, and a newcomer level
+ * with it would take the machine from the others until it caught up. The
+ * scan runs only on this transition. */
 static void level_if_idle(gx_engine *e, gx__tenant *t) {
     if (!tenant_idle(e, t)) return;
-    double minkey = -1;
+    double minkey = -1, minheld = -1;
     for (uint32_t i = 0; i < e->ntenants; i++) {
         const gx__tenant *o = &e->tenants[i];
-        if (o != t && !tenant_idle(e, o) && (minkey < 0 || tkey(o) < minkey)) minkey = tkey(o);
+        if (o == t || tenant_idle(e, o)) continue;
+        double *m = o->throttled ? &minheld : &minkey;
+        if (*m < 0 || tkey(o) < *m) *m = tkey(o);
     }
+    if (minkey < 0) minkey = minheld;
     if (minkey > t->vtime) t->vtime = minkey;
 }
 

@@ -171,6 +171,12 @@ static int damaged(gx_error *err, const char *id, const char *why) {
 int gx__blob_check(const char *path, const char *id, int64_t size, gx_error *err) {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) return sys_err(err, "cannot open", path);
+    int rc = gx__blob_check_fd(fd, path, id, size, err);
+    close(fd);
+    return rc;
+}
+
+int gx__blob_check_fd(int fd, const char *path, const char *id, int64_t size, gx_error *err) {
     enum { CHUNK = 1 << 18 };
     unsigned char *buf = malloc(CHUNK);
     EVP_MD_CTX *md = EVP_MD_CTX_new();
@@ -178,8 +184,8 @@ int gx__blob_check(const char *path, const char *id, int64_t size, gx_error *err
     if (!buf || !md || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1)
         rc = gx_error_set(err, GX_ENOMEM, "blob", "cannot start a SHA-256 (OpenSSL)");
     int64_t got = 0;
-    while (rc == 0) {
-        ssize_t r = read(fd, buf, CHUNK);
+    while (rc == 0) { /* pread: the caller's offset stays where it was */
+        ssize_t r = pread(fd, buf, CHUNK, (off_t)got);
         if (r < 0 && errno == EINTR) continue;
         if (r < 0) rc = sys_err(err, "cannot read", path);
         if (r <= 0) break;
@@ -192,7 +198,6 @@ int gx__blob_check(const char *path, const char *id, int64_t size, gx_error *err
         rc = gx_error_set(err, GX_ESTORE, "blob", "SHA-256 failed");
     EVP_MD_CTX_free(md);
     free(buf);
-    close(fd);
     if (rc) return rc;
     if (got != size) {
         char why[96];

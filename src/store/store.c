@@ -29,8 +29,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "clock.h"
 #include "log.h"
@@ -1100,6 +1102,36 @@ int gx_store_blob_open(gx_store *s, const char *tenant, const char *id, char *pa
         path[0] = '\0';
         return rc;
     }
+    if (size) *size = sz;
+    return 0;
+}
+
+int gx_store_blob_open_fd(gx_store *s, const char *tenant, const char *id, int *fd_out, int64_t *size,
+                          gx_error *err) {
+    if (!fd_out) return gx_error_set(err, GX_EINVAL, "fd", "fd_out is NULL");
+    *fd_out = -1;
+    char path[4200];
+    int64_t sz = 0;
+    struct stat st;
+    int rc = blob_locate(s, tenant, id, path, sizeof path, &sz, &st, err);
+    if (rc) return rc;
+    /* the file checked is the file handed out: a path opened again could
+     * be another file by then (a rename over it) */
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0 || fstat(fd, &st) || !S_ISREG(st.st_mode) || st.st_size != sz) {
+        if (fd >= 0) close(fd);
+        return gx_error_set(err, GX_ESTORE, "blob",
+                            "the bytes of blob %s are missing or damaged; upload the file again to repair it", id);
+    }
+    if (!checked_lately(s, id, &st)) {
+        rc = gx__blob_check_fd(fd, path, id, sz, err);
+        if (rc) {
+            close(fd);
+            return rc;
+        }
+        checked_now(s, id, &st);
+    }
+    *fd_out = fd;
     if (size) *size = sz;
     return 0;
 }

@@ -479,6 +479,26 @@ static void fair_share_busy_out_of_heaps(void **st) {
     free(ids);
     gx_engine_destroy(e);
 
+    /* a tenant held at its running limit lags behind its share: a newcomer
+     * levelled with it took the machine from the busy tenant beside it */
+    e = mk(2, NULL, 1);
+    add_tenant(e, "held", 1, 1);
+    add_tenant(e, "busy", 1, 0);
+    add_tenant(e, "new", 1, 0);
+    ids = calloc((size_t)n * 3, sizeof *ids);
+    spin_backlog(e, "held", n, ids);
+    spin_backlog(e, "busy", n, ids + n);
+    nanosleep(&ts, NULL);
+    spin_backlog(e, "new", n, ids + 2 * n);
+    share_over(e, "busy", "new", 600, &dc, &dk);
+    fprintf(stderr, "beside a held tenant: busy %.3f s, new %.3f s -> busy %.0f%% (want 50%%)\n", dc, dk,
+            100 * dc / (dc + dk));
+    assert_true(dc / (dc + dk) >= 0.35 && dc / (dc + dk) <= 0.65);
+    for (int i = 0; i < 3 * n; i++) gx_job_cancel(e, ids[i], NULL);
+    assert_int_equal(gx_engine_drain(e, 10000), 0);
+    free(ids);
+    gx_engine_destroy(e);
+
     /* a weight-10 tenant's long job, estimated at 5 s, demoted to 1 and cancelled */
     e = mk(2, NULL, 1);
     add_tenant(e, "b", 1, 0);

@@ -936,6 +936,23 @@ static void blobs(void **st) {
     gx_store_free(bytes);
     assert_int_equal(count_files(blobdir), 1);
 
+    /* an open blob is the file that was checked: one renamed over its path
+     * afterwards (damaged) is not what the descriptor reads */
+    int bfd = -1;
+    TU_OK(gx_store_blob_open_fd(f->s, "alpha", id, &bfd, &size, &err), err);
+    dmg = fopen(dpath, "wb");
+    assert_non_null(dmg);
+    fputs("jelly", dmg);
+    fclose(dmg);
+    assert_int_equal(rename(dpath, path), 0);
+    char got[8] = "";
+    assert_int_equal(pread(bfd, got, 5, 0), 5);
+    assert_memory_equal(got, "hello", 5);
+    close(bfd);
+    assert_int_equal(gx_store_blob_open_fd(f->s, "alpha", id, &bfd, &size, &err), GX_ESTORE);
+    assert_int_equal(bfd, -1);
+    TU_OK(gx_store_blob_put(f->s, "alpha", "hello", 5, id2, &err), err);
+
     /* any owner (an admin's read): found by id alone; an unknown id is not */
     TU_OK(gx_store_blob_open(f->s, NULL, id, path, sizeof path, &size, &err), err);
     assert_int_equal(size, 5);
