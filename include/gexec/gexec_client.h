@@ -409,7 +409,7 @@ int gx_client_submit(gx_client *c, const gx_jobspec *s, gx_client_job *job, char
 /* Parse an inline array "dtype:v,v,..." or "dtype[d0,d1,...]:v,v,...", with
  * an optional "@inline:" prefix: "f32:1,2,3" (shape [3]), "i64[2,2]:1,2,3,4",
  * "bool:true,false,1,0", "f32[0]:" (empty), "f64[]:5" (a scalar). Values are
- * decimal or hex numbers, inf/nan for floats. GX_EINVAL with err->pos at the
+ * decimal numbers ("010" is ten, "0x10" refused), inf/nan for floats. GX_EINVAL with err->pos at the
  * offending character for a bad dtype, value, or count that does not match
  * the shape; integer values must fit the dtype. *out has one reference. */
 int gx_client_parse_inline(const char *text, gx_array **out, gx_error *err);

@@ -465,8 +465,9 @@ int gx_client_request(gx_client *c, const char *method, const char *path, const 
                       size_t body_len, const char *content_type, int *status, char **resp,
                       size_t *resp_len, gx_error *err) {
     if (c) c->last_status = 0; /* a local error is no answer: status 0 */
-    if (!c || !method || !path || path[0] != '/')
-        return gx_error_set(err, GX_EINVAL, "path", "path must start with '/'");
+    if (!c) return gx_error_set(err, GX_EINVAL, "client", "client is NULL");
+    if (!method) return gx_error_set(err, GX_EINVAL, "method", "method is NULL");
+    if (!path || path[0] != '/') return gx_error_set(err, GX_EINVAL, "path", "path must start with '/'");
     size_t ml = strlen(method);
     if (!ml || ml > 16 || strspn(method, "ABCDEFGHIJKLMNOPQRSTUVWXYZ") != ml) /* no CR/LF into the request */
         return gx_error_set(err, GX_EINVAL, "method", "the method must be 1-16 upper-case letters (GET, POST, ...)");

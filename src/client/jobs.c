@@ -80,8 +80,10 @@ int gx_client_job_is_final(const gx_client_job *j) {
     return j->state >= 0 && gx_job_state_is_final(j->state);
 }
 
-/* "/v1/jobs/<escaped id><suffix>"; malloc'd. */
-static char *job_path(const char *id, const char *suffix, gx_error *err) {
+/* "/v1/jobs/<escaped id><suffix>"; malloc'd. A call that fails here sent
+ * nothing: c's last status is 0 from here on. */
+static char *job_path(gx_client *c, const char *id, const char *suffix, gx_error *err) {
+    if (c) c->last_status = 0;
     if (!id || !*id) {
         gx_error_set(err, GX_EINVAL, "id", "job id is empty");
         return NULL;
@@ -145,7 +147,7 @@ int gx_client_submit(gx_client *c, const gx_jobspec *s, gx_client_job *job, char
 
 int gx_client_get(gx_client *c, const char *id, gx_client_job *job, char **raw, gx_error *err) {
     if (raw) *raw = NULL;
-    char *p = job_path(id, "", err);
+    char *p = job_path(c, id, "", err);
     if (!p) return err ? err->code : GX_EINVAL;
     int rc = job_call(c, "GET", p, NULL, job, raw, err);
     free(p);
@@ -156,7 +158,7 @@ int gx_client_get(gx_client *c, const char *id, gx_client_job *job, char **raw, 
 static int job_action(gx_client *c, const char *method, const char *id, const char *suffix, gx_client_job *job,
                       char **raw, gx_error *err) {
     if (raw) *raw = NULL;
-    char *p = job_path(id, suffix, err);
+    char *p = job_path(c, id, suffix, err);
     if (!p) return err ? err->code : GX_EINVAL;
     int rc = job_call(c, method, p, NULL, job, raw, err);
     free(p);
@@ -365,7 +367,7 @@ int gx_client_job_events(gx_client *c, const char *id, gx_client_event **events,
     *events = NULL;
     *n = 0;
     if (raw) *raw = NULL;
-    char *p = job_path(id, "/events", err);
+    char *p = job_path(c, id, "/events", err);
     if (!p) return err ? err->code : GX_EINVAL;
     json_t *root = NULL;
     int rc = gx__http_json(c, "GET", p, NULL, &root, raw, err);

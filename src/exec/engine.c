@@ -1100,6 +1100,7 @@ void gx_engine_destroy(gx_engine *e) {
 }
 
 void gx_engine_sync_events(gx_engine *e) {
+    if (!e) return;
     pthread_mutex_lock(&e->mu);
     uint64_t target = e->ev_produced;
     pthread_mutex_unlock(&e->mu);
@@ -1107,6 +1108,7 @@ void gx_engine_sync_events(gx_engine *e) {
 }
 
 void gx_engine_pause(gx_engine *e, int paused) {
+    if (!e) return;
     pthread_mutex_lock(&e->mu);
     e->paused = paused;
     if (!paused) gx__sched_dispatch(e, INT32_MAX, 0);
@@ -1115,6 +1117,7 @@ void gx_engine_pause(gx_engine *e, int paused) {
 }
 
 int gx_engine_drain(gx_engine *e, int64_t timeout_ms) {
+    if (!e) return GX_EINVAL;
     int64_t until = timeout_ms >= 0 ? gx__now_ns() + timeout_ms * 1000000 : 0;
     pthread_mutex_lock(&e->mu);
     int rc = 0;

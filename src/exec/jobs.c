@@ -216,6 +216,7 @@ int gx_job_get(gx_engine *e, gx_job_id id, gx_job_info *o, gx_error *err) {
 }
 
 int gx_job_label(gx_engine *e, gx_job_id id, int i, char *key, size_t keycap, char *val, size_t valcap) {
+    if (!e) return GX_EINVAL;
     pthread_mutex_lock(&e->mu);
     gx__job *j = gx__job_get(e, id);
     int rc = !j ? GX_ENOTFOUND : (i < 0 || i >= j->nlabels) ? GX_EINVAL : 0;
@@ -228,6 +229,8 @@ int gx_job_label(gx_engine *e, gx_job_id id, int i, char *key, size_t keycap, ch
 }
 
 int gx_job_wait(gx_engine *e, gx_job_id id, int64_t timeout_ms, int *state) {
+    if (!e) return GX_EINVAL;
+    if (timeout_ms > (int64_t)100 * 365 * 86400 * 1000) timeout_ms = -1; /* past a century: forever */
     int64_t until = timeout_ms > 0 ? gx__now_ns() + timeout_ms * 1000000 : 0;
     pthread_mutex_lock(&e->mu);
     int rc = 0;
@@ -264,7 +267,7 @@ int gx_job_wait(gx_engine *e, gx_job_id id, int64_t timeout_ms, int *state) {
 }
 
 int gx_job_outputs(gx_engine *e, gx_job_id id, gx_output **outs, int *n, gx_error *err) {
-    if (!outs || !n) return gx_error_set(err, GX_EINVAL, NULL, "outs and n are required");
+    if (!e || !outs || !n) return gx_error_set(err, GX_EINVAL, NULL, "engine, outs and n are required");
     *outs = NULL;
     *n = 0;
     pthread_mutex_lock(&e->mu);
@@ -300,6 +303,7 @@ void gx_outputs_free(gx_output *outs, int n) {
 }
 
 int gx_job_cancel(gx_engine *e, gx_job_id id, gx_error *err) {
+    if (!e) return gx_error_set(err, GX_EINVAL, NULL, "engine is NULL");
     gx__evbuf eb;
     gx__evbuf_init(&eb);
     pthread_mutex_lock(&e->mu);
@@ -320,6 +324,7 @@ int gx_job_cancel(gx_engine *e, gx_job_id id, gx_error *err) {
 }
 
 int gx_job_forget(gx_engine *e, gx_job_id id) {
+    if (!e) return GX_EINVAL;
     pthread_mutex_lock(&e->mu);
     gx__job *j = gx__job_get(e, id);
     int rc = !j ? GX_ENOTFOUND : !gx_job_state_is_final(j->state) ? GX_ESTATE : j->busy ? GX_EBUSY : 0;
@@ -348,8 +353,10 @@ int gx_job_list(gx_engine *e, const gx_list_filter *f, gx_job_id *ids, size_t ca
     gx_list_filter none;
     memset(&none, 0, sizeof none);
     if (!f) f = &none;
+    if (!e || !n || (cap && !ids)) return GX_EINVAL;
     *n = 0;
     if (next) *next = 0;
+    if (f->after == UINT64_MAX) return 0; /* nothing comes after the last id */
     pthread_mutex_lock(&e->mu);
     uint64_t tid = 0;
     int has_tenant = f->tenant != NULL;
@@ -365,8 +372,8 @@ int gx_job_list(gx_engine *e, const gx_list_filter *f, gx_job_id *ids, size_t ca
         }
         gx__job *j = gx__job_get(e, id);
         if (!j || !matches(e, j, f, tid, has_tenant)) continue;
-        if (*n == cap) {
-            if (next) *next = ids[cap - 1];
+        if (*n == cap) { /* more match: the next page starts after the last one here */
+            if (next) *next = cap ? ids[cap - 1] : f->after;
             break;
         }
         ids[(*n)++] = id;
@@ -454,6 +461,7 @@ static void tenant_info(gx_engine *e, uint32_t tid, gx_tenant_info *o) {
 }
 
 int gx_tenant_get(gx_engine *e, const char *name, gx_tenant_info *o) {
+    if (!e || !name || !o) return GX_EINVAL;
     if (!name || !o) return GX_EINVAL;
     pthread_mutex_lock(&e->mu);
     uint64_t tid;
@@ -467,6 +475,7 @@ int gx_tenant_get(gx_engine *e, const char *name, gx_tenant_info *o) {
 }
 
 int gx_tenant_list(gx_engine *e, gx_tenant_info *out, size_t cap, size_t *n) {
+    if (!e || !n || (cap && !out)) return GX_EINVAL;
     pthread_mutex_lock(&e->mu);
     for (uint32_t i = 0; i < e->ntenants && i < cap; i++) tenant_info(e, i, &out[i]);
     *n = e->ntenants;
@@ -476,9 +485,10 @@ int gx_tenant_list(gx_engine *e, gx_tenant_info *out, size_t cap, size_t *n) {
 
 /* ---- devices and stats ------------------------------------------------ */
 
-int gx_device_count(gx_engine *e) { return e->ndev; }
+int gx_device_count(gx_engine *e) { return e ? e->ndev : 0; }
 
 int gx_device_get(gx_engine *e, int i, gx_device_info *o) {
+    if (!e || !o) return GX_EINVAL;
     if (!o || i < 0 || i >= e->ndev) return GX_ENOTFOUND;
     pthread_mutex_lock(&e->mu);
     const gx__device *d = &e->dev[i];
@@ -512,6 +522,7 @@ int gx_device_get(gx_engine *e, int i, gx_device_info *o) {
 }
 
 int gx_device_drain(gx_engine *e, int i, int on, gx_error *err) {
+    if (!e) return gx_error_set(err, GX_EINVAL, NULL, "engine is NULL");
     if (i < 0 || i >= e->ndev) return gx_error_set(err, GX_ENOTFOUND, "index", "no device %d", i);
     pthread_mutex_lock(&e->mu);
     gx__device *d = &e->dev[i];
@@ -522,6 +533,7 @@ int gx_device_drain(gx_engine *e, int i, int on, gx_error *err) {
 }
 
 void gx_engine_stats_get(gx_engine *e, gx_engine_stats *o) {
+    if (!e || !o) return;
     pthread_mutex_lock(&e->mu);
     *o = e->st;
     o->live_jobs = e->live_jobs;
@@ -550,7 +562,7 @@ void gx_engine_stats_get(gx_engine *e, gx_engine_stats *o) {
     pthread_mutex_unlock(&e->mu);
 }
 
-const char *gx_engine_gpu_status(gx_engine *e) { return e->gpu_status; }
+const char *gx_engine_gpu_status(gx_engine *e) { return e ? e->gpu_status : "no engine"; }
 
 int gx_device_telemetry_get(gx_engine *e, int i, gx_device_telemetry *t) {
     if (!t || i < 0 || i >= e->ndev) return GX_ENOTFOUND;

@@ -38,7 +38,41 @@ int gx_kernel_default_attempts(const gx_kernel *k) {
     return k->default_max_attempts > 0 && k->default_max_attempts <= 100 ? k->default_max_attempts : 1;
 }
 
+/* Every name a declaration gives: set, and unique among its kind (args;
+ * inputs and outputs); enum arguments have their choices. */
+static int decl_ok(const gx_kernel *k, gx_error *err) {
+    for (int i = 0; i < k->nargs; i++) {
+        const gx_arg_spec *a = &k->args[i];
+        if (!a->name || !*a->name) return gx_error_set(err, GX_EINVAL, "args", "args[%d] has no name", i);
+        if (a->type == GX_ARG_ENUM && (!a->choices || !a->choices[0]))
+            return gx_error_set(err, GX_EINVAL, "args", "enum argument '%.40s' has no choices", a->name);
+        for (int j = 0; j < i; j++)
+            if (!strcmp(k->args[j].name, a->name))
+                return gx_error_set(err, GX_EINVAL, "args", "argument '%.40s' is declared twice", a->name);
+    }
+    const gx_io_spec *io[2] = {k->inputs, k->outputs};
+    int nio[2] = {k->ninputs, k->noutputs};
+    for (int w = 0; w < 2; w++)
+        for (int i = 0; i < nio[w]; i++) {
+            const char *nm = io[w][i].name;
+            if (!nm || !*nm)
+                return gx_error_set(err, GX_EINVAL, w ? "outputs" : "inputs", "%s[%d] has no name", w ? "outputs" : "inputs", i);
+            for (int j = 0; j < i; j++)
+                if (!strcmp(io[w][j].name, nm))
+                    return gx_error_set(err, GX_EINVAL, w ? "outputs" : "inputs", "'%.40s' is declared twice", nm);
+        }
+    return 0;
+}
+
 int gx_kernel_register(const gx_kernel *k, gx_error *err) {
+    /* the built-ins first: a user kernel of a built-in's name@version is
+     * GX_EEXIST whenever it is registered, not a silent replacement when
+     * it comes before anything loaded the catalog */
+    gx__catalog_init();
+    return gx__kernel_register(k, err);
+}
+
+int gx__kernel_register(const gx_kernel *k, gx_error *err) {
     if (!k) return gx_error_set(err, GX_EINVAL, "kernel", "kernel is NULL");
     if (k->abi_version != GX_KERNEL_ABI_VERSION || k->struct_size < GX_KERNEL_SIZE_V1)
         return gx_error_set(err, GX_EABI, "abi_version",
@@ -54,6 +88,8 @@ int gx_kernel_register(const gx_kernel *k, gx_error *err) {
     if (k->nargs < 0 || k->ninputs < 0 || k->noutputs < 0 || (k->nargs && !k->args) ||
         (k->ninputs && !k->inputs) || (k->noutputs && !k->outputs))
         return gx_error_set(err, GX_EINVAL, "args", "malformed argument or io declaration");
+    int drc = decl_ok(k, err);
+    if (drc) return drc;
     pthread_mutex_lock(&reg_lock);
     int pos = 0;
     while (pos < nreg) {

@@ -30,6 +30,9 @@ void gx__kcall_init(gx_kcall *c, const gx_kernel *k, const gx__bound *b, gx_arra
 
 /* Register the built-in catalog (idempotent, thread-safe). */
 void gx__catalog_init(void);
+/* gx_kernel_register without loading the catalog first (the catalog's
+ * own registrations, from inside gx__catalog_init). */
+int gx__kernel_register(const gx_kernel *k, gx_error *err);
 
 
 #endif

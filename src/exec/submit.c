@@ -481,18 +481,22 @@ static int topo_order(const gx_job_spec *specs, size_t n, int *codes, gx_error *
         edge[r] = 0;
         while (sp) {
             size_t v = stack[sp - 1];
-            if (edge[v] < specs[v].nbatch_deps) {
+            if (specs[v].batch_deps && edge[v] < specs[v].nbatch_deps) { /* NULL: refused in the prepare stage */
                 int t = specs[v].batch_deps[edge[v]++];
                 if (t < 0 || (size_t)t >= n) continue; /* reported in prepare stage */
                 if (color[t] == 1) {
-                    /* every spec on the stack from t up is in the cycle */
+                    /* every spec on the stack from t up is in the cycle;
+                     * each names the one it depends on in it */
                     for (size_t k = sp; k-- > 0;) {
-                        size_t c = stack[k];
+                        size_t c = stack[k], dep = k + 1 < sp ? stack[k + 1] : (size_t)t;
                         if (!codes[c]) {
                             codes[c] = GX_ECYCLE;
-                            if (errs)
+                            if (errs && dep == c)
+                                gx_error_set(&errs[c], GX_ECYCLE, "depends_on", "dependency cycle: spec %zu depends on itself", c);
+                            else if (errs)
                                 gx_error_set(&errs[c], GX_ECYCLE, "depends_on",
-                                             "dependency cycle: spec %zu and spec %d depend on each other", c, t);
+                                             "dependency cycle: spec %zu depends on spec %zu, which leads back to it", c,
+                                             dep);
                         }
                         if (c == (size_t)t) break;
                     }

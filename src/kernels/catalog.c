@@ -12,7 +12,7 @@ GX_KERNEL_LIST(GX__DECL)
 #undef GX__DECL
 
 static void register_all(void) {
-#define GX__REG(n) gx_kernel_register(&gx__k_##n, NULL);
+#define GX__REG(n) gx__kernel_register(&gx__k_##n, NULL);
     GX_KERNEL_LIST(GX__REG)
 #undef GX__REG
 }

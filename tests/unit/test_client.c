@@ -460,6 +460,15 @@ static void test_odd_calls(void **state) {
     assert_int_equal(gx_client_request(e->c, "GET\r\nX: y", "/healthz", NULL, 0, NULL, &st, &resp, NULL, &err),
                      GX_EINVAL);
     assert_string_equal(err.field, "method");
+    /* a NULL method is blamed on the method (it blamed the path) */
+    assert_int_equal(gx_client_request(e->c, NULL, "/healthz", NULL, 0, NULL, &st, &resp, NULL, &err), GX_EINVAL);
+    assert_string_equal(err.field, "method");
+    /* a job call refused before sending leaves no status of an earlier one */
+    fh_push(e->f, 200, NULL, "{\"jobs\":[],\"next_cursor\":null}", 0, 0);
+    assert_int_equal(gx_client_get(e->c, "7", &j, NULL, &err), GX_EFORMAT);
+    assert_int_equal(gx_client_last_status(e->c), 200);
+    assert_int_equal(gx_client_get(e->c, "", &j, NULL, &err), GX_EINVAL);
+    assert_int_equal(gx_client_last_status(e->c), 0);
     assert_null(gx_client_outputs_find(NULL, "x"));
     gx_client_outputs none = {0};
     assert_null(gx_client_outputs_find(&none, NULL));

@@ -12,7 +12,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "testutil.h"
 
@@ -522,6 +524,78 @@ static void fair_share_busy_out_of_heaps(void **st) {
     gx_engine_destroy(e);
 }
 
+/* The library's edges, as a C user meets them: each crashed or misbehaved. */
+static void library_edges(void **st) {
+    (void)st;
+    gx_engine *e = mk(1, NULL, 1);
+    gx_job_id id = spin_job(e, NULL, 0, 0);
+    int state = -1;
+    /* a wait of any length (INT64_MAX overflowed to "already timed out") */
+    assert_int_equal(gx_job_wait(e, id, INT64_MAX, &state), 0);
+    assert_int_equal(state, GX_JOB_SUCCEEDED);
+    /* listing with no room, or after the last id (ids[-1]; a wrapped cursor) */
+    gx_job_id ids[2], next = 7;
+    size_t n = 9;
+    gx_list_filter f = {0};
+    assert_int_equal(gx_job_list(e, &f, ids, 0, &n, &next), 0);
+    assert_int_equal(n, 0);
+    assert_int_equal(next, 0); /* the cursor to go on from: before the first */
+    f.after = UINT64_MAX;
+    assert_int_equal(gx_job_list(e, &f, ids, 2, &n, &next), 0);
+    assert_int_equal(n, 0);
+    /* batch dependencies counted but not given: refused, not read */
+    gx_job_spec sp;
+    gx_job_spec_init(&sp);
+    sp.kernel = "spin";
+    sp.nbatch_deps = 2;
+    int code = 0;
+    gx_error berr;
+    assert_int_equal(gx_submit_batch(e, &sp, 1, ids, &code, &berr), 0);
+    assert_int_equal(code, GX_EINVAL);
+    /* a NULL engine is an error, never a crash */
+    gx_error err;
+    assert_int_equal(gx_job_wait(NULL, 1, 10, NULL), GX_EINVAL);
+    assert_int_equal(gx_job_cancel(NULL, 1, &err), GX_EINVAL);
+    assert_int_equal(gx_job_forget(NULL, 1), GX_EINVAL);
+    assert_int_equal(gx_job_list(NULL, &f, ids, 2, &n, NULL), GX_EINVAL);
+    assert_int_equal(gx_device_count(NULL), 0);
+    assert_int_equal(gx_engine_drain(NULL, 10), GX_EINVAL);
+    gx_engine_pause(NULL, 1);
+    gx_engine_stats stats;
+    gx_engine_stats_get(NULL, &stats);
+    assert_non_null(gx_engine_gpu_status(NULL));
+    gx_engine_destroy(e);
+    /* declarations with nameless or duplicate arguments and io are refused
+     * (a submit to them read a NULL name) */
+    static const gx_arg_spec noname[] = {{.name = NULL, .type = GX_ARG_FLOAT}};
+    static const gx_arg_spec twice[] = {{.name = "a", .type = GX_ARG_FLOAT}, {.name = "a", .type = GX_ARG_INT}};
+    static const gx_arg_spec nochoice[] = {{.name = "m", .type = GX_ARG_ENUM}};
+    static const gx_io_spec noin[] = {{.name = NULL, .dtypes = GX_DTM_NUM, .rank = -1}};
+    gx_kernel k = k_echo;
+    k.name = "test_decl";
+    k.args = noname, k.nargs = 1;
+    assert_int_equal(gx_kernel_register(&k, &err), GX_EINVAL);
+    k.args = twice, k.nargs = 2;
+    assert_int_equal(gx_kernel_register(&k, &err), GX_EINVAL);
+    assert_non_null(strstr(err.message, "declared twice"));
+    k.args = nochoice, k.nargs = 1;
+    assert_int_equal(gx_kernel_register(&k, &err), GX_EINVAL);
+    k.args = NULL, k.nargs = 0, k.inputs = noin;
+    assert_int_equal(gx_kernel_register(&k, &err), GX_EINVAL);
+    /* a built-in's name@version is taken whenever a user registers it (it
+     * replaced the built-in when nothing had loaded the catalog yet): in a
+     * fresh process, as the first registry call */
+    pid_t pid = fork();
+    if (pid == 0) {
+        gx_kernel mine = k_echo;
+        mine.name = "saxpy";
+        _exit(gx_kernel_register(&mine, NULL) == GX_EEXIST ? 0 : 1);
+    }
+    int ws = 0;
+    assert_int_equal(waitpid(pid, &ws, 0), pid);
+    assert_true(WIFEXITED(ws) && WEXITSTATUS(ws) == 0);
+}
+
 static gx_job_id fail_job(gx_engine *e, int mode, int key, int succeed_on, int max_attempts,
                           const gx_job_id *deps, int ndeps) {
     gx_named_arg a[] = {{.name = "mode", .value = mode}, {.name = "key", .value = key},
@@ -934,6 +1008,7 @@ int main(void) {
         cmocka_unit_test(fair_share),
         cmocka_unit_test(fair_share_from_now_on),
         cmocka_unit_test(fair_share_busy_out_of_heaps),
+        cmocka_unit_test(library_edges),
         cmocka_unit_test(short_job_not_behind_long_one),
         cmocka_unit_test(short_job_not_held_by_long_one_after_it),
         cmocka_unit_test(unmeasured_short_job_not_behind_long_one),
