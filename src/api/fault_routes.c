@@ -128,7 +128,7 @@ static int spec_from_json(json_t *j, gx_fault_spec *f, int ndev, gx_error *err) 
 }
 
 /* One item of faults.startup: point[:count][,device=N][,code=N][,delay_us=N]. */
-static int spec_from_text(const char *item, gx_fault_spec *f, gx_error *err) {
+static int spec_from_text(const char *item, gx_fault_spec *f, int ndev, gx_error *err) {
     char buf[256], *save = NULL;
     snprintf(buf, sizeof buf, "%s", item);
     memset(f, 0, sizeof *f);
@@ -162,7 +162,7 @@ static int spec_from_text(const char *item, gx_fault_spec *f, gx_error *err) {
             return gx_error_set(err, GX_EINVAL, "faults.startup", "unknown or bad setting '%.40s' in '%.80s'", tok,
                                 item);
     }
-    int rc = fault_check(f, -1, err);
+    int rc = fault_check(f, ndev, err);
     if (rc) {
         char m[sizeof err->message];
         snprintf(m, sizeof m, "%s", err->message);
@@ -172,7 +172,7 @@ static int spec_from_text(const char *item, gx_fault_spec *f, gx_error *err) {
 }
 
 /* Parse faults.startup; arm each fault when arm is set. */
-static int faults_startup(const gx_config *cfg, int arm, gx_error *err) {
+static int faults_startup(const gx_config *cfg, int arm, int ndev, gx_error *err) {
     const char *text = cfg->faults.startup;
     if (!text || !*text) return 0;
     if (!cfg->faults.enabled)
@@ -182,7 +182,7 @@ static int faults_startup(const gx_config *cfg, int arm, gx_error *err) {
     int rc = 0;
     for (char *it = strtok_r(copy, ";", &save); it && !rc; it = strtok_r(NULL, ";", &save)) {
         gx_fault_spec f;
-        rc = spec_from_text(it, &f, err);
+        rc = spec_from_text(it, &f, ndev, err);
         if (!rc && arm) rc = gx_fault_arm(&f, err);
         if (!rc && arm)
             GX_LOGW("fault injection: %s armed at start (count %lld)", gx_fault_point_name(f.point),
@@ -192,9 +192,11 @@ static int faults_startup(const gx_config *cfg, int arm, gx_error *err) {
     return rc;
 }
 
-int gx__svc_faults_check(const gx_config *cfg, gx_error *err) { return faults_startup(cfg, 0, err); }
+int gx__svc_faults_check(const gx_config *cfg, gx_error *err) { return faults_startup(cfg, 0, -1, err); }
 
-int gx__svc_faults_start(gx_service *s, gx_error *err) { return faults_startup(&s->cfg, 1, err); }
+int gx__svc_faults_start(gx_service *s, gx_error *err) {
+    return faults_startup(&s->cfg, 1, gx_device_count(s->engine), err);
+}
 
 /* ---- handlers --------------------------------------------------------------- */
 

@@ -440,7 +440,7 @@ static int h_list(void *app, gx_http_req *r) {
     f.kernel = gx_http_query(r, "kernel");
     if (f.kernel && !*f.kernel) f.kernel = NULL; /* empty is absent, as for state and cursor */
     char lk[64] = "";
-    if ((q = gx_http_query(r, "label"))) {
+    if ((q = gx_http_query(r, "label")) && *q) { /* empty is absent */
         const char *eq = strchr(q, '=');
         if (!eq || eq == q) {
             gx_http_error(r, 400, GX_EINVAL, "label", "label filters are key=value");
@@ -455,7 +455,7 @@ static int h_list(void *app, gx_http_req *r) {
         f.label_value = eq + 1;
     }
     f.limit = 100;
-    if ((q = gx_http_query(r, "limit"))) {
+    if ((q = gx_http_query(r, "limit")) && *q) {
         char *end;
         long l = strtol(q, &end, 10);
         if (*end || l < 1 || l > MAX_LIST) {

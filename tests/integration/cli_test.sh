@@ -392,6 +392,10 @@ gexecd_rc 2 GEXEC_FAULTS_ENABLED=true GEXEC_FAULTS_STARTUP=garbage &&
     expect "start faults.startup" "^gexecd: GEXEC_FAULTS_STARTUP: faults\.startup: unknown fault point in 'garbage'" "$out"
 gexecd_rc 2 GEXEC_TLS_CERT=/etc/hostname GEXEC_TLS_KEY=/etc/hostname &&
     expect "start tls.cert" "^gexecd: GEXEC_TLS_CERT: tls\.cert: '/etc/hostname' holds no PEM certificate" "$out"
+# a startup fault on a device that does not exist fails the start (it was armed)
+gexecd_rc 1 GEXEC_FAULTS_ENABLED=true GEXEC_FAULTS_STARTUP=device.launch:1,device=7 GEXEC_LISTEN=127.0.0.1:0 &&
+    expect "startup fault device" "cannot start: faults\.startup: there is no device 7" "$out"
+rm -rf "$tmp/cfgdata" # (that start got as far as the engine: the device count)
 # a file that cannot be read may be there later (a volume not mounted yet):
 # exit 1, which systemd restarts; --check-config says 2 all the same
 gexecd_rc 1 GEXEC_TLS_CERT="$tmp/no-cert.pem" GEXEC_TLS_KEY="$tmp/no-key.pem" &&

@@ -495,7 +495,7 @@ static void startup_faults(void **st) {
     it_daemon d;
     memset(&d, 0, sizeof d);
     d.extra_env[0] = "GEXEC_FAULTS_ENABLED=true";
-    d.extra_env[1] = "GEXEC_FAULTS_STARTUP=store.slow:-1,delay_us=1000;device.hang:2,device=1;store.commit:1";
+    d.extra_env[1] = "GEXEC_FAULTS_STARTUP=store.slow:-1,delay_us=1000;device.launch:2,device=0;store.commit:1";
     assert_int_equal(it_start(&d), 0);
     it_resp r;
     req(&d, "GET", "/v1/admin/faults", NULL, &r);
