@@ -50,11 +50,19 @@ static int shape_check(gx_dtype dt, int ndim, const int64_t *shape, int64_t *cou
     if (ndim < 0 || ndim > GX_MAX_DIMS)
         return gx_error_set(err, GX_EINVAL, "shape", "rank %d is outside 0..%d", ndim, GX_MAX_DIMS);
     if (ndim > 0 && !shape) return gx_error_set(err, GX_EINVAL, "shape", "shape is missing");
-    int64_t n = 1;
+    int zero = 0; /* an empty array is empty whatever its other dimensions */
     for (int i = 0; i < ndim; i++) {
         if (shape[i] < 0)
             return gx_error_set(err, GX_EINVAL, "shape", "dimension %d is negative (%lld)", i,
                                 (long long)shape[i]);
+        zero |= shape[i] == 0;
+    }
+    if (zero) {
+        *count = 0;
+        return 0;
+    }
+    int64_t n = 1;
+    for (int i = 0; i < ndim; i++) {
         if (shape[i] > GX_ARRAY_MAX_ELEMS || (shape[i] && n > GX_ARRAY_MAX_ELEMS / shape[i]))
             return gx_error_set(err, GX_EOVERFLOW, "shape",
                                 "array has more than 2^34 elements (dimension %d is %lld)", i,
@@ -220,6 +228,15 @@ static inline double clampd(double v, double lo, double hi) {
 #define I64_HI_D 9223372036854774784.0
 #define U64_HI_D 18446744073709549568.0
 
+/* Float to integer, saturating at the integer's whole range: the largest
+ * doubles below 2^63 and 2^64 convert exactly, 2^63 and 2^64 themselves
+ * (and all above) are INT64_MAX and UINT64_MAX (they stopped 1023 and 2047
+ * short). NaN is 0, as clampd makes it. */
+static int64_t sat_i64(double v) {
+    return v >= 9223372036854775808.0 ? INT64_MAX : (int64_t)clampd(v, -9223372036854775808.0, I64_HI_D);
+}
+static uint64_t sat_u64(double v) { return v >= 18446744073709551616.0 ? UINT64_MAX : (uint64_t)clampd(v, 0, U64_HI_D); }
+
 int64_t gx_array_get_i64(const gx_array *a, int64_t i) {
     const void *d = a->data;
     switch (a->dtype) {
@@ -235,14 +252,14 @@ int64_t gx_array_get_i64(const gx_array *a, int64_t i) {
         uint64_t u = ((const uint64_t *)d)[i];
         return u > (uint64_t)INT64_MAX ? INT64_MAX : (int64_t)u;
     }
-    default: return (int64_t)clampd(gx_array_get_f64(a, i), -9223372036854775808.0, I64_HI_D);
+    default: return sat_i64(gx_array_get_f64(a, i));
     }
 }
 
 uint64_t gx_array_get_u64(const gx_array *a, int64_t i) {
     switch (a->dtype) {
     case GX_U64: return ((const uint64_t *)a->data)[i];
-    case GX_F16: case GX_F32: case GX_F64: return (uint64_t)clampd(gx_array_get_f64(a, i), 0, U64_HI_D);
+    case GX_F16: case GX_F32: case GX_F64: return sat_u64(gx_array_get_f64(a, i));
     default: {
         int64_t v = gx_array_get_i64(a, i);
         return v < 0 ? 0 : (uint64_t)v;
@@ -292,8 +309,8 @@ void gx_array_set_f64(gx_array *a, int64_t i, double v) {
     case GX_F64: ((double *)d)[i] = v; break;
     case GX_F16: ((uint16_t *)d)[i] = gx_f64_to_f16(v); break;
     case GX_BOOL: ((uint8_t *)d)[i] = v != 0; break;
-    case GX_U64: ((uint64_t *)d)[i] = (uint64_t)clampd(v, 0, U64_HI_D); break;
+    case GX_U64: ((uint64_t *)d)[i] = sat_u64(v); break;
     case GX_DT_INVALID: case GX_DT_COUNT: break;
-    default: gx_array_set_i64(a, i, (int64_t)clampd(v, -9223372036854775808.0, I64_HI_D)); break;
+    default: gx_array_set_i64(a, i, sat_i64(v)); break;
     }
 }

@@ -988,9 +988,43 @@ static int teardown(void **st) {
     return rmdir(tmpdir) ? -1 : 0;
 }
 
+/* Conversions saturate at the integer's whole range (they stopped 1023
+ * and 2047 short of it), and an array with a zero dimension is empty
+ * wherever the zero is (after two large dimensions it was refused). */
+static void saturation_and_empty_shapes(void **st) {
+    (void)st;
+    gx_array *a = NULL;
+    int64_t one = 1;
+    assert_int_equal(gx_array_new(GX_I64, 1, &one, &a, NULL), 0);
+    gx_array_set_f64(a, 0, 1e30);
+    assert_true(gx_array_get_i64(a, 0) == INT64_MAX);
+    gx_array_set_f64(a, 0, -1e30);
+    assert_true(gx_array_get_i64(a, 0) == INT64_MIN);
+    gx_array_set_f64(a, 0, 9223372036854774784.0); /* the largest double below 2^63: exact */
+    assert_true(gx_array_get_i64(a, 0) == 9223372036854774784LL);
+    gx_array_unref(a);
+    assert_int_equal(gx_array_new(GX_U64, 1, &one, &a, NULL), 0);
+    gx_array_set_f64(a, 0, 1e30);
+    assert_true(gx_array_get_u64(a, 0) == UINT64_MAX);
+    gx_array_unref(a);
+    assert_int_equal(gx_array_new(GX_F64, 1, &one, &a, NULL), 0);
+    gx_array_set_f64(a, 0, 1e30);
+    assert_true(gx_array_get_i64(a, 0) == INT64_MAX);
+    assert_true(gx_array_get_u64(a, 0) == UINT64_MAX);
+    gx_array_unref(a);
+    int64_t big_then_zero[3] = {(int64_t)1 << 32, (int64_t)1 << 32, 0}, zero_then_big[3] = {0, (int64_t)1 << 32, (int64_t)1 << 32};
+    assert_int_equal(gx_array_new(GX_F32, 3, big_then_zero, &a, NULL), 0);
+    assert_int_equal(a->count, 0);
+    gx_array_unref(a);
+    assert_int_equal(gx_array_new(GX_F32, 3, zero_then_big, &a, NULL), 0);
+    assert_int_equal(a->count, 0);
+    gx_array_unref(a);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(roundtrip_all),
+        cmocka_unit_test(saturation_and_empty_shapes),
         cmocka_unit_test(roundtrip_wrapped),
         cmocka_unit_test(header_matches_numpy),
         cmocka_unit_test(malformed_table),
