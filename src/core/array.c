@@ -50,19 +50,11 @@ static int shape_check(gx_dtype dt, int ndim, const int64_t *shape, int64_t *cou
     if (ndim < 0 || ndim > GX_MAX_DIMS)
         return gx_error_set(err, GX_EINVAL, "shape", "rank %d is outside 0..%d", ndim, GX_MAX_DIMS);
     if (ndim > 0 && !shape) return gx_error_set(err, GX_EINVAL, "shape", "shape is missing");
-    int zero = 0; /* an empty array is empty whatever its other dimensions */
+    int64_t n = 1;
     for (int i = 0; i < ndim; i++) {
         if (shape[i] < 0)
             return gx_error_set(err, GX_EINVAL, "shape", "dimension %d is negative (%lld)", i,
                                 (long long)shape[i]);
-        zero |= shape[i] == 0;
-    }
-    if (zero) {
-        *count = 0;
-        return 0;
-    }
-    int64_t n = 1;
-    for (int i = 0; i < ndim; i++) {
         if (shape[i] > GX_ARRAY_MAX_ELEMS || (shape[i] && n > GX_ARRAY_MAX_ELEMS / shape[i]))
             return gx_error_set(err, GX_EOVERFLOW, "shape",
                                 "array has more than 2^34 elements (dimension %d is %lld)", i,
