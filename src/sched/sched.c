@@ -8,11 +8,12 @@
  * half-life. Each charge is divided by the weight at the time it is made
  * (a weight change applies from then on, not to the past), and a tenant
  * that comes back from idle (nothing queued or running) starts level with
- * the least-used active tenant: it gets its share from then on, not a
- * burst that starves the others while it "catches up". Decay is done without touching every tenant: new charges are
- * multiplied by a scale that doubles every half-life, which leaves the
- * ordering of old usage intact; the scale is folded back into the stored
- * values when it grows large.
+ * the least-used busy tenant (level_if_idle): it gets its share from then
+ * on, not a burst that starves the others while it "catches up". Decay is
+ * done without touching every tenant: new charges are multiplied by a
+ * scale that doubles every half-life, which leaves the ordering of old
+ * usage intact; the scale is folded back into the stored values when it
+ * grows large.
  *
  * Dispatch takes the best (tenant, job) over the classes whose devices have
  * room, places the job with the placement strategy, and charges the tenant

@@ -162,18 +162,9 @@ int gx__blob_write(const char *dir, const char *id, const void *bytes, size_t le
     return sync_dir(sub, err);
 }
 
-/* The error for bytes that are not their id's. */
-static int damaged(gx_error *err, const char *id, const char *why) {
+int gx__blob_damaged(gx_error *err, const char *id, const char *why) {
     return gx_error_set(err, GX_ESTORE, "blob",
                         "the bytes of blob %s on disk are damaged (%s); upload the file again to repair it", id, why);
-}
-
-int gx__blob_check(const char *path, const char *id, int64_t size, gx_error *err) {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return sys_err(err, "cannot open", path);
-    int rc = gx__blob_check_fd(fd, path, id, size, err);
-    close(fd);
-    return rc;
 }
 
 int gx__blob_check_fd(int fd, const char *path, const char *id, int64_t size, gx_error *err) {
@@ -202,12 +193,12 @@ int gx__blob_check_fd(int fd, const char *path, const char *id, int64_t size, gx
     if (got != size) {
         char why[96];
         snprintf(why, sizeof why, "%lld bytes, not %lld", (long long)got, (long long)size);
-        return damaged(err, id, why);
+        return gx__blob_damaged(err, id, why);
     }
     static const char hx[] = "0123456789abcdef";
     for (int i = 0; i < 32; i++)
         if (id[7 + 2 * i] != hx[d[i] >> 4] || id[8 + 2 * i] != hx[d[i] & 15])
-            return damaged(err, id, "their SHA-256 is not the id's");
+            return gx__blob_damaged(err, id, "their SHA-256 is not the id's");
     return 0;
 }
 

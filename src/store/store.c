@@ -1089,19 +1089,36 @@ static void checked_now(gx_store *s, const char *id, const struct stat *st) {
     pthread_mutex_unlock(&s->vmu);
 }
 
-int gx_store_blob_open(gx_store *s, const char *tenant, const char *id, char *path, size_t cap,
-                       int64_t *size, gx_error *err) {
-    int64_t sz = 0;
+/* The blob's file opened and checked against its id (unless the same file
+ * passed lately): *fd is the very file checked, which a path opened again
+ * need not be (a file renamed over it meanwhile). path gets its name. */
+static int open_checked(gx_store *s, const char *tenant, const char *id, char *path, size_t cap, int64_t *size,
+                        int *fd_out, gx_error *err) {
     struct stat st;
-    int rc = blob_locate(s, tenant, id, path, cap, &sz, &st, err);
-    if (rc == 0 && !checked_lately(s, id, &st)) {
-        rc = gx__blob_check(path, id, sz, err);
-        if (rc == 0) checked_now(s, id, &st);
-    }
+    int rc = blob_locate(s, tenant, id, path, cap, size, &st, err);
+    if (rc) return rc;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0 || fstat(fd, &st) || !S_ISREG(st.st_mode) || st.st_size != *size)
+        rc = gx_error_set(err, GX_ESTORE, "blob",
+                          "the bytes of blob %s are missing or damaged; upload the file again to repair it", id);
+    else if (!checked_lately(s, id, &st) && !(rc = gx__blob_check_fd(fd, path, id, *size, err)))
+        checked_now(s, id, &st);
     if (rc) {
+        if (fd >= 0) close(fd);
         path[0] = '\0';
         return rc;
     }
+    *fd_out = fd;
+    return 0;
+}
+
+int gx_store_blob_open(gx_store *s, const char *tenant, const char *id, char *path, size_t cap,
+                       int64_t *size, gx_error *err) {
+    int64_t sz = 0;
+    int fd = -1;
+    int rc = open_checked(s, tenant, id, path, cap, &sz, &fd, err);
+    if (rc) return rc;
+    close(fd);
     if (size) *size = sz;
     return 0;
 }
@@ -1112,28 +1129,9 @@ int gx_store_blob_open_fd(gx_store *s, const char *tenant, const char *id, int *
     *fd_out = -1;
     char path[4200];
     int64_t sz = 0;
-    struct stat st;
-    int rc = blob_locate(s, tenant, id, path, sizeof path, &sz, &st, err);
-    if (rc) return rc;
-    /* the file checked is the file handed out: a path opened again could
-     * be another file by then (a rename over it) */
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0 || fstat(fd, &st) || !S_ISREG(st.st_mode) || st.st_size != sz) {
-        if (fd >= 0) close(fd);
-        return gx_error_set(err, GX_ESTORE, "blob",
-                            "the bytes of blob %s are missing or damaged; upload the file again to repair it", id);
-    }
-    if (!checked_lately(s, id, &st)) {
-        rc = gx__blob_check_fd(fd, path, id, sz, err);
-        if (rc) {
-            close(fd);
-            return rc;
-        }
-        checked_now(s, id, &st);
-    }
-    *fd_out = fd;
-    if (size) *size = sz;
-    return 0;
+    int rc = open_checked(s, tenant, id, path, sizeof path, &sz, fd_out, err);
+    if (rc == 0 && size) *size = sz;
+    return rc;
 }
 
 int gx_store_blob_read(gx_store *s, const char *tenant, const char *id, void **bytes,
@@ -1151,11 +1149,7 @@ int gx_store_blob_read(gx_store *s, const char *tenant, const char *id, void **b
     int lately = rc == 0 && checked_lately(s, id, &st);
     if (rc == 0 && !lately) rc = gx__blob_hash(*bytes, (size_t)sz, got, err);
     if (rc == 0 && !lately && !strcmp(got, id)) checked_now(s, id, &st);
-    if (rc == 0 && !lately && strcmp(got, id))
-        rc = gx_error_set(err, GX_ESTORE, "blob",
-                          "the bytes of blob %s on disk are damaged (their SHA-256 is not the id's); upload the "
-                          "file again to repair it",
-                          id);
+    if (rc == 0 && !lately && strcmp(got, id)) rc = gx__blob_damaged(err, id, "their SHA-256 is not the id's");
     if (rc) {
         free(*bytes);
         *bytes = NULL;

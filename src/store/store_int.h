@@ -70,11 +70,12 @@ int gx__blob_write(const char *dir, const char *id, const void *bytes, size_t le
                    gx_error *err);
 /* Read exactly size bytes of the file at path into a malloc'd buffer. */
 int gx__blob_load(const char *path, int64_t size, void **bytes, gx_error *err);
-/* 0 if the file at path holds size bytes whose SHA-256 is id's; GX_ESTORE
- * (naming the damage) if not, or if it cannot be read. */
-int gx__blob_check(const char *path, const char *id, int64_t size, gx_error *err);
-/* The same on an open file (path for messages); its offset is not moved. */
+/* 0 if the open file (path for messages) holds size bytes whose SHA-256 is
+ * id's; GX_ESTORE (naming the damage) if not, or if it cannot be read. Its
+ * offset is not moved. */
 int gx__blob_check_fd(int fd, const char *path, const char *id, int64_t size, gx_error *err);
+/* GX_ESTORE: the bytes of id on disk are damaged (why), upload again. */
+int gx__blob_damaged(gx_error *err, const char *id, const char *why);
 /* mkdir -p of the blob folder; fsyncs the parent of what it creates. */
 int gx__blob_dir_init(const char *dir, gx_error *err);
 
