@@ -94,6 +94,7 @@ typedef struct gx_config {
         int synchronous;       /* enum gx_cfg_synchronous */
         int64_t commit_delay_us; /* group-commit delay, us */
         uint64_t wal_checkpoint; /* WAL bytes between background checkpoints */
+        int64_t retention_ms;  /* finished jobs and unused blobs kept, ms; 0 = all */
     } store;
 
     struct {

@@ -224,6 +224,9 @@ typedef struct gx_store_setting {
 
 typedef struct gx_store_backend gx_store_backend; /* backend-private state */
 
+/* "sha256:" + 64 lowercase hex digits + NUL */
+#define GX_STORE_BLOB_ID_LEN 72
+
 /* What the committer hands a backend: one queued write. */
 typedef enum gx_store_write_kind {
     GX_STORE_W_NOP = 0,     /* a flush marker; write nothing */
@@ -233,7 +236,9 @@ typedef enum gx_store_write_kind {
     GX_STORE_W_BLOB = 4,    /* blob metadata + owner row */
     GX_STORE_W_REQUEUE = 5, /* scheduled/running -> queued, attempt + 1 */
     GX_STORE_W_CHECKPOINT = 6, /* a job's latest checkpoint (replaces the last) */
-    GX_STORE_W_SETTING = 7     /* set or delete one setting */
+    GX_STORE_W_SETTING = 7,    /* set or delete one setting */
+    GX_STORE_W_PURGE = 8       /* retention: old finished jobs, unused blobs
+                                  (a backend that ignores it keeps everything) */
 } gx_store_write_kind;
 
 typedef struct gx_store_write {
@@ -279,6 +284,27 @@ typedef struct gx_store_write {
             size_t n;
             int64_t now_ns;
         } setting;
+        struct {
+            int64_t jobs_before_ns;   /* delete finished jobs that ended before
+                                         this (with their events and
+                                         checkpoints); 0: none */
+            size_t max_jobs;          /* at most this many (>= 1) */
+            uint64_t after;           /* in: look at jobs with larger ids;
+                                         out: where the next call goes on */
+            int64_t blobs_before_ns;  /* doom blobs last used before this that
+                                         no unfinished job refers to; 0: none */
+            int64_t doomed_before_ns; /* delete the rows of blobs doomed before
+                                         this and not used since; 0: none */
+            int64_t now_ns;
+            int64_t jobs;             /* out: jobs deleted */
+            int more;                 /* out: 1 when jobs_before_ns may hold
+                                         more (max_jobs reached) */
+            int64_t doomed;           /* out: blobs doomed now */
+            char (*gone)[GX_STORE_BLOB_ID_LEN]; /* out: ids whose rows were
+                                         deleted (malloc'd, NULL when none):
+                                         the front removes their files */
+            size_t ngone;
+        } purge;
     } u;
 } gx_store_write;
 
@@ -432,6 +458,35 @@ int gx_store_max_job_id(gx_store *s, uint64_t *out, gx_error *err);
 int gx_store_load_unfinished(gx_store *s, gx_store_job_fn fn, void *ctx, int64_t *requeued,
                              gx_error *err);
 
+/* ---- retention ------------------------------------------------------------ */
+
+typedef struct gx_store_purge_result {
+    int64_t jobs;          /* finished jobs deleted */
+    int more;              /* 1: more such jobs may remain: call again with
+                              cursor as it is now */
+    uint64_t cursor;       /* in: 0 to start from the oldest job, or the
+                              value the previous call left when it said
+                              more; out: where the next call goes on */
+    int64_t blobs_doomed;  /* blobs marked for deletion now */
+    int64_t blobs_deleted; /* blobs deleted now (rows and files) */
+} gx_store_purge_result;
+
+/* One step of retention, in one transaction behind every write queued
+ * before it:
+ *  - up to max_jobs jobs in a final state that ended before jobs_before_ns
+ *    (0: none) are deleted with their events and checkpoint, oldest ids
+ *    first from out->cursor (read on entry);
+ *  - blobs doomed by an earlier call before doomed_before_ns (0: none) and
+ *    not used since are deleted, rows and files;
+ *  - blobs last uploaded or named by a submitted job before blobs_before_ns
+ *    (0: none) that no unfinished job names are doomed: readable as before,
+ *    deleted by a later call unless used again in between (an upload of
+ *    the same bytes, or a job naming it, takes it back).
+ * A job insert that names a blob deleted meanwhile is refused with
+ * GX_ENOTFOUND (its result code). Uploads wait while files are removed. */
+int gx_store_purge(gx_store *s, int64_t jobs_before_ns, size_t max_jobs, int64_t blobs_before_ns,
+                   int64_t doomed_before_ns, gx_store_purge_result *out, gx_error *err);
+
 /* ---- checkpoints ---------------------------------------------------------- */
 
 /* Keep the latest checkpoint of a job (opaque bytes, the state after `step`
@@ -474,9 +529,6 @@ int gx_store_tenant_get(gx_store *s, const char *name, gx_store_tenant **out,
 int gx_store_tenant_list(gx_store *s, gx_store_tenant **out, size_t *n, gx_error *err);
 
 /* ---- blobs ---------------------------------------------------------------- */
-
-/* "sha256:" + 64 lowercase hex digits + NUL */
-#define GX_STORE_BLOB_ID_LEN 72
 
 /* 1 if id is exactly "sha256:" followed by 64 lowercase hex digits. */
 int gx_store_blob_id_valid(const char *id);

@@ -287,7 +287,7 @@ int gx__h_job_requeue(void *app, gx_http_req *r) {
     rc = obj ? gx_jobreq_decode(obj, sj->tenant, gx__svc_blob_load, s, 0, 0, NULL, &jr, &e)
              : gx_error_set(&e, GX_EFORMAT, NULL, "the stored spec is not JSON");
     json_decref(obj);
-    if (!rc) rc = gx__svc_resolve_deps(s, &jr, NULL, &e);
+    if (!rc) rc = gx__svc_resolve_deps(s, &jr, NULL, 1, &e); /* a requeue: as at a restart */
     if (rc) {
         gx_jobreq_free(&jr);
         gx_store_free(sj);

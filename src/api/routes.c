@@ -80,7 +80,7 @@ static void prepare_job(gx_service *s, gx_http_req *r, json_t *obj, gx__admit *a
     if (batch) snprintf(prefix, sizeof prefix, "jobs[%zu].", i);
     gx_error *e = &a->errs[i];
     int rc = gx_jobreq_decode(obj, r->ctx.tenant, gx__svc_blob_load, s, batch, a->n, prefix, &a->jobs[i], e);
-    if (!rc) rc = gx__svc_resolve_deps(s, &a->jobs[i], prefix, e);
+    if (!rc) rc = gx__svc_resolve_deps(s, &a->jobs[i], prefix, 0, e);
     if (!rc) {
         rc = gx_job_validate(s->engine, &a->jobs[i].spec, e);
         if (!rc) rc = gx_jobreq_canonical(&a->jobs[i], e);

@@ -557,6 +557,12 @@ static void admit_group(gx_service *s, gx__admit *head) {
                 a->dup[i] = 1;
                 continue;
             }
+            if (rr->code == GX_ENOTFOUND) { /* touch_blobs (sqlite.c) */
+                a->codes[i] = gx_error_set(&a->errs[i], GX_ENOTFOUND, "inputs",
+                                           "an input blob was deleted (store.retention) while the job was "
+                                           "submitted; upload it again and resubmit");
+                continue;
+            }
             if (rr->code) {
                 a->codes[i] = gx_error_set(&a->errs[i], rr->code, NULL, "the store refused the job (%s)",
                                            gx_err_name(rr->code));
@@ -1120,7 +1126,7 @@ int gx__svc_settle_for(gx_service *s, int64_t timeout_ms) {
 
 void gx__svc_settle(gx_service *s) { gx__svc_settle_for(s, -1); }
 
-int gx__svc_resolve_deps(gx_service *s, gx_jobreq *jr, const char *prefix, gx_error *err) {
+int gx__svc_resolve_deps(gx_service *s, gx_jobreq *jr, const char *prefix, int restoring, gx_error *err) {
     int nd = 0, rc = 0;
     const char *tenant = jr->spec.tenant ? jr->spec.tenant : s->cfg.default_tenant;
     for (int i = 0; i < jr->spec.ndeps && !rc; i++) {
@@ -1137,6 +1143,11 @@ int gx__svc_resolve_deps(gx_service *s, gx_jobreq *jr, const char *prefix, gx_er
             state = dj->state;
             mine = !strcmp(dj->tenant, tenant);
             gx_store_free(dj);
+        } else if (restoring) {
+            /* it existed and was the tenant's when the job was submitted;
+             * gone now, it ended longer ago than store.retention: its
+             * outcome reached this job then */
+            continue;
         } else {
             mine = 0;
             state = -1;
@@ -1285,7 +1296,7 @@ static int restore_one(void *ctx, const gx_store_job *job) {
         json_object_set_new(jr->root, "\x01tenant", tn);
         jr->spec.tenant = json_string_value(tn);
         /* dependencies that ended before the restart */
-        code = gx__svc_resolve_deps(s, jr, NULL, &err);
+        code = gx__svc_resolve_deps(s, jr, NULL, 1, &err);
     }
     if (code) {
         gx_jobreq_free(jr);
@@ -1609,6 +1620,10 @@ int gx_service_start(const gx_config *cfg, gx_service **out, gx_error *err) {
      * rather than the start-up's own writes */
     rc = gx__svc_faults_start(s, err);
     if (rc) goto fail;
+    if (gx__svc_retention_start(s)) {
+        rc = gx_error_set(err, GX_ENOMEM, NULL, "cannot start the retention thread");
+        goto fail;
+    }
     s->restored = 1;
     gx_http_opts ho = {
         .listen = s->cfg.listen,
@@ -1746,6 +1761,7 @@ int gx__svc_shutdown(gx_service *s, int for_exec) {
     /* after the engine: kernels may wait on it; before an exec the engine
      * still runs, so the stopped queue stays for them (the exec frees it) */
     gx__svc_ckpt_stop(s, for_exec);
+    gx__svc_retention_stop(s);
     if (s->store) {
         gx_store_flush(s->store, NULL);
         gx_store_close(s->store);

@@ -109,6 +109,13 @@ struct gx_service {
     struct gx__later { gx_job_id id; int attempt; } *later; /* final jobs to forget once off their device */
     size_t nlater, caplater;     /* (persister thread only) */
     int64_t enqueued;
+    /* retention (retention.c) */
+    pthread_t retainer;
+    int retain_started;
+    pthread_mutex_t rmu;
+    pthread_cond_t rcv;
+    int retain_stop;             /* rmu */
+    atomic_int_fast64_t purged_jobs, purged_blobs;
     /* event streams */
     pthread_mutex_t smu;
     gx__sub *subs;
@@ -198,8 +205,17 @@ int gx__svc_settle_for(gx_service *s, int64_t timeout_ms);
 #define GX_SVC_SETTLE_MS 3000
 /* Drop dependencies on jobs that ended before (and were forgotten by the
  * engine): succeeded ones are satisfied; others make the job fail at
- * submit (GX_EDEPFAILED naming the dependency). */
-int gx__svc_resolve_deps(gx_service *s, gx_jobreq *jr, const char *prefix, gx_error *err);
+ * submit (GX_EDEPFAILED naming the dependency). restoring: a stored job
+ * (a restart, a requeue), whose dependencies existed when it was
+ * submitted: one no longer stored (deleted by store.retention) is
+ * satisfied. */
+int gx__svc_resolve_deps(gx_service *s, gx_jobreq *jr, const char *prefix, int restoring, gx_error *err);
+
+/* Retention (retention.c): a thread that deletes finished jobs older than
+ * store.retention and blobs unused for as long; 0 = keep everything (no
+ * thread). Start after the restore; stop before the store closes. */
+int gx__svc_retention_start(gx_service *s);
+void gx__svc_retention_stop(gx_service *s);
 void gx__admit_free(gx__admit *a);
 /* Stop (gx_service_stop) or, for_exec, stop for a re-exec (see
  * gx_service_stop_for_exec, which returns what this does). */

@@ -19,7 +19,7 @@ struct gx_svc_metrics {
     gx_metric_family *dev_recoveries, *dev_recovery_s, *dev_recovering, *dev_drained, *restarts;
     gx_metric_family *tenant_running, *tenant_usage;
     gx_metric_family *commit_wait;
-    gx_metric_family *uptime, *store_rows;
+    gx_metric_family *uptime, *store_rows, *purged;
     gx_metric_family *store_failed, *store_tx, *faults_injected, *checkpoints; /* fault tolerance */
     gx_metric_family *gpu_util, *gpu_mem_used, *gpu_mem_total, *gpu_temp, *gpu_power, *gpu_sm_clock, *gpu_ecc,
         *gpu_xid, *tenant_mem;
@@ -104,6 +104,8 @@ static void collect(gx_metrics *reg, void *ctx) {
     gx_counter_set(gx_metrics_series(m->store_failed), (double)sst.failed_commits);
     gx_counter_set(gx_metrics_series(m->store_tx), (double)sst.commits);
     gx_counter_set(gx_metrics_series(m->store_rows), (double)sst.rows);
+    gx_counter_set(gx_metrics_series(m->purged, "job"), (double)atomic_load(&s->purged_jobs));
+    gx_counter_set(gx_metrics_series(m->purged, "blob"), (double)atomic_load(&s->purged_blobs));
     gx_counter_set(gx_metrics_series(m->faults_injected), (double)gx_fault_fired_total());
     int64_t ck_written = 0, ck_dropped = 0;
     gx__svc_ckpt_counts(s, &ck_written, &ck_dropped);
@@ -147,6 +149,7 @@ int gx__svc_metrics_init(gx_service *s) {
     if (!rc) rc = gx_metrics_counter(m->reg, "gexec_store_failed_commits_total", "Group commits the store rolled back (I/O error, full disk, injected fault).", NULL, &m->store_failed, &err);
     if (!rc) rc = gx_metrics_counter(m->reg, "gexec_store_transactions_total", "Transactions the store committed (each one fsync'd); every waiting write of the moment shares one.", NULL, &m->store_tx, &err);
     if (!rc) rc = gx_metrics_counter(m->reg, "gexec_store_rows_written_total", "Rows written by committed transactions: jobs inserted or updated, tenants, blobs.", NULL, &m->store_rows, &err);
+    if (!rc) rc = gx_metrics_counter(m->reg, "gexec_store_purged_total", "Finished jobs and unused blobs deleted by store.retention.", "kind", &m->purged, &err);
     if (!rc) rc = gx_metrics_counter(m->reg, "gexec_faults_injected_total", "Faults injected on purpose (faults.enabled) that fired.", NULL, &m->faults_injected, &err);
     if (!rc) rc = gx_metrics_counter(m->reg, "gexec_checkpoints_total", "Job checkpoints written to the store, or dropped after a failed write.", "result", &m->checkpoints, &err);
     if (!rc) rc = gx_metrics_gauge(m->reg, "gexec_circuit_state", "Circuit breaker state: 0 closed, 1 open, 2 half-open.", "kind,name", &m->circuit_state, &err);

@@ -131,6 +131,12 @@ static const key keys[] = {
     SIZE("store.wal_checkpoint", store.wal_checkpoint, "64MiB", 64 * KiB, 4 * GiB,
          "SQLite: a background thread copies the write-ahead log into the "
          "database each time it grows by this much."),
+    DUR("store.retention", store.retention_ms, "7d", 0, 3650 * DAY,
+        "How long finished jobs (succeeded, failed, cancelled, timed out, "
+        "dead) are kept after they ended, with their events and results; "
+        "blobs no job has named or uploaded for as long, and that no "
+        "unfinished job needs, go too. Checked every retention / 8 (1 s to "
+        "1 min). 0 keeps everything."),
 
     STR("blobs.dir", blobs.dir, NULL, K_OPTIONAL, NULL,
         "Directory of job input and output arrays. Unset: <data_dir>/blobs."),
@@ -479,6 +485,7 @@ static const unit dur_units[] = {
     {"s", (uint64_t)SEC},
     {"m", 60 * (uint64_t)SEC},
     {"h", (uint64_t)HOUR},
+    {"d", (uint64_t)DAY},
     {NULL, 0},
 };
 
@@ -733,6 +740,8 @@ static void fmt_dur(int64_t ms, char *buf, size_t cap) {
     uint64_t v = (uint64_t)ms;
     if (v % (uint64_t)SEC)
         snprintf(buf, cap, "%llums", (unsigned long long)v);
+    else if (v && v % (uint64_t)DAY == 0)
+        snprintf(buf, cap, "%llud", (unsigned long long)(v / (uint64_t)DAY));
     else if (v && v % (uint64_t)HOUR == 0)
         snprintf(buf, cap, "%lluh", (unsigned long long)(v / (uint64_t)HOUR));
     else
@@ -795,7 +804,7 @@ static const char *type_hint(ktype t) {
     switch (t) {
     case T_INT: return "an integer";
     case T_SIZE: return "a size (use bytes or KiB/MiB/GiB)";
-    case T_DUR: return "a duration (use ms, s, m or h, e.g. 60s)";
+    case T_DUR: return "a duration (use ms, s, m, h or d, e.g. 60s)";
     case T_DOUBLE: return "a number";
     case T_BOOL: return "a boolean (true/false, yes/no, on/off, 1/0)";
     default: return "a value";
@@ -1489,7 +1498,7 @@ static const char sample_head[] =
     "# level (\"http.max_body: 1MiB\").\n"
     "#\n"
     "# Sizes: bytes, or KB/MB/GB/TB (x1000) or KiB/MiB/GiB/TiB (x1024).\n"
-    "# Durations: ms, s, m or h; a bare number is seconds.\n"
+    "# Durations: ms, s, m, h or d; a bare number is seconds.\n"
     "# Booleans: true/false, yes/no, on/off, 1/0. ~ leaves an optional key unset.\n"
     "\n";
 

@@ -43,9 +43,10 @@
 #include <sqlite3.h>
 
 #include "gexec/gexec_fault.h"
+#include "hmap.h"
 #include "store_int.h"
 
-#define SCHEMA_VERSION 4
+#define SCHEMA_VERSION 5
 #define FINAL_SQL "5" /* GX__STORE_FIRST_FINAL in SQL */
 #define NOTE_REQUEUED "requeued after restart"
 
@@ -132,6 +133,14 @@ static const char *const migrations[] = {
     " key TEXT PRIMARY KEY,"
     " value TEXT NOT NULL,"
     " updated_ns INTEGER NOT NULL) WITHOUT ROWID;",
+    /* 5: retention: when each blob was last uploaded or named by a job, and
+     * when it was doomed (0: not); owners found by blob */
+    "ALTER TABLE blobs ADD COLUMN used_ns INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE blobs ADD COLUMN doomed_ns INTEGER NOT NULL DEFAULT 0;"
+    "UPDATE blobs SET used_ns = created_ns;"
+    "CREATE INDEX blobs_used ON blobs(used_ns);"
+    "CREATE INDEX blobs_doomed ON blobs(doomed_ns) WHERE doomed_ns > 0;"
+    "CREATE INDEX blob_owners_id ON blob_owners(id);",
 };
 _Static_assert(sizeof migrations / sizeof migrations[0] == SCHEMA_VERSION,
                "one migration per schema version");
@@ -162,7 +171,9 @@ struct gx_store_backend {
     int busy_ms;
     sqlite3 *w; /* the writer */
     sqlite3_stmt *begin, *commit, *rollback, *ins_job, *find_idem, *sel_job, *upd_job,
-        *exists, *tenant_up, *blob_ins, *owner_ins, *rq_jobs, *ckpt_put, *ckpt_del, *set_put, *set_del;
+        *exists, *tenant_up, *blob_ins, *owner_ins, *rq_jobs, *ckpt_put, *ckpt_del, *set_put, *set_del,
+        *blob_touch, *pg_scan, *pg_job, *pg_jev, *pg_doomed, *pg_blob, *pg_owner, *pg_cand, *pg_doom,
+        *pg_unfin;
     int ckpt_rows; /* the checkpoints table may hold rows: final updates delete */
     sqlite3_stmt *ins_jobs[INS_SIZES - 1]; /* INS_ROWS, 16, 4 rows (1: ins_job) */
     struct ins_ref *refs; /* w_insert's scratch (writer only) */
@@ -383,8 +394,19 @@ static int prepare_writer(gx_store_backend *b, gx_error *err) {
          " VALUES(?1, ?2, ?3, ?4, ?5, ?5) ON CONFLICT(name) DO UPDATE SET"
          " weight = excluded.weight, max_running = excluded.max_running,"
          " quotas = excluded.quotas, updated_ns = excluded.updated_ns"},
-        {&b->blob_ins, "INSERT INTO blobs(id, size, created_ns) VALUES(?1, ?2, ?3)"
-                       " ON CONFLICT(id) DO NOTHING"},
+        {&b->blob_ins, "INSERT INTO blobs(id, size, created_ns, used_ns) VALUES(?1, ?2, ?3, ?3)"
+                       " ON CONFLICT(id) DO UPDATE SET used_ns = max(used_ns, excluded.used_ns), doomed_ns = 0"},
+        /* retention (w_purge); a job naming a blob takes it back */
+        {&b->blob_touch, "UPDATE blobs SET used_ns = max(used_ns, ?2), doomed_ns = 0 WHERE id = ?1"},
+        {&b->pg_scan, "SELECT id, state, end_ns, submit_ns FROM jobs WHERE id > ?1 ORDER BY id"},
+        {&b->pg_job, "DELETE FROM jobs WHERE id = ?1"},
+        {&b->pg_jev, "DELETE FROM job_events WHERE job_id = ?1"},
+        {&b->pg_doomed, "SELECT id FROM blobs WHERE doomed_ns > 0 AND doomed_ns < ?1"},
+        {&b->pg_blob, "DELETE FROM blobs WHERE id = ?1"},
+        {&b->pg_owner, "DELETE FROM blob_owners WHERE id = ?1"},
+        {&b->pg_cand, "SELECT id FROM blobs WHERE used_ns < ?1 AND doomed_ns = 0 ORDER BY used_ns LIMIT 4096"},
+        {&b->pg_doom, "UPDATE blobs SET doomed_ns = ?2 WHERE id = ?1"},
+        {&b->pg_unfin, "SELECT spec FROM jobs WHERE state < " FINAL_SQL " AND instr(spec, '\"blob\"') > 0"},
         {&b->owner_ins, "INSERT INTO blob_owners(tenant, id, created_ns) VALUES(?1, ?2, ?3)"
                         " ON CONFLICT(tenant, id) DO NOTHING"},
         /* The requeue, with its event line (state 0, the new attempt).
@@ -525,7 +547,9 @@ static void sqlite_close(gx_store_backend *b) {
     }
     sqlite3_stmt *all[] = {b->begin,     b->commit,   b->rollback,  b->ins_job,  b->find_idem,
                            b->sel_job, b->upd_job,  b->exists,    b->tenant_up, b->blob_ins,
-                           b->owner_ins, b->rq_jobs, b->ckpt_put, b->ckpt_del, b->set_put, b->set_del};
+                           b->owner_ins, b->rq_jobs, b->ckpt_put, b->ckpt_del, b->set_put, b->set_del,
+                           b->blob_touch, b->pg_scan, b->pg_job, b->pg_jev, b->pg_doomed, b->pg_blob,
+                           b->pg_owner, b->pg_cand, b->pg_doom, b->pg_unfin};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) sqlite3_finalize(all[i]);
     for (int k = 0; k < INS_SIZES - 1; k++) sqlite3_finalize(b->ins_jobs[k]);
     free(b->evs);
@@ -771,6 +795,34 @@ typedef struct ins_ref {
  * the writes (a statement per row cost ~45% more per job). A constraint
  * (an id taken) undoes only its statement; its rows are then inserted one
  * by one to find which. */
+/* The blobs a job's inputs name are in use from now on (taken back if
+ * doomed); a job naming one that retention deleted meanwhile is refused
+ * (GX_ENOTFOUND), since a restart could not restore its input. */
+static int touch_blobs(gx_store_backend *b, const gx_store_job *j, gx_store_insert_result *r) {
+    char ids[16][GX_STORE_BLOB_ID_LEN];
+    size_t n = gx__spec_blob_refs(j->spec_json, ids, 16), k = 0;
+    char (*many)[GX_STORE_BLOB_ID_LEN] = NULL;
+    if (n > 16) {
+        many = malloc(n * sizeof *many);
+        if (!many) return SQLITE_NOMEM;
+        gx__spec_blob_refs(j->spec_json, many, n);
+    }
+    int rc = SQLITE_OK;
+    for (; k < n && rc == SQLITE_OK; k++) {
+        sqlite3_stmt *st = b->blob_touch;
+        bind_text(st, 1, many ? many[k] : ids[k]);
+        sqlite3_bind_int64(st, 2, j->submit_ns);
+        rc = step_done(st);
+        sqlite3_clear_bindings(st);
+        if (rc == SQLITE_OK && sqlite3_changes(b->w) == 0) {
+            r->code = GX_ENOTFOUND;
+            break;
+        }
+    }
+    free(many);
+    return rc;
+}
+
 static int w_insert(gx_store_backend *b, gx_store_write *const *ws, size_t nw, const char **what) {
     size_t total = 0;
     for (size_t k = 0; k < nw; k++) total += ws[k]->u.insert.n;
@@ -782,6 +834,12 @@ static int w_insert(gx_store_backend *b, gx_store_write *const *ws, size_t nw, c
     }
     ins_ref *refs = b->refs;
     size_t m = 0;
+    for (size_t k = 0; k < nw; k++)
+        for (size_t i = 0; i < ws[k]->u.insert.n; i++)
+            if (!ws[k]->u.insert.res[i].code) {
+                int rc = touch_blobs(b, &ws[k]->u.insert.jobs[i], &ws[k]->u.insert.res[i]);
+                if (rc) return *what = "blob use", rc;
+            }
     for (size_t k = 0; k < nw; k++)
         for (size_t i = 0; i < ws[k]->u.insert.n; i++)
             if (!ws[k]->u.insert.res[i].code) refs[m++] = (ins_ref){ws[k], i}; /* not refused by the store's checks */
@@ -1051,6 +1109,170 @@ static int w_setting(gx_store_backend *b, gx_store_write *w) {
     return rc;
 }
 
+/* ---- retention ------------------------------------------------------------ */
+
+/* Finished jobs that ended before the cutoff, in id order from after,
+ * deleted. Ids grow with submission time and a job ends after it was
+ * submitted, so the scan stops at the first job submitted after the
+ * cutoff. */
+static int purge_jobs(gx_store_backend *b, gx_store_write *w) {
+    int64_t cut = w->u.purge.jobs_before_ns;
+    size_t max = w->u.purge.max_jobs, cap = 0, n = 0, seen = 0;
+    uint64_t *ids = NULL;
+    sqlite3_stmt *st = b->pg_scan;
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)w->u.purge.after);
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        uint64_t id = (uint64_t)sqlite3_column_int64(st, 0);
+        int state = sqlite3_column_int(st, 1);
+        int64_t end = sqlite3_column_int64(st, 2), sub = sqlite3_column_int64(st, 3);
+        if (sub >= cut) break;
+        w->u.purge.after = id;
+        if (state >= GX__STORE_FIRST_FINAL && end < cut) {
+            if (n == cap) {
+                size_t nc = cap ? cap * 2 : 256;
+                uint64_t *ni = realloc(ids, nc * sizeof *ni);
+                if (!ni) {
+                    rc = SQLITE_NOMEM;
+                    break;
+                }
+                ids = ni;
+                cap = nc;
+            }
+            ids[n++] = id;
+        }
+        /* bounded work per transaction, kept jobs (unfinished, or ended
+         * after the cutoff) counted too */
+        if (n >= max || ++seen >= 8 * max) {
+            w->u.purge.more = 1;
+            break;
+        }
+    }
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    if (rc == SQLITE_ROW || rc == SQLITE_DONE) rc = SQLITE_OK;
+    for (size_t i = 0; i < n && rc == SQLITE_OK; i++) {
+        sqlite3_stmt *del[] = {b->pg_job, b->pg_jev, b->ckpt_del};
+        for (size_t d = 0; d < 3 && rc == SQLITE_OK; d++) {
+            if (del[d] == b->ckpt_del && !b->ckpt_rows) continue;
+            sqlite3_bind_int64(del[d], 1, (sqlite3_int64)ids[i]);
+            rc = step_done(del[d]);
+        }
+    }
+    if (rc == SQLITE_OK) w->u.purge.jobs = (int64_t)n;
+    free(ids);
+    return rc;
+}
+
+/* Rows of blobs doomed before the cutoff and not used since, deleted;
+ * their ids to w->u.purge.gone for the front to remove the files. */
+static int purge_doomed(gx_store_backend *b, gx_store_write *w) {
+    sqlite3_stmt *st = b->pg_doomed;
+    sqlite3_bind_int64(st, 1, w->u.purge.doomed_before_ns);
+    size_t cap = 0;
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *id = (const char *)sqlite3_column_text(st, 0);
+        if (!id || !gx_store_blob_id_valid(id)) continue;
+        if (w->u.purge.ngone == cap) {
+            size_t nc = cap ? cap * 2 : 64;
+            char(*ng)[GX_STORE_BLOB_ID_LEN] = realloc(w->u.purge.gone, nc * sizeof *ng);
+            if (!ng) {
+                rc = SQLITE_NOMEM;
+                break;
+            }
+            w->u.purge.gone = ng;
+            cap = nc;
+        }
+        memcpy(w->u.purge.gone[w->u.purge.ngone++], id, GX_STORE_BLOB_ID_LEN);
+    }
+    sqlite3_reset(st);
+    if (rc == SQLITE_ROW || rc == SQLITE_DONE) rc = SQLITE_OK;
+    for (size_t i = 0; i < w->u.purge.ngone && rc == SQLITE_OK; i++) {
+        bind_text(b->pg_blob, 1, w->u.purge.gone[i]);
+        rc = step_done(b->pg_blob);
+        if (rc == SQLITE_OK) {
+            bind_text(b->pg_owner, 1, w->u.purge.gone[i]);
+            rc = step_done(b->pg_owner);
+        }
+    }
+    sqlite3_clear_bindings(b->pg_blob);
+    sqlite3_clear_bindings(b->pg_owner);
+    return rc;
+}
+
+/* A candidate named by an unfinished job is kept. */
+static void keep(gx__hmap *cand, const char *id) {
+    uint64_t v;
+    if (gx__hmap_get(cand, id, strlen(id), &v)) gx__hmap_put(cand, id, strlen(id), 0);
+}
+
+/* Blobs last used before the cutoff that no unfinished job names, doomed
+ * (at most 4,096 per call, the longest unused first). */
+static int purge_doom(gx_store_backend *b, gx_store_write *w) {
+    gx__hmap cand = {0};
+    sqlite3_stmt *st = b->pg_cand;
+    sqlite3_bind_int64(st, 1, w->u.purge.blobs_before_ns);
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *id = (const char *)sqlite3_column_text(st, 0);
+        if (id && gx__hmap_put(&cand, id, strlen(id), 1)) {
+            rc = SQLITE_NOMEM;
+            break;
+        }
+    }
+    sqlite3_reset(st);
+    if (rc == SQLITE_ROW || rc == SQLITE_DONE) rc = SQLITE_OK;
+    if (rc == SQLITE_OK && cand.live) { /* in use by a job not finished: kept */
+        st = b->pg_unfin;
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+            char ids[16][GX_STORE_BLOB_ID_LEN];
+            size_t k = gx__spec_blob_refs((const char *)sqlite3_column_text(st, 0), ids, 16);
+            for (size_t i = 0; i < k && i < 16; i++) keep(&cand, ids[i]);
+            if (k > 16) { /* rare: a job with many blob inputs */
+                char(*many)[GX_STORE_BLOB_ID_LEN] = malloc(k * sizeof *many);
+                if (!many) {
+                    rc = SQLITE_NOMEM;
+                    break;
+                }
+                gx__spec_blob_refs((const char *)sqlite3_column_text(st, 0), many, k);
+                for (size_t i = 0; i < k; i++) keep(&cand, many[i]);
+                free(many);
+            }
+        }
+        sqlite3_reset(st);
+        if (rc == SQLITE_ROW || rc == SQLITE_DONE) rc = SQLITE_OK;
+    }
+    for (size_t i = 0; rc == SQLITE_OK && i < cand.cap; i++) {
+        const gx__hslot *e = &cand.slots[i];
+        if (e->hash <= 1 || !e->val) continue;
+        sqlite3_bind_text(b->pg_doom, 1, e->key, (int)e->klen, SQLITE_STATIC);
+        sqlite3_bind_int64(b->pg_doom, 2, w->u.purge.now_ns);
+        rc = step_done(b->pg_doom);
+        if (rc == SQLITE_OK) w->u.purge.doomed += sqlite3_changes(b->w);
+    }
+    sqlite3_clear_bindings(b->pg_doom);
+    gx__hmap_free(&cand);
+    return rc;
+}
+
+static int w_purge(gx_store_backend *b, gx_store_write *w, const char **what) {
+    int rc = SQLITE_OK;
+    if (w->u.purge.jobs_before_ns > 0) {
+        *what = "retention (jobs)";
+        rc = purge_jobs(b, w);
+    }
+    if (rc == SQLITE_OK && w->u.purge.doomed_before_ns > 0) {
+        *what = "retention (blob rows)";
+        rc = purge_doomed(b, w);
+    }
+    if (rc == SQLITE_OK && w->u.purge.blobs_before_ns > 0) {
+        *what = "retention (unused blobs)";
+        rc = purge_doom(b, w);
+    }
+    return rc;
+}
+
 static int sqlite_write_group(gx_store_backend *b, gx_store_write *const *ws, size_t n,
                               gx_error *err) {
     const char *what = "begin";
@@ -1087,6 +1309,9 @@ static int sqlite_write_group(gx_store_backend *b, gx_store_write *const *ws, si
         case GX_STORE_W_SETTING:
             what = "setting";
             rc = w_setting(b, w);
+            break;
+        case GX_STORE_W_PURGE:
+            rc = w_purge(b, w, &what);
             break;
         default:
             break;

@@ -34,6 +34,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <jansson.h>
+
 #include "clock.h"
 #include "log.h"
 #include "store_int.h"
@@ -99,6 +101,13 @@ struct gx_store {
     gx_store_stats st;    /* under mu */
     uint64_t async_failed; /* non-waiting updates lost since the last flush */
     char async_msg[256];   /* message of the latest such failure */
+
+    /* uploads hold it shared from their look at the folder to their row's
+     * commit; gx_store_purge holds it exclusively from its commit to the
+     * last file removed, so a file is never removed under a row that an
+     * upload (which found the file there and did not write it) brings
+     * back */
+    pthread_rwlock_t blob_rw;
 
     /* blobs whose bytes were checked against their id lately (vmu) */
     pthread_mutex_t vmu;
@@ -522,11 +531,13 @@ int gx_store_open_ops(const gx_store_ops *ops, const gx_store_config *cfg, gx_st
     if (rc) goto fail;
     pthread_mutex_init(&s->mu, NULL);
     pthread_mutex_init(&s->vmu, NULL);
+    pthread_rwlock_init(&s->blob_rw, NULL);
     pthread_cond_init(&s->q_cv, NULL);
     if (pthread_create(&s->committer, NULL, committer_main, s) != 0) {
         ops->close(s->b);
         pthread_mutex_destroy(&s->mu);
         pthread_mutex_destroy(&s->vmu);
+        pthread_rwlock_destroy(&s->blob_rw);
         pthread_cond_destroy(&s->q_cv);
         rc = gx_error_set(err, GX_ENOMEM, NULL, "cannot start the committer thread");
         goto fail;
@@ -565,6 +576,7 @@ void gx_store_close(gx_store *s) {
     s->ops->close(s->b);
     pthread_mutex_destroy(&s->mu);
     pthread_mutex_destroy(&s->vmu);
+    pthread_rwlock_destroy(&s->blob_rw);
     pthread_cond_destroy(&s->q_cv);
     free(s->blob_dir);
     free(s->group);
@@ -782,6 +794,71 @@ int gx_store_flush(gx_store *s, gx_error *err) {
         return gx_error_set(err, GX_ESTORE, NULL, "%llu queued updates were not written: %s",
                             (unsigned long long)lost, msg);
     return 0;
+}
+
+/* ---- retention ------------------------------------------------------------ */
+
+static struct vslot *vslot_of(gx_store *s, const char *id);
+
+size_t gx__spec_blob_refs(const char *spec, char (*ids)[GX_STORE_BLOB_ID_LEN], size_t cap) {
+    if (!spec || !strstr(spec, "\"blob\"")) return 0;
+    json_t *root = json_loads(spec, JSON_DECODE_ANY, NULL);
+    json_t *ins = json_object_get(root, "inputs"), *v;
+    const char *name;
+    size_t n = 0;
+    json_object_foreach(ins, name, v) {
+        const char *id = json_string_value(json_object_get(v, "blob"));
+        if (!gx_store_blob_id_valid(id)) continue;
+        if (n < cap) memcpy(ids[n], id, GX_STORE_BLOB_ID_LEN);
+        n++;
+    }
+    json_decref(root);
+    return n;
+}
+
+int gx_store_purge(gx_store *s, int64_t jobs_before_ns, size_t max_jobs, int64_t blobs_before_ns,
+                   int64_t doomed_before_ns, gx_store_purge_result *out, gx_error *err) {
+    gx_error_clear(err);
+    if (!s || !out) return gx_error_set(err, GX_EINVAL, s ? "out" : "store", "NULL argument");
+    uint64_t cursor = out->cursor;
+    memset(out, 0, sizeof *out);
+    out->cursor = cursor;
+    if (jobs_before_ns < 0 || blobs_before_ns < 0 || doomed_before_ns < 0)
+        return gx_error_set(err, GX_EINVAL, "before_ns", "a time before 1970");
+    req r = {.wait = 1};
+    r.w.kind = GX_STORE_W_PURGE;
+    r.w.u.purge.jobs_before_ns = jobs_before_ns;
+    r.w.u.purge.max_jobs = max_jobs ? max_jobs : 1;
+    r.w.u.purge.after = cursor;
+    r.w.u.purge.blobs_before_ns = blobs_before_ns;
+    r.w.u.purge.doomed_before_ns = doomed_before_ns;
+    r.w.u.purge.now_ns = gx__wall_ns();
+    r.rows = r.w.u.purge.max_jobs;
+    if (r.rows > (size_t)s->max_batch) r.rows = (size_t)s->max_batch;
+    pthread_rwlock_wrlock(&s->blob_rw);
+    int rc = submit(s, &r, err);
+    if (rc == 0) {
+        out->jobs = r.w.u.purge.jobs;
+        out->more = r.w.u.purge.more;
+        out->cursor = r.w.u.purge.after;
+        out->blobs_doomed = r.w.u.purge.doomed;
+        for (size_t i = 0; i < r.w.u.purge.ngone; i++) {
+            char path[4200];
+            const char *id = r.w.u.purge.gone[i];
+            if (gx__blob_path(s->blob_dir, id, path, sizeof path)) continue;
+            if (unlink(path) && errno != ENOENT)
+                GX_LOGW("retention: cannot remove blob file %s: %s", path, strerror(errno));
+            else
+                out->blobs_deleted++;
+            pthread_mutex_lock(&s->vmu);
+            struct vslot *v = vslot_of(s, id);
+            if (!strcmp(v->id, id)) v->id[0] = '\0';
+            pthread_mutex_unlock(&s->vmu);
+        }
+    }
+    pthread_rwlock_unlock(&s->blob_rw);
+    free(r.w.u.purge.gone);
+    return rc;
 }
 
 int gx_store_get_job(gx_store *s, uint64_t id, gx_store_job **out, gx_error *err) {
@@ -1011,20 +1088,23 @@ int gx_store_blob_put(gx_store *s, const char *tenant, const void *bytes, size_t
      * compared now counts as checked. */
     char path[4200];
     struct stat st;
+    pthread_rwlock_rdlock(&s->blob_rw);
     int known = !gx__blob_path(s->blob_dir, id, path, sizeof path) && !stat(path, &st) && S_ISREG(st.st_mode) &&
                 (uint64_t)st.st_size == len && checked_lately(s, id, &st);
     if (!known) {
         rc = gx__blob_write(s->blob_dir, id, bytes ? bytes : "", len, err);
-        if (rc) return rc;
-        if (!stat(path, &st)) checked_now(s, id, &st);
+        if (!rc && !stat(path, &st)) checked_now(s, id, &st);
     }
-    req r = {.wait = 1};
-    r.w.kind = GX_STORE_W_BLOB;
-    r.w.u.blob.id = id;
-    r.w.u.blob.tenant = tenant;
-    r.w.u.blob.size = (int64_t)len;
-    r.w.u.blob.now_ns = gx__wall_ns();
-    rc = submit(s, &r, err);
+    if (!rc) {
+        req r = {.wait = 1};
+        r.w.kind = GX_STORE_W_BLOB;
+        r.w.u.blob.id = id;
+        r.w.u.blob.tenant = tenant;
+        r.w.u.blob.size = (int64_t)len;
+        r.w.u.blob.now_ns = gx__wall_ns();
+        rc = submit(s, &r, err);
+    }
+    pthread_rwlock_unlock(&s->blob_rw);
     if (rc == 0) memcpy(id_out, id, sizeof id);
     return rc;
 }

@@ -58,6 +58,11 @@ void gx__fix_event(void *item, char *strs);
 void gx__fix_tenant(void *item, char *strs);
 void gx__fix_setting(void *item, char *strs);
 
+/* The blob ids a stored job spec's inputs name ({"inputs": {"x": {"blob":
+ * id}}}): the first cap of them to ids; returns how many there are (may
+ * pass cap). A spec without the text "blob" in quotes is not parsed. */
+size_t gx__spec_blob_refs(const char *spec, char (*ids)[GX_STORE_BLOB_ID_LEN], size_t cap);
+
 /* ---- blob folder (blob.c) ---------------------------------------------------- */
 
 /* Hex SHA-256 of bytes into id ("sha256:<hex>"). */

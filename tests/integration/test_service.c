@@ -1187,6 +1187,77 @@ static void wait_running_stored(it_daemon *d, const char *id) {
     }
 }
 
+/* store.retention: a finished job older than the retention is deleted
+ * (404), an unused blob too (404), both counted in /metrics; a job queued
+ * behind a long one whose dependency was deleted meanwhile is restored
+ * after a restart and runs (it failed: "job N does not exist"). */
+static int get_status(it_daemon *d, const char *path) {
+    it_resp r;
+    assert_int_equal(it_req(d, "GET", path, NULL, 0, NULL, &r), 0);
+    int st = (int)r.status;
+    it_resp_free(&r);
+    return st;
+}
+
+static int wait_status(it_daemon *d, const char *path, int want, int timeout_ms) {
+    for (int t = 0; t < timeout_ms; t += 100) {
+        if (get_status(d, path) == want) return 1;
+        struct timespec ts = {0, 100000000};
+        nanosleep(&ts, NULL);
+    }
+    return 0;
+}
+
+static void retention_deletes_old(void **st) {
+    (void)st;
+    it_daemon d;
+    memset(&d, 0, sizeof d);
+    d.extra_env[0] = "GEXEC_STORE_RETENTION=2s";
+    d.extra_env[1] = "GEXEC_ENGINE_CPU_WORKERS=1";
+    assert_int_equal(it_start(&d), 0);
+    char dep[32], blocker[32], waiter[32], body[256], path[160], blob[80];
+    post_job(&d, "{\"kernel\":\"spin\"}", dep);
+    assert_string_equal(it_wait_job(&d, dep, 5000), "succeeded");
+    /* a blob nobody names */
+    int64_t n = 16;
+    gx_array *x;
+    assert_int_equal(gx_array_new(GX_F32, 1, &n, &x, NULL), 0);
+    for (int64_t i = 0; i < n; i++) ((float *)x->data)[i] = (float)i * 3.5f;
+    void *buf;
+    size_t len;
+    assert_int_equal(gx_npy_write_mem(x, &buf, &len, NULL), 0);
+    gx_array_unref(x);
+    it_resp r;
+    assert_int_equal(it_req(&d, "POST", "/v1/blobs", buf, len, "application/octet-stream", &r), 0);
+    assert_int_equal(r.status, 201);
+    snprintf(blob, sizeof blob, "%s", it_str(&r, "id"));
+    it_resp_free(&r);
+    free(buf);
+    /* the one worker busy for 30 s; a job depending on dep waits behind it */
+    post_job(&d, "{\"kernel\":\"spin\",\"args\":{\"us\":30000000}}", blocker);
+    wait_running_stored(&d, blocker);
+    snprintf(body, sizeof body, "{\"kernel\":\"spin\",\"depends_on\":[\"%s\"]}", dep);
+    post_job(&d, body, waiter);
+    snprintf(path, sizeof path, "/v1/jobs/%s", dep);
+    assert_true(wait_status(&d, path, 404, 10000));
+    snprintf(path, sizeof path, "/v1/blobs/%s", blob);
+    assert_true(wait_status(&d, path, 404, 10000));
+    snprintf(path, sizeof path, "/v1/jobs/%s", waiter);
+    assert_int_equal(get_status(&d, path), 200); /* queued: kept */
+    assert_int_equal(it_req(&d, "GET", "/metrics", NULL, 0, NULL, &r), 0);
+    assert_non_null(strstr(r.body, "gexec_store_purged_total{kind=\"job\"} 1\n"));
+    assert_non_null(strstr(r.body, "gexec_store_purged_total{kind=\"blob\"} 1\n"));
+    it_resp_free(&r);
+    it_kill9(&d);
+    assert_int_equal(it_start(&d), 0);
+    snprintf(path, sizeof path, "/v1/jobs/%s", blocker);
+    assert_int_equal(it_req(&d, "DELETE", path, NULL, 0, NULL, &r), 0);
+    assert_int_equal(r.status, 200);
+    it_resp_free(&r);
+    assert_string_equal(it_wait_job(&d, waiter, 10000), "succeeded");
+    assert_int_equal(it_finish(&d), 0);
+}
+
 static void restart_keeps_jobs(void **st) {
     (void)st;
     it_daemon d;
@@ -1556,6 +1627,7 @@ int main(void) {
         cmocka_unit_test(busy_address_fails_fast),
         cmocka_unit_test(restore_keeps_submit_time),
         cmocka_unit_test(restore_started_no_queue_timeout),
+        cmocka_unit_test(retention_deletes_old),
         cmocka_unit_test(sigkill_during_burst),
         cmocka_unit_test(sigterm_drain),
         cmocka_unit_test(cancel_requeued_job),

@@ -516,15 +516,19 @@ static void durations(void **st) {
     set_get(k, "90m", "5400s");
     set_get(k, "2H", "2h");
     set_get(k, "0.25s", "250ms");
-    set_get(k, "720h", "720h");
+    set_get(k, "720h", "30d");
+    set_get(k, "2d", "2d");
+    set_get(k, "1.5d", "36h");
     set_bad(k, "0.5ms", "'0.5ms' is not a whole number of milliseconds");
-    set_bad(k, "5d", "'5d' is not a duration (use ms, s, m or h, e.g. 60s)");
+    set_bad(k, "5w", "'5w' is not a duration (use ms, s, m, h or d, e.g. 60s)");
     set_bad(k, "1h30m", "is not a duration");
     set_bad(k, "s", "is not a duration");
-    set_bad(k, "99ms", "'99ms' is out of range (100ms to 720h)");
+    set_bad(k, "99ms", "'99ms' is out of range (100ms to 30d)");
     set_bad(k, "721h", "out of range");
     set_bad(k, "-5s", "'-5s' is out of range");
     set_get("shutdown_timeout", "0", "0s");
+    set_get("store.retention", "0", "0s");
+    set_get("store.retention", "7d", "7d");
     set_get("http.timeout", "1s", "1s");
 }
 

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -1476,6 +1477,8 @@ static void schema_versions(void **st) {
     assert_int_equal(sqlite3_exec(db,
                                   "DELETE FROM schema_version WHERE version > 1; DROP TABLE checkpoints;"
                                   " DROP TABLE settings;"
+                                  " DROP INDEX blobs_used; DROP INDEX blobs_doomed; DROP INDEX blob_owners_id;"
+                                  " ALTER TABLE blobs DROP COLUMN used_ns; ALTER TABLE blobs DROP COLUMN doomed_ns;"
                                   " DROP VIEW job_event_rows; ALTER TABLE jobs DROP COLUMN ev;"
                                   " UPDATE jobs SET state = 2, attempt = 1, nevents = 2 WHERE id = 1;"
                                   " INSERT INTO job_events VALUES(1, 1, 0, 0, 10, 0, NULL),"
@@ -1562,6 +1565,162 @@ static void wal_checkpointed_in_background(void **st) {
     assert_int_equal(stat(wal, &sb), 0); /* still open: the WAL is there */
 }
 
+/* ---- retention ---------------------------------------------------------------- */
+
+static int job_exists(gx_store *s, uint64_t id) {
+    gx_store_job *j = NULL;
+    gx_error err;
+    int rc = gx_store_get_job(s, id, &j, &err);
+    gx_store_free(j);
+    if (rc && rc != GX_ENOTFOUND) fail_msg("get_job %llu: %s", (unsigned long long)id, err.message);
+    return rc == 0;
+}
+
+/* A finished job that ended before the cutoff goes with its events; an
+ * unfinished one (however old) and one that ended after the cutoff stay;
+ * the scan stops at the first job submitted after the cutoff, and a small
+ * max_jobs splits the work over calls that go on from the cursor. */
+static void purge_jobs(void **st) {
+    fx *f = *st;
+    gx_error err;
+    const int64_t t0 = 1700000000000000000LL;
+    /* ids 1..10 ended at t0 + id; 11 unfinished; 12 ended at t0 + 1000;
+     * 13 submitted at t0 + 2000 and ended at once */
+    for (uint64_t id = 1; id <= 13; id++) {
+        jbuf b;
+        gx_store_insert_result r;
+        mkjob(&b, id, "alpha", "saxpy@1", GX_JOB_QUEUED);
+        b.j.submit_ns = id == 13 ? t0 + 2000 : t0 + (int64_t)id - 100;
+        assert_int_equal(insert1(f->s, &b.j, &r), 1);
+        if (id == 11) continue;
+        gx_store_update u = {.id = id, .state = id % 2 ? GX_JOB_SUCCEEDED : GX_JOB_FAILED, .attempt = 1,
+                             .set = GX_STORE_SET_END, .end_ns = id == 12 ? t0 + 1000 : id == 13 ? t0 + 2000 : t0 + (int64_t)id};
+        assert_int_equal(gx_store_update_jobs(f->s, &u, 1, 1, NULL, &err), 1);
+    }
+    int stored = 0;
+    TU_OK(gx_store_checkpoint_put(f->s, 11, 0, 1, "s", 1, &stored, &err), err);
+    assert_int_equal(stored, 1);
+    gx_store_purge_result pr = {0};
+    /* cutoff t0 + 500: jobs 1..10 go, 4 per call */
+    int calls = 0;
+    int64_t total = 0;
+    do {
+        TU_OK(gx_store_purge(f->s, t0 + 500, 4, 0, 0, &pr, &err), err);
+        total += pr.jobs;
+        calls++;
+        assert_true(calls < 10);
+    } while (pr.more);
+    assert_int_equal(total, 10);
+    assert_int_equal(calls, 3);
+    for (uint64_t id = 1; id <= 10; id++) assert_false(job_exists(f->s, id));
+    assert_true(job_exists(f->s, 11));
+    assert_true(job_exists(f->s, 12));
+    assert_true(job_exists(f->s, 13));
+    gx_store_event *ev = NULL;
+    size_t n = 0;
+    assert_int_equal(gx_store_job_events(f->s, 3, &ev, &n, &err), GX_ENOTFOUND);
+    /* the unfinished job kept its checkpoint */
+    void *bytes = NULL;
+    size_t len = 0;
+    int attempt = 0;
+    int64_t step = 0;
+    TU_OK(gx_store_checkpoint_get(f->s, 11, &attempt, &step, &bytes, &len, &err), err);
+    gx_store_free(bytes);
+    /* nothing left before the cutoff: a new cycle deletes nothing */
+    memset(&pr, 0, sizeof pr);
+    TU_OK(gx_store_purge(f->s, t0 + 500, 4, 0, 0, &pr, &err), err);
+    assert_int_equal(pr.jobs, 0);
+    assert_int_equal(pr.more, 0);
+    /* a later cutoff takes 12 and 13 */
+    memset(&pr, 0, sizeof pr);
+    TU_OK(gx_store_purge(f->s, t0 + 5000, 100, 0, 0, &pr, &err), err);
+    assert_int_equal(pr.jobs, 2);
+    assert_true(job_exists(f->s, 11));
+    assert_int_equal(count_all(f->s, NULL), 1);
+    char msg[128];
+    assert_int_equal(gx_store_check(f->s, msg, sizeof msg), 0);
+}
+
+/* Blobs: doomed when unused since the cutoff and not named by an
+ * unfinished job, deleted (row and file) by a later call, unless an upload
+ * of the same bytes or a job naming it took it back in between; a job
+ * naming a blob deleted meanwhile is refused at its commit. */
+static void purge_blobs(void **st) {
+    fx *f = *st;
+    gx_error err;
+    char blobdir[320];
+    snprintf(blobdir, sizeof blobdir, "%s.blobs", f->path);
+    char a[GX_STORE_BLOB_ID_LEN], b[GX_STORE_BLOB_ID_LEN], c[GX_STORE_BLOB_ID_LEN], d[GX_STORE_BLOB_ID_LEN];
+    TU_OK(gx_store_blob_put(f->s, "alpha", "aaaa", 4, a, &err), err);
+    TU_OK(gx_store_blob_put(f->s, "alpha", "bbbb", 4, b, &err), err);
+    TU_OK(gx_store_blob_put(f->s, "alpha", "cccc", 4, c, &err), err);
+    TU_OK(gx_store_blob_put(f->s, "beta", "dddd", 4, d, &err), err);
+    assert_int_equal(count_files(blobdir), 4);
+    /* an unfinished job names b */
+    jbuf jb;
+    gx_store_insert_result r;
+    mkjob(&jb, 1, "alpha", "saxpy@1", GX_JOB_QUEUED);
+    char spec[256];
+    snprintf(spec, sizeof spec, "{\"inputs\":{\"x\":{\"blob\":\"%s\"}},\"kernel\":\"saxpy\"}", b);
+    jb.j.spec_json = spec;
+    assert_int_equal(insert1(f->s, &jb.j, &r), 1);
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    int64_t later = (int64_t)now.tv_sec * 1000000000 + now.tv_nsec + (int64_t)3600 * 1000000000;
+    gx_store_purge_result pr = {0};
+    TU_OK(gx_store_purge(f->s, 0, 1, later, 0, &pr, &err), err);
+    assert_int_equal(pr.blobs_doomed, 3); /* a, c, d */
+    assert_int_equal(pr.blobs_deleted, 0);
+    /* doomed blobs are still there for their owners */
+    void *bytes = NULL;
+    size_t len = 0;
+    TU_OK(gx_store_blob_read(f->s, "alpha", a, &bytes, &len, &err), err);
+    gx_store_free(bytes);
+    /* c uploaded again, d named by a new job: taken back */
+    char c2[GX_STORE_BLOB_ID_LEN];
+    TU_OK(gx_store_blob_put(f->s, "alpha", "cccc", 4, c2, &err), err);
+    mkjob(&jb, 2, "beta", "saxpy@1", GX_JOB_QUEUED);
+    snprintf(spec, sizeof spec, "{\"inputs\":{\"y\":{\"blob\":\"%s\"}},\"kernel\":\"saxpy\"}", d);
+    jb.j.spec_json = spec;
+    assert_int_equal(insert1(f->s, &jb.j, &r), 1);
+    memset(&pr, 0, sizeof pr);
+    TU_OK(gx_store_purge(f->s, 0, 1, 0, later, &pr, &err), err);
+    assert_int_equal(pr.blobs_deleted, 1); /* a */
+    assert_int_equal(count_files(blobdir), 3);
+    assert_int_equal(gx_store_blob_read(f->s, "alpha", a, &bytes, &len, &err), GX_ENOTFOUND);
+    TU_OK(gx_store_blob_read(f->s, "alpha", c, &bytes, &len, &err), err);
+    gx_store_free(bytes);
+    TU_OK(gx_store_blob_read(f->s, "beta", d, &bytes, &len, &err), err);
+    gx_store_free(bytes);
+    /* a job naming the deleted a is refused at its commit, nothing stored */
+    mkjob(&jb, 3, "alpha", "saxpy@1", GX_JOB_QUEUED);
+    snprintf(spec, sizeof spec, "{\"inputs\":{\"x\":{\"blob\":\"%s\"}},\"kernel\":\"saxpy\"}", a);
+    jb.j.spec_json = spec;
+    assert_int_equal(insert1(f->s, &jb.j, &r), 0);
+    assert_int_equal(r.code, GX_ENOTFOUND);
+    assert_false(job_exists(f->s, 3));
+    /* uploaded again, a is whole again */
+    TU_OK(gx_store_blob_put(f->s, "alpha", "aaaa", 4, a, &err), err);
+    TU_OK(gx_store_blob_read(f->s, "alpha", a, &bytes, &len, &err), err);
+    assert_int_equal(len, 4);
+    gx_store_free(bytes);
+    /* once every job is done and purged, b goes too */
+    for (uint64_t id = 1; id <= 2; id++) {
+        gx_store_update u = {.id = id, .state = GX_JOB_SUCCEEDED, .attempt = 1, .set = GX_STORE_SET_END, .end_ns = 5};
+        assert_int_equal(gx_store_update_jobs(f->s, &u, 1, 1, NULL, &err), 1);
+    }
+    memset(&pr, 0, sizeof pr);
+    TU_OK(gx_store_purge(f->s, later, 100, later, 0, &pr, &err), err);
+    assert_int_equal(pr.jobs, 2);
+    assert_int_equal(pr.blobs_doomed, 4); /* a, b, c, d: none named by an unfinished job */
+    memset(&pr, 0, sizeof pr);
+    TU_OK(gx_store_purge(f->s, 0, 1, 0, later, &pr, &err), err);
+    assert_int_equal(pr.blobs_deleted, 4);
+    assert_int_equal(count_files(blobdir), 0);
+    char msg[128];
+    assert_int_equal(gx_store_check(f->s, msg, sizeof msg), 0);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(open_errors, setup, teardown),
@@ -1585,6 +1744,8 @@ int main(void) {
         cmocka_unit_test_setup_teardown(wal_checkpointed_in_background, setup, teardown),
         cmocka_unit_test_setup_teardown(injected_faults_roll_back, setup, teardown),
         cmocka_unit_test_setup_teardown(checkpoints, setup, teardown),
+        cmocka_unit_test_setup_teardown(purge_jobs, setup, teardown),
+        cmocka_unit_test_setup_teardown(purge_blobs, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
