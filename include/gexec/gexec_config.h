@@ -146,6 +146,8 @@ typedef struct gx_config {
         int64_t max_connections_per_client; /* 0 = no limit */
         int64_t request_timeout_ms; /* ms to receive a whole request; 0 = none */
         int64_t stream_heartbeat_ms; /* idle event stream's comment line; 0 = none */
+        int64_t stream_replay_events; /* state changes kept for resuming streams; 0 = none */
+        uint64_t stream_client_buffer; /* bytes buffered per event stream client */
     } http;
 
     struct {

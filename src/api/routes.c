@@ -554,7 +554,25 @@ static int h_events(void *app, gx_http_req *r) {
         if (!gx_tenant_get(s->engine, r->ctx.tenant, &ti)) f.tenant = ti.id;
         f.tenant_set = 1;
     }
-    gx__svc_subscribe(s, r, &f);
+    /* Resume after an event id: the Last-Event-ID header an SSE client
+     * sends when it reconnects wins over after= (the URL it was opened
+     * with). A malformed header gets a reset event, not an error: browsers
+     * send it on their own; a malformed after= is the caller's mistake. */
+    gx__sub_resume from = {0};
+    int resume = 0;
+    const char *h = gx_http_header(r, "Last-Event-ID");
+    if (h && *h) {
+        resume = 1;
+        from.malformed = gx__svc_event_id_parse(h, &from.boot, &from.seq) != 0;
+    } else if ((q = gx_http_query(r, "after")) && *q) { /* empty is absent */
+        resume = 1;
+        if (gx__svc_event_id_parse(q, &from.boot, &from.seq)) {
+            gx_http_error(r, 400, GX_EINVAL, "after",
+                          "after must be an event id (<16 hex digits>-<number>, the id: of an event), not '%.40s'", q);
+            return 0;
+        }
+    }
+    gx__svc_subscribe(s, r, &f, resume ? &from : NULL);
     return 0;
 }
 

@@ -676,21 +676,7 @@ static int svc_start_admitters(gx_service *s) {
     return 1;
 }
 
-/* ---- event persistence and streams ------------------------------------- */
-
-struct gx__sub {
-    gx_service *svc;
-    gx__sub_filter f;
-    gx_http_stream *stream;
-    char *buf;
-    size_t len, cap, off;
-    int dropped;
-    int revoked;            /* its key was revoked: the stream ends */
-    int64_t expires_ns;     /* its key's expiry: the stream ends then (at the
-                               next event or heartbeat); 0 = never */
-    char key_id[32];        /* the key that opened it ("" without auth) */
-    gx__sub *prev, *next;
-};
+/* ---- event persistence (the streams: svc_events.c) ---------------------- */
 
 static void on_events(void *ctx, const gx_event *ev, size_t n) {
     gx_service *s = ctx;
@@ -712,122 +698,6 @@ static void on_events(void *ctx, const gx_event *ev, size_t n) {
     s->enqueued += (int64_t)n;
     pthread_cond_broadcast(&s->pcv); /* the persister and settle() share it */
     pthread_mutex_unlock(&s->pmu);
-}
-
-static void sub_push(gx__sub *sb, const char *line, size_t len) {
-    if (sb->len + len > (size_t)4 << 20) { /* a stuck client: drop, don't grow */
-        sb->dropped++;
-        return;
-    }
-    if (sb->len + len > sb->cap) {
-        size_t nc = sb->cap ? sb->cap * 2 : 8192;
-        while (nc < sb->len + len) nc *= 2;
-        char *nb = realloc(sb->buf, nc);
-        if (!nb) return;
-        sb->buf = nb;
-        sb->cap = nc;
-    }
-    memcpy(sb->buf + sb->len, line, len);
-    sb->len += len;
-}
-
-static void publish(gx_service *s, const gx_event *ev, size_t n) {
-    pthread_mutex_lock(&s->smu);
-    if (!s->subs) {
-        pthread_mutex_unlock(&s->smu);
-        return;
-    }
-    for (size_t i = 0; i < n; i++) {
-        const gx_event *e = &ev[i];
-        char line[512], t[48] = "";
-        json_t *tj = gx_json_time(e->time_ns);
-        if (json_is_string(tj)) snprintf(t, sizeof t, "%s", json_string_value(tj));
-        json_decref(tj);
-        gx_device_info di;
-        const char *dev = e->device >= 0 && !gx_device_get(s->engine, e->device, &di) ? di.name : NULL;
-        int len = snprintf(line, sizeof line,
-                           "event: job\ndata: {\"id\":\"%llu\",\"state\":\"%s\",\"attempt\":%d,\"time\":\"%s\","
-                           "\"kernel\":\"%s\",\"device\":%s%s%s%s%s%s}\n\n",
-                           (unsigned long long)e->job, gx_job_state_name(e->state), e->attempt, t,
-                           e->kernel ? e->kernel : "", dev ? "\"" : "null", dev ? dev : "", dev ? "\"" : "",
-                           e->error_code ? ",\"error\":\"" : "", e->error_code ? gx_err_name(e->error_code) : "",
-                           e->error_code ? "\"" : "");
-        for (gx__sub *sb = s->subs; sb; sb = sb->next) {
-            if (sb->f.job && sb->f.job != e->job) continue;
-            if (sb->f.state_mask && !(sb->f.state_mask >> e->state & 1)) continue;
-            if (sb->f.kernel[0] && (!e->kernel || strcmp(sb->f.kernel, e->kernel))) continue;
-            if (sb->f.tenant_set && sb->f.tenant != e->tenant) continue;
-            sub_push(sb, line, (size_t)len);
-        }
-    }
-    for (gx__sub *sb = s->subs; sb; sb = sb->next)
-        if (sb->len > sb->off && sb->stream) gx_http_stream_wake(sb->stream);
-    pthread_mutex_unlock(&s->smu);
-}
-
-static long sub_read(void *ctx, char *buf, size_t max) {
-    gx__sub *sb = ctx;
-    gx_service *s = sb->svc;
-    pthread_mutex_lock(&s->smu);
-    long n = 0;
-    if (s->stopping || sb->revoked || (sb->expires_ns && gx__wall_ns() >= sb->expires_ns)) n = -1;
-    else if (sb->len > sb->off) {
-        size_t k = sb->len - sb->off;
-        if (k > max) k = max;
-        memcpy(buf, sb->buf + sb->off, k);
-        sb->off += k;
-        if (sb->off == sb->len) sb->off = sb->len = 0;
-        n = (long)k;
-    }
-    pthread_mutex_unlock(&s->smu);
-    return n;
-}
-
-static void sub_free(void *ctx) {
-    gx__sub *sb = ctx;
-    gx_service *s = sb->svc;
-    pthread_mutex_lock(&s->smu);
-    if (sb->prev) sb->prev->next = sb->next;
-    else s->subs = sb->next;
-    if (sb->next) sb->next->prev = sb->prev;
-    pthread_mutex_unlock(&s->smu);
-    free(sb->buf);
-    free(sb);
-}
-
-void gx__svc_subscribe(gx_service *s, gx_http_req *r, const gx__sub_filter *f) {
-    gx__sub *sb = calloc(1, sizeof *sb);
-    if (!sb) {
-        gx_http_error(r, 503, GX_ENOMEM, NULL, "out of memory");
-        return;
-    }
-    sb->svc = s;
-    sb->f = *f;
-    snprintf(sb->key_id, sizeof sb->key_id, "%s", r->ctx.key_id);
-    sb->expires_ns = r->ctx.key_expires_ns;
-    sub_push(sb, ": gexec event stream\n\n", 22);
-    pthread_mutex_lock(&s->smu);
-    sb->next = s->subs;
-    if (sb->next) sb->next->prev = sb;
-    s->subs = sb;
-    pthread_mutex_unlock(&s->smu);
-    gx_http_reply_stream(r, "text/event-stream", sub_read, sb, sub_free);
-    pthread_mutex_lock(&s->smu);
-    sb->stream = gx_http_stream_of(r);
-    if (sb->stream) gx_http_stream_heartbeat(sb->stream, ": keep-alive\n\n"); /* an SSE comment */
-    pthread_mutex_unlock(&s->smu);
-    gx_http_header_add(r, "Cache-Control", "no-cache");
-}
-
-void gx__svc_streams_revoke(gx_service *s, const char *key_id) {
-    if (!key_id || !*key_id) return;
-    pthread_mutex_lock(&s->smu);
-    for (gx__sub *sb = s->subs; sb; sb = sb->next)
-        if (!strcmp(sb->key_id, key_id)) {
-            sb->revoked = 1;
-            if (sb->stream) gx_http_stream_wake(sb->stream);
-        }
-    pthread_mutex_unlock(&s->smu);
 }
 
 /* Jobs made final while a device still ran them: forget once it let go.
@@ -1091,7 +961,7 @@ static void *persister_main(void *arg) {
             const gx_event *ev = pass ? batch : ord.held;
             size_t m = pass ? n : k;
             persist(s, ev, m);
-            publish(s, ev, m);
+            gx__svc_publish(s, ev, m);
             gx__svc_metrics_events(s, ev, m);
         }
         order_consume(&ord, k);
@@ -1515,6 +1385,11 @@ int gx_service_start(const gx_config *cfg, gx_service **out, gx_error *err) {
      * fails here, before it restores and runs any job; it used to run them
      * for http.shutdown_timeout and then exit, an attempt more on each job
      * every time systemd started it again */
+    if ((rc = gx__svc_events_init(s))) {
+        rc = gx_error_set(err, rc, "http.stream_replay_events", "out of memory for the %lld events kept for replay",
+                          (long long)s->cfg.http.stream_replay_events);
+        goto fail;
+    }
     s->listen_fd = gx__svc_inherited_listener();
     if (s->listen_fd < 0 && (rc = gx_http_listen(s->cfg.listen, &s->listen_fd, err))) goto fail;
     /* an empty store file in a folder that has served (its key database is
@@ -1777,6 +1652,7 @@ int gx__svc_shutdown(gx_service *s, int for_exec) {
     gx__svc_metrics_free(s);
     for (int i = 0; s->bcache && i < BCACHE_SLOTS; i++) gx_array_unref(s->bcache->arr[i]);
     free(s->bcache);
+    gx__svc_events_free(s);
     free(s->pev);
     free(s->later);
     free(s->usage);

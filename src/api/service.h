@@ -69,6 +69,10 @@ typedef struct gx__later gx__later;
 typedef struct gx__sub gx__sub;
 typedef struct gx_metrics gx_metrics;
 
+/* Why a stream gets a reset event (svc_events.c). */
+enum { GX__RESET_MALFORMED, GX__RESET_OTHER_RUN, GX__RESET_UNKNOWN, GX__RESET_TOO_OLD, GX__RESET_LAGGED,
+       GX__RESET_COUNT };
+
 struct gx_service {
     gx_config cfg;
     gx_engine *engine;
@@ -116,9 +120,15 @@ struct gx_service {
     pthread_cond_t rcv;
     int retain_stop;             /* rmu */
     atomic_int_fast64_t purged_jobs, purged_blobs;
-    /* event streams */
+    /* event streams (svc_events.c) */
     pthread_mutex_t smu;
     gx__sub *subs;
+    struct gx__evrec *ring;      /* the last ring_cap changes published, by seq (smu) */
+    uint64_t ring_cap;           /* http.stream_replay_events */
+    uint64_t ev_seq;             /* changes published: the last one's seq (smu) */
+    uint64_t ev_boot;            /* this run's part of every event id (random) */
+    int64_t ev_replayed;         /* events sent from the ring (smu) */
+    int64_t ev_resets[GX__RESET_COUNT];        /* reset events sent, by GX__RESET_* (smu) */
     /* blob cache */
     pthread_mutex_t bmu;
     struct gx__bcache *bcache;
@@ -238,7 +248,24 @@ typedef struct gx__sub_filter {
     uint32_t tenant;
     int tenant_set;
 } gx__sub_filter;
-void gx__svc_subscribe(gx_service *s, gx_http_req *r, const gx__sub_filter *f);
+/* Where a stream resumes: after the event of id <boot>-<seq>. */
+typedef struct gx__sub_resume {
+    int malformed;     /* the client's id is not an event id: a reset */
+    uint64_t boot, seq;
+} gx__sub_resume;
+const char *gx__svc_reset_name(int reason);
+/* Answer r with an event stream: from now (from NULL), or the events after
+ * from's id that pass f, then live. */
+void gx__svc_subscribe(gx_service *s, gx_http_req *r, const gx__sub_filter *f, const gx__sub_resume *from);
+/* Parse an event id "<16 hex>-<seq>": 0, or -1 when text is not one. */
+int gx__svc_event_id_parse(const char *text, uint64_t *boot, uint64_t *seq);
+/* The ring and this run's id (start), and their end (after HTTP stopped). */
+int gx__svc_events_init(gx_service *s);
+void gx__svc_events_free(gx_service *s);
+/* The persister: publish changes, in order, to the ring and the streams. */
+void gx__svc_publish(gx_service *s, const gx_event *ev, size_t n);
+/* Events sent from the ring, and resets by reason, since start (metrics). */
+void gx__svc_events_counts(gx_service *s, int64_t *replayed, int64_t resets[GX__RESET_COUNT]);
 /* The highest job id below which every id is committed or refused: a
  * listing stops there, so that a job committed after a later one is not
  * skipped by a cursor past that one. */

@@ -25,6 +25,7 @@ struct gx_svc_metrics {
         *gpu_xid, *tenant_mem;
     gx_metric_family *quota_limit, *quota_usage;
     gx_metric_family *circuit_state, *circuit_moves;
+    gx_metric_family *stream_replayed, *stream_resets;
 };
 
 /* Circuit breakers of every device and every registered kernel (a dozen or
@@ -111,6 +112,11 @@ static void collect(gx_metrics *reg, void *ctx) {
     gx__svc_ckpt_counts(s, &ck_written, &ck_dropped);
     gx_counter_set(gx_metrics_series(m->checkpoints, "stored"), (double)ck_written);
     gx_counter_set(gx_metrics_series(m->checkpoints, "dropped"), (double)ck_dropped);
+    int64_t replayed, resets[GX__RESET_COUNT];
+    gx__svc_events_counts(s, &replayed, resets);
+    gx_counter_set(gx_metrics_series(m->stream_replayed), (double)replayed);
+    for (int i = 0; i < GX__RESET_COUNT; i++)
+        gx_counter_set(gx_metrics_series(m->stream_resets, gx__svc_reset_name(i)), (double)resets[i]);
 }
 
 int gx__svc_metrics_init(gx_service *s) {
@@ -154,6 +160,8 @@ int gx__svc_metrics_init(gx_service *s) {
     if (!rc) rc = gx_metrics_counter(m->reg, "gexec_checkpoints_total", "Job checkpoints written to the store, or dropped after a failed write.", "result", &m->checkpoints, &err);
     if (!rc) rc = gx_metrics_gauge(m->reg, "gexec_circuit_state", "Circuit breaker state: 0 closed, 1 open, 2 half-open.", "kind,name", &m->circuit_state, &err);
     if (!rc) rc = gx_metrics_counter(m->reg, "gexec_circuit_transitions_total", "Circuit breaker state changes.", "kind,name", &m->circuit_moves, &err);
+    if (!rc) rc = gx_metrics_counter(m->reg, "gexec_event_stream_replayed_total", "Events that event streams sent from the replay buffer: after a reconnect with Last-Event-ID or after=, or to a client that fell behind its buffer.", NULL, &m->stream_replayed, &err);
+    if (!rc) rc = gx_metrics_counter(m->reg, "gexec_event_stream_resets_total", "Reset events sent to event streams that could not go on from where they were (reason: malformed, other_run, unknown, too_old, lagged).", "reason", &m->stream_resets, &err);
     if (!rc)
         rc = gx_metrics_histogram(m->reg, "gexec_store_commit_wait_seconds",
                                   "Time a submission waited for its jobs to be committed (the transaction in progress "

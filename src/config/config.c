@@ -231,6 +231,15 @@ static const key keys[] = {
         "long sends a comment line, so that proxies keep it open and a "
         "client gone without a word is noticed. Streams whose client "
         "closed its connection are closed within about two seconds either way. 0: none."),
+    INT("http.stream_replay_events", http.stream_replay_events, "65536", 0, INT64_C(1) << 24,
+        "Most recent job state changes kept in memory (about 48 bytes "
+        "each) so that an event stream that reconnects with Last-Event-ID "
+        "(or after=) gets what it missed. A client whose id is older gets "
+        "a reset event. 0: no replay."),
+    SIZE("http.stream_client_buffer", http.stream_client_buffer, "4MiB", 64 * KiB, GiB,
+         "Most bytes of events held for one slow event stream client; "
+         "past it the stream reads from the replay buffer instead, and a "
+         "client that falls behind that too gets a reset event."),
 
     STR("tls.cert", tls.cert, NULL, K_OPTIONAL, NULL,
         "PEM certificate chain. With tls.key the API speaks HTTPS; unset: "
