@@ -61,6 +61,7 @@ extern "C" {
 #define GX_CLIENT_NAME_MAX 64    /* kernel, tenant, device, output names */
 #define GX_CLIENT_TIME_MAX 40    /* RFC 3339 timestamps */
 #define GX_CLIENT_MSG_MAX 256    /* human messages */
+#define GX_CLIENT_EVENT_ID_MAX 64 /* event stream ids ("<boot>-<seq>") */
 
 /* ---- handle -------------------------------------------------------------- */
 
@@ -283,6 +284,9 @@ typedef struct gx_client_event {
     char device[GX_CLIENT_NAME_MAX]; /* "" when not sent */
     int error_code;                  /* 0 none */
     char error_message[GX_CLIENT_MSG_MAX];
+    char event_id[GX_CLIENT_EVENT_ID_MAX]; /* the stream's id of this event (SSE "id:"); pass it
+                                               as gx_client_stream_opts.last_event_id to resume
+                                               after it; "" in history */
 } gx_client_event;
 
 /* The stored state changes of one job (GET /v1/jobs/{id}/events), oldest
@@ -296,6 +300,11 @@ typedef int (*gx_client_event_fn)(void *ctx, const gx_client_event *ev, const ch
 /* Called about once a second while the stream is quiet (and on keepalives).
  * Return nonzero to end the stream. */
 typedef int (*gx_client_idle_fn)(void *ctx, double elapsed_s);
+/* The server could not resume the stream where asked (reason "too_old",
+ * "lagged", "other_run", "malformed", "unknown"; message for humans):
+ * state changes may have been missed, re-read the jobs. The stream goes on.
+ * Return nonzero to end it. */
+typedef int (*gx_client_reset_fn)(void *ctx, const char *reason, const char *message);
 
 typedef struct gx_client_stream_opts {
     const char *job;     /* only this job; NULL = all */
@@ -305,11 +314,20 @@ typedef struct gx_client_stream_opts {
     gx_client_event_fn on_event;
     gx_client_idle_fn on_idle; /* optional */
     void *ctx;
+    const char *last_event_id; /* resume after this event id (sent as Last-Event-ID);
+                                  NULL = from now */
+    int reconnect;       /* 1: when the connection drops or the server ends the
+                            stream, connect again (after 0.25 s, doubling up to
+                            5 s) and resume after the last id seen; give up
+                            after 30 s without a connection */
+    gx_client_reset_fn on_reset; /* optional */
 } gx_client_stream_opts;
 
 /* Follow GET /v1/events (server-sent events) and call on_event for each
- * "job" event. Returns 0 when a callback ended the stream or the server
- * closed it, GX_ETIMEDOUT when timeout_ms ended it, or an error. The
+ * "job" event, on_reset for each "reset" one. Returns 0 when a callback
+ * ended the stream or the server closed it (without reconnect),
+ * GX_ETIMEDOUT when timeout_ms ended it (reconnects included), or an
+ * error. The
  * callbacks must not use this client (it is busy with the stream); they may
  * use another one. */
 int gx_client_events_follow(gx_client *c, const gx_client_stream_opts *o, gx_error *err);

@@ -169,6 +169,17 @@ static int on_idle(void *ctx, double elapsed) {
     return 0;
 }
 
+/* The daemon could not resume the stream after a reconnect (it restarted,
+ * or this client fell too far behind): say so, since changes were missed;
+ * a followed job is looked at now rather than at the next idle check. */
+static int on_reset(void *ctx, const char *reason, const char *message) {
+    follow *f = ctx;
+    fprintf(stderr, "gexec: event stream reset (%s): %s\n", reason, message);
+    if (!f->job) return 0;
+    f->last_check = -1e9;
+    return on_idle(ctx, 0);
+}
+
 /* Print the stored history of a job; *final set if its last state is final. */
 static int history(cli_ctx *x, const char *job, const char *states, int *final) {
     gx_client_event *evs = NULL;
@@ -230,6 +241,8 @@ int cmd_events(cli_ctx *x) {
     so.timeout_ms = timeout_ms;
     so.on_event = on_event;
     so.on_idle = on_idle;
+    so.on_reset = on_reset;
+    so.reconnect = 1; /* a dropped connection resumes after the last event seen */
     so.ctx = &f;
     gx_error err;
     rc = gx_client_events_follow(x->c, &so, &err);

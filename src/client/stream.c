@@ -2,10 +2,14 @@
  * stream.c - following GET /v1/events (server-sent events).
  *
  * The body is parsed as it arrives: lines end in LF, CRLF or CR; "event:"
- * names the type, "data:" lines accumulate, a blank line dispatches, lines
+ * names the type, "data:" lines accumulate, "id:" sets the last event id,
+ * a blank line dispatches (and, as in browsers, makes the id the stream's
+ * last even when no data came: the server's bare "id:" lines), lines
  * starting with ':' are comments (the server's keepalives). libcurl's
  * progress callback, which runs at least once a second even on a quiet
- * connection, enforces the deadline and drives the idle callback.
+ * connection, enforces the deadline and drives the idle callback. With
+ * reconnect, a stream that ends or drops is opened again with
+ * Last-Event-ID, so that the server replays what was missed.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +24,9 @@ typedef struct sse {
     gx__buf line;     /* current line, without its end */
     gx__buf data;     /* data lines of the current event, joined by '\n' */
     char type[32];    /* event type of the current event */
+    char idbuf[GX_CLIENT_EVENT_ID_MAX];   /* the "id:" field seen last */
+    char last_id[GX_CLIENT_EVENT_ID_MAX]; /* the last event id (at dispatch) */
+    int got_body;     /* a 2xx answer of this connection began */
     int last_cr;      /* the previous byte was CR (a following LF belongs to it) */
     int status;       /* HTTP status, once known */
     gx__buf errbody;  /* body of a non-2xx answer */
@@ -37,15 +44,20 @@ static double now_s(void) {
 }
 
 static void dispatch(sse *s) {
-    if (s->data.len && (!s->type[0] || !strcmp(s->type, "job"))) {
-        json_t *o = json_loadb(s->data.p, s->data.len, 0, NULL);
-        if (json_is_object(o)) {
-            gx_client_event ev;
-            gx__event_from_json(o, &ev);
-            if (s->o->on_event && s->o->on_event(s->o->ctx, &ev, s->data.p)) s->stopped = 1;
-        }
-        json_decref(o);
+    memcpy(s->last_id, s->idbuf, sizeof s->last_id);
+    int job = !s->type[0] || !strcmp(s->type, "job"), reset = !strcmp(s->type, "reset");
+    json_t *o = s->data.len && (job || reset) ? json_loadb(s->data.p, s->data.len, 0, NULL) : NULL;
+    if (json_is_object(o) && job) {
+        gx_client_event ev;
+        gx__event_from_json(o, &ev);
+        memcpy(ev.event_id, s->last_id, sizeof ev.event_id);
+        if (s->o->on_event && s->o->on_event(s->o->ctx, &ev, s->data.p)) s->stopped = 1;
+    } else if (json_is_object(o) && s->o->on_reset) {
+        const char *reason = json_string_value(json_object_get(o, "reason"));
+        const char *msg = json_string_value(json_object_get(o, "message"));
+        if (s->o->on_reset(s->o->ctx, reason ? reason : "", msg ? msg : "")) s->stopped = 1;
     }
+    json_decref(o);
     s->data.len = 0;
     if (s->data.p) s->data.p[0] = '\0';
     s->type[0] = '\0';
@@ -73,7 +85,11 @@ static void on_line(sse *s) {
             s->oom = 1;
     } else if (fl == 5 && !memcmp(l, "event", 5)) {
         snprintf(s->type, sizeof s->type, "%.*s", (int)vl, v);
-    } /* id:, retry: and unknown fields are ignored */
+    } else if (fl == 2 && !memcmp(l, "id", 2) && !memchr(v, '\0', vl)) {
+        /* one too long for us to send back is none: a reconnect starts from now */
+        if (vl < sizeof s->idbuf) snprintf(s->idbuf, sizeof s->idbuf, "%.*s", (int)vl, v);
+        else s->idbuf[0] = '\0';
+    } /* retry: and unknown fields are ignored */
 }
 
 static size_t on_body(char *p, size_t size, size_t nmemb, void *ud) {
@@ -85,6 +101,7 @@ static size_t on_body(char *p, size_t size, size_t nmemb, void *ud) {
         s->status = (int)st;
     }
     if (s->status < 200 || s->status >= 300) return gx__buf_add(&s->errbody, p, n) ? 0 : n;
+    s->got_body = 1;
     for (size_t i = 0; i < n && !s->stopped && !s->oom; i++) {
         char ch = p[i];
         if (ch == '\n' && s->last_cr) {
@@ -132,6 +149,58 @@ static int add_param(gx__buf *q, const char *key, const char *v) {
     return rc;
 }
 
+/* Wait ms (on_idle still called about once a second); 1 when a callback
+ * or the deadline ended the wait. */
+static int backoff(sse *s, double ms) {
+    double until = now_s() + ms / 1000.0;
+    while (now_s() < until) {
+        struct timespec ts = {0, 50 * 1000000};
+        nanosleep(&ts, NULL);
+        if (on_progress(s, 0, 0, 0, 0)) return 1;
+    }
+    return 0;
+}
+
+/* One connection: GET path with Last-Event-ID (when one is known) until it
+ * ends. The curl code; *status the HTTP status. */
+static CURLcode follow_once(gx_client *c, sse *s, const char *path, int *status, int *rc) {
+    struct curl_slist *hl = NULL, *t;
+    if ((*rc = gx__setup(c, path, &hl, s->err))) return CURLE_OK;
+    char h[32 + GX_CLIENT_EVENT_ID_MAX];
+    snprintf(h, sizeof h, "Last-Event-ID: %s", s->last_id);
+    if ((t = curl_slist_append(hl, "Accept: text/event-stream"))) hl = t;
+    if (t && s->last_id[0] && (t = curl_slist_append(hl, h))) hl = t;
+    if (!t) {
+        curl_slist_free_all(hl);
+        *rc = gx_error_set(s->err, GX_ENOMEM, NULL, "out of memory");
+        return CURLE_OK;
+    }
+    s->status = 0;
+    s->got_body = 0;
+    s->last_cr = 0;
+    s->line.len = s->data.len = s->errbody.len = 0;
+    s->type[0] = '\0';
+    memcpy(s->idbuf, s->last_id, sizeof s->idbuf); /* the id outlives a connection */
+    CURL *hd = c->curl;
+    curl_easy_setopt(hd, CURLOPT_HTTPHEADER, hl);
+    curl_easy_setopt(hd, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(hd, CURLOPT_WRITEDATA, s);
+    curl_easy_setopt(hd, CURLOPT_NOPROGRESS, 0L);
+    curl_easy_setopt(hd, CURLOPT_XFERINFOFUNCTION, on_progress);
+    curl_easy_setopt(hd, CURLOPT_XFERINFODATA, s);
+    CURLcode cc = curl_easy_perform(hd);
+    curl_slist_free_all(hl);
+    long st = 0;
+    curl_easy_getinfo(hd, CURLINFO_RESPONSE_CODE, &st);
+    c->last_status = *status = (int)st;
+    *rc = 0;
+    return cc;
+}
+
+#define RECONNECT_FIRST_MS 250.0
+#define RECONNECT_MAX_MS 5000.0
+#define RECONNECT_GIVE_UP_S 30.0 /* without a connection that answered 2xx */
+
 int gx_client_events_follow(gx_client *c, const gx_client_stream_opts *o, gx_error *err) {
     if (!o || !o->on_event)
         return gx_error_set(err, GX_EINVAL, "on_event", "an event callback is required");
@@ -144,48 +213,60 @@ int gx_client_events_follow(gx_client *c, const gx_client_stream_opts *o, gx_err
         gx__buf_free(&q);
         return gx_error_set(err, GX_ENOMEM, NULL, "out of memory");
     }
-    struct curl_slist *hl = NULL, *t;
-    rc = gx__setup(c, q.p, &hl, err);
-    gx__buf_free(&q);
-    if (rc) return rc;
-    if (!(t = curl_slist_append(hl, "Accept: text/event-stream"))) {
-        curl_slist_free_all(hl);
-        return gx_error_set(err, GX_ENOMEM, NULL, "out of memory");
-    }
-    hl = t;
     sse s = {.c = c, .o = o, .err = err};
     s.t0 = s.last_idle = now_s();
-    CURL *h = c->curl;
-    curl_easy_setopt(h, CURLOPT_HTTPHEADER, hl);
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(h, CURLOPT_WRITEDATA, &s);
-    curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
-    curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
-    curl_easy_setopt(h, CURLOPT_XFERINFODATA, &s);
-    CURLcode cc = curl_easy_perform(h);
-    curl_slist_free_all(hl);
-    long st = 0;
-    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &st);
-    c->last_status = (int)st;
-    if (s.oom)
-        rc = gx_error_set(err, GX_ENOMEM, NULL, "out of memory reading the event stream");
-    else if (s.timed_out)
-        rc = gx_error_set(err, GX_ETIMEDOUT, NULL, "event stream ended after %.1f s",
-                          (double)o->timeout_ms / 1000.0);
-    else if (s.stopped)
-        rc = 0;
-    else if (cc != CURLE_OK && cc != CURLE_WRITE_ERROR)
-        rc = gx__curl_error(c, cc, err);
-    else if (st < 200 || st >= 300)
-        rc = gx__http_error(c, (int)st, s.errbody.p, s.errbody.len, err);
-    else if (cc == CURLE_WRITE_ERROR)
-        rc = gx_error_set(err, GX_ENOMEM, NULL, "out of memory reading the event stream");
-    else {
-        if (s.line.len) on_line(&s); /* an unterminated last line */
-        if (s.data.len && !s.stopped) dispatch(&s);
-        rc = 0;
+    if (o->last_event_id && strlen(o->last_event_id) < sizeof s.last_id)
+        snprintf(s.last_id, sizeof s.last_id, "%s", o->last_event_id);
+    double wait_ms = RECONNECT_FIRST_MS, down_since = now_s();
+    int connected = 0; /* some connection answered 2xx */
+    for (;;) {
+        int st = 0;
+        CURLcode cc = follow_once(c, &s, q.p, &st, &rc);
+        if (rc) break;
+        int ok2xx = st >= 200 && st < 300;
+        if (s.oom)
+            rc = gx_error_set(err, GX_ENOMEM, NULL, "out of memory reading the event stream");
+        else if (s.timed_out)
+            rc = gx_error_set(err, GX_ETIMEDOUT, NULL, "event stream ended after %.1f s",
+                              (double)o->timeout_ms / 1000.0);
+        else if (s.stopped)
+            rc = 0;
+        else if (cc == CURLE_WRITE_ERROR && ok2xx)
+            rc = gx_error_set(err, GX_ENOMEM, NULL, "out of memory reading the event stream");
+        else if (st && !ok2xx && !(o->reconnect && st == 503)) /* a refusal: no use asking again */
+            rc = gx__http_error(c, st, s.errbody.p, s.errbody.len, err);
+        else if (!o->reconnect && cc != CURLE_OK)
+            rc = gx__curl_error(c, cc, err);
+        else if (!o->reconnect) {
+            if (s.line.len) on_line(&s); /* an unterminated last line */
+            if (s.data.len && !s.stopped) dispatch(&s);
+            rc = 0;
+        } else {
+            /* it ended or dropped: an event cut short is not dispatched (the
+             * server sends it again after the last whole one); connect again
+             * after a pause that grows while the server stays away. A
+             * server never reached is an error at once (a wrong address). */
+            if (s.got_body) {
+                connected = 1;
+                wait_ms = RECONNECT_FIRST_MS;
+                down_since = now_s();
+            } else if (!connected || now_s() - down_since > RECONNECT_GIVE_UP_S) {
+                rc = st ? gx__http_error(c, st, s.errbody.p, s.errbody.len, err) : gx__curl_error(c, cc, err);
+                break;
+            }
+            if (backoff(&s, wait_ms)) {
+                rc = s.timed_out ? gx_error_set(err, GX_ETIMEDOUT, NULL, "event stream ended after %.1f s",
+                                                (double)o->timeout_ms / 1000.0)
+                                 : 0;
+                break;
+            }
+            wait_ms = wait_ms * 2 > RECONNECT_MAX_MS ? RECONNECT_MAX_MS : wait_ms * 2;
+            continue;
+        }
+        break;
     }
     if (rc == 0) gx_error_clear(err);
+    gx__buf_free(&q);
     gx__buf_free(&s.line);
     gx__buf_free(&s.data);
     gx__buf_free(&s.errbody);

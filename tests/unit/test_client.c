@@ -785,8 +785,10 @@ static void test_result_and_blobs(void **state) {
 }
 
 typedef struct evlog {
-    int n, stop_at, idles;
+    int n, stop_at, idles, resets;
+    char reset[64];
     char ids[8][GX_CLIENT_ID_MAX];
+    char event_ids[8][GX_CLIENT_EVENT_ID_MAX];
     char states[8][24];
     char data[8][128];
 } evlog;
@@ -796,6 +798,7 @@ static int on_ev(void *ctx, const gx_client_event *ev, const char *data) {
     if (l->n < 8) {
         snprintf(l->ids[l->n], sizeof l->ids[0], "%s", ev->id);
         snprintf(l->states[l->n], sizeof l->states[0], "%s", ev->state_name);
+        snprintf(l->event_ids[l->n], sizeof l->event_ids[0], "%s", ev->event_id);
         snprintf(l->data[l->n], 128, "%s", data);
     }
     l->n++;
@@ -865,6 +868,74 @@ static void test_events(void **state) {
     assert_int_equal(evs[1].error_code, GX_EDEVICE);
     assert_string_equal(evs[1].error_message, "xid");
     free(evs);
+}
+
+static int on_reset(void *ctx, const char *reason, const char *message) {
+    evlog *l = ctx;
+    l->resets++;
+    snprintf(l->reset, sizeof l->reset, "%s", reason);
+    return 0;
+}
+
+/* Event ids: each event carries its id, a bare "id:" block moves the last
+ * id without an event; with reconnect a stream that ends is opened again
+ * with Last-Event-ID (an event cut off by the drop is not dispatched), a
+ * reset reaches on_reset; without reconnect no header is sent unless
+ * asked for with last_event_id. */
+static void test_events_resume(void **state) {
+    env *e = *state;
+    gx_error err;
+    fh_push(e->f, 200, "Content-Type: text/event-stream\r\n",
+            ": gexec event stream\n\nid: b-1\n\n"
+            "id: b-2\nevent: job\ndata: {\"id\":\"1\",\"state\":\"queued\"}\n\n"
+            "id: b-7\n\n"
+            "id: b-8\nevent: job\ndata: {\"id\":\"1\",\"sta", /* dropped mid-event */
+            0, 1);
+    fh_push(e->f, 200, NULL,
+            "id: b-8\nevent: job\ndata: {\"id\":\"1\",\"state\":\"running\"}\n\n"
+            "id: b-9\nevent: job\ndata: {\"id\":\"1\",\"state\":\"succeeded\"}\n\n",
+            0, 1);
+    fh_push(e->f, 200, NULL,
+            "id: c-3\nevent: reset\ndata: {\"reason\":\"other_run\",\"message\":\"m\"}\n\n"
+            "id: c-4\nevent: job\ndata: {\"id\":\"2\",\"state\":\"queued\"}\n\n",
+            0, 2);
+    evlog l = {.stop_at = 4};
+    gx_client_stream_opts o = {.timeout_ms = 10000, .on_event = on_ev, .on_reset = on_reset, .ctx = &l,
+                               .reconnect = 1};
+    TU_OK(gx_client_events_follow(e->c, &o, &err), err);
+    assert_int_equal(l.n, 4);
+    assert_string_equal(l.event_ids[0], "b-2");
+    assert_string_equal(l.states[1], "running"); /* not the half event */
+    assert_string_equal(l.event_ids[1], "b-8");
+    assert_string_equal(l.event_ids[2], "b-9");
+    assert_string_equal(l.event_ids[3], "c-4");
+    assert_int_equal(l.resets, 1);
+    assert_string_equal(l.reset, "other_run");
+    const fh_req *q0 = fh_req_at(e->f, 0), *q1 = fh_req_at(e->f, 1), *q2 = fh_req_at(e->f, 2);
+    assert_non_null(q2);
+    assert_null(strstr(q0->head, "Last-Event-ID"));
+    assert_non_null(strstr(q1->head, "Last-Event-ID: b-7\r\n")); /* the bare id line counted */
+    assert_non_null(strstr(q2->head, "Last-Event-ID: b-9\r\n"));
+
+    /* without reconnect: one request, with the id asked for */
+    fh_reset(e->f);
+    fh_push(e->f, 200, NULL, "id: b-10\nevent: job\ndata: {\"id\":\"3\",\"state\":\"queued\"}\n\n", 0, 1);
+    evlog l2 = {0};
+    o = (gx_client_stream_opts){.timeout_ms = 5000, .on_event = on_ev, .ctx = &l2, .last_event_id = "b-9"};
+    TU_OK(gx_client_events_follow(e->c, &o, &err), err);
+    assert_int_equal(l2.n, 1);
+    assert_non_null(strstr(fh_req_at(e->f, 0)->head, "Last-Event-ID: b-9\r\n"));
+    assert_null(fh_req_at(e->f, 1));
+
+    /* a server that cannot be reached is an error at once, even with reconnect */
+    gx_client_opts co;
+    gx_client_opts_init(&co);
+    co.server = "http://127.0.0.1:1";
+    gx_client *bad = NULL;
+    TU_OK(gx_client_new(&co, &bad, &err), err);
+    o = (gx_client_stream_opts){.timeout_ms = 5000, .on_event = on_ev, .ctx = &l2, .reconnect = 1};
+    assert_int_not_equal(gx_client_events_follow(bad, &o, &err), 0);
+    gx_client_free(bad);
 }
 
 static void test_stream_timeout(void **state) {
@@ -937,6 +1008,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_wait, setup, teardown),
         cmocka_unit_test_setup_teardown(test_result_and_blobs, setup, teardown),
         cmocka_unit_test_setup_teardown(test_events, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_events_resume, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stream_timeout, setup, teardown),
         cmocka_unit_test_setup_teardown(test_info, setup, teardown),
     };
