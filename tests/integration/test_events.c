@@ -300,9 +300,7 @@ static int setup(void **st) {
 
 static int teardown(void **st) {
     (void)st;
-    int rc = it_stop(&D);
-    it_cleanup(&D);
-    return rc;
+    return it_finish(&D);
 }
 
 /* ---- the tests ------------------------------------------------------------------ */
@@ -572,8 +570,7 @@ static void slow_client_catches_up(void **st) {
     print_message("slow client: %zu events, %g of them from the ring\n", s->n, replayed);
     if (replayed <= 0) fail_msg("the client never fell behind its buffer: the test proves nothing");
     sse_close(s);
-    assert_int_equal(it_stop(&d2), 0);
-    it_cleanup(&d2);
+    assert_int_equal(it_finish(&d2), 0);
 }
 
 /* A client that falls further behind than the ring holds gets a reset
