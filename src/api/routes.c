@@ -531,7 +531,7 @@ static int h_events(void *app, gx_http_req *r) {
     gx__sub_filter f;
     memset(&f, 0, sizeof f);
     const char *q;
-    if ((q = gx_http_query(r, "job"))) {
+    if ((q = gx_http_query(r, "job")) && *q) { /* empty is absent, as for the listing */
         f.job = gx_job_id_parse(q);
         if (!f.job) {
             gx_http_error(r, 400, GX_EINVAL, "job", "job must be a job id");
