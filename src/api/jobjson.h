@@ -27,6 +27,8 @@ typedef struct gx_jobreq {
     int *batch_deps;
     char *canonical;      /* the spec as compact JSON (stored for restarts);
                              NULL until gx_jobreq_canonical */
+    int npinned;          /* deps[0..npinned) are pinned in the service
+                             (gx__svc_resolve_deps) until the admission ends */
 } gx_jobreq;
 
 /* Decode one job object. batch: "@N" dependency references are allowed (N

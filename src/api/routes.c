@@ -93,9 +93,10 @@ static void prepare_job(gx_service *s, gx_http_req *r, json_t *obj, gx__admit *a
     a->codes[i] = rc;
 }
 
-static gx__admit *admit_new(gx_http_req *r, size_t n, int batch) {
+static gx__admit *admit_new(gx_service *s, gx_http_req *r, size_t n, int batch) {
     gx__admit *a = calloc(1, sizeof *a);
     if (!a) return NULL;
+    a->svc = s; /* its jobs' pinned dependencies are let go when it is freed */
     a->req = r;
     a->n = n;
     a->batch = batch;
@@ -137,7 +138,7 @@ static int h_submit(void *app, gx_http_req *r) {
     gx_service *s = app;
     json_t *obj = json_request(s, r);
     if (!obj) return 0;
-    gx__admit *a = admit_new(r, 1, 0);
+    gx__admit *a = admit_new(s, r, 1, 0);
     if (!a) {
         json_decref(obj);
         gx_http_error(r, 503, GX_ENOMEM, NULL, "out of memory");
@@ -260,7 +261,7 @@ static int h_submit_batch(void *app, gx_http_req *r) {
         return 0;
     }
     r->ctx.count = (long)n;
-    gx__admit *a = admit_new(r, n, 1);
+    gx__admit *a = admit_new(s, r, n, 1);
     if (!a) {
         json_decref(body);
         gx_http_error(r, 503, GX_ENOMEM, NULL, "out of memory");
@@ -507,7 +508,12 @@ static int h_list(void *app, gx_http_req *r) {
         if (shown || !n || w > f.after) break;
     }
     int more = shown < n; /* a next page even if next is 0 ("0": from the start) */
-    if (more) next = w > f.after ? w : f.after;
+    if (more) {
+        next = w > f.after ? w : f.after;
+    } else if (next > w) { /* a filtered read stopped past an id still in flight */
+        next = w > f.after ? w : f.after;
+        more = 1;
+    }
     json_t *arr = json_array();
     for (size_t i = 0; i < shown; i++) {
         gx_job_info info;

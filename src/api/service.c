@@ -121,7 +121,10 @@ void gx__admit_free(gx__admit *a) {
     if (!a) return;
     if (a->id_lo && a->svc) inflight_remove(a->svc, a); /* never committed */
     if (a->qn) gx_tenant_admit_release(a->qengine, a->qtenant, a->qn);
-    for (size_t i = 0; i < a->n; i++) gx_jobreq_free(&a->jobs[i]);
+    for (size_t i = 0; i < a->n; i++) {
+        gx__svc_unpin_deps(a->svc, &a->jobs[i]);
+        gx_jobreq_free(&a->jobs[i]);
+    }
     for (size_t i = 0; a->labels && i < a->total; i++) free(a->labels[i]);
     free(a->labels);
     free(a->rows);
@@ -714,6 +717,8 @@ static void forget_later(gx_service *s, gx_job_id id, int attempt) {
     s->later[s->nlater++] = (gx__later){id, attempt};
 }
 
+static int forget(gx_service *s, gx_job_id id);
+
 static void retry_forgets(gx_service *s) {
     size_t k = 0;
     for (size_t i = 0; i < s->nlater; i++) {
@@ -721,7 +726,7 @@ static void retry_forgets(gx_service *s) {
         if (gx_job_get(s->engine, s->later[i].id, &info, NULL) || info.attempts != s->later[i].attempt ||
             !gx_job_state_is_final(info.state))
             continue; /* gone, or re-queued: not the record we persisted */
-        if (gx_job_forget(s->engine, s->later[i].id) == GX_EBUSY) s->later[k++] = s->later[i];
+        if (forget(s, s->later[i].id) == GX_EBUSY) s->later[k++] = s->later[i];
     }
     s->nlater = k;
 }
@@ -835,8 +840,8 @@ static void persist(gx_service *s, const gx_event *ev, size_t n) {
     for (size_t i = 0; i < k && nfinal; i++) {
         /* only jobs the store holds (not the start-up self-test) */
         if (!gx_job_state_is_final(ups[i].state) || codes[i] == GX_ENOTFOUND) continue;
-        int rc = gx_job_forget(s->engine, ups[i].id);
-        if (rc == GX_EBUSY) forget_later(s, ups[i].id, ups[i].attempt); /* still on a device */
+        int rc = forget(s, ups[i].id);
+        if (rc == GX_EBUSY) forget_later(s, ups[i].id, ups[i].attempt); /* on a device, or pinned */
     }
     retry_forgets(s);
     free(codes);
@@ -996,6 +1001,8 @@ int gx__svc_settle_for(gx_service *s, int64_t timeout_ms) {
 
 void gx__svc_settle(gx_service *s) { gx__svc_settle_for(s, -1); }
 
+static int pin(gx_service *s, gx_job_id id, int delta);
+
 int gx__svc_resolve_deps(gx_service *s, gx_jobreq *jr, const char *prefix, int restoring, gx_error *err) {
     int nd = 0, rc = 0;
     const char *tenant = jr->spec.tenant ? jr->spec.tenant : s->cfg.default_tenant;
@@ -1006,6 +1013,13 @@ int gx__svc_resolve_deps(gx_service *s, gx_jobreq *jr, const char *prefix, int r
         gx_job_info info;
         int state, mine;
         gx_store_job *dj = NULL;
+        /* pinned before the look, so that a job the engine holds now is
+         * still there when this one is handed to it */
+        int pinned = !restoring;
+        if (pinned && pin(s, d, 1)) {
+            rc = gx_error_set(err, GX_ENOMEM, f, "out of memory");
+            break;
+        }
         if (!gx_job_get(s->engine, d, &info, NULL)) {
             state = info.state;
             mine = !strcmp(info.tenant_name, tenant);
@@ -1022,17 +1036,56 @@ int gx__svc_resolve_deps(gx_service *s, gx_jobreq *jr, const char *prefix, int r
             mine = 0;
             state = -1;
         }
+        int keep = 0;
         if (!mine) /* another tenant's job is as good as none */
             rc = gx_error_set(err, GX_EINVAL, f, "job %llu does not exist", (unsigned long long)d);
         else if (state == GX_JOB_SUCCEEDED && gx_job_get(s->engine, d, &info, NULL))
-            continue; /* ended and forgotten: satisfied */
+            ; /* ended and forgotten: satisfied */
         else if (gx_job_state_is_final(state) && state != GX_JOB_SUCCEEDED)
             rc = gx_error_set(err, GX_EDEPFAILED, f, "dependency %llu %s", (unsigned long long)d,
                               gx_job_state_name(state));
         else
+            keep = 1;
+        if (keep) /* pinned (not restoring) until the admission ends */
             jr->deps[nd++] = d;
+        else if (pinned)
+            pin(s, d, -1);
+        if (pinned) jr->npinned = nd;
     }
     if (!rc) jr->spec.ndeps = nd;
+    return rc;
+}
+
+/* Add delta (+1, -1) to job id's pins; 0, or -1 when out of memory (not
+ * pinned). */
+static int pin(gx_service *s, gx_job_id id, int delta) {
+    pthread_mutex_lock(&s->pinmu);
+    uint64_t n = 0;
+    gx__hmap_get(&s->pins, &id, sizeof id, &n);
+    int rc = 0;
+    if (delta > 0)
+        rc = gx__hmap_put(&s->pins, &id, sizeof id, n + 1);
+    else if (n > 1)
+        gx__hmap_put(&s->pins, &id, sizeof id, n - 1); /* a replacement: no allocation */
+    else
+        gx__hmap_del(&s->pins, &id, sizeof id);
+    pthread_mutex_unlock(&s->pinmu);
+    return rc;
+}
+
+void gx__svc_unpin_deps(gx_service *s, gx_jobreq *jr) {
+    for (int i = 0; s && i < jr->npinned; i++) pin(s, jr->deps[i], -1);
+    jr->npinned = 0;
+}
+
+/* Make the engine forget a job whose end is stored, unless an admission
+ * in flight depends on it (then later, with the jobs still on a device):
+ * GX_EBUSY when not now. */
+static int forget(gx_service *s, gx_job_id id) {
+    pthread_mutex_lock(&s->pinmu);
+    uint64_t n = 0;
+    int rc = gx__hmap_get(&s->pins, &id, sizeof id, &n) ? GX_EBUSY : gx_job_forget(s->engine, id);
+    pthread_mutex_unlock(&s->pinmu);
     return rc;
 }
 
@@ -1373,6 +1426,7 @@ int gx_service_start(const gx_config *cfg, gx_service **out, gx_error *err) {
     s->listen_fd = -1;
     pthread_mutex_init(&s->amu, NULL);
     pthread_mutex_init(&s->idmu, NULL);
+    pthread_mutex_init(&s->pinmu, NULL);
     pthread_cond_init(&s->idcv, NULL);
     pthread_cond_init(&s->acv, NULL);
     pthread_cond_init(&s->adone, NULL);
@@ -1656,6 +1710,7 @@ int gx__svc_shutdown(gx_service *s, int for_exec) {
     free(s->pev);
     free(s->later);
     free(s->usage);
+    gx__hmap_free(&s->pins);
     gx_config_free(&s->cfg);
     free(s);
     return -1;

@@ -28,6 +28,7 @@
 #include "gexec/gexec_auth.h"
 #include "gexec/gexec_config.h"
 #include "gexec/gexec_store.h"
+#include "hmap.h"
 #include "http.h"
 #include "jobjson.h"
 
@@ -113,6 +114,12 @@ struct gx_service {
     struct gx__later { gx_job_id id; int attempt; } *later; /* final jobs to forget once off their device */
     size_t nlater, caplater;     /* (persister thread only) */
     int64_t enqueued;
+    /* dependencies of admissions in flight: the persister does not make
+     * the engine forget them (a dependent refused as "job N does not
+     * exist" when its dependency ended and was forgotten between its
+     * decode and its submission to the engine) */
+    pthread_mutex_t pinmu;
+    gx__hmap pins;               /* job id (8 bytes) -> admissions pinning it */
     /* retention (retention.c) */
     pthread_t retainer;
     int retain_started;
@@ -220,6 +227,8 @@ int gx__svc_settle_for(gx_service *s, int64_t timeout_ms);
  * submitted: one no longer stored (deleted by store.retention) is
  * satisfied. */
 int gx__svc_resolve_deps(gx_service *s, gx_jobreq *jr, const char *prefix, int restoring, gx_error *err);
+/* Let go of the dependencies resolve_deps pinned (an admission's end). */
+void gx__svc_unpin_deps(gx_service *s, gx_jobreq *jr);
 
 /* Retention (retention.c): a thread that deletes finished jobs older than
  * store.retention and blobs unused for as long; 0 = keep everything (no

@@ -1433,19 +1433,33 @@ static int sqlite_get_job(gx_store_backend *b, uint64_t id, gx_store_job **out, 
 }
 
 /* The SQL of one list variant. */
+/* Filters no index serves (a state among finished ones, kernel, label)
+ * are tested row by row along the tenant's jobs in id order: for a filter
+ * that matches little, a page could read a tenant's whole history while it
+ * holds an HTTP thread. Such a listing reads at most LIST_SCAN_ROWS rows
+ * (or limit + 1) and answers what it found with a cursor where it stopped:
+ * the page may hold fewer jobs than asked, even none, and the caller goes
+ * on from the cursor. */
+#define LIST_SCAN_ROWS 20000
+#define L_ROW_FILTERS (L_STATE | L_KEXACT | L_KNAME | L_LABEL)
+
 static void list_sql(unsigned v, char *sql, size_t cap) {
-    int n = snprintf(sql, cap, "SELECT " JOB_COLS " FROM jobs WHERE id > ?1");
-    if (v & L_TENANT) n += snprintf(sql + n, cap - (size_t)n, " AND tenant = ?2");
-    if (v & L_STATE) n += snprintf(sql + n, cap - (size_t)n, " AND ((1 << state) & ?3) != 0");
-    if (v & L_UNFIN) n += snprintf(sql + n, cap - (size_t)n, " AND state < " FINAL_SQL);
-    if (v & L_KEXACT) n += snprintf(sql + n, cap - (size_t)n, " AND kernel = ?4");
+    /* the row filters as one expression: in WHERE, or (scanning) as the
+     * last column, so that every row read comes back and counts */
+    char pred[512] = "1";
+    int p = 1;
+    if (v & L_STATE) p += snprintf(pred + p, sizeof pred - (size_t)p, " AND ((1 << state) & ?3) != 0");
+    if (v & L_KEXACT) p += snprintf(pred + p, sizeof pred - (size_t)p, " AND kernel = ?4");
     if (v & L_KNAME)
-        n += snprintf(sql + n, cap - (size_t)n,
+        p += snprintf(pred + p, sizeof pred - (size_t)p,
                       " AND (kernel = ?4 OR substr(kernel, 1, length(?4) + 1) = ?4 || '@')");
     if (v & L_LABEL)
-        n += snprintf(sql + n, cap - (size_t)n,
-                      " AND CASE WHEN json_valid(labels) THEN EXISTS (SELECT 1 FROM"
-                      " json_each(labels) WHERE key = ?5 AND value = ?6) ELSE 0 END");
+        snprintf(pred + p, sizeof pred - (size_t)p,
+                 " AND CASE WHEN json_valid(labels) THEN EXISTS (SELECT 1 FROM"
+                 " json_each(labels) WHERE key = ?5 AND value = ?6) ELSE 0 END");
+    int n = snprintf(sql, cap, "SELECT " JOB_COLS ", (%s) FROM jobs WHERE id > ?1", pred);
+    if (v & L_TENANT) n += snprintf(sql + n, cap - (size_t)n, " AND tenant = ?2");
+    if (v & L_UNFIN) n += snprintf(sql + n, cap - (size_t)n, " AND state < " FINAL_SQL);
     snprintf(sql + n, cap - (size_t)n, " ORDER BY id LIMIT ?7");
 }
 
@@ -1464,6 +1478,10 @@ static int sqlite_list_jobs(gx_store_backend *b, const gx_store_filter *f, gx_st
     int rc = prep(c->db, &c->list[v], sql, err);
     gx__rb rb;
     gx__rb_init(&rb, sizeof(gx_store_job));
+    size_t want = f->limit + 1; /* one more: is there a next page? */
+    size_t budget = v & L_ROW_FILTERS ? (want > LIST_SCAN_ROWS ? want : LIST_SCAN_ROWS) : want;
+    uint64_t last = 0; /* the last row read */
+    size_t seen = 0;
     if (rc == 0) {
         sqlite3_stmt *st = c->list[v];
         sqlite3_bind_int64(st, 1, (sqlite3_int64)f->after);
@@ -1472,14 +1490,28 @@ static int sqlite_list_jobs(gx_store_backend *b, const gx_store_filter *f, gx_st
         bind_text(st, 4, f->kernel);
         bind_text(st, 5, f->label_key);
         bind_text(st, 6, f->label_value);
-        sqlite3_bind_int64(st, 7, (sqlite3_int64)f->limit + 1); /* one more: is there a next page? */
-        rc = collect(c->db, st, &rb, row_job_v, f->limit + 1, err);
+        sqlite3_bind_int64(st, 7, (sqlite3_int64)budget);
+        int s = SQLITE_DONE;
+        while (rb.n < want && (s = sqlite3_step(st)) == SQLITE_ROW) {
+            seen++;
+            last = (uint64_t)sqlite3_column_int64(st, 0);
+            if (!sqlite3_column_int(st, 16)) continue;
+            void *it = gx__rb_add(&rb);
+            if (!it) break;
+            row_job(st, it, &rb);
+        }
+        if (rb.n < want && !rb.oom && s != SQLITE_DONE && s != SQLITE_ROW) {
+            db_err(err, c->db, s, "read");
+            rc = GX_ESTORE;
+        }
+        done(st);
     }
     rc_put(b, c);
     int more = rc == 0 && !rb.oom && rb.n > f->limit;
     if (more) rb.n = f->limit;
     rc = finish(&rb, (void **)jobs, n, gx__fix_job, rc, err);
     if (rc == 0 && more) *next = (*jobs)[*n - 1].id;
+    else if (rc == 0 && seen == budget) *next = last; /* stopped reading: go on from there */
     return rc;
 }
 

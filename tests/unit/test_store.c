@@ -1721,6 +1721,61 @@ static void purge_blobs(void **st) {
     assert_int_equal(gx_store_check(f->s, msg, sizeof msg), 0);
 }
 
+/* A filter no index serves (kernel, label, a finished state) reads at most
+ * 20,000 rows per page: a page may come back short, even empty, with a
+ * cursor where the read stopped, and the pages together hold every match.
+ * (A rare match used to read the tenant's whole history per page.) */
+static void list_reads_bounded(void **st) {
+    fx *f = *st;
+    gx_error err;
+    enum { N = 45000 };
+    jbuf *bs = calloc(N, sizeof *bs);
+    gx_store_job *js = calloc(N, sizeof *js);
+    gx_store_insert_result *rs = calloc(N, sizeof *rs);
+    for (int i = 0; i < N; i++) {
+        int rare = i == 100 || i == 30000 || i == N - 1;
+        mkjob(&bs[i], (uint64_t)i + 1, "alpha", rare ? "rare@1" : "saxpy@1", GX_JOB_QUEUED);
+        js[i] = bs[i].j;
+    }
+    assert_int_equal(gx_store_insert_jobs(f->s, js, N, rs, &err), N);
+    gx_store_filter fl = {.tenant = "alpha", .kernel = "rare", .limit = 10};
+    uint64_t got[8];
+    size_t ngot = 0;
+    int pages = 0;
+    for (;;) {
+        gx_store_job *jobs = NULL;
+        size_t n = 0;
+        uint64_t next = 0;
+        TU_OK(gx_store_list_jobs(f->s, &fl, &jobs, &n, &next, &err), err);
+        for (size_t i = 0; i < n; i++) {
+            assert_true(ngot < 8);
+            got[ngot++] = jobs[i].id;
+        }
+        gx_store_free(jobs);
+        pages++;
+        if (!next) break;
+        assert_true(next > fl.after);
+        fl.after = next;
+    }
+    assert_int_equal(ngot, 3);
+    assert_int_equal(got[0], 101);
+    assert_int_equal(got[1], 30001);
+    assert_int_equal(got[2], N);
+    assert_int_equal(pages, 3); /* rows 1-20000, 20001-40000, the rest */
+    /* without a row filter a page is full and reads only what it shows */
+    gx_store_filter all = {.tenant = "alpha", .limit = 7};
+    gx_store_job *jobs = NULL;
+    size_t n = 0;
+    uint64_t next = 0;
+    TU_OK(gx_store_list_jobs(f->s, &all, &jobs, &n, &next, &err), err);
+    assert_int_equal(n, 7);
+    assert_int_equal(next, 7);
+    gx_store_free(jobs);
+    free(bs);
+    free(js);
+    free(rs);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(open_errors, setup, teardown),
@@ -1746,6 +1801,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(checkpoints, setup, teardown),
         cmocka_unit_test_setup_teardown(purge_jobs, setup, teardown),
         cmocka_unit_test_setup_teardown(purge_blobs, setup, teardown),
+        cmocka_unit_test_setup_teardown(list_reads_bounded, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
