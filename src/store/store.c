@@ -835,7 +835,10 @@ int gx_store_purge(gx_store *s, int64_t jobs_before_ns, size_t max_jobs, int64_t
     r.w.u.purge.now_ns = gx__wall_ns();
     r.rows = r.w.u.purge.max_jobs;
     if (r.rows > (size_t)s->max_batch) r.rows = (size_t)s->max_batch;
-    pthread_rwlock_wrlock(&s->blob_rw);
+    /* only a call that deletes blob rows removes files: uploads wait for
+     * that one alone */
+    int excl = doomed_before_ns > 0;
+    if (excl) pthread_rwlock_wrlock(&s->blob_rw);
     int rc = submit(s, &r, err);
     if (rc == 0) {
         out->jobs = r.w.u.purge.jobs;
@@ -856,7 +859,7 @@ int gx_store_purge(gx_store *s, int64_t jobs_before_ns, size_t max_jobs, int64_t
             pthread_mutex_unlock(&s->vmu);
         }
     }
-    pthread_rwlock_unlock(&s->blob_rw);
+    if (excl) pthread_rwlock_unlock(&s->blob_rw);
     free(r.w.u.purge.gone);
     return rc;
 }
