@@ -1113,11 +1113,13 @@ static int w_setting(gx_store_backend *b, gx_store_write *w) {
 
 /* Finished jobs that ended before the cutoff, in id order from after,
  * deleted. Ids grow with submission time and a job ends after it was
- * submitted, so the scan stops at the first job submitted after the
- * cutoff. */
+ * submitted, so the scan stops once it meets jobs submitted after the
+ * cutoff: 256 in a row, so that a few stamped by a clock that was ahead
+ * for a while (then set back) do not hold up everything after them. */
+#define PURGE_STOP_RUN 256
 static int purge_jobs(gx_store_backend *b, gx_store_write *w) {
     int64_t cut = w->u.purge.jobs_before_ns;
-    size_t max = w->u.purge.max_jobs, cap = 0, n = 0, seen = 0;
+    size_t max = w->u.purge.max_jobs, cap = 0, n = 0, seen = 0, later = 0;
     uint64_t *ids = NULL;
     sqlite3_stmt *st = b->pg_scan;
     sqlite3_bind_int64(st, 1, (sqlite3_int64)w->u.purge.after);
@@ -1126,7 +1128,11 @@ static int purge_jobs(gx_store_backend *b, gx_store_write *w) {
         uint64_t id = (uint64_t)sqlite3_column_int64(st, 0);
         int state = sqlite3_column_int(st, 1);
         int64_t end = sqlite3_column_int64(st, 2), sub = sqlite3_column_int64(st, 3);
-        if (sub >= cut) break;
+        if (sub >= cut) {
+            if (++later >= PURGE_STOP_RUN) break;
+            continue; /* not after: the next cycle looks again from before it */
+        }
+        later = 0;
         w->u.purge.after = id;
         if (state >= GX__STORE_FIRST_FINAL && end < cut) {
             if (n == cap) {
