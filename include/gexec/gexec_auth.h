@@ -285,6 +285,12 @@ typedef struct gx_audit_config {
                          > 0: records are synced by a background thread at
                          most this many ms after they are written;
                          < 0: never synced by us (tests, benchmarks) */
+    uint64_t max_bytes; /* when an append would take the file past this
+                           size, the file is renamed <path>.<seq of its
+                           first record, 20 digits> and a new one begun
+                           (an append's records stay in one file); 0: never */
+    int keep;           /* rotated files kept: the oldest beyond it are
+                           deleted after a rotation; 0: all */
 } gx_audit_config;
 
 /* One event. Strings may be NULL (written as ""); every string is cut to
@@ -304,9 +310,12 @@ typedef struct gx_audit_record {
 
 /* Open (create) the log and continue its chain: the last record is read
  * and its own hash checked (GX_EFORMAT if it does not verify: run
- * gx_audit_verify). A torn final line (a crash during a write) is cut off
- * and an "audit.recover" record says how many bytes were dropped. *out is
- * released with gx_audit_close. */
+ * gx_audit_verify). When the file is empty or missing and rotated files
+ * are beside it (a crash right after a rotation), the chain continues
+ * from the newest of them. A torn final line (a crash during a write) is
+ * cut off and an "audit.recover" record says how many bytes were dropped.
+ * The first record of a file begun by a rotation is an "audit.rotate"
+ * record naming the file before. *out is released with gx_audit_close. */
 int gx_audit_open(const gx_audit_config *cfg, gx_audit **out, gx_error *err);
 
 /* Sync what is written, stop the sync thread, close. NULL is fine. */
@@ -319,14 +328,39 @@ void gx_audit_close(gx_audit *a);
 int gx_audit_append(gx_audit *a, const gx_audit_record *rec, uint64_t *seq, gx_error *err);
 /* n records at once, chained in order, in one write (and with sync_ms = 0
  * one sync): what the callers of a group (e.g. the submissions that
- * shared a commit) use; all of them or none are appended. *seq gets the
- * last one's number. */
+ * shared a commit) use; all of them or none are appended, in one file (a
+ * rotation comes before them). *seq gets the last one's number. */
 int gx_audit_append_n(gx_audit *a, const gx_audit_record *recs, size_t n, uint64_t *seq, gx_error *err);
 
 /* The last record's seq and hash (65 bytes, hex), e.g. to note elsewhere
  * so that cutting records off the end can be noticed. seq 0 and 64 zeros
  * for an empty log. */
 void gx_audit_head(gx_audit *a, uint64_t *seq, char hash[65]);
+
+typedef struct gx_audit_stats {
+    uint64_t bytes;           /* on disk: the live file and the rotated files kept */
+    uint64_t files;           /* the live file and the rotated files kept */
+    uint64_t rotations;       /* since open */
+    uint64_t rotate_failures; /* rotations that could not be made (the file
+                                 went on growing; tried again next append) */
+} gx_audit_stats;
+
+/* Sizes and counts of the log, for metrics. */
+void gx_audit_stats_get(gx_audit *a, gx_audit_stats *out);
+
+/* Called by gx_audit_read with each record: line is the record's JSON
+ * without its newline (valid during the call only). Nonzero stops the
+ * read. */
+typedef int (*gx_audit_each_fn)(void *ctx, uint64_t seq, const char *line, size_t len);
+
+/* The records after seq after, at most limit of them, in order, from the
+ * log at path and the rotated files beside it (no gx_audit handle needed;
+ * safe while a daemon appends and rotates: a record not yet whole is left
+ * out). The file is chosen by the rotated files' names and the record found
+ * by a binary search by seq, so a read costs the records it returns, not
+ * the log's size. Records deleted with their rotated file are skipped.
+ * 0, or GX_EIO when a file cannot be opened. */
+int gx_audit_read(const char *path, uint64_t after, size_t limit, gx_audit_each_fn fn, void *ctx, gx_error *err);
 
 /* What gx_audit_verify found. */
 typedef enum gx_audit_problem {
@@ -350,6 +384,12 @@ typedef struct gx_audit_report {
     uint64_t last_seq; /* seq of the last record when intact */
     char head[65];     /* hash of the last record when intact */
     char message[256]; /* what was found, for people */
+    uint64_t first_seq; /* the seq the chain was checked from: 1, or the first
+                           record of the oldest file there when older
+                           rotated files were deleted; 0 for an empty log */
+    unsigned files;     /* files read: the rotated ones and the live one */
+    char file[4096];    /* the file holding the bad record (line counts in
+                           it); "" when intact */
 } gx_audit_report;
 
 /* "intact", "changed", "removed", "reordered", "broken", "malformed",
@@ -358,8 +398,15 @@ const char *gx_audit_problem_name(int problem);
 
 /* Check the whole chain of the log at path (no daemon needed; the daemon
  * may be appending meanwhile: records written after the check began may be
- * left out). 0 if intact; GX_EFORMAT and *rep names the first record that
- * was changed, removed or reordered; GX_EIO if the file cannot be read.
+ * left out). The rotated files beside it (<path>.<20 digits>) are read
+ * first, oldest first, and the chain followed across each boundary: seqs
+ * contiguous, each file's first prev the hash of the last record before;
+ * a missing middle file is "removed". The oldest file there may begin
+ * mid-chain when its first record is an "audit.rotate" (older files
+ * deleted by keep or archived): rep->first_seq says where the check
+ * began. 0 if intact; GX_EFORMAT and *rep names the first record that
+ * was changed, removed or reordered (rep->file, rep->line); GX_EIO if a
+ * file cannot be read.
  * Records cut off the end cannot be seen from the file alone: compare
  * rep->last_seq and rep->head with a head noted elsewhere
  * (gx_audit_head). */

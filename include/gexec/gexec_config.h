@@ -163,6 +163,8 @@ typedef struct gx_config {
         double burst;          /* bucket size */
         double refused_rate;   /* requests/s per client address with no valid key */
         double refused_burst;  /* its bucket size */
+        uint64_t audit_max_bytes; /* rotate audit.log past this size; 0 = never */
+        int64_t audit_keep;    /* rotated audit files kept; 0 = all */
     } auth;
 
     struct {

@@ -47,7 +47,10 @@ int gx__svc_auth_open(gx_service *s, gx_error *err) {
     int rc = gx_auth_keys_open(path, &s->keys, err);
     if (rc) return rc;
     snprintf(path, sizeof path, "%s/audit.log", s->cfg.data_dir);
-    gx_audit_config ac = {.path = path, .sync_ms = 100};
+    gx_audit_config ac = {.path = path,
+                          .sync_ms = 100,
+                          .max_bytes = s->cfg.auth.audit_max_bytes,
+                          .keep = (int)s->cfg.auth.audit_keep};
     rc = gx_audit_open(&ac, &s->audit, err);
     if (rc) return rc;
     gx_auth_limiter_config lc = {.rate = s->cfg.auth.rate, .burst = s->cfg.auth.burst};
@@ -372,6 +375,20 @@ int gx__h_key_revoke(void *app, gx_http_req *r) {
     return 0;
 }
 
+/* A page of GET /v1/audit being collected by gx_audit_read. */
+typedef struct audit_page {
+    json_t *arr;   /* the records */
+    uint64_t last; /* seq of the last one read */
+} audit_page;
+
+static int audit_page_add(void *ctx, uint64_t seq, const char *line, size_t len) {
+    audit_page *pg = ctx;
+    json_t *rec = json_loadb(line, len, 0, NULL);
+    if (rec) json_array_append_new(pg->arr, rec);
+    pg->last = seq;
+    return 0;
+}
+
 int gx__h_audit(void *app, gx_http_req *r) {
     gx_service *s = app;
     const char *q;
@@ -383,26 +400,14 @@ int gx__h_audit(void *app, gx_http_req *r) {
     if (limit < 1 || limit > 1000) return bad(r, 400, GX_EINVAL, "limit", "limit must be 1..1000");
     char path[4096];
     snprintf(path, sizeof path, "%s/audit.log", s->cfg.data_dir);
-    json_t *arr = json_array();
-    long long last = after;
-    FILE *f = fopen(path, "r");
-    if (f) {
-        char *line = NULL;
-        size_t cap = 0;
-        while (getline(&line, &cap, f) > 0 && (long long)json_array_size(arr) < limit) {
-            json_t *rec = json_loads(line, 0, NULL);
-            if (!rec) continue;
-            long long seq = (long long)json_integer_value(json_object_get(rec, "seq"));
-            if (seq > after) {
-                json_array_append_new(arr, rec);
-                last = seq;
-            } else {
-                json_decref(rec);
-            }
-        }
-        free(line);
-        fclose(f);
+    audit_page pg = {json_array(), (uint64_t)after};
+    gx_error e;
+    if (gx_audit_read(path, (uint64_t)after, (size_t)limit, audit_page_add, &pg, &e)) {
+        json_decref(pg.arr);
+        return reply_gx(r, &e);
     }
+    json_t *arr = pg.arr;
+    long long last = (long long)pg.last;
     json_t *o = json_object();
     json_object_set_new(o, "records", arr);
     json_object_set_new(o, "next_after", json_integer(last));

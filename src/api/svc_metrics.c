@@ -26,6 +26,7 @@ struct gx_svc_metrics {
     gx_metric_family *quota_limit, *quota_usage;
     gx_metric_family *circuit_state, *circuit_moves;
     gx_metric_family *stream_replayed, *stream_resets;
+    gx_metric_family *audit_bytes, *audit_files, *audit_rotations;
 };
 
 /* Circuit breakers of every device and every registered kernel (a dozen or
@@ -117,6 +118,14 @@ static void collect(gx_metrics *reg, void *ctx) {
     gx_counter_set(gx_metrics_series(m->stream_replayed), (double)replayed);
     for (int i = 0; i < GX__RESET_COUNT; i++)
         gx_counter_set(gx_metrics_series(m->stream_resets, gx__svc_reset_name(i)), (double)resets[i]);
+    if (s->audit) {
+        gx_audit_stats ast;
+        gx_audit_stats_get(s->audit, &ast);
+        gx_gauge_set(gx_metrics_series(m->audit_bytes), (double)ast.bytes);
+        gx_gauge_set(gx_metrics_series(m->audit_files), (double)ast.files);
+        gx_counter_set(gx_metrics_series(m->audit_rotations, "done"), (double)ast.rotations);
+        gx_counter_set(gx_metrics_series(m->audit_rotations, "failed"), (double)ast.rotate_failures);
+    }
 }
 
 int gx__svc_metrics_init(gx_service *s) {
@@ -162,6 +171,9 @@ int gx__svc_metrics_init(gx_service *s) {
     if (!rc) rc = gx_metrics_counter(m->reg, "gexec_circuit_transitions_total", "Circuit breaker state changes.", "kind,name", &m->circuit_moves, &err);
     if (!rc) rc = gx_metrics_counter(m->reg, "gexec_event_stream_replayed_total", "Events that event streams sent from the replay buffer: after a reconnect with Last-Event-ID or after=, or to a client that fell behind its buffer.", NULL, &m->stream_replayed, &err);
     if (!rc) rc = gx_metrics_counter(m->reg, "gexec_event_stream_resets_total", "Reset events sent to event streams that could not go on from where they were (reason: malformed, other_run, unknown, too_old, lagged).", "reason", &m->stream_resets, &err);
+    if (!rc) rc = gx_metrics_gauge(m->reg, "gexec_audit_bytes", "Bytes of the audit log on disk: audit.log and the rotated files kept.", NULL, &m->audit_bytes, &err);
+    if (!rc) rc = gx_metrics_gauge(m->reg, "gexec_audit_files", "Files of the audit log on disk: audit.log and the rotated files kept.", NULL, &m->audit_files, &err);
+    if (!rc) rc = gx_metrics_counter(m->reg, "gexec_audit_rotations_total", "Audit log rotations since start (result: done, or failed and tried again at the next record).", "result", &m->audit_rotations, &err);
     if (!rc)
         rc = gx_metrics_histogram(m->reg, "gexec_store_commit_wait_seconds",
                                   "Time a submission waited for its jobs to be committed (the transaction in progress "

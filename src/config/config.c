@@ -268,6 +268,14 @@ static const key keys[] = {
     DBL("auth.refused_burst", auth.refused_burst, "100", 1, 1e9,
         "Such requests one client address may make at once above "
         "auth.refused_rate."),
+    SIZE("auth.audit_max_bytes", auth.audit_max_bytes, "256MiB", 0, TiB,
+         "When a record would take <data_dir>/audit.log past this size, "
+         "the file is renamed audit.log.<seq of its first record, 20 "
+         "digits> and a new one begun; the hash chain runs on across the "
+         "files. 0: never rotate."),
+    INT("auth.audit_keep", auth.audit_keep, "16", 0, 1000000,
+        "Rotated audit files kept: the oldest beyond it are deleted at a "
+        "rotation (archive them before; see docs/security.md). 0: keep all."),
 
     BOOL("metrics.require_auth", metrics.require_auth, "true",
          "Whether /metrics needs an API key like the rest of the API."),

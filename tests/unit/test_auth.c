@@ -1247,6 +1247,393 @@ static void audit_concurrent(void **st) {
     }
 }
 
+/* ---- audit rotation ------------------------------------------------------------------ */
+
+#define ROT_MAX 2000 /* bytes: about five records a file */
+
+static gx_audit *audit_open_rot(const char *path, uint64_t max_bytes, int keep) {
+    gx_audit_config cfg = {.path = path, .sync_ms = 0, .max_bytes = max_bytes, .keep = keep};
+    gx_audit *a = NULL;
+    gx_error err;
+    TU_OK(gx_audit_open(&cfg, &a, &err), err);
+    return a;
+}
+
+static void rot_name(const char *log, uint64_t first, char *out, size_t cap) {
+    assert_true(strlen(log) + 22 < cap);
+    snprintf(out, cap, "%.300s.%020llu", log, (unsigned long long)first);
+}
+
+/* The rotated files beside log, ascending: their numbers in nums (at most
+ * 64); how many. */
+static int rot_list(const char *log, uint64_t nums[64]) {
+    int n = 0;
+    for (uint64_t s = 1; s < 2000 && n < 64; s++) {
+        char name[400];
+        rot_name(log, s, name, sizeof name);
+        if (access(name, F_OK) == 0) nums[n++] = s;
+    }
+    return n;
+}
+
+/* Records 1..n (one at a time) and then a group of 5, into log. */
+static gx_audit *rot_write(const char *log, int n, int keep) {
+    gx_audit *a = audit_open_rot(log, ROT_MAX, keep);
+    for (int i = 1; i <= n; i++) audit_add(a, i);
+    return a;
+}
+
+/* A field of a line: "seq" (its number) or the 64 hex of "prev"/"hash". */
+static uint64_t line_seq_of(const char *l) { return strtoull(l + 7, NULL, 10); }
+
+static void rot_expect(const char *log, int rc_want, int problem, const char *file_end, uint64_t line) {
+    gx_audit_report rep;
+    gx_error err;
+    int rc = gx_audit_verify(log, &rep, &err);
+    print_message("  %s\n", rep.message);
+    if (rc != rc_want || (rc && (rep.problem != problem || rep.line != line)))
+        fail_msg("verify: rc %s, problem %s at line %llu of %s (%s); expected %s at line %llu of ...%s",
+                 gx_err_name(rc), gx_audit_problem_name(rep.problem), (unsigned long long)rep.line, rep.file,
+                 rep.message, gx_audit_problem_name(problem), (unsigned long long)line, file_end);
+    if (rc) {
+        size_t fl = strlen(rep.file), el = strlen(file_end);
+        assert_true(fl >= el && !strcmp(rep.file + fl - el, file_end));
+    }
+}
+
+/* Past max_bytes the file is renamed audit.log.<first seq> and a new one
+ * begun with an audit.rotate record chained to the last record before; a
+ * group of records is never split; verify follows the chain through every
+ * file. (Without rotation the one file grew without bound.) */
+static void audit_rotate_chain(void **st) {
+    fx *f = *st;
+    gx_audit *a = rot_write(f->log, 40, 0);
+    {   /* a group: one append, one file */
+        gx_audit_record r[5];
+        char target[5][32];
+        for (int i = 0; i < 5; i++) {
+            snprintf(target[i], sizeof target[i], "job/%d", 100 + i);
+            r[i] = (gx_audit_record){.key_id = "0123456789abcdef", .tenant = "acme", .action = "job.submit",
+                                     .target = target[i], .outcome = "ok", .detail = "a group of five"};
+        }
+        gx_error e;
+        TU_OK(gx_audit_append_n(a, r, 5, NULL, &e), e);
+    }
+    gx_audit_stats as;
+    gx_audit_stats_get(a, &as);
+    uint64_t seq;
+    char head[65];
+    gx_audit_head(a, &seq, head);
+    gx_audit_close(a);
+    uint64_t nums[64];
+    int nf = rot_list(f->log, nums);
+    print_message("  %d rotated files, %llu records, %llu bytes\n", nf, (unsigned long long)seq,
+                  (unsigned long long)as.bytes);
+    assert_true(nf >= 8);
+    assert_int_equal(nums[0], 1);
+    assert_int_equal(as.rotations, (uint64_t)nf);
+    assert_int_equal(as.files, (uint64_t)nf + 1);
+    /* each file: under the limit, named by its first seq, chained to the
+     * file before it by an audit.rotate record */
+    char last_hash[65] = "";
+    uint64_t next = 1, total = 0, bytes = 0;
+    int group_file = -1;
+    for (int i = 0; i <= nf; i++) {
+        char name[400];
+        if (i < nf) rot_name(f->log, nums[i], name, sizeof name);
+        else snprintf(name, sizeof name, "%s", f->log);
+        size_t len;
+        char *b = slurp(name, &len);
+        assert_non_null(b);
+        bytes += len;
+        assert_true(len <= ROT_MAX || strstr(b, "\"target\":\"job/100\"")); /* a group is not split */
+        struct stat sb;
+        assert_int_equal(stat(name, &sb), 0);
+        assert_int_equal(sb.st_mode & 0777, 0600);
+        int k = 0;
+        for (char *l = b; l < b + len; l = strchr(l, '\n') + 1, k++) {
+            assert_int_equal(line_seq_of(l), next);
+            if (k == 0 && i < nf) assert_int_equal(nums[i], next);
+            if (k == 0 && i > 0) {
+                assert_non_null(strstr(l, "\"action\":\"audit.rotate\""));
+                assert_memory_equal(strstr(l, "\"prev\":\"") + 8, last_hash, 64);
+            }
+            if (strstr(l, "\"target\":\"job/100\"")) group_file = i;
+            if (strstr(l, "\"target\":\"job/104\"")) assert_int_equal(group_file, i);
+            memcpy(last_hash, strstr(l, "\"hash\":\"") + 8, 64);
+            last_hash[64] = '\0';
+            next++, total++;
+        }
+        free(b);
+    }
+    assert_true(group_file >= 0);
+    assert_int_equal(next - 1, seq);
+    assert_string_equal(last_hash, head);
+    assert_int_equal(bytes, as.bytes);
+    gx_audit_report rep;
+    gx_error err;
+    TU_OK(gx_audit_verify(f->log, &rep, &err), err);
+    print_message("  %s\n", rep.message);
+    assert_int_equal(rep.last_seq, seq);
+    assert_int_equal(rep.records, total);
+    assert_int_equal(rep.first_seq, 1);
+    assert_int_equal(rep.files, (unsigned)nf + 1);
+    assert_string_equal(rep.head, head);
+    /* reopened, the chain goes on: the live file (the group's) is full,
+     * so in a new one, after its audit.rotate record */
+    a = audit_open_rot(f->log, ROT_MAX, 0);
+    audit_add(a, 200);
+    gx_audit_close(a);
+    TU_OK(gx_audit_verify(f->log, &rep, &err), err);
+    assert_int_equal(rep.last_seq, seq + 2);
+    assert_int_equal(rot_list(f->log, nums), nf + 1);
+}
+
+/* Copy a file byte for byte. */
+static void copy_file(const char *from, const char *to) {
+    size_t len;
+    char *b = slurp(from, &len);
+    assert_non_null(b);
+    spill(to, b, len);
+    free(b);
+}
+
+/* verify across files: a changed record in a rotated file, a deleted
+ * middle file, a boundary whose prev is not the hash before, a file that
+ * lost its first records. */
+static void audit_rotate_verify_problems(void **st) {
+    fx *f = *st;
+    gx_audit_close(rot_write(f->log, 30, 0));
+    uint64_t nums[64];
+    int nf = rot_list(f->log, nums);
+    assert_true(nf >= 4);
+    char mid[400], keep[400];
+    rot_name(f->log, nums[2], mid, sizeof mid);
+    snprintf(keep, sizeof keep, "%s/keep", f->dir);
+    copy_file(mid, keep);
+    const char *mid_end = strrchr(mid, '/');
+
+    /* a byte of a record's detail in a middle file: changed, there */
+    size_t len;
+    char *b = slurp(mid, &len);
+    char *l2 = strchr(b, '\n') + 1;
+    char *p = strstr(l2, "record ") + 7;
+    *p = *p == '1' ? '2' : '1';
+    spill(mid, b, len);
+    free(b);
+    rot_expect(f->log, GX_EFORMAT, GX_AUDIT_CHANGED, mid_end, 2);
+    copy_file(keep, mid);
+    rot_expect(f->log, 0, 0, "", 0);
+
+    /* the middle file deleted: the records it held were removed (the
+     * problem is found at the first line of the file after it) */
+    unlink(mid);
+    char after[400];
+    rot_name(f->log, nums[3], after, sizeof after);
+    rot_expect(f->log, GX_EFORMAT, GX_AUDIT_REMOVED, strrchr(after, '/'), 1);
+    gx_audit_report rep;
+    gx_error err;
+    gx_audit_verify(f->log, &rep, &err);
+    assert_int_equal(rep.seq, nums[2]);
+    copy_file(keep, mid);
+
+    /* a broken boundary: the same file from another log (same seqs,
+     * other times, other hashes) */
+    char other[400];
+    snprintf(other, sizeof other, "%s/other", f->dir);
+    assert_int_equal(mkdir(other, 0700), 0);
+    snprintf(other, sizeof other, "%s/other/audit.log", f->dir);
+    gx_audit_close(rot_write(other, 30, 0));
+    char oname[400];
+    rot_name(other, nums[2], oname, sizeof oname);
+    copy_file(oname, mid);
+    rot_expect(f->log, GX_EFORMAT, GX_AUDIT_BROKEN, mid_end, 1);
+    copy_file(keep, mid);
+    rot_expect(f->log, 0, 0, "", 0);
+
+    /* the oldest files gone (archived): intact from the first record
+     * there, which is an audit.rotate */
+    char first[400];
+    rot_name(f->log, nums[0], first, sizeof first);
+    unlink(first);
+    TU_OK(gx_audit_verify(f->log, &rep, &err), err);
+    assert_int_equal(rep.first_seq, nums[1]);
+    /* but a file that lost its first record (the audit.rotate) no longer
+     * says where it begins: removed, as in a file never rotated */
+    char second[400];
+    rot_name(f->log, nums[1], second, sizeof second);
+    b = slurp(second, &len);
+    char *rest = strchr(b, '\n') + 1;
+    spill(second, rest, len - (size_t)(rest - b));
+    free(b);
+    rot_expect(f->log, GX_EFORMAT, GX_AUDIT_REMOVED, strrchr(second, '/'), 1);
+    gx_audit_verify(f->log, &rep, &err);
+    assert_int_equal(rep.seq, nums[1]);
+}
+
+/* keep: the oldest rotated files beyond it are deleted; the chain checks
+ * from the oldest file kept. */
+static void audit_rotate_keep(void **st) {
+    fx *f = *st;
+    gx_audit *a = rot_write(f->log, 60, 3);
+    gx_audit_stats as;
+    gx_audit_stats_get(a, &as);
+    uint64_t seq;
+    gx_audit_head(a, &seq, NULL);
+    gx_audit_close(a);
+    uint64_t nums[64];
+    int nf = rot_list(f->log, nums);
+    assert_int_equal(nf, 3);
+    assert_true(as.rotations > 3);
+    assert_int_equal(as.files, 4);
+    assert_true(nums[0] > 1);
+    uint64_t bytes = 0;
+    for (int i = 0; i <= nf; i++) {
+        char name[400];
+        struct stat sb;
+        if (i < nf) rot_name(f->log, nums[i], name, sizeof name);
+        else snprintf(name, sizeof name, "%s", f->log);
+        assert_int_equal(stat(name, &sb), 0);
+        bytes += (uint64_t)sb.st_size;
+    }
+    assert_int_equal(bytes, as.bytes);
+    gx_audit_report rep;
+    gx_error err;
+    TU_OK(gx_audit_verify(f->log, &rep, &err), err);
+    print_message("  %s\n", rep.message);
+    assert_int_equal(rep.first_seq, nums[0]);
+    assert_int_equal(rep.last_seq, seq);
+    assert_int_equal(rep.files, 4);
+    /* the live file alone (the rotated ones archived elsewhere) */
+    for (int i = 0; i < nf; i++) {
+        char name[400];
+        rot_name(f->log, nums[i], name, sizeof name);
+        unlink(name);
+    }
+    TU_OK(gx_audit_verify(f->log, &rep, &err), err);
+    assert_true(rep.first_seq > nums[nf - 1]);
+    assert_int_equal(rep.last_seq, seq);
+}
+
+/* A crash right after a rotation's rename leaves no audit.log or an empty
+ * one: open continues the chain from the newest rotated file. */
+static void audit_rotate_crash(void **st) {
+    fx *f = *st;
+    for (int mode = 0; mode < 2; mode++) {
+        gx_audit *a = rot_write(f->log, 12, 0);
+        uint64_t seq, first;
+        gx_audit_head(a, &seq, NULL);
+        gx_audit_close(a);
+        size_t len;
+        char *b = slurp(f->log, &len);
+        first = line_seq_of(b);
+        free(b);
+        char to[400];
+        rot_name(f->log, first, to, sizeof to);
+        assert_int_equal(rename(f->log, to), 0);
+        if (mode == 1) spill(f->log, "", 0);
+        a = audit_open_rot(f->log, ROT_MAX, 0);
+        uint64_t s2;
+        gx_audit_head(a, &s2, NULL);
+        assert_int_equal(s2, seq);
+        audit_add(a, 13);
+        gx_audit_head(a, &s2, NULL);
+        assert_int_equal(s2, seq + 2); /* the audit.rotate, then the record */
+        gx_audit_close(a);
+        lines ls;
+        lines_read(f, &ls);
+        assert_int_equal(ls.n, 2);
+        assert_non_null(strstr(ls.l[0], "\"action\":\"audit.rotate\""));
+        free(ls.buf);
+        gx_audit_report rep;
+        gx_error err;
+        TU_OK(gx_audit_verify(f->log, &rep, &err), err);
+        assert_int_equal(rep.first_seq, 1);
+        assert_int_equal(rep.last_seq, seq + 2);
+        /* the live file missing (before open made it): intact so far */
+        if (mode == 0) {
+            char moved[400];
+            snprintf(moved, sizeof moved, "%s/moved", f->dir);
+            assert_int_equal(rename(f->log, moved), 0);
+            TU_OK(gx_audit_verify(f->log, &rep, &err), err);
+            assert_int_equal(rep.last_seq, seq);
+            unlink(moved);
+        }
+        /* clean for the next mode */
+        uint64_t nums[64];
+        int nf = rot_list(f->log, nums);
+        for (int i = 0; i < nf; i++) {
+            rot_name(f->log, nums[i], to, sizeof to);
+            unlink(to);
+        }
+        unlink(f->log);
+    }
+}
+
+typedef struct rd {
+    uint64_t seqs[1000];
+    int n;
+} rd;
+
+static int rd_add(void *ctx, uint64_t seq, const char *line, size_t len) {
+    rd *r = ctx;
+    assert_true(len > 100 && line[len - 1] == '}');
+    assert_int_equal(strtoull(line + 7, NULL, 10), seq);
+    if (r->n < 1000) r->seqs[r->n++] = seq;
+    return 0;
+}
+
+/* gx_audit_read pages through rotated files and the live one, from any
+ * seq, by a search rather than a scan; records deleted with their file are
+ * skipped. */
+static void audit_read_pages(void **st) {
+    fx *f = *st;
+    gx_audit *a = rot_write(f->log, 150, 0);
+    uint64_t seq;
+    gx_audit_head(a, &seq, NULL);
+    gx_audit_close(a);
+    gx_error err;
+    for (int limit = 1; limit <= 13; limit += 6) {
+        uint64_t after = 0, want = 1;
+        for (;;) {
+            rd r = {.n = 0};
+            TU_OK(gx_audit_read(f->log, after, (size_t)limit, rd_add, &r, &err), err);
+            for (int i = 0; i < r.n; i++) assert_int_equal(r.seqs[i], want++);
+            if (r.n < limit) break;
+            after = r.seqs[r.n - 1];
+        }
+        assert_int_equal(want - 1, seq);
+    }
+    /* from every seq */
+    for (uint64_t after = 0; after <= seq + 1; after++) {
+        rd r = {.n = 0};
+        TU_OK(gx_audit_read(f->log, after, 3, rd_add, &r, &err), err);
+        uint64_t left = after < seq ? seq - after : 0;
+        assert_int_equal(r.n, left < 3 ? (int)left : 3);
+        for (int i = 0; i < r.n; i++) assert_int_equal(r.seqs[i], after + 1 + (uint64_t)i);
+    }
+    /* a middle file and the oldest one deleted: skipped */
+    uint64_t nums[64];
+    int nf = rot_list(f->log, nums);
+    char name[400];
+    rot_name(f->log, nums[0], name, sizeof name);
+    unlink(name);
+    rot_name(f->log, nums[3], name, sizeof name);
+    unlink(name);
+    rd r = {.n = 0};
+    TU_OK(gx_audit_read(f->log, 0, 1000, rd_add, &r, &err), err);
+    assert_int_equal(r.seqs[0], nums[1]);
+    assert_int_equal(r.seqs[r.n - 1], seq);
+    for (int i = 1; i < r.n; i++)
+        assert_true(r.seqs[i] == r.seqs[i - 1] + 1 || (r.seqs[i - 1] + 1 == nums[3] && r.seqs[i] == nums[4]));
+    (void)nf;
+    /* nothing there */
+    unlink(f->log);
+    r.n = 0;
+    TU_OK(gx_audit_read(f->log, 1 << 20, 10, rd_add, &r, &err), err);
+    assert_int_equal(r.n, 0);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(key_create_verify_list, setup, teardown),
@@ -1275,6 +1662,11 @@ int main(void) {
         cmocka_unit_test_setup_teardown(audit_write_fails_then_recovers, setup, teardown),
         cmocka_unit_test_setup_teardown(audit_escaping, setup, teardown),
         cmocka_unit_test_setup_teardown(audit_concurrent, setup, teardown),
+        cmocka_unit_test_setup_teardown(audit_rotate_chain, setup, teardown),
+        cmocka_unit_test_setup_teardown(audit_rotate_verify_problems, setup, teardown),
+        cmocka_unit_test_setup_teardown(audit_rotate_keep, setup, teardown),
+        cmocka_unit_test_setup_teardown(audit_rotate_crash, setup, teardown),
+        cmocka_unit_test_setup_teardown(audit_read_pages, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
