@@ -67,8 +67,10 @@ const cli_cmd cli_cmds[CMD_COUNT] = {
                      "(a key of that tenant, or operator and up)."},
     [CMD_AUDIT] = {"audit", "verify", 1, 1, "check the audit log's hash chain (no daemon needed)",
                    "audit verify [--file PATH] reads the log (default ./gexec-data/audit.log) and\n"
-                   "checks every record's hash and its link to the one before. Exits 0 when\n"
-                   "intact, 1 naming the first changed, removed or reordered record."},
+                   "the rotated files beside it (PATH.<20 digits>, oldest first) and checks every\n"
+                   "record's hash and its link to the one before, across files too. Exits 0 when\n"
+                   "intact (saying from which record when the oldest files are gone), 1 naming\n"
+                   "the first changed, removed or reordered record and its file."},
     [CMD_HELP] = {"help", "[COMMAND]", 0, 1, "show help for a command", NULL},
 };
 

@@ -203,20 +203,31 @@ int cmd_audit(cli_ctx *x) {
     memset(&rep, 0, sizeof rep);
     int rc = gx_audit_verify(path, &rep, &err);
     if (rc == GX_EFORMAT) {
-        if (x->json)
-            printf("{\"intact\":false,\"problem\":\"%s\",\"line\":%llu,\"seq\":%llu}\n", gx_audit_problem_name(rep.problem),
-                   (unsigned long long)rep.line, (unsigned long long)rep.seq);
-        else
+        if (x->json) {
+            json_t *fj = json_string(rep.file); /* NULL for a name that is not UTF-8: "file":null */
+            char *fs = fj ? json_dumps(fj, JSON_ENCODE_ANY) : NULL;
+            printf("{\"intact\":false,\"problem\":\"%s\",\"line\":%llu,\"seq\":%llu,\"file\":%s}\n",
+                   gx_audit_problem_name(rep.problem), (unsigned long long)rep.line, (unsigned long long)rep.seq,
+                   fs ? fs : "null");
+            free(fs);
+            json_decref(fj);
+        } else
             printf("%s: %s at line %llu (record %llu): %s\n", path, gx_audit_problem_name(rep.problem),
                    (unsigned long long)rep.line, (unsigned long long)rep.seq, rep.message);
         return CLI_EXIT_JOB;
     }
     if (rc) return cli_local_fail(path, &err);
     if (x->json)
-        printf("{\"intact\":true,\"records\":%llu,\"last_seq\":%llu,\"head\":\"%s\"}\n",
-               (unsigned long long)rep.records, (unsigned long long)rep.last_seq, rep.head);
-    else
+        printf("{\"intact\":true,\"records\":%llu,\"first_seq\":%llu,\"last_seq\":%llu,\"files\":%u,"
+               "\"head\":\"%s\"}\n",
+               (unsigned long long)rep.records, (unsigned long long)rep.first_seq, (unsigned long long)rep.last_seq,
+               rep.files, rep.head);
+    else if (rep.files <= 1 && rep.first_seq <= 1)
         printf("%s: intact, %llu records, last seq %llu, head %s\n", path, (unsigned long long)rep.records,
+               (unsigned long long)rep.last_seq, rep.head);
+    else /* rotated files beside it, or the oldest ones gone */
+        printf("%s: intact, %llu records in %u files from record %llu, last seq %llu, head %s\n", path,
+               (unsigned long long)rep.records, rep.files, (unsigned long long)rep.first_seq,
                (unsigned long long)rep.last_seq, rep.head);
     return CLI_EXIT_OK;
 }
