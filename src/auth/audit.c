@@ -42,6 +42,7 @@
  * rotated files and across each boundary; gx_audit_read finds a seq by the
  * file names and a binary search by seq inside the file.
  */
+#include <assert.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -536,7 +537,7 @@ static void prune_rotated(gx_audit *a) {
  * in rotate_failures); GX_EIO when the log had to stop (a failed sync, or
  * a rename that could not be undone). */
 static int rotate(gx_audit *a, gx_error *err) {
-    while (a->syncing) pthread_cond_wait(&a->cv, &a->mu); /* the sync thread holds a->fd */
+    assert(!a->syncing); /* nobody is using a->fd outside mu */
     if (a->sync_ms >= 0 && fdatasync(a->fd)) {
         a->failed = 1;
         return gx_error_set(err, GX_EIO, NULL, "audit log sync before rotation: %s", strerror(errno));
@@ -592,7 +593,20 @@ int gx_audit_append_n(gx_audit *a, const gx_audit_record *recs, size_t n, uint64
     char head[65];
     size_t count = 0;
     int bad = build_lines(a, recs, n, &b, head, &count);
-    if (!bad && a->max_bytes && a->end > 0 && (uint64_t)a->end + b.len > a->max_bytes) {
+    while (!bad && a->max_bytes && a->end > 0 && (uint64_t)a->end + b.len > a->max_bytes) {
+        if (a->syncing) {
+            /* a sync is using a->fd outside mu: wait for it. Others may
+             * append meanwhile (or rotate): build the lines again */
+            pthread_cond_wait(&a->cv, &a->mu);
+            if (a->failed) {
+                a->line = b.p;
+                a->line_cap = b.cap;
+                pthread_mutex_unlock(&a->mu);
+                return gx_error_set(err, GX_EIO, NULL, "the audit log failed earlier and takes no more records");
+            }
+            bad = build_lines(a, recs, n, &b, head, &count);
+            continue;
+        }
         int rrc = rotate(a, err);
         if (rrc) {
             a->line = b.p;
@@ -600,7 +614,8 @@ int gx_audit_append_n(gx_audit *a, const gx_audit_record *recs, size_t n, uint64
             pthread_mutex_unlock(&a->mu);
             return rrc;
         }
-        if (a->fresh) bad = build_lines(a, recs, n, &b, head, &count);
+        bad = build_lines(a, recs, n, &b, head, &count); /* rotated: after an audit.rotate record */
+        break;
     }
     a->line = b.p;
     a->line_cap = b.cap;
