@@ -1226,6 +1226,17 @@ static void *audit_main(void *arg) {
     return NULL;
 }
 
+/* Four threads append 100 records each to a, at once. */
+static void audit_threads(gx_audit *a) {
+    pthread_t th[4];
+    ath t[4];
+    for (int i = 0; i < 4; i++) {
+        t[i] = (ath){a, i * 1000};
+        pthread_create(&th[i], NULL, audit_main, &t[i]);
+    }
+    for (int i = 0; i < 4; i++) pthread_join(th[i], NULL);
+}
+
 /* Concurrent appends, every record synced (one fdatasync shared by many)
  * and synced by time. */
 static void audit_concurrent(void **st) {
@@ -1234,13 +1245,7 @@ static void audit_concurrent(void **st) {
     for (int m = 0; m < 2; m++) {
         unlink(f->log);
         gx_audit *a = audit_open(f, modes[m]);
-        pthread_t th[4];
-        ath t[4];
-        for (int i = 0; i < 4; i++) {
-            t[i] = (ath){a, i * 1000};
-            pthread_create(&th[i], NULL, audit_main, &t[i]);
-        }
-        for (int i = 0; i < 4; i++) pthread_join(th[i], NULL);
+        audit_threads(a);
         if (modes[m] > 0) usleep(20000); /* let the sync thread run once */
         gx_audit_close(a);
         expect_intact(f, 400);
@@ -1584,13 +1589,7 @@ static void audit_rotate_concurrent(void **st) {
         gx_audit *a = NULL;
         gx_error err;
         TU_OK(gx_audit_open(&cfg, &a, &err), err);
-        pthread_t th[4];
-        ath t[4];
-        for (int i = 0; i < 4; i++) {
-            t[i] = (ath){a, i * 1000};
-            pthread_create(&th[i], NULL, audit_main, &t[i]);
-        }
-        for (int i = 0; i < 4; i++) pthread_join(th[i], NULL);
+        audit_threads(a);
         gx_audit_stats as;
         gx_audit_stats_get(a, &as);
         gx_audit_close(a);
