@@ -512,6 +512,39 @@ static void admit_reply(gx_service *s, gx__admit *a) {
     }
 }
 
+/* A batch job the store refused at its commit (an input blob deleted by
+ * retention meanwhile: GX_ENOTFOUND) was not stored, but the jobs of the
+ * batch that depend on it were, and must not run without it: their
+ * result becomes GX_EDEPFAILED, down chains too (the batch's finishing
+ * order puts a job after its dependencies); dep[i] gets the job it
+ * depended on. */
+static void refuse_dependents(gx__admit *a, size_t *dep) {
+    size_t *kof = malloc(a->n * sizeof *kof); /* request index -> a->res index; SIZE_MAX: none */
+    if (!kof) return;
+    size_t k = 0;
+    int any = 0;
+    for (size_t i = 0; i < a->n; i++) {
+        kof[i] = a->codes[i] ? SIZE_MAX : k++;
+        any |= kof[i] != SIZE_MAX && a->res[kof[i]].code == GX_ENOTFOUND;
+    }
+    for (size_t q = 0; any && q < a->n; q++) {
+        size_t i = a->order ? a->order[q] : q;
+        if (kof[i] == SIZE_MAX || a->res[kof[i]].code) continue;
+        const gx_job_spec *sp = &a->jobs[i].spec;
+        for (int d = 0; d < sp->nbatch_deps; d++) {
+            size_t t = (size_t)sp->batch_deps[d];
+            if (t < a->n && a->same) t = a->same[t];
+            int c = t < a->n && kof[t] != SIZE_MAX ? a->res[kof[t]].code : 0;
+            if (c == GX_ENOTFOUND || c == GX_EDEPFAILED) {
+                a->res[kof[i]].code = GX_EDEPFAILED;
+                dep[i] = t;
+                break;
+            }
+        }
+    }
+    free(kof);
+}
+
 /* The admissions of one or more commits: hand their committed jobs to the
  * engine in one batch (in request order; batch refs become indices of
  * this engine call), then answer them. */
@@ -551,6 +584,8 @@ static void admit_group(gx_service *s, gx__admit *head) {
     for (gx__admit *a = head; a; a = a->next) {
         if (a->store_failed) continue;
         size_t *map = calloc(a->n ? a->n : 1, sizeof *map); /* request index -> call index + 1 */
+        size_t *dep = a->batch ? calloc(a->n, sizeof *dep) : NULL;
+        if (dep) refuse_dependents(a, dep);
         size_t k = 0;
         for (size_t i = 0; i < a->n; i++) {
             if (a->codes[i]) continue;
@@ -561,9 +596,24 @@ static void admit_group(gx_service *s, gx__admit *head) {
                 continue;
             }
             if (rr->code == GX_ENOTFOUND) { /* touch_blobs (sqlite.c) */
-                a->codes[i] = gx_error_set(&a->errs[i], GX_ENOTFOUND, "inputs",
+                char f[48];
+                snprintf(f, sizeof f, a->batch ? "jobs[%zu].inputs" : "inputs", i);
+                a->codes[i] = gx_error_set(&a->errs[i], GX_ENOTFOUND, f,
                                            "an input blob was deleted (store.retention) while the job was "
                                            "submitted; upload it again and resubmit");
+                continue;
+            }
+            if (rr->code == GX_EDEPFAILED) { /* refuse_dependents: committed, so recorded as failed */
+                char f[48];
+                snprintf(f, sizeof f, "jobs[%zu].depends_on", i);
+                a->codes[i] = gx_error_set(&a->errs[i], GX_EDEPFAILED, f,
+                                           "depends on jobs[%zu], which the store refused (an input blob was "
+                                           "deleted by store.retention meanwhile)",
+                                           dep ? dep[i] : 0);
+                gx_store_update u = {.id = a->ids[i], .state = GX_JOB_FAILED, .attempt = 0,
+                                     .set = GX_STORE_SET_END | GX_STORE_SET_ERROR, .end_ns = gx__wall_ns(),
+                                     .error_code = GX_EDEPFAILED, .error = a->errs[i].message};
+                gx_store_update_jobs(s->store, &u, 1, 0, NULL, NULL);
                 continue;
             }
             if (rr->code) {
@@ -609,6 +659,7 @@ static void admit_group(gx_service *s, gx__admit *head) {
             sp->nbatch_deps = nb;
         }
         free(map);
+        free(dep);
     }
     if (ns) {
         gx_submit_batch(s->engine, specs, ns, ids, codes, errs);

@@ -48,6 +48,8 @@
 
 #define SCHEMA_VERSION 5
 #define FINAL_SQL "5" /* GX__STORE_FIRST_FINAL in SQL */
+/* the settings row holding the highest job id retention deleted */
+#define MAXDEL_KEY "store.max_deleted_job_id"
 #define NOTE_REQUEUED "requeued after restart"
 
 /* ---- schema ----------------------------------------------------------------- */
@@ -137,7 +139,9 @@ static const char *const migrations[] = {
      * when it was doomed (0: not); owners found by blob */
     "ALTER TABLE blobs ADD COLUMN used_ns INTEGER NOT NULL DEFAULT 0;"
     "ALTER TABLE blobs ADD COLUMN doomed_ns INTEGER NOT NULL DEFAULT 0;"
-    "UPDATE blobs SET used_ns = created_ns;"
+    /* jobs named blobs without a trace until now: every blob counts as
+     * used at the upgrade, so none goes before a whole retention */
+    "UPDATE blobs SET used_ns = max(created_ns, CAST(strftime('%s', 'now') AS INTEGER) * 1000000000);"
     "CREATE INDEX blobs_used ON blobs(used_ns);"
     "CREATE INDEX blobs_doomed ON blobs(doomed_ns) WHERE doomed_ns > 0;"
     "CREATE INDEX blob_owners_id ON blob_owners(id);",
@@ -173,7 +177,7 @@ struct gx_store_backend {
     sqlite3_stmt *begin, *commit, *rollback, *ins_job, *find_idem, *sel_job, *upd_job,
         *exists, *tenant_up, *blob_ins, *owner_ins, *rq_jobs, *ckpt_put, *ckpt_del, *set_put, *set_del,
         *blob_touch, *pg_scan, *pg_job, *pg_jev, *pg_doomed, *pg_blob, *pg_owner, *pg_cand, *pg_doom,
-        *pg_unfin;
+        *pg_unfin, *pg_maxdel, *pg_keep;
     int ckpt_rows; /* the checkpoints table may hold rows: final updates delete */
     sqlite3_stmt *ins_jobs[INS_SIZES - 1]; /* INS_ROWS, 16, 4 rows (1: ins_job) */
     struct ins_ref *refs; /* w_insert's scratch (writer only) */
@@ -406,6 +410,11 @@ static int prepare_writer(gx_store_backend *b, gx_error *err) {
         {&b->pg_owner, "DELETE FROM blob_owners WHERE id = ?1"},
         {&b->pg_cand, "SELECT id FROM blobs WHERE used_ns < ?1 AND doomed_ns = 0 ORDER BY used_ns LIMIT 4096"},
         {&b->pg_doom, "UPDATE blobs SET doomed_ns = ?2 WHERE id = ?1"},
+        /* ids are never given twice: the highest deleted one is kept */
+        {&b->pg_maxdel, "INSERT INTO settings(key, value, updated_ns) VALUES('" MAXDEL_KEY "', ?1, ?2)"
+                        " ON CONFLICT(key) DO UPDATE SET value = excluded.value, updated_ns = excluded.updated_ns"
+                        " WHERE CAST(excluded.value AS INTEGER) > CAST(settings.value AS INTEGER)"},
+        {&b->pg_keep, "UPDATE blobs SET used_ns = ?2 WHERE id = ?1"},
         {&b->pg_unfin, "SELECT spec FROM jobs WHERE state < " FINAL_SQL " AND instr(spec, '\"blob\"') > 0"},
         {&b->owner_ins, "INSERT INTO blob_owners(tenant, id, created_ns) VALUES(?1, ?2, ?3)"
                         " ON CONFLICT(tenant, id) DO NOTHING"},
@@ -549,7 +558,7 @@ static void sqlite_close(gx_store_backend *b) {
                            b->sel_job, b->upd_job,  b->exists,    b->tenant_up, b->blob_ins,
                            b->owner_ins, b->rq_jobs, b->ckpt_put, b->ckpt_del, b->set_put, b->set_del,
                            b->blob_touch, b->pg_scan, b->pg_job, b->pg_jev, b->pg_doomed, b->pg_blob,
-                           b->pg_owner, b->pg_cand, b->pg_doom, b->pg_unfin};
+                           b->pg_owner, b->pg_cand, b->pg_doom, b->pg_unfin, b->pg_maxdel, b->pg_keep};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) sqlite3_finalize(all[i]);
     for (int k = 0; k < INS_SIZES - 1; k++) sqlite3_finalize(b->ins_jobs[k]);
     free(b->evs);
@@ -1165,6 +1174,14 @@ static int purge_jobs(gx_store_backend *b, gx_store_write *w) {
             rc = step_done(del[d]);
         }
     }
+    if (rc == SQLITE_OK && n) {
+        char v[24];
+        snprintf(v, sizeof v, "%llu", (unsigned long long)ids[n - 1]);
+        sqlite3_bind_text(b->pg_maxdel, 1, v, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_int64(b->pg_maxdel, 2, w->u.purge.now_ns);
+        rc = step_done(b->pg_maxdel);
+        sqlite3_clear_bindings(b->pg_maxdel);
+    }
     if (rc == SQLITE_OK) w->u.purge.jobs = (int64_t)n;
     free(ids);
     return rc;
@@ -1251,13 +1268,17 @@ static int purge_doom(gx_store_backend *b, gx_store_write *w) {
     }
     for (size_t i = 0; rc == SQLITE_OK && i < cand.cap; i++) {
         const gx__hslot *e = &cand.slots[i];
-        if (e->hash <= 1 || !e->val) continue;
-        sqlite3_bind_text(b->pg_doom, 1, e->key, (int)e->klen, SQLITE_STATIC);
-        sqlite3_bind_int64(b->pg_doom, 2, w->u.purge.now_ns);
-        rc = step_done(b->pg_doom);
-        if (rc == SQLITE_OK) w->u.purge.doomed += sqlite3_changes(b->w);
+        if (e->hash <= 1) continue;
+        /* one an unfinished job names is in use: it counts as used now, so
+         * that it leaves the head of the candidates (with 4,096 such, no
+         * other blob was ever doomed) */
+        sqlite3_stmt *st2 = e->val ? b->pg_doom : b->pg_keep;
+        sqlite3_bind_text(st2, 1, e->key, (int)e->klen, SQLITE_STATIC);
+        sqlite3_bind_int64(st2, 2, w->u.purge.now_ns);
+        rc = step_done(st2);
+        if (rc == SQLITE_OK && e->val) w->u.purge.doomed += sqlite3_changes(b->w);
+        sqlite3_clear_bindings(st2);
     }
-    sqlite3_clear_bindings(b->pg_doom);
     gx__hmap_free(&cand);
     return rc;
 }
@@ -1454,6 +1475,10 @@ static void list_sql(unsigned v, char *sql, size_t cap) {
      * last column, so that every row read comes back and counts */
     char pred[512] = "1";
     int p = 1;
+    /* unfinished states: along the partial index of unfinished jobs (all
+     * tenants'), every one read counting; the tenant's own index would
+     * pass over its whole finished history uncounted */
+    if ((v & L_UNFIN) && (v & L_TENANT)) p += snprintf(pred + p, sizeof pred - (size_t)p, " AND tenant = ?2");
     if (v & L_STATE) p += snprintf(pred + p, sizeof pred - (size_t)p, " AND ((1 << state) & ?3) != 0");
     if (v & L_KEXACT) p += snprintf(pred + p, sizeof pred - (size_t)p, " AND kernel = ?4");
     if (v & L_KNAME)
@@ -1463,8 +1488,9 @@ static void list_sql(unsigned v, char *sql, size_t cap) {
         snprintf(pred + p, sizeof pred - (size_t)p,
                  " AND CASE WHEN json_valid(labels) THEN EXISTS (SELECT 1 FROM"
                  " json_each(labels) WHERE key = ?5 AND value = ?6) ELSE 0 END");
-    int n = snprintf(sql, cap, "SELECT " JOB_COLS ", (%s) FROM jobs WHERE id > ?1", pred);
-    if (v & L_TENANT) n += snprintf(sql + n, cap - (size_t)n, " AND tenant = ?2");
+    int n = snprintf(sql, cap, "SELECT " JOB_COLS ", (%s) FROM jobs%s WHERE id > ?1", pred,
+                     v & L_UNFIN ? " INDEXED BY jobs_unfinished" : "");
+    if ((v & L_TENANT) && !(v & L_UNFIN)) n += snprintf(sql + n, cap - (size_t)n, " AND tenant = ?2");
     if (v & L_UNFIN) n += snprintf(sql + n, cap - (size_t)n, " AND state < " FINAL_SQL);
     snprintf(sql + n, cap - (size_t)n, " ORDER BY id LIMIT ?7");
 }
@@ -1568,7 +1594,10 @@ static int sqlite_job_events(gx_store_backend *b, uint64_t id, gx_store_event **
 static int sqlite_max_job_id(gx_store_backend *b, uint64_t *out, gx_error *err) {
     rconn *c = rc_get(b, err);
     if (!c) return err ? err->code : GX_ESTORE;
-    int rc = prep(c->db, &c->max_id, "SELECT coalesce(max(id), 0) FROM jobs", err);
+    int rc = prep(c->db, &c->max_id,
+                  "SELECT max(coalesce((SELECT max(id) FROM jobs), 0),"
+                  " coalesce((SELECT CAST(value AS INTEGER) FROM settings WHERE key = '" MAXDEL_KEY "'), 0))",
+                  err);
     if (rc == 0) {
         int s = sqlite3_step(c->max_id);
         if (s == SQLITE_ROW)

@@ -531,7 +531,12 @@ int gx_store_open_ops(const gx_store_ops *ops, const gx_store_config *cfg, gx_st
     if (rc) goto fail;
     pthread_mutex_init(&s->mu, NULL);
     pthread_mutex_init(&s->vmu, NULL);
-    pthread_rwlock_init(&s->blob_rw, NULL);
+    /* writer-preferring: a stream of uploads must not hold retention off */
+    pthread_rwlockattr_t rwa;
+    pthread_rwlockattr_init(&rwa);
+    pthread_rwlockattr_setkind_np(&rwa, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+    pthread_rwlock_init(&s->blob_rw, &rwa);
+    pthread_rwlockattr_destroy(&rwa);
     pthread_cond_init(&s->q_cv, NULL);
     if (pthread_create(&s->committer, NULL, committer_main, s) != 0) {
         ops->close(s->b);
@@ -1113,6 +1118,17 @@ int gx_store_blob_put(gx_store *s, const char *tenant, const void *bytes, size_t
 }
 
 /* Where the bytes of id are, if tenant owns it; not checked against id. */
+/* The file of a blob whose row was there is missing or not as recorded:
+ * GX_ENOTFOUND when the row is gone now (store.retention deleted the blob
+ * in between), else GX_ESTORE (damage: upload again). */
+static int missing(gx_store *s, const char *tenant, const char *id, gx_error *err) {
+    int64_t sz;
+    if (s->ops->blob_owned(s->b, tenant, id, &sz, NULL) == GX_ENOTFOUND)
+        return gx_error_set(err, GX_ENOTFOUND, "id", "no blob %s (deleted by store.retention just now)", id);
+    return gx_error_set(err, GX_ESTORE, "blob",
+                        "the bytes of blob %s are missing or damaged; upload the file again to repair it", id);
+}
+
 static int blob_locate(gx_store *s, const char *tenant, const char *id, char *path, size_t cap, int64_t *size,
                        struct stat *stt, gx_error *err) {
     gx_error_clear(err);
@@ -1127,8 +1143,7 @@ static int blob_locate(gx_store *s, const char *tenant, const char *id, char *pa
         return gx_error_set(err, GX_EOVERFLOW, "path", "path buffer too small");
     if (stat(path, stt) != 0 || !S_ISREG(stt->st_mode) || stt->st_size != sz) {
         path[0] = '\0';
-        return gx_error_set(err, GX_ESTORE, "blob",
-                            "the bytes of blob %s are missing or damaged; upload the file again to repair it", id);
+        return missing(s, tenant, id, err);
     }
     *size = sz;
     return 0;
@@ -1182,8 +1197,7 @@ static int open_checked(gx_store *s, const char *tenant, const char *id, char *p
     if (rc) return rc;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0 || fstat(fd, &st) || !S_ISREG(st.st_mode) || st.st_size != *size)
-        rc = gx_error_set(err, GX_ESTORE, "blob",
-                          "the bytes of blob %s are missing or damaged; upload the file again to repair it", id);
+        rc = missing(s, tenant, id, err);
     else if (!checked_lately(s, id, &st) && !(rc = gx__blob_check_fd(fd, path, id, *size, err)))
         checked_now(s, id, &st);
     if (rc) {

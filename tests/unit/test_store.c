@@ -1641,6 +1641,15 @@ static void purge_jobs(void **st) {
     assert_int_equal(pr.jobs, 2);
     assert_true(job_exists(f->s, 11));
     assert_int_equal(count_all(f->s, NULL), 2); /* 5 and 11 */
+    /* the newest ids went: they are never given again (after a restart
+     * the next job was id 12 once more) */
+    uint64_t mx = 0;
+    TU_OK(gx_store_max_job_id(f->s, &mx, &err), err);
+    assert_int_equal(mx, 13);
+    gx_store_close(f->s);
+    f->s = open_default(f);
+    TU_OK(gx_store_max_job_id(f->s, &mx, &err), err);
+    assert_int_equal(mx, 13);
     char msg[128];
     assert_int_equal(gx_store_check(f->s, msg, sizeof msg), 0);
 }
@@ -1780,6 +1789,76 @@ static void list_reads_bounded(void **st) {
     free(rs);
 }
 
+/* The upgrade to schema 5 counts every blob as used at the upgrade: jobs
+ * named blobs without a trace before, so a blob first uploaded long ago
+ * but used yesterday was deleted at the first check. */
+static void purge_after_upgrade(void **st) {
+    fx *f = *st;
+    gx_error err;
+    char a[GX_STORE_BLOB_ID_LEN];
+    TU_OK(gx_store_blob_put(f->s, "alpha", "old bytes", 9, a, &err), err);
+    gx_store_close(f->s);
+    f->s = NULL;
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db,
+                                  "DROP INDEX blobs_used; DROP INDEX blobs_doomed; DROP INDEX blob_owners_id;"
+                                  " ALTER TABLE blobs DROP COLUMN used_ns; ALTER TABLE blobs DROP COLUMN doomed_ns;"
+                                  " DELETE FROM schema_version WHERE version = 5;"
+                                  " UPDATE blobs SET created_ns = 1000000000000000000;", /* 2001 */
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(db);
+    f->s = open_default(f);
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    int64_t day_ago = (int64_t)now.tv_sec * 1000000000 - (int64_t)86400 * 1000000000;
+    gx_store_purge_result pr = {0};
+    TU_OK(gx_store_purge(f->s, 0, 1, day_ago, 0, &pr, &err), err);
+    assert_int_equal(pr.blobs_doomed, 0);
+    void *bytes = NULL;
+    size_t len = 0;
+    TU_OK(gx_store_blob_read(f->s, "alpha", a, &bytes, &len, &err), err);
+    gx_store_free(bytes);
+}
+
+/* A filter on unfinished states reads along the unfinished jobs of every
+ * tenant, each counted: at most 20,000 per page (it read the tenant's whole
+ * finished history, uncounted). */
+static void list_unfinished_bounded(void **st) {
+    fx *f = *st;
+    gx_error err;
+    enum { N = 25000 };
+    jbuf *bs = calloc(N, sizeof *bs);
+    gx_store_job *js = calloc(N, sizeof *js);
+    gx_store_insert_result *rs = calloc(N, sizeof *rs);
+    for (int i = 0; i < N; i++) {
+        mkjob(&bs[i], (uint64_t)i + 1, i == N - 1 ? "alpha" : "beta", "saxpy@1", GX_JOB_QUEUED);
+        js[i] = bs[i].j;
+    }
+    assert_int_equal(gx_store_insert_jobs(f->s, js, N, rs, &err), N);
+    gx_store_filter fl = {.tenant = "alpha", .state_mask = 1u << GX_JOB_QUEUED, .limit = 10};
+    int pages = 0;
+    size_t found = 0;
+    for (;;) {
+        gx_store_job *jobs = NULL;
+        size_t n = 0;
+        uint64_t next = 0;
+        TU_OK(gx_store_list_jobs(f->s, &fl, &jobs, &n, &next, &err), err);
+        for (size_t i = 0; i < n; i++) assert_string_equal(jobs[i].tenant, "alpha");
+        found += n;
+        gx_store_free(jobs);
+        pages++;
+        if (!next) break;
+        fl.after = next;
+    }
+    assert_int_equal(found, 1);
+    assert_int_equal(pages, 2);
+    free(bs);
+    free(js);
+    free(rs);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(open_errors, setup, teardown),
@@ -1806,6 +1885,8 @@ int main(void) {
         cmocka_unit_test_setup_teardown(purge_jobs, setup, teardown),
         cmocka_unit_test_setup_teardown(purge_blobs, setup, teardown),
         cmocka_unit_test_setup_teardown(list_reads_bounded, setup, teardown),
+        cmocka_unit_test_setup_teardown(purge_after_upgrade, setup, teardown),
+        cmocka_unit_test_setup_teardown(list_unfinished_bounded, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
