@@ -824,6 +824,20 @@ static int touch_blobs(gx_store_backend *b, const gx_store_job *j, gx_store_inse
         rc = step_done(st);
         sqlite3_clear_bindings(st);
         if (rc == SQLITE_OK && sqlite3_changes(b->w) == 0) {
+            /* a repeat of a stored job is answered with that job (the
+             * insert finds it), whatever became of its blobs */
+            if (j->idempotency_key) {
+                sqlite3_stmt *f = b->find_idem;
+                bind_text(f, 1, j->tenant);
+                bind_text(f, 2, j->idempotency_key);
+                int s = sqlite3_step(f);
+                sqlite3_reset(f);
+                if (s == SQLITE_ROW) break;
+                if (s != SQLITE_DONE) {
+                    rc = s;
+                    break;
+                }
+            }
             r->code = GX_ENOTFOUND;
             break;
         }

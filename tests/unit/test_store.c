@@ -1859,6 +1859,40 @@ static void list_unfinished_bounded(void **st) {
     free(rs);
 }
 
+/* A repeat (same idempotency key) of a stored job whose input blob was
+ * deleted since is answered with that job, as any repeat is (it was
+ * refused: the blob is gone). */
+static void purge_blob_idempotent_repeat(void **st) {
+    fx *f = *st;
+    gx_error err;
+    char a[GX_STORE_BLOB_ID_LEN], spec[256];
+    TU_OK(gx_store_blob_put(f->s, "alpha", "kkkk", 4, a, &err), err);
+    snprintf(spec, sizeof spec, "{\"inputs\":{\"x\":{\"blob\":\"%s\"}},\"kernel\":\"saxpy\"}", a);
+    jbuf jb;
+    gx_store_insert_result r;
+    mkjob(&jb, 1, "alpha", "saxpy@1", GX_JOB_QUEUED);
+    jb.j.spec_json = spec;
+    jb.j.idempotency_key = "nightly";
+    assert_int_equal(insert1(f->s, &jb.j, &r), 1);
+    gx_store_update u = {.id = 1, .state = GX_JOB_SUCCEEDED, .attempt = 1, .set = GX_STORE_SET_END, .end_ns = 5};
+    assert_int_equal(gx_store_update_jobs(f->s, &u, 1, 1, NULL, &err), 1);
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    int64_t later = (int64_t)now.tv_sec * 1000000000 + (int64_t)3600 * 1000000000;
+    gx_store_purge_result pr = {0};
+    TU_OK(gx_store_purge(f->s, 0, 1, later, 0, &pr, &err), err);
+    assert_int_equal(pr.blobs_doomed, 1);
+    memset(&pr, 0, sizeof pr);
+    TU_OK(gx_store_purge(f->s, 0, 1, 0, later, &pr, &err), err);
+    assert_int_equal(pr.blobs_deleted, 1);
+    mkjob(&jb, 2, "alpha", "saxpy@1", GX_JOB_QUEUED);
+    jb.j.spec_json = spec;
+    jb.j.idempotency_key = "nightly";
+    insert1(f->s, &jb.j, &r);
+    assert_int_equal(r.code, GX_EEXIST);
+    assert_int_equal(r.job_id, 1);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(open_errors, setup, teardown),
@@ -1887,6 +1921,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(list_reads_bounded, setup, teardown),
         cmocka_unit_test_setup_teardown(purge_after_upgrade, setup, teardown),
         cmocka_unit_test_setup_teardown(list_unfinished_bounded, setup, teardown),
+        cmocka_unit_test_setup_teardown(purge_blob_idempotent_repeat, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
