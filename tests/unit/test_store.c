@@ -1734,6 +1734,27 @@ static void purge_blobs(void **st) {
     assert_int_equal(gx_store_check(f->s, msg, sizeof msg), 0);
 }
 
+/* Every page of a listing from the start: the ids found (at most cap, the
+ * count may pass it), *pages the pages read; each cursor passes the last. */
+static size_t list_pages(gx_store *s, gx_store_filter fl, uint64_t *ids, size_t cap, int *pages) {
+    size_t found = 0;
+    gx_error err;
+    for (*pages = 0;;) {
+        gx_store_job *jobs = NULL;
+        size_t n = 0;
+        uint64_t next = 0;
+        TU_OK(gx_store_list_jobs(s, &fl, &jobs, &n, &next, &err), err);
+        for (size_t i = 0; i < n; i++, found++)
+            if (found < cap) ids[found] = jobs[i].id;
+        gx_store_free(jobs);
+        ++*pages;
+        if (!next) break;
+        assert_true(next > fl.after);
+        fl.after = next;
+    }
+    return found;
+}
+
 /* A filter no index serves (kernel, label, a finished state) reads at most
  * 20,000 rows per page: a page may come back short, even empty, with a
  * cursor where the read stopped, and the pages together hold every match.
@@ -1753,23 +1774,8 @@ static void list_reads_bounded(void **st) {
     assert_int_equal(gx_store_insert_jobs(f->s, js, N, rs, &err), N);
     gx_store_filter fl = {.tenant = "alpha", .kernel = "rare", .limit = 10};
     uint64_t got[8];
-    size_t ngot = 0;
     int pages = 0;
-    for (;;) {
-        gx_store_job *jobs = NULL;
-        size_t n = 0;
-        uint64_t next = 0;
-        TU_OK(gx_store_list_jobs(f->s, &fl, &jobs, &n, &next, &err), err);
-        for (size_t i = 0; i < n; i++) {
-            assert_true(ngot < 8);
-            got[ngot++] = jobs[i].id;
-        }
-        gx_store_free(jobs);
-        pages++;
-        if (!next) break;
-        assert_true(next > fl.after);
-        fl.after = next;
-    }
+    size_t ngot = list_pages(f->s, fl, got, 8, &pages);
     assert_int_equal(ngot, 3);
     assert_int_equal(got[0], 101);
     assert_int_equal(got[1], 30001);
@@ -1839,20 +1845,10 @@ static void list_unfinished_bounded(void **st) {
     assert_int_equal(gx_store_insert_jobs(f->s, js, N, rs, &err), N);
     gx_store_filter fl = {.tenant = "alpha", .state_mask = 1u << GX_JOB_QUEUED, .limit = 10};
     int pages = 0;
-    size_t found = 0;
-    for (;;) {
-        gx_store_job *jobs = NULL;
-        size_t n = 0;
-        uint64_t next = 0;
-        TU_OK(gx_store_list_jobs(f->s, &fl, &jobs, &n, &next, &err), err);
-        for (size_t i = 0; i < n; i++) assert_string_equal(jobs[i].tenant, "alpha");
-        found += n;
-        gx_store_free(jobs);
-        pages++;
-        if (!next) break;
-        fl.after = next;
-    }
+    uint64_t got[2];
+    size_t found = list_pages(f->s, fl, got, 2, &pages);
     assert_int_equal(found, 1);
+    assert_int_equal(got[0], N);
     assert_int_equal(pages, 2);
     free(bs);
     free(js);
