@@ -734,11 +734,26 @@ static void completed_cb(void *cls, struct MHD_Connection *conn, void **con_cls,
  * of this API never do) "%2F" stays as it is: an encoded slash is data in
  * its segment (RFC 3986), not a separator ("/v1/jobs/1%2Fresult" is no
  * job, not job 1's result). */
+/* The request line's URI as libmicrohttpd received it, on the thread that
+ * parses it: the unescape callback is called for each query key and value
+ * and then for the path, which is this same buffer (cut at '?'). Only
+ * the path keeps %2F (a separator there only when written as '/'); a
+ * query value that merely starts with '/' is decoded whole. */
+static _Thread_local const char *tl_uri;
+
+static void *uri_log_cb(void *cls, const char *uri, struct MHD_Connection *c) {
+    (void)cls;
+    (void)c;
+    tl_uri = uri;
+    return NULL; /* the handler's per-request state starts empty */
+}
+
 static size_t unescape_cb(void *cls, struct MHD_Connection *c, char *s) {
     (void)cls;
     (void)c;
     char *o = s;
-    int path = s[0] == '/';
+    int path = s == tl_uri;
+    if (path) tl_uri = NULL;
     for (char *p = s; *p;) {
         int hi, lo;
         if (p[0] == '%' && (hi = hexval(p[1])) >= 0 && (lo = hexval(p[2])) >= 0 && (hi | lo) &&
@@ -912,7 +927,8 @@ int gx_http_start(const gx_http_opts *o, gx_http_server **out, gx_error *err) {
         o->timeout_s ? o->timeout_s : 60u, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
         (size_t)(o->max_header ? 2 * o->max_header + 8192 : 40 * 1024), MHD_OPTION_NOTIFY_COMPLETED, completed_cb, srv,
         MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u,
-        MHD_OPTION_UNESCAPE_CALLBACK, unescape_cb, NULL, MHD_OPTION_NOTIFY_CONNECTION, notify_conn_cb, srv,
+        MHD_OPTION_URI_LOG_CALLBACK, uri_log_cb, NULL, MHD_OPTION_UNESCAPE_CALLBACK, unescape_cb, NULL,
+        MHD_OPTION_NOTIFY_CONNECTION, notify_conn_cb, srv,
         MHD_OPTION_ARRAY, tls, MHD_OPTION_END);
     if (!srv->d) {
         if (srv->tls_cert)
