@@ -316,16 +316,19 @@ typedef struct gx_client_stream_opts {
     void *ctx;
     const char *last_event_id; /* resume after this event id (sent as Last-Event-ID);
                                   NULL = from now */
-    int reconnect;       /* 1: when the connection drops or the server ends the
-                            stream, connect again (after 0.25 s, doubling up to
-                            5 s) and resume after the last id seen; give up
-                            after 30 s without a connection */
+    int reconnect;       /* 1: when the connection drops (the stream cut off
+                            without its end: a network fault, gexecd killed),
+                            connect again (after 0.25 s, doubling up to 5 s)
+                            and resume after the last id seen; give up after
+                            30 s without a connection. A stream the server
+                            ended on purpose (gexecd stopping, a key revoked)
+                            is over */
     gx_client_reset_fn on_reset; /* optional */
 } gx_client_stream_opts;
 
 /* Follow GET /v1/events (server-sent events) and call on_event for each
  * "job" event, on_reset for each "reset" one. Returns 0 when a callback
- * ended the stream or the server closed it (without reconnect),
+ * ended the stream or the server ended it,
  * GX_ETIMEDOUT when timeout_ms ended it (reconnects included), or an
  * error. The
  * callbacks must not use this client (it is busy with the stream); they may

@@ -58,6 +58,7 @@
 #include "auth_int.h"
 #include "clock.h"
 #include "jsonw.h"
+#include "log.h"
 
 #define FIELD_MAX 1024  /* escaped bytes of a string member */
 #define DETAIL_MAX 4096 /* escaped bytes of detail */
@@ -93,6 +94,7 @@ struct gx_audit {
     uint64_t rotated_files;  /* how many */
     uint64_t rotations;      /* since open */
     uint64_t rotate_failures;
+    int64_t rotate_after_ns; /* no rotation before this (monotonic): one failed */
 };
 
 const char *gx_audit_problem_name(int p) {
@@ -217,6 +219,7 @@ static int list_rotated(const char *path, uint64_t **out, size_t *n) {
     while ((e = readdir(d))) {
         const char *nm = e->d_name;
         if (strncmp(nm, base, blen) || nm[blen] != '.' || strlen(nm + blen + 1) != ROT_DIGITS) continue;
+        if (e->d_type != DT_REG && e->d_type != DT_UNKNOWN) continue; /* a folder of that name is not ours */
         uint64_t v = 0;
         int ok = 1;
         for (const char *c = nm + blen + 1; *c && ok; c++) {
@@ -376,9 +379,11 @@ static int load_rotated_tail(gx_audit *a, off_t *torn, gx_error *err) {
             rc = gx_error_set(err, GX_EIO, "path", "%s: %s", name, strerror(errno));
             break;
         }
-        rc = load_tail(fd, name, &a->seq, a->head, torn, err);
+        off_t cut = 0; /* added to what was cut off the live file */
+        rc = load_tail(fd, name, &a->seq, a->head, &cut, err);
+        *torn += cut;
         close(fd);
-        if (a->prev_file == 0) a->prev_file = rot[i];
+        if (a->seq > 0) a->prev_file = rot[i]; /* the file the chain goes on from */
     }
     a->fresh = a->seq > 0;
     free(rot);
@@ -531,6 +536,18 @@ static void prune_rotated(gx_audit *a) {
     free(rot);
 }
 
+/* A rotation that could not be made: the current file goes on, said in
+ * the log, and the next try waits ROTATE_RETRY_NS (each try syncs the file
+ * under the lock: with every append it slowed all of them). */
+#define ROTATE_RETRY_NS (10 * INT64_C(1000000000))
+
+static void rotate_failed(gx_audit *a, const char *name, int e) {
+    a->rotate_failures++;
+    a->rotate_after_ns = gx__now_ns() + ROTATE_RETRY_NS;
+    GX_LOGW("audit log: cannot rotate %s (%s: %s); it goes on past auth.audit_max_bytes, tried again in 10 s",
+            a->path, name, strerror(e));
+}
+
 /* Begin a new live file (mu held, a->end > 0): sync the current one,
  * rename it <path>.<first seq>, sync the folder, create <path>. 0 when
  * rotated or when it could not be and the current file goes on (counted
@@ -547,13 +564,14 @@ static int rotate(gx_audit *a, gx_error *err) {
     char to[4200];
     rotated_name(a->path, first, to, sizeof to);
     if (access(to, F_OK) == 0 || rename(a->path, to)) {
-        a->rotate_failures++;
+        rotate_failed(a, to, errno ? errno : EEXIST);
         return 0;
     }
     int fd = open(a->path, O_RDWR | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0600);
     if (fd < 0) {
+        int e = errno;
         if (rename(to, a->path) == 0) {
-            a->rotate_failures++;
+            rotate_failed(a, a->path, e);
             return 0;
         }
         a->failed = 1;
@@ -593,14 +611,18 @@ int gx_audit_append_n(gx_audit *a, const gx_audit_record *recs, size_t n, uint64
     char head[65];
     size_t count = 0;
     int bad = build_lines(a, recs, n, &b, head, &count);
-    while (!bad && a->max_bytes && a->end > 0 && (uint64_t)a->end + b.len > a->max_bytes) {
+    while (!bad && a->max_bytes && a->end > 0 && (uint64_t)a->end + b.len > a->max_bytes &&
+           gx__now_ns() >= a->rotate_after_ns) {
         if (a->syncing) {
             /* a sync is using a->fd outside mu: wait for it. Others may
-             * append meanwhile (or rotate): build the lines again */
+             * append meanwhile (or rotate) in the shared build buffer, which
+             * they may grow: hand it back, take it again after the wait and
+             * build the lines again */
+            a->line = b.p;
+            a->line_cap = b.cap;
             pthread_cond_wait(&a->cv, &a->mu);
+            b = (gx_jbuf){a->line, 0, a->line_cap};
             if (a->failed) {
-                a->line = b.p;
-                a->line_cap = b.cap;
                 pthread_mutex_unlock(&a->mu);
                 return gx_error_set(err, GX_EIO, NULL, "the audit log failed earlier and takes no more records");
             }

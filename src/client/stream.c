@@ -237,12 +237,15 @@ int gx_client_events_follow(gx_client *c, const gx_client_stream_opts *o, gx_err
             rc = gx__http_error(c, st, s.errbody.p, s.errbody.len, err);
         else if (!o->reconnect && cc != CURLE_OK)
             rc = gx__curl_error(c, cc, err);
-        else if (!o->reconnect) {
+        else if (!o->reconnect || (cc == CURLE_OK && ok2xx)) {
+            /* (with reconnect too: a stream the server ended on purpose, as
+             * when gexecd stops or a key is revoked, is over; only a drop
+             * is reconnected) */
             if (s.line.len) on_line(&s); /* an unterminated last line */
             if (s.data.len && !s.stopped) dispatch(&s);
             rc = 0;
         } else {
-            /* it ended or dropped: an event cut short is not dispatched (the
+            /* it dropped: an event cut short is not dispatched (the
              * server sends it again after the last whole one); connect again
              * after a pause that grows while the server stays away. A
              * server never reached is an error at once (a wrong address). */

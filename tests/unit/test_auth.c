@@ -1218,24 +1218,46 @@ static void audit_escaping(void **st) {
 typedef struct ath {
     gx_audit *a;
     int base;
+    int grow;
 } ath;
 
+/* 100 appends; with grow, every 7th is a group of 3 records whose detail
+ * grows (up to 4 KiB), so that the shared line buffer is reallocated while
+ * other appenders wait for a sync (a rotation's wait once wrote into the
+ * buffer another appender had freed). */
 static void *audit_main(void *arg) {
     ath *t = arg;
-    for (int i = 0; i < 100; i++) audit_add(t->a, t->base + i);
+    for (int i = 0; i < 100; i++) {
+        if (!t->grow || i % 7) {
+            audit_add(t->a, t->base + i);
+            continue;
+        }
+        char detail[4096];
+        size_t dl = (size_t)(t->base / 1000 + 1) * (size_t)i * 9 % (sizeof detail - 1);
+        memset(detail, 'd', dl);
+        detail[dl] = '\0';
+        gx_audit_record r[3];
+        for (int k = 0; k < 3; k++)
+            r[k] = (gx_audit_record){.action = "job.submit", .target = "job/1", .outcome = "ok", .detail = detail};
+        gx_error err;
+        TU_OK(gx_audit_append_n(t->a, r, 3, NULL, &err), err);
+    }
     return NULL;
 }
 
-/* Four threads append 100 records each to a, at once. */
-static void audit_threads(gx_audit *a) {
+/* Four threads append 100 times each to a, at once (records: 400, or 520
+ * with grow). */
+static void audit_threads_grow(gx_audit *a, int grow) {
     pthread_t th[4];
     ath t[4];
     for (int i = 0; i < 4; i++) {
-        t[i] = (ath){a, i * 1000};
+        t[i] = (ath){a, i * 1000, grow};
         pthread_create(&th[i], NULL, audit_main, &t[i]);
     }
     for (int i = 0; i < 4; i++) pthread_join(th[i], NULL);
 }
+
+static void audit_threads(gx_audit *a) { audit_threads_grow(a, 0); }
 
 /* Concurrent appends, every record synced (one fdatasync shared by many)
  * and synced by time. */
@@ -1575,6 +1597,60 @@ static void audit_rotate_crash(void **st) {
     }
 }
 
+/* A rotation that cannot be made (a folder where the rotated file goes)
+ * lets the log go on in its file and is tried again only 10 s later (each
+ * try synced the file under the lock, with every append); such a folder is
+ * not taken for a rotated file when the live file is empty. A torn line
+ * cut off an empty live file is recorded (audit.recover) when the chain
+ * goes on from a rotated file. */
+static void audit_rotate_blocked(void **st) {
+    fx *f = *st;
+    char blocker[400];
+    rot_name(f->log, 1, blocker, sizeof blocker);
+    assert_int_equal(mkdir(blocker, 0700), 0);
+    gx_audit *a = audit_open_rot(f->log, ROT_MAX, 0);
+    for (int i = 0; i < 40; i++) audit_add(a, i);
+    gx_audit_stats as;
+    gx_audit_stats_get(a, &as);
+    assert_int_equal(as.rotate_failures, 1);
+    assert_int_equal(as.rotations, 0);
+    gx_audit_close(a);
+    expect_intact(f, 40);
+    /* the folder beside an empty live file: the log opens, a new chain */
+    unlink(f->log);
+    spill(f->log, "", 0);
+    a = audit_open_rot(f->log, ROT_MAX, 0);
+    audit_add(a, 1);
+    gx_audit_close(a);
+    expect_intact(f, 1);
+    rmdir(blocker);
+    unlink(f->log);
+
+    /* records in rotated files, then a crash left a torn line in the new
+     * live file */
+    a = audit_open_rot(f->log, ROT_MAX, 0);
+    for (int i = 0; i < 12; i++) audit_add(a, i);
+    gx_audit_close(a);
+    lines ls;
+    lines_read(f, &ls);
+    uint64_t first = strtoull(ls.l[0] + 7, NULL, 10);
+    free(ls.buf);
+    char to[400];
+    rot_name(f->log, first, to, sizeof to);
+    assert_int_equal(rename(f->log, to), 0);
+    spill(f->log, "{\"seq\":99,\"ti", 13);
+    a = audit_open_rot(f->log, ROT_MAX, 0);
+    gx_audit_close(a);
+    lines_read(f, &ls);
+    int recovered = 0;
+    for (int i = 0; i < ls.n; i++) recovered |= strstr(ls.l[i], "\"action\":\"audit.recover\"") != NULL;
+    assert_true(recovered);
+    free(ls.buf);
+    gx_audit_report rep;
+    gx_error err;
+    TU_OK(gx_audit_verify(f->log, &rep, &err), err);
+}
+
 /* Concurrent appends rotating all the while (every record synced, and
  * synced by time): one chain across the files, nothing lost. */
 static void audit_rotate_concurrent(void **st) {
@@ -1589,14 +1665,14 @@ static void audit_rotate_concurrent(void **st) {
         gx_audit *a = NULL;
         gx_error err;
         TU_OK(gx_audit_open(&cfg, &a, &err), err);
-        audit_threads(a);
+        audit_threads_grow(a, 1);
         gx_audit_stats as;
         gx_audit_stats_get(a, &as);
         gx_audit_close(a);
         gx_audit_report rep;
         TU_OK(gx_audit_verify(log, &rep, &err), err);
         print_message("  sync_ms %d: %s\n", modes[m], rep.message);
-        assert_int_equal(rep.last_seq, 400 + as.rotations); /* the records and an audit.rotate per file */
+        assert_int_equal(rep.last_seq, 520 + as.rotations); /* the records and an audit.rotate per file */
         assert_int_equal(rep.files, as.files);
         assert_true(as.rotations > 50);
     }
@@ -1700,6 +1776,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(audit_rotate_crash, setup, teardown),
         cmocka_unit_test_setup_teardown(audit_read_pages, setup, teardown),
         cmocka_unit_test_setup_teardown(audit_rotate_concurrent, setup, teardown),
+        cmocka_unit_test_setup_teardown(audit_rotate_blocked, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -882,18 +882,29 @@ static int on_reset(void *ctx, const char *reason, const char *message) {
  * with Last-Event-ID (an event cut off by the drop is not dispatched), a
  * reset reaches on_reset; without reconnect no header is sent unless
  * asked for with last_event_id. */
+/* body as one HTTP/1.1 chunk into out, with the last chunk when the
+ * stream ends on purpose; without it the connection's close is a drop. */
+static const char *chunked(const char *body, int end, char *out, size_t cap) {
+    snprintf(out, cap, "%zx\r\n%s\r\n%s", strlen(body), body, end ? "0\r\n\r\n" : "");
+    return out;
+}
+
 static void test_events_resume(void **state) {
     env *e = *state;
     gx_error err;
-    fh_push(e->f, 200, "Content-Type: text/event-stream\r\n",
-            ": gexec event stream\n\nid: b-1\n\n"
-            "id: b-2\nevent: job\ndata: {\"id\":\"1\",\"state\":\"queued\"}\n\n"
-            "id: b-7\n\n"
-            "id: b-8\nevent: job\ndata: {\"id\":\"1\",\"sta", /* dropped mid-event */
+    char b0[512], b1[512];
+    const char *te = "Content-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n";
+    fh_push(e->f, 200, te,
+            chunked(": gexec event stream\n\nid: b-1\n\n"
+                    "id: b-2\nevent: job\ndata: {\"id\":\"1\",\"state\":\"queued\"}\n\n"
+                    "id: b-7\n\n"
+                    "id: b-8\nevent: job\ndata: {\"id\":\"1\",\"sta", /* dropped mid-event */
+                    0, b0, sizeof b0),
             0, 1);
-    fh_push(e->f, 200, NULL,
-            "id: b-8\nevent: job\ndata: {\"id\":\"1\",\"state\":\"running\"}\n\n"
-            "id: b-9\nevent: job\ndata: {\"id\":\"1\",\"state\":\"succeeded\"}\n\n",
+    fh_push(e->f, 200, te,
+            chunked("id: b-8\nevent: job\ndata: {\"id\":\"1\",\"state\":\"running\"}\n\n"
+                    "id: b-9\nevent: job\ndata: {\"id\":\"1\",\"state\":\"succeeded\"}\n\n",
+                    0, b1, sizeof b1),
             0, 1);
     fh_push(e->f, 200, NULL,
             "id: c-3\nevent: reset\ndata: {\"reason\":\"other_run\",\"message\":\"m\"}\n\n"
@@ -925,6 +936,19 @@ static void test_events_resume(void **state) {
     TU_OK(gx_client_events_follow(e->c, &o, &err), err);
     assert_int_equal(l2.n, 1);
     assert_non_null(strstr(fh_req_at(e->f, 0)->head, "Last-Event-ID: b-9\r\n"));
+    assert_null(fh_req_at(e->f, 1));
+
+    /* a stream the server ends on purpose (its last chunk: gexecd
+     * stopping, a key revoked) is over, reconnect or not: one request,
+     * and no error (it reconnected for 30 s, then failed) */
+    fh_reset(e->f);
+    fh_push(e->f, 200, te, chunked("id: b-11\nevent: job\ndata: {\"id\":\"4\",\"state\":\"queued\"}\n\n", 1, b0,
+                                   sizeof b0),
+            0, 1);
+    evlog l3 = {0};
+    o = (gx_client_stream_opts){.timeout_ms = 5000, .on_event = on_ev, .ctx = &l3, .reconnect = 1};
+    TU_OK(gx_client_events_follow(e->c, &o, &err), err);
+    assert_int_equal(l3.n, 1);
     assert_null(fh_req_at(e->f, 1));
 
     /* a server that cannot be reached is an error at once, even with reconnect */
