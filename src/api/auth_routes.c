@@ -5,6 +5,7 @@
  * tenants.c), and
  * the start-up of the key store, the limiter and the audit log.
  */
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -394,7 +395,9 @@ int gx__h_audit(void *app, gx_http_req *r) {
     const char *q;
     long long after = 0, limit = 100;
     char *end;
-    if ((q = gx_http_query(r, "after")) && *q && ((after = strtoll(q, &end, 10)) < 0 || *end || *q == '-'))
+    errno = 0;
+    if ((q = gx_http_query(r, "after")) && *q &&
+        ((after = strtoll(q, &end, 10)) < 0 || *end || *q == '-' || errno == ERANGE))
         return bad(r, 400, GX_EINVAL, "after", "after must be a record's seq (an integer >= 0)");
     if ((q = gx_http_query(r, "limit")) && *q && ((limit = strtoll(q, &end, 10)), *end)) limit = 0;
     if (limit < 1 || limit > 1000) return bad(r, 400, GX_EINVAL, "limit", "limit must be 1..1000");

@@ -215,8 +215,20 @@ int gx_client_events_follow(gx_client *c, const gx_client_stream_opts *o, gx_err
     }
     sse s = {.c = c, .o = o, .err = err};
     s.t0 = s.last_idle = now_s();
-    if (o->last_event_id && strlen(o->last_event_id) < sizeof s.last_id)
-        snprintf(s.last_id, sizeof s.last_id, "%s", o->last_event_id);
+    if (o->last_event_id) {
+        /* it becomes a header: no line breaks (header injection), and one
+         * too long is refused rather than dropped (a start from now) */
+        size_t n = strlen(o->last_event_id);
+        int ok = n < sizeof s.last_id;
+        for (size_t i = 0; ok && i < n; i++) ok = (unsigned char)o->last_event_id[i] >= 0x20;
+        if (!ok) {
+            gx__buf_free(&q);
+            return gx_error_set(err, GX_EINVAL, "last_event_id",
+                                "an event id is at most %zu bytes with no control characters",
+                                sizeof s.last_id - 1);
+        }
+        memcpy(s.last_id, o->last_event_id, n + 1);
+    }
     double wait_ms = RECONNECT_FIRST_MS, down_since = now_s();
     int connected = 0; /* some connection answered 2xx */
     for (;;) {

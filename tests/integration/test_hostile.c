@@ -683,6 +683,7 @@ static const hcase CASES[] = {
     G("list limit -1", "GET", "/v1/jobs?limit=-1", 400, "GX_EINVAL", "limit", "1..1000"),
     /* (after=abc read as 0, limit=5x as 5) */
     G("audit after abc", "GET", "/v1/audit?after=abc", 400, "GX_EINVAL", "after", "seq"),
+    G("audit after 2^63", "GET", "/v1/audit?after=9223372036854775808", 400, "GX_EINVAL", "after", "seq"),
     G("audit limit 5x", "GET", "/v1/audit?limit=5x", 400, "GX_EINVAL", "limit", "1..1000"),
     G("list limit 0", "GET", "/v1/jobs?limit=0", 400, "GX_EINVAL", "limit", "1..1000"),
     G("list limit 1e9", "GET", "/v1/jobs?limit=1e9", 400, "GX_EINVAL", "limit", "1..1000"),

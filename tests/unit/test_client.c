@@ -951,6 +951,21 @@ static void test_events_resume(void **state) {
     assert_int_equal(l3.n, 1);
     assert_null(fh_req_at(e->f, 1));
 
+    /* an id the caller gives that cannot be a header, or is too long, is
+     * refused before anything is sent (it was sent with its line break, or
+     * dropped: a stream from now) */
+    fh_reset(e->f);
+    char longid[200];
+    memset(longid, 'a', sizeof longid - 1);
+    longid[sizeof longid - 1] = '\0';
+    const char *badids[] = {"b-1\r\nX-Evil: 1", longid};
+    for (int i = 0; i < 2; i++) {
+        o = (gx_client_stream_opts){.timeout_ms = 5000, .on_event = on_ev, .ctx = &l3, .last_event_id = badids[i]};
+        assert_int_equal(gx_client_events_follow(e->c, &o, &err), GX_EINVAL);
+        assert_string_equal(err.field, "last_event_id");
+    }
+    assert_null(fh_req_at(e->f, 0));
+
     /* a server that cannot be reached is an error at once, even with reconnect */
     gx_client_opts co;
     gx_client_opts_init(&co);
