@@ -487,6 +487,14 @@ typedef struct gx_store_purge_result {
 int gx_store_purge(gx_store *s, int64_t jobs_before_ns, size_t max_jobs, int64_t blobs_before_ns,
                    int64_t doomed_before_ns, gx_store_purge_result *out, gx_error *err);
 
+/* Remove the files in blob folder shard (0..255: the folder named by the
+ * first two hex digits) that no blob row names, or that an interrupted
+ * write left (".tmp-..."), last changed more than older_than_s seconds
+ * ago: what a crash between a file and its row leaves behind (an upload
+ * that wrote the file, a retention step that deleted the rows). *removed
+ * (may be NULL) gets how many. */
+int gx_store_blob_sweep(gx_store *s, unsigned shard, int64_t older_than_s, int64_t *removed, gx_error *err);
+
 /* ---- checkpoints ---------------------------------------------------------- */
 
 /* Keep the latest checkpoint of a job (opaque bytes, the state after `step`

@@ -10,7 +10,9 @@
  * job names is doomed, and deleted (row, then file) one period later
  * unless it was used in between. A submission that read a blob just
  * before it went is refused by the store at its commit (GX_ENOTFOUND),
- * never stored naming bytes that are gone.
+ * never stored naming bytes that are gone. Each cycle also sweeps a few
+ * of the blob folders for files no row names (a crash between a file and
+ * its row), an hour old or more.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -23,6 +25,10 @@
 
 /* Jobs deleted per transaction. */
 #define RETAIN_CHUNK 2000
+/* Blob folders swept for orphan files per cycle, and how old such a file
+ * must be (an upload's file comes moments before its row). */
+#define SWEEP_SHARDS 4
+#define SWEEP_AGE_S 3600
 
 static int64_t period_ms(int64_t keep_ms) {
     int64_t p = keep_ms / 8;
@@ -61,6 +67,17 @@ static void cycle(gx_service *s, int64_t keep_ms, int64_t every_ms) {
     if (jobs || doomed || deleted)
         GX_LOGI("retention: deleted %lld finished jobs and %lld blobs; %lld unused blobs go next time",
                 (long long)jobs, (long long)deleted, (long long)doomed);
+    /* files no row names (a crash between a file and its row), a few of
+     * the 256 blob folders per cycle: all of them every 64 cycles */
+    static unsigned shard;
+    int64_t swept = 0;
+    for (int i = 0; i < SWEEP_SHARDS && !stopping(s); i++, shard = (shard + 1) % 256) {
+        int64_t k = 0;
+        gx_error err;
+        if (gx_store_blob_sweep(s->store, shard, SWEEP_AGE_S, &k, &err)) GX_LOGW("retention: %s", err.message);
+        swept += k;
+    }
+    if (swept) GX_LOGI("retention: removed %lld blob files no blob names (left by a crash)", (long long)swept);
 }
 
 static void *retainer_main(void *arg) {

@@ -22,6 +22,7 @@
  * without bound and sustained submission is paced by everything the store
  * must write.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <math.h>
 #include <pthread.h>
@@ -867,6 +868,44 @@ int gx_store_purge(gx_store *s, int64_t jobs_before_ns, size_t max_jobs, int64_t
     if (excl) pthread_rwlock_unlock(&s->blob_rw);
     free(r.w.u.purge.gone);
     return rc;
+}
+
+int gx_store_blob_sweep(gx_store *s, unsigned shard, int64_t older_than_s, int64_t *removed, gx_error *err) {
+    gx_error_clear(err);
+    if (removed) *removed = 0;
+    if (!s || shard > 255) return gx_error_set(err, GX_EINVAL, s ? "shard" : "store", "no such shard");
+    char sub[4200];
+    snprintf(sub, sizeof sub, "%s/%02x", s->blob_dir, shard);
+    DIR *d = opendir(sub);
+    if (!d) return errno == ENOENT ? 0 : gx_error_set(err, GX_ESTORE, "blob_dir", "%s: %s", sub, strerror(errno));
+    time_t cut = time(NULL) - (time_t)older_than_s;
+    int64_t n = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        const char *name = e->d_name;
+        int tmp = !strncmp(name, ".tmp-", 5);
+        char id[GX_STORE_BLOB_ID_LEN];
+        snprintf(id, sizeof id, "sha256:%.64s", name);
+        if (!tmp && (strlen(name) != 64 || !gx_store_blob_id_valid(id))) continue;
+        char path[sizeof sub + 257]; /* a name is at most 255 bytes */
+        struct stat st;
+        snprintf(path, sizeof path, "%s/%s", sub, name);
+        if (lstat(path, &st) || !S_ISREG(st.st_mode) || st.st_mtime > cut) continue;
+        int64_t sz;
+        if (tmp) {
+            n += unlink(path) == 0;
+            continue;
+        }
+        if (s->ops->blob_owned(s->b, NULL, id, &sz, NULL) != GX_ENOTFOUND) continue;
+        /* again under the upload lock: an upload of these bytes that found
+         * the file in place commits its row before it lets go */
+        pthread_rwlock_wrlock(&s->blob_rw);
+        if (s->ops->blob_owned(s->b, NULL, id, &sz, NULL) == GX_ENOTFOUND && unlink(path) == 0) n++;
+        pthread_rwlock_unlock(&s->blob_rw);
+    }
+    closedir(d);
+    if (removed) *removed = n;
+    return 0;
 }
 
 int gx_store_get_job(gx_store *s, uint64_t id, gx_store_job **out, gx_error *err) {

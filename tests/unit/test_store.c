@@ -14,6 +14,7 @@
 #include <string.h>
 #include <time.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -1889,6 +1890,52 @@ static void purge_blob_idempotent_repeat(void **st) {
     assert_int_equal(r.job_id, 1);
 }
 
+/* Files no row names (a crash between a blob's file and its row) and
+ * leftovers of interrupted writes are removed once old enough; a stored
+ * blob's file, and young files, stay. */
+static void blob_sweep_orphans(void **st) {
+    fx *f = *st;
+    gx_error err;
+    char blobdir[320], a[GX_STORE_BLOB_ID_LEN];
+    snprintf(blobdir, sizeof blobdir, "%s.blobs", f->path);
+    TU_OK(gx_store_blob_put(f->s, "alpha", "kept", 4, a, &err), err);
+    char shard[400], orphan[500], young[500], tmp[500], kept[600];
+    snprintf(shard, sizeof shard, "%s/%.2s", blobdir, a + 7);
+    snprintf(orphan, sizeof orphan, "%s/%.2s%062d", shard, a + 7, 7);
+    snprintf(young, sizeof young, "%s/%.2s%062d", shard, a + 7, 8);
+    snprintf(tmp, sizeof tmp, "%s/.tmp-%s-Ab12Cd", shard, a + 7);
+    snprintf(kept, sizeof kept, "%s/%s", shard, a + 7);
+    const char *old_files[] = {orphan, tmp, kept};
+    for (int i = 0; i < 4; i++) {
+        const char *p = i < 3 ? old_files[i] : young;
+        if (i != 2) {
+            FILE *fp = fopen(p, "wb");
+            assert_non_null(fp);
+            fputs("x", fp);
+            fclose(fp);
+        }
+        if (i < 3) { /* two hours old */
+            struct timeval tv[2] = {{time(NULL) - 7200, 0}, {time(NULL) - 7200, 0}};
+            assert_int_equal(utimes(p, tv), 0);
+        }
+    }
+    int64_t removed = 0, total = 0;
+    for (unsigned sh = 0; sh < 256; sh++) {
+        TU_OK(gx_store_blob_sweep(f->s, sh, 3600, &removed, &err), err);
+        total += removed;
+    }
+    assert_int_equal(total, 2);
+    assert_int_not_equal(access(orphan, F_OK), 0);
+    assert_int_not_equal(access(tmp, F_OK), 0);
+    assert_int_equal(access(young, F_OK), 0);
+    void *bytes = NULL;
+    size_t len = 0;
+    TU_OK(gx_store_blob_read(f->s, "alpha", a, &bytes, &len, &err), err);
+    assert_int_equal(len, 4);
+    gx_store_free(bytes);
+    assert_int_equal(gx_store_blob_sweep(f->s, 256, 0, NULL, &err), GX_EINVAL);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(open_errors, setup, teardown),
@@ -1918,6 +1965,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(purge_after_upgrade, setup, teardown),
         cmocka_unit_test_setup_teardown(list_unfinished_bounded, setup, teardown),
         cmocka_unit_test_setup_teardown(purge_blob_idempotent_repeat, setup, teardown),
+        cmocka_unit_test_setup_teardown(blob_sweep_orphans, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
