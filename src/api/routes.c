@@ -507,13 +507,11 @@ static int h_list(void *app, gx_http_req *r) {
         while (shown && jobs[shown - 1].id > w) shown--;
         if (shown || !n || w > f.after) break;
     }
-    int more = shown < n; /* a next page even if next is 0 ("0": from the start) */
-    if (more) {
-        next = w > f.after ? w : f.after;
-    } else if (next > w) { /* a filtered read stopped past an id still in flight */
-        next = w > f.after ? w : f.after;
-        more = 1;
-    }
+    /* jobs left for the next page, or a filtered read that stopped past an
+     * id still in flight: go on from the watermark (a next page even if
+     * next is 0: "0" is from the start) */
+    int more = shown < n || next > w;
+    if (more) next = w > f.after ? w : f.after;
     json_t *arr = json_array();
     for (size_t i = 0; i < shown; i++) {
         gx_job_info info;

@@ -807,43 +807,41 @@ typedef struct ins_ref {
 /* The blobs a job's inputs name are in use from now on (taken back if
  * doomed); a job naming one that retention deleted meanwhile is refused
  * (GX_ENOTFOUND), since a restart could not restore its input. */
+typedef struct touch_ctx {
+    gx_store_backend *b;
+    const gx_store_job *j;
+    gx_store_insert_result *r;
+} touch_ctx;
+
+/* One blob the job names: SQLITE_OK, the SQLite error, or -1 when the
+ * job is refused (r->code set). */
+static int touch_one(void *ctx, const char *id) {
+    touch_ctx *t = ctx;
+    sqlite3_stmt *st = t->b->blob_touch;
+    bind_text(st, 1, id);
+    sqlite3_bind_int64(st, 2, t->j->submit_ns);
+    int rc = step_done(st);
+    sqlite3_clear_bindings(st);
+    if (rc != SQLITE_OK || sqlite3_changes(t->b->w) > 0) return rc;
+    /* a repeat of a stored job is answered with that job (the insert
+     * finds it), whatever became of its blobs */
+    if (t->j->idempotency_key) {
+        sqlite3_stmt *f = t->b->find_idem;
+        bind_text(f, 1, t->j->tenant);
+        bind_text(f, 2, t->j->idempotency_key);
+        int s = sqlite3_step(f);
+        sqlite3_reset(f);
+        if (s == SQLITE_ROW) return -1;
+        if (s != SQLITE_DONE) return s;
+    }
+    t->r->code = GX_ENOTFOUND;
+    return -1;
+}
+
 static int touch_blobs(gx_store_backend *b, const gx_store_job *j, gx_store_insert_result *r) {
-    char ids[16][GX_STORE_BLOB_ID_LEN];
-    size_t n = gx__spec_blob_refs(j->spec_json, ids, 16), k = 0;
-    char (*many)[GX_STORE_BLOB_ID_LEN] = NULL;
-    if (n > 16) {
-        many = malloc(n * sizeof *many);
-        if (!many) return SQLITE_NOMEM;
-        gx__spec_blob_refs(j->spec_json, many, n);
-    }
-    int rc = SQLITE_OK;
-    for (; k < n && rc == SQLITE_OK; k++) {
-        sqlite3_stmt *st = b->blob_touch;
-        bind_text(st, 1, many ? many[k] : ids[k]);
-        sqlite3_bind_int64(st, 2, j->submit_ns);
-        rc = step_done(st);
-        sqlite3_clear_bindings(st);
-        if (rc == SQLITE_OK && sqlite3_changes(b->w) == 0) {
-            /* a repeat of a stored job is answered with that job (the
-             * insert finds it), whatever became of its blobs */
-            if (j->idempotency_key) {
-                sqlite3_stmt *f = b->find_idem;
-                bind_text(f, 1, j->tenant);
-                bind_text(f, 2, j->idempotency_key);
-                int s = sqlite3_step(f);
-                sqlite3_reset(f);
-                if (s == SQLITE_ROW) break;
-                if (s != SQLITE_DONE) {
-                    rc = s;
-                    break;
-                }
-            }
-            r->code = GX_ENOTFOUND;
-            break;
-        }
-    }
-    free(many);
-    return rc;
+    touch_ctx t = {b, j, r};
+    int rc = gx__spec_blob_refs(j->spec_json, touch_one, &t);
+    return rc < 0 ? SQLITE_OK : rc;
 }
 
 static int w_insert(gx_store_backend *b, gx_store_write *const *ws, size_t nw, const char **what) {
@@ -1239,9 +1237,11 @@ static int purge_doomed(gx_store_backend *b, gx_store_write *w) {
 }
 
 /* A candidate named by an unfinished job is kept. */
-static void keep(gx__hmap *cand, const char *id) {
+static int keep(void *ctx, const char *id) {
+    gx__hmap *cand = ctx;
     uint64_t v;
     if (gx__hmap_get(cand, id, strlen(id), &v)) gx__hmap_put(cand, id, strlen(id), 0);
+    return 0;
 }
 
 /* Blobs last used before the cutoff that no unfinished job names, doomed
@@ -1262,21 +1262,8 @@ static int purge_doom(gx_store_backend *b, gx_store_write *w) {
     if (rc == SQLITE_ROW || rc == SQLITE_DONE) rc = SQLITE_OK;
     if (rc == SQLITE_OK && cand.live) { /* in use by a job not finished: kept */
         st = b->pg_unfin;
-        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-            char ids[16][GX_STORE_BLOB_ID_LEN];
-            size_t k = gx__spec_blob_refs((const char *)sqlite3_column_text(st, 0), ids, 16);
-            for (size_t i = 0; i < k && i < 16; i++) keep(&cand, ids[i]);
-            if (k > 16) { /* rare: a job with many blob inputs */
-                char(*many)[GX_STORE_BLOB_ID_LEN] = malloc(k * sizeof *many);
-                if (!many) {
-                    rc = SQLITE_NOMEM;
-                    break;
-                }
-                gx__spec_blob_refs((const char *)sqlite3_column_text(st, 0), many, k);
-                for (size_t i = 0; i < k; i++) keep(&cand, many[i]);
-                free(many);
-            }
-        }
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+            gx__spec_blob_refs((const char *)sqlite3_column_text(st, 0), keep, &cand);
         sqlite3_reset(st);
         if (rc == SQLITE_ROW || rc == SQLITE_DONE) rc = SQLITE_OK;
     }

@@ -806,20 +806,18 @@ int gx_store_flush(gx_store *s, gx_error *err) {
 
 static struct vslot *vslot_of(gx_store *s, const char *id);
 
-size_t gx__spec_blob_refs(const char *spec, char (*ids)[GX_STORE_BLOB_ID_LEN], size_t cap) {
+int gx__spec_blob_refs(const char *spec, int (*fn)(void *ctx, const char *id), void *ctx) {
     if (!spec || !strstr(spec, "\"blob\"")) return 0;
     json_t *root = json_loads(spec, JSON_DECODE_ANY, NULL);
     json_t *ins = json_object_get(root, "inputs"), *v;
     const char *name;
-    size_t n = 0;
+    int rc = 0;
     json_object_foreach(ins, name, v) {
         const char *id = json_string_value(json_object_get(v, "blob"));
-        if (!gx_store_blob_id_valid(id)) continue;
-        if (n < cap) memcpy(ids[n], id, GX_STORE_BLOB_ID_LEN);
-        n++;
+        if (gx_store_blob_id_valid(id) && (rc = fn(ctx, id))) break;
     }
     json_decref(root);
-    return n;
+    return rc;
 }
 
 int gx_store_purge(gx_store *s, int64_t jobs_before_ns, size_t max_jobs, int64_t blobs_before_ns,

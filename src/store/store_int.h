@@ -58,10 +58,10 @@ void gx__fix_event(void *item, char *strs);
 void gx__fix_tenant(void *item, char *strs);
 void gx__fix_setting(void *item, char *strs);
 
-/* The blob ids a stored job spec's inputs name ({"inputs": {"x": {"blob":
- * id}}}): the first cap of them to ids; returns how many there are (may
- * pass cap). A spec without the text "blob" in quotes is not parsed. */
-size_t gx__spec_blob_refs(const char *spec, char (*ids)[GX_STORE_BLOB_ID_LEN], size_t cap);
+/* Call fn for each blob id a stored job spec's inputs name ({"inputs":
+ * {"x": {"blob": id}}}), until it returns non-zero; that, or 0. A spec
+ * without the text "blob" in quotes is not parsed. */
+int gx__spec_blob_refs(const char *spec, int (*fn)(void *ctx, const char *id), void *ctx);
 
 /* ---- blob folder (blob.c) ---------------------------------------------------- */
 
