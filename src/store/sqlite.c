@@ -401,7 +401,11 @@ static int prepare_writer(gx_store_backend *b, gx_error *err) {
         {&b->blob_ins, "INSERT INTO blobs(id, size, created_ns, used_ns) VALUES(?1, ?2, ?3, ?3)"
                        " ON CONFLICT(id) DO UPDATE SET used_ns = max(used_ns, excluded.used_ns), doomed_ns = 0"},
         /* retention (w_purge); a job naming a blob takes it back */
-        {&b->blob_touch, "UPDATE blobs SET used_ns = max(used_ns, ?2), doomed_ns = 0 WHERE id = ?1"},
+        /* only a blob the job's tenant owns: one deleted by the retention and
+         * uploaded again by another tenant since the job was decoded is not
+         * the job's to use (at a restart it could not be loaded) */
+        {&b->blob_touch, "UPDATE blobs SET used_ns = max(used_ns, ?2), doomed_ns = 0 WHERE id = ?1"
+                         " AND EXISTS (SELECT 1 FROM blob_owners o WHERE o.tenant = ?3 AND o.id = ?1)"},
         {&b->pg_scan, "SELECT id, state, end_ns, submit_ns FROM jobs WHERE id > ?1 ORDER BY id"},
         {&b->pg_job, "DELETE FROM jobs WHERE id = ?1"},
         {&b->pg_jev, "DELETE FROM job_events WHERE job_id = ?1"},
@@ -820,6 +824,7 @@ static int touch_one(void *ctx, const char *id) {
     sqlite3_stmt *st = t->b->blob_touch;
     bind_text(st, 1, id);
     sqlite3_bind_int64(st, 2, t->j->submit_ns);
+    bind_text(st, 3, t->j->tenant);
     int rc = step_done(st);
     sqlite3_clear_bindings(st);
     if (rc != SQLITE_OK || sqlite3_changes(t->b->w) > 0) return rc;

@@ -1658,7 +1658,8 @@ static void purge_jobs(void **st) {
 /* Blobs: doomed when unused since the cutoff and not named by an
  * unfinished job, deleted (row and file) by a later call, unless an upload
  * of the same bytes or a job naming it took it back in between; a job
- * naming a blob deleted meanwhile is refused at its commit. */
+ * naming a blob deleted meanwhile (or no longer its tenant's) is refused at
+ * its commit. */
 static void purge_blobs(void **st) {
     fx *f = *st;
     gx_error err;
@@ -1710,6 +1711,12 @@ static void purge_blobs(void **st) {
     mkjob(&jb, 3, "alpha", "saxpy@1", GX_JOB_QUEUED);
     snprintf(spec, sizeof spec, "{\"inputs\":{\"x\":{\"blob\":\"%s\"}},\"kernel\":\"saxpy\"}", a);
     jb.j.spec_json = spec;
+    assert_int_equal(insert1(f->s, &jb.j, &r), 0);
+    assert_int_equal(r.code, GX_ENOTFOUND);
+    assert_false(job_exists(f->s, 3));
+    /* uploaded again by another tenant: still not alpha's to use (a job
+     * decoded while a was alpha's, committed after the re-upload) */
+    TU_OK(gx_store_blob_put(f->s, "beta", "aaaa", 4, a, &err), err);
     assert_int_equal(insert1(f->s, &jb.j, &r), 0);
     assert_int_equal(r.code, GX_ENOTFOUND);
     assert_false(job_exists(f->s, 3));
