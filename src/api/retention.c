@@ -2,7 +2,8 @@
  * retention.c - store.retention: a thread that deletes what the store no
  * longer needs to keep.
  *
- * Every retention / 8 (at least 1 s, at most 1 min) it asks the store
+ * A second after the start, then every retention / 8 (at least 1 s, at
+ * most 1 min), it asks the store
  * (gx_store_purge) to delete finished jobs that ended more than retention
  * ago, a few thousand per transaction so that submissions queued behind
  * it wait milliseconds, not seconds; and blobs in two steps: a blob that
@@ -12,7 +13,8 @@
  * before it went is refused by the store at its commit (GX_ENOTFOUND),
  * never stored naming bytes that are gone. Each cycle also sweeps a few
  * of the blob folders for files no row names (a crash between a file and
- * its row), an hour old or more.
+ * its row), an hour old or more; with no retention (0) the thread does
+ * only that, once a minute.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -30,8 +32,10 @@
 #define SWEEP_SHARDS 4
 #define SWEEP_AGE_S 3600
 
+/* retention / 8; with no retention (0: keep everything) the thread only
+ * sweeps, once a minute. */
 static int64_t period_ms(int64_t keep_ms) {
-    int64_t p = keep_ms / 8;
+    int64_t p = keep_ms > 0 ? keep_ms / 8 : 60000;
     return p < 1000 ? 1000 : p > 60000 ? 60000 : p;
 }
 
@@ -44,10 +48,9 @@ static int stopping(gx_service *s) {
 
 static void cycle(gx_service *s, int64_t keep_ms, int64_t every_ms) {
     int64_t now = gx__wall_ns(), cut = now - keep_ms * 1000000;
-    if (cut <= 0) return;
     gx_store_purge_result r = {0};
     int64_t jobs = 0, doomed = 0, deleted = 0;
-    for (int first = 1;; first = 0) {
+    for (int first = 1; keep_ms > 0 && cut > 0; first = 0) {
         gx_error err;
         /* blobs once per cycle: those doomed at least half a period ago
          * go, then the unused ones are doomed */
@@ -84,9 +87,11 @@ static void *retainer_main(void *arg) {
     gx_service *s = arg;
     pthread_setname_np(pthread_self(), "gx-retain");
     int64_t keep_ms = s->cfg.store.retention_ms, every_ms = period_ms(keep_ms);
-    for (;;) {
+    /* the first check a second after the start (a restart catches up at
+     * once), then one a period */
+    for (int64_t wait_ms = 1000;; wait_ms = every_ms) {
         pthread_mutex_lock(&s->rmu);
-        struct timespec dl = gx__realtime_in(every_ms * 1000000);
+        struct timespec dl = gx__realtime_in(wait_ms * 1000000);
         while (!s->retain_stop && pthread_cond_timedwait(&s->rcv, &s->rmu, &dl) != ETIMEDOUT) {
         }
         int stop = s->retain_stop;
@@ -101,7 +106,6 @@ int gx__svc_retention_start(gx_service *s) {
     pthread_mutex_init(&s->rmu, NULL);
     pthread_cond_init(&s->rcv, NULL);
     s->retain_stop = 0;
-    if (s->cfg.store.retention_ms <= 0) return 0;
     if (pthread_create(&s->retainer, NULL, retainer_main, s)) return GX_ENOMEM;
     s->retain_started = 1;
     return 0;
