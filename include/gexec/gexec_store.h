@@ -291,8 +291,8 @@ typedef struct gx_store_write {
             size_t max_jobs;          /* at most this many (>= 1) */
             uint64_t after;           /* in: look at jobs with larger ids;
                                          out: where the next call goes on */
-            int64_t blobs_before_ns;  /* doom blobs last used before this that
-                                         no unfinished job refers to; 0: none */
+            int64_t blobs_before_ns;  /* doom the candidates (cand) still last
+                                         used before this; 0: none */
             int64_t doomed_before_ns; /* delete the rows of blobs doomed before
                                          this and not used since; 0: none */
             int64_t now_ns;
@@ -304,6 +304,15 @@ typedef struct gx_store_write {
                                          deleted (malloc'd, NULL when none):
                                          the front removes their files */
             size_t ngone;
+            /* in: blob_candidates' answer, found outside the transaction
+             * (reading every unfinished job's spec there held up every
+             * write behind it: 0.7 s with 300,000 such jobs). A candidate
+             * an unfinished job names counts as used now; one no job named
+             * is doomed unless something used it since (used_ns moved past
+             * blobs_before_ns) or it is doomed already. */
+            const char (*cand)[GX_STORE_BLOB_ID_LEN];
+            const unsigned char *cand_named; /* [ncand]: 1 = named */
+            size_t ncand;
         } purge;
     } u;
 } gx_store_write;
@@ -359,6 +368,14 @@ typedef struct gx_store_ops {
     /* Appended (optional: NULL answers GX_EUNSUPPORTED). The id of the
      * tenant's job with idempotency key key, or GX_ENOTFOUND. */
     int (*find_idempotent)(gx_store_backend *b, const char *tenant, const char *key, uint64_t *id,
+                           gx_error *err);
+    /* Appended (optional: NULL = the retention dooms no blob). The
+     * retention's read half, outside any write: up to max blob ids last
+     * used before before_ns and not doomed, the longest unused first, as
+     * one malloc'd block *ids of *n ids followed by *n bytes (*named: 1
+     * when an unfinished job's spec names that blob). */
+    int (*blob_candidates)(gx_store_backend *b, int64_t before_ns, size_t max,
+                           char (**ids)[GX_STORE_BLOB_ID_LEN], unsigned char **named, size_t *n,
                            gx_error *err);
 } gx_store_ops;
 
@@ -481,7 +498,10 @@ typedef struct gx_store_purge_result {
  *  - blobs last uploaded or named by a submitted job before blobs_before_ns
  *    (0: none) that no unfinished job names are doomed: readable as before,
  *    deleted by a later call unless used again in between (an upload of
- *    the same bytes, or a job naming it, takes it back).
+ *    the same bytes, or a job naming it, takes it back). At most 4,096 a
+ *    call, the longest unused first; which of them an unfinished job names
+ *    is read before the transaction (the backend's blob_candidates), so
+ *    that a large backlog does not hold up the writes behind it.
  * A job insert that names a blob deleted meanwhile is refused with
  * GX_ENOTFOUND (its result code). Uploads wait while files are removed. */
 int gx_store_purge(gx_store *s, int64_t jobs_before_ns, size_t max_jobs, int64_t blobs_before_ns,

@@ -165,7 +165,7 @@ enum { L_TENANT = 1, L_STATE = 2, L_UNFIN = 4, L_KEXACT = 8, L_KNAME = 16, L_LAB
 typedef struct rconn {
     sqlite3 *db;
     sqlite3_stmt *get_job, *events, *job_ev, *exists, *max_id, *unfinished, *tenant_get, *tenant_list,
-        *blob_owned, *ckpt_get, *settings, *find_idem;
+        *blob_owned, *ckpt_get, *settings, *find_idem, *bl_cand, *bl_unfin;
     sqlite3_stmt *list[L_VARIANTS]; /* by L_* bits, prepared on first use */
     struct rconn *next;
 } rconn;
@@ -176,8 +176,8 @@ struct gx_store_backend {
     sqlite3 *w; /* the writer */
     sqlite3_stmt *begin, *commit, *rollback, *ins_job, *find_idem, *sel_job, *upd_job,
         *exists, *tenant_up, *blob_ins, *owner_ins, *rq_jobs, *ckpt_put, *ckpt_del, *set_put, *set_del,
-        *blob_touch, *pg_scan, *pg_job, *pg_jev, *pg_doomed, *pg_blob, *pg_owner, *pg_cand, *pg_doom,
-        *pg_unfin, *pg_maxdel, *pg_keep;
+        *blob_touch, *pg_scan, *pg_job, *pg_jev, *pg_doomed, *pg_blob, *pg_owner, *pg_doom, *pg_maxdel,
+        *pg_keep;
     int ckpt_rows; /* the checkpoints table may hold rows: final updates delete */
     sqlite3_stmt *ins_jobs[INS_SIZES - 1]; /* INS_ROWS, 16, 4 rows (1: ins_job) */
     struct ins_ref *refs; /* w_insert's scratch (writer only) */
@@ -276,7 +276,8 @@ static void rconn_close(rconn *c) {
     if (!c) return;
     sqlite3_stmt **all[] = {&c->get_job,    &c->events,      &c->job_ev,      &c->exists,
                             &c->max_id,     &c->unfinished,  &c->tenant_get,
-                            &c->tenant_list, &c->blob_owned, &c->ckpt_get, &c->settings, &c->find_idem};
+                            &c->tenant_list, &c->blob_owned, &c->ckpt_get, &c->settings, &c->find_idem,
+                            &c->bl_cand,    &c->bl_unfin};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) sqlite3_finalize(*all[i]);
     for (int i = 0; i < L_VARIANTS; i++) sqlite3_finalize(c->list[i]);
     sqlite3_close(c->db);
@@ -412,14 +413,13 @@ static int prepare_writer(gx_store_backend *b, gx_error *err) {
         {&b->pg_doomed, "SELECT id FROM blobs WHERE doomed_ns > 0 AND doomed_ns < ?1"},
         {&b->pg_blob, "DELETE FROM blobs WHERE id = ?1"},
         {&b->pg_owner, "DELETE FROM blob_owners WHERE id = ?1"},
-        {&b->pg_cand, "SELECT id FROM blobs WHERE used_ns < ?1 AND doomed_ns = 0 ORDER BY used_ns LIMIT 4096"},
-        {&b->pg_doom, "UPDATE blobs SET doomed_ns = ?2 WHERE id = ?1"},
+        /* a candidate found outside the transaction, unless used since */
+        {&b->pg_doom, "UPDATE blobs SET doomed_ns = ?2 WHERE id = ?1 AND used_ns < ?3 AND doomed_ns = 0"},
         /* ids are never given twice: the highest deleted one is kept */
         {&b->pg_maxdel, "INSERT INTO settings(key, value, updated_ns) VALUES('" MAXDEL_KEY "', ?1, ?2)"
                         " ON CONFLICT(key) DO UPDATE SET value = excluded.value, updated_ns = excluded.updated_ns"
                         " WHERE CAST(excluded.value AS INTEGER) > CAST(settings.value AS INTEGER)"},
         {&b->pg_keep, "UPDATE blobs SET used_ns = ?2 WHERE id = ?1"},
-        {&b->pg_unfin, "SELECT spec FROM jobs WHERE state < " FINAL_SQL " AND instr(spec, '\"blob\"') > 0"},
         {&b->owner_ins, "INSERT INTO blob_owners(tenant, id, created_ns) VALUES(?1, ?2, ?3)"
                         " ON CONFLICT(tenant, id) DO NOTHING"},
         /* The requeue, with its event line (state 0, the new attempt).
@@ -562,7 +562,7 @@ static void sqlite_close(gx_store_backend *b) {
                            b->sel_job, b->upd_job,  b->exists,    b->tenant_up, b->blob_ins,
                            b->owner_ins, b->rq_jobs, b->ckpt_put, b->ckpt_del, b->set_put, b->set_del,
                            b->blob_touch, b->pg_scan, b->pg_job, b->pg_jev, b->pg_doomed, b->pg_blob,
-                           b->pg_owner, b->pg_cand, b->pg_doom, b->pg_unfin, b->pg_maxdel, b->pg_keep};
+                           b->pg_owner, b->pg_doom, b->pg_maxdel, b->pg_keep};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) sqlite3_finalize(all[i]);
     for (int k = 0; k < INS_SIZES - 1; k++) sqlite3_finalize(b->ins_jobs[k]);
     free(b->evs);
@@ -1241,51 +1241,22 @@ static int purge_doomed(gx_store_backend *b, gx_store_write *w) {
     return rc;
 }
 
-/* A candidate named by an unfinished job is kept. */
-static int keep(void *ctx, const char *id) {
-    gx__hmap *cand = ctx;
-    uint64_t v;
-    if (gx__hmap_get(cand, id, strlen(id), &v)) gx__hmap_put(cand, id, strlen(id), 0);
-    return 0;
-}
-
-/* Blobs last used before the cutoff that no unfinished job names, doomed
- * (at most 4,096 per call, the longest unused first). */
+/* The candidates blob_candidates found: one an unfinished job named counts
+ * as used now (so that it leaves the head of the candidates: with 4,096
+ * such, no other blob was ever doomed); the others are doomed unless used
+ * since they were found. */
 static int purge_doom(gx_store_backend *b, gx_store_write *w) {
-    gx__hmap cand = {0};
-    sqlite3_stmt *st = b->pg_cand;
-    sqlite3_bind_int64(st, 1, w->u.purge.blobs_before_ns);
-    int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        const char *id = (const char *)sqlite3_column_text(st, 0);
-        if (id && gx__hmap_put(&cand, id, strlen(id), 1)) {
-            rc = SQLITE_NOMEM;
-            break;
-        }
+    int rc = SQLITE_OK;
+    for (size_t i = 0; rc == SQLITE_OK && i < w->u.purge.ncand; i++) {
+        int named = w->u.purge.cand_named[i];
+        sqlite3_stmt *st = named ? b->pg_keep : b->pg_doom;
+        bind_text(st, 1, w->u.purge.cand[i]);
+        sqlite3_bind_int64(st, 2, w->u.purge.now_ns);
+        if (!named) sqlite3_bind_int64(st, 3, w->u.purge.blobs_before_ns);
+        rc = step_done(st);
+        if (rc == SQLITE_OK && !named) w->u.purge.doomed += sqlite3_changes(b->w);
+        sqlite3_clear_bindings(st);
     }
-    sqlite3_reset(st);
-    if (rc == SQLITE_ROW || rc == SQLITE_DONE) rc = SQLITE_OK;
-    if (rc == SQLITE_OK && cand.live) { /* in use by a job not finished: kept */
-        st = b->pg_unfin;
-        while ((rc = sqlite3_step(st)) == SQLITE_ROW)
-            gx__spec_blob_refs((const char *)sqlite3_column_text(st, 0), keep, &cand);
-        sqlite3_reset(st);
-        if (rc == SQLITE_ROW || rc == SQLITE_DONE) rc = SQLITE_OK;
-    }
-    for (size_t i = 0; rc == SQLITE_OK && i < cand.cap; i++) {
-        const gx__hslot *e = &cand.slots[i];
-        if (e->hash <= 1) continue;
-        /* one an unfinished job names is in use: it counts as used now, so
-         * that it leaves the head of the candidates (with 4,096 such, no
-         * other blob was ever doomed) */
-        sqlite3_stmt *st2 = e->val ? b->pg_doom : b->pg_keep;
-        sqlite3_bind_text(st2, 1, e->key, (int)e->klen, SQLITE_STATIC);
-        sqlite3_bind_int64(st2, 2, w->u.purge.now_ns);
-        rc = step_done(st2);
-        if (rc == SQLITE_OK && e->val) w->u.purge.doomed += sqlite3_changes(b->w);
-        sqlite3_clear_bindings(st2);
-    }
-    gx__hmap_free(&cand);
     return rc;
 }
 
@@ -1724,6 +1695,74 @@ static int sqlite_find_idempotent(gx_store_backend *b, const char *tenant, const
     return rc;
 }
 
+/* blob_candidates: the candidates by id (value: index + 1) and the marks. */
+typedef struct cand_set {
+    gx__hmap ix;
+    unsigned char *named;
+} cand_set;
+
+static int mark_named(void *ctx, const char *id) {
+    cand_set *cs = ctx;
+    uint64_t v;
+    if (gx__hmap_get(&cs->ix, id, strlen(id), &v)) cs->named[v - 1] = 1;
+    return 0;
+}
+
+static int sqlite_blob_candidates(gx_store_backend *b, int64_t before_ns, size_t max,
+                                  char (**ids)[GX_STORE_BLOB_ID_LEN], unsigned char **named, size_t *n,
+                                  gx_error *err) {
+    *ids = NULL;
+    *named = NULL;
+    *n = 0;
+    if (!max) return 0;
+    rconn *c = rc_get(b, err);
+    if (!c) return err ? err->code : GX_ESTORE;
+    int rc = prep(c->db, &c->bl_cand,
+                  "SELECT id FROM blobs WHERE used_ns < ?1 AND doomed_ns = 0 ORDER BY used_ns LIMIT ?2", err);
+    if (!rc)
+        rc = prep(c->db, &c->bl_unfin,
+                  "SELECT spec FROM jobs WHERE state < " FINAL_SQL " AND instr(spec, '\"blob\"') > 0", err);
+    char(*out)[GX_STORE_BLOB_ID_LEN] = rc ? NULL : malloc(max * (GX_STORE_BLOB_ID_LEN + 1));
+    cand_set cs = {{0}, out ? (unsigned char *)(out + max) : NULL};
+    if (!rc && !out) rc = gx_error_set(err, GX_ENOMEM, NULL, "out of memory");
+    size_t k = 0;
+    if (!rc) {
+        sqlite3_bind_int64(c->bl_cand, 1, before_ns);
+        sqlite3_bind_int64(c->bl_cand, 2, (sqlite3_int64)max);
+        int st = SQLITE_DONE;
+        while (!rc && (st = sqlite3_step(c->bl_cand)) == SQLITE_ROW) {
+            const char *id = (const char *)sqlite3_column_text(c->bl_cand, 0);
+            if (!id || !gx_store_blob_id_valid(id) || k == max) continue;
+            memcpy(out[k], id, GX_STORE_BLOB_ID_LEN);
+            cs.named[k] = 0;
+            if (gx__hmap_put(&cs.ix, out[k], strlen(out[k]), k + 1))
+                rc = gx_error_set(err, GX_ENOMEM, NULL, "out of memory");
+            k++;
+        }
+        if (!rc && st != SQLITE_DONE) rc = db_err(err, c->db, st, "blob candidates");
+        done(c->bl_cand);
+    }
+    if (!rc && k) { /* those an unfinished job names are in use */
+        int st;
+        while ((st = sqlite3_step(c->bl_unfin)) == SQLITE_ROW)
+            gx__spec_blob_refs((const char *)sqlite3_column_text(c->bl_unfin, 0), mark_named, &cs);
+        if (st != SQLITE_DONE) rc = db_err(err, c->db, st, "blob candidates (unfinished jobs)");
+        done(c->bl_unfin);
+    }
+    rc_put(b, c);
+    gx__hmap_free(&cs.ix);
+    if (rc) {
+        free(out);
+        return rc;
+    }
+    if (k < max && k) memmove(out + k, cs.named, k); /* the marks right after the ids */
+    *ids = k ? out : NULL;
+    *named = k ? (unsigned char *)(out + k) : NULL;
+    *n = k;
+    if (!k) free(out);
+    return 0;
+}
+
 static int sqlite_blob_owned(gx_store_backend *b, const char *tenant, const char *id,
                              int64_t *size, gx_error *err) {
     rconn *c = rc_get(b, err);
@@ -1833,4 +1872,5 @@ const gx_store_ops gx_store_sqlite_ops = {
     .checkpoint_get = sqlite_checkpoint_get,
     .settings_get = sqlite_settings_get,
     .find_idempotent = sqlite_find_idempotent,
+    .blob_candidates = sqlite_blob_candidates,
 };

@@ -820,6 +820,9 @@ int gx__spec_blob_refs(const char *spec, int (*fn)(void *ctx, const char *id), v
     return rc;
 }
 
+/* Blobs looked at for dooming per call, the longest unused first. */
+#define PURGE_CANDIDATES 4096
+
 int gx_store_purge(gx_store *s, int64_t jobs_before_ns, size_t max_jobs, int64_t blobs_before_ns,
                    int64_t doomed_before_ns, gx_store_purge_result *out, gx_error *err) {
     gx_error_clear(err);
@@ -837,6 +840,19 @@ int gx_store_purge(gx_store *s, int64_t jobs_before_ns, size_t max_jobs, int64_t
     r.w.u.purge.blobs_before_ns = blobs_before_ns;
     r.w.u.purge.doomed_before_ns = doomed_before_ns;
     r.w.u.purge.now_ns = gx__wall_ns();
+    /* the candidates for dooming, read before the transaction (which only
+     * marks them): reading every unfinished job's spec inside it held up
+     * every write queued behind it */
+    char(*cand)[GX_STORE_BLOB_ID_LEN] = NULL;
+    if (blobs_before_ns > 0 && s->ops->blob_candidates) {
+        unsigned char *named = NULL;
+        int rc = s->ops->blob_candidates(s->b, blobs_before_ns, PURGE_CANDIDATES, &cand, &named,
+                                         &r.w.u.purge.ncand, err);
+        if (rc) return rc;
+        r.w.u.purge.cand = (const char(*)[GX_STORE_BLOB_ID_LEN])cand;
+        r.w.u.purge.cand_named = named;
+    }
+    if (!r.w.u.purge.ncand) r.w.u.purge.blobs_before_ns = 0;
     r.rows = r.w.u.purge.max_jobs;
     if (r.rows > (size_t)s->max_batch) r.rows = (size_t)s->max_batch;
     /* only a call that deletes blob rows removes files: uploads wait for
@@ -865,6 +881,7 @@ int gx_store_purge(gx_store *s, int64_t jobs_before_ns, size_t max_jobs, int64_t
     }
     if (excl) pthread_rwlock_unlock(&s->blob_rw);
     free(r.w.u.purge.gone);
+    free(cand);
     return rc;
 }
 

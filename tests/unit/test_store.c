@@ -1900,6 +1900,79 @@ static void purge_blob_idempotent_repeat(void **st) {
 /* Files no row names (a crash between a blob's file and its row) and
  * leftovers of interrupted writes are removed once old enough; a stored
  * blob's file, and young files, stay. */
+/* The retention's read half (blob_candidates) runs outside the write:
+ * what happens between the two must not doom a blob in use. A backend
+ * whose read half, once found, lets the test act before the write. */
+static gx_store *between_store;
+static void (*between_fn)(gx_store *s);
+static int between_candidates(gx_store_backend *b, int64_t before_ns, size_t max,
+                              char (**ids)[GX_STORE_BLOB_ID_LEN], unsigned char **named, size_t *n,
+                              gx_error *err) {
+    int rc = gx_store_sqlite_ops.blob_candidates(b, before_ns, max, ids, named, n, err);
+    if (!rc && between_fn) between_fn(between_store);
+    return rc;
+}
+
+static char between_a[GX_STORE_BLOB_ID_LEN], between_b[GX_STORE_BLOB_ID_LEN];
+static void between_use(gx_store *s) {
+    gx_error err;
+    char id[GX_STORE_BLOB_ID_LEN];
+    /* a uploaded again; b named by a new job */
+    TU_OK(gx_store_blob_put(s, "alpha", "aaaa", 4, id, &err), err);
+    jbuf jb;
+    gx_store_insert_result r;
+    mkjob(&jb, 1, "alpha", "saxpy@1", GX_JOB_QUEUED);
+    char spec[256];
+    snprintf(spec, sizeof spec, "{\"inputs\":{\"x\":{\"blob\":\"%s\"}},\"kernel\":\"saxpy\"}", between_b);
+    jb.j.spec_json = spec;
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    jb.j.submit_ns = (int64_t)now.tv_sec * 1000000000 + now.tv_nsec;
+    assert_int_equal(insert1(s, &jb.j, &r), 1);
+}
+
+static void purge_blobs_used_meanwhile(void **st) {
+    fx *f = *st;
+    gx_store_close(f->s);
+    static gx_store_ops ops;
+    ops = gx_store_sqlite_ops;
+    ops.blob_candidates = between_candidates;
+    gx_store_config cfg;
+    gx_store_config_init(&cfg);
+    cfg.path = f->path;
+    gx_error err;
+    TU_OK(gx_store_open_ops(&ops, &cfg, &f->s, &err), err);
+    char c[GX_STORE_BLOB_ID_LEN];
+    TU_OK(gx_store_blob_put(f->s, "alpha", "aaaa", 4, between_a, &err), err);
+    TU_OK(gx_store_blob_put(f->s, "alpha", "bbbb", 4, between_b, &err), err);
+    TU_OK(gx_store_blob_put(f->s, "alpha", "cccc", 4, c, &err), err);
+    struct timespec ts = {0, 2000000}; /* the uploads' times are before the cutoff */
+    nanosleep(&ts, NULL);
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    int64_t cut = (int64_t)now.tv_sec * 1000000000 + now.tv_nsec;
+    nanosleep(&ts, NULL);
+    between_store = f->s;
+    between_fn = between_use;
+    gx_store_purge_result pr = {0};
+    TU_OK(gx_store_purge(f->s, 0, 1, cut, 0, &pr, &err), err);
+    between_fn = NULL;
+    assert_int_equal(pr.blobs_doomed, 1); /* c alone */
+    /* the next call deletes what was doomed: c, not a or b */
+    clock_gettime(CLOCK_REALTIME, &now);
+    int64_t later = (int64_t)now.tv_sec * 1000000000 + now.tv_nsec + 1;
+    memset(&pr, 0, sizeof pr);
+    TU_OK(gx_store_purge(f->s, 0, 1, 0, later, &pr, &err), err);
+    assert_int_equal(pr.blobs_deleted, 1);
+    void *bytes = NULL;
+    size_t len = 0;
+    assert_int_equal(gx_store_blob_read(f->s, "alpha", c, &bytes, &len, &err), GX_ENOTFOUND);
+    TU_OK(gx_store_blob_read(f->s, "alpha", between_a, &bytes, &len, &err), err);
+    gx_store_free(bytes);
+    TU_OK(gx_store_blob_read(f->s, "alpha", between_b, &bytes, &len, &err), err);
+    gx_store_free(bytes);
+}
+
 static void blob_sweep_orphans(void **st) {
     fx *f = *st;
     gx_error err;
@@ -1973,6 +2046,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(list_unfinished_bounded, setup, teardown),
         cmocka_unit_test_setup_teardown(purge_blob_idempotent_repeat, setup, teardown),
         cmocka_unit_test_setup_teardown(blob_sweep_orphans, setup, teardown),
+        cmocka_unit_test_setup_teardown(purge_blobs_used_meanwhile, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
