@@ -46,6 +46,16 @@ static gx_store *open_default(fx *f) {
     return open_cfg(f, &cfg);
 }
 
+/* The fixture's store closed and opened again on ops (which must outlive it). */
+static void reopen_ops(fx *f, const gx_store_ops *ops) {
+    gx_store_close(f->s);
+    gx_store_config cfg;
+    gx_store_config_init(&cfg);
+    cfg.path = f->path;
+    gx_error err;
+    TU_OK(gx_store_open_ops(ops, &cfg, &f->s, &err), err);
+}
+
 static int setup(void **st) {
     fx *f = calloc(1, sizeof *f);
     snprintf(f->dir, sizeof f->dir, "%s/gx-test-store-XXXXXX",
@@ -1316,15 +1326,11 @@ static int failing_write_group(gx_store_backend *b, gx_store_write *const *w, si
 
 static void async_failure_reported_by_flush(void **st) {
     fx *f = *st;
-    gx_store_close(f->s);
     static gx_store_ops ops;
     ops = gx_store_sqlite_ops;
     ops.write_group = failing_write_group;
-    gx_store_config cfg;
-    gx_store_config_init(&cfg);
-    cfg.path = f->path;
+    reopen_ops(f, &ops);
     gx_error err;
-    TU_OK(gx_store_open_ops(&ops, &cfg, &f->s, &err), err);
     jbuf b;
     gx_store_insert_result r;
     mkjob(&b, 1, "alpha", "saxpy@1", GX_JOB_QUEUED);
@@ -1933,15 +1939,11 @@ static void between_use(gx_store *s) {
 
 static void purge_blobs_used_meanwhile(void **st) {
     fx *f = *st;
-    gx_store_close(f->s);
     static gx_store_ops ops;
     ops = gx_store_sqlite_ops;
     ops.blob_candidates = between_candidates;
-    gx_store_config cfg;
-    gx_store_config_init(&cfg);
-    cfg.path = f->path;
+    reopen_ops(f, &ops);
     gx_error err;
-    TU_OK(gx_store_open_ops(&ops, &cfg, &f->s, &err), err);
     char c[GX_STORE_BLOB_ID_LEN];
     TU_OK(gx_store_blob_put(f->s, "alpha", "aaaa", 4, between_a, &err), err);
     TU_OK(gx_store_blob_put(f->s, "alpha", "bbbb", 4, between_b, &err), err);
