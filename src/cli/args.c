@@ -71,6 +71,19 @@ const cli_cmd cli_cmds[CMD_COUNT] = {
                    "record's hash and its link to the one before, across files too. Exits 0 when\n"
                    "intact (saying from which record when the oldest files are gone), 1 naming\n"
                    "the first changed, removed or reordered record and its file."},
+    [CMD_TOP] = {"top", "", 0, 0, "the daemon at a glance, refreshed: jobs/s, queues, devices, tenants (operator)",
+                 "Every --interval (default 2s) reads /metrics and /v1/devices and shows what\n"
+                 "moved since the last look: jobs submitted and finished per second (by final\n"
+                 "state), queued and running jobs, API requests and 5xx per second, store commits\n"
+                 "per second and rows per commit, each device (status, running, queued, memory,\n"
+                 "busy share of its slots) and each tenant (queued, running, device-seconds per\n"
+                 "second). The first screen comes after one interval. On a terminal the screen\n"
+                 "is redrawn until interrupted; otherwise snapshots are printed one after another.\n"
+                 "--once prints one and exits; --json prints each as one JSON object a line.\n"
+                 "Needs an operator or admin key (/metrics)."},
+    [CMD_LOGS] = {"logs", "ID", 1, 1, "a job's history: every state change, attempt, device and error",
+                  "Prints the job's stored state changes (as `gexec events --job ID --history`);\n"
+                  "with -f, then follows its new changes until it is final. Exit 4 for an unknown id."},
     [CMD_HELP] = {"help", "[COMMAND]", 0, 1, "show help for a command", NULL},
 };
 
@@ -136,6 +149,10 @@ const cli_flag cli_flags[] = {
     {FL_DEVICE_SECONDS, "device-seconds-per-hour", 0, "X", 0, B(CMD_TENANTS),
      "device-seconds in the trailing hour; more are refused (0: no limit)"},
     {FL_FILE, "file", 'f', "PATH", 0, B(CMD_AUDIT), "the audit log (default ./gexec-data/audit.log)"},
+    /* top, logs */
+    {FL_INTERVAL, "interval", 0, "DURATION", 0, B(CMD_TOP), "time between looks (default 2s, at least 100ms)"},
+    {FL_ONCE, "once", 0, NULL, 0, B(CMD_TOP), "print one snapshot (after one interval) and exit"},
+    {FL_FOLLOW, "follow", 'f', NULL, 0, B(CMD_LOGS), "then follow the job's changes until it is final"},
 };
 const size_t cli_nflags = sizeof cli_flags / sizeof cli_flags[0];
 

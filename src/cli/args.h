@@ -37,6 +37,8 @@ typedef enum cli_cmd_id {
     CMD_KEYS,
     CMD_TENANTS,
     CMD_AUDIT,
+    CMD_TOP,
+    CMD_LOGS,
     CMD_HELP,
     CMD_COUNT
 } cli_cmd_id;
@@ -85,6 +87,9 @@ typedef enum cli_flag_id {
     FL_MAX_QUEUED,
     FL_MAX_MEMORY,
     FL_DEVICE_SECONDS,
+    FL_INTERVAL,
+    FL_ONCE,
+    FL_FOLLOW,
     FL_COUNT
 } cli_flag_id;
 

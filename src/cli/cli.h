@@ -6,6 +6,7 @@
 #ifndef GX_CLI_H
 #define GX_CLI_H
 
+#include <jansson.h>
 #include <stdio.h>
 
 #include "args.h"
@@ -38,6 +39,13 @@ int cli_int(const char *flag, const char *s, long lo, long hi, long *out);
 /* Parse a duration flag value; CLI_EXIT_USAGE on error. */
 int cli_duration(const char *flag, const char *s, long *ms);
 
+/* JSON helpers (out.c): a string member or ""; bytes as "1.5 GiB"; a
+ * device's status as `gexec devices` shows it (drained, circuit-open,
+ * half-open, or the server's status). */
+const char *cli_js(json_t *o, const char *k);
+void cli_human_bytes(double b, char *buf, size_t cap);
+const char *cli_device_status(json_t *d);
+
 /* Output of jobs (out.c). */
 void cli_print_job(const gx_client_job *j);
 void cli_print_final(const gx_client_job *j);
@@ -60,5 +68,7 @@ int cmd_health(cli_ctx *x);
 int cmd_keys(cli_ctx *x);
 int cmd_tenants(cli_ctx *x);
 int cmd_audit(cli_ctx *x);
+int cmd_top(cli_ctx *x);
+int cmd_logs(cli_ctx *x);
 
 #endif

@@ -9,10 +9,6 @@
 
 #include "cli.h"
 
-static const char *js(json_t *o, const char *k) {
-    const char *s = json_string_value(json_object_get(o, k));
-    return s ? s : "";
-}
 
 static double jnum(json_t *o, const char *k) {
     json_t *v = json_object_get(o, k);
@@ -47,16 +43,6 @@ static int info(cli_ctx *x, int (*fn)(gx_client *, char **, gx_error *),
     return code;
 }
 
-static void human_bytes(double b, char *buf, size_t cap) {
-    const char *u[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-    int i = 0;
-    while (b >= 1024 && i < 4) {
-        b /= 1024;
-        i++;
-    }
-    snprintf(buf, cap, i ? "%.1f %s" : "%.0f %s", b, u[i]);
-}
-
 static int show_devices(cli_ctx *x, json_t *root) {
     json_t *devs = json_object_get(root, "devices");
     printf("%-5s %-10s %-6s %-24s %5s %21s %7s %6s %-8s %s\n", "INDEX", "NAME", "KIND", "MODEL",
@@ -65,22 +51,18 @@ static int show_devices(cli_ctx *x, json_t *root) {
     json_t *d;
     json_array_foreach(devs, i, d) {
         char used[24], total[24], mem[50];
-        human_bytes(jnum(d, "memory_used"), used, sizeof used);
-        human_bytes(jnum(d, "memory_total"), total, sizeof total);
+        cli_human_bytes(jnum(d, "memory_used"), used, sizeof used);
+        cli_human_bytes(jnum(d, "memory_total"), total, sizeof total);
         snprintf(mem, sizeof mem, "%s/%s", used, total);
-        const char *st = js(d, "status");
-        if (!*st) st = json_is_true(json_object_get(d, "healthy")) ? "ok" : "unhealthy";
-        const char *circ = js(json_object_get(d, "circuit"), "state");
-        if (*circ && strcmp(circ, "closed")) st = !strcmp(circ, "open") ? "circuit-open" : "half-open";
-        if (json_is_true(json_object_get(d, "drained"))) st = "drained";
+        const char *st = cli_device_status(d);
         printf("%-5.0f %-10s %-6s %-24.24s %5.0f %21s %7.0f %6.0f %-8s %.0f\n", jnum(d, "index"),
-               js(d, "name"), js(d, "kind"), js(d, "model"), jnum(d, "slots"), mem,
+               cli_js(d, "name"), cli_js(d, "kind"), cli_js(d, "model"), jnum(d, "slots"), mem,
                jnum(d, "running"), jnum(d, "queued"), st, jnum(d, "jobs_done"));
     }
     json_t *gpu = json_object_get(root, "gpu");
     if (json_is_object(gpu))
         printf("gpu: %s%s%s\n", json_is_true(json_object_get(gpu, "available")) ? "available" : "not available",
-               *js(gpu, "message") ? " - " : "", js(gpu, "message"));
+               *cli_js(gpu, "message") ? " - " : "", cli_js(gpu, "message"));
     return CLI_EXIT_OK;
 }
 
@@ -98,8 +80,8 @@ static int drain(cli_ctx *x, int on) {
         cli_print_raw(raw);
     } else {
         json_t *d = json_loads(raw, 0, NULL);
-        printf("%s %s (%s)\n", d ? js(d, "name") : x->a->pos[1],
-               d && json_is_true(json_object_get(d, "drained")) ? "drained" : "undrained", d ? js(d, "status") : "");
+        printf("%s %s (%s)\n", d ? cli_js(d, "name") : x->a->pos[1],
+               d && json_is_true(json_object_get(d, "drained")) ? "drained" : "undrained", d ? cli_js(d, "status") : "");
         json_decref(d);
     }
     free(raw);
@@ -114,14 +96,14 @@ int cmd_devices(cli_ctx *x) {
 }
 
 static void show_kernel(json_t *k) {
-    printf("%s@%lld - %s%s\n", js(k, "name"), (long long)jnum(k, "version"), js(k, "summary"),
+    printf("%s@%lld - %s%s\n", cli_js(k, "name"), (long long)jnum(k, "version"), cli_js(k, "summary"),
            json_is_true(json_object_get(k, "batchable")) ? " (batchable)" : "");
     size_t i;
     json_t *v;
     json_t *args = json_object_get(k, "args");
     if (json_array_size(args)) printf("  args:\n");
     json_array_foreach(args, i, v) {
-        printf("    %-14s %-6s", js(v, "name"), js(v, "type"));
+        printf("    %-14s %-6s", cli_js(v, "name"), cli_js(v, "type"));
         if (json_is_true(json_object_get(v, "required"))) printf(" required");
         json_t *def = json_object_get(v, "default");
         if (def && !json_is_null(def)) {
@@ -145,7 +127,7 @@ static void show_kernel(json_t *k) {
             printf(" one of %s", s ? s : "?");
             free(s);
         }
-        if (*js(v, "doc")) printf(" - %s", js(v, "doc"));
+        if (*cli_js(v, "doc")) printf(" - %s", cli_js(v, "doc"));
         printf("\n");
     }
     static const char *io[] = {"inputs", "outputs"};
@@ -153,7 +135,7 @@ static void show_kernel(json_t *k) {
         json_t *list = json_object_get(k, io[w]);
         if (json_array_size(list)) printf("  %s:\n", io[w]);
         json_array_foreach(list, i, v) {
-            printf("    %-14s ", js(v, "name"));
+            printf("    %-14s ", cli_js(v, "name"));
             size_t t;
             json_t *dt;
             json_array_foreach(json_object_get(v, "dtypes"), t, dt)
@@ -162,15 +144,15 @@ static void show_kernel(json_t *k) {
             if (json_is_integer(rank)) printf(" rank %lld", (long long)json_integer_value(rank));
             if (json_is_true(json_object_get(v, "optional"))) printf(" optional");
             if (json_is_true(json_object_get(v, "series"))) printf(" series");
-            if (*js(v, "shape")) printf(" shape %s", js(v, "shape"));
-            if (*js(v, "doc")) printf(" - %s", js(v, "doc"));
+            if (*cli_js(v, "shape")) printf(" shape %s", cli_js(v, "shape"));
+            if (*cli_js(v, "doc")) printf(" - %s", cli_js(v, "doc"));
             printf("\n");
         }
     }
     json_t *c = json_object_get(k, "circuit");
     printf("  attempts by default: %.0f; circuit: %s", jnum(k, "default_max_attempts"),
-           *js(c, "state") ? js(c, "state") : "-");
-    if (*js(c, "next_probe_at")) printf(", probe at %s", js(c, "next_probe_at"));
+           *cli_js(c, "state") ? cli_js(c, "state") : "-");
+    if (*cli_js(c, "next_probe_at")) printf(", probe at %s", cli_js(c, "next_probe_at"));
     if (jnum(c, "parked_jobs") > 0) printf(", %.0f jobs held", jnum(c, "parked_jobs"));
     printf("\n");
 }
@@ -185,12 +167,12 @@ static int show_kernels(cli_ctx *x, json_t *root) {
     json_array_foreach(ks, i, k) {
         if (kernel_filter) {
             char full[200];
-            snprintf(full, sizeof full, "%s@%lld", js(k, "name"), (long long)jnum(k, "version"));
-            if (strcmp(kernel_filter, js(k, "name")) && strcmp(kernel_filter, full)) continue;
+            snprintf(full, sizeof full, "%s@%lld", cli_js(k, "name"), (long long)jnum(k, "version"));
+            if (strcmp(kernel_filter, cli_js(k, "name")) && strcmp(kernel_filter, full)) continue;
             show_kernel(k);
             found = 1;
         } else {
-            printf("%-16s v%-3lld %s\n", js(k, "name"), (long long)jnum(k, "version"), js(k, "summary"));
+            printf("%-16s v%-3lld %s\n", cli_js(k, "name"), (long long)jnum(k, "version"), cli_js(k, "summary"));
         }
     }
     if (kernel_filter && !found) {
@@ -216,7 +198,7 @@ int cmd_kernels(cli_ctx *x) {
         size_t i;
         json_t *k;
         json_array_foreach(json_object_get(root, "kernels"), i, k) {
-            if (!strcmp(js(k, "name"), kernel_filter)) {
+            if (!strcmp(cli_js(k, "name"), kernel_filter)) {
                 char *s = json_dumps(k, JSON_COMPACT);
                 cli_print_raw(s);
                 free(s);
@@ -257,7 +239,7 @@ int cmd_health(cli_ctx *x) {
         json_decref(o);
     } else {
         json_t *r = json_loads(rraw ? rraw : "", 0, NULL);
-        const char *msg = js(r, "message");
+        const char *msg = cli_js(r, "message");
         printf("%s: alive, %s%s%s\n", gx_client_server(x->c), ready ? "ready" : "not ready",
                *msg ? " - " : "", msg);
         json_decref(r);

@@ -251,3 +251,12 @@ int cmd_events(cli_ctx *x) {
     if (rc) return cli_fail(x, rc, &err);
     return CLI_EXIT_OK;
 }
+
+/* gexec logs ID [-f]: the job's stored history, as events --job ID
+ * --history; with --follow, then its changes until it is final, as events
+ * --job ID. */
+int cmd_logs(cli_ctx *x) {
+    if (cli_has(x->a, FL_FOLLOW)) return cmd_events(x); /* the operand is the job */
+    int final = 0;
+    return history(x, x->a->pos[0], NULL, &final);
+}

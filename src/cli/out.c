@@ -131,3 +131,26 @@ int cli_wait_job(cli_ctx *x, const char *id, long timeout_ms, gx_client_job *j) 
     }
     return j->state == GX_JOB_SUCCEEDED ? CLI_EXIT_OK : CLI_EXIT_JOB;
 }
+
+const char *cli_js(json_t *o, const char *k) {
+    const char *s = json_string_value(json_object_get(o, k));
+    return s ? s : "";
+}
+
+void cli_human_bytes(double b, char *buf, size_t cap) {
+    const char *u[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+    int i = 0;
+    while (b >= 1024 && i < 4) {
+        b /= 1024;
+        i++;
+    }
+    snprintf(buf, cap, i ? "%.1f %s" : "%.0f %s", b, u[i]);
+}
+
+const char *cli_device_status(json_t *d) {
+    if (json_is_true(json_object_get(d, "drained"))) return "drained";
+    const char *circ = cli_js(json_object_get(d, "circuit"), "state");
+    if (*circ && strcmp(circ, "closed")) return !strcmp(circ, "open") ? "circuit-open" : "half-open";
+    const char *st = cli_js(d, "status");
+    return *st ? st : json_is_true(json_object_get(d, "healthy")) ? "ok" : "unhealthy";
+}

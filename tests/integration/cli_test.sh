@@ -133,6 +133,20 @@ if [ -n "$NPY" ]; then
 fi
 run 0 --json result "$id1" && expect "result json" '^y$' "$(json_get 'list(j["outputs"])[0]' <<<"$out")"
 run 0 get "$id1" && expect get '^state: +succeeded' "$out"
+# logs: the job's history; -f follows (at once over for a final job)
+run 0 logs "$id1" && expect logs "^[0-9TZ:.-]+ $id1 queued attempt=0" "$(head -1 <<<"$out")" &&
+    expect "logs end" "^[0-9TZ:.-]+ $id1 succeeded attempt=1" "$(tail -1 <<<"$out")"
+run 0 logs -f "$id1" && expect "logs -f" " $id1 succeeded " "$out"
+run 0 --json logs "$id1" && expect "logs json" '^succeeded$' "$(tail -1 <<<"$out" | json_get 'j["state"]')"
+run 4 logs 999999
+run 2 logs
+# top: one snapshot of the daemon (rates over the interval), --json too
+run 0 top --once --interval 200ms && expect "top devices" '^cpu +cpu +ok ' "$(grep '^cpu ' <<<"$out")" &&
+    expect "top tenants" '^default +[0-9]+ +[0-9]+ +[0-9.]+$' "$(grep '^default ' <<<"$out")" &&
+    expect "top jobs" '^jobs/s +submitted [0-9.]+ +finished [0-9.]+' "$out"
+run 0 --json top --once --interval 200ms &&
+    expect "top json" '^cpu default True$' "$(json_get 'j["devices"][0]["name"], [t["name"] for t in j["tenants"]][0], j["interval_seconds"] > 0.1' <<<"$out")"
+run 2 top --interval 10ms && expect "top interval" 'at least 100ms' "$err"
 run 0 --json get "$id1" && expect "get json" '^succeeded$' "$(json_get 'j["state"]' <<<"$out")"
 
 # inputs from .npy files (uploaded as blobs), flags after a spec file
@@ -302,6 +316,7 @@ run 2 tenants usage
 run 2 tenants create --tenant cli-team --max-queued -1
 run 3 --api-key "$vkey" submit -k spin && expect "viewer may not submit" 'viewer' "$err"
 run 3 --api-key "$vkey" keys list
+run 3 --api-key "$vkey" top --once --interval 100ms && expect "top needs an operator" 'operator' "$err"
 run 3 --api-key gx_0123456789abcdef_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA list
 # ---- devices drain / undrain (operator) -------------------------------------------------
 run 3 --api-key "$vkey" devices drain cpu && expect "viewer may not drain" 'viewer' "$err"
