@@ -11,7 +11,9 @@
  *    to one tenant, has one role, an optional expiry and may be revoked.
  *    Every key (without its secret) is held in memory, so gx_auth_key_verify
  *    reads no disk and costs about a microsecond; an unknown key id is
- *    refused without touching the database.
+ *    refused without touching the database. Keys are never deleted
+ *    (revoking one marks it), so listings come a page at a time from the
+ *    database (gx_auth_key_page).
  *  - Roles (roles.c). One declarative table of (method, route pattern) ->
  *    the least role that may call it on its own tenant and the least role
  *    that reaches every tenant. docs/security.md's route x role table is
@@ -27,8 +29,8 @@
  * their handle.
  *
  * Memory. Nothing keeps a pointer the caller passed once the call returns.
- * What the module allocates for the caller (gx_auth_key_list) is one block
- * released with gx_auth_free().
+ * What the module allocates for the caller (gx_auth_key_list,
+ * gx_auth_key_page) is one block released with gx_auth_free().
  *
  * Errors. 0 or a negative GX_E* code, detail in the optional gx_error:
  * GX_EINVAL (err->field names the argument), GX_ENOTFOUND, GX_EAUTH (a key
@@ -151,10 +153,37 @@ int gx_auth_key_create(gx_auth_keys *k, const char *tenant, int role, int64_t ex
  * works at now_ns (not revoked, not expired): make another one first. */
 int gx_auth_key_revoke(gx_auth_keys *k, const char *id, int64_t now_ns, gx_error *err);
 
-/* Every key, or only tenant's when tenant is not NULL, in creation order.
- * *out (gx_auth_free; NULL when *n is 0). */
+/* Every key, or only tenant's when tenant is not NULL, in creation order,
+ * from memory (all of them at once: a long-lived installation has
+ * thousands; gx_auth_key_page reads a page). *out (gx_auth_free; NULL when
+ * *n is 0). */
 int gx_auth_key_list(gx_auth_keys *k, const char *tenant, gx_auth_key_info **out, size_t *n,
                      gx_error *err);
+
+#define GX_AUTH_PAGE_MAX 1000 /* most keys gx_auth_key_page returns at once */
+
+/* Which keys gx_auth_key_page returns. Zero-filled (but for limit): every
+ * key from the first. */
+typedef struct gx_auth_key_query {
+    const char *tenant; /* only this tenant's keys; NULL = every tenant's */
+    int revoked;        /* 0 = revoked or not; 1 = only revoked keys;
+                           -1 = only keys not revoked (expired ones too) */
+    uint64_t after;     /* the *next of the previous page; 0 = the start */
+    size_t limit;       /* keys at most, 1..GX_AUTH_PAGE_MAX */
+} gx_auth_key_query;
+
+/* One page of the keys that match q, in creation order, read from the
+ * database: the first q->limit after position q->after. *next gets the
+ * position to pass as q->after for the next page, or 0 when no matching
+ * key follows this page. Every key has a fixed position, later keys later
+ * ones (numbered when created, not by the clock), so following *next never
+ * skips nor repeats a key, whatever is created or revoked between pages;
+ * a key created meanwhile comes on a later page. A page reads O(limit)
+ * rows (an index serves each filter). The last-used times still in memory
+ * are written first, as at close. GX_EINVAL (err->field "limit") for a
+ * limit out of range. *out (gx_auth_free; NULL when *n is 0). */
+int gx_auth_key_page(gx_auth_keys *k, const gx_auth_key_query *q, gx_auth_key_info **out, size_t *n,
+                     uint64_t *next, gx_error *err);
 
 /* Check a key (the token after "Bearer "; len bytes, may contain anything;
  * NULL or len 0 is "missing") at now_ns (CLOCK_REALTIME ns; 0 = now).

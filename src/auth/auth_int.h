@@ -21,6 +21,12 @@
 void gx__auth_sha256(const void *a, size_t alen, const void *b, size_t blen, const void *c, size_t clen,
                      unsigned char out[32]);
 
+/* The statement gx_auth_key_page runs for q (bound: ?1 after, ?2 tenant,
+ * ?3 revoked, ?4 limit + 1) into sql (cap bytes, GX__KEY_PAGE_SQL_MAX
+ * are enough); the tests read its query plan. */
+#define GX__KEY_PAGE_SQL_MAX 320
+void gx__auth_key_page_sql(const gx_auth_key_query *q, char *sql, size_t cap);
+
 /* 1 if s is a tenant name: [A-Za-z0-9_.-]{1,63}. */
 
 #endif

@@ -14,12 +14,21 @@
  * lock after their row is durable, so a revoked key is refused as soon as
  * gx_auth_key_revoke returns.
  *
- * last_used is kept in memory (an atomic per key, written at most once a
- * second per key) and written to the database by gx_auth_key_list and at
- * close: a crash loses only those times.
+ * Why listings page through the database and not through memory: keys are
+ * never deleted (a revoked key stays, so that the audit log's key ids keep
+ * a meaning), so a long-lived installation that rotates keys gathers
+ * thousands, and GET /v1/keys must not answer all of them at once. Each key
+ * gets a position (seq) when it is created, one more than the last, under
+ * db_mu: the creation order without the clock (created_ns may step back),
+ * so a page that starts after a position never skips nor repeats a key.
  *
- * Schema (version 1): keys(id, hash, tenant, role, label, created_ns,
- * expires_ns, revoked_ns, last_used_ns); schema_version(version).
+ * last_used is kept in memory (an atomic per key, written at most once a
+ * second per key) and written to the database by gx_auth_key_list,
+ * gx_auth_key_page and at close: a crash loses only those times.
+ *
+ * Schema (version 2): keys(id, hash, tenant, role, label, created_ns,
+ * expires_ns, revoked_ns, last_used_ns, seq) with an index for each filter
+ * of a page, each ending in seq; schema_version(version).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -40,7 +49,7 @@
 #include "clock.h"
 #include "hmap.h"
 
-#define SCHEMA_VERSION 1
+#define SCHEMA_VERSION 2
 #define BOOTSTRAP_LABEL "bootstrap"
 #define LAST_USED_GRAIN_NS 1000000000LL /* write last_used at most 1/s */
 
@@ -57,6 +66,20 @@ static const char *const migrations[] = {
     " revoked_ns INTEGER NOT NULL,"
     " last_used_ns INTEGER NOT NULL) WITHOUT ROWID;"
     "CREATE INDEX keys_tenant ON keys(tenant);",
+    /* 2: every key's position in creation order (seq), numbered by
+     * (created_ns, id) for the keys already there; an index for each
+     * filter of a page (tenant, revoked or not, both) that reads it in seq
+     * order */
+    "ALTER TABLE keys ADD COLUMN seq INTEGER NOT NULL DEFAULT 0;"
+    "CREATE TEMP TABLE key_order(n INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE);"
+    "INSERT INTO key_order(id) SELECT id FROM keys ORDER BY created_ns, id;"
+    "UPDATE keys SET seq = (SELECT n FROM key_order WHERE key_order.id = keys.id);"
+    "DROP TABLE key_order;"
+    "DROP INDEX keys_tenant;"
+    "CREATE UNIQUE INDEX keys_seq ON keys(seq);"
+    "CREATE INDEX keys_tenant ON keys(tenant, seq);"
+    "CREATE INDEX keys_revoked ON keys(revoked_ns != 0, seq);"
+    "CREATE INDEX keys_tenant_revoked ON keys(tenant, revoked_ns != 0, seq);",
 };
 
 /* One key in memory. Entries are never freed or moved before close, so a
@@ -215,26 +238,45 @@ static entry *entry_find(gx_auth_keys *k, const char *id) {
     return k->e[idx];
 }
 
+/* The columns row_info reads, first in every SELECT of keys. */
+#define INFO_COLUMNS "id, tenant, role, label, created_ns, expires_ns, revoked_ns, last_used_ns"
+#define INFO_NCOL 8
+
+/* The key of the row st stands on (INFO_COLUMNS first) into *o; GX_ESTORE
+ * for a row that is not a key. */
+static int row_info(sqlite3_stmt *st, gx_auth_key_info *o, gx_error *err) {
+    const char *id = (const char *)sqlite3_column_text(st, 0);
+    const char *tenant = (const char *)sqlite3_column_text(st, 1);
+    const char *role = (const char *)sqlite3_column_text(st, 2);
+    const char *label = (const char *)sqlite3_column_text(st, 3);
+    int r = role ? gx_auth_role_parse(role) : GX_EINVAL;
+    if (!id || strlen(id) != GX__KEY_ID_HEX || !gx_tenant_name_valid(tenant) || r < 0 || !label)
+        return gx_error_set(err, GX_ESTORE, NULL, "key database: malformed row for key '%s'", id ? id : "?");
+    memset(o, 0, sizeof *o);
+    snprintf(o->id, sizeof o->id, "%s", id);
+    snprintf(o->tenant, sizeof o->tenant, "%s", tenant);
+    snprintf(o->label, sizeof o->label, "%s", label);
+    o->role = r;
+    o->created_ns = sqlite3_column_int64(st, 4);
+    o->expires_ns = sqlite3_column_int64(st, 5);
+    o->revoked_ns = sqlite3_column_int64(st, 6);
+    o->last_used_ns = sqlite3_column_int64(st, 7);
+    return 0;
+}
+
 /* Read every row (caller holds db_mu and the write lock). */
 static int load(gx_auth_keys *k, gx_error *err) {
     sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(k->db,
-                           "SELECT id, hash, tenant, role, label, created_ns, expires_ns,"
-                           " revoked_ns, last_used_ns FROM keys ORDER BY created_ns, id",
-                           -1, &st, NULL) != SQLITE_OK)
+    if (sqlite3_prepare_v2(k->db, "SELECT " INFO_COLUMNS ", hash FROM keys ORDER BY seq", -1, &st, NULL) !=
+        SQLITE_OK)
         return db_fail(k, err, "load");
     entries_free(k);
     int rc = 0, step;
+    gx_auth_key_info o;
     while (rc == 0 && (step = sqlite3_step(st)) == SQLITE_ROW) {
-        const char *id = (const char *)sqlite3_column_text(st, 0);
-        const char *tenant = (const char *)sqlite3_column_text(st, 2);
-        const char *role = (const char *)sqlite3_column_text(st, 3);
-        const char *label = (const char *)sqlite3_column_text(st, 4);
-        int r = role ? gx_auth_role_parse(role) : GX_EINVAL;
-        if (!id || strlen(id) != GX__KEY_ID_HEX || sqlite3_column_bytes(st, 1) != 32 ||
-            !gx_tenant_name_valid(tenant) || r < 0 || !label) {
-            rc = gx_error_set(err, GX_ESTORE, NULL, "key database: malformed row for key '%s'",
-                              id ? id : "?");
+        if ((rc = row_info(st, &o, err))) break;
+        if (sqlite3_column_bytes(st, INFO_NCOL) != 32) {
+            rc = gx_error_set(err, GX_ESTORE, NULL, "key database: malformed row for key '%s'", o.id);
             break;
         }
         entry *e = calloc(1, sizeof *e);
@@ -242,15 +284,15 @@ static int load(gx_auth_keys *k, gx_error *err) {
             rc = gx_error_set(err, GX_ENOMEM, NULL, "out of memory loading keys");
             break;
         }
-        snprintf(e->id, sizeof e->id, "%s", id);
-        snprintf(e->tenant, sizeof e->tenant, "%s", tenant);
-        snprintf(e->label, sizeof e->label, "%s", label);
-        e->role = r;
-        memcpy(e->hash, sqlite3_column_blob(st, 1), 32);
-        e->created_ns = sqlite3_column_int64(st, 5);
-        e->expires_ns = sqlite3_column_int64(st, 6);
-        e->revoked_ns = sqlite3_column_int64(st, 7);
-        e->last_used_saved = sqlite3_column_int64(st, 8);
+        memcpy(e->id, o.id, sizeof e->id);
+        memcpy(e->tenant, o.tenant, sizeof e->tenant);
+        memcpy(e->label, o.label, sizeof e->label);
+        e->role = o.role;
+        memcpy(e->hash, sqlite3_column_blob(st, INFO_NCOL), 32);
+        e->created_ns = o.created_ns;
+        e->expires_ns = o.expires_ns;
+        e->revoked_ns = o.revoked_ns;
+        e->last_used_saved = o.last_used_ns;
         atomic_init(&e->last_used, e->last_used_saved);
         if (entries_add(k, e)) {
             free(e);
@@ -411,7 +453,8 @@ static int insert_key(gx_auth_keys *k, const char *secret, const char *id, const
     int rc = 0;
     if (sqlite3_prepare_v2(k->db,
                            "INSERT INTO keys(id, hash, tenant, role, label, created_ns, expires_ns,"
-                           " revoked_ns, last_used_ns) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, 0, 0)",
+                           " revoked_ns, last_used_ns, seq) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, 0, 0,"
+                           " (SELECT coalesce(max(seq), 0) + 1 FROM keys))",
                            -1, &st, NULL) != SQLITE_OK) {
         rc = db_fail(k, err, "insert");
     } else {
@@ -423,7 +466,7 @@ static int insert_key(gx_auth_keys *k, const char *secret, const char *id, const
         sqlite3_bind_int64(st, 6, e->created_ns);
         sqlite3_bind_int64(st, 7, e->expires_ns);
         int s = sqlite3_step(st);
-        if (s == SQLITE_CONSTRAINT)
+        if (s == SQLITE_CONSTRAINT && sqlite3_extended_errcode(k->db) == SQLITE_CONSTRAINT_PRIMARYKEY)
             rc = gx_error_set(err, GX_EEXIST, "id", "key id %s is already used", id);
         else if (s != SQLITE_DONE)
             rc = db_fail(k, err, "insert");
@@ -565,6 +608,59 @@ int gx_auth_key_list(gx_auth_keys *k, const char *tenant, gx_auth_key_info **out
         o->last_used_ns = atomic_load_explicit(&((entry *)e)->last_used, memory_order_relaxed);
     }
     pthread_rwlock_unlock(&k->lock);
+    *out = v;
+    *n = cnt;
+    return 0;
+}
+
+void gx__auth_key_page_sql(const gx_auth_key_query *q, char *sql, size_t cap) {
+    /* the filters are terms of the statement, not of a loop over its rows,
+     * so that the index of the filter reads the page and nothing else; one
+     * row more than the page tells whether another page follows */
+    snprintf(sql, cap, "SELECT " INFO_COLUMNS ", seq FROM keys WHERE seq > ?1%s%s ORDER BY seq LIMIT ?4",
+             q->tenant ? " AND tenant = ?2" : "", q->revoked ? " AND (revoked_ns != 0) = ?3" : "");
+}
+
+int gx_auth_key_page(gx_auth_keys *k, const gx_auth_key_query *q, gx_auth_key_info **out, size_t *n,
+                     uint64_t *next, gx_error *err) {
+    *out = NULL;
+    *n = 0;
+    *next = 0;
+    if (q->limit < 1 || q->limit > GX_AUTH_PAGE_MAX)
+        return gx_error_set(err, GX_EINVAL, "limit", "limit must be 1..%d", GX_AUTH_PAGE_MAX);
+    char sql[GX__KEY_PAGE_SQL_MAX];
+    gx__auth_key_page_sql(q, sql, sizeof sql);
+    gx_auth_key_info *v = calloc(q->limit + 1, sizeof *v);
+    if (!v) return gx_error_set(err, GX_ENOMEM, NULL, "out of memory");
+    uint64_t last = 0; /* position of the page's last key */
+    size_t cnt = 0;
+    int rc = 0, step = SQLITE_DONE;
+    sqlite3_stmt *st = NULL;
+    pthread_mutex_lock(&k->db_mu);
+    flush_usage(k);
+    if (sqlite3_prepare_v2(k->db, sql, -1, &st, NULL) != SQLITE_OK) {
+        rc = db_fail(k, err, "list");
+    } else {
+        sqlite3_bind_int64(st, 1, q->after > INT64_MAX ? INT64_MAX : (int64_t)q->after);
+        if (q->tenant) sqlite3_bind_text(st, 2, q->tenant, -1, SQLITE_STATIC);
+        sqlite3_bind_int(st, 3, q->revoked > 0);
+        sqlite3_bind_int64(st, 4, (int64_t)q->limit + 1);
+        while (rc == 0 && (step = sqlite3_step(st)) == SQLITE_ROW) {
+            rc = row_info(st, &v[cnt], err);
+            if (cnt++ < q->limit) last = (uint64_t)sqlite3_column_int64(st, INFO_NCOL);
+        }
+        if (rc == 0 && step != SQLITE_DONE) rc = db_fail(k, err, "list");
+        sqlite3_finalize(st);
+    }
+    pthread_mutex_unlock(&k->db_mu);
+    if (rc || cnt == 0) {
+        free(v);
+        return rc;
+    }
+    if (cnt > q->limit) { /* the row after the page: another page follows */
+        cnt = q->limit;
+        *next = last;
+    }
     *out = v;
     *n = cnt;
     return 0;

@@ -19,8 +19,10 @@
 
 #include <jansson.h>
 #include <openssl/sha.h>
+#include <sqlite3.h>
 
 #include "api/http.h"
+#include "auth/auth_int.h"
 #include "gexec/gexec_auth.h"
 #include "testutil.h"
 
@@ -528,6 +530,262 @@ static void key_concurrency(void **st) {
     TU_OK(gx_auth_key_list(f->k, NULL, &v, &n, &err), err);
     assert_int_equal(n, 52);
     gx_auth_free(v);
+}
+
+/* ---- pages of keys ---------------------------------------------------------------- */
+
+/* Keys made in order, as the tests expect to see them. */
+typedef struct made {
+    char id[300][GX_AUTH_KEY_ID_LEN];
+    char tenant[300][8];
+    int revoked[300];
+    int n;
+} made;
+
+static void make_key(fx *f, made *m, const char *tenant) {
+    gx_error err;
+    char secret[GX_AUTH_SECRET_LEN];
+    assert_true(m->n < 300);
+    TU_OK(gx_auth_key_create(f->k, tenant, GX_ROLE_VIEWER, 0, "paged", secret, m->id[m->n], &err), err);
+    snprintf(m->tenant[m->n], sizeof m->tenant[0], "%s", tenant);
+    m->revoked[m->n++] = 0;
+}
+
+static void revoke_made(fx *f, made *m, int i) {
+    gx_error err;
+    TU_OK(gx_auth_key_revoke(f->k, m->id[i], 0, &err), err);
+    m->revoked[i] = 1;
+}
+
+/* Does key i of m match the query's filters? */
+static int made_matches(const made *m, int i, const gx_auth_key_query *q) {
+    return (!q->tenant || !strcmp(q->tenant, m->tenant[i])) && (!q->revoked || (q->revoked > 0) == m->revoked[i]);
+}
+
+/* Page through q (from its after, limit keys a page) to the end, calling
+ * between (when given) after each page but the last; every key must come
+ * once, in creation order, each page full but the last and the last page
+ * saying so (next 0). The keys seen into seen (room for 300), returns how
+ * many. */
+static int page_all(fx *f, gx_auth_key_query q, char seen[][GX_AUTH_KEY_ID_LEN], int *revoked,
+                    void (*between)(fx *, int page, void *), void *ctx) {
+    int got = 0;
+    for (int page = 0;; page++) {
+        gx_auth_key_info *v = NULL;
+        size_t n = 0;
+        uint64_t next = 1;
+        gx_error err;
+        TU_OK(gx_auth_key_page(f->k, &q, &v, &n, &next, &err), err);
+        assert_true(got + (int)n <= 300);
+        for (size_t i = 0; i < n; i++) {
+            memcpy(seen[got], v[i].id, GX_AUTH_KEY_ID_LEN);
+            if (revoked) revoked[got] = v[i].revoked_ns != 0;
+            got++;
+        }
+        gx_auth_free(v);
+        if (!next) break;
+        assert_int_equal(n, q.limit); /* a page is short only at the end */
+        assert_true(next > q.after);
+        q.after = next;
+        if (between) between(f, page, ctx);
+    }
+    return got;
+}
+
+/* The keys of m that match q, in order, must be exactly seen[0..got). */
+static void expect_seen(const made *m, const gx_auth_key_query *q, char seen[][GX_AUTH_KEY_ID_LEN], int got) {
+    int j = 0;
+    for (int i = 0; i < m->n; i++) {
+        if (!made_matches(m, i, q)) continue;
+        if (j >= got) fail_msg("key %d (%s) missing: only %d listed", i, m->id[i], got);
+        if (strcmp(seen[j], m->id[i])) fail_msg("listed #%d is %s, want key %d (%s)", j, seen[j], i, m->id[i]);
+        j++;
+    }
+    assert_int_equal(got, j);
+}
+
+typedef struct churn {
+    made *m;
+    int base; /* keys made before the paging began */
+} churn;
+
+/* Between pages: two keys made (they sort after every key there), one key
+ * already listed and one still to come revoked. */
+static void churn_between(fx *f, int page, void *ctx) {
+    churn *c = ctx;
+    if (page > 20) return;
+    make_key(f, c->m, page % 2 ? "pa" : "pb");
+    make_key(f, c->m, "pa");
+    revoke_made(f, c->m, page * 7);           /* listed on page 0..page */
+    revoke_made(f, c->m, c->base - 1 - page); /* from the end: not listed yet */
+}
+
+/* GET /v1/keys pages through gx_auth_key_page: 250 keys of two tenants,
+ * some revoked, in pages of 7 with every filter: each key once and in
+ * creation order, also while keys are made and revoked between pages (a
+ * key made meanwhile comes at the end; one revoked before its page shows
+ * revoked); an exactly full last page says it is the last; bad limits. */
+static void key_pages(void **st) {
+    fx *f = *st;
+    gx_error err;
+    static made m;
+    memset(&m, 0, sizeof m);
+    for (int i = 0; i < 250; i++) make_key(f, &m, i % 3 ? "pa" : "pb");
+    for (int i = 5; i < 250; i += 11) revoke_made(f, &m, i);
+    for (int i = 0; i < 7; i++) make_key(f, &m, "pc"); /* exactly one page of 7 */
+    static char seen[300][GX_AUTH_KEY_ID_LEN];
+    int revoked[300];
+
+    const char *tenants[] = {NULL, "pa", "pb", "pc", "nobody"};
+    for (size_t t = 0; t < sizeof tenants / sizeof tenants[0]; t++) {
+        for (int r = -1; r <= 1; r++) {
+            gx_auth_key_query q = {.tenant = tenants[t], .revoked = r, .limit = 7};
+            int got = page_all(f, q, seen, revoked, NULL, NULL);
+            expect_seen(&m, &q, seen, got);
+        }
+    }
+    /* one page of everything, and the pc keys' single page ends it */
+    gx_auth_key_query q = {.limit = GX_AUTH_PAGE_MAX};
+    assert_int_equal(page_all(f, q, seen, NULL, NULL, NULL), m.n);
+    q = (gx_auth_key_query){.tenant = "pc", .limit = 7};
+    gx_auth_key_info *v = NULL;
+    size_t n = 0;
+    uint64_t next = 1;
+    TU_OK(gx_auth_key_page(f->k, &q, &v, &n, &next, &err), err);
+    assert_int_equal(n, 7);
+    assert_int_equal(next, 0);
+    assert_string_equal(v[0].label, "paged");
+    assert_int_equal(v[0].role, GX_ROLE_VIEWER);
+    assert_true(v[0].created_ns > 0);
+    gx_auth_free(v);
+    /* past the end: empty */
+    q = (gx_auth_key_query){.after = 100000, .limit = 5};
+    TU_OK(gx_auth_key_page(f->k, &q, &v, &n, &next, &err), err);
+    assert_int_equal(n, 0);
+    assert_null(v);
+    assert_int_equal(next, 0);
+    /* limits */
+    size_t bad[] = {0, GX_AUTH_PAGE_MAX + 1};
+    for (int i = 0; i < 2; i++) {
+        q = (gx_auth_key_query){.limit = bad[i]};
+        gx_error_clear(&err);
+        assert_int_equal(gx_auth_key_page(f->k, &q, &v, &n, &next, &err), GX_EINVAL);
+        assert_string_equal(err.field, "limit");
+    }
+
+    /* keys made and revoked between pages */
+    int base = m.n;
+    churn c = {&m, base};
+    q = (gx_auth_key_query){.limit = 7};
+    int got = page_all(f, q, seen, revoked, churn_between, &c);
+    assert_true(m.n > base + 40);
+    expect_seen(&m, &q, seen, got);
+    for (int i = 0; i < got; i++)
+        if (!strcmp(seen[i], m.id[base - 1])) assert_true(revoked[i]); /* revoked before its page */
+    /* and after a restart the same order */
+    reopen(f);
+    got = page_all(f, q, seen, NULL, NULL, NULL);
+    expect_seen(&m, &q, seen, got);
+}
+
+/* Every filter of a page is read along an index in seq order: no scan of
+ * the table, no sort (a page costs its own rows, not every key's). */
+static void key_page_plans(void **st) {
+    fx *f = *st;
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open_v2(f->db, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    for (int t = 0; t < 2; t++) {
+        for (int r = -1; r <= 1; r++) {
+            gx_auth_key_query q = {.tenant = t ? "acme" : NULL, .revoked = r, .limit = 7};
+            char sql[GX__KEY_PAGE_SQL_MAX], eqp[GX__KEY_PAGE_SQL_MAX + 32];
+            gx__auth_key_page_sql(&q, sql, sizeof sql);
+            snprintf(eqp, sizeof eqp, "EXPLAIN QUERY PLAN %s", sql);
+            sqlite3_stmt *st2 = NULL;
+            assert_int_equal(sqlite3_prepare_v2(db, eqp, -1, &st2, NULL), SQLITE_OK);
+            int rows = 0;
+            while (sqlite3_step(st2) == SQLITE_ROW) {
+                const char *d = (const char *)sqlite3_column_text(st2, 3);
+                print_message("tenant %d revoked %d: %s\n", t, r, d);
+                if (strncmp(d, "SEARCH keys USING INDEX ", 24) || strstr(d, "TEMP B-TREE"))
+                    fail_msg("%s\nis read as: %s", sql, d);
+                rows++;
+            }
+            assert_int_equal(rows, 1);
+            sqlite3_finalize(st2);
+        }
+    }
+    sqlite3_close(db);
+}
+
+/* A key database of schema 1 (before keys had a position) is numbered in
+ * (created_ns, id) order at open, its keys still verify, and a key made
+ * after comes last. */
+static void key_schema_upgrade(void **st) {
+    fx *f = *st;
+    gx_auth_keys_close(f->k);
+    f->k = NULL;
+    const char *sfx[] = {"", "-wal", "-shm"};
+    for (int i = 0; i < 3; i++) {
+        char path[320];
+        snprintf(path, sizeof path, "%s%s", f->db, sfx[i]);
+        unlink(path);
+    }
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(f->db, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db,
+                                  "CREATE TABLE schema_version(version INTEGER NOT NULL);"
+                                  "INSERT INTO schema_version VALUES(1);"
+                                  "CREATE TABLE keys(id TEXT PRIMARY KEY, hash BLOB NOT NULL, tenant TEXT NOT NULL,"
+                                  " role TEXT NOT NULL, label TEXT NOT NULL, created_ns INTEGER NOT NULL,"
+                                  " expires_ns INTEGER NOT NULL, revoked_ns INTEGER NOT NULL,"
+                                  " last_used_ns INTEGER NOT NULL) WITHOUT ROWID;"
+                                  "CREATE INDEX keys_tenant ON keys(tenant);",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    /* five keys; the order they were made in is by created_ns, then id */
+    static const int64_t created[5] = {3000, 1000, 2000, 2000, 500};
+    char secret[5][GX_AUTH_SECRET_LEN], id[5][GX_AUTH_KEY_ID_LEN];
+    sqlite3_stmt *ins = NULL;
+    assert_int_equal(sqlite3_prepare_v2(db,
+                                        "INSERT INTO keys VALUES(?1, ?2, 'old', 'admin', '', ?3, 0, 0, 0)",
+                                        -1, &ins, NULL),
+                     SQLITE_OK);
+    gx_error err;
+    for (int i = 0; i < 5; i++) {
+        TU_OK(gx_auth_key_generate(secret[i], id[i], &err), err);
+        unsigned char h[32];
+        SHA256((const unsigned char *)secret[i], strlen(secret[i]), h);
+        sqlite3_bind_text(ins, 1, id[i], -1, SQLITE_STATIC);
+        sqlite3_bind_blob(ins, 2, h, 32, SQLITE_STATIC);
+        sqlite3_bind_int64(ins, 3, created[i]);
+        assert_int_equal(sqlite3_step(ins), SQLITE_DONE);
+        sqlite3_reset(ins);
+    }
+    sqlite3_finalize(ins);
+    sqlite3_close(db);
+    int want[5] = {4, 1, 2, 3, 0};
+    if (strcmp(id[2], id[3]) > 0) want[2] = 3, want[3] = 2; /* same created_ns: by id */
+
+    TU_OK(gx_auth_keys_open(f->db, &f->k, &err), err);
+    char s6[GX_AUTH_SECRET_LEN], id6[GX_AUTH_KEY_ID_LEN];
+    TU_OK(gx_auth_key_create(f->k, "old", GX_ROLE_VIEWER, 0, "", s6, id6, &err), err);
+    gx_auth_key_query q = {.limit = 2};
+    static char seen[300][GX_AUTH_KEY_ID_LEN];
+    assert_int_equal(page_all(f, q, seen, NULL, NULL, NULL), 6);
+    for (int i = 0; i < 5; i++) assert_string_equal(seen[i], id[want[i]]);
+    assert_string_equal(seen[5], id6);
+    gx_auth_principal p;
+    for (int i = 0; i < 5; i++) assert_int_equal(verify(f, secret[i], 0, &p), GX_OK);
+    /* the in-memory list has the same order */
+    gx_auth_key_info *v;
+    size_t n;
+    TU_OK(gx_auth_key_list(f->k, NULL, &v, &n, &err), err);
+    assert_int_equal(n, 6);
+    for (int i = 0; i < 6; i++) assert_string_equal(v[i].id, seen[i]);
+    gx_auth_free(v);
+    reopen(f);
+    assert_int_equal(page_all(f, q, seen, NULL, NULL, NULL), 6);
+    assert_string_equal(seen[5], id6);
 }
 
 /* ---- permissions -------------------------------------------------------------- */
@@ -1754,6 +2012,9 @@ int main(void) {
         cmocka_unit_test_setup_teardown(bootstrap_admin, setup, teardown),
         cmocka_unit_test_setup_teardown(secret_file, setup, teardown),
         cmocka_unit_test_setup_teardown(key_concurrency, setup, teardown),
+        cmocka_unit_test_setup_teardown(key_pages, setup, teardown),
+        cmocka_unit_test_setup_teardown(key_page_plans, setup, teardown),
+        cmocka_unit_test_setup_teardown(key_schema_upgrade, setup, teardown),
         cmocka_unit_test(permission_every_cell),
         cmocka_unit_test(permission_covers_routes),
         cmocka_unit_test(role_names),
