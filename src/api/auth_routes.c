@@ -342,18 +342,52 @@ int gx__h_key_create(void *app, gx_http_req *r) {
     return 0;
 }
 
+/* The query of GET /v1/keys: 1 with *q filled, or 0 with a 400 sent naming the
+ * parameter. A parameter given empty is as if absent (as for /v1/jobs). */
+static int key_query(gx_http_req *r, gx_auth_key_query *q) {
+    const char *v;
+    char *end;
+    memset(q, 0, sizeof *q);
+    q->limit = 100;
+    if ((v = gx_http_query(r, "tenant")) && *v) q->tenant = v;
+    if ((v = gx_http_query(r, "revoked")) && *v) {
+        if (strcmp(v, "true") && strcmp(v, "false"))
+            return bad(r, 400, GX_EINVAL, "revoked", "revoked must be true or false");
+        q->revoked = strcmp(v, "true") ? -1 : 1;
+    }
+    if ((v = gx_http_query(r, "limit")) && *v) {
+        long l = strtol(v, &end, 10);
+        if (*end || l < 1 || l > GX_AUTH_PAGE_MAX)
+            return bad(r, 400, GX_EINVAL, "limit", "limit must be 1..1000");
+        q->limit = (size_t)l;
+    }
+    if ((v = gx_http_query(r, "cursor")) && *v) {
+        errno = 0;
+        unsigned long long c = strtoull(v, &end, 10);
+        if (*end || *v < '0' || *v > '9' || errno == ERANGE || c > INT64_MAX)
+            return bad(r, 400, GX_EINVAL, "cursor", "cursor must be next_cursor of the previous page");
+        q->after = c;
+    }
+    return 1;
+}
+
 int gx__h_key_list(void *app, gx_http_req *r) {
     gx_service *s = app;
-    const char *t = gx_http_query(r, "tenant");
+    gx_auth_key_query q;
+    if (!key_query(r, &q)) return 0;
     gx_auth_key_info *ks = NULL;
     size_t n = 0;
+    uint64_t next = 0;
     gx_error e;
-    if (gx_auth_key_list(s->keys, t && *t ? t : NULL, &ks, &n, &e)) return reply_gx(r, &e);
+    if (gx_auth_key_page(s->keys, &q, &ks, &n, &next, &e)) return reply_gx(r, &e);
     json_t *arr = json_array();
     for (size_t i = 0; i < n; i++) json_array_append_new(arr, key_json(&ks[i]));
     gx_auth_free(ks);
+    char nc[24];
+    snprintf(nc, sizeof nc, "%llu", (unsigned long long)next);
     json_t *o = json_object();
     json_object_set_new(o, "keys", arr);
+    json_object_set_new(o, "next_cursor", next ? json_string(nc) : json_null());
     gx_http_reply_json(r, 200, o);
     return 0;
 }

@@ -531,6 +531,188 @@ static void audit_pages_across_rotation(void **st) {
     it_cleanup(&d);
 }
 
+/* ---- GET /v1/keys in pages ---------------------------------------------------- */
+
+#define KMAX 400
+
+/* The keys of a daemon in the order they were made, as GET /v1/keys must
+ * list them. */
+typedef struct kmodel {
+    it_daemon *d;
+    char id[KMAX][17];
+    char tenant[KMAX][8];
+    int revoked[KMAX];
+    int listed_live[KMAX]; /* revoked after this paging listed it */
+    int n;
+    int base; /* keys made before a paging began */
+} kmodel;
+
+static void kmake(kmodel *m, const char *tenant) {
+    char body[96];
+    snprintf(body, sizeof body, "{\"tenant\":\"%s\",\"role\":\"viewer\",\"label\":\"page\"}", tenant);
+    it_resp r;
+    assert_true(m->n < KMAX);
+    assert_int_equal(it_req(m->d, "POST", "/v1/keys", body, strlen(body), NULL, &r), 0);
+    assert_int_equal(r.status, 201);
+    snprintf(m->id[m->n], sizeof m->id[0], "%s", it_str(&r, "id"));
+    snprintf(m->tenant[m->n], sizeof m->tenant[0], "%s", tenant);
+    m->revoked[m->n++] = 0;
+    it_resp_free(&r);
+}
+
+static void krevoke(kmodel *m, int i) {
+    char path[64];
+    snprintf(path, sizeof path, "/v1/keys/%s", m->id[i]);
+    it_resp r;
+    assert_int_equal(it_req(m->d, "DELETE", path, NULL, 0, NULL, &r), 0);
+    assert_int_equal(r.status, 200);
+    it_resp_free(&r);
+    m->revoked[i] = 1;
+}
+
+/* Page through GET /v1/keys?<filter>&limit=<limit> to the end: every page
+ * full but the last, next_cursor null only on the last; between (when
+ * given) runs after each page but the last. The keys listed, in order, are
+ * checked against the model's keys that match tenant / revoked (-1 not
+ * revoked, 1 revoked, 0 any): each once, in creation order, with its
+ * revocation. Returns the number of pages. */
+static int kpages(kmodel *m, const char *tenant, int revoked, int limit, void (*between)(kmodel *, int page)) {
+    static char seen[KMAX][17];
+    static int seen_revoked[KMAX];
+    int got = 0, pages = 0;
+    char cursor[32] = "";
+    memset(m->listed_live, 0, sizeof m->listed_live);
+    for (;;) {
+        char path[200];
+        snprintf(path, sizeof path, "/v1/keys?limit=%d%s%s%s%s%s", limit, tenant ? "&tenant=" : "", tenant ? tenant : "",
+                 revoked ? (revoked > 0 ? "&revoked=true" : "&revoked=false") : "", cursor[0] ? "&cursor=" : "", cursor);
+        it_resp r;
+        assert_int_equal(it_req(m->d, "GET", path, NULL, 0, NULL, &r), 0);
+        if (r.status != 200) fail_msg("GET %s: %ld %s", path, r.status, r.body);
+        json_t *keys = json_object_get(r.json, "keys"), *k, *next = json_object_get(r.json, "next_cursor");
+        assert_true(json_is_array(keys));
+        size_t i;
+        json_array_foreach(keys, i, k) {
+            assert_true(got < KMAX);
+            snprintf(seen[got], sizeof seen[0], "%s", json_string_value(json_object_get(k, "id")));
+            seen_revoked[got++] = json_is_true(json_object_get(k, "revoked"));
+        }
+        pages++;
+        size_t n = json_array_size(keys);
+        if (json_is_null(next)) {
+            it_resp_free(&r);
+            break;
+        }
+        if (!json_is_string(next)) fail_msg("GET %s: next_cursor is neither a string nor null: %s", path, r.body);
+        if ((int)n != limit) fail_msg("GET %s: a page of %zu keys before the last", path, n);
+        snprintf(cursor, sizeof cursor, "%s", json_string_value(next));
+        it_resp_free(&r);
+        if (between) between(m, pages - 1);
+    }
+    int j = 0;
+    for (int i = 0; i < m->n; i++) {
+        if ((tenant && strcmp(tenant, m->tenant[i])) || (revoked && (revoked > 0) != m->revoked[i])) continue;
+        if (j >= got) fail_msg("key %d (%s) not listed (tenant %s revoked %d limit %d)", i, m->id[i], tenant, revoked, limit);
+        if (strcmp(seen[j], m->id[i]))
+            fail_msg("listed #%d is %s, want key %d (%s) (tenant %s revoked %d)", j, seen[j], i, m->id[i], tenant, revoked);
+        if (seen_revoked[j] != (m->revoked[i] && !m->listed_live[i])) fail_msg("key %s listed revoked=%d, is %d", m->id[i], seen_revoked[j], m->revoked[i]);
+        j++;
+    }
+    if (got != j) fail_msg("%d keys listed, %d expected (tenant %s revoked %d)", got, j, tenant, revoked);
+    return pages;
+}
+
+/* Between two pages: keys made (they come on later pages) and revoked, one
+ * already listed and one still to come (it comes revoked). */
+static void kchurn(kmodel *m, int page) {
+    if (page >= 12) return;
+    kmake(m, page % 2 ? "pa" : "pb");
+    kmake(m, "pa");
+    int seen = 1 + page * 7; /* listed on this page */
+    m->listed_live[seen] = !m->revoked[seen];
+    krevoke(m, seen);
+    krevoke(m, m->base - 1 - page * 3); /* not listed yet */
+}
+
+/* GET /v1/keys pages: 250 keys of two tenants (some revoked) and the
+ * admin key, in pages of 7, each key once and in creation order, with
+ * every filter (tenant, revoked, both), also while keys are made and
+ * revoked between the pages; an exactly full last page has next_cursor
+ * null; bad limit, cursor and revoked answer 400 naming the parameter.
+ * (It answered every key in one page, whatever the query.) */
+static void keys_paged(void **st) {
+    (void)st;
+    it_daemon d;
+    memset(&d, 0, sizeof d);
+    assert_int_equal(it_start(&d), 0);
+    static kmodel m;
+    memset(&m, 0, sizeof m);
+    m.d = &d;
+    snprintf(m.id[0], sizeof m.id[0], "%.16s", d.key + 3); /* the bootstrap admin key, first */
+    snprintf(m.tenant[0], sizeof m.tenant[0], "default");
+    m.n = 1;
+    for (int i = 0; i < 250; i++) kmake(&m, i % 3 ? "pa" : "pb");
+    for (int i = 4; i < m.n; i += 11) krevoke(&m, i);
+    for (int i = 0; i < 7; i++) kmake(&m, "pc");
+    const char *tenants[] = {NULL, "pa", "pb", "pc", "nobody"};
+    for (size_t t = 0; t < sizeof tenants / sizeof tenants[0]; t++)
+        for (int rv = -1; rv <= 1; rv++) kpages(&m, tenants[t], rv, 7, NULL);
+    assert_int_equal(kpages(&m, "pc", 0, 7, NULL), 1); /* exactly full: the last page */
+    assert_int_equal(kpages(&m, NULL, 0, 1000, NULL), 1);
+    assert_int_equal(kpages(&m, NULL, 0, 100, NULL), 3); /* 258 keys */
+
+    /* keys made and revoked between the pages */
+    m.base = m.n;
+    int pages = kpages(&m, NULL, 0, 7, kchurn);
+    print_message("%d keys in %d pages of 7, 24 made and 24 revoked meanwhile\n", m.n, pages);
+    assert_int_equal(m.n, m.base + 24);
+
+    /* the default page is 100 keys; past the end is empty; empty values
+     * are absent */
+    const struct {
+        const char *query;
+        int status;
+        const char *field;
+        int keys;
+    } cases[] = {
+        {"", 200, NULL, 100},
+        {"?limit=&cursor=&revoked=&tenant=", 200, NULL, 100},
+        {"?cursor=0&limit=3", 200, NULL, 3},
+        {"?cursor=999999", 200, NULL, 0},
+        {"?limit=0", 400, "limit", 0},
+        {"?limit=1001", 400, "limit", 0},
+        {"?limit=x", 400, "limit", 0},
+        {"?limit=-1", 400, "limit", 0},
+        {"?limit=7x", 400, "limit", 0},
+        {"?cursor=x", 400, "cursor", 0},
+        {"?cursor=-1", 400, "cursor", 0},
+        {"?cursor=1.5", 400, "cursor", 0},
+        {"?cursor=+1", 400, "cursor", 0},
+        {"?cursor=99999999999999999999", 400, "cursor", 0},
+        {"?cursor=9223372036854775808", 400, "cursor", 0},
+        {"?revoked=yes", 400, "revoked", 0},
+        {"?revoked=1", 400, "revoked", 0},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char path[128];
+        snprintf(path, sizeof path, "/v1/keys%s", cases[i].query);
+        it_resp r;
+        assert_int_equal(it_req(&d, "GET", path, NULL, 0, NULL, &r), 0);
+        if (r.status != cases[i].status) fail_msg("GET %s: %ld %s, want %d", path, r.status, r.body, cases[i].status);
+        if (cases[i].field) {
+            const char *f = it_str(&r, "error.field");
+            if (!f || strcmp(f, cases[i].field)) fail_msg("GET %s: %s, want field %s", path, r.body, cases[i].field);
+            assert_string_equal(it_str(&r, "error.code"), "GX_EINVAL");
+        } else {
+            assert_int_equal(json_array_size(json_object_get(r.json, "keys")), cases[i].keys);
+            assert_true(json_is_string(json_object_get(r.json, "next_cursor")) == (cases[i].keys > 0));
+        }
+        it_resp_free(&r);
+    }
+    assert_int_equal(it_stop(&d), 0);
+    it_cleanup(&d);
+}
+
 static int setup(void **st) {
     (void)st;
     memset(&D, 0, sizeof D);
@@ -578,6 +760,7 @@ int main(void) {
         cmocka_unit_test(refused_requests_limited),
         cmocka_unit_test(audit_records),
         cmocka_unit_test(audit_pages_across_rotation),
+        cmocka_unit_test(keys_paged),
     };
     return cmocka_run_group_tests_name("auth_routes", tests, setup, teardown);
 }
