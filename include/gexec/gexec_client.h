@@ -2,7 +2,8 @@
  * gexec_client.h - libgexec-client, the HTTP client of gexecd.
  *
  * The client turns the daemon's REST API (/v1/jobs, /v1/blobs, /v1/events,
- * /v1/kernels, /v1/devices, /healthz, /readyz, /metrics) into C calls. The
+ * /v1/kernels, /v1/devices, the listing of /v1/keys, /healthz, /readyz,
+ * /metrics) into C calls; gx_client_request reaches every other route. The
  * `gexec` command is written only against this header, and so are the
  * integration tests.
  *
@@ -245,6 +246,45 @@ typedef struct gx_client_job_list {
 int gx_client_list(gx_client *c, const gx_client_list_opts *o, gx_client_job_list *out,
                    char **raw, gx_error *err);
 void gx_client_job_list_free(gx_client_job_list *l);
+
+/* ---- API keys ------------------------------------------------------------ */
+
+/* A key as GET /v1/keys lists it (never its secret). Strings are "" when
+ * the server sent null or nothing. */
+typedef struct gx_client_key {
+    char id[GX_CLIENT_ID_MAX];         /* 16 hex digits */
+    char tenant[GX_CLIENT_NAME_MAX];
+    char role[16];                     /* "viewer", ..., "admin" */
+    char label[128];
+    int64_t created_ns;                /* Unix ns */
+    int64_t expires_ns;                /* 0 = never */
+    int revoked;                       /* 1 if revoked */
+    int64_t last_used_ns;              /* 0 = never used */
+} gx_client_key;
+
+typedef struct gx_client_key_list_opts {
+    const char *tenant;         /* only this tenant's keys; NULL = every tenant's */
+    int revoked;                /* 0 = revoked or not; 1 = only revoked keys;
+                                   -1 = only keys not revoked */
+    int limit;                  /* page size (1..1000); 0 = server default (100) */
+    const char *cursor;         /* next_cursor of the previous page; NULL = first */
+} gx_client_key_list_opts;
+
+typedef struct gx_client_key_list {
+    size_t n;
+    gx_client_key *keys;              /* malloc'd array of n, in creation order */
+    char next_cursor[GX_CLIENT_ID_MAX]; /* "" on the last page */
+} gx_client_key_list;
+
+/* One page of GET /v1/keys (admin key). o may be NULL (the first page of
+ * every key). Follow next_cursor until it is "" for every key: each comes
+ * once, in creation order, also while keys are created or revoked
+ * meanwhile. GX_EINVAL (err->field "limit", "cursor" or "revoked") when
+ * the server refuses a parameter. Free with gx_client_key_list_free (also
+ * after a failure: it is then empty). */
+int gx_client_keys(gx_client *c, const gx_client_key_list_opts *o, gx_client_key_list *out, char **raw,
+                   gx_error *err);
+void gx_client_key_list_free(gx_client_key_list *l);
 
 /* ---- results ------------------------------------------------------------- */
 

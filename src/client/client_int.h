@@ -59,8 +59,20 @@ int gx__http(gx_client *c, const char *method, const char *path, const void *bod
 int gx__http_json(gx_client *c, const char *method, const char *path, const char *body,
                   json_t **out, char **raw, gx_error *err);
 
+/* GET a page of a listing: path (built: 0, or GX_ENOMEM when building it
+ * failed; freed here either way), its member (an array) into *items (n
+ * elements of size bytes, each filled by parse; calloc'd, free()) and its
+ * next_cursor ("" when null) into next_cursor (cap bytes). */
+int gx__get_page(gx_client *c, gx__buf *path, int built, const char *member, size_t size,
+                 void (*parse)(json_t *, void *), void **items, size_t *n, char *next_cursor, size_t cap,
+                 char **raw, gx_error *err);
+
 /* Percent-encode s for a URL; malloc'd (free()), NULL on ENOMEM. */
 char *gx__escape(const char *s);
+/* Append "?key=value" (or "&key=value" after the first) to the path in b,
+ * value percent-encoded; nothing for a NULL or empty value (the server
+ * takes an empty parameter as absent). 0 or GX_ENOMEM. */
+int gx__query_add(gx__buf *b, const char *key, const char *value);
 
 /* Put "prefix: " before err->message (truncating the end). NULL ok. */
 void gx__error_prefix(gx_error *err, const char *prefix);

@@ -88,6 +88,18 @@ char *gx__escape(const char *s) {
     return out;
 }
 
+int gx__query_add(gx__buf *b, const char *key, const char *value) {
+    if (!value || !*value) return 0;
+    char *e = gx__escape(value);
+    if (!e) return GX_ENOMEM;
+    int rc = gx__buf_add(b, strchr(b->p, '?') ? "&" : "?", 1);
+    if (!rc) rc = gx__buf_add(b, key, strlen(key));
+    if (!rc) rc = gx__buf_add(b, "=", 1);
+    if (!rc) rc = gx__buf_add(b, e, strlen(e));
+    free(e);
+    return rc;
+}
+
 void gx__jstr(char *dst, size_t cap, json_t *obj, const char *key) {
     json_t *v = obj ? json_object_get(obj, key) : NULL;
     const char *s = json_is_string(v) ? json_string_value(v) : "";
@@ -458,6 +470,35 @@ int gx__http_json(gx_client *c, const char *method, const char *path, const char
         *raw = NULL;
     }
     gx__buf_free(&resp);
+    return rc;
+}
+
+int gx__get_page(gx_client *c, gx__buf *path, int built, const char *member, size_t size,
+                 void (*parse)(json_t *, void *), void **items, size_t *n, char *next_cursor, size_t cap,
+                 char **raw, gx_error *err) {
+    *items = NULL;
+    *n = 0;
+    next_cursor[0] = '\0';
+    if (raw) *raw = NULL;
+    json_t *root = NULL;
+    int rc = built ? gx_error_set(err, GX_ENOMEM, NULL, "out of memory")
+                   : gx__http_json(c, "GET", path->p, NULL, &root, raw, err);
+    gx__buf_free(path);
+    if (rc) return rc;
+    json_t *arr = json_object_get(root, member);
+    size_t cnt = json_array_size(arr);
+    char *v = json_is_array(arr) ? calloc(cnt ? cnt : 1, size) : NULL;
+    if (!json_is_array(arr))
+        rc = gx_error_set(err, GX_EFORMAT, member, "server answer has no \"%s\" array", member);
+    else if (!v)
+        rc = gx_error_set(err, GX_ENOMEM, NULL, "out of memory");
+    for (size_t i = 0; !rc && i < cnt; i++) parse(json_array_get(arr, i), v + i * size);
+    if (!rc) {
+        gx__jstr(next_cursor, cap, root, "next_cursor");
+        *items = v;
+        *n = cnt;
+    }
+    json_decref(root);
     return rc;
 }
 

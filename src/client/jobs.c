@@ -213,60 +213,30 @@ int gx_client_wait(gx_client *c, const char *id, const gx_client_wait_opts *o,
 
 /* ---- list ------------------------------------------------------------------ */
 
-/* Append "&key=escaped(value)" (or "?..." first) to b. */
-static int add_query(gx__buf *b, const char *key, const char *value) {
-    char *e = gx__escape(value);
-    if (!e) return GX_ENOMEM;
-    int rc = gx__buf_add(b, strchr(b->p, '?') ? "&" : "?", 1);
-    if (!rc) rc = gx__buf_add(b, key, strlen(key));
-    if (!rc) rc = gx__buf_add(b, "=", 1);
-    if (!rc) rc = gx__buf_add(b, e, strlen(e));
-    free(e);
-    return rc;
-}
+static void job_item(json_t *o, void *j) { gx__job_from_json(o, j); }
 
 int gx_client_list(gx_client *c, const gx_client_list_opts *o, gx_client_job_list *out,
                    char **raw, gx_error *err) {
     memset(out, 0, sizeof *out);
-    if (raw) *raw = NULL;
     gx__buf q = {0};
     int rc = gx__buf_add(&q, "/v1/jobs", 8);
     if (o && !rc) {
-        if (o->state && *o->state) rc = add_query(&q, "state", o->state);
-        if (o->kernel && *o->kernel && !rc) rc = add_query(&q, "kernel", o->kernel);
+        rc = gx__query_add(&q, "state", o->state);
+        if (!rc) rc = gx__query_add(&q, "kernel", o->kernel);
         for (size_t i = 0; o->labels && i < o->nlabels && !rc; i++)
-            rc = add_query(&q, "label", o->labels[i]);
+            rc = gx__query_add(&q, "label", o->labels[i]);
         if (o->limit > 0 && !rc) {
             char n[24];
             snprintf(n, sizeof n, "%d", o->limit);
-            rc = add_query(&q, "limit", n);
+            rc = gx__query_add(&q, "limit", n);
         }
-        if (o->cursor && *o->cursor && !rc) rc = add_query(&q, "cursor", o->cursor);
+        if (!rc) rc = gx__query_add(&q, "cursor", o->cursor);
     }
-    if (rc) {
-        gx__buf_free(&q);
-        return gx_error_set(err, GX_ENOMEM, NULL, "out of memory");
-    }
-    json_t *root = NULL;
-    rc = gx__http_json(c, "GET", q.p, NULL, &root, raw, err);
-    gx__buf_free(&q);
-    if (rc) return rc;
-    json_t *jobs = json_object_get(root, "jobs");
-    if (!json_is_array(jobs)) {
-        json_decref(root);
-        return gx_error_set(err, GX_EFORMAT, "jobs", "server answer has no \"jobs\" array");
-    }
-    size_t n = json_array_size(jobs);
-    out->jobs = calloc(n ? n : 1, sizeof *out->jobs);
-    if (!out->jobs) {
-        json_decref(root);
-        return gx_error_set(err, GX_ENOMEM, NULL, "out of memory");
-    }
-    for (size_t i = 0; i < n; i++) gx__job_from_json(json_array_get(jobs, i), &out->jobs[i]);
-    out->n = n;
-    gx__jstr(out->next_cursor, sizeof out->next_cursor, root, "next_cursor");
-    json_decref(root);
-    return 0;
+    void *items = NULL;
+    rc = gx__get_page(c, &q, rc, "jobs", sizeof *out->jobs, job_item, &items, &out->n, out->next_cursor,
+                      sizeof out->next_cursor, raw, err);
+    out->jobs = items;
+    return rc;
 }
 
 void gx_client_job_list_free(gx_client_job_list *l) {

@@ -137,18 +137,6 @@ static int on_progress(void *ud, curl_off_t dt, curl_off_t dn, curl_off_t ut, cu
     return 0;
 }
 
-static int add_param(gx__buf *q, const char *key, const char *v) {
-    if (!v || !*v) return 0;
-    char *e = gx__escape(v);
-    if (!e) return GX_ENOMEM;
-    int rc = gx__buf_add(q, strchr(q->p, '?') ? "&" : "?", 1);
-    if (!rc) rc = gx__buf_add(q, key, strlen(key));
-    if (!rc) rc = gx__buf_add(q, "=", 1);
-    if (!rc) rc = gx__buf_add(q, e, strlen(e));
-    free(e);
-    return rc;
-}
-
 /* Wait ms (on_idle still called about once a second); 1 when a callback
  * or the deadline ended the wait. */
 static int backoff(sse *s, double ms) {
@@ -206,9 +194,9 @@ int gx_client_events_follow(gx_client *c, const gx_client_stream_opts *o, gx_err
         return gx_error_set(err, GX_EINVAL, "on_event", "an event callback is required");
     gx__buf q = {0};
     int rc = gx__buf_add(&q, "/v1/events", 10);
-    if (!rc) rc = add_param(&q, "job", o->job);
-    if (!rc) rc = add_param(&q, "state", o->state);
-    if (!rc) rc = add_param(&q, "kernel", o->kernel);
+    if (!rc) rc = gx__query_add(&q, "job", o->job);
+    if (!rc) rc = gx__query_add(&q, "state", o->state);
+    if (!rc) rc = gx__query_add(&q, "kernel", o->kernel);
     if (rc) {
         gx__buf_free(&q);
         return gx_error_set(err, GX_ENOMEM, NULL, "out of memory");

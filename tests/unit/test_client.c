@@ -600,6 +600,59 @@ static void test_list_and_batch(void **state) {
     assert_int_equal(gx_client_submit_batch_json(e->c, "[", &b, NULL, &err), GX_EFORMAT);
 }
 
+/* gx_client_keys: the query it sends, a page read into keys (null members
+ * as "none"), the last page's null cursor, a refused parameter, and an
+ * answer that is not a page. */
+static void test_keys(void **state) {
+    env *e = *state;
+    gx_error err;
+    fh_push(e->f, 200, NULL,
+            "{\"keys\":[{\"id\":\"0123456789abcdef\",\"tenant\":\"team-a\",\"role\":\"viewer\",\"label\":\"ci\","
+            "\"created_ns\":1700000000000000001,\"expires_ns\":null,\"revoked\":true,\"last_used_ns\":null},"
+            "{\"id\":\"fedcba9876543210\",\"tenant\":\"team-a\",\"role\":\"admin\",\"label\":\"\","
+            "\"created_ns\":2,\"expires_ns\":3,\"revoked\":false,\"last_used_ns\":4}],\"next_cursor\":\"9\"}",
+            0, 0);
+    fh_push(e->f, 200, NULL, "{\"keys\":[],\"next_cursor\":null}", 0, 0);
+    fh_push(e->f, 400, NULL, "{\"error\":{\"code\":\"GX_EINVAL\",\"message\":\"bad\",\"field\":\"cursor\"}}", 0, 0);
+    fh_push(e->f, 200, NULL, "{\"keys\":{}}", 0, 0);
+    gx_client_key_list_opts o = {.tenant = "team a", .revoked = 1, .limit = 7, .cursor = "5"};
+    gx_client_key_list l;
+    TU_OK(gx_client_keys(e->c, &o, &l, NULL, &err), err);
+    assert_non_null(strstr(fh_req_at(e->f, 0)->head,
+                           "GET /v1/keys?tenant=team%20a&revoked=true&limit=7&cursor=5 HTTP/1.1"));
+    assert_int_equal(l.n, 2);
+    assert_string_equal(l.keys[0].id, "0123456789abcdef");
+    assert_string_equal(l.keys[0].tenant, "team-a");
+    assert_string_equal(l.keys[0].role, "viewer");
+    assert_string_equal(l.keys[0].label, "ci");
+    assert_true(l.keys[0].created_ns == 1700000000000000001LL);
+    assert_int_equal(l.keys[0].expires_ns, 0);
+    assert_int_equal(l.keys[0].revoked, 1);
+    assert_int_equal(l.keys[0].last_used_ns, 0);
+    assert_int_equal(l.keys[1].expires_ns, 3);
+    assert_int_equal(l.keys[1].revoked, 0);
+    assert_int_equal(l.keys[1].last_used_ns, 4);
+    assert_string_equal(l.next_cursor, "9");
+    gx_client_key_list_free(&l);
+    o = (gx_client_key_list_opts){.revoked = -1};
+    char *raw = NULL;
+    TU_OK(gx_client_keys(e->c, &o, &l, &raw, &err), err);
+    assert_non_null(strstr(fh_req_at(e->f, 1)->head, "GET /v1/keys?revoked=false HTTP/1.1"));
+    assert_int_equal(l.n, 0);
+    assert_string_equal(l.next_cursor, "");
+    assert_string_equal(raw, "{\"keys\":[],\"next_cursor\":null}");
+    free(raw);
+    gx_client_key_list_free(&l);
+    assert_int_equal(gx_client_keys(e->c, NULL, &l, NULL, &err), GX_EINVAL);
+    assert_non_null(strstr(fh_req_at(e->f, 2)->head, "GET /v1/keys HTTP/1.1"));
+    assert_string_equal(err.field, "cursor");
+    assert_int_equal(l.n, 0);
+    gx_client_key_list_free(&l);
+    assert_int_equal(gx_client_keys(e->c, NULL, &l, NULL, &err), GX_EFORMAT);
+    assert_string_equal(err.field, "keys");
+    gx_client_key_list_free(&l);
+}
+
 typedef struct seen {
     int calls;
     char states[8][24];
@@ -1044,6 +1097,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_odd_calls, setup, teardown),
         cmocka_unit_test_setup_teardown(test_retry_after, setup, teardown),
         cmocka_unit_test_setup_teardown(test_list_and_batch, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_keys, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wait, setup, teardown),
         cmocka_unit_test_setup_teardown(test_result_and_blobs, setup, teardown),
         cmocka_unit_test_setup_teardown(test_events, setup, teardown),
