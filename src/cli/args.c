@@ -57,8 +57,10 @@ const cli_cmd cli_cmds[CMD_COUNT] = {
                     "Exits 0 when /healthz and /readyz both answer OK, 5 otherwise."},
     [CMD_KEYS] = {"keys", "create|list|revoke [ID]", 1, 2, "manage API keys (admin)",
                   "keys create --tenant T --role R [--expires-in DURATION] [--label L] prints the\n"
-                  "new key once (the server keeps only its hash); keys list [--tenant T] lists\n"
-                  "keys without secrets; keys revoke ID refuses the key from then on."},
+                  "new key once (the server keeps only its hash). keys list [--tenant T]\n"
+                  "[--state active|revoked] lists every key, oldest first, without secrets;\n"
+                  "with --limit N one page of N and the --cursor of the next (--all: every page).\n"
+                  "keys revoke ID refuses the key from then on."},
     [CMD_TENANTS] = {"tenants", "create|list|usage [NAME]", 1, 2, "create, change or list tenants; usage",
                      "tenants create --tenant NAME [--weight W] [--max-running N] [--max-queued N]\n"
                      "[--max-memory BYTES] [--device-seconds-per-hour X] creates the tenant or changes\n"
@@ -139,6 +141,10 @@ const cli_flag cli_flags[] = {
     /* keys, tenants, audit */
     {FL_TENANT, "tenant", 0, "NAME", 0, B(CMD_KEYS) | B(CMD_TENANTS), "tenant of the key, or the tenant to create"},
     {FL_ROLE, "role", 0, "ROLE", 0, B(CMD_KEYS), "viewer, submitter, operator or admin"},
+    {FL_STATE, "state", 's', "active|revoked", 0, B(CMD_KEYS), "keys list: only keys not revoked, or only revoked ones"},
+    {FL_LIMIT, "limit", 'n', "N", 0, B(CMD_KEYS), "keys list: one page of N keys (1..1000) instead of every key"},
+    {FL_CURSOR, "cursor", 0, "CURSOR", 0, B(CMD_KEYS), "keys list: start at this cursor (printed by the previous page)"},
+    {FL_ALL, "all", 0, NULL, 0, B(CMD_KEYS), "keys list --limit N: follow the cursors, N keys a request"},
     {FL_EXPIRES, "expires-in", 0, "DURATION", 0, B(CMD_KEYS), "the key expires after DURATION (default: never)"},
     {FL_LABEL, "label", 0, "TEXT", 0, B(CMD_KEYS), "a note kept with the key"},
     {FL_WEIGHT, "weight", 0, "W", 0, B(CMD_TENANTS), "fair-share weight (> 0, default 1)"},

@@ -33,6 +33,12 @@ int cli_local_fail(const char *what, const gx_error *err);
 
 /* Print a JSON text (server answer) on stdout with a final newline. */
 void cli_print_raw(const char *json);
+/* --json of a listing followed to its end: add the items of member of each
+ * page (raw, the server's answer) to all, a JSON array; then print them as
+ * one answer of the same shape, {"<member>":[...],"next_cursor":null}
+ * (cli_print_gathered takes all). */
+void cli_gather_page(json_t *all, const char *raw, const char *member);
+void cli_print_gathered(json_t *all, const char *member);
 
 /* Parse an integer flag value strictly; CLI_EXIT_USAGE on error. */
 int cli_int(const char *flag, const char *s, long lo, long hi, long *out);

@@ -53,14 +53,65 @@ static void show_key_created(json_t *o) {
             js(o, "tenant"), js(o, "role"));
 }
 
-static void show_keys(json_t *o) {
-    json_t *ks = json_object_get(o, "keys"), *k;
-    size_t i;
-    printf("%-17s %-20s %-10s %-8s %s\n", "ID", "TENANT", "ROLE", "STATE", "LABEL");
-    json_array_foreach(ks, i, k) {
-        printf("%-17s %-20s %-10s %-8s %s\n", js(k, "id"), js(k, "tenant"), js(k, "role"),
-               json_is_true(json_object_get(k, "revoked")) ? "revoked" : "active", js(k, "label"));
+static void key_header(void) { printf("%-17s %-20s %-10s %-8s %s\n", "ID", "TENANT", "ROLE", "STATE", "LABEL"); }
+
+static void key_row(const gx_client_key *k) {
+    printf("%-17s %-20s %-10s %-8s %s\n", k->id, k->tenant, k->role, k->revoked ? "revoked" : "active", k->label);
+}
+
+/* keys list: every key, following next_cursor; with --limit one page (the
+ * cursor of the next on stderr), unless --all follows them too. --json
+ * prints the server's page, or for every key one object of the same shape
+ * ({"keys":[...],"next_cursor":null}). */
+static int keys_list(cli_ctx *x) {
+    const cli_args *a = x->a;
+    gx_client_key_list_opts o = {0};
+    o.tenant = cli_get(a, FL_TENANT);
+    const char *state = cli_get(a, FL_STATE);
+    if (state && strcmp(state, "active") && strcmp(state, "revoked"))
+        return cli_usage("--state wants active or revoked, not '%s'", state);
+    if (state) o.revoked = strcmp(state, "revoked") ? -1 : 1;
+    long limit = 0;
+    if (cli_has(a, FL_LIMIT) && cli_int("limit", cli_get(a, FL_LIMIT), 1, 1000, &limit)) return CLI_EXIT_USAGE;
+    o.limit = (int)limit;
+    int all = !limit || cli_has(a, FL_ALL);
+    char cursor[GX_CLIENT_ID_MAX] = "";
+    if (cli_get(a, FL_CURSOR)) snprintf(cursor, sizeof cursor, "%s", cli_get(a, FL_CURSOR));
+    json_t *acc = x->json && all ? json_array() : NULL;
+    int code = CLI_EXIT_OK, first = 1;
+    for (;;) {
+        o.cursor = cursor;
+        gx_client_key_list l;
+        gx_error err;
+        char *raw = NULL;
+        int rc = gx_client_keys(x->c, &o, &l, x->json ? &raw : NULL, &err);
+        if (rc) {
+            free(raw);
+            code = cli_fail(x, rc, &err);
+            break;
+        }
+        if (acc) {
+            cli_gather_page(acc, raw, "keys");
+        } else if (x->json) {
+            cli_print_raw(raw);
+        }
+        if (!x->json && first) key_header();
+        for (size_t i = 0; !x->json && i < l.n; i++) key_row(&l.keys[i]);
+        first = 0;
+        free(raw);
+        snprintf(cursor, sizeof cursor, "%s", l.next_cursor);
+        gx_client_key_list_free(&l);
+        if (!cursor[0]) break;
+        if (!all) {
+            if (!x->json) fprintf(stderr, "more: gexec keys list --limit %ld --cursor %s (or --all)\n", limit, cursor);
+            break;
+        }
     }
+    if (acc && code == CLI_EXIT_OK)
+        cli_print_gathered(acc, "keys");
+    else
+        json_decref(acc);
+    return code;
 }
 
 static void show_revoked(json_t *o) { printf("%s revoked\n", js(o, "id")); }
@@ -87,10 +138,7 @@ int cmd_keys(cli_ctx *x) {
     }
     if (!strcmp(act, "list")) {
         if (x->a->npos != 1) return cli_usage("keys list takes no operand");
-        char path[200] = "/v1/keys";
-        const char *t = cli_get(x->a, FL_TENANT);
-        if (t) snprintf(path, sizeof path, "/v1/keys?tenant=%.100s", t); /* [A-Za-z0-9_.-] */
-        return call(x, "GET", path, NULL, show_keys);
+        return keys_list(x);
     }
     if (!strcmp(act, "revoke")) {
         if (x->a->npos != 2) return cli_usage("keys revoke takes the key's ID");

@@ -76,9 +76,7 @@ int cmd_list(cli_ctx *x) {
         if (x->json && !all) {
             cli_print_raw(raw);
         } else if (x->json) {
-            json_t *page = json_loads(raw, 0, NULL);
-            json_array_extend(acc, json_object_get(page, "jobs"));
-            json_decref(page);
+            cli_gather_page(acc, raw, "jobs");
         } else {
             if (first) list_header();
             for (size_t i = 0; i < l.n; i++) list_row(&l.jobs[i]);
@@ -93,15 +91,10 @@ int cmd_list(cli_ctx *x) {
             break;
         }
     }
-    if (acc && code == CLI_EXIT_OK) {
-        json_t *out = json_pack("{soss?}", "jobs", acc, "next_cursor", NULL);
-        char *s = out ? json_dumps(out, JSON_COMPACT) : NULL;
-        cli_print_raw(s);
-        free(s);
-        json_decref(out);
-    } else {
+    if (acc && code == CLI_EXIT_OK)
+        cli_print_gathered(acc, "jobs");
+    else
         json_decref(acc);
-    }
     free(labels);
     return code;
 }

@@ -70,6 +70,20 @@ void cli_print_raw(const char *json) {
     if (!n || json[n - 1] != '\n') fputc('\n', stdout);
 }
 
+void cli_gather_page(json_t *all, const char *raw, const char *member) {
+    json_t *page = json_loads(raw ? raw : "", 0, NULL);
+    json_array_extend(all, json_object_get(page, member));
+    json_decref(page);
+}
+
+void cli_print_gathered(json_t *all, const char *member) {
+    json_t *out = json_pack("{soss?}", member, all, "next_cursor", NULL);
+    char *s = out ? json_dumps(out, JSON_COMPACT) : NULL;
+    cli_print_raw(s);
+    free(s);
+    json_decref(out);
+}
+
 int cli_int(const char *flag, const char *s, long lo, long hi, long *out) {
     char *end;
     long v = s ? strtol(s, &end, 10) : 0;

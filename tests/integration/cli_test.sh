@@ -92,6 +92,16 @@ for p in /usr/bin/python3 python3; do
     if "$p" -c 'import numpy' 2>/dev/null; then NPY=$p; break; fi
 done
 
+# same WHAT WANT GOT: GOT must be WANT exactly (lines compared as text).
+same() {
+    checks=$((checks + 1))
+    if [ "$2" != "$3" ]; then
+        echo "FAIL: $1:"
+        diff <(echo "$2") <(echo "$3") | head -n 10
+        fails=$((fails + 1))
+    fi
+}
+
 json_get() { # json_get EXPR: evaluate a Python expression on j = JSON of stdin
     python3 -c "import json,sys; j=json.load(sys.stdin); print($1)"
 }
@@ -333,6 +343,33 @@ run 3 --api-key "$vkey" list
 run 4 keys revoke ffffffffffffffff
 run 2 keys frob
 run 2 keys create
+# keys list follows the pages of GET /v1/keys (100 keys a page) to the end
+many=()
+for i in $(seq 230); do
+    "$GEXEC" keys create --tenant cli-many --role viewer --label "many $i" >/dev/null 2>"$tmp/err" || break
+    many+=("$(grep -o 'key [0-9a-f]\{16\}' "$tmp/err" | cut -d' ' -f2)")
+done
+same "230 keys made" 230 "${#many[@]}"
+want=$(printf '%s\n' "${many[@]}")
+ids() { awk 'NR > 1 { print $1 }' <<<"$out"; } # the ID column, without the header
+run 0 keys list --tenant cli-many && same "keys list: every key once, oldest first" "$want" "$(ids)"
+expect "keys list: no more" '^$' "$err"
+run 0 keys list && expect "keys list: every tenant's" '^23[0-9]$' "$(grep -c -v '^ID ' <<<"$out")"
+run 0 --json keys list --tenant cli-many && same "keys list --json: every key" "$want" "$(json_get '"\n".join(k["id"] for k in j["keys"])' <<<"$out")"
+expect "keys list --json: the last page" '^None$' "$(json_get 'j["next_cursor"]' <<<"$out")"
+run 0 keys list --tenant cli-many --limit 7 && same "keys list --limit: one page" "$(head -n 7 <<<"$want")" "$(ids)"
+expect "keys list --limit: the next page's command" '^more: gexec keys list --limit 7 --cursor [0-9]+ \(or --all\)$' "$err"
+cur=$(grep -o -- '--cursor [0-9]*' <<<"$err" | cut -d' ' -f2)
+run 0 keys list --tenant cli-many --limit 7 --cursor "$cur" && same "keys list --cursor: the next page" "$(sed -n 8,14p <<<"$want")" "$(ids)"
+run 0 --json keys list --tenant cli-many --limit 7 && expect "keys list --json --limit: the server's page" '^7 [0-9]+$' "$(json_get 'len(j["keys"]), j["next_cursor"]' <<<"$out" | tr -d "(),'")"
+run 0 keys list --tenant cli-many --limit 7 --all && same "keys list --limit --all" "$want" "$(ids)"
+run 0 keys revoke "${many[3]}"
+run 0 keys list --tenant cli-many --state revoked && same "keys list --state revoked" "${many[3]}" "$(ids)"
+run 0 keys list --tenant cli-many --state active && same "keys list --state active" "$(grep -v -x "${many[3]}" <<<"$want")" "$(ids)"
+run 2 keys list --limit 0
+run 2 keys list --limit 1001
+run 2 keys list --state expired && expect "keys list --state" 'active or revoked' "$err"
+run 3 keys list --cursor x && expect "keys list: a bad cursor" 'field cursor' "$err"
 run 0 audit verify --file "$tmp/data/audit.log" && expect "audit intact" 'intact' "$out"
 cp "$tmp/data/audit.log" "$tmp/audit-copy.log"
 sed -i '2s/"ok"/"OK"/' "$tmp/audit-copy.log"
