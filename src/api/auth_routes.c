@@ -291,8 +291,18 @@ static json_t *key_json(const gx_auth_key_info *k) {
     return o;
 }
 
+/* The key routes with auth.enabled false: there is no key database (the
+ * handlers took the daemon down on its NULL handle). 1 when answered. */
+static int keys_off(const gx_service *s, gx_http_req *r) {
+    if (s->keys) return 0;
+    gx_http_error(r, 409, GX_ESTATE, NULL,
+                  "API keys are off (auth.enabled is false): there are no keys; set auth.enabled: true to use them");
+    return 1;
+}
+
 int gx__h_key_create(void *app, gx_http_req *r) {
     gx_service *s = app;
+    if (keys_off(s, r)) return 0;
     static const char *const allowed[] = {"tenant", "role", "label", "expires_in_s", NULL};
     json_t *j = body_object(r, allowed);
     if (!j) return 0;
@@ -373,6 +383,7 @@ static int key_query(gx_http_req *r, gx_auth_key_query *q) {
 
 int gx__h_key_list(void *app, gx_http_req *r) {
     gx_service *s = app;
+    if (keys_off(s, r)) return 0;
     gx_auth_key_query q;
     if (!key_query(r, &q)) return 0;
     gx_auth_key_info *ks = NULL;
@@ -394,6 +405,7 @@ int gx__h_key_list(void *app, gx_http_req *r) {
 
 int gx__h_key_revoke(void *app, gx_http_req *r) {
     gx_service *s = app;
+    if (keys_off(s, r)) return 0;
     gx_error e;
     char target[64];
     snprintf(target, sizeof target, "key/%.40s", r->params[0]);

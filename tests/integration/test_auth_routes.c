@@ -63,12 +63,13 @@ static size_t on_header(char *p, size_t sz, size_t n, void *ctx) {
 
 /* One request with key (NULL: none); streams are cut after a moment (the
  * status is known once the headers came). */
-static long send_req(const char *method, const char *path, const char *body, const char *key, resp *r) {
+static long send_to(const it_daemon *d, const char *method, const char *path, const char *body, const char *key,
+                    resp *r) {
     memset(r, 0, sizeof *r);
     CURL *c = curl_easy_init();
     assert_non_null(c);
     char url[512];
-    snprintf(url, sizeof url, "%s%s", D.url, path);
+    snprintf(url, sizeof url, "%s%s", d->url, path);
     curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
@@ -95,6 +96,10 @@ static long send_req(const char *method, const char *path, const char *body, con
     return r->status;
 }
 
+static long send_req(const char *method, const char *path, const char *body, const char *key, resp *r) {
+    return send_to(&D, method, path, body, key, r);
+}
+
 static const gx_route *route_of(const char *method, const char *pattern) {
     for (int i = 0; i < gx__nroutes; i++)
         if (!strcmp(gx__routes[i].method, method) && !strcmp(gx__routes[i].pattern, pattern)) return &gx__routes[i];
@@ -108,6 +113,16 @@ static void every_route_has_a_rule(void **st) {
             fail_msg("%s %s has no rule in src/auth/roles.c", gx__routes[i].method, gx__routes[i].pattern);
 }
 
+/* A route's pattern with a placeholder id that names nothing. */
+static void placeholder_path(const char *pattern, char *path, size_t cap) {
+    const char *b = strchr(pattern, '{'), *e = b ? strchr(b, '}') : NULL;
+    if (b && e)
+        snprintf(path, cap, "%.*s%s%s", (int)(b - pattern), pattern,
+                 !strncmp(pattern, "/v1/keys/", 9) ? "ffffffffffffffff" : "99999999", e + 1);
+    else
+        snprintf(path, cap, "%s", pattern);
+}
+
 static void route_x_role(void **st) {
     (void)st;
     size_t n;
@@ -117,12 +132,7 @@ static void route_x_role(void **st) {
         const gx_auth_rule *ru = &rules[i];
         if (!route_of(ru->method, ru->pattern)) continue; /* planned route */
         char path[256];
-        const char *b = strchr(ru->pattern, '{'), *e = b ? strchr(b, '}') : NULL;
-        if (b && e)
-            snprintf(path, sizeof path, "%.*s%s%s", (int)(b - ru->pattern), ru->pattern,
-                     !strncmp(ru->pattern, "/v1/keys/", 9) ? "ffffffffffffffff" : "99999999", e + 1);
-        else
-            snprintf(path, sizeof path, "%s", ru->pattern);
+        placeholder_path(ru->pattern, path, sizeof path);
         /* bodies that are refused (400) by a route that is allowed: nothing changes */
         const char *body = strcmp(ru->method, "POST") ? NULL : "{}";
         for (int role = GX_ROLE_NONE; role <= GX_ROLE_ADMIN; role++) {
@@ -148,6 +158,43 @@ static void route_x_role(void **st) {
     fprintf(stderr, "auth routes: %d cells, %d wrong\n", cells, bad);
     assert_true(cells >= 5 * 15);
     assert_int_equal(bad, 0);
+}
+
+/* auth.enabled false: every route answers without a key, as the default
+ * tenant with every right (never 401/403, never a dropped connection: GET
+ * /v1/keys took the daemon down, a NULL key database), the key routes say
+ * that keys are off (409 GX_ESTATE), and jobs run. */
+static void auth_off_every_route(void **st) {
+    (void)st;
+    it_daemon d;
+    memset(&d, 0, sizeof d);
+    d.extra_env[0] = "GEXEC_AUTH_ENABLED=false";
+    d.use_key = "";
+    assert_int_equal(it_start(&d), 0);
+    for (int i = 0; i < gx__nroutes; i++) {
+        const gx_route *ro = &gx__routes[i];
+        if (!strcmp(ro->pattern, "/v1/events")) continue; /* a stream: route_x_role covers it */
+        char path[256];
+        placeholder_path(ro->pattern, path, sizeof path);
+        resp r;
+        long stt = send_to(&d, ro->method, path, strcmp(ro->method, "POST") ? NULL : "{}", NULL, &r);
+        fprintf(stderr, "  %-7s %-26s -> %ld\n", ro->method, ro->pattern, stt);
+        if (stt == 0 || stt == 401 || stt == 403 || stt >= 500)
+            fail_msg("%s %s with auth off: %ld %.300s", ro->method, ro->pattern, stt, r.body);
+        if (!strncmp(ro->pattern, "/v1/keys", 8) && (stt != 409 || !strstr(r.body, "\"GX_ESTATE\"")))
+            fail_msg("%s %s with auth off: %ld %.300s (want 409 GX_ESTATE)", ro->method, ro->pattern, stt, r.body);
+        resp h;
+        assert_int_equal(send_to(&d, "GET", "/healthz", NULL, NULL, &h), 200);
+    }
+    char id[32];
+    resp r;
+    assert_int_equal(send_to(&d, "POST", "/v1/jobs", "{\"kernel\":\"spin\"}", NULL, &r), 202);
+    const char *p = strstr(r.body, "\"id\":\"");
+    assert_non_null(p);
+    snprintf(id, sizeof id, "%.*s", (int)strcspn(p + 6, "\""), p + 6);
+    assert_string_equal(it_wait_job(&d, id, 5000), "succeeded");
+    assert_non_null(strstr(r.body, "\"tenant\":\"default\""));
+    assert_int_equal(it_finish(&d), 0);
 }
 
 /* Unknown paths need a key too (401 before 404), and 404 with one. */
@@ -754,6 +801,7 @@ int main(void) {
         cmocka_unit_test(every_route_has_a_rule),
         cmocka_unit_test(route_x_role),
         cmocka_unit_test(unknown_paths),
+        cmocka_unit_test(auth_off_every_route),
         cmocka_unit_test(admin_reads_every_blob),
         cmocka_unit_test(revoked_key_streams_end),
         cmocka_unit_test(expired_key_streams_end),
