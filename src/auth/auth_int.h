@@ -27,6 +27,4 @@ void gx__auth_sha256(const void *a, size_t alen, const void *b, size_t blen, con
 #define GX__KEY_PAGE_SQL_MAX 320
 void gx__auth_key_page_sql(const gx_auth_key_query *q, char *sql, size_t cap);
 
-/* 1 if s is a tenant name: [A-Za-z0-9_.-]{1,63}. */
-
 #endif

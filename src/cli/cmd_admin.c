@@ -7,14 +7,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cli.h"
 #include "gexec/gexec_auth.h"
-
-static const char *js(json_t *o, const char *k) {
-    const char *s = json_string_value(json_object_get(o, k));
-    return s ? s : "";
-}
 
 /* Send a request; print the JSON with --json, else hand it to show. */
 static int call(cli_ctx *x, const char *method, const char *path, json_t *body, void (*show)(json_t *)) {
@@ -48,15 +44,21 @@ static int call(cli_ctx *x, const char *method, const char *path, json_t *body, 
 }
 
 static void show_key_created(json_t *o) {
-    printf("%s\n", js(o, "key"));
-    fprintf(stderr, "gexec: key %s (tenant %s, role %s) created; the key above is shown only now\n", js(o, "id"),
-            js(o, "tenant"), js(o, "role"));
+    printf("%s\n", cli_js(o, "key"));
+    fprintf(stderr, "gexec: key %s (tenant %s, role %s) created; the key above is shown only now\n", cli_js(o, "id"),
+            cli_js(o, "tenant"), cli_js(o, "role"));
 }
 
 static void key_header(void) { printf("%-17s %-20s %-10s %-8s %s\n", "ID", "TENANT", "ROLE", "STATE", "LABEL"); }
 
+/* STATE: revoked, expired (a key past its expiry is refused like a revoked
+ * one; it showed as active), or active. */
 static void key_row(const gx_client_key *k) {
-    printf("%-17s %-20s %-10s %-8s %s\n", k->id, k->tenant, k->role, k->revoked ? "revoked" : "active", k->label);
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    int64_t ns = (int64_t)now.tv_sec * 1000000000 + now.tv_nsec;
+    const char *st = k->revoked ? "revoked" : k->expires_ns && k->expires_ns <= ns ? "expired" : "active";
+    printf("%-17s %-20s %-10s %-8s %s\n", k->id, k->tenant, k->role, st, k->label);
 }
 
 /* keys list: every key, following next_cursor; with --limit one page (the
@@ -114,7 +116,7 @@ static int keys_list(cli_ctx *x) {
     return code;
 }
 
-static void show_revoked(json_t *o) { printf("%s revoked\n", js(o, "id")); }
+static void show_revoked(json_t *o) { printf("%s revoked\n", cli_js(o, "id")); }
 
 int cmd_keys(cli_ctx *x) {
     const char *act = x->a->pos[0];
@@ -150,7 +152,7 @@ int cmd_keys(cli_ctx *x) {
 }
 
 static void show_tenant(json_t *o) {
-    printf("%s weight %g max_running %lld\n", js(o, "name"), json_number_value(json_object_get(o, "weight")),
+    printf("%s weight %g max_running %lld\n", cli_js(o, "name"), json_number_value(json_object_get(o, "weight")),
            (long long)json_integer_value(json_object_get(o, "max_running")));
     json_t *q = json_object_get(o, "quotas"), *v;
     const char *k;
@@ -161,7 +163,7 @@ static void show_tenant(json_t *o) {
 static void show_usage(json_t *o) {
     json_t *q = json_object_get(o, "quotas"), *v;
     const char *k;
-    printf("tenant %s\n%-24s %16s %16s\n", js(o, "tenant"), "QUOTA", "USAGE", "LIMIT");
+    printf("tenant %s\n%-24s %16s %16s\n", cli_js(o, "tenant"), "QUOTA", "USAGE", "LIMIT");
     json_object_foreach(q, k, v) {
         double lim = json_number_value(json_object_get(v, "limit"));
         char ls[32];
@@ -193,7 +195,7 @@ static void show_tenants(json_t *o) {
     size_t i;
     printf("%-24s %8s %11s %8s %8s\n", "TENANT", "WEIGHT", "MAX_RUNNING", "QUEUED", "RUNNING");
     json_array_foreach(ts, i, t) {
-        printf("%-24s %8g %11lld %8lld %8lld\n", js(t, "name"), json_number_value(json_object_get(t, "weight")),
+        printf("%-24s %8g %11lld %8lld %8lld\n", cli_js(t, "name"), json_number_value(json_object_get(t, "weight")),
                (long long)json_integer_value(json_object_get(t, "max_running")),
                (long long)json_integer_value(json_object_get(t, "queued")),
                (long long)json_integer_value(json_object_get(t, "running")));

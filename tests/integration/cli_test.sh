@@ -313,6 +313,10 @@ vkey=$out
 expect "key create" '^gx_[0-9a-f]{16}_[A-Za-z0-9_-]{43}$' "$vkey"
 vid=$(cut -d_ -f2 <<<"$vkey")
 run 0 keys list --tenant cli-team && expect "key list" "^$vid +cli-team +viewer +active +cli" "$(grep "^$vid " <<<"$out")"
+run 0 keys create --tenant cli-team --role viewer --label brief --expires-in 1s
+bid=$(cut -d_ -f2 <<<"$out")
+sleep 1.2
+run 0 keys list --tenant cli-team && expect "expired key" "^$bid +cli-team +viewer +expired +brief" "$(grep "^$bid " <<<"$out")"
 expect "key list has no secret" '^[^_]*$|^ID' "$(grep -c gx_ <<<"$out" || true)"
 run 0 --api-key "$vkey" list && expect "viewer lists" '^ID' "$out"
 run 0 tenants create --tenant cli-team --max-queued 5 --max-memory 1000000 --device-seconds-per-hour 2.5
