@@ -135,8 +135,9 @@ static const key keys[] = {
         "How long finished jobs (succeeded, failed, cancelled, timed out, "
         "dead) are kept after they ended, with their events and results; "
         "blobs no job has named or uploaded for as long, and that no "
-        "unfinished job needs, go too. Checked every retention / 8 (1 s to "
-        "1 min). 0 keeps everything."),
+        "unfinished job needs, go too. Checked a second after the start, "
+        "then every retention / 8 (1 s to 1 min). 0 keeps every job and "
+        "blob (blob files no row names, left by a crash, still go)."),
 
     STR("blobs.dir", blobs.dir, NULL, K_OPTIONAL, NULL,
         "Directory of job input and output arrays. Unset: <data_dir>/blobs."),
