@@ -227,6 +227,13 @@ typedef struct gx_store_backend gx_store_backend; /* backend-private state */
 /* "sha256:" + 64 lowercase hex digits + NUL */
 #define GX_STORE_BLOB_ID_LEN 72
 
+/* A blob the retention may doom (gx_store_ops.blob_candidates). */
+typedef struct gx_store_blob_cand {
+    char id[GX_STORE_BLOB_ID_LEN];
+    int64_t used_ns; /* as read: dooming it checks it has not moved */
+    int named;       /* 1: an unfinished job's spec names it */
+} gx_store_blob_cand;
+
 /* What the committer hands a backend: one queued write. */
 typedef enum gx_store_write_kind {
     GX_STORE_W_NOP = 0,     /* a flush marker; write nothing */
@@ -253,7 +260,9 @@ typedef struct gx_store_write {
         struct {
             const gx_store_update *ups; /* validated; time_ns filled */
             size_t n;
-            int *codes; /* 0, GX_ESTATE (fenced) or GX_ENOTFOUND; or NULL */
+            int *codes; /* 0, GX_ESTATE (fenced) or GX_ENOTFOUND (no such
+                           job; or, for a compare-and-set from a final state
+                           to another, a blob it names is gone); or NULL */
         } update;
         struct {
             const gx_store_tenant *t;
@@ -291,8 +300,8 @@ typedef struct gx_store_write {
             size_t max_jobs;          /* at most this many (>= 1) */
             uint64_t after;           /* in: look at jobs with larger ids;
                                          out: where the next call goes on */
-            int64_t blobs_before_ns;  /* doom the candidates (cand) still last
-                                         used before this; 0: none */
+            int64_t blobs_before_ns;  /* doom the candidates (cand) not used
+                                         since they were found; 0: none */
             int64_t doomed_before_ns; /* delete the rows of blobs doomed before
                                          this and not used since; 0: none */
             int64_t now_ns;
@@ -308,10 +317,10 @@ typedef struct gx_store_write {
              * (reading every unfinished job's spec there held up every
              * write behind it: 0.7 s with 300,000 such jobs). A candidate
              * an unfinished job names counts as used now; one no job named
-             * is doomed unless something used it since (used_ns moved past
-             * blobs_before_ns) or it is doomed already. */
-            const char (*cand)[GX_STORE_BLOB_ID_LEN];
-            const unsigned char *cand_named; /* [ncand]: 1 = named */
+             * is doomed unless something used it since it was read (every
+             * use moves used_ns: an upload, a job naming it, a re-queue)
+             * or it is doomed already. */
+            const struct gx_store_blob_cand *cand;
             size_t ncand;
         } purge;
     } u;
@@ -370,13 +379,12 @@ typedef struct gx_store_ops {
     int (*find_idempotent)(gx_store_backend *b, const char *tenant, const char *key, uint64_t *id,
                            gx_error *err);
     /* Appended (optional: NULL = the retention dooms no blob). The
-     * retention's read half, outside any write: up to max blob ids last
-     * used before before_ns and not doomed, the longest unused first, as
-     * one malloc'd block *ids of *n ids followed by *n bytes (*named: 1
-     * when an unfinished job's spec names that blob). */
-    int (*blob_candidates)(gx_store_backend *b, int64_t before_ns, size_t max,
-                           char (**ids)[GX_STORE_BLOB_ID_LEN], unsigned char **named, size_t *n,
-                           gx_error *err);
+     * retention's read half, outside any write: up to max blobs last used
+     * before before_ns and not doomed, the longest unused first, as one
+     * malloc'd array *out of *n (named: an unfinished job's spec names
+     * it). A backend with it must move a blob's used_ns on every use. */
+    int (*blob_candidates)(gx_store_backend *b, int64_t before_ns, size_t max, gx_store_blob_cand **out,
+                           size_t *n, gx_error *err);
 } gx_store_ops;
 
 /* The built-in SQLite backend. */
@@ -437,8 +445,11 @@ int gx_store_insert_jobs_async(gx_store *s, const gx_store_job *jobs, size_t n, 
 
 /* Apply n updates, queued behind every write queued before (FIFO). With
  * wait = 1 block until durable; codes (n entries or NULL) gets 0, GX_ESTATE
- * (fenced: stale attempt or from_mask) or GX_ENOTFOUND per update; returns
- * the number applied. With wait = 0 the updates are copied, queued and the
+ * (fenced: stale attempt or from_mask) or GX_ENOTFOUND (no such job; or a
+ * compare-and-set from a final state to an unfinished one, a re-queue,
+ * found a blob the job names gone or no longer its tenant's: the job needs
+ * its blobs again, and they count as used now) per update; returns the
+ * number applied. With wait = 0 the updates are copied, queued and the
  * call returns 0 at once (codes unused); a later failure of their group is
  * counted in stats.async_failures and reported by the next gx_store_flush.
  * GX_EINVAL (nothing queued) if an update is malformed (bad state, id 0). */

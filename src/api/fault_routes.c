@@ -313,11 +313,17 @@ int gx__h_job_requeue(void *app, gx_http_req *r) {
         gx_http_error(r, 503, GX_ESTORE, NULL, "the re-queue could not be stored: %s", e.message);
         return 0;
     }
-    if (code) { /* someone else re-queued it first */
+    if (code) { /* someone else re-queued it first; or its blobs are gone */
         gx_jobreq_free(&jr);
         gx_store_free(sj);
-        gx_http_error(r, 409, GX_ESTATE, "state", "job %llu changed state meanwhile (re-queued already?)",
-                      (unsigned long long)id);
+        if (code == GX_ENOTFOUND)
+            gx_http_error(r, 409, GX_ENOTFOUND, "inputs",
+                          "job %llu cannot run again: an input blob was deleted (store.retention) meanwhile; "
+                          "upload it again and resubmit the job",
+                          (unsigned long long)id);
+        else
+            gx_http_error(r, 409, GX_ESTATE, "state", "job %llu changed state meanwhile (re-queued already?)",
+                          (unsigned long long)id);
         return 0;
     }
     gx_job_spec sp = jr.spec;

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "clock.h"
+#include "fsdir.h"
 #include "hmap.h"
 #include "log.h"
 
@@ -1424,7 +1425,10 @@ static int lock_one(const char *path, const char *field, const char *what, int *
         pid[strcspn(pid, "\n")] = '\0';
         close(fd);
         return gx_error_set(err, GX_EBUSY, field, "another gexecd (pid %s) is using %s: %s", pid[0] ? pid : "unknown",
-                            what, !strcmp(field, "data_dir") ? "one daemon per data directory" : "one daemon per store");
+                            what,
+                            !strcmp(field, "data_dir")    ? "one daemon per data directory"
+                            : !strcmp(field, "blobs.dir") ? "one daemon per blob folder"
+                                                          : "one daemon per store");
     }
     char pid[24];
     int len = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
@@ -1434,13 +1438,20 @@ static int lock_one(const char *path, const char *field, const char *what, int *
     return 0;
 }
 
-/* One daemon per data directory, and per SQLite store wherever store.path
- * puts it (two data directories naming one store.path both ran its jobs). */
+/* One daemon per data directory, per SQLite store wherever store.path puts
+ * it (two data directories naming one store.path both ran its jobs), and
+ * per blob folder wherever blobs.dir puts it (the retention and the sweep
+ * remove files that no row of their own store names). */
 static int lock_data_dir(gx_service *s, gx_error *err) {
     char path[4096];
     const char *dir = s->cfg.data_dir ? s->cfg.data_dir : ".";
     snprintf(path, sizeof path, "%s/gexecd.lock", dir);
     int rc = lock_one(path, "data_dir", dir, &s->lock_fd, err);
+    if (!rc && s->cfg.blobs.dir) {
+        char bpath[4200];
+        snprintf(bpath, sizeof bpath, "%s/.gexecd.lock", s->cfg.blobs.dir);
+        rc = lock_one(bpath, "blobs.dir", s->cfg.blobs.dir, &s->blob_lock_fd, err);
+    }
     if (rc || s->cfg.store.backend == GX_CFG_STORE_POSTGRES || !s->cfg.store.path) return rc;
     char spath[4096];
     snprintf(spath, sizeof spath, "%s.lock", s->cfg.store.path);
@@ -1474,6 +1485,7 @@ int gx_service_start(const gx_config *cfg, gx_service **out, gx_error *err) {
     s->start_ns = gx__wall_ns();
     s->lock_fd = -1;
     s->store_lock_fd = -1;
+    s->blob_lock_fd = -1;
     s->listen_fd = -1;
     pthread_mutex_init(&s->amu, NULL);
     pthread_mutex_init(&s->idmu, NULL);
@@ -1511,6 +1523,10 @@ int gx_service_start(const gx_config *cfg, gx_service **out, gx_error *err) {
                           s->cfg.store.path, keydb);
         goto fail;
     }
+    /* the data folder (auth.db, the audit log, the locks), made when
+     * missing whatever store.path and blobs.dir say */
+    rc = gx__make_dirs(s->cfg.data_dir ? s->cfg.data_dir : ".", "data_dir", err);
+    if (rc) goto fail;
     gx_store_config sc;
     gx_store_config_init(&sc);
     sc.path = s->cfg.store.path;
@@ -1750,7 +1766,8 @@ int gx__svc_shutdown(gx_service *s, int for_exec) {
     gx__svc_auth_close(s);
     if (s->lock_fd >= 0) close(s->lock_fd); /* the next daemon may start */
     if (s->store_lock_fd >= 0) close(s->store_lock_fd);
-    s->lock_fd = s->store_lock_fd = -1;
+    if (s->blob_lock_fd >= 0) close(s->blob_lock_fd);
+    s->lock_fd = s->store_lock_fd = s->blob_lock_fd = -1;
     if (s->listen_fd >= 0) close(s->listen_fd); /* HTTP never took it */
     s->listen_fd = -1;
     if (for_exec) return lfd;

@@ -81,6 +81,7 @@ struct gx_service {
     gx_http_server *http;
     int lock_fd;                 /* <data_dir>/gexecd.lock, flock'd; -1: none */
     int store_lock_fd;           /* <store.path>.lock (SQLite), flock'd; -1: none */
+    int blob_lock_fd;            /* <blobs.dir>/.gexecd.lock, flock'd; -1: none */
     int listen_fd;               /* bound before anything else, until HTTP takes it; -1 */
     struct gx_svc_metrics *m;    /* metric handles (routes.c) */
     atomic_int m_live;           /* m is complete: the committer may observe */

@@ -18,6 +18,7 @@
 
 #include <openssl/evp.h>
 
+#include "fsdir.h"
 #include "gexec/gexec_fault.h"
 #include "store_int.h"
 
@@ -48,51 +49,7 @@ int gx__blob_path(const char *dir, const char *id, char *path, size_t cap) {
     return 0;
 }
 
-/* fsync a folder so a name created in it survives a crash. */
-static int sync_dir(const char *dir, gx_error *err) {
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0) return sys_err(err, "cannot open folder", dir);
-    int rc = fsync(fd);
-    close(fd);
-    if (rc) return sys_err(err, "cannot fsync folder", dir);
-    return 0;
-}
-
-/* mkdir that fsyncs the parent when it created something. */
-static int make_dir(const char *dir, gx_error *err) {
-    if (mkdir(dir, 0750) == 0) {
-        char parent[4096];
-        snprintf(parent, sizeof parent, "%s", dir);
-        char *slash = strrchr(parent, '/');
-        if (slash == parent)
-            slash[1] = '\0';
-        else if (slash)
-            *slash = '\0';
-        else
-            snprintf(parent, sizeof parent, ".");
-        return sync_dir(parent, err);
-    }
-    if (errno != EEXIST) return sys_err(err, "cannot create folder", dir);
-    struct stat st;
-    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
-        return gx_error_set(err, GX_ESTORE, "blob_dir", "%s exists and is not a folder", dir);
-    return 0;
-}
-
-int gx__blob_dir_init(const char *dir, gx_error *err) {
-    char p[4096];
-    if (!dir || !*dir || strlen(dir) >= sizeof p - 80)
-        return gx_error_set(err, GX_EINVAL, "blob_dir", "blob_dir is empty or too long");
-    snprintf(p, sizeof p, "%s", dir);
-    for (char *c = p + 1; *c; c++) {
-        if (*c != '/') continue;
-        *c = '\0';
-        int rc = make_dir(p, err);
-        *c = '/';
-        if (rc) return rc;
-    }
-    return make_dir(p, err);
-}
+int gx__blob_dir_init(const char *dir, gx_error *err) { return gx__make_dirs(dir, "blob_dir", err); }
 
 static int write_all(int fd, const unsigned char *b, size_t len) {
     while (len) {
@@ -134,7 +91,7 @@ int gx__blob_write(const char *dir, const char *id, const void *bytes, size_t le
     if (stat(path, &st) == 0 && S_ISREG(st.st_mode) && (uint64_t)st.st_size == len && same_bytes(path, bytes, len))
         return 0; /* already stored: content addressed (and not damaged: else written again) */
     snprintf(sub, sizeof sub, "%s/%.2s", dir, id + 7);
-    int rc = make_dir(sub, err);
+    int rc = gx__make_dir(sub, "blob", err);
     if (rc) return rc;
     snprintf(tmp, sizeof tmp, "%s/.tmp-%s-XXXXXX", sub, id + 7);
     int fd = mkostemp(tmp, O_CLOEXEC);
@@ -159,7 +116,7 @@ int gx__blob_write(const char *dir, const char *id, const void *bytes, size_t le
         unlink(tmp);
         return rc;
     }
-    return sync_dir(sub, err);
+    return gx__sync_dir(sub, "blob", err);
 }
 
 int gx__blob_damaged(gx_error *err, const char *id, const char *why) {

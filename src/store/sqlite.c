@@ -176,7 +176,7 @@ struct gx_store_backend {
     sqlite3 *w; /* the writer */
     sqlite3_stmt *begin, *commit, *rollback, *ins_job, *find_idem, *sel_job, *upd_job,
         *exists, *tenant_up, *blob_ins, *owner_ins, *rq_jobs, *ckpt_put, *ckpt_del, *set_put, *set_del,
-        *blob_touch, *pg_scan, *pg_job, *pg_jev, *pg_doomed, *pg_blob, *pg_owner, *pg_doom, *pg_maxdel,
+        *blob_touch, *sel_spec, *pg_scan, *pg_job, *pg_jev, *pg_doomed, *pg_blob, *pg_owner, *pg_doom, *pg_maxdel,
         *pg_keep;
     int ckpt_rows; /* the checkpoints table may hold rows: final updates delete */
     sqlite3_stmt *ins_jobs[INS_SIZES - 1]; /* INS_ROWS, 16, 4 rows (1: ins_job) */
@@ -383,6 +383,7 @@ static int prepare_writer(gx_store_backend *b, gx_error *err) {
          * update that changed nothing and checks a from_mask first (one
          * writer, so nothing changes in between) */
         {&b->sel_job, "SELECT attempt, state FROM jobs WHERE id = ?1"},
+        {&b->sel_spec, "SELECT tenant, spec FROM jobs WHERE id = ?1"},
         {&b->upd_job,
          "UPDATE jobs SET state = ?2, attempt = ?3,"
          " start_ns = CASE WHEN ?4 & 1 THEN ?5 ELSE start_ns END,"
@@ -399,13 +400,16 @@ static int prepare_writer(gx_store_backend *b, gx_error *err) {
          " VALUES(?1, ?2, ?3, ?4, ?5, ?5) ON CONFLICT(name) DO UPDATE SET"
          " weight = excluded.weight, max_running = excluded.max_running,"
          " quotas = excluded.quotas, updated_ns = excluded.updated_ns"},
+        /* every use moves used_ns (by 1 ns at least, whatever the clock
+         * says): that is how the retention's doom sees a use that came
+         * after it read its candidates */
         {&b->blob_ins, "INSERT INTO blobs(id, size, created_ns, used_ns) VALUES(?1, ?2, ?3, ?3)"
-                       " ON CONFLICT(id) DO UPDATE SET used_ns = max(used_ns, excluded.used_ns), doomed_ns = 0"},
+                       " ON CONFLICT(id) DO UPDATE SET used_ns = max(used_ns + 1, excluded.used_ns), doomed_ns = 0"},
         /* retention (w_purge); a job naming a blob takes it back */
         /* only a blob the job's tenant owns: one deleted by the retention and
          * uploaded again by another tenant since the job was decoded is not
          * the job's to use (at a restart it could not be loaded) */
-        {&b->blob_touch, "UPDATE blobs SET used_ns = max(used_ns, ?2), doomed_ns = 0 WHERE id = ?1"
+        {&b->blob_touch, "UPDATE blobs SET used_ns = max(used_ns + 1, ?2), doomed_ns = 0 WHERE id = ?1"
                          " AND EXISTS (SELECT 1 FROM blob_owners o WHERE o.tenant = ?3 AND o.id = ?1)"},
         {&b->pg_scan, "SELECT id, state, end_ns, submit_ns FROM jobs WHERE id > ?1 ORDER BY id"},
         {&b->pg_job, "DELETE FROM jobs WHERE id = ?1"},
@@ -414,7 +418,7 @@ static int prepare_writer(gx_store_backend *b, gx_error *err) {
         {&b->pg_blob, "DELETE FROM blobs WHERE id = ?1"},
         {&b->pg_owner, "DELETE FROM blob_owners WHERE id = ?1"},
         /* a candidate found outside the transaction, unless used since */
-        {&b->pg_doom, "UPDATE blobs SET doomed_ns = ?2 WHERE id = ?1 AND used_ns < ?3 AND doomed_ns = 0"},
+        {&b->pg_doom, "UPDATE blobs SET doomed_ns = ?2 WHERE id = ?1 AND used_ns = ?3 AND doomed_ns = 0"},
         /* ids are never given twice: the highest deleted one is kept */
         {&b->pg_maxdel, "INSERT INTO settings(key, value, updated_ns) VALUES('" MAXDEL_KEY "', ?1, ?2)"
                         " ON CONFLICT(key) DO UPDATE SET value = excluded.value, updated_ns = excluded.updated_ns"
@@ -559,7 +563,7 @@ static void sqlite_close(gx_store_backend *b) {
         rconn_close(c);
     }
     sqlite3_stmt *all[] = {b->begin,     b->commit,   b->rollback,  b->ins_job,  b->find_idem,
-                           b->sel_job, b->upd_job,  b->exists,    b->tenant_up, b->blob_ins,
+                           b->sel_job, b->sel_spec, b->upd_job,  b->exists,    b->tenant_up, b->blob_ins,
                            b->owner_ins, b->rq_jobs, b->ckpt_put, b->ckpt_del, b->set_put, b->set_del,
                            b->blob_touch, b->pg_scan, b->pg_job, b->pg_jev, b->pg_doomed, b->pg_blob,
                            b->pg_owner, b->pg_doom, b->pg_maxdel, b->pg_keep};
@@ -945,6 +949,34 @@ static int fence(gx_store_backend *b, const gx_store_update *u, int *rc) {
     return code;
 }
 
+/* A compare-and-set from a final state to an unfinished one (a re-queue):
+ * the job needs its blobs again. */
+static int revives(const gx_store_update *u) {
+    return u->state < GX__STORE_FIRST_FINAL && (u->from_mask >> GX__STORE_FIRST_FINAL) != 0;
+}
+
+/* A revived job's blobs touched as a new job's are (the retention may have
+ * doomed them while it was final, or be about to): GX_ENOTFOUND when one
+ * is gone or no longer its tenant's, 0 when all are there (or the job is). */
+static int touch_revived(gx_store_backend *b, const gx_store_update *u, int *rc) {
+    sqlite3_stmt *sel = b->sel_spec;
+    sqlite3_bind_int64(sel, 1, (sqlite3_int64)u->id);
+    int s = sqlite3_step(sel);
+    gx_store_insert_result r = {0};
+    *rc = SQLITE_OK;
+    if (s == SQLITE_ROW) {
+        gx_store_job j = {.id = u->id,
+                          .tenant = (const char *)sqlite3_column_text(sel, 0),
+                          .spec_json = (const char *)sqlite3_column_text(sel, 1),
+                          .submit_ns = u->time_ns};
+        *rc = touch_blobs(b, &j, &r);
+    } else if (s != SQLITE_DONE) {
+        *rc = s;
+    }
+    sqlite3_reset(sel);
+    return r.code;
+}
+
 /* Updates are applied job by job (in id order; a job's own updates keep
  * their order). A run of updates of one job with the same attempt and no
  * from_mask is applied as one UPDATE of the row (the last state, every
@@ -992,6 +1024,13 @@ static int w_update(gx_store_backend *b, gx_store_write *w, const char **what) {
             if (rc) {
                 *what = "update lookup";
                 goto out;
+            }
+            if (!code && revives(u)) {
+                code = touch_revived(b, u, &rc);
+                if (rc) {
+                    *what = "blob use";
+                    goto out;
+                }
             }
         }
         if (!code) {
@@ -1248,11 +1287,12 @@ static int purge_doomed(gx_store_backend *b, gx_store_write *w) {
 static int purge_doom(gx_store_backend *b, gx_store_write *w) {
     int rc = SQLITE_OK;
     for (size_t i = 0; rc == SQLITE_OK && i < w->u.purge.ncand; i++) {
-        int named = w->u.purge.cand_named[i];
+        const gx_store_blob_cand *c = &w->u.purge.cand[i];
+        int named = c->named;
         sqlite3_stmt *st = named ? b->pg_keep : b->pg_doom;
-        bind_text(st, 1, w->u.purge.cand[i]);
+        bind_text(st, 1, c->id);
         sqlite3_bind_int64(st, 2, w->u.purge.now_ns);
-        if (!named) sqlite3_bind_int64(st, 3, w->u.purge.blobs_before_ns);
+        if (!named) sqlite3_bind_int64(st, 3, c->used_ns);
         rc = step_done(st);
         if (rc == SQLITE_OK && !named) w->u.purge.doomed += sqlite3_changes(b->w);
         sqlite3_clear_bindings(st);
@@ -1695,36 +1735,34 @@ static int sqlite_find_idempotent(gx_store_backend *b, const char *tenant, const
     return rc;
 }
 
-/* blob_candidates: the candidates by id (value: index + 1) and the marks. */
+/* blob_candidates: the candidates by id (value: index + 1). */
 typedef struct cand_set {
     gx__hmap ix;
-    unsigned char *named;
+    gx_store_blob_cand *c;
 } cand_set;
 
 static int mark_named(void *ctx, const char *id) {
     cand_set *cs = ctx;
     uint64_t v;
-    if (gx__hmap_get(&cs->ix, id, strlen(id), &v)) cs->named[v - 1] = 1;
+    if (gx__hmap_get(&cs->ix, id, strlen(id), &v)) cs->c[v - 1].named = 1;
     return 0;
 }
 
-static int sqlite_blob_candidates(gx_store_backend *b, int64_t before_ns, size_t max,
-                                  char (**ids)[GX_STORE_BLOB_ID_LEN], unsigned char **named, size_t *n,
-                                  gx_error *err) {
-    *ids = NULL;
-    *named = NULL;
+static int sqlite_blob_candidates(gx_store_backend *b, int64_t before_ns, size_t max, gx_store_blob_cand **out,
+                                  size_t *n, gx_error *err) {
+    *out = NULL;
     *n = 0;
     if (!max) return 0;
     rconn *c = rc_get(b, err);
     if (!c) return err ? err->code : GX_ESTORE;
     int rc = prep(c->db, &c->bl_cand,
-                  "SELECT id FROM blobs WHERE used_ns < ?1 AND doomed_ns = 0 ORDER BY used_ns LIMIT ?2", err);
+                  "SELECT id, used_ns FROM blobs WHERE used_ns < ?1 AND doomed_ns = 0 ORDER BY used_ns LIMIT ?2",
+                  err);
     if (!rc)
         rc = prep(c->db, &c->bl_unfin,
                   "SELECT spec FROM jobs WHERE state < " FINAL_SQL " AND instr(spec, '\"blob\"') > 0", err);
-    char(*out)[GX_STORE_BLOB_ID_LEN] = rc ? NULL : malloc(max * (GX_STORE_BLOB_ID_LEN + 1));
-    cand_set cs = {{0}, out ? (unsigned char *)(out + max) : NULL};
-    if (!rc && !out) rc = gx_error_set(err, GX_ENOMEM, NULL, "out of memory");
+    cand_set cs = {{0}, rc ? NULL : calloc(max, sizeof *cs.c)};
+    if (!rc && !cs.c) rc = gx_error_set(err, GX_ENOMEM, NULL, "out of memory");
     size_t k = 0;
     if (!rc) {
         sqlite3_bind_int64(c->bl_cand, 1, before_ns);
@@ -1733,9 +1771,9 @@ static int sqlite_blob_candidates(gx_store_backend *b, int64_t before_ns, size_t
         while (!rc && (st = sqlite3_step(c->bl_cand)) == SQLITE_ROW) {
             const char *id = (const char *)sqlite3_column_text(c->bl_cand, 0);
             if (!id || !gx_store_blob_id_valid(id) || k == max) continue;
-            memcpy(out[k], id, GX_STORE_BLOB_ID_LEN);
-            cs.named[k] = 0;
-            if (gx__hmap_put(&cs.ix, out[k], strlen(out[k]), k + 1))
+            memcpy(cs.c[k].id, id, GX_STORE_BLOB_ID_LEN);
+            cs.c[k].used_ns = sqlite3_column_int64(c->bl_cand, 1);
+            if (gx__hmap_put(&cs.ix, cs.c[k].id, strlen(cs.c[k].id), k + 1))
                 rc = gx_error_set(err, GX_ENOMEM, NULL, "out of memory");
             k++;
         }
@@ -1751,15 +1789,12 @@ static int sqlite_blob_candidates(gx_store_backend *b, int64_t before_ns, size_t
     }
     rc_put(b, c);
     gx__hmap_free(&cs.ix);
-    if (rc) {
-        free(out);
+    if (rc || !k) {
+        free(cs.c);
         return rc;
     }
-    if (k < max && k) memmove(out + k, cs.named, k); /* the marks right after the ids */
-    *ids = k ? out : NULL;
-    *named = k ? (unsigned char *)(out + k) : NULL;
+    *out = cs.c;
     *n = k;
-    if (!k) free(out);
     return 0;
 }
 

@@ -39,6 +39,7 @@
 
 #include "clock.h"
 #include "log.h"
+#include "fsdir.h"
 #include "store_int.h"
 
 #define DEFAULT_MAX_BATCH 10000
@@ -528,6 +529,13 @@ int gx_store_open_ops(const gx_store_ops *ops, const gx_store_config *cfg, gx_st
     }
     rc = gx__blob_dir_init(s->blob_dir, err);
     if (rc) goto fail;
+    if (cfg->path && strrchr(cfg->path, '/') && strrchr(cfg->path, '/') != cfg->path) {
+        /* the database file's folder (with blob_dir elsewhere, nothing made it) */
+        char dir[4096];
+        snprintf(dir, sizeof dir, "%.*s", (int)(strrchr(cfg->path, '/') - cfg->path), cfg->path);
+        rc = gx__make_dirs(dir, "path", err);
+        if (rc) goto fail;
+    }
     rc = ops->open(cfg, &s->b, err);
     if (rc) goto fail;
     pthread_mutex_init(&s->mu, NULL);
@@ -843,14 +851,11 @@ int gx_store_purge(gx_store *s, int64_t jobs_before_ns, size_t max_jobs, int64_t
     /* the candidates for dooming, read before the transaction (which only
      * marks them): reading every unfinished job's spec inside it held up
      * every write queued behind it */
-    char(*cand)[GX_STORE_BLOB_ID_LEN] = NULL;
+    gx_store_blob_cand *cand = NULL;
     if (blobs_before_ns > 0 && s->ops->blob_candidates) {
-        unsigned char *named = NULL;
-        int rc = s->ops->blob_candidates(s->b, blobs_before_ns, PURGE_CANDIDATES, &cand, &named,
-                                         &r.w.u.purge.ncand, err);
+        int rc = s->ops->blob_candidates(s->b, blobs_before_ns, PURGE_CANDIDATES, &cand, &r.w.u.purge.ncand, err);
         if (rc) return rc;
-        r.w.u.purge.cand = (const char(*)[GX_STORE_BLOB_ID_LEN])cand;
-        r.w.u.purge.cand_named = named;
+        r.w.u.purge.cand = cand;
     }
     if (!r.w.u.purge.ncand) r.w.u.purge.blobs_before_ns = 0;
     r.rows = r.w.u.purge.max_jobs;

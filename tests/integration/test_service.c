@@ -770,9 +770,63 @@ static void restore_started_no_queue_timeout(void **st) {
     assert_int_equal(it_finish(&d), 0);
 }
 
+/* A start makes the folders it needs: data_dir, store.path's folder and
+ * blobs.dir, each apart and none there yet (data_dir was made only as the
+ * parent of the default blob folder: the start failed "unable to open
+ * database file"). */
+static void folders_made(void **st) {
+    (void)st;
+    it_daemon d;
+    memset(&d, 0, sizeof d);
+    snprintf(d.dir, sizeof d.dir, "/tmp/gx-it-XXXXXX");
+    assert_non_null(mkdtemp(d.dir));
+    char store_env[400], blobs_env[400], db[300];
+    snprintf(db, sizeof db, "%s/db/deeper/gexec.db", d.dir);
+    snprintf(store_env, sizeof store_env, "GEXEC_STORE_PATH=%s", db);
+    snprintf(blobs_env, sizeof blobs_env, "GEXEC_BLOBS_DIR=%s/elsewhere/blobs", d.dir);
+    d.extra_env[0] = store_env;
+    d.extra_env[1] = blobs_env;
+    assert_int_equal(it_start(&d), 0);
+    char id[32];
+    post_job(&d, "{\"kernel\":\"spin\"}", id);
+    assert_string_equal(it_wait_job(&d, id, 5000), "succeeded");
+    struct stat sb;
+    assert_int_equal(stat(db, &sb), 0);
+    char p[400];
+    snprintf(p, sizeof p, "%s/data/auth.db", d.dir);
+    assert_int_equal(stat(p, &sb), 0);
+    snprintf(p, sizeof p, "%s/elsewhere/blobs/.gexecd.lock", d.dir);
+    assert_int_equal(stat(p, &sb), 0);
+    assert_int_equal(it_finish(&d), 0);
+}
+
 /* A second daemon on the same data directory refuses to start, naming the
  * first one's pid, while the first one runs (both used to run the same
- * jobs); once the first has stopped it starts. */
+ * jobs); so does one on the same store or blob folder from another data
+ * directory; once the first has stopped it starts. */
+/* 1 when a line of log holds both a and b. */
+static int log_has(const char *log, const char *a, const char *b) {
+    FILE *f = fopen(log, "r");
+    assert_non_null(f);
+    char line[1024];
+    int seen = 0;
+    while (fgets(line, sizeof line, f))
+        if (strstr(line, a) && strstr(line, b)) seen = 1;
+    fclose(f);
+    return seen;
+}
+
+/* A daemon on another data directory that shares what env names with one
+ * refuses to start, saying why. */
+static void refused_sharing(const char *env, const char *want, const char *why) {
+    it_daemon d3;
+    memset(&d3, 0, sizeof d3);
+    d3.extra_env[0] = env;
+    assert_int_equal(it_start(&d3), -1);
+    assert_true(log_has(d3.log, want, why));
+    it_cleanup(&d3);
+}
+
 static void one_daemon_per_data_dir(void **st) {
     (void)st;
     it_daemon d, d2;
@@ -781,30 +835,16 @@ static void one_daemon_per_data_dir(void **st) {
     d2 = d;
     d2.pid = 0;
     assert_int_equal(it_start(&d2), -1);
-    FILE *f = fopen(d.log, "r");
-    assert_non_null(f);
-    char line[1024], want[64];
+    char want[64], env[400];
     snprintf(want, sizeof want, "another gexecd (pid %d)", (int)d.pid);
-    int seen = 0;
-    while (fgets(line, sizeof line, f))
-        if (strstr(line, want) && strstr(line, "one daemon per data directory")) seen = 1;
-    fclose(f);
-    assert_true(seen);
+    assert_true(log_has(d.log, want, "one daemon per data directory"));
     /* nor on the same store from another data directory (store.path) */
-    it_daemon d3;
-    memset(&d3, 0, sizeof d3);
-    char store_env[400];
-    snprintf(store_env, sizeof store_env, "GEXEC_STORE_PATH=%s/data/gexec.db", d.dir);
-    d3.extra_env[0] = store_env;
-    assert_int_equal(it_start(&d3), -1);
-    f = fopen(d3.log, "r");
-    assert_non_null(f);
-    seen = 0;
-    while (fgets(line, sizeof line, f))
-        if (strstr(line, want) && strstr(line, "one daemon per store")) seen = 1;
-    fclose(f);
-    assert_true(seen);
-    it_cleanup(&d3);
+    snprintf(env, sizeof env, "GEXEC_STORE_PATH=%s/data/gexec.db", d.dir);
+    refused_sharing(env, want, "one daemon per store");
+    /* nor on the same blob folder (blobs.dir): the sweep would remove the
+     * files its store does not name */
+    snprintf(env, sizeof env, "GEXEC_BLOBS_DIR=%s/data/blobs", d.dir);
+    refused_sharing(env, want, "one daemon per blob folder");
     it_resp r;
     assert_int_equal(it_req(&d, "GET", "/readyz", NULL, 0, NULL, &r), 0);
     assert_int_equal(r.status, 200);
@@ -1712,6 +1752,7 @@ int main(void) {
         cmocka_unit_test(restore_started_no_queue_timeout),
         cmocka_unit_test(retention_deletes_old),
         cmocka_unit_test(retention_off_sweeps),
+        cmocka_unit_test(folders_made),
         cmocka_unit_test(sigkill_during_burst),
         cmocka_unit_test(sigterm_drain),
         cmocka_unit_test(cancel_requeued_job),

@@ -1903,38 +1903,73 @@ static void purge_blob_idempotent_repeat(void **st) {
     assert_int_equal(r.job_id, 1);
 }
 
-/* Files no row names (a crash between a blob's file and its row) and
- * leftovers of interrupted writes are removed once old enough; a stored
- * blob's file, and young files, stay. */
+static int64_t wall_now(void) {
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    return (int64_t)now.tv_sec * 1000000000 + now.tv_nsec;
+}
+
+/* A job of alpha naming blob id, inserted, submitted at submit_ns. */
+static void insert_naming(gx_store *s, uint64_t id, const char *blob, int64_t submit_ns) {
+    jbuf jb;
+    gx_store_insert_result r;
+    mkjob(&jb, id, "alpha", "saxpy@1", GX_JOB_QUEUED);
+    char spec[256];
+    snprintf(spec, sizeof spec, "{\"inputs\":{\"x\":{\"blob\":\"%s\"}},\"kernel\":\"saxpy\"}", blob);
+    jb.j.spec_json = spec;
+    jb.j.submit_ns = submit_ns;
+    assert_int_equal(insert1(s, &jb.j, &r), 1);
+}
+
+/* What the requeue route writes: a failed or dead job queued again. */
+static int requeue(gx_store *s, uint64_t id, int attempt) {
+    gx_store_update u = {.id = id, .state = GX_JOB_QUEUED, .attempt = attempt,
+                         .set = GX_STORE_SET_START | GX_STORE_SET_END | GX_STORE_SET_DEVICE | GX_STORE_SET_ERROR,
+                         .device = -1, .error = "requeued", .from_mask = 1u << GX_JOB_DEAD | 1u << GX_JOB_FAILED};
+    int code = -1;
+    gx_error err;
+    assert_true(gx_store_update_jobs(s, &u, 1, 1, &code, &err) >= 0);
+    return code;
+}
+
+static void fail_job(gx_store *s, uint64_t id) {
+    gx_store_update u = {.id = id, .state = GX_JOB_FAILED, .attempt = 1, .set = GX_STORE_SET_END, .end_ns = wall_now()};
+    gx_error err;
+    assert_int_equal(gx_store_update_jobs(s, &u, 1, 1, NULL, &err), 1);
+}
+
+static void expect_blob(gx_store *s, const char *id, int want) {
+    void *bytes = NULL;
+    size_t len = 0;
+    gx_error err;
+    assert_int_equal(gx_store_blob_read(s, "alpha", id, &bytes, &len, &err), want);
+    gx_store_free(bytes);
+}
+
 /* The retention's read half (blob_candidates) runs outside the write:
  * what happens between the two must not doom a blob in use. A backend
  * whose read half, once found, lets the test act before the write. */
 static gx_store *between_store;
 static void (*between_fn)(gx_store *s);
-static int between_candidates(gx_store_backend *b, int64_t before_ns, size_t max,
-                              char (**ids)[GX_STORE_BLOB_ID_LEN], unsigned char **named, size_t *n,
-                              gx_error *err) {
-    int rc = gx_store_sqlite_ops.blob_candidates(b, before_ns, max, ids, named, n, err);
+static int between_candidates(gx_store_backend *b, int64_t before_ns, size_t max, gx_store_blob_cand **out,
+                              size_t *n, gx_error *err) {
+    int rc = gx_store_sqlite_ops.blob_candidates(b, before_ns, max, out, n, err);
     if (!rc && between_fn) between_fn(between_store);
     return rc;
 }
 
-static char between_a[GX_STORE_BLOB_ID_LEN], between_b[GX_STORE_BLOB_ID_LEN];
+static char between_a[GX_STORE_BLOB_ID_LEN], between_b[GX_STORE_BLOB_ID_LEN], between_d[GX_STORE_BLOB_ID_LEN];
+static int64_t between_old;
 static void between_use(gx_store *s) {
     gx_error err;
     char id[GX_STORE_BLOB_ID_LEN];
-    /* a uploaded again; b named by a new job */
+    /* a uploaded again; b named by a new job; d by one admitted long
+     * before (its submit time is older than d's last use: a slow commit, or
+     * the clock stepped back); e's failed job 3 queued again */
     TU_OK(gx_store_blob_put(s, "alpha", "aaaa", 4, id, &err), err);
-    jbuf jb;
-    gx_store_insert_result r;
-    mkjob(&jb, 1, "alpha", "saxpy@1", GX_JOB_QUEUED);
-    char spec[256];
-    snprintf(spec, sizeof spec, "{\"inputs\":{\"x\":{\"blob\":\"%s\"}},\"kernel\":\"saxpy\"}", between_b);
-    jb.j.spec_json = spec;
-    struct timespec now;
-    clock_gettime(CLOCK_REALTIME, &now);
-    jb.j.submit_ns = (int64_t)now.tv_sec * 1000000000 + now.tv_nsec;
-    assert_int_equal(insert1(s, &jb.j, &r), 1);
+    insert_naming(s, 1, between_b, wall_now());
+    insert_naming(s, 2, between_d, between_old);
+    assert_int_equal(requeue(s, 3, 2), 0);
 }
 
 static void purge_blobs_used_meanwhile(void **st) {
@@ -1944,15 +1979,19 @@ static void purge_blobs_used_meanwhile(void **st) {
     ops.blob_candidates = between_candidates;
     reopen_ops(f, &ops);
     gx_error err;
-    char c[GX_STORE_BLOB_ID_LEN];
+    char c[GX_STORE_BLOB_ID_LEN], e[GX_STORE_BLOB_ID_LEN];
+    between_old = wall_now(); /* before d's upload even: the use must still count */
+    struct timespec ts = {0, 2000000};
+    nanosleep(&ts, NULL);
     TU_OK(gx_store_blob_put(f->s, "alpha", "aaaa", 4, between_a, &err), err);
     TU_OK(gx_store_blob_put(f->s, "alpha", "bbbb", 4, between_b, &err), err);
     TU_OK(gx_store_blob_put(f->s, "alpha", "cccc", 4, c, &err), err);
-    struct timespec ts = {0, 2000000}; /* the uploads' times are before the cutoff */
-    nanosleep(&ts, NULL);
-    struct timespec now;
-    clock_gettime(CLOCK_REALTIME, &now);
-    int64_t cut = (int64_t)now.tv_sec * 1000000000 + now.tv_nsec;
+    TU_OK(gx_store_blob_put(f->s, "alpha", "dddd", 4, between_d, &err), err);
+    TU_OK(gx_store_blob_put(f->s, "alpha", "eeee", 4, e, &err), err);
+    insert_naming(f->s, 3, e, wall_now());
+    fail_job(f->s, 3);
+    nanosleep(&ts, NULL); /* the uploads' times are before the cutoff */
+    int64_t cut = wall_now();
     nanosleep(&ts, NULL);
     between_store = f->s;
     between_fn = between_use;
@@ -1960,21 +1999,52 @@ static void purge_blobs_used_meanwhile(void **st) {
     TU_OK(gx_store_purge(f->s, 0, 1, cut, 0, &pr, &err), err);
     between_fn = NULL;
     assert_int_equal(pr.blobs_doomed, 1); /* c alone */
-    /* the next call deletes what was doomed: c, not a or b */
-    clock_gettime(CLOCK_REALTIME, &now);
-    int64_t later = (int64_t)now.tv_sec * 1000000000 + now.tv_nsec + 1;
+    /* the next call deletes what was doomed: c, none of the others */
     memset(&pr, 0, sizeof pr);
-    TU_OK(gx_store_purge(f->s, 0, 1, 0, later, &pr, &err), err);
+    TU_OK(gx_store_purge(f->s, 0, 1, 0, wall_now() + 1, &pr, &err), err);
     assert_int_equal(pr.blobs_deleted, 1);
-    void *bytes = NULL;
-    size_t len = 0;
-    assert_int_equal(gx_store_blob_read(f->s, "alpha", c, &bytes, &len, &err), GX_ENOTFOUND);
-    TU_OK(gx_store_blob_read(f->s, "alpha", between_a, &bytes, &len, &err), err);
-    gx_store_free(bytes);
-    TU_OK(gx_store_blob_read(f->s, "alpha", between_b, &bytes, &len, &err), err);
-    gx_store_free(bytes);
+    expect_blob(f->s, c, GX_ENOTFOUND);
+    const char *kept[] = {between_a, between_b, between_d, e};
+    for (int i = 0; i < 4; i++) expect_blob(f->s, kept[i], 0);
 }
 
+/* A failed job's blob doomed by one check is taken back when the job is
+ * queued again before the next; once it is gone, the job cannot be queued
+ * again (GX_ENOTFOUND: it stays failed). */
+static void purge_blobs_requeue(void **st) {
+    fx *f = *st;
+    gx_error err;
+    char x[GX_STORE_BLOB_ID_LEN], y[GX_STORE_BLOB_ID_LEN];
+    TU_OK(gx_store_blob_put(f->s, "alpha", "xxxx", 4, x, &err), err);
+    TU_OK(gx_store_blob_put(f->s, "alpha", "yyyy", 4, y, &err), err);
+    insert_naming(f->s, 7, x, wall_now());
+    insert_naming(f->s, 8, y, wall_now());
+    fail_job(f->s, 7);
+    fail_job(f->s, 8);
+    struct timespec ts = {0, 2000000};
+    nanosleep(&ts, NULL);
+    gx_store_purge_result pr = {0};
+    TU_OK(gx_store_purge(f->s, 0, 1, wall_now(), 0, &pr, &err), err);
+    assert_int_equal(pr.blobs_doomed, 2);
+    assert_int_equal(requeue(f->s, 7, 2), 0);
+    memset(&pr, 0, sizeof pr);
+    TU_OK(gx_store_purge(f->s, 0, 1, 0, wall_now() + 1, &pr, &err), err);
+    assert_int_equal(pr.blobs_deleted, 1); /* y */
+    expect_blob(f->s, x, 0);
+    expect_blob(f->s, y, GX_ENOTFOUND);
+    assert_int_equal(requeue(f->s, 8, 2), GX_ENOTFOUND);
+    gx_store_job *sj = NULL;
+    TU_OK(gx_store_get_job(f->s, 8, &sj, &err), err);
+    assert_int_equal(sj->state, GX_JOB_FAILED);
+    gx_store_free(sj);
+    TU_OK(gx_store_get_job(f->s, 7, &sj, &err), err);
+    assert_int_equal(sj->state, GX_JOB_QUEUED);
+    gx_store_free(sj);
+}
+
+/* Files no row names (a crash between a blob's file and its row) and
+ * leftovers of interrupted writes are removed once old enough; a stored
+ * blob's file, and young files, stay. */
 static void blob_sweep_orphans(void **st) {
     fx *f = *st;
     gx_error err;
@@ -2049,6 +2119,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(purge_blob_idempotent_repeat, setup, teardown),
         cmocka_unit_test_setup_teardown(blob_sweep_orphans, setup, teardown),
         cmocka_unit_test_setup_teardown(purge_blobs_used_meanwhile, setup, teardown),
+        cmocka_unit_test_setup_teardown(purge_blobs_requeue, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
