@@ -127,6 +127,25 @@ static const char *label(const sample *s, const char *key, char *buf, size_t cap
     return NULL;
 }
 
+/* Text as valid UTF-8 (what jansson takes): a byte that starts no valid
+ * sequence (a value cut at the buffer's end, or a server's bad bytes)
+ * becomes '?'. In place. */
+static void utf8_clean(char *s) {
+    for (unsigned char *p = (unsigned char *)s; *p;) {
+        int n = *p < 0x80 ? 1 : (*p & 0xe0) == 0xc0 && *p >= 0xc2 ? 2 : (*p & 0xf0) == 0xe0 ? 3
+              : (*p & 0xf8) == 0xf0 && *p <= 0xf4 ? 4 : 0;
+        int ok = n > 0;
+        for (int i = 1; ok && i < n; i++) ok = (p[i] & 0xc0) == 0x80;
+        if (ok && n == 3) ok = !(p[0] == 0xe0 && p[1] < 0xa0) && !(p[0] == 0xed && p[1] >= 0xa0);
+        if (ok && n == 4) ok = !(p[0] == 0xf0 && p[1] < 0x90) && !(p[0] == 0xf4 && p[1] >= 0x90);
+        if (!ok) {
+            *p++ = '?';
+            continue;
+        }
+        p += n;
+    }
+}
+
 /* Sum of the samples of name whose label key is val (key NULL: all);
  * NAN when there is none. */
 static double sum(const look *l, const char *name, const char *key, const char *val) {
@@ -139,7 +158,9 @@ static double sum(const look *l, const char *name, const char *key, const char *
         char buf[256];
         if (key) {
             const char *v = label(s, key, buf, sizeof buf);
-            if (!v || strcmp(v, val)) continue;
+            if (!v) continue;
+            utf8_clean(buf);
+            if (strcmp(v, val)) continue;
         }
         t += s->v;
         any = 1;
@@ -154,20 +175,35 @@ static double rate(const look *a, const look *b, const char *name, const char *k
     return y >= x ? (y - x) / (b->t - a->t) : y / (b->t - a->t); /* a restart resets counters */
 }
 
-/* The distinct values of label key among the samples of name, sorted. */
-static size_t values(const look *l, const char *name, const char *key, char (*out)[128], size_t cap) {
-    size_t n = 0, nl = strlen(name);
-    for (size_t i = 0; i < l->n; i++) {
+static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+/* The distinct values of label key among the samples of name, sorted, as
+ * a malloc'd array of malloc'd strings (*n of them); NULL when out of
+ * memory. */
+static char **values(const look *l, const char *name, const char *key, size_t *n) {
+    size_t cap = 16, nl = strlen(name);
+    char **out = malloc(cap * sizeof *out);
+    *n = 0;
+    for (size_t i = 0; out && i < l->n; i++) {
         const sample *s = &l->s[i];
-        char buf[128];
+        char buf[256];
         const char *v;
         if (s->nlen != nl || memcmp(s->name, name, nl) || !(v = label(s, key, buf, sizeof buf))) continue;
+        utf8_clean(buf);
         size_t k = 0;
-        while (k < n && strcmp(out[k], v)) k++;
-        if (k == n && n < cap) snprintf(out[n++], sizeof out[0], "%s", v);
+        while (k < *n && strcmp(out[k], buf)) k++;
+        if (k < *n) continue;
+        if (*n == cap) {
+            char **no = realloc(out, cap * 2 * sizeof *no);
+            if (!no) break;
+            out = no;
+            cap *= 2;
+        }
+        if (!(out[*n] = strdup(buf))) break;
+        (*n)++;
     }
-    qsort(out, n, sizeof out[0], (int (*)(const void *, const void *))strcmp);
-    return n;
+    if (out) qsort(out, *n, sizeof *out, cmp_str);
+    return out;
 }
 
 /* ---- one look ------------------------------------------------------------ */
@@ -211,13 +247,15 @@ static int take(cli_ctx *x, look *l) {
 
 static const char *const FINAL[] = {"succeeded", "failed", "cancelled", "timed_out", "dead"};
 #define NFINAL (sizeof FINAL / sizeof FINAL[0])
-#define MAX_TENANTS 256
 
-static double nz(double v) { return isnan(v) ? 0 : v; }
+static double nz(double v) { return isfinite(v) ? v : 0; }
+
+/* A count from the network as an integer: 0 unless finite and in range. */
+static json_int_t count(double v) { return isfinite(v) && fabs(v) < 9e18 ? (json_int_t)v : 0; }
 
 /* gexec_uptime_seconds as "3d04h", "2h13m", "5m07s". */
 static void uptime(double s, char *buf, size_t cap) {
-    long t = isnan(s) ? 0 : (long)s;
+    long t = isfinite(s) && s > 0 && s < 9e18 ? (long)s : 0;
     if (t >= 86400) snprintf(buf, cap, "%ldd%02ldh", t / 86400, t % 86400 / 3600);
     else if (t >= 3600) snprintf(buf, cap, "%ldh%02ldm", t / 3600, t % 3600 / 60);
     else snprintf(buf, cap, "%ldm%02lds", t / 60, t % 60);
@@ -231,8 +269,8 @@ static json_t *snapshot_json(const look *a, const look *b) {
     for (size_t i = 0; i < NFINAL; i++)
         json_object_set_new(fin, FINAL[i], json_real(nz(rate(a, b, "gexec_jobs_finished_total", "state", FINAL[i]))));
     json_object_set_new(o, "finished_per_second", fin);
-    json_object_set_new(o, "queued", json_integer((json_int_t)nz(sum(b, "gexec_queue_depth", NULL, NULL))));
-    json_object_set_new(o, "running", json_integer((json_int_t)nz(sum(b, "gexec_device_jobs_running", NULL, NULL))));
+    json_object_set_new(o, "queued", json_integer(count(sum(b, "gexec_queue_depth", NULL, NULL))));
+    json_object_set_new(o, "running", json_integer(count(sum(b, "gexec_device_jobs_running", NULL, NULL))));
     json_object_set_new(o, "http_requests_per_second", json_real(nz(rate(a, b, "gexec_http_requests_total", NULL, NULL))));
     double e5 = 0;
     for (int st = 500; st < 600; st++) {
@@ -257,18 +295,20 @@ static json_t *snapshot_json(const look *a, const look *b) {
         json_array_append(devs, d);
     }
     json_object_set_new(o, "devices", devs);
-    static char names[MAX_TENANTS][128];
-    size_t nt = values(b, "gexec_queue_depth", "tenant", names, MAX_TENANTS);
-    for (size_t t = 0; t < nt; t++) {
+    size_t nt = 0;
+    char **names = values(b, "gexec_queue_depth", "tenant", &nt);
+    for (size_t t = 0; names && t < nt; t++) {
         json_t *row = json_object();
         json_object_set_new(row, "name", json_string(names[t]));
-        json_object_set_new(row, "queued", json_integer((json_int_t)nz(sum(b, "gexec_queue_depth", "tenant", names[t]))));
+        json_object_set_new(row, "queued", json_integer(count(sum(b, "gexec_queue_depth", "tenant", names[t]))));
         json_object_set_new(row, "running",
-                            json_integer((json_int_t)nz(sum(b, "gexec_tenant_jobs_running", "tenant", names[t]))));
+                            json_integer(count(sum(b, "gexec_tenant_jobs_running", "tenant", names[t]))));
         json_object_set_new(row, "device_seconds_per_second",
                             json_real(nz(rate(a, b, "gexec_tenant_device_seconds_total", "tenant", names[t]))));
         json_array_append_new(ten, row);
     }
+    for (size_t t = 0; names && t < nt; t++) free(names[t]);
+    free(names);
     json_object_set_new(o, "tenants", ten);
     return o;
 }
@@ -278,8 +318,7 @@ static double jd(json_t *o, const char *k) { return json_number_value(json_objec
 static int by_queued(const void *x, const void *y) {
     json_t *a = *(json_t *const *)x, *b = *(json_t *const *)y;
     double d = jd(b, "queued") + jd(b, "running") - jd(a, "queued") - jd(a, "running");
-    return d > 0 ? 1 : d < 0 ? -1 : strcmp(json_string_value(json_object_get(a, "name")),
-                                             json_string_value(json_object_get(b, "name")));
+    return d > 0 ? 1 : d < 0 ? -1 : strcmp(cli_js(a, "name"), cli_js(b, "name"));
 }
 
 static void show(const cli_ctx *x, json_t *o) {
@@ -315,7 +354,7 @@ static void show(const cli_ctx *x, json_t *o) {
         cli_human_bytes(jd(d, "memory_used"), used, sizeof used);
         cli_human_bytes(jd(d, "memory_total"), total, sizeof total);
         snprintf(mem, sizeof mem, "%s/%s", used, total);
-        printf("%-10.10s %-5.5s %-12.12s %7.0f %7.0f %21s %4.0f%%\n", json_string_value(json_object_get(d, "name")),
+        printf("%-10.10s %-5.5s %-12.12s %7.0f %7.0f %21s %4.0f%%\n", cli_js(d, "name"),
                cli_js(d, "kind"), cli_js(d, "state"), jd(d, "running"), jd(d, "queued"), mem, 100 * jd(d, "busy"));
     }
     json_t *ten = json_object_get(o, "tenants");

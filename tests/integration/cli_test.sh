@@ -517,5 +517,29 @@ checks=$((checks + 1))
 grep -q "generated an admin key; it is in $tmp/gen/admin.key" "$tmp/gen.log" && ! grep -qF "$genkey" "$tmp/gen.log" ||
     { echo "FAIL: the generated key's log lines:"; cat "$tmp/gen.log"; fails=$((fails + 1)); }
 
+# ---- gexec top against a server's hostile /metrics: no crash, sane output ------
+fport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+top_of() { # top_of FILE [ARGS]: gexec top --once against a server answering FILE
+    local f=$1
+    shift
+    python3 "$(dirname "$0")/fake_server.py" "$fport" "$f" >"$tmp/fake.out" 2>&1 &
+    local fpid=$!
+    for _ in $(seq 100); do grep -q ready "$tmp/fake.out" 2>/dev/null && break; sleep 0.05; done
+    GEXEC_SERVER=http://127.0.0.1:$fport run 0 "$@" top --once --interval 100ms
+    kill "$fpid"
+    wait "$fpid" 2>/dev/null
+}
+# tenant names that are not UTF-8 (and tie at 0 queued): shown, '?' for the bad bytes
+printf 'gexec_queue_depth{tenant="a\xff"} 0\ngexec_queue_depth{tenant="b\xfe"} 0\n' >"$tmp/m1.txt"
+top_of "$tmp/m1.txt" && expect "top: bad UTF-8 names" '^a\? +0 +0 ' "$(grep '^a' <<<"$out")"
+top_of "$tmp/m1.txt" --json && expect "top --json: bad UTF-8 names" "^\['a\?', 'b\?'\]$" "$(json_get '[t["name"] for t in j["tenants"]]' <<<"$out")"
+# numbers out of any range, and lines that are not samples
+printf 'gexec_uptime_seconds 1e300\ngexec_queue_depth{tenant="a"} +Inf\ngexec_queue_depth{tenant="b} 3\nnot a sample\n{x="y"} 1\ngexec_device_jobs_running NaN\n' >"$tmp/m2.txt"
+top_of "$tmp/m2.txt" && expect "top: inf and nan" '^a +0 +0 ' "$(grep '^a ' <<<"$out")" &&
+    expect "top: uptime out of range" 'up 0m00s' "$out"
+# more tenants than a screen: --json lists every one (the busiest was dropped past 256)
+{ echo "gexec_uptime_seconds 10"; for i in $(seq -w 0 299); do echo "gexec_queue_depth{tenant=\"t$i\"} $([ "$i" = 299 ] && echo 1000 || echo 0)"; done; } >"$tmp/m3.txt"
+top_of "$tmp/m3.txt" --json && expect "top --json: 300 tenants" '^300 1000$' "$(json_get 'len(j["tenants"]), [t["queued"] for t in j["tenants"] if t["name"]=="t299"][0]' <<<"$out")"
+
 echo "$checks checks, $fails failed"
 [ "$fails" -eq 0 ]

@@ -94,8 +94,9 @@ static void load_metrics(const char *body) {
             snprintf(lab, sizeof lab, ",%.*s,", (int)(kl < 60 ? kl : 60), p);
             if (!strstr(f->labels, lab) && strlen(f->labels) + strlen(lab) < sizeof f->labels)
                 strcat(f->labels, lab + 1);
-            p += kl + 2; /* past =" */
-            while (*p && *p != '"') p += *p == '\\' ? 2 : 1;
+            if (p[kl] != '=' || p[kl + 1] != '"') break; /* not a label list */
+            p += kl + 2;
+            while (*p && *p != '"') p += *p == '\\' && p[1] ? 2 : 1;
             if (*p) p++;
             if (*p == ',') p++;
         }
