@@ -87,6 +87,7 @@ typedef struct gx_http_req_priv {
     uint64_t fd_size;
     char hname[4][32], hval[4][128];
     int nh;
+    const char *const *hlist; /* gx_http_header_list: static name, value pairs */
     gx_http_stream *stream;
     /* async */
     pthread_mutex_t mu;
@@ -166,6 +167,8 @@ void gx_http_header_add(gx_http_req *r, const char *name, const char *value) {
     snprintf(p->hval[i], sizeof p->hval[0], "%s", value);
     if (i == p->nh) p->nh++;
 }
+
+void gx_http_header_list(gx_http_req *r, const char *const *list) { r->priv->hlist = list; }
 
 const char *gx_http_query(gx_http_req *r, const char *key) {
     return MHD_lookup_connection_value(r->priv->conn, MHD_GET_ARGUMENT_KIND, key);
@@ -377,6 +380,7 @@ static int queue_response(priv_t *p) {
     p->fd = -1;
     if (p->ctype) MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, p->ctype);
     for (int i = 0; i < p->nh; i++) MHD_add_response_header(resp, p->hname[i], p->hval[i]);
+    for (const char *const *h = p->hlist; h && h[0] && h[1]; h += 2) MHD_add_response_header(resp, h[0], h[1]);
     MHD_add_response_header(resp, "X-Request-Id", p->req_id);
     int rc = MHD_queue_response(p->conn, (unsigned)p->status, resp);
     MHD_destroy_response(resp);

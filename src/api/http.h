@@ -123,6 +123,12 @@ void gx_http_error(gx_http_req *r, int status, int code, const char *field, cons
 /* Adds a response header (at most 4), or replaces one added before under
  * the same name. gx_http_error adds "Retry-After: 1" to every 503. */
 void gx_http_header_add(gx_http_req *r, const char *name, const char *value);
+/* Sends the headers of list with the response: name, value, name, value,
+ * ..., NULL. Neither the list nor its strings are copied: they must live
+ * as long as the server (static tables), which is what lets them be many
+ * and long (a Content-Security-Policy). One list per response; a later
+ * call replaces it. They come after those of gx_http_header_add. */
+void gx_http_header_list(gx_http_req *r, const char *const *list);
 
 /* Finish an ASYNC request after gx_http_reply*: any thread. */
 void gx_http_complete(gx_http_req *r);
