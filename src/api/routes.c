@@ -900,5 +900,8 @@ const gx_route gx__routes[] = {
     {"GET", "/healthz", h_healthz, "liveness"},
     {"GET", "/readyz", h_readyz, "readiness"},
     {"GET", "/metrics", h_metrics, "Prometheus metrics"},
+    {"GET", "/dashboard", gx__h_dashboard, "the built-in dashboard (HTML)"},
+    {"GET", "/dashboard/app.js", gx__h_dashboard, "the dashboard's script"},
+    {"GET", "/dashboard/style.css", gx__h_dashboard, "the dashboard's style sheet"},
 };
 const int gx__nroutes = (int)(sizeof gx__routes / sizeof gx__routes[0]);

@@ -331,6 +331,9 @@ int gx__h_faults_list(void *app, gx_http_req *r);
 int gx__h_faults_arm(void *app, gx_http_req *r);
 int gx__h_faults_clear(void *app, gx_http_req *r);
 int gx__h_job_requeue(void *app, gx_http_req *r);
+/* The built-in dashboard's files (dashboard.c), public: GET /dashboard and
+ * the files it loads, each route its file. */
+int gx__h_dashboard(void *app, gx_http_req *r);
 /* Durable checkpoints (checkpoints.c): the writer thread (start before the
  * engine, stop after it), the engine 's on_checkpoint, and the stored
  * checkpoint of a job as arrays (*n 0 when there is none; free with

@@ -19,6 +19,9 @@
  *    configuration makes it public (for a scraper without a key).
  *  - A tenant's usage is readable by its own keys (viewer up); every
  *    tenant's by operators.
+ *  - The dashboard's files are public: they are the same for everyone and
+ *    hold no data; the page sends the key it is given to the API routes,
+ *    which check it as for any client.
  */
 #include <stdio.h>
 #include <string.h>
@@ -62,6 +65,9 @@ static const gx_auth_rule rules[] = {
     {"GET", "/healthz", NONE, NONE, 0, 0, "no key needed"},
     {"GET", "/readyz", NONE, NONE, 0, 0, "no key needed"},
     {"GET", "/metrics", OPER, NONE, 0, 1, "no key needed if metrics.require_auth is false"},
+    {"GET", "/dashboard", NONE, NONE, 0, 0, "no key needed: the page holds no data, it asks for a key"},
+    {"GET", "/dashboard/app.js", NONE, NONE, 0, 0, "no key needed"},
+    {"GET", "/dashboard/style.css", NONE, NONE, 0, 0, "no key needed"},
 };
 
 #define NRULES (sizeof rules / sizeof rules[0])

@@ -827,6 +827,9 @@ static const struct cell_row {
     {"GET", "/healthz", {"pub", "pub", "pub", "pub", "pub"}, 0},
     {"GET", "/readyz", {"pub", "pub", "pub", "pub", "pub"}, 0},
     {"GET", "/metrics", {"-", "-", "-", "yes", "yes"}, 0},
+    {"GET", "/dashboard", {"pub", "pub", "pub", "pub", "pub"}, 0},
+    {"GET", "/dashboard/app.js", {"pub", "pub", "pub", "pub", "pub"}, 0},
+    {"GET", "/dashboard/style.css", {"pub", "pub", "pub", "pub", "pub"}, 0},
 };
 #define NEXPECTED (sizeof expected / sizeof expected[0])
 
