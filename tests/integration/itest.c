@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -153,6 +154,11 @@ static size_t on_header(char *p, size_t sz, size_t n, void *ctx) {
 
 int it_req(it_daemon *d, const char *method, const char *path, const char *body, size_t len, const char *ctype,
            it_resp *r) {
+    return it_req_ex(d, method, path, body, len, ctype, NULL, r);
+}
+
+int it_req_ex(it_daemon *d, const char *method, const char *path, const char *body, size_t len, const char *ctype,
+              const char *const *headers, it_resp *r) {
     memset(r, 0, sizeof *r);
     CURL *c = curl_easy_init();
     if (!c) return -1;
@@ -160,6 +166,7 @@ int it_req(it_daemon *d, const char *method, const char *path, const char *body,
     snprintf(url, sizeof url, "%s%s", d->url, path);
     curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+    if (!strcmp(method, "HEAD")) curl_easy_setopt(c, CURLOPT_NOBODY, 1L); /* no body follows the headers */
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, r);
     curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
@@ -175,6 +182,7 @@ int it_req(it_daemon *d, const char *method, const char *path, const char *body,
         h = curl_slist_append(h, ct);
     }
     h = curl_slist_append(h, "Expect:");
+    for (const char *const *x = headers; x && *x; x++) h = curl_slist_append(h, *x);
     const char *key = d->use_key ? d->use_key : d->key;
     char auth[128];
     if (*key) {
@@ -189,6 +197,21 @@ int it_req(it_daemon *d, const char *method, const char *path, const char *body,
     if (rc != CURLE_OK) return -1;
     if (r->body) r->json = json_loadb(r->body, r->len, 0, NULL);
     return 0;
+}
+
+void it_header(const it_resp *r, const char *name, char *out, size_t cap) {
+    out[0] = '\0';
+    size_t nl = strlen(name);
+    for (const char *p = r->headers; (p = strchr(p, '\n'));) {
+        p++;
+        if (!strncasecmp(p, name, nl) && p[nl] == ':') {
+            p += nl + 1;
+            while (*p == ' ') p++;
+            size_t n = strcspn(p, "\r\n");
+            snprintf(out, cap, "%.*s", (int)n, p);
+            return;
+        }
+    }
 }
 
 void it_resp_free(it_resp *r) {

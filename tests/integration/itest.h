@@ -45,7 +45,14 @@ typedef struct it_resp {
 /* One request; body may be NULL. ctype NULL = application/json when body. */
 int it_req(it_daemon *d, const char *method, const char *path, const char *body, size_t len,
            const char *ctype, it_resp *r);
+/* it_req with more request headers ("Name: value", NULL-terminated list,
+ * or NULL). HEAD reads no body. */
+int it_req_ex(it_daemon *d, const char *method, const char *path, const char *body, size_t len,
+              const char *ctype, const char *const *headers, it_resp *r);
 void it_resp_free(it_resp *r);
+/* The value of the first response header called name (any case) into out;
+ * "" when there is none. */
+void it_header(const it_resp *r, const char *name, char *out, size_t cap);
 /* Convenience: JSON string member of r->json (or nested "error.code"). */
 const char *it_str(const it_resp *r, const char *path);
 /* Poll GET /v1/jobs/{id} until the job is final or timeout_ms. Returns the

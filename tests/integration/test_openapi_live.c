@@ -206,22 +206,6 @@ static int validate(yaml_node_t *s, json_t *v, const char *at, char *err, size_t
 
 /* ---- HTTP ------------------------------------------------------------------ */
 
-/* Value of a response header (case-insensitive name), "" when absent. */
-static void header(const it_resp *r, const char *name, char *out, size_t cap) {
-    out[0] = '\0';
-    size_t nl = strlen(name);
-    for (const char *p = r->headers; (p = strchr(p, '\n')); ) {
-        p++;
-        if (!strncasecmp(p, name, nl) && p[nl] == ':') {
-            p += nl + 1;
-            while (*p == ' ') p++;
-            size_t n = strcspn(p, "\r\n");
-            snprintf(out, cap, "%.*s", (int)n, p);
-            return;
-        }
-    }
-}
-
 typedef struct sbuf {
     char data[256];
     size_t len;
@@ -387,7 +371,7 @@ static void exercise(const op *o, int real) {
     if (it_req(&D, o->method, path, body, blen, ctype, &r)) fail_msg("%s: no answer", what);
     free(json_body);
     char ct[128];
-    header(&r, "Content-Type", ct, sizeof ct);
+    it_header(&r, "Content-Type", ct, sizeof ct);
     fprintf(stderr, "  %-40s -> %ld %s\n", what, r.status, ct);
     if (r.status == 405) fail_msg("%s: 405, the route does not exist for this method: %s", what, r.body);
     if (r.status == 404 && (!r.json || !it_str(&r, "error.field") || !strcmp(it_str(&r, "error.field"), "path")))
@@ -464,7 +448,7 @@ static void other_methods_are_refused(void **st) {
         }
         it_resp r;
         assert_int_equal(it_req(&D, "PATCH", path, "{}", 2, NULL, &r), 0);
-        header(&r, "Allow", allow, sizeof allow);
+        it_header(&r, "Allow", allow, sizeof allow);
         if (r.status != 405) fail_msg("PATCH %s: want 405, got %ld %s", path, r.status, r.body ? r.body : "");
         check_error_shape("PATCH", &r);
         if (!same_methods(allow, want)) fail_msg("PATCH %s: Allow '%s', the file documents '%s'", path, allow, want);

@@ -75,22 +75,34 @@ double tu_rel_err(const gx_array *a, const double *ref, int64_t n) {
     return sqrt(num / den);
 }
 
-void tu_doc_block(const char *doc, const char *name, const char *gen, size_t need, const char *hint) {
+char *tu_source_file(const char *rel, size_t *len, char *path, size_t cap) {
     const char *src = getenv("GX_SOURCE_DIR");
-    char path[512], b[96], e[96];
-    snprintf(path, sizeof path, "%s/%s", src && *src ? src : ".", doc);
-    snprintf(b, sizeof b, "<!-- BEGIN %s -->\n", name);
-    snprintf(e, sizeof e, "<!-- END %s -->", name);
+    char own[1024];
+    if (!path) {
+        path = own;
+        cap = sizeof own;
+    }
+    snprintf(path, cap, "%s/%s", src && *src ? src : ".", rel);
     FILE *f = fopen(path, "rb");
-    if (!f) fail_msg("cannot read %s", path);
+    if (!f) fail_msg("cannot read %s (ctest sets GX_SOURCE_DIR to the source tree)", path);
     fseek(f, 0, SEEK_END);
     long n = ftell(f);
     fseek(f, 0, SEEK_SET);
     char *text = malloc((size_t)n + 1);
     assert_non_null(text);
-    size_t len = fread(text, 1, (size_t)n, f);
-    text[len] = '\0';
+    size_t got = fread(text, 1, (size_t)n, f);
+    text[got] = '\0';
     fclose(f);
+    if (len) *len = got;
+    return text;
+}
+
+void tu_doc_block(const char *doc, const char *name, const char *gen, size_t need, const char *hint) {
+    char path[512], b[96], e[96];
+    snprintf(b, sizeof b, "<!-- BEGIN %s -->\n", name);
+    snprintf(e, sizeof e, "<!-- END %s -->", name);
+    size_t len;
+    char *text = tu_source_file(doc, &len, path, sizeof path);
     char *pb = strstr(text, b), *pe = pb ? strstr(pb, e) : NULL;
     if (!pb || !pe) fail_msg("%s lacks the %s markers", path, name);
     pb += strlen(b);

@@ -30,6 +30,11 @@ gx_array *tu_from(gx_dtype dt, int ndim, const int64_t *shape, const double *val
 /* ||a - ref|| / ||ref|| over all elements (ref as double values). */
 double tu_rel_err(const gx_array *a, const double *ref, int64_t n);
 
+/* A file of the source tree ($GX_SOURCE_DIR/rel) whole, NUL-terminated;
+ * its length in *len (if len), its path in path (if path). The test fails
+ * when it cannot be read. free() it. */
+char *tu_source_file(const char *rel, size_t *len, char *path, size_t cap);
+
 /* The block of $GX_SOURCE_DIR/doc between "<!-- BEGIN name -->\n" and
  * "<!-- END name -->" must equal gen (need bytes); with GX_UPDATE_DOCS set
  * it is rewritten instead. hint says which code and test generate it. */
