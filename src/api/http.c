@@ -27,8 +27,10 @@
 #include "gexec/gexec_errclass.h"
 #include "log.h"
 
-/* TLS 1.2 and 1.3 only (GnuTLS priority string). */
 #define MAX_HEADERS 100
+/* Response headers a handler may add (gx_http_header_add). */
+#define GX_HTTP_MAX_HEADERS 8
+/* TLS 1.2 and 1.3 only (GnuTLS priority string). */
 #define TLS_PRIORITIES "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"
 
 struct gx_http_server {
@@ -85,7 +87,7 @@ typedef struct gx_http_req_priv {
     const char *ctype;
     int fd;
     uint64_t fd_size;
-    char hname[4][32], hval[4][128];
+    char hname[GX_HTTP_MAX_HEADERS][32], hval[GX_HTTP_MAX_HEADERS][256];
     int nh;
     const char *const *hlist; /* gx_http_header_list: static name, value pairs */
     gx_http_stream *stream;
@@ -162,7 +164,12 @@ void gx_http_header_add(gx_http_req *r, const char *name, const char *value) {
     priv_t *p = r->priv;
     int i = 0;
     while (i < p->nh && strcasecmp(p->hname[i], name)) i++;
-    if (i == 4) return;
+    if (i == GX_HTTP_MAX_HEADERS || strlen(name) >= sizeof p->hname[0] || strlen(value) >= sizeof p->hval[0]) {
+        /* a handler's mistake, never the client's: say so rather than
+         * send a cut or missing header quietly */
+        GX_LOGE("http: response header %.31s dropped (%d set already, or too long)", name, p->nh);
+        return;
+    }
     snprintf(p->hname[i], sizeof p->hname[0], "%s", name);
     snprintf(p->hval[i], sizeof p->hval[0], "%s", value);
     if (i == p->nh) p->nh++;
