@@ -422,6 +422,20 @@ int gx__h_key_revoke(void *app, gx_http_req *r) {
     return 0;
 }
 
+/* GET /v1/whoami: what the server makes of the caller's key (a script or
+ * the dashboard learns its tenant and role without listing anything). */
+int gx__h_whoami(void *app, gx_http_req *r) {
+    gx_service *s = app;
+    json_t *o = json_object();
+    json_object_set_new(o, "key_id", r->ctx.key_id[0] ? json_string(r->ctx.key_id) : json_null());
+    json_object_set_new(o, "tenant", json_string(r->ctx.tenant));
+    json_object_set_new(o, "role", json_string(r->ctx.role));
+    json_object_set_new(o, "expires_ns", r->ctx.key_expires_ns ? json_integer(r->ctx.key_expires_ns) : json_null());
+    json_object_set_new(o, "auth", json_boolean(s->keys != NULL));
+    gx_http_reply_json(r, 200, o);
+    return 0;
+}
+
 /* A page of GET /v1/audit being collected by gx_audit_read. */
 typedef struct audit_page {
     json_t *arr;   /* the records */

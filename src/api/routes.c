@@ -893,6 +893,7 @@ const gx_route gx__routes[] = {
     {"POST", "/v1/tenants", gx__h_tenant_put, "create or change a tenant"},
     {"GET", "/v1/tenants", gx__h_tenant_list, "list tenants"},
     {"GET", "/v1/tenants/{t}/usage", gx__h_tenant_usage, "a tenant's usage against each quota"},
+    {"GET", "/v1/whoami", gx__h_whoami, "the caller: key, tenant and role"},
     {"GET", "/v1/audit", gx__h_audit, "audit records"},
     {"GET", "/v1/admin/faults", gx__h_faults_list, "armed fault injection points"},
     {"POST", "/v1/admin/faults", gx__h_faults_arm, "arm a fault injection point"},

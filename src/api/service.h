@@ -323,6 +323,7 @@ int gx__svc_quota_admit(gx_service *s, gx_http_req *r, gx__admit *a);
 size_t gx__svc_quota_count(void);
 void gx__svc_quota_value(const gx_tenant_info *t, size_t q, const char **name, double *limit, double *usage);
 int gx__h_audit(void *app, gx_http_req *r);
+int gx__h_whoami(void *app, gx_http_req *r);
 /* Fault injection and dead letters (fault_routes.c). */
 int gx__svc_faults_start(gx_service *s, gx_error *err);
 /* faults.startup checked as gx__svc_faults_start would, arming nothing. */

@@ -58,6 +58,7 @@ static const gx_auth_rule rules[] = {
     {"GET", "/v1/tenants", ADMN, ADMN, 0, 0, ""},
     {"POST", "/v1/tenants", ADMN, ADMN, 1, 0, "create or change a tenant, quotas"},
     {"GET", "/v1/tenants/{t}/usage", VIEW, OPER, 0, 0, ""},
+    {"GET", "/v1/whoami", VIEW, NONE, 0, 0, "the caller's own key, tenant and role"},
     {"GET", "/v1/audit", ADMN, NONE, 0, 0, ""},
     {"GET", "/v1/admin/faults", ADMN, NONE, 0, 0, "fault injection"},
     {"POST", "/v1/admin/faults", ADMN, NONE, 1, 0, "arm a fault; only with faults.enabled"},

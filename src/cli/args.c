@@ -86,6 +86,9 @@ const cli_cmd cli_cmds[CMD_COUNT] = {
     [CMD_LOGS] = {"logs", "ID", 1, 1, "a job's history: every state change, attempt, device and error",
                   "Prints the job's stored state changes (as `gexec events --job ID --history`);\n"
                   "with -f, then follows its new changes until it is final. Exit 4 for an unknown id."},
+    [CMD_WHOAMI] = {"whoami", "", 0, 0, "the key in use: its id, tenant, role and expiry",
+                    "Asks GET /v1/whoami what the server makes of the key (--api-key,\n"
+                    "GEXEC_API_KEY); exits 3 for a key it refuses."},
     [CMD_HELP] = {"help", "[COMMAND]", 0, 1, "show help for a command", NULL},
 };
 

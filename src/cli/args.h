@@ -39,6 +39,7 @@ typedef enum cli_cmd_id {
     CMD_AUDIT,
     CMD_TOP,
     CMD_LOGS,
+    CMD_WHOAMI,
     CMD_HELP,
     CMD_COUNT
 } cli_cmd_id;

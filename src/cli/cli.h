@@ -76,5 +76,6 @@ int cmd_tenants(cli_ctx *x);
 int cmd_audit(cli_ctx *x);
 int cmd_top(cli_ctx *x);
 int cmd_logs(cli_ctx *x);
+int cmd_whoami(cli_ctx *x);
 
 #endif

@@ -281,3 +281,24 @@ int cmd_audit(cli_ctx *x) {
                (unsigned long long)rep.last_seq, rep.head);
     return CLI_EXIT_OK;
 }
+
+/* gexec whoami: "key ID, tenant T, role R[, expires TIME]", or what auth
+ * off means. */
+static void show_whoami(json_t *o) {
+    if (!json_is_true(json_object_get(o, "auth"))) {
+        printf("auth off: every request is tenant %s, role %s\n", cli_js(o, "tenant"), cli_js(o, "role"));
+        return;
+    }
+    printf("key %s, tenant %s, role %s", cli_js(o, "key_id"), cli_js(o, "tenant"), cli_js(o, "role"));
+    json_t *e = json_object_get(o, "expires_ns");
+    if (json_is_integer(e)) {
+        time_t t = (time_t)(json_integer_value(e) / 1000000000);
+        struct tm tm;
+        char when[40];
+        strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&t, &tm));
+        printf(", expires %s", when);
+    }
+    putchar('\n');
+}
+
+int cmd_whoami(cli_ctx *x) { return call(x, "GET", "/v1/whoami", NULL, show_whoami); }

@@ -22,6 +22,7 @@ static const cmd_fn handlers[CMD_COUNT] = {
     [CMD_EVENTS] = cmd_events,   [CMD_DEVICES] = cmd_devices, [CMD_KERNELS] = cmd_kernels,
     [CMD_HEALTH] = cmd_health,   [CMD_KEYS] = cmd_keys,       [CMD_TENANTS] = cmd_tenants,
     [CMD_AUDIT] = cmd_audit, [CMD_TOP] = cmd_top,       [CMD_LOGS] = cmd_logs,
+    [CMD_WHOAMI] = cmd_whoami,
 };
 
 int cli_exit_code(gx_client *c, int rc) {

@@ -319,6 +319,9 @@ sleep 1.2
 run 0 keys list --tenant cli-team && expect "expired key" "^$bid +cli-team +viewer +expired +brief" "$(grep "^$bid " <<<"$out")"
 expect "key list has no secret" '^[^_]*$|^ID' "$(grep -c gx_ <<<"$out" || true)"
 run 0 --api-key "$vkey" list && expect "viewer lists" '^ID' "$out"
+run 0 --api-key "$vkey" whoami && expect whoami "^key $vid, tenant cli-team, role viewer, expires 20[0-9-]+T" "$out"
+run 0 --json --api-key "$vkey" whoami && expect "whoami json" "^viewer cli-team True$" "$(json_get 'j["role"], j["tenant"], j["auth"]' <<<"$out")"
+run 3 --api-key gx_0123456789abcdef_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA whoami
 run 0 tenants create --tenant cli-team --max-queued 5 --max-memory 1000000 --device-seconds-per-hour 2.5
 expect "tenant quotas" '^ +max_queued +5$' "$(grep max_queued <<<"$out")"
 expect "tenant quotas keep max_running" '^cli-team weight 2 max_running 4' "$out"

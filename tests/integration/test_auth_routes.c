@@ -188,6 +188,9 @@ static void auth_off_every_route(void **st) {
     }
     char id[32];
     resp r;
+    assert_int_equal(send_to(&d, "GET", "/v1/whoami", NULL, NULL, &r), 200);
+    assert_non_null(strstr(r.body, "\"key_id\":null,\"tenant\":\"default\",\"role\":\"admin\""));
+    assert_non_null(strstr(r.body, "\"auth\":false"));
     assert_int_equal(send_to(&d, "POST", "/v1/jobs", "{\"kernel\":\"spin\"}", NULL, &r), 202);
     const char *p = strstr(r.body, "\"id\":\"");
     assert_non_null(p);

@@ -820,6 +820,7 @@ static const struct cell_row {
     {"GET", "/v1/tenants", {"-", "-", "-", "-", "all"}, 0},
     {"POST", "/v1/tenants", {"-", "-", "-", "-", "all"}, 1},
     {"GET", "/v1/tenants/{t}/usage", {"-", "own", "own", "all", "all"}, 0},
+    {"GET", "/v1/whoami", {"-", "yes", "yes", "yes", "yes"}, 0},
     {"GET", "/v1/audit", {"-", "-", "-", "-", "yes"}, 0},
     {"GET", "/v1/admin/faults", {"-", "-", "-", "-", "yes"}, 0},
     {"POST", "/v1/admin/faults", {"-", "-", "-", "-", "yes"}, 0},
