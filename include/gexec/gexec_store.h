@@ -184,6 +184,9 @@ typedef struct gx_store_filter {
     const char *label_value;
     uint64_t after;          /* cursor: only ids greater than this */
     size_t limit;            /* page size; 0 = 100; at most 10000 */
+    int desc;                /* nonzero: newest first (descending ids) */
+    uint64_t before;         /* desc only: only ids less than this (the
+                                cursor of desc pages); 0 = no bound */
 } gx_store_filter;
 
 /* Statistics for metrics. Histogram buckets count commits whose latency
@@ -463,9 +466,10 @@ int gx_store_flush(gx_store *s, gx_error *err);
 /* One job by id; *out (gx_store_free) or GX_ENOTFOUND. */
 int gx_store_get_job(gx_store *s, uint64_t id, gx_store_job **out, gx_error *err);
 
-/* Jobs matching f (NULL = all) in id order, at most f->limit. *jobs
- * (gx_store_free; NULL when *n is 0), *n; *next (may be NULL) is the cursor
- * for the next page (pass as f->after), 0 when there is no more. */
+/* Jobs matching f (NULL = all) in id order (descending with f->desc), at
+ * most f->limit. *jobs (gx_store_free; NULL when *n is 0), *n; *next (may
+ * be NULL) is the cursor for the next page (pass as f->after, or as
+ * f->before with f->desc), 0 when there is no more. */
 int gx_store_list_jobs(gx_store *s, const gx_store_filter *f, gx_store_job **jobs,
                        size_t *n, uint64_t *next, gx_error *err);
 

@@ -160,7 +160,7 @@ enum { INS_ROWS = 50, INS_SIZES = 4 };
 static const int ins_sizes[INS_SIZES] = {INS_ROWS, 16, 4, 1};
 
 enum { L_TENANT = 1, L_STATE = 2, L_UNFIN = 4, L_KEXACT = 8, L_KNAME = 16, L_LABEL = 32,
-       L_VARIANTS = 64 };
+       L_DESC = 64, L_VARIANTS = 128 };
 
 typedef struct rconn {
     sqlite3 *db;
@@ -1505,21 +1505,33 @@ static void list_sql(unsigned v, char *sql, size_t cap) {
         snprintf(pred + p, sizeof pred - (size_t)p,
                  " AND CASE WHEN json_valid(labels) THEN EXISTS (SELECT 1 FROM"
                  " json_each(labels) WHERE key = ?5 AND value = ?6) ELSE 0 END");
-    int n = snprintf(sql, cap, "SELECT " JOB_COLS ", (%s) FROM jobs%s WHERE id > ?1", pred,
-                     v & L_UNFIN ? " INDEXED BY jobs_unfinished" : "");
+    /* newest first reads the same index backwards (the id range bounds
+     * it from above): no sort, the same rows counted */
+    int n = snprintf(sql, cap, "SELECT " JOB_COLS ", (%s) FROM jobs%s WHERE id > ?1%s", pred,
+                     v & L_UNFIN ? " INDEXED BY jobs_unfinished" : "", v & L_DESC ? " AND id < ?8" : "");
     if ((v & L_TENANT) && !(v & L_UNFIN)) n += snprintf(sql + n, cap - (size_t)n, " AND tenant = ?2");
     if (v & L_UNFIN) n += snprintf(sql + n, cap - (size_t)n, " AND state < " FINAL_SQL);
-    snprintf(sql + n, cap - (size_t)n, " ORDER BY id LIMIT ?7");
+    snprintf(sql + n, cap - (size_t)n, " ORDER BY id%s LIMIT ?7", v & L_DESC ? " DESC" : "");
 }
 
-static int sqlite_list_jobs(gx_store_backend *b, const gx_store_filter *f, gx_store_job **jobs,
-                            size_t *n, uint64_t *next, gx_error *err) {
+static unsigned list_variant(const gx_store_filter *f) {
     unsigned v = 0;
     if (f->tenant) v |= L_TENANT;
     if (f->state_mask) v |= L_STATE;
     if (f->state_mask && !(f->state_mask >> GX__STORE_FIRST_FINAL)) v |= L_UNFIN;
     if (f->kernel) v |= strchr(f->kernel, '@') ? L_KEXACT : L_KNAME;
     if (f->label_key) v |= L_LABEL;
+    if (f->desc) v |= L_DESC;
+    return v;
+}
+
+void gx__sqlite_list_sql(const gx_store_filter *f, char *sql, size_t cap) {
+    list_sql(list_variant(f), sql, cap);
+}
+
+static int sqlite_list_jobs(gx_store_backend *b, const gx_store_filter *f, gx_store_job **jobs,
+                            size_t *n, uint64_t *next, gx_error *err) {
+    unsigned v = list_variant(f);
     rconn *c = rc_get(b, err);
     if (!c) return err ? err->code : GX_ESTORE;
     char sql[1024];
@@ -1540,6 +1552,7 @@ static int sqlite_list_jobs(gx_store_backend *b, const gx_store_filter *f, gx_st
         bind_text(st, 5, f->label_key);
         bind_text(st, 6, f->label_value);
         sqlite3_bind_int64(st, 7, (sqlite3_int64)budget);
+        if (v & L_DESC) sqlite3_bind_int64(st, 8, f->before ? (sqlite3_int64)f->before : INT64_MAX);
         int s = SQLITE_DONE;
         while (rb.n < want && (s = sqlite3_step(st)) == SQLITE_ROW) {
             seen++;

@@ -954,6 +954,8 @@ int gx_store_list_jobs(gx_store *s, const gx_store_filter *f, gx_store_job **job
         return gx_error_set(err, GX_EINVAL, "label_key",
                             "label_key and label_value go together");
     if (fl.after > (uint64_t)INT64_MAX) return 0;
+    if (!fl.desc || fl.before > (uint64_t)INT64_MAX) fl.before = 0; /* no bound */
+    if (fl.before && fl.before <= fl.after + 1) return 0;
     uint64_t nx = 0;
     int rc = s->ops->list_jobs(s->b, &fl, jobs, n, &nx, err);
     if (rc == 0 && next) *next = nx;

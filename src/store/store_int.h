@@ -63,6 +63,12 @@ void gx__fix_setting(void *item, char *strs);
  * without the text "blob" in quotes is not parsed. */
 int gx__spec_blob_refs(const char *spec, int (*fn)(void *ctx, const char *id), void *ctx);
 
+/* The statement the SQLite backend's gx_store_list_jobs runs for f (?1
+ * after, ?2 tenant, ?3 state mask, ?4 kernel, ?5 ?6 label, ?7 rows to read,
+ * ?8 before) into sql (1024 bytes are enough); the tests read its query
+ * plan. */
+void gx__sqlite_list_sql(const gx_store_filter *f, char *sql, size_t cap);
+
 /* ---- blob folder (blob.c) ---------------------------------------------------- */
 
 /* Hex SHA-256 of bytes into id ("sha256:<hex>"). */

@@ -22,6 +22,7 @@
 
 #include "gexec/gexec_fault.h"
 #include "gexec/gexec_store.h"
+#include "store/store_int.h"
 #include "testutil.h"
 
 /* ---- fixtures --------------------------------------------------------------- */
@@ -1809,6 +1810,193 @@ static void list_reads_bounded(void **st) {
     free(rs);
 }
 
+/* Every page of a listing, its ids into ids (cap at most; the count may
+ * pass it); each cursor goes on from the page's last id or past it (where
+ * a read stopped), in the filter's order. */
+static size_t list_ordered(gx_store *s, gx_store_filter fl, uint64_t *ids, size_t cap) {
+    size_t found = 0;
+    gx_error err;
+    for (;;) {
+        gx_store_job *jobs = NULL;
+        size_t n = 0;
+        uint64_t next = 0;
+        TU_OK(gx_store_list_jobs(s, &fl, &jobs, &n, &next, &err), err);
+        for (size_t i = 0; i < n; i++, found++)
+            if (found < cap) ids[found] = jobs[i].id;
+        if (n && next) assert_true(fl.desc ? next <= jobs[n - 1].id : next >= jobs[n - 1].id);
+        gx_store_free(jobs);
+        if (!next) break;
+        if (fl.desc) {
+            assert_true(!fl.before || next < fl.before);
+            fl.before = next;
+        } else {
+            assert_true(next > fl.after);
+            fl.after = next;
+        }
+    }
+    return found;
+}
+
+/* Newest first: every filter gives the jobs of oldest first, each once,
+ * in the reverse order, page after page (7 a page, cursors in before);
+ * a cursor in the middle goes on below it, and a bound below after is an
+ * empty page. */
+static void list_desc(void **st) {
+    fx *f = *st;
+    gx_error err;
+    enum { N = 300 };
+    jbuf *b = calloc(N, sizeof *b);
+    gx_store_job *js = calloc(N, sizeof *js);
+    gx_store_insert_result *rs = calloc(N, sizeof *rs);
+    static const char *const kernels[] = {"saxpy@1", "saxpy@2", "saxpy_fast@2", "matmul@1"};
+    for (int i = 0; i < N; i++) {
+        mkjob(&b[i], (uint64_t)i + 1, i % 3 ? "alpha" : "beta", kernels[i % 4], i % 10);
+        if (i % 5 == 0) {
+            snprintf(b[i].labels, sizeof b[i].labels, "{\"team\":\"%s\"}", i % 10 ? "speech" : "vision");
+            b[i].j.labels_json = b[i].labels;
+        }
+        js[i] = b[i].j;
+    }
+    assert_int_equal(gx_store_insert_jobs(f->s, js, N, rs, &err), N);
+    const gx_store_filter filters[] = {
+        {0},
+        {.tenant = "beta"},
+        {.state_mask = 1u << GX_JOB_QUEUED},
+        {.state_mask = (1u << GX_JOB_QUEUED) | (1u << GX_JOB_RUNNING), .tenant = "alpha"},
+        {.state_mask = 1u << GX_JOB_FAILED},
+        {.state_mask = (1u << GX_JOB_FAILED) | (1u << GX_JOB_DEAD), .tenant = "beta"},
+        {.kernel = "saxpy"},
+        {.kernel = "saxpy_fast@2", .tenant = "alpha"},
+        {.label_key = "team", .label_value = "vision"},
+        {.label_key = "team", .label_value = "speech", .tenant = "alpha", .kernel = "saxpy@2",
+         .state_mask = 1u << GX_JOB_DEAD | 1u << GX_JOB_QUEUED | 1u << GX_JOB_SUCCEEDED},
+        {.tenant = "nobody"},
+    };
+    uint64_t asc[N], desc[N];
+    for (size_t k = 0; k < sizeof filters / sizeof filters[0]; k++) {
+        gx_store_filter fl = filters[k];
+        fl.limit = 7;
+        size_t na = list_ordered(f->s, fl, asc, N);
+        fl.desc = 1;
+        size_t nd = list_ordered(f->s, fl, desc, N);
+        print_message("filter %zu: %zu jobs\n", k, na);
+        assert_int_equal(nd, na);
+        assert_true(na || k == sizeof filters / sizeof filters[0] - 1);
+        for (size_t i = 0; i < na; i++) assert_int_equal(desc[i], asc[na - 1 - i]);
+        /* from a cursor in the middle: what lies below it */
+        fl.before = 150;
+        size_t nm = list_ordered(f->s, fl, desc, N);
+        size_t below = 0;
+        for (size_t i = 0; i < na; i++) below += asc[i] < 150;
+        assert_int_equal(nm, below);
+        for (size_t i = 0; i < nm; i++) assert_true(desc[i] < 150);
+    }
+    /* after bounds a desc page from below; before <= after + 1 is empty */
+    gx_store_job *jobs = NULL;
+    size_t n = 0;
+    uint64_t next = 1;
+    TU_OK(gx_store_list_jobs(f->s, &(gx_store_filter){.desc = 1, .after = 290, .limit = 100}, &jobs, &n,
+                             &next, &err), err);
+    assert_int_equal(n, 10);
+    assert_int_equal(jobs[0].id, 300);
+    assert_int_equal(jobs[9].id, 291);
+    assert_int_equal(next, 0);
+    gx_store_free(jobs);
+    TU_OK(gx_store_list_jobs(f->s, &(gx_store_filter){.desc = 1, .after = 5, .before = 6}, &jobs, &n,
+                             &next, &err), err);
+    assert_int_equal(n, 0);
+    /* before is the desc cursor only: oldest first ignores it */
+    TU_OK(gx_store_list_jobs(f->s, &(gx_store_filter){.before = 6, .limit = 10}, &jobs, &n, &next, &err),
+          err);
+    assert_int_equal(n, 10);
+    gx_store_free(jobs);
+    free(b);
+    free(js);
+    free(rs);
+}
+
+/* A rare match newest first reads at most 20,000 rows a page, as oldest
+ * first does: short pages with a cursor where the read stopped. */
+static void list_desc_bounded(void **st) {
+    fx *f = *st;
+    gx_error err;
+    enum { N = 45000 };
+    jbuf *bs = calloc(N, sizeof *bs);
+    gx_store_job *js = calloc(N, sizeof *js);
+    gx_store_insert_result *rs = calloc(N, sizeof *rs);
+    for (int i = 0; i < N; i++) {
+        int rare = i == 100 || i == 30000 || i == N - 1;
+        mkjob(&bs[i], (uint64_t)i + 1, "alpha", rare ? "rare@1" : "saxpy@1",
+              i == 7 || i == N - 2 ? GX_JOB_QUEUED : GX_JOB_SUCCEEDED);
+        js[i] = bs[i].j;
+    }
+    assert_int_equal(gx_store_insert_jobs(f->s, js, N, rs, &err), N);
+    gx_store_filter fl = {.tenant = "alpha", .kernel = "rare", .limit = 10, .desc = 1};
+    uint64_t got[8];
+    int pages = 0;
+    for (;;) { /* the pages, each cursor where its read stopped */
+        gx_store_job *jobs = NULL;
+        size_t n = 0;
+        uint64_t next = 0;
+        TU_OK(gx_store_list_jobs(f->s, &fl, &jobs, &n, &next, &err), err);
+        gx_store_free(jobs);
+        if (++pages == 1) assert_int_equal(next, N - 20000 + 1); /* read N down to there */
+        if (!next) break;
+        fl.before = next;
+    }
+    assert_int_equal(pages, 3); /* 20000 rows, 20000 more, the rest */
+    fl = (gx_store_filter){.tenant = "alpha", .kernel = "rare", .limit = 10, .desc = 1};
+    assert_int_equal(list_ordered(f->s, fl, got, 8), 3);
+    assert_int_equal(got[0], N);
+    assert_int_equal(got[1], 30001);
+    assert_int_equal(got[2], 101);
+    /* unfinished states along their own index, newest first */
+    fl = (gx_store_filter){.tenant = "alpha", .state_mask = 1u << GX_JOB_QUEUED, .limit = 1, .desc = 1};
+    assert_int_equal(list_ordered(f->s, fl, got, 8), 2);
+    assert_int_equal(got[0], N - 1);
+    assert_int_equal(got[1], 8);
+    free(bs);
+    free(js);
+    free(rs);
+}
+
+/* Every listing variant, both orders, reads along an index (the rowid,
+ * jobs_tenant or jobs_unfinished) in id order: no scan of the table, no
+ * sort. */
+static void list_plans(void **st) {
+    fx *f = *st;
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open_v2(f->path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    for (unsigned v = 0; v < 64; v++) {
+        if ((v & 3) == 3) continue; /* bit 0|1: the kernel, exact or by name, not both */
+        gx_store_filter fl = {.tenant = v & 4 ? "alpha" : NULL,
+                              .state_mask = v & 8 ? 1u << GX_JOB_QUEUED : v & 16 ? 1u << GX_JOB_FAILED : 0,
+                              .kernel = v & 1 ? "saxpy@1" : v & 2 ? "saxpy" : NULL,
+                              .label_key = v & 32 ? "team" : NULL,
+                              .label_value = v & 32 ? "vision" : NULL};
+        if ((v & 24) == 24) continue;
+        for (int d = 0; d < 2; d++) {
+            fl.desc = d;
+            char sql[1024], eqp[1100];
+            gx__sqlite_list_sql(&fl, sql, sizeof sql);
+            snprintf(eqp, sizeof eqp, "EXPLAIN QUERY PLAN %s", sql);
+            sqlite3_stmt *st2 = NULL;
+            assert_int_equal(sqlite3_prepare_v2(db, eqp, -1, &st2, NULL), SQLITE_OK);
+            int searched = 0;
+            while (sqlite3_step(st2) == SQLITE_ROW) {
+                const char *dsc = (const char *)sqlite3_column_text(st2, 3);
+                print_message("v %2u %s: %s\n", v, d ? "desc" : "asc ", dsc);
+                if (strstr(dsc, "TEMP B-TREE") || strstr(dsc, "SCAN jobs"))
+                    fail_msg("%s\nis read as: %s", sql, dsc);
+                searched += !strncmp(dsc, "SEARCH jobs USING ", 18);
+            }
+            assert_int_equal(searched, 1);
+            sqlite3_finalize(st2);
+        }
+    }
+    sqlite3_close(db);
+}
+
 /* The upgrade to schema 5 counts every blob as used at the upgrade: jobs
  * named blobs without a trace before, so a blob first uploaded long ago
  * but used yesterday was deleted at the first check. */
@@ -2114,6 +2302,9 @@ int main(void) {
         cmocka_unit_test_setup_teardown(purge_jobs, setup, teardown),
         cmocka_unit_test_setup_teardown(purge_blobs, setup, teardown),
         cmocka_unit_test_setup_teardown(list_reads_bounded, setup, teardown),
+        cmocka_unit_test_setup_teardown(list_desc, setup, teardown),
+        cmocka_unit_test_setup_teardown(list_desc_bounded, setup, teardown),
+        cmocka_unit_test_setup_teardown(list_plans, setup, teardown),
         cmocka_unit_test_setup_teardown(purge_after_upgrade, setup, teardown),
         cmocka_unit_test_setup_teardown(list_unfinished_bounded, setup, teardown),
         cmocka_unit_test_setup_teardown(purge_blob_idempotent_repeat, setup, teardown),
