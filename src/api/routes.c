@@ -465,6 +465,14 @@ static int h_list(void *app, gx_http_req *r) {
         }
         f.limit = (size_t)l;
     }
+    int desc = 0;
+    if ((q = gx_http_query(r, "order")) && *q) { /* empty is absent */
+        if (strcmp(q, "asc") && strcmp(q, "desc")) {
+            gx_http_error(r, 400, GX_EINVAL, "order", "order is asc (oldest first) or desc (newest first)");
+            return 0;
+        }
+        desc = !strcmp(q, "desc");
+    }
     if ((q = gx_http_query(r, "cursor")) && *q && strcmp(q, "0")) {
         f.after = gx_job_id_parse(q);
         if (!f.after) {
@@ -496,7 +504,22 @@ static int h_list(void *app, gx_http_req *r) {
     uint64_t next = 0;
     gx_job_id w = 0;
     gx_error err;
-    for (int round = 0; round < 2; round++) {
+    int more = 0;
+    if (desc) {
+        /* newest first: from the watermark down, every id below it
+         * committed, so a page is whole at once and a later commit never
+         * lands below a cursor. Jobs taken after the first page are above
+         * where the walk began: not in it, a snapshot of then. The cursor
+         * is the last (smallest) id shown; one past the watermark (from
+         * another walk) starts at the watermark. */
+        w = gx__svc_list_watermark(s);
+        f.desc = 1;
+        f.before = f.after && f.after <= w ? f.after : w + 1;
+        f.after = 0;
+        if (gx_store_list_jobs(s->store, &f, &jobs, &n, &next, &err)) return reply_err(r, &err);
+        shown = n;
+    }
+    for (int round = 0; round < 2 && !desc; round++) {
         gx_job_id w0 = round ? gx__svc_list_watermark_wait(s, f.after, 500) : gx__svc_list_watermark(s);
         if (round && w0 <= f.after) break; /* still in flight: answer the empty page */
         gx_store_free(jobs);
@@ -510,7 +533,7 @@ static int h_list(void *app, gx_http_req *r) {
     /* jobs left for the next page, or a filtered read that stopped past an
      * id still in flight: go on from the watermark (a next page even if
      * next is 0: "0" is from the start) */
-    int more = shown < n || next > w;
+    if (!desc) more = shown < n || next > w;
     if (more) next = w > f.after ? w : f.after;
     json_t *arr = json_array();
     for (size_t i = 0; i < shown; i++) {

@@ -306,6 +306,37 @@ static void batch_and_list(void **st) {
         assert_string_equal(json_string_value(json_object_get(json_array_get(jobs, i), "state")), "succeeded");
     it_resp_free(&r);
     expect_error("GET", "/v1/jobs?state=bogus", NULL, NULL, 400, "GX_EINVAL", "state", "unknown state");
+    /* newest first: the second job, then the first, then no cursor */
+    REQ("GET", "/v1/jobs?label=b=1&limit=1&order=desc", NULL, &r);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(json_object_get(r.json, "jobs"), 0), "id")),
+                        second);
+    cur = it_str(&r, "next_cursor");
+    assert_string_equal(cur, second);
+    snprintf(path, sizeof path, "/v1/jobs?label=b=1&limit=1&order=desc&cursor=%s", cur);
+    it_resp_free(&r);
+    REQ("GET", path, NULL, &r);
+    jobs = json_object_get(r.json, "jobs");
+    assert_int_equal(json_array_size(jobs), 1);
+    assert_true(strtoull(json_string_value(json_object_get(json_array_get(jobs, 0), "id")), NULL, 10) <
+                strtoull(second, NULL, 10));
+    assert_true(json_is_null(json_object_get(r.json, "next_cursor"))); /* nothing below: the last page */
+    it_resp_free(&r);
+    REQ("GET", "/v1/jobs?state=succeeded&kernel=spin&order=desc&limit=1000", NULL, &r);
+    jobs = json_object_get(r.json, "jobs");
+    assert_true(json_array_size(jobs) >= 2);
+    for (size_t i = 0; i < json_array_size(jobs); i++) {
+        json_t *j = json_array_get(jobs, i);
+        assert_string_equal(json_string_value(json_object_get(j, "state")), "succeeded");
+        if (i)
+            assert_true(strtoull(json_string_value(json_object_get(j, "id")), NULL, 10) <
+                        strtoull(json_string_value(json_object_get(json_array_get(jobs, i - 1), "id")), NULL, 10));
+    }
+    it_resp_free(&r);
+    REQ("GET", "/v1/jobs?order=asc&order=", NULL, &r); /* asc as before */
+    assert_int_equal(r.status, 200);
+    it_resp_free(&r);
+    expect_error("GET", "/v1/jobs?order=newest", NULL, NULL, 400, "GX_EINVAL", "order", "asc");
     /* empty filters are absent ones (kernel= listed nothing, tenant= nothing) */
     REQ("GET", "/v1/jobs?state=succeeded&kernel=&tenant=&label=b=1&limit=", NULL, &r);
     assert_int_equal(r.status, 200);
@@ -999,6 +1030,71 @@ static void list_follower_misses_nothing(void **st) {
     assert_true(maxid > 100); /* something was followed (a loaded machine may not finish a batch in 2 s) */
     assert_int_equal(missing, 0);
     assert_int_equal(dups, 0);
+    assert_int_equal(it_finish(&d), 0);
+}
+
+/* Newest first while jobs are submitted: the walk starts at the newest
+ * committed job and goes down, every id below its start once and in
+ * descending order, none missing; jobs newer than the start are not part
+ * of it (a snapshot of where it began). */
+static void list_newest_first_misses_nothing(void **st) {
+    (void)st;
+    it_daemon d;
+    memset(&d, 0, sizeof d);
+    assert_int_equal(it_start(&d), 0);
+    atomic_int stop = 0;
+    submitter_arg args[3] = {{&d, &stop, 1}, {&d, &stop, 0}, {&d, &stop, 0}};
+    pthread_t th[3];
+    for (int i = 0; i < 3; i++) assert_int_equal(pthread_create(&th[i], NULL, keep_submitting, &args[i]), 0);
+    struct timespec ms = {0, 300 * 1000000};
+    nanosleep(&ms, NULL); /* some jobs first */
+    size_t cap = 1 << 20;
+    unsigned char *seen = calloc(cap, 1);
+    assert_non_null(seen);
+    char cursor[32] = "";
+    unsigned long long start = 0, prev = 0, n = 0, dups = 0;
+    int rounds = 0;
+    for (;;) {
+        char path[128];
+        snprintf(path, sizeof path, "/v1/jobs?order=desc&limit=300%s%s", cursor[0] ? "&cursor=" : "", cursor);
+        it_resp r;
+        assert_int_equal(it_req(&d, "GET", path, NULL, 0, NULL, &r), 0);
+        assert_int_equal(r.status, 200);
+        json_t *jobs = json_object_get(r.json, "jobs"), *nc = json_object_get(r.json, "next_cursor");
+        for (size_t i = 0; i < json_array_size(jobs); i++) {
+            unsigned long long id = strtoull(json_string_value(json_object_get(json_array_get(jobs, i), "id")), NULL, 10);
+            assert_true(id < cap);
+            if (!start) start = prev = id + 1;
+            dups += seen[id];
+            if (id >= prev) /* at once: an ascending walk would not end while jobs come */
+                fail_msg("job %llu after %llu: not newest first", id, prev);
+            seen[id] = 1;
+            prev = id;
+            n++;
+        }
+        rounds++;
+        int last = json_is_null(nc);
+        if (!last) snprintf(cursor, sizeof cursor, "%s", json_string_value(nc));
+        it_resp_free(&r);
+        if (last) break;
+    }
+    atomic_store(&stop, 1);
+    for (int i = 0; i < 3; i++) pthread_join(th[i], NULL);
+    unsigned long long missing = 0;
+    for (unsigned long long id = 1; id < start; id++) missing += !seen[id];
+    /* the newest job by the end is past where the walk began */
+    it_resp r;
+    assert_int_equal(it_req(&d, "GET", "/v1/jobs?order=desc&limit=1", NULL, 0, NULL, &r), 0);
+    unsigned long long newest = strtoull(json_string_value(json_object_get(json_array_get(json_object_get(r.json, "jobs"), 0), "id")), NULL, 10);
+    it_resp_free(&r);
+    print_message("walked %llu jobs down from %llu in %d pages (newest now %llu): %llu missing, %llu twice\n",
+                  n, start - 1, rounds, newest, missing, dups);
+    free(seen);
+    assert_true(start > 100);
+    assert_true(newest >= start - 1);
+    assert_int_equal(missing, 0);
+    assert_int_equal(dups, 0);
+    assert_int_equal(n, start - 1);
     assert_int_equal(it_finish(&d), 0);
 }
 
@@ -1760,6 +1856,7 @@ int main(void) {
         cmocka_unit_test(readyz_on_failed_selftest),
         cmocka_unit_test(result_while_job_ends),
         cmocka_unit_test(list_follower_misses_nothing),
+        cmocka_unit_test(list_newest_first_misses_nothing),
         cmocka_unit_test(cancel_survives_kill),
     };
     int rc = cmocka_run_group_tests_name("endpoints", endpoints, setup, teardown);
