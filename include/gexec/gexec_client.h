@@ -234,6 +234,9 @@ typedef struct gx_client_list_opts {
     size_t nlabels;
     int limit;                  /* page size; 0 = server default */
     const char *cursor;         /* next_cursor of the previous page; NULL = first */
+    const char *order;          /* "asc" (oldest first) or "desc" (newest
+                                   first); NULL = asc. A cursor goes on in
+                                   the order of the page that gave it */
 } gx_client_list_opts;
 
 typedef struct gx_client_job_list {

@@ -41,7 +41,8 @@ const cli_cmd cli_cmds[CMD_COUNT] = {
                      "in another state (the server answers 409)."},
     [CMD_LIST] = {"list", "", 0, 0, "list jobs (by id, one page at a time) with filters",
                   "Prints one page (--limit) and, if there is more, the --cursor for the next;\n"
-                  "--all follows the cursors to the end."},
+                  "--all follows the cursors to the end. --order desc (or -r) lists the newest\n"
+                  "first, from the newest job when the first page was read down."},
     [CMD_EVENTS] = {"events", "[ID]", 0, 1, "follow job state changes (server-sent events)",
                     "Prints one line per state change as it happens (--json: one JSON object per\n"
                     "line). With --job ID (or an ID operand) prints the job's stored history first\n"
@@ -136,6 +137,8 @@ const cli_flag cli_flags[] = {
     {FL_LIMIT, "limit", 'n', "N", 0, B(CMD_LIST), "jobs per page (server default if absent)"},
     {FL_CURSOR, "cursor", 0, "CURSOR", 0, B(CMD_LIST), "start at this cursor (printed by the previous page)"},
     {FL_ALL, "all", 0, NULL, 0, B(CMD_LIST), "follow the cursors and list every match"},
+    {FL_ORDER, "order", 0, "asc|desc", 0, B(CMD_LIST), "oldest first (asc, the default) or newest first (desc)"},
+    {FL_NEWEST, "newest", 'r', NULL, 0, B(CMD_LIST), "newest first: --order desc"},
     /* events */
     {FL_JOB, "job", 'j', "ID", 0, B(CMD_EVENTS), "only this job: print its history, follow until it is final"},
     {FL_HISTORY, "history", 0, NULL, 0, B(CMD_EVENTS), "with --job: print the stored history only"},

@@ -77,6 +77,8 @@ typedef enum cli_flag_id {
     FL_LIMIT,
     FL_CURSOR,
     FL_ALL,
+    FL_ORDER,
+    FL_NEWEST,
     FL_JOB,
     FL_HISTORY,
     FL_QUIET,

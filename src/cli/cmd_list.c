@@ -57,6 +57,19 @@ int cmd_list(cli_ctx *x) {
         }
         o.limit = (int)v;
     }
+    const char *order = cli_get(a, FL_ORDER);
+    if (order && strcmp(order, "asc") && strcmp(order, "desc")) {
+        free(labels);
+        return cli_usage("--order is asc or desc, not '%s'", order);
+    }
+    if (cli_has(a, FL_NEWEST)) {
+        if (order && strcmp(order, "desc")) {
+            free(labels);
+            return cli_usage("--newest is --order desc, not --order %s", order);
+        }
+        order = "desc";
+    }
+    o.order = order;
     int all = cli_has(a, FL_ALL);
     char cursor[GX_CLIENT_ID_MAX] = "";
     if (cli_get(a, FL_CURSOR)) snprintf(cursor, sizeof cursor, "%s", cli_get(a, FL_CURSOR));
@@ -87,7 +100,9 @@ int cmd_list(cli_ctx *x) {
         gx_client_job_list_free(&l);
         if (!cursor[0]) break;
         if (!all) {
-            if (!x->json) fprintf(stderr, "more: gexec list --cursor %s (or --all)\n", cursor);
+            if (!x->json)
+                fprintf(stderr, "more: gexec list%s --cursor %s (or --all)\n",
+                        order && !strcmp(order, "desc") ? " --order desc" : "", cursor);
             break;
         }
     }

@@ -292,6 +292,21 @@ expect "list --all" '^[3-9]$|^[1-9][0-9]+$' "$(json_get 'len(j["jobs"])' <<<"$ou
 expect "list --all cursor" '^None$' "$(json_get 'j["next_cursor"]' <<<"$out")"
 run 2 list --label nolabel
 run 3 list --state bogus
+# newest first: the same jobs, the other way round, a page at a time and with --all
+lids() { awk 'NR > 1 && $1 ~ /^[0-9]+$/ { print $1 }' <<<"$out"; } # the ID column
+run 0 list --all --label suite=cli && asc_ids=$(lids)
+run 0 list --all --label suite=cli --order desc && same "list --order desc --all" "$(sort -n -r <<<"$asc_ids")" "$(lids)"
+run 0 list --all --label suite=cli -r --limit 1 && same "list -r --limit 1 --all" "$(sort -n -r <<<"$asc_ids")" "$(lids)"
+run 0 list --label suite=cli --newest --limit 1
+same "list --newest: the newest first" "$(sort -n -r <<<"$asc_ids" | head -n 1)" "$(lids)"
+expect "list --newest: the next page's command" "^more: gexec list --order desc --cursor $(lids) \\(or --all\\)\$" "$err"
+run 0 list --label suite=cli --order desc --limit 1 --cursor "$(lids)"
+same "list --order desc --cursor: the next newest" "$(sort -n -r <<<"$asc_ids" | sed -n 2p)" "$(lids)"
+run 0 --json list --all --label suite=cli --order desc
+same "list --json --order desc --all" "$(sort -n -r <<<"$asc_ids")" "$(json_get '"\n".join(x["id"] for x in j["jobs"])' <<<"$out")"
+run 0 list --order asc --label suite=cli --all && same "list --order asc" "$asc_ids" "$(lids)"
+run 2 list --order up && expect "list --order: asc or desc" "asc or desc" "$err"
+run 2 list --newest --order asc
 
 # ---- events ----------------------------------------------------------------------------
 run 0 events --job "$id1" && expect "history" "$id1 succeeded" "$out"
