@@ -27,12 +27,14 @@
   /* gexecd may be proxied under a prefix: the API is beside the page */
   const BASE = location.pathname.replace(/\/dashboard\/?$/, '');
   const FINAL = new Set(['succeeded', 'failed', 'cancelled', 'timed_out', 'dead']);
-  /* the job tabs: each lists the states it covers (GET /v1/jobs?state=) */
+  /* the job tabs: each lists the states it covers (GET /v1/jobs?state=),
+   * in its order: what waits or runs oldest first (the longest waiting on
+   * top), failures newest first (the latest on top) */
   const JOB_TABS = [
-    {name: 'queued', states: 'queued,waiting,retrying', hint: 'not placed yet: queued, waiting on dependencies, or between attempts'},
-    {name: 'running', states: 'scheduled,running', hint: 'placed on a device or running'},
-    {name: 'failed', states: 'failed,timed_out', hint: 'failed or timed out'},
-    {name: 'dead', states: 'dead', hint: 'out of attempts: the dead-letter list (re-queue with gexec requeue ID)'},
+    {name: 'queued', states: 'queued,waiting,retrying', order: 'asc', hint: 'not placed yet: queued, waiting on dependencies, or between attempts'},
+    {name: 'running', states: 'scheduled,running', order: 'asc', hint: 'placed on a device or running'},
+    {name: 'failed', states: 'failed,timed_out', order: 'desc', hint: 'failed or timed out'},
+    {name: 'dead', states: 'dead', order: 'desc', hint: 'out of attempts: the dead-letter list (re-queue with gexec requeue ID)'},
   ];
 
   const $ = (id) => document.getElementById(id);
@@ -449,7 +451,7 @@
     const p = panel('jobs');
     const tab = JOB_TABS.find((t) => t.name === jobTab);
     const pg = jobPages[jobTab];
-    $('job-hint').textContent = tab.hint + ' (oldest first, at most ' + JOB_LIMIT + ').';
+    $('job-hint').textContent = tab.hint + ' (' + (tab.order === 'desc' ? 'newest' : 'oldest') + ' first, at most ' + JOB_LIMIT + ').';
     renderTabs();
     if (!pg) return;
     note(p, pg.error ? failure(pg.error) : '');
@@ -463,14 +465,15 @@
     if (!jobs.length && !pg.error) p.body.replaceChildren(row([el('td', {colSpan: 10, className: 'muted'}, 'none')]));
     $('job-more').hidden = !pg.more;
     $('job-more').textContent = 'More ' + tab.name + ' jobs than shown: page through them with ' +
-      'gexec list --state ' + tab.states + ' (GET /v1/jobs?state=' + tab.states + '&cursor=…).';
+      'gexec list --state ' + tab.states + (tab.order === 'desc' ? ' --order desc' : '') +
+      ' (GET /v1/jobs?state=' + tab.states + (tab.order === 'desc' ? '&order=desc' : '') + '&cursor=…).';
   }
 
   async function loadJobs() {
     const tenant = $('job-tenant').value;
     await Promise.all(JOB_TABS.map(async (t) => {
       try {
-        const r = await get('/v1/jobs', null, {state: t.states, limit: JOB_LIMIT, tenant});
+        const r = await get('/v1/jobs', null, {state: t.states, order: t.order, limit: JOB_LIMIT, tenant});
         for (const j of r.jobs || []) seenTenants.add(j.tenant);
         jobPages[t.name] = {jobs: r.jobs || [], more: r.next_cursor !== null && r.next_cursor !== undefined};
       } catch (e) {
