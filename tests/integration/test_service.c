@@ -973,15 +973,43 @@ static void *keep_submitting(void *p) {
     return NULL;
 }
 
+/* Three threads submitting to d until *stop (one in batches of 2000). */
+static void start_submitters(it_daemon *d, atomic_int *stop, submitter_arg args[3], pthread_t th[3]) {
+    for (int i = 0; i < 3; i++) {
+        args[i] = (submitter_arg){d, stop, i == 0};
+        assert_int_equal(pthread_create(&th[i], NULL, keep_submitting, &args[i]), 0);
+    }
+}
+
+static void stop_submitters(atomic_int *stop, pthread_t th[3]) {
+    atomic_store(stop, 1);
+    for (int i = 0; i < 3; i++) pthread_join(th[i], NULL);
+}
+
+/* GET path0 with &cursor=cursor (none when cursor is ""), answered 200:
+ * the page's jobs (in r, which the caller frees). */
+static json_t *get_page(it_daemon *d, const char *path0, const char *cursor, it_resp *r) {
+    char path[160];
+    snprintf(path, sizeof path, "%s%s%s", path0, cursor[0] ? "&cursor=" : "", cursor);
+    assert_int_equal(it_req(d, "GET", path, NULL, 0, NULL, r), 0);
+    assert_int_equal(r->status, 200);
+    return json_object_get(r->json, "jobs");
+}
+
+/* The id of a page's i-th job as a number. */
+static unsigned long long page_id(json_t *jobs, size_t i) {
+    return strtoull(json_string_value(json_object_get(json_array_get(jobs, i), "id")), NULL, 10);
+}
+
 static void list_follower_misses_nothing(void **st) {
     (void)st;
     it_daemon d;
     memset(&d, 0, sizeof d);
     assert_int_equal(it_start(&d), 0);
     atomic_int stop = 0;
-    submitter_arg args[3] = {{&d, &stop, 1}, {&d, &stop, 0}, {&d, &stop, 0}};
+    submitter_arg args[3];
     pthread_t th[3];
-    for (int i = 0; i < 3; i++) assert_int_equal(pthread_create(&th[i], NULL, keep_submitting, &args[i]), 0);
+    start_submitters(&d, &stop, args, th);
     size_t cap = 1 << 20;
     unsigned char *seen = calloc(cap, 1);
     assert_non_null(seen);
@@ -993,14 +1021,10 @@ static void list_follower_misses_nothing(void **st) {
         struct timespec t0, t1;
         clock_gettime(CLOCK_MONOTONIC, &t0);
         for (;;) {
-            char path[128];
-            snprintf(path, sizeof path, "/v1/jobs?limit=1000%s%s", cursor[0] ? "&cursor=" : "", cursor);
             it_resp r;
-            assert_int_equal(it_req(&d, "GET", path, NULL, 0, NULL, &r), 0);
-            assert_int_equal(r.status, 200);
-            json_t *jobs = json_object_get(r.json, "jobs"), *nc = json_object_get(r.json, "next_cursor");
+            json_t *jobs = get_page(&d, "/v1/jobs?limit=1000", cursor, &r), *nc = json_object_get(r.json, "next_cursor");
             for (size_t i = 0; i < json_array_size(jobs); i++) {
-                unsigned long long id = strtoull(json_string_value(json_object_get(json_array_get(jobs, i), "id")), NULL, 10);
+                unsigned long long id = page_id(jobs, i);
                 assert_true(id < cap);
                 if (seen[id]) dups++;
                 seen[id] = 1;
@@ -1019,8 +1043,7 @@ static void list_follower_misses_nothing(void **st) {
             if (phase == 1 && last) break;
         }
         if (phase == 0) {
-            atomic_store(&stop, 1);
-            for (int i = 0; i < 3; i++) pthread_join(th[i], NULL);
+            stop_submitters(&stop, th);
         }
     }
     unsigned long long missing = 0;
@@ -1043,9 +1066,9 @@ static void list_newest_first_misses_nothing(void **st) {
     memset(&d, 0, sizeof d);
     assert_int_equal(it_start(&d), 0);
     atomic_int stop = 0;
-    submitter_arg args[3] = {{&d, &stop, 1}, {&d, &stop, 0}, {&d, &stop, 0}};
+    submitter_arg args[3];
     pthread_t th[3];
-    for (int i = 0; i < 3; i++) assert_int_equal(pthread_create(&th[i], NULL, keep_submitting, &args[i]), 0);
+    start_submitters(&d, &stop, args, th);
     struct timespec ms = {0, 300 * 1000000};
     nanosleep(&ms, NULL); /* some jobs first */
     size_t cap = 1 << 20;
@@ -1055,14 +1078,10 @@ static void list_newest_first_misses_nothing(void **st) {
     unsigned long long start = 0, prev = 0, n = 0, dups = 0;
     int rounds = 0;
     for (;;) {
-        char path[128];
-        snprintf(path, sizeof path, "/v1/jobs?order=desc&limit=300%s%s", cursor[0] ? "&cursor=" : "", cursor);
         it_resp r;
-        assert_int_equal(it_req(&d, "GET", path, NULL, 0, NULL, &r), 0);
-        assert_int_equal(r.status, 200);
-        json_t *jobs = json_object_get(r.json, "jobs"), *nc = json_object_get(r.json, "next_cursor");
+        json_t *jobs = get_page(&d, "/v1/jobs?order=desc&limit=300", cursor, &r), *nc = json_object_get(r.json, "next_cursor");
         for (size_t i = 0; i < json_array_size(jobs); i++) {
-            unsigned long long id = strtoull(json_string_value(json_object_get(json_array_get(jobs, i), "id")), NULL, 10);
+            unsigned long long id = page_id(jobs, i);
             assert_true(id < cap);
             if (!start) start = prev = id + 1;
             dups += seen[id];
@@ -1078,14 +1097,12 @@ static void list_newest_first_misses_nothing(void **st) {
         it_resp_free(&r);
         if (last) break;
     }
-    atomic_store(&stop, 1);
-    for (int i = 0; i < 3; i++) pthread_join(th[i], NULL);
+    stop_submitters(&stop, th);
     unsigned long long missing = 0;
     for (unsigned long long id = 1; id < start; id++) missing += !seen[id];
     /* the newest job by the end is past where the walk began */
     it_resp r;
-    assert_int_equal(it_req(&d, "GET", "/v1/jobs?order=desc&limit=1", NULL, 0, NULL, &r), 0);
-    unsigned long long newest = strtoull(json_string_value(json_object_get(json_array_get(json_object_get(r.json, "jobs"), 0), "id")), NULL, 10);
+    unsigned long long newest = page_id(get_page(&d, "/v1/jobs?order=desc&limit=1", "", &r), 0);
     it_resp_free(&r);
     print_message("walked %llu jobs down from %llu in %d pages (newest now %llu): %llu missing, %llu twice\n",
                   n, start - 1, rounds, newest, missing, dups);

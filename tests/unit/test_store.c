@@ -1749,23 +1749,31 @@ static void purge_blobs(void **st) {
     assert_int_equal(gx_store_check(f->s, msg, sizeof msg), 0);
 }
 
-/* Every page of a listing from the start: the ids found (at most cap, the
- * count may pass it), *pages the pages read; each cursor passes the last. */
-static size_t list_pages(gx_store *s, gx_store_filter fl, uint64_t *ids, size_t cap, int *pages) {
+/* Every page of a listing, its ids into ids (cap at most; the count may
+ * pass it), *pages (may be NULL) the pages read; each cursor goes on from
+ * the page's last id or past it (where a read stopped), in the filter's
+ * order. */
+static size_t list_ordered(gx_store *s, gx_store_filter fl, uint64_t *ids, size_t cap, int *pages) {
     size_t found = 0;
     gx_error err;
-    for (*pages = 0;;) {
+    for (int p = 1;; p++) {
+        if (pages) *pages = p;
         gx_store_job *jobs = NULL;
         size_t n = 0;
         uint64_t next = 0;
         TU_OK(gx_store_list_jobs(s, &fl, &jobs, &n, &next, &err), err);
         for (size_t i = 0; i < n; i++, found++)
             if (found < cap) ids[found] = jobs[i].id;
+        if (n && next) assert_true(fl.desc ? next <= jobs[n - 1].id : next >= jobs[n - 1].id);
         gx_store_free(jobs);
-        ++*pages;
         if (!next) break;
-        assert_true(next > fl.after);
-        fl.after = next;
+        if (fl.desc) {
+            assert_true(!fl.before || next < fl.before);
+            fl.before = next;
+        } else {
+            assert_true(next > fl.after);
+            fl.after = next;
+        }
     }
     return found;
 }
@@ -1790,7 +1798,7 @@ static void list_reads_bounded(void **st) {
     gx_store_filter fl = {.tenant = "alpha", .kernel = "rare", .limit = 10};
     uint64_t got[8];
     int pages = 0;
-    size_t ngot = list_pages(f->s, fl, got, 8, &pages);
+    size_t ngot = list_ordered(f->s, fl, got, 8, &pages);
     assert_int_equal(ngot, 3);
     assert_int_equal(got[0], 101);
     assert_int_equal(got[1], 30001);
@@ -1808,33 +1816,6 @@ static void list_reads_bounded(void **st) {
     free(bs);
     free(js);
     free(rs);
-}
-
-/* Every page of a listing, its ids into ids (cap at most; the count may
- * pass it); each cursor goes on from the page's last id or past it (where
- * a read stopped), in the filter's order. */
-static size_t list_ordered(gx_store *s, gx_store_filter fl, uint64_t *ids, size_t cap) {
-    size_t found = 0;
-    gx_error err;
-    for (;;) {
-        gx_store_job *jobs = NULL;
-        size_t n = 0;
-        uint64_t next = 0;
-        TU_OK(gx_store_list_jobs(s, &fl, &jobs, &n, &next, &err), err);
-        for (size_t i = 0; i < n; i++, found++)
-            if (found < cap) ids[found] = jobs[i].id;
-        if (n && next) assert_true(fl.desc ? next <= jobs[n - 1].id : next >= jobs[n - 1].id);
-        gx_store_free(jobs);
-        if (!next) break;
-        if (fl.desc) {
-            assert_true(!fl.before || next < fl.before);
-            fl.before = next;
-        } else {
-            assert_true(next > fl.after);
-            fl.after = next;
-        }
-    }
-    return found;
 }
 
 /* Newest first: every filter gives the jobs of oldest first, each once,
@@ -1876,16 +1857,16 @@ static void list_desc(void **st) {
     for (size_t k = 0; k < sizeof filters / sizeof filters[0]; k++) {
         gx_store_filter fl = filters[k];
         fl.limit = 7;
-        size_t na = list_ordered(f->s, fl, asc, N);
+        size_t na = list_ordered(f->s, fl, asc, N, NULL);
         fl.desc = 1;
-        size_t nd = list_ordered(f->s, fl, desc, N);
+        size_t nd = list_ordered(f->s, fl, desc, N, NULL);
         print_message("filter %zu: %zu jobs\n", k, na);
         assert_int_equal(nd, na);
         assert_true(na || k == sizeof filters / sizeof filters[0] - 1);
         for (size_t i = 0; i < na; i++) assert_int_equal(desc[i], asc[na - 1 - i]);
         /* from a cursor in the middle: what lies below it */
         fl.before = 150;
-        size_t nm = list_ordered(f->s, fl, desc, N);
+        size_t nm = list_ordered(f->s, fl, desc, N, NULL);
         size_t below = 0;
         for (size_t i = 0; i < na; i++) below += asc[i] < 150;
         assert_int_equal(nm, below);
@@ -1932,27 +1913,16 @@ static void list_desc_bounded(void **st) {
     }
     assert_int_equal(gx_store_insert_jobs(f->s, js, N, rs, &err), N);
     gx_store_filter fl = {.tenant = "alpha", .kernel = "rare", .limit = 10, .desc = 1};
-    uint64_t got[8];
     int pages = 0;
-    for (;;) { /* the pages, each cursor where its read stopped */
-        gx_store_job *jobs = NULL;
-        size_t n = 0;
-        uint64_t next = 0;
-        TU_OK(gx_store_list_jobs(f->s, &fl, &jobs, &n, &next, &err), err);
-        gx_store_free(jobs);
-        if (++pages == 1) assert_int_equal(next, N - 20000 + 1); /* read N down to there */
-        if (!next) break;
-        fl.before = next;
-    }
-    assert_int_equal(pages, 3); /* 20000 rows, 20000 more, the rest */
-    fl = (gx_store_filter){.tenant = "alpha", .kernel = "rare", .limit = 10, .desc = 1};
-    assert_int_equal(list_ordered(f->s, fl, got, 8), 3);
+    uint64_t got[8];
+    assert_int_equal(list_ordered(f->s, fl, got, 8, &pages), 3);
+    assert_int_equal(pages, 3); /* rows N down to 25001, 20000 more, the rest */
     assert_int_equal(got[0], N);
     assert_int_equal(got[1], 30001);
     assert_int_equal(got[2], 101);
     /* unfinished states along their own index, newest first */
     fl = (gx_store_filter){.tenant = "alpha", .state_mask = 1u << GX_JOB_QUEUED, .limit = 1, .desc = 1};
-    assert_int_equal(list_ordered(f->s, fl, got, 8), 2);
+    assert_int_equal(list_ordered(f->s, fl, got, 8, NULL), 2);
     assert_int_equal(got[0], N - 1);
     assert_int_equal(got[1], 8);
     free(bs);
@@ -2048,7 +2018,7 @@ static void list_unfinished_bounded(void **st) {
     gx_store_filter fl = {.tenant = "alpha", .state_mask = 1u << GX_JOB_QUEUED, .limit = 10};
     int pages = 0;
     uint64_t got[2];
-    size_t found = list_pages(f->s, fl, got, 2, &pages);
+    size_t found = list_ordered(f->s, fl, got, 2, &pages);
     assert_int_equal(found, 1);
     assert_int_equal(got[0], N);
     assert_int_equal(pages, 2);
