@@ -126,6 +126,7 @@
     key: '',
     refused: false, /* a 401 came: keyed requests wait for another key */
     keyless: false, /* a keyed route answered without a key: auth is off */
+    who: null, /* GET /v1/whoami for the key in use */
   };
   try {
     auth.key = sessionStorage.getItem(KEY_ITEM) || '';
@@ -137,6 +138,9 @@
     let text = '';
     if (auth.refused) text = auth.key ? 'The key was refused (401): enter a valid key.' : 'This server needs an API key.';
     else if (auth.keyless) text = 'No key needed: authentication is off on this server.';
+    else if (auth.key && auth.who)
+      text = 'Key ' + auth.who.key_id + ': tenant ' + auth.who.tenant + ', role ' + auth.who.role +
+        ' (kept in this tab only).';
     else if (auth.key) text = 'Key in use (kept in this tab only).';
     $('key-note').textContent = text;
     $('key-note').classList.toggle('bad', auth.refused);
@@ -147,6 +151,7 @@
     auth.key = k;
     auth.refused = false;
     auth.keyless = false;
+    auth.who = null;
     try {
       if (k) sessionStorage.setItem(KEY_ITEM, k);
       else sessionStorage.removeItem(KEY_ITEM);
@@ -236,6 +241,20 @@
     if (e instanceof ApiError && e.status === 403) return 'This key may not read it (' + e.message + ').';
     if (e && e.name === 'TimeoutError') return 'The server did not answer in time.';
     return 'Cannot read it: ' + (e && e.message ? e.message : String(e));
+  }
+
+  /* ---- who the key is ----------------------------------------------------- */
+
+  /* Once per key: its tenant and role, for the key's note. */
+  async function loadWho() {
+    if (auth.who || auth.refused) return;
+    try {
+      auth.who = await get('/v1/whoami', {}, null, {probe: true});
+    } catch (e) {
+      return; /* the panels say what failed */
+    }
+    if (auth.who && auth.who.auth === false) auth.keyless = true;
+    keyNote();
   }
 
   /* ---- readiness --------------------------------------------------------- */
@@ -408,7 +427,8 @@
     }
     /* not an admin: the usage of each tenant this key may read (a 404
      * is another tenant's, for a key of one tenant) */
-    const names = [...new Set([...seenTenants, ...metricTenants])].sort().slice(0, 50);
+    const own = auth.who && !auth.keyless ? [auth.who.tenant] : []; /* the key's own, even without jobs */
+    const names = [...new Set([...own, ...seenTenants, ...metricTenants])].sort().slice(0, 50);
     const rows = [];
     try {
       for (const name of names) {
@@ -420,7 +440,7 @@
       return;
     }
     note(p, 'Listing every tenant needs an admin key; shown: the usage of the tenants this key may read' +
-      (names.length ? '.' : ' (none known yet: they come from the job lists).'));
+      (names.length ? '.' : ' (none known yet).'));
     p.body.replaceChildren(...rows);
   }
 
@@ -714,6 +734,7 @@
         /* devices first: a 401 there stops the rest (every refused
          * request is audited by the server) */
         await Promise.all([loadReady(), loadDevices()]);
+        await loadWho();
         if (!auth.refused) {
           await Promise.all([loadMetrics(), loadJobs(), openJobDone ? null : loadJob()]);
           await loadTenants(); /* after the others: they name the tenants */
