@@ -49,6 +49,10 @@ int cli_duration(const char *flag, const char *s, long *ms);
  * device's status as `gexec devices` shows it (drained, circuit-open,
  * half-open, or the server's status). */
 const char *cli_js(json_t *o, const char *k);
+/* A number member, or 0. */
+double cli_jnum(json_t *o, const char *k);
+/* CLOCK_MONOTONIC in seconds. */
+double cli_now_s(void);
 void cli_human_bytes(double b, char *buf, size_t cap);
 const char *cli_device_status(json_t *d);
 

@@ -10,11 +10,6 @@
 #include "cli.h"
 
 
-static double jnum(json_t *o, const char *k) {
-    json_t *v = json_object_get(o, k);
-    return json_is_number(v) ? json_number_value(v) : 0;
-}
-
 /* Fetch raw JSON with fn, print it with --json, else parse it for show(). */
 static int info(cli_ctx *x, int (*fn)(gx_client *, char **, gx_error *),
                 int (*show)(cli_ctx *, json_t *)) {
@@ -51,13 +46,13 @@ static int show_devices(cli_ctx *x, json_t *root) {
     json_t *d;
     json_array_foreach(devs, i, d) {
         char used[24], total[24], mem[50];
-        cli_human_bytes(jnum(d, "memory_used"), used, sizeof used);
-        cli_human_bytes(jnum(d, "memory_total"), total, sizeof total);
+        cli_human_bytes(cli_jnum(d, "memory_used"), used, sizeof used);
+        cli_human_bytes(cli_jnum(d, "memory_total"), total, sizeof total);
         snprintf(mem, sizeof mem, "%s/%s", used, total);
         const char *st = cli_device_status(d);
-        printf("%-5.0f %-10s %-6s %-24.24s %5.0f %21s %7.0f %6.0f %-8s %.0f\n", jnum(d, "index"),
-               cli_js(d, "name"), cli_js(d, "kind"), cli_js(d, "model"), jnum(d, "slots"), mem,
-               jnum(d, "running"), jnum(d, "queued"), st, jnum(d, "jobs_done"));
+        printf("%-5.0f %-10s %-6s %-24.24s %5.0f %21s %7.0f %6.0f %-8s %.0f\n", cli_jnum(d, "index"),
+               cli_js(d, "name"), cli_js(d, "kind"), cli_js(d, "model"), cli_jnum(d, "slots"), mem,
+               cli_jnum(d, "running"), cli_jnum(d, "queued"), st, cli_jnum(d, "jobs_done"));
     }
     json_t *gpu = json_object_get(root, "gpu");
     if (json_is_object(gpu))
@@ -96,7 +91,7 @@ int cmd_devices(cli_ctx *x) {
 }
 
 static void show_kernel(json_t *k) {
-    printf("%s@%lld - %s%s\n", cli_js(k, "name"), (long long)jnum(k, "version"), cli_js(k, "summary"),
+    printf("%s@%lld - %s%s\n", cli_js(k, "name"), (long long)cli_jnum(k, "version"), cli_js(k, "summary"),
            json_is_true(json_object_get(k, "batchable")) ? " (batchable)" : "");
     size_t i;
     json_t *v;
@@ -150,10 +145,10 @@ static void show_kernel(json_t *k) {
         }
     }
     json_t *c = json_object_get(k, "circuit");
-    printf("  attempts by default: %.0f; circuit: %s", jnum(k, "default_max_attempts"),
+    printf("  attempts by default: %.0f; circuit: %s", cli_jnum(k, "default_max_attempts"),
            *cli_js(c, "state") ? cli_js(c, "state") : "-");
     if (*cli_js(c, "next_probe_at")) printf(", probe at %s", cli_js(c, "next_probe_at"));
-    if (jnum(c, "parked_jobs") > 0) printf(", %.0f jobs held", jnum(c, "parked_jobs"));
+    if (cli_jnum(c, "parked_jobs") > 0) printf(", %.0f jobs held", cli_jnum(c, "parked_jobs"));
     printf("\n");
 }
 
@@ -167,12 +162,12 @@ static int show_kernels(cli_ctx *x, json_t *root) {
     json_array_foreach(ks, i, k) {
         if (kernel_filter) {
             char full[200];
-            snprintf(full, sizeof full, "%s@%lld", cli_js(k, "name"), (long long)jnum(k, "version"));
+            snprintf(full, sizeof full, "%s@%lld", cli_js(k, "name"), (long long)cli_jnum(k, "version"));
             if (strcmp(kernel_filter, cli_js(k, "name")) && strcmp(kernel_filter, full)) continue;
             show_kernel(k);
             found = 1;
         } else {
-            printf("%-16s v%-3lld %s\n", cli_js(k, "name"), (long long)jnum(k, "version"), cli_js(k, "summary"));
+            printf("%-16s v%-3lld %s\n", cli_js(k, "name"), (long long)cli_jnum(k, "version"), cli_js(k, "summary"));
         }
     }
     if (kernel_filter && !found) {

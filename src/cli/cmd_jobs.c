@@ -248,23 +248,17 @@ int cmd_get(cli_ctx *x) {
     return CLI_EXIT_OK;
 }
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 int cmd_wait(cli_ctx *x) {
     long timeout_ms = -1;
     int rc;
     if (cli_has(x->a, FL_TIMEOUT) && (rc = cli_duration("timeout", cli_get(x->a, FL_TIMEOUT), &timeout_ms)))
         return rc;
-    double t0 = now_s();
+    double t0 = cli_now_s();
     int worst = CLI_EXIT_OK;
     for (int i = 0; i < x->a->npos; i++) {
         long left = timeout_ms;
         if (timeout_ms >= 0) {
-            left = timeout_ms - (long)((now_s() - t0) * 1000.0);
+            left = timeout_ms - (long)((cli_now_s() - t0) * 1000.0);
             if (left < 0) left = 0;
         }
         gx_client_job j;

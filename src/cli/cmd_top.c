@@ -127,25 +127,6 @@ static const char *label(const sample *s, const char *key, char *buf, size_t cap
     return NULL;
 }
 
-/* Text as valid UTF-8 (what jansson takes): a byte that starts no valid
- * sequence (a value cut at the buffer's end, or a server's bad bytes)
- * becomes '?'. In place. */
-static void utf8_clean(char *s) {
-    for (unsigned char *p = (unsigned char *)s; *p;) {
-        int n = *p < 0x80 ? 1 : (*p & 0xe0) == 0xc0 && *p >= 0xc2 ? 2 : (*p & 0xf0) == 0xe0 ? 3
-              : (*p & 0xf8) == 0xf0 && *p <= 0xf4 ? 4 : 0;
-        int ok = n > 0;
-        for (int i = 1; ok && i < n; i++) ok = (p[i] & 0xc0) == 0x80;
-        if (ok && n == 3) ok = !(p[0] == 0xe0 && p[1] < 0xa0) && !(p[0] == 0xed && p[1] >= 0xa0);
-        if (ok && n == 4) ok = !(p[0] == 0xf0 && p[1] < 0x90) && !(p[0] == 0xf4 && p[1] >= 0x90);
-        if (!ok) {
-            *p++ = '?';
-            continue;
-        }
-        p += n;
-    }
-}
-
 /* Sum of the samples of name whose label key is val (key NULL: all);
  * NAN when there is none. */
 static double sum(const look *l, const char *name, const char *key, const char *val) {
@@ -159,7 +140,7 @@ static double sum(const look *l, const char *name, const char *key, const char *
         if (key) {
             const char *v = label(s, key, buf, sizeof buf);
             if (!v) continue;
-            utf8_clean(buf);
+            gx_utf8_fix(buf); /* a value cut at the buffer's end, or bad bytes: what jansson takes */
             if (strcmp(v, val)) continue;
         }
         t += s->v;
@@ -189,7 +170,7 @@ static char **values(const look *l, const char *name, const char *key, size_t *n
         char buf[256];
         const char *v;
         if (s->nlen != nl || memcmp(s->name, name, nl) || !(v = label(s, key, buf, sizeof buf))) continue;
-        utf8_clean(buf);
+        gx_utf8_fix(buf); /* a value cut at the buffer's end, or bad bytes: what jansson takes */
         size_t k = 0;
         while (k < *n && strcmp(out[k], buf)) k++;
         if (k < *n) continue;
@@ -208,12 +189,6 @@ static char **values(const look *l, const char *name, const char *key, size_t *n
 
 /* ---- one look ------------------------------------------------------------ */
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static int take(cli_ctx *x, look *l) {
     memset(l, 0, sizeof *l);
     gx_error err;
@@ -225,7 +200,7 @@ static int take(cli_ctx *x, look *l) {
         look_free(l);
         return cli_fail(x, rc, &err);
     }
-    l->t = now_s();
+    l->t = cli_now_s();
     if (parse_metrics(l->text, l)) {
         look_free(l);
         fprintf(stderr, "gexec: out of memory\n");
@@ -313,17 +288,15 @@ static json_t *snapshot_json(const look *a, const look *b) {
     return o;
 }
 
-static double jd(json_t *o, const char *k) { return json_number_value(json_object_get(o, k)); }
-
 static int by_queued(const void *x, const void *y) {
     json_t *a = *(json_t *const *)x, *b = *(json_t *const *)y;
-    double d = jd(b, "queued") + jd(b, "running") - jd(a, "queued") - jd(a, "running");
+    double d = cli_jnum(b, "queued") + cli_jnum(b, "running") - cli_jnum(a, "queued") - cli_jnum(a, "running");
     return d > 0 ? 1 : d < 0 ? -1 : strcmp(cli_js(a, "name"), cli_js(b, "name"));
 }
 
 static void show(const cli_ctx *x, json_t *o) {
     char up[32], when[32];
-    uptime(jd(o, "uptime_seconds"), up, sizeof up);
+    uptime(cli_jnum(o, "uptime_seconds"), up, sizeof up);
     time_t t = time(NULL);
     struct tm tm;
     strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S", localtime_r(&t, &tm));
@@ -331,31 +304,31 @@ static void show(const cli_ctx *x, json_t *o) {
     printf("gexecd %s  up %s  %s\n", server && *server ? server : GX_CLIENT_DEFAULT_SERVER, up, when);
     json_t *fin = json_object_get(o, "finished_per_second");
     double done = 0;
-    for (size_t i = 0; i < NFINAL; i++) done += jd(fin, FINAL[i]);
-    printf("jobs/s  submitted %.1f  finished %.1f", jd(o, "submitted_per_second"), done);
+    for (size_t i = 0; i < NFINAL; i++) done += cli_jnum(fin, FINAL[i]);
+    printf("jobs/s  submitted %.1f  finished %.1f", cli_jnum(o, "submitted_per_second"), done);
     const char *sep = " (";
     for (size_t i = 0; i < NFINAL; i++)
-        if (jd(fin, FINAL[i]) > 0) {
-            printf("%s%s %.1f", sep, FINAL[i], jd(fin, FINAL[i]));
+        if (cli_jnum(fin, FINAL[i]) > 0) {
+            printf("%s%s %.1f", sep, FINAL[i], cli_jnum(fin, FINAL[i]));
             sep = ", ";
         }
     printf("%s  queued %lld  running %lld\n", strcmp(sep, " (") ? ")" : "",
            (long long)json_integer_value(json_object_get(o, "queued")),
            (long long)json_integer_value(json_object_get(o, "running")));
     printf("api     %.1f req/s, %.1f 5xx/s   store  %.1f commits/s, %.1f rows/commit\n\n",
-           jd(o, "http_requests_per_second"), jd(o, "http_5xx_per_second"), jd(o, "store_commits_per_second"),
-           jd(o, "store_rows_per_commit"));
+           cli_jnum(o, "http_requests_per_second"), cli_jnum(o, "http_5xx_per_second"), cli_jnum(o, "store_commits_per_second"),
+           cli_jnum(o, "store_rows_per_commit"));
     printf("%-10s %-5s %-12s %7s %7s %21s %5s\n", "DEVICE", "KIND", "STATUS", "RUNNING", "QUEUED",
            "MEMORY USED/TOTAL", "BUSY");
     size_t i;
     json_t *d;
     json_array_foreach(json_object_get(o, "devices"), i, d) {
         char used[24], total[24], mem[50];
-        cli_human_bytes(jd(d, "memory_used"), used, sizeof used);
-        cli_human_bytes(jd(d, "memory_total"), total, sizeof total);
+        cli_human_bytes(cli_jnum(d, "memory_used"), used, sizeof used);
+        cli_human_bytes(cli_jnum(d, "memory_total"), total, sizeof total);
         snprintf(mem, sizeof mem, "%s/%s", used, total);
         printf("%-10.10s %-5.5s %-12.12s %7.0f %7.0f %21s %4.0f%%\n", cli_js(d, "name"),
-               cli_js(d, "kind"), cli_js(d, "state"), jd(d, "running"), jd(d, "queued"), mem, 100 * jd(d, "busy"));
+               cli_js(d, "kind"), cli_js(d, "state"), cli_jnum(d, "running"), cli_jnum(d, "queued"), mem, 100 * cli_jnum(d, "busy"));
     }
     json_t *ten = json_object_get(o, "tenants");
     size_t nt = json_array_size(ten);
@@ -368,7 +341,7 @@ static void show(const cli_ctx *x, json_t *o) {
         printf("%-24.24s %9lld %9lld %12.2f\n", cli_js(rows[i], "name"),
                (long long)json_integer_value(json_object_get(rows[i], "queued")),
                (long long)json_integer_value(json_object_get(rows[i], "running")),
-               jd(rows[i], "device_seconds_per_second"));
+               cli_jnum(rows[i], "device_seconds_per_second"));
     if (shown < nt) printf("... %zu more tenants (gexec --json top --once lists them all)\n", nt - shown);
     free(rows);
 }

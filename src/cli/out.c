@@ -10,6 +10,7 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cli.h"
 
@@ -153,4 +154,15 @@ const char *cli_device_status(json_t *d) {
     if (*circ && strcmp(circ, "closed")) return !strcmp(circ, "open") ? "circuit-open" : "half-open";
     const char *st = cli_js(d, "status");
     return *st ? st : json_is_true(json_object_get(d, "healthy")) ? "ok" : "unhealthy";
+}
+
+double cli_jnum(json_t *o, const char *k) {
+    json_t *v = json_object_get(o, k);
+    return json_is_number(v) ? json_number_value(v) : 0;
+}
+
+double cli_now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
