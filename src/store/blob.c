@@ -49,8 +49,6 @@ int gx__blob_path(const char *dir, const char *id, char *path, size_t cap) {
     return 0;
 }
 
-int gx__blob_dir_init(const char *dir, gx_error *err) { return gx__make_dirs(dir, "blob_dir", err); }
-
 static int write_all(int fd, const unsigned char *b, size_t len) {
     while (len) {
         ssize_t w = write(fd, b, len > (1u << 30) ? (1u << 30) : len);

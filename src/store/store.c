@@ -527,12 +527,13 @@ int gx_store_open_ops(const gx_store_ops *ops, const gx_store_config *cfg, gx_st
         rc = gx_error_set(err, GX_ENOMEM, NULL, "out of memory");
         goto fail;
     }
-    rc = gx__blob_dir_init(s->blob_dir, err);
+    rc = gx__make_dirs(s->blob_dir, "blob_dir", err);
     if (rc) goto fail;
-    if (cfg->path && strrchr(cfg->path, '/') && strrchr(cfg->path, '/') != cfg->path) {
+    const char *slash = cfg->path ? strrchr(cfg->path, '/') : NULL;
+    if (slash && slash != cfg->path) {
         /* the database file's folder (with blob_dir elsewhere, nothing made it) */
         char dir[4096];
-        snprintf(dir, sizeof dir, "%.*s", (int)(strrchr(cfg->path, '/') - cfg->path), cfg->path);
+        snprintf(dir, sizeof dir, "%.*s", (int)(slash - cfg->path), cfg->path);
         rc = gx__make_dirs(dir, "path", err);
         if (rc) goto fail;
     }

@@ -87,7 +87,5 @@ int gx__blob_load(const char *path, int64_t size, void **bytes, gx_error *err);
 int gx__blob_check_fd(int fd, const char *path, const char *id, int64_t size, gx_error *err);
 /* GX_ESTORE: the bytes of id on disk are damaged (why), upload again. */
 int gx__blob_damaged(gx_error *err, const char *id, const char *why);
-/* mkdir -p of the blob folder; fsyncs the parent of what it creates. */
-int gx__blob_dir_init(const char *dir, gx_error *err);
 
 #endif
