@@ -1778,6 +1778,28 @@ static size_t list_ordered(gx_store *s, gx_store_filter fl, uint64_t *ids, size_
     return found;
 }
 
+enum { RARE_N = 45000 };
+
+/* RARE_N jobs of alpha: kernel rare@1 at ids 101, 30001 and RARE_N,
+ * saxpy@1 else; queued at ids 8 and RARE_N - 1, succeeded else. */
+static void insert_rare(gx_store *s) {
+    enum { N = RARE_N };
+    jbuf *bs = calloc(N, sizeof *bs);
+    gx_store_job *js = calloc(N, sizeof *js);
+    gx_store_insert_result *rs = calloc(N, sizeof *rs);
+    for (int i = 0; i < N; i++) {
+        int rare = i == 100 || i == 30000 || i == N - 1;
+        mkjob(&bs[i], (uint64_t)i + 1, "alpha", rare ? "rare@1" : "saxpy@1",
+              i == 7 || i == N - 2 ? GX_JOB_QUEUED : GX_JOB_SUCCEEDED);
+        js[i] = bs[i].j;
+    }
+    gx_error err;
+    assert_int_equal(gx_store_insert_jobs(s, js, N, rs, &err), N);
+    free(bs);
+    free(js);
+    free(rs);
+}
+
 /* A filter no index serves (kernel, label, a finished state) reads at most
  * 20,000 rows per page: a page may come back short, even empty, with a
  * cursor where the read stopped, and the pages together hold every match.
@@ -1785,16 +1807,8 @@ static size_t list_ordered(gx_store *s, gx_store_filter fl, uint64_t *ids, size_
 static void list_reads_bounded(void **st) {
     fx *f = *st;
     gx_error err;
-    enum { N = 45000 };
-    jbuf *bs = calloc(N, sizeof *bs);
-    gx_store_job *js = calloc(N, sizeof *js);
-    gx_store_insert_result *rs = calloc(N, sizeof *rs);
-    for (int i = 0; i < N; i++) {
-        int rare = i == 100 || i == 30000 || i == N - 1;
-        mkjob(&bs[i], (uint64_t)i + 1, "alpha", rare ? "rare@1" : "saxpy@1", GX_JOB_QUEUED);
-        js[i] = bs[i].j;
-    }
-    assert_int_equal(gx_store_insert_jobs(f->s, js, N, rs, &err), N);
+    enum { N = RARE_N };
+    insert_rare(f->s);
     gx_store_filter fl = {.tenant = "alpha", .kernel = "rare", .limit = 10};
     uint64_t got[8];
     int pages = 0;
@@ -1813,9 +1827,6 @@ static void list_reads_bounded(void **st) {
     assert_int_equal(n, 7);
     assert_int_equal(next, 7);
     gx_store_free(jobs);
-    free(bs);
-    free(js);
-    free(rs);
 }
 
 /* Newest first: every filter gives the jobs of oldest first, each once,
@@ -1900,18 +1911,8 @@ static void list_desc(void **st) {
  * first does: short pages with a cursor where the read stopped. */
 static void list_desc_bounded(void **st) {
     fx *f = *st;
-    gx_error err;
-    enum { N = 45000 };
-    jbuf *bs = calloc(N, sizeof *bs);
-    gx_store_job *js = calloc(N, sizeof *js);
-    gx_store_insert_result *rs = calloc(N, sizeof *rs);
-    for (int i = 0; i < N; i++) {
-        int rare = i == 100 || i == 30000 || i == N - 1;
-        mkjob(&bs[i], (uint64_t)i + 1, "alpha", rare ? "rare@1" : "saxpy@1",
-              i == 7 || i == N - 2 ? GX_JOB_QUEUED : GX_JOB_SUCCEEDED);
-        js[i] = bs[i].j;
-    }
-    assert_int_equal(gx_store_insert_jobs(f->s, js, N, rs, &err), N);
+    enum { N = RARE_N };
+    insert_rare(f->s);
     gx_store_filter fl = {.tenant = "alpha", .kernel = "rare", .limit = 10, .desc = 1};
     int pages = 0;
     uint64_t got[8];
@@ -1925,9 +1926,6 @@ static void list_desc_bounded(void **st) {
     assert_int_equal(list_ordered(f->s, fl, got, 8, NULL), 2);
     assert_int_equal(got[0], N - 1);
     assert_int_equal(got[1], 8);
-    free(bs);
-    free(js);
-    free(rs);
 }
 
 /* Every listing variant, both orders, reads along an index (the rowid,
