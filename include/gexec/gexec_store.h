@@ -78,6 +78,10 @@ typedef struct gx_store_config {
      * (for metrics: it must not block or call the store). NULL = none. */
     void (*on_commit)(void *ctx, size_t rows, double seconds);
     void *on_commit_ctx;
+    /* Called on the committer thread after the completion callbacks of one
+     * transaction's asynchronous inserts have all run. NULL = none. */
+    void (*after_callbacks)(void *ctx);
+    void *after_callbacks_ctx;
 } gx_store_config;
 
 /* Defaults: backend "sqlite", synchronous "full", everything else 0. */

@@ -580,8 +580,8 @@ char *gx_job_json_text(gx_engine *e, const gx_job_info *in, size_t *len) {
     bad |= jt_key(&b, "submitted_at") || jt_time(&b, in->submit_ns);
     bad |= jt_key(&b, "started_at") || jt_time(&b, in->start_ns);
     bad |= jt_key(&b, "finished_at") || jt_time(&b, in->end_ns);
-    bad |= jt_key(&b, "queue_seconds") || gx_jbuf_real(&b, (double)in->queue_ns / 1e9);
-    bad |= jt_key(&b, "run_seconds") || gx_jbuf_real(&b, (double)in->run_ns / 1e9);
+    bad |= jt_key(&b, "queue_seconds") || gx_jbuf_secs(&b, in->queue_ns);
+    bad |= jt_key(&b, "run_seconds") || gx_jbuf_secs(&b, in->run_ns);
     bad |= jt_key(&b, "error");
     if (in->error_code && in->state != GX_JOB_SUCCEEDED)
         bad |= gx_jbuf_puts(&b, "{\"code\":") || gx_jbuf_str(&b, gx_err_name(in->error_code), any) ||

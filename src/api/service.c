@@ -165,10 +165,8 @@ static void admit_finish(gx_service *s, gx__admit *head) {
 static json_t *labels_of(const gx_job_spec *sp);
 static void admit_group(gx_service *s, gx__admit *head);
 
-/* The store committed (or failed) an admission's jobs: to the admitters,
- * waking one only when the queue was empty (one wake per commit: the
- * committer hands over all of a commit's admissions in a row). Runs on
- * the store's committer thread. */
+/* An admission leaves the list of those in flight (its commit is over):
+ * listings may pass its ids. */
 static void inflight_remove(gx_service *s, gx__admit *a) {
     if (!a->id_lo) return;
     pthread_mutex_lock(&s->idmu);
@@ -204,10 +202,9 @@ gx_job_id gx__svc_list_watermark_wait(gx_service *s, gx_job_id after, int64_t ti
     return w;
 }
 
-static void admit_committed(void *ctx, int64_t rc, const gx_error *err) {
-    gx__admit *a = ctx;
-    gx_service *s = a->svc;
-    inflight_remove(s, a); /* committed (or not at all): listings may pass it */
+/* An admission's commit is over (committed, or failed with rc < 0). */
+static void admit_settle(gx__admit *a, int64_t rc, const gx_error *err) {
+    inflight_remove(a->svc, a); /* committed (or not at all): listings may pass it */
     a->commit_secs = (double)(gx__now_ns() - a->t0) / 1e9;
     if (rc < 0) {
         a->store_failed = 1;
@@ -216,15 +213,37 @@ static void admit_committed(void *ctx, int64_t rc, const gx_error *err) {
                  err ? err->message : gx_err_name((int)rc));
     }
     a->next = NULL;
+}
+
+/* Hand a list of settled admissions to the admitter threads. */
+static void admit_queue(gx_service *s, gx__admit *head, gx__admit *tail) {
     pthread_mutex_lock(&s->amu);
     int was_empty = !s->aq_head;
     if (s->aq_tail)
-        s->aq_tail->next = a;
+        s->aq_tail->next = head;
     else
-        s->aq_head = a;
-    s->aq_tail = a;
+        s->aq_head = head;
+    s->aq_tail = tail;
     if (was_empty) pthread_cond_signal(&s->acv);
     pthread_mutex_unlock(&s->amu);
+}
+
+/* The store's callback for an admission's insert (committer thread):
+ * gathered for admit_after_callbacks, which runs once the commit's last
+ * callback has (committer thread only: no lock). */
+static void admit_committed(void *ctx, int64_t rc, const gx_error *err) {
+    gx__admit *a = ctx;
+    gx_service *s = a->svc;
+    admit_settle(a, rc, err);
+    if (pthread_equal(pthread_self(), a->submitter)) { /* nothing to insert: called at once, on the HTTP thread */
+        admit_queue(s, a, a);
+        return;
+    }
+    if (s->cq_tail)
+        s->cq_tail->next = a;
+    else
+        s->cq_head = a;
+    s->cq_tail = a;
 }
 
 /* A batch job's stored spec names its "@N" dependencies by the ids they
@@ -382,7 +401,7 @@ static int admit_rows(gx_service *s, gx__admit *a) {
 }
 
 /* Hand an admission's jobs to the store (from the HTTP thread that decoded
- * them); the admitters answer once they are committed. */
+ * them); answered once committed (admit_after_callbacks). */
 void gx__svc_admit(gx_service *s, gx__admit *a) {
     a->next = NULL;
     a->svc = s;
@@ -401,10 +420,13 @@ void gx__svc_admit(gx_service *s, gx__admit *a) {
     }
     admit_rows(s, a);
     a->t0 = gx__now_ns();
+    a->submitter = pthread_self();
     gx_error err;
     int rc = gx_store_insert_jobs_async(s->store, a->rows, a->total, a->res, admit_committed, a, &err);
-    if (rc) /* not queued (closing): answered as a failed commit */
-        admit_committed(a, rc, &err);
+    if (rc) { /* not queued (closing): answered as a failed commit */
+        admit_settle(a, rc, &err);
+        admit_queue(s, a, a);
+    }
 }
 
 static json_t *labels_of(const gx_job_spec *sp) {
@@ -700,6 +722,26 @@ reply:
     free(bdeps);
     free(owner);
     free(owner_i);
+}
+
+/* After the callbacks of one commit (gx_store_config.after_callbacks, on
+ * the committer thread): its admissions, gathered by admit_committed. A
+ * small group is answered here and now: a hand-over to an admitter thread
+ * cost a wake-up and a context switch per commit, about a tenth of a single
+ * submit's CPU on two cores (bench.md). A large one (a batch's thousands of
+ * jobs: milliseconds of engine submission and reply) goes to the admitters,
+ * so the commits behind it do not wait for it. */
+static void admit_after_callbacks(void *ctx) {
+    gx_service *s = ctx;
+    gx__admit *head = s->cq_head, *tail = s->cq_tail;
+    if (!head) return;
+    s->cq_head = s->cq_tail = NULL;
+    size_t jobs = 0;
+    for (gx__admit *a = head; a; a = a->next) jobs += a->n;
+    if (jobs <= GX_SVC_INLINE_JOBS)
+        admit_group(s, head);
+    else
+        admit_queue(s, head, tail);
 }
 
 static void *admitter_main(void *arg) {
@@ -1537,6 +1579,8 @@ int gx_service_start(const gx_config *cfg, gx_service **out, gx_error *err) {
     sc.backend = s->cfg.store.backend == GX_CFG_STORE_POSTGRES ? "postgres" : "sqlite";
     sc.on_commit = gx__svc_on_commit;
     sc.on_commit_ctx = s;
+    sc.after_callbacks = admit_after_callbacks;
+    sc.after_callbacks_ctx = s;
     rc = gx_store_open(&sc, &s->store, err);
     if (rc) { /* the store names its own fields: name the configuration's key, and the file */
         int blobs = !strcmp(err->field, "blob") || !strcmp(err->field, "blob_dir");

@@ -5,11 +5,12 @@
  * Durability: a job is answered 202 only after its row is committed. An
  * HTTP handler validates a request, assigns its job ids, queues its rows in
  * the store (gx_store_insert_jobs_async) and suspends; the store commits
- * everything queued at once (group commit) and hands each committed
- * request to the admitter threads, which hand the jobs of all the requests
- * of a commit to the engine in one batch and complete the requests. No
- * thread waits for a commit: while the admitters answer one commit, the
- * committer is writing the next. Job ids are assigned before the commit,
+ * everything queued at once (group commit); then the jobs of all the
+ * requests of a commit go to the engine in one batch and the requests are
+ * completed: on the committer thread itself when the commit carried up to
+ * GX_SVC_INLINE_JOBS jobs (a hand-over to another thread cost more than
+ * the work), else by the admitter threads, while the committer writes the
+ * next commit. No thread waits for a commit. Job ids are assigned before the commit,
  * and the engine sees a job only after it, so the engine's state changes
  * always follow the insert in the store's FIFO write queue.
  *
@@ -34,9 +35,11 @@
 
 typedef struct gx_service gx_service;
 
-/* Admitter threads (see above): one answers a commit's admissions while
- * the next commit's may already be done. */
+/* Admitter threads (see above): they answer the admissions of commits
+ * that carried more than GX_SVC_INLINE_JOBS jobs (batches), while the next
+ * commits go on; smaller ones are answered on the committer thread. */
 #define GX_SVC_ADMITTERS 2
+#define GX_SVC_INLINE_JOBS 256
 
 /* Outputs up to this many elements are returned inline as JSON. */
 #define GX_INLINE_MAX_ELEMS 4096
@@ -94,6 +97,7 @@ struct gx_service {
     pthread_mutex_t amu;
     pthread_cond_t acv;
     gx__admit *aq_head, *aq_tail;
+    gx__admit *cq_head, *cq_tail; /* one commit's admissions (committer thread only) */
     pthread_t admitter[GX_SVC_ADMITTERS];
     int nadmitters;              /* started */
     int admit_busy;              /* admitters inside a group (amu) */
@@ -164,7 +168,8 @@ struct gx_service {
     int nrestart_times;
 };
 
-/* Queue an admission (one request's jobs) for the admitter. */
+/* An admission: one request's jobs, queued in the store and answered once
+ * committed. */
 struct gx__admit {
     gx_http_req *req;
     gx_jobreq *jobs;        /* [n] decoded specs (validated) */
@@ -198,6 +203,7 @@ struct gx__admit {
     char (*kname)[80];      /* [total] "name@version" */
     int64_t t0;             /* handed to the store (monotonic ns) */
     double commit_secs;     /* until committed */
+    pthread_t submitter;    /* the HTTP thread that queued it (the store may call back on it) */
     gx__admit *next;
 };
 

@@ -3,7 +3,6 @@
  */
 #include "jsonw.h"
 
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -142,19 +141,24 @@ size_t gx_time_text(int64_t ns, int frac_digits, char out[40]) {
     return (size_t)(p - out);
 }
 
-int gx_jbuf_real(gx_jbuf *b, double v) {
-    if (!isfinite(v)) return gx_jbuf_put(b, "null", 4);
-    if (v == 0 && !signbit(v)) return gx_jbuf_put(b, "0.0", 3); /* a queued job's times */
-    char t[40];
-    int n = snprintf(t, sizeof t, "%.17g", v);
-    if (!strpbrk(t, ".eE")) t[n++] = '.', t[n++] = '0', t[n] = '\0';
-    char *e = strchr(t, 'e');
-    if (e) { /* as jansson: no '+' and no leading zeros in the exponent */
-        char *d = e + 1 + (e[1] == '-'), *s = e + 1;
-        if (*s == '+' || *s == '-') s++;
-        while (*s == '0' && s[1]) s++;
-        memmove(d, s, strlen(s) + 1);
-        n = (int)strlen(t);
+int gx_jbuf_secs(gx_jbuf *b, int64_t ns) {
+    char t[32], *p = t;
+    uint64_t u = ns < 0 ? (uint64_t)0 - (uint64_t)ns : (uint64_t)ns;
+    if (ns < 0) *p++ = '-';
+    uint64_t sec = u / 1000000000u;
+    unsigned frac = (unsigned)(u % 1000000000u);
+    char w[24], *e = w + sizeof w, *q = e;
+    do *--q = (char)('0' + sec % 10);
+    while (sec /= 10);
+    memcpy(p, q, (size_t)(e - q));
+    p += e - q;
+    *p++ = '.';
+    if (!frac) {
+        *p++ = '0';
+    } else {
+        p = digits(p, frac, 9);
+        while (p[-1] == '0') p--;
     }
-    return gx_jbuf_put(b, t, (size_t)n);
+    return gx_jbuf_put(b, t, (size_t)(p - t));
 }
+

@@ -23,10 +23,13 @@ int gx_jbuf_puts(gx_jbuf *b, const char *s);
  * \ufffd; at most max escaped bytes between the quotes (cut at a whole
  * character). */
 int gx_jbuf_str(gx_jbuf *b, const char *s, size_t max);
-/* v as a JSON integer / a JSON number as jansson writes a real (%.17g,
- * with ".0" when it would read as an integer; null if not finite). */
+/* v as a JSON integer. */
 int gx_jbuf_int(gx_jbuf *b, int64_t v);
-int gx_jbuf_real(gx_jbuf *b, double v);
+/* A duration of ns nanoseconds as JSON seconds, exactly and in the
+ * shortest decimal ("0.000596208", "2.5", "0.0"; a negative one with its
+ * '-'): the same double as ns / 1e9 when parsed (up to 2^53 ns), without the printf of
+ * %.17g ("0.00059620799999999998"), which was a third of a reply's cost. */
+int gx_jbuf_secs(gx_jbuf *b, int64_t ns);
 
 /* Unix time ns as RFC 3339 UTC with frac_digits (0-9) digits after the
  * second, e.g. "2026-11-23T04:25:22.123456Z" for 6: the text of gmtime_r +

@@ -87,6 +87,8 @@ struct gx_store {
     int commit_delay_us;
     void (*on_commit)(void *ctx, size_t rows, double seconds);
     void *on_commit_ctx;
+    void (*after_callbacks)(void *ctx);
+    void *after_callbacks_ctx;
 
     pthread_mutex_t mu;
     pthread_cond_t q_cv;  /* committer: work queued or stopping */
@@ -429,6 +431,7 @@ static void *committer_main(void *arg) {
                 free(ord);
                 ord = nx;
             }
+            if (s->after_callbacks) s->after_callbacks(s->after_callbacks_ctx);
             pthread_mutex_lock(&s->mu);
         }
     }
@@ -519,6 +522,8 @@ int gx_store_open_ops(const gx_store_ops *ops, const gx_store_config *cfg, gx_st
     s->commit_delay_us = cfg->commit_delay_us;
     s->on_commit = cfg->on_commit;
     s->on_commit_ctx = cfg->on_commit_ctx;
+    s->after_callbacks = cfg->after_callbacks;
+    s->after_callbacks_ctx = cfg->after_callbacks_ctx;
     s->blob_dir = strdup(bd);
     s->group = calloc((size_t)s->max_batch + 1, sizeof *s->group);
     s->ws = calloc((size_t)s->max_batch + 1, sizeof *s->ws);

@@ -225,16 +225,21 @@ static void numbers_match_printf(void **st) {
         assert_string_equal(b.p, want);
         free(b.p);
     }
-    double r[] = {0.0, -0.0, 0.25, 1e-9, 3.0, 1e20, 1.5e300, 2.5e-300, -7e-5};
-    const char *rw[] = {"0.0", "-0.0", "0.25", "1.0000000000000001e-9", "3.0", "1e20", NULL, NULL, NULL};
-    for (int i = 0; i < 9; i++) {
+    /* seconds from nanoseconds: exact, shortest, and the double ns / 1e9 */
+    int64_t ns[] = {0, 1, 110, 596208, 1000000000, 2500000000, -7000, 999999999, INT64_MAX};
+    const char *nw[] = {"0.0", "0.000000001", "0.00000011", "0.000596208", "1.0", "2.5", "-0.000007", "0.999999999",
+                        "9223372036.854775807"};
+    for (int i = 0; i < 20000; i++) {
+        int64_t n = i < 9 ? ns[i] : (int64_t)((x ^= x << 13, x ^= x >> 7, x ^= x << 17) >> (i % 63));
         gx_jbuf b = {0};
-        assert_int_equal(gx_jbuf_real(&b, r[i]), 0);
-        if (rw[i]) assert_string_equal(b.p, rw[i]);
-        json_t *j = json_real(r[i]);
-        char *js = json_dumps(j, JSON_ENCODE_ANY);
-        assert_string_equal(b.p, js);
-        free(js);
+        assert_int_equal(gx_jbuf_secs(&b, n), 0);
+        if (i < 9) assert_string_equal(b.p, nw[i]);
+        int exact = n <= (1LL << 53) && n >= -(1LL << 53); /* past that (104 days) the decimal is nearer */
+        if (exact) assert_true(strtod(b.p, NULL) == (double)n / 1e9);
+        json_error_t je;
+        json_t *j = json_loads(b.p, JSON_DECODE_ANY, &je);
+        assert_true(json_is_real(j));
+        assert_true(json_real_value(j) == strtod(b.p, NULL));
         json_decref(j);
         free(b.p);
     }
