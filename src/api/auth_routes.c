@@ -14,6 +14,7 @@
 
 #include "log.h"
 #include "service.h"
+#include "str.h"
 
 static int64_t wall_ns(void) {
     struct timespec ts;
@@ -113,14 +114,14 @@ int gx__svc_http_pre(void *app, gx_http_req *r) {
     gx_service *s = app;
     const char *pat = r->route ? r->route->pattern : NULL;
     if (!s->keys) { /* auth.enabled false */
-        snprintf(r->ctx.tenant, sizeof r->ctx.tenant, "%s", s->cfg.default_tenant);
-        snprintf(r->ctx.role, sizeof r->ctx.role, "admin");
+        gx_str_copy(r->ctx.tenant, sizeof r->ctx.tenant, s->cfg.default_tenant);
+        gx_str_copy(r->ctx.role, sizeof r->ctx.role, "admin");
         r->ctx.cross = 1;
         return 0;
     }
     if (!gx_auth_needs_key(r->method, pat, !s->cfg.metrics.require_auth)) {
-        snprintf(r->ctx.tenant, sizeof r->ctx.tenant, "%s", s->cfg.default_tenant);
-        snprintf(r->ctx.role, sizeof r->ctx.role, "none");
+        gx_str_copy(r->ctx.tenant, sizeof r->ctx.tenant, s->cfg.default_tenant);
+        gx_str_copy(r->ctx.role, sizeof r->ctx.role, "none");
         return 0;
     }
     gx_auth_principal pr;
@@ -133,7 +134,7 @@ int gx__svc_http_pre(void *app, gx_http_req *r) {
         reason = pr.reason;
     }
     if (reason != GX_AUTH_OK) {
-        snprintf(r->ctx.key_id, sizeof r->ctx.key_id, "%s", pr.key_id);
+        gx_str_copy(r->ctx.key_id, sizeof r->ctx.key_id, pr.key_id);
         /* refused requests are limited per client address: each would
          * write an audit record (a flood of them, hundreds of bytes each) */
         char ipkey[80];
@@ -155,9 +156,9 @@ int gx__svc_http_pre(void *app, gx_http_req *r) {
         gx_http_header_add(r, "WWW-Authenticate", "Bearer");
         return 1;
     }
-    snprintf(r->ctx.tenant, sizeof r->ctx.tenant, "%s", pr.tenant);
-    snprintf(r->ctx.role, sizeof r->ctx.role, "%s", gx_auth_role_name(pr.role));
-    snprintf(r->ctx.key_id, sizeof r->ctx.key_id, "%s", pr.key_id);
+    gx_str_copy(r->ctx.tenant, sizeof r->ctx.tenant, pr.tenant);
+    gx_str_copy(r->ctx.role, sizeof r->ctx.role, gx_auth_role_name(pr.role));
+    gx_str_copy(r->ctx.key_id, sizeof r->ctx.key_id, pr.key_id);
     r->ctx.key_expires_ns = pr.expires_ns;
     double retry = 0;
     if (gx_auth_limiter_take(s->limiter, pr.key_id, &retry) == GX_ELIMIT) {

@@ -26,6 +26,7 @@
 #include "conns.h"
 #include "gexec/gexec_errclass.h"
 #include "log.h"
+#include "str.h"
 
 #define MAX_HEADERS 100
 /* Response headers a handler may add (gx_http_header_add). */
@@ -185,8 +186,8 @@ void gx_http_header_add(gx_http_req *r, const char *name, const char *value) {
         GX_LOGE("http: response header %.31s dropped (%d set already, or too long)", name, p->nh);
         return;
     }
-    snprintf(p->hname[i], sizeof p->hname[0], "%s", name);
-    snprintf(p->hval[i], sizeof p->hval[0], "%s", value);
+    gx_str_copy(p->hname[i], sizeof p->hname[0], name);
+    gx_str_copy(p->hval[i], sizeof p->hval[0], value);
     if (i == p->nh) p->nh++;
 }
 
@@ -409,11 +410,34 @@ static int queue_response(priv_t *p) {
     return rc;
 }
 
+/* 1 when the path's segments (ns of them) fit a route pattern's, "{x}"
+ * capturing its segment into cap (*n of them). The pattern is walked in
+ * place: copying and splitting each of the ~50 patterns for every request
+ * was a printf and a strtok per route. */
+static int pattern_match(const char *pat, char *const *segs, int ns, const char **cap, int *n) {
+    int k = 0;
+    for (const char *p = pat;;) {
+        while (*p == '/') p++;
+        if (!*p) break;
+        const char *e = strchr(p, '/');
+        size_t len = e ? (size_t)(e - p) : strlen(p);
+        if (k == ns) return 0;
+        if (*p == '{') {
+            if (*n < GX_HTTP_MAX_PARAMS) cap[(*n)++] = segs[k];
+        } else if (strncmp(segs[k], p, len) || segs[k][len]) {
+            return 0;
+        }
+        k++;
+        p += len;
+    }
+    return k == ns;
+}
+
 int gx_http_route_match(const gx_route *routes, int nroutes, const char *method, const char *path, char *buf,
                         size_t bufcap, const gx_route **out, const char **params, int *nparams, char *allow,
                         size_t allowcap) {
     if (path && strlen(path) >= bufcap) return 404; /* longer than any route: not cut to one */
-    snprintf(buf, bufcap, "%s", path ? path : "");
+    gx_str_copy(buf, bufcap, path);
     char *segs[16];
     int ns = 0;
     char *save;
@@ -427,22 +451,8 @@ int gx_http_route_match(const gx_route *routes, int nroutes, const char *method,
     const char *want = !strcmp(method, "HEAD") ? "GET" : method;
     for (int i = 0; i < nroutes; i++) {
         const gx_route *rt = &routes[i];
-        char pat[256];
-        snprintf(pat, sizeof pat, "%s", rt->pattern);
-        char *ps[16];
-        int np = 0;
-        char *save2;
-        for (char *s = strtok_r(pat, "/", &save2); s && np < 16; s = strtok_r(NULL, "/", &save2)) ps[np++] = s;
-        if (np != ns) continue;
-        int ok = 1, n = 0;
         const char *cap[GX_HTTP_MAX_PARAMS];
-        for (int k = 0; k < np && ok; k++) {
-            if (ps[k][0] == '{') {
-                if (n < GX_HTTP_MAX_PARAMS) cap[n++] = segs[k];
-            } else {
-                ok = !strcmp(ps[k], segs[k]);
-            }
-        }
+        int n = 0, ok = pattern_match(rt->pattern, segs, ns, cap, &n);
         if (!ok) continue;
         path_found = 1;
         if (strcmp(rt->method, want)) {
@@ -607,6 +617,18 @@ static int bad_head(gx_http_server *srv, gx_http_req *r, struct MHD_Connection *
     return 0;
 }
 
+/* "r" and n in lowercase hex (as "r%llx"): a request's own id. */
+static void req_id_text(char out[24], uint64_t n) {
+    char h[16];
+    int k = 0;
+    do h[k++] = "0123456789abcdef"[n & 15];
+    while (n >>= 4);
+    char *o = out;
+    *o++ = 'r';
+    while (k) *o++ = h[--k];
+    *o = '\0';
+}
+
 /* A cleared request: a finished one from srv->cache (its body buffer
  * kept) or a new one. */
 static gx_http_req *req_new(gx_http_server *srv) {
@@ -680,10 +702,9 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
         for (const char *c = rid; ok && *c; c++)
             ok = (*c >= '0' && *c <= '9') || (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || *c == '-';
         if (ok)
-            snprintf(r->request_id, sizeof r->request_id, "%s", rid);
+            gx_str_copy(r->request_id, sizeof r->request_id, rid);
         else
-            snprintf(r->request_id, sizeof r->request_id, "r%llx",
-                     (unsigned long long)atomic_fetch_add(&srv->next_req, 1));
+            req_id_text(r->request_id, (uint64_t)atomic_fetch_add(&srv->next_req, 1));
         p->req_id = r->request_id;
         const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
         if (ci && ci->client_addr) {
@@ -692,7 +713,7 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
                         ci->client_addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
                                                                : sizeof(struct sockaddr_in),
                         host, sizeof host, NULL, 0, NI_NUMERICHOST);
-            snprintf(r->remote, sizeof r->remote, "%s", host);
+            gx_str_copy(r->remote, sizeof r->remote, host);
         }
         *con_cls = r;
         const union MHD_ConnectionInfo *sc = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);

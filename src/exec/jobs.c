@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "clock.h"
+#include "str.h"
 #include "engine_int.h"
 
 static const char *const state_names[GX_JOB_STATE_COUNT] = {
@@ -177,6 +178,20 @@ int gx_job_find_idempotent(gx_engine *e, const char *tenant, const char *key, gx
     return rc;
 }
 
+/* "name@version" into out (the name cut, never the version), without
+ * printf: gx_job_get runs under the engine's lock for every reply. */
+static void kernel_text(char *out, size_t cap, const char *name, int version) {
+    char v[12];
+    int n = 0;
+    unsigned u = version < 0 ? 0u : (unsigned)version;
+    do v[n++] = (char)('0' + u % 10);
+    while (u /= 10);
+    size_t k = gx_str_copy(out, cap - 1 - (size_t)n, name);
+    out[k++] = '@';
+    while (n) out[k++] = v[--n];
+    out[k] = '\0';
+}
+
 int gx_job_get(gx_engine *e, gx_job_id id, gx_job_info *o, gx_error *err) {
     if (!e || !o) return gx_error_set(err, GX_EINVAL, NULL, "engine and out are required");
     memset(o, 0, sizeof *o);
@@ -188,14 +203,14 @@ int gx_job_get(gx_engine *e, gx_job_id id, gx_job_info *o, gx_error *err) {
     }
     o->id = j->id;
     o->tenant = j->tenant;
-    snprintf(o->tenant_name, sizeof o->tenant_name, "%s", e->tenants[j->tenant].name);
-    snprintf(o->kernel, sizeof o->kernel, "%s@%d", j->kernel->name, j->kernel->version);
+    gx_str_copy(o->tenant_name, sizeof o->tenant_name, e->tenants[j->tenant].name);
+    kernel_text(o->kernel, sizeof o->kernel, j->kernel->name, j->kernel->version);
     o->state = j->state;
     o->priority = j->priority;
     o->attempts = j->attempts;
     o->max_attempts = j->max_attempts;
     o->device = j->device;
-    if (j->device >= 0) snprintf(o->device_name, sizeof o->device_name, "%s", e->dev[j->device].desc.name);
+    if (j->device >= 0) gx_str_copy(o->device_name, sizeof o->device_name, e->dev[j->device].desc.name);
     o->submit_ns = gx__to_wall(e, j->submit_ns);
     o->start_ns = gx__to_wall(e, j->start_ns);
     o->end_ns = gx__to_wall(e, j->end_ns);
@@ -204,13 +219,13 @@ int gx_job_get(gx_engine *e, gx_job_id id, gx_job_info *o, gx_error *err) {
     o->run_ns = j->run_ns;
     if (j->state == GX_JOB_RUNNING) o->run_ns = gx__now_ns() - j->start_ns;
     o->error_code = j->error_code;
-    if (j->error) snprintf(o->error, sizeof o->error, "%s", j->error);
+    if (j->error) gx_str_copy(o->error, sizeof o->error, j->error);
     o->wait_on = 0;
     o->position = 0;
     explain(e, j, o);
     o->nlabels = j->nlabels;
     o->mem_bytes = j->mem;
-    if (j->fallback) snprintf(o->fallback, sizeof o->fallback, "%s", j->fallback);
+    if (j->fallback) gx_str_copy(o->fallback, sizeof o->fallback, j->fallback);
     pthread_mutex_unlock(&e->mu);
     return 0;
 }

@@ -198,6 +198,89 @@ static void every_operation_is_routed(void **st) {
     assert_int_equal(NOPS, gx__nroutes);
 }
 
+/* gx_http_route_match, for every route: a path made of its pattern (each
+ * "{x}" a value) finds it with its values captured, whatever the slashes
+ * around the segments; another method answers 405 naming the allowed ones;
+ * a segment more, one less, or one changed answers 404. */
+static void routes_match(void **st) {
+    (void)st;
+    const char *const methods[] = {"GET", "POST", "DELETE", "PUT"};
+    for (int i = 0; i < gx__nroutes; i++) {
+        const gx_route *rt = &gx__routes[i];
+        char path[512], doubled[600], buf[600], allow[64];
+        size_t len = 0, dl = 0;
+        int nvals = 0;
+        for (const char *p = rt->pattern; *p;) {
+            if (*p == '{') {
+                len += (size_t)snprintf(path + len, sizeof path - len, "val%d", nvals++);
+                p = strchr(p, '}') + 1;
+            } else {
+                path[len++] = *p++;
+            }
+        }
+        path[len] = '\0';
+        for (const char *p = path; *p; p++) {
+            doubled[dl++] = *p;
+            if (*p == '/') doubled[dl++] = '/';
+        }
+        doubled[dl++] = '/';
+        doubled[dl] = '\0';
+        const char *const tries[] = {path, doubled};
+        for (int t = 0; t < 2; t++) {
+            const gx_route *got = NULL;
+            const char *params[GX_HTTP_MAX_PARAMS];
+            int np = -1;
+            assert_int_equal(gx_http_route_match(gx__routes, gx__nroutes, rt->method, tries[t], buf, sizeof buf, &got,
+                                                 params, &np, allow, sizeof allow), 0);
+            assert_string_equal(got->pattern, rt->pattern);
+            assert_string_equal(got->method, rt->method);
+            assert_int_equal(np, nvals);
+            for (int k = 0; k < np; k++) {
+                char want[16];
+                snprintf(want, sizeof want, "val%d", k);
+                assert_string_equal(params[k], want);
+            }
+        }
+        for (size_t m = 0; m < sizeof methods / sizeof *methods; m++) {
+            const gx_route *got = NULL;
+            const char *params[GX_HTTP_MAX_PARAMS];
+            int np = 0, other = 0;
+            for (int j = 0; j < gx__nroutes; j++)
+                if (!strcmp(gx__routes[j].pattern, rt->pattern) && !strcmp(gx__routes[j].method, methods[m])) other = 1;
+            if (other) continue;
+            assert_int_equal(gx_http_route_match(gx__routes, gx__nroutes, methods[m], path, buf, sizeof buf, &got,
+                                                 params, &np, allow, sizeof allow), 405);
+            assert_non_null(strstr(allow, rt->method));
+        }
+        char more[600], changed[600];
+        snprintf(more, sizeof more, "%s/extra", path);
+        snprintf(changed, sizeof changed, "%sx", path);
+        int last_captures = rt->pattern[strlen(rt->pattern) - 1] == '}';
+        const char *const misses[] = {more, last_captures ? NULL : changed};
+        for (int t = 0; t < 2; t++) {
+            if (!misses[t]) continue;
+            const gx_route *got = NULL;
+            const char *params[GX_HTTP_MAX_PARAMS];
+            int np = 0;
+            int rc = gx_http_route_match(gx__routes, gx__nroutes, rt->method, misses[t], buf, sizeof buf, &got,
+                                         params, &np, allow, sizeof allow);
+            /* another route may own it ("/v1/jobs/{id}" below "/v1/jobs"), never this one */
+            if (rc == 0) assert_string_not_equal(got->pattern, rt->pattern);
+        }
+    }
+    const gx_route *got = NULL;
+    const char *params[GX_HTTP_MAX_PARAMS];
+    int np = 0;
+    char buf[64], allow[64];
+    assert_int_equal(gx_http_route_match(gx__routes, gx__nroutes, "GET", "/nope", buf, sizeof buf, &got, params, &np,
+                                         allow, sizeof allow), 404);
+    assert_int_equal(gx_http_route_match(gx__routes, gx__nroutes, "GET", "/", buf, sizeof buf, &got, params, &np,
+                                         allow, sizeof allow), 404);
+    /* a path longer than the buffer is no route, never one cut short */
+    assert_int_equal(gx_http_route_match(gx__routes, gx__nroutes, "GET", "/v1/jobs/1234567890123456789012345678901234567890123456789012345678901234567890",
+                                         buf, sizeof buf, &got, params, &np, allow, sizeof allow), 404);
+}
+
 static void summaries_agree(void **st) {
     (void)st;
     int bad = 0;
@@ -326,6 +409,7 @@ int main(void) {
         cmocka_unit_test(openapi_version),
         cmocka_unit_test(every_route_is_described),
         cmocka_unit_test(every_operation_is_routed),
+        cmocka_unit_test(routes_match),
         cmocka_unit_test(summaries_agree),
         cmocka_unit_test(path_parameters_declared),
         cmocka_unit_test(errors_use_the_error_schema),

@@ -1,0 +1,20 @@
+/*
+ * str.h - small string helpers for hot paths.
+ */
+#ifndef GX_CORE_STR_H
+#define GX_CORE_STR_H
+
+#include <stddef.h>
+#include <string.h>
+
+/* snprintf(dst, cap, "%s", src) without printf's machinery (a few per
+ * submit on the request path): src cut to cap - 1 bytes, always
+ * terminated (cap > 0); NULL copies as "". Returns the bytes copied. */
+static inline size_t gx_str_copy(char *dst, size_t cap, const char *src) {
+    size_t n = src ? strnlen(src, cap - 1) : 0;
+    if (n) memcpy(dst, src, n);
+    dst[n] = '\0';
+    return n;
+}
+
+#endif
