@@ -78,8 +78,13 @@ typedef struct gx_store_config {
      * (for metrics: it must not block or call the store). NULL = none. */
     void (*on_commit)(void *ctx, size_t rows, double seconds);
     void *on_commit_ctx;
-    /* Called on the committer thread after the completion callbacks of one
-     * transaction's asynchronous inserts have all run. NULL = none. */
+    /* Called on the committer thread once the completion callbacks of a
+     * transaction's asynchronous requests have all run (the callbacks of
+     * gx_store_insert_jobs_async then run on the committer only, except
+     * when nothing of a call was valid: its callback runs at once, on the
+     * caller's thread, with no after_callbacks). It runs on the committer's
+     * path: it must not wait for a commit (a write with wait = 1, or
+     * gx_store_flush, would hang the store). NULL = none. */
     void (*after_callbacks)(void *ctx);
     void *after_callbacks_ctx;
 } gx_store_config;

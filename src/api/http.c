@@ -659,6 +659,7 @@ static gx_http_req *req_new(gx_http_server *srv) {
  * or freed when the cache is full. */
 static void req_release(gx_http_server *srv, gx_http_req *r) {
     priv_t *p = r->priv;
+    if (p->body && p->len) memset(p->body, 0, p->len); /* no request's body (a key's, say) lingers */
     if (p->cap > REQ_CACHE_BODY) {
         free(p->body);
         p->body = NULL;

@@ -737,8 +737,14 @@ static void admit_after_callbacks(void *ctx) {
     if (!head) return;
     s->cq_head = s->cq_tail = NULL;
     size_t jobs = 0;
-    for (gx__admit *a = head; a; a = a->next) jobs += a->n;
-    if (jobs <= GX_SVC_INLINE_JOBS)
+    int reads = 0;
+    for (gx__admit *a = head; a; a = a->next) {
+        jobs += a->n;
+        /* a repeat of a job that has ended is answered from the store: a
+         * read that may wait for a busy read connection */
+        for (size_t i = 0; i < a->n && !reads; i++) reads = a->dup[i];
+    }
+    if (jobs <= GX_SVC_INLINE_JOBS && !reads)
         admit_group(s, head);
     else
         admit_queue(s, head, tail);

@@ -9,8 +9,10 @@
 
 /* snprintf(dst, cap, "%s", src) without printf's machinery (a few per
  * submit on the request path): src cut to cap - 1 bytes, always
- * terminated (cap > 0); NULL copies as "". Returns the bytes copied. */
+ * terminated; nothing written when cap is 0; NULL copies as "". Returns
+ * the bytes copied. */
 static inline size_t gx_str_copy(char *dst, size_t cap, const char *src) {
+    if (!cap) return 0;
     size_t n = src ? strnlen(src, cap - 1) : 0;
     if (n) memcpy(dst, src, n);
     dst[n] = '\0';

@@ -178,8 +178,9 @@ int gx_job_find_idempotent(gx_engine *e, const char *tenant, const char *key, gx
     return rc;
 }
 
-/* "name@version" into out (the name cut, never the version), without
- * printf: gx_job_get runs under the engine's lock for every reply. */
+/* "name@version" into out (the name cut, never the version; cap >= 12),
+ * without printf: gx_job_get runs under the engine's lock for every reply.
+ * Versions are >= 1 (gx__kernel_register). */
 static void kernel_text(char *out, size_t cap, const char *name, int version) {
     char v[12];
     int n = 0;

@@ -1315,6 +1315,88 @@ static void commit_hook(void **st) {
     assert_int_equal(stt.rows, (uint64_t)seen.rows);
 }
 
+/* gx_store_config.after_callbacks: after the callbacks of every group of
+ * async inserts, committed or failed, on the thread that ran them (the
+ * committer); a call with nothing valid is called back at once on the
+ * caller's thread, with no after_callbacks. */
+typedef struct after_seen {
+    pthread_t caller;   /* this test's thread */
+    atomic_int pending; /* callbacks on the committer not yet followed by after_callbacks */
+    atomic_int afters, on_caller, wrong_thread;
+    int64_t rc[3];
+} after_seen;
+
+static after_seen g_after;
+
+static void after_cb_done(void *ctx, int64_t rc, const gx_error *err) {
+    (void)err;
+    int k = (int)(intptr_t)ctx;
+    g_after.rc[k] = rc;
+    if (pthread_equal(pthread_self(), g_after.caller))
+        atomic_fetch_add(&g_after.on_caller, 1);
+    else
+        atomic_fetch_add(&g_after.pending, 1);
+}
+
+static void after_cbs(void *ctx) {
+    after_seen *a = ctx;
+    if (pthread_equal(pthread_self(), a->caller)) atomic_fetch_add(&a->wrong_thread, 1);
+    atomic_store(&a->pending, 0);
+    atomic_fetch_add(&a->afters, 1);
+}
+
+static void after_callbacks_hook(void **st) {
+    fx *f = *st;
+    gx_store_close(f->s);
+    memset(&g_after, 0, sizeof g_after);
+    g_after.caller = pthread_self();
+    gx_store_config cfg;
+    gx_store_config_init(&cfg);
+    cfg.after_callbacks = after_cbs;
+    cfg.after_callbacks_ctx = &g_after;
+    cfg.test_max_page_count = 64; /* 256 KiB: the big insert fails */
+    f->s = open_cfg(f, &cfg);
+    gx_error err;
+    jbuf ok, bad;
+    gx_store_insert_result r0, r2;
+    mkjob(&ok, 7, "alpha", "saxpy@1", GX_JOB_QUEUED);
+    mkjob(&bad, 8, "alpha", "saxpy@1", GX_JOB_QUEUED);
+    bad.j.tenant = NULL;
+    /* one that commits */
+    TU_OK(gx_store_insert_jobs_async(f->s, &ok.j, 1, &r0, after_cb_done, (void *)(intptr_t)0, &err), err);
+    gx_store_flush(f->s, NULL); /* its own transaction */
+    for (int t = 0; t < 5000 && atomic_load(&g_after.afters) < 1; t++) usleep(1000);
+    assert_int_equal(atomic_load(&g_after.afters), 1);
+    assert_int_equal(atomic_load(&g_after.pending), 0);
+    /* one that fails at its commit: 1,000 rows of 1 KiB past the page limit */
+    enum { N = 1000 };
+    gx_store_job *jobs = calloc(N, sizeof *jobs);
+    gx_store_insert_result *res = calloc(N, sizeof *res);
+    char *spec = malloc(1024);
+    memset(spec, 'x', 1023);
+    spec[0] = spec[1022] = '"';
+    spec[1023] = '\0';
+    for (size_t i = 0; i < N; i++)
+        jobs[i] = (gx_store_job){.id = 100 + i, .tenant = "alpha", .kernel = "saxpy@1", .spec_json = spec, .device = -1};
+    TU_OK(gx_store_insert_jobs_async(f->s, jobs, N, res, after_cb_done, (void *)(intptr_t)1, &err), err);
+    /* one with nothing valid */
+    TU_OK(gx_store_insert_jobs_async(f->s, &bad.j, 1, &r2, after_cb_done, (void *)(intptr_t)2, &err), err);
+    assert_int_equal(atomic_load(&g_after.on_caller), 1); /* at once */
+    gx_store_flush(f->s, NULL);
+    for (int t = 0; t < 5000 && atomic_load(&g_after.afters) < 2; t++) usleep(1000);
+    assert_int_equal(g_after.rc[0], 1);
+    assert_true(g_after.rc[1] < 0);
+    assert_int_equal(g_after.rc[2], 0);
+    assert_int_equal(r2.code, GX_EINVAL);
+    assert_int_equal(atomic_load(&g_after.afters), 2); /* the failed commit's too */
+    assert_int_equal(atomic_load(&g_after.on_caller), 1);
+    assert_int_equal(atomic_load(&g_after.pending), 0); /* every callback was followed by after_callbacks */
+    assert_int_equal(atomic_load(&g_after.wrong_thread), 0);
+    free(jobs);
+    free(res);
+    free(spec);
+}
+
 /* A backend that fails every write group while `failing` is set: drives the
  * failure reporting of non-waiting updates without depending on page sizes. */
 static int failing;
@@ -2262,6 +2344,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(disk_full_rolls_back_group, setup, teardown),
         cmocka_unit_test_setup_teardown(async_failure_reported_by_flush, setup, teardown),
         cmocka_unit_test_setup_teardown(commit_hook, setup, teardown),
+        cmocka_unit_test_setup_teardown(after_callbacks_hook, setup, teardown),
         cmocka_unit_test_setup_teardown(late_write_cannot_undo_end, setup, teardown),
         cmocka_unit_test_setup_teardown(schema_versions, setup, teardown),
         cmocka_unit_test_setup_teardown(wal_checkpointed_in_background, setup, teardown),
