@@ -1273,6 +1273,13 @@ static void late_write_cannot_undo_end(void **st) {
     gx_store_free(g);
 }
 
+/* f's store opened again with cfg and room for 256 KiB: a big insert fails. */
+static void reopen_small(fx *f, gx_store_config *cfg) {
+    gx_store_close(f->s);
+    cfg->test_max_page_count = 64;
+    f->s = open_cfg(f, cfg);
+}
+
 /* gx_store_config.on_commit: once per committed transaction, with its rows
  * and time; never for a rolled-back one. */
 typedef struct commits_seen {
@@ -1290,14 +1297,12 @@ static void on_commit_count(void *ctx, size_t rows, double seconds) {
 
 static void commit_hook(void **st) {
     fx *f = *st;
-    gx_store_close(f->s);
     commits_seen seen = {0};
     gx_store_config cfg;
     gx_store_config_init(&cfg);
     cfg.on_commit = on_commit_count;
     cfg.on_commit_ctx = &seen;
-    cfg.test_max_page_count = 64; /* 256 KiB: a big insert fails */
-    f->s = open_cfg(f, &cfg);
+    reopen_small(f, &cfg);
     gx_error err;
     assert_int_equal(insert_big(f->s, 1, 20, &err), 20);
     assert_int_equal(seen.calls, 1);
@@ -1347,15 +1352,13 @@ static void after_cbs(void *ctx) {
 
 static void after_callbacks_hook(void **st) {
     fx *f = *st;
-    gx_store_close(f->s);
     memset(&g_after, 0, sizeof g_after);
     g_after.caller = pthread_self();
     gx_store_config cfg;
     gx_store_config_init(&cfg);
     cfg.after_callbacks = after_cbs;
     cfg.after_callbacks_ctx = &g_after;
-    cfg.test_max_page_count = 64; /* 256 KiB: the big insert fails */
-    f->s = open_cfg(f, &cfg);
+    reopen_small(f, &cfg);
     gx_error err;
     jbuf ok, bad;
     gx_store_insert_result r0, r2;
