@@ -639,7 +639,9 @@ static void *worker_main(void *arg) {
         for (uint32_t i = 0; i < take; i++) {
             gx__job *j = d->ring[d->rhead];
             d->rhead = (d->rhead + 1) & (d->rcap - 1);
-            d->rcount--;
+            /* atomic: idle slots poll rcount without the lock (see the spin
+             * above); relaxed, since a taken job publishes nothing to them */
+            __atomic_store_n(&d->rcount, d->rcount - 1, __ATOMIC_RELAXED);
             d->running++;
             run_item *it = &items[n++];
             it->j = j;

@@ -145,7 +145,9 @@ typedef struct gx__device {
     gx__brk brk;         /* the device's circuit breaker */
     /* ready ring: placed jobs waiting for a worker */
     gx__job **ring;
-    uint32_t rhead, rcount, rcap;
+    uint32_t rhead, rcount, rcap; /* rcount: written under e->mu with
+                                     __atomic_store_n, since idle workers
+                                     poll it without the lock */
     int64_t running;
     double pending_cost; /* estimated us of placed + running work */
     uint64_t mem_used;

@@ -109,7 +109,8 @@ void gx__health_fault(gx_engine *e, gx__device *d, const char *reason, int hung)
     while (d->rcount) {
         gx__job *j = d->ring[d->rhead];
         d->rhead = (d->rhead + 1) & (d->rcap - 1);
-        d->rcount--;
+        /* atomic: idle workers poll rcount without the lock (worker_main) */
+        __atomic_store_n(&d->rcount, d->rcount - 1, __ATOMIC_RELAXED);
         unplace(e, d, j, NULL);
     }
     pthread_cond_broadcast(&d->cv);
