@@ -263,7 +263,7 @@ typedef struct part {
 
 static int cancelled(const part *t) {
     if (atomic_load_explicit(t->stop, memory_order_relaxed)) return 1;
-    if (t->g->cancel && *t->g->cancel) {
+    if (t->g->cancel && __atomic_load_n(t->g->cancel, __ATOMIC_RELAXED)) { /* set by another thread */
         atomic_store_explicit(t->stop, 1, memory_order_relaxed);
         return 1;
     }
