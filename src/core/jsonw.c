@@ -142,16 +142,9 @@ size_t gx_time_text(int64_t ns, int frac_digits, char out[40]) {
 }
 
 int gx_jbuf_secs(gx_jbuf *b, int64_t ns) {
-    char t[32], *p = t;
     uint64_t u = ns < 0 ? (uint64_t)0 - (uint64_t)ns : (uint64_t)ns;
-    if (ns < 0) *p++ = '-';
-    uint64_t sec = u / 1000000000u;
     unsigned frac = (unsigned)(u % 1000000000u);
-    char w[24], *e = w + sizeof w, *q = e;
-    do *--q = (char)('0' + sec % 10);
-    while (sec /= 10);
-    memcpy(p, q, (size_t)(e - q));
-    p += e - q;
+    char t[12], *p = t;
     *p++ = '.';
     if (!frac) {
         *p++ = '0';
@@ -159,6 +152,8 @@ int gx_jbuf_secs(gx_jbuf *b, int64_t ns) {
         p = digits(p, frac, 9);
         while (p[-1] == '0') p--;
     }
-    return gx_jbuf_put(b, t, (size_t)(p - t));
+    /* whole seconds fit an int64 (u / 1e9 < 2^35) */
+    return (ns < 0 && gx_jbuf_put(b, "-", 1)) || gx_jbuf_int(b, (int64_t)(u / 1000000000u)) ||
+           gx_jbuf_put(b, t, (size_t)(p - t));
 }
 

@@ -1169,18 +1169,24 @@ static void *bg_insert_main(void *p) {
 }
 
 /* n jobs from first with a spec of ~1 KiB each. */
-static int64_t insert_big(gx_store *s, uint64_t first, size_t n, gx_error *err) {
+/* n jobs from id first, each with a 1 KiB spec (*spec: free it after). */
+static gx_store_job *big_jobs(uint64_t first, size_t n, char **spec) {
     gx_store_job *jobs = calloc(n, sizeof *jobs);
+    *spec = malloc(1024);
+    memset(*spec, 'x', 1023);
+    (*spec)[0] = '"';
+    (*spec)[1022] = '"';
+    (*spec)[1023] = '\0';
+    for (size_t i = 0; i < n; i++)
+        jobs[i] = (gx_store_job){.id = first + i, .tenant = "alpha", .kernel = "saxpy@1", .spec_json = *spec,
+                                 .device = -1};
+    return jobs;
+}
+
+static int64_t insert_big(gx_store *s, uint64_t first, size_t n, gx_error *err) {
+    char *spec;
+    gx_store_job *jobs = big_jobs(first, n, &spec);
     gx_store_insert_result *res = calloc(n, sizeof *res);
-    char *spec = malloc(1024);
-    memset(spec, 'x', 1023);
-    spec[0] = '"';
-    spec[1022] = '"';
-    spec[1023] = '\0';
-    for (size_t i = 0; i < n; i++) {
-        jobs[i] = (gx_store_job){.id = first + i, .tenant = "alpha", .kernel = "saxpy@1",
-                                 .spec_json = spec, .device = -1};
-    }
     int64_t rc = gx_store_insert_jobs(s, jobs, n, res, err);
     for (size_t i = 0; rc < 0 && i < n; i++) assert_int_equal(res[i].code, rc);
     free(jobs);
@@ -1373,14 +1379,9 @@ static void after_callbacks_hook(void **st) {
     assert_int_equal(atomic_load(&g_after.pending), 0);
     /* one that fails at its commit: 1,000 rows of 1 KiB past the page limit */
     enum { N = 1000 };
-    gx_store_job *jobs = calloc(N, sizeof *jobs);
+    char *spec;
+    gx_store_job *jobs = big_jobs(100, N, &spec);
     gx_store_insert_result *res = calloc(N, sizeof *res);
-    char *spec = malloc(1024);
-    memset(spec, 'x', 1023);
-    spec[0] = spec[1022] = '"';
-    spec[1023] = '\0';
-    for (size_t i = 0; i < N; i++)
-        jobs[i] = (gx_store_job){.id = 100 + i, .tenant = "alpha", .kernel = "saxpy@1", .spec_json = spec, .device = -1};
     TU_OK(gx_store_insert_jobs_async(f->s, jobs, N, res, after_cb_done, (void *)(intptr_t)1, &err), err);
     /* one with nothing valid */
     TU_OK(gx_store_insert_jobs_async(f->s, &bad.j, 1, &r2, after_cb_done, (void *)(intptr_t)2, &err), err);
