@@ -102,7 +102,7 @@ static void batch_free(batch *b) {
 }
 
 static gx_store *open_store(const char *dir, const char *name) {
-    char path[512];
+    char path[600];
     snprintf(path, sizeof path, "%s/%s.db", dir, name);
     gx_store_config cfg;
     gx_store_config_init(&cfg);

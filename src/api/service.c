@@ -1515,7 +1515,7 @@ static void name_key(gx_error *err, const char *key, const char *file) {
     snprintf(err->field, sizeof err->field, "%s", key);
     if (file && !strstr(err->message, file)) {
         char m[sizeof err->message * 2];
-        snprintf(m, sizeof m, "%s: %s", file, err->message);
+        snprintf(m, sizeof m, "%.200s: %.255s", file, err->message);
         snprintf(err->message, sizeof err->message, "%.255s", m);
     }
 }

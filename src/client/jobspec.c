@@ -167,7 +167,7 @@ static int split_eq(const char *text, char *key, size_t cap, const char **value,
 
 int gx_jobspec_set_arg_text(gx_jobspec *s, const char *text, gx_error *err) {
     char name[GX_CLIENT_NAME_MAX + 64];
-    const char *v;
+    const char *v = NULL;
     int rc = split_eq(text, name, sizeof name, &v, "args", err);
     if (rc) return rc;
     size_t n = strlen(v);
@@ -259,7 +259,7 @@ int gx_jobspec_set_label(gx_jobspec *s, const char *key, const char *value, gx_e
 
 int gx_jobspec_set_label_text(gx_jobspec *s, const char *text, gx_error *err) {
     char key[GX_CLIENT_NAME_MAX + 64];
-    const char *v;
+    const char *v = NULL;
     int rc = split_eq(text, key, sizeof key, &v, "labels", err);
     return rc ? rc : gx_jobspec_set_label(s, key, v, err);
 }

@@ -1284,7 +1284,7 @@ static int env_into(gx_config *c, void *arg, gx_error *err) {
         }
         if (!k) {
             if (a->warn) {
-                char msg[200], sug[96];
+                char msg[256], sug[96];
                 const char *s = suggest(name, 1, sug, sizeof sug);
                 if (s)
                     snprintf(msg, sizeof msg, "%s names no configuration key (did you mean %s?)",

@@ -354,7 +354,7 @@ static void resume_replays_missed(void **st) {
     assert_int_equal(sse_wait(a, "job", "\"succeeded\"", 3, 10000), 3);
     char last[64];
     snprintf(last, sizeof last, "%s", last_with_id(a)->id);
-    uint64_t lboot, lseq;
+    uint64_t lboot = 0, lseq = 0;
     assert_int_equal(parse_id(last, &lboot, &lseq), 0);
     sse_close(a);
     /* missed while disconnected: 4 spin, 2 reduce_sum (filtered out) */
@@ -466,7 +466,7 @@ static void unusable_ids_reset(void **st) {
     sse *s = sse_open(&D, NULL, "/v1/events", NULL, 0);
     char now[64];
     snprintf(now, sizeof now, "%s", sse_first(s)->id);
-    uint64_t boot, seq;
+    uint64_t boot = 0, seq = 0;
     assert_int_equal(parse_id(now, &boot, &seq), 0);
     sse_close(s);
     expect_reset("garbage", "malformed");
