@@ -1007,9 +1007,17 @@ int gx_audit_read(const char *path, uint64_t after, size_t limit, gx_audit_each_
             return gx_error_set(err, GX_EIO, "path", "%s: %s", path, strerror(lerr));
         }
         int stop = read_file(f, &after, limit, &got, fn, ctx);
+        /* the live file renamed while it was read (a rotation): its
+         * successor holds the records after it, so go on rather than
+         * answer a short page that looks like the end */
+        int rotated = 0;
+        if (!best && !stop && got < limit) {
+            struct stat a, b;
+            rotated = !fstat(fileno(f), &a) && (stat(path, &b) || a.st_ino != b.st_ino || a.st_dev != b.st_dev);
+        }
         fclose(f);
-        if (stop || !best) break;
-        done = best;
+        if (stop || (!best && !rotated)) break;
+        if (best) done = best;
     }
     return 0;
 }

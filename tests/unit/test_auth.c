@@ -2004,6 +2004,44 @@ static void audit_read_pages(void **st) {
     assert_int_equal(r.n, 0);
 }
 
+/* A reader whose callback appends until the live file rotates under it,
+ * once, on its first record. */
+typedef struct rd_rot {
+    rd r;
+    gx_audit *a;
+    int added;
+} rd_rot;
+
+static int rd_rotating(void *ctx, uint64_t seq, const char *line, size_t len) {
+    rd_rot *x = ctx;
+    if (!x->added) {
+        gx_audit_stats s0, s1;
+        gx_audit_stats_get(x->a, &s0);
+        do {
+            audit_add(x->a, 1000 + x->added++);
+            gx_audit_stats_get(x->a, &s1);
+        } while (s1.rotations == s0.rotations);
+    }
+    return rd_add(&x->r, seq, line, len);
+}
+
+/* A page read while the live file rotates is whole: the records after the
+ * renamed file's end come from its successor (before, the page ended with
+ * the renamed file, short of the limit, as if the log ended there). */
+static void audit_read_during_rotation(void **st) {
+    fx *f = *st;
+    rd_rot x = {.r = {.n = 0}, .a = audit_open_rot(f->log, ROT_MAX, 0)};
+    audit_add(x.a, 1); /* the live file: one record, no rotation yet */
+    gx_error err;
+    TU_OK(gx_audit_read(f->log, 0, 1000, rd_rotating, &x, &err), err);
+    uint64_t seq;
+    gx_audit_head(x.a, &seq, NULL);
+    gx_audit_close(x.a);
+    assert_true(x.added >= 2);
+    assert_int_equal(x.r.n, (int)seq); /* every record: 1, those added, the audit.rotate */
+    for (int i = 0; i < x.r.n; i++) assert_int_equal(x.r.seqs[i], (uint64_t)i + 1);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(key_create_verify_list, setup, teardown),
@@ -2040,6 +2078,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(audit_rotate_keep, setup, teardown),
         cmocka_unit_test_setup_teardown(audit_rotate_crash, setup, teardown),
         cmocka_unit_test_setup_teardown(audit_read_pages, setup, teardown),
+        cmocka_unit_test_setup_teardown(audit_read_during_rotation, setup, teardown),
         cmocka_unit_test_setup_teardown(audit_rotate_concurrent, setup, teardown),
         cmocka_unit_test_setup_teardown(audit_rotate_blocked, setup, teardown),
     };
