@@ -81,7 +81,8 @@ typedef struct gx_kcall {
     gx_array **out;             /* by output spec index; the kernel stores new
                                    arrays here (the engine owns them after) */
     const volatile int *cancel; /* nonzero once the job is cancelled or timed
-                                   out: long kernels poll it and return
+                                   out: long kernels poll it with
+                                   gx_kcall_cancelled and return
                                    GX_ECANCELED */
     gx_error *err;              /* where a failing kernel says why */
     /* Checkpoints (GX_KF_CHECKPOINT kernels): save state after `step`; the
@@ -98,6 +99,15 @@ typedef struct gx_kcall {
 
 /* Look up an input by name (series members too: "w0", "b1"); NULL if absent. */
 gx_array *gx_kcall_input(const gx_kcall *c, const char *name);
+
+/* Nonzero once the call has been cancelled or timed out. The engine sets
+ * the flag from another thread while the kernel runs: poll it with this
+ * (an atomic load, relaxed: the kernel only needs to see it eventually)
+ * rather than reading *cancel, which is a data race in C11 terms and shows
+ * under ThreadSanitizer. */
+static inline int gx_kcall_cancelled(const gx_kcall *c) {
+    return c->cancel && __atomic_load_n(c->cancel, __ATOMIC_RELAXED);
+}
 
 typedef int (*gx_kernel_run_fn)(gx_kcall *c);
 

@@ -772,7 +772,7 @@ static int linreg_gd_run(gx_kcall *c) {
         int ckpt = c->checkpoint && every > 0 && (t + 1) % every == 0; /* the last step too */
         if ((t + 1) % LINREG_POLL == 0 || ckpt) {
             rc = gxc_check(&k, cudaStreamSynchronize(s->stream), "linreg");
-            if (!rc && c->cancel && __atomic_load_n(c->cancel, __ATOMIC_RELAXED))
+            if (!rc && gx_kcall_cancelled(c))
                 rc = gx_error_set(c->err, GX_ECANCELED, NULL, "linreg_gd cancelled at step %lld",
                                   (long long)(t + 1));
         }
@@ -833,7 +833,7 @@ static int spin_run(gx_kcall *c) {
     for (int64_t left = ns; !rc && left > 0; left -= SPIN_CHUNK_NS) {
         CK(gxk_spin(s->stream, NULL, 1, left < SPIN_CHUNK_NS ? left : SPIN_CHUNK_NS), "spin");
         CK(cudaStreamSynchronize(s->stream), "spin");
-        if (!rc && c->cancel && __atomic_load_n(c->cancel, __ATOMIC_RELAXED) && left > SPIN_CHUNK_NS)
+        if (!rc && gx_kcall_cancelled(c) && left > SPIN_CHUNK_NS)
             rc = gx_error_set(c->err, GX_ECANCELED, NULL, "spin cancelled");
     }
     return gxc_finish(&k, rc);

@@ -51,7 +51,7 @@ static int hang(gxc_slot *s, gx_kcall *c, int code) {
             break;
         }
         if (!how && gx_device_abort_requested(c->device)) how = 2, *flag = 1;
-        if (!how && !code && c->cancel && __atomic_load_n(c->cancel, __ATOMIC_RELAXED)) how = 1, *flag = 1;
+        if (!how && !code && gx_kcall_cancelled(c)) how = 1, *flag = 1;
         nanosleep(&ts, NULL);
     }
     if (flag) cudaFreeHost((void *)flag);

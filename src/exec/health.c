@@ -231,7 +231,7 @@ static int hang(gx__device *d, gx_kcall *c, int code) {
     for (;;) {
         if (gx_device_abort_requested(d->index))
             return gx_error_set(c->err, GX_EDEVICE, NULL, "injected hang ended by the device reset");
-        if (!code && c->cancel && __atomic_load_n(c->cancel, __ATOMIC_RELAXED)) /* set under e->mu */
+        if (!code && gx_kcall_cancelled(c)) /* set under e->mu */
             return gx_error_set(c->err, GX_ECANCELED, NULL, "injected hang cancelled");
         nanosleep(&ts, NULL);
     }

@@ -54,12 +54,8 @@ static inline uint64_t gx__kmem_mul(uint64_t a, uint64_t b) {
  * loops: a few hundred microseconds of work at most. */
 #define GX_KCHUNK ((int64_t)1 << 16)
 
-/* Nonzero once the call has been cancelled or timed out. An atomic load:
- * the engine sets the flag from another thread while the kernel polls it.
- * Relaxed is enough; the kernel only needs to see it eventually. */
-static inline int gx__kcancelled(const gx_kcall *c) {
-    return c->cancel && __atomic_load_n(c->cancel, __ATOMIC_RELAXED);
-}
+/* Nonzero once the call has been cancelled or timed out. */
+static inline int gx__kcancelled(const gx_kcall *c) { return gx_kcall_cancelled(c); }
 
 /* Report a cancelled call: returns GX_ECANCELED with c->err set. */
 static inline int gx__kcancel(gx_kcall *c) {

@@ -69,7 +69,7 @@ static const gx_kernel k_infcost = {
 /* test_nap: sleeps args.ms milliseconds (until cancelled); no estimate of
  * its own, so the engine knows its run time only once one has run */
 static int nap_run(gx_kcall *c) {
-    for (int64_t i = 0; i < (int64_t)c->args[0] && !__atomic_load_n(c->cancel, __ATOMIC_RELAXED); i++) {
+    for (int64_t i = 0; i < (int64_t)c->args[0] && !gx_kcall_cancelled(c); i++) {
         struct timespec ts = {0, 1000000};
         nanosleep(&ts, NULL);
     }

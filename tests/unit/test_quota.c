@@ -26,7 +26,7 @@ static void nap_ms(int ms) {
 }
 
 static int hold_run(gx_kcall *c) {
-    while (!atomic_load(&released) && !__atomic_load_n(c->cancel, __ATOMIC_RELAXED)) nap_ms(1);
+    while (!atomic_load(&released) && !gx_kcall_cancelled(c)) nap_ms(1);
     return 0;
 }
 static uint64_t hold_mem(const gx_kcall *c) { return (uint64_t)c->args[0]; }
