@@ -28,6 +28,7 @@
  * Everything here runs with e->mu held unless a function says otherwise.
  */
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -400,11 +401,12 @@ static void recover(gx_engine *e, gx__device *d) {
     /* 3. re-admit */
     desc.slots = d->desc.slots; /* the workers are sized once */
     /* mem_total is read without the lock by submits (prepare): stored on
-     * its own, atomically */
-    uint64_t mem = desc.mem_total;
-    desc.mem_total = __atomic_load_n(&d->desc.mem_total, __ATOMIC_RELAXED);
-    d->desc = desc;
-    __atomic_store_n(&d->desc.mem_total, mem, __ATOMIC_RELAXED);
+     * its own, atomically; the fields around it are copied apart from it (a
+     * whole-struct copy writes it plainly too) */
+    size_t at = offsetof(gx_device_desc, mem_total), past = at + sizeof desc.mem_total;
+    memcpy(&d->desc, &desc, at);
+    memcpy((char *)&d->desc + past, (char *)&desc + past, sizeof desc - past);
+    __atomic_store_n(&d->desc.mem_total, desc.mem_total, __ATOMIC_RELAXED);
     d->hstate = GX__H_OK;
     d->healthy = 1;
     d->hung = 0;
