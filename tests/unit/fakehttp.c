@@ -44,7 +44,7 @@ static void serve(fakehttp *f, int fd) {
              * kept-alive client reconnects) so one thread can serve both */
             struct pollfd pf[2] = {{fd, POLLIN, 0}, {f->lfd, POLLIN, 0}};
             if (poll(pf, 2, 100) <= 0 || !(pf[0].revents & (POLLIN | POLLHUP | POLLERR))) {
-                if (f->stop || (have == 0 && (pf[1].revents & POLLIN))) return;
+                if (__atomic_load_n(&f->stop, __ATOMIC_RELAXED) || (have == 0 && (pf[1].revents & POLLIN))) return;
                 continue;
             }
             ssize_t r = recv(fd, buf + have, sizeof buf - have, 0);
@@ -92,7 +92,7 @@ static void serve(fakehttp *f, int fd) {
         if (werr) return;
         if (r.close == 2) { /* a quiet stream: hold it until the client leaves */
             char tmp[256];
-            while (!f->stop) {
+            while (!__atomic_load_n(&f->stop, __ATOMIC_RELAXED)) {
                 struct pollfd pf = {fd, POLLIN, 0};
                 if (poll(&pf, 1, 50) > 0 && recv(fd, tmp, sizeof tmp, 0) <= 0) break;
             }
@@ -105,7 +105,7 @@ static void serve(fakehttp *f, int fd) {
 
 static void *run(void *arg) {
     fakehttp *f = arg;
-    while (!f->stop) {
+    while (!__atomic_load_n(&f->stop, __ATOMIC_RELAXED)) {
         struct pollfd pf = {f->lfd, POLLIN, 0};
         if (poll(&pf, 1, 50) <= 0) continue;
         int fd = accept(f->lfd, NULL, NULL);
@@ -152,7 +152,7 @@ void fh_reset(fakehttp *f) {
 }
 
 void fh_stop(fakehttp *f) {
-    f->stop = 1;
+    __atomic_store_n(&f->stop, 1, __ATOMIC_RELAXED);
     pthread_join(f->th, NULL);
     close(f->lfd);
     fh_reset(f);

@@ -41,7 +41,7 @@ typedef struct fakehttp {
     fh_req req[FH_MAX];
     int nreq;
     int conns;     /* connections accepted */
-    int stop;
+    int stop;      /* set by fh_stop, polled by the server thread: atomic */
     char url[64];  /* "http://127.0.0.1:PORT" */
 } fakehttp;
 
