@@ -161,8 +161,8 @@ struct gx_service {
     /* durable checkpoints (checkpoints.c) */
     struct gx__ckq *ckq;
     /* self-restart (svc_restart.c) */
-    atomic_int restart_pending;  /* a device was lost: main() re-executes */
-    char restart_reason[192];    /* written before restart_pending is set */
+    atomic_int restart_pending;  /* a device was lost: main() re-executes; 1 while restart_reason is written, then 2 */
+    char restart_reason[192];    /* written between restart_pending's 1 and 2 (release) */
     int64_t restarts_total;      /* restarts of this daemon (GEXEC_RESTARTS) */
     int64_t restart_times[GX_RESTART_LIMIT + 1]; /* unix s, in the guard window */
     int nrestart_times;

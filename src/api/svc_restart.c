@@ -83,8 +83,12 @@ int gx__svc_device_lost(void *ctx, int device, const char *reason, char *why_not
     } else if (s->nrestart_times >= GX_RESTART_LIMIT) {
         snprintf(why_not, cap, "%d restarts in the last %d min", s->nrestart_times, GX_RESTART_WINDOW_S / 60);
     } else {
-        if (atomic_exchange(&s->restart_pending, 1)) return 1; /* another device asked first */
+        int none = 0;
+        if (!atomic_compare_exchange_strong(&s->restart_pending, &none, 1)) return 1; /* another device asked first */
         snprintf(s->restart_reason, sizeof s->restart_reason, "%s lost: %s", target + 7, reason);
+        /* published: a SIGUSR2 from elsewhere may wake main() while the reason
+         * is written (it reads 1: not ours) */
+        atomic_store_explicit(&s->restart_pending, 2, memory_order_release);
         GX_LOGE("%s; restarting gexecd (same socket, jobs kept)", s->restart_reason);
         gx__svc_audit(s, NULL, "daemon.restart", target, "ok", reason);
         kill(getpid(), SIGUSR2); /* main() waits for it */
@@ -96,7 +100,8 @@ int gx__svc_device_lost(void *ctx, int device, const char *reason, char *why_not
 }
 
 int gx_service_restart_pending(gx_service *s, char *reason, size_t cap) {
-    if (!atomic_load(&s->restart_pending)) return 0;
+    /* 1: its reason half written (a SIGUSR2 from elsewhere) */
+    if (atomic_load_explicit(&s->restart_pending, memory_order_acquire) != 2) return 0;
     snprintf(reason, cap, "%s", s->restart_reason);
     return 1;
 }
