@@ -259,6 +259,18 @@ static void test_refusals(void **state) {
     rc = gx_client_submit_json(C, "{\"kernel\":", &j, NULL, &err);
     assert_true(rc == GX_EFORMAT || rc == GX_EINVAL);
     assert_int_equal(gx_client_last_status(C), 400);
+    /* a NUL byte after a whole object: refused where it is, not taken for
+     * the end of the text (the job before it created, what follows unread) */
+    {
+        static const char nul_body[] = "{\"kernel\":\"spin\"}\n\0garbage";
+        int st = 0;
+        rc = gx_client_request(C, "POST", "/v1/jobs", nul_body, sizeof nul_body - 1, "application/json", &st, NULL,
+                               NULL, &err);
+        assert_true(rc < 0);
+        assert_int_equal(st, 400);
+        assert_string_equal(err.field, "body");
+        if (!strstr(err.message, "line 2, column 1")) fail_msg("NUL byte: %s", err.message);
+    }
     /* not found */
     assert_int_equal(gx_client_get(C, "999999999", &j, NULL, &err), GX_ENOTFOUND);
     assert_int_equal(gx_client_last_status(C), 404);
