@@ -67,10 +67,10 @@ static int submit_batch(cli_ctx *x, const char *text) {
             if (it->id[0] && !it->error.code) {
                 if (!x->quiet) printf("%s\n", it->id);
             } else if (it->error.field[0]) {
-                fprintf(stderr, "gexec: job %zu refused: %s (field %s)\n", i, it->error.message,
+                fprintf(stderr, "gexec: jobs[%zu] refused: %s (field %s)\n", i, it->error.message,
                         it->error.field);
             } else {
-                fprintf(stderr, "gexec: job %zu refused: %s\n", i, it->error.message);
+                fprintf(stderr, "gexec: jobs[%zu] refused: %s\n", i, it->error.message);
             }
         }
         if (b.refused)
@@ -134,7 +134,7 @@ static int apply_flags(cli_ctx *x, gx_jobspec *s) {
         if (gx_jobspec_set_arg_text(s, cli_nth(a, FL_ARG, i), &err))
             return cli_local_fail("-a", &err);
     if (cli_has(a, FL_PRIORITY)) {
-        if ((rc = cli_int("priority", cli_get(a, FL_PRIORITY), -1000000, 1000000, &v))) return rc;
+        if ((rc = cli_int("priority", cli_get(a, FL_PRIORITY), -100, 100, &v))) return rc;
         gx_jobspec_set_priority(s, (int)v, &err);
     }
     if (cli_has(a, FL_DEVICE) && gx_jobspec_set_device(s, cli_get(a, FL_DEVICE), &err))
@@ -150,7 +150,7 @@ static int apply_flags(cli_ctx *x, gx_jobspec *s) {
         gx_jobspec_set_queue_timeout_ms(s, v < 0 ? 0 : v, &err);
     }
     if (cli_has(a, FL_MAX_ATTEMPTS)) {
-        if ((rc = cli_int("max-attempts", cli_get(a, FL_MAX_ATTEMPTS), 1, 1000000, &v))) return rc;
+        if ((rc = cli_int("max-attempts", cli_get(a, FL_MAX_ATTEMPTS), 1, 100, &v))) return rc;
         gx_jobspec_set_max_attempts(s, (int)v, &err);
     }
     for (int i = 0; i < cli_count(a, FL_DEP); i++)

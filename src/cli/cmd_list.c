@@ -50,7 +50,7 @@ int cmd_list(cli_ctx *x) {
     o.nlabels = (size_t)nl;
     if (cli_has(a, FL_LIMIT)) {
         long v;
-        int rc = cli_int("limit", cli_get(a, FL_LIMIT), 1, 1000000, &v);
+        int rc = cli_int("limit", cli_get(a, FL_LIMIT), 1, 1000, &v);
         if (rc) {
             free(labels);
             return rc;

@@ -191,7 +191,7 @@ echo '[{"kernel":"spin"},{"kernel":"spin","depends_on":["@0"]}]' >"$tmp/batch.js
 run 0 submit -f "$tmp/batch.json" && expect batch '^[0-9]+
 [0-9]+$' "$out"
 echo '{"jobs":[{"kernel":"spin"},{"kernel":"no_such_kernel"}]}' >"$tmp/batch2.json"
-run 3 submit -f "$tmp/batch2.json" && expect "batch refused" 'job 1 refused' "$err"
+run 3 submit -f "$tmp/batch2.json" && expect "batch refused" 'jobs\[1\] refused' "$err"
 run 2 submit -f "$tmp/batch.json" -k spin && expect "batch + flags" 'takes no job flags' "$err"
 echo '{"kernel":' >"$tmp/bad.json"
 run 2 submit -f - <"$tmp/bad.json" && expect "bad spec" 'not valid JSON' "$err"
