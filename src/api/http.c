@@ -197,6 +197,27 @@ const char *gx_http_query(gx_http_req *r, const char *key) {
     return MHD_lookup_connection_value(r->priv->conn, MHD_GET_ARGUMENT_KIND, key);
 }
 
+typedef struct query_all {
+    const char *key, **out;
+    int max, n;
+} query_all;
+
+static enum MHD_Result query_all_cb(void *cls, enum MHD_ValueKind kind, const char *key, const char *value) {
+    (void)kind;
+    query_all *q = cls;
+    if (key && !strcmp(key, q->key)) {
+        if (q->n < q->max) q->out[q->n] = value ? value : "";
+        q->n++;
+    }
+    return MHD_YES;
+}
+
+int gx_http_query_all(gx_http_req *r, const char *key, const char **out, int max) {
+    query_all q = {key, out, max, 0};
+    MHD_get_connection_values(r->priv->conn, MHD_GET_ARGUMENT_KIND, query_all_cb, &q);
+    return q.n;
+}
+
 const char *gx_http_header(gx_http_req *r, const char *name) {
     return MHD_lookup_connection_value(r->priv->conn, MHD_HEADER_KIND, name);
 }

@@ -110,6 +110,9 @@ int gx_http_port(const gx_http_server *s);
 
 /* Request accessors (valid during the request). */
 const char *gx_http_query(gx_http_req *r, const char *key);
+/* Every value of a repeated query parameter, in order: up to max into out;
+ * how many there are (may exceed max). */
+int gx_http_query_all(gx_http_req *r, const char *key, const char **out, int max);
 const char *gx_http_header(gx_http_req *r, const char *name);
 
 /* Responses. Body ownership passes to the server (free()d). */

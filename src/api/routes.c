@@ -426,6 +426,21 @@ static long state_mask(const char *s) {
     return m;
 }
 
+/* Label filters a query may give (label=key=value, repeated). */
+#define MAX_LABEL_FILTERS 16
+
+/* 1 when the labels ({"key":"value",...}) have every key[i] = value[i]. */
+static int labels_match(const char *labels_json, char (*key)[64], const char *const *value, int n) {
+    json_t *l = labels_json ? json_loads(labels_json, 0, NULL) : NULL;
+    int ok = 1;
+    for (int i = 0; i < n && ok; i++) {
+        const char *v = json_string_value(json_object_get(l, key[i]));
+        ok = v && !strcmp(v, value[i]);
+    }
+    json_decref(l);
+    return ok;
+}
+
 static int h_list(void *app, gx_http_req *r) {
     gx_service *s = app;
     gx_store_filter f;
@@ -440,20 +455,33 @@ static int h_list(void *app, gx_http_req *r) {
     f.state_mask = (unsigned)m;
     f.kernel = gx_http_query(r, "kernel");
     if (f.kernel && !*f.kernel) f.kernel = NULL; /* empty is absent, as for state and cursor */
-    char lk[64] = "";
-    if ((q = gx_http_query(r, "label")) && *q) { /* empty is absent */
+    /* label=key=value, repeatable: every one must match. The store reads
+     * along the first; the others are checked on the rows it returns */
+    const char *lq[MAX_LABEL_FILTERS];
+    char lk[MAX_LABEL_FILTERS][64];
+    int nl = 0, nq = gx_http_query_all(r, "label", lq, MAX_LABEL_FILTERS);
+    if (nq > MAX_LABEL_FILTERS) {
+        gx_http_error(r, 400, GX_EINVAL, "label", "at most %d label filters", MAX_LABEL_FILTERS);
+        return 0;
+    }
+    for (int i = 0; i < nq; i++) {
+        q = lq[i];
+        if (!*q) continue; /* empty is absent */
         const char *eq = strchr(q, '=');
         if (!eq || eq == q) {
             gx_http_error(r, 400, GX_EINVAL, "label", "label filters are key=value");
             return 0;
         }
-        if ((size_t)(eq - q) >= sizeof lk || strlen(eq + 1) > 255) { /* as jobs' labels are */
+        if ((size_t)(eq - q) >= sizeof lk[0] || strlen(eq + 1) > 255) { /* as jobs' labels are */
             gx_http_error(r, 400, GX_EINVAL, "label", "label keys are 1..63 bytes and values 0..255 bytes");
             return 0;
         }
-        snprintf(lk, sizeof lk, "%.*s", (int)(eq - q), q);
-        f.label_key = lk;
-        f.label_value = eq + 1;
+        snprintf(lk[nl], sizeof lk[nl], "%.*s", (int)(eq - q), q);
+        lq[nl++] = eq + 1;
+    }
+    if (nl) {
+        f.label_key = lk[0];
+        f.label_value = lq[0];
     }
     f.limit = 100;
     if ((q = gx_http_query(r, "limit")) && *q) {
@@ -537,6 +565,7 @@ static int h_list(void *app, gx_http_req *r) {
     if (more) next = w > f.after ? w : f.after;
     json_t *arr = json_array();
     for (size_t i = 0; i < shown; i++) {
+        if (nl > 1 && !labels_match(jobs[i].labels_json, lk + 1, lq + 1, nl - 1)) continue;
         gx_job_info info;
         if (!gx_job_get(s->engine, jobs[i].id, &info, NULL)) {
             /* the engine's state is the newer one: a job the store still

@@ -379,8 +379,13 @@ static void test_idempotency_deps_batch(void **state) {
 static void test_list_and_events(void **state) {
     gx_error err;
     char ids[5][GX_CLIENT_ID_MAX];
-    for (int i = 0; i < 5; i++)
-        submit("{\"kernel\":\"spin\",\"args\":{\"us\":1000},\"labels\":{\"suite\":\"list-test\"}}", ids[i]);
+    for (int i = 0; i < 5; i++) {
+        char spec[160];
+        snprintf(spec, sizeof spec,
+                 "{\"kernel\":\"spin\",\"args\":{\"us\":1000},\"labels\":{\"suite\":\"list-test\",\"half\":\"%s\"}}",
+                 i % 2 ? "odd" : "even");
+        submit(spec, ids[i]);
+    }
     gx_client_job j;
     for (int i = 0; i < 5; i++) wait_final(ids[i], &j);
 
@@ -407,6 +412,16 @@ static void test_list_and_events(void **state) {
     gx_client_list_opts none = {.labels = (const char *[]){"suite=nothing-has-this"}, .nlabels = 1};
     gx_client_job_list l;
     TU_OK(gx_client_list(C, &none, &l, NULL, &err), err);
+    assert_int_equal(l.n, 0);
+    gx_client_job_list_free(&l);
+    /* several labels: all must match (the second was ignored before) */
+    gx_client_list_opts two = {.labels = (const char *[]){"suite=list-test", "half=odd"}, .nlabels = 2, .limit = 100};
+    TU_OK(gx_client_list(C, &two, &l, NULL, &err), err);
+    assert_int_equal(l.n, 2);
+    for (size_t i = 0; i < l.n; i++) assert_true(!strcmp(l.jobs[i].id, ids[1]) || !strcmp(l.jobs[i].id, ids[3]));
+    gx_client_job_list_free(&l);
+    gx_client_list_opts never = {.labels = (const char *[]){"suite=list-test", "half=neither"}, .nlabels = 2};
+    TU_OK(gx_client_list(C, &never, &l, NULL, &err), err);
     assert_int_equal(l.n, 0);
     gx_client_job_list_free(&l);
 
