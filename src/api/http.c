@@ -1112,6 +1112,13 @@ int gx_http_wait_idle(gx_http_server *s, int ms) {
     return 1;
 }
 
+void gx_http_wake_streams(gx_http_server *s) {
+    if (!s) return;
+    pthread_mutex_lock(&s->mu);
+    for (gx_http_stream *st = s->streams; st; st = st->next) gx_http_stream_wake(st);
+    pthread_mutex_unlock(&s->mu);
+}
+
 void gx_http_stop(gx_http_server *s) {
     if (!s) return;
     keeper_stop(s);

@@ -104,6 +104,9 @@ int gx_http_quiesce_keep(gx_http_server *s);
 /* After a quiesce: wait up to ms for the open connections to close (the
  * answers in flight to be written). 1 when none is left. */
 int gx_http_wait_idle(gx_http_server *s, int ms);
+/* Wake every open stream: each runs its reader again (one that has ended
+ * answers -1, and its client gets the stream's end). */
+void gx_http_wake_streams(gx_http_server *s);
 /* Stop and free; waits for handler threads. */
 void gx_http_stop(gx_http_server *s);
 int gx_http_port(const gx_http_server *s);

@@ -1779,6 +1779,11 @@ int gx__svc_shutdown(gx_service *s, int for_exec) {
     pthread_mutex_lock(&s->smu);
     s->stopping = 1; /* streams end */
     pthread_mutex_unlock(&s->smu);
+    /* now, while the server still runs: a stream asleep for want of events
+     * would otherwise first run again in gx_http_stop, whose closing of
+     * every connection cut it before its end went out (a client saw a
+     * dropped connection, and `gexec events` waited to reconnect) */
+    if (s->http) gx_http_wake_streams(s->http);
     pthread_mutex_lock(&s->pmu); /* and settle waits, which the HTTP stop joins */
     pthread_cond_broadcast(&s->pcv);
     pthread_mutex_unlock(&s->pmu);

@@ -559,5 +559,25 @@ top_of "$tmp/m2.txt" && expect "top: inf and nan" '^a +0 +0 ' "$(grep '^a ' <<<"
 { echo "gexec_uptime_seconds 10"; for i in $(seq -w 0 299); do echo "gexec_queue_depth{tenant=\"t$i\"} $([ "$i" = 299 ] && echo 1000 || echo 0)"; done; } >"$tmp/m3.txt"
 top_of "$tmp/m3.txt" --json && expect "top --json: 300 tenants" '^300 1000$' "$(json_get 'len(j["tenants"]), [t["queued"] for t in j["tenants"] if t["name"]=="t299"][0]' <<<"$out")"
 
+# ---- a graceful stop ends an event stream: `gexec events` exits 0 -------------------
+# (the stream was cut instead, and gexec events waited to reconnect)
+sport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+env -u GEXEC_SERVER GEXEC_ADMIN_KEY="$GEXEC_API_KEY" GEXEC_LISTEN=127.0.0.1:$sport GEXEC_DATA_DIR=$tmp/sdata \
+    "$GEXECD" >"$tmp/gexecd-s.log" 2>&1 &
+spid=$!
+for _ in $(seq 200); do GEXEC_SERVER=http://127.0.0.1:$sport "$GEXEC" health >/dev/null 2>&1 && break; sleep 0.1; done
+GEXEC_SERVER=http://127.0.0.1:$sport timeout 20 "$GEXEC" events >"$tmp/sev.out" 2>"$tmp/sev.err" &
+epid=$!
+sleep 1
+kill -TERM "$spid"
+wait "$epid"
+erc=$?
+wait "$spid"
+checks=$((checks + 1))
+if [ "$erc" -ne 0 ]; then
+    echo "FAIL: gexec events across a graceful stop: exit $erc (want 0): $(cat "$tmp/sev.err")"
+    fails=$((fails + 1))
+fi
+
 echo "$checks checks, $fails failed"
 [ "$fails" -eq 0 ]
