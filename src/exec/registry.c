@@ -301,31 +301,34 @@ int gx__bind(const gx_kernel *k, const gx_named_arg *args, int nargs,
         const gx_arg_spec *s = &k->args[ai];
         double v = args[i].value;
         if (s->type == GX_ARG_ENUM) {
+            char list[160] = "";
+            int nch = 0;
+            for (; s->choices && s->choices[nch]; nch++) {
+                if (nch) strncat(list, ", ", sizeof list - strlen(list) - 1);
+                strncat(list, s->choices[nch], sizeof list - strlen(list) - 1);
+            }
             if (args[i].str) {
                 int found = -1;
-                for (int c = 0; s->choices && s->choices[c]; c++)
+                for (int c = 0; c < nch; c++)
                     if (!strcmp(s->choices[c], args[i].str)) found = c;
                 if (found < 0) {
-                    char list[160] = "";
-                    for (int c = 0; s->choices && s->choices[c]; c++) {
-                        if (c) strncat(list, ", ", sizeof list - strlen(list) - 1);
-                        strncat(list, s->choices[c], sizeof list - strlen(list) - 1);
-                    }
                     gx_error_set(err, GX_EINVAL, field, "'%.40s' is not one of: %s", args[i].str, list);
                     goto fail;
                 }
                 v = found;
-            } else {
-                int nch = 0;
-                while (s->choices && s->choices[nch]) nch++;
-                if (!(v >= 0 && v < nch && v == floor(v))) {
-                    gx_error_set(err, GX_EINVAL, field, "enum index %g is outside 0..%d", v, nch - 1);
-                    goto fail;
-                }
+            } else if (args[i].from_bool) { /* true was taken for choice 1 */
+                gx_error_set(err, GX_EINVAL, field, "argument '%s' takes one of: %s; not a boolean", an, list);
+                goto fail;
+            } else if (!(v >= 0 && v < nch && v == floor(v))) {
+                /* a number is the choice's index (the C API's form) */
+                gx_error_set(err, GX_EINVAL, field, "argument '%s' takes one of: %s (or its index, 0..%d); got %g",
+                             an, list, nch - 1, v);
+                goto fail;
             }
         } else {
             if (args[i].str) {
-                gx_error_set(err, GX_EINVAL, field, "argument '%s' takes a number, not a string", an);
+                gx_error_set(err, GX_EINVAL, field, "argument '%s' takes %s, not a string", an,
+                             s->type == GX_ARG_BOOL ? "true or false" : "a number");
                 goto fail;
             }
             if (args[i].from_bool && s->type != GX_ARG_BOOL) {

@@ -433,7 +433,12 @@ static const hcase CASES[] = {
     J("mlp activation unknown", "{\"kernel\":\"mlp_forward\",\"args\":{\"activation\":\"sigmoid\"},\"inputs\":{" F32("x", "[1,1]", "[1]") "," F32("w0", "[1,1]", "[1]") "," F32("b0", "[1]", "[0]") "}}",
       400, "GX_EINVAL", "args.activation", "relu, tanh"),
     J("mlp activation index 5", "{\"kernel\":\"mlp_forward\",\"args\":{\"activation\":5},\"inputs\":{" F32("x", "[1,1]", "[1]") "," F32("w0", "[1,1]", "[1]") "," F32("b0", "[1]", "[0]") "}}",
-      400, "GX_EINVAL", "args.activation", "outside 0..1"),
+      400, "GX_EINVAL", "args.activation", "relu, tanh (or its index, 0..1); got 5"),
+    /* a boolean is no choice (true was taken for "tanh"), a string no boolean */
+    J("mlp activation boolean", "{\"kernel\":\"mlp_forward\",\"args\":{\"activation\":true},\"inputs\":{" F32("x", "[1,1]", "[1]") "," F32("w0", "[1,1]", "[1]") "," F32("b0", "[1]", "[0]") "}}",
+      400, "GX_EINVAL", "args.activation", "relu, tanh; not a boolean"),
+    J("mlp softmax string", "{\"kernel\":\"mlp_forward\",\"args\":{\"softmax\":\"yes\"},\"inputs\":{" F32("x", "[1,1]", "[1]") "," F32("w0", "[1,1]", "[1]") "," F32("b0", "[1]", "[0]") "}}",
+      400, "GX_EINVAL", "args.softmax", "takes true or false, not a string"),
     J("mlp softmax string", "{\"kernel\":\"mlp_forward\",\"args\":{\"softmax\":\"yes\"},\"inputs\":{" F32("x", "[1,1]", "[1]") "," F32("w0", "[1,1]", "[1]") "," F32("b0", "[1]", "[0]") "}}",
       400, "GX_EINVAL", "args.softmax", "softmax"),
     J("linreg steps 0", "{\"kernel\":\"linreg_gd\",\"args\":{\"steps\":0},\"inputs\":{" F32("x", "[2,1]", "[1,2]") "," F32("y", "[2]", "[1,2]") "}}",
