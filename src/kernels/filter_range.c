@@ -73,7 +73,7 @@ static int filter_range_run(gx_kcall *c) {
     int64_t n = x->count, m = 0;
 #define COUNT(i) m++
     for (int64_t i0 = 0; i0 < n; i0 += GX_KCHUNK) {
-        if (gx__kcancelled(c)) return gx__kcancel(c);
+        if (gx_kcall_cancelled(c)) return gx__kcancel(c);
         int64_t i1 = i0 + GX_KCHUNK < n ? i0 + GX_KCHUNK : n;
         SCAN(x, i0, i1, COUNT);
     }
@@ -83,7 +83,7 @@ static int filter_range_run(gx_kcall *c) {
     int64_t *index = c->out[OUT_INDEX]->data, k = 0;
 #define STORE(i) index[k++] = (i)
     for (int64_t i0 = 0; i0 < n; i0 += GX_KCHUNK) {
-        if (gx__kcancelled(c)) return gx__kcancel(c);
+        if (gx_kcall_cancelled(c)) return gx__kcancel(c);
         int64_t i1 = i0 + GX_KCHUNK < n ? i0 + GX_KCHUNK : n;
         SCAN(x, i0, i1, STORE);
     }

@@ -54,7 +54,7 @@ static int histogram_run(gx_kcall *c) {
         edge[i] = step != 0 ? (double)i * step + lo : (double)i / (double)bins * delta + lo;
     edge[bins] = hi;
     for (int64_t i0 = 0; i0 < x->count; i0 += GX_KCHUNK) {
-        if (gx__kcancelled(c)) {
+        if (gx_kcall_cancelled(c)) {
             free(edge);
             return gx__kcancel(c);
         }

@@ -54,9 +54,6 @@ static inline uint64_t gx__kmem_mul(uint64_t a, uint64_t b) {
  * loops: a few hundred microseconds of work at most. */
 #define GX_KCHUNK ((int64_t)1 << 16)
 
-/* Nonzero once the call has been cancelled or timed out. */
-static inline int gx__kcancelled(const gx_kcall *c) { return gx_kcall_cancelled(c); }
-
 /* Report a cancelled call: returns GX_ECANCELED with c->err set. */
 static inline int gx__kcancel(gx_kcall *c) {
     return gx_error_set(c->err, GX_ECANCELED, NULL, "%s cancelled", c->kernel->name);

@@ -120,7 +120,7 @@ static int linreg_run(gx_kcall *c) {
         for (int64_t j = 0; j < d; j++) w[j] = gx_array_get_f64(w0, j);
     }
     for (int64_t s = s0; s < steps; s++) {
-        if (gx__kcancelled(c)) {
+        if (gx_kcall_cancelled(c)) {
             rc = gx__kcancel(c);
             break;
         }

@@ -50,7 +50,7 @@ static int normalize_run(gx_kcall *c) {
     int64_t rstep = GX_KCHUNK / cols > 0 ? GX_KCHUNK / cols : 1;
     for (int pass = 0; pass < 3; pass++) {
         for (int64_t r0 = 0; r0 < rows; r0 += rstep) {
-            if (gx__kcancelled(c)) {
+            if (gx_kcall_cancelled(c)) {
                 free(mean);
                 return gx__kcancel(c);
             }

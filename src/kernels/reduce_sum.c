@@ -39,7 +39,7 @@ DEFINE_PAIRWISE(double, pairwise_f64)
 static int sum_float(gx_kcall *c, const gx_array *x, double *out) {
     double s = 0, comp = 0; /* Neumaier: comp holds the lost low-order bits */
     for (int64_t i0 = 0; i0 < x->count; i0 += CHUNK) {
-        if (gx__kcancelled(c)) return gx__kcancel(c);
+        if (gx_kcall_cancelled(c)) return gx__kcancel(c);
         int64_t n = x->count - i0 < CHUNK ? x->count - i0 : CHUNK;
         double v = x->dtype == GX_F32 ? pairwise_f32((const float *)x->data + i0, n)
                                       : pairwise_f64((const double *)x->data + i0, n);
@@ -59,7 +59,7 @@ static int sum_float(gx_kcall *c, const gx_array *x, double *out) {
 static int sum_int(gx_kcall *c, const gx_array *x, int64_t *out) {
     __int128 s = 0;
     for (int64_t i0 = 0; i0 < x->count; i0 += CHUNK) {
-        if (gx__kcancelled(c)) return gx__kcancel(c);
+        if (gx_kcall_cancelled(c)) return gx__kcancel(c);
         int64_t n = x->count - i0 < CHUNK ? x->count - i0 : CHUNK;
         int64_t part = 0;
         if (x->dtype == GX_I32) {

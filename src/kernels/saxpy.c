@@ -32,7 +32,7 @@ static int saxpy_run(gx_kcall *c) {
     int64_t n = x->count;
     double a = c->args[ARG_A];
     for (int64_t i0 = 0; i0 < n; i0 += GX_KCHUNK) {
-        if (gx__kcancelled(c)) return gx__kcancel(c);
+        if (gx_kcall_cancelled(c)) return gx__kcancel(c);
         int64_t i1 = i0 + GX_KCHUNK < n ? i0 + GX_KCHUNK : n;
         if (x->dtype == GX_F32) {
             const float *xs = x->data, *ys = y->data;

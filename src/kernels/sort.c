@@ -90,7 +90,7 @@ static int radix_order(gx_kcall *c, const gx_array *keys, int desc, int64_t **ou
     }
     int ndig = gx_dtype_size(keys->dtype) == 4 ? 4 : 8;
     for (int64_t i0 = 0; i0 < n; i0 += GX_KCHUNK) {
-        if (gx__kcancelled(c)) {
+        if (gx_kcall_cancelled(c)) {
             rc = gx__kcancel(c);
             goto done;
         }
@@ -111,7 +111,7 @@ static int radix_order(gx_kcall *c, const gx_array *keys, int desc, int64_t **ou
             sum += cnt[d][b];
         }
         for (int64_t i0 = 0; i0 < n; i0 += GX_KCHUNK) {
-            if (gx__kcancelled(c)) {
+            if (gx_kcall_cancelled(c)) {
                 rc = gx__kcancel(c);
                 goto done;
             }

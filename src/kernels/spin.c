@@ -13,7 +13,7 @@ static int spin_run(gx_kcall *c) {
     if (us <= 0) return 0;
     int64_t end = gx__now_ns() + us * 1000;
     while (gx__now_ns() < end)
-        if (gx__kcancelled(c)) return gx_error_set(c->err, GX_ECANCELED, NULL, "spin cancelled");
+        if (gx_kcall_cancelled(c)) return gx_error_set(c->err, GX_ECANCELED, NULL, "spin cancelled");
     return 0;
 }
 
