@@ -79,6 +79,9 @@ typedef struct gx_http_req_priv {
     char *body;
     size_t len, cap;
     int too_large;
+    int routed;             /* route() and the pre hook ran before the body (Expect: 100-continue) */
+    int route_rc;           /* route()'s answer then */
+    char allow[64];         /* and its Allow list */
     int dispatched;
     int queued;             /* answered before the request was in (429, 408) */
     int late;               /* the body came in past http.request_timeout: 408 */
@@ -504,6 +507,17 @@ static int route(gx_http_server *srv, gx_http_req *r, char *allow, size_t cap) {
                                buf == p->path ? sizeof p->path : need, &r->route, r->params, &r->nparams, allow, cap);
 }
 
+/* The answer to a request no route takes: rc 404 or 405 from route(). */
+static void route_error(gx_http_req *r, int rc, const char *allow) {
+    if (rc == 404) {
+        gx_http_error(r, 404, GX_ENOTFOUND, "path", "no route for %.200s", r->path);
+        return;
+    }
+    gx_http_error(r, 405, GX_EUNSUPPORTED, "method", "%s is not allowed on %.200s (allowed: %s)", r->method, r->path,
+                  allow);
+    gx_http_header_add(r, "Allow", allow);
+}
+
 static void dispatch(gx_http_server *srv, gx_http_req *r) {
     priv_t *p = r->priv;
     if (p->too_large) {
@@ -511,20 +525,18 @@ static void dispatch(gx_http_server *srv, gx_http_req *r) {
                       srv->o.max_body);
         return;
     }
-    char allow[64];
-    int rc = route(srv, r, allow, sizeof allow);
-    if (rc) r->route = NULL;
-    /* the hook runs after routing so it knows the route's pattern (NULL when
-     * none matched: unknown paths need a key like the rest, 401 before 404) */
-    if (srv->o.pre && srv->o.pre(srv->o.app, r)) return;
-    if (rc == 404) {
-        gx_http_error(r, 404, GX_ENOTFOUND, "path", "no route for %.200s", r->path);
-        return;
+    char *allow = p->allow;
+    int rc = p->route_rc;
+    if (!p->routed) {
+        rc = route(srv, r, allow, sizeof p->allow);
+        if (rc) r->route = NULL;
+        /* the hook runs after routing so it knows the route's pattern (NULL
+         * when none matched: unknown paths need a key like the rest, 401
+         * before 404) */
+        if (srv->o.pre && srv->o.pre(srv->o.app, r)) return;
     }
-    if (rc == 405) {
-        gx_http_error(r, 405, GX_EUNSUPPORTED, "method", "%s is not allowed on %.200s (allowed: %s)", r->method,
-                      r->path, allow);
-        gx_http_header_add(r, "Allow", allow);
+    if (rc) {
+        route_error(r, rc, allow);
         return;
     }
     int hr = r->route->fn(srv->o.app, r);
@@ -638,6 +650,40 @@ static int bad_head(gx_http_server *srv, gx_http_req *r, struct MHD_Connection *
     return 0;
 }
 
+/* A request refused on its headers alone, before its body is read: a
+ * declared Content-Length over http.max_body (413; the body would only be
+ * read to be dropped), and, when the client waits for "100 Continue"
+ * before it sends the body, every refusal that needs no body: no route,
+ * the method, the key, its rate and its role. libmicrohttpd sends
+ * "100 Continue" unless the first call queues an answer, so a refused
+ * upload is never sent. Without Expect the client sends the body anyway:
+ * it is read and the request answered on a connection kept open. 1 with
+ * r's response set. */
+static int refused_before_body(gx_http_server *srv, gx_http_req *r, struct MHD_Connection *conn) {
+    priv_t *p = r->priv;
+    const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    if (cl && *cl >= '0' && *cl <= '9') {
+        errno = 0;
+        unsigned long long n = strtoull(cl, NULL, 10);
+        if (errno == ERANGE || n > srv->o.max_body) {
+            gx_http_error(r, 413, GX_ELIMIT, "body", "request body is larger than the limit of %zu bytes",
+                          srv->o.max_body);
+            return 1;
+        }
+    }
+    const char *ex = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_EXPECT);
+    if (!ex || strcasecmp(ex, "100-continue")) return 0;
+    p->routed = 1;
+    p->route_rc = route(srv, r, p->allow, sizeof p->allow);
+    if (p->route_rc) r->route = NULL;
+    if (srv->o.pre && srv->o.pre(srv->o.app, r)) return 1;
+    if (p->route_rc) {
+        route_error(r, p->route_rc, p->allow);
+        return 1;
+    }
+    return 0;
+}
+
 /* "r" and n in lowercase hex (as "r%llx"): a request's own id. */
 static void req_id_text(char out[24], uint64_t n) {
     char h[16];
@@ -744,7 +790,7 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
          * may have started just before the deadline after an idle spell (the
          * reaper bounds trickled headers); the body gets its own window */
         if (gx__conn_excess(srv->conns, p->cn, NULL)) return answer_early(srv, r);
-        if (bad_head(srv, r, conn, url, method)) {
+        if (bad_head(srv, r, conn, url, method) || refused_before_body(srv, r, conn)) {
             gx_http_header_add(r, "Connection", "close");
             p->dispatched = p->queued = 1;
             gx__conn_dispatched(srv->conns, p->cn);

@@ -402,6 +402,83 @@ static void expired_key_streams_end(void **st) {
     assert_true(secs >= 1.5);
 }
 
+/* Read one response head from fd (up to its blank line): its status, or
+ * -1. head gets the text read (cap bytes at most). */
+static int read_head(int fd, char *head, size_t cap) {
+    size_t got = 0;
+    head[0] = '\0';
+    while (!strstr(head, "\r\n\r\n") && got + 1 < cap) {
+        ssize_t k = recv(fd, head + got, cap - 1 - got, 0);
+        if (k <= 0) return -1;
+        got += (size_t)k;
+        head[got] = '\0';
+    }
+    int st;
+    return sscanf(head, "HTTP/1.%*d %d", &st) == 1 ? st : -1;
+}
+
+/* A client that sends "Expect: 100-continue" waits for "100 Continue"
+ * before the body: a request refused on its headers alone (the key, the
+ * role, the path, a declared size over http.max_body) is answered at once
+ * with the refusal and the body is never sent; gexecd said "100 Continue"
+ * to everything and read a whole refused upload first. A request that
+ * passes gets "100 Continue" and its answer after the body. A declared
+ * size over the limit is refused before the body without Expect too. */
+static void expect_continue(void **st) {
+    (void)st;
+    char viewer[80];
+    tenant_key("tc", "viewer", viewer, sizeof viewer);
+    struct {
+        const char *what, *method, *path, *key, *length;
+        int expect, status;
+        const char *field;
+    } cases[] = {
+        {"a bad key", "POST", "/v1/blobs", "gx_0000000000000000_bad", "1000000", 1, 401, "Authorization"},
+        {"no key", "POST", "/v1/jobs", NULL, "17", 1, 401, "Authorization"},
+        {"a viewer's submit", "POST", "/v1/jobs", viewer, "17", 1, 403, NULL},
+        {"no such path", "POST", "/v1/nothere", D.key, "1000000", 1, 404, "path"},
+        {"a method the path lacks", "PUT", "/v1/jobs", D.key, "17", 1, 405, "method"},
+        {"a declared size over the limit", "POST", "/v1/blobs", D.key, "99999999999", 1, 413, "body"},
+        {"a size over the limit without Expect", "POST", "/v1/jobs", D.key, "99999999999", 0, 413, "body"},
+        {"a good submit", "POST", "/v1/jobs", D.key, "17", 1, 100, NULL},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        int fd = tu_connect(D.port, 5000);
+        assert_true(fd >= 0);
+        char req[512], auth[128] = "", head[4096];
+        if (cases[i].key) snprintf(auth, sizeof auth, "Authorization: Bearer %s\r\n", cases[i].key);
+        int n = snprintf(req, sizeof req,
+                         "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\n%sContent-Type: application/json\r\n"
+                         "Content-Length: %s\r\n%s\r\n",
+                         cases[i].method, cases[i].path, auth, cases[i].length,
+                         cases[i].expect ? "Expect: 100-continue\r\n" : "");
+        assert_int_equal(send(fd, req, (size_t)n, MSG_NOSIGNAL), n);
+        int got = read_head(fd, head, sizeof head); /* the body was not sent: the answer must not wait for it */
+        print_message("%-40s -> %d\n", cases[i].what, got);
+        if (got != cases[i].status) fail_msg("%s: wanted %d before the body, got: %s", cases[i].what, cases[i].status, head);
+        if (got == 100) { /* the body, then its answer */
+            const char *body = "{\"kernel\":\"spin\"}";
+            assert_int_equal(send(fd, body, strlen(body), MSG_NOSIGNAL), (ssize_t)strlen(body));
+            char *after = strstr(head, "\r\n\r\n") + 4;
+            if (!strstr(after, "\r\n\r\n")) got = read_head(fd, head, sizeof head);
+            else sscanf(after, "HTTP/1.%*d %d", &got);
+            assert_int_equal(got, 202);
+        } else {
+            assert_non_null(strstr(head, "Connection: close"));
+            if (cases[i].field) {
+                char more[1024];
+                ssize_t k = recv(fd, more, sizeof more - 1, 0); /* the JSON body, unless it came with the head */
+                more[k > 0 ? k : 0] = '\0';
+                char want[64];
+                snprintf(want, sizeof want, "\"field\":\"%s\"", cases[i].field);
+                if (!strstr(head, want) && !strstr(more, want))
+                    fail_msg("%s: no %s in %s%s", cases[i].what, want, head, more);
+            }
+        }
+        close(fd);
+    }
+}
+
 /* Lines of a file that hold all of the strings a and b. */
 static int lines_with(const char *path, const char *a, const char *b) {
     FILE *f = fopen(path, "r");
@@ -808,6 +885,7 @@ int main(void) {
         cmocka_unit_test(admin_reads_every_blob),
         cmocka_unit_test(revoked_key_streams_end),
         cmocka_unit_test(expired_key_streams_end),
+        cmocka_unit_test(expect_continue),
         cmocka_unit_test(refused_requests_limited),
         cmocka_unit_test(audit_records),
         cmocka_unit_test(audit_pages_across_rotation),
