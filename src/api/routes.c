@@ -596,7 +596,16 @@ static int h_events(void *app, gx_http_req *r) {
     }
     long m = state_mask(gx_http_query(r, "state"));
     if (m < 0) {
-        gx_http_error(r, 400, GX_EINVAL, "state", "unknown state in '%.60s'", gx_http_query(r, "state"));
+        gx_http_error(r, 400, GX_EINVAL, "state", "unknown state in '%.60s' (queued, waiting, running, retrying, "
+                      "succeeded, failed, cancelled, timed_out, dead)", gx_http_query(r, "state"));
+        return 0;
+    }
+    /* a job placed on a device is published when it starts: a stream of
+     * 'scheduled' alone would wait for good */
+    if (m >> GX_JOB_SCHEDULED & 1) {
+        gx_http_error(r, 400, GX_EINVAL, "state",
+                      "'scheduled' is not an event: a job placed on a device is published as 'running' when it "
+                      "starts (queued, waiting, running, retrying, succeeded, failed, cancelled, timed_out, dead)");
         return 0;
     }
     f.state_mask = (unsigned)m;

@@ -705,7 +705,9 @@ static const hcase CASES[] = {
     G("events job abc", "GET", "/v1/events?job=abc", 400, "GX_EINVAL", "job", "job id"),
     G("events job 0", "GET", "/v1/events?job=0", 400, "GX_EINVAL", "job", "job id"),
     G("events job -1", "GET", "/v1/events?job=-1", 400, "GX_EINVAL", "job", "job id"),
-    G("events state bogus", "GET", "/v1/events?state=bogus", 400, "GX_EINVAL", "state", "unknown state"),
+    G("events state bogus", "GET", "/v1/events?state=bogus", 400, "GX_EINVAL", "state", "(queued, waiting, running"),
+    G("events state scheduled", "GET", "/v1/events?state=running,scheduled", 400, "GX_EINVAL", "state",
+      "'scheduled' is not an event"),
     G("events state invalid UTF-8", "GET", "/v1/events?state=%c3%28", 400, "GX_EINVAL", "state", "unknown state"),
 
     /* ---- content types -------------------------------------------------------------------- */
