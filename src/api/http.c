@@ -651,8 +651,8 @@ static int bad_head(gx_http_server *srv, gx_http_req *r, struct MHD_Connection *
 }
 
 /* A request refused on its headers alone, before its body is read: a
- * declared Content-Length over http.max_body (413; the body would only be
- * read to be dropped), and, when the client waits for "100 Continue"
+ * Content-Encoding (415), a declared Content-Length over http.max_body
+ * (413; the body would only be read to be dropped), and, when the client waits for "100 Continue"
  * before it sends the body, every refusal that needs no body: no route,
  * the method, the key, its rate and its role. libmicrohttpd sends
  * "100 Continue" unless the first call queues an answer, so a refused
@@ -661,6 +661,14 @@ static int bad_head(gx_http_server *srv, gx_http_req *r, struct MHD_Connection *
  * r's response set. */
 static int refused_before_body(gx_http_server *srv, gx_http_req *r, struct MHD_Connection *conn) {
     priv_t *p = r->priv;
+    /* a compressed body would be read as it is: malformed JSON or .npy at
+     * best (RFC 9110 15.5.16: 415 for a content coding not supported) */
+    const char *ce = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_ENCODING);
+    if (ce && *ce && strcasecmp(ce, "identity")) {
+        gx_http_error(r, 415, GX_EUNSUPPORTED, "Content-Encoding",
+                      "Content-Encoding '%.60s' is not supported: send the body uncompressed", ce);
+        return 1;
+    }
     const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
     if (cl && *cl >= '0' && *cl <= '9') {
         errno = 0;

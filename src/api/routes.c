@@ -248,7 +248,19 @@ static int h_submit_batch(void *app, gx_http_req *r) {
     json_t *body = json_request(s, r);
     if (!body) return 0;
     json_t *jobs = json_object_get(body, "jobs");
-    if (!json_is_object(body) || !json_is_array(jobs) || json_object_size(body) != 1) {
+    if (json_is_object(body) && json_is_array(jobs) && json_object_size(body) != 1) {
+        const char *k;
+        json_t *v;
+        json_object_foreach(body, k, v) {
+            if (strcmp(k, "jobs")) {
+                gx_http_error(r, 400, GX_EINVAL, k, "unknown field '%.60s': the body is {\"jobs\": [job, ...]}", k);
+                break;
+            }
+        }
+        json_decref(body);
+        return 0;
+    }
+    if (!json_is_object(body) || !json_is_array(jobs)) {
         json_decref(body);
         gx_http_error(r, 400, GX_EINVAL, "jobs", "the body must be {\"jobs\": [job, ...]}");
         return 0;

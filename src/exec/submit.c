@@ -98,7 +98,7 @@ static int parse_device(gx_engine *e, const char *dev, int *cls, gx_error *err, 
     }
 bad:
     return gx_error_set(err, GX_EINVAL, "device",
-                        "device must be any, cpu, gpu or gpu:N; got '%.40s'", dev);
+                        "device must be any, cpu, gpu, cpu:N or gpu:N; got '%.40s'", dev);
 }
 
 /* Per-spec checks that need no lock. */
