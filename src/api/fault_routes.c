@@ -230,7 +230,7 @@ int gx__h_faults_arm(void *app, gx_http_req *r) {
         gx_http_error(r, 400, GX_EINVAL, e.field[0] ? e.field : NULL, "%s", e.message);
         return 0;
     }
-    GX_LOGW("fault injection: %s armed by %s (count %lld, device %d, code %d, delay_us %lld)",
+    gx_log(GX_LOG_WARN, r->request_id, "fault injection: %s armed by %s (count %lld, device %d, code %d, delay_us %lld)",
             gx_fault_point_name(f.point), r->ctx.key_id[0] ? r->ctx.key_id : "(no key)", (long long)f.count,
             f.device, f.code, (long long)f.delay_us);
     gx_http_reply_json(r, 200, faults_json(s));
@@ -347,7 +347,8 @@ int gx__h_job_requeue(void *app, gx_http_req *r) {
         return 0;
     }
     gx_store_free(sj);
-    GX_LOGI("job %llu re-queued by %s (attempt %d)", (unsigned long long)id, r->ctx.role, attempt);
+    gx_log(GX_LOG_INFO, r->request_id, "job %llu re-queued by %s (%s; attempt %d)", (unsigned long long)id,
+           r->ctx.key_id[0] ? r->ctx.key_id : "(no key)", r->ctx.role, attempt);
     gx_job_info info;
     if (!gx_job_get(s->engine, id, &info, NULL))
         gx_http_reply_json(r, 200, gx_job_json(s->engine, &info));

@@ -1765,7 +1765,13 @@ int gx__svc_shutdown(gx_service *s, int for_exec) {
         for (;;) {
             gx_engine_stats st;
             gx_engine_stats_get(s->engine, &st);
-            if (!st.running || gx__now_ns() > until) break;
+            if (!st.running) break;
+            if (gx__now_ns() > until) { /* they stay running in the store and run again at the next start */
+                GX_LOGW("drain: %lld job(s) still running after %lld ms (%s); they run again as a new attempt at "
+                        "the next start",
+                        (long long)st.running, (long long)ms, for_exec ? "restart drain" : "shutdown_timeout");
+                break;
+            }
             struct timespec ts = {0, 10000000};
             nanosleep(&ts, NULL);
         }

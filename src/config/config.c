@@ -112,8 +112,8 @@ static const key keys[] = {
     STR("default_tenant", default_tenant, "default", 0, check_tenant,
         "Tenant of requests that name none ([A-Za-z0-9_.-], at most 63; not . or ..)."),
     DUR("shutdown_timeout", shutdown_timeout_ms, "30s", 0, DAY,
-        "On SIGTERM, how long running jobs may finish before they are "
-        "cancelled."),
+        "On SIGTERM, how long running jobs may finish; those still running "
+        "then are stopped and run again as a new attempt at the next start."),
 
     ENUM("store.backend", store.backend, "sqlite", backend_choices,
          "Where jobs, tenants and keys are kept."),
@@ -198,8 +198,9 @@ static const key keys[] = {
     BOOL("cuda.enabled", cuda.enabled, "true",
          "Load the CUDA backend and run jobs on GPUs. false: CPU only."),
     STR("cuda.plugin", cuda.plugin, NULL, K_OPTIONAL, NULL,
-        "Path of the CUDA backend (.so). Unset: libgexec_cuda.so, found by "
-        "the dynamic loader."),
+        "Path of the CUDA backend (.so). Unset: libgexec_cuda.so beside "
+        "gexecd, else in ../lib/gexec from it, else found by the dynamic "
+        "loader."),
 
     INT("http.threads", http.threads, "0", 0, 1024,
         "HTTP server threads. 0: one per core."),
@@ -316,7 +317,7 @@ static const key keys[] = {
 
 /* GEXEC_* variables that are not keys and must not draw a warning. */
 static const char *const env_reserved[] = {"GEXEC_CONFIG", "GEXEC_SERVER", "GEXEC_API_KEY", ADMIN_KEY_VAR, "GEXEC_CACERT",
-                                            "GEXEC_CUDA_PLUGIN", "GEXEC_LISTEN_FD", "GEXEC_RESTARTS",
+                                            "GEXEC_LISTEN_FD", "GEXEC_RESTARTS",
                                             "GEXEC_INJECT_FAULT", NULL};
 
 #define MAX_FILE_BYTES (4u << 20) /* a config is small; refuse a huge one */
@@ -1238,12 +1239,13 @@ int gx_config_load_file(gx_config *c, const char *path, gx_error *err) {
         return fail(err, GX_ENOMEM, 0, NULL, NULL, "out of memory");
     }
     size_t got;
+    errno = 0;
     while (len < cap && (got = fread(buf + len, 1, cap - len, f)) > 0) len += got;
-    int rerr = ferror(f);
+    int rerr = ferror(f), en = errno;
     fclose(f);
     int rc;
     if (rerr)
-        rc = fail(err, GX_EIO, 0, NULL, NULL, "cannot read %s", path);
+        rc = fail(err, GX_EIO, 0, NULL, NULL, "cannot read %s: %s", path, strerror(en ? en : EIO));
     else
         rc = gx_config_load_mem(c, buf, len, err);
     free(buf);

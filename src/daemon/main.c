@@ -142,6 +142,7 @@ int main(int argc, char **argv) {
     gx_json_mem_install(); /* before anything uses jansson */
     const char *path = getenv("GEXEC_CONFIG");
     if (path && !*path) path = NULL; /* empty is unset, as for every GEXEC_ variable */
+    const char *env_path = path;
     int check = 0, print = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -171,10 +172,13 @@ int main(int argc, char **argv) {
     gx_error err;
     gx_error_clear(&err);
     if (gx_config_load(&cfg, path, environ, warn_env, NULL, &err)) {
-        fprintf(stderr, "gexecd: %s%s%s\n", path && err.pos > 0 ? path : "", path && err.pos > 0 ? ": " : "",
-                err.message);
+        fprintf(stderr, "gexecd: %s%s%s%s\n", path && err.pos > 0 ? path : "", path && err.pos > 0 ? ": " : "",
+                err.message, err.code == GX_EIO && path && path == env_path ? " (the file GEXEC_CONFIG names)" : "");
         gx_config_free(&cfg);
-        return 2;
+        /* a file that cannot be read yet (a volume not mounted) exits 1, as
+         * an unreadable TLS file does: the service manager tries again. A
+         * mistake in it exits 2: no restart loop */
+        return err.code == GX_EIO ? 1 : 2;
     }
     /* what the start would refuse, --check-config refuses, and the start
      * refuses it before anything runs (exit 2: no restart loop) */

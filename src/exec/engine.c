@@ -851,8 +851,10 @@ static int add_device(gx_engine *e, const gx_backend *be, gx_backend_dev *bdev,
     return d->ring ? 0 : GX_ENOMEM;
 }
 
-/* Where the CUDA backend is: the configured path, $GEXEC_CUDA_PLUGIN, beside
- * the executable, or the loader's search path. "" when disabled. */
+/* Where the CUDA backend is: the configured path (cuda.plugin, whose
+ * GEXEC_CUDA_PLUGIN the daemon's configuration reads), $GEXEC_CUDA_PLUGIN
+ * for programs that give none, beside the executable, in ../lib/gexec from
+ * it, or the loader's search path. */
 static void cuda_path(const gx_engine_opts *o, char *out, size_t cap) {
     const char *p = o->cuda_plugin ? o->cuda_plugin : getenv("GEXEC_CUDA_PLUGIN");
     if (p) {
@@ -867,6 +869,9 @@ static void cuda_path(const gx_engine_opts *o, char *out, size_t cap) {
         if (slash) {
             *slash = '\0';
             snprintf(out, cap, "%s/libgexec_cuda.so", exe);
+            if (!access(out, R_OK)) return;
+            /* installed: /usr/local/bin/gexecd, /usr/local/lib/gexec/ */
+            snprintf(out, cap, "%s/../lib/gexec/libgexec_cuda.so", exe);
             if (!access(out, R_OK)) return;
         }
     }

@@ -422,6 +422,14 @@ printf 'store:\n  synchronous: full\nhttp:\n  bogus_key: 1\n' >"$tmp/bad2.yaml"
 checkcfg 2 "$tmp/bad2.yaml" && expect "check-config unknown key" "line 4: unknown key 'http\.bogus_key'" "$out"
 printf 'http:\n  threads: 2\n' >"$tmp/ok.yaml"
 checkcfg 0 "$tmp/ok.yaml" && expect "check-config ok" 'is valid' "$out"
+# a file that cannot be read (yet) exits 1, so that systemd tries again; it said exit 2
+gexecd_rc 1 GEXEC_CONFIG="$tmp/not-mounted/gexec.yaml" &&
+    expect "unreadable config" "cannot open .*not-mounted/gexec.yaml: No such file or directory \(the file GEXEC_CONFIG names\)" "$out"
+gexecd_rc 1 --config "$tmp" --check-config && expect "config is a folder" "cannot read .*: Is a directory" "$out"
+# GEXEC_CUDA_PLUGIN beats the file like every key's variable (the file won)
+printf 'cuda:\n  plugin: /from/file.so\n' >"$tmp/plugin.yaml"
+gexecd_rc 0 GEXEC_CUDA_PLUGIN=/from/env.so --config "$tmp/plugin.yaml" --print-config &&
+    expect "GEXEC_CUDA_PLUGIN" 'plugin: "/from/env.so"' "$out"
 
 # ---- gexecd: what the start would refuse, --check-config refuses (exit 2) -----------
 printf 'auth:\n  enabled: true\n  admin_key: notakey-secret\n' >"$tmp/badkey.yaml"
