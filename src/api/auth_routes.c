@@ -113,6 +113,14 @@ void gx__svc_auth_close(gx_service *s) {
 int gx__svc_http_pre(void *app, gx_http_req *r) {
     gx_service *s = app;
     const char *pat = r->route ? r->route->pattern : NULL;
+    /* the server runs while jobs are restored: only the probes and the
+     * metrics are served; the rest waits for the jobs, ids and tenants */
+    if (!atomic_load(&s->restored) &&
+        !(pat && (!strcmp(pat, "/healthz") || !strcmp(pat, "/readyz") || !strcmp(pat, "/metrics")))) {
+        gx_http_error(r, 503, GX_EBUSY, NULL, "starting: restoring jobs from the store; retry shortly");
+        r->audited = 1; /* nothing was done */
+        return 1;
+    }
     if (!s->keys) { /* auth.enabled false */
         gx_str_copy(r->ctx.tenant, sizeof r->ctx.tenant, s->cfg.default_tenant);
         gx_str_copy(r->ctx.role, sizeof r->ctx.role, "admin");

@@ -1658,19 +1658,9 @@ int gx_service_start(const gx_config *cfg, gx_service **out, gx_error *err) {
     /* the restored jobs run once the start has succeeded: a start that
      * fails later (the port taken, say) runs nothing and adds no attempt */
     gx_engine_pause(s->engine, 1);
-    /* an operator's drains, before the restored jobs can be placed */
-    restore_drains(s);
-    rc = restore(s, err);
-    if (rc) goto fail;
-    /* faults.startup: armed once restored, so they hit the first requests
-     * rather than the start-up's own writes */
-    rc = gx__svc_faults_start(s, err);
-    if (rc) goto fail;
-    if (gx__svc_retention_start(s)) {
-        rc = gx_error_set(err, GX_ENOMEM, NULL, "cannot start the retention thread");
-        goto fail;
-    }
-    s->restored = 1;
+    /* the HTTP server before the restore, which takes seconds with a
+     * million queued jobs: /healthz answers 200 and /readyz 503 meanwhile,
+     * every other request 503 with Retry-After (gx__svc_http_pre) */
     gx_http_opts ho = {
         .listen = s->cfg.listen,
         .threads = (int)(s->cfg.http.threads > 0 ? s->cfg.http.threads : sysconf(_SC_NPROCESSORS_ONLN)),
@@ -1693,6 +1683,19 @@ int gx_service_start(const gx_config *cfg, gx_service **out, gx_error *err) {
     rc = gx_http_start(&ho, &s->http, err);
     if (rc) goto fail;
     s->listen_fd = -1; /* libmicrohttpd's now */
+    /* an operator's drains, before the restored jobs can be placed */
+    restore_drains(s);
+    rc = restore(s, err);
+    if (rc) goto fail;
+    /* faults.startup: armed once restored, so they hit the first requests
+     * rather than the start-up's own writes */
+    rc = gx__svc_faults_start(s, err);
+    if (rc) goto fail;
+    if (gx__svc_retention_start(s)) {
+        rc = gx_error_set(err, GX_ENOMEM, NULL, "cannot start the retention thread");
+        goto fail;
+    }
+    atomic_store(&s->restored, 1);
     gx_engine_pause(s->engine, 0);
     *out = s;
     return 0;
@@ -1708,8 +1711,8 @@ int gx_service_ready(gx_service *s, char *why, size_t cap) {
         snprintf(why, cap, "draining: %s", atomic_load(&s->restart_pending) ? "restarting after a device loss" : "shutting down");
         return 0;
     }
-    if (!s->restored) {
-        snprintf(why, cap, "restoring jobs from the store");
+    if (!atomic_load(&s->restored)) {
+        snprintf(why, cap, "starting: restoring jobs from the store");
         return 0;
     }
     if (gx_store_max_job_id(s->store, &(uint64_t){0}, NULL)) {

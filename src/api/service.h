@@ -89,7 +89,7 @@ struct gx_service {
     struct gx_svc_metrics *m;    /* metric handles (routes.c) */
     atomic_int m_live;           /* m is complete: the committer may observe */
     int64_t start_ns;
-    int restored;                /* restore finished: ready */
+    atomic_int restored;         /* restore finished: ready, and requests served */
     char cpu_selftest[256];      /* "" when passed */
     _Atomic gx_job_id selftest_id; /* the self-test's job while it runs (not counted in metrics); 0 after */
     atomic_uint_fast64_t next_id;

@@ -1455,6 +1455,75 @@ static void retention_deletes_old(void **st) {
     assert_int_equal(it_finish(&d), 0);
 }
 
+/* The HTTP server runs while the jobs are restored (seconds with a million
+ * of them): /healthz answers 200 and /readyz 503 "starting" meanwhile, and
+ * every other request 503 with Retry-After; nothing at all was answered
+ * before (a liveness probe timed out). Then all the jobs are there. */
+static void probes_during_restore(void **st) {
+    (void)st;
+    it_daemon d;
+    memset(&d, 0, sizeof d);
+    d.extra_env[0] = "GEXEC_ENGINE_CPU_WORKERS=1";
+    assert_int_equal(it_start(&d), 0);
+    char first[32];
+    post_job(&d, "{\"kernel\":\"spin\",\"args\":{\"us\":600000000}}", first); /* holds the one worker */
+    enum { BATCH = 10000, NB = 6 };
+    size_t cap = BATCH * 20 + 32, n = 0;
+    char *body = malloc(cap);
+    assert_non_null(body);
+    n += (size_t)snprintf(body, cap, "{\"jobs\":[");
+    for (int i = 0; i < BATCH; i++) n += (size_t)snprintf(body + n, cap - n, "%s{\"kernel\":\"spin\"}", i ? "," : "");
+    n += (size_t)snprintf(body + n, cap - n, "]}");
+    for (int b = 0; b < NB; b++) {
+        it_resp r;
+        assert_int_equal(it_req(&d, "POST", "/v1/jobs:batch", body, n, NULL, &r), 0);
+        assert_int_equal(r.status, 200);
+        it_resp_free(&r);
+    }
+    free(body);
+    it_kill9(&d);
+    d.ready_path = "/healthz"; /* back as soon as it answers at all */
+    assert_int_equal(it_start(&d), 0);
+    d.ready_path = NULL;
+    int starting = 0, submits_refused = 0, ready = 0;
+    for (int i = 0; i < 3000 && !ready; i++) {
+        it_resp r;
+        assert_int_equal(it_req(&d, "GET", "/readyz", NULL, 0, NULL, &r), 0);
+        if (r.status == 200) ready = 1;
+        else if (r.status == 503 && strstr(r.body, "starting: restoring jobs")) starting++;
+        it_resp_free(&r);
+        if (ready || !starting) continue;
+        assert_int_equal(it_req(&d, "GET", "/healthz", NULL, 0, NULL, &r), 0);
+        assert_int_equal(r.status, 200);
+        it_resp_free(&r);
+        assert_int_equal(it_req(&d, "POST", "/v1/jobs", "{\"kernel\":\"spin\"}", 17, NULL, &r), 0);
+        if (r.status == 503) {
+            char ra[16];
+            it_header(&r, "Retry-After", ra, sizeof ra);
+            assert_string_equal(ra, "1");
+            ASSERT_STR(&r, "error.code", "GX_EBUSY");
+            submits_refused++;
+        } else {
+            assert_int_equal(r.status, 202); /* the restore ended in between */
+        }
+        it_resp_free(&r);
+    }
+    print_message("while %d queued jobs were restored: /readyz 503 'starting' %d times, %d submits 503\n",
+                  BATCH * NB + 1, starting, submits_refused);
+    assert_true(ready);
+    assert_true(starting > 0);
+    it_resp r;
+    assert_int_equal(it_req(&d, "GET", "/v1/jobs?state=queued&limit=1&order=desc", NULL, 0, NULL, &r), 0);
+    assert_int_equal(r.status, 200);
+    it_resp_free(&r);
+    char path[64];
+    snprintf(path, sizeof path, "/v1/jobs/%llu", strtoull(first, NULL, 10) + BATCH * NB);
+    assert_int_equal(it_req(&d, "GET", path, NULL, 0, NULL, &r), 0);
+    assert_int_equal(r.status, 200); /* the last job of the last batch */
+    it_resp_free(&r);
+    it_finish(&d);
+}
+
 /* With store.retention 0 (keep everything) the sweep for blob files that
  * no row names (a crash between a file and its row) still runs: an old
  * orphan goes a second after the start, a young one and the blobs stay. */
@@ -1857,6 +1926,7 @@ int main(void) {
         cmocka_unit_test(query_value_with_slashes),
     };
     const struct CMUnitTest durability[] = {
+        cmocka_unit_test(probes_during_restore),
         cmocka_unit_test(restart_keeps_jobs),
         cmocka_unit_test(batch_dep_on_idempotent_repeat),
         cmocka_unit_test(one_daemon_per_data_dir),
