@@ -1044,7 +1044,25 @@ typedef struct loader {
     gx_config *c;
     gx_error *err;
     long set_line[NKEYS]; /* where each key was set, 0 = not yet */
+    struct {
+        char path[64];
+        long line;
+    } sec[32];            /* sections met, where ("http" on line 3) */
+    int nsec;
 } loader;
+
+/* A section met a second time ("http:" twice: the second one's keys were
+ * merged into the first's without a word) fails; else it is noted. */
+static int section_once(loader *L, const char *path, long key_line) {
+    for (int i = 0; i < L->nsec; i++)
+        if (!strcmp(L->sec[i].path, path))
+            return fail(L->err, GX_EINVAL, key_line, NULL, path, "set twice (first on line %ld)", L->sec[i].line);
+    if (L->nsec < (int)(sizeof L->sec / sizeof L->sec[0]) && strlen(path) < sizeof L->sec[0].path) {
+        snprintf(L->sec[L->nsec].path, sizeof L->sec[0].path, "%s", path);
+        L->sec[L->nsec++].line = key_line;
+    }
+    return 0;
+}
 
 static int syntax_error(loader *L) {
     yaml_parser_t *p = &L->p;
@@ -1126,6 +1144,10 @@ static int parse_value(loader *L, const char *path, long key_line) {
         return 0;
     }
     /* a section */
+    if (e->type == YAML_MAPPING_START_EVENT || (e->type == YAML_SCALAR_EVENT && is_null_scalar(e))) {
+        int rc = section_once(L, path, key_line);
+        if (rc) return rc;
+    }
     if (e->type == YAML_MAPPING_START_EVENT) return parse_mapping(L, path);
     if (e->type == YAML_SCALAR_EVENT && is_null_scalar(e)) return 0; /* "http:" alone */
     char shown[64] = "";
@@ -1366,6 +1388,12 @@ static int finalize_into(gx_config *c, void *arg, gx_error *err) {
     /* a key missing beside another: the message points where the other was set */
     if (c->tls.cert && !c->tls.key) return fail_beside(c, err, "tls.cert", "tls.key", "must be set when tls.cert is");
     if (c->tls.key && !c->tls.cert) return fail_beside(c, err, "tls.key", "tls.cert", "must be set when tls.key is");
+    if (c->retry.backoff_base_ms > c->retry.backoff_cap_ms) {
+        char msg[160];
+        snprintf(msg, sizeof msg, "%lld ms is above retry.backoff_cap (%lld ms): the cap bounds every back-off",
+                 (long long)c->retry.backoff_base_ms, (long long)c->retry.backoff_cap_ms);
+        return fail_beside(c, err, "retry.backoff_base", "retry.backoff_base", msg);
+    }
     if (c->store.backend == GX_CFG_STORE_POSTGRES && !c->store.dsn)
         return fail_beside(c, err, "store.backend", "store.dsn", "required when store.backend is postgres");
     return 0;

@@ -745,6 +745,10 @@ static void file_errors_name_key_and_line(void **st) {
     /* a key set twice, in either spelling */
     expect_err("http:\n  max_body: 1MiB\nhttp.max_body: 2MiB\n", GX_EINVAL, "http.max_body", 3,
                "line 3: http.max_body: set twice (first on line 2)", 0);
+    /* a section twice: its keys were merged quietly */
+    expect_err("http:\n  threads: 1\nhttp:\n  max_body: 1MiB\n", GX_EINVAL, "http", 3,
+               "line 3: http: set twice (first on line 1)", 0);
+    expect_err("log:\nlog:\n  level: info\n", GX_EINVAL, "log", 2, "line 2: log: set twice (first on line 1)", 0);
     /* keys must be names */
     expect_err("[a]: 1\n", GX_EINVAL, "", 1, "line 1: keys must be names, not a list", 0);
     expect_err("http:\n  ? {a: 1}\n  : 2\n", GX_EINVAL, "http", 2,
@@ -921,6 +925,14 @@ static void finalize_checks(void **st) {
     assert_null(strstr(d, "secret"));
     assert_non_null(strstr(d, "  dsn: \"(redacted)\"\n"));
     free(d);
+    gx_config_free(&c);
+
+    /* a back-off base above its cap (it was taken, and the cap bounded every back-off) */
+    TU_OK(load(&c, "retry:\n  backoff_cap: 1s\n  backoff_base: 2s\n", &err), err);
+    assert_int_equal(gx_config_finalize(&c, &err), GX_EINVAL);
+    assert_string_equal(err.message,
+                        "line 3: retry.backoff_base: 2000 ms is above retry.backoff_cap (1000 ms): the cap bounds "
+                        "every back-off");
     gx_config_free(&c);
 
     /* explicit paths win; "/" as data_dir */
