@@ -546,6 +546,41 @@ static void run_seconds_counts_ended_attempts(void **st) {
     assert_true(sum - sum0 >= 0.55 && sum - sum0 < 3);
 }
 
+/* Every metric family exposed (its "# TYPE" line) is in docs/operations.md's
+ * metrics table (rows "| `gexec_…` |"), and every one there is exposed:
+ * gexec_store_purged_total was missing from the table. */
+static void metrics_match_docs(const char *body) {
+    const char *src = getenv("GX_SOURCE_DIR");
+    char path[600];
+    snprintf(path, sizeof path, "%s/docs/operations.md", src && *src ? src : "..");
+    FILE *f = fopen(path, "r");
+    if (!f) fail_msg("cannot open %s", path);
+    char docs[200][80], line[2048];
+    int nd = 0;
+    while (fgets(line, sizeof line, f) && nd < 200)
+        if (!strncmp(line, "| `gexec_", 9)) {
+            size_t n = strcspn(line + 3, "`");
+            snprintf(docs[nd++], sizeof docs[0], "%.*s", (int)n, line + 3);
+        }
+    fclose(f);
+    assert_true(nd >= 20);
+    int exposed = 0;
+    for (const char *p = strstr(body, "# TYPE "); p; p = strstr(p + 1, "# TYPE ")) {
+        char name[80];
+        if (sscanf(p + 7, "%79s", name) != 1) continue;
+        exposed++;
+        int found = 0;
+        for (int i = 0; i < nd && !found; i++) found = !strcmp(docs[i], name);
+        if (!found) fail_msg("%s is exposed but not in the metrics table of docs/operations.md", name);
+    }
+    for (int i = 0; i < nd; i++) {
+        char want[100];
+        snprintf(want, sizeof want, "# TYPE %.79s ", docs[i]);
+        if (!strstr(body, want)) fail_msg("%s is in docs/operations.md but not exposed", docs[i]);
+    }
+    print_message("metrics: %d families exposed, %d documented\n", exposed, nd);
+}
+
 static void catalog_devices_health_metrics(void **st) {
     (void)st;
     it_resp r;
@@ -603,6 +638,7 @@ static void catalog_devices_health_metrics(void **st) {
     assert_true(metric_sum(r.body, "gexec_http_request_duration_seconds_count") >=
                 metric_sum(r.body, "gexec_http_requests_total") - 1); /* this request is counted once answered */
     assert_non_null(strstr(r.body, "gexec_queue_depth{tenant=\"default\"}"));
+    metrics_match_docs(r.body);
     /* promtool validates the exposition when it is installed */
     if (!system("command -v promtool >/dev/null 2>&1")) {
         char path[300];
