@@ -61,9 +61,7 @@ int gx__svc_auth_open(gx_service *s, gx_error *err) {
     gx_auth_limiter_config rl = {.rate = s->cfg.auth.refused_rate, .burst = s->cfg.auth.refused_burst};
     rc = gx_auth_limiter_create(&rl, &s->refused_limiter, err);
     if (rc) return rc;
-    const char *value = s->cfg.auth.admin_key;
-    const char *env = getenv("GEXEC_ADMIN_KEY");
-    if ((!value || !*value) && env && *env) value = env;
+    const char *value = s->cfg.auth.admin_key; /* GEXEC_ADMIN_KEY included (config.c) */
     char secret[GX_AUTH_SECRET_LEN], scratch[GX_AUTH_SECRET_LEN];
     int created = 0, generated = 0;
     if (!(value && *value) && !gx_auth_admin_usable(s->keys)) {

@@ -1285,6 +1285,7 @@ typedef struct env_args {
 static int env_into(gx_config *c, void *arg, gx_error *err) {
     const env_args *a = arg;
     const char *admin_key = NULL; /* GEXEC_ADMIN_KEY's value */
+    int own_var = 0;              /* GEXEC_AUTH_ADMIN_KEY given */
     for (char *const *v = a->envp; *v; v++) {
         const char *var = *v, *eq = strchr(var, '=');
         if (strncmp(var, "GEXEC_", 6) || !eq) continue;
@@ -1320,13 +1321,15 @@ static int env_into(gx_config *c, void *arg, gx_error *err) {
             continue;
         }
         const char *val = eq + 1;
+        own_var |= !strcmp(k->name, "auth.admin_key");
         int rc = set_value(c, k, val, strlen(val), 0, 0, name, err);
         if (rc) return rc;
     }
-    /* GEXEC_ADMIN_KEY is auth.admin_key when neither the file nor
-     * GEXEC_AUTH_ADMIN_KEY set it: the order the start uses (auth_routes.c),
-     * so the key is checked here and the dump shows it is set */
-    if (admin_key && *admin_key && !c->auth.admin_key)
+    /* GEXEC_ADMIN_KEY is auth.admin_key unless GEXEC_AUTH_ADMIN_KEY is
+     * given: an environment variable beats the file, this one too (the
+     * file's key won). The start reads the key from here only, so the key
+     * is checked here and the dump shows it is set */
+    if (admin_key && *admin_key && !own_var)
         return set_value(c, find_key("auth.admin_key"), admin_key, strlen(admin_key), 0, 0,
                          ADMIN_KEY_VAR, err);
     return 0;

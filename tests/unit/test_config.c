@@ -860,7 +860,7 @@ static void admin_key(void **st) {
     assert_null(strstr(err.message, "secret"));
     gx_config_free(&c);
 
-    /* GEXEC_ADMIN_KEY is the key when nothing else set it (as at start);
+    /* GEXEC_ADMIN_KEY is the key unless GEXEC_AUTH_ADMIN_KEY is given;
      * empty is unset */
     char v1[128], v2[128];
     snprintf(v1, sizeof v1, "GEXEC_ADMIN_KEY=%s", good);
@@ -881,11 +881,11 @@ static void admin_key(void **st) {
     TU_OK(gx_config_load(&c, NULL, env5, NULL, NULL, &err), err);
     assert_string_equal(c.auth.admin_key, good2);
     gx_config_free(&c);
-    cfg_defaults(&c); /* and so does the file */
+    cfg_defaults(&c); /* and it beats the file, as every variable does (the file's key won) */
     snprintf(msg, sizeof msg, "auth.admin_key: %s\n", good2);
     TU_OK(gx_config_load_mem(&c, msg, strlen(msg), &err), err);
     TU_OK(gx_config_apply_env(&c, env3, NULL, NULL, &err), err);
-    assert_string_equal(c.auth.admin_key, good2);
+    assert_string_equal(c.auth.admin_key, good);
     gx_config_free(&c);
     char *env6[] = {"GEXEC_ADMIN_KEY=", NULL};
     TU_OK(gx_config_load(&c, NULL, env6, NULL, NULL, &err), err);
