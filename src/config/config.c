@@ -1064,8 +1064,9 @@ static int section_once(loader *L, const char *path, long key_line) {
     return 0;
 }
 
-static int syntax_error(loader *L) {
-    yaml_parser_t *p = &L->p;
+/* p's syntax error into L->err (p: L's parser or another over the same
+ * input). */
+static int syntax_error_of(loader *L, const yaml_parser_t *p) {
     if (p->error == YAML_MEMORY_ERROR)
         return fail(L->err, GX_ENOMEM, 0, NULL, NULL, "out of memory");
     size_t line = 1, col = 1;
@@ -1088,6 +1089,8 @@ static int syntax_error(loader *L) {
     if (L->err) L->err->pos = (long)line;
     return GX_EFORMAT;
 }
+
+static int syntax_error(loader *L) { return syntax_error_of(L, &L->p); }
 
 static int next(loader *L) {
     if (L->have_ev) yaml_event_delete(&L->ev);
@@ -1118,6 +1121,30 @@ static int is_null_scalar(const yaml_event_t *e) {
 
 static int parse_mapping(loader *L, const char *prefix);
 
+/* 1 when the rest of the input has a YAML syntax error, with L->err set to
+ * it: a list or mapping met where a value belongs may be a bracket left
+ * open, which the parser reports only further on. The current event is
+ * kept. */
+static int syntax_ahead(loader *L) {
+    yaml_parser_t p;
+    if (!yaml_parser_initialize(&p)) return 0;
+    yaml_parser_set_input_string(&p, (const unsigned char *)L->buf, L->len);
+    yaml_event_t ev;
+    int bad = 0;
+    for (;;) {
+        if (!yaml_parser_parse(&p, &ev)) {
+            bad = 1;
+            break;
+        }
+        int end = ev.type == YAML_STREAM_END_EVENT;
+        yaml_event_delete(&ev);
+        if (end) break;
+    }
+    if (bad) syntax_error_of(L, &p);
+    yaml_parser_delete(&p);
+    return bad;
+}
+
 /* The value of key path (its event is current). */
 static int parse_value(loader *L, const char *path, long key_line) {
     const key *k = find_key(path);
@@ -1127,6 +1154,8 @@ static int parse_value(loader *L, const char *path, long key_line) {
         return fail(L->err, GX_EFORMAT, line, NULL, path, "aliases (*%s) are not supported",
                     (const char *)e->data.alias.anchor);
     if (k) {
+        if (e->type != YAML_SCALAR_EVENT && syntax_ahead(L)) return GX_EFORMAT; /* "threads: [1": the bracket */
+        e = &L->ev;
         if (e->type != YAML_SCALAR_EVENT)
             return fail(L->err, GX_EINVAL, line, NULL, path, "expected %s, got %s",
                         k->type == T_ENUM ? "one of its choices"
@@ -1150,6 +1179,7 @@ static int parse_value(loader *L, const char *path, long key_line) {
     }
     if (e->type == YAML_MAPPING_START_EVENT) return parse_mapping(L, path);
     if (e->type == YAML_SCALAR_EVENT && is_null_scalar(e)) return 0; /* "http:" alone */
+    if (e->type != YAML_SCALAR_EVENT && syntax_ahead(L)) return GX_EFORMAT;
     char shown[64] = "";
     if (e->type == YAML_SCALAR_EVENT)
         show((const char *)e->data.scalar.value, e->data.scalar.length, shown, sizeof shown);

@@ -745,6 +745,15 @@ static void file_errors_name_key_and_line(void **st) {
     /* a key set twice, in either spelling */
     expect_err("http:\n  max_body: 1MiB\nhttp.max_body: 2MiB\n", GX_EINVAL, "http.max_body", 3,
                "line 3: http.max_body: set twice (first on line 2)", 0);
+    /* a bracket left open is a syntax error, not a list where a value belongs */
+    expect_err("http:\n  threads: [1\n", GX_EFORMAT, "", 3,
+               "line 3, column 1: YAML syntax error: did not find expected ',' or ']' (while parsing a flow "
+               "sequence on line 2)",
+               0);
+    expect_err("engine: {cpu_workers: 2\n", GX_EFORMAT, "", 2,
+               "line 2, column 1: YAML syntax error: did not find expected ',' or '}' (while parsing a flow "
+               "mapping on line 1)",
+               0);
     /* a section twice: its keys were merged quietly */
     expect_err("http:\n  threads: 1\nhttp:\n  max_body: 1MiB\n", GX_EINVAL, "http", 3,
                "line 3: http: set twice (first on line 1)", 0);
