@@ -106,6 +106,10 @@ double gx_array_get_f64(const gx_array *a, int64_t i);
  * saturate at the dtype's range (NaN: 0). */
 void gx_array_set_f64(gx_array *a, int64_t i, double v);
 
+/* Flat index of a's first NaN or infinity, or -1 when every element is
+ * finite (always -1 for integer and bool arrays). */
+int64_t gx_array_find_nonfinite(const gx_array *a);
+
 /* Range of an integer dtype, bool as 0..1: *min is 0 for unsigned ones and
  * *max is exact (UINT64_MAX for u64). Returns 0 (and leaves both alone) for
  * a float or invalid dtype, 1 otherwise. */

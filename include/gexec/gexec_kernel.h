@@ -100,6 +100,12 @@ typedef struct gx_kcall {
 /* Look up an input by name (series members too: "w0", "b1"); NULL if absent. */
 gx_array *gx_kcall_input(const gx_kcall *c, const char *name);
 
+/* When an input of the call holds a NaN or an infinity: GX_EKERNEL with
+ * c->err naming it and the element ("x holds NaN at element 3; " why),
+ * field "inputs.<name>". 0 when every input is finite. For a kernel whose
+ * result went non-finite, to blame the input rather than an argument. */
+int gx_kcall_nonfinite_input(const gx_kcall *c, const char *why);
+
 /* Nonzero once the call has been cancelled or timed out. The engine sets
  * the flag from another thread while the kernel runs: poll it with this
  * (an atomic load, relaxed: the kernel only needs to see it eventually)

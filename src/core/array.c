@@ -229,6 +229,13 @@ static int64_t sat_i64(double v) {
 }
 static uint64_t sat_u64(double v) { return v >= 18446744073709551616.0 ? UINT64_MAX : (uint64_t)clampd(v, 0, U64_HI_D); }
 
+int64_t gx_array_find_nonfinite(const gx_array *a) {
+    if (!a || (a->dtype != GX_F16 && a->dtype != GX_F32 && a->dtype != GX_F64)) return -1;
+    for (int64_t i = 0; i < a->count; i++)
+        if (!isfinite(gx_array_get_f64(a, i))) return i;
+    return -1;
+}
+
 int64_t gx_array_get_i64(const gx_array *a, int64_t i) {
     const void *d = a->data;
     switch (a->dtype) {

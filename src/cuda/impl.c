@@ -807,9 +807,11 @@ static int linreg_gd_run(gx_kcall *c) {
     for (int64_t t = start; !rc && lo && *lo && t < steps; t++) {
         double l = gx_array_get_f64(*lo, t);
         if (!isfinite(l)) {
-            rc = gx_error_set(c->err, GX_EKERNEL, "args.lr",
-                              "gradient descent diverged at step %lld (loss is %g); try a smaller lr than %g",
-                              (long long)t, l, lr);
+            rc = gx_kcall_nonfinite_input(c, "gradient descent needs finite inputs");
+            if (!rc)
+                rc = gx_error_set(c->err, GX_EKERNEL, "args.lr",
+                                  "gradient descent diverged at step %lld (loss is %g); try a smaller lr than %g",
+                                  (long long)t, l, lr);
             gx_array_unref(*lo);
             *lo = NULL;
             gx_array_unref(*wo);

@@ -196,6 +196,19 @@ gx_array *gx_kcall_input(const gx_kcall *c, const char *name) {
     return NULL;
 }
 
+int gx_kcall_nonfinite_input(const gx_kcall *c, const char *why) {
+    for (int i = 0; i < c->nin_all; i++) {
+        int64_t at = gx_array_find_nonfinite(c->in_all[i]);
+        if (at < 0) continue;
+        double v = gx_array_get_f64(c->in_all[i], at);
+        char field[80];
+        snprintf(field, sizeof field, "inputs.%s", c->in_names[i]);
+        return gx_error_set(c->err, GX_EKERNEL, field, "%s holds %s at element %lld; %s", c->in_names[i],
+                            isnan(v) ? "NaN" : v > 0 ? "Infinity" : "-Infinity", (long long)at, why);
+    }
+    return 0;
+}
+
 /* ---- binding ---------------------------------------------------------- */
 
 static int arg_index(const gx_kernel *k, const char *name) {

@@ -135,9 +135,12 @@ static int linreg_run(gx_kcall *c) {
         }
         loss[s] = sse / (double)n;
         if (!isfinite(loss[s])) {
-            rc = gx_error_set(c->err, GX_EKERNEL, "args.lr",
-                              "gradient descent diverged at step %lld (loss is %g); try a smaller lr than %g",
-                              (long long)s, loss[s], lr);
+            /* an input that is not finite makes every loss so: not lr's fault */
+            rc = gx_kcall_nonfinite_input(c, "gradient descent needs finite inputs");
+            if (!rc)
+                rc = gx_error_set(c->err, GX_EKERNEL, "args.lr",
+                                  "gradient descent diverged at step %lld (loss is %g); try a smaller lr than %g",
+                                  (long long)s, loss[s], lr);
             break;
         }
         double g = 2.0 * lr / (double)n;

@@ -128,7 +128,7 @@ done:
 #define DEFINE_ACT(T, SFX, TANH)                                                        \
     static void act_##SFX(T *h, int64_t n, int kind) {                                  \
         if (kind == ACT_RELU)                                                           \
-            for (int64_t i = 0; i < n; i++) h[i] = h[i] > 0 ? h[i] : 0;                 \
+            for (int64_t i = 0; i < n; i++) h[i] = h[i] < 0 ? 0 : h[i]; /* NaN stays */ \
         else                                                                            \
             for (int64_t i = 0; i < n; i++) h[i] = TANH(h[i]);                          \
     }                                                                                   \

@@ -9,7 +9,7 @@
 #define THREADS 256
 
 template <typename T> __device__ __forceinline__ T act_f(T v, int act) {
-    if (act == 1) return v > (T)0 ? v : (T)0;
+    if (act == 1) return v < (T)0 ? (T)0 : v; /* NaN stays NaN, as numpy's maximum(v, 0) */
     if (act == 2) return tanh(v);
     return v;
 }

@@ -630,6 +630,35 @@ static void test_mlp(gx_dtype dt, int64_t batch, int act, int softmax) {
     mlp_free(&m);
 }
 
+/* relu keeps a NaN (as numpy's maximum(h, 0)): it made it 0 on the GPU as
+ * on the CPU. Two layers of one unit, weights 1 and biases 0: y = relu(x). */
+static void test_mlp_relu_nan(gx_dtype dt) {
+    cur_test = "mlp_forward relu NaN";
+    mlp_w m = {.layers = 2};
+    int64_t s11[2] = {1, 1}, sx[2] = {5, 1};
+    const double xv[5] = {NAN, INFINITY, -INFINITY, -2, 3}, want[5] = {NAN, INFINITY, 0, 0, 3};
+    for (int l = 0; l < 2; l++) {
+        gx_array_new(dt, 2, s11, &m.w[l], NULL);
+        gx_array_new1(dt, 1, &m.b[l], NULL);
+        gx_array_set_f64(m.w[l], 0, 1);
+        gx_array_set_f64(m.b[l], 0, 0);
+    }
+    gx_array *x = NULL;
+    gx_array_new(dt, 2, sx, &x, NULL);
+    for (int i = 0; i < 5; i++) gx_array_set_f64(x, i, xv[i]);
+    job j;
+    mlp_job(&j, &m, x, 1, 0);
+    int rc = run1(&j);
+    CHECK(rc == 0, "mlp_forward failed");
+    for (int i = 0; !rc && i < 5; i++) {
+        double got = gx_array_get_f64(j.out[0], i);
+        CHECK(isnan(want[i]) ? isnan(got) : got == want[i], "mlp_forward %s relu(%g) = %g, want %g",
+              gx_dtype_name(dt), xv[i], got, want[i]);
+    }
+    job_free(&j);
+    mlp_free(&m);
+}
+
 /* checkpoints seen by the linreg test */
 static int ckpt_count;
 static int64_t ckpt_last;
@@ -1139,6 +1168,7 @@ static void run_kernel_tests(void) {
         test_filter(dt, 200001);
         test_mlp(dt, 64, 1, 0);
         test_mlp(dt, 33, 2, 1);
+        test_mlp_relu_nan(dt);
         test_linreg(dt, 500, 8, 100);
     }
     test_reduce(GX_I32, 1000003);

@@ -963,6 +963,33 @@ static void mlp_softmax_stable(void **st) {
     gx_array_unref(b);
 }
 
+/* relu keeps a NaN, as numpy's maximum(h, 0) and torch.relu do: it made
+ * it 0, and a NaN input or weight vanished from the result. Infinities and
+ * negatives as before. */
+static void mlp_relu_keeps_nan(void **st) {
+    (void)st;
+    /* two layers of one unit, weights 1 and biases 0: y = relu(x) per row */
+    int64_t sx[2] = {5, 1}, sw[2] = {1, 1}, nb = 1;
+    const double xv[] = {NAN, INFINITY, -INFINITY, -2, 3}, one[] = {1}, zero[] = {0};
+    gx_dtype dts[2] = {GX_F32, GX_F64};
+    for (int d = 0; d < 2; d++) {
+        gx_array *x = tu_from(dts[d], 2, sx, xv), *w0 = tu_from(dts[d], 2, sw, one), *b0 = tu_from(dts[d], 1, &nb, zero),
+                 *w1 = tu_from(dts[d], 2, sw, one), *b1 = tu_from(dts[d], 1, &nb, zero);
+        gx_named_arg ar = NA("softmax", 0);
+        gx_named_input in[] = {NI("x", x), NI("w0", w0), NI("b0", b0), NI("w1", w1), NI("b1", b1)};
+        gx_array *out = NULL;
+        gx_error err;
+        TU_OK(gx_kernel_run_direct(K("mlp_forward"), &ar, 1, in, 5, &out, &err), err);
+        assert_true(isnan(gx_array_get_f64(out, 0)));
+        assert_true(isinf(gx_array_get_f64(out, 1)) && gx_array_get_f64(out, 1) > 0);
+        assert_true(gx_array_get_f64(out, 2) == 0 && gx_array_get_f64(out, 3) == 0);
+        assert_true(gx_array_get_f64(out, 4) == 3);
+        gx_array_unref(out);
+        gx_array *all[] = {x, w0, b0, w1, b1};
+        for (int i = 0; i < 5; i++) gx_array_unref(all[i]);
+    }
+}
+
 static void mlp_errors(void **st) {
     (void)st;
     static const int64_t widths[] = {4, 6, 3};
@@ -1173,6 +1200,10 @@ static void linreg_errors(void **st) {
     ar[1] = NA("lr", 1e6);
     ar[0] = NA("steps", 1000);
     expect_err("linreg_gd", ar, 2, in, 2, GX_EKERNEL, "args.lr", "diverged");
+    /* a NaN in y makes every loss NaN: y is named, not lr */
+    ar[1] = NA("lr", 0.01);
+    gx_array_set_f64(r.y, 4, NAN);
+    expect_err("linreg_gd", ar, 2, in, 2, GX_EKERNEL, "inputs.y", "y holds NaN at element 4; gradient descent needs finite inputs");
     gx_array_unref(y5);
     gx_array_unref(w4);
     gx_array_unref(x0);
@@ -1246,6 +1277,7 @@ int main(void) {
         cmocka_unit_test(filter_range_errors),
         cmocka_unit_test(mlp_matches),
         cmocka_unit_test(mlp_softmax_stable),
+        cmocka_unit_test(mlp_relu_keeps_nan),
         cmocka_unit_test(mlp_errors),
         cmocka_unit_test(linreg_converges),
         cmocka_unit_test(linreg_checkpoint_resume),
