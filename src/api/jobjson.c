@@ -18,6 +18,25 @@
 #define MAX_ARGS 64
 #define MAX_INPUTS 1024
 
+/* The member name whose value ends at body[end] ("priority" in
+ * {"priority":1e999}), for a number jansson cannot hold; "" when the
+ * number is not a member's value (an array element) or no name is found. */
+static void number_key(const char *body, size_t end, char *out, size_t cap) {
+    out[0] = '\0';
+    size_t i = end; /* jansson's position: just past the number */
+    while (i > 0 && strchr("0123456789+-.eE", body[i - 1])) i--;
+    while (i > 0 && strchr(" \t\r\n", body[i - 1])) i--;
+    if (i == 0 || body[i - 1] != ':') return;
+    i--;
+    while (i > 0 && strchr(" \t\r\n", body[i - 1])) i--;
+    if (i == 0 || body[i - 1] != '"') return;
+    size_t close = --i;
+    while (i > 0 && body[i - 1] != '"') i--;
+    if (i == 0 || close - i >= cap || close - i > 64) return;
+    memcpy(out, body + i, close - i);
+    out[close - i] = '\0';
+}
+
 json_t *gx_json_parse_body(const char *body, size_t len, gx_error *err) {
     json_error_t je;
     if (len == 0) {
@@ -26,8 +45,19 @@ json_t *gx_json_parse_body(const char *body, size_t len, gx_error *err) {
     }
     json_t *j = json_loadb(body, len, JSON_REJECT_DUPLICATES, &je);
     if (!j) {
-        gx_error_set(err, GX_EFORMAT, "body", "malformed JSON at line %d, column %d: %s", je.line, je.column,
-                     je.text);
+        /* a number past what jansson holds is valid JSON: say which one and
+         * what to send instead */
+        int big = !strncmp(je.text, "too big", 7), huge = !strncmp(je.text, "real number overflow", 20);
+        char key[72] = "", hint[200] = "";
+        if (big || huge) {
+            number_key(body, (size_t)je.position <= len ? (size_t)je.position : len, key, sizeof key);
+            snprintf(hint, sizeof hint, "%s%s%s; %s", key[0] ? " (the value of \"" : "", key, key[0] ? "\")" : "",
+                     big ? "integers must fit in 64 bits: send a larger u64 as a decimal string, other large "
+                           "numbers as reals (1e19)"
+                         : "numbers must fit in a double (about 1.8e308)");
+        }
+        gx_error_set(err, GX_EFORMAT, "body", "%s at line %d, column %d: %s%s",
+                     big || huge ? "JSON number out of range" : "malformed JSON", je.line, je.column, je.text, hint);
         if (err) err->pos = je.position;
         return NULL;
     }

@@ -343,14 +343,15 @@ static const hcase CASES[] = {
     BAD("raw tab in key", "{\"ker\tnel\":\"spin\"}"),
     BAD("UTF-8 BOM before the object", "\xef\xbb\xbf{\"kernel\":\"spin\"}"),
     BADN("UTF-16LE body", "{\0\"\0k\0\"\0:\0\"\0s\0\"\0}\0", 18),
-    BAD("400-digit integer", SPIN(",\"priority\":1000000000000000000000000000000000000000000000000000000000000000"
+    J("400-digit integer", SPIN(",\"priority\":1000000000000000000000000000000000000000000000000000000000000000"
                                   "000000000000000000000000000000000000000000000000000000000000000000000000000000"
                                   "000000000000000000000000000000000000000000000000000000000000000000000000000000"
                                   "000000000000000000000000000000000000000000000000000000000000000000000000000000"
-                                  "000000000000000000000000000000000000000000000000000000000000000000000000000000")),
-    BAD("1e400", SPIN(",\"args\":{\"us\":1e400}")),
-    BAD("-1e400", SAXPY("{\"a\":-1e400}", X3 "," Y3)),
-    BAD("integer above int64", SPIN(",\"timeout_ms\":9223372036854775808")),
+                                  "000000000000000000000000000000000000000000000000000000000000000000000000000000"),
+      400, "GX_EFORMAT", "body", "JSON number out of range"),
+    J("1e400", SPIN(",\"args\":{\"us\":1e400}"), 400, "GX_EFORMAT", "body", "out of range at line 1, column 35: real number overflow near '1e400' (the value of \"us\"); numbers must fit in a double"),
+    J("-1e400", SAXPY("{\"a\":-1e400}", X3 "," Y3), 400, "GX_EFORMAT", "body", "(the value of \"a\"); numbers must fit in a double"),
+    J("integer above int64", SPIN(",\"timeout_ms\":9223372036854775808"), 400, "GX_EFORMAT", "body", "(the value of \"timeout_ms\"); integers must fit in 64 bits"),
     BAD("hex number", SPIN(",\"priority\":0x10")),
     BAD("leading zeros", SPIN(",\"priority\":007")),
     BAD("plus sign", SPIN(",\"priority\":+1")),
@@ -476,7 +477,7 @@ static const hcase CASES[] = {
     J("shape negative", "{\"kernel\":\"reduce_sum\",\"inputs\":{\"x\":{\"dtype\":\"f32\",\"shape\":[-1],\"data\":[]}}}", 400, "GX_EINVAL", "inputs.x.shape[0]", "must be 0.."),
     J("shape fractional", "{\"kernel\":\"reduce_sum\",\"inputs\":{\"x\":{\"dtype\":\"f32\",\"shape\":[1.5],\"data\":[1]}}}", 400, "GX_EINVAL", "inputs.x.shape[0]", "must be an integer"),
     J("shape 2^40", "{\"kernel\":\"reduce_sum\",\"inputs\":{\"x\":{\"dtype\":\"f32\",\"shape\":[1099511627776],\"data\":[1]}}}", 400, "GX_EINVAL", "inputs.x.shape[0]", "must be 0..17179869184"),
-    J("shape 2^63", "{\"kernel\":\"reduce_sum\",\"inputs\":{\"x\":{\"dtype\":\"f32\",\"shape\":[9223372036854775808],\"data\":[1]}}}", 400, "GX_EFORMAT", "body", "malformed JSON"),
+    J("shape 2^63", "{\"kernel\":\"reduce_sum\",\"inputs\":{\"x\":{\"dtype\":\"f32\",\"shape\":[9223372036854775808],\"data\":[1]}}}", 400, "GX_EFORMAT", "body", "JSON number out of range"),
     J("shape 2^63 as a real", "{\"kernel\":\"reduce_sum\",\"inputs\":{\"x\":{\"dtype\":\"f32\",\"shape\":[9.223372036854775808e18],\"data\":[1]}}}", 400, "GX_EINVAL", "inputs.x.shape[0]", "must be 0..17179869184"),
     J("shape 2^17 cubed", "{\"kernel\":\"reduce_sum\",\"inputs\":{\"x\":{\"dtype\":\"f32\",\"shape\":[131072,131072,131072],\"data\":[1]}}}", 400, "GX_EOVERFLOW", "inputs.x.shape", "2^34"),
     J("shape 2^40 by 0", "{\"kernel\":\"reduce_sum\",\"inputs\":{\"x\":{\"dtype\":\"f32\",\"shape\":[0,1099511627776],\"data\":[]}}}", 400, "GX_EINVAL", "inputs.x.shape[1]", "must be 0.."),
