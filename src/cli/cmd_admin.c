@@ -144,8 +144,14 @@ int cmd_keys(cli_ctx *x) {
     }
     if (!strcmp(act, "revoke")) {
         if (x->a->npos != 2) return cli_usage("keys revoke takes the key's ID");
-        char path[200];
-        snprintf(path, sizeof path, "/v1/keys/%.100s", x->a->pos[1]);
+        /* the id goes into the path: only a well-formed one ("../jobs/69"
+         * was sent as it was and cancelled job 69) */
+        const char *id = x->a->pos[1];
+        if (strlen(id) != 16 || strspn(id, "0123456789abcdef") != 16)
+            return cli_usage("keys revoke: '%s' is not a key id (16 lowercase hex digits, as gexec keys list "
+                             "shows them)", id);
+        char path[64];
+        snprintf(path, sizeof path, "/v1/keys/%s", id);
         return call(x, "DELETE", path, NULL, show_revoked);
     }
     return cli_usage("keys: unknown action '%s' (create, list or revoke)", act);
@@ -233,8 +239,12 @@ int cmd_tenants(cli_ctx *x) {
     if (!strcmp(act, "list")) return call(x, "GET", "/v1/tenants", NULL, show_tenants);
     if (!strcmp(act, "usage")) {
         const char *name = x->a->npos > 1 ? x->a->pos[1] : NULL;
-        if (!name || !*name || strlen(name) > 63 || strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") != strlen(name))
-            return cli_usage("tenants usage needs a tenant NAME ([A-Za-z0-9_.-], 1..63)");
+        /* the name goes into the path: "." and ".." would be read as path
+         * segments (".." reached /v1/usage), as the server's names exclude them */
+        if (!name || !*name || strlen(name) > 63 ||
+            strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") != strlen(name) ||
+            !strcmp(name, ".") || !strcmp(name, ".."))
+            return cli_usage("tenants usage needs a tenant NAME ([A-Za-z0-9_.-], 1..63, not . or ..)");
         char path[128];
         snprintf(path, sizeof path, "/v1/tenants/%s/usage", name);
         return call(x, "GET", path, NULL, show_usage);

@@ -363,6 +363,15 @@ run 2 devices frob cpu
 run 0 keys revoke "$vid" && expect "key revoke" "^$vid revoked" "$out"
 run 3 --api-key "$vkey" list
 run 4 keys revoke ffffffffffffffff
+# a key id goes into the URL path: anything but 16 lowercase hex digits is
+# refused before a request ("../jobs/N" was sent as it was and cancelled job N)
+run 0 submit -k spin -a us=60000000 --label suite=cli-long && victim=$out
+run 2 keys revoke "../jobs/$victim" && expect "keys revoke: not a key id" "'\.\./jobs/$victim' is not a key id" "$err"
+run 0 --json get "$victim" && expect "keys revoke ../jobs/N left the job alone" '^(queued|scheduled|running)$' "$(json_get 'j["state"]' <<<"$out")"
+run 0 cancel "$victim"
+run 2 keys revoke FFFFFFFFFFFFFFFF
+run 2 keys revoke 0123456789abcdef0
+run 2 tenants usage .. && expect "tenants usage .." 'not \. or \.\.' "$err"
 run 2 keys frob
 run 2 keys create
 # keys list follows the pages of GET /v1/keys (100 keys a page) to the end
