@@ -384,7 +384,10 @@ int gx_client_events_follow(gx_client *c, const gx_client_stream_opts *o, gx_err
 int gx_client_blob_put(gx_client *c, const gx_array *a, char id[GX_CLIENT_BLOB_ID_MAX],
                        gx_error *err);
 /* Upload a .npy file as it is (checked locally first: GX_EIO if it cannot be
- * read, GX_EFORMAT/GX_EUNSUPPORTED if it is not an array gexec takes). */
+ * read, GX_EFORMAT/GX_EUNSUPPORTED/GX_EOVERFLOW if it is not an array gexec
+ * takes). When the file is at fault, err->field is "path", nothing was sent
+ * and gx_client_last_status() is 0: that tells it from a transport error
+ * (GX_EIO too, with no field). */
 int gx_client_blob_put_file(gx_client *c, const char *path, char id[GX_CLIENT_BLOB_ID_MAX],
                             gx_error *err);
 /* Download a blob (GET /v1/blobs/{id}) into a new array (one reference). */

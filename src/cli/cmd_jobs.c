@@ -111,10 +111,14 @@ static int add_input(cli_ctx *x, gx_jobspec *s, const char *text) {
     char id[GX_CLIENT_BLOB_ID_MAX];
     rc = gx_client_blob_put_file(x->c, src, id, &err);
     if (rc) {
-        if (gx_client_last_status(x->c) == 0 && (rc == GX_EIO || rc == GX_EFORMAT ||
-                                                 rc == GX_EUNSUPPORTED || rc == GX_EOVERFLOW) &&
-            strstr(err.message, src))
-            return cli_local_fail(NULL, &err); /* the file itself is at fault */
+        if (gx_client_last_status(x->c) == 0 && !strcmp(err.field, "path")) {
+            /* the file itself is at fault (nothing was sent); the message
+             * names it */
+            err.field[0] = '\0';
+            char what[160];
+            snprintf(what, sizeof what, "input %s", name);
+            return cli_local_fail(what, &err);
+        }
         return cli_fail(x, rc, &err);
     }
     rc = gx_jobspec_set_input_blob(s, name, id, &err);

@@ -267,33 +267,47 @@ int gx_client_blob_put(gx_client *c, const gx_array *a, char id[GX_CLIENT_BLOB_I
     return rc;
 }
 
+/* path for a message: a long one by its last 100 bytes, so that the
+ * reason after it is not cut off (messages are GX_CLIENT_MSG_MAX bytes) */
+static const char *msg_path(const char *path, char buf[128]) {
+    size_t n = strlen(path);
+    if (n <= 120) return path;
+    snprintf(buf, 128, "...%s", path + n - 100);
+    return buf;
+}
+
 int gx_client_blob_put_file(gx_client *c, const char *path, char id[GX_CLIENT_BLOB_ID_MAX],
                             gx_error *err) {
     id[0] = '\0';
+    /* a file at fault is no answer: status 0 (the status of an earlier
+     * upload made it look like a server's refusal) */
+    if (c) c->last_status = 0;
+    char pb[128];
     FILE *f = fopen(path, "rb");
-    if (!f) return gx_error_set(err, GX_EIO, NULL, "cannot open %s: %s", path, strerror(errno));
+    if (!f) return gx_error_set(err, GX_EIO, "path", "cannot open %s: %s", msg_path(path, pb), strerror(errno));
     gx__buf b = {0};
     char chunk[65536];
     size_t n;
     int rc = 0;
     while (!rc && (n = fread(chunk, 1, sizeof chunk, f)) > 0) rc = gx__buf_add(&b, chunk, n);
-    int bad = ferror(f);
+    int bad = ferror(f), eno = errno;
     fclose(f);
     if (rc) {
         gx__buf_free(&b);
-        return gx_error_set(err, GX_ENOMEM, NULL, "out of memory reading %s", path);
+        return gx_error_set(err, GX_ENOMEM, NULL, "out of memory reading %s", msg_path(path, pb));
     }
     if (bad) {
         gx__buf_free(&b);
-        return gx_error_set(err, GX_EIO, NULL, "cannot read %s", path);
+        return gx_error_set(err, GX_EIO, "path", "cannot read %s: %s", msg_path(path, pb), strerror(eno));
     }
     gx_array *a = NULL;
     rc = gx_npy_read_mem(b.p ? b.p : "", b.len, &a, err);
     gx_array_unref(a);
     if (rc) {
-        char pre[512];
-        snprintf(pre, sizeof pre, "%s is not a usable .npy file", path);
+        char pre[160];
+        snprintf(pre, sizeof pre, "%s is not a usable .npy file", msg_path(path, pb));
         gx__error_prefix(err, pre);
+        if (err && rc != GX_ENOMEM) snprintf(err->field, sizeof err->field, "path");
         gx__buf_free(&b);
         return rc;
     }

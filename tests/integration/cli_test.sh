@@ -229,6 +229,20 @@ run 2 submit -k saxpy -i x=/nonexistent.npy && expect "no file" 'cannot open /no
 echo hello >"$tmp/not.npy"
 run 2 submit -k saxpy -i x="$tmp/not.npy" && expect "not npy" 'not a usable .npy' "$err"
 run 2 submit -k saxpy -a noequals && expect "bad -a" 'expected name=value' "$err"
+# a bad file after one that uploaded is still exit 2 (exit 5: the status of
+# the first upload was taken for the answer, and a long path cut the
+# message that was matched)
+: >"$tmp/empty.npy"
+head -c 60 "$tmp/x.npy" >"$tmp/short.npy"
+mkdir -p "$tmp/dir.npy" "$tmp/$(printf 'long%.0s' $(seq 60))"
+longnpy="$tmp/$(printf 'long%.0s' $(seq 60))/not.npy"
+echo hello >"$longnpy"
+run 2 submit -k saxpy -a a=1 -i x="$tmp/x.npy" -i y="$tmp/missing.npy" &&
+    expect "second input missing" "^gexec: input y: cannot open $tmp/missing.npy: No such file" "$err"
+run 2 submit -k saxpy -a a=1 -i x="$tmp/x.npy" -i y="$tmp/empty.npy" && expect "second input empty" 'not a usable .npy' "$err"
+run 2 submit -k saxpy -a a=1 -i x="$tmp/x.npy" -i y="$tmp/short.npy" && expect "second input cut short" 'not a usable .npy' "$err"
+run 2 submit -k saxpy -a a=1 -i x="$tmp/x.npy" -i y="$tmp/dir.npy" && expect "second input a folder" 'Is a directory' "$err"
+run 2 submit -k saxpy -a a=1 -i x="$tmp/x.npy" -i y="$longnpy" && expect "second input, long path" '/not.npy is not a usable .npy' "$err"
 run 2 submit -k spin --timeout 5parsecs && expect "bad duration" 'duration' "$err"
 run 2 submit -f /nonexistent.json
 

@@ -822,9 +822,25 @@ static void test_result_and_blobs(void **state) {
     int before = e->f->nreq;
     assert_int_equal(gx_client_blob_put_file(e->c, path, id, &err), GX_EFORMAT);
     assert_non_null(strstr(err.message, "not a usable .npy"));
+    assert_string_equal(err.field, "path");
     assert_int_equal(e->f->nreq, before);
     unlink(path);
     assert_int_equal(gx_client_blob_put_file(e->c, "/nonexistent.npy", id, &err), GX_EIO);
+    /* the file at fault, after an upload that succeeded: field "path" and
+     * status 0 (the 201 before made it look like the server's answer) */
+    fh_push(e->f, 201, NULL, "{\"id\":\"sha256:4567\"}", 0, 0);
+    TU_OK(gx_client_blob_put(e->c, b, id, &err), err);
+    assert_int_equal(gx_client_last_status(e->c), 201);
+    assert_int_equal(gx_client_blob_put_file(e->c, "/nonexistent.npy", id, &err), GX_EIO);
+    assert_string_equal(err.field, "path");
+    assert_int_equal(gx_client_last_status(e->c), 0);
+    assert_int_equal(gx_client_blob_put_file(e->c, "/", id, &err), GX_EIO); /* a folder */
+    assert_string_equal(err.field, "path");
+    char longp[400] = "/nonexistent";
+    for (int i = 0; i < 30; i++) strcat(longp, "/abcdefghi");
+    strcat(longp, "/x.npy");
+    assert_int_equal(gx_client_blob_put_file(e->c, longp, id, &err), GX_EIO);
+    assert_non_null(strstr(err.message, "/x.npy: No such file")); /* the reason is not cut off */
 
     fh_push(e->f, 200, NULL, npy, npy_len, 0);
     gx_array *got = NULL;
