@@ -363,15 +363,20 @@ typedef struct gx_client_stream_opts {
                             without its end: a network fault, gexecd killed),
                             connect again (after 0.25 s, doubling up to 5 s)
                             and resume after the last id seen; give up after
-                            30 s without a connection. A stream the server
-                            ended on purpose (gexecd stopping, a key revoked)
-                            is over */
+                            30 s without a connection (GX_EIO, or the error
+                            of the last try). A stream the server ended on
+                            purpose (gexecd stopping, a key revoked) is over.
+                            2: the same, and a stream the server ended is
+                            connected again too, so that the stream outlives
+                            a restart of gexecd (a revoked key then ends it
+                            with the refusal, GX_EAUTH); gexec events uses
+                            this. 0: neither */
     gx_client_reset_fn on_reset; /* optional */
 } gx_client_stream_opts;
 
 /* Follow GET /v1/events (server-sent events) and call on_event for each
  * "job" event, on_reset for each "reset" one. Returns 0 when a callback
- * ended the stream or the server ended it,
+ * ended the stream or the server ended it (reconnect 0 or 1),
  * GX_ETIMEDOUT when timeout_ms ended it (reconnects included), or an
  * error. The
  * callbacks must not use this client (it is busy with the stream); they may

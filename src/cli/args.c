@@ -46,7 +46,9 @@ const cli_cmd cli_cmds[CMD_COUNT] = {
     [CMD_EVENTS] = {"events", "[ID]", 0, 1, "follow job state changes (server-sent events)",
                     "Prints one line per state change as it happens (--json: one JSON object per\n"
                     "line). With --job ID (or an ID operand) prints the job's stored history first\n"
-                    "and ends when the job is final; --history prints only the history."},
+                    "and ends when the job is final; --history prints only the history. A stream\n"
+                    "that drops or that the daemon ends (it stops or restarts) is connected again;\n"
+                    "30 s without a connection exits 5."},
     [CMD_DEVICES] = {"devices", "[drain|undrain NAME]", 0, 2, "list devices: kind, slots, memory, load, health; drain",
                      "devices drain NAME (a name as listed, cpu or cuda:0, or its index) stops new\n"
                      "placements on the device: running jobs finish, queued ones go to other devices\n"

@@ -228,6 +228,7 @@ static int history(cli_ctx *x, const char *job, const char *states, int *final) 
 int cmd_events(cli_ctx *x) {
     const cli_args *a = x->a;
     const char *job = cli_get(a, FL_JOB);
+    if (job && a->npos) return cli_usage("events: unexpected operand '%s' (--job %s names the job)", a->pos[0], job);
     if (!job && a->npos) job = a->pos[0];
     if (cli_has(a, FL_HISTORY) && !job) return cli_usage("--history needs --job ID");
     long timeout_ms = -1;
@@ -250,13 +251,20 @@ int cmd_events(cli_ctx *x) {
     so.on_event = on_event;
     so.on_idle = on_idle;
     so.on_reset = on_reset;
-    so.reconnect = 1; /* a dropped connection resumes after the last event seen */
+    /* a dropped connection, and a stream the daemon ends (it stops or
+     * restarts), resume after the last event seen: only a final job,
+     * --timeout or 30 s without a connection (exit 5) end the command */
+    so.reconnect = 2;
     so.ctx = &f;
     gx_error err;
     rc = gx_client_events_follow(x->c, &so, &err);
     gx_client_free(f.side);
     if (rc == GX_ETIMEDOUT) return job && !f.final_seen ? CLI_EXIT_TIMEOUT : CLI_EXIT_OK;
     if (rc) return cli_fail(x, rc, &err);
+    if (job && !f.final_seen) { /* (only a final job stops the stream: not reached) */
+        fprintf(stderr, "gexec: the event stream ended before job %s was final\n", job);
+        return CLI_EXIT_SERVER;
+    }
     return CLI_EXIT_OK;
 }
 

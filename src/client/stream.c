@@ -8,8 +8,9 @@
  * starting with ':' are comments (the server's keepalives). libcurl's
  * progress callback, which runs at least once a second even on a quiet
  * connection, enforces the deadline and drives the idle callback. With
- * reconnect, a stream that ends or drops is opened again with
- * Last-Event-ID, so that the server replays what was missed.
+ * reconnect, a stream that drops (and with reconnect 2 one that the
+ * server ends) is opened again with Last-Event-ID, so that the server
+ * replays what was missed.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -237,24 +238,30 @@ int gx_client_events_follow(gx_client *c, const gx_client_stream_opts *o, gx_err
             rc = gx__http_error(c, st, s.errbody.p, s.errbody.len, err);
         else if (!o->reconnect && cc != CURLE_OK)
             rc = gx__curl_error(c, cc, err);
-        else if (!o->reconnect || (cc == CURLE_OK && ok2xx)) {
-            /* (with reconnect too: a stream the server ended on purpose, as
-             * when gexecd stops or a key is revoked, is over; only a drop
-             * is reconnected) */
-            if (s.line.len) on_line(&s); /* an unterminated last line */
-            if (s.data.len && !s.stopped) dispatch(&s);
-            rc = 0;
-        } else {
-            /* it dropped: an event cut short is not dispatched (the
-             * server sends it again after the last whole one); connect again
-             * after a pause that grows while the server stays away. A
-             * server never reached is an error at once (a wrong address). */
+        else {
+            int ended = cc == CURLE_OK && ok2xx;
+            if (ended || !o->reconnect) {
+                /* the server ended the stream on purpose (gexecd stopping,
+                 * a key revoked): over, unless reconnect is 2, which
+                 * connects again as after a drop */
+                if (s.line.len) on_line(&s); /* an unterminated last line */
+                if (s.data.len && !s.stopped) dispatch(&s);
+                if (s.oom) rc = gx_error_set(err, GX_ENOMEM, NULL, "out of memory reading the event stream");
+                if (o->reconnect < 2 || s.stopped || s.oom) break;
+            }
+            /* connect again: an event cut short by a drop is not dispatched
+             * (the server sends it again after the last whole one), after a
+             * pause that grows while the server stays away. A server never
+             * reached is an error at once (a wrong address). */
+            if (s.got_body || ended) connected = 1;
             if (s.got_body) {
-                connected = 1;
                 wait_ms = RECONNECT_FIRST_MS;
                 down_since = now_s();
             } else if (!connected || now_s() - down_since > RECONNECT_GIVE_UP_S) {
-                rc = st ? gx__http_error(c, st, s.errbody.p, s.errbody.len, err) : gx__curl_error(c, cc, err);
+                rc = ended ? gx_error_set(err, GX_EIO, NULL, "the event stream of %s ends at once: gave up after %.0f s",
+                                          c->server, RECONNECT_GIVE_UP_S)
+                     : st  ? gx__http_error(c, st, s.errbody.p, s.errbody.len, err)
+                           : gx__curl_error(c, cc, err);
                 break;
             }
             if (backoff(&s, wait_ms)) {

@@ -1020,6 +1020,35 @@ static void test_events_resume(void **state) {
     assert_int_equal(l3.n, 1);
     assert_null(fh_req_at(e->f, 1));
 
+    /* reconnect 2: a stream the server ends is opened again too (gexecd
+     * stopping to restart; gexec events exited 0 there with its job not
+     * final), after the last id seen; a refusal then ends it */
+    fh_reset(e->f);
+    fh_push(e->f, 200, te, chunked("id: b-12\nevent: job\ndata: {\"id\":\"4\",\"state\":\"queued\"}\n\n", 1, b0,
+                                   sizeof b0),
+            0, 1);
+    fh_push(e->f, 200, te, chunked("id: b-13\nevent: job\ndata: {\"id\":\"4\",\"state\":\"running\"}\n\n", 1, b1,
+                                   sizeof b1),
+            0, 1);
+    fh_push(e->f, 401, NULL, "{\"error\":{\"code\":\"GX_EAUTH\",\"message\":\"key revoked\"}}", 0, 0);
+    evlog l4 = {0};
+    o = (gx_client_stream_opts){.timeout_ms = 10000, .on_event = on_ev, .ctx = &l4, .reconnect = 2};
+    assert_int_equal(gx_client_events_follow(e->c, &o, &err), GX_EAUTH);
+    assert_string_equal(err.message, "key revoked");
+    assert_int_equal(l4.n, 2);
+    assert_string_equal(l4.states[1], "running");
+    assert_non_null(strstr(fh_req_at(e->f, 1)->head, "Last-Event-ID: b-12\r\n"));
+    assert_non_null(strstr(fh_req_at(e->f, 2)->head, "Last-Event-ID: b-13\r\n"));
+    /* ... and the deadline ends it while it waits to connect again */
+    fh_reset(e->f);
+    fh_push(e->f, 200, te, chunked("id: b-14\n\n", 1, b0, sizeof b0), 0, 1);
+    fh_push(e->f, 200, te, chunked(": gexec event stream\n\n", 1, b1, sizeof b1), 0, 1);
+    fh_push(e->f, 200, te, chunked(": gexec event stream\n\n", 1, b1, sizeof b1), 0, 1);
+    fh_push(e->f, 200, te, chunked(": gexec event stream\n\n", 1, b1, sizeof b1), 0, 1);
+    o = (gx_client_stream_opts){.timeout_ms = 600, .on_event = on_ev, .ctx = &l4, .reconnect = 2};
+    assert_int_equal(gx_client_events_follow(e->c, &o, &err), GX_ETIMEDOUT);
+    assert_non_null(fh_req_at(e->f, 1));
+
     /* an id the caller gives that cannot be a header, or is too long, is
      * refused before anything is sent (it was sent with its line break, or
      * dropped: a stream from now) */
