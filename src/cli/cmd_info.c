@@ -154,6 +154,13 @@ static void show_kernel(json_t *k) {
 
 static const char *kernel_filter;
 
+/* Is k the kernel named by filter ("saxpy" or "saxpy@1")? */
+static int kernel_is(json_t *k, const char *filter) {
+    char full[200];
+    snprintf(full, sizeof full, "%s@%lld", cli_js(k, "name"), (long long)cli_jnum(k, "version"));
+    return !strcmp(filter, cli_js(k, "name")) || !strcmp(filter, full);
+}
+
 static int show_kernels(cli_ctx *x, json_t *root) {
     json_t *ks = json_object_get(root, "kernels");
     size_t i;
@@ -161,9 +168,7 @@ static int show_kernels(cli_ctx *x, json_t *root) {
     int found = 0;
     json_array_foreach(ks, i, k) {
         if (kernel_filter) {
-            char full[200];
-            snprintf(full, sizeof full, "%s@%lld", cli_js(k, "name"), (long long)cli_jnum(k, "version"));
-            if (strcmp(kernel_filter, cli_js(k, "name")) && strcmp(kernel_filter, full)) continue;
+            if (!kernel_is(k, kernel_filter)) continue;
             show_kernel(k);
             found = 1;
         } else {
@@ -193,7 +198,7 @@ int cmd_kernels(cli_ctx *x) {
         size_t i;
         json_t *k;
         json_array_foreach(json_object_get(root, "kernels"), i, k) {
-            if (!strcmp(cli_js(k, "name"), kernel_filter)) {
+            if (kernel_is(k, kernel_filter)) {
                 char *s = json_dumps(k, JSON_COMPACT);
                 cli_print_raw(s);
                 free(s);

@@ -130,6 +130,9 @@ run 0 kernels && expect kernels 'saxpy' "$out"
 run 0 kernels saxpy && expect "kernel saxpy" 'args:' "$out" && expect "kernel circuit" 'attempts by default: 1; circuit: closed' "$out"
 run 0 --json kernels spin && expect "kernel json" '^spin$' "$(json_get 'j["name"]' <<<"$out")"
 run 4 kernels no_such_kernel
+run 0 kernels saxpy@1 && expect "kernel saxpy@1" '^saxpy@1 ' "$out"
+run 0 --json kernels saxpy@1 && expect "kernel json saxpy@1" '^saxpy 1$' "$(json_get 'j["name"], j["version"]' <<<"$out" | tr -d "(),'")"
+run 4 --json kernels saxpy@99
 
 # ---- submit, wait, result -----------------------------------------------------------
 run 0 submit -k saxpy -a a=2 -i x=@inline:f32:1,2,3 -i 'y=@inline:f32:1,1,1' --label suite=cli
