@@ -447,7 +447,9 @@ int gx_jobspec_set_arg_string(gx_jobspec *s, const char *name, const char *v,
  * "1e-3", ".5") a float, true/false a bool, anything else a string (enum
  * choices; "inf" and "nan" too). A value may be quoted ("'3'", "\"3\"") to
  * force a string. GX_EINVAL (field "args") when there is no '=' or the name
- * is empty. */
+ * is empty; GX_EINVAL (field "args.NAME") for a number that does not fit:
+ * an integer beyond 64 bits ("99999999999999999999"), a decimal beyond a
+ * double ("1e999", or "1e-999" that would be 0). */
 int gx_jobspec_set_arg_text(gx_jobspec *s, const char *name_eq_value, gx_error *err);
 /* Input by reference to an uploaded blob ("sha256:..."). */
 int gx_jobspec_set_input_blob(gx_jobspec *s, const char *name, const char *blob_id,

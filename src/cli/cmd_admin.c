@@ -4,6 +4,7 @@
  * checked locally (gx_audit_verify; no daemon needed).
  */
 #include <jansson.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -220,9 +221,10 @@ int cmd_tenants(cli_ctx *x) {
             char *end;
             const char *w = cli_get(x->a, FL_WEIGHT);
             double v = w ? strtod(w, &end) : 0;
-            if (!w || !*w || *end || !(v > 0)) {
+            /* inf was dropped from the body (json_real(inf) is NULL): weight 1 */
+            if (!w || !*w || *end || !(v > 0) || !isfinite(v)) {
                 json_decref(b);
-                return cli_usage("--weight wants a number > 0, not '%s'", w ? w : "");
+                return cli_usage("--weight wants a finite number > 0, not '%s'", w ? w : "");
             }
             json_object_set_new(b, "weight", json_real(v));
         }

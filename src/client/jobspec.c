@@ -181,14 +181,21 @@ int gx_jobspec_set_arg_text(gx_jobspec *s, const char *text, gx_error *err) {
         char *end;
         const char *digits = v + (v[0] == '-' || v[0] == '+');
         int hex = digits[0] == '0' && (digits[1] == 'x' || digits[1] == 'X');
+        char field[96];
+        snprintf(field, sizeof field, "args.%.80s", name);
         errno = 0;
         long long iv = strtoll(v, &end, hex ? 16 : 10);
-        if (isdigit((unsigned char)digits[0]) && !*end && !errno)
-            return gx_jobspec_set_arg_int(s, name, iv, err);
+        if (isdigit((unsigned char)digits[0]) && !*end) {
+            if (!errno) return gx_jobspec_set_arg_int(s, name, iv, err);
+            /* (it went as a float, or as a string the server refused) */
+            return gx_error_set(err, GX_EINVAL, field, "%s does not fit in a 64-bit integer", v);
+        }
         errno = 0;
         double dv = strtod(v, &end);
-        if (isdigit((unsigned char)digits[0]) || digits[0] == '.') {
-            if (!*end && isfinite(dv) && !errno) return gx_jobspec_set_arg_double(s, name, dv, err);
+        if ((isdigit((unsigned char)digits[0]) || digits[0] == '.') && !*end) {
+            /* a subnormal result may set ERANGE too: it is still the value */
+            if (isfinite(dv) && (!errno || dv != 0)) return gx_jobspec_set_arg_double(s, name, dv, err);
+            return gx_error_set(err, GX_EINVAL, field, "%s is out of the range of a double", v);
         }
     }
     return gx_jobspec_set_arg_string(s, name, v, err);

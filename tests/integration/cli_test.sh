@@ -234,6 +234,8 @@ run 2 submit -k saxpy -i x=/nonexistent.npy && expect "no file" 'cannot open /no
 echo hello >"$tmp/not.npy"
 run 2 submit -k saxpy -i x="$tmp/not.npy" && expect "not npy" 'not a usable .npy' "$err"
 run 2 submit -k saxpy -a noequals && expect "bad -a" 'expected name=value' "$err"
+run 2 submit -k saxpy -a a=1e999 -i x=@inline:f32:1 -i y=@inline:f32:1 && expect "-a beyond a double" '1e999 is out of the range of a double \(field args\.a\)' "$err"
+run 2 submit -k spin -a us=99999999999999999999 && expect "-a beyond 64 bits" 'does not fit in a 64-bit integer \(field args\.us\)' "$err"
 # a bad file after one that uploaded is still exit 2 (exit 5: the status of
 # the first upload was taken for the answer, and a long path cut the
 # message that was matched)
@@ -366,6 +368,12 @@ run 0 --json tenants usage cli-team && expect "tenant usage json" '^1000000$' "$
 run 4 --api-key "$vkey" tenants usage default
 run 2 tenants usage
 run 2 tenants create --tenant cli-team --max-queued -1
+# a weight that is not finite is refused here (inf was dropped from the
+# body, and the tenant kept weight 1)
+run 2 tenants create --tenant cli-t2 --weight inf && expect "--weight inf" 'finite number > 0' "$err"
+run 2 tenants create --tenant cli-t2 --weight nan
+run 2 tenants create --tenant cli-t2 --weight 1e999
+run 2 tenants create --tenant cli-t2 --device-seconds-per-hour inf
 run 3 --api-key "$vkey" submit -k spin && expect "viewer may not submit" 'viewer' "$err"
 run 3 --api-key "$vkey" keys list
 run 3 --api-key "$vkey" top --once --interval 100ms && expect "top needs an operator" 'operator' "$err"

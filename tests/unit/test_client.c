@@ -218,6 +218,16 @@ static void test_jobspec(void **state) {
     assert_int_equal(gx_jobspec_set_arg_text(s, "noeq", &err), GX_EINVAL);
     assert_string_equal(err.field, "args");
     assert_int_equal(gx_jobspec_set_arg_text(s, "=3", &err), GX_EINVAL);
+    /* numbers that do not fit are refused here (they went as strings, or
+     * as a float for an integer, and the server refused them or not) */
+    static const char *const toobig[] = {"big=1e999", "big=-1e999", "big=1e-999", "big=99999999999999999999",
+                                         "big=-9223372036854775809", "big=0x1ffffffffffffffff"};
+    for (size_t i = 0; i < sizeof toobig / sizeof toobig[0]; i++) {
+        if (gx_jobspec_set_arg_text(s, toobig[i], &err) != GX_EINVAL) fail_msg("'%s' accepted", toobig[i]);
+        assert_string_equal(err.field, "args.big");
+    }
+    TU_OK(gx_jobspec_set_arg_text(s, "big=9223372036854775807", &err), err);
+    TU_OK(gx_jobspec_set_arg_text(s, "big=1e308", &err), err);
     assert_int_equal(gx_jobspec_set_label_text(s, "x", &err), GX_EINVAL);
     assert_string_equal(err.field, "labels");
     assert_int_equal(gx_jobspec_set_kernel(s, "", &err), GX_EINVAL);
