@@ -237,6 +237,9 @@ typedef struct gx_client_list_opts {
     const char *order;          /* "asc" (oldest first) or "desc" (newest
                                    first); NULL = asc. A cursor goes on in
                                    the order of the page that gave it */
+    const char *tenant;         /* this tenant's jobs (admin and operator
+                                   keys; others only their own, else
+                                   GX_ENOTFOUND); NULL = the key's tenant */
 } gx_client_list_opts;
 
 typedef struct gx_client_job_list {

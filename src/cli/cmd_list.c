@@ -35,6 +35,7 @@ int cmd_list(cli_ctx *x) {
     gx_client_list_opts o = {0};
     o.state = cli_get(a, FL_STATE);
     o.kernel = cli_get(a, FL_KERNEL);
+    o.tenant = cli_get(a, FL_TENANT);
     int nl = cli_count(a, FL_LABEL);
     const char **labels = calloc((size_t)nl + 1, sizeof *labels);
     if (!labels) return cli_usage("out of memory");

@@ -232,6 +232,7 @@ int gx_client_list(gx_client *c, const gx_client_list_opts *o, gx_client_job_lis
         }
         if (!rc) rc = gx__query_add(&q, "cursor", o->cursor);
         if (!rc) rc = gx__query_add(&q, "order", o->order);
+        if (!rc) rc = gx__query_add(&q, "tenant", o->tenant);
     }
     void *items = NULL;
     rc = gx__get_page(c, &q, rc, "jobs", sizeof *out->jobs, job_item, &items, &out->n, out->next_cursor,

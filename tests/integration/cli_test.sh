@@ -356,6 +356,13 @@ sleep 1.2
 run 0 keys list --tenant cli-team && expect "expired key" "^$bid +cli-team +viewer +expired +brief" "$(grep "^$bid " <<<"$out")"
 expect "key list has no secret" '^[^_]*$|^ID' "$(grep -c gx_ <<<"$out" || true)"
 run 0 --api-key "$vkey" list && expect "viewer lists" '^ID' "$out"
+# list --tenant: another tenant's jobs, for an admin (there was no flag)
+run 0 keys create --tenant cli-list --role submitter --label cli-sub && skey=$out
+run 0 --api-key "$skey" submit -k spin -a us=1000 --label suite=cli-tenant && tj=$out
+run 0 list --tenant cli-list --label suite=cli-tenant && same "list --tenant" "$tj" "$(lids)"
+run 0 list --label suite=cli-tenant && same "list: the key's tenant only" "" "$(lids)"
+run 0 --json list --tenant cli-list --label suite=cli-tenant && expect "list --tenant --json" '^cli-list$' "$(json_get 'j["jobs"][0]["tenant"]' <<<"$out")"
+run 4 --api-key "$vkey" list --tenant default
 run 0 --api-key "$vkey" whoami && expect whoami "^key $vid, tenant cli-team, role viewer, expires 20[0-9-]+T" "$out"
 run 0 --json --api-key "$vkey" whoami && expect "whoami json" "^viewer cli-team True$" "$(json_get 'j["role"], j["tenant"], j["auth"]' <<<"$out")"
 run 3 --api-key gx_0123456789abcdef_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA whoami

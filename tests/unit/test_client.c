@@ -586,6 +586,11 @@ static void test_list_and_batch(void **state) {
     assert_string_equal(l.next_cursor, "");
     gx_client_job_list_free(&l);
     assert_non_null(strstr(fh_req_at(e->f, 1)->head, "GET /v1/jobs HTTP/1.1"));
+    fh_push(e->f, 200, NULL, "{\"jobs\":[],\"next_cursor\":null}", 0, 0);
+    gx_client_list_opts ot = {.tenant = "team a", .order = "desc"};
+    TU_OK(gx_client_list(e->c, &ot, &l, NULL, &err), err);
+    gx_client_job_list_free(&l);
+    assert_non_null(strstr(fh_req_at(e->f, 2)->head, "GET /v1/jobs?order=desc&tenant=team%20a HTTP/1.1"));
 
     fh_push(e->f, 200, NULL,
             "{\"accepted\":1,\"refused\":1,\"results\":[{\"index\":0,\"status\":202,\"id\":\"50\"},"
@@ -603,7 +608,7 @@ static void test_list_and_batch(void **state) {
     assert_int_equal(b.items[1].error.code, GX_EINVAL);
     assert_string_equal(b.items[1].error.field, "args.a");
     gx_client_batch_free(&b);
-    const fh_req *q = fh_req_at(e->f, 2);
+    const fh_req *q = fh_req_at(e->f, 3);
     assert_non_null(strstr(q->head, "POST /v1/jobs:batch HTTP/1.1"));
     assert_json_eq(q->body, "{\"jobs\":[{\"kernel\":\"spin\"},{\"kernel\":\"saxpy\"}]}");
     assert_int_equal(gx_client_submit_batch_json(e->c, "{\"x\":1}", &b, NULL, &err), GX_EINVAL);
