@@ -56,6 +56,11 @@ double cli_now_s(void);
 void cli_human_bytes(double b, char *buf, size_t cap);
 const char *cli_device_status(json_t *d);
 
+/* Print " FLAG VALUE" on f, VALUE as one shell word (quoted when it holds
+ * anything a shell would read otherwise); nothing when val is NULL or "".
+ * For the "more:" line, a command to paste (out.c). */
+void cli_put_opt(FILE *f, const char *flag, const char *val);
+
 /* Output of jobs (out.c). */
 void cli_print_job(const gx_client_job *j);
 void cli_print_final(const gx_client_job *j);

@@ -106,7 +106,14 @@ static int keys_list(cli_ctx *x) {
         gx_client_key_list_free(&l);
         if (!cursor[0]) break;
         if (!all) {
-            if (!x->json) fprintf(stderr, "more: gexec keys list --limit %ld --cursor %s (or --all)\n", limit, cursor);
+            if (!x->json) { /* the command for the next page, with this one's filters */
+                fputs("more: gexec keys list", stderr);
+                cli_put_opt(stderr, "--tenant", o.tenant);
+                cli_put_opt(stderr, "--state", state);
+                fprintf(stderr, " --limit %ld", limit);
+                cli_put_opt(stderr, "--cursor", cursor);
+                fputs(" (or --all)\n", stderr);
+            }
             break;
         }
     }

@@ -30,6 +30,20 @@ static void list_row(const gx_client_job *j) {
            j->submitted_at, info);
 }
 
+/* On stderr, the command that lists the next page: this one's filters
+ * (without them it listed other jobs) and the cursor, quoted for a shell. */
+static void more_hint(const gx_client_list_opts *o, const char *cursor) {
+    fputs("more: gexec list", stderr);
+    cli_put_opt(stderr, "--state", o->state);
+    cli_put_opt(stderr, "--kernel", o->kernel);
+    for (size_t i = 0; i < o->nlabels; i++) cli_put_opt(stderr, "--label", o->labels[i]);
+    cli_put_opt(stderr, "--tenant", o->tenant);
+    if (o->order && !strcmp(o->order, "desc")) cli_put_opt(stderr, "--order", "desc");
+    if (o->limit > 0) fprintf(stderr, " --limit %d", o->limit);
+    cli_put_opt(stderr, "--cursor", cursor);
+    fputs(" (or --all)\n", stderr);
+}
+
 int cmd_list(cli_ctx *x) {
     const cli_args *a = x->a;
     gx_client_list_opts o = {0};
@@ -101,9 +115,7 @@ int cmd_list(cli_ctx *x) {
         gx_client_job_list_free(&l);
         if (!cursor[0]) break;
         if (!all) {
-            if (!x->json)
-                fprintf(stderr, "more: gexec list%s --cursor %s (or --all)\n",
-                        order && !strcmp(order, "desc") ? " --order desc" : "", cursor);
+            if (!x->json) more_hint(&o, cursor);
             break;
         }
     }

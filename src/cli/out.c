@@ -166,3 +166,23 @@ double cli_now_s(void) {
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
+
+void cli_put_opt(FILE *f, const char *flag, const char *val) {
+    if (!val || !*val) return;
+    fprintf(f, " %s ", flag);
+    /* a word of these characters means the same to every shell; else
+     * single quotes, where only the quote itself needs care: '\'' */
+    static const char safe[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-+=.,:/@%";
+    if (strspn(val, safe) == strlen(val) && val[0] != '=') { /* (zsh expands "=word") */
+        fputs(val, f);
+        return;
+    }
+    fputc('\'', f);
+    for (const char *p = val; *p; p++) {
+        if (*p == '\'')
+            fputs("'\\''", f);
+        else
+            fputc(*p, f);
+    }
+    fputc('\'', f);
+}

@@ -307,7 +307,7 @@ run 4 requeue 999999999
 run 0 list && expect list '^ID +STATE +KERNEL' "$out"
 run 0 list --state succeeded --kernel saxpy --label suite=cli
 expect "list filtered" "^$id1 +succeeded +saxpy" "$(grep "^$id1 " <<<"$out")"
-run 0 list --limit 1 --label suite=cli && expect "list page" 'more: gexec list --cursor' "$err"
+run 0 list --limit 1 --label suite=cli && expect "list page" '^more: gexec list --label suite=cli --limit 1 --cursor [0-9]+ \(or --all\)$' "$err"
 run 0 --json list --all --label suite=cli
 expect "list --all" '^[3-9]$|^[1-9][0-9]+$' "$(json_get 'len(j["jobs"])' <<<"$out")"
 expect "list --all cursor" '^None$' "$(json_get 'j["next_cursor"]' <<<"$out")"
@@ -320,13 +320,25 @@ run 0 list --all --label suite=cli --order desc && same "list --order desc --all
 run 0 list --all --label suite=cli -r --limit 1 && same "list -r --limit 1 --all" "$(sort -n -r <<<"$asc_ids")" "$(lids)"
 run 0 list --label suite=cli --newest --limit 1
 same "list --newest: the newest first" "$(sort -n -r <<<"$asc_ids" | head -n 1)" "$(lids)"
-expect "list --newest: the next page's command" "^more: gexec list --order desc --cursor $(lids) \\(or --all\\)\$" "$err"
+expect "list --newest: the next page's command" "^more: gexec list --label suite=cli --order desc --limit 1 --cursor $(lids) \\(or --all\\)\$" "$err"
 run 0 list --label suite=cli --order desc --limit 1 --cursor "$(lids)"
 same "list --order desc --cursor: the next newest" "$(sort -n -r <<<"$asc_ids" | sed -n 2p)" "$(lids)"
 run 0 --json list --all --label suite=cli --order desc
 same "list --json --order desc --all" "$(sort -n -r <<<"$asc_ids")" "$(json_get '"\n".join(x["id"] for x in j["jobs"])' <<<"$out")"
 run 0 list --order asc --label suite=cli --all && same "list --order asc" "$asc_ids" "$(lids)"
 run 2 list --order up && expect "list --order: asc or desc" "asc or desc" "$err"
+# the next page's command keeps this one's filters, quoted for a shell (it
+# said "gexec list --cursor C", which listed other jobs)
+more_cmd() { sed -e 's/^more: gexec //' -e 's/ (or --all)$//' <<<"$err"; } # the command of the more: line
+run 0 list --state timed_out,cancelled --all && tc_ids=$(lids)
+run 0 list -s timed_out,cancelled -n 1 &&
+    expect "more: the filters" '^more: gexec list --state timed_out,cancelled --limit 1 --cursor [0-9]+ \(or --all\)$' "$err"
+eval "run 0 $(more_cmd)" && same "more: the next page" "$(sed -n 2p <<<"$tc_ids")" "$(lids)"
+run 0 submit -k spin -a us=1000 -l "note=it's \$HOME & more" -l suite=cli-quote && q1=$out
+run 0 submit -k spin -a us=1000 -l "note=it's \$HOME & more" -l suite=cli-quote
+run 0 list -l "note=it's \$HOME & more" -l suite=cli-quote -k spin -r -n 1 &&
+    expect "more: quoted" "^more: gexec list --kernel spin --label 'note=it'\\\\''s \\\$HOME & more' --label suite=cli-quote --order desc --limit 1 --cursor [0-9]+ \\(or --all\\)\$" "$err"
+eval "run 0 $(more_cmd)" && same "more: quoted, the next page" "$q1" "$(lids)"
 run 2 list --newest --order asc
 
 # ---- events ----------------------------------------------------------------------------
@@ -424,13 +436,17 @@ run 0 keys list && expect "keys list: every tenant's" '^23[0-9]$' "$(grep -c -v 
 run 0 --json keys list --tenant cli-many && same "keys list --json: every key" "$want" "$(json_get '"\n".join(k["id"] for k in j["keys"])' <<<"$out")"
 expect "keys list --json: the last page" '^None$' "$(json_get 'j["next_cursor"]' <<<"$out")"
 run 0 keys list --tenant cli-many --limit 7 && same "keys list --limit: one page" "$(head -n 7 <<<"$want")" "$(ids)"
-expect "keys list --limit: the next page's command" '^more: gexec keys list --limit 7 --cursor [0-9]+ \(or --all\)$' "$err"
+expect "keys list --limit: the next page's command" '^more: gexec keys list --tenant cli-many --limit 7 --cursor [0-9]+ \(or --all\)$' "$err"
 cur=$(grep -o -- '--cursor [0-9]*' <<<"$err" | cut -d' ' -f2)
 run 0 keys list --tenant cli-many --limit 7 --cursor "$cur" && same "keys list --cursor: the next page" "$(sed -n 8,14p <<<"$want")" "$(ids)"
 run 0 --json keys list --tenant cli-many --limit 7 && expect "keys list --json --limit: the server's page" '^7 [0-9]+$' "$(json_get 'len(j["keys"]), j["next_cursor"]' <<<"$out" | tr -d "(),'")"
 run 0 keys list --tenant cli-many --limit 7 --all && same "keys list --limit --all" "$want" "$(ids)"
 run 0 keys revoke "${many[3]}"
 run 0 keys list --tenant cli-many --state revoked && same "keys list --state revoked" "${many[3]}" "$(ids)"
+run 0 keys list --state revoked --all && rv_ids=$(ids)
+run 0 keys list --state revoked -n 1 &&
+    expect "keys more: the filters" '^more: gexec keys list --state revoked --limit 1 --cursor [0-9]+ \(or --all\)$' "$err"
+eval "run 0 $(more_cmd)" && same "keys more: the next page" "$(sed -n 2p <<<"$rv_ids")" "$(ids)"
 run 0 keys list --tenant cli-many --state active && same "keys list --state active" "$(grep -v -x "${many[3]}" <<<"$want")" "$(ids)"
 run 2 keys list --limit 0
 run 2 keys list --limit 1001
