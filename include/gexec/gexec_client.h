@@ -492,8 +492,10 @@ int gx_client_submit(gx_client *c, const gx_jobspec *s, gx_client_job *job, char
 int gx_client_parse_inline(const char *text, gx_array **out, gx_error *err);
 
 /* Parse a duration: "30" or "30s" (seconds, fractions allowed), "250ms",
- * "2m", "1h"; "-1"/"inf"/"none" = no limit (-1). *ms receives milliseconds.
- * GX_EINVAL for anything else. */
+ * "2m", "1h"; "-1"/"inf"/"none" = no limit (-1): the caller decides what
+ * that means, or refuses it. *ms receives milliseconds, rounded. GX_EINVAL
+ * for anything else, and for a duration above 0 but under 0.5 ms, which
+ * would round to 0 ("0.0004": 0 is often no limit). */
 int gx_client_parse_duration(const char *text, long *ms, gx_error *err);
 
 #ifdef __cplusplus

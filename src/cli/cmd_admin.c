@@ -142,7 +142,12 @@ int cmd_keys(cli_ctx *x) {
                 json_decref(b);
                 return CLI_EXIT_USAGE;
             }
-            json_object_set_new(b, "expires_in_s", json_real((double)ms / 1000.0));
+            if (ms == 0) {
+                json_decref(b);
+                return cli_usage("--expires-in wants a duration above 0, or none for a key that never expires");
+            }
+            /* none (-1): never, as without the flag (-0.001 s was sent) */
+            if (ms > 0) json_object_set_new(b, "expires_in_s", json_real((double)ms / 1000.0));
         }
         return call(x, "POST", "/v1/keys", b, show_key_created);
     }

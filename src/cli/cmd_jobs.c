@@ -300,10 +300,17 @@ int cmd_requeue(cli_ctx *x) { return each_job(x, gx_client_requeue); }
 
 /* ---- result --------------------------------------------------------------------- */
 
-/* mkdir -p */
+/* mkdir -p; -1 with errno set (ENOTDIR for a path that is a file) */
 static int make_dirs(const char *path) {
     char buf[4096];
-    if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf) return -1;
+    if (!*path) {
+        errno = ENOENT;
+        return -1;
+    }
+    if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
     for (char *p = buf + 1; *p; p++) {
         if (*p != '/') continue;
         *p = '\0';
@@ -312,7 +319,12 @@ static int make_dirs(const char *path) {
     }
     if (mkdir(buf, 0777) && errno != EEXIST) return -1;
     struct stat st;
-    return stat(buf, &st) == 0 && S_ISDIR(st.st_mode) ? 0 : -1;
+    if (stat(buf, &st)) return -1;
+    if (!S_ISDIR(st.st_mode)) {
+        errno = ENOTDIR; /* (it said "File exists") */
+        return -1;
+    }
+    return 0;
 }
 
 static void print_shape(const gx_array *a) {
@@ -346,6 +358,7 @@ static void print_values(const gx_array *a) {
 int cmd_result(cli_ctx *x) {
     const char *id = x->a->pos[0];
     const char *dir = cli_get(x->a, FL_OUTPUT);
+    if (dir && !*dir) return cli_usage("-o wants a directory, not ''");
     gx_client_outputs r;
     gx_error err;
     char *raw = NULL;
@@ -370,9 +383,11 @@ int cmd_result(cli_ctx *x) {
     }
     int code = CLI_EXIT_OK;
     if (dir && make_dirs(dir)) {
+        int eno = errno;
         gx_client_outputs_free(&r);
         free(raw);
-        return cli_usage("cannot create directory %s: %s", dir, strerror(errno));
+        return eno == ENOTDIR ? cli_usage("-o %s: not a directory", dir)
+                              : cli_usage("cannot create directory %s: %s", dir, strerror(eno));
     }
     if (x->json) cli_print_raw(raw);
     for (size_t i = 0; i < r.n; i++) {

@@ -5,9 +5,11 @@
  * runs the subcommand. Errors print one line "gexec: <message> (field F)"
  * on stderr; the exit code says what kind of failure it was (args.h).
  */
+#include <errno.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -101,6 +103,19 @@ int cli_duration(const char *flag, const char *s, long *ms) {
     return 0;
 }
 
+/* A CA bundle for an https server that cannot be read is a usage error,
+ * exit 2, like any local file (libcurl's failure to load it was exit 5). */
+static int check_ca_file(cli_ctx *x) {
+    const char *flag = cli_get(x->a, FL_CA_FILE), *ca = flag && *flag ? flag : getenv("GEXEC_CACERT");
+    if (!ca || !*ca || strncmp(gx_client_server(x->c), "https://", 8)) return 0;
+    const char *from = flag && *flag ? "--cacert" : "$GEXEC_CACERT";
+    struct stat st;
+    FILE *f = stat(ca, &st) ? NULL : S_ISDIR(st.st_mode) ? (errno = EISDIR, NULL) : fopen(ca, "r");
+    if (!f) return cli_usage("%s: cannot read the CA bundle %s: %s", from, ca, strerror(errno));
+    fclose(f);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     cli_args a;
     char msg[256];
@@ -148,6 +163,11 @@ int main(int argc, char **argv) {
     if (rc) {
         cli_args_free(&a);
         return cli_local_fail(NULL, &err);
+    }
+    if ((rc = check_ca_file(&x))) {
+        gx_client_free(x.c);
+        cli_args_free(&a);
+        return rc;
     }
     int code = handlers[a.cmd](&x);
     gx_client_free(x.c);

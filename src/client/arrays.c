@@ -594,6 +594,9 @@ int gx_client_parse_duration(const char *text, long *ms, gx_error *err) {
                             "bad duration unit in '%s' (use ms, s, m or h)", text);
     double r = v * scale;
     if (r > 1e15) return gx_error_set(err, GX_EINVAL, "duration", "duration '%s' is too long", text);
+    /* it would round to 0, which is no limit for a job's timeout */
+    if (r > 0 && r < 0.5)
+        return gx_error_set(err, GX_EINVAL, "duration", "duration '%s' is under 1 ms (the shortest is 1ms)", text);
     *ms = (long)(r + 0.5);
     return 0;
 }

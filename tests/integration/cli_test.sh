@@ -146,6 +146,8 @@ if [ -n "$NPY" ]; then
     expect "numpy reads it" '^\[3\.0, 5\.0, 7\.0\]$' \
         "$("$NPY" -c "import numpy; print(numpy.load('$tmp/res/y.npy').tolist())")"
 fi
+run 2 result "$id1" -o '' && expect "result -o ''" "wants a directory" "$err"
+run 2 result "$id1" -o "$tmp/res/y.npy" && expect "result -o FILE" "-o $tmp/res/y.npy: not a directory" "$err"
 run 0 --json result "$id1" && expect "result json" '^y$' "$(json_get 'list(j["outputs"])[0]' <<<"$out")"
 run 0 get "$id1" && expect get '^state: +succeeded' "$out"
 # logs: the job's history; -f follows (at once over for a final job)
@@ -251,6 +253,10 @@ run 2 submit -k saxpy -a a=1 -i x="$tmp/x.npy" -i y="$tmp/short.npy" && expect "
 run 2 submit -k saxpy -a a=1 -i x="$tmp/x.npy" -i y="$tmp/dir.npy" && expect "second input a folder" 'Is a directory' "$err"
 run 2 submit -k saxpy -a a=1 -i x="$tmp/x.npy" -i y="$longnpy" && expect "second input, long path" '/not.npy is not a usable .npy' "$err"
 run 2 submit -k spin --timeout 5parsecs && expect "bad duration" 'duration' "$err"
+run 2 submit -k spin --timeout 0.0004 && expect "duration rounding to 0" 'under 1 ms' "$err"
+run 0 submit --help && expect "--max-attempts help" 'max-attempts N +attempts allowed on transient faults, 1\.\.100' "$out"
+run 2 --server https://127.0.0.1:1 --cacert "$tmp/no-ca.pem" health && expect "--cacert missing" "cannot read the CA bundle $tmp/no-ca.pem: No such file" "$err"
+GEXEC_CACERT=$tmp run 2 --server https://127.0.0.1:1 health && expect "GEXEC_CACERT a folder" 'GEXEC_CACERT: .*Is a directory' "$err"
 run 2 submit -f /nonexistent.json
 
 # refusals by the server
@@ -362,6 +368,10 @@ vkey=$out
 expect "key create" '^gx_[0-9a-f]{16}_[A-Za-z0-9_-]{43}$' "$vkey"
 vid=$(cut -d_ -f2 <<<"$vkey")
 run 0 keys list --tenant cli-team && expect "key list" "^$vid +cli-team +viewer +active +cli" "$(grep "^$vid " <<<"$out")"
+run 0 keys create --tenant cli-team --role viewer --label never --expires-in none
+nid=$(cut -d_ -f2 <<<"$out") # never expires (-0.001 s was sent, and refused)
+run 0 --json keys list --tenant cli-team && expect "--expires-in none: never" '^None$' "$(json_get '[k["expires_ns"] for k in j["keys"] if k["id"] == "'"$nid"'"][0]' <<<"$out")"
+run 2 keys create --tenant cli-team --role viewer --expires-in 0
 run 0 keys create --tenant cli-team --role viewer --label brief --expires-in 1s
 bid=$(cut -d_ -f2 <<<"$out")
 sleep 1.2

@@ -152,13 +152,14 @@ static void test_parse_duration(void **state) {
         const char *in;
         long ms;
     } ok[] = {{"30", 30000}, {"1.5s", 1500}, {"250ms", 250}, {"2m", 120000}, {"1h", 3600000},
-              {"0", 0},      {"-1", -1},     {"inf", -1},    {"none", -1},   {"0.0004", 0}};
+              {"0", 0},      {"-1", -1},     {"inf", -1},    {"none", -1},   {"0.0005", 1}, {"0ms", 0}};
     for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
         long ms = 7;
         assert_int_equal(gx_client_parse_duration(ok[i].in, &ms, NULL), 0);
         assert_int_equal(ms, ok[i].ms);
     }
-    static const char *bad[] = {"", "x", "5 s", "5sec", "-5", "1e300", " 5", "nan", "5d"};
+    static const char *bad[] = {"", "x", "5 s", "5sec", "-5", "1e300", " 5", "nan", "5d",
+                                "0.0004", "0.4ms", "1e-9h"}; /* these rounded to 0: no limit */
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         long ms;
         gx_error err;
