@@ -40,10 +40,11 @@ const cli_cmd cli_cmds[CMD_COUNT] = {
                      "(`gexec list --state dead` lists the dead letters). Exits 3 if a job is\n"
                      "in another state (the server answers 409)."},
     [CMD_LIST] = {"list", "", 0, 0, "list jobs (by id, one page at a time) with filters",
-                  "Prints one page (--limit) and, if there is more, the command for the next\n"
-                  "(the same filters and its --cursor) on stderr;\n"
-                  "--all follows the cursors to the end. --order desc (or -r) lists the newest\n"
-                  "first, from the newest job when the first page was read down."},
+                  "Prints one page (--limit) and, if there is more, on stderr the command for\n"
+                  "the next (the same filters and its --cursor); --all follows the cursors to\n"
+                  "the end. --order desc (or -r) lists the newest first, from the newest job\n"
+                  "when the first page was read down. --tenant lists another tenant's jobs\n"
+                  "(admin or operator)."},
     [CMD_EVENTS] = {"events", "[ID]", 0, 1, "follow job state changes (server-sent events)",
                     "Prints one line per state change as it happens (--json: one JSON object per\n"
                     "line). With --job ID (or an ID operand) prints the job's stored history first\n"
