@@ -251,36 +251,11 @@ int gx__h_faults_clear(void *app, gx_http_req *r) {
 
 /* ---- dead letters ------------------------------------------------------------ */
 
-/* POST /v1/jobs/{id}/requeue: a dead (or failed) job runs again as a new
- * attempt with a fresh attempt budget. The store's compare-and-set (only
- * from dead or failed, attempt + 1, so a stale writer of the old attempt is
- * fenced) is durable before the engine sees the job; an engine refusal is
- * written back as a failure. The engine then holds it as restore_one
- * (service.c) holds a job a restart moved back to the queue: the attempts
- * made, the stored number as its floor, its queued event recorded. */
-int gx__h_job_requeue(void *app, gx_http_req *r) {
-    gx_service *s = app;
-    gx_job_id id = gx_job_id_parse(r->params[0]);
-    gx_store_job *sj = NULL;
+/* The re-queue of job id (sj: its stored row, freed here) once admitted. */
+static int requeue_admitted(gx_service *s, gx_http_req *r, gx_job_id id, gx_store_job *sj) {
     gx_error e;
     gx_error_clear(&e);
-    if (id) gx__svc_settle_for(s, GX_SVC_SETTLE_MS); /* a job that just ended: its final state first */
-    int rc = id ? gx_store_get_job(s->store, id, &sj, &e) : GX_ENOTFOUND;
-    if (rc == GX_ESTORE) {
-        gx_http_error(r, 503, GX_ESTORE, NULL, "%s", e.message);
-        return 0;
-    }
-    if (rc || (strcmp(sj->tenant, r->ctx.tenant) && !r->ctx.cross)) {
-        gx_store_free(sj);
-        gx_http_error(r, 404, GX_ENOTFOUND, "id", "no job '%.40s'", r->params[0]);
-        return 0;
-    }
-    if (sj->state != GX_JOB_DEAD && sj->state != GX_JOB_FAILED) {
-        gx_http_error(r, 409, GX_ESTATE, "state", "job %llu is %s; only dead or failed jobs can be re-queued",
-                      (unsigned long long)id, gx_job_state_name(sj->state));
-        gx_store_free(sj);
-        return 0;
-    }
+    int rc;
     json_t *obj = json_loads(sj->spec_json, 0, NULL);
     gx_jobreq jr;
     memset(&jr, 0, sizeof jr);
@@ -354,5 +329,54 @@ int gx__h_job_requeue(void *app, gx_http_req *r) {
         gx_http_reply_json(r, 200, gx_job_json(s->engine, &info));
     else
         gx_http_reply_json(r, 200, json_pack("{s:s,s:s}", "id", r->params[0], "state", "queued"));
+    return 0;
+}
+
+/* POST /v1/jobs/{id}/requeue: a dead (or failed) job runs again as a new
+ * attempt with a fresh attempt budget. The store's compare-and-set (only
+ * from dead or failed, attempt + 1, so a stale writer of the old attempt is
+ * fenced) is durable before the engine sees the job; an engine refusal is
+ * written back as a failure. The engine then holds it as restore_one
+ * (service.c) holds a job a restart moved back to the queue: the attempts
+ * made, the stored number as its floor, its queued event recorded. It
+ * counts against its tenant's max_queued and device-time quotas as a
+ * submission does. */
+int gx__h_job_requeue(void *app, gx_http_req *r) {
+    gx_service *s = app;
+    gx_job_id id = gx_job_id_parse(r->params[0]);
+    gx_store_job *sj = NULL;
+    gx_error e;
+    gx_error_clear(&e);
+    if (id) gx__svc_settle_for(s, GX_SVC_SETTLE_MS); /* a job that just ended: its final state first */
+    int rc = id ? gx_store_get_job(s->store, id, &sj, &e) : GX_ENOTFOUND;
+    if (rc == GX_ESTORE) {
+        gx_http_error(r, 503, GX_ESTORE, NULL, "%s", e.message);
+        return 0;
+    }
+    if (rc || (strcmp(sj->tenant, r->ctx.tenant) && !r->ctx.cross)) {
+        gx_store_free(sj);
+        gx_http_error(r, 404, GX_ENOTFOUND, "id", "no job '%.40s'", r->params[0]);
+        return 0;
+    }
+    if (sj->state != GX_JOB_DEAD && sj->state != GX_JOB_FAILED) {
+        gx_http_error(r, 409, GX_ESTATE, "state", "job %llu is %s; only dead or failed jobs can be re-queued",
+                      (unsigned long long)id, gx_job_state_name(sj->state));
+        gx_store_free(sj);
+        return 0;
+    }
+    /* the job counts against its tenant's quotas again, as a submission
+     * does (a requeue, by an operator of any tenant too, went past them) */
+    gx_quota_refusal why;
+    rc = gx_tenant_admit(s->engine, sj->tenant, 1, &why, &e);
+    if (rc && rc != GX_ENOTFOUND) {
+        gx__svc_quota_refused(r, rc, &why, &e, 1, "; the job stays as it is");
+        gx_store_free(sj);
+        return 0;
+    }
+    char qtenant[64];
+    snprintf(qtenant, sizeof qtenant, "%s", sj->tenant);
+    int reserved = rc == 0;
+    requeue_admitted(s, r, id, sj); /* frees sj */
+    if (reserved) gx_tenant_admit_release(s->engine, qtenant, 1); /* queued now, or not at all */
     return 0;
 }

@@ -325,6 +325,10 @@ void gx__svc_tenant_ensure(gx_service *s, const char *name);
  * (max_queued, device-seconds per hour), all or nothing: 0 (reserved, the
  * reservation ends with gx__admit_free), or -1 with the 429 sent. */
 int gx__svc_quota_admit(gx_service *s, gx_http_req *r, gx__admit *a);
+/* The 429 of a refused admission of n jobs (gx_tenant_admit's rc, why and
+ * error); more is added to the message. */
+void gx__svc_quota_refused(gx_http_req *r, int rc, const gx_quota_refusal *why, const gx_error *e, int64_t n,
+                           const char *more);
 /* Quota q (0..gx__svc_quota_count()-1) of a tenant: name, limit, usage. */
 size_t gx__svc_quota_count(void);
 void gx__svc_quota_value(const gx_tenant_info *t, size_t q, const char **name, double *limit, double *usage);

@@ -211,6 +211,8 @@ void gx__svc_publish(gx_service *s, const gx_event *ev, size_t n) {
     uint64_t every = s->ring_cap / 2; /* bare id lines to quiet streams; 0: none */
     for (size_t i = 0; i < n; i++) {
         const gx_event *e = &ev[i];
+        if (s->selftest_id && e->job == s->selftest_id) continue; /* the start-up self-test: no one's job, and its
+                                                                    * id is the first real job's */
         gx__evrec rec = {.job = e->job, .time_ns = e->time_ns, .kernel = e->kernel, .tenant = e->tenant,
                          .state = e->state, .attempt = e->attempt, .device = e->device, .error_code = e->error_code};
         uint64_t seq = ++s->ev_seq;

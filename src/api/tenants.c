@@ -503,11 +503,18 @@ int gx__svc_quota_admit(gx_service *s, gx_http_req *r, gx__admit *a) {
         a->qengine = s->engine;
         return 0;
     }
+    gx__svc_quota_refused(r, rc, &why, &e, n,
+                          a->batch ? "; the batch was refused as a whole: no job of it was accepted" : "");
+    return -1;
+}
+
+void gx__svc_quota_refused(gx_http_req *r, int rc, const gx_quota_refusal *q, const gx_error *qe, int64_t n,
+                           const char *more) {
+    const gx_quota_refusal why = *q;
     json_t *err = json_object();
     json_object_set_new(err, "code", json_string(gx_err_name(rc)));
     char msg[600];
-    snprintf(msg, sizeof msg, "%s%s", e.message,
-             a->batch ? "; the batch was refused as a whole: no job of it was accepted" : "");
+    snprintf(msg, sizeof msg, "%s%s", qe->message, more);
     json_object_set_new(err, "message", json_string(msg));
     json_object_set_new(err, "quota", json_string(why.quota));
     int integer = strcmp(why.quota, "device_seconds_per_hour") != 0;
@@ -519,5 +526,4 @@ int gx__svc_quota_admit(gx_service *s, gx_http_req *r, gx__admit *a) {
     json_object_set_new(err, "retry_after_s", json_integer(strtoll(ra, NULL, 10)));
     gx_http_reply_json(r, gx_http_status_for(rc), json_pack("{s:o}", "error", err));
     gx_http_header_add(r, "Retry-After", ra);
-    return -1;
 }

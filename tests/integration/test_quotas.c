@@ -236,6 +236,41 @@ static void queued_and_running(void **st) {
     assert_int_equal(submit(KEY_A, SPIN(0), NULL, NULL), 202);
 }
 
+/* A re-queued job counts against max_queued as a submission does: a
+ * requeue (an operator of any tenant may make one) took the tenant past
+ * its quota. */
+static void requeue_counts(void **st) {
+    (void)st;
+    set_tenant("{\"name\":\"qr\",\"max_running\":1,\"max_queued\":1}");
+    char key[128], bad[32], run[32], wait[32];
+    make_key("qr", "submitter", key);
+    const char *diverges = "{\"kernel\":\"linreg_gd\",\"args\":{\"steps\":50,\"lr\":1e10},\"inputs\":{"
+                           "\"x\":{\"dtype\":\"f64\",\"shape\":[2,1],\"data\":[1,2]},\"y\":{\"dtype\":\"f64\",\"data\":[1,2]}}}";
+    assert_int_equal(submit(key, diverges, bad, NULL), 202);
+    assert_string_equal(it_wait_job(&D, bad, 10000), "failed");
+    assert_int_equal(submit(key, SPIN(20000000), run, NULL), 202);
+    until_state(key, run, "running");
+    assert_int_equal(submit(key, SPIN(0), wait, NULL), 202); /* 1 of 1 queued */
+    char path[64];
+    snprintf(path, sizeof path, "/v1/jobs/%s/requeue", bad);
+    it_resp r;
+    req(KEY_OP, "POST", path, NULL, &r);
+    if (r.status != 429) fail_msg("requeue past max_queued: %ld %s", r.status, r.body);
+    assert_string_equal(it_str(&r, "error.code"), "GX_EQUOTA");
+    assert_string_equal(it_str(&r, "error.quota"), "max_queued");
+    assert_non_null(strstr(it_str(&r, "error.message"), "the job stays as it is"));
+    it_resp_free(&r);
+    until_state(key, bad, "failed"); /* untouched */
+    cancel(key, wait);
+    for (int i = 0; i < 500 && usage_of(key, "qr", "max_queued", "usage") > 0; i++) nap_ms(10);
+    req(KEY_OP, "POST", path, NULL, &r);
+    if (r.status != 200) fail_msg("requeue within max_queued: %ld %s", r.status, r.body);
+    it_resp_free(&r);
+    assert_true(usage_of(key, "qr", "max_queued", "usage") == 1); /* it, queued behind the running one */
+    cancel(key, run);
+    assert_string_equal(it_wait_job(&D, bad, 10000), "failed"); /* it diverges again */
+}
+
 static void device_memory_waits(void **st) {
     (void)st;
     /* linreg_gd on x[100,1] for 1e7 steps needs 80,002,416 bytes: inputs
@@ -412,7 +447,7 @@ static void survive_restart(void **st) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(queued_and_running),  cmocka_unit_test(device_memory_waits),
+        cmocka_unit_test(queued_and_running),  cmocka_unit_test(requeue_counts), cmocka_unit_test(device_memory_waits),
         cmocka_unit_test(device_seconds_rate), cmocka_unit_test(usage_visibility),
         cmocka_unit_test(audited),             cmocka_unit_test(survive_restart),
     };
