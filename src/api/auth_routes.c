@@ -313,6 +313,17 @@ int gx__h_key_create(void *app, gx_http_req *r) {
     static const char *const allowed[] = {"tenant", "role", "label", "expires_in_s", NULL};
     json_t *j = body_object(r, allowed);
     if (!j) return 0;
+    /* a member of the wrong type is refused, never taken as absent: a
+     * "tenant":["a"] made a key for the caller's own tenant */
+    static const char *const strs[] = {"tenant", "role", "label"};
+    for (int i = 0; i < 3; i++) {
+        json_t *v = json_object_get(j, strs[i]);
+        if (v && !json_is_string(v) && !(json_is_null(v) && i != 1)) {
+            json_decref(j);
+            gx_http_error(r, 400, GX_EINVAL, strs[i], "%s must be a string", strs[i]);
+            return 0;
+        }
+    }
     const char *tenant = json_string_value(json_object_get(j, "tenant"));
     const char *role_s = json_string_value(json_object_get(j, "role"));
     const char *label = json_string_value(json_object_get(j, "label"));
@@ -329,9 +340,13 @@ int gx__h_key_create(void *app, gx_http_req *r) {
     }
     int64_t expires = 0;
     if (exp && !json_is_null(exp)) {
-        if (!json_is_number(exp) || json_number_value(exp) <= 0 || json_number_value(exp) > 1e10) {
+        /* at most 3e9 s (95 years): the expiry in ns since 1970 fits 64 bits
+         * (1e10 overflowed it, and the key was refused as expiring in the past) */
+        if (!json_is_number(exp) || !(json_number_value(exp) > 0) || json_number_value(exp) > 3e9) {
             json_decref(j);
-            return bad(r, 400, GX_EINVAL, "expires_in_s", "expires_in_s must be a positive number of seconds");
+            return bad(r, 400, GX_EINVAL, "expires_in_s",
+                       "expires_in_s must be a positive number of seconds, at most 3e9 (95 years); null or absent: "
+                       "the key does not expire");
         }
         expires = wall_ns() + (int64_t)(json_number_value(exp) * 1e9);
     }

@@ -543,11 +543,13 @@ static int revoke_locked(gx_auth_keys *k, entry *e, int64_t now, gx_error *err) 
 
 /* Admin keys other than e that work now (not revoked, not expired); the
  key lock held. */
-static int other_admins(const gx_auth_keys *k, const entry *e, int64_t now) {
+/* Working admin keys besides e; with lasting, only those without an expiry. */
+static int other_admins(const gx_auth_keys *k, const entry *e, int64_t now, int lasting) {
     int n = 0;
     for (size_t i = 0; i < k->n; i++) {
         const entry *o = k->e[i];
-        n += o != e && o->role == GX_ROLE_ADMIN && !o->revoked_ns && (!o->expires_ns || o->expires_ns > now);
+        n += o != e && o->role == GX_ROLE_ADMIN && !o->revoked_ns &&
+             (lasting ? !o->expires_ns : !o->expires_ns || o->expires_ns > now);
     }
     return n;
 }
@@ -563,15 +565,22 @@ int gx_auth_key_revoke(gx_auth_keys *k, const char *id, int64_t now_ns, gx_error
     /* the last admin key that works stays: without one nobody can make
      * keys, and a restart with the same GEXEC_ADMIN_KEY does not bring a
      * revoked key back (an operator had to invent a new one) */
-    int last_admin = e && !revoked && e->role == GX_ROLE_ADMIN && !other_admins(k, e, now);
+    /* and an admin key that does not expire stays while no other one does:
+     * an expiring admin key counted, so the last lasting one could go and
+     * the keys ran out of admins at its expiry */
+    int lasting = e && !e->expires_ns;
+    int last_admin = e && !revoked && e->role == GX_ROLE_ADMIN && !other_admins(k, e, now, lasting);
     pthread_rwlock_unlock(&k->lock);
     int rc = 0;
     if (!e)
         rc = gx_error_set(err, GX_ENOTFOUND, "id", "no key with id '%s'", id);
     else if (last_admin)
         rc = gx_error_set(err, GX_ESTATE, "id",
-                          "key %s is the last admin key that works: revoking it would leave no key that can make "
-                          "keys; make another admin key first",
+                          lasting ? "key %s is the last admin key that works and does not expire: revoking it would "
+                                    "leave none once the others expire; make another admin key without an expiry "
+                                    "first"
+                                  : "key %s is the last admin key that works: revoking it would leave no key that "
+                                    "can make keys; make another admin key first",
                           id);
     else if (!revoked)
         rc = revoke_locked(k, e, now, err);

@@ -917,6 +917,16 @@ static const hcase CASES[] = {
     /* unknown members were ignored (a typo'd quota silently not set) */
     QUOTA("misspelt quota", "{\"name\":\"default\",\"max_queue\":5}", "max_queue", "unknown field"),
 #undef QUOTA
+    /* a member of the wrong type was taken as absent: the caller's own tenant */
+    {.name = "keys: tenant a list", .method = "POST", .path = "/v1/keys", .body = "{\"tenant\":[\"a\"],\"role\":\"viewer\"}",
+     .status = 400, .code = "GX_EINVAL", .field = "tenant", .msg = "tenant must be a string"},
+    {.name = "keys: label a number", .method = "POST", .path = "/v1/keys", .body = "{\"role\":\"viewer\",\"label\":42}",
+     .status = 400, .code = "GX_EINVAL", .field = "label", .msg = "label must be a string"},
+    {.name = "keys: role null", .method = "POST", .path = "/v1/keys", .body = "{\"role\":null}",
+     .status = 400, .code = "GX_EINVAL", .field = "role", .msg = "role must be a string"},
+    /* 1e10 s overflowed the expiry (refused as in the past) */
+    {.name = "keys: expiry past 3e9 s", .method = "POST", .path = "/v1/keys", .body = "{\"role\":\"viewer\",\"expires_in_s\":8e9}",
+     .status = 400, .code = "GX_EINVAL", .field = "expires_in_s", .msg = "at most 3e9"},
     {.name = "keys: unknown field", .method = "POST", .path = "/v1/keys", .body = "{\"role\":\"viewer\",\"expires\":60}",
      .status = 400, .code = "GX_EINVAL", .field = "expires", .msg = "unknown field"},
     /* malformed JSON says where, as for jobs */

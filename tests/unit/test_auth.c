@@ -242,6 +242,13 @@ static void last_admin_key_stays(void **st) {
     TU_OK(gx_auth_key_revoke(f->k, c, 0, &err), err);
     assert_int_equal(gx_auth_key_revoke(f->k, b, 0, &err), GX_ESTATE);
     TU_OK(gx_auth_key_revoke(f->k, a, 0, &err), err); /* revoked already: nothing changes */
+    /* an admin key that expires does not stand in for the last one that
+     * does not: revoking b beside it would leave no admin in an hour */
+    char d[GX_AUTH_KEY_ID_LEN];
+    TU_OK(gx_auth_key_create(f->k, "default", GX_ROLE_ADMIN, now_ns + 3600 * 1000000000LL, "d", secret, d, &err), err);
+    assert_int_equal(gx_auth_key_revoke(f->k, b, 0, &err), GX_ESTATE);
+    assert_non_null(strstr(err.message, "does not expire"));
+    TU_OK(gx_auth_key_revoke(f->k, d, 0, &err), err); /* b stays */
 }
 
 static void key_expiry(void **st) {
