@@ -80,13 +80,14 @@ static int same_bytes(const char *path, const void *bytes, size_t len) {
     return same;
 }
 
-int gx__blob_write(const char *dir, const char *id, const void *bytes, size_t len,
+int gx__blob_write(const char *dir, const char *id, const void *bytes, size_t len, int reuse,
                    gx_error *err) {
     char path[4200], sub[4200], tmp[4300];
     if (gx__blob_path(dir, id, path, sizeof path))
         return gx_error_set(err, GX_EINVAL, "blob_dir", "blob path too long");
     struct stat st;
-    if (stat(path, &st) == 0 && S_ISREG(st.st_mode) && (uint64_t)st.st_size == len && same_bytes(path, bytes, len))
+    if (reuse && stat(path, &st) == 0 && S_ISREG(st.st_mode) && (uint64_t)st.st_size == len &&
+        same_bytes(path, bytes, len))
         return 0; /* already stored: content addressed (and not damaged: else written again) */
     snprintf(sub, sizeof sub, "%s/%.2s", dir, id + 7);
     int rc = gx__make_dir(sub, "blob", err);

@@ -76,8 +76,10 @@ int gx__blob_hash(const void *bytes, size_t len, char id[GX_STORE_BLOB_ID_LEN], 
 /* <dir>/<hex[0:2]>/<hex> for a valid id; GX_EOVERFLOW if it does not fit. */
 int gx__blob_path(const char *dir, const char *id, char *path, size_t cap);
 /* Make sure the bytes of id are in dir (temp file, fsync, rename, fsync of
- * the folder); nothing is written when a file of that size is there. */
-int gx__blob_write(const char *dir, const char *id, const void *bytes, size_t len,
+ * the folder); with reuse, nothing is written when a file of these bytes is
+ * there already. Without it they are written all the same: the upload of a
+ * tenant that does not own the blob takes as long whoever else holds it. */
+int gx__blob_write(const char *dir, const char *id, const void *bytes, size_t len, int reuse,
                    gx_error *err);
 /* Read exactly size bytes of the file at path into a malloc'd buffer. */
 int gx__blob_load(const char *path, int64_t size, void **bytes, gx_error *err);
