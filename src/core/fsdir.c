@@ -24,7 +24,7 @@ int gx__sync_dir(const char *dir, const char *field, gx_error *err) {
 }
 
 int gx__make_dir(const char *dir, const char *field, gx_error *err) {
-    if (mkdir(dir, 0750) == 0) {
+    if (mkdir(dir, 0700) == 0) { /* the data, the store's and the blobs' folders: gexecd's user only */
         char parent[4096];
         snprintf(parent, sizeof parent, "%s", dir);
         char *slash = strrchr(parent, '/');
