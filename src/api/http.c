@@ -659,8 +659,23 @@ static int bad_head(gx_http_server *srv, gx_http_req *r, struct MHD_Connection *
  * upload is never sent. Without Expect the client sends the body anyway:
  * it is read and the request answered on a connection kept open. 1 with
  * r's response set. */
+/* Counts the Authorization headers (cls: an int). */
+static enum MHD_Result count_auth(void *cls, enum MHD_ValueKind kind, const char *key, const char *value) {
+    (void)kind;
+    (void)value;
+    *(int *)cls += !strcasecmp(key, MHD_HTTP_HEADER_AUTHORIZATION);
+    return MHD_YES;
+}
+
 static int refused_before_body(gx_http_server *srv, gx_http_req *r, struct MHD_Connection *conn) {
     priv_t *p = r->priv;
+    /* two keys: which one acts is a guess (the first did, silently) */
+    int nauth = 0;
+    MHD_get_connection_values(conn, MHD_HEADER_KIND, count_auth, &nauth);
+    if (nauth > 1) {
+        gx_http_error(r, 400, GX_EINVAL, "Authorization", "%d Authorization headers; send one", nauth);
+        return 1;
+    }
     /* a compressed body would be read as it is: malformed JSON or .npy at
      * best (RFC 9110 15.5.16: 415 for a content coding not supported) */
     const char *ce = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_ENCODING);

@@ -780,6 +780,8 @@ static const hcase CASES[] = {
      .status = 400, .code = "GX_EINVAL", .field = "Transfer-Encoding", .msg = "one way"},
     /* RFC 9112 wants 400 for HTTP/1.1 without Host; libmicrohttpd lets it through (harmless here) */
     {.name = "no Host header", .method = "GET", .path = "/healthz", .status = 200, .flags = F_MHD | F_NOHOST},
+    {.name = "two Authorization headers", .method = "GET", .path = "/v1/jobs", .headers = "Authorization: Bearer gx_x\r\nAuthorization: Bearer gx_y",
+     .status = 400, .code = "GX_EINVAL", .field = "Authorization", .msg = "2 Authorization headers"},
     {.name = "gzip Content-Encoding", .method = "POST", .path = "/v1/jobs", .headers = "Content-Encoding: gzip",
      .body = "{\"kernel\":\"spin\"}", .status = 415, .code = "GX_EUNSUPPORTED", .field = "Content-Encoding",
      .msg = "uncompressed"},
