@@ -140,7 +140,10 @@ int gx__svc_http_pre(void *app, gx_http_req *r) {
         reason = pr.reason;
     }
     if (reason != GX_AUTH_OK) {
-        gx_str_copy(r->ctx.key_id, sizeof r->ctx.key_id, pr.key_id);
+        /* the id a refused token claims is the client's word: it goes into
+         * the detail, never as the record's actor (a made-up token named a
+         * real key as the one refused) */
+        r->ctx.key_id[0] = '\0';
         /* refused requests are limited per client address: each would
          * write an audit record (a flood of them, hundreds of bytes each) */
         char ipkey[80];
@@ -157,7 +160,10 @@ int gx__svc_http_pre(void *app, gx_http_req *r) {
         }
         char what[300];
         snprintf(what, sizeof what, "%s %.200s", r->method, r->path);
-        gx__svc_audit(s, r, "auth.refused", what, "refused", gx_auth_reason_name(reason));
+        char detail[80];
+        snprintf(detail, sizeof detail, "%s%s%.16s%s", gx_auth_reason_name(reason), pr.key_id[0] ? " (claimed key " : "",
+                 pr.key_id, pr.key_id[0] ? ")" : "");
+        gx__svc_audit(s, r, "auth.refused", what, "refused", detail);
         gx_http_error(r, 401, GX_EAUTH, "Authorization", "missing or invalid API key");
         gx_http_header_add(r, "WWW-Authenticate", "Bearer");
         return 1;

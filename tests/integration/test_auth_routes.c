@@ -541,6 +541,7 @@ static void refused_requests_limited(void **st) {
 
 /* Records of action act whose detail holds det, in the whole log. */
 static int audit_count(const char *act_want, const char *det_want);
+static int audit_count_actor(const char *act_want, const char *actor);
 
 /* The audit log (GET /v1/audit) holds the batch with its count, the refused
  * keys and the denied requests of the tests above, and one record for each
@@ -567,6 +568,19 @@ static void audit_records(void **st) {
     assert_true(audit_count("job.submit", "status=400") >= 1);
     /* the batch's record went out with its answer too; refused keys and
      * denied requests are written before theirs */
+    /* a token that claims a real key's id (the admin's) with a made-up
+     * secret is refused; the record names the claim in its detail, never
+     * as its actor (it named the admin key as the one refused) */
+    char forged[128], claim[64];
+    snprintf(forged, sizeof forged, "%.19s_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", D.key);
+    snprintf(claim, sizeof claim, "(claimed key %.16s)", D.key + 3);
+    D.use_key = forged;
+    assert_int_equal(it_req(&D, "GET", "/v1/jobs", NULL, 0, NULL, &r), 0);
+    D.use_key = NULL;
+    assert_int_equal(r.status, 401);
+    it_resp_free(&r);
+    assert_int_equal(audit_count("auth.refused", claim), 1);
+    assert_int_equal(audit_count_actor("auth.refused", D.key + 3), 0);
     int batch_seen = audit_count("job.submit_batch", "jobs=2"), refused = audit_count("auth.refused", ""),
         denied = audit_count("request.denied", "");
     fprintf(stderr, "audit: batch %d, refused %d, denied %d\n", batch_seen, refused, denied);
@@ -575,7 +589,15 @@ static void audit_records(void **st) {
     assert_true(denied > 0);
 }
 
-static int audit_count(const char *act_want, const char *det_want) {
+static int audit_count_by(const char *act_want, const char *det_want, const char *actor);
+
+static int audit_count(const char *act_want, const char *det_want) { return audit_count_by(act_want, det_want, NULL); }
+
+/* Records of action act_want whose actor key starts with the 16 characters
+ * of actor. */
+static int audit_count_actor(const char *act_want, const char *actor) { return audit_count_by(act_want, "", actor); }
+
+static int audit_count_by(const char *act_want, const char *det_want, const char *actor) {
     int n = 0;
     long after = 0;
     for (;;) {
@@ -589,7 +611,9 @@ static int audit_count(const char *act_want, const char *det_want) {
         json_array_foreach(recs, i, rec) {
             const char *act = json_string_value(json_object_get(rec, "action"));
             const char *det = json_string_value(json_object_get(rec, "detail"));
-            n += act && det && !strcmp(act, act_want) && strstr(det, det_want) != NULL;
+            const char *key = json_string_value(json_object_get(json_object_get(rec, "actor"), "key"));
+            n += act && det && !strcmp(act, act_want) && strstr(det, det_want) != NULL &&
+                 (!actor || (key && !strncmp(key, actor, 16)));
         }
         long next = (long)json_integer_value(json_object_get(r.json, "next_after"));
         size_t k = json_array_size(recs);
