@@ -130,7 +130,10 @@ int gxd_start(gxd *d, const char *const *extra_env) {
         if (gx_client_new(&o, &c, NULL)) return -1;
         int up = 0, dead = 0;
         for (int i = 0; i < 400 && !up && !dead; i++) {
-            up = gx_client_health(c, NULL, NULL) == 0;
+            /* ready, not just alive: /healthz answers while the jobs are
+             * restored, when everything else answers 503 */
+            int ready = 0;
+            up = gx_client_ready(c, &ready, NULL, NULL) == 0 && ready;
             if (!up) {
                 int st;
                 if (waitpid(d->pid, &st, WNOHANG) == d->pid) dead = 1;
