@@ -79,6 +79,7 @@ typedef struct gx_http_req_priv {
     char *body;
     size_t len, cap;
     int too_large;
+    int refused;            /* refused on its headers: the body is dropped, the answer set */
     int routed;             /* route() and the pre hook ran before the body (Expect: 100-continue) */
     int route_rc;           /* route()'s answer then */
     char allow[64];         /* and its Allow list */
@@ -650,15 +651,6 @@ static int bad_head(gx_http_server *srv, gx_http_req *r, struct MHD_Connection *
     return 0;
 }
 
-/* A request refused on its headers alone, before its body is read: a
- * Content-Encoding (415), a declared Content-Length over http.max_body
- * (413; the body would only be read to be dropped), and, when the client waits for "100 Continue"
- * before it sends the body, every refusal that needs no body: no route,
- * the method, the key, its rate and its role. libmicrohttpd sends
- * "100 Continue" unless the first call queues an answer, so a refused
- * upload is never sent. Without Expect the client sends the body anyway:
- * it is read and the request answered on a connection kept open. 1 with
- * r's response set. */
 /* Counts the Authorization headers (cls: an int). */
 static enum MHD_Result count_auth(void *cls, enum MHD_ValueKind kind, const char *key, const char *value) {
     (void)kind;
@@ -667,7 +659,17 @@ static enum MHD_Result count_auth(void *cls, enum MHD_ValueKind kind, const char
     return MHD_YES;
 }
 
-static int refused_before_body(gx_http_server *srv, gx_http_req *r, struct MHD_Connection *conn) {
+/* A request refused on its headers alone: two Authorization headers (400),
+ * a Content-Encoding (415), a declared Content-Length over http.max_body
+ * (413), and, with expect (the client waits for "100 Continue" before it
+ * sends the body), every refusal that needs no body: no route, the method,
+ * the key, its rate and its role. 1 with r's response set. The caller
+ * answers at once when the client waits (libmicrohttpd sends "100
+ * Continue" unless the first call queues an answer, so a refused upload is
+ * never sent); otherwise the body is on its way, and closing on it would
+ * reset the connection under the client's feet: it is read, dropped, and
+ * the answer goes out after it on a connection kept open. */
+static int refused_before_body(gx_http_server *srv, gx_http_req *r, struct MHD_Connection *conn, int expect) {
     priv_t *p = r->priv;
     /* two keys: which one acts is a guess (the first did, silently) */
     int nauth = 0;
@@ -694,8 +696,7 @@ static int refused_before_body(gx_http_server *srv, gx_http_req *r, struct MHD_C
             return 1;
         }
     }
-    const char *ex = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_EXPECT);
-    if (!ex || strcasecmp(ex, "100-continue")) return 0;
+    if (!expect) return 0;
     p->routed = 1;
     p->route_rc = route(srv, r, p->allow, sizeof p->allow);
     if (p->route_rc) r->route = NULL;
@@ -813,12 +814,16 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
          * may have started just before the deadline after an idle spell (the
          * reaper bounds trickled headers); the body gets its own window */
         if (gx__conn_excess(srv->conns, p->cn, NULL)) return answer_early(srv, r);
-        if (bad_head(srv, r, conn, url, method) || refused_before_body(srv, r, conn)) {
+        const char *ex = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_EXPECT);
+        int expect = ex && !strcasecmp(ex, "100-continue");
+        int bad = bad_head(srv, r, conn, url, method);
+        if (bad || (refused_before_body(srv, r, conn, expect) && expect)) {
             gx_http_header_add(r, "Connection", "close");
             p->dispatched = p->queued = 1;
             gx__conn_dispatched(srv->conns, p->cn);
             return queue_response(p) == MHD_YES ? MHD_YES : MHD_NO;
         }
+        p->refused = p->have_resp; /* answered after its body, which is dropped */
         gx__conn_headers(srv->conns, p->cn);
         return MHD_YES;
     }
@@ -837,7 +842,7 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
         p->len = p->cap = 0;
     }
     if (*upload_size) {
-        if (!p->too_large && !p->late) {
+        if (!p->too_large && !p->late && !p->refused) {
             if (p->len + *upload_size > srv->o.max_body) {
                 p->too_large = 1;
                 free(p->body);
@@ -868,7 +873,7 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
             r->body_len = p->len;
         }
         gx__conn_dispatched(srv->conns, p->cn);
-        dispatch(srv, r);
+        if (!p->refused) dispatch(srv, r);
         if (p->async) {
             pthread_mutex_lock(&p->mu);
             if (!p->done) {
