@@ -219,7 +219,7 @@ int gx_client_events_follow(gx_client *c, const gx_client_stream_opts *o, gx_err
         memcpy(s.last_id, o->last_event_id, n + 1);
     }
     double wait_ms = RECONNECT_FIRST_MS, down_since = now_s();
-    int connected = 0; /* some connection answered 2xx */
+    int connected = 0; /* some connection answered 2xx, or 503 (a daemon starting) */
     for (;;) {
         int st = 0;
         CURLcode cc = follow_once(c, &s, q.p, &st, &rc);
@@ -253,7 +253,9 @@ int gx_client_events_follow(gx_client *c, const gx_client_stream_opts *o, gx_err
              * (the server sends it again after the last whole one), after a
              * pause that grows while the server stays away. A server never
              * reached is an error at once (a wrong address). */
-            if (s.got_body || ended) connected = 1;
+            /* a 503 is a daemon that is there (restoring its jobs, say):
+             * waited for like a drop, up to the give-up */
+            if (s.got_body || ended || st == 503) connected = 1;
             if (s.got_body) {
                 wait_ms = RECONNECT_FIRST_MS;
                 down_since = now_s();

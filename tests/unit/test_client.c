@@ -1065,6 +1065,19 @@ static void test_events_resume(void **state) {
     assert_int_equal(gx_client_events_follow(e->c, &o, &err), GX_ETIMEDOUT);
     assert_non_null(fh_req_at(e->f, 1));
 
+    /* a daemon still restoring its jobs answers 503 at first: waited for
+     * (it was an error at once, with no connection answered yet) */
+    fh_reset(e->f);
+    fh_push(e->f, 503, "Retry-After: 1\r\n", "{\"error\":{\"code\":\"GX_EBUSY\",\"message\":\"starting\"}}", 0, 0);
+    fh_push(e->f, 200, te, chunked("id: d-1\nevent: job\ndata: {\"id\":\"5\",\"state\":\"queued\"}\n\n", 0, b0,
+                                   sizeof b0),
+            0, 1);
+    evlog l5 = {.stop_at = 1};
+    o = (gx_client_stream_opts){.timeout_ms = 10000, .on_event = on_ev, .ctx = &l5, .reconnect = 2};
+    TU_OK(gx_client_events_follow(e->c, &o, &err), err);
+    assert_int_equal(l5.n, 1);
+    assert_string_equal(l5.event_ids[0], "d-1");
+
     /* an id the caller gives that cannot be a header, or is too long, is
      * refused before anything is sent (it was sent with its line break, or
      * dropped: a stream from now) */
