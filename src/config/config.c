@@ -1351,7 +1351,7 @@ static int env_into(gx_config *c, void *arg, gx_error *err) {
             continue;
         }
         const char *val = eq + 1;
-        own_var |= !strcmp(k->name, "auth.admin_key");
+        own_var |= !strcmp(k->name, "auth.admin_key") && *val; /* empty is unset, as for GEXEC_ADMIN_KEY */
         int rc = set_value(c, k, val, strlen(val), 0, 0, name, err);
         if (rc) return rc;
     }
@@ -1359,6 +1359,10 @@ static int env_into(gx_config *c, void *arg, gx_error *err) {
      * given: an environment variable beats the file, this one too (the
      * file's key won). The start reads the key from here only, so the key
      * is checked here and the dump shows it is set */
+    if (admin_key && *admin_key && !own_var && c->auth.admin_key && strcmp(c->auth.admin_key, admin_key) && a->warn)
+        a->warn(a->ctx, ADMIN_KEY_VAR,
+                "GEXEC_ADMIN_KEY differs from the file's auth.admin_key: GEXEC_ADMIN_KEY is the admin key, and the "
+                "file's stops working (a changed bootstrap key revokes the previous one)");
     if (admin_key && *admin_key && !own_var)
         return set_value(c, find_key("auth.admin_key"), admin_key, strlen(admin_key), 0, 0,
                          ADMIN_KEY_VAR, err);
@@ -1422,7 +1426,16 @@ static int finalize_into(gx_config *c, void *arg, gx_error *err) {
     if (c->tls.cert && !c->tls.key) return fail_beside(c, err, "tls.cert", "tls.key", "must be set when tls.cert is");
     if (c->tls.key && !c->tls.cert) return fail_beside(c, err, "tls.key", "tls.cert", "must be set when tls.key is");
     if (c->retry.backoff_base_ms > c->retry.backoff_cap_ms) {
-        char msg[160];
+        /* blamed where it was set: the cap when only it was (the base is
+         * its default then) */
+        char msg[160], where[8];
+        int cap_only = gx_config_origin(c, "retry.backoff_cap", where, sizeof where) &&
+                       !gx_config_origin(c, "retry.backoff_base", where, sizeof where);
+        if (cap_only) {
+            snprintf(msg, sizeof msg, "%lld ms is below retry.backoff_base (%lld ms): the cap bounds every back-off",
+                     (long long)c->retry.backoff_cap_ms, (long long)c->retry.backoff_base_ms);
+            return fail_beside(c, err, "retry.backoff_cap", "retry.backoff_cap", msg);
+        }
         snprintf(msg, sizeof msg, "%lld ms is above retry.backoff_cap (%lld ms): the cap bounds every back-off",
                  (long long)c->retry.backoff_base_ms, (long long)c->retry.backoff_cap_ms);
         return fail_beside(c, err, "retry.backoff_base", "retry.backoff_base", msg);

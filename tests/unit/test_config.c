@@ -896,6 +896,11 @@ static void admin_key(void **st) {
     TU_OK(gx_config_apply_env(&c, env3, NULL, NULL, &err), err);
     assert_string_equal(c.auth.admin_key, good);
     gx_config_free(&c);
+    /* an empty GEXEC_AUTH_ADMIN_KEY is unset: GEXEC_ADMIN_KEY still counts */
+    char *env7[] = {"GEXEC_AUTH_ADMIN_KEY=", v1, NULL};
+    TU_OK(gx_config_load(&c, NULL, env7, NULL, NULL, &err), err);
+    assert_string_equal(c.auth.admin_key, good);
+    gx_config_free(&c);
     char *env6[] = {"GEXEC_ADMIN_KEY=", NULL};
     TU_OK(gx_config_load(&c, NULL, env6, NULL, NULL, &err), err);
     assert_null(c.auth.admin_key);
@@ -942,6 +947,13 @@ static void finalize_checks(void **st) {
     assert_string_equal(err.message,
                         "line 3: retry.backoff_base: 2000 ms is above retry.backoff_cap (1000 ms): the cap bounds "
                         "every back-off");
+    gx_config_free(&c);
+    /* only the cap set, below the default base: the cap is named */
+    TU_OK(load(&c, "retry:\n  backoff_cap: 50ms\n", &err), err);
+    assert_int_equal(gx_config_finalize(&c, &err), GX_EINVAL);
+    assert_string_equal(err.message,
+                        "line 2: retry.backoff_cap: 50 ms is below retry.backoff_base (100 ms): the cap bounds every "
+                        "back-off");
     gx_config_free(&c);
 
     /* explicit paths win; "/" as data_dir */
