@@ -24,15 +24,16 @@
 static void number_key(const char *body, size_t end, char *out, size_t cap) {
     out[0] = '\0';
     size_t i = end; /* jansson's position: just past the number */
-    while (i > 0 && strchr("0123456789+-.eE", body[i - 1])) i--;
-    while (i > 0 && strchr(" \t\r\n", body[i - 1])) i--;
+    while (i > 0 && body[i - 1] && strchr("0123456789+-.eE", body[i - 1])) i--;
+    while (i > 0 && body[i - 1] && strchr(" \t\r\n", body[i - 1])) i--;
     if (i == 0 || body[i - 1] != ':') return;
     i--;
-    while (i > 0 && strchr(" \t\r\n", body[i - 1])) i--;
+    while (i > 0 && body[i - 1] && strchr(" \t\r\n", body[i - 1])) i--;
     if (i == 0 || body[i - 1] != '"') return;
     size_t close = --i;
-    while (i > 0 && body[i - 1] != '"') i--;
-    if (i == 0 || close - i >= cap || close - i > 64) return;
+    while (i > 0 && body[i - 1] != '"' && body[i - 1] != '\\') i--;
+    /* a name with an escape in it is not named (its text is not its name) */
+    if (i == 0 || body[i - 1] != '"' || close - i >= cap || close - i > 64) return;
     memcpy(out, body + i, close - i);
     out[close - i] = '\0';
 }

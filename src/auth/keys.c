@@ -570,6 +570,7 @@ int gx_auth_key_revoke(gx_auth_keys *k, const char *id, int64_t now_ns, gx_error
      * the keys ran out of admins at its expiry */
     int lasting = e && !e->expires_ns;
     int last_admin = e && !revoked && e->role == GX_ROLE_ADMIN && !other_admins(k, e, now, lasting);
+    lasting = lasting && other_admins(k, e, now, 0); /* for the message: expiring ones are left */
     pthread_rwlock_unlock(&k->lock);
     int rc = 0;
     if (!e)

@@ -107,7 +107,7 @@ int cli_duration(const char *flag, const char *s, long *ms) {
  * exit 2, like any local file (libcurl's failure to load it was exit 5). */
 static int check_ca_file(cli_ctx *x) {
     const char *flag = cli_get(x->a, FL_CA_FILE), *ca = flag && *flag ? flag : getenv("GEXEC_CACERT");
-    if (!ca || !*ca || strncmp(gx_client_server(x->c), "https://", 8)) return 0;
+    if (!ca || !*ca || strncasecmp(gx_client_server(x->c), "https://", 8)) return 0;
     const char *from = flag && *flag ? "--cacert" : "$GEXEC_CACERT";
     struct stat st;
     FILE *f = stat(ca, &st) ? NULL : S_ISDIR(st.st_mode) ? (errno = EISDIR, NULL) : fopen(ca, "r");

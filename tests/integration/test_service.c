@@ -1558,7 +1558,7 @@ static void probes_during_restore(void **st) {
         it_resp r;
         assert_int_equal(it_req(&d, "GET", "/readyz", NULL, 0, NULL, &r), 0);
         if (r.status == 200) ready = 1;
-        else if (r.status == 503 && strstr(r.body, "starting: restoring jobs")) starting++;
+        else if (r.status == 503 && r.body && strstr(r.body, "starting: restoring jobs")) starting++;
         it_resp_free(&r);
         if (ready || !starting) continue;
         assert_int_equal(it_req(&d, "GET", "/healthz", NULL, 0, NULL, &r), 0);
