@@ -848,7 +848,7 @@ static int set_value(gx_config *c, const key *k, const char *s, size_t n, int is
     if (rc == 0 && c->origin_) {
         struct gx__cfg_origin *o = &c->origin_[k - keys];
         o->line = line > 0 ? line : 0;
-        snprintf(o->var, sizeof o->var, "%s", line <= 0 && where && strcmp(where, "default") ? where : "");
+        snprintf(o->var, sizeof o->var, "%.63s", line <= 0 && where && strcmp(where, "default") ? where : "");
     }
     return rc;
 }
