@@ -625,10 +625,23 @@ static int h_events(void *app, gx_http_req *r) {
         snprintf(f.kernel, sizeof f.kernel, "%s", q);
         f.kernel[strcspn(f.kernel, "@")] = '\0'; /* events carry the kernel's name */
     }
-    if (!r->ctx.cross) {
+    /* tenant=NAME, as for GET /v1/jobs: any tenant for a key that reads
+     * across tenants (operators, admins), else its own only (it was
+     * ignored: a viewer asking for another tenant got its own events) */
+    if ((q = gx_http_query(r, "tenant")) && !*q) q = NULL;
+    if (q && !r->ctx.cross && strcmp(q, r->ctx.tenant)) {
+        gx_http_error(r, 404, GX_ENOTFOUND, "tenant", "no tenant '%.64s' among those this key may read", q);
+        return 0;
+    }
+    if (q || !r->ctx.cross) {
         gx_tenant_info ti;
+        const char *name = q ? q : r->ctx.tenant;
         f.tenant = UINT32_MAX; /* a tenant the engine does not know sees nothing */
-        if (!gx_tenant_get(s->engine, r->ctx.tenant, &ti)) f.tenant = ti.id;
+        if (!gx_tenant_get(s->engine, name, &ti)) f.tenant = ti.id;
+        else if (q) {
+            gx_http_error(r, 404, GX_ENOTFOUND, "tenant", "no tenant '%.64s'", q);
+            return 0;
+        }
         f.tenant_set = 1;
     }
     /* Resume after an event id: the Last-Event-ID header an SSE client

@@ -451,6 +451,29 @@ static void replay_keeps_tenants_apart(void **st) {
         assert_int_equal(count(mine[k], "reset", NULL), 0);
     }
     for (int i = 0; i < 3; i++) assert_true(count(adm, "job", ia[i]) >= 3 && count(adm, "job", ib[i]) >= 3);
+    /* tenant=: the admin's stream of one tenant has that tenant's jobs
+     * only; a tenant's key naming another gets 404 (it was ignored: its
+     * own events came) */
+    snprintf(path, sizeof path, "/v1/events?tenant=rb&after=%s", from);
+    sse *only_b = sse_open(&D, NULL, path, NULL, 0);
+    assert_int_equal(sse_wait(only_b, "job", "\"succeeded\"", 3, 10000), 3);
+    usleep(200000);
+    sse_pump(only_b, 0);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(count(only_b, "job", ia[i]), 0);
+        assert_true(count(only_b, "job", ib[i]) >= 3);
+    }
+    sse_close(only_b);
+    it_resp r;
+    D.use_key = ka;
+    assert_int_equal(it_req(&D, "GET", "/v1/events?tenant=rb", NULL, 0, NULL, &r), 0);
+    D.use_key = NULL;
+    assert_int_equal(r.status, 404);
+    assert_string_equal(it_str(&r, "error.field"), "tenant");
+    it_resp_free(&r);
+    assert_int_equal(it_req(&D, "GET", "/v1/events?tenant=nosuch", NULL, 0, NULL, &r), 0);
+    assert_int_equal(r.status, 404);
+    it_resp_free(&r);
     sse_close(ra);
     sse_close(rq);
     sse_close(rb);
