@@ -375,6 +375,10 @@ typedef struct gx_client_stream_opts {
                             with the refusal, GX_EAUTH); gexec events uses
                             this. 0: neither */
     gx_client_reset_fn on_reset; /* optional */
+    /* appended */
+    const char *tenant;  /* only this tenant's jobs (a key that reads across
+                            tenants; a tenant's key: its own); NULL = the
+                            key's view */
 } gx_client_stream_opts;
 
 /* Follow GET /v1/events (server-sent events) and call on_event for each

@@ -143,7 +143,7 @@ const cli_flag cli_flags[] = {
     {FL_ALL, "all", 0, NULL, 0, B(CMD_LIST), "follow the cursors and list every match"},
     {FL_ORDER, "order", 0, "asc|desc", 0, B(CMD_LIST), "oldest first (asc, the default) or newest first (desc)"},
     {FL_NEWEST, "newest", 'r', NULL, 0, B(CMD_LIST), "newest first: --order desc"},
-    {FL_TENANT, "tenant", 0, "NAME", 0, B(CMD_LIST),
+    {FL_TENANT, "tenant", 0, "NAME", 0, B(CMD_LIST) | B(CMD_EVENTS),
      "this tenant's jobs (admin or operator key; default: the key's tenant)"},
     /* events */
     {FL_JOB, "job", 'j', "ID", 0, B(CMD_EVENTS), "only this job: print its history, follow until it is final"},

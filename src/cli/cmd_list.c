@@ -260,6 +260,7 @@ int cmd_events(cli_ctx *x) {
     so.job = job;
     so.state = cli_get(a, FL_STATE);
     so.kernel = cli_get(a, FL_KERNEL);
+    so.tenant = cli_get(a, FL_TENANT);
     so.timeout_ms = timeout_ms;
     so.on_event = on_event;
     so.on_idle = on_idle;

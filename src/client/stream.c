@@ -198,6 +198,7 @@ int gx_client_events_follow(gx_client *c, const gx_client_stream_opts *o, gx_err
     if (!rc) rc = gx__query_add(&q, "job", o->job);
     if (!rc) rc = gx__query_add(&q, "state", o->state);
     if (!rc) rc = gx__query_add(&q, "kernel", o->kernel);
+    if (!rc) rc = gx__query_add(&q, "tenant", o->tenant);
     if (rc) {
         gx__buf_free(&q);
         return gx_error_set(err, GX_ENOMEM, NULL, "out of memory");

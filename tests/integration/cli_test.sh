@@ -385,6 +385,9 @@ run 0 list --tenant cli-list --label suite=cli-tenant && same "list --tenant" "$
 run 0 list --label suite=cli-tenant && same "list: the key's tenant only" "" "$(lids)"
 run 0 --json list --tenant cli-list --label suite=cli-tenant && expect "list --tenant --json" '^cli-list$' "$(json_get 'j["jobs"][0]["tenant"]' <<<"$out")"
 run 4 --api-key "$vkey" list --tenant default
+# events --tenant: another tenant's stream for a tenant's key is a 404 (the
+# server ignored the filter: its own stream ran to the timeout, exit 0)
+run 4 --api-key "$vkey" events --tenant default --timeout 2s
 run 0 --api-key "$vkey" whoami && expect whoami "^key $vid, tenant cli-team, role viewer, expires 20[0-9-]+T" "$out"
 run 0 --json --api-key "$vkey" whoami && expect "whoami json" "^viewer cli-team True$" "$(json_get 'j["role"], j["tenant"], j["auth"]' <<<"$out")"
 run 3 --api-key gx_0123456789abcdef_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA whoami
