@@ -101,11 +101,14 @@ typedef struct gx__tenant {
     int max_running;
     int64_t queued;      /* queued + waiting + retrying */
     int64_t running;     /* placed + running */
-    double usage;        /* scaled decayed usage (see gx__fair) */
+    double usage;        /* scaled decayed device time of work done (charged
+                            as each job ends) */
     double vtime;        /* the fair-share key: scaled decayed usage, each
                             charge divided by the weight it was made under,
                             raised to the least active key when the tenant
                             comes back from idle (sched.c) */
+    double vheld;        /* the part of vtime that its placed and running
+                            jobs' estimates make: work not done yet */
     uint64_t mem_used;   /* device memory of its placed and running jobs */
     double device_s;     /* total device-seconds */
     gx__jheap *q;        /* [ncls] queues */

@@ -244,8 +244,13 @@ static void level_if_idle(gx_engine *e, gx__tenant *t) {
     for (uint32_t i = 0; i < e->ntenants; i++) {
         const gx__tenant *o = &e->tenants[i];
         if (o == t || tenant_idle(e, o)) continue;
+        /* without the estimates of its jobs still running: work not done
+         * is no usage to be level with (a newcomer took on a long running
+         * job's whole cost, and half its share for as long as it ran) */
+        double k = tkey(o) - o->vheld;
+        if (k < 0) k = 0;
         double *m = o->throttled ? &minheld : &minkey;
-        if (*m < 0 || tkey(o) < *m) *m = tkey(o);
+        if (*m < 0 || k < *m) *m = k;
     }
     if (minkey < 0) minkey = minheld;
     if (minkey > t->vtime) t->vtime = minkey;
@@ -281,6 +286,7 @@ static void refresh_scale(gx_engine *e, int64_t now) {
         for (uint32_t i = 0; i < e->ntenants; i++) {
             e->tenants[i].usage /= e->fair_scale;
             e->tenants[i].vtime /= e->fair_scale;
+            e->tenants[i].vheld /= e->fair_scale;
         }
         e->fair_fold = e->fair_scale; /* placed jobs' charges shrink by it when taken back */
         e->fair_gen++;
@@ -308,15 +314,20 @@ static void tenant_moved(gx_engine *e, gx__tenant *t, int grew) {
 
 void gx__sched_charge(gx_engine *e, gx__job *j, double actual_us) {
     gx__tenant *t = &e->tenants[j->tenant];
-    double delta = (actual_us - j->cost_us) * e->fair_scale;
-    t->usage += delta;
-    if (t->usage < 0) t->usage = 0;
+    /* the scale of now: a job that ran long is charged as of its end (the
+     * scale was refreshed only at dispatch, which waits while every slot
+     * is busy, so a long job was charged as if it had all happened at its
+     * start, and decay forgave most of it) */
+    refresh_scale(e, gx__now_ns());
+    t->usage += actual_us * e->fair_scale; /* done work only */
     /* the estimate's charge comes back exactly as it was made (a weight
      * changed since, or the scale grew, leaves no remainder), and the
      * actual time is charged under the weight of now */
     double charged = j->vgen == e->fair_gen ? j->vcharge : j->vgen + 1 == e->fair_gen ? j->vcharge / e->fair_fold : 0;
     double vdelta = actual_us * e->fair_scale / t->weight - charged;
     j->vcharge = 0;
+    t->vheld -= charged;
+    if (t->vheld < 0 || !t->running) t->vheld = 0; /* rounding; none held with nothing placed */
     t->vtime += vdelta;
     if (t->vtime < 0) t->vtime = 0;
     t->device_s += actual_us / 1e6;
@@ -508,10 +519,10 @@ int gx__sched_dispatch(gx_engine *e, int limit, int unlimited) {
         bt->running++;
         bj->cost_us = (float)gx__cost_estimate(e, bj);
         double cost = bj->cost_us; /* what completion takes back, to the bit */
-        bt->usage += cost * e->fair_scale;
         bj->vcharge = cost * e->fair_scale / bt->weight;
         bj->vgen = e->fair_gen;
         bt->vtime += bj->vcharge;
+        bt->vheld += bj->vcharge;
         tenant_moved(e, bt, 1);
         if (bt->max_running > 0 && bt->running >= bt->max_running) {
             bt->throttled = 1;

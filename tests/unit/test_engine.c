@@ -454,6 +454,72 @@ static void fair_share_from_now_on(void **st) {
     gx_engine_destroy(e);
 }
 
+/* A tenant back from idle beside another whose long job runs: the
+ * newcomer is levelled with the other's usage of work done, not with the
+ * estimate of the job still running (it took on that job's whole cost and
+ * got half of the free worker for as long as the job ran, where fair share
+ * gives it all of it). */
+static void fair_share_beside_long_job(void **st) {
+    (void)st;
+    gx_engine *e = mk(2, NULL, 1);
+    add_tenant(e, "lg", 1, 0);
+    add_tenant(e, "sh", 1, 0);
+    int n = 3000;
+    gx_job_id *ids = calloc((size_t)n * 2 + 1, sizeof *ids);
+    ids[2 * n] = spin_job(e, "lg", 2000000, 0); /* 2 s on one worker */
+    spin_backlog(e, "lg", n, ids);
+    struct timespec ts = {0, 200000000};
+    nanosleep(&ts, NULL);
+    spin_backlog(e, "sh", n, ids + n);
+    double dl, ds;
+    share_over(e, "lg", "sh", 600, &dl, &ds); /* the long job has not ended: only short jobs count */
+    fprintf(stderr, "beside a long job: lg %.3f s, sh %.3f s of the free worker -> sh %.0f%% (want ~100%%)\n", dl, ds,
+            100 * ds / (dl + ds));
+    assert_true(ds / (dl + ds) >= 0.8);
+    for (int i = 0; i < 2 * n + 1; i++) gx_job_cancel(e, ids[i], NULL);
+    assert_int_equal(gx_engine_drain(e, 10000), 0);
+    free(ids);
+    gx_engine_destroy(e);
+}
+
+/* A long job is charged under the decay scale of its end: the scale was
+ * refreshed only when a job was placed, which waits while every worker is
+ * busy, so a 2 s job with a 1 s half-life was charged a quarter of its
+ * time and the other tenant's catch-up after it lasted ~0.4 s, not ~1.25. */
+static void fair_share_long_job_charged_at_end(void **st) {
+    (void)st;
+    register_test_kernels();
+    gx_engine_opts o;
+    gx_engine_opts_init(&o);
+    o.cpu_workers = 1;
+    o.cpu_devices = 1;
+    o.fair_halflife_s = 1;
+    gx_engine *e = NULL;
+    gx_error err;
+    TU_OK(gx_engine_create(&o, &e, &err), err);
+    add_tenant(e, "sh", 1, 0);
+    add_tenant(e, "lg", 1, 0);
+    int n = 4000;
+    gx_job_id *ids = calloc((size_t)n * 2 + 1, sizeof *ids);
+    spin_backlog(e, "sh", n, ids);
+    struct timespec ts = {0, 300000000};
+    nanosleep(&ts, NULL);
+    gx_job_id long_id = ids[2 * n] = spin_job(e, "lg", 2000000, 0);
+    spin_backlog(e, "lg", n, ids + n);
+    int state;
+    assert_int_equal(gx_job_wait(e, long_id, 10000, &state), 0);
+    assert_int_equal(state, GX_JOB_SUCCEEDED);
+    double dl, ds;
+    share_over(e, "lg", "sh", 1000, &dl, &ds);
+    fprintf(stderr, "after a 2 s job (half-life 1 s): lg %.3f s, sh %.3f s -> sh %.0f%% (want ~100%%)\n", dl, ds,
+            100 * ds / (dl + ds));
+    assert_true(ds / (dl + ds) >= 0.9);
+    for (int i = 0; i < 2 * n + 1; i++) gx_job_cancel(e, ids[i], NULL);
+    assert_int_equal(gx_engine_drain(e, 10000), 0);
+    free(ids);
+    gx_engine_destroy(e);
+}
+
 /* The same when the busy tenant is out of the scheduler's heaps: at its
  * running limit, or with all its jobs placed and none queued (a tenant back
  * from idle took the machine until it caught up); and when a weight
@@ -1008,6 +1074,8 @@ int main(void) {
         cmocka_unit_test(fair_share),
         cmocka_unit_test(fair_share_from_now_on),
         cmocka_unit_test(fair_share_busy_out_of_heaps),
+        cmocka_unit_test(fair_share_beside_long_job),
+        cmocka_unit_test(fair_share_long_job_charged_at_end),
         cmocka_unit_test(library_edges),
         cmocka_unit_test(short_job_not_behind_long_one),
         cmocka_unit_test(short_job_not_held_by_long_one_after_it),
