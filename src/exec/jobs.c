@@ -152,8 +152,11 @@ static void explain(gx_engine *e, const gx__job *j, gx_job_info *o) {
             o->wait_reason = GX_WAIT_NO_DEVICE;
         } else {
             o->wait_reason = GX_WAIT_QUEUE;
-            snprintf(o->reason, sizeof o->reason, "%lld jobs of tenant %s ahead of it; devices busy",
-                     (long long)o->position, t->name);
+            if (o->position)
+                snprintf(o->reason, sizeof o->reason, "%lld job%s of tenant %s ahead of it; devices busy",
+                         (long long)o->position, o->position == 1 ? "" : "s", t->name);
+            else
+                snprintf(o->reason, sizeof o->reason, "next of tenant %s; devices busy", t->name);
         }
         break;
     default: break;
