@@ -51,10 +51,14 @@ static void collect(gx_metrics *reg, void *ctx) {
     (void)reg;
     gx_service *s = ctx;
     struct gx_svc_metrics *m = s->m;
-    gx_tenant_info ts[256];
-    size_t n = 0;
-    gx_tenant_list(s->engine, ts, 256, &n);
-    if (n > 256) n = 256;
+    /* every tenant (the first 256 only were shown: the others had no
+     * series at all); a few more room for tenants made meanwhile */
+    size_t n = 0, cap = 0;
+    gx_tenant_list(s->engine, NULL, 0, &cap);
+    cap += 16;
+    gx_tenant_info *ts = malloc(cap * sizeof *ts);
+    if (ts) gx_tenant_list(s->engine, ts, cap, &n);
+    if (n > cap) n = cap;
     gx_gauge_clear(m->std.queue_depth);
     gx_gauge_clear(m->tenant_running);
     for (size_t i = 0; i < n; i++) {
@@ -70,6 +74,7 @@ static void collect(gx_metrics *reg, void *ctx) {
             gx_gauge_set(gx_metrics_series(m->quota_usage, ts[i].name, qn), use);
         }
     }
+    free(ts);
     gx_counter_set(gx_metrics_series(m->restarts, "device_lost"), (double)s->restarts_total);
     for (int i = 0; i < gx_device_count(s->engine); i++) {
         gx_device_info d;

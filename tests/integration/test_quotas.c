@@ -271,6 +271,22 @@ static void requeue_counts(void **st) {
     assert_string_equal(it_wait_job(&D, bad, 10000), "failed"); /* it diverges again */
 }
 
+/* /metrics has every tenant's series: only the first 256 tenants had any. */
+static void metrics_every_tenant(void **st) {
+    (void)st;
+    char body[96];
+    for (int i = 0; i < 300; i++) {
+        snprintf(body, sizeof body, "{\"name\":\"many-%03d\",\"weight\":1}", i);
+        set_tenant(body);
+    }
+    it_resp r;
+    req("", "GET", "/metrics", NULL, &r);
+    assert_int_equal(r.status, 200);
+    assert_non_null(strstr(r.body, "gexec_queue_depth{tenant=\"many-000\"}"));
+    if (!strstr(r.body, "gexec_queue_depth{tenant=\"many-299\"}")) fail_msg("the 300th new tenant has no series");
+    it_resp_free(&r);
+}
+
 static void device_memory_waits(void **st) {
     (void)st;
     /* linreg_gd on x[100,1] for 1e7 steps needs 80,002,416 bytes: inputs
@@ -447,7 +463,7 @@ static void survive_restart(void **st) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(queued_and_running),  cmocka_unit_test(requeue_counts), cmocka_unit_test(device_memory_waits),
+        cmocka_unit_test(queued_and_running),  cmocka_unit_test(requeue_counts), cmocka_unit_test(metrics_every_tenant), cmocka_unit_test(device_memory_waits),
         cmocka_unit_test(device_seconds_rate), cmocka_unit_test(usage_visibility),
         cmocka_unit_test(audited),             cmocka_unit_test(survive_restart),
     };
