@@ -577,13 +577,17 @@ static enum MHD_Result header_bytes(void *cls, enum MHD_ValueKind kind, const ch
     return MHD_YES;
 }
 
-/* How a request's body is framed, from its headers. */
+/* How a request's body is framed, and the other headers the checks before
+ * its body read, from one pass over its headers. */
 typedef struct framing {
     int lengths;      /* Content-Length headers */
     int differ;       /* two of them disagree */
     int chunked;      /* a Transfer-Encoding header */
     const char *coding; /* one that is not plain "chunked" (gzip, identity, "gzip, chunked") */
-    const char *first;
+    const char *first;  /* the first Content-Length */
+    int auths;          /* Authorization headers */
+    const char *encoding; /* the first Content-Encoding, NULL */
+    const char *expect;   /* the first Expect, NULL */
 } framing;
 
 static enum MHD_Result framing_of(void *cls, enum MHD_ValueKind kind, const char *key, const char *value) {
@@ -599,6 +603,12 @@ static enum MHD_Result framing_of(void *cls, enum MHD_ValueKind kind, const char
         size_t n = strlen(v);
         while (n && (v[n - 1] == ' ' || v[n - 1] == '\t')) n--;
         if (n != 7 || strncasecmp(v, "chunked", 7)) f->coding = value ? value : "";
+    } else if (!strcasecmp(key, MHD_HTTP_HEADER_AUTHORIZATION)) {
+        f->auths++;
+    } else if (!strcasecmp(key, MHD_HTTP_HEADER_CONTENT_ENCODING)) {
+        if (!f->encoding) f->encoding = value ? value : "";
+    } else if (!strcasecmp(key, MHD_HTTP_HEADER_EXPECT)) {
+        if (!f->expect) f->expect = value ? value : "";
     }
     return MHD_YES;
 }
@@ -611,7 +621,7 @@ static enum MHD_Result framing_of(void *cls, enum MHD_ValueKind kind, const char
  * a proxy in front may read the body one way and libmicrohttpd the other.
  * Each is answered with the connection closed. */
 static int bad_head(gx_http_server *srv, gx_http_req *r, struct MHD_Connection *conn, const char *url,
-                   const char *method) {
+                   const char *method, const framing *f) {
     size_t limit = srv->o.max_header ? srv->o.max_header : 16384;
     size_t ulen = strlen(url), n = strlen(method) + ulen + 12;
     /* the query's names and values count with the URL (libmicrohttpd
@@ -634,29 +644,19 @@ static int bad_head(gx_http_server *srv, gx_http_req *r, struct MHD_Connection *
                       n, count, limit, MAX_HEADERS);
         return 1;
     }
-    framing f = {0};
-    MHD_get_connection_values(conn, MHD_HEADER_KIND, framing_of, &f);
-    if (f.coding) { /* libmicrohttpd waited for a body it could not read, then closed without a word */
+    if (f->coding) { /* libmicrohttpd waited for a body it could not read, then closed without a word */
         gx_http_error(r, 501, GX_EUNSUPPORTED, "Transfer-Encoding",
                       "Transfer-Encoding '%.60s' is not supported: send the body as is (Content-Length) or chunked",
-                      f.coding);
+                      f->coding);
         return 1;
     }
-    if (f.differ || (f.lengths && f.chunked)) {
-        gx_http_error(r, 400, GX_EINVAL, f.differ ? "Content-Length" : "Transfer-Encoding",
-                      f.differ ? "Content-Length headers that disagree"
+    if (f->differ || (f->lengths && f->chunked)) {
+        gx_http_error(r, 400, GX_EINVAL, f->differ ? "Content-Length" : "Transfer-Encoding",
+                      f->differ ? "Content-Length headers that disagree"
                                : "both Content-Length and Transfer-Encoding: the body must be framed one way");
         return 1;
     }
     return 0;
-}
-
-/* Counts the Authorization headers (cls: an int). */
-static enum MHD_Result count_auth(void *cls, enum MHD_ValueKind kind, const char *key, const char *value) {
-    (void)kind;
-    (void)value;
-    *(int *)cls += !strcasecmp(key, MHD_HTTP_HEADER_AUTHORIZATION);
-    return MHD_YES;
 }
 
 /* A request refused on its headers alone: two Authorization headers (400),
@@ -669,24 +669,22 @@ static enum MHD_Result count_auth(void *cls, enum MHD_ValueKind kind, const char
  * never sent); otherwise the body is on its way, and closing on it would
  * reset the connection under the client's feet: it is read, dropped, and
  * the answer goes out after it on a connection kept open. */
-static int refused_before_body(gx_http_server *srv, gx_http_req *r, struct MHD_Connection *conn, int expect) {
+static int refused_before_body(gx_http_server *srv, gx_http_req *r, const framing *f, int expect) {
     priv_t *p = r->priv;
     /* two keys: which one acts is a guess (the first did, silently) */
-    int nauth = 0;
-    MHD_get_connection_values(conn, MHD_HEADER_KIND, count_auth, &nauth);
-    if (nauth > 1) {
-        gx_http_error(r, 400, GX_EINVAL, "Authorization", "%d Authorization headers; send one", nauth);
+    if (f->auths > 1) {
+        gx_http_error(r, 400, GX_EINVAL, "Authorization", "%d Authorization headers; send one", f->auths);
         return 1;
     }
     /* a compressed body would be read as it is: malformed JSON or .npy at
      * best (RFC 9110 15.5.16: 415 for a content coding not supported) */
-    const char *ce = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_ENCODING);
+    const char *ce = f->encoding;
     if (ce && *ce && strcasecmp(ce, "identity")) {
         gx_http_error(r, 415, GX_EUNSUPPORTED, "Content-Encoding",
                       "Content-Encoding '%.60s' is not supported: send the body uncompressed", ce);
         return 1;
     }
-    const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    const char *cl = f->first;
     if (cl && *cl >= '0' && *cl <= '9') {
         errno = 0;
         unsigned long long n = strtoull(cl, NULL, 10);
@@ -814,10 +812,12 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn, const c
          * may have started just before the deadline after an idle spell (the
          * reaper bounds trickled headers); the body gets its own window */
         if (gx__conn_excess(srv->conns, p->cn, NULL)) return answer_early(srv, r);
-        const char *ex = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_EXPECT);
-        int expect = ex && !strcasecmp(ex, "100-continue");
-        int bad = bad_head(srv, r, conn, url, method);
-        if (bad || (refused_before_body(srv, r, conn, expect) && expect)) {
+        /* one pass over the headers for what the checks below need */
+        framing f = {0};
+        MHD_get_connection_values(conn, MHD_HEADER_KIND, framing_of, &f);
+        int expect = f.expect && !strcasecmp(f.expect, "100-continue");
+        int bad = bad_head(srv, r, conn, url, method, &f);
+        if (bad || (refused_before_body(srv, r, &f, expect) && expect)) {
             gx_http_header_add(r, "Connection", "close");
             p->dispatched = p->queued = 1;
             gx__conn_dispatched(srv->conns, p->cn);
