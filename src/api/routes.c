@@ -453,6 +453,18 @@ static int labels_match(const char *labels_json, char (*key)[64], const char *co
     return ok;
 }
 
+/* The tenant a listing reads: its tenant= (empty is absent) for a key that
+ * reads across tenants; else the key's own, which a tenant= naming another
+ * gets as a 404 (as another tenant's job), NULL returned with it sent.
+ * Without tenant= the key's tenant (r->ctx.tenant itself). */
+static const char *query_tenant(gx_http_req *r) {
+    const char *q = gx_http_query(r, "tenant");
+    if (!q || !*q) return r->ctx.tenant;
+    if (r->ctx.cross || !strcmp(q, r->ctx.tenant)) return q;
+    gx_http_error(r, 404, GX_ENOTFOUND, "tenant", "no tenant '%.64s' among those this key may read", q);
+    return NULL;
+}
+
 static int h_list(void *app, gx_http_req *r) {
     gx_service *s = app;
     gx_store_filter f;
@@ -520,18 +532,7 @@ static int h_list(void *app, gx_http_req *r) {
             return 0;
         }
     }
-    int privileged = r->ctx.cross;
-    if ((q = gx_http_query(r, "tenant")) && !*q) q = NULL;
-    if (q && privileged) {
-        f.tenant = q;
-    } else if (q && strcmp(q, r->ctx.tenant)) {
-        /* another tenant's jobs: not the caller's own answered as if they
-         * were (a 404, as for another tenant's job) */
-        gx_http_error(r, 404, GX_ENOTFOUND, "tenant", "no tenant '%.64s' among those this key may read", q);
-        return 0;
-    } else {
-        f.tenant = r->ctx.tenant;
-    }
+    if (!(f.tenant = query_tenant(r))) return 0;
     /* the store lags the engine by a moment: settle it first */
     gx__svc_settle_for(s, GX_SVC_SETTLE_MS); /* a failing store: what it has */
     /* ids are taken before their commit, and commits finish out of order:
@@ -628,17 +629,13 @@ static int h_events(void *app, gx_http_req *r) {
     /* tenant=NAME, as for GET /v1/jobs: any tenant for a key that reads
      * across tenants (operators, admins), else its own only (it was
      * ignored: a viewer asking for another tenant got its own events) */
-    if ((q = gx_http_query(r, "tenant")) && !*q) q = NULL;
-    if (q && !r->ctx.cross && strcmp(q, r->ctx.tenant)) {
-        gx_http_error(r, 404, GX_ENOTFOUND, "tenant", "no tenant '%.64s' among those this key may read", q);
-        return 0;
-    }
-    if (q || !r->ctx.cross) {
+    if (!(q = query_tenant(r))) return 0;
+    int named = q != r->ctx.tenant; /* tenant= given (else a key across tenants sees them all) */
+    if (named || !r->ctx.cross) {
         gx_tenant_info ti;
-        const char *name = q ? q : r->ctx.tenant;
         f.tenant = UINT32_MAX; /* a tenant the engine does not know sees nothing */
-        if (!gx_tenant_get(s->engine, name, &ti)) f.tenant = ti.id;
-        else if (q) {
+        if (!gx_tenant_get(s->engine, q, &ti)) f.tenant = ti.id;
+        else if (named) {
             gx_http_error(r, 404, GX_ENOTFOUND, "tenant", "no tenant '%.64s'", q);
             return 0;
         }
