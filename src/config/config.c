@@ -1359,14 +1359,12 @@ static int env_into(gx_config *c, void *arg, gx_error *err) {
      * given: an environment variable beats the file, this one too (the
      * file's key won). The start reads the key from here only, so the key
      * is checked here and the dump shows it is set */
-    if (admin_key && *admin_key && !own_var && c->auth.admin_key && strcmp(c->auth.admin_key, admin_key) && a->warn)
+    if (!admin_key || !*admin_key || own_var) return 0;
+    if (c->auth.admin_key && strcmp(c->auth.admin_key, admin_key) && a->warn)
         a->warn(a->ctx, ADMIN_KEY_VAR,
                 "GEXEC_ADMIN_KEY differs from the file's auth.admin_key: GEXEC_ADMIN_KEY is the admin key, and the "
                 "file's stops working (a changed bootstrap key revokes the previous one)");
-    if (admin_key && *admin_key && !own_var)
-        return set_value(c, find_key("auth.admin_key"), admin_key, strlen(admin_key), 0, 0,
-                         ADMIN_KEY_VAR, err);
-    return 0;
+    return set_value(c, find_key("auth.admin_key"), admin_key, strlen(admin_key), 0, 0, ADMIN_KEY_VAR, err);
 }
 
 int gx_config_apply_env(gx_config *c, char *const *envp, gx_config_warn_fn warn, void *ctx,
