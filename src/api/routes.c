@@ -807,11 +807,27 @@ static int h_kernels(void *app, gx_http_req *r) {
     return 0;
 }
 
+void gx__svc_status_redact_jobs(char *st) {
+    char *w = st;
+    for (const char *p = st; *p;) {
+        if (!strncmp(p, "job ", 4) && p[4] >= '0' && p[4] <= '9') {
+            p += 4; /* past the digits before writing: w may be at p */
+            while (*p >= '0' && *p <= '9') p++;
+            memcpy(w, "a job", 5); /* no longer than "job N": w stays at or before p */
+            w += 5;
+        } else {
+            *w++ = *p++;
+        }
+    }
+    *w = '\0';
+}
+
 /* One device as GET /v1/devices and the drain routes show it; NULL when i
- * is out of range. */
-static json_t *device_json(gx_service *s, int i) {
+ * is out of range. redact: the caller reads its own tenant only. */
+static json_t *device_json(gx_service *s, int i, int redact) {
     gx_device_info d;
     if (gx_device_get(s->engine, i, &d)) return NULL;
+    if (redact) gx__svc_status_redact_jobs(d.status);
     /* a fault's reason stays when an operator drains the device too (health
      * shows the fault first; the reason was replaced by the drain's) */
     char status[sizeof d.status + 32];
@@ -861,7 +877,7 @@ static int h_devices(void *app, gx_http_req *r) {
     json_t *arr = json_array();
     int ngpu = 0;
     for (int i = 0; i < gx_device_count(s->engine); i++) {
-        json_t *dj = device_json(s, i);
+        json_t *dj = device_json(s, i, !r->ctx.cross);
         if (!dj) continue;
         ngpu += !strcmp(json_string_value(json_object_get(dj, "kind")), "gpu");
         json_array_append_new(arr, dj);
@@ -916,7 +932,7 @@ static int h_device_drain(void *app, gx_http_req *r) {
         gx_http_error(r, gx_http_status_for(err.code), err.code, "id", "%s", err.message);
         return 0;
     }
-    json_t *dj = device_json(s, i);
+    json_t *dj = device_json(s, i, 0); /* the roles that drain read every tenant's jobs */
     if (!dj) {
         gx_http_error(r, 503, GX_ENOMEM, NULL, "cannot render the device");
         return 0;

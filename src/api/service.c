@@ -1737,6 +1737,7 @@ int gx_service_ready(gx_service *s, char *why, size_t cap) {
         for (int i = 0; i < n && !s->cpu_selftest[0]; i++) {
             gx_device_info d;
             if (gx_device_get(s->engine, i, &d) || d.healthy) continue;
+            gx__svc_status_redact_jobs(d.status); /* /readyz asks for no key */
             snprintf(why, cap, "no healthy device: %s %s", d.name,
                      d.status[0] ? d.status : d.lost ? "lost" : d.recovering ? "recovering" : "unhealthy");
             return 0;

@@ -246,6 +246,12 @@ void gx__admit_free(gx__admit *a);
 /* Stop (gx_service_stop) or, for_exec, stop for a re-exec (see
  * gx_service_stop_for_exec, which returns what this does). */
 int gx__svc_shutdown(gx_service *s, int for_exec);
+/* A device's status for a key that reads its own tenant only, or for
+ * /readyz (no key): each "job N" (the health loop names the job a fault
+ * came with, src/exec/health.c) becomes "a job", since job ids are global
+ * and the job may be another tenant's; its owner finds the fault in the
+ * job's events. In place (routes.c). */
+void gx__svc_status_redact_jobs(char *status);
 void gx__svc_restart_init(gx_service *s);
 void gx__svc_inject_env(int before_selftest); /* GEXEC_INJECT_FAULT (tests) */
 int gx__svc_inherited_listener(void); /* GEXEC_LISTEN_FD, checked; -1 none */

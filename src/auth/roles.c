@@ -14,7 +14,9 @@
  *  - Operators read every tenant's jobs and events (they run the fleet) and
  *    cancel any job, but job outputs and blobs stay with their tenant: only
  *    admin reads another tenant's data.
- *  - /v1/devices and /v1/kernels hold no tenant data: any key may read them.
+ *  - /v1/devices and /v1/kernels: any key reads them. A device's status may
+ *    name the job a fault came with (a global id, maybe another tenant's):
+ *    keys that read every tenant's jobs see it, others read "a job".
  *  - /metrics carries every tenant's name and usage: operator, unless the
  *    configuration makes it public (for a scraper without a key).
  *  - A tenant's usage is readable by its own keys (viewer up); every
@@ -49,7 +51,7 @@ static const gx_auth_rule rules[] = {
     {"POST", "/v1/blobs", SUBM, ONLY, 0, 0, "blobs are owned by the key's own tenant"},
     {"GET", "/v1/blobs/{id}", VIEW, ADMN, 0, 0, "blobs are the tenant's data"},
     {"GET", "/v1/kernels", VIEW, NONE, 0, 0, ""},
-    {"GET", "/v1/devices", VIEW, NONE, 0, 0, "no tenant data"},
+    {"GET", "/v1/devices", VIEW, OPER, 0, 0, "every device; the job a fault came with: all only"},
     {"POST", "/v1/devices/{id}/drain", OPER, NONE, 0, 0, "no new placements on the device"},
     {"DELETE", "/v1/devices/{id}/drain", OPER, NONE, 0, 0, "undrain"},
     {"GET", "/v1/keys", ADMN, ADMN, 0, 0, ""},

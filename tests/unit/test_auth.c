@@ -818,7 +818,7 @@ static const struct cell_row {
     {"POST", "/v1/blobs", {"-", "-", "own", "own", "own"}, 0},
     {"GET", "/v1/blobs/{id}", {"-", "own", "own", "own", "all"}, 0},
     {"GET", "/v1/kernels", {"-", "yes", "yes", "yes", "yes"}, 0},
-    {"GET", "/v1/devices", {"-", "yes", "yes", "yes", "yes"}, 0},
+    {"GET", "/v1/devices", {"-", "own", "own", "all", "all"}, 0}, /* a fault's job id: all only */
     {"POST", "/v1/devices/{id}/drain", {"-", "-", "-", "yes", "yes"}, 0},
     {"DELETE", "/v1/devices/{id}/drain", {"-", "-", "-", "yes", "yes"}, 0},
     {"GET", "/v1/keys", {"-", "-", "-", "-", "all"}, 0},
