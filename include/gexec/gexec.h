@@ -420,7 +420,9 @@ int gx_job_cancel(gx_engine *e, gx_job_id id, gx_error *err);
 int gx_job_requeue(gx_engine *e, const gx_job_spec *s, gx_error *err);
 
 /* Free what the engine holds for a final job (outputs, record). Later calls
- * on the id answer GX_ENOTFOUND. GX_ESTATE if not final. */
+ * on the id answer GX_ENOTFOUND. GX_ESTATE if not final; GX_EBUSY while a
+ * device still runs it (a cancelled or timed-out job is final at once, its
+ * kernel returns later): try again after its kernel has returned. */
 int gx_job_forget(gx_engine *e, gx_job_id id);
 
 typedef struct gx_list_filter {

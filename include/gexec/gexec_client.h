@@ -19,8 +19,8 @@
  * GX_EINVAL), the message is the server's message and err->field the field
  * it blamed; without a usable body the code follows the HTTP status (400,
  * 422 GX_EINVAL; 401 GX_EAUTH; 403 GX_EPERM; 404 GX_ENOTFOUND; 409
- * GX_ESTATE; 413 GX_ELIMIT; 405, 415 GX_EUNSUPPORTED; 429, 503 GX_EBUSY;
- * other 5xx GX_EIO). Transport failures (cannot connect, reset, TLS) are
+ * GX_ESTATE; 413 GX_ELIMIT; 405, 415, 501 GX_EUNSUPPORTED; 429, 503
+ * GX_EBUSY; other 5xx GX_EIO). Transport failures (cannot connect, reset, TLS) are
  * GX_EIO (a certificate that cannot be verified says so in the message)
  * and a request that ran past opts.timeout_ms is GX_ETIMEDOUT; in
  * both cases gx_client_last_status() is 0. The HTTP status of the last
@@ -328,8 +328,9 @@ typedef struct gx_client_event {
     int attempt;
     char time[GX_CLIENT_TIME_MAX];
     char device[GX_CLIENT_NAME_MAX]; /* "" when not sent */
-    int error_code;                  /* 0 none */
-    char error_message[GX_CLIENT_MSG_MAX];
+    int error_code;                  /* GX_E* of a failed attempt or final state; 0 none */
+    char error_message[GX_CLIENT_MSG_MAX]; /* the stored message (history); the live stream
+                                              sends the code alone: gx_strerror(error_code) */
     char event_id[GX_CLIENT_EVENT_ID_MAX]; /* the stream's id of this event (SSE "id:"); pass it
                                                as gx_client_stream_opts.last_event_id to resume
                                                after it; "" in history */

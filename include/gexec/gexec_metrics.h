@@ -29,7 +29,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "gexec/gexec_err.h"
+#include "gexec_err.h"
 
 #ifdef __cplusplus
 extern "C" {

@@ -281,7 +281,7 @@ int gx_client_blob_put_file(gx_client *c, const char *path, char id[GX_CLIENT_BL
     id[0] = '\0';
     /* a file at fault is no answer: status 0 (the status of an earlier
      * upload made it look like a server's refusal) */
-    if (c) c->last_status = 0;
+    gx__call_begin(c);
     char pb[128];
     FILE *f = fopen(path, "rb");
     if (!f) return gx_error_set(err, GX_EIO, "path", "cannot open %s: %s", msg_path(path, pb), strerror(errno));
@@ -326,6 +326,7 @@ static int blob_fetch(gx_client *c, const char *path, gx_array **out, gx_error *
 
 int gx_client_blob_get(gx_client *c, const char *blob_id, gx_array **out, gx_error *err) {
     *out = NULL;
+    gx__call_begin(c);
     if (!blob_id || !*blob_id) return gx_error_set(err, GX_EINVAL, "blob", "blob id is empty");
     char *e = gx__escape(blob_id);
     if (!e) return gx_error_set(err, GX_ENOMEM, NULL, "out of memory");
@@ -362,6 +363,7 @@ int gx_client_result(gx_client *c, const char *id, gx_client_outputs *out, char 
                      gx_error *err) {
     memset(out, 0, sizeof *out);
     if (raw) *raw = NULL;
+    gx__call_begin(c);
     if (!id || !*id) return gx_error_set(err, GX_EINVAL, "id", "job id is empty");
     char *e = gx__escape(id);
     if (!e) return gx_error_set(err, GX_ENOMEM, NULL, "out of memory");

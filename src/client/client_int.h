@@ -38,6 +38,13 @@ struct gx_client {
     char errbuf[CURL_ERROR_SIZE]; /* libcurl's message of the last failure */
 };
 
+/* The start of a public call: a call that fails before it sends anything
+ * got no answer, so gx_client_last_status() is 0 then, not the status of
+ * an earlier call. */
+static inline void gx__call_begin(gx_client *c) {
+    if (c) c->last_status = 0;
+}
+
 /* Reset the handle and set what every request shares: URL (server + path),
  * auth, TLS, timeouts, response header capture. headers receives the list
  * to free with curl_slist_free_all after the transfer. */

@@ -368,9 +368,11 @@ int gx__http_error(gx_client *c, int status, const char *body, size_t len, gx_er
     }
     if (msg && *msg)
         gx_error_set(err, code, field, "%s", msg);
-    else if (status == 429 || status == 503)
+    else if ((status == 429 || status == 503) && c->last_retry_after > 0)
         gx_error_set(err, code, field, "server busy (HTTP %d), retry after %.0f s", status,
                      c->last_retry_after);
+    else if (status == 429 || status == 503)
+        gx_error_set(err, code, field, "server busy (HTTP %d)", status);
     else
         gx_error_set(err, code, field, "server answered HTTP %d", status);
     json_decref(root);
@@ -505,7 +507,7 @@ int gx__get_page(gx_client *c, gx__buf *path, int built, const char *member, siz
 int gx_client_request(gx_client *c, const char *method, const char *path, const void *body,
                       size_t body_len, const char *content_type, int *status, char **resp,
                       size_t *resp_len, gx_error *err) {
-    if (c) c->last_status = 0; /* a local error is no answer: status 0 */
+    gx__call_begin(c); /* a local error is no answer: status 0 */
     if (!c) return gx_error_set(err, GX_EINVAL, "client", "client is NULL");
     if (!method) return gx_error_set(err, GX_EINVAL, "method", "method is NULL");
     if (!path || path[0] != '/') return gx_error_set(err, GX_EINVAL, "path", "path must start with '/'");
@@ -536,7 +538,7 @@ int gx_client_devices(gx_client *c, char **json, gx_error *err) {
 
 int gx_client_device_drain(gx_client *c, const char *name, int on, char **json, gx_error *err) {
     if (json) *json = NULL;
-    if (c) c->last_status = 0;
+    gx__call_begin(c);
     size_t n = name ? strlen(name) : 0;
     if (!n || n > 31 || strspn(name, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789:_.-") != n ||
         name[0] == '.')

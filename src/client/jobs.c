@@ -34,17 +34,27 @@ static int state_of(const char *name) {
     return *name ? gx_job_state_from_name(name) : -1;
 }
 
-/* error: null | {"code":"GX_E..","message":".."} */
+/* error: null | {"code":"GX_E..","message":".."} (a job, its history) |
+ * "GX_E.." (the live stream's events carry the code alone: the message is
+ * then the code's own, gx_strerror) */
 static void error_fields(json_t *o, int *code, char *name, size_t ncap, char *msg, size_t mcap) {
     json_t *e = json_object_get(o, "error");
     *code = 0;
     if (name) name[0] = '\0';
     msg[0] = '\0';
-    if (!json_is_object(e)) return;
-    if (name) gx__jstr(name, ncap, e, "code");
-    gx__jstr(msg, mcap, e, "message");
-    *code = gx__err_from_name(json_string_value(json_object_get(e, "code")));
+    const char *cname;
+    if (json_is_string(e)) {
+        cname = json_string_value(e);
+    } else if (json_is_object(e)) {
+        cname = json_string_value(json_object_get(e, "code"));
+        gx__jstr(msg, mcap, e, "message");
+    } else {
+        return;
+    }
+    if (name) snprintf(name, ncap, "%s", cname ? cname : "");
+    *code = gx__err_from_name(cname);
     if (!*code) *code = GX_EIO; /* a failure with a code we do not know */
+    if (!msg[0]) snprintf(msg, mcap, "%s", gx_strerror(*code));
 }
 
 void gx__job_from_json(json_t *o, gx_client_job *j) {
@@ -83,7 +93,7 @@ int gx_client_job_is_final(const gx_client_job *j) {
 /* "/v1/jobs/<escaped id><suffix>"; malloc'd. A call that fails here sent
  * nothing: c's last status is 0 from here on. */
 static char *job_path(gx_client *c, const char *id, const char *suffix, gx_error *err) {
-    if (c) c->last_status = 0;
+    gx__call_begin(c);
     if (!id || !*id) {
         gx_error_set(err, GX_EINVAL, "id", "job id is empty");
         return NULL;
@@ -130,6 +140,7 @@ static int job_call(gx_client *c, const char *method, const char *path, const ch
 int gx_client_submit_json(gx_client *c, const char *spec_json, gx_client_job *job, char **raw,
                           gx_error *err) {
     if (raw) *raw = NULL;
+    gx__call_begin(c);
     if (!spec_json) return gx_error_set(err, GX_EINVAL, "spec", "job spec is NULL");
     return job_call(c, "POST", "/v1/jobs", spec_json, job, raw, err);
 }
@@ -138,6 +149,7 @@ int gx_client_submit(gx_client *c, const gx_jobspec *s, gx_client_job *job, char
                      gx_error *err) {
     char *json = NULL;
     if (raw) *raw = NULL;
+    gx__call_begin(c);
     int rc = gx_jobspec_to_json(s, &json, err);
     if (rc) return rc;
     rc = gx_client_submit_json(c, json, job, raw, err);
@@ -218,6 +230,7 @@ static void job_item(json_t *o, void *j) { gx__job_from_json(o, j); }
 int gx_client_list(gx_client *c, const gx_client_list_opts *o, gx_client_job_list *out,
                    char **raw, gx_error *err) {
     memset(out, 0, sizeof *out);
+    gx__call_begin(c);
     gx__buf q = {0};
     int rc = gx__buf_add(&q, "/v1/jobs", 8);
     if (o && !rc) {
@@ -254,6 +267,7 @@ int gx_client_submit_batch_json(gx_client *c, const char *batch_json, gx_client_
                                 char **raw, gx_error *err) {
     memset(out, 0, sizeof *out);
     if (raw) *raw = NULL;
+    gx__call_begin(c);
     if (!batch_json) return gx_error_set(err, GX_EINVAL, "jobs", "batch is NULL");
     json_error_t je;
     json_t *in = json_loads(batch_json, 0, &je);

@@ -273,6 +273,7 @@ int gx_jobspec_set_label_text(gx_jobspec *s, const char *text, gx_error *err) {
 
 int gx_jobspec_to_json(const gx_jobspec *s, char **json, gx_error *err) {
     *json = NULL;
+    if (!s) return gx_error_set(err, GX_EINVAL, "spec", "job spec is NULL");
     json_t *k = json_object_get(s->o, "kernel");
     if (!json_is_string(k) || !*json_string_value(k))
         return gx_error_set(err, GX_EINVAL, "kernel", "no kernel given");

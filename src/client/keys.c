@@ -34,6 +34,7 @@ static void key_from_json(json_t *o, void *item) {
 int gx_client_keys(gx_client *c, const gx_client_key_list_opts *o, gx_client_key_list *out, char **raw,
                    gx_error *err) {
     memset(out, 0, sizeof *out);
+    gx__call_begin(c);
     gx__buf q = {0};
     int rc = gx__buf_add(&q, "/v1/keys", 8);
     if (o && !rc) {

@@ -191,6 +191,7 @@ static CURLcode follow_once(gx_client *c, sse *s, const char *path, int *status,
 #define RECONNECT_GIVE_UP_S 30.0 /* without a connection that answered 2xx */
 
 int gx_client_events_follow(gx_client *c, const gx_client_stream_opts *o, gx_error *err) {
+    gx__call_begin(c);
     if (!o || !o->on_event)
         return gx_error_set(err, GX_EINVAL, "on_event", "an event callback is required");
     gx__buf q = {0};

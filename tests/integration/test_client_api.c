@@ -292,6 +292,24 @@ static void test_refusals(void **state) {
     rc = gx_client_request(C, "PUT", "/v1/jobs", "{}", 2, NULL, &status, NULL, NULL, &err);
     assert_true(rc < 0);
     assert_int_equal(status, 405);
+    /* a call refused before it sends anything got no answer: status 0, not
+     * the 405 above (it was kept by these calls) */
+    gx_client_batch b;
+    gx_client_stream_opts none = {0};
+    for (int i = 0; i < 6; i++) {
+        assert_int_equal(gx_client_request(C, "PUT", "/v1/jobs", "{}", 2, NULL, &status, NULL, NULL, &err), GX_EUNSUPPORTED);
+        assert_int_equal(gx_client_last_status(C), 405);
+        switch (i) {
+        case 0: rc = gx_client_result(C, "", &r, NULL, &err); gx_client_outputs_free(&r); break;
+        case 1: rc = gx_client_submit_json(C, NULL, &j, NULL, &err); break;
+        case 2: rc = gx_client_submit_batch_json(C, "[", &b, NULL, &err); gx_client_batch_free(&b); break;
+        case 3: rc = gx_client_events_follow(C, &none, &err); break;
+        case 4: rc = gx_client_blob_get(C, "", &a, &err); break;
+        default: rc = gx_client_submit(C, NULL, &j, NULL, &err); break;
+        }
+        assert_true(rc < 0);
+        if (gx_client_last_status(C)) fail_msg("call %d refused locally: last status %d", i, gx_client_last_status(C));
+    }
 }
 
 static void test_cancel_and_states(void **state) {
@@ -441,6 +459,8 @@ typedef struct follow {
     char id[GX_CLIENT_ID_MAX];
     int running, final;
     int events;
+    int error_code; /* of the final event */
+    char error_message[GX_CLIENT_MSG_MAX];
 } follow;
 
 static int on_event(void *ctx, const gx_client_event *ev, const char *data) {
@@ -451,6 +471,8 @@ static int on_event(void *ctx, const gx_client_event *ev, const char *data) {
     if (ev->state == GX_JOB_RUNNING) f->running = 1;
     if (ev->state >= 0 && gx_job_state_is_final(ev->state)) {
         f->final = ev->state;
+        f->error_code = ev->error_code;
+        snprintf(f->error_message, sizeof f->error_message, "%s", ev->error_message);
         return 1;
     }
     return 0;
@@ -474,6 +496,20 @@ static void test_event_stream(void **state) {
     TU_OK(gx_client_events_follow(C, &so, &err), err);
     assert_int_equal(f.final, GX_JOB_SUCCEEDED);
     assert_true(f.events >= 1);
+    assert_int_equal(f.error_code, 0);
+
+    /* a failure on the stream carries its code (the stream sends the
+     * code's name alone; it read as 0, no error) */
+    follow t = {0};
+    TU_OK(gx_client_submit_json(c2, "{\"kernel\":\"spin\",\"args\":{\"us\":5000000},\"timeout_ms\":200}", &j, NULL,
+                                &err),
+          err);
+    snprintf(t.id, sizeof t.id, "%s", j.id);
+    so = (gx_client_stream_opts){.job = t.id, .timeout_ms = 20000, .on_event = on_event, .ctx = &t};
+    TU_OK(gx_client_events_follow(C, &so, &err), err);
+    assert_int_equal(t.final, GX_JOB_TIMED_OUT);
+    assert_int_equal(t.error_code, GX_ETIMEDOUT);
+    assert_true(t.error_message[0]);
 
     /* a stream with nothing to say times out */
     follow none = {.id = "0"};
