@@ -326,7 +326,7 @@ static int requeue_admitted(gx_service *s, gx_http_req *r, gx_job_id id, gx_stor
            r->ctx.key_id[0] ? r->ctx.key_id : "(no key)", r->ctx.role, attempt);
     gx_job_info info;
     if (!gx_job_get(s->engine, id, &info, NULL))
-        gx_http_reply_json(r, 200, gx_job_json(s->engine, &info));
+        gx__svc_reply_job(s, r, 200, &info, NULL);
     else
         gx_http_reply_json(r, 200, json_pack("{s:s,s:s}", "id", r->params[0], "state", "queued"));
     return 0;

@@ -7,6 +7,7 @@
 #include "jobjson.h"
 
 #include "jsonw.h"
+#include "str.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -595,7 +596,13 @@ static int jt_time(gx_jbuf *b, int64_t ns) {
     return gx_jbuf_put(b, "\"", 1) || gx_jbuf_put(b, t, n) || gx_jbuf_put(b, "\"", 1);
 }
 
-char *gx_job_json_text(gx_engine *e, const gx_job_info *in, size_t *len) {
+/* The writer of both: in's numbers and names; error and fallback as given
+ * (a stored job's may be longer than in's buffers); labels_json a stored
+ * job's labels (a JSON object of strings the store was given), or NULL:
+ * the engine's labels of in->id, and *gone set if the engine no longer
+ * holds the job. */
+static char *job_text(gx_engine *e, const gx_job_info *in, const char *error, const char *fallback,
+                      const char *labels_json, size_t *len, int *gone) {
     gx_jbuf b = {0};
     const size_t any = (size_t)-1;
     int bad = gx_jbuf_put(&b, "{", 1);
@@ -607,7 +614,7 @@ char *gx_job_json_text(gx_engine *e, const gx_job_info *in, size_t *len) {
     bad |= jt_key(&b, "attempts") || gx_jbuf_int(&b, in->attempts);
     bad |= jt_key(&b, "max_attempts") || gx_jbuf_int(&b, in->max_attempts);
     bad |= jt_key(&b, "device") ||
-           (in->device >= 0 ? gx_jbuf_str(&b, in->device_name, any) : gx_jbuf_put(&b, "null", 4));
+           (in->device >= 0 && in->device_name[0] ? gx_jbuf_str(&b, in->device_name, any) : gx_jbuf_put(&b, "null", 4));
     bad |= jt_key(&b, "submitted_at") || jt_time(&b, in->submit_ns);
     bad |= jt_key(&b, "started_at") || jt_time(&b, in->start_ns);
     bad |= jt_key(&b, "finished_at") || jt_time(&b, in->end_ns);
@@ -617,7 +624,7 @@ char *gx_job_json_text(gx_engine *e, const gx_job_info *in, size_t *len) {
     if (in->error_code && in->state != GX_JOB_SUCCEEDED)
         bad |= gx_jbuf_puts(&b, "{\"code\":") || gx_jbuf_str(&b, gx_err_name(in->error_code), any) ||
                gx_jbuf_puts(&b, ",\"message\":") ||
-               gx_jbuf_str(&b, in->error[0] ? in->error : gx_strerror(in->error_code), any) || gx_jbuf_put(&b, "}", 1);
+               gx_jbuf_str(&b, error && error[0] ? error : gx_strerror(in->error_code), any) || gx_jbuf_put(&b, "}", 1);
     else
         bad |= gx_jbuf_put(&b, "null", 4);
     bad |= jt_key(&b, "wait");
@@ -634,15 +641,35 @@ char *gx_job_json_text(gx_engine *e, const gx_job_info *in, size_t *len) {
         bad |= gx_jbuf_put(&b, "null", 4);
     }
     bad |= jt_key(&b, "labels") || gx_jbuf_put(&b, "{", 1);
-    for (int i = 0, k = 0; e && i < in->nlabels; i++) {
+    if (labels_json) {
+        /* the store's text, member by member through the same writer (so
+         * the two read alike, and nothing but strings is written) */
+        json_t *l = json_loads(labels_json, 0, NULL);
+        const char *key;
+        json_t *v;
+        int k = 0;
+        json_object_foreach(l, key, v) {
+            if (!json_is_string(v)) continue;
+            bad |= (k++ ? gx_jbuf_put(&b, ",", 1) : 0) || gx_jbuf_str(&b, key, any) || gx_jbuf_put(&b, ":", 1) ||
+                   gx_jbuf_str(&b, json_string_value(v), any);
+        }
+        json_decref(l);
+    }
+    for (int i = 0, k = 0; !labels_json && e && i < in->nlabels; i++) {
         char key[64], v[256];
-        if (gx_job_label(e, in->id, i, key, sizeof key, v, sizeof v)) continue;
+        if (gx_job_label(e, in->id, i, key, sizeof key, v, sizeof v)) {
+            /* forgotten since the snapshot (it ended and its end is
+             * stored): its labels went with it; not an object without them */
+            if (gone) *gone = 1;
+            free(b.p);
+            return NULL;
+        }
         bad |= (k++ ? gx_jbuf_put(&b, ",", 1) : 0) || gx_jbuf_str(&b, key, any) || gx_jbuf_put(&b, ":", 1) ||
                gx_jbuf_str(&b, v, any);
     }
     bad |= gx_jbuf_put(&b, "}", 1);
     bad |= jt_key(&b, "fallback") ||
-           (in->fallback[0] ? gx_jbuf_str(&b, in->fallback, any) : gx_jbuf_put(&b, "null", 4));
+           (fallback && fallback[0] ? gx_jbuf_str(&b, fallback, any) : gx_jbuf_put(&b, "null", 4));
     bad |= gx_jbuf_put(&b, "}", 1);
     if (bad) {
         free(b.p);
@@ -652,54 +679,67 @@ char *gx_job_json_text(gx_engine *e, const gx_job_info *in, size_t *len) {
     return b.p;
 }
 
-/* One writer for both: the text is the source (jansson's json_pack drops a
- * member whose string is not valid UTF-8, e.g. a message cut inside a
- * character; the text writer puts U+FFFD there). */
-json_t *gx_job_json(gx_engine *e, const gx_job_info *in) {
-    size_t len;
-    char *t = gx_job_json_text(e, in, &len);
-    json_t *j = t ? json_loadb(t, len, 0, NULL) : NULL;
-    free(t);
-    return j;
+char *gx_job_json_text(gx_engine *e, const gx_job_info *in, size_t *len, int *gone) {
+    if (gone) *gone = 0;
+    return job_text(e, in, in->error, in->fallback, NULL, len, gone);
 }
 
-json_t *gx_store_job_json(gx_engine *e, const gx_store_job *sj) {
-    char id[24];
-    snprintf(id, sizeof id, "%llu", (unsigned long long)sj->id);
+char *gx_store_job_text(gx_engine *e, const gx_store_job *sj, size_t *len) {
+    gx_job_info in;
+    memset(&in, 0, sizeof in);
+    in.id = sj->id;
+    gx_str_copy(in.tenant_name, sizeof in.tenant_name, sj->tenant ? sj->tenant : "");
+    gx_str_copy(in.kernel, sizeof in.kernel, sj->kernel ? sj->kernel : "");
+    in.state = sj->state;
+    in.priority = sj->priority;
+    in.attempts = sj->attempt;
     json_t *spec = sj->spec_json ? json_loads(sj->spec_json, 0, NULL) : NULL;
     json_t *ma = json_object_get(spec, "max_attempts");
-    const gx_kernel *k = json_is_integer(ma) ? NULL : gx_kernel_find(sj->kernel);
+    const gx_kernel *k = json_is_integer(ma) ? NULL : gx_kernel_find(in.kernel);
     json_int_t max = json_is_integer(ma) ? json_integer_value(ma) : k ? gx_kernel_default_attempts(k) : 1;
+    json_decref(spec);
     /* the spec's max_attempts is the budget of one run; a job re-queued (by
      * an operator, or by a restart while it ran) got more on top of the
      * attempts it had made, as the engine reports while it holds it: never
      * fewer than the attempts made (every reader of a stored job, the
      * answer to an idempotent repeat included) */
-    if (max < sj->attempt) max = sj->attempt;
-    json_t *j = json_pack("{s:s,s:s,s:s,s:s,s:i,s:i,s:I}", "id", id, "tenant", sj->tenant, "kernel", sj->kernel,
-                          "state", gx_job_state_name(sj->state), "priority", sj->priority, "attempts", sj->attempt,
-                          "max_attempts", max);
-    json_decref(spec);
+    in.max_attempts = max < sj->attempt ? sj->attempt : (int)max;
     gx_device_info di;
-    json_object_set_new(j, "device", e && sj->device >= 0 && !gx_device_get(e, sj->device, &di) ? json_string(di.name)
-                                                                                             : json_null());
-    json_object_set_new(j, "submitted_at", gx_json_time(sj->submit_ns));
-    json_object_set_new(j, "started_at", gx_json_time(sj->start_ns));
-    json_object_set_new(j, "finished_at", gx_json_time(sj->end_ns));
+    in.device = -1;
+    if (e && sj->device >= 0 && !gx_device_get(e, sj->device, &di)) {
+        in.device = sj->device;
+        gx_str_copy(in.device_name, sizeof in.device_name, di.name);
+    }
+    in.submit_ns = sj->submit_ns;
+    in.start_ns = sj->start_ns;
+    in.end_ns = sj->end_ns;
     int64_t qend = sj->start_ns ? sj->start_ns : sj->end_ns;
-    json_object_set_new(j, "queue_seconds", json_real(qend > sj->submit_ns ? (double)(qend - sj->submit_ns) / 1e9 : 0));
-    json_object_set_new(j, "run_seconds",
-                        json_real(sj->start_ns && sj->end_ns > sj->start_ns ? (double)(sj->end_ns - sj->start_ns) / 1e9 : 0));
-    if (sj->error_code && sj->state != GX_JOB_SUCCEEDED)
-        json_object_set_new(j, "error", json_pack("{s:s,s:s}", "code", gx_err_name(sj->error_code), "message",
-                                                  sj->error ? sj->error : gx_strerror(sj->error_code)));
-    else
-        json_object_set_new(j, "error", json_null());
-    json_object_set_new(j, "wait", json_null());
-    json_t *labels = sj->labels_json ? json_loads(sj->labels_json, 0, NULL) : NULL;
-    json_object_set_new(j, "labels", labels ? labels : json_object());
+    in.queue_ns = qend > sj->submit_ns ? qend - sj->submit_ns : 0;
+    in.run_ns = sj->start_ns && sj->end_ns > sj->start_ns ? sj->end_ns - sj->start_ns : 0;
+    in.error_code = sj->error_code;
     /* a job that ran on a CPU in place of a GPU keeps the note (code 0) */
     int note = !sj->error_code && sj->error && !strncmp(sj->error, "fallback: ", 10);
-    json_object_set_new(j, "fallback", note ? json_string(sj->error + 10) : json_null());
+    return job_text(e, &in, sj->error, note ? sj->error + 10 : NULL, sj->labels_json ? sj->labels_json : "{}", len,
+                    NULL);
+}
+
+/* The objects, parsed from the text (the text is the source: jansson's
+ * json_pack drops a member whose string is not valid UTF-8, e.g. a message
+ * cut inside a character; the text writer puts U+FFFD there). */
+static json_t *text_json(char *t, size_t len) {
+    json_t *j = t ? json_loadb(t, len, 0, NULL) : NULL;
+    free(t);
     return j;
+}
+
+json_t *gx_job_json(gx_engine *e, const gx_job_info *in) {
+    size_t len = 0;
+    char *t = gx_job_json_text(e, in, &len, NULL);
+    return text_json(t, len);
+}
+
+json_t *gx_store_job_json(gx_engine *e, const gx_store_job *sj) {
+    size_t len = 0;
+    char *t = gx_store_job_text(e, sj, &len);
+    return text_json(t, len);
 }

@@ -54,14 +54,19 @@ json_t *gx_json_object_body(const char *body, size_t len, const char *const *all
  * caller's (0 -> JSON null via gx_json_time). */
 json_t *gx_json_time(int64_t unix_ns);
 
-/* The API's job object from a gx_job_info (labels read from the engine). */
+/* The API's job object as compact JSON text, written directly (jansson's
+ * object and dump cost ~6 us, and it writes queue_seconds 0.001433416 as
+ * 0.0014334160000000001); malloc'd, *len bytes, NUL-terminated. The labels
+ * are read from the engine. NULL when out of memory, or, with *gone set
+ * (gone may be NULL), when the engine no longer holds the job: it ended and
+ * was forgotten after info was taken, its labels with it, and its object
+ * is the store's now (gx_store_job_text). */
+char *gx_job_json_text(gx_engine *e, const gx_job_info *info, size_t *len, int *gone);
+/* The object of a job read from the store (no longer live), by the same
+ * writer; NULL when out of memory. */
+char *gx_store_job_text(gx_engine *e, const gx_store_job *sj, size_t *len);
+/* Either one parsed (for tests and callers that add to it); NULL as above. */
 json_t *gx_job_json(gx_engine *e, const gx_job_info *info);
-/* The same object as compact JSON text, written directly (the 202 of every
- * submission: jansson's object and dump cost ~6 us); malloc'd, *len bytes,
- * NUL-terminated; NULL when out of memory. */
-char *gx_job_json_text(gx_engine *e, const gx_job_info *info, size_t *len);
-
-/* The API's job object of a job read from the store (no longer live). */
 json_t *gx_store_job_json(gx_engine *e, const gx_store_job *sj);
 
 /* Job id from a path segment or JSON string: decimal, 1..2^63. 0 if bad. */

@@ -15,6 +15,7 @@
 
 #include "gexec/gexec_errclass.h"
 #include "jsonmem.h"
+#include "jsonw.h"
 #include "log.h"
 #include "service.h"
 
@@ -70,6 +71,30 @@ static int path_job(gx_service *s, gx_http_req *r, gx_job_id *id, gx_job_info *i
     *sj = NULL;
     *id = path_id(r);
     return *id ? find_job(s, r, *id, info, sj) : -1;
+}
+
+char *gx__svc_job_text(gx_service *s, const gx_job_info *info, const gx_store_job *sj, size_t *len) {
+    if (!sj) {
+        int gone = 0;
+        char *t = gx_job_json_text(s->engine, info, len, &gone);
+        if (!gone) return t;
+        gx_store_job *got = NULL; /* forgotten since info was taken: its end is stored */
+        if (gx_store_get_job(s->store, info->id, &got, NULL)) return NULL;
+        t = gx_store_job_text(s->engine, got, len);
+        gx_store_free(got);
+        return t;
+    }
+    return gx_store_job_text(s->engine, sj, len);
+}
+
+void gx__svc_reply_job(gx_service *s, gx_http_req *r, int status, const gx_job_info *info, const gx_store_job *sj) {
+    size_t len = 0;
+    char *t = gx__svc_job_text(s, info, sj, &len);
+    if (t)
+        gx_http_reply(r, status, "application/json", t, len);
+    else
+        gx_http_error(r, 503, GX_ENOMEM, NULL, "cannot write job %llu's object now; retry",
+                      (unsigned long long)(sj ? sj->id : info->id));
 }
 
 /* ---- jobs --------------------------------------------------------------- */
@@ -297,7 +322,7 @@ static int h_get(void *app, gx_http_req *r) {
     gx_store_job *sj;
     int w = path_job(s, r, &id, &info, &sj);
     if (w < 0) return 0;
-    gx_http_reply_json(r, 200, w == 0 ? gx_job_json(s->engine, &info) : gx_store_job_json(s->engine, sj));
+    gx__svc_reply_job(s, r, 200, w == 0 ? &info : NULL, sj);
     gx_store_free(sj);
     return 0;
 }
@@ -325,7 +350,7 @@ static int h_cancel(void *app, gx_http_req *r) {
             gx_http_error(r, 409, GX_ESTATE, "state", "job %llu is already %s", (unsigned long long)id,
                           gx_job_state_name(sj->state));
         else
-            gx_http_reply_json(r, 200, gx_store_job_json(s->engine, sj));
+            gx__svc_reply_job(s, r, 200, NULL, sj);
         gx_store_free(sj);
         return 0;
     }
@@ -340,7 +365,9 @@ static int h_cancel(void *app, gx_http_req *r) {
                       (unsigned long long)id);
         return 0;
     }
-    gx_http_reply_json(r, 200, gx_job_json(s->engine, &info));
+    /* the job is forgotten by now as a rule (its end is stored): answered
+     * from the store then, labels and all (they read {}) */
+    gx__svc_reply_job(s, r, 200, &info, NULL);
     return 0;
 }
 
@@ -576,22 +603,34 @@ static int h_list(void *app, gx_http_req *r) {
      * next is 0: "0" is from the start) */
     if (!desc) more = shown < n || next > w;
     if (more) next = w > f.after ? w : f.after;
-    json_t *arr = json_array();
-    for (size_t i = 0; i < shown; i++) {
+    /* written as text, each job by the writer of GET /v1/jobs/{id} */
+    gx_jbuf b = {0};
+    int bad = gx_jbuf_puts(&b, "{\"jobs\":[");
+    for (size_t i = 0, k = 0; i < shown && !bad; i++) {
         if (nl > 1 && !labels_match(jobs[i].labels_json, lk + 1, lq + 1, nl - 1)) continue;
         gx_job_info info;
-        if (!gx_job_get(s->engine, jobs[i].id, &info, NULL)) {
-            /* the engine's state is the newer one: a job the store still
-             * has queued but that runs now is not listed as queued */
-            if (f.state_mask && !(f.state_mask >> info.state & 1)) continue;
-            json_array_append_new(arr, gx_job_json(s->engine, &info));
-        } else
-            json_array_append_new(arr, gx_store_job_json(s->engine, &jobs[i]));
+        int live = !gx_job_get(s->engine, jobs[i].id, &info, NULL);
+        /* the engine's state is the newer one: a job the store still has
+         * queued but that runs now is not listed as queued */
+        if (live && f.state_mask && !(f.state_mask >> info.state & 1)) continue;
+        size_t len = 0;
+        char *t = gx__svc_job_text(s, live ? &info : NULL, live ? NULL : &jobs[i], &len);
+        bad |= !t || (k++ && gx_jbuf_put(&b, ",", 1)) || gx_jbuf_put(&b, t, len);
+        free(t);
     }
     gx_store_free(jobs);
-    char nc[24];
-    snprintf(nc, sizeof nc, "%llu", (unsigned long long)next);
-    gx_http_reply_json(r, 200, json_pack("{s:o,s:o}", "jobs", arr, "next_cursor", next || more ? json_string(nc) : json_null()));
+    bad |= gx_jbuf_puts(&b, "],\"next_cursor\":");
+    if (next || more)
+        bad |= gx_jbuf_put(&b, "\"", 1) || gx_jbuf_int(&b, (int64_t)next) || gx_jbuf_put(&b, "\"", 1);
+    else
+        bad |= gx_jbuf_put(&b, "null", 4);
+    bad |= gx_jbuf_put(&b, "}", 1);
+    if (bad) {
+        free(b.p);
+        gx_http_error(r, 503, GX_ENOMEM, NULL, "cannot write the page now; retry");
+        return 0;
+    }
+    gx_http_reply(r, 200, "application/json", b.p, b.len);
     return 0;
 }
 

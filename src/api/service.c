@@ -455,15 +455,12 @@ static void admit_reply(gx_service *s, gx__admit *a) {
             gx_job_info info;
             gx_error err;
             if (!gx_job_get(s->engine, a->ids[0], &info, &err)) {
-                size_t len;
-                char *t = gx_job_json_text(s->engine, &info, &len);
-                if (t) gx_http_reply(r, a->dup[0] ? 200 : 202, "application/json", t, len);
-                else gx_http_reply_json(r, 500, NULL);
+                gx__svc_reply_job(s, r, a->dup[0] ? 200 : 202, &info, NULL);
             } else {
                 /* an idempotent repeat of a job that ended before */
                 gx_store_job *sj = NULL;
                 if (!gx_store_get_job(s->store, a->ids[0], &sj, NULL)) {
-                    gx_http_reply_json(r, a->dup[0] ? 200 : 202, gx_store_job_json(s->engine, sj));
+                    gx__svc_reply_job(s, r, a->dup[0] ? 200 : 202, NULL, sj);
                     gx_store_free(sj);
                 } else {
                     char id[24];

@@ -123,10 +123,10 @@ static int find_locked(const char *spec) {
     if (len == 0 || len >= sizeof name) return -1;
     memcpy(name, spec, len);
     name[len] = '\0';
-    if (at) {
-        char *end;
-        ver = strtol(at + 1, &end, 10);
-        if (end == at + 1 || *end || ver < 1) return -1;
+    if (at) { /* decimal digits only, no sign, space or leading 0 ("spin@+1" was spin@1) */
+        const char *d = at + 1;
+        if (*d < '1' || *d > '9' || strspn(d, "0123456789") != strlen(d) || strlen(d) > 9) return -1;
+        ver = strtol(d, NULL, 10);
     }
     int best = -1;
     for (int i = 0; i < nreg; i++) {

@@ -145,9 +145,12 @@ static int prepare(gx_engine *e, const gx_job_spec *s, prep *p, kcache *kc, gx_e
     for (int i = 0; i < s->nlabels; i++) {
         char field[96];
         const char *k = s->labels[i].key, *v = s->labels[i].value;
-        snprintf(field, sizeof field, "labels.%.40s", k ? k : "");
+        /* the key whole, or (one too long for the field) the member */
+        if (!k || strlen(k) > sizeof field - sizeof "labels.") snprintf(field, sizeof field, "labels");
+        else snprintf(field, sizeof field, "labels.%s", k);
         if (!k || !label_key_ok(k))
-            return gx_error_set(err, GX_EINVAL, field, "label keys are 1..63 of [A-Za-z0-9_.-/]");
+            return gx_error_set(err, GX_EINVAL, field, "label keys are 1..63 of [A-Za-z0-9_.-/]; got '%.40s%s' (%zu bytes)",
+                                k ? k : "", k && strlen(k) > 40 ? "..." : "", k ? strlen(k) : 0);
         if (!v || strlen(v) > 255) return gx_error_set(err, GX_EINVAL, field, "label values are 0..255 bytes");
         for (int j = 0; j < i; j++)
             if (!strcmp(s->labels[j].key, k)) return gx_error_set(err, GX_EINVAL, field, "label '%s' is given twice", k);

@@ -526,7 +526,7 @@ static void run_seconds_counts_ended_attempts(void **st) {
     snprintf(id, sizeof id, "%s", it_str(&r, "id"));
     it_resp_free(&r);
     assert_string_equal(it_wait_job(&D, id, 5000), "timed_out");
-    REQ("POST", "/v1/jobs", "{\"kernel\":\"spin\",\"args\":{\"us\":5000000}}", &r);
+    REQ("POST", "/v1/jobs", "{\"kernel\":\"spin\",\"args\":{\"us\":5000000},\"labels\":{\"team\":\"vision\"}}", &r);
     snprintf(id, sizeof id, "%s", it_str(&r, "id"));
     it_resp_free(&r);
     snprintf(path, sizeof path, "/v1/jobs/%s", id);
@@ -540,6 +540,11 @@ static void run_seconds_counts_ended_attempts(void **st) {
     usleep(300000);
     REQ("DELETE", path, NULL, &r);
     assert_int_equal(r.status, 200);
+    /* the answer is the job as GET shows it, labels included (they read
+     * {}: the job was forgotten by the time the cancel was stored) */
+    assert_string_equal(it_str(&r, "state"), "cancelled");
+    const char *team = json_string_value(json_object_get(json_object_get(r.json, "labels"), "team"));
+    if (!team || strcmp(team, "vision")) fail_msg("cancel's answer: %s", r.body);
     it_resp_free(&r);
     double count = run_seconds_after(count0 + 2, &sum);
     fprintf(stderr, "run_seconds: +%.0f attempts, +%.3f s\n", count - count0, sum - sum0);

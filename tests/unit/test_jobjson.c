@@ -68,7 +68,7 @@ static json_t *reference(gx_engine *e, const gx_job_info *in) {
 static void same(gx_engine *e, const gx_job_info *in) {
     json_t *want = reference(e, in);
     size_t len = 0;
-    char *text = gx_job_json_text(e, in, &len);
+    char *text = gx_job_json_text(e, in, &len, NULL);
     assert_non_null(text);
     assert_int_equal(strlen(text), len);
     json_t *via = gx_job_json(e, in); /* the API's object is the text, parsed */
@@ -127,7 +127,7 @@ static void shapes(void **st) {
      * the whole error member; the text keeps it with U+FFFD */
     snprintf(in.error, sizeof in.error, "cut \xc3");
     size_t len;
-    char *t = gx_job_json_text(NULL, &in, &len);
+    char *t = gx_job_json_text(NULL, &in, &len, NULL);
     assert_non_null(strstr(t, "\"error\":{\"code\":\"GX_EKERNEL\",\"message\":\"cut \\ufffd\"}"));
     json_t *j = gx_job_json(NULL, &in);
     assert_string_equal(json_string_value(json_object_get(json_object_get(j, "error"), "message")), "cut \xef\xbf\xbd");
@@ -167,7 +167,48 @@ static void labels_from_the_engine(void **st) {
     assert_int_equal(gx_engine_drain(e, 5000), 0);
     TU_OK(gx_job_get(e, id, &in, &err), err);
     same(e, &in);
+    /* forgotten after the snapshot: no object without its labels (a
+     * cancel's answer read "labels":{}); the caller is told to go to the
+     * store */
+    assert_int_equal(gx_job_forget(e, id), 0);
+    size_t len = 0;
+    int gone = 0;
+    assert_null(gx_job_json_text(e, &in, &len, &gone));
+    assert_int_equal(gone, 1);
     gx_engine_destroy(e);
+}
+
+/* A stored job is written by the job writer: labels from the store's text
+ * (strings only), seconds as exact decimals (jansson wrote 37.111670865 as
+ * 37.111670865000001), the fallback note, the same members in the same
+ * order as a live job's. */
+static void stored_job_text(void **st) {
+    (void)st;
+    const int64_t sub = 1795423817000000000LL;
+    gx_store_job sj = {.id = 9, .tenant = "team-a", .kernel = "spin@1", .spec_json = "{\"kernel\":\"spin\"}",
+                       .state = GX_JOB_SUCCEEDED, .attempt = 1, .device = -1, .submit_ns = sub,
+                       .start_ns = sub + 37111670865LL, .end_ns = sub + 37111670865LL + 61201,
+                       .error = "fallback: no healthy GPU", .labels_json = "{\"team\":\"vision \\\"v2\\\"\",\"n\":3}"};
+    size_t len = 0;
+    char *t = gx_store_job_text(NULL, &sj, &len);
+    assert_non_null(t);
+    assert_int_equal(strlen(t), len);
+    if (!strstr(t, "\"queue_seconds\":37.111670865,\"run_seconds\":0.000061201,") ||
+        !strstr(t, "\"labels\":{\"team\":\"vision \\\"v2\\\"\"},\"fallback\":\"no healthy GPU\"}"))
+        fail_msg("stored job: %s", t);
+    json_t *j = json_loads(t, 0, NULL);
+    assert_non_null(j);
+    const char *order[] = {"id", "tenant", "kernel", "state", "priority", "attempts", "max_attempts", "device",
+                           "submitted_at", "started_at", "finished_at", "queue_seconds", "run_seconds", "error", "wait",
+                           "labels", "fallback"};
+    assert_int_equal(json_object_size(j), sizeof order / sizeof *order);
+    for (size_t i = 0; i < sizeof order / sizeof *order; i++) assert_non_null(json_object_get(j, order[i]));
+    json_decref(j);
+    free(t);
+    sj.labels_json = NULL; /* none stored */
+    t = gx_store_job_text(NULL, &sj, &len);
+    assert_non_null(strstr(t, "\"labels\":{},"));
+    free(t);
 }
 
 /* gx_time_text against gmtime_r + strftime + the fraction, for every
@@ -557,6 +598,7 @@ int main(void) {
         cmocka_unit_test(f16_inline),
         cmocka_unit_test(count_limits),
         cmocka_unit_test(stored_max_attempts),
+        cmocka_unit_test(stored_job_text),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
