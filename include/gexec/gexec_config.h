@@ -221,7 +221,8 @@ int gx_config_load_file(gx_config *c, const char *path, gx_error *err);
 int gx_config_load_mem(gx_config *c, const char *buf, size_t len, gx_error *err);
 
 /* Called for each GEXEC_* variable that names no key (with a suggestion
- * when one is close); var is "NAME=value" as found in the environment. */
+ * when one is close); var is its NAME alone: never its value, which may be
+ * a secret under a misspelt name. */
 typedef void (*gx_config_warn_fn)(void *ctx, const char *var, const char *message);
 
 /* Override keys from GEXEC_* variables. envp is a NULL-terminated

@@ -9,6 +9,7 @@
  * by anyone, an admin key included. Listing and clearing always work
  * (clearing is harmless and the list shows that nothing is armed).
  */
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,6 +67,14 @@ static int int_member(json_t *v, const char *name, int64_t lo, int64_t hi, int64
  * backend's own (a CUDA error number, >= 0). The device must exist (ndev
  * devices; -1: not known yet). */
 static int fault_check(const gx_fault_spec *f, int ndev, gx_error *err) {
+    /* the ranges of the JSON form, for faults.startup too (it passed
+     * --check-config and then stopped the start) */
+    if (f->count != -1 && (f->count < 1 || f->count > 1000000000))
+        return gx_error_set(err, GX_EINVAL, "count", "count must be -1 (until cleared) or 1..1000000000");
+    if (f->delay_us < 0 || f->delay_us > 60000000)
+        return gx_error_set(err, GX_EINVAL, "delay_us", "delay_us must be within 0..60000000");
+    if (f->device < -1 || f->device > 1024)
+        return gx_error_set(err, GX_EINVAL, "device", "device must be -1 (any) or 0..1024");
     int store = f->point == GX_FAULT_STORE_COMMIT || f->point == GX_FAULT_STORE_FULL;
     if (store && f->code && f->code != GX_ESTORE && f->code != GX_EIO && f->code != GX_ENOMEM)
         return gx_error_set(err, GX_EINVAL, "code", "a store fault's code is GX_ESTORE, GX_EIO or GX_ENOMEM; got %d",
@@ -152,6 +161,8 @@ static int spec_from_text(const char *item, gx_fault_spec *f, int ndev, gx_error
         if (!eq || *end || end == eq + 1)
             return gx_error_set(err, GX_EINVAL, "faults.startup", "expected name=integer, got '%.60s'", tok);
         *eq = '\0';
+        if (x < INT_MIN || x > INT_MAX) /* before the casts below */
+            return gx_error_set(err, GX_EINVAL, "faults.startup", "%.40s out of range in '%.80s'", tok, item);
         if (!strcmp(tok, "device") && x >= -1)
             f->device = (int)x;
         else if (!strcmp(tok, "code"))

@@ -836,6 +836,21 @@ static void retry_forgets(gx_service *s) {
  * re-queues it). Returns what gx_store_update_jobs returned last. */
 #define PERSIST_GIVE_UP_NS (5 * 1000000000LL)
 #define PERSIST_CHUNK 2048 /* state changes per store request */
+
+/* One pause of a retry on a failing store, growing from 10 ms to ~0.64 s:
+ * 0 after it, 1 to give up (the service is stopping and the store has
+ * failed for PERSIST_GIVE_UP_NS). */
+static int persist_pause(gx_service *s, int64_t failing_since, int64_t *pause_ms) {
+    pthread_mutex_lock(&s->pmu);
+    int stop = s->persist_stop;
+    pthread_mutex_unlock(&s->pmu);
+    if (stop && gx__now_ns() - failing_since > PERSIST_GIVE_UP_NS) return 1;
+    struct timespec ts = {.tv_sec = *pause_ms / 1000, .tv_nsec = (*pause_ms % 1000) * 1000000};
+    nanosleep(&ts, NULL);
+    if (*pause_ms < 500) *pause_ms *= 2;
+    return 0;
+}
+
 static int64_t persist_retry(gx_service *s, const gx_store_update *ups, size_t k, int *codes) {
     int64_t pause_ms = 10, failing_since = 0;
     for (;;) {
@@ -847,21 +862,44 @@ static int64_t persist_retry(gx_service *s, const gx_store_update *ups, size_t k
             if (failing_since) GX_LOGI("store: state changes are written again (%zu waited)", k);
             return rc;
         }
-        int64_t now = gx__now_ns();
         if (!failing_since) {
-            failing_since = now;
+            failing_since = gx__now_ns();
             GX_LOGE("store: %zu state changes not written (%s); retrying", k, err.message);
         }
-        pthread_mutex_lock(&s->pmu);
-        int stop = s->persist_stop;
-        pthread_mutex_unlock(&s->pmu);
-        if (stop && now - failing_since > PERSIST_GIVE_UP_NS) {
+        if (persist_pause(s, failing_since, &pause_ms)) {
             GX_LOGE("store: giving up on %zu state changes at shutdown: %s", k, err.message);
             return rc;
         }
-        struct timespec ts = {.tv_sec = pause_ms / 1000, .tv_nsec = (pause_ms % 1000) * 1000000};
-        nanosleep(&ts, NULL);
-        if (pause_ms < 500) pause_ms *= 2;
+    }
+}
+
+/* A succeeded job's result manifest (its large outputs written as blobs),
+ * retried as its state change is while the store fails (a full disk, an
+ * injected fault): a success is never stored without its outputs (it was,
+ * with the result dropped for good). NULL when given up at shutdown: its
+ * final state is then not written, and the job runs again after the
+ * restart (the store still has it running). malloc'd JSON text. */
+static char *outputs_retry(gx_service *s, gx_job_id id, const char *tenant, gx_output *outs, int no) {
+    int64_t pause_ms = 10, failing_since = 0;
+    for (;;) {
+        gx_error err;
+        json_t *m = gx__svc_outputs_json(s, tenant, outs, no, &err);
+        char *t = NULL;
+        if (m && !(t = json_dumps(m, JSON_COMPACT))) gx_error_set(&err, GX_ENOMEM, NULL, "out of memory writing the result");
+        json_decref(m);
+        if (t) {
+            if (failing_since) GX_LOGI("job %llu: outputs are stored", (unsigned long long)id);
+            return t;
+        }
+        if (!failing_since) {
+            failing_since = gx__now_ns();
+            GX_LOGE("job %llu: outputs not stored (%s); retrying", (unsigned long long)id, err.message);
+        }
+        if (persist_pause(s, failing_since, &pause_ms)) {
+            GX_LOGE("job %llu: outputs not stored at shutdown (%s): it runs again after the restart",
+                    (unsigned long long)id, err.message);
+            return NULL;
+        }
     }
 }
 
@@ -904,17 +942,13 @@ static void persist(gx_service *s, const gx_event *ev, size_t n) {
             int no;
             gx_job_info info;
             if (!gx_job_get(s->engine, e->job, &info, NULL) && !gx_job_outputs(s->engine, e->job, &outs, &no, NULL)) {
+                if (no && !(owned[2 * i + 1] = outputs_retry(s, e->job, info.tenant_name, outs, no))) {
+                    gx_outputs_free(outs, no);
+                    continue; /* not written: the engine keeps it, the restart runs it again */
+                }
                 if (no) {
-                    gx_error err;
-                    json_t *m = gx__svc_outputs_json(s, info.tenant_name, outs, no, &err);
-                    if (m) {
-                        owned[2 * i + 1] = json_dumps(m, JSON_COMPACT);
-                        u->result_json = owned[2 * i + 1];
-                        u->set |= GX_STORE_SET_RESULT;
-                        json_decref(m);
-                    } else {
-                        GX_LOGE("job %llu: outputs not stored: %s", (unsigned long long)e->job, err.message);
-                    }
+                    u->result_json = owned[2 * i + 1];
+                    u->set |= GX_STORE_SET_RESULT;
                 }
                 gx_outputs_free(outs, no);
             }

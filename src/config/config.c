@@ -1342,11 +1342,10 @@ static int env_into(gx_config *c, void *arg, gx_error *err) {
                 char msg[256], sug[96];
                 const char *s = suggest(name, 1, sug, sizeof sug);
                 if (s)
-                    snprintf(msg, sizeof msg, "%s names no configuration key (did you mean %s?)",
-                             name, s);
+                    snprintf(msg, sizeof msg, "names no configuration key (did you mean %s?)", s);
                 else
-                    snprintf(msg, sizeof msg, "%s names no configuration key; ignored", name);
-                a->warn(a->ctx, var, msg);
+                    snprintf(msg, sizeof msg, "names no configuration key; ignored");
+                a->warn(a->ctx, name, msg); /* never var: NAME=value, a secret maybe */
             }
             continue;
         }

@@ -545,6 +545,19 @@ gexecd_rc 2 GEXEC_FAULTS_ENABLED=true GEXEC_FAULTS_STARTUP=garbage --check-confi
     expect "check-config faults.startup" "^gexecd: GEXEC_FAULTS_STARTUP: faults\.startup: unknown fault point in 'garbage'" "$out"
 gexecd_rc 2 GEXEC_FAULTS_ENABLED=true GEXEC_FAULTS_STARTUP=garbage &&
     expect "start faults.startup" "^gexecd: GEXEC_FAULTS_STARTUP: faults\.startup: unknown fault point in 'garbage'" "$out"
+# a misspelt variable is named, its value never shown (a secret maybe: it went
+# into the journal at every start)
+gexecd_rc 0 GEXEC_AUTH_ADMINKEY=gx_0123456789abcdef_SECRETSECRETSECRET --check-config &&
+    expect "misspelt variable named" "warning: GEXEC_AUTH_ADMINKEY: names no configuration key \(did you mean GEXEC_AUTH_ADMIN_KEY\?\)" "$out"
+case "$out" in *SECRETSECRET*) echo "FAIL: a misspelt variable's value was printed: $out"; fails=$((fails + 1)) ;; esac
+# values out of the admin call's ranges (they passed --check-config, then
+# stopped the start with exit 1, naming delay_us alone)
+gexecd_rc 2 GEXEC_FAULTS_ENABLED=true GEXEC_FAULTS_STARTUP='store.slow:-1,delay_us=-5' --check-config &&
+    expect "check-config faults.startup delay_us" "faults\.startup: delay_us must be within 0\.\.60000000 \(in 'store\.slow:-1,delay_us=-5'\)" "$out"
+gexecd_rc 2 GEXEC_FAULTS_ENABLED=true GEXEC_FAULTS_STARTUP='store.slow:-1,delay_us=99999999999' &&
+    expect "start faults.startup delay_us" "faults\.startup: .*out of range" "$out"
+gexecd_rc 2 GEXEC_FAULTS_ENABLED=true GEXEC_FAULTS_STARTUP='store.commit:5000000000' --check-config &&
+    expect "check-config faults.startup count" "faults\.startup: count must be -1 \(until cleared\) or 1\.\.1000000000" "$out"
 gexecd_rc 2 GEXEC_TLS_CERT=/etc/hostname GEXEC_TLS_KEY=/etc/hostname &&
     expect "start tls.cert" "^gexecd: GEXEC_TLS_CERT: tls\.cert: '/etc/hostname' holds no PEM certificate" "$out"
 # a startup fault on a device that does not exist fails the start (it was armed)
