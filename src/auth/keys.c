@@ -756,7 +756,7 @@ int gx_auth_ensure_admin(gx_auth_keys *k, const char *tenant, const char *value,
         size_t len = strlen(value);
         if (gx_auth_token_parse(value, len, id) != GX_AUTH_OK) {
             rc = gx_error_set(err, GX_EINVAL, "admin_key",
-                              "the admin key must look like gx_<16 hex digits>_<43 base64url characters>"
+                              "the admin key must look like gx_<16 hex digits>_<32 bytes in unpadded base64url: 43 characters>"
                               " (make one with gx_auth_key_generate)");
         } else {
             unsigned char h[32];

@@ -724,7 +724,7 @@ bad:
 static int check_admin_key(const char *v, char *why, size_t cap) {
     if (gx_auth_token_parse(v, strlen(v), NULL) == GX_AUTH_OK) return 0;
     snprintf(why, cap, "is not an admin key: it must look like "
-                       "gx_<16 hex digits>_<43 base64url characters>");
+                       "gx_<16 hex digits>_<32 bytes in unpadded base64url: 43 characters>");
     return -1;
 }
 

@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -134,12 +135,17 @@ static void reexec(char **argv, int lfd, const char *restarts) {
     snprintf(num, sizeof num, "%d", lfd);
     if (lfd >= 0 && !fcntl(lfd, F_SETFD, fcntl(lfd, F_GETFD) & ~FD_CLOEXEC)) setenv("GEXEC_LISTEN_FD", num, 1);
     setenv("GEXEC_RESTARTS", restarts, 1);
-    execv("/proc/self/exe", argv);
+    execv("/proc/self/exe", argv); /* the same binary, even if replaced on disk since; main() names it */
     gx_log(GX_LOG_ERROR, NULL, "re-exec failed: %s", strerror(errno));
 }
 
 int main(int argc, char **argv) {
     gx_json_mem_install(); /* before anything uses jansson */
+    /* the process's name is its program's, not "exe" after a self-restart
+     * (execv of /proc/self/exe): pgrep gexecd and top find it again */
+    const char *prog = argv[0] ? strrchr(argv[0], '/') : NULL;
+    prog = prog ? prog + 1 : argv[0];
+    if (prog && *prog) prctl(PR_SET_NAME, prog, 0, 0, 0);
     const char *path = getenv("GEXEC_CONFIG");
     if (path && !*path) path = NULL; /* empty is unset, as for every GEXEC_ variable */
     const char *env_path = path;

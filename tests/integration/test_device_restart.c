@@ -153,11 +153,21 @@ static int device0(it_daemon *d, char *health, char *status, size_t cap) {
     return 0;
 }
 
-/* the daemon is still the process we started (an exec keeps the pid) */
+/* the daemon is still the process we started (an exec keeps the pid),
+ * and still called gexecd (an execv of /proc/self/exe named it "exe":
+ * pgrep gexecd lost it) */
 static void assert_same_process(it_daemon *d) {
     int wst;
     assert_int_equal(waitpid(d->pid, &wst, WNOHANG), 0);
     assert_int_equal(kill(d->pid, 0), 0);
+    char path[64], comm[32] = "";
+    snprintf(path, sizeof path, "/proc/%d/comm", (int)d->pid);
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    if (!fgets(comm, sizeof comm, f)) comm[0] = '\0';
+    fclose(f);
+    comm[strcspn(comm, "\n")] = '\0';
+    assert_string_equal(comm, "gexecd");
 }
 
 /* open file descriptors of the daemon */

@@ -836,7 +836,7 @@ static void admin_key(void **st) {
     const char *good = "gx_0123456789abcdef_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
     const char *good2 = "gx_fedcba9876543210_BBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBA";
     const char *want = "auth.admin_key: the value is not an admin key: it must look like "
-                       "gx_<16 hex digits>_<43 base64url characters>";
+                       "gx_<16 hex digits>_<32 bytes in unpadded base64url: 43 characters>";
     char msg[256];
     set_get("auth.admin_key", good, good);
     set_bad("auth.admin_key", "notakey", "the value is not an admin key");
