@@ -192,6 +192,10 @@ int gx_auth_key_page(gx_auth_keys *k, const gx_auth_key_query *q, gx_auth_key_in
 int gx_auth_key_verify(gx_auth_keys *k, const char *token, size_t len, int64_t now_ns,
                        gx_auth_principal *out);
 
+/* 1 when the key with this id is revoked (or unknown), else 0. Reads
+ * memory only. */
+int gx_auth_key_revoked(gx_auth_keys *k, const char *id);
+
 /* Parse a key without looking it up: GX_AUTH_OK and its id (id may be NULL),
  * or GX_AUTH_MISSING / GX_AUTH_MALFORMED. */
 int gx_auth_token_parse(const char *token, size_t len, char id[GX_AUTH_KEY_ID_LEN]);

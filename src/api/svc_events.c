@@ -329,6 +329,14 @@ void gx__svc_subscribe(gx_service *s, gx_http_req *r, const gx__sub_filter *f, c
     if (sb->next) sb->next->prev = sb;
     s->subs = sb;
     pthread_mutex_unlock(&s->smu);
+    /* a revoke between this request's key check and the listing above
+     * walked the list before sb was in it: the key is marked revoked
+     * before that walk, so it is seen here (the stream went on) */
+    if (s->keys && sb->key_id[0] && gx_auth_key_revoked(s->keys, sb->key_id)) {
+        pthread_mutex_lock(&s->smu);
+        sb->revoked = 1;
+        pthread_mutex_unlock(&s->smu);
+    }
     gx_http_reply_stream(r, "text/event-stream", sub_read, sb, sub_free);
     gx_http_stream *st = gx_http_stream_of(r);
     if (!st) return; /* refused (out of memory): sb is freed already */

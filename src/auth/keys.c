@@ -711,6 +711,14 @@ int gx_auth_key_verify(gx_auth_keys *k, const char *token, size_t len, int64_t n
     return reason == GX_AUTH_OK ? GX_OK : GX_EAUTH;
 }
 
+int gx_auth_key_revoked(gx_auth_keys *k, const char *id) {
+    pthread_rwlock_rdlock(&k->lock);
+    entry *e = id ? entry_find(k, id) : NULL;
+    int revoked = !e || e->revoked_ns != 0;
+    pthread_rwlock_unlock(&k->lock);
+    return revoked;
+}
+
 /* ---- bootstrap ------------------------------------------------------------------ */
 
 /* Revoke every unrevoked key labelled "bootstrap" but keep_id. db_mu held. */

@@ -200,9 +200,14 @@ static void key_revoke(void **st) {
     TU_OK(gx_auth_key_create(f->k, "acme", GX_ROLE_OPERATOR, 0, "", secret, id, &err), err);
     gx_auth_principal p;
     assert_int_equal(verify(f, secret, 0, &p), GX_OK);
+    assert_int_equal(gx_auth_key_revoked(f->k, id), 0);
     TU_OK(gx_auth_key_revoke(f->k, id, 0, &err), err);
     assert_int_equal(verify(f, secret, 0, &p), GX_EAUTH);
     assert_int_equal(p.reason, GX_AUTH_REVOKED);
+    /* what a stream listed after a revoke's walk asks (svc_events.c) */
+    assert_int_equal(gx_auth_key_revoked(f->k, id), 1);
+    assert_int_equal(gx_auth_key_revoked(f->k, "0123456789abcdef"), 1); /* unknown */
+    assert_int_equal(gx_auth_key_revoked(f->k, NULL), 1);
     TU_OK(gx_auth_key_revoke(f->k, id, 0, &err), err); /* again: nothing changes */
     assert_int_equal(gx_auth_key_revoke(f->k, "0123456789abcdef", 0, &err), GX_ENOTFOUND);
     assert_int_equal(gx_auth_key_revoke(f->k, "short", 0, &err), GX_ENOTFOUND);
