@@ -1142,8 +1142,9 @@ int gx__svc_resolve_deps(gx_service *s, gx_jobreq *jr, const char *prefix, int r
         char f[96];
         snprintf(f, sizeof f, "%sdepends_on[%d]", prefix ? prefix : "", i);
         gx_job_info info;
-        int state, mine;
+        int state, mine, got;
         gx_store_job *dj = NULL;
+        gx_error gerr;
         /* pinned before the look, so that a job the engine holds now is
          * still there when this one is handed to it */
         int pinned = !restoring;
@@ -1154,10 +1155,16 @@ int gx__svc_resolve_deps(gx_service *s, gx_jobreq *jr, const char *prefix, int r
         if (!gx_job_get(s->engine, d, &info, NULL)) {
             state = info.state;
             mine = !strcmp(info.tenant_name, tenant);
-        } else if (!gx_store_get_job(s->store, d, &dj, NULL)) {
+        } else if (!(got = gx_store_get_job(s->store, d, &dj, &gerr))) {
             state = dj->state;
             mine = !strcmp(dj->tenant, tenant);
             gx_store_free(dj);
+        } else if (got != GX_ENOTFOUND) {
+            /* not "does not exist" (400), nor met at a restore: unknown */
+            rc = gx_error_set(err, GX_ESTORE, f, "cannot read dependency %llu now (%s); retry",
+                              (unsigned long long)d, gerr.message);
+            if (pinned) pin(s, d, -1);
+            break;
         } else if (restoring) {
             /* it existed and was the tenant's when the job was submitted;
              * gone now, it ended longer ago than store.retention: its
@@ -1230,6 +1237,7 @@ typedef struct restore_ctx {
     int *nck;        /* [cap] */
     size_t n, cap;
     int64_t restored, failed, resumed;
+    gx_error *err;   /* the restore's: why it stopped */
 } restore_ctx;
 
 static void restore_flush(restore_ctx *rc) {
@@ -1352,6 +1360,14 @@ static int restore_one(void *ctx, const gx_store_job *job) {
         /* dependencies that ended before the restart */
         code = gx__svc_resolve_deps(s, jr, NULL, 1, &err);
     }
+    if (code == GX_ESTORE) {
+        /* a dependency could not be read: the store fails now, and this
+         * job is no more failed than any other; the start fails (exit 1,
+         * a restart tries again) rather than decide its fate on it */
+        gx_jobreq_free(jr);
+        return gx_error_set(rc->err, GX_ESTORE, NULL, "restoring job %llu: %s", (unsigned long long)job->id,
+                            err.message);
+    }
     if (code) {
         gx_jobreq_free(jr);
         rc->failed++;
@@ -1390,7 +1406,7 @@ static int restore_one(void *ctx, const gx_store_job *job) {
 }
 
 static int restore(gx_service *s, gx_error *err) {
-    restore_ctx rc = {.s = s, .cap = 10000};
+    restore_ctx rc = {.s = s, .cap = 10000, .err = err};
     rc.specs = calloc(rc.cap, sizeof *rc.specs);
     rc.reqs = calloc(rc.cap, sizeof *rc.reqs);
     rc.ck = calloc(rc.cap, sizeof *rc.ck);
