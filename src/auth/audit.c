@@ -406,6 +406,8 @@ static void count_rotated(gx_audit *a) {
     free(rot);
 }
 
+static void prune_rotated(gx_audit *a);
+
 int gx_audit_open(const gx_audit_config *cfg, gx_audit **out, gx_error *err) {
     *out = NULL;
     if (!cfg || !cfg->path || !*cfg->path) return gx_error_set(err, GX_EINVAL, "path", "no audit log path");
@@ -436,7 +438,11 @@ int gx_audit_open(const gx_audit_config *cfg, gx_audit **out, gx_error *err) {
         if (a->end == 0) rc = load_rotated_tail(a, &torn, err);
     }
     a->synced = a->seq;
+    /* files beyond keep (a lowered auth.audit_keep, a crash between a
+     * rotation's rename and its prune) go now, not at the next rotation;
+     * the newest rotated file, which may hold the chain's head, is kept */
     if (rc == 0) count_rotated(a);
+    if (rc == 0) prune_rotated(a);
     if (rc == 0 && a->sync_ms > 0) {
         if (pthread_create(&a->thread, NULL, sync_main, a))
             rc = gx_error_set(err, GX_ENOMEM, NULL, "cannot start the audit sync thread");

@@ -1805,6 +1805,16 @@ static void audit_rotate_keep(void **st) {
     assert_int_equal(rep.first_seq, nums[0]);
     assert_int_equal(rep.last_seq, seq);
     assert_int_equal(rep.files, 4);
+    /* reopened with a lower keep: the files beyond it go at the open (they
+     * stayed until the next rotation), the newest kept, the chain whole */
+    a = audit_open_rot(f->log, ROT_MAX, 1);
+    gx_audit_close(a);
+    uint64_t left[64];
+    assert_int_equal(rot_list(f->log, left), 1);
+    assert_int_equal(left[0], nums[nf - 1]);
+    TU_OK(gx_audit_verify(f->log, &rep, &err), err);
+    assert_int_equal(rep.files, 2);
+    assert_int_equal(rep.last_seq, seq);
     /* the live file alone (the rotated ones archived elsewhere) */
     for (int i = 0; i < nf; i++) {
         char name[400];
