@@ -163,7 +163,10 @@ static int cu_slot_open(gx_backend_dev *bd, int slot, void **ctx, gx_error *err)
     rc = cudaStreamCreateWithFlags(&s->stream, cudaStreamNonBlocking);
     if (!rc) { what = "cudaMallocHost"; rc = cudaMallocHost((void **)&s->hm, GXC_MIRROR_BYTES); }
     if (!rc) { what = "cudaMalloc"; rc = cudaMalloc((void **)&s->dm, GXC_MIRROR_BYTES); }
-    if (!rc) { what = "cudaMemset"; rc = cudaMemset(s->dm, 0, GXC_MIRROR_BYTES); }
+    /* on the slot's stream (non-blocking: the legacy stream's cudaMemset
+     * does not order against it), then waited for */
+    if (!rc) { what = "cudaMemsetAsync"; rc = cudaMemsetAsync(s->dm, 0, GXC_MIRROR_BYTES, s->stream); }
+    if (!rc) { what = "cudaStreamSynchronize"; rc = cudaStreamSynchronize(s->stream); }
     for (int i = 0; !rc && i < 2; i++) {
         what = "cudaMallocHost";
         rc = cudaMallocHost((void **)&s->hc[i], GXC_CHUNK_BYTES);
@@ -172,6 +175,7 @@ static int cu_slot_open(gx_backend_dev *bd, int slot, void **ctx, gx_error *err)
     if (!rc) { what = "cudaMallocHost"; rc = cudaMallocHost((void **)&s->hsmall, 4096); }
     if (rc) {
         cudaGetLastError();
+        if (gxc_is_sticky(rc)) atomic_store(&d->faulted, 1);
         slot_free(s);
         return gxc_err(err, rc, what);
     }
@@ -194,12 +198,6 @@ static void cu_slot_close(gx_backend_dev *bd, void *ctx) {
     slot_free(s);
 }
 
-static const gxc_impl *impl_of(const gx_kernel *k) {
-    for (int i = 0; i < gxc_nimpls; i++)
-        if (!strcmp(gxc_impls[i].name, k->name)) return &gxc_impls[i];
-    return NULL;
-}
-
 static void cu_run_batch(gx_backend_dev *bd, void *ctx, gx_kcall *const *calls, gx_call_result *res,
                          int n) {
     gxc_slot *s = ctx;
@@ -215,7 +213,7 @@ static void cu_run_batch(gx_backend_dev *bd, void *ctx, gx_kcall *const *calls, 
     while (i < n) {
         gx_kcall *c = calls[i];
         c->dev_ctx = s;
-        const gxc_impl *im = impl_of(c->kernel);
+        const gxc_impl *im = gxc_impl_of(c->kernel);
         res[i].run_ns = 0;
         gx_kernel_run_fn own = im ? NULL : gx_kernel_impl(c->kernel, GX_DEV_CUDA);
         if (own) {
@@ -223,6 +221,17 @@ static void cu_run_batch(gx_backend_dev *bd, void *ctx, gx_kcall *const *calls, 
              * plugin, the GPU tests' probe) runs on this slot (dev_ctx) */
             int64_t t0 = mono_ns();
             res[i].rc = own(c);
+            /* its work on the slot's stream is its own: a sticky fault it
+             * left is this call's device fault (the next call on the slot
+             * got it, and the blame), and a plain error it left set must not
+             * fail the next call */
+            cudaError_t ce = cudaStreamSynchronize(s->stream);
+            if (gxc_is_sticky(ce)) {
+                atomic_store(&s->dev->faulted, 1);
+                res[i].rc = gxc_err(c->err, ce, c->kernel->name);
+            } else {
+                cudaGetLastError();
+            }
             res[i].run_ns = mono_ns() - t0;
             i++;
             continue;

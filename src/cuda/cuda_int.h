@@ -39,7 +39,7 @@ extern "C" {
 #define GXC_CHUNK_BYTES (8u << 20)   /* each of the two pinned halves */
 #define GXC_ALIGN 256u
 #define GXC_SLOTS 4                  /* streams per GPU */
-#define GXC_MAX_POOLED 32            /* pool blocks one call may hold */
+#define GXC_MAX_POOLED 160 /* pool blocks one call may hold: mlp_forward's 64 layers x (w, b), x, 2 activations */
 #define GXC_MAX_OUTS 16
 
 typedef struct gxc_dev gxc_dev;
@@ -128,6 +128,12 @@ int gxc_in_concat(gxc_call *k, gx_array *const *arrays, int n, void **d);
 int gxc_fetch(gxc_call *k, void *h, const void *d, size_t bytes);
 /* Check the last launch; maps CUDA errors to GX codes. */
 int gxc_check(gxc_call *k, int cuda_rc, const char *what);
+/* A cuBLAS status that is not success, as the call's error: a sticky CUDA
+ * error on the slot's stream (the context died: every launch fails, cuBLAS
+ * says EXECUTION_FAILED) is the device fault it is (GX_EDEVICE, the call
+ * re-queued as collateral), an allocation failure transient, else
+ * GX_EKERNEL with what and the status. */
+int gxc_blas_fail(gxc_call *k, int status, const char *what);
 /* Download outputs (when rc == 0), wait, release pool blocks (zeroed), reset
  * the mirror. Returns rc or the first error seen. */
 int gxc_finish(gxc_call *k, int rc);
@@ -170,6 +176,8 @@ const gx_backend *gx_backend_entry(void);
 /* Run one gx_kcall through the per-call path (used by batches that cannot
  * merge a member). */
 int gxc_run_one(gx_kcall *c);
+/* The built-in implementation of a kernel (name and version 1), or NULL. */
+const gxc_impl *gxc_impl_of(const gx_kernel *k);
 
 /* ---- device-level entry points (exported for the benchmark) --------------
  * Operate on device pointers in the caller's stream. */

@@ -335,11 +335,7 @@ static int gemm_run(gx_kcall *c) {
     if (dc) CK(cudaMemcpyAsync(dout, dc, cin->nbytes, cudaMemcpyDeviceToDevice, s->stream), "copy c");
     if (!rc) {
         int st = gx_cuda_gemm_dev(s->blas, a->dtype, mode, ta, tb, m, n, ka, alpha, da, db, beta, dout);
-        if (st == CUBLAS_STATUS_ALLOC_FAILED)
-            rc = gx_error_set(c->err, GX_ETRANSIENT, NULL, "cuBLAS could not allocate GPU memory");
-        else if (st)
-            rc = gx_error_set(c->err, GX_EKERNEL, NULL, "cuBLAS gemm failed: %s",
-                              cublasGetStatusString((cublasStatus_t)st));
+        if (st) rc = gxc_blas_fail(&k, st, "cuBLAS gemm failed");
     }
     return gxc_finish(&k, rc);
 }
@@ -619,18 +615,23 @@ static int mlp_group(gxc_slot *s, gx_kcall *const *calls, int n, gx_error *err) 
         if (!rc && ms.b[l]) rc = gxc_in(&k, ms.b[l], &db[l]);
     }
     if (!rc) rc = gxc_upload(&k);
+    /* two activation buffers of the widest layer, used in turn (one a
+     * layer grew the memory with the depth, past the 2 x rows x widest
+     * that admission reserves (mlp_mem) and past a call's GXC_MAX_POOLED) */
     void *cur = dx, *buf[2] = {0};
-    int64_t in = x0->shape[1];
+    int64_t in = x0->shape[1], widest = 0;
+    for (int l = 0; l < ms.layers; l++)
+        if (ms.w[l]->shape[1] > widest) widest = ms.w[l]->shape[1];
+    for (int i = 0; !rc && i < 2 && i < ms.layers; i++) rc = gxc_alloc(&k, (size_t)(rows * widest) * es, &buf[i]);
     for (int l = 0; !rc && l < ms.layers; l++) {
         int64_t out = ms.w[l]->shape[1];
         int last = l == ms.layers - 1;
-        rc = gxc_alloc(&k, (size_t)(rows * out) * es, &buf[l & 1]);
-        if (rc) break;
         int st = gx_cuda_gemm_dev(s->blas, dt, GXC_GEMM_F32, 0, 0, rows, out, in, 1.0, cur, dw[l], 0.0,
                                   buf[l & 1]);
         if (st) {
-            rc = gx_error_set(err, st == CUBLAS_STATUS_ALLOC_FAILED ? GX_ETRANSIENT : GX_EKERNEL, NULL,
-                              "cuBLAS gemm failed in layer %d: %s", l, cublasGetStatusString((cublasStatus_t)st));
+            char what[48];
+            snprintf(what, sizeof what, "cuBLAS gemm failed in layer %d", l);
+            rc = gxc_blas_fail(&k, st, what);
             break;
         }
         CK(gxk_bias_act(s->stream, dt, rows, out, buf[l & 1], db[l], last ? 0 : ms.act, last && ms.softmax),
@@ -763,8 +764,7 @@ static int linreg_gd_run(gx_kcall *c) {
         if (!st && !rc)
             st = cublasDgemv(s->blas, CUBLAS_OP_N, (int)d, (int)n, &g2, X, (int)d, R, 1, &zero, G, 1);
         if (st) {
-            rc = gx_error_set(c->err, GX_EKERNEL, NULL, "cuBLAS gemv failed: %s",
-                              cublasGetStatusString((cublasStatus_t)st));
+            rc = gxc_blas_fail(&k, st, "cuBLAS gemv failed");
             break;
         }
         CK(gxk_axpy_f64(s->stream, d, -lr, G, W), "linreg update");
@@ -886,9 +886,17 @@ const gxc_impl gxc_impls[] = {
 };
 const int gxc_nimpls = (int)(sizeof gxc_impls / sizeof gxc_impls[0]);
 
+const gxc_impl *gxc_impl_of(const gx_kernel *k) {
+    /* the catalog's version 1 only (backend.c attaches them so): a plugin's
+     * saxpy@2 runs its own function, not this saxpy's */
+    for (int i = 0; k && k->version == 1 && i < gxc_nimpls; i++)
+        if (!strcmp(gxc_impls[i].name, k->name)) return &gxc_impls[i];
+    return NULL;
+}
+
 int gxc_run_one(gx_kcall *c) {
-    for (int i = 0; i < gxc_nimpls; i++)
-        if (!strcmp(gxc_impls[i].name, c->kernel->name)) return gxc_impls[i].run(c);
+    const gxc_impl *im = gxc_impl_of(c->kernel);
+    if (im) return im->run(c);
     return gx_error_set(c->err, GX_EUNSUPPORTED, "kernel", "kernel %s has no GPU implementation",
                         c->kernel->name);
 }

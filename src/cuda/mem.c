@@ -45,6 +45,11 @@ static const struct {
     {cudaErrorInvalidPc, GX_EDEVICE, "sticky: invalid program counter"},
     {cudaErrorLaunchTimeout, GX_EDEVICE, "sticky: kernel killed by the watchdog"},
     {cudaErrorAssert, GX_EDEVICE, "sticky: device-side assert"},
+    /* sticky too, by number: newer toolkits name them (CUDA 12.x-13) */
+    {226 /* cudaErrorContained */, GX_EDEVICE, "sticky: contained device error"},
+    {721 /* cudaErrorTensorMemoryLeak */, GX_EDEVICE, "sticky: tensor memory not freed"},
+    {810 /* cudaErrorMpsClientTerminated */, GX_EDEVICE, "sticky: MPS client terminated"},
+    {911 /* cudaErrorExternalDevice */, GX_EDEVICE, "sticky: external device error"},
     {cudaErrorUnknown, GX_EDEVICE, "unknown: treated as sticky"},
     {cudaErrorContextIsDestroyed, GX_EDEVICE, "context gone"},
     {cudaErrorInvalidValue, GX_EINVAL, "invalid argument: the call is wrong, not the device"},
@@ -74,6 +79,16 @@ int gxc_check(gxc_call *k, int rc, const char *what) {
     cudaGetLastError(); /* clear a non-sticky error so later calls start clean */
     if (gxc_is_sticky(rc)) atomic_store(&k->s->dev->faulted, 1);
     return gxc_err(k->err, rc, what);
+}
+
+int gxc_blas_fail(gxc_call *k, int status, const char *what) {
+    cudaError_t ce = cudaStreamQuery(k->s->stream);
+    if (ce == cudaErrorNotReady) ce = cudaSuccess;
+    if (ce == cudaSuccess) ce = cudaPeekAtLastError();
+    if (gxc_is_sticky(ce)) return gxc_check(k, ce, what);
+    if (status == CUBLAS_STATUS_ALLOC_FAILED)
+        return gx_error_set(k->err, GX_ETRANSIENT, NULL, "%s: cuBLAS could not allocate GPU memory", what);
+    return gx_error_set(k->err, GX_EKERNEL, NULL, "%s: %s", what, cublasGetStatusString((cublasStatus_t)status));
 }
 
 void gxc_begin(gxc_call *k, gxc_slot *s, gx_error *err) {
@@ -111,7 +126,8 @@ int gxc_alloc_pool(gxc_call *k, size_t bytes, void **d) {
     if (rc == cudaErrorMemoryAllocation) {
         /* Cached pool blocks may be what is missing: give them back and retry. */
         cudaGetLastError();
-        cudaStreamSynchronize(s->stream);
+        cudaError_t src = cudaStreamSynchronize(s->stream);
+        if (gxc_is_sticky(src)) return gxc_check(k, src, "kernel"); /* this call's work faulted */
         cudaMemPoolTrimTo(dev->pool, 0);
         rc = cudaMallocFromPoolAsync(&p, b, dev->pool, s->stream);
     }
@@ -126,7 +142,7 @@ int gxc_alloc_pool(gxc_call *k, size_t bytes, void **d) {
                                 "bytes free)",
                                 dev->desc.name, b, fr, tot);
         }
-        return gxc_err(k->err, rc, "cudaMallocFromPoolAsync");
+        return gxc_check(k, rc, "cudaMallocFromPoolAsync"); /* a sticky code marks the device */
     }
     k->pooled[k->npooled] = p;
     k->pooled_bytes[k->npooled++] = b;
@@ -362,8 +378,18 @@ int gxc_finish(gxc_call *k, int rc) {
             return rc;
         }
         /* pending copies may still read the host mirror: let them finish
-         * before the next call reuses it */
-        cudaStreamSynchronize(s->stream);
+         * before the next call reuses it. A sticky fault of work this call
+         * queued surfaces here when it failed for another reason first (an
+         * OOM after launches, a cuBLAS status): it is this call's, and the
+         * device's (the next call on the slot got it, and the blame) */
+        int src = cudaStreamSynchronize(s->stream);
+        if (gxc_is_sticky(src)) {
+            atomic_store(&s->dev->faulted, 1);
+            rc = gxc_err(k->err, src, "kernel");
+            k->npooled = 0;
+            s->moff = k->mbase;
+            return rc;
+        }
         cudaGetLastError();
     }
     release_pool(k);

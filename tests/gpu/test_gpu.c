@@ -213,7 +213,7 @@ typedef struct job {
     const gx_kernel *k;
     gx_named_arg args[8];
     int nargs;
-    gx_named_input in[16];
+    gx_named_input in[96];
     int nin;
     gx__bound b;
     gx_kcall c;
@@ -628,6 +628,32 @@ static void test_mlp(gx_dtype dt, int64_t batch, int act, int softmax) {
     }
     job_free(&j);
     mlp_free(&m);
+}
+
+/* A deep, wide net: 40 layers of [1024, 1024] f32 (160 MB of weights, most
+ * of them in pool blocks past the 32 MB mirror). Each layer's activations
+ * took a block of their own, so the call ran past its limit of pooled
+ * blocks (GX_ELIMIT, a permanent failure of a net the CPU runs) and past
+ * the memory admission reserved; two buffers now serve every layer. */
+static void test_mlp_deep(void) {
+    cur_test = "mlp_forward deep";
+    enum { L = 40, W = 1024, ROWS = 64 };
+    static char names[2 * L][8];
+    job j;
+    job_init(&j, "mlp_forward");
+    j.args[j.nargs++] = (gx_named_arg){.name = "activation", .str = "tanh"};
+    job_arg(&j, "softmax", 0);
+    job_in(&j, "x", rand2(GX_F32, ROWS, W, -1, 1));
+    for (int l = 0; l < L; l++) {
+        snprintf(names[2 * l], sizeof names[0], "w%d", l);
+        snprintf(names[2 * l + 1], sizeof names[0], "b%d", l);
+        job_in(&j, names[2 * l], rand2(GX_F32, W, W, -1 / sqrt((double)W), 1 / sqrt((double)W)));
+        job_in(&j, names[2 * l + 1], rand1(GX_F32, W, -0.1, 0.1));
+    }
+    int rc = run1(&j);
+    CHECK(rc == 0, "mlp_forward of %d layers of [%d, %d] failed", L, W, W);
+    if (!rc) cpu_compare(&j, 1e-4);
+    job_free(&j);
 }
 
 /* relu keeps a NaN (as numpy's maximum(h, 0)): it made it 0 on the GPU as
@@ -1187,6 +1213,7 @@ static void run_kernel_tests(void) {
     test_filter(GX_F32, 12000000);
     test_gemm(GX_F32, 1536, 2048, 1024, 0, 1, 1);
     test_mlp(GX_F32, 60000, 1, 1);
+    test_mlp_deep();
     test_linreg(GX_F32, 200000, 16, 30);
     test_sort_special();
     test_reduce_overflow();
