@@ -9,16 +9,23 @@
  * slots) and each tenant (queued, running, device-seconds per second).
  * Rates need two looks, so the first screen comes after one interval.
  *
- * On a terminal the screen is redrawn until interrupted; otherwise (or
- * with --once) one snapshot after another is printed, --once stopping
- * after the first. --json prints each snapshot as one JSON object a line.
+ * On a terminal the screen is redrawn until interrupted, fitted to the
+ * terminal's size; otherwise (or with --once) one snapshot after another is
+ * printed, --once stopping after the first. --json prints each snapshot as
+ * one JSON object a line. A daemon that stops answering (a restart, a
+ * self-restart after a device loss, a restore: no connection or a 5xx) is
+ * waited for up to TOP_OUTAGE_S, said on the screen (or once on stderr);
+ * the rates start again from its first look after it.
  */
 #include <ctype.h>
 #include <jansson.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cli.h"
 
@@ -189,33 +196,32 @@ static char **values(const look *l, const char *name, const char *key, size_t *n
 
 /* ---- one look ------------------------------------------------------------ */
 
-static int take(cli_ctx *x, look *l) {
+/* One look: 0, or a GX code with err set (nothing printed yet). */
+static int take(cli_ctx *x, look *l, gx_error *err) {
     memset(l, 0, sizeof *l);
-    gx_error err;
     char *raw = NULL;
-    int rc = gx_client_metrics(x->c, &l->text, &err);
+    int rc = gx_client_metrics(x->c, &l->text, err);
     if (rc) {
         if (gx_client_last_status(x->c) == 403)
-            snprintf(err.message, sizeof err.message, "top reads /metrics, which needs an operator or admin key");
+            snprintf(err->message, sizeof err->message, "top reads /metrics, which needs an operator or admin key");
         look_free(l);
-        return cli_fail(x, rc, &err);
+        return rc;
     }
     l->t = cli_now_s();
     if (parse_metrics(l->text, l)) {
         look_free(l);
-        fprintf(stderr, "gexec: out of memory\n");
-        return CLI_EXIT_SERVER;
+        return gx_error_set(err, GX_ENOMEM, NULL, "out of memory");
     }
-    rc = gx_client_devices(x->c, &raw, &err);
+    rc = gx_client_devices(x->c, &raw, err);
     if (rc) {
         free(raw);
         look_free(l);
-        return cli_fail(x, rc, &err);
+        return rc;
     }
     l->root = json_loads(raw, 0, NULL);
     free(raw);
     l->devs = json_object_get(l->root, "devices");
-    return CLI_EXIT_OK;
+    return 0;
 }
 
 /* ---- showing it ---------------------------------------------------------- */
@@ -294,57 +300,124 @@ static int by_queued(const void *x, const void *y) {
     return d > 0 ? 1 : d < 0 ? -1 : strcmp(cli_js(a, "name"), cli_js(b, "name"));
 }
 
-static void show(const cli_ctx *x, json_t *o) {
-    char up[32], when[32];
+/* The screen top draws on: a terminal's size (80 x 24 when it cannot be
+ * read), or no limits off a terminal. */
+typedef struct screen {
+    int tty;
+    int rows, cols; /* 0: no limit */
+} screen;
+
+static screen screen_of(const cli_ctx *x) {
+    screen sc = {.tty = x->tty};
+    if (!x->tty) return sc;
+    struct winsize ws;
+    sc.rows = 24;
+    sc.cols = 80;
+    if (!ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) && ws.ws_row > 0 && ws.ws_col > 0) {
+        sc.rows = ws.ws_row;
+        sc.cols = ws.ws_col;
+    }
+    return sc;
+}
+
+/* One line, cut to the screen's width (a wrapped line scrolled the top of
+ * the screen away). */
+static void line(const screen *sc, const char *fmt, ...) {
+    char buf[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    if (sc->cols > 0 && strlen(buf) > (size_t)sc->cols) buf[sc->cols] = '\0';
+    puts(buf);
+}
+
+/* A tenant's name in a column of w (>= 24) characters: whole, or its start
+ * and its end around a '~' (names cut at w looked alike: team-a-batch-eu
+ * and team-a-batch-us differ at the end). */
+static const char *name_in(const char *name, int w, char *buf, size_t cap) {
+    int n = (int)strlen(name);
+    if (n <= w) return name;
+    int head = (w - 1) / 2, tail = w - 1 - head;
+    snprintf(buf, cap, "%.*s~%s", head, name, name + n - tail);
+    return buf;
+}
+
+static void show(const cli_ctx *x, const screen *sc, json_t *o) {
+    char up[32], when[32], head[200];
     uptime(cli_jnum(o, "uptime_seconds"), up, sizeof up);
     time_t t = time(NULL);
     struct tm tm;
     strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S", localtime_r(&t, &tm));
     const char *server = x->copts->server ? x->copts->server : getenv("GEXEC_SERVER");
-    printf("gexecd %s  up %s  %s\n", server && *server ? server : GX_CLIENT_DEFAULT_SERVER, up, when);
+    line(sc, "gexecd %s  up %s  %s", server && *server ? server : GX_CLIENT_DEFAULT_SERVER, up, when);
     json_t *fin = json_object_get(o, "finished_per_second");
     double done = 0;
     for (size_t i = 0; i < NFINAL; i++) done += cli_jnum(fin, FINAL[i]);
-    printf("jobs/s  submitted %.1f  finished %.1f", cli_jnum(o, "submitted_per_second"), done);
+    int hl = snprintf(head, sizeof head, "jobs/s  submitted %.1f  finished %.1f", cli_jnum(o, "submitted_per_second"), done);
     const char *sep = " (";
     for (size_t i = 0; i < NFINAL; i++)
-        if (cli_jnum(fin, FINAL[i]) > 0) {
-            printf("%s%s %.1f", sep, FINAL[i], cli_jnum(fin, FINAL[i]));
+        if (cli_jnum(fin, FINAL[i]) > 0 && hl > 0 && (size_t)hl < sizeof head) {
+            hl += snprintf(head + hl, sizeof head - (size_t)hl, "%s%s %.1f", sep, FINAL[i], cli_jnum(fin, FINAL[i]));
             sep = ", ";
         }
-    printf("%s  queued %lld  running %lld\n", strcmp(sep, " (") ? ")" : "",
-           (long long)json_integer_value(json_object_get(o, "queued")),
-           (long long)json_integer_value(json_object_get(o, "running")));
-    printf("api     %.1f req/s, %.1f 5xx/s   store  %.1f commits/s, %.1f rows/commit\n\n",
-           cli_jnum(o, "http_requests_per_second"), cli_jnum(o, "http_5xx_per_second"), cli_jnum(o, "store_commits_per_second"),
-           cli_jnum(o, "store_rows_per_commit"));
-    printf("%-10s %-5s %-12s %7s %7s %21s %5s\n", "DEVICE", "KIND", "STATUS", "RUNNING", "QUEUED",
-           "MEMORY USED/TOTAL", "BUSY");
+    line(sc, "%s%s  queued %lld  running %lld", head, strcmp(sep, " (") ? ")" : "",
+         (long long)json_integer_value(json_object_get(o, "queued")),
+         (long long)json_integer_value(json_object_get(o, "running")));
+    line(sc, "api     %.1f req/s, %.1f 5xx/s   store  %.1f commits/s, %.1f rows/commit",
+         cli_jnum(o, "http_requests_per_second"), cli_jnum(o, "http_5xx_per_second"),
+         cli_jnum(o, "store_commits_per_second"), cli_jnum(o, "store_rows_per_commit"));
+    line(sc, "");
+    line(sc, "%-10s %-5s %-12s %7s %7s %21s %5s", "DEVICE", "KIND", "STATUS", "RUNNING", "QUEUED",
+         "MEMORY USED/TOTAL", "BUSY");
     size_t i;
-    json_t *d;
-    json_array_foreach(json_object_get(o, "devices"), i, d) {
+    json_t *d, *devs = json_object_get(o, "devices");
+    json_array_foreach(devs, i, d) {
         char used[24], total[24], mem[50];
         cli_human_bytes(cli_jnum(d, "memory_used"), used, sizeof used);
         cli_human_bytes(cli_jnum(d, "memory_total"), total, sizeof total);
         snprintf(mem, sizeof mem, "%s/%s", used, total);
-        printf("%-10.10s %-5.5s %-12.12s %7.0f %7.0f %21s %4.0f%%\n", cli_js(d, "name"),
-               cli_js(d, "kind"), cli_js(d, "state"), cli_jnum(d, "running"), cli_jnum(d, "queued"), mem, 100 * cli_jnum(d, "busy"));
+        line(sc, "%-10.10s %-5.5s %-12.12s %7.0f %7.0f %21s %4.0f%%", cli_js(d, "name"), cli_js(d, "kind"),
+             cli_js(d, "state"), cli_jnum(d, "running"), cli_jnum(d, "queued"), mem, 100 * cli_jnum(d, "busy"));
     }
     json_t *ten = json_object_get(o, "tenants");
     size_t nt = json_array_size(ten);
     json_t **rows = malloc((nt ? nt : 1) * sizeof *rows);
-    for (i = 0; rows && i < nt; i++) rows[i] = json_array_get(ten, i);
+    int namew = 24; /* up to a tenant name's 63, as the screen allows */
+    for (i = 0; rows && i < nt; i++) {
+        rows[i] = json_array_get(ten, i);
+        int l = (int)strlen(cli_js(rows[i], "name"));
+        if (l > namew) namew = l > 63 ? 63 : l;
+    }
+    if (sc->cols > 0 && namew > sc->cols - 34) namew = sc->cols - 34 < 24 ? 24 : sc->cols - 34;
     if (rows) qsort(rows, nt, sizeof *rows, by_queued);
-    printf("\n%-24s %9s %9s %12s\n", "TENANT", "QUEUED", "RUNNING", "DEVICE-S/S");
-    size_t shown = x->tty && nt > 20 ? 19 : nt; /* a screen, not a scroll */
-    for (i = 0; rows && i < shown; i++)
-        printf("%-24.24s %9lld %9lld %12.2f\n", cli_js(rows[i], "name"),
-               (long long)json_integer_value(json_object_get(rows[i], "queued")),
-               (long long)json_integer_value(json_object_get(rows[i], "running")),
-               cli_jnum(rows[i], "device_seconds_per_second"));
-    if (shown < nt) printf("... %zu more tenants (gexec --json top --once lists them all)\n", nt - shown);
+    line(sc, "");
+    line(sc, "%-*s %9s %9s %12s", namew, "TENANT", "QUEUED", "RUNNING", "DEVICE-S/S");
+    /* a screen, not a scroll: the lines above, a tenant a line, one line to
+     * say how many more, the cursor's line */
+    size_t shown = nt;
+    if (sc->rows > 0) {
+        long room = (long)sc->rows - 8 - (long)json_array_size(devs) - 1;
+        if (room < 1) room = 1;
+        if (nt > (size_t)room) shown = (size_t)room - (room > 1);
+    }
+    for (i = 0; rows && i < shown; i++) {
+        char cut[80];
+        line(sc, "%-*s %9lld %9lld %12.2f", namew, name_in(cli_js(rows[i], "name"), namew, cut, sizeof cut),
+             (long long)json_integer_value(json_object_get(rows[i], "queued")),
+             (long long)json_integer_value(json_object_get(rows[i], "running")),
+             cli_jnum(rows[i], "device_seconds_per_second"));
+    }
+    if (shown < nt) line(sc, "... %zu more tenants (gexec --json top --once lists them all)", nt - shown);
     free(rows);
 }
+
+/* How long top waits for a daemon that stopped answering. */
+#define TOP_OUTAGE_S 30
+
+/* Worth waiting for: no answer (a restart) or a 5xx (a restore, a store
+ * that fails); a 4xx (a key refused) is not. */
+static int outage(cli_ctx *x, int rc) { return rc != GX_ENOMEM && (gx_client_last_status(x->c) == 0 || gx_client_last_status(x->c) >= 500); }
 
 int cmd_top(cli_ctx *x) {
     long ms = 2000;
@@ -352,28 +425,54 @@ int cmd_top(cli_ctx *x) {
     if (ms < 100) return cli_usage("--interval: at least 100ms");
     int once = cli_has(x->a, FL_ONCE);
     look a, b;
-    int code = take(x, &a);
-    for (int first = 1; code == CLI_EXIT_OK; first = 0) {
+    gx_error err;
+    int rc = take(x, &a, &err);
+    if (rc) return cli_fail(x, rc, &err); /* not there at all: said at once */
+    double down_since = 0;
+    for (int first = 1;;) {
         struct timespec ts = {ms / 1000, (ms % 1000) * 1000000};
         nanosleep(&ts, NULL);
-        code = take(x, &b);
-        if (code) break;
+        rc = take(x, &b, &err);
+        if (rc) {
+            double now = cli_now_s();
+            if (once || !outage(x, rc) || (down_since && now - down_since > TOP_OUTAGE_S)) break;
+            if (!down_since) {
+                down_since = now;
+                if (!x->tty || x->json) fprintf(stderr, "gexec: %s; retrying for %d s\n", err.message, TOP_OUTAGE_S);
+            }
+            if (x->tty && !x->json) {
+                screen sc = screen_of(x);
+                fputs("\033[H\033[2J", stdout);
+                line(&sc, "gexecd does not answer (%.0f s): %s", now - down_since, err.message);
+                line(&sc, "retrying every %.1f s, for up to %d s", ms / 1000.0, TOP_OUTAGE_S);
+                fflush(stdout);
+            }
+            continue;
+        }
+        if (down_since) { /* back: its counters may have started again, so rates start from here */
+            down_since = 0;
+            look_free(&a);
+            a = b;
+            continue;
+        }
         json_t *o = snapshot_json(&a, &b);
         if (x->json) {
             char *s = json_dumps(o, JSON_COMPACT);
             if (s) puts(s);
             free(s);
         } else {
+            screen sc = screen_of(x);
             if (x->tty && !once) fputs("\033[H\033[2J", stdout); /* home, clear */
             else if (!first) putchar('\n');
-            show(x, o);
+            show(x, &sc, o);
         }
         fflush(stdout);
         json_decref(o);
         look_free(&a);
         a = b;
+        first = 0;
         if (once) break;
     }
     look_free(&a);
-    return code;
+    return rc ? cli_fail(x, rc, &err) : CLI_EXIT_OK;
 }

@@ -652,6 +652,25 @@ top_of "$tmp/m2.txt" && expect "top: inf and nan" '^a +0 +0 ' "$(grep '^a ' <<<"
 # more tenants than a screen: --json lists every one (the busiest was dropped past 256)
 { echo "gexec_uptime_seconds 10"; for i in $(seq -w 0 299); do echo "gexec_queue_depth{tenant=\"t$i\"} $([ "$i" = 299 ] && echo 1000 || echo 0)"; done; } >"$tmp/m3.txt"
 top_of "$tmp/m3.txt" --json && expect "top --json: 300 tenants" '^300 1000$' "$(json_get 'len(j["tenants"]), [t["queued"] for t in j["tenants"] if t["name"]=="t299"][0]' <<<"$out")"
+# on a terminal (script's, 80 x 24 when its size is unknown): one screen, no
+# line wider than it (the summary scrolled away past 14 tenants), and two
+# long names that differ at the end still differ
+{ cat "$tmp/m3.txt"; for s in eu us; do echo "gexec_queue_depth{tenant=\"analytics-batch-pipeline-for-the-quarterly-report-$s\"} 5"; done; } >"$tmp/m4.txt"
+python3 "$(dirname "$0")/fake_server.py" "$fport" "$tmp/m4.txt" >"$tmp/fake.out" 2>&1 &
+fpid=$!
+for _ in $(seq 100); do grep -q ready "$tmp/fake.out" 2>/dev/null && break; sleep 0.05; done
+GEXEC_SERVER=http://127.0.0.1:$fport script -qec "stty rows 24 cols 80 2>/dev/null; $GEXEC top --once --interval 100ms" /dev/null </dev/null >"$tmp/top-tty.out" 2>&1
+kill "$fpid"
+wait "$fpid" 2>/dev/null
+tr -d '\r' <"$tmp/top-tty.out" | grep -v '^$' >"$tmp/top-tty.txt" || true
+checks=$((checks + 1))
+if [ "$(wc -l <"$tmp/top-tty.txt")" -gt 23 ] || awk 'length > 80 { bad = 1 } END { exit !bad }' "$tmp/top-tty.txt" ||
+    ! grep -q '^jobs/s' "$tmp/top-tty.txt"; then
+    echo "FAIL: gexec top on an 80 x 24 terminal:"; cat "$tmp/top-tty.txt"; fails=$((fails + 1))
+fi
+expect "top: a long name cut in the middle (eu)" '^analytics-batch-pipeli~the-quarterly-report-eu +5 ' "$(cat "$tmp/top-tty.txt")"
+expect "top: a long name cut in the middle (us)" '^analytics-batch-pipeli~the-quarterly-report-us +5 ' "$(cat "$tmp/top-tty.txt")"
+expect "top: the tenants left over" '^\.\.\. [0-9]+ more tenants' "$(cat "$tmp/top-tty.txt")"
 
 # ---- a graceful stop ends event streams cleanly; gexec events outlives it -------------
 # The daemon sends the stream's end (curl exits 0; 18 was a cut). gexec
@@ -675,6 +694,10 @@ GEXEC_SERVER=$surl timeout 60 "$GEXEC" events "$sj" >"$tmp/sjob.out" 2>"$tmp/sjo
 jpid=$!
 GEXEC_SERVER=$surl timeout 60 "$GEXEC" events >"$tmp/sall.out" 2>"$tmp/sall.err" &
 apid=$!
+# and top, which waits for a daemon that went away (it exited at the first
+# failed look: on a restart, the moment an operator watches)
+GEXEC_SERVER=$surl timeout 60 "$GEXEC" top --interval 200ms >"$tmp/stop.out" 2>"$tmp/stop.err" &
+tpid=$!
 sleep 1
 kill -TERM "$spid"
 wait "$spid"
@@ -692,7 +715,17 @@ if ! kill -0 "$jpid" 2>/dev/null; then
     echo "FAIL: gexec events $sj ended at a graceful stop (exit $?), its job not final: $(cat "$tmp/sjob.out" "$tmp/sjob.err")"
     fails=$((fails + 1))
 fi
+sleep 1 # top meets the daemon gone
 start_s
+before=$(grep -c '^gexecd ' "$tmp/stop.out")
+for _ in $(seq 50); do [ "$(grep -c '^gexecd ' "$tmp/stop.out")" -gt "$before" ] && break; sleep 0.1; done
+checks=$((checks + 1))
+if ! kill -0 "$tpid" 2>/dev/null || [ "$(grep -c '^gexecd ' "$tmp/stop.out")" -le "$before" ]; then
+    echo "FAIL: gexec top across a restart: $(cat "$tmp/stop.err")"; fails=$((fails + 1))
+fi
+expect "top says it waits" 'retrying for 30 s' "$(cat "$tmp/stop.err")"
+kill -TERM "$tpid" 2>/dev/null
+wait "$tpid" 2>/dev/null
 for _ in $(seq 100); do grep -q 'event stream reset' "$tmp/sall.err" && break; sleep 0.1; done
 expect "gexec events: the reset after the restart" '^gexec: event stream reset \(other_run\)' "$(cat "$tmp/sall.err")"
 GEXEC_SERVER=$surl run 0 submit -k spin -a us=1000 && sk=$out

@@ -428,7 +428,8 @@
     /* not an admin: the usage of each tenant this key may read (a 404
      * is another tenant's, for a key of one tenant) */
     const own = auth.who && !auth.keyless ? [auth.who.tenant] : []; /* the key's own, even without jobs */
-    const names = [...new Set([...own, ...seenTenants, ...metricTenants])].sort().slice(0, 50);
+    const known = [...new Set([...own, ...seenTenants, ...metricTenants])].sort();
+    const names = known.slice(0, 50); /* a request each, every refresh */
     const rows = [];
     try {
       for (const name of names) {
@@ -440,7 +441,8 @@
       return;
     }
     note(p, 'Listing every tenant needs an admin key; shown: the usage of the tenants this key may read' +
-      (names.length ? '.' : ' (none known yet).'));
+      (!names.length ? ' (none known yet).' : known.length > names.length ?
+        ` (the first ${names.length} of ${known.length} by name).` : '.'));
     p.body.replaceChildren(...rows);
   }
 
