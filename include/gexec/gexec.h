@@ -174,7 +174,7 @@ int gx_engine_drain(gx_engine *e, int64_t timeout_ms);
 
 typedef struct gx_tenant_opts {
     const char *name;   /* [A-Za-z0-9_.-]{1,63} */
-    double weight;      /* share, > 0 (default 1) */
+    double weight;      /* share, 1e-6..1e6 (default 1) */
     int max_running;    /* max jobs placed or running at once; 0 = no limit */
     /* Quotas; 0 = unlimited. max_running and max_mem make jobs wait (see
      * gx_job_info.reason); max_queued and max_device_s_hour refuse new

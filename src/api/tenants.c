@@ -323,8 +323,8 @@ int gx__h_tenant_put(void *app, gx_http_req *r) {
     json_t *jn = json_object_get(j, "name"), *w = json_object_get(j, "weight");
     const char *name = json_string_value(jn);
     if (!name) return bad(r, j, 400, GX_EINVAL, "name", "name is required (a string)");
-    if (w && (!json_is_number(w) || !(json_number_value(w) > 0) || json_number_value(w) > 1e6))
-        return bad(r, j, 400, GX_EINVAL, "weight", "weight must be a number > 0 and <= 1e6");
+    if (w && (!json_is_number(w) || !(json_number_value(w) >= 1e-6) || json_number_value(w) > 1e6))
+        return bad(r, j, 400, GX_EINVAL, "weight", "weight must be a number within 1e-6..1e6");
     gx_store_tenant *old = NULL;
     int rc = gx_store_tenant_get(s->store, name, &old, &e);
     if (rc && rc != GX_ENOTFOUND) {

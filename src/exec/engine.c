@@ -1125,6 +1125,7 @@ void gx_engine_pause(gx_engine *e, int paused) {
 
 int gx_engine_drain(gx_engine *e, int64_t timeout_ms) {
     if (!e) return GX_EINVAL;
+    if (timeout_ms > (int64_t)100 * 365 * 86400 * 1000) timeout_ms = -1; /* past a century: forever (no overflow) */
     int64_t until = timeout_ms >= 0 ? gx__now_ns() + timeout_ms * 1000000 : 0;
     pthread_mutex_lock(&e->mu);
     int rc = 0;

@@ -86,8 +86,12 @@ static int64_t grace_ns(const gx_engine *e) { return e->o.hang_grace_ms * 100000
 
 /* ---- faults ----------------------------------------------------------- */
 
-/* A job placed on d (in its ring, not started) goes back to its queue. */
+/* A job placed on d (in its ring, not started) goes back to its queue. A
+ * breaker probe it may have been ends without a verdict, as for a job that
+ * ends on its own (complete): it stayed in flight, and with it the kernel's
+ * (or the device's) half-open breaker parked every job for ever. */
 static void unplace(gx_engine *e, gx__device *d, gx__job *j, gx__evbuf *eb) {
+    gx__brk_job_done(e, d, j, GX_ECANCELED, 0);
     d->pending_cost -= j->cost_us;
     if (d->pending_cost < 0) d->pending_cost = 0;
     d->mem_used -= j->mem;

@@ -422,8 +422,10 @@ int gx_tenant_add(gx_engine *e, const gx_tenant_opts *t, uint32_t *id_out, gx_er
     if (!gx_tenant_name_valid(t->name))
         return gx_error_set(err, GX_EINVAL, "name", "tenant names are 1..63 of [A-Za-z0-9_.-]");
     double w = t->weight == 0 ? 1 : t->weight;
-    if (!(w > 0) || w > 1e6 || !isfinite(w))
-        return gx_error_set(err, GX_EINVAL, "weight", "weight must be > 0 and <= 1e6; got %g", t->weight);
+    /* from 1e-6: a weight near 0 made the tenant's fair-share key infinite,
+     * then NaN, which no comparison moves (it won or lost every dispatch) */
+    if (!(w >= 1e-6) || w > 1e6 || !isfinite(w))
+        return gx_error_set(err, GX_EINVAL, "weight", "weight must be within 1e-6..1e6; got %g", t->weight);
     if (t->max_running < 0)
         return gx_error_set(err, GX_EINVAL, "max_running", "max_running must be >= 0 (0 = no limit)");
     if (t->max_queued < 0)

@@ -248,12 +248,42 @@ static int add_dependent(gx__job *dep, gx_job_id id) {
 
 /* Insert one prepared job; lock held. deps are resolved ids. On success
  * the prep's resources belong to the job. */
+/* What refuses a new record of tenant tid (id: its own, 0 for the next);
+ * replacing: it takes the place of a record of the same id (a re-queue),
+ * which is counted and present now. Lock held. */
+static int admit_checks(gx_engine *e, uint64_t tid, const prep *p, gx_job_id id, const gx_job_id *deps, int ndeps,
+                        int replacing, gx_error *err) {
+    int qrc = mem_quota_check(&e->tenants[tid], p->mem, err);
+    if (qrc) return qrc;
+    if ((uint64_t)e->live_jobs - (replacing ? 1 : 0) >= e->o.max_jobs)
+        return gx_error_set(err, GX_ELIMIT, NULL, "the engine holds its maximum of %llu jobs",
+                            (unsigned long long)e->o.max_jobs);
+    if (id && !replacing && gx__job_get(e, id))
+        return gx_error_set(err, GX_EEXIST, "id", "job %llu already exists", (unsigned long long)id);
+    for (int i = 0; i < ndeps; i++) {
+        if (!gx__job_get(e, deps[i])) {
+            char field[32];
+            snprintf(field, sizeof field, "depends_on[%d]", i);
+            return gx_error_set(err, GX_EINVAL, field, "job %llu does not exist", (unsigned long long)deps[i]);
+        }
+        if (id && deps[i] == id) return gx_error_set(err, GX_ECYCLE, "depends_on", "a job cannot depend on itself");
+    }
+    return 0;
+}
+
+/* The tenant a spec names: 0 and *tid, or GX_ENOTFOUND. Lock held. */
+static int tenant_of(gx_engine *e, const gx_job_spec *s, uint64_t *tid, gx_error *err) {
+    const char *tname = s->tenant ? s->tenant : "default";
+    if (!gx__hmap_get(&e->tenant_ix, tname, strlen(tname), tid))
+        return gx_error_set(err, GX_ENOTFOUND, "tenant", "unknown tenant '%.64s'", tname);
+    return 0;
+}
+
 static int insert(gx_engine *e, const gx_job_spec *s, prep *p, const gx_job_id *deps, int ndeps,
                   gx_job_id *id_out, int *dup, gx__evbuf *eb, gx_error *err) {
-    const char *tname = s->tenant ? s->tenant : "default";
     uint64_t tid;
-    if (!gx__hmap_get(&e->tenant_ix, tname, strlen(tname), &tid))
-        return gx_error_set(err, GX_ENOTFOUND, "tenant", "unknown tenant '%.64s'", tname);
+    int trc = tenant_of(e, s, &tid, err);
+    if (trc) return trc;
     char ikey[300];
     int iklen = 0;
     if (s->idempotency_key) {
@@ -266,23 +296,9 @@ static int insert(gx_engine *e, const gx_job_spec *s, prep *p, const gx_job_id *
             return 0;
         }
     }
-    int qrc = mem_quota_check(&e->tenants[tid], p->mem, err);
-    if (qrc) return qrc;
-    if ((uint64_t)e->live_jobs >= e->o.max_jobs)
-        return gx_error_set(err, GX_ELIMIT, NULL, "the engine holds its maximum of %llu jobs",
-                            (unsigned long long)e->o.max_jobs);
     gx_job_id id = s->id ? s->id : e->next_id;
-    if (s->id && gx__job_get(e, s->id))
-        return gx_error_set(err, GX_EEXIST, "id", "job %llu already exists", (unsigned long long)s->id);
-    for (int i = 0; i < ndeps; i++) {
-        if (!gx__job_get(e, deps[i])) {
-            char field[32];
-            snprintf(field, sizeof field, "depends_on[%d]", i);
-            return gx_error_set(err, GX_EINVAL, field, "job %llu does not exist", (unsigned long long)deps[i]);
-        }
-        if (deps[i] == id)
-            return gx_error_set(err, GX_ECYCLE, "depends_on", "a job cannot depend on itself");
-    }
+    int crc = admit_checks(e, tid, p, id, deps, ndeps, 0, err);
+    if (crc) return crc;
     gx__job *j = gx__job_alloc(e, id);
     if (!j) return gx_error_set(err, GX_ENOMEM, NULL, "out of memory for a job record");
     j->kernel = p->k;
@@ -420,6 +436,24 @@ int gx_submit(gx_engine *e, const gx_job_spec *s, gx_job_id *id, int *dup, gx_er
     return rc;
 }
 
+/* What would make insert() refuse a re-queue, checked while the old record
+ * (replacing: there is one) still stands; after it only an out-of-memory
+ * can. Lock held. */
+static int requeue_checks(gx_engine *e, const gx_job_spec *s, const prep *p, int replacing, gx_error *err) {
+    uint64_t tid;
+    int rc = tenant_of(e, s, &tid, err);
+    if (rc) return rc;
+    if (s->idempotency_key) {
+        char ikey[300];
+        int n = snprintf(ikey, sizeof ikey, "%u/%s", (unsigned)tid, s->idempotency_key);
+        uint64_t orig;
+        if (gx__hmap_get(&e->idem, ikey, (size_t)n, &orig) && orig != s->id)
+            return gx_error_set(err, GX_EEXIST, "idempotency_key", "another job (%llu) holds the idempotency key",
+                                (unsigned long long)orig);
+    }
+    return admit_checks(e, tid, p, s->id, s->deps, s->ndeps, replacing, err);
+}
+
 int gx_job_requeue(gx_engine *e, const gx_job_spec *s, gx_error *err) {
     gx_error_clear(err);
     if (!e || !s || !s->id) return gx_error_set(err, GX_EINVAL, "id", "engine, spec and its id are required");
@@ -441,6 +475,9 @@ int gx_job_requeue(gx_engine *e, const gx_job_spec *s, gx_error *err) {
     } else if (old && old->busy) {
         rc = gx_error_set(err, GX_EBUSY, NULL, "job %llu is still leaving its device; try again",
                           (unsigned long long)s->id);
+    } else if ((rc = requeue_checks(e, s, &p, old != NULL, err))) {
+        /* refused before the old record goes: it stays as it was (a refused
+         * re-queue deleted it) */
     } else {
         if (old) gx__job_release(e, old);
         gx_job_id id = 0;

@@ -900,6 +900,13 @@ static void idempotency_and_tenant_limit(void **st) {
     bad = (gx_tenant_opts){.name = "ok", .weight = -1};
     assert_int_equal(gx_tenant_add(e, &bad, NULL, &err), GX_EINVAL);
     assert_string_equal(err.field, "weight");
+    /* a weight near 0 made the fair-share key infinite, then NaN: the
+     * tenant won every dispatch (or none), for good */
+    bad.weight = 1e-320;
+    assert_int_equal(gx_tenant_add(e, &bad, NULL, &err), GX_EINVAL);
+    assert_string_equal(err.field, "weight");
+    bad.weight = 1e-6; /* the least */
+    assert_int_equal(gx_tenant_add(e, &bad, NULL, &err), 0);
     gx_engine_destroy(e);
 }
 

@@ -141,6 +141,22 @@ static void requeue_failed_job(void **st) {
     sp2.id = 0;
     assert_int_equal(gx_job_requeue(e, &sp2, &err), GX_EINVAL);
     assert_int_equal(gx_job_requeue(e, NULL, &err), GX_EINVAL);
+    /* a re-queue refused for its spec (a dependency that does not exist, a
+     * tenant the engine does not know) leaves the failed job as it was: it
+     * was released first, and gone */
+    gx_job_id bogus = 999999;
+    sp.ndeps = 1;
+    sp.deps = &bogus;
+    assert_int_equal(gx_job_requeue(e, &sp, &err), GX_EINVAL);
+    assert_string_equal(err.field, "depends_on[0]");
+    sp.ndeps = 0;
+    sp.deps = NULL;
+    sp.tenant = "nobody";
+    assert_int_equal(gx_job_requeue(e, &sp, &err), GX_ENOTFOUND);
+    sp.tenant = NULL;
+    TU_OK(gx_job_get(e, id, &info, &err), err);
+    assert_int_equal(info.state, GX_JOB_FAILED);
+    assert_int_equal(info.attempts, before + 1);
     /* a forgotten job (the service's case: it lives only in the store) */
     TU_OK(gx_job_forget(e, id), err);
     sp.attempts_done = 7;

@@ -46,6 +46,41 @@ static const gx_kernel flaky = {
     .default_max_attempts = 4,
 };
 
+/* A device fault after 0.3 s (the job runs while others wait behind it). */
+static int slowfault_run(gx_kcall *c) {
+    usleep(300000);
+    return gx_error_set(c->err, GX_EDEVICE, NULL, "slowfault: illegal address");
+}
+
+/* an estimate of 1 us: a device takes such jobs into its queue behind a
+ * running one (placed, not started) */
+static double one_us(const gx_kcall *c) {
+    (void)c;
+    return 1;
+}
+
+static const gx_kernel slowfault = {
+    .abi_version = GX_KERNEL_ABI_VERSION,
+    .struct_size = sizeof(gx_kernel),
+    .name = "test_slowfault",
+    .version = 1,
+    .summary = "faults its device after 0.3 s",
+    .run = {[GX_DEV_CPU] = slowfault_run},
+    .cost_us = one_us,
+    .default_max_attempts = 1,
+};
+
+/* test_flaky, estimated at 1 us */
+static const gx_kernel flaky_cheap = {
+    .abi_version = GX_KERNEL_ABI_VERSION,
+    .struct_size = sizeof(gx_kernel),
+    .name = "test_flaky_cheap",
+    .version = 1,
+    .summary = "test_flaky, estimated at 1 us",
+    .run = {[GX_DEV_CPU] = flaky_run},
+    .cost_us = one_us,
+};
+
 static void plan(int n, int code) {
     atomic_store(&fail_code, code);
     atomic_store(&fail_left, n);
@@ -278,6 +313,32 @@ static void kernel_neutral_probe_passes_on(void **st) {
     assert_true((sa == GX_JOB_FAILED && sc == GX_JOB_SUCCEEDED) || (sa == GX_JOB_SUCCEEDED && sc == GX_JOB_FAILED));
     gx_kernel_breaker_get(e, k, &b);
     assert_int_equal(b.state, 0);
+    gx_engine_destroy(e);
+}
+
+/* A kernel's half-open probe waiting on a device (placed, behind a running
+ * job) when the device faults goes back to its queue, and its probe ends
+ * with it: it stayed "in flight", so the probe and every later job of the
+ * kernel were parked for ever ("a probe job is running"). */
+static void probe_unplaced_by_a_fault(void **st) {
+    (void)st;
+    gx_engine *e = engine(0, 1, 100);
+    plan(1, GX_ETRANSIENT);
+    assert_int_equal(wait_state(e, submit(e, "test_flaky_cheap", NULL, NULL, 1, 0)), GX_JOB_FAILED); /* opens */
+    usleep(200000); /* past the cool-down: the next job is the probe */
+    gx_job_id a = submit(e, "test_slowfault", NULL, NULL, 1, 0);
+    usleep(50000); /* a runs on the one slot */
+    gx_job_id p = submit(e, "test_flaky_cheap", NULL, NULL, 1, 0); /* placed behind it */
+    gx_job_info info;
+    assert_int_equal(gx_job_get(e, p, &info, NULL), 0);
+    print_message("  the probe, placed: %s\n", info.reason);
+    int sa = wait_state(e, a);
+    assert_true(gx_job_state_is_final(sa) && sa != GX_JOB_SUCCEEDED);
+    assert_int_equal(wait_state(e, p), GX_JOB_SUCCEEDED);
+    gx_breaker_info b;
+    gx_kernel_breaker_get(e, gx_kernel_find("test_flaky_cheap"), &b);
+    assert_int_equal(b.state, 0);
+    assert_int_equal(b.parked, 0);
     gx_engine_destroy(e);
 }
 
@@ -638,6 +699,8 @@ static int setup(void **st) {
     gx_engine *e = engine(0, 0, 0); /* loads the catalog */
     gx_engine_destroy(e);
     if (!gx_kernel_find("test_flaky")) TU_OK(gx_kernel_register(&flaky, &err), err);
+    if (!gx_kernel_find("test_slowfault")) TU_OK(gx_kernel_register(&slowfault, &err), err);
+    if (!gx_kernel_find("test_flaky_cheap")) TU_OK(gx_kernel_register(&flaky_cheap, &err), err);
     return 0;
 }
 
@@ -649,6 +712,7 @@ int main(void) {
         cmocka_unit_test(kernel_breaker_parks_and_probes),
         cmocka_unit_test(kernel_probe_failure_reopens),
         cmocka_unit_test(kernel_neutral_probe_passes_on),
+        cmocka_unit_test(probe_unplaced_by_a_fault),
         cmocka_unit_test(device_breaker_and_fallback),
         cmocka_unit_test(device_probe_closes),
         cmocka_unit_test(device_transient_retries),
