@@ -187,7 +187,13 @@ static int prepare(gx_engine *e, const gx_job_spec *s, prep *p, kcache *kc, gx_e
     uint64_t biggest = 0;
     for (int i = 0; i < e->ndev; i++) { /* without the lock: a recovery may store a new size (health.c) */
         uint64_t m = __atomic_load_n(&e->dev[i].desc.mem_total, __ATOMIC_RELAXED);
-        if (gx__cls_allows(e, p->cls, i) && m > biggest) biggest = m;
+        /* a GPU job with a CPU fallback is sized against the GPUs (the CPU
+         * is only where it goes while no GPU is usable, and a job no GPU can
+         * hold would wait for ever once one is), or the CPUs on a machine
+         * without GPUs; by kind alone, not by the devices' health read
+         * without the lock (the answer depended on the moment) */
+        int may = p->cls == GX__CLS_GPU_FB ? (ngpu ? e->dev[i].kind == GX_DEV_CUDA : 1) : gx__cls_allows(e, p->cls, i);
+        if (may && m > biggest) biggest = m;
     }
     if (p->mem > biggest) {
         /* estimators saturate at UINT64_MAX where the figure would wrap */
