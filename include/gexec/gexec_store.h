@@ -175,7 +175,7 @@ typedef struct gx_store_event {
 
 typedef struct gx_store_tenant {
     const char *name;        /* [A-Za-z0-9_.-]{1,63} */
-    double weight;           /* > 0 */
+    double weight;           /* 1e-6..1e6 (a value stored out of it is brought in at load) */
     int max_running;         /* >= 0, 0 = no limit */
     const char *quotas_json; /* opaque JSON text or NULL */
     int64_t created_ns;      /* output only */

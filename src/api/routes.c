@@ -90,11 +90,15 @@ char *gx__svc_job_text(gx_service *s, const gx_job_info *info, const gx_store_jo
 void gx__svc_reply_job(gx_service *s, gx_http_req *r, int status, const gx_job_info *info, const gx_store_job *sj) {
     size_t len = 0;
     char *t = gx__svc_job_text(s, info, sj, &len);
-    if (t)
+    if (t) {
         gx_http_reply(r, status, "application/json", t, len);
-    else
-        gx_http_error(r, 503, GX_ENOMEM, NULL, "cannot write job %llu's object now; retry",
-                      (unsigned long long)(sj ? sj->id : info->id));
+        return;
+    }
+    /* the answer to a change already made (a 202, a cancel's 200) is not
+     * a 503 (a client retries it: a second job): its id and state */
+    char id[24];
+    snprintf(id, sizeof id, "%llu", (unsigned long long)(sj ? sj->id : info->id));
+    gx_http_reply_json(r, status, json_pack("{s:s,s:s}", "id", id, "state", gx_job_state_name(sj ? sj->state : info->state)));
 }
 
 /* ---- jobs --------------------------------------------------------------- */
@@ -366,7 +370,7 @@ static int h_cancel(void *app, gx_http_req *r) {
         return 0;
     }
     /* the job is forgotten by now as a rule (its end is stored): answered
-     * from the store then, labels and all (they read {}) */
+     * from the store then, labels and all */
     gx__svc_reply_job(s, r, 200, &info, NULL);
     return 0;
 }

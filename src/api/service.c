@@ -873,13 +873,20 @@ static int64_t persist_retry(gx_service *s, const gx_store_update *ups, size_t k
     }
 }
 
-/* A succeeded job's result manifest (its large outputs written as blobs),
- * retried as its state change is while the store fails (a full disk, an
- * injected fault): a success is never stored without its outputs (it was,
- * with the result dropped for good). NULL when given up at shutdown: its
- * final state is then not written, and the job runs again after the
- * restart (the store still has it running). malloc'd JSON text. */
-static char *outputs_retry(gx_service *s, gx_job_id id, const char *tenant, gx_output *outs, int no) {
+/* How outputs_retry ended. */
+enum { OUT_STORED, OUT_SHUTDOWN, OUT_DROPPED };
+#define OUTPUTS_NOMEM_NS (10 * 1000000000LL) /* an out-of-memory is retried this long */
+
+/* A succeeded job's result manifest (its large outputs written as blobs)
+ * into *text. While the store or the disk fails (GX_ESTORE, GX_EIO: a full
+ * disk, an injected fault) it is retried as state changes are, so a success
+ * is never stored without its outputs (it was, for good); an out of memory
+ * for OUTPUTS_NOMEM_NS. OUT_SHUTDOWN: given up at shutdown (its final state
+ * is not written: the job runs again after the restart). OUT_DROPPED: an
+ * error of this job's outputs themselves (too large to copy, say), which
+ * waiting does not mend and which must not hold every other tenant's state
+ * changes up: the success is stored without them, logged. */
+static int outputs_retry(gx_service *s, gx_job_id id, const char *tenant, gx_output *outs, int no, char **text) {
     int64_t pause_ms = 10, failing_since = 0;
     for (;;) {
         gx_error err;
@@ -889,16 +896,24 @@ static char *outputs_retry(gx_service *s, gx_job_id id, const char *tenant, gx_o
         json_decref(m);
         if (t) {
             if (failing_since) GX_LOGI("job %llu: outputs are stored", (unsigned long long)id);
-            return t;
+            *text = t;
+            return OUT_STORED;
+        }
+        int64_t now = gx__now_ns();
+        int store = err.code == GX_ESTORE || err.code == GX_EIO;
+        if (!store && (err.code != GX_ENOMEM || (failing_since && now - failing_since > OUTPUTS_NOMEM_NS))) {
+            GX_LOGE("job %llu: outputs not stored (%s): stored as succeeded without them", (unsigned long long)id,
+                    err.message);
+            return OUT_DROPPED;
         }
         if (!failing_since) {
-            failing_since = gx__now_ns();
+            failing_since = now;
             GX_LOGE("job %llu: outputs not stored (%s); retrying", (unsigned long long)id, err.message);
         }
         if (persist_pause(s, failing_since, &pause_ms)) {
             GX_LOGE("job %llu: outputs not stored at shutdown (%s): it runs again after the restart",
                     (unsigned long long)id, err.message);
-            return NULL;
+            return OUT_SHUTDOWN;
         }
     }
 }
@@ -942,11 +957,12 @@ static void persist(gx_service *s, const gx_event *ev, size_t n) {
             int no;
             gx_job_info info;
             if (!gx_job_get(s->engine, e->job, &info, NULL) && !gx_job_outputs(s->engine, e->job, &outs, &no, NULL)) {
-                if (no && !(owned[2 * i + 1] = outputs_retry(s, e->job, info.tenant_name, outs, no))) {
+                int how = no ? outputs_retry(s, e->job, info.tenant_name, outs, no, &owned[2 * i + 1]) : OUT_DROPPED;
+                if (how == OUT_SHUTDOWN) {
                     gx_outputs_free(outs, no);
                     continue; /* not written: the engine keeps it, the restart runs it again */
                 }
-                if (no) {
+                if (how == OUT_STORED) {
                     u->result_json = owned[2 * i + 1];
                     u->set |= GX_STORE_SET_RESULT;
                 }

@@ -255,9 +255,10 @@ void gx__svc_status_redact_jobs(char *status);
 /* A job's object as JSON text (routes.c): from the engine's snapshot info,
  * or from the store when sj is given or the engine no longer holds the job
  * (it ended and was forgotten after info was taken, and its labels with
- * it: they read {}). malloc'd; NULL when out of memory or unreadable. */
+ * it). malloc'd; NULL when out of memory or unreadable. */
 char *gx__svc_job_text(gx_service *s, const gx_job_info *info, const gx_store_job *sj, size_t *len);
-/* ... as the reply (503 when it cannot be written) */
+/* ... as the reply with status; when it cannot be written, {"id","state"}
+ * with the same status (the answer to a change already made) */
 void gx__svc_reply_job(gx_service *s, gx_http_req *r, int status, const gx_job_info *info, const gx_store_job *sj);
 void gx__svc_restart_init(gx_service *s);
 void gx__svc_inject_env(int before_selftest); /* GEXEC_INJECT_FAULT (tests) */

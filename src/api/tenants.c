@@ -114,7 +114,16 @@ int gx__svc_tenants_load(gx_service *s, gx_error *err) {
     for (size_t i = 0; i < nt; i++) {
         quotas q;
         quotas_of_row(&ts[i], &q);
-        engine_opts(s, ts[i].name, ts[i].weight, &q, &to);
+        /* weights were any number > 0 before 1e-6..1e6: one stored out of
+         * that range is brought into it (the tenant was not restored, then
+         * made again with weight 1 and its quotas lost) */
+        double w = ts[i].weight;
+        if (!(w >= 1e-6) || w > 1e6) {
+            double was = w;
+            w = w > 1e6 ? 1e6 : 1e-6;
+            GX_LOGW("tenant %s: stored weight %g is out of 1e-6..1e6; it is %g now", ts[i].name, was, w);
+        }
+        engine_opts(s, ts[i].name, w, &q, &to);
         gx_error e;
         if (gx_tenant_add(s->engine, &to, NULL, &e)) GX_LOGW("tenant %s not restored: %s", ts[i].name, e.message);
     }

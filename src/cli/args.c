@@ -159,7 +159,7 @@ const cli_flag cli_flags[] = {
     {FL_ALL, "all", 0, NULL, 0, B(CMD_KEYS), "keys list --limit N: follow the cursors, N keys a request"},
     {FL_EXPIRES, "expires-in", 0, "DURATION", 0, B(CMD_KEYS), "the key expires after DURATION (default: never)"},
     {FL_LABEL, "label", 0, "TEXT", 0, B(CMD_KEYS), "a note kept with the key"},
-    {FL_WEIGHT, "weight", 0, "W", 0, B(CMD_TENANTS), "fair-share weight (a finite number > 0, default 1)"},
+    {FL_WEIGHT, "weight", 0, "W", 0, B(CMD_TENANTS), "fair-share weight (1e-6..1e6, default 1)"},
     {FL_MAX_RUNNING, "max-running", 0, "N", 0, B(CMD_TENANTS), "most running jobs (0: no limit)"},
     {FL_MAX_QUEUED, "max-queued", 0, "N", 0, B(CMD_TENANTS), "most queued jobs; more are refused (0: no limit)"},
     {FL_MAX_MEMORY, "max-memory", 0, "BYTES", 0, B(CMD_TENANTS),

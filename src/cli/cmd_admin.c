@@ -234,9 +234,9 @@ int cmd_tenants(cli_ctx *x) {
             const char *w = cli_get(x->a, FL_WEIGHT);
             double v = w ? strtod(w, &end) : 0;
             /* inf was dropped from the body (json_real(inf) is NULL): weight 1 */
-            if (!w || !*w || *end || !(v > 0) || !isfinite(v)) {
+            if (!w || !*w || *end || !(v >= 1e-6) || !(v <= 1e6)) {
                 json_decref(b);
-                return cli_usage("--weight wants a finite number > 0, not '%s'", w ? w : "");
+                return cli_usage("--weight wants a number within 1e-6..1e6, not '%s'", w ? w : "");
             }
             json_object_set_new(b, "weight", json_real(v));
         }

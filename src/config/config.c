@@ -1321,8 +1321,9 @@ static int env_into(gx_config *c, void *arg, gx_error *err) {
         if (strncmp(var, "GEXEC_", 6) || !eq) continue;
         size_t nlen = (size_t)(eq - var);
         char name[96];
-        if (nlen >= sizeof name) { /* longer than any key's name */
-            if (a->warn) a->warn(a->ctx, var, "GEXEC_ variable with an overlong name; ignored");
+        if (nlen >= sizeof name) { /* longer than any key's name: its start, never its value */
+            snprintf(name, sizeof name, "%.60s...", var);
+            if (a->warn) a->warn(a->ctx, name, "GEXEC_ variable with an overlong name; ignored");
             continue;
         }
         memcpy(name, var, nlen);

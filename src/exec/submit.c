@@ -252,19 +252,18 @@ static int add_dependent(gx__job *dep, gx_job_id id) {
     return 0;
 }
 
-/* Insert one prepared job; lock held. deps are resolved ids. On success
- * the prep's resources belong to the job. */
-/* What refuses a new record of tenant tid (id: its own, 0 for the next);
- * replacing: it takes the place of a record of the same id (a re-queue),
- * which is counted and present now. Lock held. */
-static int admit_checks(gx_engine *e, uint64_t tid, const prep *p, gx_job_id id, const gx_job_id *deps, int ndeps,
-                        int replacing, gx_error *err) {
+/* What refuses a new record of tenant tid with this id; given: the id was
+ * the caller's (else the engine's next, free by construction); replacing:
+ * it takes the place of a record of the same id (a re-queue), which is
+ * counted and present now. Lock held. */
+static int admit_checks(gx_engine *e, uint64_t tid, const prep *p, gx_job_id id, int given, const gx_job_id *deps,
+                        int ndeps, int replacing, gx_error *err) {
     int qrc = mem_quota_check(&e->tenants[tid], p->mem, err);
     if (qrc) return qrc;
     if ((uint64_t)e->live_jobs - (replacing ? 1 : 0) >= e->o.max_jobs)
         return gx_error_set(err, GX_ELIMIT, NULL, "the engine holds its maximum of %llu jobs",
                             (unsigned long long)e->o.max_jobs);
-    if (id && !replacing && gx__job_get(e, id))
+    if (given && !replacing && gx__job_get(e, id))
         return gx_error_set(err, GX_EEXIST, "id", "job %llu already exists", (unsigned long long)id);
     for (int i = 0; i < ndeps; i++) {
         if (!gx__job_get(e, deps[i])) {
@@ -272,7 +271,7 @@ static int admit_checks(gx_engine *e, uint64_t tid, const prep *p, gx_job_id id,
             snprintf(field, sizeof field, "depends_on[%d]", i);
             return gx_error_set(err, GX_EINVAL, field, "job %llu does not exist", (unsigned long long)deps[i]);
         }
-        if (id && deps[i] == id) return gx_error_set(err, GX_ECYCLE, "depends_on", "a job cannot depend on itself");
+        if (deps[i] == id) return gx_error_set(err, GX_ECYCLE, "depends_on", "a job cannot depend on itself");
     }
     return 0;
 }
@@ -285,6 +284,8 @@ static int tenant_of(gx_engine *e, const gx_job_spec *s, uint64_t *tid, gx_error
     return 0;
 }
 
+/* Insert one prepared job; lock held. deps are resolved ids. On success
+ * the prep's resources belong to the job. */
 static int insert(gx_engine *e, const gx_job_spec *s, prep *p, const gx_job_id *deps, int ndeps,
                   gx_job_id *id_out, int *dup, gx__evbuf *eb, gx_error *err) {
     uint64_t tid;
@@ -303,7 +304,7 @@ static int insert(gx_engine *e, const gx_job_spec *s, prep *p, const gx_job_id *
         }
     }
     gx_job_id id = s->id ? s->id : e->next_id;
-    int crc = admit_checks(e, tid, p, id, deps, ndeps, 0, err);
+    int crc = admit_checks(e, tid, p, id, s->id != 0, deps, ndeps, 0, err);
     if (crc) return crc;
     gx__job *j = gx__job_alloc(e, id);
     if (!j) return gx_error_set(err, GX_ENOMEM, NULL, "out of memory for a job record");
@@ -457,7 +458,7 @@ static int requeue_checks(gx_engine *e, const gx_job_spec *s, const prep *p, int
             return gx_error_set(err, GX_EEXIST, "idempotency_key", "another job (%llu) holds the idempotency key",
                                 (unsigned long long)orig);
     }
-    return admit_checks(e, tid, p, s->id, s->deps, s->ndeps, replacing, err);
+    return admit_checks(e, tid, p, s->id, 1, s->deps, s->ndeps, replacing, err);
 }
 
 int gx_job_requeue(gx_engine *e, const gx_job_spec *s, gx_error *err) {

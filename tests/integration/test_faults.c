@@ -315,6 +315,14 @@ static void outputs_survive_a_full_disk(void **st) {
     arm(&D, "{\"point\":\"store.full\",\"count\":-1}");
     assert_string_equal(it_wait_job(&D, id, 60000), "succeeded"); /* the engine knows */
     usleep(300000);
+    /* its end met the full disk (else this tests nothing) */
+    char want[64], line[2048];
+    snprintf(want, sizeof want, "job %s: outputs not stored", id);
+    FILE *lf = fopen(D.log, "r");
+    int met = 0;
+    while (lf && fgets(line, sizeof line, lf)) met |= strstr(line, want) != NULL;
+    if (lf) fclose(lf);
+    assert_true(met);
     clear_faults(&D);
     for (int round = 0; round < 2; round++) {
         snprintf(path, sizeof path, "/v1/jobs/%s/events", id); /* settles the persister */

@@ -421,6 +421,16 @@ static void env_beats_file(void **st) {
     assert_string_equal(w.last, "GEXEC_HTTP_MAX_BODDY | names no "
                                 "configuration key (did you mean GEXEC_HTTP_MAX_BODY?)");
 
+    /* an overlong name: its start, never the value */
+    char longvar[200];
+    snprintf(longvar, sizeof longvar, "GEXEC_%0120d=SECRETVALUE", 0);
+    char *env3[] = {longvar, NULL};
+    w.n = 0;
+    TU_OK(gx_config_apply_env(&c, env3, on_warn, &w, &err), err);
+    assert_int_equal(w.n, 1);
+    assert_null(strstr(w.last, "SECRETVALUE"));
+    assert_non_null(strstr(w.last, "overlong"));
+
     /* NULL warn callback is fine; far-off names get no suggestion */
     char *env2[] = {"GEXEC_ZZZZZZZZZZZZZZZZ=1", NULL};
     TU_OK(gx_config_apply_env(&c, env2, NULL, NULL, &err), err);

@@ -332,6 +332,7 @@ static void probe_unplaced_by_a_fault(void **st) {
     gx_job_info info;
     assert_int_equal(gx_job_get(e, p, &info, NULL), 0);
     print_message("  the probe, placed: %s\n", info.reason);
+    assert_int_equal(info.state, GX_JOB_SCHEDULED); /* in the device's queue when it faults */
     int sa = wait_state(e, a);
     assert_true(gx_job_state_is_final(sa) && sa != GX_JOB_SUCCEEDED);
     assert_int_equal(wait_state(e, p), GX_JOB_SUCCEEDED);
