@@ -559,8 +559,25 @@ int gx__sched_dispatch(gx_engine *e, int limit, int unlimited) {
 int64_t gx__sched_position(gx_engine *e, const gx__job *j) {
     const gx__tenant *t = &e->tenants[j->tenant];
     int64_t ahead = 0;
-    for (int c = 0; c < e->ncls; c++)
-        for (uint32_t i = 0; i < t->q[c].n; i++)
-            if (t->q[c].v[i] != j && jbefore(t->q[c].v[i], j)) ahead++;
+    for (int c = 0; c < e->ncls; c++) {
+        /* each queue is a heap, first at the root: below a job that is not
+         * ahead of j nothing is, so only the jobs ahead are visited (a GET
+         * of a job near the front of a million cost a pass over all of them,
+         * under the engine's lock). Depth first: the stack holds at most a
+         * node a level, 33 for 2^32 jobs. */
+        const gx__jheap *h = &t->q[c];
+        uint32_t stack[64];
+        int sp = 0;
+        if (h->n) stack[sp++] = 0;
+        while (sp) {
+            uint32_t i = stack[--sp];
+            const gx__job *x = h->v[i];
+            if (x == j || !jbefore(x, j)) continue;
+            ahead++;
+            uint32_t l = 2 * i + 1;
+            if (l < h->n) stack[sp++] = l;
+            if (l + 1 < h->n) stack[sp++] = l + 1;
+        }
+    }
     return ahead;
 }

@@ -225,6 +225,39 @@ static void bad_specs_named(void **st) {
     gx_engine_destroy(e);
 }
 
+/* wait.position of every queued job, against the order itself: the jobs of
+ * its tenant before it (higher priority, or the same and a smaller id).
+ * 3,000 jobs of 41 priorities in a paused engine (the count walks only the
+ * part of the queue's heap ahead of the job now). */
+static void positions_match_order(void **st) {
+    (void)st;
+    gx_engine *e = mk(1, NULL, 1);
+    gx_engine_pause(e, 1);
+    enum { N = 3000 };
+    static gx_job_id ids[N];
+    static int prio[N];
+    uint32_t x = 12345;
+    for (int i = 0; i < N; i++) {
+        x = x * 1103515245u + 12345u;
+        prio[i] = (int)((x >> 16) % 41) - 20;
+        ids[i] = spin_job(e, NULL, 0, prio[i]);
+    }
+    for (int i = 0; i < N; i++) {
+        int64_t want = 0;
+        for (int k = 0; k < N; k++)
+            want += k != i && (prio[k] > prio[i] || (prio[k] == prio[i] && ids[k] < ids[i]));
+        gx_job_info info;
+        gx_error err;
+        TU_OK(gx_job_get(e, ids[i], &info, &err), err);
+        if (info.position != want)
+            fail_msg("job %d (priority %d): position %lld, want %lld", i, prio[i], (long long)info.position,
+                     (long long)want);
+    }
+    gx_engine_pause(e, 0);
+    assert_int_equal(gx_engine_drain(e, 30000), 0);
+    gx_engine_destroy(e);
+}
+
 /* With one worker busy, queued jobs start in priority order, then id. */
 static void priority_order(void **st) {
     (void)st;
@@ -1071,6 +1104,7 @@ int main(void) {
         cmocka_unit_test(submit_wait_outputs),
         cmocka_unit_test(bad_specs_named),
         cmocka_unit_test(priority_order),
+        cmocka_unit_test(positions_match_order),
         cmocka_unit_test(dependencies),
         cmocka_unit_test(batch_cycles_and_refs),
         cmocka_unit_test(cancel_and_timeouts),
