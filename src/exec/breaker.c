@@ -108,6 +108,13 @@ static inline int pristine(const gx__brk *b) {
     return b->state == GX__BRK_CLOSED && !b->failures && !b->probing;
 }
 
+void gx__brk_job_unplaced(gx_engine *e, gx__device *d, gx__job *j) {
+    if (j->probe & 1) gx__brk_neutral(&d->brk);
+    gx__kstat *ks = j->probe & 2 ? gx__kinfo(e, j->kernel) : NULL;
+    if (ks) kernel_neutral(e, ks);
+    j->probe = 0;
+}
+
 void gx__brk_job_done(gx_engine *e, gx__device *d, gx__job *j, int rc, int counted) {
     gx__kstat *ks = gx__kinfo(e, j->kernel);
     if (rc == 0 && pristine(&d->brk) && (!ks || pristine(&ks->brk))) return;

@@ -62,6 +62,11 @@ struct gx__device;
 /* A job finished an attempt on device d with rc (0 = success; counted is 0
  * when the attempt ended for reasons of its own: cancelled, shutdown). */
 void gx__brk_job_done(struct gx_engine *e, struct gx__device *d, struct gx__job *j, int rc, int counted);
+/* A placed job goes back to its queue unstarted (a device fault emptied
+ * the device's queue): a probe it was sent as ends without a verdict, so
+ * the breaker sends another (it stayed in flight: every job parked for
+ * ever); other jobs leave the breakers alone. Lock held. */
+void gx__brk_job_unplaced(struct gx_engine *e, struct gx__device *d, struct gx__job *j);
 /* Park a job taken out of its queue; 0 or GX_ENOMEM (then leave it queued). */
 int gx__brk_park(struct gx_engine *e, struct gx__job *j);
 /* Take a parked job out of the parked list (it is finishing). */

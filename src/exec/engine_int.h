@@ -86,6 +86,8 @@ typedef struct gx__job {
                              that it returns within engine hang grace */
     uint8_t abandoned;    /* its call was given up by a device recovery:
                              re-queued without blame when it returns */
+    uint8_t probe;        /* placed as a half-open breaker's probe: 1 its
+                             device's, 2 its kernel's (src/exec/breaker.c) */
     struct gx__fhist *fhist; /* device faults of its attempts, NULL */
 } gx__job;
 

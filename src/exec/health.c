@@ -86,12 +86,10 @@ static int64_t grace_ns(const gx_engine *e) { return e->o.hang_grace_ms * 100000
 
 /* ---- faults ----------------------------------------------------------- */
 
-/* A job placed on d (in its ring, not started) goes back to its queue. A
- * breaker probe it may have been ends without a verdict, as for a job that
- * ends on its own (complete): it stayed in flight, and with it the kernel's
- * (or the device's) half-open breaker parked every job for ever. */
+/* A job placed on d (in its ring, not started) goes back to its queue, and
+ * a breaker probe it was sent as ends (gx__brk_job_unplaced). */
 static void unplace(gx_engine *e, gx__device *d, gx__job *j, gx__evbuf *eb) {
-    gx__brk_job_done(e, d, j, GX_ECANCELED, 0);
+    gx__brk_job_unplaced(e, d, j);
     d->pending_cost -= j->cost_us;
     if (d->pending_cost < 0) d->pending_cost = 0;
     d->mem_used -= j->mem;

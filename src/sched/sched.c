@@ -530,7 +530,10 @@ int gx__sched_dispatch(gx_engine *e, int limit, int unlimited) {
         }
         bj->state = GX_JOB_SCHEDULED;
         bj->device = (int16_t)d;
-        gx__brk_sent(&dv->brk); /* in half-open: the probe */
+        /* in half-open: the probe (marked on the job, which a device fault
+         * may send back unstarted: health.c's unplace) */
+        bj->probe = (uint8_t)((dv->brk.state == GX__BRK_HALF_OPEN) | (bks && bks->brk.state == GX__BRK_HALF_OPEN) << 1);
+        gx__brk_sent(&dv->brk);
         if (bks) gx__brk_sent(&bks->brk);
         if (bc == GX__CLS_GPU_FB && dv->kind == GX_DEV_CPU && !bj->fallback) {
             char why[200], note[240];
