@@ -174,10 +174,8 @@ static int cu_slot_open(gx_backend_dev *bd, int slot, void **ctx, gx_error *err)
     }
     if (!rc) { what = "cudaMallocHost"; rc = cudaMallocHost((void **)&s->hsmall, 4096); }
     if (rc) {
-        cudaGetLastError();
-        if (gxc_is_sticky(rc)) atomic_store(&d->faulted, 1);
         slot_free(s);
-        return gxc_err(err, rc, what);
+        return gxc_dev_err(d, err, rc, what);
     }
     memset(s->hm, 0, GXC_MIRROR_BYTES);
     cublasStatus_t bs = cublasCreate(&s->blas);
@@ -226,12 +224,8 @@ static void cu_run_batch(gx_backend_dev *bd, void *ctx, gx_kcall *const *calls, 
              * got it, and the blame), and a plain error it left set must not
              * fail the next call */
             cudaError_t ce = cudaStreamSynchronize(s->stream);
-            if (gxc_is_sticky(ce)) {
-                atomic_store(&s->dev->faulted, 1);
-                res[i].rc = gxc_err(c->err, ce, c->kernel->name);
-            } else {
-                cudaGetLastError();
-            }
+            if (gxc_is_sticky(ce)) res[i].rc = gxc_dev_err(s->dev, c->err, ce, c->kernel->name);
+            else cudaGetLastError();
             res[i].run_ns = mono_ns() - t0;
             i++;
             continue;

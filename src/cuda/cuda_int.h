@@ -128,6 +128,10 @@ int gxc_in_concat(gxc_call *k, gx_array *const *arrays, int n, void **d);
 int gxc_fetch(gxc_call *k, void *h, const void *d, size_t bytes);
 /* Check the last launch; maps CUDA errors to GX codes. */
 int gxc_check(gxc_call *k, int cuda_rc, const char *what);
+/* gxc_check's work without a call: the CUDA error rc (nonzero) as e's GX
+ * code and message, the last error cleared, and a sticky one marking d as
+ * faulted (its context is gone). */
+int gxc_dev_err(gxc_dev *d, gx_error *e, int rc, const char *what);
 /* A cuBLAS status that is not success, as the call's error: a sticky CUDA
  * error on the slot's stream (the context died: every launch fails, cuBLAS
  * says EXECUTION_FAILED) is the device fault it is (GX_EDEVICE, the call

@@ -74,12 +74,13 @@ int gxc_err(gx_error *e, int rc, const char *what) {
     return gx_error_set(e, code, NULL, "CUDA error in %s: %s (%s)", what, name, text);
 }
 
-int gxc_check(gxc_call *k, int rc, const char *what) {
-    if (!rc) return 0;
+int gxc_dev_err(gxc_dev *d, gx_error *e, int rc, const char *what) {
     cudaGetLastError(); /* clear a non-sticky error so later calls start clean */
-    if (gxc_is_sticky(rc)) atomic_store(&k->s->dev->faulted, 1);
-    return gxc_err(k->err, rc, what);
+    if (gxc_is_sticky(rc)) atomic_store(&d->faulted, 1);
+    return gxc_err(e, rc, what);
 }
+
+int gxc_check(gxc_call *k, int rc, const char *what) { return rc ? gxc_dev_err(k->s->dev, k->err, rc, what) : 0; }
 
 int gxc_blas_fail(gxc_call *k, int status, const char *what) {
     cudaError_t ce = cudaStreamQuery(k->s->stream);
@@ -384,8 +385,7 @@ int gxc_finish(gxc_call *k, int rc) {
          * device's (the next call on the slot got it, and the blame) */
         int src = cudaStreamSynchronize(s->stream);
         if (gxc_is_sticky(src)) {
-            atomic_store(&s->dev->faulted, 1);
-            rc = gxc_err(k->err, src, "kernel");
+            rc = gxc_check(k, src, "kernel");
             k->npooled = 0;
             s->moff = k->mbase;
             return rc;
