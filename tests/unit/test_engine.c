@@ -118,6 +118,15 @@ static gx_job_id spin_job(gx_engine *e, const char *tenant, int64_t us, int prio
     return tu_submit(e, &s);
 }
 
+/* The end of a fair-share test: its n jobs cancelled, the engine drained
+ * and destroyed, ids freed. */
+static void end_backlog(gx_engine *e, gx_job_id *ids, int n) {
+    for (int i = 0; i < n; i++) gx_job_cancel(e, ids[i], NULL);
+    assert_int_equal(gx_engine_drain(e, 10000), 0);
+    free(ids);
+    gx_engine_destroy(e);
+}
+
 static gx_job_id echo_job(gx_engine *e, gx_array *x) {
     gx_named_input in = {.name = "x", .array = x};
     gx_job_spec s;
@@ -447,10 +456,7 @@ static void fair_share(void **st) {
     /* both workers ran: 1 ms jobs are not all taken by one of them */
     assert_true(l.device_s + h.device_s > 2.5 * 1.5);
     assert_true(fabs(share - 0.75) <= 0.05);
-    for (int i = 0; i < 2 * n; i++) gx_job_cancel(e, ids[i], NULL);
-    assert_int_equal(gx_engine_drain(e, 10000), 0);
-    free(ids);
-    gx_engine_destroy(e);
+    end_backlog(e, ids, 2 * n);
 }
 
 /* Fair share when a tenant comes back from idle and when a weight changes.
@@ -481,10 +487,7 @@ static void fair_share_from_now_on(void **st) {
     fprintf(stderr, "reweighted: busy %.3f s, back %.3f s -> busy %.0f%% (want 75%%)\n", db, dk,
             100 * db / (db + dk));
     assert_true(db / (db + dk) >= 0.62 && db / (db + dk) <= 0.88);
-    for (int i = 0; i < 2 * n; i++) gx_job_cancel(e, ids[i], NULL);
-    assert_int_equal(gx_engine_drain(e, 10000), 0);
-    free(ids);
-    gx_engine_destroy(e);
+    end_backlog(e, ids, 2 * n);
 }
 
 /* A tenant back from idle beside another whose long job runs: the
@@ -509,10 +512,7 @@ static void fair_share_beside_long_job(void **st) {
     fprintf(stderr, "beside a long job: lg %.3f s, sh %.3f s of the free worker -> sh %.0f%% (want ~100%%)\n", dl, ds,
             100 * ds / (dl + ds));
     assert_true(ds / (dl + ds) >= 0.8);
-    for (int i = 0; i < 2 * n + 1; i++) gx_job_cancel(e, ids[i], NULL);
-    assert_int_equal(gx_engine_drain(e, 10000), 0);
-    free(ids);
-    gx_engine_destroy(e);
+    end_backlog(e, ids, 2 * n + 1);
 }
 
 /* A long job is charged under the decay scale of its end: the scale was
@@ -547,10 +547,7 @@ static void fair_share_long_job_charged_at_end(void **st) {
     fprintf(stderr, "after a 2 s job (half-life 1 s): lg %.3f s, sh %.3f s -> sh %.0f%% (want ~100%%)\n", dl, ds,
             100 * ds / (dl + ds));
     assert_true(ds / (dl + ds) >= 0.9);
-    for (int i = 0; i < 2 * n + 1; i++) gx_job_cancel(e, ids[i], NULL);
-    assert_int_equal(gx_engine_drain(e, 10000), 0);
-    free(ids);
-    gx_engine_destroy(e);
+    end_backlog(e, ids, 2 * n + 1);
 }
 
 /* The same when the busy tenant is out of the scheduler's heaps: at its
@@ -575,10 +572,7 @@ static void fair_share_busy_out_of_heaps(void **st) {
     fprintf(stderr, "busy at its limit: capped %.3f s, back %.3f s -> capped %.0f%% (want 50%%)\n", dc, dk,
             100 * dc / (dc + dk));
     assert_true(dc / (dc + dk) >= 0.35 && dc / (dc + dk) <= 0.65);
-    for (int i = 0; i < 2 * n; i++) gx_job_cancel(e, ids[i], NULL);
-    assert_int_equal(gx_engine_drain(e, 10000), 0);
-    free(ids);
-    gx_engine_destroy(e);
+    end_backlog(e, ids, 2 * n);
 
     /* a tenant held at its running limit lags behind its share: a newcomer
      * levelled with it took the machine from the busy tenant beside it */
@@ -595,10 +589,7 @@ static void fair_share_busy_out_of_heaps(void **st) {
     fprintf(stderr, "beside a held tenant: busy %.3f s, new %.3f s -> busy %.0f%% (want 50%%)\n", dc, dk,
             100 * dc / (dc + dk));
     assert_true(dc / (dc + dk) >= 0.35 && dc / (dc + dk) <= 0.65);
-    for (int i = 0; i < 3 * n; i++) gx_job_cancel(e, ids[i], NULL);
-    assert_int_equal(gx_engine_drain(e, 10000), 0);
-    free(ids);
-    gx_engine_destroy(e);
+    end_backlog(e, ids, 3 * n);
 
     /* a weight-10 tenant's long job, estimated at 5 s, demoted to 1 and cancelled */
     e = mk(2, NULL, 1);
@@ -617,10 +608,7 @@ static void fair_share_busy_out_of_heaps(void **st) {
     share_over(e, "a", "b", 600, &da, &db);
     fprintf(stderr, "demoted mid-job: a %.3f s, b %.3f s -> a %.0f%% (want 50%%)\n", da, db, 100 * da / (da + db));
     assert_true(da / (da + db) >= 0.35 && da / (da + db) <= 0.65);
-    for (int i = 0; i < 2 * n; i++) gx_job_cancel(e, ids[i], NULL);
-    assert_int_equal(gx_engine_drain(e, 10000), 0);
-    free(ids);
-    gx_engine_destroy(e);
+    end_backlog(e, ids, 2 * n);
 }
 
 /* The library's edges, as a C user meets them: each crashed or misbehaved. */
