@@ -348,21 +348,20 @@ static void succeed(gx_engine *e, gx__job *j, gx__evbuf *eb) {
 
 /* ---- devices and workers ------------------------------------------- */
 
-void gx__dev_push(gx_engine *e, gx__device *d, gx__job *j) {
-    if (d->rcount == d->rcap) {
-        uint32_t nc = d->rcap * 2;
-        gx__job **nr = malloc(nc * sizeof *nr);
-        if (!nr) {
-            /* cannot queue on the device: put the job back */
-            gx__finish(e, j, GX_JOB_FAILED, GX_ENOMEM, "out of memory placing the job", NULL);
-            return;
-        }
-        for (uint32_t i = 0; i < d->rcount; i++) nr[i] = d->ring[(d->rhead + i) & (d->rcap - 1)];
-        free(d->ring);
-        d->ring = nr;
-        d->rhead = 0;
-        d->rcap = nc;
-    }
+int gx__dev_ring_room(gx__device *d) {
+    if (d->rcount < d->rcap) return 0;
+    uint32_t nc = d->rcap * 2;
+    gx__job **nr = malloc(nc * sizeof *nr);
+    if (!nr) return GX_ENOMEM;
+    for (uint32_t i = 0; i < d->rcount; i++) nr[i] = d->ring[(d->rhead + i) & (d->rcap - 1)];
+    free(d->ring);
+    d->ring = nr;
+    d->rhead = 0;
+    d->rcap = nc;
+    return 0;
+}
+
+void gx__dev_push(gx__device *d, gx__job *j) {
     d->ring[(d->rhead + d->rcount) & (d->rcap - 1)] = j;
     __atomic_store_n(&d->rcount, d->rcount + 1, __ATOMIC_RELEASE);
     j->busy = 1;

@@ -301,7 +301,12 @@ void gx__fmt_bytes(uint64_t b, char *buf, size_t cap);
 const gx__placer *gx__placer_find(const char *name);
 
 /* ---- engine internals used by the scheduler ---- */
-void gx__dev_push(gx_engine *e, gx__device *d, gx__job *j);
+/* Room in a device's ring for one more job, grown when full: 0, or
+ * GX_ENOMEM (the ring is as it was). Dispatch asks before it places a job,
+ * so that a failed growth leaves the job queued, with nothing charged. */
+int gx__dev_ring_room(gx__device *d);
+/* Queue a placed job on its device (after gx__dev_ring_room). */
+void gx__dev_push(gx__device *d, gx__job *j);
 /* Start a device's worker threads (engine start and after a recovery). */
 int gx__dev_start(gx_engine *e, gx__device *d);
 

@@ -513,6 +513,12 @@ int gx__sched_dispatch(gx_engine *e, int limit, int unlimited) {
         }
         int d = nc == 1 ? cand[0] : e->placer->pick(e, cand, nc);
         gx__device *dv = &e->dev[d];
+        if (gx__dev_ring_room(dv)) {
+            /* out of memory growing its ring: the job stays queued and the
+             * device takes nothing more in this dispatch */
+            room[d] = 0;
+            continue;
+        }
         jremove(&bt->q[bc], bj);
         if (!bt->q[bc].n) tremove(e, bc, bt);
         bt->queued--;
@@ -547,7 +553,7 @@ int gx__sched_dispatch(gx_engine *e, int limit, int unlimited) {
         dv->pending_cost += cost;
         dv->mem_used += bj->mem;
         bt->mem_used += bj->mem;
-        gx__dev_push(e, dv, bj);
+        gx__dev_push(dv, bj);
         placed++;
         if (!unlimited && !(room[d] = gx__dev_has_room(e, dv))) {
             int any = 0;
