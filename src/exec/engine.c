@@ -537,8 +537,7 @@ static void *worker_main(void *arg) {
         gx_error_clear(&err);
         if (d->be->slot_open(d->bdev, w->slot, &slot_ctx, &err)) {
             pthread_mutex_lock(&e->mu);
-            d->healthy = 0;
-            snprintf(d->status, sizeof d->status, "slot %d failed to open: %.90s", w->slot, err.message);
+            gx__health_slot_failed(e, d, w->slot, err.message);
             gx__health_worker_left(e, d);
             pthread_mutex_unlock(&e->mu);
             free(w);

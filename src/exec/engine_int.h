@@ -174,6 +174,11 @@ typedef struct gx__device {
     double last_recovery_s; /* fault -> healthy, of the last recovery */
     atomic_int sim_lost; /* CPU: an injected sticky fault (code 46): reset fails
                             for the life of this process */
+    int slot_fails;      /* slots that failed to open, each within a minute
+                            of the one before (gx__health_slot_failed) */
+    int64_t slot_fail_ns; /* monotonic time of the last one */
+    char slot_fail[128]; /* its reason, when they are too many: the health
+                            thread gives the device up without a reset */
 } gx__device;
 
 /* Device health states. */
@@ -338,6 +343,11 @@ void gx__health_job_clear(gx__job *j);
 void gx__health_job_seed(gx__job *j, int n, const char *history);
 /* A worker thread of d ends (lock held). */
 void gx__health_worker_left(gx_engine *e, gx__device *d);
+/* A slot of d failed to open (the backend's slot_open, on its worker
+ * thread, before it took anything): the device recovers as after a fault;
+ * a slot failing again within a minute, recovery_attempts times in a row,
+ * gives it up (lost or unhealthy) instead of resetting it for ever. */
+void gx__health_slot_failed(gx_engine *e, gx__device *d, int slot, const char *msg);
 
 #endif
 

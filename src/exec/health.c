@@ -276,6 +276,24 @@ void gx__health_worker_left(gx_engine *e, gx__device *d) {
     pthread_cond_broadcast(&e->health_cv);
 }
 
+void gx__health_slot_failed(gx_engine *e, gx__device *d, int slot, const char *msg) {
+    int64_t now = gx__now_ns();
+    if (d->slot_fails && now - d->slot_fail_ns > 60 * (int64_t)1000000000) d->slot_fails = 0;
+    d->slot_fails++;
+    d->slot_fail_ns = now;
+    char reason[120];
+    snprintf(reason, sizeof reason, "slot %d failed to open: %.90s", slot, msg && msg[0] ? msg : "no reason given");
+    if (d->slot_fails > e->o.recovery_attempts)
+        snprintf(d->slot_fail, sizeof d->slot_fail, "%d slot opens failed in a row; last: %.60s", d->slot_fails,
+                 reason);
+    if (d->hstate == GX__H_OK) {
+        gx__health_fault(e, d, reason, 0);
+    } else if (d->hstate != GX__H_PENDING && d->hstate != GX__H_RECOVERING) {
+        d->healthy = 0; /* stopping, or given up already: say why it has fewer slots */
+        snprintf(d->status, sizeof d->status, "unhealthy: %.110s", reason);
+    }
+}
+
 /* Wait (lock held) until d's workers have left or `until` passes. */
 static void wait_workers(gx_engine *e, gx__device *d, int64_t until) {
     while (d->nlive > 0 && !e->stopping) {
@@ -371,6 +389,12 @@ static void recover(gx_engine *e, gx__device *d) {
     gx_backend_dev *bdev = d->bdev;
     d->bdev = NULL; /* no new telemetry reads; wait for those under way */
     while (d->tel_busy > 0) pthread_cond_wait(&e->health_cv, &e->mu);
+    char giveup[sizeof d->slot_fail];
+    memcpy(giveup, d->slot_fail, sizeof giveup);
+    if (giveup[0]) { /* taken: the count starts over */
+        d->slot_fail[0] = 0;
+        d->slot_fails = 0;
+    }
     pthread_mutex_unlock(&e->mu);
     for (int i = 0; i < nt; i++) pthread_join(th[i], NULL);
     free(th);
@@ -378,6 +402,10 @@ static void recover(gx_engine *e, gx__device *d) {
     char msg[160] = "";
     gx_device_desc desc = d->desc;
     int rc = GX_EDEVICE, tries = 0;
+    if (giveup[0]) { /* resets did not help its slots: no more of them */
+        snprintf(msg, sizeof msg, "%s", giveup);
+        tries = e->o.recovery_attempts;
+    }
     while (tries < e->o.recovery_attempts) {
         tries++;
         rc = rebuild(d, &bdev, &desc, msg, sizeof msg);
@@ -396,7 +424,9 @@ static void recover(gx_engine *e, gx__device *d) {
     if (rc) {
         if (!e->stopping && lose(e, d, msg)) return;
         d->hstate = GX__H_FAILED;
-        if (d->status[0] != 'u') /* lose() did not say why already */
+        if (d->status[0] != 'u' && giveup[0]) /* lose() did not say why already */
+            snprintf(d->status, sizeof d->status, "unhealthy: %.110s", msg);
+        else if (d->status[0] != 'u')
             snprintf(d->status, sizeof d->status, "unhealthy: recovery failed %d times: %.80s", tries, msg);
         return;
     }

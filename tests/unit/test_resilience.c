@@ -468,6 +468,49 @@ static void gpu_short_job_not_behind_long_one(void **st) {
     gx_engine_destroy(e);
 }
 
+/* A slot that fails to open is a device fault: the device recovers (it was
+ * left unhealthy, its other slots idle, until a restart). One that fails
+ * again after every reset is given up with the reason, not reset for ever. */
+static void slot_open_failure_recovers(void **st) {
+    (void)st;
+    setenv("GX_FAKEGPU_SLOTS", "2", 1);
+    setenv("GX_FAKEGPU_SLOT_FAIL", "1", 1);
+    gx_engine *e = engine(1, 0, 0);
+    unsetenv("GX_FAKEGPU_SLOT_FAIL");
+    gx_job_id id = submit(e, "spin", "gpu", NULL, 1, 0);
+    assert_int_equal(wait_state(e, id), GX_JOB_SUCCEEDED);
+    gx_job_info in;
+    TU_OK(gx_job_get(e, id, &in, NULL), (gx_error){0});
+    assert_string_equal(in.device_name, "cuda:0");
+    gx_device_info d;
+    gx_device_get(e, 1, &d);
+    assert_int_equal(d.healthy, 1);
+    assert_int_equal(d.recoveries, 1);
+    assert_string_equal(d.status, "ok");
+    gx_engine_destroy(e);
+
+    setenv("GX_FAKEGPU_SLOT_FAIL", "-1", 1);
+    e = engine(1, 0, 0);
+    unsetenv("GX_FAKEGPU_SLOT_FAIL");
+    unsetenv("GX_FAKEGPU_SLOTS");
+    for (int i = 0; i < 200; i++) { /* 3 resets, then given up: well under 2 s */
+        gx_device_get(e, 1, &d);
+        if (!strncmp(d.status, "unhealthy", 9)) break;
+        struct timespec ts = {0, 10000000};
+        nanosleep(&ts, NULL);
+    }
+    fprintf(stderr, "slot that never opens: %s (%lld recoveries)\n", d.status, (long long)d.recoveries);
+    assert_int_equal(d.healthy, 0);
+    assert_non_null(strstr(d.status, "unhealthy: "));
+    assert_non_null(strstr(d.status, "slot opens failed in a row; last: slot "));
+    assert_non_null(strstr(d.status, "injected slot fault: no stream"));
+    assert_int_equal(d.recoveries, 1); /* two slots fail per start: 2, 2 (reset once), then given up */
+    /* a GPU job is refused or waits naming the device; a CPU job still runs */
+    id = submit(e, "spin", "cpu", NULL, 1, 0);
+    assert_int_equal(wait_state(e, id), GX_JOB_SUCCEEDED);
+    gx_engine_destroy(e);
+}
+
 /* A drained GPU is not usable: a fallback job runs on the CPU naming the
  * drain, a GPU-only job waits naming it and runs on the GPU once undrained. */
 static void drained_gpu_falls_back(void **st) {
@@ -719,6 +762,7 @@ int main(void) {
         cmocka_unit_test(device_transient_retries),
         cmocka_unit_test(drained_gpu_falls_back),
         cmocka_unit_test(gpu_short_job_not_behind_long_one),
+        cmocka_unit_test(slot_open_failure_recovers),
         cmocka_unit_test(cpu_only_fallback),
         cmocka_unit_test(service_events_show_attempts),
     };

@@ -6,10 +6,13 @@
  * more) whose launches run each kernel's CPU implementation one call after
  * another, except when the device.launch fault point is armed:
  * then the call fails with the armed spec's code (a GX_E* code here, GX_EDEVICE
- * when 0) and the message "injected device fault". It does not link
+ * when 0) and the message "injected device fault". GX_FAKEGPU_SLOT_FAIL=N
+ * (read when the device is opened) fails the next N slot opens, -1 every one.
+ * It does not link
  * libgexec: gx_kernel_*, gx_fault_take and gx_error_set resolve against the
  * test program, linked with its symbols exported, as the CUDA backend does.
  */
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -20,6 +23,9 @@
 struct gx_backend_dev {
     int ordinal;
 };
+
+/* slot opens still to fail (GX_FAKEGPU_SLOT_FAIL); negative: all of them */
+static atomic_int slot_fail;
 
 static int fg_init(gx_error *err) {
     (void)err;
@@ -43,8 +49,21 @@ static int fg_open(int ordinal, gx_backend_dev **out, gx_device_desc *desc, gx_e
     /* slots (streams) per device: 1 unless a test asks for more */
     const char *sl = getenv("GX_FAKEGPU_SLOTS");
     desc->slots = sl && atoi(sl) > 0 ? atoi(sl) : 1;
+    const char *sf = getenv("GX_FAKEGPU_SLOT_FAIL");
+    if (sf) atomic_store(&slot_fail, atoi(sf));
     *out = d;
     return 0;
+}
+
+static int fg_slot_open(gx_backend_dev *d, int slot, void **slot_ctx, gx_error *err) {
+    (void)d;
+    (void)slot;
+    *slot_ctx = NULL;
+    int left = atomic_load(&slot_fail);
+    while (left > 0 && !atomic_compare_exchange_weak(&slot_fail, &left, left - 1)) {
+    }
+    if (left == 0) return 0;
+    return gx_error_set(err, GX_EDEVICE, NULL, "injected slot fault: no stream");
 }
 
 static void fg_close(gx_backend_dev *d) { free(d); }
@@ -73,6 +92,7 @@ static const gx_backend fake = {
     .device_open = fg_open,
     .device_close = fg_close,
     .run_batch = fg_run,
+    .slot_open = fg_slot_open,
 };
 
 const gx_backend *gx_backend_entry(void) { return &fake; }
