@@ -286,10 +286,11 @@ void gx__health_slot_failed(gx_engine *e, gx__device *d, int slot, const char *m
     if (d->slot_fails > e->o.recovery_attempts)
         snprintf(d->slot_fail, sizeof d->slot_fail, "%d slot opens failed in a row; last: %.60s", d->slot_fails,
                  reason);
-    if (d->hstate == GX__H_OK) {
+    if (d->hstate != GX__H_OK) return; /* faulted already: counted */
+    if (!e->stopping) {
         gx__health_fault(e, d, reason, 0);
-    } else if (d->hstate != GX__H_PENDING && d->hstate != GX__H_RECOVERING) {
-        d->healthy = 0; /* stopping, or given up already: say why it has fewer slots */
+    } else { /* no recovery while stopping: say why it has fewer slots */
+        d->healthy = 0;
         snprintf(d->status, sizeof d->status, "unhealthy: %.110s", reason);
     }
 }
