@@ -76,14 +76,33 @@ static void due(gx_engine *e, const gx__brk *b) {
     }
 }
 
-/* Put the parked jobs of a kernel back in their queues: all of them when
- * its breaker closed, none otherwise (the probe is the next one the
- * dispatcher meets; the rest wait parked). */
-static void unpark_all(gx_engine *e, gx__kstat *ks) {
-    uint32_t n = ks->nparked;
-    ks->nparked = 0;
+gx__kbrk *gx__brk_kernel_of(gx_engine *e, uint32_t tenant, const gx__kstat *ks) {
+    gx__tenant *t = &e->tenants[tenant];
+    return t->kbrk && ks ? &t->kbrk[ks - e->kstats] : NULL;
+}
+
+/* The tenant's breaker of ks, made when it has none (NULL: no memory, the
+ * failure is then not counted). */
+static gx__kbrk *kbrk_make(gx_engine *e, uint32_t tenant, const gx__kstat *ks) {
+    gx__tenant *t = &e->tenants[tenant];
+    if (!ks) return NULL;
+    if (!t->kbrk) {
+        t->kbrk = calloc(GX__KSTATS_MAX, sizeof *t->kbrk);
+        if (!t->kbrk) return NULL;
+        for (int i = 0; i < GX__KSTATS_MAX; i++)
+            gx__brk_init(&t->kbrk[i].brk, e->o.breaker_threshold, (int64_t)e->o.breaker_cooldown_ms * 1000000);
+    }
+    return &t->kbrk[ks - e->kstats];
+}
+
+/* Put the parked jobs of a breaker back in their queues: all of them when
+ * it closed, none otherwise (the probe is the next one the dispatcher
+ * meets; the rest wait parked). */
+static void unpark_all(gx_engine *e, gx__kbrk *kb) {
+    uint32_t n = kb->nparked;
+    kb->nparked = 0;
     for (uint32_t i = 0; i < n; i++) {
-        gx__job *j = ks->parked[i];
+        gx__job *j = kb->parked[i];
         j->parked = 0;
         if (gx__sched_enqueue(e, j)) /* no memory: it fails rather than hangs */
             gx__finish(e, j, GX_JOB_FAILED, GX_ENOMEM, "out of memory re-queueing the job", NULL);
@@ -92,11 +111,12 @@ static void unpark_all(gx_engine *e, gx__kstat *ks) {
 
 /* A half-open kernel breaker whose probe ended without a verdict: the next
  * parked job goes as the probe (else they would wait for nothing). */
-static void kernel_neutral(gx_engine *e, gx__kstat *ks) {
-    gx__brk_neutral(&ks->brk);
-    if (ks->brk.state != GX__BRK_HALF_OPEN || !ks->nparked) return;
-    gx__job *j = ks->parked[0];
-    ks->parked[0] = ks->parked[--ks->nparked];
+static void kernel_neutral(gx_engine *e, gx__kbrk *kb) {
+    if (!kb) return;
+    gx__brk_neutral(&kb->brk);
+    if (kb->brk.state != GX__BRK_HALF_OPEN || !kb->nparked) return;
+    gx__job *j = kb->parked[0];
+    kb->parked[0] = kb->parked[--kb->nparked];
     j->parked = 0;
     if (gx__sched_enqueue(e, j))
         gx__finish(e, j, GX_JOB_FAILED, GX_ENOMEM, "out of memory re-queueing the job", NULL);
@@ -110,25 +130,25 @@ static inline int pristine(const gx__brk *b) {
 
 void gx__brk_job_unplaced(gx_engine *e, gx__device *d, gx__job *j) {
     if (j->probe & 1) gx__brk_neutral(&d->brk);
-    gx__kstat *ks = j->probe & 2 ? gx__kinfo(e, j->kernel) : NULL;
-    if (ks) kernel_neutral(e, ks);
+    if (j->probe & 2) kernel_neutral(e, gx__brk_kernel_of(e, j->tenant, gx__kinfo(e, j->kernel)));
     j->probe = 0;
 }
 
 void gx__brk_job_done(gx_engine *e, gx__device *d, gx__job *j, int rc, int counted) {
     gx__kstat *ks = gx__kinfo(e, j->kernel);
-    if (rc == 0 && pristine(&d->brk) && (!ks || pristine(&ks->brk))) return;
+    gx__kbrk *kb = gx__brk_kernel_of(e, j->tenant, ks);
+    if (rc == 0 && pristine(&d->brk) && (!kb || pristine(&kb->brk))) return;
     if (!counted) {
         gx__brk_neutral(&d->brk);
-        if (ks) kernel_neutral(e, ks);
+        kernel_neutral(e, kb);
         return;
     }
     if (rc == 0) {
         gx__brk_success(&d->brk);
-        if (ks) {
-            int was = ks->brk.state;
-            gx__brk_success(&ks->brk);
-            if (was != GX__BRK_CLOSED) unpark_all(e, ks);
+        if (kb) {
+            int was = kb->brk.state;
+            gx__brk_success(&kb->brk);
+            if (was != GX__BRK_CLOSED) unpark_all(e, kb);
         }
         return;
     }
@@ -136,35 +156,37 @@ void gx__brk_job_done(gx_engine *e, gx__device *d, gx__job *j, int rc, int count
     unsigned which = gx_errclass_of(rc).breaker;
     if (which & GX_EBRK_DEVICE) gx__brk_failure(&d->brk, rc, now), due(e, &d->brk);
     else gx__brk_neutral(&d->brk);
-    if (ks) {
-        if (which & GX_EBRK_KERNEL) gx__brk_failure(&ks->brk, rc, now), due(e, &ks->brk);
-        else kernel_neutral(e, ks);
+    if (which & GX_EBRK_KERNEL) {
+        if (!kb) kb = kbrk_make(e, j->tenant, ks);
+        if (kb) gx__brk_failure(&kb->brk, rc, now), due(e, &kb->brk);
+    } else {
+        kernel_neutral(e, kb);
     }
 }
 
 int gx__brk_park(gx_engine *e, gx__job *j) {
-    gx__kstat *ks = gx__kinfo(e, j->kernel);
-    if (!ks) return GX_ENOMEM;
-    if (ks->nparked == ks->capparked) {
-        uint32_t nc = ks->capparked ? ks->capparked * 2 : 16;
-        gx__job **nv = realloc(ks->parked, nc * sizeof *nv);
+    gx__kbrk *kb = kbrk_make(e, j->tenant, gx__kinfo(e, j->kernel));
+    if (!kb) return GX_ENOMEM;
+    if (kb->nparked == kb->capparked) {
+        uint32_t nc = kb->capparked ? kb->capparked * 2 : 16;
+        gx__job **nv = realloc(kb->parked, nc * sizeof *nv);
         if (!nv) return GX_ENOMEM;
-        ks->parked = nv;
-        ks->capparked = nc;
+        kb->parked = nv;
+        kb->capparked = nc;
     }
-    ks->parked[ks->nparked++] = j;
+    kb->parked[kb->nparked++] = j;
     j->parked = 1;
-    due(e, &ks->brk);
+    due(e, &kb->brk);
     return 0;
 }
 
 void gx__brk_unpark(gx_engine *e, gx__job *j) {
-    gx__kstat *ks = gx__kinfo(e, j->kernel);
+    gx__kbrk *kb = gx__brk_kernel_of(e, j->tenant, gx__kinfo(e, j->kernel));
     j->parked = 0;
-    if (!ks) return;
-    for (uint32_t i = 0; i < ks->nparked; i++)
-        if (ks->parked[i] == j) {
-            ks->parked[i] = ks->parked[--ks->nparked];
+    if (!kb) return;
+    for (uint32_t i = 0; i < kb->nparked; i++)
+        if (kb->parked[i] == j) {
+            kb->parked[i] = kb->parked[--kb->nparked];
             return;
         }
 }
@@ -176,11 +198,15 @@ int64_t gx__brk_tick(gx_engine *e, int64_t now) {
         gx__brk_allow(b, now);
         if (b->state == GX__BRK_OPEN && (!next || b->probe_ns < next)) next = b->probe_ns;
     }
-    for (int i = 0; i < e->nkstats; i++) {
-        gx__kstat *ks = &e->kstats[i];
-        /* half-open with no probe out: one parked job goes as the probe */
-        if (gx__brk_allow(&ks->brk, now)) kernel_neutral(e, ks);
-        if (ks->brk.state == GX__BRK_OPEN && (!next || ks->brk.probe_ns < next)) next = ks->brk.probe_ns;
+    for (uint32_t t = 0; t < e->ntenants; t++) {
+        gx__kbrk *kbs = e->tenants[t].kbrk;
+        for (int i = 0; kbs && i < e->nkstats; i++) {
+            gx__kbrk *kb = &kbs[i];
+            if (pristine(&kb->brk)) continue;
+            /* half-open with no probe out: one parked job goes as the probe */
+            if (gx__brk_allow(&kb->brk, now)) kernel_neutral(e, kb);
+            if (kb->brk.state == GX__BRK_OPEN && (!next || kb->brk.probe_ns < next)) next = kb->brk.probe_ns;
+        }
     }
     e->brk_due = next;
     return next;
@@ -210,9 +236,9 @@ static void brk_reason(gx_engine *e, const char *what, const gx__brk *b, char *o
 
 void gx__brk_kernel_reason(gx_engine *e, const gx__job *j, char *out, size_t cap) {
     char what[80];
-    gx__kstat *ks = gx__kinfo(e, j->kernel);
+    gx__kbrk *kb = gx__brk_kernel_of(e, j->tenant, gx__kinfo(e, j->kernel));
     snprintf(what, sizeof what, "kernel %s", j->kernel->name);
-    if (ks) brk_reason(e, what, &ks->brk, out, cap);
+    if (kb) brk_reason(e, what, &kb->brk, out, cap);
     else snprintf(out, cap, "%s circuit open", what);
 }
 
@@ -246,23 +272,43 @@ int gx__gpu_usable(gx_engine *e, char *why, size_t cap) {
 }
 
 void gx__brk_free(gx_engine *e) {
-    for (int i = 0; i < e->nkstats; i++) free(e->kstats[i].parked);
+    for (uint32_t t = 0; t < e->ntenants; t++) {
+        gx__kbrk *kbs = e->tenants[t].kbrk;
+        for (int i = 0; kbs && i < GX__KSTATS_MAX; i++) free(kbs[i].parked);
+        free(kbs);
+        e->tenants[t].kbrk = NULL;
+    }
 }
+
+/* Order of how much a breaker holds back: open, half-open, closed. */
+static int severity(int state) { return state == GX__BRK_OPEN ? 2 : state == GX__BRK_HALF_OPEN; }
 
 int gx_kernel_breaker_get(gx_engine *e, const gx_kernel *k, gx_breaker_info *o) {
     if (!e || !k || !o) return GX_EINVAL;
     memset(o, 0, sizeof *o);
     pthread_mutex_lock(&e->mu);
-    for (int i = 0; i < e->nkstats; i++) {
-        gx__kstat *ks = &e->kstats[i];
-        if (ks->k != k) continue;
-        gx__brk_allow(&ks->brk, gx__now_ns()); /* show half-open once due */
-        o->state = ks->brk.state;
-        o->failures = ks->brk.failures;
-        o->probe_ns = ks->brk.state == GX__BRK_OPEN ? gx__to_wall(e, ks->brk.probe_ns) : 0;
-        o->transitions = ks->brk.transitions;
-        o->parked = ks->nparked;
-        o->last_code = ks->brk.last_code;
+    int64_t now = gx__now_ns();
+    const gx__kstat *ks = NULL;
+    for (int i = 0; i < e->nkstats && !ks; i++)
+        if (e->kstats[i].k == k) ks = &e->kstats[i];
+    /* the tenants' breakers of the kernel, summed up: the state and failures
+     * of the one that holds back most, their parked jobs and transitions */
+    const gx__brk *worst = NULL;
+    for (uint32_t t = 0; ks && t < e->ntenants; t++) {
+        gx__kbrk *kb = gx__brk_kernel_of(e, t, ks);
+        if (!kb) continue;
+        gx__brk_allow(&kb->brk, now); /* show half-open once due */
+        o->parked += kb->nparked;
+        o->transitions += kb->brk.transitions;
+        if (!worst || severity(kb->brk.state) > severity(worst->state) ||
+            (kb->brk.state == worst->state && kb->brk.failures > worst->failures))
+            worst = &kb->brk;
+    }
+    if (worst) {
+        o->state = worst->state;
+        o->failures = worst->failures;
+        o->probe_ns = worst->state == GX__BRK_OPEN ? gx__to_wall(e, worst->probe_ns) : 0;
+        o->last_code = worst->last_code;
     }
     pthread_mutex_unlock(&e->mu);
     return 0;

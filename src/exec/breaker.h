@@ -12,11 +12,12 @@
  * ending that way just lets the next probe go. threshold 0 disables a
  * breaker (always closed).
  *
- * Kernel breakers are per kernel (name@version), across devices: a device
- * problem is the device breaker's business, so what remains is the
- * kernel's own. Jobs of a kernel whose breaker is open are parked (taken
- * out of their queue, still "queued" with the reason) and come back when
- * it closes; the probe is whichever of its jobs is dispatched first once
+ * Kernel breakers are per kernel (name@version) and tenant, across devices:
+ * a device problem is the device breaker's business, so what remains is the
+ * kernel's own, and a tenant whose jobs of a kernel fail (its inputs, say)
+ * holds back only its own jobs of it. Jobs whose breaker is open are parked
+ * (taken out of their queue, still "queued" with the reason) and come back
+ * when it closes; the probe is whichever of them is dispatched first once
  * the cool-down has passed.
  *
  * Everything but the gx__brk_* state machine runs under gx_engine.mu.
@@ -59,6 +60,8 @@ const char *gx__brk_state_name(int state);
 struct gx_engine;
 struct gx__job;
 struct gx__device;
+struct gx__kstat;
+struct gx__kbrk;
 /* A job finished an attempt on device d with rc (0 = success; counted is 0
  * when the attempt ended for reasons of its own: cancelled, shutdown). */
 void gx__brk_job_done(struct gx_engine *e, struct gx__device *d, struct gx__job *j, int rc, int counted);
@@ -67,6 +70,9 @@ void gx__brk_job_done(struct gx_engine *e, struct gx__device *d, struct gx__job 
  * the breaker sends another (it stayed in flight: every job parked for
  * ever); other jobs leave the breakers alone. Lock held. */
 void gx__brk_job_unplaced(struct gx_engine *e, struct gx__device *d, struct gx__job *j);
+/* A tenant's breaker of a kernel (ks from gx__kinfo), NULL while it has
+ * none: closed, nothing counted. */
+struct gx__kbrk *gx__brk_kernel_of(struct gx_engine *e, uint32_t tenant, const struct gx__kstat *ks);
 /* Park a job taken out of its queue; 0 or GX_ENOMEM (then leave it queued). */
 int gx__brk_park(struct gx_engine *e, struct gx__job *j);
 /* Take a parked job out of the parked list (it is finishing). */

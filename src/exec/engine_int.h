@@ -124,6 +124,8 @@ typedef struct gx__tenant {
     uint64_t parked;     /* classes it left during one dispatch (memory quota) */
     int64_t hour_last;   /* index of the newest hour bucket */
     double hour[GX__HOUR_RING]; /* device-seconds per bucket, ring */
+    struct gx__kbrk *kbrk; /* [GX__KSTATS_MAX], by kstats index; NULL until one
+                            of its jobs fails in a way a kernel breaker counts */
 } gx__tenant;
 
 /* Per-kernel measured run time (EWMA), for cost estimates. */
@@ -132,10 +134,20 @@ typedef struct gx__kstat {
     double ewma_us;
     int64_t n;
     gx_kernel_run_fn impl[GX_DEV_KIND_COUNT]; /* resolved once */
-    gx__brk brk;          /* the kernel's circuit breaker */
+} gx__kstat;
+
+/* Kernels the engine keeps statistics (and breakers) for. */
+#define GX__KSTATS_MAX 64
+
+/* A kernel's circuit breaker as one tenant sees it (breaker.c): one per
+ * tenant and kernel, so that a tenant whose jobs of a kernel fail (its
+ * inputs run the GPU out of memory, say) holds back only its own jobs of
+ * that kernel, not every tenant's. */
+typedef struct gx__kbrk {
+    gx__brk brk;
     struct gx__job **parked; /* jobs its open breaker holds back */
     uint32_t nparked, capparked;
-} gx__kstat;
+} gx__kbrk;
 
 typedef struct gx__device {
     int index;
@@ -240,7 +252,7 @@ struct gx_engine {
     uint32_t *parked;         /* tenants parked by the memory quota in a dispatch */
     uint32_t nparked, capparked;
     /* kernel stats */
-    gx__kstat kstats[64];
+    gx__kstat kstats[GX__KSTATS_MAX];
     int nkstats;
     gx__kstat *klast;         /* the entry gx__kinfo found last */
     /* counters */

@@ -398,7 +398,6 @@ gx__kstat *gx__kinfo(gx_engine *e, const gx_kernel *k) {
     memset(s, 0, sizeof *s);
     s->k = k;
     s->ewma_us = -1;
-    gx__brk_init(&s->brk, e->o.breaker_threshold, (int64_t)e->o.breaker_cooldown_ms * 1000000);
     for (int d = 0; d < GX_DEV_KIND_COUNT; d++) s->impl[d] = gx_kernel_impl(k, (gx_dev_kind)d);
     return e->klast = s;
 }
@@ -486,8 +485,8 @@ int gx__sched_dispatch(gx_engine *e, int limit, int unlimited) {
             if (park(e, bt, bc)) skip |= 1ull << bc;
             continue;
         }
-        gx__kstat *bks = gx__kinfo(e, bj->kernel);
-        if (bks && bks->brk.state != GX__BRK_CLOSED && !gx__brk_allow(&bks->brk, gx__now_ns())) {
+        gx__kbrk *bkb = gx__brk_kernel_of(e, bj->tenant, gx__kinfo(e, bj->kernel));
+        if (bkb && bkb->brk.state != GX__BRK_CLOSED && !gx__brk_allow(&bkb->brk, gx__now_ns())) {
             /* its kernel's breaker is open: park it until the breaker lets
              * a probe go, so it does not hold up the jobs behind it */
             jremove(&bt->q[bc], bj);
@@ -538,9 +537,9 @@ int gx__sched_dispatch(gx_engine *e, int limit, int unlimited) {
         bj->device = (int16_t)d;
         /* in half-open: the probe (marked on the job, which a device fault
          * may send back unstarted: health.c's unplace) */
-        bj->probe = (uint8_t)((dv->brk.state == GX__BRK_HALF_OPEN) | (bks && bks->brk.state == GX__BRK_HALF_OPEN) << 1);
+        bj->probe = (uint8_t)((dv->brk.state == GX__BRK_HALF_OPEN) | (bkb && bkb->brk.state == GX__BRK_HALF_OPEN) << 1);
         gx__brk_sent(&dv->brk);
-        if (bks) gx__brk_sent(&bks->brk);
+        if (bkb) gx__brk_sent(&bkb->brk);
         if (bc == GX__CLS_GPU_FB && dv->kind == GX_DEV_CPU && !bj->fallback) {
             char why[200], note[240];
             gx__gpu_usable(e, why, sizeof why);

@@ -272,6 +272,51 @@ static void kernel_breaker_parks_and_probes(void **st) {
     gx_engine_destroy(e);
 }
 
+/* A kernel's breaker is per tenant: one tenant's failing jobs (its inputs,
+ * a GPU out of memory) park its own jobs of the kernel, not another
+ * tenant's (they were parked too: one tenant could hold every tenant's jobs
+ * of a kernel for the cool-down). */
+static void kernel_breaker_per_tenant(void **st) {
+    (void)st;
+    gx_engine *e = engine(0, 3, 60000);
+    gx_error err;
+    const char *names[] = {"noisy", "quiet"};
+    for (int i = 0; i < 2; i++) {
+        gx_tenant_opts t = {.name = names[i], .weight = 1};
+        TU_OK(gx_tenant_add(e, &t, NULL, &err), err);
+    }
+    gx_job_spec s;
+    gx_job_spec_init(&s);
+    s.kernel = "test_flaky";
+    s.max_attempts = 1;
+    s.tenant = "noisy";
+    plan(3, GX_ETRANSIENT);
+    for (int i = 0; i < 3; i++) assert_int_equal(wait_state(e, tu_submit(e, &s)), GX_JOB_FAILED);
+    gx_job_id held = tu_submit(e, &s);
+    gx_job_info in;
+    for (int i = 0; i < 100; i++) {
+        TU_OK(gx_job_get(e, held, &in, NULL), err);
+        if (in.wait_reason == GX_WAIT_CIRCUIT) break;
+        usleep(1000);
+    }
+    assert_int_equal(in.wait_reason, GX_WAIT_CIRCUIT);
+    assert_non_null(strstr(in.reason, "kernel test_flaky circuit open after 3 failures"));
+    /* the other tenant's jobs of the kernel run */
+    s.tenant = "quiet";
+    for (int i = 0; i < 3; i++) assert_int_equal(wait_state(e, tu_submit(e, &s)), GX_JOB_SUCCEEDED);
+    /* and leave the noisy tenant's breaker open */
+    TU_OK(gx_job_get(e, held, &in, NULL), err);
+    assert_int_equal(in.state, GX_JOB_QUEUED);
+    assert_int_equal(in.wait_reason, GX_WAIT_CIRCUIT);
+    gx_breaker_info b;
+    gx_kernel_breaker_get(e, gx_kernel_find("test_flaky"), &b);
+    assert_int_equal(b.state, 1); /* the kernel's summary: the most held back */
+    assert_int_equal(b.failures, 3);
+    assert_int_equal(b.parked, 1);
+    gx_job_cancel(e, held, NULL);
+    gx_engine_destroy(e);
+}
+
 /* A failed probe re-opens the breaker; a parked job still ends at its queue
  * timeout. */
 static void kernel_probe_failure_reopens(void **st) {
@@ -754,6 +799,7 @@ int main(void) {
         cmocka_unit_test(permanent_fails_at_once),
         cmocka_unit_test(exhausted_is_dead),
         cmocka_unit_test(kernel_breaker_parks_and_probes),
+        cmocka_unit_test(kernel_breaker_per_tenant),
         cmocka_unit_test(kernel_probe_failure_reopens),
         cmocka_unit_test(kernel_neutral_probe_passes_on),
         cmocka_unit_test(probe_unplaced_by_a_fault),
