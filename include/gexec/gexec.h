@@ -145,6 +145,12 @@ typedef struct gx_engine_opts {
     int breaker_threshold;    /* consecutive device/kernel failures that open a
                                  circuit breaker; 0 = 5, < 0 = no breakers */
     int breaker_cooldown_ms;  /* open breaker -> half-open probe after; 0 = 30000 */
+    /* A device's health status changed: a fault ("recovering: <reason>"),
+     * back to "ok", given up ("unhealthy: ...", "lost: ..."). Called from
+     * the health thread, without engine locks, in order, with the device's
+     * index, name and new status (for logs). NULL: nothing is said. */
+    void (*on_device_health)(void *ctx, int device, const char *name, const char *status);
+    void *device_health_ctx;
 } gx_engine_opts;
 
 void gx_engine_opts_init(gx_engine_opts *o);

@@ -1679,6 +1679,8 @@ int gx_service_start(const gx_config *cfg, gx_service **out, gx_error *err) {
     gx__svc_restart_init(s);
     eo.on_device_lost = gx__svc_device_lost;
     eo.device_lost_ctx = s;
+    eo.on_device_health = gx__svc_device_health;
+    eo.device_health_ctx = s;
     eo.no_default_tenant = 1;
     rc = gx_engine_create(&eo, &s->engine, err);
     if (rc) goto fail;

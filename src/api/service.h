@@ -264,6 +264,9 @@ void gx__svc_restart_init(gx_service *s);
 void gx__svc_inject_env(int before_selftest); /* GEXEC_INJECT_FAULT (tests) */
 int gx__svc_inherited_listener(void); /* GEXEC_LISTEN_FD, checked; -1 none */
 int gx__svc_device_lost(void *ctx, int device, const char *reason, char *why_not, size_t cap);
+/* engine on_device_health: logs a device's fault (warn), its recovery
+ * (info) and its giving up (error). */
+void gx__svc_device_health(void *ctx, int device, const char *name, const char *status);
 
 /* Blob inputs (gx_blob_loader for gx_jobreq_decode). */
 int gx__svc_blob_load(void *svc, const char *tenant, const char *id, gx_array **out, gx_error *err);

@@ -73,6 +73,17 @@ int gx__svc_inherited_listener(void) {
     return (int)fd;
 }
 
+void gx__svc_device_health(void *ctx, int device, const char *name, const char *status) {
+    (void)ctx;
+    (void)device;
+    if (!strncmp(status, "ok", 2))
+        GX_LOGI("device %s is ok again", name);
+    else if (!strncmp(status, "recovering", 10))
+        GX_LOGW("device %s faulted, %s", name, status);
+    else if (strncmp(status, "lost", 4)) /* lost: gx__svc_device_lost says it */
+        GX_LOGE("device %s %s", name, status);
+}
+
 int gx__svc_device_lost(void *ctx, int device, const char *reason, char *why_not, size_t cap) {
     gx_service *s = ctx;
     gx_device_info d;

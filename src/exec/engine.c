@@ -961,6 +961,7 @@ int gx__dev_start(gx_engine *e, gx__device *d) {
 }
 
 static int start_threads(gx_engine *e) {
+    gx__health_baseline(e); /* the devices as opened: no change to report */
     for (int i = 0; i < e->ndev; i++) {
         int rc = gx__dev_start(e, &e->dev[i]);
         if (rc) return rc;

@@ -191,6 +191,8 @@ typedef struct gx__device {
     int64_t slot_fail_ns; /* monotonic time of the last one */
     char slot_fail[128]; /* its reason, when they are too many: the health
                             thread gives the device up without a reset */
+    int said;            /* the health last given to on_device_health
+                            (GX__H_*, recovering as pending) */
 } gx__device;
 
 /* Device health states. */
@@ -334,6 +336,9 @@ int gx__dev_start(gx_engine *e, gx__device *d);
  * they still run, then closes, resets, reopens and self-tests the device
  * and restarts its workers. See docs/device-health.md. */
 int gx__health_start(gx_engine *e);
+/* Before the workers start: the devices' health as opened is what
+ * on_device_health has been told (only changes are reported). */
+void gx__health_baseline(gx_engine *e);
 /* e->stopping set: abort every device's calls, join the health thread;
  * gx__health_stopped once the workers are joined. */
 void gx__health_stop(gx_engine *e);

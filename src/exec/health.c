@@ -346,6 +346,36 @@ static int rebuild(gx__device *d, gx_backend_dev **bdev, gx_device_desc *desc, c
     return 0;
 }
 
+/* A health state as on_device_health tells it: a fault's pending and
+ * recovering steps are one. */
+static int health_class(int hstate) { return hstate == GX__H_RECOVERING ? GX__H_PENDING : hstate; }
+
+/* Give on_device_health the health changes since the last call, in device
+ * order; drops the lock around the calls. */
+static void say_health(gx_engine *e) {
+    if (!e->o.on_device_health) return;
+    struct {
+        int dev;
+        char name[sizeof e->dev[0].desc.name];
+        char status[sizeof e->dev[0].status];
+    } said[GX__MAX_DEVICES];
+    int n = 0;
+    for (int i = 0; i < e->ndev && n < GX__MAX_DEVICES; i++) {
+        gx__device *d = &e->dev[i];
+        if (health_class(d->hstate) == d->said) continue;
+        d->said = health_class(d->hstate);
+        said[n].dev = i;
+        snprintf(said[n].name, sizeof said[n].name, "%s", d->desc.name);
+        snprintf(said[n].status, sizeof said[n].status, "%s", d->status);
+        n++;
+    }
+    if (!n) return;
+    pthread_mutex_unlock(&e->mu);
+    for (int i = 0; i < n; i++)
+        e->o.on_device_health(e->o.device_health_ctx, said[i].dev, said[i].name, said[i].status);
+    pthread_mutex_lock(&e->mu);
+}
+
 /* The device cannot be recovered in this process: ask on_device_lost for a
  * new one. 1: it comes (the device stays lost); 0: no callback, or it said
  * no (status then says why). Drops the lock around the callback. */
@@ -355,6 +385,7 @@ static int lose(gx_engine *e, gx__device *d, const char *reason) {
     d->healthy = 0;
     snprintf(d->status, sizeof d->status, "lost: %.100s; restarting gexecd", reason);
     char why[96] = "";
+    say_health(e); /* before the process may be replaced */
     pthread_mutex_unlock(&e->mu);
     int yes = e->o.on_device_lost(e->o.device_lost_ctx, d->index, reason, why, sizeof why);
     pthread_mutex_lock(&e->mu);
@@ -459,6 +490,8 @@ static void *health_main(void *arg) {
     gx_engine *e = arg;
     pthread_mutex_lock(&e->mu);
     while (!e->stopping) {
+        say_health(e);
+        if (e->stopping) break;
         gx__device *d = NULL;
         for (int i = 0; i < e->ndev && !d; i++)
             if (e->dev[i].hstate == GX__H_PENDING) d = &e->dev[i];
@@ -470,6 +503,10 @@ static void *health_main(void *arg) {
     }
     pthread_mutex_unlock(&e->mu);
     return NULL;
+}
+
+void gx__health_baseline(gx_engine *e) {
+    for (int i = 0; i < e->ndev; i++) e->dev[i].said = health_class(e->dev[i].hstate);
 }
 
 int gx__health_start(gx_engine *e) {

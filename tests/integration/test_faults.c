@@ -577,6 +577,34 @@ static void recovering_device_says_why(void **st) {
     snprintf(path, sizeof path, "/v1/jobs/%s", longid);
     req(&d, "DELETE", path, NULL, &r);
     it_resp_free(&r);
+    /* the log says when the device faulted and when it was back */
+    int back = 0;
+    for (int i = 0; i < 200 && !back; i++) {
+        req(&d, "GET", "/v1/devices", NULL, &r);
+        const char *h = json_string_value(json_object_get(json_array_get(json_object_get(r.json, "devices"), 0), "health"));
+        back = h && (!strcmp(h, "ok") || !strcmp(h, "drained")); /* drained above */
+        it_resp_free(&r);
+        if (!back) usleep(20000);
+    }
+    assert_true(back);
+    char faulted[160];
+    snprintf(faulted, sizeof faulted, "device cpu faulted, recovering: %s: ", named);
+    int nf = 0, nb = 0;
+    for (int i = 0; i < 100 && !nb; i++) { /* the health thread logs after the change */
+        FILE *f = fopen(d.log, "r");
+        assert_non_null(f);
+        char line[2048];
+        nf = nb = 0;
+        while (fgets(line, sizeof line, f)) {
+            nf += strstr(line, "WARN") && strstr(line, faulted);
+            nb += strstr(line, "INFO") && strstr(line, "device cpu is ok again");
+        }
+        fclose(f);
+        if (!nb) usleep(20000);
+    }
+    fprintf(stderr, "log lines: faulted %d, back %d\n", nf, nb);
+    assert_int_equal(nf, 1);
+    assert_int_equal(nb, 1);
     assert_int_equal(it_finish(&d), 0);
 }
 

@@ -100,6 +100,18 @@ static void on_events(void *ctx, const gx_event *ev, size_t n) {
     pthread_mutex_unlock(&ev_mu);
 }
 
+/* on_device_health's calls, as "name: status" lines */
+static char said[2048];
+
+static void on_health(void *ctx, int device, const char *name, const char *status) {
+    (void)ctx;
+    (void)device;
+    pthread_mutex_lock(&ev_mu);
+    size_t l = strlen(said);
+    snprintf(said + l, sizeof said - l, "%s: %s\n", name, status);
+    pthread_mutex_unlock(&ev_mu);
+}
+
 static gx_engine *engine(int gpu, int threshold, int cooldown_ms) {
     gx_engine_opts o;
     gx_engine_opts_init(&o);
@@ -112,6 +124,8 @@ static gx_engine *engine(int gpu, int threshold, int cooldown_ms) {
      * blamed on is dead at once here, so each fault ends one job */
     o.poison_faults = 1;
     o.on_events = on_events;
+    o.on_device_health = on_health;
+    said[0] = 0;
     if (gpu)
         o.cuda_plugin = GX_FAKEGPU;
     else
@@ -533,6 +547,11 @@ static void slot_open_failure_recovers(void **st) {
     assert_int_equal(d.recoveries, 1);
     assert_string_equal(d.status, "ok");
     gx_engine_destroy(e);
+    /* the health changes were told, in order, once each */
+    fprintf(stderr, "told:\n%s", said);
+    assert_non_null(strstr(said, "cuda:0: recovering: slot "));
+    assert_non_null(strstr(said, " failed to open: injected slot fault: no stream\ncuda:0: ok\n"));
+    assert_null(strstr(said, "cpu:"));
 
     setenv("GX_FAKEGPU_SLOT_FAIL", "-1", 1);
     e = engine(1, 0, 0);
@@ -550,6 +569,11 @@ static void slot_open_failure_recovers(void **st) {
     assert_non_null(strstr(d.status, "slot opens failed in a row; last: slot "));
     assert_non_null(strstr(d.status, "injected slot fault: no stream"));
     assert_int_equal(d.recoveries, 1); /* two slots fail per start: 2, 2 (reset once), then given up */
+    for (int i = 0; i < 200 && !strstr(said, "cuda:0: unhealthy"); i++) usleep(5000);
+    fprintf(stderr, "told:\n%s", said);
+    assert_non_null(strstr(said, "cuda:0: recovering: slot "));
+    assert_non_null(strstr(said, "\ncuda:0: ok\ncuda:0: recovering: slot "));
+    assert_non_null(strstr(said, "\ncuda:0: unhealthy: 4 slot opens failed in a row; last: slot "));
     /* a GPU job is refused or waits naming the device; a CPU job still runs */
     id = submit(e, "spin", "cpu", NULL, 1, 0);
     assert_int_equal(wait_state(e, id), GX_JOB_SUCCEEDED);
