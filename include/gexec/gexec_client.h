@@ -330,7 +330,9 @@ typedef struct gx_client_event {
     char device[GX_CLIENT_NAME_MAX]; /* "" when not sent */
     int error_code;                  /* GX_E* of a failed attempt or final state; 0 none */
     char error_message[GX_CLIENT_MSG_MAX]; /* the stored message (history); the live stream
-                                              sends the code alone: gx_strerror(error_code) */
+                                              sends the code alone: gx_strerror(error_code).
+                                              With error_code 0: the change's note, if any
+                                              ("resumed from step N"; history only) */
     char event_id[GX_CLIENT_EVENT_ID_MAX]; /* the stream's id of this event (SSE "id:"); pass it
                                                as gx_client_stream_opts.last_event_id to resume
                                                after it; "" in history */

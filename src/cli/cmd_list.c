@@ -144,7 +144,8 @@ static void event_line(cli_ctx *x, const gx_client_event *ev, const char *data) 
         printf("%s %s %s attempt=%d", ev->time[0] ? ev->time : "-", ev->id, ev->state_name,
                ev->attempt);
         if (ev->device[0]) printf(" device=%s", ev->device);
-        if (ev->error_code || ev->error_message[0]) printf(" error: %s", ev->error_message);
+        if (ev->error_code) printf(" error: %s", ev->error_message);
+        else if (ev->error_message[0]) printf(" note: %s", ev->error_message);
         printf("\n");
     }
     fflush(stdout);

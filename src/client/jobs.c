@@ -346,6 +346,7 @@ void gx__event_from_json(json_t *o, gx_client_event *ev) {
     gx__jstr(ev->time, sizeof ev->time, o, "time");
     gx__jstr(ev->device, sizeof ev->device, o, "device");
     error_fields(o, &ev->error_code, NULL, 0, ev->error_message, sizeof ev->error_message);
+    if (!ev->error_code) gx__jstr(ev->error_message, sizeof ev->error_message, o, "note");
 }
 
 int gx_client_job_events(gx_client *c, const char *id, gx_client_event **events, size_t *n,

@@ -192,6 +192,10 @@ run 0 wait "$idf"
 run 0 --json get "$idf"   # on the CPU with the reason, or on a GPU where there is one
 expect "fallback" '^(no healthy GPU: .*|cuda:[0-9]+)$' "$(json_get 'j["fallback"] or j["device"]' <<<"$out")"
 run 0 get "$idf" && expect "get fallback" '^(fallback: +no healthy GPU|device: +cuda)' "$out"
+# logs show a change's note (the fallback's reason, on its running line)
+if grep -q '^fallback:' <<<"$out"; then
+    run 0 logs "$idf" && expect "logs note" " $idf running attempt=1 note: fallback: no healthy GPU: " "$out"
+fi
 run 3 submit -k spin --device gpu --fallback tpu && expect "bad fallback" 'fallback' "$err"
 run 0 submit -k spin --dep "$id1" --dep "$idk" -q --wait && expect "quiet" '^$' "$out"
 echo '[{"kernel":"spin"},{"kernel":"spin","depends_on":["@0"]}]' >"$tmp/batch.json"
