@@ -101,7 +101,8 @@ typedef struct gx_engine_opts {
     int cpu_devices;          /* CPU devices to split the workers into (tests of
                                  placement); 0 = 1 */
     uint64_t cpu_mem_bytes;   /* memory budget of the CPU device; 0 = half of RAM */
-    const char *placement;    /* "least_loaded" (default) or "round_robin" */
+    const char *placement;    /* "least_loaded" (default), "round_robin", "memory_best_fit"
+                                 or "perf_model" (docs/operations.md) */
     double fair_halflife_s;   /* decay half-life of tenant usage (default 60) */
     int max_batch;            /* most jobs a worker takes at once (default 256) */
     double batch_quantum_us;  /* max expected work queued per device slot, and taken

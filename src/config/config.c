@@ -63,7 +63,7 @@ static int check_admin_key(const char *v, char *why, size_t cap);
 
 static const char *const backend_choices[] = {"sqlite", "postgres", NULL};
 static const char *const sync_choices[] = {"full", "normal", NULL};
-static const char *const placement_choices[] = {"least_loaded", "round_robin", NULL};
+static const char *const placement_choices[] = {"least_loaded", "round_robin", "memory_best_fit", "perf_model", NULL};
 static const char *const level_choices[] = {"debug", "info", "warn", "error", NULL};
 static const char *const format_choices[] = {"text", "json", NULL};
 
@@ -148,7 +148,9 @@ static const key keys[] = {
          "Memory budget of the CPU device for job inputs and outputs. "
          "0: half of RAM."),
     ENUM("engine.placement", engine.placement, "least_loaded", placement_choices,
-         "How a job that fits several devices picks one."),
+         "How a job that fits several devices picks one: the fewest jobs in "
+         "flight per slot, devices in turn, the least memory left free once "
+         "placed, or the fastest expected finish from measured run times."),
     DUR("engine.fair_halflife", engine.fair_halflife_ms, "60s", 100, 30 * DAY,
         "Half-life of the decayed device time that fair sharing between "
         "tenants compares."),

@@ -463,7 +463,7 @@ static void complete(gx_engine *e, gx__device *d, run_item *it, const gx_call_re
     if (!j->finished_early) j->run_ns = r->run_ns; /* else its end event's time stays */
     gx__sched_charge(e, j, run_us);
     gx__sched_released(e, j->tenant);
-    if (r->rc == 0) gx__kstat_record(e, j->kernel, run_us);
+    if (r->rc == 0) gx__kstat_record(e, j, d->index, run_us);
     int own_end = j->finished_early || gx_job_state_is_final(j->state) || e->stopping;
     /* one device fault counts once against the device's breaker: calls that
      * fail while the health loop already has the device (the rest of a
@@ -1003,7 +1003,7 @@ int gx_engine_create(const gx_engine_opts *opts, gx_engine **out, gx_error *err)
     const gx__placer *pl = gx__placer_find(o.placement);
     if (!pl)
         return gx_error_set(err, GX_EINVAL, "placement",
-                            "unknown placement '%s' (least_loaded, round_robin)", o.placement);
+                            "unknown placement '%s' (%s)", o.placement, gx__placer_names());
     gx_engine *e = calloc(1, sizeof *e);
     if (!e) return gx_error_set(err, GX_ENOMEM, NULL, "out of memory");
     e->o = o;

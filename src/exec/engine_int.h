@@ -134,6 +134,10 @@ typedef struct gx__kstat {
     double ewma_us;
     int64_t n;
     gx_kernel_run_fn impl[GX_DEV_KIND_COUNT]; /* resolved once */
+    /* per device: measured run time per size unit (job memory + 4 KiB), an
+     * EWMA, and how many runs it has seen (placement perf_model) */
+    float dev_rate[GX__MAX_DEVICES];
+    uint32_t dev_n[GX__MAX_DEVICES];
 } gx__kstat;
 
 /* Kernels the engine keeps statistics (and breakers) for. */
@@ -207,8 +211,8 @@ enum {
 
 typedef struct gx__placer {
     const char *name;
-    /* Pick one of cand[0..n-1] (device indices with room and memory). */
-    int (*pick)(struct gx_engine *e, const int *cand, int n);
+    /* Pick one of cand[0..n-1] (device indices with room and memory) for j. */
+    int (*pick)(struct gx_engine *e, const struct gx__job *j, const int *cand, int n);
 } gx__placer;
 
 struct gx_engine {
@@ -302,7 +306,8 @@ int gx__dev_has_room(gx_engine *e, const gx__device *d);
 /* Which classes a device serves. */
 int gx__cls_allows(gx_engine *e, int cls, int dev);
 double gx__cost_estimate(gx_engine *e, const gx__job *j);
-void gx__kstat_record(gx_engine *e, const gx_kernel *k, double us);
+/* A successful run of job j's kernel on device dev took us microseconds. */
+void gx__kstat_record(gx_engine *e, const struct gx__job *j, int dev, double us);
 /* Stats entry of a kernel, created on first use (NULL if the table is full). */
 gx__kstat *gx__kinfo(gx_engine *e, const gx_kernel *k);
 
@@ -318,6 +323,10 @@ void gx__fmt_bytes(uint64_t b, char *buf, size_t cap);
 
 /* ---- placement (src/sched/place.c) ---- */
 const gx__placer *gx__placer_find(const char *name);
+/* The names of the strategies, ", "-separated (for messages). */
+const char *gx__placer_names(void);
+/* A job's size for run-time models: its memory (bytes) + 4 KiB, in KiB. */
+static inline double gx__size_units(const struct gx__job *j) { return ((double)j->mem + 4096.0) / 1024.0; }
 
 /* ---- engine internals used by the scheduler ---- */
 /* Room in a device's ring for one more job, grown when full: 0, or

@@ -7,15 +7,21 @@
 
 #include "exec/engine_int.h"
 
+/* Jobs in flight per slot. */
+static double load_of(const gx__device *d) {
+    double slots = d->desc.slots > 0 ? d->desc.slots : 1;
+    return ((double)d->rcount + (double)d->running) / slots;
+}
+
 /* Fewest jobs in flight per slot; ties go to the device with the most free
  * memory, then the lowest index. */
-static int least_loaded(gx_engine *e, const int *cand, int n) {
+static int least_loaded(gx_engine *e, const gx__job *j, const int *cand, int n) {
+    (void)j;
     int best = cand[0];
     double bl = 0, bfree = 0;
     for (int i = 0; i < n; i++) {
         const gx__device *d = &e->dev[cand[i]];
-        double slots = d->desc.slots > 0 ? d->desc.slots : 1;
-        double load = ((double)d->rcount + (double)d->running) / slots;
+        double load = load_of(d);
         double fr = (double)(d->desc.mem_total - d->mem_used);
         if (i == 0 || load < bl || (load == bl && fr > bfree)) best = cand[i], bl = load, bfree = fr;
     }
@@ -23,7 +29,8 @@ static int least_loaded(gx_engine *e, const int *cand, int n) {
 }
 
 /* Devices in turn, skipping those that cannot take the job. */
-static int round_robin(gx_engine *e, const int *cand, int n) {
+static int round_robin(gx_engine *e, const gx__job *j, const int *cand, int n) {
+    (void)j;
     for (int k = 0; k < e->ndev; k++) {
         int d = (e->rr_next + k) % e->ndev;
         for (int i = 0; i < n; i++)
@@ -35,9 +42,51 @@ static int round_robin(gx_engine *e, const int *cand, int n) {
     return cand[0];
 }
 
+/* The device the job fills best: the least memory left free once it is
+ * placed (every candidate has room for it), so that the devices with the
+ * most free memory stay for the jobs that need it; ties by load, then
+ * index. */
+static int memory_best_fit(gx_engine *e, const gx__job *j, const int *cand, int n) {
+    int best = cand[0];
+    uint64_t bleft = 0;
+    double bl = 0;
+    for (int i = 0; i < n; i++) {
+        const gx__device *d = &e->dev[cand[i]];
+        uint64_t fr = d->desc.mem_total - d->mem_used;
+        uint64_t left = fr > j->mem ? fr - j->mem : 0;
+        double load = load_of(d);
+        if (i == 0 || left < bleft || (left == bleft && load < bl)) best = cand[i], bleft = left, bl = load;
+    }
+    return best;
+}
+
+/* The fastest expected finish: the work already placed on a device (its
+ * estimated microseconds per slot) plus the job's run time there, from the
+ * kernel's measured run times per device and job size. A device where the
+ * kernel has not run yet is tried first (lowest index), so every device
+ * gets measured; ties by load. */
+static int perf_model(gx_engine *e, const gx__job *j, const int *cand, int n) {
+    const gx__kstat *ks = gx__kinfo(e, j->kernel);
+    if (!ks) return least_loaded(e, j, cand, n);
+    double size = gx__size_units(j);
+    int best = cand[0];
+    double bt = 0, bl = 0;
+    for (int i = 0; i < n; i++) {
+        const gx__device *d = &e->dev[cand[i]];
+        if (!ks->dev_n[cand[i]]) return cand[i];
+        double slots = d->desc.slots > 0 ? d->desc.slots : 1;
+        double t = d->pending_cost / slots + (double)ks->dev_rate[cand[i]] * size;
+        double load = load_of(d);
+        if (i == 0 || t < bt || (t == bt && load < bl)) best = cand[i], bt = t, bl = load;
+    }
+    return best;
+}
+
 static const gx__placer placers[] = {
     {"least_loaded", least_loaded},
     {"round_robin", round_robin},
+    {"memory_best_fit", memory_best_fit},
+    {"perf_model", perf_model},
 };
 
 const gx__placer *gx__placer_find(const char *name) {
@@ -46,3 +95,5 @@ const gx__placer *gx__placer_find(const char *name) {
         if (!strcmp(placers[i].name, name)) return &placers[i];
     return NULL;
 }
+
+const char *gx__placer_names(void) { return "least_loaded, round_robin, memory_best_fit, perf_model"; }

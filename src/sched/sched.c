@@ -421,11 +421,15 @@ double gx__cost_estimate(gx_engine *e, const gx__job *j) {
     return e->o.batch_quantum_us;
 }
 
-void gx__kstat_record(gx_engine *e, const gx_kernel *k, double us) {
-    gx__kstat *s = gx__kinfo(e, k);
+void gx__kstat_record(gx_engine *e, const gx__job *j, int dev, double us) {
+    gx__kstat *s = gx__kinfo(e, j->kernel);
     if (!s) return;
     s->ewma_us = s->ewma_us < 0 ? us : s->ewma_us + (us - s->ewma_us) * 0.05;
     s->n++;
+    if (dev < 0 || dev >= GX__MAX_DEVICES) return;
+    float rate = (float)(us / gx__size_units(j));
+    s->dev_rate[dev] = s->dev_n[dev] ? s->dev_rate[dev] + (rate - s->dev_rate[dev]) * 0.1f : rate;
+    if (s->dev_n[dev] < UINT32_MAX) s->dev_n[dev]++;
 }
 
 /* ---- dispatch ------------------------------------------------------------- */
@@ -510,7 +514,7 @@ int gx__sched_dispatch(gx_engine *e, int limit, int unlimited) {
             skip |= 1ull << bc;
             continue;
         }
-        int d = nc == 1 ? cand[0] : e->placer->pick(e, cand, nc);
+        int d = nc == 1 ? cand[0] : e->placer->pick(e, bj, cand, nc);
         gx__device *dv = &e->dev[d];
         if (gx__dev_ring_room(dv)) {
             /* out of memory growing its ring: the job stays queued and the

@@ -75,10 +75,13 @@ static int nap_run(gx_kcall *c) {
     }
     return 0;
 }
-static const gx_arg_spec nap_args[] = {{.name = "ms", .type = GX_ARG_INT, .min = 0, .max = 600000}};
+/* its memory need: args.mb MiB */
+static uint64_t nap_mem(const gx_kcall *c) { return (uint64_t)c->args[1] << 20; }
+static const gx_arg_spec nap_args[] = {{.name = "ms", .type = GX_ARG_INT, .min = 0, .max = 600000},
+                                       {.name = "mb", .type = GX_ARG_INT, .min = 0, .max = 1024}};
 static const gx_kernel k_nap = {
     .abi_version = GX_KERNEL_ABI_VERSION, .struct_size = sizeof(gx_kernel), .name = "test_nap",
-    .version = 1, .args = nap_args, .nargs = 1, .run = {[GX_DEV_CPU] = nap_run},
+    .version = 1, .args = nap_args, .nargs = 2, .mem_bytes = nap_mem, .run = {[GX_DEV_CPU] = nap_run},
 };
 
 static void register_test_kernels(void) {
@@ -354,13 +357,14 @@ static void short_job_not_held_by_long_one_after_it(void **st) {
     gx_engine_destroy(e);
 }
 
-static gx_job_id nap_job(gx_engine *e, int64_t ms) {
-    gx_named_arg a = {.name = "ms", .value = (double)ms};
+/* A test_nap job of ms milliseconds needing mb MiB. */
+static gx_job_id nap_job(gx_engine *e, int64_t ms, int mb) {
+    gx_named_arg a[] = {{.name = "ms", .value = (double)ms}, {.name = "mb", .value = mb}};
     gx_job_spec s;
     gx_job_spec_init(&s);
     s.kernel = "test_nap";
-    s.args = &a;
-    s.nargs = 1;
+    s.args = a;
+    s.nargs = 2;
     return tu_submit(e, &s);
 }
 
@@ -370,8 +374,8 @@ static void unmeasured_short_job_not_behind_long_one(void **st) {
     (void)st;
     gx_engine *e = mk(2, NULL, 1);
     gx_engine_pause(e, 1);
-    gx_job_id slow = nap_job(e, 3000);
-    gx_job_id quick = nap_job(e, 1);
+    gx_job_id slow = nap_job(e, 3000, 0);
+    gx_job_id quick = nap_job(e, 1, 0);
     gx_engine_pause(e, 0);
     int state;
     assert_int_equal(gx_job_wait(e, quick, 2000, &state), 0);
@@ -987,6 +991,69 @@ static void placement_strategies(void **st) {
     o.placement = "random_walk";
     assert_int_equal(gx_engine_create(&o, &e, &err), GX_EINVAL);
     assert_string_equal(err.field, "placement");
+    assert_non_null(strstr(err.message, "least_loaded, round_robin, memory_best_fit, perf_model"));
+}
+
+/* The device job id runs on, once it runs (the job still running). */
+static int running_on(gx_engine *e, gx_job_id id) {
+    gx_job_info info;
+    gx_error err;
+    for (int i = 0; i < 2000; i++) {
+        TU_OK(gx_job_get(e, id, &info, &err), err);
+        if (info.state == GX_JOB_RUNNING) break;
+        usleep(1000);
+    }
+    assert_int_equal(info.state, GX_JOB_RUNNING);
+    return info.device;
+}
+
+/* The device job id ran on, once it succeeded. */
+static int ran_on(gx_engine *e, gx_job_id id) {
+    int state = -1;
+    assert_int_equal(gx_job_wait(e, id, 5000, &state), 0);
+    assert_int_equal(state, GX_JOB_SUCCEEDED);
+    gx_job_info info;
+    gx_error err;
+    TU_OK(gx_job_get(e, id, &info, &err), err);
+    return info.device;
+}
+
+/* Where a small job goes while one device (two slots) runs a job holding
+ * memory: under memory_best_fit beside it (the least memory left free),
+ * under least_loaded to the idle device. */
+static void placement_memory_best_fit(void **st) {
+    (void)st;
+    const char *strategy[] = {"memory_best_fit", "least_loaded"};
+    for (int k = 0; k < 2; k++) {
+        gx_engine *e = mk(4, strategy[k], 2);
+        gx_job_id big = nap_job(e, 2000, 512);
+        int big_dev = running_on(e, big);
+        int small_dev = ran_on(e, nap_job(e, 0, 8));
+        fprintf(stderr, "%s: the 512 MiB job on device %d, the 8 MiB one on %d\n", strategy[k], big_dev, small_dev);
+        if (k == 0)
+            assert_int_equal(small_dev, big_dev);
+        else
+            assert_int_not_equal(small_dev, big_dev);
+        gx_job_cancel(e, big, NULL);
+        assert_int_equal(gx_engine_drain(e, 5000), 0);
+        gx_engine_destroy(e);
+    }
+}
+
+/* perf_model: a kernel is first tried on each device (lowest index first),
+ * then a job goes where it is expected to finish first: not behind the
+ * long job placed on the other device. */
+static void placement_perf_model(void **st) {
+    (void)st;
+    gx_engine *e = mk(2, "perf_model", 2);
+    /* one device at a time: the first is measured before the second is tried */
+    for (int i = 0; i < 2; i++) assert_int_equal(ran_on(e, nap_job(e, 1, 0)), i);
+    gx_job_id longj = nap_job(e, 2000, 0);
+    int busy = running_on(e, longj);
+    for (int i = 0; i < 4; i++) assert_int_not_equal(ran_on(e, nap_job(e, 1, 0)), busy);
+    gx_job_cancel(e, longj, NULL);
+    assert_int_equal(gx_engine_drain(e, 5000), 0);
+    gx_engine_destroy(e);
 }
 
 static void list_filters(void **st) {
@@ -1110,6 +1177,8 @@ int main(void) {
         cmocka_unit_test(retries_and_dead),
         cmocka_unit_test(idempotency_and_tenant_limit),
         cmocka_unit_test(placement_strategies),
+        cmocka_unit_test(placement_memory_best_fit),
+        cmocka_unit_test(placement_perf_model),
         cmocka_unit_test(list_filters),
         cmocka_unit_test(fair_share),
         cmocka_unit_test(fair_share_from_now_on),
