@@ -329,6 +329,10 @@ typedef struct gx_job_spec {
                                     of its tenant's reservations becomes this
                                     queued job, in the same step (no moment
                                     where both count) */
+    uint64_t mem_bytes;          /* device memory the job says it needs; the
+                                    engine counts the larger of this and its
+                                    kernel's estimate from the inputs (0: the
+                                    estimate) */
 } gx_job_spec;
 
 /* The error text of a job re-queued after a device fault blamed on it:

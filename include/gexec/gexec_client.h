@@ -474,6 +474,9 @@ int gx_jobspec_set_fallback(gx_jobspec *s, const char *fallback, gx_error *err);
 int gx_jobspec_set_timeout_ms(gx_jobspec *s, int64_t ms, gx_error *err);
 int gx_jobspec_set_queue_timeout_ms(gx_jobspec *s, int64_t ms, gx_error *err);
 int gx_jobspec_set_max_attempts(gx_jobspec *s, int n, gx_error *err);
+/* Device memory the job needs, when more than its kernel estimates from the
+ * inputs (0..2^50 bytes; the larger of the two is counted). */
+int gx_jobspec_set_memory_bytes(gx_jobspec *s, uint64_t bytes, gx_error *err);
 int gx_jobspec_set_idempotency_key(gx_jobspec *s, const char *key, gx_error *err);
 /* Append a dependency (a job id, or "@N" inside a batch). */
 int gx_jobspec_add_dep(gx_jobspec *s, const char *job_id, gx_error *err);

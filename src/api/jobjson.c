@@ -325,7 +325,7 @@ void gx_jobreq_free(gx_jobreq *r) {
 
 static const char *const top_keys[] = {"kernel", "args", "inputs", "priority", "depends_on", "timeout_ms",
                                        "queue_timeout_ms", "max_attempts", "device", "idempotency_key", "labels",
-                                       "fallback", NULL};
+                                       "fallback", "memory_bytes", NULL};
 
 int gx_jobreq_decode(json_t *obj, const char *tenant, gx_blob_loader load, void *load_ctx, int batch,
                      size_t batch_n, const char *prefix, gx_jobreq *r, gx_error *err) {
@@ -444,6 +444,11 @@ int gx_jobreq_decode(json_t *obj, const char *tenant, gx_blob_loader load, void 
     if ((v = json_object_get(obj, "queue_timeout_ms"))) {
         if ((rc = get_int(v, prefix, "queue_timeout_ms", 0, INT64_C(2592000000), &iv, err))) goto out;
         s->queue_timeout_ms = iv;
+    }
+    if ((v = json_object_get(obj, "memory_bytes"))) {
+        /* up to 1 PiB, as the tenant memory quota */
+        if ((rc = get_int(v, prefix, "memory_bytes", 0, INT64_C(1125899906842624), &iv, err))) goto out;
+        s->mem_bytes = (uint64_t)iv;
     }
     if ((v = json_object_get(obj, "max_attempts"))) {
         if ((rc = get_int(v, prefix, "max_attempts", 1, 100, &iv, err))) goto out;

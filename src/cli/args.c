@@ -123,6 +123,7 @@ const cli_flag cli_flags[] = {
     {FL_TIMEOUT, "timeout", 't', "DURATION", 0, B(CMD_SUBMIT), "wall-clock limit once running (30, 1.5s, 250ms, 2m)"},
     {FL_QUEUE_TIMEOUT, "queue-timeout", 0, "DURATION", 0, B(CMD_SUBMIT), "give up if not started within DURATION"},
     {FL_MAX_ATTEMPTS, "max-attempts", 0, "N", 0, B(CMD_SUBMIT), "attempts allowed on transient faults, 1..100 (default: the kernel's)"},
+    {FL_MEMORY, "memory", 0, "BYTES", 0, B(CMD_SUBMIT), "device memory the job needs, when more than its kernel estimates from the inputs"},
     {FL_DEP, "dep", 0, "ID", 1, B(CMD_SUBMIT), "run only after job ID succeeds (repeatable)"},
     {FL_LABEL, "label", 'l', "KEY=VALUE", 1, B(CMD_SUBMIT), "label the job (repeatable)"},
     {FL_IDEM, "idempotency-key", 0, "KEY", 0, B(CMD_SUBMIT), "resubmitting with the same key returns the same job"},

@@ -65,6 +65,7 @@ typedef enum cli_flag_id {
     FL_TIMEOUT,
     FL_QUEUE_TIMEOUT,
     FL_MAX_ATTEMPTS,
+    FL_MEMORY,
     FL_DEP,
     FL_LABEL,
     FL_IDEM,

@@ -44,7 +44,7 @@ static char *slurp(const char *path) {
 
 /* Job flags that a batch file cannot be combined with. */
 static const cli_flag_id spec_flags[] = {FL_KERNEL, FL_ARG, FL_INPUT, FL_PRIORITY, FL_DEVICE, FL_FALLBACK,
-                                         FL_TIMEOUT, FL_QUEUE_TIMEOUT, FL_MAX_ATTEMPTS, FL_DEP,
+                                         FL_TIMEOUT, FL_QUEUE_TIMEOUT, FL_MAX_ATTEMPTS, FL_MEMORY, FL_DEP,
                                          FL_LABEL, FL_IDEM, FL_WAIT};
 
 static int submit_batch(cli_ctx *x, const char *text) {
@@ -156,6 +156,10 @@ static int apply_flags(cli_ctx *x, gx_jobspec *s) {
     if (cli_has(a, FL_MAX_ATTEMPTS)) {
         if ((rc = cli_int("max-attempts", cli_get(a, FL_MAX_ATTEMPTS), 1, 100, &v))) return rc;
         gx_jobspec_set_max_attempts(s, (int)v, &err);
+    }
+    if (cli_has(a, FL_MEMORY)) {
+        if ((rc = cli_int("memory", cli_get(a, FL_MEMORY), 0, 1125899906842624L, &v))) return rc;
+        gx_jobspec_set_memory_bytes(s, (uint64_t)v, &err);
     }
     for (int i = 0; i < cli_count(a, FL_DEP); i++)
         if (gx_jobspec_add_dep(s, cli_nth(a, FL_DEP, i), &err)) return cli_local_fail("--dep", &err);

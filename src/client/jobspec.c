@@ -244,6 +244,13 @@ int gx_jobspec_set_max_attempts(gx_jobspec *s, int n, gx_error *err) {
     return set(s, "max_attempts", json_integer(n), err);
 }
 
+int gx_jobspec_set_memory_bytes(gx_jobspec *s, uint64_t bytes, gx_error *err) {
+    if (bytes > (UINT64_C(1) << 50))
+        return gx_error_set(err, GX_EINVAL, "memory_bytes", "memory_bytes must be 0..2^50 (1 PiB), not %llu",
+                            (unsigned long long)bytes);
+    return set(s, "memory_bytes", json_integer((json_int_t)bytes), err);
+}
+
 int gx_jobspec_set_idempotency_key(gx_jobspec *s, const char *key, gx_error *err) {
     int rc = nonempty(key, "idempotency_key", err);
     return rc ? rc : set(s, "idempotency_key", json_string(key), err);

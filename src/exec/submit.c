@@ -27,6 +27,8 @@ typedef struct prep {
     gx__bound b;
     int cls;
     uint64_t mem;
+    const char *mem_field; /* what sets mem: "inputs" (the kernel's estimate)
+                              or "memory_bytes" (declared, the larger) */
     int priority, max_attempts;
     int64_t timeout_ns, queue_timeout_ns;
     gx__label *labels;
@@ -184,6 +186,10 @@ static int prepare(gx_engine *e, const gx_job_spec *s, prep *p, kcache *kc, gx_e
         gx__kcall_init(&c, p->k, &p->b, NULL, NULL);
         p->mem = p->k->mem_bytes(&c);
     }
+    /* a declared need counts when it is the larger: the field to blame */
+    p->mem_field = s->mem_bytes > p->mem ? "memory_bytes" : "inputs";
+    if (s->mem_bytes > p->mem) p->mem = s->mem_bytes;
+    const char *mem_field = p->mem_field;
     uint64_t biggest = 0;
     for (int i = 0; i < e->ndev; i++) { /* without the lock: a recovery may store a new size (health.c) */
         uint64_t m = __atomic_load_n(&e->dev[i].desc.mem_total, __ATOMIC_RELAXED);
@@ -198,12 +204,13 @@ static int prepare(gx_engine *e, const gx_job_spec *s, prep *p, kcache *kc, gx_e
     if (p->mem > biggest) {
         /* estimators saturate at UINT64_MAX where the figure would wrap */
         rc = p->mem == UINT64_MAX
-                 ? gx_error_set(err, GX_ENODEVICE, "inputs",
+                 ? gx_error_set(err, GX_ENODEVICE, mem_field,
                                 "the job needs 2^64 bytes of device memory or more; the largest device it may "
                                 "use has %llu", (unsigned long long)biggest)
-                 : gx_error_set(err, GX_ENODEVICE, "inputs",
-                                "the job needs %llu bytes of device memory; the largest device it may use has %llu",
-                                (unsigned long long)p->mem, (unsigned long long)biggest);
+                 : gx_error_set(err, GX_ENODEVICE, mem_field,
+                                "the job needs %llu bytes of device memory%s; the largest device it may use has %llu",
+                                (unsigned long long)p->mem, *mem_field == 'm' ? " (its memory_bytes)" : "",
+                                (unsigned long long)biggest);
         prep_free(p);
         return rc;
     }
@@ -229,12 +236,12 @@ nomem:
 
 /* A job bigger than its tenant's memory quota could never run: refuse it
  * (lock held). */
-static int mem_quota_check(const gx__tenant *t, uint64_t mem, gx_error *err) {
+static int mem_quota_check(const gx__tenant *t, uint64_t mem, const char *field, gx_error *err) {
     if (!t->max_mem || mem <= t->max_mem) return 0;
     char need[32], lim[32];
     gx__fmt_bytes(mem, need, sizeof need);
     gx__fmt_bytes(t->max_mem, lim, sizeof lim);
-    return gx_error_set(err, GX_ENODEVICE, "inputs",
+    return gx_error_set(err, GX_ENODEVICE, field,
                         "the job needs %s of device memory, more than tenant %s's max_device_memory_bytes quota of "
                         "%s: it could never run",
                         need, t->name, lim);
@@ -258,7 +265,7 @@ static int add_dependent(gx__job *dep, gx_job_id id) {
  * counted and present now. Lock held. */
 static int admit_checks(gx_engine *e, uint64_t tid, const prep *p, gx_job_id id, int given, const gx_job_id *deps,
                         int ndeps, int replacing, gx_error *err) {
-    int qrc = mem_quota_check(&e->tenants[tid], p->mem, err);
+    int qrc = mem_quota_check(&e->tenants[tid], p->mem, p->mem_field, err);
     if (qrc) return qrc;
     if ((uint64_t)e->live_jobs - (replacing ? 1 : 0) >= e->o.max_jobs)
         return gx_error_set(err, GX_ELIMIT, NULL, "the engine holds its maximum of %llu jobs",
@@ -401,6 +408,7 @@ int gx_job_validate(gx_engine *e, const gx_job_spec *s, gx_error *err) {
     int rc = prepare(e, s, &p, NULL, err);
     if (rc) return rc;
     uint64_t mem = p.mem;
+    const char *mem_field = p.mem_field;
     prep_free(&p);
     const char *tname = s->tenant ? s->tenant : "default";
     pthread_mutex_lock(&e->mu);
@@ -408,7 +416,7 @@ int gx_job_validate(gx_engine *e, const gx_job_spec *s, gx_error *err) {
     if (!gx__hmap_get(&e->tenant_ix, tname, strlen(tname), &tid))
         rc = gx_error_set(err, GX_ENOTFOUND, "tenant", "unknown tenant '%.64s'", tname);
     else
-        rc = mem_quota_check(&e->tenants[tid], mem, err);
+        rc = mem_quota_check(&e->tenants[tid], mem, mem_field, err);
     for (int i = 0; !rc && i < s->ndeps; i++)
         if (!gx__job_get(e, s->deps[i])) {
             char field[32];

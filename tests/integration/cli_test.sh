@@ -197,6 +197,10 @@ if grep -q '^fallback:' <<<"$out"; then
     run 0 logs "$idf" && expect "logs note" " $idf running attempt=1 note: fallback: no healthy GPU: " "$out"
 fi
 run 3 submit -k spin --device gpu --fallback tpu && expect "bad fallback" 'fallback' "$err"
+# --memory: a declared need past every device is refused, naming it
+run 3 submit -k spin --memory 1125899906842624 && expect "memory refused" 'memory_bytes.*largest device' "$err"
+run 2 submit -k spin --memory lots && expect "memory usage" 'memory' "$err"
+run 0 --json submit -k spin --memory 4096 --wait && expect "memory ok" '^succeeded$' "$(json_get 'j["state"]' <<<"$out")"
 run 0 submit -k spin --dep "$id1" --dep "$idk" -q --wait && expect "quiet" '^$' "$out"
 echo '[{"kernel":"spin"},{"kernel":"spin","depends_on":["@0"]}]' >"$tmp/batch.json"
 run 0 submit -f "$tmp/batch.json" && expect batch '^[0-9]+

@@ -325,6 +325,48 @@ static void device_memory_waits(void **st) {
     assert_string_equal(it_wait_job(&D, b, 10000), "cancelled");
 }
 
+/* A job's declared memory_bytes counts when it is more than its kernel's
+ * estimate (spin: none), against the tenant's quota and the devices. */
+static void declared_memory(void **st) {
+    (void)st;
+    set_tenant("{\"name\":\"qm\",\"max_device_memory_bytes\":100000000}");
+    char a[32], b[32], reason[32], msg[200];
+    assert_int_equal(submit(KEY_M, "{\"kernel\":\"spin\",\"args\":{\"us\":20000000},\"memory_bytes\":60000000}", a, NULL),
+                     202);
+    until_state(KEY_M, a, "running");
+    assert_true(usage_of(KEY_M, "qm", "max_device_memory_bytes", "usage") == 60000000.0);
+    assert_int_equal(submit(KEY_M, "{\"kernel\":\"spin\",\"args\":{\"us\":20000000},\"memory_bytes\":60000000}", b, NULL),
+                     202);
+    wait_of(KEY_M, b, reason, msg);
+    assert_string_equal(reason, "tenant_memory");
+    /* more than the quota, or than any device: refused, naming the field */
+    it_resp r;
+    assert_int_equal(submit(KEY_M, "{\"kernel\":\"spin\",\"memory_bytes\":100000001}", NULL, &r), 422);
+    assert_string_equal(it_str(&r, "error.field"), "memory_bytes");
+    assert_non_null(strstr(it_str(&r, "error.message"), "max_device_memory_bytes quota"));
+    it_resp_free(&r);
+    set_tenant("{\"name\":\"qm\",\"max_device_memory_bytes\":0}");
+    assert_int_equal(submit(KEY_M, "{\"kernel\":\"spin\",\"memory_bytes\":1125899906842624}", NULL, &r), 422);
+    assert_string_equal(it_str(&r, "error.code"), "GX_ENODEVICE");
+    assert_string_equal(it_str(&r, "error.field"), "memory_bytes");
+    fprintf(stderr, "declared past every device: %s\n", it_str(&r, "error.message"));
+    assert_non_null(strstr(it_str(&r, "error.message"), "bytes of device memory (its memory_bytes); the largest device"));
+    it_resp_free(&r);
+    /* out of range or not an integer: 400 */
+    assert_int_equal(submit(KEY_M, "{\"kernel\":\"spin\",\"memory_bytes\":-1}", NULL, &r), 400);
+    assert_string_equal(it_str(&r, "error.field"), "memory_bytes");
+    it_resp_free(&r);
+    assert_int_equal(submit(KEY_M, "{\"kernel\":\"spin\",\"memory_bytes\":\"1GiB\"}", NULL, &r), 400);
+    assert_string_equal(it_str(&r, "error.field"), "memory_bytes");
+    it_resp_free(&r);
+    /* the quota lifted: the second starts beside the first */
+    until_state(KEY_M, b, "running");
+    cancel(KEY_M, a);
+    cancel(KEY_M, b);
+    assert_string_equal(it_wait_job(&D, b, 10000), "cancelled");
+    set_tenant("{\"name\":\"qm\",\"max_device_memory_bytes\":200000000}"); /* as device_memory_waits left it */
+}
+
 static void device_seconds_rate(void **st) {
     (void)st;
     char a[32], ra[32];
@@ -463,7 +505,7 @@ static void survive_restart(void **st) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(queued_and_running),  cmocka_unit_test(requeue_counts), cmocka_unit_test(metrics_every_tenant), cmocka_unit_test(device_memory_waits),
+        cmocka_unit_test(queued_and_running),  cmocka_unit_test(requeue_counts), cmocka_unit_test(metrics_every_tenant), cmocka_unit_test(device_memory_waits), cmocka_unit_test(declared_memory),
         cmocka_unit_test(device_seconds_rate), cmocka_unit_test(usage_visibility),
         cmocka_unit_test(audited),             cmocka_unit_test(survive_restart),
     };
