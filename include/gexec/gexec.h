@@ -388,6 +388,10 @@ typedef struct gx_job_info {
     uint64_t mem_bytes;    /* device memory the job needs */
     char fallback[160];    /* why it ran on a CPU though it asked for a GPU
                               ("no healthy GPU: cuda:0 circuit open"); "" */
+    double start_in_s;     /* GX_WAIT_QUEUE: rough seconds until it starts,
+                              from measured run times (the work placed on the
+                              devices it may use, its tenant's jobs ahead at
+                              the tenant's fair share); -1 unknown */
 } gx_job_info;
 
 int gx_job_get(gx_engine *e, gx_job_id id, gx_job_info *out, gx_error *err);

@@ -641,6 +641,11 @@ static char *job_text(gx_engine *e, const gx_job_info *in, const char *error, co
             bad |= gx_jbuf_put(&b, "\"", 1) || gx_jbuf_int(&b, (int64_t)in->wait_on) || gx_jbuf_put(&b, "\"", 1);
         else
             bad |= gx_jbuf_put(&b, "null", 4);
+        bad |= gx_jbuf_puts(&b, ",\"estimated_start_s\":");
+        if (in->wait_reason == GX_WAIT_QUEUE && in->start_in_s >= 0)
+            bad |= gx_jbuf_secs(&b, (int64_t)(in->start_in_s * 1e9 + 0.5));
+        else
+            bad |= gx_jbuf_put(&b, "null", 4);
         bad |= gx_jbuf_puts(&b, ",\"message\":") || gx_jbuf_str(&b, in->reason, any) || gx_jbuf_put(&b, "}", 1);
     } else {
         bad |= gx_jbuf_put(&b, "null", 4);

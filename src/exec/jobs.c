@@ -103,8 +103,34 @@ static int none_healthy(gx_engine *e, const gx__job *j, char *out, size_t cap) {
     return 1;
 }
 
+/* Rough microseconds until a queued job starts: the work placed on the
+ * healthy devices it may use, then its tenant's `ahead` jobs (each taken as
+ * long as this one's estimate) at the tenant's fair share of them, spread
+ * over their slots. -1 when no device may take it. */
+static double start_in_us(gx_engine *e, const gx__job *j, int64_t ahead) {
+    double placed = 0, slots = 0;
+    for (int d = 0; d < e->ndev; d++) {
+        const gx__device *dv = &e->dev[d];
+        if (!gx__cls_allows(e, j->cls, d) || !dv->healthy || dv->drained) continue;
+        placed += dv->pending_cost;
+        slots += dv->desc.slots > 0 ? dv->desc.slots : 1;
+    }
+    if (!slots) return -1;
+    const gx__tenant *t = &e->tenants[j->tenant];
+    double wsum = 0;
+    for (uint32_t i = 0; i < e->ntenants; i++) {
+        const gx__tenant *o = &e->tenants[i];
+        int active = o == t || o->running;
+        for (int c = 0; c < e->ncls && !active; c++) active = o->q[c].n > 0;
+        if (active) wsum += o->weight;
+    }
+    double share = wsum > 0 ? t->weight / wsum : 1;
+    return (placed + (double)ahead * gx__cost_estimate(e, j) / share) / slots;
+}
+
 static void explain(gx_engine *e, const gx__job *j, gx_job_info *o) {
     const gx__tenant *t = &e->tenants[j->tenant];
+    o->start_in_s = -1;
     switch (j->state) {
     case GX_JOB_WAITING:
         o->wait_reason = GX_WAIT_DEPENDENCY;
@@ -152,11 +178,15 @@ static void explain(gx_engine *e, const gx__job *j, gx_job_info *o) {
             o->wait_reason = GX_WAIT_NO_DEVICE;
         } else {
             o->wait_reason = GX_WAIT_QUEUE;
+            double us = start_in_us(e, j, o->position);
+            o->start_in_s = us >= 0 ? us / 1e6 : -1;
+            char when[48] = "";
+            if (us >= 0) snprintf(when, sizeof when, "; expected to start in ~%.3g s", us / 1e6);
             if (o->position)
-                snprintf(o->reason, sizeof o->reason, "%lld job%s of tenant %s ahead of it; devices busy",
-                         (long long)o->position, o->position == 1 ? "" : "s", t->name);
+                snprintf(o->reason, sizeof o->reason, "%lld job%s of tenant %s ahead of it; devices busy%s",
+                         (long long)o->position, o->position == 1 ? "" : "s", t->name, when);
             else
-                snprintf(o->reason, sizeof o->reason, "next of tenant %s; devices busy", t->name);
+                snprintf(o->reason, sizeof o->reason, "next of tenant %s; devices busy%s", t->name, when);
         }
         break;
     default: break;

@@ -10,6 +10,7 @@
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -397,6 +398,12 @@ static void cancel_and_explain(void **st) {
         if (i - 2 == 0) snprintf(ahead, sizeof ahead, "next of tenant");
         else snprintf(ahead, sizeof ahead, "%d job%s of tenant", i - 2, i - 2 == 1 ? "" : "s");
         assert_non_null(strstr(it_str(&r, "wait.message"), ahead));
+        /* the two running 3 s jobs over two slots, then the tenant's jobs
+         * ahead (3 s each, the only tenant: its whole share) */
+        double est = json_number_value(json_object_get(json_object_get(r.json, "wait"), "estimated_start_s"));
+        fprintf(stderr, "position %d: %s (estimated_start_s %g)\n", i - 2, it_str(&r, "wait.message"), est);
+        assert_true(fabs(est - (3.0 + 1.5 * (i - 2))) < 1e-6);
+        assert_non_null(strstr(it_str(&r, "wait.message"), "; expected to start in ~"));
         it_resp_free(&r);
     }
     for (int i = 4; i >= 0; i--) {
