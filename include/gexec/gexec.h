@@ -189,6 +189,8 @@ typedef struct gx_tenant_opts {
     int64_t max_queued;       /* jobs queued, waiting or retrying */
     uint64_t max_mem;         /* device memory of placed/running jobs, bytes */
     double max_device_s_hour; /* device-seconds used in the trailing hour */
+    int default_priority;     /* -100..100: the priority of its jobs that set
+                                 none (GX_PRIORITY_TENANT); default 0 */
 } gx_tenant_opts;
 
 /* A tenant name: 1 to 63 of [A-Za-z0-9_.-]. Stored names are checked
@@ -219,6 +221,7 @@ typedef struct gx_tenant_info {
     double max_device_s_hour;
     double device_s_hour;     /* device-seconds of attempts ended in the last hour */
     int64_t reserved;         /* jobs admitted, not yet submitted */
+    int default_priority;     /* of its jobs that set none */
 } gx_tenant_info;
 int gx_tenant_get(gx_engine *e, const char *name, gx_tenant_info *out);
 /* Up to cap tenants in creation order; *n gets how many exist in all. */
@@ -264,6 +267,9 @@ typedef struct gx_label {
     const char *value;
 } gx_label;
 
+/* gx_job_spec.priority: the tenant's default_priority (gx_tenant_opts). */
+#define GX_PRIORITY_TENANT (-0x7fffffff - 1)
+
 typedef struct gx_job_spec {
     gx_job_id id;                /* 0: the engine assigns the next id; else an
                                     unused id (a daemon restoring its store) */
@@ -273,7 +279,9 @@ typedef struct gx_job_spec {
     int nargs;
     const gx_named_input *inputs; /* the engine takes its own references */
     int ninputs;
-    int priority;                /* -100..100, higher runs first */
+    int priority;                /* -100..100, higher runs first;
+                                    GX_PRIORITY_TENANT (what gx_job_spec_init
+                                    sets): its tenant's default_priority */
     const gx_job_id *deps;       /* jobs that must succeed first */
     int ndeps;
     const int *batch_deps;       /* gx_submit_batch only: indices of other

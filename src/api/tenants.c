@@ -39,10 +39,13 @@ static const qdef QDEFS[Q_COUNT] = {
     [Q_DEVSEC] = {"device_seconds_per_hour", 0, 1e9, "device-seconds"},
 };
 
-/* A tenant's quotas: v[q] is meaningful where bit q of set is 1. */
+/* A tenant's quotas: v[q] is meaningful where bit q of set is 1; and the
+ * priority of its jobs that set none, stored beside them (the quotas
+ * column holds a JSON object). */
 typedef struct quotas {
     double v[Q_COUNT];
     unsigned set;
+    int default_priority; /* -100..100; 0 when not set */
 } quotas;
 
 static double qdefault(const gx_service *s, int q) {
@@ -75,6 +78,9 @@ static void quotas_of_row(const gx_store_tenant *row, quotas *out) {
             out->set |= 1u << q;
         }
     }
+    json_t *dp = json_object_get(j, "default_priority");
+    if (json_is_integer(dp) && json_integer_value(dp) >= -100 && json_integer_value(dp) <= 100)
+        out->default_priority = (int)json_integer_value(dp);
     json_decref(j);
 }
 
@@ -85,6 +91,7 @@ static char *quotas_json(const quotas *t) {
         if (t->set >> q & 1)
             json_object_set_new(o, QDEFS[q].name,
                                 QDEFS[q].integer ? json_integer((json_int_t)t->v[q]) : json_real(t->v[q]));
+    if (t->default_priority) json_object_set_new(o, "default_priority", json_integer(t->default_priority));
     char *s = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
     json_decref(o);
     return s;
@@ -99,6 +106,7 @@ static void engine_opts(const gx_service *s, const char *name, double weight, co
     o->max_running = (int)qeffective(s, t, Q_RUNNING);
     o->max_mem = (uint64_t)qeffective(s, t, Q_MEMORY);
     o->max_device_s_hour = qeffective(s, t, Q_DEVSEC);
+    o->default_priority = t->default_priority;
 }
 
 int gx__svc_tenants_load(gx_service *s, gx_error *err) {
@@ -323,8 +331,8 @@ static void quota_changes(const gx_service *s, const quotas *was, int existed, c
 
 int gx__h_tenant_put(void *app, gx_http_req *r) {
     gx_service *s = app;
-    const char *allowed[Q_COUNT + 3] = {"name", "weight"};
-    for (int q = 0; q < Q_COUNT; q++) allowed[2 + q] = QDEFS[q].name;
+    const char *allowed[Q_COUNT + 4] = {"name", "weight", "default_priority"};
+    for (int q = 0; q < Q_COUNT; q++) allowed[3 + q] = QDEFS[q].name;
     gx_error e;
     gx_error_clear(&e);
     json_t *j = gx_json_object_body(r->body, r->body_len, allowed, &e);
@@ -334,6 +342,12 @@ int gx__h_tenant_put(void *app, gx_http_req *r) {
     if (!name) return bad(r, j, 400, GX_EINVAL, "name", "name is required (a string)");
     if (w && (!json_is_number(w) || !(json_number_value(w) >= 1e-6) || json_number_value(w) > 1e6))
         return bad(r, j, 400, GX_EINVAL, "weight", "weight must be a number within 1e-6..1e6");
+    json_t *dp = json_object_get(j, "default_priority");
+    if (dp && !json_is_null(dp) &&
+        (!json_is_integer(dp) || json_integer_value(dp) < -100 || json_integer_value(dp) > 100))
+        return bad(r, j, 400, GX_EINVAL, "default_priority",
+                   "default_priority must be an integer -100..100 (null: 0), the priority of the tenant's jobs "
+                   "that set none");
     gx_store_tenant *old = NULL;
     int rc = gx_store_tenant_get(s->store, name, &old, &e);
     if (rc && rc != GX_ENOTFOUND) {
@@ -354,6 +368,7 @@ int gx__h_tenant_put(void *app, gx_http_req *r) {
         json_decref(j);
         return 0;
     }
+    if (dp) now.default_priority = json_is_null(dp) ? 0 : (int)json_integer_value(dp);
     char *qj = quotas_json(&now);
     gx_store_tenant st = {.name = name,
                           .weight = weight,
@@ -369,7 +384,8 @@ int gx__h_tenant_put(void *app, gx_http_req *r) {
     char target[80], detail[480], changes[400];
     snprintf(target, sizeof target, "tenant/%.63s", name);
     quota_changes(s, &was, existed, &now, changes, sizeof changes);
-    snprintf(detail, sizeof detail, "weight=%g%s%s", weight, *changes ? " quotas: " : "", changes);
+    snprintf(detail, sizeof detail, "weight=%g default_priority=%d%s%s", weight, now.default_priority,
+             *changes ? " quotas: " : "", changes);
     gx__svc_audit(s, r, "tenant.upsert", target, rc ? "failed" : "ok", detail);
     if (!rc && *changes) gx__svc_audit(s, r, "tenant.quota", target, "ok", changes);
     if (rc) {
@@ -380,6 +396,7 @@ int gx__h_tenant_put(void *app, gx_http_req *r) {
     json_t *o = json_object();
     json_object_set_new(o, "name", json_string(name));
     json_object_set_new(o, "weight", json_real(weight));
+    json_object_set_new(o, "default_priority", json_integer(now.default_priority));
     json_object_set_new(o, "max_running", json_integer((json_int_t)qeffective(s, &now, Q_RUNNING)));
     json_object_set_new(o, "quotas", limits_json(s, &now));
     json_decref(j);
@@ -444,6 +461,7 @@ int gx__h_tenant_list(void *app, gx_http_req *r) {
         json_t *o = json_object();
         json_object_set_new(o, "name", json_string(ti[i].name));
         json_object_set_new(o, "weight", json_real(ti[i].weight));
+        json_object_set_new(o, "default_priority", json_integer(ti[i].default_priority));
         json_object_set_new(o, "max_running", json_integer(ti[i].max_running));
         json_object_set_new(o, "queued", json_integer(ti[i].queued));
         json_object_set_new(o, "running", json_integer(ti[i].running));

@@ -162,6 +162,7 @@ const cli_flag cli_flags[] = {
     {FL_LABEL, "label", 0, "TEXT", 0, B(CMD_KEYS), "a note kept with the key"},
     {FL_WEIGHT, "weight", 0, "W", 0, B(CMD_TENANTS), "fair-share weight (1e-6..1e6, default 1)"},
     {FL_MAX_RUNNING, "max-running", 0, "N", 0, B(CMD_TENANTS), "most running jobs (0: no limit)"},
+    {FL_DEFAULT_PRIORITY, "default-priority", 0, "N", 0, B(CMD_TENANTS), "priority of its jobs that set none, -100..100 (default 0)"},
     {FL_MAX_QUEUED, "max-queued", 0, "N", 0, B(CMD_TENANTS), "most queued jobs; more are refused (0: no limit)"},
     {FL_MAX_MEMORY, "max-memory", 0, "BYTES", 0, B(CMD_TENANTS),
      "most device memory held by running jobs; more wait (0: no limit)"},

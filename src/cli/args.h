@@ -88,6 +88,7 @@ typedef enum cli_flag_id {
     FL_EXPIRES,
     FL_WEIGHT,
     FL_MAX_RUNNING,
+    FL_DEFAULT_PRIORITY,
     FL_MAX_QUEUED,
     FL_MAX_MEMORY,
     FL_DEVICE_SECONDS,

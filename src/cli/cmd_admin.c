@@ -171,7 +171,9 @@ int cmd_keys(cli_ctx *x) {
 }
 
 static void show_tenant(json_t *o) {
-    printf("%s weight %g max_running %lld\n", cli_js(o, "name"), json_number_value(json_object_get(o, "weight")),
+    printf("%s weight %g default_priority %lld max_running %lld\n", cli_js(o, "name"),
+           json_number_value(json_object_get(o, "weight")),
+           (long long)json_integer_value(json_object_get(o, "default_priority")),
            (long long)json_integer_value(json_object_get(o, "max_running")));
     json_t *q = json_object_get(o, "quotas"), *v;
     const char *k;
@@ -240,7 +242,16 @@ int cmd_tenants(cli_ctx *x) {
             }
             json_object_set_new(b, "weight", json_real(v));
         }
-        int rc = quota_flag(x, b, FL_MAX_RUNNING, "max-running", "max_running", 1);
+        int rc = 0;
+        if (cli_has(x->a, FL_DEFAULT_PRIORITY)) {
+            long v;
+            if ((rc = cli_int("default-priority", cli_get(x->a, FL_DEFAULT_PRIORITY), -100, 100, &v))) {
+                json_decref(b);
+                return rc;
+            }
+            json_object_set_new(b, "default_priority", json_integer(v));
+        }
+        rc = quota_flag(x, b, FL_MAX_RUNNING, "max-running", "max_running", 1);
         if (!rc) rc = quota_flag(x, b, FL_MAX_QUEUED, "max-queued", "max_queued", 1);
         if (!rc) rc = quota_flag(x, b, FL_MAX_MEMORY, "max-memory", "max_device_memory_bytes", 1);
         if (!rc) rc = quota_flag(x, b, FL_DEVICE_SECONDS, "device-seconds-per-hour", "device_seconds_per_hour", 0);

@@ -124,6 +124,7 @@ typedef struct gx__tenant {
     uint64_t parked;     /* classes it left during one dispatch (memory quota) */
     int64_t hour_last;   /* index of the newest hour bucket */
     double hour[GX__HOUR_RING]; /* device-seconds per bucket, ring */
+    int8_t default_priority; /* of its jobs that set none (GX_PRIORITY_TENANT) */
     struct gx__kbrk *kbrk; /* [GX__KSTATS_MAX], by kstats index; NULL until one
                             of its jobs fails in a way a kernel breaker counts */
 } gx__tenant;

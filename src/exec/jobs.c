@@ -39,7 +39,10 @@ const char *gx_wait_reason_name(int r) {
     return r >= 0 && r < (int)(sizeof n / sizeof n[0]) && n[r] ? n[r] : "unknown";
 }
 
-void gx_job_spec_init(gx_job_spec *s) { memset(s, 0, sizeof *s); }
+void gx_job_spec_init(gx_job_spec *s) {
+    memset(s, 0, sizeof *s);
+    s->priority = GX_PRIORITY_TENANT;
+}
 
 /* Whether some healthy device that may take the job has the memory for it
  * once its current work ends. */
@@ -463,6 +466,9 @@ int gx_tenant_add(gx_engine *e, const gx_tenant_opts *t, uint32_t *id_out, gx_er
     if (!(t->max_device_s_hour >= 0) || !isfinite(t->max_device_s_hour))
         return gx_error_set(err, GX_EINVAL, "device_seconds_per_hour",
                             "device_seconds_per_hour must be a finite number >= 0 (0 = no limit)");
+    if (t->default_priority < -100 || t->default_priority > 100)
+        return gx_error_set(err, GX_EINVAL, "default_priority", "default_priority must be -100..100; got %d",
+                            t->default_priority);
     pthread_mutex_lock(&e->mu);
     uint64_t tid;
     int rc = 0;
@@ -473,6 +479,7 @@ int gx_tenant_add(gx_engine *e, const gx_tenant_opts *t, uint32_t *id_out, gx_er
         tt->max_queued = t->max_queued;
         tt->max_mem = t->max_mem;
         tt->max_dev_s_hour = t->max_device_s_hour;
+        tt->default_priority = (int8_t)t->default_priority;
         gx__sched_tenant_changed(e, (uint32_t)tid);
         gx__sched_dispatch(e, INT32_MAX, 0);
     } else {
@@ -484,6 +491,7 @@ int gx_tenant_add(gx_engine *e, const gx_tenant_opts *t, uint32_t *id_out, gx_er
             tt->max_queued = t->max_queued;
             tt->max_mem = t->max_mem;
             tt->max_dev_s_hour = t->max_device_s_hour;
+            tt->default_priority = (int8_t)t->default_priority;
         }
     }
     pthread_mutex_unlock(&e->mu);
@@ -507,6 +515,7 @@ static void tenant_info(gx_engine *e, uint32_t tid, gx_tenant_info *o) {
     o->max_queued = t->max_queued;
     o->max_mem = t->max_mem;
     o->max_device_s_hour = t->max_dev_s_hour;
+    o->default_priority = t->default_priority;
     o->device_s_hour = gx__quota_hour_s(t, gx__quota_now());
     o->reserved = t->reserved;
 }

@@ -125,7 +125,7 @@ static int prepare(gx_engine *e, const gx_job_spec *s, prep *p, kcache *kc, gx_e
     if (!p->k)
         return gx_error_set(err, GX_EINVAL, "kernel", "unknown kernel '%.64s' (GET /v1/kernels lists them)",
                             s->kernel);
-    if (s->priority < -100 || s->priority > 100)
+    if (s->priority != GX_PRIORITY_TENANT && (s->priority < -100 || s->priority > 100))
         return gx_error_set(err, GX_EINVAL, "priority", "priority must be -100..100; got %d", s->priority);
     if (s->timeout_ms < 0 || s->timeout_ms > MAX_TIMEOUT_MS)
         return gx_error_set(err, GX_EINVAL, "timeout_ms", "timeout_ms must be 0..%lld (30 days); got %lld",
@@ -317,7 +317,7 @@ static int insert(gx_engine *e, const gx_job_spec *s, prep *p, const gx_job_id *
     if (!j) return gx_error_set(err, GX_ENOMEM, NULL, "out of memory for a job record");
     j->kernel = p->k;
     j->tenant = (uint32_t)tid;
-    j->priority = (int8_t)p->priority;
+    j->priority = (int8_t)(p->priority == GX_PRIORITY_TENANT ? e->tenants[tid].default_priority : p->priority);
     j->max_attempts = (uint8_t)p->max_attempts;
     j->cls = (uint8_t)p->cls;
     j->bound = p->b;

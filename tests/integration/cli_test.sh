@@ -401,7 +401,10 @@ run 0 --json --api-key "$vkey" whoami && expect "whoami json" "^viewer cli-team 
 run 3 --api-key gx_0123456789abcdef_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA whoami
 run 0 tenants create --tenant cli-team --max-queued 5 --max-memory 1000000 --device-seconds-per-hour 2.5
 expect "tenant quotas" '^ +max_queued +5$' "$(grep max_queued <<<"$out")"
-expect "tenant quotas keep max_running" '^cli-team weight 2 max_running 4' "$out"
+expect "tenant quotas keep max_running" '^cli-team weight 2 default_priority 0 max_running 4' "$out"
+# a default priority: the tenant's jobs that set none take it (and keep it)
+run 0 tenants create --tenant cli-team --default-priority 40 && expect "default priority" '^cli-team weight 2 default_priority 40 max_running 4' "$out"
+run 2 tenants create --tenant cli-team --default-priority 101 && expect "default priority range" 'default-priority' "$err"
 run 0 --api-key "$vkey" tenants usage cli-team && expect "tenant usage" '^max_queued +0 +5$' "$(grep '^max_queued' <<<"$out")"
 expect "tenant usage seconds" '^device_seconds_per_hour +0 +2.5$' "$(grep '^device_seconds' <<<"$out")"
 run 0 --json tenants usage cli-team && expect "tenant usage json" '^1000000$' "$(json_get 'j["quotas"]["max_device_memory_bytes"]["limit"]' <<<"$out")"

@@ -367,6 +367,62 @@ static void declared_memory(void **st) {
     set_tenant("{\"name\":\"qm\",\"max_device_memory_bytes\":200000000}"); /* as device_memory_waits left it */
 }
 
+/* A tenant's default_priority is the priority of its jobs that set none
+ * (single and batch); an explicit one stays; out of range is a 400. */
+static void tenant_default_priority(void **st) {
+    (void)st;
+    char key[128], id[32], path[64];
+    set_tenant("{\"name\":\"qp\",\"default_priority\":30}");
+    make_key("qp", "submitter", key);
+    it_resp r;
+    req("", "GET", "/v1/tenants", NULL, &r);
+    assert_non_null(strstr(r.body, "\"name\":\"qp\""));
+    json_t *ts = json_object_get(r.json, "tenants"), *t;
+    size_t i;
+    int seen = 0;
+    json_array_foreach(ts, i, t) if (!strcmp(json_string_value(json_object_get(t, "name")), "qp")) {
+        assert_int_equal(json_integer_value(json_object_get(t, "default_priority")), 30);
+        seen = 1;
+    }
+    assert_true(seen);
+    it_resp_free(&r);
+    const char *jobs[] = {"{\"kernel\":\"spin\"}", "{\"kernel\":\"spin\",\"priority\":-5}"};
+    const int want[] = {30, -5};
+    for (int k = 0; k < 2; k++) {
+        assert_int_equal(submit(key, jobs[k], id, NULL), 202);
+        snprintf(path, sizeof path, "/v1/jobs/%s", id);
+        req(key, "GET", path, NULL, &r);
+        assert_int_equal(json_integer_value(json_object_get(r.json, "priority")), want[k]);
+        it_resp_free(&r);
+    }
+    req(key, "POST", "/v1/jobs:batch", "{\"jobs\":[{\"kernel\":\"spin\"},{\"kernel\":\"spin\",\"priority\":7}]}", &r);
+    assert_int_equal(r.status, 200);
+    json_t *res = json_object_get(r.json, "results");
+    for (int k = 0; k < 2; k++) {
+        snprintf(path, sizeof path, "/v1/jobs/%s", json_string_value(json_object_get(json_array_get(res, (size_t)k), "id")));
+        it_resp g;
+        req(key, "GET", path, NULL, &g);
+        assert_int_equal(json_integer_value(json_object_get(g.json, "priority")), k ? 7 : 30);
+        it_resp_free(&g);
+    }
+    it_resp_free(&r);
+    /* a later POST without it keeps it; null puts 0 back; 101 is refused */
+    set_tenant("{\"name\":\"qp\",\"weight\":2}");
+    assert_int_equal(submit(key, jobs[0], id, NULL), 202);
+    snprintf(path, sizeof path, "/v1/jobs/%s", id);
+    req(key, "GET", path, NULL, &r);
+    assert_int_equal(json_integer_value(json_object_get(r.json, "priority")), 30);
+    it_resp_free(&r);
+    req("", "POST", "/v1/tenants", "{\"name\":\"qp\",\"default_priority\":101}", &r);
+    assert_int_equal(r.status, 400);
+    assert_string_equal(it_str(&r, "error.field"), "default_priority");
+    it_resp_free(&r);
+    req("", "POST", "/v1/tenants", "{\"name\":\"qp\",\"default_priority\":null}", &r);
+    assert_int_equal(r.status, 200);
+    assert_int_equal(json_integer_value(json_object_get(r.json, "default_priority")), 0);
+    it_resp_free(&r);
+}
+
 static void device_seconds_rate(void **st) {
     (void)st;
     char a[32], ra[32];
@@ -505,7 +561,7 @@ static void survive_restart(void **st) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(queued_and_running),  cmocka_unit_test(requeue_counts), cmocka_unit_test(metrics_every_tenant), cmocka_unit_test(device_memory_waits), cmocka_unit_test(declared_memory),
+        cmocka_unit_test(queued_and_running),  cmocka_unit_test(requeue_counts), cmocka_unit_test(metrics_every_tenant), cmocka_unit_test(device_memory_waits), cmocka_unit_test(declared_memory), cmocka_unit_test(tenant_default_priority),
         cmocka_unit_test(device_seconds_rate), cmocka_unit_test(usage_visibility),
         cmocka_unit_test(audited),             cmocka_unit_test(survive_restart),
     };

@@ -1056,6 +1056,37 @@ static void placement_perf_model(void **st) {
     gx_engine_destroy(e);
 }
 
+/* A spec that sets no priority (gx_job_spec_init's GX_PRIORITY_TENANT)
+ * takes its tenant's default_priority; an explicit one, 0 too, stays. */
+static void tenant_default_priority(void **st) {
+    (void)st;
+    gx_engine *e = mk(1, NULL, 1);
+    gx_tenant_opts t = {.name = "dp", .weight = 1, .default_priority = 50};
+    gx_error err;
+    TU_OK(gx_tenant_add(e, &t, NULL, &err), err);
+    t.default_priority = 101;
+    assert_int_equal(gx_tenant_add(e, &t, NULL, &err), GX_EINVAL);
+    assert_string_equal(err.field, "default_priority");
+    gx_tenant_info ti;
+    assert_int_equal(gx_tenant_get(e, "dp", &ti), 0);
+    assert_int_equal(ti.default_priority, 50);
+    const int set[] = {GX_PRIORITY_TENANT, 0, -3}, want[] = {50, 0, -3};
+    for (int i = 0; i < 3; i++) {
+        gx_job_spec s;
+        gx_job_spec_init(&s);
+        assert_int_equal(s.priority, GX_PRIORITY_TENANT);
+        s.tenant = "dp";
+        s.kernel = "spin";
+        s.priority = set[i];
+        gx_job_id id = tu_submit(e, &s);
+        gx_job_info in;
+        TU_OK(gx_job_get(e, id, &in, &err), err);
+        assert_int_equal(in.priority, want[i]);
+    }
+    assert_int_equal(gx_engine_drain(e, 5000), 0);
+    gx_engine_destroy(e);
+}
+
 static void list_filters(void **st) {
     (void)st;
     gx_engine *e = mk(2, NULL, 1);
@@ -1179,6 +1210,7 @@ int main(void) {
         cmocka_unit_test(placement_strategies),
         cmocka_unit_test(placement_memory_best_fit),
         cmocka_unit_test(placement_perf_model),
+        cmocka_unit_test(tenant_default_priority),
         cmocka_unit_test(list_filters),
         cmocka_unit_test(fair_share),
         cmocka_unit_test(fair_share_from_now_on),
