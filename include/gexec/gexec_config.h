@@ -136,6 +136,10 @@ typedef struct gx_config {
     } cuda;
 
     struct {
+        char *plugins;         /* kernel plugins (.so), ':'-separated; NULL = none */
+    } kernels;
+
+    struct {
         int64_t threads;       /* 0 = one per core */
         int64_t max_connections;
         uint64_t max_body;     /* bytes */

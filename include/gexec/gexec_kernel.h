@@ -162,6 +162,20 @@ typedef struct gx_kernel {
  * present, GX_EINVAL for a malformed declaration. */
 int gx_kernel_register(const gx_kernel *k, gx_error *err);
 
+/* Kernel plugins: a shared object that exports
+ *     int gx_kernel_plugin_init(gx_error *err);
+ * which registers its kernels with gx_kernel_register (their CPU and, with
+ * run[GX_DEV_CUDA], GPU implementations) and returns 0, or a GX_E* code
+ * with err set. It resolves gx_* against the program that loads it (gexecd
+ * exports them), so it does not link libgexec. gexecd loads the plugins of
+ * kernels.plugins at start, before its jobs are restored. */
+#define GX_KERNEL_PLUGIN_INIT "gx_kernel_plugin_init"
+typedef int (*gx_kernel_plugin_init_fn)(gx_error *err);
+/* Load one plugin and run its gx_kernel_plugin_init; it stays loaded for
+ * the life of the process. 0, or GX_EINVAL (cannot be loaded, no such
+ * function: the message says which) or the plugin's own code. */
+int gx_kernel_plugin_load(const char *path, gx_error *err);
+
 /* Add an implementation for a device kind to a registered kernel (used by
  * the CUDA backend). */
 int gx_kernel_set_impl(const char *name, int version, gx_dev_kind kind,

@@ -1127,6 +1127,22 @@ static void *persister_main(void *arg) {
     return NULL;
 }
 
+/* kernels.plugins: each ':'-separated path, loaded once per process (a
+ * self-restart's new image loads them again: execv). A kernel name@version
+ * that is there already (a plugin listed twice) stops the start too. */
+static int load_kernel_plugins(const char *list, gx_error *err) {
+    char *copy = strdup(list), *save = NULL;
+    if (!copy) return gx_error_set(err, GX_ENOMEM, NULL, "out of memory");
+    int rc = 0;
+    for (char *p = strtok_r(copy, ":", &save); p && !rc; p = strtok_r(NULL, ":", &save)) {
+        int before = gx_kernel_count();
+        rc = gx_kernel_plugin_load(p, err);
+        if (!rc) GX_LOGI("kernel plugin %s: %d kernel(s)", p, gx_kernel_count() - before);
+    }
+    free(copy);
+    return rc;
+}
+
 /* How long the start waits for its first writes. */
 #define GX_SVC_START_SETTLE_MS 10000
 
@@ -1667,6 +1683,7 @@ int gx_service_start(const gx_config *cfg, gx_service **out, gx_error *err) {
     }
     gx_engine_opts eo;
     gx_engine_opts_init(&eo);
+    if (s->cfg.kernels.plugins && (rc = load_kernel_plugins(s->cfg.kernels.plugins, err))) goto fail;
     gx_config_engine_opts(&s->cfg, &eo);
     eo.on_events = on_events;
     eo.events_ctx = s;

@@ -204,6 +204,11 @@ static const key keys[] = {
         "gexecd, else in ../lib/gexec from it, else found by the dynamic "
         "loader."),
 
+    STR("kernels.plugins", kernels.plugins, NULL, K_OPTIONAL, NULL,
+        "Kernel plugins to load at start: shared objects exporting "
+        "gx_kernel_plugin_init (gexec_kernel.h), separated by ':'. One that "
+        "cannot be loaded stops the start."),
+
     INT("http.threads", http.threads, "0", 0, 1024,
         "HTTP server threads. 0: one per core."),
     INT("http.max_connections", http.max_connections, "1024", 1, 1000000,

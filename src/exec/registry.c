@@ -7,6 +7,7 @@
  * device kinds (CUDA) are attached later by the backend through
  * gx_kernel_set_impl and kept beside the declaration.
  */
+#include <dlfcn.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -517,4 +518,32 @@ int gx_kernel_run_direct(const gx_kernel *k, const gx_named_arg *args, int nargs
     }
     gx__bound_free(&b);
     return rc;
+}
+
+/* ---- kernel plugins -------------------------------------------------------- */
+
+int gx_kernel_plugin_load(const char *path, gx_error *err) {
+    gx_error_clear(err);
+    if (!path || !*path) return gx_error_set(err, GX_EINVAL, "kernels.plugins", "a kernel plugin path is empty");
+    /* NODELETE: its kernels stay registered, their code must stay mapped */
+    void *dl = dlopen(path, RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE);
+    if (!dl) {
+        const char *why = dlerror();
+        return gx_error_set(err, GX_EINVAL, "kernels.plugins", "kernel plugin %.200s cannot be loaded: %.200s", path,
+                            why ? why : "unknown error");
+    }
+    gx_kernel_plugin_init_fn init;
+    *(void **)&init = dlsym(dl, GX_KERNEL_PLUGIN_INIT);
+    if (!init) {
+        dlclose(dl);
+        return gx_error_set(err, GX_EINVAL, "kernels.plugins", "%.200s is no kernel plugin: it exports no %s()", path,
+                            GX_KERNEL_PLUGIN_INIT);
+    }
+    gx_error e;
+    gx_error_clear(&e);
+    int rc = init(&e);
+    if (rc)
+        return gx_error_set(err, rc, "kernels.plugins", "kernel plugin %.200s failed to start: %.300s", path,
+                            e.message[0] ? e.message : gx_strerror(rc));
+    return 0;
 }

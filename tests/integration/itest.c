@@ -249,3 +249,13 @@ const char *it_wait_job(it_daemon *d, const char *id, int timeout_ms) {
     }
     return "timeout";
 }
+
+long it_submit(it_daemon *d, const char *body, char *id, size_t cap) {
+    it_resp r;
+    if (it_req(d, "POST", "/v1/jobs", body, strlen(body), NULL, &r)) return -1;
+    long st = r.status;
+    const char *v = st == 202 ? it_str(&r, "id") : NULL;
+    snprintf(id, cap, "%s", v ? v : "");
+    it_resp_free(&r);
+    return st;
+}

@@ -55,6 +55,9 @@ void it_resp_free(it_resp *r);
 void it_header(const it_resp *r, const char *name, char *out, size_t cap);
 /* Convenience: JSON string member of r->json (or nested "error.code"). */
 const char *it_str(const it_resp *r, const char *path);
+/* POST /v1/jobs with body: the status; the new job's id into id (cap
+ * bytes) on a 202, "" otherwise. */
+long it_submit(it_daemon *d, const char *body, char *id, size_t cap);
 /* Poll GET /v1/jobs/{id} until the job is final or timeout_ms. Returns the
  * state string (static buffer) or "timeout". */
 const char *it_wait_job(it_daemon *d, const char *id, int timeout_ms);
