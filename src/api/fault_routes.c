@@ -273,6 +273,7 @@ static int requeue_admitted(gx_service *s, gx_http_req *r, gx_job_id id, gx_stor
     rc = obj ? gx_jobreq_decode(obj, sj->tenant, gx__svc_blob_load, s, 0, 0, NULL, &jr, &e)
              : gx_error_set(&e, GX_EFORMAT, NULL, "the stored spec is not JSON");
     json_decref(obj);
+    if (!rc && jr.spec.priority == GX_PRIORITY_TENANT) jr.spec.priority = sj->priority; /* as restore_one */
     if (!rc) rc = gx__svc_resolve_deps(s, &jr, NULL, 1, &e); /* a requeue: as at a restart */
     if (rc) {
         gx_jobreq_free(&jr);

@@ -1389,6 +1389,9 @@ static int restore_one(void *ctx, const gx_store_job *job) {
         json_t *tn = json_string(job->tenant);
         json_object_set_new(jr->root, "\x01tenant", tn);
         jr->spec.tenant = json_string_value(tn);
+        /* a spec stored without a priority (before tenants had a default):
+         * the one its row holds, not the tenant's default of now */
+        if (jr->spec.priority == GX_PRIORITY_TENANT) jr->spec.priority = job->priority;
         /* dependencies that ended before the restart */
         code = gx__svc_resolve_deps(s, jr, NULL, 1, &err);
     }

@@ -551,6 +551,7 @@ static void *worker_main(void *arg) {
     gx__evbuf_init(&eb);
     uint32_t last_tenant = UINT32_MAX;
     pthread_mutex_lock(&e->mu);
+    if (++d->slots_open == d->desc.slots) d->slot_fails = 0; /* this start's slots all opened */
     while (items && calls && res) {
         if (e->stopping || d->hstate != GX__H_OK) break; /* a recovery closes the slots */
         if (!d->rcount || e->paused) {
@@ -944,6 +945,7 @@ static void load_cuda(gx_engine *e) {
 }
 
 int gx__dev_start(gx_engine *e, gx__device *d) {
+    d->slots_open = 0;
     d->threads = calloc((size_t)d->desc.slots, sizeof *d->threads);
     if (!d->threads) return GX_ENOMEM;
     for (int s = 0; s < d->desc.slots; s++) {

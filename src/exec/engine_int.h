@@ -191,8 +191,10 @@ typedef struct gx__device {
     double last_recovery_s; /* fault -> healthy, of the last recovery */
     atomic_int sim_lost; /* CPU: an injected sticky fault (code 46): reset fails
                             for the life of this process */
-    int slot_fails;      /* slots that failed to open, each within a minute
-                            of the one before (gx__health_slot_failed) */
+    int slot_fails;      /* starts of its workers in a row where a slot failed
+                            to open, each within a minute of the one before
+                            (gx__health_slot_failed); 0 once all opened */
+    int slots_open;      /* slots of this start that opened */
     int64_t slot_fail_ns; /* monotonic time of the last one */
     char slot_fail[128]; /* its reason, when they are too many: the health
                             thread gives the device up without a reset */

@@ -277,6 +277,9 @@ void gx__health_worker_left(gx_engine *e, gx__device *d) {
 }
 
 void gx__health_slot_failed(gx_engine *e, gx__device *d, int slot, const char *msg) {
+    /* counted once a start of its workers (the first slot to fail faults
+     * the device; the others of that start fail alongside) */
+    if (d->hstate != GX__H_OK) return;
     int64_t now = gx__now_ns();
     if (d->slot_fails && now - d->slot_fail_ns > 60 * (int64_t)1000000000) d->slot_fails = 0;
     d->slot_fails++;
@@ -284,9 +287,8 @@ void gx__health_slot_failed(gx_engine *e, gx__device *d, int slot, const char *m
     char reason[120];
     snprintf(reason, sizeof reason, "slot %d failed to open: %.90s", slot, msg && msg[0] ? msg : "no reason given");
     if (d->slot_fails > e->o.recovery_attempts)
-        snprintf(d->slot_fail, sizeof d->slot_fail, "%d slot opens failed in a row; last: %.60s", d->slot_fails,
-                 reason);
-    if (d->hstate != GX__H_OK) return; /* faulted already: counted */
+        snprintf(d->slot_fail, sizeof d->slot_fail, "slots failed to open at %d starts in a row; last: %.60s",
+                 d->slot_fails, reason);
     if (!e->stopping) {
         gx__health_fault(e, d, reason, 0);
     } else { /* no recovery while stopping: say why it has fewer slots */

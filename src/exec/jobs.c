@@ -182,6 +182,9 @@ static void explain(gx_engine *e, const gx__job *j, gx_job_info *o) {
         } else {
             o->wait_reason = GX_WAIT_QUEUE;
             double us = start_in_us(e, j, o->position);
+            /* past ~30 years (a tenant of weight 1e-6 beside one of 1e6) it
+             * says nothing: unknown, and no number past what JSON writes */
+            if (!(us >= 0 && us <= 1e15)) us = -1;
             o->start_in_s = us >= 0 ? us / 1e6 : -1;
             char when[48] = "";
             if (us >= 0) snprintf(when, sizeof when, "; expected to start in ~%.3g s", us / 1e6);

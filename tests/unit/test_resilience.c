@@ -528,12 +528,14 @@ static void gpu_short_job_not_behind_long_one(void **st) {
 }
 
 /* A slot that fails to open is a device fault: the device recovers (it was
- * left unhealthy, its other slots idle, until a restart). One that fails
- * again after every reset is given up with the reason, not reset for ever. */
+ * left unhealthy, its other slots idle, until a restart); every slot of a
+ * start failing counts once (4 slots failing gave a 4-slot GPU up at once).
+ * Slots that fail again after every reset give the device up with the
+ * reason, after recovery_attempts resets, not resetting it for ever. */
 static void slot_open_failure_recovers(void **st) {
     (void)st;
-    setenv("GX_FAKEGPU_SLOTS", "2", 1);
-    setenv("GX_FAKEGPU_SLOT_FAIL", "1", 1);
+    setenv("GX_FAKEGPU_SLOTS", "4", 1);
+    setenv("GX_FAKEGPU_SLOT_FAIL", "4", 1);
     gx_engine *e = engine(1, 0, 0);
     unsetenv("GX_FAKEGPU_SLOT_FAIL");
     gx_job_id id = submit(e, "spin", "gpu", NULL, 1, 0);
@@ -553,6 +555,7 @@ static void slot_open_failure_recovers(void **st) {
     assert_non_null(strstr(said, " failed to open: injected slot fault: no stream\ncuda:0: ok\n"));
     assert_null(strstr(said, "cpu:"));
 
+    setenv("GX_FAKEGPU_SLOTS", "2", 1);
     setenv("GX_FAKEGPU_SLOT_FAIL", "-1", 1);
     e = engine(1, 0, 0);
     unsetenv("GX_FAKEGPU_SLOT_FAIL");
@@ -566,14 +569,14 @@ static void slot_open_failure_recovers(void **st) {
     fprintf(stderr, "slot that never opens: %s (%lld recoveries)\n", d.status, (long long)d.recoveries);
     assert_int_equal(d.healthy, 0);
     assert_non_null(strstr(d.status, "unhealthy: "));
-    assert_non_null(strstr(d.status, "slot opens failed in a row; last: slot "));
+    assert_non_null(strstr(d.status, "unhealthy: slots failed to open at 4 starts in a row; last: slot "));
     assert_non_null(strstr(d.status, "injected slot fault: no stream"));
-    assert_int_equal(d.recoveries, 1); /* two slots fail per start: 2, 2 (reset once), then given up */
+    assert_int_equal(d.recoveries, 3); /* recovery_attempts resets, then given up */
     for (int i = 0; i < 200 && !strstr(said, "cuda:0: unhealthy"); i++) usleep(5000);
     fprintf(stderr, "told:\n%s", said);
     assert_non_null(strstr(said, "cuda:0: recovering: slot "));
     assert_non_null(strstr(said, "\ncuda:0: ok\ncuda:0: recovering: slot "));
-    assert_non_null(strstr(said, "\ncuda:0: unhealthy: 4 slot opens failed in a row; last: slot "));
+    assert_non_null(strstr(said, "\ncuda:0: unhealthy: slots failed to open at 4 starts in a row; last: slot "));
     /* a GPU job is refused or waits naming the device; a CPU job still runs */
     id = submit(e, "spin", "cpu", NULL, 1, 0);
     assert_int_equal(wait_state(e, id), GX_JOB_SUCCEEDED);
