@@ -63,17 +63,22 @@ static int memory_best_fit(gx_engine *e, const gx__job *j, const int *cand, int 
 /* The fastest expected finish: the work already placed on a device (its
  * estimated microseconds per slot) plus the job's run time there, from the
  * kernel's measured run times per device and job size. A device where the
- * kernel has not run yet is tried first (lowest index), so every device
- * gets measured; ties by load. */
+ * kernel has not run yet is tried first (GPUs before CPUs, then the lowest
+ * index), so every device gets measured; ties by load. */
 static int perf_model(gx_engine *e, const gx__job *j, const int *cand, int n) {
     const gx__kstat *ks = gx__kinfo(e, j->kernel);
     if (!ks) return least_loaded(e, j, cand, n);
+    int untried = -1;
+    for (int i = 0; i < n; i++)
+        if (!ks->dev_n[cand[i]] && (untried < 0 || (e->dev[cand[i]].kind != GX_DEV_CPU &&
+                                                    e->dev[untried].kind == GX_DEV_CPU)))
+            untried = cand[i];
+    if (untried >= 0) return untried;
     double size = gx__size_units(j);
     int best = cand[0];
     double bt = 0, bl = 0;
     for (int i = 0; i < n; i++) {
         const gx__device *d = &e->dev[cand[i]];
-        if (!ks->dev_n[cand[i]]) return cand[i];
         double slots = d->desc.slots > 0 ? d->desc.slots : 1;
         double t = d->pending_cost / slots + (double)ks->dev_rate[cand[i]] * size;
         double load = load_of(d);

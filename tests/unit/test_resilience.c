@@ -583,6 +583,30 @@ static void slot_open_failure_recovers(void **st) {
     gx_engine_destroy(e);
 }
 
+/* perf_model tries a kernel on a GPU before the CPU (index 0): the first
+ * job of a kernel that may run anywhere went to the CPU. */
+static void perf_model_tries_gpus_first(void **st) {
+    (void)st;
+    gx_engine_opts o;
+    gx_engine_opts_init(&o);
+    o.cpu_workers = 1;
+    o.cuda_plugin = GX_FAKEGPU;
+    o.placement = "perf_model";
+    gx_engine *e;
+    gx_error err;
+    TU_OK(gx_engine_create(&o, &e, &err), err);
+    assert_int_equal(gx_device_count(e), 2);
+    const char *want[] = {"cuda:0", "cpu"};
+    for (int i = 0; i < 2; i++) {
+        gx_job_id id = submit(e, "spin", NULL, NULL, 1, 0);
+        assert_int_equal(wait_state(e, id), GX_JOB_SUCCEEDED);
+        gx_job_info in;
+        TU_OK(gx_job_get(e, id, &in, &err), err);
+        assert_string_equal(in.device_name, want[i]);
+    }
+    gx_engine_destroy(e);
+}
+
 /* A drained GPU is not usable: a fallback job runs on the CPU naming the
  * drain, a GPU-only job waits naming it and runs on the GPU once undrained. */
 static void drained_gpu_falls_back(void **st) {
@@ -836,6 +860,7 @@ int main(void) {
         cmocka_unit_test(drained_gpu_falls_back),
         cmocka_unit_test(gpu_short_job_not_behind_long_one),
         cmocka_unit_test(slot_open_failure_recovers),
+        cmocka_unit_test(perf_model_tries_gpus_first),
         cmocka_unit_test(cpu_only_fallback),
         cmocka_unit_test(service_events_show_attempts),
     };

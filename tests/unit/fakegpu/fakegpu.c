@@ -7,7 +7,7 @@
  * another, except when the device.launch fault point is armed:
  * then the call fails with the armed spec's code (a GX_E* code here, GX_EDEVICE
  * when 0) and the message "injected device fault". GX_FAKEGPU_SLOT_FAIL=N
- * (read when the device is opened) fails the next N slot opens, -1 every one.
+ * (read when an engine loads it) fails the next N slot opens, -1 every one.
  * It does not link
  * libgexec: gx_kernel_*, gx_fault_take and gx_error_set resolve against the
  * test program, linked with its symbols exported, as the CUDA backend does.
@@ -29,6 +29,10 @@ static atomic_int slot_fail;
 
 static int fg_init(gx_error *err) {
     (void)err;
+    /* per engine (a test before may have left some to fail); not at each
+     * open: a recovery opens the device again */
+    const char *sf = getenv("GX_FAKEGPU_SLOT_FAIL");
+    atomic_store(&slot_fail, sf ? atoi(sf) : 0);
     /* a GPU implementation for every kernel: the CPU one (set once) */
     for (int i = 0; i < gx_kernel_count(); i++) {
         const gx_kernel *k = gx_kernel_at(i);
@@ -49,8 +53,6 @@ static int fg_open(int ordinal, gx_backend_dev **out, gx_device_desc *desc, gx_e
     /* slots (streams) per device: 1 unless a test asks for more */
     const char *sl = getenv("GX_FAKEGPU_SLOTS");
     desc->slots = sl && atoi(sl) > 0 ? atoi(sl) : 1;
-    const char *sf = getenv("GX_FAKEGPU_SLOT_FAIL");
-    if (sf) atomic_store(&slot_fail, atoi(sf));
     *out = d;
     return 0;
 }
