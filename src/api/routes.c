@@ -110,13 +110,15 @@ static void prepare_job(gx_service *s, gx_http_req *r, json_t *obj, gx__admit *a
     gx_error *e = &a->errs[i];
     int rc = gx_jobreq_decode(obj, r->ctx.tenant, gx__svc_blob_load, s, batch, a->n, prefix, &a->jobs[i], e);
     if (!rc && a->jobs[i].spec.priority == GX_PRIORITY_TENANT) {
-        /* no priority: the tenant's default, now, and in the stored spec (a
-         * restore or re-queue keeps it when the default changes later) */
-        gx_tenant_info ti;
-        int p = gx_tenant_get(s->engine, r->ctx.tenant, &ti) ? 0 : ti.default_priority;
-        a->jobs[i].spec.priority = p;
-        if (json_object_set_new(a->jobs[i].root, "priority", json_integer(p)))
-            rc = gx_error_set(e, GX_ENOMEM, NULL, "out of memory");
+        /* no priority: the tenant's default of now, which the job's row
+         * keeps (a restore or re-queue of a spec without one takes the
+         * row's, not the default of then); once a request */
+        if (!a->have_prio) {
+            gx_tenant_info ti;
+            a->prio = gx_tenant_get(s->engine, r->ctx.tenant, &ti) ? 0 : ti.default_priority;
+            a->have_prio = 1;
+        }
+        a->jobs[i].spec.priority = a->prio;
     }
     if (!rc) rc = gx__svc_resolve_deps(s, &a->jobs[i], prefix, 0, e);
     if (!rc) {

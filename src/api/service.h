@@ -186,6 +186,9 @@ struct gx__admit {
                                accepted with it), or the job itself; NULL:
                                no key repeats in the batch */
     int batch;              /* answer as a batch */
+    int prio;               /* the tenant's default_priority, for its jobs
+                               that set none: looked up once a request */
+    int have_prio;          /* prio is looked up */
     char qtenant[64];       /* tenant whose quota reserved qn jobs for it */
     int64_t qn;             /* released by gx__admit_free */
     gx_engine *qengine;

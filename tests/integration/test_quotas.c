@@ -417,10 +417,25 @@ static void tenant_default_priority(void **st) {
     assert_int_equal(r.status, 400);
     assert_string_equal(it_str(&r, "error.field"), "default_priority");
     it_resp_free(&r);
+    /* a job waiting (on a running one) when the default changes and the
+     * daemon restarts keeps the priority it was given */
+    char run[32], held[32], dep[96];
+    assert_int_equal(submit(key, "{\"kernel\":\"spin\",\"args\":{\"us\":20000000},\"priority\":1}", run, NULL), 202);
+    snprintf(dep, sizeof dep, "{\"kernel\":\"spin\",\"depends_on\":[\"%s\"]}", run);
+    assert_int_equal(submit(key, dep, held, NULL), 202);
     req("", "POST", "/v1/tenants", "{\"name\":\"qp\",\"default_priority\":null}", &r);
     assert_int_equal(r.status, 200);
     assert_int_equal(json_integer_value(json_object_get(r.json, "default_priority")), 0);
     it_resp_free(&r);
+    assert_int_equal(it_stop(&D), 0);
+    assert_int_equal(it_start(&D), 0);
+    snprintf(path, sizeof path, "/v1/jobs/%s", held);
+    req(key, "GET", path, NULL, &r);
+    assert_string_equal(it_str(&r, "state"), "waiting");
+    assert_int_equal(json_integer_value(json_object_get(r.json, "priority")), 30);
+    it_resp_free(&r);
+    cancel(key, run);
+    cancel(key, held);
 }
 
 static void device_seconds_rate(void **st) {
