@@ -48,9 +48,12 @@ static json_t *reference(gx_engine *e, const gx_job_info *in) {
     if (in->wait_reason) {
         char on[24];
         snprintf(on, sizeof on, "%llu", (unsigned long long)in->wait_on);
-        json_object_set_new(j, "wait", json_pack("{s:s,s:I,s:o,s:s}", "reason", gx_wait_reason_name(in->wait_reason),
-                                                 "position", (json_int_t)in->position, "waiting_on",
-                                                 in->wait_on ? json_string(on) : json_null(), "message", in->reason));
+        int est = in->wait_reason == GX_WAIT_QUEUE && in->start_in_s >= 0;
+        json_object_set_new(j, "wait",
+                            json_pack("{s:s,s:I,s:o,s:o,s:s}", "reason", gx_wait_reason_name(in->wait_reason), "position",
+                                      (json_int_t)in->position, "waiting_on", in->wait_on ? json_string(on) : json_null(),
+                                      "estimated_start_s", est ? json_real(in->start_in_s) : json_null(), "message",
+                                      in->reason));
     } else {
         json_object_set_new(j, "wait", json_null());
     }
