@@ -62,6 +62,9 @@ typedef struct gx_device_telemetry {
     int64_t ecc_uncorrected;
     int64_t xid_last;     /* last Xid error seen, 0 none */
     int64_t pool_reserved;/* bytes held by the backend's memory pool */
+    int64_t xid_count;    /* Xid errors seen since the device was opened
+                             (the engine's health loop resets the device on a
+                             new fatal one: docs/device-health.md) */
 } gx_device_telemetry;
 
 /* Result of one call in a batch. */

@@ -340,7 +340,7 @@ static int cu_telemetry(gx_backend_dev *bd, gx_device_telemetry *t) {
     gxc_dev *d = (gxc_dev *)bd;
     t->util_pct = t->mem_util_pct = t->temp_c = t->power_w = -1;
     t->sm_clock_mhz = t->mem_clock_mhz = -1;
-    t->mem_used = t->mem_total = t->ecc_corrected = t->ecc_uncorrected = t->xid_last = -1;
+    t->mem_used = t->mem_total = t->ecc_corrected = t->ecc_uncorrected = t->xid_last = t->xid_count = -1;
     uint64_t reserved = 0;
     if (cudaMemPoolGetAttribute(d->pool, cudaMemPoolAttrReservedMemCurrent, &reserved) == 0)
         t->pool_reserved = (int64_t)reserved;

@@ -67,6 +67,7 @@ struct gxc_dev {
     void *nvml;             /* nvmlDevice_t, NULL when NVML is absent */
     void *nvml_events;      /* nvmlEventSet_t for Xid, NULL when refused */
     _Atomic int64_t xid_last;
+    _Atomic int64_t xid_count; /* Xid events seen */
     _Atomic int64_t pool_in_use; /* bytes of live pool blocks (accounting) */
     _Atomic int64_t pool_peak;
     _Atomic int64_t oom_count;

@@ -134,8 +134,12 @@ int gxc_nvml_read(gxc_dev *d, gx_device_telemetry *t) {
         nvml_event_t ev;
         /* drain pending events without blocking */
         for (int i = 0; i < 16 && nv.ev_wait(d->nvml_events, &ev, 0) == 0; i++)
-            if (ev.eventType & NVML_EVENT_XID) atomic_store(&d->xid_last, (int64_t)ev.eventData);
+            if (ev.eventType & NVML_EVENT_XID) {
+                atomic_store(&d->xid_last, (int64_t)ev.eventData);
+                atomic_fetch_add(&d->xid_count, 1);
+            }
     }
     t->xid_last = atomic_load(&d->xid_last);
+    t->xid_count = d->nvml_events ? atomic_load(&d->xid_count) : -1;
     return 0;
 }

@@ -198,6 +198,8 @@ typedef struct gx__device {
     int64_t slot_fail_ns; /* monotonic time of the last one */
     char slot_fail[128]; /* its reason, when they are too many: the health
                             thread gives the device up without a reset */
+    int64_t xid_seen;    /* Xid errors of the open device the health loop
+                            has looked at (telemetry's xid_count) */
     int said;            /* the health last given to on_device_health
                             (GX__H_*, recovering as pending) */
 } gx__device;

@@ -476,6 +476,7 @@ static void recover(gx_engine *e, gx__device *d) {
     d->hstate = GX__H_OK;
     d->healthy = 1;
     d->hung = 0;
+    d->xid_seen = 0; /* a device opened again counts its Xid errors from 0 */
     snprintf(d->status, sizeof d->status, "ok");
     if (gx__dev_start(e, d)) {
         d->hstate = GX__H_FAILED;
@@ -488,17 +489,81 @@ static void recover(gx_engine *e, gx__device *d) {
     gx__sched_dispatch(e, INT32_MAX, 0);
 }
 
+/* ---- Xid errors ---------------------------------------------------------- */
+
+/* How often the health loop reads the GPUs' Xid errors. */
+#define XID_POLL_NS (2 * (int64_t)1000000000)
+
+/* Xid errors after which the driver's guidance is a reset (or more): the
+ * GPU's own failures. Application faults (13, 31, 43, 45...) reach the
+ * engine as the failing calls' errors and are left to them. */
+static const char *xid_fatal(int64_t x) {
+    switch (x) {
+    case 48: return "double-bit ECC error";
+    case 63: return "row remapping pending";
+    case 64: return "row remapping failed";
+    case 74: return "NVLink error";
+    case 79: return "GPU has fallen off the bus";
+    case 94: return "contained ECC error";
+    case 95: return "uncontained ECC error";
+    case 119: return "GSP RPC timeout";
+    case 120: return "GSP error";
+    default: return NULL;
+    }
+}
+
+/* Read each healthy GPU's Xid errors (backend telemetry, without the lock
+ * around the read); a new fatal one is a device fault. Lock held. */
+static void watch_xids(gx_engine *e) {
+    for (int i = 0; i < e->ndev; i++) {
+        gx__device *d = &e->dev[i];
+        if (d->kind == GX_DEV_CPU || d->hstate != GX__H_OK || !d->be->telemetry || !d->bdev) continue;
+        gx_backend_dev *bd = d->bdev;
+        gx_device_telemetry t;
+        memset(&t, 0xff, sizeof t); /* -1: unknown */
+        d->tel_busy++; /* a recovery waits before it closes the device */
+        pthread_mutex_unlock(&e->mu);
+        int rc = d->be->telemetry(bd, &t);
+        pthread_mutex_lock(&e->mu);
+        if (--d->tel_busy == 0) pthread_cond_broadcast(&e->health_cv);
+        if (rc || t.xid_count <= d->xid_seen || d->hstate != GX__H_OK || d->bdev != bd) continue;
+        d->xid_seen = t.xid_count;
+        const char *what = xid_fatal(t.xid_last);
+        if (!what) continue;
+        char reason[120];
+        snprintf(reason, sizeof reason, "Xid %lld (%s) reported by the driver", (long long)t.xid_last, what);
+        gx__health_fault(e, d, reason, 0);
+    }
+}
+
+static int any_gpu_telemetry(const gx_engine *e) {
+    for (int i = 0; i < e->ndev; i++)
+        if (e->dev[i].kind != GX_DEV_CPU && e->dev[i].be->telemetry) return 1;
+    return 0;
+}
+
 static void *health_main(void *arg) {
     gx_engine *e = arg;
     pthread_mutex_lock(&e->mu);
+    int gpus = any_gpu_telemetry(e);
+    int64_t next_xid = gx__now_ns() + XID_POLL_NS;
     while (!e->stopping) {
+        if (gpus && gx__now_ns() >= next_xid) {
+            watch_xids(e);
+            next_xid = gx__now_ns() + XID_POLL_NS;
+        }
         say_health(e);
         if (e->stopping) break;
         gx__device *d = NULL;
         for (int i = 0; i < e->ndev && !d; i++)
             if (e->dev[i].hstate == GX__H_PENDING) d = &e->dev[i];
         if (!d) {
-            pthread_cond_wait(&e->health_cv, &e->mu);
+            if (gpus) { /* health_cv waits on the monotonic clock (wait_workers) */
+                struct timespec dl = {.tv_sec = next_xid / 1000000000, .tv_nsec = next_xid % 1000000000};
+                pthread_cond_timedwait(&e->health_cv, &e->mu, &dl);
+            } else {
+                pthread_cond_wait(&e->health_cv, &e->mu);
+            }
             continue;
         }
         recover(e, d);

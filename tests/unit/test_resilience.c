@@ -9,6 +9,7 @@
  * launches fail while the device.launch fault point is armed.
  */
 #include <curl/curl.h>
+#include <dlfcn.h>
 #include <jansson.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -583,6 +584,40 @@ static void slot_open_failure_recovers(void **st) {
     gx_engine_destroy(e);
 }
 
+/* An Xid error the driver reports: a fatal one (79, fallen off the bus)
+ * resets the device (the health loop reads them every 2 s), an
+ * application's (13) does not. */
+static void fatal_xid_resets_the_gpu(void **st) {
+    (void)st;
+    gx_engine *e = engine(1, 0, 0);
+    void *dl = dlopen(GX_FAKEGPU, RTLD_NOW | RTLD_NOLOAD);
+    assert_non_null(dl);
+    void (*xid)(long long);
+    *(void **)&xid = dlsym(dl, "gx_fakegpu_xid");
+    assert_non_null(xid);
+    xid(13);
+    struct timespec ts = {2, 600000000}; /* past one read */
+    nanosleep(&ts, NULL);
+    gx_device_info d;
+    gx_device_get(e, 1, &d);
+    assert_int_equal(d.recoveries, 0);
+    xid(79);
+    for (int i = 0; i < 60; i++) { /* the next read (2 s), then the reset */
+        gx_device_get(e, 1, &d);
+        if (d.recoveries) break;
+        usleep(100000);
+    }
+    assert_int_equal(d.recoveries, 1);
+    assert_string_equal(d.status, "ok");
+    fprintf(stderr, "told:\n%s", said);
+    assert_non_null(strstr(said, "cuda:0: recovering: Xid 79 (GPU has fallen off the bus) reported by the driver\n"));
+    /* the device works after it */
+    gx_job_id id = submit(e, "spin", "gpu", NULL, 1, 0);
+    assert_int_equal(wait_state(e, id), GX_JOB_SUCCEEDED);
+    dlclose(dl);
+    gx_engine_destroy(e);
+}
+
 /* perf_model tries a kernel on a GPU before the CPU (index 0): the first
  * job of a kernel that may run anywhere went to the CPU. */
 static void perf_model_tries_gpus_first(void **st) {
@@ -861,6 +896,7 @@ int main(void) {
         cmocka_unit_test(gpu_short_job_not_behind_long_one),
         cmocka_unit_test(slot_open_failure_recovers),
         cmocka_unit_test(perf_model_tries_gpus_first),
+        cmocka_unit_test(fatal_xid_resets_the_gpu),
         cmocka_unit_test(cpu_only_fallback),
         cmocka_unit_test(service_events_show_attempts),
     };

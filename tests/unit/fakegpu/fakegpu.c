@@ -8,6 +8,7 @@
  * then the call fails with the armed spec's code (a GX_E* code here, GX_EDEVICE
  * when 0) and the message "injected device fault". GX_FAKEGPU_SLOT_FAIL=N
  * (read when an engine loads it) fails the next N slot opens, -1 every one.
+ * gx_fakegpu_xid(X) has the "driver" report Xid error X on the device.
  * It does not link
  * libgexec: gx_kernel_*, gx_fault_take and gx_error_set resolve against the
  * test program, linked with its symbols exported, as the CUDA backend does.
@@ -22,7 +23,11 @@
 
 struct gx_backend_dev {
     int ordinal;
+    _Atomic long long xid_last, xid_count; /* Xid errors "seen" (gx_fakegpu_xid) */
 };
+
+/* the device opened last: where gx_fakegpu_xid reports */
+static struct gx_backend_dev *_Atomic current;
 
 /* slot opens still to fail (GX_FAKEGPU_SLOT_FAIL); negative: all of them */
 static atomic_int slot_fail;
@@ -54,6 +59,22 @@ static int fg_open(int ordinal, gx_backend_dev **out, gx_device_desc *desc, gx_e
     const char *sl = getenv("GX_FAKEGPU_SLOTS");
     desc->slots = sl && atoi(sl) > 0 ? atoi(sl) : 1;
     *out = d;
+    atomic_store(&current, d);
+    return 0;
+}
+
+/* A test's way to have the driver report Xid error xid on the device
+ * (found with dlsym on the loaded plugin). */
+void gx_fakegpu_xid(long long xid) {
+    struct gx_backend_dev *d = atomic_load(&current);
+    if (!d) return;
+    atomic_store(&d->xid_last, xid);
+    atomic_fetch_add(&d->xid_count, 1);
+}
+
+static int fg_telemetry(gx_backend_dev *d, gx_device_telemetry *t) {
+    t->xid_last = atomic_load(&d->xid_last);
+    t->xid_count = atomic_load(&d->xid_count);
     return 0;
 }
 
@@ -68,7 +89,11 @@ static int fg_slot_open(gx_backend_dev *d, int slot, void **slot_ctx, gx_error *
     return gx_error_set(err, GX_EDEVICE, NULL, "injected slot fault: no stream");
 }
 
-static void fg_close(gx_backend_dev *d) { free(d); }
+static void fg_close(gx_backend_dev *d) {
+    struct gx_backend_dev *cur = d;
+    atomic_compare_exchange_strong(&current, &cur, NULL);
+    free(d);
+}
 
 static void fg_run(gx_backend_dev *d, void *slot_ctx, gx_kcall *const *calls, gx_call_result *res, int n) {
     (void)d;
@@ -95,6 +120,7 @@ static const gx_backend fake = {
     .device_close = fg_close,
     .run_batch = fg_run,
     .slot_open = fg_slot_open,
+    .telemetry = fg_telemetry,
 };
 
 const gx_backend *gx_backend_entry(void) { return &fake; }
