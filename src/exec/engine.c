@@ -1003,9 +1003,11 @@ int gx_engine_create(const gx_engine_opts *opts, gx_engine **out, gx_error *err)
     if (o.breaker_threshold == 0) o.breaker_threshold = 5;
     if (o.breaker_cooldown_ms <= 0) o.breaker_cooldown_ms = 30000;
     const gx__placer *pl = gx__placer_find(o.placement);
-    if (!pl)
-        return gx_error_set(err, GX_EINVAL, "placement",
-                            "unknown placement '%s' (%s)", o.placement, gx__placer_names());
+    if (!pl) {
+        char names[128];
+        gx__placer_names(names, sizeof names);
+        return gx_error_set(err, GX_EINVAL, "placement", "unknown placement '%s' (%s)", o.placement, names);
+    }
     gx_engine *e = calloc(1, sizeof *e);
     if (!e) return gx_error_set(err, GX_ENOMEM, NULL, "out of memory");
     e->o = o;

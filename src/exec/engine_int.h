@@ -311,6 +311,8 @@ int gx__dev_has_room(gx_engine *e, const gx__device *d);
 /* Which classes a device serves. */
 int gx__cls_allows(gx_engine *e, int cls, int dev);
 double gx__cost_estimate(gx_engine *e, const gx__job *j);
+/* Nothing queued (of any class), nothing placed or running. */
+int gx__tenant_idle(gx_engine *e, const gx__tenant *t);
 /* A successful run of job j's kernel on device dev took us microseconds. */
 void gx__kstat_record(gx_engine *e, const struct gx__job *j, int dev, double us);
 /* Stats entry of a kernel, created on first use (NULL if the table is full). */
@@ -328,8 +330,8 @@ void gx__fmt_bytes(uint64_t b, char *buf, size_t cap);
 
 /* ---- placement (src/sched/place.c) ---- */
 const gx__placer *gx__placer_find(const char *name);
-/* The names of the strategies, ", "-separated (for messages). */
-const char *gx__placer_names(void);
+/* The names of the strategies, ", "-separated (for messages), into buf. */
+void gx__placer_names(char *buf, size_t cap);
 /* A job's size for run-time models: its memory (bytes) + 4 KiB, in KiB. */
 static inline double gx__size_units(const struct gx__job *j) { return ((double)j->mem + 4096.0) / 1024.0; }
 
@@ -340,6 +342,12 @@ static inline double gx__size_units(const struct gx__job *j) { return ((double)j
 int gx__dev_ring_room(gx__device *d);
 /* Queue a placed job on its device (after gx__dev_ring_room). */
 void gx__dev_push(gx__device *d, gx__job *j);
+/* Read a device's backend telemetry (fields it cannot read: -1). Lock held;
+ * dropped around the read, which a recovery waits for before it closes the
+ * device. GX_EUNSUPPORTED: the backend has none, or the device is closed. */
+int gx__dev_telemetry(gx_engine *e, gx__device *d, gx_device_telemetry *t);
+/* Slots of a device (at least 1). */
+static inline int gx__dev_slots(const gx__device *d) { return d->desc.slots > 0 ? d->desc.slots : 1; }
 /* Start a device's worker threads (engine start and after a recovery). */
 int gx__dev_start(gx_engine *e, gx__device *d);
 
@@ -376,8 +384,9 @@ void gx__health_job_seed(gx__job *j, int n, const char *history);
 void gx__health_worker_left(gx_engine *e, gx__device *d);
 /* A slot of d failed to open (the backend's slot_open, on its worker
  * thread, before it took anything): the device recovers as after a fault;
- * a slot failing again within a minute, recovery_attempts times in a row,
- * gives it up (lost or unhealthy) instead of resetting it for ever. */
+ * slots failing at more than recovery_attempts starts of its workers in a
+ * row, each within a minute of the last, give it up (lost or unhealthy)
+ * instead of resetting it for ever. */
 void gx__health_slot_failed(gx_engine *e, gx__device *d, int slot, const char *msg);
 
 #endif

@@ -517,15 +517,10 @@ static const char *xid_fatal(int64_t x) {
 static void watch_xids(gx_engine *e) {
     for (int i = 0; i < e->ndev; i++) {
         gx__device *d = &e->dev[i];
-        if (d->kind == GX_DEV_CPU || d->hstate != GX__H_OK || !d->be->telemetry || !d->bdev) continue;
+        if (d->kind == GX_DEV_CPU || d->hstate != GX__H_OK) continue;
         gx_backend_dev *bd = d->bdev;
         gx_device_telemetry t;
-        memset(&t, 0xff, sizeof t); /* -1: unknown */
-        d->tel_busy++; /* a recovery waits before it closes the device */
-        pthread_mutex_unlock(&e->mu);
-        int rc = d->be->telemetry(bd, &t);
-        pthread_mutex_lock(&e->mu);
-        if (--d->tel_busy == 0) pthread_cond_broadcast(&e->health_cv);
+        int rc = gx__dev_telemetry(e, d, &t);
         if (rc || t.xid_count <= d->xid_seen || d->hstate != GX__H_OK || d->bdev != bd) continue;
         d->xid_seen = t.xid_count;
         const char *what = xid_fatal(t.xid_last);

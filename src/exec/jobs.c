@@ -116,16 +116,14 @@ static double start_in_us(gx_engine *e, const gx__job *j, int64_t ahead) {
         const gx__device *dv = &e->dev[d];
         if (!gx__cls_allows(e, j->cls, d) || !dv->healthy || dv->drained) continue;
         placed += dv->pending_cost;
-        slots += dv->desc.slots > 0 ? dv->desc.slots : 1;
+        slots += gx__dev_slots(dv);
     }
     if (!slots) return -1;
     const gx__tenant *t = &e->tenants[j->tenant];
     double wsum = 0;
     for (uint32_t i = 0; i < e->ntenants; i++) {
         const gx__tenant *o = &e->tenants[i];
-        int active = o == t || o->running;
-        for (int c = 0; c < e->ncls && !active; c++) active = o->q[c].n > 0;
-        if (active) wsum += o->weight;
+        if (o == t || !gx__tenant_idle(e, o)) wsum += o->weight;
     }
     double share = wsum > 0 ? t->weight / wsum : 1;
     return (placed + (double)ahead * gx__cost_estimate(e, j) / share) / slots;
@@ -627,23 +625,23 @@ void gx_engine_stats_get(gx_engine *e, gx_engine_stats *o) {
 
 const char *gx_engine_gpu_status(gx_engine *e) { return e ? e->gpu_status : "no engine"; }
 
-int gx_device_telemetry_get(gx_engine *e, int i, gx_device_telemetry *t) {
-    if (!t || i < 0 || i >= e->ndev) return GX_ENOTFOUND;
-    const gx__device *d = &e->dev[i];
+int gx__dev_telemetry(gx_engine *e, gx__device *d, gx_device_telemetry *t) {
     memset(t, 0xff, sizeof *t); /* -1 everywhere: unknown */
     t->util_pct = t->mem_util_pct = t->temp_c = t->power_w = t->sm_clock_mhz = t->mem_clock_mhz = -1;
-    pthread_mutex_lock(&e->mu);
-    gx__device *dm = &e->dev[i];
-    gx_backend_dev *bd = dm->bdev;
-    if (!d->be->telemetry || !bd) {
-        pthread_mutex_unlock(&e->mu);
-        return GX_EUNSUPPORTED;
-    }
-    dm->tel_busy++; /* a recovery waits before it closes the device */
+    gx_backend_dev *bd = d->bdev;
+    if (!d->be->telemetry || !bd) return GX_EUNSUPPORTED;
+    d->tel_busy++; /* a recovery waits before it closes the device */
     pthread_mutex_unlock(&e->mu);
     int rc = d->be->telemetry(bd, t);
     pthread_mutex_lock(&e->mu);
-    if (--dm->tel_busy == 0) pthread_cond_broadcast(&e->health_cv);
+    if (--d->tel_busy == 0) pthread_cond_broadcast(&e->health_cv);
+    return rc;
+}
+
+int gx_device_telemetry_get(gx_engine *e, int i, gx_device_telemetry *t) {
+    if (!t || i < 0 || i >= e->ndev) return GX_ENOTFOUND;
+    pthread_mutex_lock(&e->mu);
+    int rc = gx__dev_telemetry(e, &e->dev[i], t);
     pthread_mutex_unlock(&e->mu);
     return rc;
 }

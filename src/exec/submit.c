@@ -189,7 +189,6 @@ static int prepare(gx_engine *e, const gx_job_spec *s, prep *p, kcache *kc, gx_e
     /* a declared need counts when it is the larger: the field to blame */
     p->mem_field = s->mem_bytes > p->mem ? "memory_bytes" : "inputs";
     if (s->mem_bytes > p->mem) p->mem = s->mem_bytes;
-    const char *mem_field = p->mem_field;
     uint64_t biggest = 0;
     for (int i = 0; i < e->ndev; i++) { /* without the lock: a recovery may store a new size (health.c) */
         uint64_t m = __atomic_load_n(&e->dev[i].desc.mem_total, __ATOMIC_RELAXED);
@@ -204,12 +203,12 @@ static int prepare(gx_engine *e, const gx_job_spec *s, prep *p, kcache *kc, gx_e
     if (p->mem > biggest) {
         /* estimators saturate at UINT64_MAX where the figure would wrap */
         rc = p->mem == UINT64_MAX
-                 ? gx_error_set(err, GX_ENODEVICE, mem_field,
+                 ? gx_error_set(err, GX_ENODEVICE, p->mem_field,
                                 "the job needs 2^64 bytes of device memory or more; the largest device it may "
                                 "use has %llu", (unsigned long long)biggest)
-                 : gx_error_set(err, GX_ENODEVICE, mem_field,
+                 : gx_error_set(err, GX_ENODEVICE, p->mem_field,
                                 "the job needs %llu bytes of device memory%s; the largest device it may use has %llu",
-                                (unsigned long long)p->mem, *mem_field == 'm' ? " (its memory_bytes)" : "",
+                                (unsigned long long)p->mem, *p->mem_field == 'm' ? " (its memory_bytes)" : "",
                                 (unsigned long long)biggest);
         prep_free(p);
         return rc;
@@ -410,13 +409,10 @@ int gx_job_validate(gx_engine *e, const gx_job_spec *s, gx_error *err) {
     uint64_t mem = p.mem;
     const char *mem_field = p.mem_field;
     prep_free(&p);
-    const char *tname = s->tenant ? s->tenant : "default";
     pthread_mutex_lock(&e->mu);
     uint64_t tid;
-    if (!gx__hmap_get(&e->tenant_ix, tname, strlen(tname), &tid))
-        rc = gx_error_set(err, GX_ENOTFOUND, "tenant", "unknown tenant '%.64s'", tname);
-    else
-        rc = mem_quota_check(&e->tenants[tid], mem, mem_field, err);
+    rc = tenant_of(e, s, &tid, err);
+    if (!rc) rc = mem_quota_check(&e->tenants[tid], mem, mem_field, err);
     for (int i = 0; !rc && i < s->ndeps; i++)
         if (!gx__job_get(e, s->deps[i])) {
             char field[32];

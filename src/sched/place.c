@@ -3,15 +3,13 @@
  * gets it. Each strategy is one entry in a table; the engine picks one by
  * name at start.
  */
+#include <stdio.h>
 #include <string.h>
 
 #include "exec/engine_int.h"
 
 /* Jobs in flight per slot. */
-static double load_of(const gx__device *d) {
-    double slots = d->desc.slots > 0 ? d->desc.slots : 1;
-    return ((double)d->rcount + (double)d->running) / slots;
-}
+static double load_of(const gx__device *d) { return ((double)d->rcount + (double)d->running) / gx__dev_slots(d); }
 
 /* Fewest jobs in flight per slot; ties go to the device with the most free
  * memory, then the lowest index. */
@@ -79,8 +77,7 @@ static int perf_model(gx_engine *e, const gx__job *j, const int *cand, int n) {
     double bt = 0, bl = 0;
     for (int i = 0; i < n; i++) {
         const gx__device *d = &e->dev[cand[i]];
-        double slots = d->desc.slots > 0 ? d->desc.slots : 1;
-        double t = d->pending_cost / slots + (double)ks->dev_rate[cand[i]] * size;
+        double t = d->pending_cost / gx__dev_slots(d) + (double)ks->dev_rate[cand[i]] * size;
         double load = load_of(d);
         if (i == 0 || t < bt || (t == bt && load < bl)) best = cand[i], bt = t, bl = load;
     }
@@ -101,4 +98,12 @@ const gx__placer *gx__placer_find(const char *name) {
     return NULL;
 }
 
-const char *gx__placer_names(void) { return "least_loaded, round_robin, memory_best_fit, perf_model"; }
+void gx__placer_names(char *buf, size_t cap) {
+    size_t l = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < sizeof placers / sizeof placers[0] && l < cap; i++) {
+        int n = snprintf(buf + l, cap - l, "%s%s", i ? ", " : "", placers[i].name);
+        if (n < 0) break;
+        l += (size_t)n;
+    }
+}

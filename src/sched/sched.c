@@ -224,7 +224,7 @@ int gx__tenant_new(gx_engine *e, const char *name, double weight, int max_runnin
 /* ---- queue operations ----------------------------------------------------- */
 
 /* Nothing queued (of any class), nothing placed or running. */
-static int tenant_idle(gx_engine *e, const gx__tenant *t) {
+int gx__tenant_idle(gx_engine *e, const gx__tenant *t) {
     if (t->running) return 0;
     for (int c = 0; c < e->ncls; c++)
         if (t->q[c].n) return 0;
@@ -239,11 +239,11 @@ static int tenant_idle(gx_engine *e, const gx__tenant *t) {
  * with it would take the machine from the others until it caught up. The
  * scan runs only on this transition. */
 static void level_if_idle(gx_engine *e, gx__tenant *t) {
-    if (!tenant_idle(e, t)) return;
+    if (!gx__tenant_idle(e, t)) return;
     double minkey = -1, minheld = -1;
     for (uint32_t i = 0; i < e->ntenants; i++) {
         const gx__tenant *o = &e->tenants[i];
-        if (o == t || tenant_idle(e, o)) continue;
+        if (o == t || gx__tenant_idle(e, o)) continue;
         /* without the estimates of its jobs still running: work not done
          * is no usage to be level with (a newcomer took on a long running
          * job's whole cost, and half its share for as long as it ran) */
