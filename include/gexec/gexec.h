@@ -224,6 +224,10 @@ typedef struct gx_tenant_info {
     int default_priority;     /* of its jobs that set none */
 } gx_tenant_info;
 int gx_tenant_get(gx_engine *e, const char *name, gx_tenant_info *out);
+/* Only the tenant's default priority (gx_tenant_get's default_priority,
+ * without the usage it also computes): what each submission that sets no
+ * priority needs. GX_ENOTFOUND for an unknown tenant. */
+int gx_tenant_default_priority(gx_engine *e, const char *name, int *prio);
 /* Up to cap tenants in creation order; *n gets how many exist in all. */
 int gx_tenant_list(gx_engine *e, gx_tenant_info *out, size_t cap, size_t *n);
 

@@ -114,8 +114,7 @@ static void prepare_job(gx_service *s, gx_http_req *r, json_t *obj, gx__admit *a
          * keeps (a restore or re-queue of a spec without one takes the
          * row's, not the default of then); once a request */
         if (!a->have_prio) {
-            gx_tenant_info ti;
-            a->prio = gx_tenant_get(s->engine, r->ctx.tenant, &ti) ? 0 : ti.default_priority;
+            if (gx_tenant_default_priority(s->engine, r->ctx.tenant, &a->prio)) a->prio = 0;
             a->have_prio = 1;
         }
         a->jobs[i].spec.priority = a->prio;
@@ -140,11 +139,19 @@ static gx__admit *admit_new(gx_service *s, gx_http_req *r, size_t n, int batch) 
     a->req = r;
     a->n = n;
     a->batch = batch;
-    a->jobs = calloc(n ? n : 1, sizeof *a->jobs);
-    a->codes = calloc(n ? n : 1, sizeof *a->codes);
-    a->errs = calloc(n ? n : 1, sizeof *a->errs);
-    a->ids = calloc(n ? n : 1, sizeof *a->ids);
-    a->dup = calloc(n ? n : 1, sizeof *a->dup);
+    if (n == 1) {
+        a->jobs = &a->one.job;
+        a->codes = &a->one.code;
+        a->errs = &a->one.err;
+        a->ids = &a->one.id;
+        a->dup = &a->one.dup;
+    } else {
+        a->jobs = calloc(n ? n : 1, sizeof *a->jobs);
+        a->codes = calloc(n ? n : 1, sizeof *a->codes);
+        a->errs = calloc(n ? n : 1, sizeof *a->errs);
+        a->ids = calloc(n ? n : 1, sizeof *a->ids);
+        a->dup = calloc(n ? n : 1, sizeof *a->dup);
+    }
     if (!a->jobs || !a->codes || !a->errs || !a->ids || !a->dup) {
         gx__admit_free(a);
         return NULL;

@@ -127,15 +127,19 @@ void gx__admit_free(gx__admit *a) {
         gx_jobreq_free(&a->jobs[i]);
     }
     for (size_t i = 0; a->labels && i < a->total; i++) free(a->labels[i]);
-    free(a->labels);
-    free(a->rows);
-    free(a->res);
-    free(a->kname);
-    free(a->jobs);
-    free(a->codes);
-    free(a->errs);
-    free(a->ids);
-    free(a->dup);
+    if (a->jobs != &a->one.job) { /* else all of them are in place (a->one) */
+        free(a->jobs);
+        free(a->codes);
+        free(a->errs);
+        free(a->ids);
+        free(a->dup);
+    }
+    if (a->rows != &a->one.row) {
+        free(a->labels);
+        free(a->rows);
+        free(a->res);
+        free(a->kname);
+    }
     free(a->order);
     free(a->same);
     free(a);
@@ -361,10 +365,17 @@ static int admit_rows(gx_service *s, gx__admit *a) {
     for (size_t i = 0; i < a->n; i++) total += !a->codes[i];
     a->total = total;
     if (!total) return 0;
-    a->rows = calloc(total, sizeof *a->rows);
-    a->res = calloc(total, sizeof *a->res);
-    a->labels = calloc(total, sizeof *a->labels);
-    a->kname = calloc(total, sizeof *a->kname);
+    if (a->jobs == &a->one.job) { /* total is 1 */
+        a->rows = &a->one.row;
+        a->res = &a->one.res;
+        a->labels = &a->one.label;
+        a->kname = &a->one.kname;
+    } else {
+        a->rows = calloc(total, sizeof *a->rows);
+        a->res = calloc(total, sizeof *a->res);
+        a->labels = calloc(total, sizeof *a->labels);
+        a->kname = calloc(total, sizeof *a->kname);
+    }
     if (!a->rows || !a->res || !a->labels || !a->kname) {
         for (size_t i = 0; i < a->n; i++)
             if (!a->codes[i]) a->codes[i] = gx_error_set(&a->errs[i], GX_ENOMEM, NULL, "out of memory");

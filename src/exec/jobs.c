@@ -523,7 +523,6 @@ static void tenant_info(gx_engine *e, uint32_t tid, gx_tenant_info *o) {
 
 int gx_tenant_get(gx_engine *e, const char *name, gx_tenant_info *o) {
     if (!e || !name || !o) return GX_EINVAL;
-    if (!name || !o) return GX_EINVAL;
     pthread_mutex_lock(&e->mu);
     uint64_t tid;
     int rc = GX_ENOTFOUND;
@@ -533,6 +532,16 @@ int gx_tenant_get(gx_engine *e, const char *name, gx_tenant_info *o) {
     }
     pthread_mutex_unlock(&e->mu);
     return rc;
+}
+
+int gx_tenant_default_priority(gx_engine *e, const char *name, int *prio) {
+    if (!e || !name || !prio) return GX_EINVAL;
+    pthread_mutex_lock(&e->mu);
+    uint64_t tid;
+    int found = gx__hmap_get(&e->tenant_ix, name, strlen(name), &tid);
+    if (found) *prio = e->tenants[tid].default_priority;
+    pthread_mutex_unlock(&e->mu);
+    return found ? 0 : GX_ENOTFOUND;
 }
 
 int gx_tenant_list(gx_engine *e, gx_tenant_info *out, size_t cap, size_t *n) {

@@ -1070,6 +1070,10 @@ static void tenant_default_priority(void **st) {
     gx_tenant_info ti;
     assert_int_equal(gx_tenant_get(e, "dp", &ti), 0);
     assert_int_equal(ti.default_priority, 50);
+    int prio = 0;
+    assert_int_equal(gx_tenant_default_priority(e, "dp", &prio), 0);
+    assert_int_equal(prio, 50);
+    assert_int_equal(gx_tenant_default_priority(e, "nobody", &prio), GX_ENOTFOUND);
     const int set[] = {GX_PRIORITY_TENANT, 0, -3}, want[] = {50, 0, -3};
     for (int i = 0; i < 3; i++) {
         gx_job_spec s;
