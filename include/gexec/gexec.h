@@ -301,10 +301,12 @@ typedef struct gx_job_spec {
     int nlabels;
     int attempts_done;           /* attempts already made (restoring a job
                                     after a restart); 0 for new jobs */
-    int attempt_base;            /* restoring a job an operator re-queued:
-                                    the attempts made before the re-queue;
-                                    its budget of max_attempts counts from
-                                    there, as live (0 = from the start) */
+    int attempt_base;            /* restoring a job: the attempts made
+                                    that use none of its max_attempts
+                                    (those before an operator's re-queue,
+                                    those a device fault or a restart cut
+                                    short); its budget counts from there,
+                                    as live (0 = from the start) */
     int attempt_floor;           /* restoring a job a restart moved back to
                                     the queue: the attempt number its store
                                     record holds (attempts_done + 1; it

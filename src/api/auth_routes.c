@@ -358,12 +358,19 @@ int gx__h_key_create(void *app, gx_http_req *r) {
     }
     char secret[GX_AUTH_SECRET_LEN], id[GX_AUTH_KEY_ID_LEN];
     gx_error e;
+    /* the key's tenant is stored before the key: a key whose tenant the
+     * store did not keep could submit jobs that the next start refused */
+    if (gx_tenant_name_new_valid(tenant) && gx__svc_tenant_ensure(s, tenant, &e)) {
+        json_decref(j);
+        gx_http_error(r, 503, e.code ? e.code : GX_ESTORE, "tenant", "the key's tenant %s could not be stored (%s); no key was made",
+                      tenant, e.message);
+        return 0;
+    }
     int rc = gx_auth_key_create(s->keys, tenant, role, expires, label, secret, id, &e);
     if (rc) {
         json_decref(j);
         return reply_gx(r, &e);
     }
-    gx__svc_tenant_ensure(s, tenant);
     char target[64], detail[160];
     snprintf(target, sizeof target, "key/%s", id);
     snprintf(detail, sizeof detail, "tenant=%.63s role=%s", tenant, gx_auth_role_name(role));

@@ -1280,8 +1280,27 @@ typedef struct restore_ctx {
     int *nck;        /* [cap] */
     size_t n, cap;
     int64_t restored, failed, resumed;
+    gx__hmap failed_ids; /* jobs the restore failed: their dependents fail too */
     gx_error *err;   /* the restore's: why it stopped */
 } restore_ctx;
+
+/* Record a restored job as failed (and so its dependents later). */
+static void restore_fail(restore_ctx *rc, gx_job_id id, int attempt, int code, const char *msg) {
+    rc->failed++;
+    gx__hmap_put(&rc->failed_ids, &id, sizeof id, 1);
+    gx_store_update u = {.id = id, .state = GX_JOB_FAILED, .attempt = attempt,
+                         .set = GX_STORE_SET_END | GX_STORE_SET_ERROR, .end_ns = gx__wall_ns(),
+                         .error_code = code, .error = msg};
+    gx_store_update_jobs(rc->s->store, &u, 1, 0, NULL, NULL);
+}
+
+/* The first of a spec's dependencies that the restore failed, or 0. */
+static gx_job_id restore_failed_dep(const restore_ctx *rc, const gx_job_id *deps, int ndeps) {
+    uint64_t v;
+    for (int i = 0; i < ndeps; i++)
+        if (gx__hmap_get(&rc->failed_ids, &deps[i], sizeof deps[i], &v)) return deps[i];
+    return 0;
+}
 
 static void restore_flush(restore_ctx *rc) {
     if (!rc->n) return;
@@ -1295,13 +1314,18 @@ static void restore_flush(restore_ctx *rc) {
                 rc->restored++;
                 continue;
             }
-            rc->failed++;
             /* the attempt its store record holds (see restore_one) */
             int stored = rc->specs[i].attempt_floor ? rc->specs[i].attempt_floor : rc->specs[i].attempts_done;
-            gx_store_update u = {.id = rc->specs[i].id, .state = GX_JOB_FAILED, .attempt = stored,
-                                 .set = GX_STORE_SET_END | GX_STORE_SET_ERROR, .end_ns = gx__wall_ns(),
-                                 .error_code = codes[i], .error = errs[i].message};
-            gx_store_update_jobs(rc->s->store, &u, 1, 0, NULL, NULL);
+            /* refused for a dependency refused before it (in id order):
+             * that one failed, it does exist */
+            gx_job_id d = restore_failed_dep(rc, rc->specs[i].deps, rc->specs[i].ndeps);
+            if (d) {
+                char msg[64];
+                snprintf(msg, sizeof msg, "dependency %llu failed", (unsigned long long)d);
+                restore_fail(rc, rc->specs[i].id, stored, GX_EDEPFAILED, msg);
+            } else {
+                restore_fail(rc, rc->specs[i].id, stored, codes[i], errs[i].message);
+            }
         }
     }
     for (size_t i = 0; i < rc->n; i++) {
@@ -1365,20 +1389,26 @@ static void restore_blame(gx_service *s, gx_job_id id, gx_jobreq *jr, gx_job_spe
     gx_store_free(ev);
 }
 
-/* The attempts a job had made when an operator last re-queued it (its
- * "re-queued by" event is of the attempt after them), or 0. */
-static int requeue_base(gx_service *s, gx_job_id id) {
+/* Of the done attempts of a restored job, those that use none of its
+ * budget: the attempts before an operator last re-queued it (its
+ * "re-queued by" event is of the attempt after them), and after that
+ * every attempt that did not fail for its own reasons (a failure of its
+ * own retries, with a retrying event; a device fault re-queues it
+ * directly, and a restart cuts the attempt short), as live. */
+static int budget_base(gx_service *s, gx_job_id id, int done) {
     gx_store_event *ev = NULL;
     size_t n = 0;
-    int base = 0;
     if (gx_store_job_events(s->store, id, &ev, &n, NULL)) return 0;
+    size_t from = 0;
     for (size_t i = n; i-- > 0;)
         if (ev[i].state == GX_JOB_QUEUED && ev[i].error && !strncmp(ev[i].error, GX_SVC_REQUEUE_NOTE, strlen(GX_SVC_REQUEUE_NOTE))) {
-            base = ev[i].attempt - 1;
+            from = i;
             break;
         }
+    int own = 0;
+    for (size_t i = from; i < n; i++) own += ev[i].state == GX_JOB_RETRYING;
     gx_store_free(ev);
-    return base > 0 ? base : 0;
+    return done - own > 0 ? done - own : 0;
 }
 
 static int restore_one(void *ctx, const gx_store_job *job) {
@@ -1388,12 +1418,23 @@ static int restore_one(void *ctx, const gx_store_job *job) {
     gx_jobreq *jr = &rc->reqs[rc->n];
     gx_error err;
     gx_error_clear(&err);
-    json_t *obj = json_loads(job->spec_json, 0, NULL);
     char tenant[64];
     snprintf(tenant, sizeof tenant, "%s", job->tenant);
+    /* a job's tenant is stored before its job; one that is not (a key made
+     * while the store failed, before that was refused) is made again
+     * rather than its jobs refused by name */
+    if (gx__svc_tenant_ensure(s, tenant, &err))
+        return gx_error_set(rc->err, err.code, NULL, "restoring job %llu: its tenant %s: %s",
+                            (unsigned long long)job->id, tenant, err.message);
+    json_t *obj = json_loads(job->spec_json, 0, NULL);
     int code = obj ? gx_jobreq_decode(obj, tenant, gx__svc_blob_load, s, 0, 0, NULL, jr, &err)
                    : gx_error_set(&err, GX_EFORMAT, NULL, "stored spec is not JSON");
     json_decref(obj);
+    /* an input blob whose bytes are missing or damaged (its field is the
+     * blob's: inputs.NAME.blob) fails this job alone, as documented; the
+     * upload and a requeue run it again */
+    size_t fl = strlen(err.field);
+    int blob_damage = code == GX_ESTORE && fl >= 4 && !strcmp(err.field + fl - 4, "blob");
     if (!code) {
         /* spec.tenant points at our stack buffer: re-point into the json */
         jr->spec.tenant = NULL;
@@ -1406,21 +1447,19 @@ static int restore_one(void *ctx, const gx_store_job *job) {
         /* dependencies that ended before the restart */
         code = gx__svc_resolve_deps(s, jr, NULL, 1, &err);
     }
-    if (code == GX_ESTORE) {
-        /* a dependency could not be read: the store fails now, and this
-         * job is no more failed than any other; the start fails (exit 1,
-         * a restart tries again) rather than decide its fate on it */
+    if (code == GX_ESTORE && !blob_damage) {
+        /* the store cannot be read now (a dependency, a blob's record):
+         * this job is no more failed than any other; the start fails
+         * (exit 1, a restart tries again) rather than decide its fate on it */
         gx_jobreq_free(jr);
         return gx_error_set(rc->err, GX_ESTORE, NULL, "restoring job %llu: %s", (unsigned long long)job->id,
                             err.message);
     }
+    gx_job_id fdep = code ? 0 : restore_failed_dep(rc, jr->spec.deps, jr->spec.ndeps);
+    if (fdep) code = gx_error_set(&err, GX_EDEPFAILED, "depends_on", "dependency %llu failed", (unsigned long long)fdep);
     if (code) {
         gx_jobreq_free(jr);
-        rc->failed++;
-        gx_store_update u = {.id = job->id, .state = GX_JOB_FAILED, .attempt = job->attempt,
-                             .set = GX_STORE_SET_END | GX_STORE_SET_ERROR, .end_ns = gx__wall_ns(),
-                             .error_code = code, .error = err.message};
-        gx_store_update_jobs(s->store, &u, 1, 0, NULL, NULL);
+        restore_fail(rc, job->id, job->attempt, code, err.message);
         return 0;
     }
     rc->specs[rc->n] = jr->spec;
@@ -1436,11 +1475,10 @@ static int restore_one(void *ctx, const gx_store_job *job) {
         rc->specs[rc->n].attempt_floor = job->attempt; /* its final events before it runs */
     }
     rc->specs[rc->n].attempts_done = done;
-    /* a job past its first attempt may have been re-queued by an operator
-     * (a fresh budget from that attempt on): its events say from where.
-     * Only such jobs are looked at, so a big restore of new jobs reads no
-     * events. */
-    if (job->attempt >= 2) rc->specs[rc->n].attempt_base = requeue_base(s, job->id);
+    /* a job past its first attempt may have made attempts that use none
+     * of its budget: its events say which. Only such jobs are looked at,
+     * so a big restore of new jobs reads no events. */
+    if (done >= 1) rc->specs[rc->n].attempt_base = budget_base(s, job->id, done);
     rc->specs[rc->n].restored = 1; /* no second queued (or waiting) event */
     rc->specs[rc->n].stored_state = job->state;
     rc->specs[rc->n].submitted_ns = job->submit_ns;
@@ -1467,6 +1505,7 @@ static int restore(gx_service *s, gx_error *err) {
     int64_t t0 = gx__now_ns(), requeued = 0;
     int code = gx_store_load_unfinished(s->store, restore_one, &rc, &requeued, err);
     restore_flush(&rc);
+    gx__hmap_free(&rc.failed_ids);
     free(rc.specs);
     free(rc.reqs);
     free(rc.ck);

@@ -351,8 +351,9 @@ int gx__svc_tenants_load(gx_service *s, gx_error *err);
  * back into the engine at start. */
 void gx__svc_usage_save(gx_service *s);
 void gx__svc_usage_load(gx_service *s);
-/* Create a tenant (default quotas) unless it exists. */
-void gx__svc_tenant_ensure(gx_service *s, const char *name);
+/* Create a tenant (default quotas) unless it exists, in the store, then
+ * the engine: 0, or the error (GX_ESTORE: not stored, not created). */
+int gx__svc_tenant_ensure(gx_service *s, const char *name, gx_error *err);
 /* Check an admission's jobs against the caller's tenant quotas that refuse
  * (max_queued, device-seconds per hour), all or nothing: 0 (reserved, the
  * reservation ends with gx__admit_free), or -1 with the 429 sent. */

@@ -253,23 +253,27 @@ void gx__svc_usage_load(gx_service *s) {
             if (!isfinite(sec) || sec <= 0 || sec > 3600.0 * 1e6 || age < 0 || age > HOUR_NS) continue;
             sl[ns++] = (gx_usage_slice){age + since, sec};
         }
-        gx__svc_tenant_ensure(s, tenant);
+        gx_error te;
+        if (gx__svc_tenant_ensure(s, tenant, &te)) GX_LOGW("quota: tenant %s not restored: %s", tenant, te.message);
         if (gx_tenant_hour_import(s->engine, tenant, sl, ns)) GX_LOGW("quota: tenant %s not restored", tenant);
     }
     free(sl);
     gx_store_free(v);
 }
 
-void gx__svc_tenant_ensure(gx_service *s, const char *name) {
-    gx_tenant_info ti;
-    if (!gx_tenant_get(s->engine, name, &ti)) return;
+int gx__svc_tenant_ensure(gx_service *s, const char *name, gx_error *err) {
+    int prio;
+    if (!gx_tenant_default_priority(s->engine, name, &prio)) return 0;
+    /* stored first: a tenant only the engine knew was gone at the next
+     * start, and its jobs with it (refused by name at the restore) */
+    gx_store_tenant st = {.name = name, .weight = 1};
+    int rc = gx_store_tenant_upsert(s->store, &st, err);
+    if (rc) return rc;
     quotas none;
     memset(&none, 0, sizeof none);
     gx_tenant_opts to;
     engine_opts(s, name, 1, &none, &to);
-    if (gx_tenant_add(s->engine, &to, NULL, NULL)) return;
-    gx_store_tenant st = {.name = name, .weight = 1};
-    gx_store_tenant_upsert(s->store, &st, NULL);
+    return gx_tenant_add(s->engine, &to, NULL, err);
 }
 
 /* ---- POST /v1/tenants -------------------------------------------------- */

@@ -514,7 +514,7 @@ static void complete(gx_engine *e, gx__device *d, run_item *it, const gx_call_re
         gx__timer_set(e, j, gx__now_ns() + backoff_ns(e, j->attempts));
         return;
     }
-    int state = retryable && j->max_attempts > 1 ? GX_JOB_DEAD : GX_JOB_FAILED;
+    int state = retryable && j->budget > 1 ? GX_JOB_DEAD : GX_JOB_FAILED; /* no retry to use up: failed */
     char full[300];
     if (state == GX_JOB_DEAD)
         snprintf(full, sizeof full, "gave up after %d attempts; last error: %s", j->attempts, msg);

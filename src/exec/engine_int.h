@@ -47,6 +47,10 @@ typedef struct gx__job {
     uint8_t state;        /* gx_job_state */
     int8_t priority;
     uint8_t attempts, max_attempts;
+    uint8_t budget;       /* its own max_attempts (the spec's or kernel's): dead
+                             or failed when attempts run out; max_attempts
+                             grows past it by the attempts that were not
+                             its fault (device faults, restarts) */
     uint8_t attempt_floor; /* final events carry at least this attempt (gx_job_spec) */
     uint8_t cls;          /* GX__CLS_* (GX__CLS_DEV0 + d for one device) */
     uint8_t live;         /* slot in use */

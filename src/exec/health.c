@@ -130,6 +130,7 @@ static void requeue(gx_engine *e, gx__job *j, int rc, const char *msg, gx__evbuf
         return;
     }
     atomic_store(&j->cancel, 0); /* an abandoned call's cancel is not the job's */
+    if (j->max_attempts < 255) j->max_attempts++; /* not its fault: the attempt is not of its budget */
     e->tenants[j->tenant].queued++;
     gx__make_runnable(e, j, eb, 1);
     j->run_ns = 0; /* the faulted attempt's time is not the next end's */

@@ -263,8 +263,10 @@ static int add_dependent(gx__job *dep, gx_job_id id) {
  * it takes the place of a record of the same id (a re-queue), which is
  * counted and present now. Lock held. */
 static int admit_checks(gx_engine *e, uint64_t tid, const prep *p, gx_job_id id, int given, const gx_job_id *deps,
-                        int ndeps, int replacing, gx_error *err) {
-    int qrc = mem_quota_check(&e->tenants[tid], p->mem, p->mem_field, err);
+                        int ndeps, int replacing, int restoring, gx_error *err) {
+    /* a job accepted before its tenant's quota was lowered waits for it
+     * (tenant_memory), live and after a restart alike */
+    int qrc = restoring ? 0 : mem_quota_check(&e->tenants[tid], p->mem, p->mem_field, err);
     if (qrc) return qrc;
     if ((uint64_t)e->live_jobs - (replacing ? 1 : 0) >= e->o.max_jobs)
         return gx_error_set(err, GX_ELIMIT, NULL, "the engine holds its maximum of %llu jobs",
@@ -310,7 +312,7 @@ static int insert(gx_engine *e, const gx_job_spec *s, prep *p, const gx_job_id *
         }
     }
     gx_job_id id = s->id ? s->id : e->next_id;
-    int crc = admit_checks(e, tid, p, id, s->id != 0, deps, ndeps, 0, err);
+    int crc = admit_checks(e, tid, p, id, s->id != 0, deps, ndeps, 0, s->restored, err);
     if (crc) return crc;
     gx__job *j = gx__job_alloc(e, id);
     if (!j) return gx_error_set(err, GX_ENOMEM, NULL, "out of memory for a job record");
@@ -318,6 +320,7 @@ static int insert(gx_engine *e, const gx_job_spec *s, prep *p, const gx_job_id *
     j->tenant = (uint32_t)tid;
     j->priority = (int8_t)(p->priority == GX_PRIORITY_TENANT ? e->tenants[tid].default_priority : p->priority);
     j->max_attempts = (uint8_t)p->max_attempts;
+    j->budget = (uint8_t)p->max_attempts;
     j->cls = (uint8_t)p->cls;
     j->bound = p->b;
     j->mem = p->mem;
@@ -462,7 +465,7 @@ static int requeue_checks(gx_engine *e, const gx_job_spec *s, const prep *p, int
             return gx_error_set(err, GX_EEXIST, "idempotency_key", "another job (%llu) holds the idempotency key",
                                 (unsigned long long)orig);
     }
-    return admit_checks(e, tid, p, s->id, 1, s->deps, s->ndeps, replacing, err);
+    return admit_checks(e, tid, p, s->id, 1, s->deps, s->ndeps, replacing, 0, err);
 }
 
 int gx_job_requeue(gx_engine *e, const gx_job_spec *s, gx_error *err) {
