@@ -458,18 +458,37 @@ static int pattern_match(const char *pat, char *const *segs, int ns, const char 
     return k == ns;
 }
 
-int gx_http_route_match(const gx_route *routes, int nroutes, const char *method, const char *path, char *buf,
-                        size_t bufcap, const gx_route **out, const char **params, int *nparams, char *allow,
-                        size_t allowcap) {
-    if (path && strlen(path) >= bufcap) return 404; /* longer than any route: not cut to one */
+/* path split into its segments in buf (bufcap bytes): how many, or -1
+ * when longer or deeper than any route. */
+static int split_path(const char *path, char *buf, size_t bufcap, char *segs[16]) {
+    if (path && strlen(path) >= bufcap) return -1; /* longer than any route: not cut to one */
     gx_str_copy(buf, bufcap, path);
-    char *segs[16];
     int ns = 0;
     char *save;
     for (char *s = strtok_r(buf, "/", &save); s; s = strtok_r(NULL, "/", &save)) {
-        if (ns == 16) return 404; /* deeper than any route */
+        if (ns == 16) return -1; /* deeper than any route */
         segs[ns++] = s;
     }
+    return ns;
+}
+
+const char *gx_http_path_pattern(const gx_route *routes, int nroutes, const char *path) {
+    char buf[512], *segs[16];
+    int ns = path ? split_path(path, buf, sizeof buf, segs) : -1;
+    for (int i = 0; ns >= 0 && i < nroutes; i++) {
+        const char *cap[GX_HTTP_MAX_PARAMS];
+        int n = 0;
+        if (pattern_match(routes[i].pattern, segs, ns, cap, &n)) return routes[i].pattern;
+    }
+    return NULL;
+}
+
+int gx_http_route_match(const gx_route *routes, int nroutes, const char *method, const char *path, char *buf,
+                        size_t bufcap, const gx_route **out, const char **params, int *nparams, char *allow,
+                        size_t allowcap) {
+    char *segs[16];
+    int ns = split_path(path, buf, bufcap, segs);
+    if (ns < 0) return 404;
     int path_found = 0;
     if (allowcap) allow[0] = '\0';
     /* HEAD is GET without the body: libmicrohttpd sends the headers only */
@@ -903,6 +922,10 @@ static void completed_cb(void *cls, struct MHD_Connection *conn, void **con_cls,
     if (!r) return;
     priv_t *p = r->priv;
     if (srv->o.on_done && p->dispatched) {
+        /* a request refused before its route was taken (a method the path
+         * lacks, a refusal on its headers) is counted under its path's
+         * route when it has one */
+        r->route_label = r->route ? r->route->pattern : gx_http_path_pattern(srv->o.routes, srv->o.nroutes, r->path);
         struct timespec t1;
         clock_gettime(CLOCK_MONOTONIC, &t1);
         double secs = (double)(t1.tv_sec - p->t0.tv_sec) + (double)(t1.tv_nsec - p->t0.tv_nsec) / 1e9;

@@ -50,6 +50,9 @@ struct gx_http_req {
     const char *method;
     const char *path;
     const gx_route *route;          /* matched route */
+    const char *route_label;        /* for metrics, when the request ends: route's
+                                       pattern, or one of its path's (a 405, a
+                                       refusal on the headers); NULL: no route */
     const char *params[GX_HTTP_MAX_PARAMS]; /* captured path segments */
     int nparams;
     const char *body;               /* the whole body ("" when none), NUL-terminated */
@@ -167,6 +170,9 @@ void gx_http_stream_heartbeat(gx_http_stream *s, const char *line);
 int gx_http_route_match(const gx_route *routes, int nroutes, const char *method, const char *path, char *buf,
                         size_t bufcap, const gx_route **out, const char **params, int *nparams, char *allow,
                         size_t allowcap);
+/* The pattern of the first route whose path matches path, whatever its
+ * method; NULL when none does. */
+const char *gx_http_path_pattern(const gx_route *routes, int nroutes, const char *path);
 
 /* HTTP status for a GX_E* code at the API edge. */
 int gx_http_status_for(int code);

@@ -302,6 +302,14 @@ static void sub_free(void *ctx) {
 }
 
 void gx__svc_subscribe(gx_service *s, gx_http_req *r, const gx__sub_filter *f, const gx__sub_resume *from) {
+    if (!strcmp(r->method, "HEAD")) {
+        /* the stream's headers alone: libmicrohttpd still ends a stream's
+         * chunked body (0 CRLF CRLF) after a HEAD's headers, 5 bytes that a
+         * keep-alive client read as the start of its next answer */
+        gx_http_reply(r, 200, "text/event-stream", NULL, 0);
+        gx_http_header_add(r, "Cache-Control", "no-cache");
+        return;
+    }
     gx__sub *sb = calloc(1, sizeof *sb);
     if (!sb) {
         gx_http_error(r, 503, GX_ENOMEM, NULL, "out of memory");

@@ -259,7 +259,7 @@ void gx__svc_http_done(void *app, const gx_http_req *r, double seconds) {
         gx_log(lvl, r->request_id, "%s %s %d %.3f ms tenant=%s from=%s", r->method, r->path, r->status, seconds * 1e3,
                r->ctx.tenant, r->remote);
     if (!s->m) return;
-    const char *route = r->route ? r->route->pattern : "unmatched";
+    const char *route = r->route_label ? r->route_label : "unmatched";
     char status[8];
     snprintf(status, sizeof status, "%d", r->status);
     gx_counter_inc(gx_metrics_series(s->m->std.http_requests, route, status));

@@ -497,6 +497,30 @@ static void expect_continue(void **st) {
     close(fd);
 }
 
+/* HEAD on the event stream is its headers alone: libmicrohttpd ended the
+ * (empty) chunked body after them, and on a keep-alive connection those 5
+ * bytes ("0\r\n\r\n") came before the next request's answer. */
+static void head_on_a_stream_has_no_body(void **st) {
+    (void)st;
+    int fd = tu_connect(D.port, 5000);
+    assert_true(fd >= 0);
+    char req[512], out[8192];
+    int n = snprintf(req, sizeof req,
+                     "HEAD /v1/events HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer %s\r\n\r\n"
+                     "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
+                     D.key);
+    assert_int_equal(send(fd, req, (size_t)n, MSG_NOSIGNAL), n);
+    size_t got = 0;
+    for (ssize_t k; got + 1 < sizeof out && (k = recv(fd, out + got, sizeof out - 1 - got, 0)) > 0;) got += (size_t)k;
+    out[got] = '\0';
+    close(fd);
+    assert_true(!strncmp(out, "HTTP/1.1 200", 12));
+    assert_non_null(strstr(out, "text/event-stream"));
+    const char *second = strstr(out, "\r\n\r\n");
+    assert_non_null(second);
+    if (strncmp(second + 4, "HTTP/1.1 200", 12)) fail_msg("after the HEAD's headers: %.40s", second + 4);
+}
+
 /* Lines of a file that hold all of the strings a and b. */
 static int lines_with(const char *path, const char *a, const char *b) {
     FILE *f = fopen(path, "r");
@@ -928,6 +952,7 @@ int main(void) {
         cmocka_unit_test(revoked_key_streams_end),
         cmocka_unit_test(expired_key_streams_end),
         cmocka_unit_test(expect_continue),
+        cmocka_unit_test(head_on_a_stream_has_no_body),
         cmocka_unit_test(refused_requests_limited),
         cmocka_unit_test(audit_records),
         cmocka_unit_test(audit_pages_across_rotation),

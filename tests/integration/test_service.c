@@ -643,10 +643,28 @@ static void catalog_devices_health_metrics(void **st) {
     REQ("GET", "/readyz", NULL, &r);
     assert_int_equal(r.status, 200);
     it_resp_free(&r);
+    /* refused before the route was taken: counted under the path's route
+     * (they were "unmatched"), the 405 with its Allow, the 415 on its
+     * headers; a path no route has stays unmatched */
+    REQ("PUT", "/v1/jobs/77", "{}", &r);
+    assert_int_equal(r.status, 405);
+    it_resp_free(&r);
+    {
+        const char *hdr[] = {"Content-Encoding: gzip", NULL};
+        assert_int_equal(it_req_ex(&D, "POST", "/v1/jobs", "{}", 2, NULL, hdr, &r), 0);
+        assert_int_equal(r.status, 415);
+        it_resp_free(&r);
+    }
+    REQ("GET", "/v1/nothing/here", NULL, &r);
+    assert_int_equal(r.status, 404);
+    it_resp_free(&r);
     REQ("GET", "/metrics", NULL, &r);
     assert_int_equal(r.status, 200);
     assert_non_null(strstr(r.body, "gexec_jobs_finished_total{state=\"succeeded\""));
     assert_non_null(strstr(r.body, "gexec_http_requests_total{route=\"/v1/jobs\""));
+    assert_non_null(strstr(r.body, "gexec_http_requests_total{route=\"/v1/jobs/{id}\",status=\"405\"}"));
+    assert_non_null(strstr(r.body, "gexec_http_requests_total{route=\"/v1/jobs\",status=\"415\"}"));
+    assert_non_null(strstr(r.body, "gexec_http_requests_total{route=\"unmatched\",status=\"404\"}"));
     assert_non_null(strstr(r.body, "gexec_store_commit_seconds_bucket"));
     /* the store's own counts: earlier tests committed jobs and their
      * state changes, so there are transactions, and at least one row each */
