@@ -748,6 +748,18 @@ static int h_blob_put(void *app, gx_http_req *r) {
     }
     char id[GX_STORE_BLOB_ID_LEN];
     int rc = gx_store_blob_put(s->store, r->ctx.tenant, r->body, r->body_len, id, &err);
+    if (rc && gx_http_status_for(rc) >= 500) {
+        /* the server's side: its paths stay in its log, and no field of the
+         * request is at fault; the client gets the cause (the system's
+         * words after the path: "No space left on device") */
+        gx_array_unref(a);
+        GX_LOGW("%s: blob upload not stored: %s", r->request_id, err.message);
+        const char *cause = strrchr(err.message, ':');
+        if (cause) cause += strspn(cause, ": ");
+        gx_http_error(r, gx_http_status_for(rc), rc, NULL, "the blob could not be stored (%s); nothing was kept, retry",
+                      cause && *cause ? cause : gx_strerror(rc));
+        return 0;
+    }
     if (rc) {
         gx_array_unref(a);
         return reply_err(r, &err);
