@@ -484,7 +484,7 @@ static long state_mask(const char *s) {
         }
         t += n + (t[n] == ',');
     }
-    return m;
+    return m ? (long)m : -1; /* only commas: no state named, not "any state" */
 }
 
 /* Label filters a query may give (label=key=value, repeated). */

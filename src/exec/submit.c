@@ -391,6 +391,7 @@ static int insert(gx_engine *e, const gx_job_spec *s, prep *p, const gx_job_id *
     /* a restored job coming back in the state its store holds: that event
      * is recorded already (its history would show it twice) */
     int quiet = s->restored && s->stored_state == (j->deps_pending ? GX_JOB_WAITING : GX_JOB_QUEUED);
+    size_t n0 = eb ? eb->n : 0;
     if (j->deps_pending) {
         j->state = GX_JOB_WAITING;
         if (!quiet) gx__ev_push(e, eb, j);
@@ -400,6 +401,11 @@ static int insert(gx_engine *e, const gx_job_spec *s, prep *p, const gx_job_id *
         if (s->restored && s->stored_state == GX_JOB_WAITING) j->state = GX_JOB_WAITING;
         gx__make_runnable(e, j, eb, !quiet);
     }
+    /* the submission's own event has the job's submit time (the stored
+     * one, when the caller gave it), as its stored event and submitted_at
+     * have: the stream showed the time of the engine's insert after it */
+    for (size_t i = n0; eb && !s->restored && i < eb->n; i++)
+        if (!eb->ev[i].released && eb->ev[i].attempt == 0) eb->ev[i].time_ns = gx__to_wall(e, j->submit_ns);
     return 0;
 }
 

@@ -342,6 +342,36 @@ static void ids_present_and_increasing(void **st) {
     sse_close(s);
 }
 
+/* A submission's queued event has the job's submit time, as its stored
+ * event and submitted_at have (the stream had the engine's insert time,
+ * a few ms later). */
+static void queued_event_has_submit_time(void **st) {
+    (void)st;
+    sse *s = sse_open(&D, NULL, "/v1/events?state=queued", NULL, 0);
+    sse_first(s);
+    char ids[3][40];
+    submit_n(&D, NULL, "spin", 3, ids);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(sse_wait(s, "job", ids[i], 1, 10000), 1);
+        const ev *e = NULL;
+        for (size_t k = 0; k < s->n; k++)
+            if (strstr(s->evs[k].data, ids[i])) e = &s->evs[k];
+        json_t *d = json_loads(e->data, 0, NULL);
+        assert_non_null(d);
+        char path[96];
+        snprintf(path, sizeof path, "/v1/jobs/%s", json_string_value(json_object_get(d, "id")));
+        it_resp r;
+        assert_int_equal(it_req(&D, "GET", path, NULL, 0, NULL, &r), 0);
+        const char *stream_t = json_string_value(json_object_get(d, "time"));
+        if (!stream_t || strcmp(stream_t, it_str(&r, "submitted_at")))
+            fail_msg("job %s: queued at %s in the stream, submitted_at %s", path, stream_t ? stream_t : "(none)",
+                     it_str(&r, "submitted_at"));
+        it_resp_free(&r);
+        json_decref(d);
+    }
+    sse_close(s);
+}
+
 /* The job events of ref after seq whose data hold needle, in order, must
  * be exactly got's job events. */
 static void same_events(const sse *ref, uint64_t after, const char *needle, const sse *got, const char *what) {
@@ -657,6 +687,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(selftest_not_published), cmocka_unit_test(ids_present_and_increasing),
         cmocka_unit_test(resume_replays_missed),
+        cmocka_unit_test(queued_event_has_submit_time),
         cmocka_unit_test(replay_keeps_tenants_apart),
         cmocka_unit_test(after_malformed_is_400),
         cmocka_unit_test(lagging_client_gets_reset),

@@ -690,6 +690,7 @@ static const hcase CASES[] = {
     /* ---- query parameters ---------------------------------------------------------------- */
     G("list state bogus", "GET", "/v1/jobs?state=bogus", 400, "GX_EINVAL", "state", "unknown state"),
     G("list state one bad of two", "GET", "/v1/jobs?state=queued,bogus", 400, "GX_EINVAL", "state", "unknown state"),
+    G("list state commas only", "GET", "/v1/jobs?state=,,", 400, "GX_EINVAL", "state", "unknown state"),
     G("list state invalid UTF-8", "GET", "/v1/jobs?state=%ff", 400, "GX_EINVAL", "state", "unknown state"),
     G("list limit -1", "GET", "/v1/jobs?limit=-1", 400, "GX_EINVAL", "limit", "1..1000"),
     /* (after=abc read as 0, limit=5x as 5) */
@@ -712,6 +713,7 @@ static const hcase CASES[] = {
     G("events job 0", "GET", "/v1/events?job=0", 400, "GX_EINVAL", "job", "job id"),
     G("events job -1", "GET", "/v1/events?job=-1", 400, "GX_EINVAL", "job", "job id"),
     G("events state bogus", "GET", "/v1/events?state=bogus", 400, "GX_EINVAL", "state", "(queued, waiting, running"),
+    G("events state commas only", "GET", "/v1/events?state=%2C", 400, "GX_EINVAL", "state", "unknown state"),
     G("events state scheduled", "GET", "/v1/events?state=running,scheduled", 400, "GX_EINVAL", "state",
       "'scheduled' is not an event"),
     G("events state invalid UTF-8", "GET", "/v1/events?state=%c3%28", 400, "GX_EINVAL", "state", "unknown state"),
