@@ -709,6 +709,14 @@ static int h_events(void *app, gx_http_req *r) {
     gx__sub_resume from = {0};
     int resume = 0;
     const char *h = gx_http_header(r, "Last-Event-ID");
+    char idbuf[64];
+    if (h) { /* without the whitespace around it (RFC 9110 5.5: not part of the value) */
+        h += strspn(h, " \t");
+        size_t n = strlen(h);
+        while (n && (h[n - 1] == ' ' || h[n - 1] == '\t')) n--;
+        snprintf(idbuf, sizeof idbuf, "%.*s", (int)(n < sizeof idbuf ? n : sizeof idbuf - 1), h);
+        h = n < sizeof idbuf ? idbuf : "\x01"; /* longer than any id: malformed */
+    }
     if (h && *h) {
         resume = 1;
         from.malformed = gx__svc_event_id_parse(h, &from.boot, &from.seq) != 0;

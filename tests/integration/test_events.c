@@ -574,6 +574,14 @@ static void unusable_ids_reset(void **st) {
     assert_int_equal(sse_wait(again, "job", one, 3, 10000), 3);
     assert_int_equal(count(again, "reset", NULL), 0);
     sse_close(again);
+    /* whitespace around the header's value is not part of it */
+    char spaced[80];
+    snprintf(spaced, sizeof spaced, "%.60s \t", reset_id);
+    sse *ws = sse_open(&D, NULL, "/v1/events", spaced, 0);
+    submit_n(&D, NULL, "spin", 1, &one);
+    assert_int_equal(sse_wait(ws, "job", one, 3, 10000), 3);
+    assert_int_equal(count(ws, "reset", NULL), 0);
+    sse_close(ws);
     assert_true(metric(&D, "gexec_event_stream_resets_total{reason=\"too_old\"}") >= 1);
     assert_true(metric(&D, "gexec_event_stream_resets_total{reason=\"malformed\"}") >= 3);
     /* a restart: the ids of the run before are another run's */
