@@ -137,6 +137,10 @@ int gx_auth_keys_reload(gx_auth_keys *k, gx_error *err);
 int gx_auth_key_generate(char secret[GX_AUTH_SECRET_LEN], char id[GX_AUTH_KEY_ID_LEN],
                          gx_error *err);
 
+/* What gx_auth_key_create checks of a new key before it touches the
+ * database: 0, or GX_EINVAL naming the field. */
+int gx_auth_key_check(const char *tenant, int role, int64_t expires_ns, const char *label, gx_error *err);
+
 /* Create a key for tenant ([A-Za-z0-9_.-]{1,63}) with role (viewer..admin),
  * expiring at expires_ns (CLOCK_REALTIME ns; 0 = never; must be in the
  * future), labelled label (NULL = ""; at most GX_AUTH_LABEL_MAX bytes, no

@@ -358,11 +358,16 @@ int gx__h_key_create(void *app, gx_http_req *r) {
     }
     char secret[GX_AUTH_SECRET_LEN], id[GX_AUTH_KEY_ID_LEN];
     gx_error e;
-    /* the key's tenant is stored before the key: a key whose tenant the
-     * store did not keep could submit jobs that the next start refused */
-    if (gx_tenant_name_new_valid(tenant) && gx__svc_tenant_ensure(s, tenant, &e)) {
+    /* the key's tenant is made (stored first) before the key, once the key
+     * itself passes its checks: a key whose tenant the store did not keep
+     * could submit jobs that the next start refused */
+    if (gx_auth_key_check(tenant, role, expires, label, &e)) {
         json_decref(j);
-        gx_http_error(r, 503, e.code ? e.code : GX_ESTORE, "tenant", "the key's tenant %s could not be stored (%s); no key was made",
+        return reply_gx(r, &e);
+    }
+    if (gx__svc_tenant_ensure(s, tenant, &e)) {
+        json_decref(j);
+        gx_http_error(r, 503, e.code ? e.code : GX_ESTORE, "tenant", "the key's tenant %s could not be made (%s); no key was made",
                       tenant, e.message);
         return 0;
     }

@@ -1411,6 +1411,21 @@ static int budget_base(gx_service *s, gx_job_id id, int done) {
     return done - own > 0 ? done - own : 0;
 }
 
+/* The blob loader of a restore: notes when a blob's bytes are missing or
+ * damaged (the store's per-blob answer, field "blob"), which fails the
+ * job alone; any other store error (a failed read) stops the start. */
+typedef struct restore_blobs {
+    gx_service *s;
+    int damaged;
+} restore_blobs;
+
+static int restore_blob_load(void *ctx, const char *tenant, const char *id, gx_array **out, gx_error *err) {
+    restore_blobs *rb = ctx;
+    int rc = gx__svc_blob_load(rb->s, tenant, id, out, err);
+    if (rc == GX_ESTORE && !strcmp(err->field, "blob")) rb->damaged = 1;
+    return rc;
+}
+
 static int restore_one(void *ctx, const gx_store_job *job) {
     restore_ctx *rc = ctx;
     gx_service *s = rc->s;
@@ -1427,14 +1442,13 @@ static int restore_one(void *ctx, const gx_store_job *job) {
         return gx_error_set(rc->err, err.code, NULL, "restoring job %llu: its tenant %s: %s",
                             (unsigned long long)job->id, tenant, err.message);
     json_t *obj = json_loads(job->spec_json, 0, NULL);
-    int code = obj ? gx_jobreq_decode(obj, tenant, gx__svc_blob_load, s, 0, 0, NULL, jr, &err)
+    restore_blobs rb = {s, 0};
+    int code = obj ? gx_jobreq_decode(obj, tenant, restore_blob_load, &rb, 0, 0, NULL, jr, &err)
                    : gx_error_set(&err, GX_EFORMAT, NULL, "stored spec is not JSON");
     json_decref(obj);
-    /* an input blob whose bytes are missing or damaged (its field is the
-     * blob's: inputs.NAME.blob) fails this job alone, as documented; the
-     * upload and a requeue run it again */
-    size_t fl = strlen(err.field);
-    int blob_damage = code == GX_ESTORE && fl >= 4 && !strcmp(err.field + fl - 4, "blob");
+    /* an input blob whose bytes are missing or damaged fails this job
+     * alone, as documented; the upload and a requeue run it again */
+    int blob_damage = code == GX_ESTORE && rb.damaged;
     if (!code) {
         /* spec.tenant points at our stack buffer: re-point into the json */
         jr->spec.tenant = NULL;
@@ -1506,6 +1520,11 @@ static int restore(gx_service *s, gx_error *err) {
     int code = gx_store_load_unfinished(s->store, restore_one, &rc, &requeued, err);
     restore_flush(&rc);
     gx__hmap_free(&rc.failed_ids);
+    /* the jobs it failed are final in the store before the daemon is
+     * ready: a client reads them from there (the engine never held them) */
+    gx_error ferr;
+    if (!code && rc.failed && gx_store_flush(s->store, &ferr))
+        GX_LOGW("restore: recording the jobs that could not be restored: %s", ferr.message);
     free(rc.specs);
     free(rc.reqs);
     free(rc.ck);

@@ -497,6 +497,10 @@ static int check_new(const char *tenant, int role, int64_t expires_ns, const cha
     return 0;
 }
 
+int gx_auth_key_check(const char *tenant, int role, int64_t expires_ns, const char *label, gx_error *err) {
+    return check_new(tenant, role, expires_ns, label ? label : "", gx__wall_ns(), err);
+}
+
 int gx_auth_key_create(gx_auth_keys *k, const char *tenant, int role, int64_t expires_ns, const char *label,
                        char secret[GX_AUTH_SECRET_LEN], char id[GX_AUTH_KEY_ID_LEN], gx_error *err) {
     if (!label) label = "";

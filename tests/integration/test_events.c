@@ -353,10 +353,15 @@ static void queued_event_has_submit_time(void **st) {
     submit_n(&D, NULL, "spin", 3, ids);
     for (int i = 0; i < 3; i++) {
         assert_int_equal(sse_wait(s, "job", ids[i], 1, 10000), 1);
-        const ev *e = NULL;
-        for (size_t k = 0; k < s->n; k++)
-            if (strstr(s->evs[k].data, ids[i])) e = &s->evs[k];
-        json_t *d = json_loads(e->data, 0, NULL);
+        json_t *d = NULL; /* the event whose id is this job's (a needle may match inside a time) */
+        for (size_t k = 0; k < s->n && !d; k++) {
+            json_t *x = json_loads(s->evs[k].data, 0, NULL);
+            const char *xid = json_string_value(json_object_get(x, "id"));
+            char want[48];
+            snprintf(want, sizeof want, "\"id\":\"%s\"", xid ? xid : "");
+            if (xid && !strcmp(want, ids[i])) d = x;
+            else json_decref(x);
+        }
         assert_non_null(d);
         char path[96];
         snprintf(path, sizeof path, "/v1/jobs/%s", json_string_value(json_object_get(d, "id")));

@@ -94,7 +94,8 @@ static int count_sql(it_daemon *d, const char *sql) {
     return n;
 }
 
-/* A key's tenant is stored before the key: with the store failing, the key
+/* A key's tenant is stored before the key (and only for a key that passes
+ * its own checks): with the store failing, the key
  * is refused (503, no key made) and nothing of the tenant half exists; the
  * retry makes both, and the tenant's accepted job survives a SIGKILL. A
  * job whose tenant row is missing anyway (made by deleting it while the
@@ -105,6 +106,12 @@ static void key_tenant_is_stored(void **st) {
     it_daemon d;
     start(&d, 1);
     it_resp r;
+    /* a key refused for itself makes no tenant either */
+    req(&d, "POST", "/v1/keys", "{\"tenant\":\"tk0\",\"role\":\"viewer\",\"label\":\"a\\u0001b\"}", &r);
+    assert_int_equal(r.status, 400);
+    assert_string_equal(it_str(&r, "error.field"), "label");
+    it_resp_free(&r);
+    assert_int_equal(count_sql(&d, "SELECT count(*) FROM tenants WHERE name = 'tk0'"), 0);
     req(&d, "POST", "/v1/admin/faults", "{\"point\":\"store.commit\",\"count\":1}", &r);
     assert_int_equal(r.status, 200);
     it_resp_free(&r);
