@@ -1689,6 +1689,7 @@ int gx_service_start(const gx_config *cfg, gx_service **out, gx_error *err) {
     pthread_mutex_init(&s->amu, NULL);
     pthread_mutex_init(&s->idmu, NULL);
     pthread_mutex_init(&s->pinmu, NULL);
+    pthread_mutex_init(&s->tmu, NULL);
     pthread_cond_init(&s->idcv, NULL);
     pthread_cond_init(&s->acv, NULL);
     pthread_cond_init(&s->adone, NULL);

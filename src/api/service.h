@@ -124,6 +124,9 @@ struct gx_service {
      * exist" when its dependency ended and was forgotten between its
      * decode and its submission to the engine) */
     pthread_mutex_t pinmu;
+    pthread_mutex_t tmu; /* tenant changes, one at a time: PUT /v1/tenants's read,
+                            store and engine steps, and the making of a
+                            key's or restored job's tenant */
     gx__hmap pins;               /* job id (8 bytes) -> admissions pinning it */
     /* retention (retention.c) */
     pthread_t retainer;

@@ -264,16 +264,25 @@ void gx__svc_usage_load(gx_service *s) {
 int gx__svc_tenant_ensure(gx_service *s, const char *name, gx_error *err) {
     int prio;
     if (!gx_tenant_default_priority(s->engine, name, &prio)) return 0;
-    /* stored first: a tenant only the engine knew was gone at the next
-     * start, and its jobs with it (refused by name at the restore) */
-    gx_store_tenant st = {.name = name, .weight = 1};
-    int rc = gx_store_tenant_upsert(s->store, &st, err);
-    if (rc) return rc;
-    quotas none;
-    memset(&none, 0, sizeof none);
-    gx_tenant_opts to;
-    engine_opts(s, name, 1, &none, &to);
-    return gx_tenant_add(s->engine, &to, NULL, err);
+    /* checked again under the tenants' lock: a PUT /v1/tenants of the same
+     * name meanwhile is not overwritten with the defaults */
+    pthread_mutex_lock(&s->tmu);
+    int rc = 0;
+    if (gx_tenant_default_priority(s->engine, name, &prio)) {
+        /* stored first: a tenant only the engine knew was gone at the next
+         * start, and its jobs with it (refused by name at the restore) */
+        gx_store_tenant st = {.name = name, .weight = 1};
+        rc = gx_store_tenant_upsert(s->store, &st, err);
+        if (!rc) {
+            quotas none;
+            memset(&none, 0, sizeof none);
+            gx_tenant_opts to;
+            engine_opts(s, name, 1, &none, &to);
+            rc = gx_tenant_add(s->engine, &to, NULL, err);
+        }
+    }
+    pthread_mutex_unlock(&s->tmu);
+    return rc;
 }
 
 /* ---- POST /v1/tenants -------------------------------------------------- */
@@ -352,16 +361,23 @@ int gx__h_tenant_put(void *app, gx_http_req *r) {
         return bad(r, j, 400, GX_EINVAL, "default_priority",
                    "default_priority must be an integer -100..100 (null: 0), the priority of the tenant's jobs "
                    "that set none");
+    /* read, changed and written with no other change of a tenant between
+     * (two PUTs each kept the other's quotas out; a key's tenant made
+     * meanwhile reset them to the defaults) */
+    pthread_mutex_lock(&s->tmu);
     gx_store_tenant *old = NULL;
     int rc = gx_store_tenant_get(s->store, name, &old, &e);
     if (rc && rc != GX_ENOTFOUND) {
+        pthread_mutex_unlock(&s->tmu);
         json_decref(j);
         gx_http_error(r, gx_http_status_for(rc), rc, e.field, "%s", e.message);
         return 0;
     }
-    if (!old && !gx_tenant_name_new_valid(name))
+    if (!old && !gx_tenant_name_new_valid(name)) {
+        pthread_mutex_unlock(&s->tmu);
         return bad(r, j, 400, GX_EINVAL, "name",
                    "a tenant name is 1 to 63 of [A-Za-z0-9_.-], and not \".\" or \"..\"");
+    }
     quotas was, now;
     quotas_of_row(old, &was);
     now = was;
@@ -369,6 +385,7 @@ int gx__h_tenant_put(void *app, gx_http_req *r) {
     int existed = old != NULL;
     gx_store_free(old);
     if (quotas_from_body(r, j, &now)) {
+        pthread_mutex_unlock(&s->tmu);
         json_decref(j);
         return 0;
     }
@@ -385,6 +402,7 @@ int gx__h_tenant_put(void *app, gx_http_req *r) {
         engine_opts(s, name, weight, &now, &to);
         rc = gx_tenant_add(s->engine, &to, NULL, &e);
     }
+    pthread_mutex_unlock(&s->tmu);
     char target[80], detail[480], changes[400];
     snprintf(target, sizeof target, "tenant/%.63s", name);
     quota_changes(s, &was, existed, &now, changes, sizeof changes);
