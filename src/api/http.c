@@ -458,6 +458,13 @@ static int pattern_match(const char *pat, char *const *segs, int ns, const char 
     return k == ns;
 }
 
+int gx_http_ctype_is(gx_http_req *r, const char *want) {
+    const char *ct = gx_http_header(r, "Content-Type");
+    if (!ct) return 1; /* absent: accept */
+    size_t n = strlen(want);
+    return !strncasecmp(ct, want, n) && (ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ');
+}
+
 /* path split into its segments in buf (bufcap bytes): how many, or -1
  * when longer or deeper than any route. */
 static int split_path(const char *path, char *buf, size_t bufcap, char *segs[16]) {
@@ -720,6 +727,15 @@ static int refused_before_body(gx_http_server *srv, gx_http_req *r, const framin
     if (srv->o.pre && srv->o.pre(srv->o.app, r)) return 1;
     if (p->route_rc) {
         route_error(r, p->route_rc, p->allow);
+        return 1;
+    }
+    /* a body of a type the route does not take: its handler would say so
+     * after the whole body */
+    int ok = !r->route->types;
+    for (const char *const *t = r->route->types; t && *t && !ok; t++) ok = gx_http_ctype_is(r, *t);
+    if (!ok) {
+        gx_http_error(r, 415, GX_EUNSUPPORTED, "Content-Type", "'%.60s' is not taken here: send Content-Type: %s",
+                      gx_http_header(r, "Content-Type"), r->route->types[0]);
         return 1;
     }
     return 0;

@@ -33,6 +33,9 @@ typedef struct gx_route {
     const char *pattern; /* "/v1/jobs/{id}/result"; a segment "{x}" captures */
     gx_http_handler fn;
     const char *summary; /* for docs and the OpenAPI check */
+    const char *const *types; /* the body's media types it takes (NULL-ended),
+                                 checked before the body with Expect: 100-continue;
+                                 NULL: not checked there */
 } gx_route;
 
 /* What the auth layer knows about the caller (filled before handlers run;
@@ -173,6 +176,9 @@ int gx_http_route_match(const gx_route *routes, int nroutes, const char *method,
 /* The pattern of the first route whose path matches path, whatever its
  * method; NULL when none does. */
 const char *gx_http_path_pattern(const gx_route *routes, int nroutes, const char *path);
+
+/* 1 when the request's Content-Type is want (parameters aside) or absent. */
+int gx_http_ctype_is(gx_http_req *r, const char *want);
 
 /* HTTP status for a GX_E* code at the API edge. */
 int gx_http_status_for(int code);

@@ -35,12 +35,7 @@ static int reply_err(gx_http_req *r, const gx_error *e) {
     return 0;
 }
 
-static int ctype_is(gx_http_req *r, const char *want) {
-    const char *ct = gx_http_header(r, "Content-Type");
-    if (!ct) return 1; /* absent: accept */
-    size_t n = strlen(want);
-    return !strncasecmp(ct, want, n) && (ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ');
-}
+static int ctype_is(gx_http_req *r, const char *want) { return gx_http_ctype_is(r, want); }
 
 /* A job id from the path, or a 400/404 reply. */
 static gx_job_id path_id(gx_http_req *r) {
@@ -1051,38 +1046,41 @@ static int h_metrics(void *app, gx_http_req *r) {
     return 0;
 }
 
+static const char *const JSON_BODY[] = {"application/json", NULL};
+static const char *const NPY_BODY[] = {"application/octet-stream", "application/x-npy", NULL};
+
 const gx_route gx__routes[] = {
-    {"POST", "/v1/jobs", h_submit, "submit a job"},
-    {"GET", "/v1/jobs", h_list, "list jobs"},
-    {"POST", "/v1/jobs:batch", h_submit_batch, "submit up to 10,000 jobs"},
-    {"GET", "/v1/jobs/{id}", h_get, "a job's state"},
-    {"DELETE", "/v1/jobs/{id}", h_cancel, "cancel a job"},
-    {"GET", "/v1/jobs/{id}/result", h_result, "a succeeded job's outputs"},
-    {"GET", "/v1/jobs/{id}/events", h_job_events, "a job's state changes"},
-    {"POST", "/v1/jobs/{id}/requeue", gx__h_job_requeue, "re-queue a dead or failed job"},
-    {"GET", "/v1/events", h_events, "server-sent events of job state changes"},
-    {"POST", "/v1/blobs", h_blob_put, "upload a .npy array"},
-    {"GET", "/v1/blobs/{id}", h_blob_get, "download a blob"},
-    {"GET", "/v1/kernels", h_kernels, "the kernel catalog"},
-    {"GET", "/v1/devices", h_devices, "devices and their state"},
-    {"POST", "/v1/devices/{id}/drain", h_device_drain, "drain a device: no new placements"},
-    {"DELETE", "/v1/devices/{id}/drain", h_device_drain, "undrain a device"},
-    {"POST", "/v1/keys", gx__h_key_create, "create an API key (its secret is shown once)"},
-    {"GET", "/v1/keys", gx__h_key_list, "list API keys (no secrets)"},
-    {"DELETE", "/v1/keys/{id}", gx__h_key_revoke, "revoke an API key"},
-    {"POST", "/v1/tenants", gx__h_tenant_put, "create or change a tenant"},
-    {"GET", "/v1/tenants", gx__h_tenant_list, "list tenants"},
-    {"GET", "/v1/tenants/{t}/usage", gx__h_tenant_usage, "a tenant's usage against each quota"},
-    {"GET", "/v1/whoami", gx__h_whoami, "the caller: key, tenant and role"},
-    {"GET", "/v1/audit", gx__h_audit, "audit records"},
-    {"GET", "/v1/admin/faults", gx__h_faults_list, "armed fault injection points"},
-    {"POST", "/v1/admin/faults", gx__h_faults_arm, "arm a fault injection point"},
-    {"DELETE", "/v1/admin/faults", gx__h_faults_clear, "disarm fault injection points"},
-    {"GET", "/healthz", h_healthz, "liveness"},
-    {"GET", "/readyz", h_readyz, "readiness"},
-    {"GET", "/metrics", h_metrics, "Prometheus metrics"},
-    {"GET", "/dashboard", gx__h_dashboard, "the built-in dashboard (HTML)"},
-    {"GET", "/dashboard/app.js", gx__h_dashboard, "the dashboard's script"},
-    {"GET", "/dashboard/style.css", gx__h_dashboard, "the dashboard's style sheet"},
+    {"POST", "/v1/jobs", h_submit, "submit a job", JSON_BODY},
+    {"GET", "/v1/jobs", h_list, "list jobs", NULL},
+    {"POST", "/v1/jobs:batch", h_submit_batch, "submit up to 10,000 jobs", JSON_BODY},
+    {"GET", "/v1/jobs/{id}", h_get, "a job's state", NULL},
+    {"DELETE", "/v1/jobs/{id}", h_cancel, "cancel a job", NULL},
+    {"GET", "/v1/jobs/{id}/result", h_result, "a succeeded job's outputs", NULL},
+    {"GET", "/v1/jobs/{id}/events", h_job_events, "a job's state changes", NULL},
+    {"POST", "/v1/jobs/{id}/requeue", gx__h_job_requeue, "re-queue a dead or failed job", NULL},
+    {"GET", "/v1/events", h_events, "server-sent events of job state changes", NULL},
+    {"POST", "/v1/blobs", h_blob_put, "upload a .npy array", NPY_BODY},
+    {"GET", "/v1/blobs/{id}", h_blob_get, "download a blob", NULL},
+    {"GET", "/v1/kernels", h_kernels, "the kernel catalog", NULL},
+    {"GET", "/v1/devices", h_devices, "devices and their state", NULL},
+    {"POST", "/v1/devices/{id}/drain", h_device_drain, "drain a device: no new placements", NULL},
+    {"DELETE", "/v1/devices/{id}/drain", h_device_drain, "undrain a device", NULL},
+    {"POST", "/v1/keys", gx__h_key_create, "create an API key (its secret is shown once)", NULL},
+    {"GET", "/v1/keys", gx__h_key_list, "list API keys (no secrets)", NULL},
+    {"DELETE", "/v1/keys/{id}", gx__h_key_revoke, "revoke an API key", NULL},
+    {"POST", "/v1/tenants", gx__h_tenant_put, "create or change a tenant", NULL},
+    {"GET", "/v1/tenants", gx__h_tenant_list, "list tenants", NULL},
+    {"GET", "/v1/tenants/{t}/usage", gx__h_tenant_usage, "a tenant's usage against each quota", NULL},
+    {"GET", "/v1/whoami", gx__h_whoami, "the caller: key, tenant and role", NULL},
+    {"GET", "/v1/audit", gx__h_audit, "audit records", NULL},
+    {"GET", "/v1/admin/faults", gx__h_faults_list, "armed fault injection points", NULL},
+    {"POST", "/v1/admin/faults", gx__h_faults_arm, "arm a fault injection point", NULL},
+    {"DELETE", "/v1/admin/faults", gx__h_faults_clear, "disarm fault injection points", NULL},
+    {"GET", "/healthz", h_healthz, "liveness", NULL},
+    {"GET", "/readyz", h_readyz, "readiness", NULL},
+    {"GET", "/metrics", h_metrics, "Prometheus metrics", NULL},
+    {"GET", "/dashboard", gx__h_dashboard, "the built-in dashboard (HTML)", NULL},
+    {"GET", "/dashboard/app.js", gx__h_dashboard, "the dashboard's script", NULL},
+    {"GET", "/dashboard/style.css", gx__h_dashboard, "the dashboard's style sheet", NULL},
 };
 const int gx__nroutes = (int)(sizeof gx__routes / sizeof gx__routes[0]);

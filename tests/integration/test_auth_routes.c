@@ -433,15 +433,19 @@ static void expect_continue(void **st) {
     struct {
         const char *what, *method, *path, *key, *length;
         int expect, status;
-        const char *field;
+        const char *field, *ctype; /* ctype NULL: application/json */
     } cases[] = {
-        {"a bad key", "POST", "/v1/blobs", "gx_0000000000000000_bad", "1000000", 1, 401, "Authorization"},
-        {"no key", "POST", "/v1/jobs", NULL, "17", 1, 401, "Authorization"},
-        {"a viewer's submit", "POST", "/v1/jobs", viewer, "17", 1, 403, NULL},
-        {"no such path", "POST", "/v1/nothere", D.key, "1000000", 1, 404, "path"},
-        {"a method the path lacks", "PUT", "/v1/jobs", D.key, "17", 1, 405, "method"},
-        {"a declared size over the limit", "POST", "/v1/blobs", D.key, "99999999999", 1, 413, "body"},
-        {"a good submit", "POST", "/v1/jobs", D.key, "17", 1, 100, NULL},
+        {"a bad key", "POST", "/v1/blobs", "gx_0000000000000000_bad", "1000000", 1, 401, "Authorization", NULL},
+        {"no key", "POST", "/v1/jobs", NULL, "17", 1, 401, "Authorization", NULL},
+        {"a viewer's submit", "POST", "/v1/jobs", viewer, "17", 1, 403, NULL, NULL},
+        {"no such path", "POST", "/v1/nothere", D.key, "1000000", 1, 404, "path", NULL},
+        {"a method the path lacks", "PUT", "/v1/jobs", D.key, "17", 1, 405, "method", NULL},
+        {"a declared size over the limit", "POST", "/v1/blobs", D.key, "99999999999", 1, 413, "body", NULL},
+        {"a submit that is not JSON", "POST", "/v1/jobs", D.key, "17", 1, 415, "Content-Type", "text/plain"},
+        {"an upload that is not .npy", "POST", "/v1/blobs", D.key, "1000", 1, 415, "Content-Type", "application/json"},
+        {"a good submit", "POST", "/v1/jobs", D.key, "17", 1, 100, NULL, NULL},
+        {"a good submit, its type with parameters", "POST", "/v1/jobs", D.key, "17", 1, 100, NULL,
+         "application/json; charset=utf-8"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         int fd = tu_connect(D.port, 5000);
@@ -449,10 +453,10 @@ static void expect_continue(void **st) {
         char req[512], auth[128] = "", head[4096];
         if (cases[i].key) snprintf(auth, sizeof auth, "Authorization: Bearer %s\r\n", cases[i].key);
         int n = snprintf(req, sizeof req,
-                         "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\n%sContent-Type: application/json\r\n"
+                         "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\n%sContent-Type: %s\r\n"
                          "Content-Length: %s\r\n%s\r\n",
-                         cases[i].method, cases[i].path, auth, cases[i].length,
-                         cases[i].expect ? "Expect: 100-continue\r\n" : "");
+                         cases[i].method, cases[i].path, auth, cases[i].ctype ? cases[i].ctype : "application/json",
+                         cases[i].length, cases[i].expect ? "Expect: 100-continue\r\n" : "");
         assert_int_equal(send(fd, req, (size_t)n, MSG_NOSIGNAL), n);
         int got = read_head(fd, head, sizeof head); /* the body was not sent: the answer must not wait for it */
         print_message("%-40s -> %d\n", cases[i].what, got);
