@@ -366,9 +366,9 @@ int gx__h_key_create(void *app, gx_http_req *r) {
         return reply_gx(r, &e);
     }
     if (gx__svc_tenant_ensure(s, tenant, &e)) {
-        json_decref(j);
         gx_http_error(r, 503, e.code ? e.code : GX_ESTORE, "tenant", "the key's tenant %s could not be made (%s); no key was made",
                       tenant, e.message);
+        json_decref(j); /* after: tenant is its string */
         return 0;
     }
     int rc = gx_auth_key_create(s->keys, tenant, role, expires, label, secret, id, &e);

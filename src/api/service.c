@@ -1438,9 +1438,10 @@ static int restore_one(void *ctx, const gx_store_job *job) {
     /* a job's tenant is stored before its job; one that is not (a key made
      * while the store failed, before that was refused) is made again
      * rather than its jobs refused by name */
-    if (gx__svc_tenant_ensure(s, tenant, &err))
-        return gx_error_set(rc->err, err.code, NULL, "restoring job %llu: its tenant %s: %s",
+    if (gx__svc_tenant_ensure(s, tenant, &err) == GX_ESTORE) /* else refused by name below, and failed */
+        return gx_error_set(rc->err, GX_ESTORE, NULL, "restoring job %llu: its tenant %s: %s",
                             (unsigned long long)job->id, tenant, err.message);
+    gx_error_clear(&err);
     json_t *obj = json_loads(job->spec_json, 0, NULL);
     restore_blobs rb = {s, 0};
     int code = obj ? gx_jobreq_decode(obj, tenant, restore_blob_load, &rb, 0, 0, NULL, jr, &err)
