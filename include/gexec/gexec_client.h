@@ -211,8 +211,10 @@ void gx_client_wait_opts_init(gx_client_wait_opts *o); /* timeout -1, defaults *
 /* Poll the job (GET /v1/jobs/{id}, from poll_min_ms doubling up to
  * poll_max_ms) until its state is final. Returns 0 when it is (whatever
  * the final state: look at job->state), GX_ETIMEDOUT when timeout_ms passed
- * first (job holds the last state seen), or the error of a failed poll. o
- * may be NULL (wait forever). */
+ * first (job holds the last state seen; a poll in flight then is cut
+ * short: its request timeout is at most what is left of the wait), or the
+ * error of a failed poll (GX_ETIMEDOUT too for a request that timed out on
+ * its own, before the wait's end). o may be NULL (wait forever). */
 int gx_client_wait(gx_client *c, const char *id, const gx_client_wait_opts *o,
                    gx_client_job *job, gx_error *err);
 

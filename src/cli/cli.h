@@ -40,6 +40,11 @@ void cli_print_raw(const char *json);
 void cli_gather_page(json_t *all, const char *raw, const char *member);
 void cli_print_gathered(json_t *all, const char *member);
 
+/* A listing's next cursor that is the one just used (a server that does
+ * not move it would be followed for ever): the error printed, and
+ * CLI_EXIT_SERVER. */
+int cli_cursor_stuck(const char *cursor);
+
 /* Parse an integer flag value strictly; CLI_EXIT_USAGE on error. */
 int cli_int(const char *flag, const char *s, long lo, long hi, long *out);
 /* Parse a duration flag value; CLI_EXIT_USAGE on error. */

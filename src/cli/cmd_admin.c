@@ -28,18 +28,18 @@ static int call(cli_ctx *x, const char *method, const char *path, json_t *body, 
         free(resp);
         return cli_fail(x, rc, &err);
     }
-    if (x->json || !show) {
-        cli_print_raw(resp);
-    } else {
-        json_t *root = json_loads(resp ? resp : "", 0, NULL);
-        if (!root) {
-            free(resp);
-            fprintf(stderr, "gexec: server sent bad JSON\n");
-            return CLI_EXIT_SERVER;
-        }
-        show(root);
+    /* every answer here is a JSON object: another is the server's fault
+     * (exit 5, with --json too), never shown as an empty one */
+    json_t *root = json_loads(resp ? resp : "", 0, NULL);
+    if (!json_is_object(root)) {
+        free(resp);
         json_decref(root);
+        fprintf(stderr, "gexec: the server's answer is not a JSON object\n");
+        return CLI_EXIT_SERVER;
     }
+    if (x->json || !show) cli_print_raw(resp);
+    else show(root);
+    json_decref(root);
     free(resp);
     return CLI_EXIT_OK;
 }
@@ -102,6 +102,11 @@ static int keys_list(cli_ctx *x) {
         for (size_t i = 0; !x->json && i < l.n; i++) key_row(&l.keys[i]);
         first = 0;
         free(raw);
+        if (all && l.next_cursor[0] && !strcmp(l.next_cursor, cursor)) {
+            gx_client_key_list_free(&l);
+            code = cli_cursor_stuck(cursor);
+            break;
+        }
         snprintf(cursor, sizeof cursor, "%s", l.next_cursor);
         gx_client_key_list_free(&l);
         if (!cursor[0]) break;
@@ -301,7 +306,10 @@ int cmd_audit(cli_ctx *x) {
                    (unsigned long long)rep.line, (unsigned long long)rep.seq, rep.message);
         return CLI_EXIT_JOB;
     }
-    if (rc) return cli_local_fail(path, &err);
+    if (rc) { /* its message names the file already */
+        fprintf(stderr, "gexec: %s\n", err.message[0] ? err.message : gx_strerror(rc));
+        return CLI_EXIT_USAGE;
+    }
     if (x->json)
         printf("{\"intact\":true,\"records\":%llu,\"first_seq\":%llu,\"last_seq\":%llu,\"files\":%u,"
                "\"head\":\"%s\"}\n",

@@ -10,30 +10,38 @@
 #include "cli.h"
 
 
-/* Fetch raw JSON with fn, print it with --json, else parse it for show(). */
-static int info(cli_ctx *x, int (*fn)(gx_client *, char **, gx_error *),
+/* The answer of fn parsed, when it is an object with the array member:
+ * else NULL, the error printed (a server error: exit 5, with --json too). */
+static json_t *fetch(cli_ctx *x, int (*fn)(gx_client *, char **, gx_error *), const char *member, char **raw,
+                     int *code) {
+    gx_error err;
+    int rc = fn(x->c, raw, &err);
+    if (rc) {
+        *code = cli_fail(x, rc, &err);
+        return NULL;
+    }
+    json_error_t je;
+    json_t *root = json_loads(*raw, 0, &je);
+    if (!root) {
+        fprintf(stderr, "gexec: server sent bad JSON: %s\n", je.text);
+    } else if (!json_is_array(json_object_get(root, member))) {
+        fprintf(stderr, "gexec: the server's answer has no \"%s\" array\n", member);
+        json_decref(root);
+        root = NULL;
+    }
+    *code = root ? CLI_EXIT_OK : CLI_EXIT_SERVER;
+    return root;
+}
+
+/* Fetch with fn: print the answer with --json, else show() it. */
+static int info(cli_ctx *x, int (*fn)(gx_client *, char **, gx_error *), const char *member,
                 int (*show)(cli_ctx *, json_t *)) {
     char *raw = NULL;
-    gx_error err;
-    int rc = fn(x->c, &raw, &err);
-    if (rc) {
-        free(raw);
-        return cli_fail(x, rc, &err);
-    }
-    int code = CLI_EXIT_OK;
-    if (x->json) {
-        cli_print_raw(raw);
-    } else {
-        json_error_t je;
-        json_t *root = json_loads(raw, 0, &je);
-        if (!root) {
-            fprintf(stderr, "gexec: server sent bad JSON: %s\n", je.text);
-            code = CLI_EXIT_SERVER;
-        } else {
-            code = show(x, root);
-        }
-        json_decref(root);
-    }
+    int code;
+    json_t *root = fetch(x, fn, member, &raw, &code);
+    if (root && x->json) cli_print_raw(raw);
+    else if (root) code = show(x, root);
+    json_decref(root);
     free(raw);
     return code;
 }
@@ -84,7 +92,7 @@ static int drain(cli_ctx *x, int on) {
 }
 
 int cmd_devices(cli_ctx *x) {
-    if (!x->a->npos) return info(x, gx_client_devices, show_devices);
+    if (!x->a->npos) return info(x, gx_client_devices, "devices", show_devices);
     if (!strcmp(x->a->pos[0], "drain")) return drain(x, 1);
     if (!strcmp(x->a->pos[0], "undrain")) return drain(x, 0);
     return cli_usage("devices: unknown action '%s' (drain or undrain)", x->a->pos[0]);
@@ -187,14 +195,10 @@ int cmd_kernels(cli_ctx *x) {
     if (kernel_filter && x->json) {
         /* --json with a name: just that kernel's object */
         char *raw = NULL;
-        gx_error err;
-        int rc = gx_client_kernels(x->c, &raw, &err);
-        if (rc) {
-            free(raw);
-            return cli_fail(x, rc, &err);
-        }
-        json_t *root = json_loads(raw, 0, NULL);
+        int code;
+        json_t *root = fetch(x, gx_client_kernels, "kernels", &raw, &code);
         free(raw);
+        if (!root) return code;
         size_t i;
         json_t *k;
         json_array_foreach(json_object_get(root, "kernels"), i, k) {
@@ -210,7 +214,7 @@ int cmd_kernels(cli_ctx *x) {
         fprintf(stderr, "gexec: no kernel named '%s'\n", kernel_filter);
         return CLI_EXIT_NOTFOUND;
     }
-    return info(x, gx_client_kernels, show_kernels);
+    return info(x, gx_client_kernels, "kernels", show_kernels);
 }
 
 int cmd_health(cli_ctx *x) {

@@ -111,6 +111,11 @@ int cmd_list(cli_ctx *x) {
         }
         first = 0;
         free(raw);
+        if (all && l.next_cursor[0] && !strcmp(l.next_cursor, cursor)) {
+            gx_client_job_list_free(&l);
+            code = cli_cursor_stuck(cursor);
+            break;
+        }
         snprintf(cursor, sizeof cursor, "%s", l.next_cursor);
         gx_client_job_list_free(&l);
         if (!cursor[0]) break;

@@ -98,6 +98,11 @@ static int on_progress(void *ctx, const gx_client_job *j, double elapsed) {
     return 0;
 }
 
+int cli_cursor_stuck(const char *cursor) {
+    fprintf(stderr, "gexec: the server answered the page after cursor %s with the same cursor; stopped\n", cursor);
+    return CLI_EXIT_SERVER;
+}
+
 int cli_wait_job(cli_ctx *x, const char *id, long timeout_ms, gx_client_job *j) {
     progress p = {.x = x};
     gx_client_wait_opts wo;
@@ -108,12 +113,18 @@ int cli_wait_job(cli_ctx *x, const char *id, long timeout_ms, gx_client_job *j) 
     wo.ctx = &p;
     gx_error err;
     gx_error_clear(&err);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     int rc = gx_client_wait(x->c, id, &wo, j, &err);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
     if (p.drawn) {
         printf("\r\033[K");
         fflush(stdout);
     }
-    if (rc == GX_ETIMEDOUT) {
+    /* the wait's own end (exit 6), not a request that timed out before it
+     * (exit 5, as for any request) */
+    double waited_ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
+    if (rc == GX_ETIMEDOUT && timeout_ms >= 0 && waited_ms >= (double)timeout_ms - 1) {
         if (x->json) {
             char *raw = NULL;
             if (!gx_client_get(x->c, id, NULL, &raw, NULL)) cli_print_raw(raw);

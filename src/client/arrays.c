@@ -382,9 +382,9 @@ int gx_client_result(gx_client *c, const char *id, gx_client_outputs *out, char 
     gx__jstr(out->id, sizeof out->id, root, "id");
     gx__jstr(out->state_name, sizeof out->state_name, root, "state");
     json_t *outs = json_object_get(root, "outputs");
-    if (outs && !json_is_object(outs)) {
+    if (!json_is_object(outs)) { /* a result always has it ({} without outputs) */
         json_decref(root);
-        return gx_error_set(err, GX_EFORMAT, "outputs", "\"outputs\" is not an object");
+        return gx_error_set(err, GX_EFORMAT, "outputs", "the server's answer has no \"outputs\" object");
     }
     size_t n = json_object_size(outs);
     out->outputs = calloc(n ? n : 1, sizeof *out->outputs);

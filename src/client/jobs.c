@@ -205,7 +205,23 @@ int gx_client_wait(gx_client *c, const char *id, const gx_client_wait_opts *o,
     double maxi = (o->poll_max_ms > 0 ? (double)o->poll_max_ms : 1000.0) / 1000.0;
     if (interval > maxi) interval = maxi;
     for (;;) {
+        /* timeout_ms bounds the whole wait, a poll that gets no answer
+         * included: the poll's own request timeout is cut to what is left */
+        long saved = c->timeout_ms;
+        int capped = 0;
+        if (o->timeout_ms > 0) {
+            double left_ms = (double)o->timeout_ms - (now_s() - t0) * 1000.0;
+            long cap = left_ms < 1 ? 1 : (long)left_ms;
+            if (saved <= 0 || cap < saved) {
+                c->timeout_ms = cap;
+                capped = 1;
+            }
+        }
         int rc = gx_client_get(c, id, job, NULL, err);
+        c->timeout_ms = saved;
+        if (rc == GX_ETIMEDOUT && capped && (now_s() - t0) * 1000.0 >= (double)o->timeout_ms - 1)
+            return gx_error_set(err, GX_ETIMEDOUT, NULL, "job %s: no answer from the server within the wait's %.1f s",
+                                id, now_s() - t0);
         if (rc) return rc;
         double elapsed = now_s() - t0;
         if (o->progress && o->progress(o->ctx, job, elapsed))

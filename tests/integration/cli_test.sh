@@ -482,6 +482,8 @@ cp "$tmp/data/audit.log" "$tmp/audit-copy.log"
 sed -i '2s/"ok"/"OK"/' "$tmp/audit-copy.log"
 run 1 audit verify --file "$tmp/audit-copy.log" && expect "audit tampered" 'line 2' "$out"
 run 2 audit verify --file "$tmp/no-such-audit.log"
+checks=$((checks + 1))
+[ "$(grep -o "no-such-audit.log" <<<"$err" | wc -l)" = 1 ] || { echo "FAIL: audit verify of a missing file: $err"; fails=$((fails + 1)); }
 
 # ---- gexecd --check-config: the key and line of an error, exit 2 ---------------------
 gexecd_rc() { # gexecd_rc WANT_RC [NAME=VALUE...] [ARG...]: gexecd ARG... in that environment
@@ -683,6 +685,35 @@ fi
 expect "top: a long name cut in the middle (eu)" '^analytics-batch-pipeli~the-quarterly-report-eu +5 ' "$(cat "$tmp/top-tty.txt")"
 expect "top: a long name cut in the middle (us)" '^analytics-batch-pipeli~the-quarterly-report-us +5 ' "$(cat "$tmp/top-tty.txt")"
 expect "top: the tenants left over" '^\.\.\. [0-9]+ more tenants' "$(cat "$tmp/top-tty.txt")"
+
+# ---- what gexec makes of a server that misbehaves ------------------------------------
+fake_up() { # fake_up MODE: the fake server in that mode; its pid in $fpid
+    python3 "$(dirname "$0")/fake_server.py" "$fport" "$tmp/m1.txt" "$1" >"$tmp/fake.out" 2>&1 &
+    fpid=$!
+    for _ in $(seq 100); do grep -q ready "$tmp/fake.out" 2>/dev/null && break; sleep 0.05; done
+}
+fake_down() { kill "$fpid"; wait "$fpid" 2>/dev/null; }
+# a poll that never gets an answer: wait --timeout still ends on time (it
+# waited out the client's 60 s request timeout, and exited 6 for it)
+fake_up hang
+t0=$(date +%s)
+GEXEC_SERVER=http://127.0.0.1:$fport run 6 wait 1 --timeout 1s
+checks=$((checks + 1))
+[ $(($(date +%s) - t0)) -le 10 ] || { echo "FAIL: wait --timeout 1s on a server that never answers took $(($(date +%s) - t0)) s"; fails=$((fails + 1)); }
+fake_down
+# a listing whose cursor never moves: an error, not pages for ever
+fake_up stuckcursor
+GEXEC_SERVER=http://127.0.0.1:$fport run 5 list --all && expect "list --all, a stuck cursor" 'same cursor' "$err"
+GEXEC_SERVER=http://127.0.0.1:$fport run 5 list --all --json
+GEXEC_SERVER=http://127.0.0.1:$fport run 5 keys list --all
+fake_down
+# valid JSON of the wrong shape: a server error (exit 5), never empty output and 0
+fake_up array
+for c in "result 1" "whoami" "devices" "kernels" "kernels saxpy" "kernels saxpy --json" "devices --json" "tenants list"; do
+    # shellcheck disable=SC2086
+    GEXEC_SERVER=http://127.0.0.1:$fport run 5 $c
+done
+fake_down
 
 # ---- a graceful stop ends event streams cleanly; gexec events outlives it -------------
 # The daemon sends the stream's end (curl exits 0; 18 was a cut). gexec
