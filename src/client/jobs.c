@@ -204,25 +204,37 @@ int gx_client_wait(gx_client *c, const char *id, const gx_client_wait_opts *o,
     double interval = (o->poll_min_ms > 0 ? (double)o->poll_min_ms : 20.0) / 1000.0;
     double maxi = (o->poll_max_ms > 0 ? (double)o->poll_max_ms : 1000.0) / 1000.0;
     if (interval > maxi) interval = maxi;
+    int seen = 0;
     for (;;) {
         /* timeout_ms bounds the whole wait, a poll that gets no answer
-         * included: the poll's own request timeout is cut to what is left */
+         * included: the poll's own request timeout is cut to what is left
+         * (50 ms at least: a poll of a server that answers is not cut
+         * short for the last few ms) */
         long saved = c->timeout_ms;
         int capped = 0;
         if (o->timeout_ms > 0) {
             double left_ms = (double)o->timeout_ms - (now_s() - t0) * 1000.0;
-            long cap = left_ms < 1 ? 1 : (long)left_ms;
+            long cap = left_ms < 50 ? 50 : (long)left_ms;
             if (saved <= 0 || cap < saved) {
                 c->timeout_ms = cap;
                 capped = 1;
             }
         }
+        gx_client_job last = {0};
+        if (seen) last = *job;
         int rc = gx_client_get(c, id, job, NULL, err);
         c->timeout_ms = saved;
-        if (rc == GX_ETIMEDOUT && capped && (now_s() - t0) * 1000.0 >= (double)o->timeout_ms - 1)
+        if (rc == GX_ETIMEDOUT && capped && (now_s() - t0) * 1000.0 >= (double)o->timeout_ms - 1) {
+            if (seen) {
+                *job = last; /* the last state seen */
+                return gx_error_set(err, GX_ETIMEDOUT, NULL, "job %s is still %s after %.1f s (the last poll got no answer)",
+                                    id, job->state_name, now_s() - t0);
+            }
             return gx_error_set(err, GX_ETIMEDOUT, NULL, "job %s: no answer from the server within the wait's %.1f s",
                                 id, now_s() - t0);
+        }
         if (rc) return rc;
+        seen = 1;
         double elapsed = now_s() - t0;
         if (o->progress && o->progress(o->ctx, job, elapsed))
             return gx_error_set(err, GX_ECANCELED, NULL, "wait for job %s stopped", id);
