@@ -624,10 +624,8 @@ static enum MHD_Result framing_of(void *cls, enum MHD_ValueKind kind, const char
         else f->first = value ? value : "";
     } else if (!strcasecmp(key, "Transfer-Encoding")) {
         f->chunked = 1;
-        const char *v = value ? value : "";
-        while (*v == ' ' || *v == '\t') v++;
-        size_t n = strlen(v);
-        while (n && (v[n - 1] == ' ' || v[n - 1] == '\t')) n--;
+        size_t n;
+        const char *v = gx_str_trim_ows(value, &n);
         if (n != 7 || strncasecmp(v, "chunked", 7)) f->coding = value ? value : "";
     } else if (!strcasecmp(key, MHD_HTTP_HEADER_AUTHORIZATION)) {
         f->auths++;

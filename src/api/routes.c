@@ -18,6 +18,7 @@
 #include "jsonw.h"
 #include "log.h"
 #include "service.h"
+#include "str.h"
 
 #define MAX_LIST 1000
 
@@ -705,10 +706,9 @@ static int h_events(void *app, gx_http_req *r) {
     int resume = 0;
     const char *h = gx_http_header(r, "Last-Event-ID");
     char idbuf[64];
-    if (h) { /* without the whitespace around it (RFC 9110 5.5: not part of the value) */
-        h += strspn(h, " \t");
-        size_t n = strlen(h);
-        while (n && (h[n - 1] == ' ' || h[n - 1] == '\t')) n--;
+    if (h) { /* without the whitespace around it */
+        size_t n;
+        h = gx_str_trim_ows(h, &n);
         snprintf(idbuf, sizeof idbuf, "%.*s", (int)(n < sizeof idbuf ? n : sizeof idbuf - 1), h);
         h = n < sizeof idbuf ? idbuf : "\x01"; /* longer than any id: malformed */
     }

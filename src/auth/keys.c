@@ -48,6 +48,7 @@
 #include "gexec/gexec.h"
 #include "clock.h"
 #include "hmap.h"
+#include "str.h"
 
 #define SCHEMA_VERSION 2
 #define BOOTSTRAP_LABEL "bootstrap"
@@ -192,10 +193,8 @@ int gx_auth_bearer(const char *h, const char **token, size_t *len) {
     if (!*h) return GX_AUTH_MISSING;
     if (strncasecmp(h, "Bearer", 6) != 0 || (h[6] != ' ' && h[6] != '\t'))
         return GX_AUTH_MALFORMED;
-    h += 6;
-    while (*h == ' ' || *h == '\t') h++;
-    size_t n = strlen(h);
-    while (n > 0 && (h[n - 1] == ' ' || h[n - 1] == '\t')) n--;
+    size_t n;
+    h = gx_str_trim_ows(h + 6, &n);
     if (n == 0) return GX_AUTH_MALFORMED;
     *token = h;
     *len = n;

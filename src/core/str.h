@@ -19,4 +19,16 @@ static inline size_t gx_str_copy(char *dst, size_t cap, const char *src) {
     return n;
 }
 
+/* A header value without the spaces and tabs around it (RFC 9110 5.5:
+ * not part of the value): where it starts, and its length in *len. NULL
+ * is "". */
+static inline const char *gx_str_trim_ows(const char *s, size_t *len) {
+    if (!s) s = "";
+    s += strspn(s, " \t");
+    size_t n = strlen(s);
+    while (n && (s[n - 1] == ' ' || s[n - 1] == '\t')) n--;
+    *len = n;
+    return s;
+}
+
 #endif
