@@ -6,6 +6,7 @@
 #include "gexec/gexec_auth.h"
 
 #include <curl/curl.h>
+#include <sqlite3.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -119,6 +120,18 @@ int it_finish(it_daemon *d) {
     int rc = it_stop(d);
     it_cleanup(d);
     return rc;
+}
+
+struct sqlite3 *it_store_open(const it_daemon *d, int writable) {
+    char path[400];
+    snprintf(path, sizeof path, "%s/data/gexec.db", d->dir);
+    sqlite3 *db = NULL;
+    if (sqlite3_open_v2(path, &db, writable ? SQLITE_OPEN_READWRITE : SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
+        sqlite3_close(db);
+        return NULL;
+    }
+    sqlite3_busy_timeout(db, 5000);
+    return db;
 }
 
 void it_cleanup(it_daemon *d) {

@@ -29,6 +29,10 @@ int it_start(it_daemon *d);
 /* SIGTERM and wait (graceful), or SIGKILL. */
 int it_stop(it_daemon *d);
 void it_kill9(it_daemon *d);
+/* The daemon's SQLite store file (<dir>/data/gexec.db) opened beside it,
+ * read-only or writable, with a 5 s busy timeout; NULL if it cannot be. */
+struct sqlite3;
+struct sqlite3 *it_store_open(const it_daemon *d, int writable);
 /* Remove the data dir. */
 void it_cleanup(it_daemon *d);
 /* it_stop then it_cleanup; it_stop's result. */

@@ -75,11 +75,9 @@ static void submit(const char *body, char *id, size_t cap) {
 
 /* Step of the job's stored checkpoint (-1: none) and its state. */
 static long long stored_checkpoint(const char *id, int *state) {
-    char path[400], sql[200];
-    snprintf(path, sizeof path, "%s/data/gexec.db", D.dir);
-    sqlite3 *db = NULL;
-    assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-    sqlite3_busy_timeout(db, 5000);
+    char sql[200];
+    sqlite3 *db = it_store_open(&D, 0);
+    assert_non_null(db);
     snprintf(sql, sizeof sql,
              "SELECT j.state, coalesce((SELECT step FROM checkpoints c WHERE c.job_id = j.id), -1)"
              " FROM jobs j WHERE j.id = %s",

@@ -159,10 +159,8 @@ static long long scalar(sqlite3 *db, const char *sql) {
 
 /* Returns the number of acknowledged jobs missing from the store. */
 static size_t check_store(void) {
-    char path[400];
-    snprintf(path, sizeof path, "%s/data/gexec.db", D.dir);
-    sqlite3 *db = NULL;
-    assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    sqlite3 *db = it_store_open(&D, 0);
+    assert_non_null(db);
     sqlite3_busy_timeout(db, 10000);
     /* one read transaction: every check sees the same snapshot */
     assert_int_equal(sqlite3_exec(db, "BEGIN", NULL, NULL, NULL), SQLITE_OK);

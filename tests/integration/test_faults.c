@@ -150,11 +150,8 @@ static long submit_batch(it_daemon *d, int n, idset *ok) {
 
 /* The ids of the jobs table, sorted, and the integrity check of the file. */
 static int store_ids(it_daemon *d, long long *out, int cap) {
-    char path[400];
-    snprintf(path, sizeof path, "%s/data/gexec.db", d->dir);
-    sqlite3 *db = NULL;
-    assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-    sqlite3_busy_timeout(db, 5000);
+    sqlite3 *db = it_store_open(d, 0);
+    assert_non_null(db);
     sqlite3_stmt *st = NULL;
     assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA integrity_check", -1, &st, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_step(st), SQLITE_ROW);
@@ -673,10 +670,8 @@ static void requeue_dead_letters(void **st) {
 
     /* make it dead in the file, as the engine does after its last attempt */
     it_stop(&D);
-    char db[400];
-    snprintf(db, sizeof db, "%s/data/gexec.db", D.dir);
-    sqlite3 *h = NULL;
-    assert_int_equal(sqlite3_open(db, &h), SQLITE_OK);
+    sqlite3 *h = it_store_open(&D, 1);
+    assert_non_null(h);
     char sql[200];
     snprintf(sql, sizeof sql, "UPDATE jobs SET state = 9 WHERE id = %s", id);
     assert_int_equal(sqlite3_exec(h, sql, NULL, NULL, NULL), SQLITE_OK);

@@ -32,6 +32,14 @@ static void req(it_daemon *d, const char *m, const char *p, const char *body, it
     assert_int_equal(it_req(d, m, p, body, body ? strlen(body) : 0, NULL, r), 0);
 }
 
+/* A request whose answer matters only by its status, which must be want. */
+static void expect_status(it_daemon *d, const char *m, const char *p, const char *body, long want) {
+    it_resp r;
+    req(d, m, p, body, &r);
+    if (r.status != want) fail_msg("%s %s: %ld %s (want %ld)", m, p, r.status, r.body ? r.body : "", want);
+    it_resp_free(&r);
+}
+
 static void sleep_ms(int ms) {
     struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
     nanosleep(&ts, NULL);
@@ -69,22 +77,16 @@ static void wait_running_stored(it_daemon *d, const char *id) {
 }
 
 static void run_sql(it_daemon *d, const char *sql) {
-    char path[400];
-    snprintf(path, sizeof path, "%s/data/gexec.db", d->dir);
-    sqlite3 *db = NULL;
-    assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
-    sqlite3_busy_timeout(db, 5000);
+    sqlite3 *db = it_store_open(d, 1);
+    assert_non_null(db);
     char *msg = NULL;
     if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK) fail_msg("%s: %s", sql, msg);
     sqlite3_close(db);
 }
 
 static int count_sql(it_daemon *d, const char *sql) {
-    char path[400];
-    snprintf(path, sizeof path, "%s/data/gexec.db", d->dir);
-    sqlite3 *db = NULL;
-    assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-    sqlite3_busy_timeout(db, 5000);
+    sqlite3 *db = it_store_open(d, 0);
+    assert_non_null(db);
     sqlite3_stmt *st = NULL;
     assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_step(st), SQLITE_ROW);
@@ -112,9 +114,7 @@ static void key_tenant_is_stored(void **st) {
     assert_string_equal(it_str(&r, "error.field"), "label");
     it_resp_free(&r);
     assert_int_equal(count_sql(&d, "SELECT count(*) FROM tenants WHERE name = 'tk0'"), 0);
-    req(&d, "POST", "/v1/admin/faults", "{\"point\":\"store.commit\",\"count\":1}", &r);
-    assert_int_equal(r.status, 200);
-    it_resp_free(&r);
+    expect_status(&d, "POST", "/v1/admin/faults", "{\"point\":\"store.commit\",\"count\":1}", 200);
     req(&d, "POST", "/v1/keys", "{\"tenant\":\"tk1\",\"role\":\"submitter\"}", &r);
     assert_int_equal(r.status, 503);
     assert_string_equal(it_str(&r, "error.field"), "tenant");
@@ -154,9 +154,7 @@ static void lowered_quota_keeps_waiting(void **st) {
     it_daemon d;
     start(&d, 0);
     it_resp r;
-    req(&d, "POST", "/v1/devices/cpu/drain", NULL, &r); /* it stays queued */
-    assert_int_equal(r.status, 200);
-    it_resp_free(&r);
+    expect_status(&d, "POST", "/v1/devices/cpu/drain", NULL, 200); /* it stays queued */
     char a[32], b[32], body[128];
     submit(&d, "{\"kernel\":\"spin\",\"memory_bytes\":100000000}", a, sizeof a);
     snprintf(body, sizeof body, "{\"kernel\":\"spin\",\"depends_on\":[\"%s\"]}", a);
@@ -164,9 +162,7 @@ static void lowered_quota_keeps_waiting(void **st) {
     req(&d, "POST", "/v1/tenants", "{\"name\":\"default\",\"max_device_memory_bytes\":1000000}", &r);
     assert_true(r.status == 200 || r.status == 201);
     it_resp_free(&r);
-    req(&d, "DELETE", "/v1/devices/cpu/drain", NULL, &r);
-    assert_int_equal(r.status, 200);
-    it_resp_free(&r);
+    expect_status(&d, "DELETE", "/v1/devices/cpu/drain", NULL, 200);
     for (int pass = 0; pass < 2; pass++) {
         sleep_ms(300);
         get_job(&d, a, &r);
@@ -248,9 +244,7 @@ static void damaged_blob_fails_its_jobs_only(void **st) {
     it_resp_free(&r);
     free(buf);
     snprintf(path, sizeof path, "/v1/jobs/%s", first);
-    req(&d, "DELETE", path, NULL, &r); /* the 30 s spin, restored and running again */
-    assert_int_equal(r.status, 200);
-    it_resp_free(&r);
+    expect_status(&d, "DELETE", path, NULL, 200); /* the 30 s spin, restored and running again */
     assert_string_equal(it_wait_job(&d, other, 20000), "failed"); /* its dependency was cancelled */
     assert_int_equal(it_finish(&d), 0);
 }
@@ -302,10 +296,7 @@ static void device_fault_uses_no_attempt(void **st) {
     (void)st;
     it_daemon d;
     start(&d, 1);
-    it_resp r;
-    req(&d, "POST", "/v1/admin/faults", "{\"point\":\"device.launch\",\"device\":0,\"count\":1,\"code\":700}", &r);
-    assert_int_equal(r.status, 200);
-    it_resp_free(&r);
+    expect_status(&d, "POST", "/v1/admin/faults", "{\"point\":\"device.launch\",\"device\":0,\"count\":1,\"code\":700}", 200);
     char id[32];
     submit(&d, "{\"kernel\":\"spin\",\"max_attempts\":1,\"args\":{\"us\":1500000}}", id, sizeof id);
     int attempts = 0, max = 0, seen2 = 0;
